@@ -1,0 +1,65 @@
+# Meshwork: build, test and run. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# npm scripts and every tool below run on the project's pinned Node 24 (the `node`
+# package in node_modules), never on whatever node the machine has.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+NODE_DEPS := node_modules/.package-lock.json
+DEBIAN_PACKAGES := openssl ca-certificates
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: deps-debian $(NODE_DEPS) ## Install npm packages (with Node 24) and the Debian packages the tests need
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: deps-debian
+deps-debian: ## Install missing Debian packages (openssl, ...) with apt-get
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+.PHONY: tools
+tools: ## Build the pinned infrastructure into bin/ (kube-*, kubectl, etcd, minio, helm); a no-op when up to date
+	@bash tools/build.sh
+
+.PHONY: typecheck
+typecheck: $(NODE_DEPS) ## Type-check the whole project with tsc
+	tsc -p tsconfig.json --noEmit
+
+.PHONY: lint
+lint: $(NODE_DEPS) ## Lint with typescript-eslint (type-aware rules)
+	eslint --max-warnings=0 .
+
+.PHONY: test-unit
+test-unit: $(NODE_DEPS) ## Unit tests only (no servers)
+	vitest run --project unit
+
+.PHONY: test-integration
+test-integration: $(NODE_DEPS) tools ## Integration tests against real etcd, MinIO and a Kubernetes control plane
+	vitest run --project integration
+
+.PHONY: test-e2e
+test-e2e: $(NODE_DEPS) tools ## End-to-end tests
+	vitest run --project e2e
+
+.PHONY: test
+test: deps tools typecheck lint ## Install everything, build the tools, then type-check, lint and run every test project
+	@mkdir -p test-results
+	@status=0; vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$$?; \
+	node e2e/harness/summarize.ts test-results/vitest.json; exit $$status
+
+.PHONY: clean
+clean: ## Remove build output and test results (keeps the Go caches)
+	rm -rf bin test-results
