@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { startEtcd, type EtcdServer } from './etcd.ts';
+import { requireBinary } from './binaries.ts';
 import { ComponentStartError } from './errors.ts';
 import { LocalPki } from './pki.ts';
 import { freePorts } from './ports.ts';
@@ -92,6 +93,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
 async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
   const timeoutMs = options.timeoutMs ?? 120_000;
+  const [apiserverBin, cmBin, schedBin] = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'].map(requireBinary);
+  requireBinary('etcd');
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'meshwork-k8s-')));
   const pkiDir = join(dir, 'pki');
@@ -142,7 +145,7 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
 
     const apiserver = ManagedProcess.start({
       component: 'kube-apiserver',
-      binary: 'kube-apiserver',
+      binary: apiserverBin!,
       logFile: join(logDir, 'kube-apiserver.log'),
       args: [
         `--etcd-servers=${etcd.endpoint}`,
@@ -185,7 +188,7 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
     ];
     const controllerManager = ManagedProcess.start({
       component: 'kube-controller-manager',
-      binary: 'kube-controller-manager',
+      binary: cmBin!,
       logFile: join(logDir, 'kube-controller-manager.log'),
       args: [
         ...common(cmKubeconfig, cmPort!),
@@ -201,7 +204,7 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
     processes.push(controllerManager);
     const scheduler = ManagedProcess.start({
       component: 'kube-scheduler',
-      binary: 'kube-scheduler',
+      binary: schedBin!,
       logFile: join(logDir, 'kube-scheduler.log'),
       args: [...common(schedKubeconfig, schedPort!), ...(options.extraArgs?.['kube-scheduler'] ?? [])],
     });

@@ -2,6 +2,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireBinary } from './binaries.ts';
 import { ComponentStartError } from './errors.ts';
 import { freePorts } from './ports.ts';
 import { ManagedProcess } from './process.ts';
@@ -40,6 +41,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
 
 async function startEtcdOnce(options: EtcdOptions): Promise<EtcdServer> {
   const component = options.name ?? 'etcd';
+  const binary = requireBinary('etcd');
   const ownDir = options.dataDir === undefined;
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshwork-etcd-')));
   await mkdir(dir, { recursive: true });
@@ -49,7 +51,7 @@ async function startEtcdOnce(options: EtcdOptions): Promise<EtcdServer> {
   const logFile = join(dir, `${component}.log`);
   const proc = ManagedProcess.start({
     component,
-    binary: 'etcd',
+    binary,
     logFile,
     args: [
       `--name=${component}`,

@@ -11,6 +11,7 @@ import {
   KubeConfig,
   RbacAuthorizationV1Api,
   StorageV1Api,
+  V1MicroTime,
   type V1Node,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -63,7 +64,7 @@ describe('a StatefulSet on the local control plane', () => {
     // A node Lease keeps the node lifecycle controller from declaring the node lost mid-test.
     await kc.makeApiClient(CoordinationV1Api).createNamespacedLease({
       namespace: 'kube-node-lease',
-      body: { metadata: { name: nodeName }, spec: { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new Date() } },
+      body: { metadata: { name: nodeName }, spec: { holderIdentity: nodeName, leaseDurationSeconds: 40, renewTime: new V1MicroTime() } },
     });
     await kc.makeApiClient(StorageV1Api).createStorageClass({
       body: { metadata: { name: storageClass }, provisioner: 'kubernetes.io/no-provisioner', volumeBindingMode: 'WaitForFirstConsumer' },
@@ -92,6 +93,8 @@ describe('a StatefulSet on the local control plane', () => {
     await core.deleteCollectionNamespacedPod({ namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
     await core.deleteNode({ name: nodeName }).catch(() => undefined);
     for (const name of pvNames) await core.deletePersistentVolume({ name }).catch(() => undefined);
+    await kc.makeApiClient(StorageV1Api).deleteStorageClass({ name: storageClass }).catch(() => undefined);
+    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
   });
 
   it('gets Pods and PVCs from the controller manager, and the scheduler binds them to the registered Node', async () => {

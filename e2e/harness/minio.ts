@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'minio';
+import { requireBinary } from './binaries.ts';
 import { ComponentStartError } from './errors.ts';
 import { freePorts } from './ports.ts';
 import { ManagedProcess } from './process.ts';
@@ -48,6 +49,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
 }
 
 async function startMinioOnce(options: MinioOptions): Promise<MinioServer> {
+  const binary = requireBinary('minio');
   const ownDir = options.dataDir === undefined;
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshwork-minio-')));
   await mkdir(join(dir, 'data'), { recursive: true });
@@ -60,7 +62,7 @@ async function startMinioOnce(options: MinioOptions): Promise<MinioServer> {
   const logFile = join(dir, 'minio.log');
   const proc = ManagedProcess.start({
     component: 'minio',
-    binary: 'minio',
+    binary,
     logFile,
     args: ['server', join(dir, 'data'), `--address=${host}:${port}`, `--console-address=${host}:${consolePort}`, '--quiet'],
     env: {

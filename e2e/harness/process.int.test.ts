@@ -75,7 +75,8 @@ describe('the harness', () => {
       lines.once('line', resolve);
       child.once('exit', (code) => reject(new Error(`fixture exited with ${code} before starting etcd`)));
     });
-    const { pid, endpoint } = JSON.parse(first) as { pid: number; endpoint: string };
+    const { pid, endpoint, dataDir } = JSON.parse(first) as { pid: number; endpoint: string; dataDir: string };
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     expect(alive(pid)).toBe(true);
     expect((await fetch(`${endpoint}/health`)).ok).toBe(true);
 
