@@ -60,6 +60,14 @@ test: deps tools typecheck lint ## Install everything, build the tools, then typ
 	@status=0; vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$$?; \
 	node e2e/harness/summarize.ts test-results/vitest.json; exit $$status
 
+.PHONY: up
+up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes) and say how to reach it
+	node e2e/stack/up.ts
+
+.PHONY: down
+down: ## Stop the local stack; nothing is left running
+	@if [ -d node_modules ]; then node e2e/stack/down.ts; else echo "Nothing to stop (no node_modules)."; fi
+
 .PHONY: clean
 clean: ## Remove build output and test results (keeps the Go caches)
 	rm -rf bin test-results

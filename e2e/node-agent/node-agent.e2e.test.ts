@@ -185,6 +185,28 @@ describe('the node agent', () => {
     await readyPods(3);
   });
 
+  it('makes a volume read-only and writable again, and corrupts a file in it', async () => {
+    const [pod] = await readyPods(3);
+    const claim = `data-0-${pod!.metadata!.name!}`;
+    const write = async (text: string): Promise<{ status: number; body: string }> => {
+      const res = await fetch(`http://${pod!.status?.podIP}:8080/write?file=blob&text=${text}`);
+      return { status: res.status, body: await res.text() };
+    };
+    expect(await write('0123456789abcdef')).toEqual({ status: 200, body: 'written' });
+    await agent.setVolumeReadOnly(namespace, claim, true);
+    try {
+      expect(await write('again')).toEqual({ status: 500, body: 'EROFS' });
+    } finally {
+      await agent.setVolumeReadOnly(namespace, claim, false);
+    }
+    expect(await write('0123456789abcdef')).toEqual({ status: 200, body: 'written' });
+    await agent.corruptFile(namespace, claim, 'blob', 4, 2);
+    const bytes = await readFile(join(await agent.volumePath(namespace, claim), 'blob'));
+    expect(bytes.toString('latin1', 0, 4)).toBe('0123');
+    expect([bytes[4], bytes[5]]).toEqual(['4'.charCodeAt(0) ^ 0xff, '5'.charCodeAt(0) ^ 0xff]);
+    expect(bytes.toString('latin1', 6)).toBe('6789abcdef');
+  });
+
   it('powering a node off makes the controller manager mark it NotReady and taint it; powering it on clears that', async () => {
     const nodeName = `e2e-${suffix}-3`;
     await agent.powerOff(nodeName, 'freeze');
