@@ -2,7 +2,7 @@
 // and Ready processes on their pod IPs with provisioned volumes; crashes, deletions and node
 // power failures are reported as a kubelet reports them.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,6 +205,27 @@ describe('the node agent', () => {
     expect(bytes.toString('latin1', 0, 4)).toBe('0123');
     expect([bytes[4], bytes[5]]).toEqual(['4'.charCodeAt(0) ^ 0xff, '5'.charCodeAt(0) ^ 0xff]);
     expect(bytes.toString('latin1', 6)).toBe('6789abcdef');
+  });
+
+  it('deletes a claim\'s volume and its directory with the claim, and provisions a fresh one for the recreated pod', async () => {
+    const pods = await readyPods(3);
+    const pod = pods[2]!;
+    const claimName = `data-0-${pod.metadata!.name!}`;
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace });
+    const oldVolume = claim.spec!.volumeName!;
+    const oldPath = (await core.readPersistentVolume({ name: oldVolume })).spec!.local!.path;
+    // What the watchdog does to recreate a member's volume: delete the claim, then the pod.
+    await core.deleteNamespacedPersistentVolumeClaim({ name: claimName, namespace });
+    await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace });
+    await waitFor(async () => (await core.readPersistentVolume({ name: oldVolume }).catch(() => undefined)) === undefined, {
+      description: `volume ${oldVolume} to be deleted`,
+      timeoutMs: 60_000,
+    });
+    await waitFor(() => !existsSync(oldPath), { description: `${oldPath} to be removed`, timeoutMs: 10_000 });
+    const [fresh] = (await readyPods(3)).filter((p) => p.metadata?.name === pod.metadata?.name);
+    const newClaim = await core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace });
+    expect(newClaim.spec?.volumeName).not.toBe(oldVolume);
+    expect((await whoami(fresh!)).dataDir).not.toBe(oldPath);
   });
 
   it('powering a node off makes the controller manager mark it NotReady and taint it; powering it on clears that', async () => {
