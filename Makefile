@@ -68,6 +68,21 @@ up: deps tools ## Start the local stack in the background (etcd, MinIO, control 
 down: ## Stop the local stack; nothing is left running
 	@if [ -d node_modules ]; then node e2e/stack/down.ts; else echo "Nothing to stop (no node_modules)."; fi
 
+KIND_CLUSTER ?= meshwork
+IMAGE ?= meshwork/meshwork:dev
+
+.PHONY: kind-up
+kind-up: tools ## On a machine with Docker: build the image, create a kind cluster and load the image into it
+	@command -v kind >/dev/null || { echo "kind is not installed; see https://kind.sigs.k8s.io (without Docker use make up)"; exit 1; }
+	docker build -t $(IMAGE) .
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --wait 120s
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	@echo "kind cluster $(KIND_CLUSTER) is up: bin/kubectl --context kind-$(KIND_CLUSTER) get nodes"
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
 .PHONY: clean
 clean: ## Remove build output and test results (keeps the Go caches)
 	rm -rf bin test-results
