@@ -60,6 +60,29 @@ test: deps tools typecheck lint ## Install everything, build the tools, then typ
 	@status=0; vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$$?; \
 	node e2e/harness/summarize.ts test-results/vitest.json; exit $$status
 
+.PHONY: up
+up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes) and say how to reach it
+	node e2e/stack/up.ts
+
+.PHONY: down
+down: ## Stop the local stack; nothing is left running
+	@if [ -d node_modules ]; then node e2e/stack/down.ts; else echo "Nothing to stop (no node_modules)."; fi
+
+KIND_CLUSTER ?= meshwork
+IMAGE ?= meshwork/meshwork:dev
+
+.PHONY: kind-up
+kind-up: tools ## On a machine with Docker: build the image, create a kind cluster and load the image into it
+	@command -v kind >/dev/null || { echo "kind is not installed; see https://kind.sigs.k8s.io (without Docker use make up)"; exit 1; }
+	docker build -t $(IMAGE) .
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --wait 120s
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	@echo "kind cluster $(KIND_CLUSTER) is up: bin/kubectl --context kind-$(KIND_CLUSTER) get nodes"
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
 .PHONY: clean
 clean: ## Remove build output and test results (keeps the Go caches)
 	rm -rf bin test-results

@@ -25,7 +25,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const results = await Promise.allSettled([
     startEtcd().then(track),
     startMinio().then(track),
-    startControlPlane().then(track),
+    // Nodes are declared lost after 20 s without a heartbeat (50 s by default) so that node
+    // failures can be tested within a test's time.
+    startControlPlane({
+      extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
+    }).then(track),
   ]);
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
