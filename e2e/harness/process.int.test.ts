@@ -1,7 +1,6 @@
 // The harness fails loudly and cleans up: a missing binary, a taken port or a crashing
 // server is an error naming the component, and no server outlives its parent.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,16 +9,9 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEtcd } from './etcd.ts';
 import { ComponentStartError, MissingBinaryError } from './errors.ts';
+import { processAlive } from './process.ts';
 import { waitFor } from './wait.ts';
 
-/** Whether a pid names a live (not zombie) process. */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 describe('the harness', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -77,10 +69,10 @@ describe('the harness', () => {
     });
     const { pid, endpoint, dataDir } = JSON.parse(first) as { pid: number; endpoint: string; dataDir: string };
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-    expect(alive(pid)).toBe(true);
+    expect(processAlive(pid)).toBe(true);
     expect((await fetch(`${endpoint}/health`)).ok).toBe(true);
 
     child.kill('SIGKILL');
-    await waitFor(() => !alive(pid), { description: `etcd (pid ${pid}) to be reaped`, timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(() => !processAlive(pid), { description: `etcd (pid ${pid}) to be reaped`, timeoutMs: 10_000, intervalMs: 50 });
   });
 });

@@ -1,7 +1,7 @@
 // Child processes of the harness: started in their own process group, logged to a
 // file, awaited with a deadline, stopped gracefully, and reaped if this process dies.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, fstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ComponentStartError } from './errors.ts';
@@ -37,6 +37,15 @@ function reaperChannel(): ChildProcess {
   (reaper.stdin as unknown as { unref?: () => void }).unref?.();
   reaper.stdin?.on('error', () => undefined);
   return reaper;
+}
+
+/** Whether a process with this pid exists and is not a zombie. */
+export function processAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** Reads the last `lines` lines of a log file (at most its last 64 KiB). */

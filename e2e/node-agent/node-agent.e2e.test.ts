@@ -2,13 +2,14 @@
 // and Ready processes on their pod IPs with provisioned volumes; crashes, deletions and node
 // power failures are reported as a kubelet reports them.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { adminKubeConfig } from '../harness/stack.ts';
+import { processAlive } from '../harness/process.ts';
 import { waitFor } from '../harness/wait.ts';
 import { localStorageClass, NodeAgent } from './agent.ts';
 
@@ -19,13 +20,6 @@ const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const namespace = `node-agent-${suffix}`;
 
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
@@ -172,7 +166,7 @@ describe('the node agent', () => {
     const started = Date.now();
     await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace });
     if (process.env.MESHWORK_NODE_AGENT_LOG) console.log(new Date().toISOString(), 'test deleted', pod.metadata?.name, pod.metadata?.uid);
-    await waitFor(() => !alive(pid), { description: `pid ${pid} to exit`, timeoutMs: 5000, intervalMs: 50 });
+    await waitFor(() => !processAlive(pid), { description: `pid ${pid} to exit`, timeoutMs: 5000, intervalMs: 50 });
     expect(Date.now() - started).toBeLessThan(5000);
     await waitFor(
       async () => {
@@ -252,8 +246,8 @@ describe('the node agent', () => {
 
   it('leaves no process behind after teardown', async () => {
     const pids = (await readyPods(3)).map((p) => p.status?.containerStatuses?.[0]?.containerID?.replace('meshwork-local://', ''));
-    expect(pids.every((p) => p && alive(Number(p)))).toBe(true);
+    expect(pids.every((p) => p && processAlive(Number(p)))).toBe(true);
     await agent.stop();
-    await waitFor(() => pids.every((p) => !alive(Number(p))), { description: 'every pod process to exit', timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(() => pids.every((p) => !processAlive(Number(p))), { description: 'every pod process to exit', timeoutMs: 10_000, intervalMs: 50 });
   });
 });

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../harness/binaries.ts';
 
+export { processAlive } from '../harness/process.ts';
+
 /** What the stack daemon publishes once everything is up. */
 export interface StackState {
   pid: number;
@@ -32,14 +34,5 @@ export function readState(dir = stackDir()): StackState | undefined {
     return JSON.parse(readFileSync(stateFile(dir), 'utf8')) as StackState;
   } catch {
     return undefined;
-  }
-}
-
-/** Whether a process with this pid exists (and is not a zombie). */
-export function processAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
   }
 }
