@@ -1,11 +1,11 @@
 // The operator role: `node operator/src/main.ts`. Reads its configuration, connects to
 // the API server (in-cluster or KUBECONFIG), serves metrics and health, campaigns for the
 // leader Lease, and reconciles MeshPartitions only while it leads.
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ConfigError, loadConfig, type OperatorConfig } from './config.ts';
 import { LeaderElector } from './controller/leaderelection.ts';
 import { KubeClient } from './kube/client.ts';
+import { loadInClusterCredentials, loadKubeconfigFile, type Credentials } from './kube/credentials.ts';
 import { MeshPartitionController } from './meshpartition/controller.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { startOperatorServer } from './server.ts';
@@ -13,12 +13,8 @@ import { startOperatorServer } from './server.ts';
 /** Exit codes, so whoever restarts the operator can tell why it stopped. */
 export const exitCodes = { invalidConfig: 2, leadershipLost: 3, startFailed: 4 } as const;
 
-function kubeConfigFor(config: OperatorConfig): KubeConfig {
-  const kc = new KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
+function credentialsFor(config: OperatorConfig): Credentials {
+  return config.kubeconfig ? loadKubeconfigFile(config.kubeconfig) : loadInClusterCredentials();
 }
 
 async function main(): Promise<void> {
@@ -33,7 +29,7 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, base: { role: 'operator', identity: config.identity } });
   const metrics = new OperatorMetrics();
   const observe = (verb: string, resource: string, code: string): void => metrics.apiRequests.inc({ verb, resource, code });
-  const kc = kubeConfigFor(config);
+  const kc = credentialsFor(config);
   const client = new KubeClient(kc, { observe });
   const controller = new MeshPartitionController({
     client,
@@ -45,7 +41,7 @@ async function main(): Promise<void> {
     defaultImage: config.image,
   });
   const server = await startOperatorServer({ ...config.http, registry: metrics.registry, ready: () => controller.synced });
-  log.info({ address: `${config.http.host}:${config.http.port}`, server: kc.getCurrentCluster()?.server }, 'Started the operator');
+  log.info({ address: `${config.http.host}:${config.http.port}`, server: kc.server.origin }, 'Started the operator');
 
   const elector: { current?: LeaderElector } = {};
   const shutdown = async (signal: string): Promise<void> => {

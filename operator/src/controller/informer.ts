@@ -1,13 +1,16 @@
-// An informer that survives: client-node's ListWatch relists by itself on 410 Gone, but
-// on any other error (API server down, connection reset, 5xx, 403) it reports the error
-// and stops for good. This wrapper restarts it with exponential backoff, resuming from its
-// last resourceVersion (or relisting when that has expired), and tells when it has synced.
-import { ADD, DELETE, ERROR, UPDATE, makeInformer, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+// An informer that survives. It lists, then watches from the list's resourceVersion with
+// bookmarks; when the server ends a watch (timeoutSeconds) it watches again from the last
+// version it saw; on 410 Gone (that version is no longer in etcd's history) it relists and
+// reports the objects that changed or vanished meanwhile; on any other failure (API server
+// down, connection reset, 5xx, 403) it retries with exponential backoff. A watch that
+// silently stops delivering is the classic failure of Node operators, so no error ends it.
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { KubeApiError, resourcePath, type KubeClient, type ResourceRef } from '../kube/client.ts';
+import { KubeApiError, type KubeClient, type ResourceRef, type WatchEvent } from '../kube/client.ts';
 import { backoffDelay } from './workqueue.ts';
 
-export type ObjectHandler<T> = (obj: T, event: 'add' | 'update' | 'delete') => void;
+export type ObjectEvent = 'add' | 'update' | 'delete';
+export type ObjectHandler<T> = (obj: T, event: ObjectEvent) => void;
 
 export interface ResilientInformerOptions {
   client: KubeClient;
@@ -15,54 +18,42 @@ export interface ResilientInformerOptions {
   ref: ResourceRef;
   labelSelector?: string;
   log: Logger;
-  /** Called on each restart, for metrics. */
+  /** Called after each failure that makes it start over, for metrics. */
   restarted?: () => void;
+  /** Called when its resourceVersion expired (410 Gone) and it lists again. */
+  relisted?: () => void;
   baseDelayMs?: number;
   maxDelayMs?: number;
-}
-
-interface Stripped {
-  metadata?: { managedFields?: unknown };
+  /** How long the server keeps one watch open; randomised upwards by up to half, to spread reconnects. */
+  watchTimeoutSeconds?: number;
 }
 
 /** Drops managedFields: the operator never reads them and they are most of an object's size. */
-function stripManagedFields(obj: unknown): void {
-  const meta = (obj as Stripped).metadata;
-  if (meta) delete meta.managedFields;
+function stripManagedFields<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata) delete obj.metadata.managedFields;
+  return obj;
+}
+
+function keyOf(obj: KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}
+
+class GoneError extends Error {
+  override readonly name = 'GoneError';
 }
 
 /** A list-watch cache of one resource that restarts itself after errors. */
 export class ResilientInformer<T extends KubernetesObject> {
-  readonly #inner: Informer<T> & ObjectCache<T>;
   readonly #options: ResilientInformerOptions;
   readonly #handlers: ObjectHandler<T>[] = [];
-  #failures = 0;
+  readonly #objects = new Map<string, T>();
+  #resourceVersion = '';
   #listed = false;
-  #stopped = false;
-  #restartTimer: NodeJS.Timeout | undefined;
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
 
   constructor(options: ResilientInformerOptions) {
     this.#options = options;
-    const { client, ref, labelSelector } = options;
-    const path = resourcePath({ ...ref, name: undefined });
-    const list = async (): Promise<{ metadata: { resourceVersion: string }; items: T[] }> => {
-      const result = await client.list<T>(ref, labelSelector ? { labelSelector } : {});
-      for (const item of result.items) stripManagedFields(item);
-      this.#listed = true;
-      this.#failures = 0;
-      return result;
-    };
-    this.#inner = makeInformer<T>(client.kubeConfig, path, list, labelSelector);
-    // Registered first, so the cached object is already stripped when handlers see it.
-    this.#inner.on(ADD, stripManagedFields);
-    this.#inner.on(UPDATE, stripManagedFields);
-    for (const event of [ADD, UPDATE, DELETE] as const) {
-      this.#inner.on(event, (obj) => {
-        this.#failures = 0;
-        for (const handler of this.#handlers) handler(obj, event);
-      });
-    }
-    this.#inner.on(ERROR, (err?: unknown) => this.#scheduleRestart(err));
   }
 
   /** True once the first list has filled the cache. */
@@ -75,42 +66,122 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#handlers.push(handler);
   }
 
-  /** Starts listing and watching; resolves after the first list attempt. */
+  /** Starts listing and watching; resolves after the first list attempt, successful or not. */
   async start(): Promise<void> {
-    this.#stopped = false;
-    await this.#inner.start();
+    if (this.#loop) return;
+    const abort = new AbortController();
+    this.#abort = abort;
+    let firstAttempt!: () => void;
+    const attempted = new Promise<void>((resolve) => (firstAttempt = resolve));
+    this.#loop = this.#run(abort.signal, firstAttempt);
+    await attempted;
   }
 
+  /** Stops watching; the cache keeps its content. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#restartTimer);
-    await this.#inner.stop();
+    this.#abort?.abort();
+    await this.#loop;
+    this.#loop = undefined;
   }
 
   /** The cached object, if any. */
   get(name: string, namespace?: string): T | undefined {
-    return this.#inner.get(name, namespace);
+    return this.#objects.get(`${namespace ?? ''}/${name}`);
   }
 
   /** Cached objects of a namespace, or of all namespaces. */
   list(namespace?: string): readonly T[] {
-    return this.#inner.list(namespace);
+    const all = [...this.#objects.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
   }
 
-  #scheduleRestart(err: unknown): void {
-    if (this.#stopped) return;
-    this.#failures++;
-    const delayMs = backoffDelay(this.#failures, this.#options.baseDelayMs ?? 500, this.#options.maxDelayMs ?? 30_000);
-    const status = err instanceof KubeApiError ? err.status : (err as { statusCode?: number } | undefined)?.statusCode;
-    this.#options.log.warn(
-      { resource: this.#options.ref.resource, err, status, delayMs, failures: this.#failures },
-      `Informer for ${this.#options.ref.resource} failed; scheduled a restart`,
-    );
-    clearTimeout(this.#restartTimer);
-    this.#restartTimer = setTimeout(() => {
-      this.#options.restarted?.();
-      this.#inner.start().catch((restartErr: unknown) => this.#scheduleRestart(restartErr));
-    }, delayMs);
-    this.#restartTimer.unref();
+  #emit(obj: T, event: ObjectEvent): void {
+    for (const handler of this.#handlers) handler(obj, event);
+  }
+
+  async #list(): Promise<void> {
+    const { client, ref, labelSelector } = this.#options;
+    const result = await client.list<T>(ref, labelSelector ? { labelSelector } : {});
+    const seen = new Set<string>();
+    for (const item of result.items) {
+      const key = keyOf(item);
+      seen.add(key);
+      const before = this.#objects.get(key);
+      this.#objects.set(key, stripManagedFields(item));
+      if (!before) this.#emit(item, 'add');
+      else if (before.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.#emit(item, 'update');
+    }
+    // Deleted while we were not watching.
+    for (const [key, obj] of this.#objects) {
+      if (seen.has(key)) continue;
+      this.#objects.delete(key);
+      this.#emit(obj, 'delete');
+    }
+    this.#resourceVersion = result.metadata.resourceVersion;
+    this.#listed = true;
+  }
+
+  #apply(event: WatchEvent<T>): void {
+    if (event.type === 'ERROR') {
+      const status = event.object as unknown as { code?: number; message?: string };
+      if (status.code === 410) throw new GoneError(status.message ?? 'resourceVersion too old');
+      throw new KubeApiError('watch', this.#options.ref.resource, status.code ?? 0, 'WatchError', status.message ?? 'error event');
+    }
+    const obj = event.object;
+    if (obj.metadata?.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+    if (event.type === 'BOOKMARK') return;
+    const key = keyOf(obj);
+    if (event.type === 'DELETED') {
+      this.#objects.delete(key);
+      this.#emit(obj, 'delete');
+      return;
+    }
+    const known = this.#objects.has(key);
+    this.#objects.set(key, stripManagedFields(obj));
+    this.#emit(obj, known ? 'update' : 'add');
+  }
+
+  async #run(signal: AbortSignal, firstAttempt: () => void): Promise<void> {
+    const { client, ref, labelSelector, log } = this.#options;
+    const baseTimeout = this.#options.watchTimeoutSeconds ?? 300;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        if (!this.#resourceVersion) {
+          try {
+            await this.#list();
+          } finally {
+            firstAttempt();
+          }
+        }
+        const query: Record<string, string> = {
+          resourceVersion: this.#resourceVersion,
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(baseTimeout + Math.floor(Math.random() * (baseTimeout / 2))),
+          ...(labelSelector ? { labelSelector } : {}),
+        };
+        await client.watch<T>(ref, query, (event) => {
+          this.#apply(event);
+          failures = 0;
+        }, signal);
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof GoneError || (err instanceof KubeApiError && err.status === 410)) {
+          log.info({ resource: ref.resource }, `Started relisting ${ref.resource}: its resourceVersion expired`);
+          this.#resourceVersion = '';
+          this.#options.relisted?.();
+          continue;
+        }
+        failures++;
+        this.#options.restarted?.();
+        const delayMs = backoffDelay(failures, this.#options.baseDelayMs ?? 500, this.#options.maxDelayMs ?? 30_000);
+        log.warn({ resource: ref.resource, err, delayMs, failures }, `Informer for ${ref.resource} failed; scheduled a restart`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delayMs);
+          signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+        });
+      }
+    }
   }
 }

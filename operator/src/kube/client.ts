@@ -1,9 +1,9 @@
-// A small Kubernetes REST client: the few verbs the operator uses (list, get, create,
-// replace, server-side apply), each counted by verb, resource and status code. Credentials
-// come from client-node's KubeConfig, so in-cluster tokens and kubeconfig files both work.
+// A small Kubernetes REST client: the few verbs the operator uses (list, watch, get,
+// create, replace, server-side apply), each counted by verb, resource and status code.
 import http from 'node:http';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { createInterface } from 'node:readline';
+import type { Credentials } from './credentials.ts';
 
 /** What a resource path is built from. */
 export interface ResourceRef {
@@ -64,20 +64,29 @@ export interface KubeObject {
   [key: string]: unknown;
 }
 
+/** One event of a watch stream. */
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
 /** Kubernetes API client over node:http(s) with a keep-alive connection pool. */
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  readonly credentials: Credentials;
   readonly #server: URL;
   readonly #agent: http.Agent;
+  /** Watches hold their connection for minutes; they get their own pool so requests never queue behind them. */
+  readonly #watchAgent: http.Agent;
   readonly #observe: RequestObserver;
   readonly #timeoutMs: number;
 
-  constructor(kubeConfig: KubeConfig, options: KubeClientOptions = {}) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('The kubeconfig has no current cluster');
-    this.kubeConfig = kubeConfig;
-    this.#server = new URL(cluster.server);
-    this.#agent = this.#server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 32 }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+  constructor(credentials: Credentials, options: KubeClientOptions = {}) {
+    this.credentials = credentials;
+    this.#server = credentials.server;
+    const tls = { ca: credentials.ca, cert: credentials.cert, key: credentials.key, rejectUnauthorized: !credentials.insecureSkipTlsVerify };
+    const https_ = this.#server.protocol === 'https:';
+    this.#agent = https_ ? new https.Agent({ keepAlive: true, maxSockets: 32, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+    this.#watchAgent = https_ ? new https.Agent({ keepAlive: false, ...tls }) : new http.Agent({ keepAlive: false });
     this.#observe = options.observe ?? (() => undefined);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
@@ -112,9 +121,87 @@ export class KubeClient {
     return this.#json('apply', 'PATCH', ref, { fieldManager, force: 'true' }, body, 'application/apply-patch+yaml');
   }
 
+  /**
+   * Watches a collection from `resourceVersion`, calling `onEvent` per event, until the
+   * server ends the watch (resolves), the connection fails or `signal` aborts (rejects).
+   */
+  async watch<T>(ref: ResourceRef, query: Record<string, string>, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+    const path = resourcePath({ ...ref, name: undefined });
+    const search = new URLSearchParams({ ...query, watch: 'true' }).toString();
+    // The server ends the watch after timeoutSeconds; silence well past that means a dead connection.
+    const idleMs = (Number(query.timeoutSeconds ?? 300) + 60) * 1000;
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = this.#transport().request(this.#requestOptions('GET', `${path}?${search}`, undefined, this.#watchAgent, idleMs), resolve);
+      req.on('timeout', () => req.destroy(new Error(`watch ${path} was silent for ${idleMs} ms`)));
+      req.on('error', reject);
+      signal.addEventListener('abort', () => req.destroy(new Error('watch stopped')), { once: true });
+      req.end();
+    }).catch((err: unknown) => {
+      this.#observe('watch', ref.resource, 'error');
+      throw new KubeApiError('watch', path, 0, 'NetworkError', err instanceof Error ? err.message : String(err), { cause: err });
+    });
+    this.#observe('watch', ref.resource, String(res.statusCode ?? 0));
+    if (res.statusCode !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      let status: { reason?: string; message?: string } = {};
+      try {
+        status = JSON.parse(text) as typeof status;
+      } catch {
+        // Not a Status object; the raw text is the message.
+      }
+      throw new KubeApiError('watch', path, res.statusCode ?? 0, status.reason ?? 'Unknown', status.message ?? text.slice(0, 2000));
+    }
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    // A handler's own error ends the watch and reaches the caller as it was thrown.
+    let handlerError: Error | undefined;
+    try {
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        const event = JSON.parse(line) as WatchEvent<T>;
+        try {
+          onEvent(event);
+        } catch (err) {
+          handlerError = err instanceof Error ? err : new Error(String(err));
+          res.destroy();
+          break;
+        }
+      }
+    } catch (err) {
+      throw new KubeApiError('watch', path, 0, 'NetworkError', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (handlerError !== undefined) throw handlerError;
+    if (!res.complete) throw new KubeApiError('watch', path, 0, 'NetworkError', 'the watch connection closed before the server ended it');
+  }
+
   /** Closes pooled connections. */
   close(): void {
     this.#agent.destroy();
+    this.#watchAgent.destroy();
+  }
+
+  #transport(): typeof https | typeof http {
+    return this.#server.protocol === 'https:' ? https : http;
+  }
+
+  #requestOptions(method: string, path: string, contentType: string | undefined, agent: http.Agent, timeoutMs: number): https.RequestOptions {
+    const token = this.credentials.token?.();
+    return {
+      method,
+      protocol: this.#server.protocol,
+      hostname: this.#server.hostname.replace(/^\[|\]$/g, ''),
+      port: this.#server.port,
+      path: `${this.#server.pathname.replace(/\/$/, '')}${path}`,
+      headers: {
+        Accept: 'application/json',
+        'User-Agent': 'meshwork-operator',
+        ...(contentType ? { 'Content-Type': contentType } : {}),
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
+      agent,
+      timeout: timeoutMs,
+    };
   }
 
   async #json<T>(verb: string, method: string, ref: ResourceRef, query: Record<string, string> = {}, body?: unknown, contentType?: string): Promise<T> {
@@ -142,21 +229,9 @@ export class KubeClient {
   }
 
   async #send(method: string, path: string, body: string | undefined, contentType: string | undefined): Promise<RawResponse> {
-    const options: https.RequestOptions = {
-      method,
-      protocol: this.#server.protocol,
-      hostname: this.#server.hostname,
-      port: this.#server.port,
-      path: `${this.#server.pathname.replace(/\/$/, '')}${path}`,
-      headers: { Accept: 'application/json', ...(contentType ? { 'Content-Type': contentType } : {}) },
-      agent: this.#agent,
-      timeout: this.#timeoutMs,
-    };
-    // Token files are re-read by client-node as they rotate, so apply credentials per request.
-    await this.kubeConfig.applyToHTTPSOptions(options);
-    const transport = this.#server.protocol === 'https:' ? https : http;
+    const options = this.#requestOptions(method, path, contentType, this.#agent, this.#timeoutMs);
     return new Promise((resolve, reject) => {
-      const req = transport.request(options, (res) => {
+      const req = this.#transport().request(options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
