@@ -128,6 +128,7 @@ try {
   const leaseRenewals = leaseWrites(after) - leaseWrites(before);
   const reconcilesDuring = (await operator.metric('meshwork_reconcile_total')) - reconcilesBefore;
   const rss = rssMb(operator.process.pid);
+  const heapMb = (await operator.metric('meshwork_operator_nodejs_heap_size_used_bytes')) / 2 ** 20;
   const totalWrites = reconcileWrites(after);
 
   const rows: [string, string, string][] = [
@@ -137,7 +138,7 @@ try {
     ['pods and claims created, status settled', `${seconds(settleMs)} s`, ''],
     ['operator writes in total (apply, status, events)', `${totalWrites}`, `${(totalWrites / count).toFixed(1)} per partition`],
     ['operator RSS after create', `${rssAfterCreate.toFixed(0)} MB`, ''],
-    ['operator_rss_mb after the steady window', `${rss.toFixed(0)} MB`, 'target < 250'],
+    ['operator_rss_mb after the steady window', `${rss.toFixed(0)} MB`, `target < 250; JS heap in use ${heapMb.toFixed(0)} MB`],
     [`steady_writes_per_min over ${steadySeconds} s`, `${(steadyWrites / minutes).toFixed(2)}`, `target 0; ${reconcilesDuring} reconciles ran`],
     ['leader Lease renewals per min (not counted above)', `${(leaseRenewals / minutes).toFixed(1)}`, 'one per 2 s retry period'],
   ];

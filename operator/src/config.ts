@@ -19,7 +19,7 @@ const schema = z.object({
   POD_NAMESPACE: z.string().min(1).optional(),
   MESHWORK_OPERATOR_WATCH_NAMESPACE: z.string().default(''),
   MESHWORK_OPERATOR_HTTP_ADDRESS: address.default({ host: '0.0.0.0', port: 8081 }),
-  MESHWORK_OPERATOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  MESHWORK_OPERATOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
   MESHWORK_OPERATOR_LEADER_ELECT: boolean.default(true),
   MESHWORK_OPERATOR_LEASE_NAME: z.string().min(1).default('meshwork-operator'),
   MESHWORK_OPERATOR_IDENTITY: z.string().min(1).optional(),

@@ -12,7 +12,7 @@ import { backoffDelay } from './workqueue.ts';
 export type ObjectEvent = 'add' | 'update' | 'delete';
 export type ObjectHandler<T> = (obj: T, event: ObjectEvent) => void;
 
-export interface ResilientInformerOptions {
+export interface ResilientInformerOptions<T> {
   client: KubeClient;
   /** The collection to watch (a namespace or all of them). */
   ref: ResourceRef;
@@ -26,6 +26,8 @@ export interface ResilientInformerOptions {
   maxDelayMs?: number;
   /** How long the server keeps one watch open; randomised upwards by up to half, to spread reconnects. */
   watchTimeoutSeconds?: number;
+  /** Slims an object before it is cached and handed to handlers (keep only what the reconciler reads). */
+  transform?: (obj: T) => T;
 }
 
 /** Drops managedFields: the operator never reads them and they are most of an object's size. */
@@ -44,7 +46,7 @@ class GoneError extends Error {
 
 /** A list-watch cache of one resource that restarts itself after errors. */
 export class ResilientInformer<T extends KubernetesObject> {
-  readonly #options: ResilientInformerOptions;
+  readonly #options: ResilientInformerOptions<T>;
   readonly #handlers: ObjectHandler<T>[] = [];
   readonly #objects = new Map<string, T>();
   #resourceVersion = '';
@@ -52,7 +54,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
 
-  constructor(options: ResilientInformerOptions) {
+  constructor(options: ResilientInformerOptions<T>) {
     this.#options = options;
   }
 
@@ -95,6 +97,11 @@ export class ResilientInformer<T extends KubernetesObject> {
     return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
   }
 
+  #slim(obj: T): T {
+    const stripped = stripManagedFields(obj);
+    return this.#options.transform ? this.#options.transform(stripped) : stripped;
+  }
+
   #emit(obj: T, event: ObjectEvent): void {
     for (const handler of this.#handlers) handler(obj, event);
   }
@@ -103,11 +110,12 @@ export class ResilientInformer<T extends KubernetesObject> {
     const { client, ref, labelSelector } = this.#options;
     const result = await client.list<T>(ref, labelSelector ? { labelSelector } : {});
     const seen = new Set<string>();
-    for (const item of result.items) {
+    for (const raw of result.items) {
+      const item = this.#slim(raw);
       const key = keyOf(item);
       seen.add(key);
       const before = this.#objects.get(key);
-      this.#objects.set(key, stripManagedFields(item));
+      this.#objects.set(key, item);
       if (!before) this.#emit(item, 'add');
       else if (before.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.#emit(item, 'update');
     }
@@ -127,9 +135,9 @@ export class ResilientInformer<T extends KubernetesObject> {
       if (status.code === 410) throw new GoneError(status.message ?? 'resourceVersion too old');
       throw new KubeApiError('watch', this.#options.ref.resource, status.code ?? 0, 'WatchError', status.message ?? 'error event');
     }
-    const obj = event.object;
-    if (obj.metadata?.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+    if (event.object.metadata?.resourceVersion) this.#resourceVersion = event.object.metadata.resourceVersion;
     if (event.type === 'BOOKMARK') return;
+    const obj = this.#slim(event.object);
     const key = keyOf(obj);
     if (event.type === 'DELETED') {
       this.#objects.delete(key);
@@ -137,7 +145,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       return;
     }
     const known = this.#objects.has(key);
-    this.#objects.set(key, stripManagedFields(obj));
+    this.#objects.set(key, obj);
     this.#emit(obj, known ? 'update' : 'add');
   }
 

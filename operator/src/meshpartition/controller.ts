@@ -11,6 +11,7 @@ import type { OperatorMetrics } from '../metrics.ts';
 import { managedByLabel, managedByValue, partitionLabel } from '../specs/common.ts';
 import { EventRecorder } from './events.ts';
 import { MeshPartitionReconciler } from './reconcile.ts';
+import { slimPod } from './status.ts';
 
 export interface MeshPartitionControllerOptions {
   client: KubeClient;
@@ -45,11 +46,12 @@ export class MeshPartitionController {
     const { client, metrics, log, watchNamespace } = options;
     const namespace = watchNamespace || undefined;
     const managed = `${managedByLabel}=${managedByValue}`;
-    const informer = <T extends KubernetesObject>(ref: ResourceRef, labelSelector?: string): ResilientInformer<T> => {
+    const informer = <T extends KubernetesObject>(ref: ResourceRef, labelSelector?: string, transform?: (obj: T) => T): ResilientInformer<T> => {
       const made = new ResilientInformer<T>({
         client,
         ref: { ...ref, namespace },
         labelSelector,
+        transform,
         log,
         restarted: () => metrics.informerRestarts.inc({ resource: ref.resource }),
       });
@@ -61,7 +63,7 @@ export class MeshPartitionController {
     const services = informer({ apiVersion: 'v1', resource: 'services' }, managed);
     const configMaps = informer({ apiVersion: 'v1', resource: 'configmaps' }, managed);
     const podDisruptionBudgets = informer({ apiVersion: 'policy/v1', resource: 'poddisruptionbudgets' }, managed);
-    const pods = informer<V1Pod>({ apiVersion: 'v1', resource: 'pods' }, managed);
+    const pods = informer<V1Pod>({ apiVersion: 'v1', resource: 'pods' }, managed, slimPod);
 
     this.queue = new WorkQueue({
       concurrency: options.concurrency,

@@ -107,37 +107,42 @@ export class MeshPartitionReconciler {
     const changed: string[] = [];
     let problem: ApplyProblem | undefined;
     let statefulSet = caches.statefulSets.get(name, namespace);
-    for (const owned of ownedKinds) {
-      const desired = owned.build(partition, this.#options.defaultImage);
-      const objectName = desired.metadata!.name!;
-      const observed = owned.cache(caches).get(objectName, namespace);
-      if (observed) {
-        const foreign = foreignController(observed, partition.metadata.uid);
-        if (foreign) {
-          problem = { reason: 'ObjectConflict', message: `${owned.kind} ${objectName} is controlled by ${foreign}` };
-          continue;
+    // Owned objects do not depend on each other (pods wait for their ConfigMap), so they are applied together.
+    const outcomes = await Promise.allSettled(
+      ownedKinds.map(async (owned) => {
+        const desired = owned.build(partition, this.#options.defaultImage);
+        const objectName = desired.metadata!.name!;
+        const observed = owned.cache(caches).get(objectName, namespace);
+        if (observed) {
+          const foreign = foreignController(observed, partition.metadata.uid);
+          if (foreign) {
+            problem = { reason: 'ObjectConflict', message: `${owned.kind} ${objectName} is controlled by ${foreign}` };
+            return;
+          }
+          if (containsDesired(desired, observed)) return;
         }
-        if (containsDesired(desired, observed)) continue;
-      }
-      try {
-        const applied = await client.apply<KubernetesObject>(owned.ref(namespace, objectName), desired, fieldManager);
-        if (owned.kind === 'StatefulSet') statefulSet = applied;
-      } catch (err) {
-        if (err instanceof KubeApiError && err.status === 422) {
-          // A spec the API server refuses will not pass on retry; report it and wait for a change.
-          problem = { reason: 'ApplyRejected', message: `${owned.kind} ${objectName}: ${err.message}` };
-          continue;
+        try {
+          const applied = await client.apply<KubernetesObject>(owned.ref(namespace, objectName), desired, fieldManager);
+          if (owned.kind === 'StatefulSet') statefulSet = applied;
+        } catch (err) {
+          if (err instanceof KubeApiError && err.status === 422) {
+            // A spec the API server refuses will not pass on retry; report it and wait for a change.
+            problem = { reason: 'ApplyRejected', message: `${owned.kind} ${objectName}: ${err.message}` };
+            return;
+          }
+          throw new Error(`Could not apply ${owned.kind} ${namespace}/${objectName}`, { cause: err });
         }
-        throw new Error(`Could not apply ${owned.kind} ${namespace}/${objectName}`, { cause: err });
-      }
-      const verb = observed ? 'Updated' : 'Created';
-      changed.push(`${verb} ${owned.kind} ${objectName}`);
-      log.info(
-        { meshpartition: ref, kind: owned.kind, name: objectName, field: observed ? firstDifference(desired, observed) : undefined },
-        `${verb} ${owned.kind} ${namespace}/${objectName}`,
-      );
-    }
+        const verb = observed ? 'Updated' : 'Created';
+        changed.push(`${verb} ${owned.kind} ${objectName}`);
+        log.info(
+          { meshpartition: ref, kind: owned.kind, name: objectName, field: observed ? firstDifference(desired, observed) : undefined },
+          `${verb} ${owned.kind} ${namespace}/${objectName}`,
+        );
+      }),
+    );
     if (changed.length > 0) await this.#options.events.record(partition, 'Normal', 'Applied', changed.join(', '));
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failure) throw failure.reason;
     const reported = partition.status?.conditions?.find((c) => c.type === 'Degraded');
     if (problem && reported?.message !== problem.message) {
       await this.#options.events.record(partition, 'Warning', problem.reason, problem.message);
