@@ -84,6 +84,20 @@ describe('WorkQueue', () => {
     await queue.shutdown();
   });
 
+  it('takes high-priority keys first, and promotes a waiting key added again with high priority', async () => {
+    const seen: string[] = [];
+    const queue = new WorkQueue({ concurrency: 1, handler: (key) => { seen.push(key); return Promise.resolve(); } });
+    queue.add('status-1');
+    queue.add('status-2');
+    queue.add('new-1', 'high');
+    queue.add('status-3');
+    queue.add('status-2', 'high');
+    expect(queue.depth).toBe(4);
+    queue.start();
+    await settle();
+    expect(seen).toEqual(['new-1', 'status-2', 'status-1', 'status-3']);
+  });
+
   it('waits for running handlers on shutdown', async () => {
     const gate = deferred();
     let finished = false;

@@ -1,6 +1,9 @@
 // A work queue of object keys like client-go's: a key waiting twice is queued once, a key
 // is never processed by two workers at once (an add while it runs queues it again after),
-// failures retry with per-key exponential backoff, and workers are capped.
+// failures retry with per-key exponential backoff, and workers are capped. Keys come in two
+// priorities, as in controller-runtime's priority queue: a change to the resource itself
+// (a new generation to act on) goes before a change reported by an owned object (mostly
+// status to refresh), so a burst of creations is not starved by its own status updates.
 
 /** What a handler asks for after a successful run. */
 export interface HandlerResult {
@@ -32,8 +35,12 @@ export function backoffDelay(failures: number, baseDelayMs: number, maxDelayMs: 
 }
 
 /** Deduplicating, concurrency-capped work queue with per-key retry backoff. */
+/** `high` for changes of the reconciled resource itself, `low` for everything else. */
+export type Priority = 'high' | 'low';
+
 export class WorkQueue {
-  readonly #queue: string[] = [];
+  readonly #high: string[] = [];
+  readonly #low: string[] = [];
   /** Keys waiting to run (in #queue, or marked to run again once their current run ends). */
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
@@ -50,7 +57,7 @@ export class WorkQueue {
 
   /** Keys waiting (not counting those running). */
   get depth(): number {
-    return this.#queue.length;
+    return this.#high.length + this.#low.length;
   }
 
   /** Keys being processed right now. */
@@ -58,16 +65,36 @@ export class WorkQueue {
     return this.#processing.size;
   }
 
-  /** Queues `key` unless it is already waiting. */
-  add(key: string): void {
+  /** Queues `key` unless it is already waiting; a high-priority add moves a waiting low-priority key ahead. */
+  add(key: string, priority: Priority = 'low'): void {
     this.#options.hooks.added?.();
-    if (this.#dirty.has(key)) return;
+    if (this.#dirty.has(key)) {
+      if (priority === 'high') this.#promote(key);
+      return;
+    }
     this.#dirty.add(key);
     this.#queuedAt.set(key, performance.now());
-    if (this.#processing.has(key)) return;
-    this.#queue.push(key);
-    this.#options.hooks.depth?.(this.#queue.length);
+    if (this.#processing.has(key)) {
+      if (priority === 'high') this.#heldHigh.add(key);
+      return;
+    }
+    (priority === 'high' ? this.#high : this.#low).push(key);
+    this.#options.hooks.depth?.(this.depth);
     this.#pump();
+  }
+
+  /** Keys added with high priority while they were running. */
+  readonly #heldHigh = new Set<string>();
+
+  #promote(key: string): void {
+    if (this.#processing.has(key)) {
+      this.#heldHigh.add(key);
+      return;
+    }
+    const at = this.#low.indexOf(key);
+    if (at < 0) return;
+    this.#low.splice(at, 1);
+    this.#high.push(key);
   }
 
   /** Queues `key` after `delayMs` (a later call replaces an earlier pending one only if sooner). */
@@ -102,9 +129,9 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (this.#running && this.#processing.size < this.#options.concurrency && this.#queue.length > 0) {
-      const key = this.#queue.shift()!;
-      this.#options.hooks.depth?.(this.#queue.length);
+    while (this.#running && this.#processing.size < this.#options.concurrency && this.depth > 0) {
+      const key = (this.#high.length > 0 ? this.#high.shift() : this.#low.shift())!;
+      this.#options.hooks.depth?.(this.depth);
       this.#dirty.delete(key);
       this.#processing.add(key);
       const queuedAt = this.#queuedAt.get(key);
@@ -130,9 +157,10 @@ export class WorkQueue {
       this.#processing.delete(key);
       // An add that came in while the key ran was held back; now it may run.
       if (this.#dirty.has(key)) {
-        this.#queue.push(key);
-        this.#options.hooks.depth?.(this.#queue.length);
+        (this.#heldHigh.has(key) ? this.#high : this.#low).push(key);
+        this.#options.hooks.depth?.(this.depth);
       }
+      this.#heldHigh.delete(key);
       if (this.#processing.size === 0 && !this.#running) for (const resolve of this.#idle.splice(0)) resolve();
       this.#pump();
     }

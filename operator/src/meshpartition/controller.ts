@@ -90,7 +90,11 @@ export class MeshPartitionController {
       },
     });
 
-    partitions.onChange((obj) => this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`));
+    partitions.onChange((obj, event) => {
+      // A generation not yet observed is work to do; anything else only refreshes status.
+      const fresh = event === 'add' || obj.status?.observedGeneration !== obj.metadata.generation;
+      this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`, fresh ? 'high' : 'low');
+    });
     for (const owned of [statefulSets, services, configMaps, podDisruptionBudgets, pods] as ResilientInformer<KubernetesObject>[]) {
       owned.onChange((obj) => {
         const key = ownerKey(obj);
