@@ -1,0 +1,170 @@
+// The MeshPartition reconciler: read the partition and its owned objects from the
+// caches, build the desired objects, apply only those that drifted (server-side apply,
+// one field manager, forced), record what changed as one Event, and write status through
+// /status only when it changed. Level-triggered and idempotent; the steady state writes nothing.
+import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition } from '../api/v1alpha1.ts';
+import type { HandlerResult } from '../controller/workqueue.ts';
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
+import { fieldManager, partitionLabel } from '../specs/common.ts';
+import { buildConfigMap } from '../specs/configmap.ts';
+import { buildPodDisruptionBudget } from '../specs/poddisruptionbudget.ts';
+import { buildClientService, buildHeadlessService } from '../specs/services.ts';
+import { buildStatefulSet } from '../specs/statefulset.ts';
+import { containsDesired, firstDifference } from './compare.ts';
+import type { EventRecorder } from './events.ts';
+import { computeStatus, statusUpToDate, type ApplyProblem } from './status.ts';
+
+/** Read access to a cache of one kind. */
+export interface ObjectLookup<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): readonly T[];
+}
+
+/** The caches the reconciler reads instead of the API server. */
+export interface MeshPartitionCaches {
+  partitions: ObjectLookup<MeshPartition>;
+  statefulSets: ObjectLookup<V1StatefulSet>;
+  services: ObjectLookup<KubernetesObject>;
+  configMaps: ObjectLookup<KubernetesObject>;
+  podDisruptionBudgets: ObjectLookup<KubernetesObject>;
+  pods: ObjectLookup<V1Pod>;
+}
+
+export interface ReconcilerOptions {
+  client: KubeClient;
+  caches: MeshPartitionCaches;
+  events: EventRecorder;
+  log: Logger;
+  defaultImage?: string;
+}
+
+interface OwnedKind {
+  kind: string;
+  ref: (namespace: string, name: string) => ResourceRef;
+  cache: (caches: MeshPartitionCaches) => ObjectLookup<KubernetesObject>;
+  build: (partition: MeshPartition, defaultImage: string | undefined) => KubeObject;
+}
+
+const ownedKinds: OwnedKind[] = [
+  {
+    kind: 'ConfigMap',
+    ref: (namespace, name) => ({ apiVersion: 'v1', resource: 'configmaps', namespace, name }),
+    cache: (c) => c.configMaps,
+    build: (p) => buildConfigMap(p) as KubeObject,
+  },
+  {
+    kind: 'Service',
+    ref: (namespace, name) => ({ apiVersion: 'v1', resource: 'services', namespace, name }),
+    cache: (c) => c.services,
+    build: (p) => buildHeadlessService(p) as KubeObject,
+  },
+  {
+    kind: 'Service',
+    ref: (namespace, name) => ({ apiVersion: 'v1', resource: 'services', namespace, name }),
+    cache: (c) => c.services,
+    build: (p) => buildClientService(p) as KubeObject,
+  },
+  {
+    kind: 'StatefulSet',
+    ref: (namespace, name) => ({ apiVersion: 'apps/v1', resource: 'statefulsets', namespace, name }),
+    cache: (c) => c.statefulSets,
+    build: (p, defaultImage) => buildStatefulSet(p, { defaultImage }) as KubeObject,
+  },
+  {
+    kind: 'PodDisruptionBudget',
+    ref: (namespace, name) => ({ apiVersion: 'policy/v1', resource: 'poddisruptionbudgets', namespace, name }),
+    cache: (c) => c.podDisruptionBudgets,
+    build: (p) => buildPodDisruptionBudget(p) as KubeObject,
+  },
+];
+
+/** The controller owner of an object, if it is another object than `uid`. */
+function foreignController(observed: KubernetesObject, uid: string | undefined): string | undefined {
+  const owner = observed.metadata?.ownerReferences?.find((o) => o.controller);
+  if (!owner || owner.uid === uid) return undefined;
+  return `${owner.kind} ${owner.name}`;
+}
+
+/** Reconciles one MeshPartition per call; keys are `namespace/name`. */
+export class MeshPartitionReconciler {
+  readonly #options: ReconcilerOptions;
+
+  constructor(options: ReconcilerOptions) {
+    this.#options = options;
+  }
+
+  /** Brings the partition's owned objects and status in line with its spec. */
+  async reconcile(key: string): Promise<HandlerResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const { caches, client, log } = this.#options;
+    const partition = caches.partitions.get(name, namespace);
+    // Deleted: the garbage collector removes what it owned.
+    if (!partition || partition.metadata.deletionTimestamp) return {};
+    const ref = `${namespace}/${name}`;
+
+    const changed: string[] = [];
+    let problem: ApplyProblem | undefined;
+    let statefulSet = caches.statefulSets.get(name, namespace);
+    // Owned objects do not depend on each other (pods wait for their ConfigMap), so they are applied together.
+    const outcomes = await Promise.allSettled(
+      ownedKinds.map(async (owned) => {
+        const desired = owned.build(partition, this.#options.defaultImage);
+        const objectName = desired.metadata!.name!;
+        const observed = owned.cache(caches).get(objectName, namespace);
+        if (observed) {
+          const foreign = foreignController(observed, partition.metadata.uid);
+          if (foreign) {
+            problem = { reason: 'ObjectConflict', message: `${owned.kind} ${objectName} is controlled by ${foreign}` };
+            return;
+          }
+          if (containsDesired(desired, observed)) return;
+        }
+        try {
+          const applied = await client.apply<KubernetesObject>(owned.ref(namespace, objectName), desired, fieldManager);
+          if (owned.kind === 'StatefulSet') statefulSet = applied;
+        } catch (err) {
+          if (err instanceof KubeApiError && err.status === 422) {
+            // A spec the API server refuses will not pass on retry; report it and wait for a change.
+            problem = { reason: 'ApplyRejected', message: `${owned.kind} ${objectName}: ${err.message}` };
+            return;
+          }
+          throw new Error(`Could not apply ${owned.kind} ${namespace}/${objectName}`, { cause: err });
+        }
+        const verb = observed ? 'Updated' : 'Created';
+        changed.push(`${verb} ${owned.kind} ${objectName}`);
+        log.info(
+          { meshpartition: ref, kind: owned.kind, name: objectName, field: observed ? firstDifference(desired, observed) : undefined },
+          `${verb} ${owned.kind} ${namespace}/${objectName}`,
+        );
+      }),
+    );
+    if (changed.length > 0) await this.#options.events.record(partition, 'Normal', 'Applied', changed.join(', '));
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failure) throw failure.reason;
+    const reported = partition.status?.conditions?.find((c) => c.type === 'Degraded');
+    if (problem && reported?.message !== problem.message) {
+      await this.#options.events.record(partition, 'Warning', problem.reason, problem.message);
+    }
+
+    const pods = caches.pods.list(namespace).filter((pod) => pod.metadata?.labels?.[partitionLabel] === name);
+    const status = computeStatus({ partition, statefulSet, pods, problem, now: new Date() });
+    if (!statusUpToDate(status, partition.status)) {
+      try {
+        await client.apply(
+          { apiVersion, resource: meshPartitionPlural, namespace, name, subresource: 'status' },
+          { apiVersion, kind: meshPartitionKind, metadata: { name, namespace }, status },
+          fieldManager,
+        );
+      } catch (err) {
+        // Deleted while we worked: nothing left to report on.
+        if (err instanceof KubeApiError && err.status === 404) return {};
+        throw new Error(`Could not write the status of MeshPartition ${ref}`, { cause: err });
+      }
+      log.debug({ meshpartition: ref, generation: partition.metadata.generation }, `Updated status of MeshPartition ${ref}`);
+    }
+    // A conflict may clear itself (an old owner being garbage-collected): look again later.
+    return problem?.reason === 'ObjectConflict' ? { requeueAfterMs: 10_000 } : {};
+  }
+}

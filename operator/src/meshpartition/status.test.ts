@@ -1,0 +1,104 @@
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { samplePartition } from '../api/fixtures.ts';
+import type { Condition, MeshPartition } from '../api/v1alpha1.ts';
+import { computeStatus, memberHealth, statusUpToDate } from './status.ts';
+
+const now = new Date('2026-01-02T03:04:05.678Z');
+
+function statefulSet(status: Record<string, unknown>, generation = 1): V1StatefulSet {
+  return { metadata: { name: 'p0', generation }, status: { replicas: 0, ...status } };
+}
+
+function pod(name: string, phase: string, ready: boolean, node?: string): V1Pod {
+  return {
+    metadata: { name, labels: { 'controller-revision-hash': 'p0-1' } },
+    spec: { containers: [], ...(node ? { nodeName: node } : {}) },
+    status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  };
+}
+
+function condition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}
+
+describe('computeStatus', () => {
+  it.each([
+    { case: 'no StatefulSet yet', sts: undefined, ready: 'False', readyReason: 'Creating', progressing: 'True' },
+    { case: 'controller behind', sts: statefulSet({ observedGeneration: 1 }, 2), ready: 'False', readyReason: 'Applying', progressing: 'True' },
+    { case: 'scaling up', sts: statefulSet({ observedGeneration: 1, replicas: 1 }), ready: 'False', readyReason: 'Scaling', progressing: 'True' },
+    {
+      case: 'rolling',
+      sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3, updatedReplicas: 1, currentRevision: 'a', updateRevision: 'b' }),
+      ready: 'False', readyReason: 'RollingUpdate', progressing: 'True',
+    },
+    { case: 'not ready', sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 2 }), ready: 'False', readyReason: 'ReplicasNotReady', progressing: 'False' },
+    { case: 'all ready', sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3, currentRevision: 'a', updateRevision: 'a' }), ready: 'True', readyReason: 'AllReplicasReady', progressing: 'False' },
+  ])('$case: Ready=$ready ($readyReason), Progressing=$progressing', ({ sts, ready, readyReason, progressing }) => {
+    const status = computeStatus({ partition: samplePartition(), statefulSet: sts, pods: [], now });
+    expect(condition(status.conditions, 'Ready')).toMatchObject({ status: ready, reason: readyReason, observedGeneration: 1 });
+    expect(condition(status.conditions, 'Progressing')!.status).toBe(progressing);
+    expect(condition(status.conditions, 'Degraded')!.status).toBe('False');
+    expect(status.observedGeneration).toBe(1);
+  });
+
+  it('reports an apply problem as Degraded and not Ready', () => {
+    const status = computeStatus({
+      partition: samplePartition(),
+      statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3 }),
+      pods: [],
+      problem: { reason: 'ObjectConflict', message: 'StatefulSet p0 is controlled by Other x' },
+      now,
+    });
+    expect(condition(status.conditions, 'Degraded')).toMatchObject({ status: 'True', reason: 'ObjectConflict' });
+    expect(condition(status.conditions, 'Ready')).toMatchObject({ status: 'False', reason: 'ObjectConflict' });
+  });
+
+  it('keeps lastTransitionTime while a condition keeps its status, and moves it on a change', () => {
+    const sts = statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 2 });
+    const first = computeStatus({ partition: samplePartition(), statefulSet: sts, pods: [], now });
+    const partition: MeshPartition = { ...samplePartition(), status: first };
+    const later = new Date('2026-01-02T04:00:00Z');
+    const same = computeStatus({ partition, statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 1 }), pods: [], now: later });
+    expect(condition(same.conditions, 'Ready')!.lastTransitionTime).toBe('2026-01-02T03:04:05Z');
+    const changed = computeStatus({ partition, statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3 }), pods: [], now: later });
+    expect(condition(changed.conditions, 'Ready')!.lastTransitionTime).toBe('2026-01-02T04:00:00Z');
+  });
+
+  it('lists members in ordinal order with their node and health', () => {
+    const pods = [pod('p0-10', 'Running', true, 'n2'), pod('p0-2', 'Running', false, 'n1'), pod('p0-1', 'Pending', false)];
+    const status = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods, now });
+    expect(status.members).toEqual([
+      { pod: 'p0-1', health: 'Pending', level: 0, revision: 'p0-1' },
+      { pod: 'p0-2', node: 'n1', health: 'Unhealthy', level: 0, revision: 'p0-1' },
+      { pod: 'p0-10', node: 'n2', health: 'Healthy', level: 0, revision: 'p0-1' },
+    ]);
+  });
+});
+
+describe('memberHealth', () => {
+  it.each([
+    { phase: 'Running', ready: true, node: 'n', health: 'Healthy' },
+    { phase: 'Running', ready: false, node: 'n', health: 'Unhealthy' },
+    { phase: 'Failed', ready: false, node: 'n', health: 'Unhealthy' },
+    { phase: 'Pending', ready: false, node: 'n', health: 'Pending' },
+    { phase: 'Running', ready: true, node: undefined, health: 'Pending' },
+    { phase: 'Succeeded', ready: false, node: 'n', health: 'Unknown' },
+  ])('$phase ready=$ready node=$node is $health', ({ phase, ready, node, health }) => {
+    expect(memberHealth(pod('p0-0', phase, ready, node))).toBe(health);
+  });
+});
+
+describe('statusUpToDate', () => {
+  it('needs no write when nothing changed, whatever the key order', () => {
+    const status = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now });
+    const reordered = JSON.parse(JSON.stringify(status, Object.keys(status).reverse())) as typeof status;
+    expect(statusUpToDate(status, { ...reordered, conditions: status.conditions, members: undefined })).toBe(true);
+  });
+
+  it('needs a write when the generation moved', () => {
+    const status = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now });
+    expect(statusUpToDate({ ...status, observedGeneration: 2 }, status)).toBe(false);
+    expect(statusUpToDate(status, undefined)).toBe(false);
+  });
+});

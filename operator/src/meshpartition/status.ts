@@ -1,0 +1,146 @@
+// The MeshPartition's status, computed from what the StatefulSet and its pods report.
+// Conditions follow metav1.Condition: Ready is the summary, a condition's
+// lastTransitionTime moves only when its status does, and each carries observedGeneration.
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { formatSlots, type Condition, type Member, type MemberHealth, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
+import { selectorString } from '../specs/common.ts';
+
+/** A problem the reconciler met while applying, reported through Degraded. */
+export interface ApplyProblem {
+  reason: string;
+  message: string;
+}
+
+export interface StatusInputs {
+  partition: MeshPartition;
+  statefulSet: V1StatefulSet | undefined;
+  pods: readonly V1Pod[];
+  problem?: ApplyProblem;
+  now: Date;
+}
+
+type ConditionDraft = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+
+/** Keeps the previous transition time when a condition's status did not change. */
+function settle(draft: ConditionDraft, previous: readonly Condition[], generation: number, now: Date): Condition {
+  const before = previous.find((c) => c.type === draft.type);
+  const lastTransitionTime = before && before.status === draft.status ? before.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return { type: draft.type, status: draft.status, observedGeneration: generation, lastTransitionTime, reason: draft.reason, message: draft.message };
+}
+
+function ordinal(pod: V1Pod): number {
+  const match = /-(\d+)$/.exec(pod.metadata?.name ?? '');
+  return match ? Number(match[1]) : Number.MAX_SAFE_INTEGER;
+}
+
+/** A pod cut down to what membership needs, so 1,500 cached pods stay small. */
+export function slimPod(pod: V1Pod): V1Pod {
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  const slim: V1Pod = {
+    metadata: {
+      name: pod.metadata?.name,
+      namespace: pod.metadata?.namespace,
+      resourceVersion: pod.metadata?.resourceVersion,
+      labels: pod.metadata?.labels,
+    },
+    spec: { containers: [], ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) },
+    status: { phase: pod.status?.phase, ...(ready ? { conditions: [{ type: 'Ready', status: ready.status }] } : {}) },
+  };
+  return slim;
+}
+
+/** How a member pod is doing, from its phase and Ready condition. */
+export function memberHealth(pod: V1Pod): MemberHealth {
+  const phase = pod.status?.phase;
+  if (phase === 'Pending' || !pod.spec?.nodeName) return 'Pending';
+  if (phase === 'Failed') return 'Unhealthy';
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  if (phase === 'Running') return ready?.status === 'True' ? 'Healthy' : 'Unhealthy';
+  return 'Unknown';
+}
+
+/** The members list: one entry per pod, in ordinal order. */
+export function members(pods: readonly V1Pod[]): Member[] {
+  return [...pods]
+    .sort((a, b) => ordinal(a) - ordinal(b))
+    .map((pod) => {
+      const member: Member = { pod: pod.metadata?.name ?? '', health: memberHealth(pod), level: 0 };
+      if (pod.spec?.nodeName) member.node = pod.spec.nodeName;
+      const revision = pod.metadata?.labels?.['controller-revision-hash'];
+      if (revision) member.revision = revision;
+      return member;
+    });
+}
+
+/** Why the StatefulSet is still moving, or undefined when it has settled on the spec. */
+function progress(partition: MeshPartition, sts: V1StatefulSet | undefined): ConditionDraft | undefined {
+  if (!sts) return { type: 'Progressing', status: 'True', reason: 'Creating', message: 'The StatefulSet does not exist yet' };
+  const status = sts.status;
+  if ((status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) {
+    return { type: 'Progressing', status: 'True', reason: 'Applying', message: 'The StatefulSet controller has not yet seen the latest spec' };
+  }
+  const want = partition.spec.replicas;
+  const have = status?.replicas ?? 0;
+  if (have !== want) return { type: 'Progressing', status: 'True', reason: 'Scaling', message: `${have} of ${want} replicas exist` };
+  const held = partition.spec.rollout?.partition ?? 0;
+  const updated = status?.updatedReplicas ?? 0;
+  if (status?.updateRevision && status.currentRevision !== status.updateRevision && updated < want - held) {
+    return { type: 'Progressing', status: 'True', reason: 'RollingUpdate', message: `${updated} of ${want - held} replicas run revision ${status.updateRevision}` };
+  }
+  return undefined;
+}
+
+/** Computes the whole status the operator owns. */
+export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
+  const { partition, statefulSet: sts, pods, problem, now } = inputs;
+  const generation = partition.metadata.generation ?? 0;
+  const previous = partition.status?.conditions ?? [];
+  const want = partition.spec.replicas;
+  const ready = sts?.status?.readyReplicas ?? 0;
+  const moving = progress(partition, sts);
+  const drafts: ConditionDraft[] = [
+    moving && problem === undefined
+      ? { type: 'Ready', status: 'False', reason: moving.reason, message: `${moving.message}; ${ready} of ${want} replicas ready` }
+      : problem
+        ? { type: 'Ready', status: 'False', reason: problem.reason, message: problem.message }
+        : ready >= want
+          ? { type: 'Ready', status: 'True', reason: 'AllReplicasReady', message: `${ready} of ${want} replicas ready` }
+          : { type: 'Ready', status: 'False', reason: 'ReplicasNotReady', message: `${ready} of ${want} replicas ready` },
+    moving ?? { type: 'Progressing', status: 'False', reason: 'Settled', message: 'The StatefulSet matches the spec' },
+    problem
+      ? { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message }
+      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
+  ];
+  const status: MeshPartitionStatus = {
+    observedGeneration: generation,
+    replicas: sts?.status?.replicas ?? 0,
+    readyReplicas: ready,
+    selector: selectorString(partition),
+    slots: formatSlots(partition.spec.slots),
+    conditions: drafts.map((d) => settle(d, previous, generation, now)),
+    members: members(pods),
+  };
+  if (sts?.status?.currentRevision) status.currentRevision = sts.status.currentRevision;
+  if (sts?.status?.updateRevision) status.updateRevision = sts.status.updateRevision;
+  return status;
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => [k, canonical(v)]),
+    );
+  }
+  return value;
+}
+
+/** Whether the live status already says what `desired` says (so no write is needed). */
+export function statusUpToDate(desired: MeshPartitionStatus, live: MeshPartitionStatus | undefined): boolean {
+  const liveMembers = live?.members ?? [];
+  const normalized = { ...live, members: liveMembers.length === 0 ? [] : liveMembers };
+  return JSON.stringify(canonical(desired)) === JSON.stringify(canonical(normalized));
+}

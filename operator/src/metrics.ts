@@ -1,0 +1,82 @@
+// The operator's Prometheus metrics, in a private registry: the controller-runtime
+// equivalents (reconciles, work queue) plus API requests, informers and leadership.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric the operator exports, registered in `registry`. */
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly reconcileTotal = new Counter({
+    name: 'meshwork_reconcile_total',
+    help: 'Reconciles by controller and result (success, error, requeue).',
+    labelNames: ['controller', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({
+    name: 'meshwork_reconcile_errors_total',
+    help: 'Reconciles that failed, by controller.',
+    labelNames: ['controller'] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileTime = new Histogram({
+    name: 'meshwork_reconcile_time_seconds',
+    help: 'Time of one reconcile, by controller.',
+    labelNames: ['controller'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly workqueueDepth = new Gauge({
+    name: 'meshwork_workqueue_depth',
+    help: 'Keys waiting in the work queue.',
+    labelNames: ['name'] as const,
+    registers: [this.registry],
+  });
+  readonly workqueueAdds = new Counter({
+    name: 'meshwork_workqueue_adds_total',
+    help: 'Keys added to the work queue (including duplicates that were merged).',
+    labelNames: ['name'] as const,
+    registers: [this.registry],
+  });
+  readonly workqueueQueueDuration = new Histogram({
+    name: 'meshwork_workqueue_queue_duration_seconds',
+    help: 'Time a key waited in the work queue before a worker took it.',
+    labelNames: ['name'] as const,
+    buckets: [0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
+    registers: [this.registry],
+  });
+  readonly workqueueRetries = new Counter({
+    name: 'meshwork_workqueue_retries_total',
+    help: 'Keys requeued with backoff after a failed reconcile.',
+    labelNames: ['name'] as const,
+    registers: [this.registry],
+  });
+  readonly apiRequests = new Counter({
+    name: 'meshwork_kube_api_requests_total',
+    help: 'Kubernetes API requests by verb, resource and HTTP status code ("error" when no answer came).',
+    labelNames: ['verb', 'resource', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly informerRestarts = new Counter({
+    name: 'meshwork_informer_restarts_total',
+    help: 'Informers restarted after their list or watch failed, by resource.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({
+    name: 'meshwork_leader_election_is_leader',
+    help: '1 while this process holds the leader Lease.',
+    registers: [this.registry],
+  });
+  readonly events = new Counter({
+    name: 'meshwork_events_total',
+    help: 'Kubernetes Events recorded, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'meshwork_operator_' });
+  }
+}
+
+/** The API verbs that change state; the rest only read. */
+export const writeVerbs: ReadonlySet<string> = new Set(['create', 'update', 'apply', 'patch', 'delete']);

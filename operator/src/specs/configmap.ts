@@ -1,0 +1,41 @@
+// The partition's configuration as environment for its pods (xcopy configuration: no
+// install step inside the pod, everything comes from here and is validated at start).
+import { createHash } from 'node:crypto';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { formatSlots, type MeshPartition } from '../api/v1alpha1.ts';
+import { httpPort, names, ownedMetadata, terminationMessagePath } from './common.ts';
+
+/** The environment every member of the partition shares, keyed by variable name. */
+export function partitionEnvironment(partition: MeshPartition): Record<string, string> {
+  const { spec } = partition;
+  return {
+    MESHWORK_PARTITION: partition.metadata.name,
+    MESHWORK_SLOTS: formatSlots(spec.slots),
+    MESHWORK_LISTEN: `0.0.0.0:${httpPort}`,
+    MESHWORK_ETCD_ENDPOINTS: spec.stores.etcd.endpoints.join(','),
+    MESHWORK_S3_ENDPOINT: spec.stores.s3.endpoint,
+    MESHWORK_S3_BUCKET: spec.stores.s3.bucket,
+    MESHWORK_DATA_DIRS: Array.from({ length: spec.storage.volumes }, (_, i) => `/var/lib/meshwork/${names.volume(i)}`).join(','),
+    MESHWORK_THROTTLE_USER_RPS: String(spec.throttling.userRequestsPerSecond),
+    MESHWORK_THROTTLE_DEVICE_RPS: String(spec.throttling.deviceRequestsPerSecond),
+    MESHWORK_THROTTLE_BURST: String(spec.throttling.burst),
+    MESHWORK_TERMINATION_MESSAGE_PATH: terminationMessagePath,
+  };
+}
+
+/** Builds the ConfigMap that holds the partition's configuration. */
+export function buildConfigMap(partition: MeshPartition): V1ConfigMap {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: ownedMetadata(partition, names.configMap(partition)),
+    data: partitionEnvironment(partition),
+  };
+}
+
+/** A short digest of the configuration, stamped on the pod template so a change rolls the pods. */
+export function configHash(partition: MeshPartition): string {
+  const env = partitionEnvironment(partition);
+  const canonical = JSON.stringify(Object.keys(env).sort().map((k) => [k, env[k]]));
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}

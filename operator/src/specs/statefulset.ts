@@ -1,0 +1,109 @@
+// The StatefulSet of a partition's symmetric members: commodity-sized containers, one
+// PersistentVolumeClaim per disk, probes on the data plane's health routes, spread across
+// nodes, and a rolling update held back by `spec.rollout.partition`.
+import type { V1EnvVar, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
+import type { MeshPartition } from '../api/v1alpha1.ts';
+import { configHash } from './configmap.ts';
+import { commonLabels, defaultImage, httpPort, names, ownedMetadata, selectorLabels, terminationMessagePath } from './common.ts';
+
+export interface StatefulSetOptions {
+  /** Image for partitions that do not name one. */
+  defaultImage?: string;
+}
+
+/** Annotation on the pod template that changes whenever the partition's configuration does. */
+export const configHashAnnotation = 'meshwork.io/config-hash';
+
+/** Kubernetes quantities may arrive as numbers from an int-or-string field. */
+function quantity(value: string | number): string {
+  return String(value);
+}
+
+function podEnvironment(partition: MeshPartition): V1EnvVar[] {
+  const secret = partition.spec.stores.s3.credentialsSecretRef.name;
+  return [
+    { name: 'MESHWORK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'MESHWORK_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: 'MESHWORK_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    { name: 'MESHWORK_S3_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: secret, key: 'accessKeyId' } } },
+    { name: 'MESHWORK_S3_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: secret, key: 'secretAccessKey' } } },
+  ];
+}
+
+function volumeClaimTemplates(partition: MeshPartition): V1PersistentVolumeClaim[] {
+  const { storage } = partition.spec;
+  return Array.from({ length: storage.volumes }, (_, i) => ({
+    metadata: { name: names.volume(i), labels: selectorLabels(partition) },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      ...(storage.storageClassName ? { storageClassName: storage.storageClassName } : {}),
+      resources: { requests: { storage: quantity(storage.size) } },
+    },
+  }));
+}
+
+/** Builds the StatefulSet that runs a partition's members. */
+export function buildStatefulSet(partition: MeshPartition, options: StatefulSetOptions = {}): V1StatefulSet {
+  const { spec } = partition;
+  const sizing = { cpu: quantity(spec.resources.cpu), memory: quantity(spec.resources.memory) };
+  const probe = (path: string, periodSeconds: number, failureThreshold: number): object => ({
+    httpGet: { path, port: 'http', scheme: 'HTTP' },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold,
+  });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: ownedMetadata(partition, names.statefulSet(partition)),
+    spec: {
+      replicas: spec.replicas,
+      serviceName: names.headlessService(partition),
+      selector: { matchLabels: selectorLabels(partition) },
+      // Members are symmetric: none waits for another to start or stop.
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: spec.rollout?.partition ?? 0 } },
+      template: {
+        metadata: {
+          labels: commonLabels(partition),
+          annotations: { [configHashAnnotation]: configHash(partition) },
+        },
+        spec: {
+          terminationGracePeriodSeconds: 30,
+          enableServiceLinks: false,
+          securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001 },
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: 'kubernetes.io/hostname',
+              whenUnsatisfiable: 'DoNotSchedule',
+              labelSelector: { matchLabels: selectorLabels(partition) },
+            },
+          ],
+          containers: [
+            {
+              name: 'partition',
+              image: spec.image || options.defaultImage || defaultImage,
+              command: ['node', 'dataplane/src/main.ts', 'partition'],
+              ports: [{ name: 'http', containerPort: httpPort, protocol: 'TCP' }],
+              envFrom: [{ configMapRef: { name: names.configMap(partition) } }],
+              env: podEnvironment(partition),
+              resources: { requests: sizing, limits: sizing },
+              startupProbe: probe('/livez', 2, 30),
+              livenessProbe: probe('/livez', 10, 3),
+              readinessProbe: probe('/readyz', 5, 2),
+              terminationMessagePath,
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: Array.from({ length: spec.storage.volumes }, (_, i) => ({
+                name: names.volume(i),
+                mountPath: `/var/lib/meshwork/${names.volume(i)}`,
+              })),
+            },
+          ],
+        },
+      },
+      volumeClaimTemplates: volumeClaimTemplates(partition),
+    },
+  };
+}

@@ -1,0 +1,148 @@
+// Test helpers for running the operator as a real process against a real control plane:
+// kubectl, the CRDs and RBAC manifests, the operator process and its metrics.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { repoRoot, requireBinary } from '../../../e2e/harness/binaries.ts';
+import { freePort } from '../../../e2e/harness/ports.ts';
+import { ManagedProcess } from '../../../e2e/harness/process.ts';
+import { waitFor } from '../../../e2e/harness/wait.ts';
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the pinned kubectl with `kubeconfig`, optionally feeding `input` on stdin. */
+export async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<KubectlResult> {
+  const child = spawn(requireBinary('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(input ?? '');
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c ?? -1));
+  });
+  return { code, stdout, stderr };
+}
+
+/** Like kubectl(), but throws unless it succeeded; resolves with its stdout. */
+export async function kubectlOk(kubeconfig: string, args: string[], input?: string): Promise<string> {
+  const result = await kubectl(kubeconfig, args, input);
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+  return result.stdout;
+}
+
+/** A repository file's text. */
+export function repoFile(path: string): string {
+  return readFileSync(join(repoRoot, path), 'utf8');
+}
+
+/** Installs the MeshPartition CRD (server-side, so concurrent test files agree) and waits until it is served. */
+export async function installCrds(kubeconfig: string): Promise<void> {
+  await kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds/meshwork.io_meshpartitions.yaml')]);
+  await kubectlOk(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/meshpartitions.meshwork.io']);
+  await waitFor(async () => (await kubectl(kubeconfig, ['get', 'meshpartitions', '-A'])).code === 0, {
+    description: 'the MeshPartition resource to be served',
+    timeoutMs: 30_000,
+  });
+}
+
+/**
+ * The shipped RBAC manifest moved to `namespace` with cluster-scoped names suffixed by
+ * `suffix`, so test files sharing a control plane do not overwrite each other's bindings.
+ */
+export function rbacManifest(namespace: string, suffix: string, transform: (doc: Record<string, unknown>) => void = () => undefined): string {
+  const docs = parseAllDocuments(repoFile('crds/rbac/operator.yaml')).map((d) => d.toJS() as Record<string, unknown>);
+  for (const doc of docs) {
+    const meta = doc.metadata as { name: string; namespace?: string };
+    if (meta.namespace) meta.namespace = namespace;
+    if (doc.kind === 'ClusterRole' || doc.kind === 'ClusterRoleBinding') meta.name = `${meta.name}-${suffix}`;
+    if (doc.kind === 'ClusterRoleBinding') (doc.roleRef as { name: string }).name = `meshwork-operator-${suffix}`;
+    for (const subject of (doc.subjects as { namespace?: string }[] | undefined) ?? []) subject.namespace = namespace;
+    transform(doc);
+  }
+  return docs.map((d) => JSON.stringify(d)).join('\n---\n');
+}
+
+export interface OperatorProcess {
+  process: ManagedProcess;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** The operator's metrics text. */
+  metrics(): Promise<string>;
+  /** Sum of a metric's samples whose labels include every given label. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+/** Sum of the samples of `name` in Prometheus text whose labels include `labels`. */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const match = /^[^{ ]+(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) continue;
+    const labelText = match[1] ?? '';
+    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(match[2]);
+  }
+  return sum;
+}
+
+/** API writes the operator made, by its own count (leader Lease renewals excluded). */
+export function reconcileWrites(text: string): number {
+  const writes = ['create', 'update', 'apply', 'patch', 'delete'];
+  return writes.reduce((n, verb) => n + sumMetric(text, 'meshwork_kube_api_requests_total', { verb }), 0) - leaseWrites(text);
+}
+
+/** Writes to the leader Lease (creates and renewals). */
+export function leaseWrites(text: string): number {
+  return ['create', 'update'].reduce((n, verb) => n + sumMetric(text, 'meshwork_kube_api_requests_total', { verb, resource: 'leases' }), 0);
+}
+
+export interface StartOperatorOptions {
+  kubeconfig: string;
+  /** Namespace of the leader Lease. */
+  namespace: string;
+  /** Namespace whose MeshPartitions it reconciles. */
+  watchNamespace: string;
+  logFile: string;
+  leaseName?: string;
+  identity?: string;
+  extraEnv?: Record<string, string>;
+}
+
+/** Starts `node operator/src/main.ts` and waits until it answers /readyz. */
+export async function startOperator(options: StartOperatorOptions): Promise<OperatorProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const process_ = ManagedProcess.start({
+    component: `operator ${options.identity ?? ''}`.trim(),
+    binary: process.execPath,
+    args: [join(repoRoot, 'operator/src/main.ts')],
+    logFile: options.logFile,
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH,
+      KUBECONFIG: options.kubeconfig,
+      MESHWORK_OPERATOR_NAMESPACE: options.namespace,
+      MESHWORK_OPERATOR_WATCH_NAMESPACE: options.watchNamespace,
+      MESHWORK_OPERATOR_HTTP_ADDRESS: `127.0.0.1:${port}`,
+      MESHWORK_OPERATOR_LEASE_NAME: options.leaseName ?? 'meshwork-operator',
+      ...(options.identity ? { MESHWORK_OPERATOR_IDENTITY: options.identity } : {}),
+      ...options.extraEnv,
+    },
+  });
+  await process_.waitReady(
+    async () => {
+      const res = await fetch(`${url}/readyz`);
+      return res.status === 200;
+    },
+    { timeoutMs: 60_000, what: 'to answer /readyz' },
+  );
+  const metrics = async (): Promise<string> => (await fetch(`${url}/metrics`)).text();
+  return { process: process_, url, metrics, metric: async (name, labels) => sumMetric(await metrics(), name, labels) };
+}
