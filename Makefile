@@ -60,6 +60,10 @@ test: deps tools typecheck lint ## Install everything, build the tools, then typ
 	@status=0; vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$$?; \
 	node e2e/harness/summarize.ts test-results/vitest.json; exit $$status
 
+.PHONY: chart-crds
+chart-crds: $(NODE_DEPS) ## Regenerate the Helm chart's CRD templates from crds/
+	node charts/sync-crds.ts
+
 .PHONY: up
 up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes) and say how to reach it
 	node e2e/stack/up.ts

@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'bin/', 'charts/', 'crds/', 'tools/'] },
+  { ignores: ['node_modules/', 'bin/', 'charts/meshwork/', 'crds/', 'tools/', '.cache/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
