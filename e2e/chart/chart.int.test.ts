@@ -23,8 +23,8 @@ interface K8sObject {
   rules?: unknown;
 }
 
-function render(args: string[] = []): K8sObject[] {
-  const out = mustRun('helm', ['template', 'mw', chartDir, '--namespace', 'meshwork-system', ...args]);
+async function render(args: string[] = []): Promise<K8sObject[]> {
+  const out = await mustRun('helm', ['template', 'mw', chartDir, '--namespace', 'meshwork-system', ...args]);
   return parseAllDocuments(out)
     .map((d) => d.toJS() as K8sObject | null)
     .filter((o): o is K8sObject => o !== null);
@@ -64,26 +64,26 @@ describe('the Helm chart', () => {
     }
   });
 
-  it('passes helm lint --strict with the defaults and every ci/ values file', () => {
+  it('passes helm lint --strict with the defaults and every ci/ values file', async () => {
     for (const file of [undefined, ...ciFiles]) {
       const args = file ? ['--values', join(chartDir, 'ci', file)] : [];
-      const result = runTool('helm', ['lint', '--strict', chartDir, ...args]);
+      const result = await runTool('helm', ['lint', '--strict', chartDir, ...args]);
       expect(result.status, `${file ?? 'defaults'}: ${result.stdout}${result.stderr}`).toBe(0);
     }
   });
 
-  it.each(['the defaults', ...ciFiles])('renders objects the API server accepts with server-side dry run (%s)', (file) => {
+  it.each(['the defaults', ...ciFiles])('renders objects the API server accepts with server-side dry run (%s)', async (file) => {
     const args = file.endsWith('.yaml') ? ['--values', join(chartDir, 'ci', file)] : [];
-    const manifest = mustRun('helm', ['template', 'mw', chartDir, '--namespace', 'meshwork-system', ...args]);
-    const result = runTool('kubectl', ['apply', '--dry-run=server', '--server-side', '--field-manager=helm-check', '-f', '-'], { input: manifest, kubeconfig });
+    const manifest = await mustRun('helm', ['template', 'mw', chartDir, '--namespace', 'meshwork-system', ...args]);
+    const result = await runTool('kubectl', ['apply', '--dry-run=server', '--server-side', '--field-manager=helm-check', '-f', '-'], { input: manifest, kubeconfig });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/deployment\.apps\/mw-meshwork serverside-applied \(server dry run\)/);
   });
 
-  it('ships exactly the CRDs of crds/, kept on uninstall', () => {
+  it('ships exactly the CRDs of crds/, kept on uninstall', async () => {
     const stale = spawnSync(process.execPath, [join(repoRoot, 'charts', 'sync-crds.ts'), '--check'], { encoding: 'utf8' });
     expect(stale.status, stale.stderr).toBe(0);
-    const rendered = render().filter((o) => o.kind === 'CustomResourceDefinition');
+    const rendered = (await render()).filter((o) => o.kind === 'CustomResourceDefinition');
     const files = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
     expect(rendered).toHaveLength(files.length);
     for (const file of files) {
@@ -92,24 +92,35 @@ describe('the Helm chart', () => {
       expect(shipped.spec).toEqual(source.spec);
       expect(shipped.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
     }
-    expect(render(['--set', 'crds.create=false']).some((o) => o.kind === 'CustomResourceDefinition')).toBe(false);
+    expect((await render(['--set', 'crds.create=false'])).some((o) => o.kind === 'CustomResourceDefinition')).toBe(false);
   });
 
-  it('grants exactly the rules of crds/rbac/operator.yaml, cluster-wide or in one namespace', () => {
+  it('grants exactly the rules of crds/rbac/operator.yaml, cluster-wide or in one namespace', async () => {
     const shipped = parseAllDocuments(readFileSync(join(repoRoot, 'crds', 'rbac', 'operator.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
     const clusterRules = shipped.find((o) => o.kind === 'ClusterRole')!.rules;
     const leaderRules = shipped.find((o) => o.kind === 'Role')!.rules;
-    const cluster = render();
+    const cluster = await render();
     expect(cluster.find((o) => o.kind === 'ClusterRole')?.rules).toEqual(clusterRules);
     expect(cluster.find((o) => o.kind === 'Role')?.rules).toEqual(leaderRules);
-    const namespaced = render(['--values', join(chartDir, 'ci', 'namespaced-values.yaml')]);
+    const namespaced = await render(['--values', join(chartDir, 'ci', 'namespaced-values.yaml')]);
     expect(namespaced.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toBe(false);
     const tenantRole = namespaced.find((o) => o.kind === 'Role' && o.metadata.namespace === 'tenant-a');
     expect(tenantRole?.rules).toEqual(clusterRules);
   });
 
-  it('never puts the chart version in a selector', () => {
-    for (const o of render()) {
+  it('documents every value in its README', () => {
+    const values = parseAllDocuments(readFileSync(join(chartDir, 'values.yaml'), 'utf8'))[0]!.toJS() as Record<string, unknown>;
+    const leaves = (node: unknown, path: string[]): string[] =>
+      node !== null && typeof node === 'object' && !Array.isArray(node) && Object.keys(node).length > 0
+        ? Object.entries(node).flatMap(([k, v]) => leaves(v, [...path, k]))
+        : [path.join('.')];
+    const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
+    const missing = leaves(values, []).filter((path) => !readme.includes(`| \`${path}\` |`));
+    expect(missing).toEqual([]);
+  });
+
+  it('never puts the chart version in a selector', async () => {
+    for (const o of await render()) {
       const selector = JSON.stringify((o.spec as { selector?: unknown } | undefined)?.selector ?? {});
       expect(selector).not.toContain('version');
       expect(selector).not.toContain('helm.sh/chart');
@@ -121,8 +132,8 @@ describe('the Helm chart', () => {
     [['--set', 'rbac.scope=everywhere'], "at '/rbac/scope': value must be one of 'cluster', 'namespace'"],
     [['--set-string', 'operator.concurrency=eight'], "at '/operator/concurrency': got string, want integer"],
     [['--set', 'operator.replicaz=2'], "at '/operator': additional properties 'replicaz' not allowed"],
-  ])('refuses values that break the schema (%j) before rendering anything', (args, message) => {
-    const result = runTool('helm', ['template', 'mw', chartDir, ...args]);
+  ])('refuses values that break the schema (%j) before rendering anything', async (args, message) => {
+    const result = await runTool('helm', ['template', 'mw', chartDir, ...args]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(message);
     expect(result.stdout).toBe('');
