@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ifNoneMatchHits, parseEtagList, parseWritePrecondition, preconditionHolds, strongEtag } from './preconditions.ts';
+import { type WritePrecondition, ifNoneMatchHits, parseEtagList, parseWritePrecondition, preconditionHolds, strongEtag } from './preconditions.ts';
 
 describe('entity tags', () => {
   it.each([
@@ -35,15 +35,15 @@ describe('write preconditions', () => {
     expect(parseWritePrecondition(ifMatch, ifNoneMatch)).toEqual(expected);
   });
 
-  it.each([
-    [{ kind: 'create' } as const, undefined, true],
-    [{ kind: 'create' } as const, '5', false],
-    [{ kind: 'match', versions: ['5'] } as const, '5', true],
-    [{ kind: 'match', versions: ['5'] } as const, '6', false],
-    [{ kind: 'match', versions: ['5'] } as const, undefined, false],
-    [{ kind: 'exists' } as const, '1', true],
-    [{ kind: 'exists' } as const, undefined, false],
-    [{ kind: 'none' } as const, undefined, true],
+  it.each<[WritePrecondition, string | undefined, boolean]>([
+    [{ kind: 'create' }, undefined, true],
+    [{ kind: 'create' }, '5', false],
+    [{ kind: 'match', versions: ['5'] }, '5', true],
+    [{ kind: 'match', versions: ['5'] }, '6', false],
+    [{ kind: 'match', versions: ['5'] }, undefined, false],
+    [{ kind: 'exists' }, '1', true],
+    [{ kind: 'exists' }, undefined, false],
+    [{ kind: 'none' }, undefined, true],
   ])('%j holds for version %j: %j', (precondition, current, holds) => {
     expect(preconditionHolds(precondition, current)).toBe(holds);
   });
