@@ -4,7 +4,6 @@
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import { pipeline as pipelineCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, S3Error } from 'minio';
 import { BlockHashMismatchError, HashVerifier } from './hash-verifier.ts';
@@ -123,18 +122,17 @@ export class BlockStore {
     this.#remember(sha256, size);
   }
 
-  /** Streams block `sha256`, failing the stream if its bytes no longer match the hash. */
-  async get(sha256: string, size?: number): Promise<Readable> {
-    let source: Readable;
+  /**
+   * The raw S3 stream of block `sha256`. The caller verifies the hash while it forwards the
+   * bytes (see partition/content-stream.ts), which saves a stream stage per chunk.
+   */
+  async getUnverified(sha256: string): Promise<Readable> {
     try {
-      source = await this.#client.getObject(this.#bucket, blockKey(sha256));
+      return await this.#client.getObject(this.#bucket, blockKey(sha256));
     } catch (err) {
       if (isNotFound(err)) throw new BlockStoreError(`block ${sha256} is missing from the store`, { cause: err });
       throw new BlockStoreError(`could not read block ${sha256}`, { cause: err });
     }
-    const verifier = new HashVerifier(sha256, size);
-    // Errors reach the consumer through the verifier; destroying it also releases the S3 response.
-    return pipelineCallback(source, verifier, () => undefined);
   }
 
   #remember(sha256: string, size: number): void {

@@ -1,19 +1,17 @@
 // Content: which blocks the store lacks, block upload and download, and a file's content
 // streamed from its blocks with ETag, If-None-Match, Range and Cache-Control. Nothing here
 // passes through a body parser: bodies stream to and from S3 with backpressure.
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import type express from 'express';
 import type { Request, Response } from 'express';
 import { ifNoneMatchHits, strongEtag } from '../../http/preconditions.ts';
 import { contentRange, parseRange } from '../../http/range.ts';
 import { slotOf } from '../../slots.ts';
-import type { BlockStore } from '../../stores/block-store.ts';
 import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/hash-verifier.ts';
 import { ApiError, notFound } from '../api-error.ts';
 import { loadObjectFor, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
 import { planBlockReads, type BlockRead } from '../content-plan.ts';
+import { ClientGoneError, sendBlocks } from '../content-stream.ts';
 import { maxBlockBytes, missingBlocksBody, validate } from '../schemas.ts';
 import { entryPathParam } from './entries.ts';
 import { idParam } from './objects.ts';
@@ -25,52 +23,15 @@ function shaParam(value: unknown): string {
   return value;
 }
 
-/**
- * The bytes of `reads` in order. The next block's request is opened while the current one
- * streams, so S3 latency is paid once per file rather than once per block; every block is
- * read whole so that its hash is checked even when only a slice of it is sent.
- */
-async function* blockSlices(blocks: BlockStore, reads: readonly BlockRead[]): AsyncGenerator<Buffer> {
-  const open = (read: BlockRead | undefined): Promise<Readable> | undefined => {
-    if (read === undefined) return undefined;
-    const opening = blocks.get(read.sha256, read.size);
-    opening.catch(() => undefined);
-    return opening;
-  };
-  let pending = open(reads[0]);
+async function sendContent(ctx: PartitionContext, res: Response, reads: readonly BlockRead[], what: string): Promise<void> {
   try {
-    for (let i = 0; i < reads.length; i++) {
-      const read = reads[i]!;
-      const stream = await pending!;
-      pending = open(reads[i + 1]);
-      let offset = 0;
-      try {
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          const start = Math.max(0, read.skip - offset);
-          const end = Math.min(chunk.length, read.skip + read.take - offset);
-          if (end > start) yield chunk.subarray(start, end);
-          offset += chunk.length;
-        }
-      } finally {
-        stream.destroy();
-      }
-    }
-  } finally {
-    pending?.then(
-      (s) => s.destroy(),
-      () => undefined,
-    );
-  }
-}
-
-async function sendStream(ctx: PartitionContext, res: Response, source: AsyncGenerator<Buffer>, what: string): Promise<void> {
-  try {
-    await pipeline(Readable.from(source, { objectMode: false }), res);
+    await sendBlocks(ctx.blocks, reads, res);
+    res.end();
   } catch (err) {
     // Headers are gone already; the truncated body (shorter than Content-Length) tells the client.
-    if (err instanceof BlockHashMismatchError || err instanceof BlockSizeMismatchError) {
+    if (err instanceof BlockHashMismatchError) {
       ctx.logger.error({ err, what }, 'Refused to serve a corrupt block');
-    } else if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+    } else if (!(err instanceof ClientGoneError)) {
       ctx.logger.warn({ err, what }, 'Stopped streaming content');
     }
     res.destroy();
@@ -122,7 +83,7 @@ export function contentRoutes(ctx: PartitionContext, json: express.RequestHandle
       res.end();
       return;
     }
-    await sendStream(ctx, res, blockSlices(ctx.blocks, [{ sha256, size, skip: 0, take: size }]), `block ${sha256}`);
+    await sendContent(ctx, res, [{ sha256, size, skip: 0, take: size }], `block ${sha256}`);
   });
 
   router.get('/v1/objects/:id/content/*path', async (req, res) => {
@@ -161,7 +122,7 @@ export function contentRoutes(ctx: PartitionContext, json: express.RequestHandle
       res.end();
       return;
     }
-    await sendStream(ctx, res, blockSlices(ctx.blocks, planBlockReads(file.blocks, span)), `${id}/${path}`);
+    await sendContent(ctx, res, planBlockReads(file.blocks, span), `${id}/${path}`);
   });
 
   return router;
