@@ -11,6 +11,8 @@ import type { SlotMap } from './slot-map.ts';
 
 export interface PartitionContext {
   config: PartitionConfig;
+  /** Object records recently read for writes; see loadObjectForWrite. */
+  objectCache: Map<string, { object: Versioned<ObjectRecord>; expires: number }>;
   metadata: MetadataStore;
   blocks: BlockStore;
   slotMap: SlotMap;
@@ -57,6 +59,32 @@ export async function loadObjectFor(ctx: PartitionContext, userId: string, objec
   if (object === undefined || role === undefined) throw notFound(`object ${objectId}`);
   if (rank[role] < rank[need]) throw new ApiError(403, 'forbidden', `${need === 'owner' ? 'only the owner' : 'a writer or the owner'} may do this; you are a ${role}`);
   return object;
+}
+
+// Long enough to serve a burst of commits from one read, short enough to bound memory churn.
+const objectCacheMillis = 5000;
+const objectCacheLimit = 10_000;
+
+/**
+ * Like loadObjectFor, but may answer from a short-lived cache. Only for writes: every entry
+ * transaction compares the object's revision, so a stale record (a member removed, the object
+ * deleted) fails the compare, is forgotten, and the retry reads afresh.
+ */
+export async function loadObjectForWrite(ctx: PartitionContext, userId: string, objectId: string, need: Role): Promise<Versioned<ObjectRecord>> {
+  const cached = ctx.objectCache.get(objectId);
+  if (cached && cached.expires > Date.now()) {
+    const role = cached.object.value.members[userId];
+    if (role !== undefined && rank[role] >= rank[need]) return cached.object;
+  }
+  const object = await loadObjectFor(ctx, userId, objectId, need);
+  if (ctx.objectCache.size >= objectCacheLimit) ctx.objectCache.clear();
+  ctx.objectCache.set(objectId, { object, expires: Date.now() + objectCacheMillis });
+  return object;
+}
+
+/** Drops an object from the write cache after it changed. */
+export function forgetObject(ctx: PartitionContext, objectId: string): void {
+  ctx.objectCache.delete(objectId);
 }
 
 /** Public view of an object for a given member. */

@@ -80,7 +80,7 @@ export async function runPartition(): Promise<void> {
   metadata.setFence(fence.key, fence.revision);
 
   let ready = false;
-  const ctx: PartitionContext = { config, metadata, blocks, slotMap, auth: new Authenticator(config.adminToken, metadata), logger };
+  const ctx: PartitionContext = { config, metadata, blocks, slotMap, auth: new Authenticator(config.adminToken, metadata), logger, objectCache: new Map() };
   const app = createPartitionApp(ctx, {
     ready: () => ready,
     onOwnershipLost: (err) => {

@@ -9,7 +9,7 @@ import { normalizeEntryPath } from '../../paths.ts';
 import { slotOf } from '../../slots.ts';
 import type { EntryRecord, Versioned } from '../../stores/metadata-store.ts';
 import { ApiError, notFound } from '../api-error.ts';
-import { loadObjectFor, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
+import { forgetObject, loadObjectFor, loadObjectForWrite, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
 import { contentHashOf } from '../content-plan.ts';
 import { commitEntryBody, validate, type CommitEntryBody } from '../schemas.ts';
 import { idParam } from './objects.ts';
@@ -47,6 +47,13 @@ function queryString(req: Request, name: string): string | undefined {
   return value;
 }
 
+/** The entry revision a blind write can assume, or undefined when it must read first. */
+function blindExpectation(precondition: WritePrecondition): number | undefined {
+  if (precondition.kind === 'create') return 0;
+  if (precondition.kind === 'match' && precondition.versions.length === 1 && /^[1-9]\d{0,14}$/.test(precondition.versions[0]!)) return Number(precondition.versions[0]);
+  return undefined;
+}
+
 function preconditionFailed(path: string, current: Versioned<EntryRecord> | undefined): ApiError {
   const live = current !== undefined && !current.value.deleted ? current : undefined;
   return new ApiError(
@@ -73,23 +80,50 @@ function requirePrecondition(req: Request): WritePrecondition {
 export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler): Router {
   const router = Router();
 
-  /** Writes `build(current)` under the caller's preconditions, retrying when only the object moved. */
+  /**
+   * Writes `build(current)` under the caller's preconditions, retrying when only the object
+   * moved. A `blind` write (one whose new value does not depend on the current one) with
+   * If-None-Match: * or a single If-Match version skips reading the entry: the transaction's
+   * compare on the entry's revision is the check, and only a failed compare reads it back.
+   */
   async function conditionalWrite(
     objectId: string,
     userId: string,
     path: string,
     precondition: WritePrecondition,
     build: (current: Versioned<EntryRecord> | undefined) => EntryRecord,
+    blind: boolean,
   ): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
+    let guess = blind ? blindExpectation(precondition) : undefined;
     for (let attempt = 0; attempt < commitAttempts; attempt++) {
-      const object = await loadObjectFor(ctx, userId, objectId, 'writer');
-      const stored = await ctx.metadata.getEntry(objectId, path);
-      const live = stored !== undefined && !stored.value.deleted ? stored : undefined;
-      if (!preconditionHolds(precondition, live === undefined ? undefined : String(live.version))) throw preconditionFailed(path, stored);
+      // The cached record is safe here: the transaction compares its revision.
+      const object = await loadObjectForWrite(ctx, userId, objectId, 'writer');
+      let expected: number;
+      let created: boolean;
+      let live: Versioned<EntryRecord> | undefined;
+      if (guess !== undefined) {
+        expected = guess;
+        created = guess === 0;
+      } else {
+        const stored = await ctx.metadata.getEntry(objectId, path);
+        live = stored !== undefined && !stored.value.deleted ? stored : undefined;
+        if (!preconditionHolds(precondition, live === undefined ? undefined : String(live.version))) throw preconditionFailed(path, stored);
+        expected = stored?.version ?? 0;
+        created = live === undefined;
+      }
       const next = build(live);
-      const result = await ctx.metadata.putEntry(object, stored?.version ?? 0, next);
-      if (result.ok) return { entry: { value: next, version: result.version }, created: live === undefined };
-      if (result.reason === 'entry') throw preconditionFailed(path, result.current);
+      const result = await ctx.metadata.putEntry(object, expected, next);
+      if (result.ok) return { entry: { value: next, version: result.version }, created };
+      if (result.reason === 'object') {
+        forgetObject(ctx, objectId);
+        continue;
+      }
+      // A blind guess missed (a tombstone under a create, or a lost race): decide on what is there.
+      if (guess !== undefined) {
+        guess = undefined;
+        continue;
+      }
+      throw preconditionFailed(path, result.current);
     }
     throw new ApiError(503, 'busy', `object ${objectId} kept changing; retry`, {}, { 'Retry-After': '1' });
   }
@@ -101,7 +135,8 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     const path = entryPathParam(req);
     const body: CommitEntryBody = validate(commitEntryBody, req.body);
     const precondition = requirePrecondition(req);
-    await loadObjectFor(ctx, principal.userId, id, 'writer');
+    // Access is checked before the blocks, so a stranger learns nothing from a 409.
+    await loadObjectForWrite(ctx, principal.userId, id, 'writer');
     let size = 0;
     if (body.kind === 'file') {
       const sizes = await ctx.blocks.sizesOf(body.blocks.map((b) => b.sha256));
@@ -119,16 +154,23 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
       });
     }
     const modifiedBy = principal.kind === 'device' ? principal.deviceId : principal.userId;
-    const { entry, created } = await conditionalWrite(id, principal.userId, path, precondition, () => ({
+    const { entry, created } = await conditionalWrite(
+      id,
+      principal.userId,
+      path,
+      precondition,
+      () => ({
       path,
       kind: body.kind,
       size,
       blocks: body.kind === 'file' ? body.blocks : [],
       contentHash: body.kind === 'file' ? contentHashOf(body.blocks) : null,
       modifiedBy,
-      mtime: body.mtime ?? new Date().toISOString(),
-      deleted: false,
-    }));
+        mtime: body.mtime ?? new Date().toISOString(),
+        deleted: false,
+      }),
+      true,
+    );
     res
       .status(created ? 201 : 200)
       .setHeader('ETag', strongEtag(String(entry.version)))
@@ -146,10 +188,17 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     const stored = await ctx.metadata.getEntry(id, path);
     if (stored === undefined || stored.value.deleted) throw notFound(`entry ${path}`);
     const modifiedBy = principal.kind === 'device' ? principal.deviceId : principal.userId;
-    const { entry } = await conditionalWrite(object.value.id, principal.userId, path, precondition, (current) => {
-      if (current === undefined) throw notFound(`entry ${path}`);
-      return { ...current.value, blocks: [], size: 0, contentHash: null, modifiedBy, mtime: new Date().toISOString(), deleted: true };
-    });
+    const { entry } = await conditionalWrite(
+      object.value.id,
+      principal.userId,
+      path,
+      precondition,
+      (current) => {
+        if (current === undefined) throw notFound(`entry ${path}`);
+        return { ...current.value, blocks: [], size: 0, contentHash: null, modifiedBy, mtime: new Date().toISOString(), deleted: true };
+      },
+      false,
+    );
     res.setHeader('ETag', strongEtag(String(entry.version))).json(entryView(entry));
   });
 

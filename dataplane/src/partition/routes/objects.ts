@@ -4,7 +4,7 @@ import type express from 'express';
 import { mintIdInSlot, slotOf } from '../../slots.ts';
 import type { ObjectRecord } from '../../stores/metadata-store.ts';
 import { ApiError, notFound } from '../api-error.ts';
-import { loadObjectFor, memberPrincipalOf, objectView, requireOwnedSlot, type PartitionContext } from '../context.ts';
+import { forgetObject, loadObjectFor, memberPrincipalOf, objectView, requireOwnedSlot, type PartitionContext } from '../context.ts';
 import { createObjectBody, putMemberBody, updateObjectBody, validate } from '../schemas.ts';
 
 const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
@@ -65,6 +65,7 @@ export function objectRoutes(ctx: PartitionContext, json: express.RequestHandler
     const principal = await memberPrincipalOf(ctx, req, res);
     const body = validate(updateObjectBody, req.body);
     const object = await loadObjectFor(ctx, principal.userId, id, 'writer');
+    forgetObject(ctx, id);
     if (!(await ctx.metadata.updateObject(object, { ...object.value, name: body.name }))) {
       throw new ApiError(409, 'conflict', `object ${id} changed meanwhile; retry`);
     }
@@ -78,6 +79,7 @@ export function objectRoutes(ctx: PartitionContext, json: express.RequestHandler
     await requireOwnedSlot(ctx, slotOf(id), `object ${id}`);
     const principal = await memberPrincipalOf(ctx, req, res);
     const object = await loadObjectFor(ctx, principal.userId, id, 'owner');
+    forgetObject(ctx, id);
     if (!(await ctx.metadata.deleteObject(object))) throw new ApiError(409, 'conflict', `object ${id} changed meanwhile; retry`);
     ctx.logger.info({ objectId: id }, 'Deleted object');
     res.status(204).end();
@@ -93,6 +95,7 @@ export function objectRoutes(ctx: PartitionContext, json: express.RequestHandler
     if (memberId === object.value.owner) throw new ApiError(400, 'invalid_request', 'userId: the owner keeps the owner role', { field: 'userId' });
     if ((await ctx.metadata.getUser(memberId)) === undefined) throw notFound(`user ${memberId}`);
     const next = { ...object.value, members: { ...object.value.members, [memberId]: body.role } };
+    forgetObject(ctx, id);
     if (!(await ctx.metadata.updateObject(object, next))) throw new ApiError(409, 'conflict', `object ${id} changed meanwhile; retry`);
     ctx.logger.info({ objectId: id, memberId, role: body.role }, 'Shared object');
     res.json({ userId: memberId, role: body.role });
@@ -108,6 +111,7 @@ export function objectRoutes(ctx: PartitionContext, json: express.RequestHandler
     if (object.value.members[memberId] === undefined) throw notFound(`member ${memberId}`);
     const members = { ...object.value.members };
     delete members[memberId];
+    forgetObject(ctx, id);
     if (!(await ctx.metadata.updateObject(object, { ...object.value, members }))) throw new ApiError(409, 'conflict', `object ${id} changed meanwhile; retry`);
     ctx.logger.info({ objectId: id, memberId }, 'Unshared object');
     res.status(204).end();
