@@ -7,6 +7,7 @@ import type { BlockStore } from '../stores/block-store.ts';
 import type { MetadataStore, ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
 import { ApiError, notFound } from './api-error.ts';
 import type { Authenticator, Principal } from './auth.ts';
+import type { ChangeFeed } from './change-feed.ts';
 import type { SlotMap } from './slot-map.ts';
 
 export interface PartitionContext {
@@ -17,6 +18,7 @@ export interface PartitionContext {
   blocks: BlockStore;
   slotMap: SlotMap;
   auth: Authenticator;
+  changeFeed: ChangeFeed;
   logger: Logger;
 }
 

@@ -45,6 +45,7 @@ describe('kill -9 during a multi-block upload', () => {
     const objectId = await device.createObject('Crash');
 
     const committed = new Map<string, Buffer>();
+    let cursorAfterFirst = '';
     for (const [path, size] of [
       ['small.txt', 1000],
       ['two-blocks.bin', 5 * MiB],
@@ -53,6 +54,7 @@ describe('kill -9 during a multi-block upload', () => {
       const data = randomBytes(size);
       expect((await device.uploadFile(objectId, path, data, 'create')).status).toBe(201);
       committed.set(path, data);
+      if (cursorAfterFirst === '') cursorAfterFirst = (await device.request<{ cursor: string }>('GET', `/v1/objects/${objectId}/entries`)).body.cursor;
     }
 
     // The interrupted file: 8 blocks; 3 are uploaded, the 4th is torn by the kill.
@@ -80,6 +82,10 @@ describe('kill -9 during a multi-block upload', () => {
     }
     const listing = await device.request<{ entries: { path: string }[] }>('GET', `/v1/objects/${objectId}/entries`);
     expect(listing.body.entries.map((e) => e.path).sort()).toEqual([...committed.keys()].sort());
+    // A cursor from before the restart is older than the new process's change feed: served by a scan.
+    const changes = await device.request<{ changes: { path: string }[] }>('GET', `/v1/objects/${objectId}/changes?cursor=${cursorAfterFirst}`);
+    expect(changes.status).toBe(200);
+    expect(changes.body.changes.map((c) => c.path)).toEqual(['dir/three-blocks.bin', 'two-blocks.bin']);
 
     // Resume: the three finished blocks are kept, the torn one and the rest are missing.
     const missing = await waitFor(

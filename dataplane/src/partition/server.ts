@@ -12,6 +12,7 @@ import { BlockStore } from '../stores/block-store.ts';
 import { MetadataStore } from '../stores/metadata-store.ts';
 import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
+import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
@@ -79,8 +80,20 @@ export async function runPartition(): Promise<void> {
   }
   metadata.setFence(fence.key, fence.revision);
 
+  const changeFeed = new ChangeFeed(etcd, config.slots, logger);
+  await changeFeed.start();
+
   let ready = false;
-  const ctx: PartitionContext = { config, metadata, blocks, slotMap, auth: new Authenticator(config.adminToken, metadata), logger, objectCache: new Map() };
+  const ctx: PartitionContext = {
+    config,
+    metadata,
+    blocks,
+    slotMap,
+    auth: new Authenticator(config.adminToken, metadata),
+    changeFeed,
+    logger,
+    objectCache: new Map(),
+  };
   const app = createPartitionApp(ctx, {
     ready: () => ready,
     onOwnershipLost: (err) => {
@@ -106,6 +119,7 @@ export async function runPartition(): Promise<void> {
     ready = false;
     logger.info({ signal }, 'Stopping partition');
     stopSweeper();
+    void changeFeed.stop().catch(() => undefined);
     setTimeout(() => {
       logger.warn('Stopped partition before all requests finished');
       process.exit(ExitCode.ok);

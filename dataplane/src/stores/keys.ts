@@ -37,6 +37,14 @@ export function objectKey(objectId: string): string {
   return `${slotPrefix(slotOf(objectId))}o/${objectId}`;
 }
 
+/**
+ * Touched by every change to an object's entries: its revision is the object's latest change,
+ * which `changes` waits for the change feed to reach.
+ */
+export function objectHeadKey(objectId: string): string {
+  return `${objectKey(objectId)}/head`;
+}
+
 /** Prefix of the entries of a mesh object; each entry's key ends with its normalised path. */
 export function entriesPrefix(objectId: string): string {
   return `${objectKey(objectId)}/e/`;

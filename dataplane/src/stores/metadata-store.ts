@@ -10,6 +10,7 @@ import {
   entryKey,
   membershipKey,
   membershipPrefix,
+  objectHeadKey,
   objectKey,
   tombstoneKey,
   userKey,
@@ -175,7 +176,8 @@ export class MetadataStore {
     const id = previous.value.id;
     const ops: IRequestOp[] = [
       await this.#etcd.delete().key(objectKey(id)).op(),
-      await this.#etcd.delete().prefix(entriesPrefix(id)).op(),
+      // Entries and the head key.
+      await this.#etcd.delete().prefix(`${objectKey(id)}/`).op(),
     ];
     for (const userId of Object.keys(previous.value.members)) ops.push(await this.#etcd.delete().key(membershipKey(userId, id)).op());
     const result = await this.#txn([{ key: objectKey(id), mod: previous.version }], ops);
@@ -204,6 +206,7 @@ export class MetadataStore {
     const marker = tombstoneKey(objectId, entry.path);
     const ops = [
       this.#etcd.put(key).value(JSON.stringify(entry)),
+      this.#etcd.put(objectHeadKey(objectId)).value(''),
       entry.deleted ? this.#etcd.put(marker).value(JSON.stringify({ deletedAt: new Date().toISOString() })) : this.#etcd.delete().key(marker),
     ];
     const result = await this.#txn(
@@ -247,6 +250,32 @@ export class MetadataStore {
     return { entries: res.kvs.map((kv) => decode<EntryRecord>(kv)), snapshot: Number(res.header.revision) };
   }
 
+  /**
+   * The revision of the object's latest entry change (0 if none) and the revision the answer
+   * was read at: no entry of the object changed between the two.
+   */
+  async objectHead(objectId: string): Promise<{ latest: number; readAt: number }> {
+    const res = await this.#etcd.get(objectHeadKey(objectId)).exec();
+    return { latest: Number(res.kvs[0]?.mod_revision ?? 0), readAt: Number(res.header.revision) };
+  }
+
+  /** The current versions of the given entries (absent ones are left out), in the given order. */
+  async getEntries(objectId: string, paths: readonly string[]): Promise<Versioned<EntryRecord>[]> {
+    // etcd allows 128 operations per transaction by default.
+    const batches: string[][] = [];
+    for (let i = 0; i < paths.length; i += 128) batches.push(paths.slice(i, i + 128));
+    const results = await Promise.all(
+      batches.map(async (batch) => {
+        const res = await this.#etcd
+          .if(objectKey(objectId), 'Mod', '!=', -1)
+          .then(...batch.map((p) => this.#etcd.get(entryKey(objectId, p))))
+          .commit();
+        return res.responses.map((r) => r.response_range.kvs[0]).filter((kv): kv is IKeyValue => kv !== undefined);
+      }),
+    );
+    return results.flat().map((kv) => decode<EntryRecord>(kv));
+  }
+
   /** Tombstone markers of the slots first..last: which entry was deleted when. */
   async listTombstones(first: number, last: number): Promise<{ objectId: string; path: string; deletedAt: string }[]> {
     const start = `/mw/t/${slotSegment(first)}/`;
@@ -277,7 +306,12 @@ export class MetadataStore {
           { key: objectKey(objectId), mod: object.version },
           { key: entryKey(objectId, path), mod: entry.version },
         ],
-        [this.#etcd.put(objectKey(objectId)).value(JSON.stringify(next)), this.#etcd.delete().key(entryKey(objectId, path)), this.#etcd.delete().key(marker)],
+        [
+          this.#etcd.put(objectKey(objectId)).value(JSON.stringify(next)),
+          this.#etcd.delete().key(entryKey(objectId, path)),
+          this.#etcd.put(objectHeadKey(objectId)).value(''),
+          this.#etcd.delete().key(marker),
+        ],
       );
       if (result.succeeded) return;
     }

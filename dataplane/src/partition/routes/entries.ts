@@ -261,23 +261,47 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     if (page === undefined && cursorText === undefined) throw new ApiError(400, 'invalid_request', 'cursor: is required (from a listing or an earlier change set)', { field: 'cursor' });
     const since = page?.since ?? parseCursor(cursorText!);
     const object = await loadObjectFor(ctx, principal.userId, id, 'reader');
-    const current = page?.snapshot ?? (await ctx.metadata.currentRevision());
-    if (since < object.value.historyFloor || since > current) {
+    // The first page fixes the snapshot: the revision the object's head was read at.
+    const head = page === undefined ? await ctx.metadata.objectHead(id) : undefined;
+    const snapshot = page?.snapshot ?? head!.readAt;
+    if (since < object.value.historyFloor || since > snapshot) {
       throw new ApiError(410, 'cursor_expired', 'the cursor is older than the retained history (or not from this mesh); list the entries again and sync from the new cursor', {
         relist: true,
       });
     }
-    const changed = await ctx.metadata.changedEntries(id, since, current);
-    const after = page?.after ?? '';
-    // etcd orders keys by their bytes, so page boundaries compare UTF-8 bytes too.
-    const afterBytes = Buffer.from(after);
-    const remaining = changed.entries.filter((e) => Buffer.compare(Buffer.from(e.value.path), afterBytes) > 0);
-    const slice = remaining.slice(0, limit);
-    const more = remaining.length > limit;
+    const after = Buffer.from(page?.after ?? '');
+    let slice: Versioned<EntryRecord>[] | undefined;
+    let more = false;
+    if (head !== undefined && head.latest <= since) {
+      slice = [];
+    } else {
+      // From the change feed when it reaches back far enough: cost grows with the changes, not the object.
+      const paths = await ctx.changeFeed.changedPaths(id, since, snapshot, head?.latest ?? 0);
+      if (paths !== undefined) {
+        const wanted = paths
+          .map((p) => ({ p, bytes: Buffer.from(p) }))
+          .filter((x) => Buffer.compare(x.bytes, after) > 0)
+          .sort((x, y) => Buffer.compare(x.bytes, y.bytes));
+        more = wanted.length > limit;
+        // Current versions: possibly newer than the snapshot, which only repeats them next time.
+        slice = await ctx.metadata.getEntries(
+          id,
+          wanted.slice(0, limit).map((x) => x.p),
+        );
+      }
+    }
+    if (slice === undefined) {
+      // A scan with a minimum mod revision: after a restart, or for a cursor older than the feed.
+      const changed = await ctx.metadata.changedEntries(id, since, snapshot);
+      // etcd orders keys by their bytes, so page boundaries compare UTF-8 bytes too.
+      const remaining = changed.entries.filter((e) => Buffer.compare(Buffer.from(e.value.path), after) > 0);
+      slice = remaining.slice(0, limit);
+      more = remaining.length > limit;
+    }
     res.setHeader('Cache-Control', 'private, no-cache').json({
       changes: slice.map(entryView),
-      cursor: formatCursor(changed.snapshot),
-      next: more ? formatPageToken({ snapshot: changed.snapshot, after: slice.at(-1)!.value.path, since }) : null,
+      cursor: formatCursor(snapshot),
+      next: more && slice.length > 0 ? formatPageToken({ snapshot, after: slice.at(-1)!.value.path, since }) : null,
     });
   });
 
