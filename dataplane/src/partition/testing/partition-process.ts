@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../../../e2e/harness/ports.ts';
 import { ManagedProcess } from '../../../../e2e/harness/process.ts';
+import { dataplaneNodeFlags } from '../../node-flags.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
@@ -66,7 +67,7 @@ export async function startPartition(stores: PartitionStores, options: Partition
   const proc = ManagedProcess.start({
     component: `partition ${options.partition}`,
     binary: process.execPath,
-    args: [join(repoRoot, 'dataplane/src/main.ts'), 'partition'],
+    args: [...dataplaneNodeFlags, join(repoRoot, 'dataplane/src/main.ts'), 'partition'],
     logFile: join(dir, 'partition.log'),
     cwd: repoRoot,
     env: partitionEnv(stores, { ...options, port, adminTokenFile, dir }),
