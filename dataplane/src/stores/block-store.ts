@@ -1,13 +1,13 @@
 // Content blocks in S3 (MinIO in tests), addressed by sha256 under `blocks/{sha256}`. Writes
 // and reads stream through a hash check; the store never holds a block whose bytes do not
-// match its name.
+// match its name. Requests are plain HTTP signed with SigV4 (s3-signing.ts): the partition
+// needs four S3 operations, and a full S3 client costs memory and a key derivation per request.
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Client, S3Error } from 'minio';
 import { BlockHashMismatchError, BlockSizeMismatchError, HashVerifier } from './hash-verifier.ts';
-import { amzDate, S3Signer } from './s3-signing.ts';
+import { amzDate, emptyPayloadSha256, S3Signer } from './s3-signing.ts';
 
 /** Where the block store lives and how to sign requests to it. */
 export interface BlockStoreOptions {
@@ -31,10 +31,11 @@ export function blockKey(sha256: string): string {
 // Blocks are immutable and never deleted while referenced, so a block seen once stays present;
 // remembering sizes saves a HEAD per block on commit and on `missing`.
 const knownBlockLimit = 200_000;
+// A HEAD or the headers of a GET must come back within this; bodies stream without a deadline.
+const headerTimeoutMs = 30_000;
 
 /** Content-addressed block storage on S3. */
 export class BlockStore {
-  readonly #client: Client;
   readonly #bucket: string;
   readonly #endpoint: URL;
   readonly #useSSL: boolean;
@@ -45,47 +46,35 @@ export class BlockStore {
   readonly #known = new Map<string, number>();
 
   constructor(options: BlockStoreOptions) {
-    const useSSL = options.endpoint.protocol === 'https:';
-    const port = options.endpoint.port === '' ? (useSSL ? 443 : 80) : Number(options.endpoint.port);
+    this.#useSSL = options.endpoint.protocol === 'https:';
+    this.#port = options.endpoint.port === '' ? (this.#useSSL ? 443 : 80) : Number(options.endpoint.port);
     // Keep-alive sockets: a small-file workload makes one S3 request per block.
-    const agent = useSSL ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new Agent({ keepAlive: true, maxSockets: 64 });
-    this.#client = new Client({
-      endPoint: options.endpoint.hostname,
-      port,
-      useSSL,
-      accessKey: options.accessKey,
-      secretKey: options.secretKey,
-      region: options.region,
-      pathStyle: true,
-      transportAgent: agent,
-    });
+    this.#agent = this.#useSSL ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new Agent({ keepAlive: true, maxSockets: 64 });
     this.#bucket = options.bucket;
     this.#endpoint = options.endpoint;
-    this.#useSSL = useSSL;
-    this.#port = port;
-    this.#hostHeader = options.endpoint.port === '' ? options.endpoint.hostname : `${options.endpoint.hostname}:${port}`;
-    this.#agent = agent;
+    this.#hostHeader = options.endpoint.port === '' ? options.endpoint.hostname : `${options.endpoint.hostname}:${this.#port}`;
     this.#signer = new S3Signer({ accessKey: options.accessKey, secretKey: options.secretKey, region: options.region });
   }
 
   /** Checks that the bucket answers; for readiness and start-up. */
   async ping(): Promise<void> {
-    const exists = await this.#client.bucketExists(this.#bucket);
-    if (!exists) throw new BlockStoreError(`bucket ${this.#bucket} does not exist`);
+    const res = await this.#send('HEAD', `/${this.#bucket}`);
+    res.resume();
+    if (res.statusCode === 404) throw new BlockStoreError(`bucket ${this.#bucket} does not exist`);
+    if (res.statusCode !== 200) throw new BlockStoreError(`bucket ${this.#bucket} answered ${res.statusCode}`);
   }
 
   /** The size of a stored block, or undefined when the store lacks it. */
   async sizeOf(sha256: string): Promise<number | undefined> {
     const known = this.#known.get(sha256);
     if (known !== undefined) return known;
-    try {
-      const stat = await this.#client.statObject(this.#bucket, blockKey(sha256));
-      this.#remember(sha256, stat.size);
-      return stat.size;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw new BlockStoreError(`could not look up block ${sha256}`, { cause: err });
-    }
+    const res = await this.#send('HEAD', `/${this.#bucket}/${blockKey(sha256)}`);
+    res.resume();
+    if (res.statusCode === 404) return undefined;
+    const size = Number(res.headers['content-length']);
+    if (res.statusCode !== 200 || !Number.isSafeInteger(size)) throw new BlockStoreError(`looking up block ${sha256} answered ${res.statusCode}`);
+    this.#remember(sha256, size);
+    return size;
   }
 
   /** Sizes of the listed blocks (undefined for each one the store lacks), looked up in parallel. */
@@ -106,27 +95,11 @@ export class BlockStore {
   /**
    * Stores `size` bytes from `body` as block `sha256`. The bytes are hashed on the way; S3 is
    * also told the expected sha256 (x-amz-content-sha256), so neither a mismatch nor a truncated
-   * body ever becomes visible under the block's key. This one request is signed here rather
-   * than by the MinIO client, which derives a signing key per request: on small files that
-   * derivation was the partition's largest single cost.
+   * body ever becomes visible under the block's key.
    */
   async put(sha256: string, size: number, body: Readable): Promise<void> {
     const verifier = new HashVerifier(sha256, size);
-    const path = `/${this.#bucket}/${blockKey(sha256)}`;
-    const date = new Date();
-    const signed = { host: this.#hostHeader, 'x-amz-content-sha256': sha256, 'x-amz-date': amzDate(date) };
-    const req = (this.#useSSL ? httpsRequest : httpRequest)({
-      host: this.#endpoint.hostname,
-      port: this.#port,
-      method: 'PUT',
-      path,
-      agent: this.#agent,
-      headers: {
-        ...signed,
-        'content-length': String(size),
-        authorization: this.#signer.authorization({ method: 'PUT', path, query: '', headers: signed }, date),
-      },
-    });
+    const req = this.#request('PUT', `/${this.#bucket}/${blockKey(sha256)}`, sha256, { 'content-length': String(size) });
     const answered = new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
       req.once('error', reject);
@@ -138,7 +111,7 @@ export class BlockStore {
     if (res.statusCode !== 200) {
       const text = await readText(res);
       if (text.includes('XAmzContentSHA256Mismatch')) throw new BlockHashMismatchError(sha256, 'unknown', size);
-      throw new BlockStoreError(`storing block ${sha256} answered ${res.statusCode}: ${/<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? text.slice(0, 200)}`);
+      throw new BlockStoreError(`storing block ${sha256} answered ${res.statusCode}: ${errorCode(text)}`);
     }
     res.resume();
     if (sent.status === 'rejected') throw new BlockStoreError(`could not send block ${sha256}`, { cause: sent.reason });
@@ -150,11 +123,42 @@ export class BlockStore {
    * bytes (see partition/content-stream.ts), which saves a stream stage per chunk.
    */
   async getUnverified(sha256: string): Promise<Readable> {
+    const res = await this.#send('GET', `/${this.#bucket}/${blockKey(sha256)}`);
+    if (res.statusCode === 200) return res;
+    const text = await readText(res);
+    if (res.statusCode === 404) throw new BlockStoreError(`block ${sha256} is missing from the store`);
+    throw new BlockStoreError(`reading block ${sha256} answered ${res.statusCode}: ${errorCode(text)}`);
+  }
+
+  /** A signed request; the caller sends the body. */
+  #request(method: string, path: string, payloadSha256: string, extra: Record<string, string> = {}): ReturnType<typeof httpRequest> {
+    const date = new Date();
+    const signed = { host: this.#hostHeader, 'x-amz-content-sha256': payloadSha256, 'x-amz-date': amzDate(date) };
+    return (this.#useSSL ? httpsRequest : httpRequest)({
+      host: this.#endpoint.hostname,
+      port: this.#port,
+      method,
+      path,
+      agent: this.#agent,
+      headers: { ...signed, ...extra, authorization: this.#signer.authorization({ method, path, query: '', headers: signed }, date) },
+    });
+  }
+
+  /** Sends a bodiless request and resolves with the response once its headers arrived. */
+  async #send(method: 'GET' | 'HEAD', path: string): Promise<IncomingMessage> {
     try {
-      return await this.#client.getObject(this.#bucket, blockKey(sha256));
+      return await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = this.#request(method, path, emptyPayloadSha256);
+        req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));
+        req.once('response', (res) => {
+          req.setTimeout(0);
+          resolve(res);
+        });
+        req.once('error', reject);
+        req.end();
+      });
     } catch (err) {
-      if (isNotFound(err)) throw new BlockStoreError(`block ${sha256} is missing from the store`, { cause: err });
-      throw new BlockStoreError(`could not read block ${sha256}`, { cause: err });
+      throw new BlockStoreError(`S3 ${method} ${path} failed: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -170,6 +174,6 @@ async function readText(res: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').slice(0, 4096);
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof S3Error && (err.code === 'NotFound' || err.code === 'NoSuchKey');
+function errorCode(xml: string): string {
+  return /<Code>([^<]*)<\/Code>/.exec(xml)?.[1] ?? (xml.slice(0, 200) || 'no details');
 }
