@@ -5,7 +5,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { InvalidCursorError } from '../cursor.ts';
 import { InvalidPathError } from '../paths.ts';
 import { BlockStoreError } from '../stores/block-store.ts';
-import { HistoryCompactedError, MetadataStoreError, OwnershipLostError } from '../stores/metadata-store.ts';
+import { HistoryCompactedError, OwnershipLostError } from '../stores/metadata-store.ts';
 import { ApiError } from './api-error.ts';
 import type { PartitionContext } from './context.ts';
 import { accountRoutes } from './routes/accounts.ts';
@@ -90,7 +90,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
       if (err.type === 'entity.too.large') sendError(res, 413, 'too_large', `the body is larger than ${maxJsonBytes} bytes`);
       else if (err.type === 'entity.parse.failed') sendError(res, 400, 'invalid_json', 'body: is not valid JSON', { field: 'body' });
       else sendError(res, err.status, 'invalid_request', `body: ${err.message}`, { field: 'body' });
-    } else if (err instanceof BlockStoreError || err instanceof MetadataStoreError || isEtcdUnavailable(err)) {
+    } else if (err instanceof BlockStoreError || isEtcdError(err)) {
       ctx.logger.error({ err, method: req.method, path: req.path }, 'Failed to reach a store');
       res.setHeader('Retry-After', '1');
       sendError(res, 503, 'store_unavailable', 'a backing store is unavailable; retry');
@@ -107,6 +107,7 @@ function isBodyParserError(err: unknown): err is { type: string; status: number;
   return typeof err === 'object' && err !== null && typeof (err as { type?: unknown }).type === 'string' && typeof (err as { status?: unknown }).status === 'number';
 }
 
-function isEtcdUnavailable(err: unknown): boolean {
+/** The etcd client's errors are named GRPC...Error or Etcd...Error. */
+function isEtcdError(err: unknown): boolean {
   return err instanceof Error && /^(GRPC|Etcd)/.test(err.name);
 }

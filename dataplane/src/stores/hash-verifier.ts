@@ -30,8 +30,8 @@ export class HashVerifier extends Transform {
   #held: Buffer | undefined;
   #bytes = 0;
 
-  constructor(expectedSha256: string, expectedBytes?: number, highWaterMark?: number) {
-    super(highWaterMark === undefined ? {} : { highWaterMark });
+  constructor(expectedSha256: string, expectedBytes?: number) {
+    super();
     this.#expected = expectedSha256;
     this.#expectedBytes = expectedBytes;
   }

@@ -74,11 +74,6 @@ export class HistoryCompactedError extends Error {
   override readonly name = 'HistoryCompactedError';
 }
 
-/** Raised when etcd fails or answers unexpectedly. */
-export class MetadataStoreError extends Error {
-  override readonly name = 'MetadataStoreError';
-}
-
 /** Why a conditional entry write did not happen. */
 export type EntryWriteResult =
   | { ok: true; version: number }

@@ -260,9 +260,11 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     if (page !== undefined && page.since === undefined) throw new InvalidCursorError('page token belongs to a listing, not a change set');
     if (page === undefined && cursorText === undefined) throw new ApiError(400, 'invalid_request', 'cursor: is required (from a listing or an earlier change set)', { field: 'cursor' });
     const since = page?.since ?? parseCursor(cursorText!);
-    const object = await loadObjectFor(ctx, principal.userId, id, 'reader');
     // The first page fixes the snapshot: the revision the object's head was read at.
-    const head = page === undefined ? await ctx.metadata.objectHead(id) : undefined;
+    const [object, head] = await Promise.all([
+      loadObjectFor(ctx, principal.userId, id, 'reader'),
+      page === undefined ? ctx.metadata.objectHead(id) : Promise.resolve(undefined),
+    ]);
     const snapshot = page?.snapshot ?? head!.readAt;
     if (since < object.value.historyFloor || since > snapshot) {
       throw new ApiError(410, 'cursor_expired', 'the cursor is older than the retained history (or not from this mesh); list the entries again and sync from the new cursor', {
