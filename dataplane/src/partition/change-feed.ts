@@ -90,15 +90,20 @@ export class ChangeFeed {
 
   async #caughtUp(revision: number, timeoutMs: number): Promise<boolean> {
     if (this.#seen >= revision) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const caught = await Promise.race([
-      new Promise<boolean>((resolve) => this.#waiters.push({ revision, resolve: () => resolve(true) })),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    return caught;
+    return new Promise<boolean>((resolve) => {
+      const waiter = {
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
   }
 
   async #restart(): Promise<void> {
