@@ -1,0 +1,206 @@
+// Sync benchmark: Meshwork's partition against the same operations straight on MinIO and
+// etcd, measured in the same run, on the same machine, from the same client process.
+//
+//   upload_ratio / download_ratio  a 1 GiB file (256 blocks of 4 MiB) through Meshwork (hash,
+//                                  `missing`, PUT per block, 4 at a time, then the commit; one
+//                                  GET of the content) versus the same 256 block PUTs (4 at a
+//                                  time) and sequential block GETs straight on MinIO
+//   small_files_ratio              10,000 files of 4 KiB committed (block + entry) at
+//                                  concurrency 32, versus one etcd put + one MinIO put per file
+//   changes_p50_ms                 `changes` for 100 modified entries in an object of 100,000
+//   rss_mb_peak                    peak RSS (VmHWM) of the partition process during the 1 GiB transfers
+//
+// Usage: npm run bench -- sync [--quick]   (--quick: 64 MiB, 1,000 files, 10,000 entries)
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent, get, type IncomingMessage } from 'node:http';
+import { Etcd3 } from 'etcd3';
+import { Client } from 'minio';
+import { startEtcd } from '../e2e/harness/etcd.ts';
+import { startMinio } from '../e2e/harness/minio.ts';
+import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
+import { startPartition } from '../dataplane/src/partition/testing/partition-process.ts';
+
+const quick = process.argv.includes('--quick');
+const MiB = 1024 * 1024;
+const blockSize = 4 * MiB;
+const bigBlocks = quick ? 16 : 256;
+const smallFiles = quick ? 1000 : 10_000;
+const smallSize = 4096;
+const smallConcurrency = 32;
+const transferConcurrency = 4;
+const bigEntries = quick ? 10_000 : 100_000;
+const seedConcurrency = 64;
+const changedEntries = 100;
+const changesSamples = 30;
+
+/** Runs `task(i)` for i in 0..count-1 with at most `concurrency` in flight. */
+async function pool(count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+async function timed(task: () => Promise<void>): Promise<number> {
+  const start = performance.now();
+  await task();
+  return (performance.now() - start) / 1000;
+}
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 'NaN');
+  return Math.round(kb / 1024);
+}
+
+function check(status: number, expected: number, what: string): void {
+  if (status !== expected) throw new Error(`${what} answered ${status}, expected ${expected}`);
+}
+
+const [etcd, minio] = await Promise.all([startEtcd({ name: 'bench-etcd' }), startMinio({ bucket: 'bench' })]);
+const partition = await startPartition({ etcdEndpoint: etcd.endpoint, minio }, { partition: 'bench', env: { MESHWORK_LOG_LEVEL: 'warn' } });
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const s3 = new Client({ endPoint: minio.host, port: minio.port, useSSL: false, accessKey: minio.accessKey, secretKey: minio.secretKey, pathStyle: true, transportAgent: agent });
+const kv = new Etcd3({ hosts: etcd.endpoint });
+const rows: [string, string, string, string, string][] = [];
+
+try {
+  const admin = new MeshClient(partition.url, partition.adminToken, agent);
+  const account = await admin.createUser('bench');
+  const device = await admin.as(account.token).registerDevice('bench-device');
+  const objectId = await device.createObject('Bench');
+
+  // --- 1 GiB up and down -------------------------------------------------------------------
+  const pattern = randomBytes(blockSize);
+  const makeBlock = (i: number, salt: number): Buffer => {
+    const block = Buffer.from(pattern);
+    block.writeUInt32BE(i, 0);
+    block.writeUInt32BE(salt, 4);
+    return block;
+  };
+  const rawUpload = await timed(() => pool(bigBlocks, transferConcurrency, async (i) => void (await s3.putObject('bench', `raw/big/${i}`, makeBlock(i, 1), blockSize))));
+  const rawDownload = await timed(async () => {
+    for (let i = 0; i < bigBlocks; i++) {
+      const stream = await s3.getObject('bench', `raw/big/${i}`);
+      for await (const chunk of stream) void chunk;
+    }
+  });
+  // A streaming client: each worker reads the next block, hashes it, asks whether the store
+  // lacks it and uploads it if so; the block list is committed at the end.
+  const hashes: string[] = [];
+  const meshUpload = await timed(async () => {
+    await pool(bigBlocks, transferConcurrency, async (i) => {
+      const block = makeBlock(i, 2);
+      const sha = sha256Hex(block);
+      hashes[i] = sha;
+      const missing = await device.request<{ missing: string[] }>('POST', '/v1/blocks/missing', { blocks: [sha] });
+      check(missing.status, 200, 'missing');
+      if (missing.body.missing.length > 0) check((await device.putBlock(block, sha)).status, 201, 'block PUT');
+    });
+    check((await device.commit(objectId, 'big.bin', hashes.map((sha256) => ({ sha256, size: blockSize })), 'create')).status, 201, 'commit');
+  });
+  let downloaded = 0;
+  const meshDownload = await timed(async () => {
+    // Node's http client, like the MinIO client of the baseline.
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      get(`${partition.url}/v1/objects/${objectId}/content/big.bin`, { agent, headers: { authorization: `Bearer ${device.token}` } }, resolve).on('error', reject);
+    });
+    check(res.statusCode ?? 0, 200, 'content GET');
+    for await (const chunk of res) downloaded += (chunk as Buffer).length;
+  });
+  if (downloaded !== bigBlocks * blockSize) throw new Error(`downloaded ${downloaded} bytes, expected ${bigBlocks * blockSize}`);
+  const rssPeak = peakRssMb(partition.process.pid);
+  const bigMiB = (bigBlocks * blockSize) / MiB;
+  const uploadRatio = rawUpload / meshUpload;
+  const downloadRatio = rawDownload / meshDownload;
+  rows.push([`upload ${bigMiB} MiB (MiB/s)`, (bigMiB / meshUpload).toFixed(0), (bigMiB / rawUpload).toFixed(0), uploadRatio.toFixed(2), '>= 0.8']);
+  rows.push([`download ${bigMiB} MiB (MiB/s)`, (bigMiB / meshDownload).toFixed(0), (bigMiB / rawDownload).toFixed(0), downloadRatio.toFixed(2), '>= 0.8']);
+  rows.push(['partition peak RSS (MiB)', String(rssPeak), '', '', '< 200']);
+
+  // --- 10,000 small files -------------------------------------------------------------------
+  const smallData = (i: number, salt: number): Buffer => {
+    const data = randomBytes(smallSize);
+    data.writeUInt32BE(i, 0);
+    data.writeUInt32BE(salt, 4);
+    return data;
+  };
+  const rawSmall = await timed(() =>
+    pool(smallFiles, smallConcurrency, async (i) => {
+      const data = smallData(i, 3);
+      const sha = sha256Hex(data);
+      await s3.putObject('bench', `raw/small/${sha}`, data, smallSize);
+      await kv.put(`/bench/raw/${objectId}/small/${i}`).value(JSON.stringify({ path: `small/${i}`, kind: 'file', size: smallSize, blocks: [{ sha256: sha, size: smallSize }] })).exec();
+    }),
+  );
+  const meshSmall = await timed(() =>
+    pool(smallFiles, smallConcurrency, async (i) => {
+      const data = smallData(i, 4);
+      const sha = sha256Hex(data);
+      check((await device.putBlock(data, sha)).status, 201, 'small block PUT');
+      check((await device.commit(objectId, `small/${i}`, [{ sha256: sha, size: smallSize }], 'create')).status, 201, 'small commit');
+    }),
+  );
+  const smallRatio = rawSmall / meshSmall;
+  rows.push([`${smallFiles} files of 4 KiB (files/s)`, (smallFiles / meshSmall).toFixed(0), (smallFiles / rawSmall).toFixed(0), smallRatio.toFixed(2), '>= 0.5']);
+
+  // --- changes in a large object -----------------------------------------------------------------
+  const largeObject = await device.createObject('Large');
+  const versions: string[] = [];
+  const seedSeconds = await timed(() =>
+    pool(bigEntries, seedConcurrency, async (i) => {
+      const res = await device.request<{ version: string }>('PUT', `/v1/objects/${largeObject}/entries/d${String(i).padStart(6, '0')}`, { kind: 'directory' }, { 'if-none-match': '*' });
+      check(res.status, 201, 'seed commit');
+      if (i % Math.floor(bigEntries / changedEntries) === 0) versions[i] = res.body.version;
+    }),
+  );
+  const listing = await device.request<{ cursor: string }>('GET', `/v1/objects/${largeObject}/entries?limit=1`);
+  const cursor = listing.body.cursor;
+  for (const [i, version] of versions.entries()) {
+    if (version === undefined) continue;
+    const res = await device.request('PUT', `/v1/objects/${largeObject}/entries/d${String(i).padStart(6, '0')}`, { kind: 'directory', mtime: new Date().toISOString() }, { 'if-match': `"${version}"` });
+    check(res.status, 200, 'modify commit');
+  }
+  const samples: number[] = [];
+  for (let s = 0; s < changesSamples; s++) {
+    const start = performance.now();
+    const res = await device.request<{ changes: unknown[] }>('GET', `/v1/objects/${largeObject}/changes?cursor=${cursor}`);
+    samples.push(performance.now() - start);
+    check(res.status, 200, 'changes');
+    if (res.body.changes.length !== changedEntries) throw new Error(`changes returned ${res.body.changes.length} entries, expected ${changedEntries}`);
+  }
+  samples.sort((x, y) => x - y);
+  const changesP50 = samples[Math.floor(samples.length / 2)]!;
+  rows.push([`changes: ${changedEntries} of ${bigEntries} entries (ms, p50)`, changesP50.toFixed(1), '', '', '< 20']);
+  rows.push([`  (seeded ${bigEntries} entries through the API at ${(bigEntries / seedSeconds).toFixed(0)} commits/s)`, '', '', '', '']);
+
+  const header: [string, string, string, string, string] = ['measure', 'meshwork', 'baseline', 'ratio', 'target'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  console.log(
+    JSON.stringify({
+      benchmark: 'sync',
+      quick,
+      upload_ratio: Number(uploadRatio.toFixed(3)),
+      download_ratio: Number(downloadRatio.toFixed(3)),
+      small_files_ratio: Number(smallRatio.toFixed(3)),
+      changes_p50_ms: Number(changesP50.toFixed(2)),
+      rss_mb_peak: rssPeak,
+      upload_mib_s: Number((bigMiB / meshUpload).toFixed(1)),
+      upload_baseline_mib_s: Number((bigMiB / rawUpload).toFixed(1)),
+      download_mib_s: Number((bigMiB / meshDownload).toFixed(1)),
+      download_baseline_mib_s: Number((bigMiB / rawDownload).toFixed(1)),
+      small_files_per_s: Number((smallFiles / meshSmall).toFixed(1)),
+      small_files_baseline_per_s: Number((smallFiles / rawSmall).toFixed(1)),
+    }),
+  );
+} finally {
+  kv.close();
+  agent.destroy();
+  await partition.stop();
+  await Promise.all([etcd.stop(), minio.stop()]);
+}

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parsePartitionConfig } from './config.ts';
+
+const files: Record<string, string> = { '/secrets/admin': 'admin-token-0123456789\n', '/secrets/s3-secret': 's3secret', '/secrets/empty': '  \n' };
+const readSecret = (path: string): string => {
+  const value = files[path];
+  if (value === undefined) throw new Error('ENOENT: no such file');
+  return value;
+};
+
+const valid = {
+  MESHWORK_PARTITION: 'p0',
+  MESHWORK_SLOTS: '0-2047',
+  MESHWORK_ETCD_ENDPOINTS: 'http://127.0.0.1:2379, http://127.0.0.1:2380',
+  MESHWORK_S3_ENDPOINT: 'http://127.0.0.1:9000',
+  MESHWORK_S3_BUCKET: 'meshwork',
+  MESHWORK_S3_ACCESS_KEY: 'access',
+  MESHWORK_S3_SECRET_KEY_FILE: '/secrets/s3-secret',
+  MESHWORK_ADMIN_TOKEN_FILE: '/secrets/admin',
+};
+
+describe('parsePartitionConfig', () => {
+  it('parses a complete configuration with defaults', () => {
+    const config = parsePartitionConfig(valid, readSecret);
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.slots).toEqual([{ first: 0, last: 2047 }]);
+    expect(config.etcdEndpoints).toEqual(['http://127.0.0.1:2379', 'http://127.0.0.1:2380']);
+    expect(config.s3.secretKey).toBe('s3secret');
+    expect(config.adminToken).toBe('admin-token-0123456789');
+    expect(config.advertiseUrl).toBe('http://127.0.0.1:8080');
+    expect(config.tombstoneRetentionSeconds).toBe(604800);
+  });
+
+  it('takes the advertise URL and listen address as given', () => {
+    const config = parsePartitionConfig({ ...valid, MESHWORK_LISTEN: '127.0.0.5:9999', MESHWORK_ADVERTISE_URL: 'http://p0.mesh:8080/' }, readSecret);
+    expect(config.listen).toEqual({ host: '127.0.0.5', port: 9999 });
+    expect(config.advertiseUrl).toBe('http://p0.mesh:8080');
+  });
+
+  it.each([
+    [{ MESHWORK_PARTITION: undefined }, 'MESHWORK_PARTITION', 'is required'],
+    [{ MESHWORK_PARTITION: 'Bad_Name' }, 'MESHWORK_PARTITION', 'DNS label'],
+    [{ MESHWORK_SLOTS: '0-5000' }, 'MESHWORK_SLOTS', 'leaves the slot space'],
+    [{ MESHWORK_LISTEN: 'localhost' }, 'MESHWORK_LISTEN', 'host:port'],
+    [{ MESHWORK_LISTEN: '127.0.0.1:70000' }, 'MESHWORK_LISTEN', '65535'],
+    [{ MESHWORK_ETCD_ENDPOINTS: '' }, 'MESHWORK_ETCD_ENDPOINTS', 'at least one'],
+    [{ MESHWORK_ETCD_ENDPOINTS: 'etcd:2379' }, 'MESHWORK_ETCD_ENDPOINTS', 'http'],
+    [{ MESHWORK_S3_BUCKET: 'A' }, 'MESHWORK_S3_BUCKET', 'bucket'],
+    [{ MESHWORK_S3_ACCESS_KEY: undefined }, 'MESHWORK_S3_ACCESS_KEY', 'is required'],
+    [{ MESHWORK_S3_SECRET_KEY: 'x' }, 'MESHWORK_S3_SECRET_KEY', 'not both'],
+    [{ MESHWORK_S3_SECRET_KEY_FILE: '/secrets/missing' }, 'MESHWORK_S3_SECRET_KEY_FILE', 'cannot read'],
+    [{ MESHWORK_ADMIN_TOKEN_FILE: undefined }, 'MESHWORK_ADMIN_TOKEN_FILE', 'is required'],
+    [{ MESHWORK_ADMIN_TOKEN_FILE: '/secrets/empty' }, 'MESHWORK_ADMIN_TOKEN_FILE', 'is empty'],
+    [{ MESHWORK_ADMIN_TOKEN_FILE: '/secrets/s3-secret' }, 'MESHWORK_ADMIN_TOKEN_FILE', 'at least 16'],
+    [{ MESHWORK_TOMBSTONE_RETENTION_SECONDS: '-1' }, 'MESHWORK_TOMBSTONE_RETENTION_SECONDS', ''],
+    [{ MESHWORK_LOG_LEVEL: 'loud' }, 'MESHWORK_LOG_LEVEL', ''],
+  ])('names the bad field for %j', (override, field, message) => {
+    const env: NodeJS.ProcessEnv = { ...valid, ...override };
+    for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];
+    try {
+      parsePartitionConfig(env, readSecret);
+      expect.unreachable('configuration was accepted');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).field).toBe(field);
+      expect((err as ConfigError).message).toContain(field);
+      expect((err as ConfigError).message).toContain(message);
+    }
+  });
+});

@@ -1,0 +1,136 @@
+// Configuration of a data-plane process, read once at start from environment variables (the
+// operator's StatefulSet sets them) and validated; a bad value names its variable.
+import { z } from 'zod';
+import { parseSlotRanges, SlotRangeError, type SlotRange } from './slots.ts';
+
+/** Raised for invalid configuration; `field` is the environment variable at fault. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly field: string;
+
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super(`invalid configuration: ${field}: ${message}`, options);
+    this.field = field;
+  }
+}
+
+/** The partition role's configuration. */
+export interface PartitionConfig {
+  listen: { host: string; port: number };
+  partition: string;
+  slots: SlotRange[];
+  advertiseUrl: string;
+  etcdEndpoints: string[];
+  s3: { endpoint: URL; bucket: string; region: string; accessKey: string; secretKey: string };
+  adminToken: string;
+  /** How long deleted entries stay visible to `changes`; older cursors get 410. */
+  tombstoneRetentionSeconds: number;
+  /** How often the tombstone sweeper runs. */
+  sweepIntervalSeconds: number;
+  /** How long start-up waits for etcd and S3 before giving up. */
+  storeDeadlineSeconds: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+const listenSchema = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
+  .transform((text) => {
+    const at = text.lastIndexOf(':');
+    return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
+  })
+  .refine((l) => l.port <= 65535, 'port must be at most 65535');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http or https URL' });
+const seconds = (fallback: number, min: number) => z.coerce.number().int().min(min).default(fallback);
+
+const envSchema = z.object({
+  MESHWORK_LISTEN: listenSchema.default({ host: '0.0.0.0', port: 8080 }),
+  MESHWORK_PARTITION: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")'),
+  MESHWORK_SLOTS: z.string().transform((text, ctx) => {
+    try {
+      return parseSlotRanges(text);
+    } catch (err) {
+      if (!(err instanceof SlotRangeError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+      return z.NEVER;
+    }
+  }),
+  MESHWORK_ADVERTISE_URL: httpUrl.optional(),
+  MESHWORK_ETCD_ENDPOINTS: z
+    .string()
+    .transform((text) => text.split(',').map((e) => e.trim()).filter((e) => e !== ''))
+    .pipe(z.array(httpUrl).min(1, 'must list at least one endpoint')),
+  MESHWORK_S3_ENDPOINT: httpUrl.transform((u) => new URL(u)),
+  MESHWORK_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'),
+  MESHWORK_S3_REGION: z.string().min(1).default('us-east-1'),
+  MESHWORK_TOMBSTONE_RETENTION_SECONDS: seconds(7 * 24 * 3600, 0),
+  MESHWORK_SWEEP_INTERVAL_SECONDS: seconds(300, 1),
+  MESHWORK_STORE_DEADLINE_SECONDS: seconds(30, 1),
+  MESHWORK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Reads a secret file; injected so that parsing stays testable without files. */
+export type SecretReader = (path: string) => string;
+
+/** Resolves NAME from NAME or from the file named by NAME_FILE (exactly one must be set). */
+function secretFromEnv(env: NodeJS.ProcessEnv, name: string, readSecret: SecretReader): string {
+  const direct = env[name];
+  const file = env[`${name}_FILE`];
+  if (direct !== undefined && file !== undefined) throw new ConfigError(name, `set either ${name} or ${name}_FILE, not both`);
+  if (direct !== undefined) {
+    if (direct === '') throw new ConfigError(name, 'is empty');
+    return direct;
+  }
+  if (file === undefined) throw new ConfigError(name, `is required (or ${name}_FILE naming a file that holds it)`);
+  return readSecretFile(`${name}_FILE`, file, readSecret);
+}
+
+function readSecretFile(field: string, path: string, readSecret: SecretReader): string {
+  let value: string;
+  try {
+    value = readSecret(path).trim();
+  } catch (err) {
+    throw new ConfigError(field, `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (value === '') throw new ConfigError(field, `${path} is empty`);
+  return value;
+}
+
+/** Parses and validates the partition role's configuration from `env`. */
+export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretReader): PartitionConfig {
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = String(issue.path[0] ?? 'environment');
+    const value = env[field];
+    throw new ConfigError(field, value === undefined ? 'is required' : issue.message);
+  }
+  const e = result.data;
+  const adminTokenFile = env.MESHWORK_ADMIN_TOKEN_FILE;
+  if (adminTokenFile === undefined || adminTokenFile === '') {
+    throw new ConfigError('MESHWORK_ADMIN_TOKEN_FILE', 'is required (a file holding the administrator token)');
+  }
+  const adminToken = readSecretFile('MESHWORK_ADMIN_TOKEN_FILE', adminTokenFile, readSecret);
+  if (adminToken.length < 16) throw new ConfigError('MESHWORK_ADMIN_TOKEN_FILE', 'the token must be at least 16 characters');
+  const listenHost = e.MESHWORK_LISTEN.host;
+  const advertiseHost = listenHost === '0.0.0.0' || listenHost === '::' ? '127.0.0.1' : listenHost;
+  return {
+    listen: e.MESHWORK_LISTEN,
+    partition: e.MESHWORK_PARTITION,
+    slots: e.MESHWORK_SLOTS,
+    advertiseUrl: (e.MESHWORK_ADVERTISE_URL ?? `http://${advertiseHost}:${e.MESHWORK_LISTEN.port}`).replace(/\/+$/, ''),
+    etcdEndpoints: e.MESHWORK_ETCD_ENDPOINTS,
+    s3: {
+      endpoint: e.MESHWORK_S3_ENDPOINT,
+      bucket: e.MESHWORK_S3_BUCKET,
+      region: e.MESHWORK_S3_REGION,
+      accessKey: secretFromEnv(env, 'MESHWORK_S3_ACCESS_KEY', readSecret),
+      secretKey: secretFromEnv(env, 'MESHWORK_S3_SECRET_KEY', readSecret),
+    },
+    adminToken,
+    tombstoneRetentionSeconds: e.MESHWORK_TOMBSTONE_RETENTION_SECONDS,
+    sweepIntervalSeconds: e.MESHWORK_SWEEP_INTERVAL_SECONDS,
+    storeDeadlineSeconds: e.MESHWORK_STORE_DEADLINE_SECONDS,
+    logLevel: e.MESHWORK_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,20 @@
+// Entry point of the data-plane image: `node dataplane/src/main.ts <role>`.
+import { ExitCode } from './exit-codes.ts';
+import { terminate } from './termination.ts';
+
+const roles = ['partition', 'gateway', 'prober'] as const;
+const role = process.argv[2];
+
+switch (role) {
+  case 'partition': {
+    const { runPartition } = await import('./partition/server.ts');
+    await runPartition();
+    break;
+  }
+  case 'gateway':
+  case 'prober':
+    terminate(ExitCode.usage, `role ${role} is not implemented in this version; available: partition`);
+    break;
+  default:
+    terminate(ExitCode.usage, `usage: main.ts <role>; role must be one of ${roles.join(', ')}${role === undefined ? '' : `, not "${role}"`}`);
+}

@@ -1,0 +1,121 @@
+// Feeds the ChangeLog from an etcd watch over this partition's slots. The watch starts at
+// the revision the process started at; a `changes` request waits until the feed has caught
+// up with the object's latest change (its head key's revision) before answering from memory.
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import type { SlotRange } from '../slots.ts';
+import { slotSegment } from '../stores/keys.ts';
+import { ChangeLog } from './change-log.ts';
+
+const entryKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)\/e\/(.+)$/s;
+const objectKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)$/;
+
+/** The change log of this partition's objects, kept current by an etcd watch. */
+export class ChangeFeed {
+  readonly #etcd: Etcd3;
+  readonly #slots: readonly SlotRange[];
+  readonly #logger: Logger;
+  #log: ChangeLog | undefined;
+  #watcher: Watcher | undefined;
+  #seen = 0;
+  #waiters: { revision: number; resolve: () => void }[] = [];
+  #stopped = false;
+
+  constructor(etcd: Etcd3, slots: readonly SlotRange[], logger: Logger) {
+    this.#etcd = etcd;
+    this.#slots = slots;
+    this.#logger = logger;
+  }
+
+  /** Starts watching from the current revision. */
+  async start(): Promise<void> {
+    const revision = Number((await this.#etcd.get('/mw/revision-probe').exec()).header.revision);
+    this.#log = new ChangeLog(revision, { perObject: 20_000, total: 200_000 });
+    this.#seen = revision;
+    const first = Math.min(...this.#slots.map((r) => r.first));
+    const last = Math.max(...this.#slots.map((r) => r.last));
+    const watcher = await this.#etcd
+      .watch()
+      .inRange({ start: `/mw/s/${slotSegment(first)}/`, end: `/mw/s/${slotSegment(last + 1)}/` })
+      .startRevision(String(revision + 1))
+      .create();
+    this.#watcher = watcher;
+    watcher.on('put', (kv) => this.#observe(kv, false));
+    watcher.on('delete', (kv) => this.#observe(kv, true));
+    watcher.on('data', (res) => this.#advance(Number(res.header.revision)));
+    watcher.on('error', (err) => {
+      // Typically compaction past a reconnect: what was missed is unknown, so start over.
+      this.#logger.warn({ err }, 'Restarted the change feed after a watch error');
+      void this.#restart();
+    });
+  }
+
+  /**
+   * The distinct paths of an object changed in (since, upTo], once the feed has seen revision
+   * `complete` (the object's latest change); undefined when the feed does not reach back to
+   * `since` or does not catch up in time.
+   */
+  async changedPaths(objectId: string, since: number, upTo: number, complete: number, timeoutMs = 1000): Promise<string[] | undefined> {
+    if (this.#log === undefined || since < this.#log.horizon) return undefined;
+    if (!(await this.#caughtUp(complete, timeoutMs))) return undefined;
+    // The log may have restarted while we waited.
+    return this.#log?.changedPaths(objectId, since, upTo);
+  }
+
+  /** Stops the watch. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#watcher?.cancel();
+  }
+
+  #observe(kv: IKeyValue, deleted: boolean): void {
+    const key = kv.key.toString('utf8');
+    const revision = Number(kv.mod_revision);
+    const entry = entryKeyPattern.exec(key);
+    if (entry) {
+      this.#log?.record(entry[1]!, entry[2]!, revision);
+    } else if (deleted) {
+      const object = objectKeyPattern.exec(key);
+      if (object) this.#log?.forget(object[1]!);
+    }
+  }
+
+  #advance(revision: number): void {
+    if (revision <= this.#seen) return;
+    this.#seen = revision;
+    const ready = this.#waiters.filter((w) => w.revision <= revision);
+    this.#waiters = this.#waiters.filter((w) => w.revision > revision);
+    for (const w of ready) w.resolve();
+  }
+
+  async #caughtUp(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.#seen >= revision) return true;
+    return new Promise<boolean>((resolve) => {
+      const waiter = {
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  async #restart(): Promise<void> {
+    if (this.#stopped) return;
+    const old = this.#watcher;
+    this.#watcher = undefined;
+    this.#log = undefined;
+    await old?.cancel().catch(() => undefined);
+    try {
+      await this.start();
+    } catch (err) {
+      this.#logger.error({ err }, 'Failed to restart the change feed; changes fall back to scans');
+    }
+  }
+}

@@ -1,0 +1,42 @@
+// Fencing: a partition process that was paused while a newer process took over its slots
+// cannot commit when it wakes up; it answers 503 and exits with the ownership-lost code.
+// Slots 3072-3583 belong to this file.
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { ExitCode } from '../exit-codes.ts';
+import { MeshClient } from './testing/client.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
+
+const stack = inject('stack');
+const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };
+const running: RunningPartition[] = [];
+
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop()));
+});
+
+describe('fencing', () => {
+  it('stops a paused former owner from committing after a newer process registered', async () => {
+    const old = await startPartition(stores, { partition: 'fencing', slots: '3072-3583' });
+    running.push(old);
+    const account = await new MeshClient(old.url, old.adminToken).createUser('fenced');
+    const device = await new MeshClient(old.url, account.token).registerDevice('pc');
+    const objectId = await device.createObject('Fenced');
+    expect((await device.request('PUT', `/v1/objects/${objectId}/entries/before`, { kind: 'directory' }, { 'if-none-match': '*' })).status).toBe(201);
+
+    old.process.signal('SIGSTOP');
+    const newer = await startPartition(stores, { partition: 'fencing', slots: '3072-3583', adminToken: old.adminToken });
+    running.push(newer);
+    old.process.signal('SIGCONT');
+
+    const stale = await device.request('PUT', `/v1/objects/${objectId}/entries/after-pause`, { kind: 'directory' }, { 'if-none-match': '*' });
+    expect(stale.status).toBe(503);
+    expect(stale.body).toMatchObject({ error: { code: 'ownership_lost' } });
+    const exit = await old.process.exited;
+    expect(exit.code).toBe(ExitCode.ownershipLost);
+
+    const viaNewer = new MeshClient(newer.url, device.token);
+    expect((await viaNewer.request('GET', `/v1/objects/${objectId}/entries/after-pause`)).status).toBe(404);
+    expect((await viaNewer.request('PUT', `/v1/objects/${objectId}/entries/after-pause`, { kind: 'directory' }, { 'if-none-match': '*' })).status).toBe(201);
+    expect((await viaNewer.request('GET', `/v1/objects/${objectId}/entries/before`)).status).toBe(200);
+  });
+});

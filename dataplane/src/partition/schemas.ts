@@ -1,0 +1,52 @@
+// Request bodies of the v1 API, validated with zod; a failure names the offending field.
+import { z } from 'zod';
+
+/** The largest content block, in bytes. */
+export const maxBlockBytes = 4 * 1024 * 1024;
+/** The most blocks one `missing` query or one entry may name (4 TiB of 4 MiB blocks is far beyond it). */
+export const maxBlocksPerRequest = 10_000;
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex sha256');
+const displayName = z.string().trim().min(1).max(200);
+
+export const createUserBody = z.strictObject({ name: displayName });
+export const createDeviceBody = z.strictObject({ name: displayName });
+export const createObjectBody = z.strictObject({ name: displayName, cloudStorage: z.boolean().default(true) });
+export const updateObjectBody = z.strictObject({ name: displayName });
+export const putMemberBody = z.strictObject({ role: z.enum(['writer', 'reader']) });
+export const missingBlocksBody = z.strictObject({ blocks: z.array(sha256Hex).max(maxBlocksPerRequest) });
+
+export const blockRef = z.strictObject({ sha256: sha256Hex, size: z.number().int().min(1).max(maxBlockBytes) });
+
+export const commitEntryBody = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('file'),
+    blocks: z.array(blockRef).max(maxBlocksPerRequest),
+    mtime: z.iso.datetime().optional(),
+  }),
+  z.strictObject({ kind: z.literal('directory'), mtime: z.iso.datetime().optional() }),
+]);
+
+export type CommitEntryBody = z.infer<typeof commitEntryBody>;
+export type BlockRef = z.infer<typeof blockRef>;
+
+/** Raised when a body or parameter fails validation; `field` is its dotted path. */
+export class ValidationError extends Error {
+  override readonly name = 'ValidationError';
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** Parses `value` with `schema`, raising a ValidationError that names the first bad field. */
+export function validate<T>(schema: z.ZodType<T>, value: unknown, root = 'body'): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = [root, ...issue.path.map(String)].join('.');
+  const message = issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.join(', ')}` : issue.message;
+  throw new ValidationError(field, message);
+}

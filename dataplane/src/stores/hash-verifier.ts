@@ -1,0 +1,63 @@
+// A pass-through stream that checks the bytes against an expected sha256 and length. It holds
+// back the last chunk until the whole body is hashed, so a downstream store never receives a
+// complete body that does not match: on a mismatch the stream errors before its final chunk.
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** Raised when content does not hash to the sha256 it was addressed by. */
+export class BlockHashMismatchError extends Error {
+  override readonly name = 'BlockHashMismatchError';
+  readonly expected: string;
+  readonly actual: string;
+
+  constructor(expected: string, actual: string, bytes: number) {
+    super(`content of ${bytes} bytes hashes to ${actual}, not ${expected}`);
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** Raised when content is shorter or longer than announced. */
+export class BlockSizeMismatchError extends Error {
+  override readonly name = 'BlockSizeMismatchError';
+}
+
+/** Verifies a stream's sha256 (and, if given, its length) while passing it on. */
+export class HashVerifier extends Transform {
+  readonly #expected: string;
+  readonly #expectedBytes: number | undefined;
+  readonly #hash: Hash = createHash('sha256');
+  #held: Buffer | undefined;
+  #bytes = 0;
+
+  constructor(expectedSha256: string, expectedBytes?: number) {
+    super();
+    this.#expected = expectedSha256;
+    this.#expectedBytes = expectedBytes;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk);
+    this.#bytes += chunk.length;
+    if (this.#expectedBytes !== undefined && this.#bytes > this.#expectedBytes) {
+      callback(new BlockSizeMismatchError(`content is longer than the announced ${this.#expectedBytes} bytes`));
+      return;
+    }
+    const previous = this.#held;
+    this.#held = chunk;
+    callback(null, previous);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#expectedBytes !== undefined && this.#bytes !== this.#expectedBytes) {
+      callback(new BlockSizeMismatchError(`content is ${this.#bytes} bytes, not the announced ${this.#expectedBytes}`));
+      return;
+    }
+    const actual = this.#hash.digest('hex');
+    if (actual !== this.#expected) {
+      callback(new BlockHashMismatchError(this.#expected, actual, this.#bytes));
+      return;
+    }
+    callback(null, this.#held);
+  }
+}

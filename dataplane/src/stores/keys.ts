@@ -1,0 +1,74 @@
+// The etcd key layout. Keys are prefixed by a zero-padded slot, so that one slot, or a range
+// of slots, is one contiguous key range that can be scanned, moved or dropped as a unit.
+import { slotOf } from '../slots.ts';
+
+/** The four-digit form of a slot used in keys ("0042"). */
+export function slotSegment(slot: number): string {
+  return String(slot).padStart(4, '0');
+}
+
+/** Prefix of everything stored for a slot. */
+export function slotPrefix(slot: number): string {
+  return `/mw/s/${slotSegment(slot)}/`;
+}
+
+/** A user's record. */
+export function userKey(userId: string): string {
+  return `${slotPrefix(slotOf(userId))}u/${userId}`;
+}
+
+/** Prefix of the index of objects a user is a member of (one key per object, value: role). */
+export function membershipPrefix(userId: string): string {
+  return `${userKey(userId)}/m/`;
+}
+
+/** One entry of a user's membership index. */
+export function membershipKey(userId: string, objectId: string): string {
+  return `${membershipPrefix(userId)}${objectId}`;
+}
+
+/** A device's record. */
+export function deviceKey(deviceId: string): string {
+  return `${slotPrefix(slotOf(deviceId))}d/${deviceId}`;
+}
+
+/** A mesh object's record. */
+export function objectKey(objectId: string): string {
+  return `${slotPrefix(slotOf(objectId))}o/${objectId}`;
+}
+
+/**
+ * Touched by every change to an object's entries: its revision is the object's latest change,
+ * which `changes` waits for the change feed to reach.
+ */
+export function objectHeadKey(objectId: string): string {
+  return `${objectKey(objectId)}/head`;
+}
+
+/** Prefix of the entries of a mesh object; each entry's key ends with its normalised path. */
+export function entriesPrefix(objectId: string): string {
+  return `${objectKey(objectId)}/e/`;
+}
+
+/** An entry (file or directory) of a mesh object. */
+export function entryKey(objectId: string, path: string): string {
+  return `${entriesPrefix(objectId)}${path}`;
+}
+
+/** Prefix of the tombstone markers of one slot, which the sweeper scans per owned slot range. */
+export function tombstonesPrefix(slot: number): string {
+  return `/mw/t/${slotSegment(slot)}/`;
+}
+
+/** The marker of a deleted entry, so that its tombstone can be purged after the retention time. */
+export function tombstoneKey(objectId: string, path: string): string {
+  return `${tombstonesPrefix(slotOf(objectId))}${objectId}/${path}`;
+}
+
+/** Prefix of the slot map: one record per partition. */
+export const slotMapPrefix = '/mw/slotmap/';
+
+/** A partition's owner record in the slot map. */
+export function slotMapKey(partition: string): string {
+  return `${slotMapPrefix}${partition}`;
+}

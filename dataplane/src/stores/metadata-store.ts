@@ -1,0 +1,366 @@
+// Metadata in etcd: users, devices, mesh objects with their members, entries with tombstones.
+// Every write is one transaction that also checks the fence (the revision of this partition's
+// owner record), so a paused former owner cannot commit after another process took over.
+import { Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
+import type { BlockRef } from '../partition/schemas.ts';
+import { slotSegment } from './keys.ts';
+import {
+  deviceKey,
+  entriesPrefix,
+  entryKey,
+  membershipKey,
+  membershipPrefix,
+  objectHeadKey,
+  objectKey,
+  tombstoneKey,
+  userKey,
+} from './keys.ts';
+
+export type Role = 'owner' | 'writer' | 'reader';
+
+export interface UserRecord {
+  id: string;
+  name: string;
+  /** sha256 of the account token's secret part; the token itself is never stored. */
+  tokenHash: string;
+  createdAt: string;
+}
+
+export interface DeviceRecord {
+  id: string;
+  userId: string;
+  name: string;
+  tokenHash: string;
+  createdAt: string;
+}
+
+export interface ObjectRecord {
+  id: string;
+  name: string;
+  owner: string;
+  members: Record<string, Role>;
+  cloudStorage: boolean;
+  createdAt: string;
+  /** Cursors below this revision get 410: tombstones older than it were purged. */
+  historyFloor: number;
+}
+
+export interface EntryRecord {
+  path: string;
+  kind: 'file' | 'directory';
+  size: number;
+  blocks: BlockRef[];
+  /** sha256 over the ordered block hashes; the content's strong ETag. Null for directories. */
+  contentHash: string | null;
+  /** Device (or user, for an account token) that made this version. */
+  modifiedBy: string;
+  mtime: string;
+  deleted: boolean;
+}
+
+/** A record with its version: the etcd revision of its last change. */
+export interface Versioned<T> {
+  value: T;
+  version: number;
+}
+
+/** Raised when a write found the fence moved: another process owns these slots now. */
+export class OwnershipLostError extends Error {
+  override readonly name = 'OwnershipLostError';
+}
+
+/** Raised when the requested revision was compacted away by etcd. */
+export class HistoryCompactedError extends Error {
+  override readonly name = 'HistoryCompactedError';
+}
+
+/** Why a conditional entry write did not happen. */
+export type EntryWriteResult =
+  | { ok: true; version: number }
+  /** The entry is no longer at the expected version; `current` is what is there now. */
+  | { ok: false; reason: 'entry'; current: Versioned<EntryRecord> | undefined }
+  /** The object changed (renamed, shared, deleted) meanwhile: re-check access and retry. */
+  | { ok: false; reason: 'object' };
+
+interface Fence {
+  key: string;
+  revision: number;
+}
+
+function decode<T>(kv: IKeyValue): Versioned<T> {
+  return { value: JSON.parse(kv.value.toString('utf8')) as T, version: Number(kv.mod_revision) };
+}
+
+function rangeEnd(prefix: string): string {
+  return Range.prefix(prefix).end.toString('utf8');
+}
+
+function isCompacted(err: unknown): boolean {
+  return err instanceof Error && /compacted/i.test(err.message);
+}
+
+/** The etcd-backed metadata store of one partition process. */
+export class MetadataStore {
+  readonly #etcd: Etcd3;
+  #fence: Fence | undefined;
+
+  constructor(etcd: Etcd3) {
+    this.#etcd = etcd;
+  }
+
+  /** Sets the owner record every later write is fenced on. */
+  setFence(key: string, revision: number): void {
+    this.#fence = { key, revision };
+  }
+
+  /** The current etcd revision; for snapshots and readiness. */
+  async currentRevision(): Promise<number> {
+    const res = await this.#etcd.get('/mw/revision-probe').exec();
+    return Number(res.header.revision);
+  }
+
+  async getUser(id: string): Promise<UserRecord | undefined> {
+    return (await this.#getVersioned<UserRecord>(userKey(id)))?.value;
+  }
+
+  async getDevice(id: string): Promise<DeviceRecord | undefined> {
+    return (await this.#getVersioned<DeviceRecord>(deviceKey(id)))?.value;
+  }
+
+  /** Creates a user; false if the id is taken. */
+  async createUser(user: UserRecord): Promise<boolean> {
+    return this.#createIfAbsent(userKey(user.id), user);
+  }
+
+  /** Creates a device; false if the id is taken. */
+  async createDevice(device: DeviceRecord): Promise<boolean> {
+    return this.#createIfAbsent(deviceKey(device.id), device);
+  }
+
+  async getObject(id: string): Promise<Versioned<ObjectRecord> | undefined> {
+    return this.#getVersioned<ObjectRecord>(objectKey(id));
+  }
+
+  /** Creates an object and its owner's membership index entry; false if the id is taken. */
+  async createObject(object: ObjectRecord): Promise<boolean> {
+    const result = await this.#txn(
+      [{ key: objectKey(object.id), mod: 0 }],
+      [this.#etcd.put(objectKey(object.id)).value(JSON.stringify(object)), this.#etcd.put(membershipKey(object.owner, object.id)).value(object.members[object.owner] ?? 'owner')],
+    );
+    return result.succeeded;
+  }
+
+  /**
+   * Replaces an object record if it is still at `previous.version`, keeping every member's
+   * index entry in step; false if it changed meanwhile.
+   */
+  async updateObject(previous: Versioned<ObjectRecord>, next: ObjectRecord): Promise<boolean> {
+    const ops: IRequestOp[] = [await this.#etcd.put(objectKey(next.id)).value(JSON.stringify(next)).op()];
+    for (const userId of Object.keys(previous.value.members)) {
+      if (!(userId in next.members)) ops.push(await this.#etcd.delete().key(membershipKey(userId, next.id)).op());
+    }
+    for (const [userId, role] of Object.entries(next.members)) {
+      if (previous.value.members[userId] !== role) ops.push(await this.#etcd.put(membershipKey(userId, next.id)).value(role).op());
+    }
+    const result = await this.#txn([{ key: objectKey(next.id), mod: previous.version }], ops);
+    return result.succeeded;
+  }
+
+  /** Deletes an object, all its entries and every member's index entry; false if it changed meanwhile. */
+  async deleteObject(previous: Versioned<ObjectRecord>): Promise<boolean> {
+    const id = previous.value.id;
+    const ops: IRequestOp[] = [
+      await this.#etcd.delete().key(objectKey(id)).op(),
+      // Entries and the head key.
+      await this.#etcd.delete().prefix(`${objectKey(id)}/`).op(),
+    ];
+    for (const userId of Object.keys(previous.value.members)) ops.push(await this.#etcd.delete().key(membershipKey(userId, id)).op());
+    const result = await this.#txn([{ key: objectKey(id), mod: previous.version }], ops);
+    return result.succeeded;
+  }
+
+  /** The objects a user is a member of, with the role the index records. */
+  async listMemberships(userId: string): Promise<{ objectId: string; role: Role }[]> {
+    const prefix = membershipPrefix(userId);
+    const res = await this.#etcd.getAll().prefix(prefix).exec();
+    return res.kvs.map((kv) => ({ objectId: kv.key.toString('utf8').slice(prefix.length), role: kv.value.toString('utf8') as Role }));
+  }
+
+  async getEntry(objectId: string, path: string): Promise<Versioned<EntryRecord> | undefined> {
+    return this.#getVersioned<EntryRecord>(entryKey(objectId, path));
+  }
+
+  /**
+   * Writes an entry if it is still at `expectedVersion` (0: absent) and the object record is
+   * still at `object.version`. A deleted entry is written as a tombstone with a marker for
+   * the sweeper; writing a live entry clears any marker.
+   */
+  async putEntry(object: Versioned<ObjectRecord>, expectedVersion: number, entry: EntryRecord): Promise<EntryWriteResult> {
+    const objectId = object.value.id;
+    const key = entryKey(objectId, entry.path);
+    const marker = tombstoneKey(objectId, entry.path);
+    const ops = [
+      this.#etcd.put(key).value(JSON.stringify(entry)),
+      this.#etcd.put(objectHeadKey(objectId)).value(''),
+      entry.deleted ? this.#etcd.put(marker).value(JSON.stringify({ deletedAt: new Date().toISOString() })) : this.#etcd.delete().key(marker),
+    ];
+    const result = await this.#txn(
+      [
+        { key: objectKey(objectId), mod: object.version },
+        { key, mod: expectedVersion },
+      ],
+      ops,
+      [objectKey(objectId), key],
+    );
+    if (result.succeeded) return { ok: true, version: result.revision };
+    const [objectNow, entryNow] = result.reads;
+    if (objectNow === undefined || Number(objectNow.mod_revision) !== object.version) return { ok: false, reason: 'object' };
+    return { ok: false, reason: 'entry', current: entryNow === undefined ? undefined : decode<EntryRecord>(entryNow) };
+  }
+
+  /**
+   * A page of an object's entries in path order, read at `snapshot` (the current revision
+   * when absent), starting after path `after`.
+   */
+  async listEntries(
+    objectId: string,
+    options: { snapshot?: number; after: string; limit: number },
+  ): Promise<{ entries: Versioned<EntryRecord>[]; snapshot: number; more: boolean }> {
+    const prefix = entriesPrefix(objectId);
+    const start = options.after === '' ? prefix : `${prefix}${options.after}\0`;
+    const builder = this.#etcd.getAll().inRange({ start, end: rangeEnd(prefix) }).limit(options.limit);
+    if (options.snapshot !== undefined) builder.revision(options.snapshot);
+    const res = await this.#readRange(() => builder.exec());
+    return { entries: res.kvs.map((kv) => decode<EntryRecord>(kv)), snapshot: Number(res.header.revision), more: res.more };
+  }
+
+  /**
+   * Entries changed after revision `since` (tombstones included), in path order, read at
+   * `snapshot` (the current revision when absent).
+   */
+  async changedEntries(objectId: string, since: number, snapshot?: number): Promise<{ entries: Versioned<EntryRecord>[]; snapshot: number }> {
+    const builder = this.#etcd.getAll().prefix(entriesPrefix(objectId)).minModRevision(since + 1);
+    if (snapshot !== undefined) builder.revision(snapshot);
+    const res = await this.#readRange(() => builder.exec());
+    return { entries: res.kvs.map((kv) => decode<EntryRecord>(kv)), snapshot: Number(res.header.revision) };
+  }
+
+  /**
+   * The revision of the object's latest entry change (0 if none) and the revision the answer
+   * was read at: no entry of the object changed between the two.
+   */
+  async objectHead(objectId: string): Promise<{ latest: number; readAt: number }> {
+    const res = await this.#etcd.get(objectHeadKey(objectId)).exec();
+    return { latest: Number(res.kvs[0]?.mod_revision ?? 0), readAt: Number(res.header.revision) };
+  }
+
+  /** The current versions of the given entries (absent ones are left out), in the given order. */
+  async getEntries(objectId: string, paths: readonly string[]): Promise<Versioned<EntryRecord>[]> {
+    // etcd allows 128 operations per transaction by default.
+    const batches: string[][] = [];
+    for (let i = 0; i < paths.length; i += 128) batches.push(paths.slice(i, i + 128));
+    const results = await Promise.all(
+      batches.map(async (batch) => {
+        const res = await this.#etcd
+          .if(objectKey(objectId), 'Mod', '!=', -1)
+          .then(...batch.map((p) => this.#etcd.get(entryKey(objectId, p))))
+          .commit();
+        return res.responses.map((r) => r.response_range.kvs[0]).filter((kv): kv is IKeyValue => kv !== undefined);
+      }),
+    );
+    return results.flat().map((kv) => decode<EntryRecord>(kv));
+  }
+
+  /** Tombstone markers of the slots first..last: which entry was deleted when. */
+  async listTombstones(first: number, last: number): Promise<{ objectId: string; path: string; deletedAt: string }[]> {
+    const start = `/mw/t/${slotSegment(first)}/`;
+    const end = `/mw/t/${slotSegment(last + 1)}/`;
+    const res = await this.#etcd.getAll().inRange({ start, end }).exec();
+    return res.kvs.map((kv) => {
+      const rest = kv.key.toString('utf8').slice(start.length);
+      const slash = rest.indexOf('/');
+      return { objectId: rest.slice(0, slash), path: rest.slice(slash + 1), deletedAt: (JSON.parse(kv.value.toString('utf8')) as { deletedAt: string }).deletedAt };
+    });
+  }
+
+  /**
+   * Purges a tombstone if the entry is still that tombstone, and raises the object's history
+   * floor past it so that older cursors get 410 instead of missing the delete.
+   */
+  async purgeTombstone(objectId: string, path: string): Promise<void> {
+    const marker = tombstoneKey(objectId, path);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [object, entry] = await Promise.all([this.getObject(objectId), this.getEntry(objectId, path)]);
+      if (object === undefined || entry === undefined || !entry.value.deleted) {
+        await this.#txn([], [this.#etcd.delete().key(marker)]);
+        return;
+      }
+      const next: ObjectRecord = { ...object.value, historyFloor: Math.max(object.value.historyFloor, entry.version) };
+      const result = await this.#txn(
+        [
+          { key: objectKey(objectId), mod: object.version },
+          { key: entryKey(objectId, path), mod: entry.version },
+        ],
+        [
+          this.#etcd.put(objectKey(objectId)).value(JSON.stringify(next)),
+          this.#etcd.delete().key(entryKey(objectId, path)),
+          this.#etcd.put(objectHeadKey(objectId)).value(''),
+          this.#etcd.delete().key(marker),
+        ],
+      );
+      if (result.succeeded) return;
+    }
+  }
+
+  async #getVersioned<T>(key: string): Promise<Versioned<T> | undefined> {
+    const res = await this.#etcd.get(key).exec();
+    const kv = res.kvs[0];
+    return kv === undefined ? undefined : decode<T>(kv);
+  }
+
+  async #createIfAbsent(key: string, value: unknown): Promise<boolean> {
+    return (await this.#txn([{ key, mod: 0 }], [this.#etcd.put(key).value(JSON.stringify(value))])).succeeded;
+  }
+
+  async #readRange<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      if (isCompacted(err)) throw new HistoryCompactedError('the requested revision was compacted', { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * One fenced transaction: if the fence and every `compares` hold, run `ops`; otherwise read
+   * `reads` (and the fence) so the caller can tell why. A moved fence is an OwnershipLostError.
+   */
+  async #txn(
+    compares: { key: string; mod: number }[],
+    ops: (IRequestOp | { op(): Promise<IRequestOp> })[],
+    reads: string[] = [],
+  ): Promise<{ succeeded: boolean; revision: number; reads: (IKeyValue | undefined)[] }> {
+    const fence = this.#fence;
+    const all = fence ? [{ key: fence.key, mod: fence.revision }, ...compares] : compares;
+    const first = all[0];
+    const elseOps = [...(fence ? [this.#etcd.get(fence.key)] : []), ...reads.map((k) => this.#etcd.get(k))];
+    let builder;
+    if (first === undefined) {
+      // Nothing to compare: an empty comparison list always succeeds.
+      builder = this.#etcd.if('/mw/revision-probe', 'Mod', '!=', -1);
+    } else {
+      builder = this.#etcd.if(first.key, 'Mod', '==', first.mod);
+      for (const c of all.slice(1)) builder = builder.and(c.key, 'Mod', '==', c.mod);
+    }
+    const res = await builder.then(...ops).else(...elseOps).commit();
+    if (res.succeeded) return { succeeded: true, revision: Number(res.header.revision), reads: [] };
+    const values = res.responses.map((r) => r.response_range.kvs[0]);
+    if (fence) {
+      const owner = values.shift();
+      if (owner === undefined || Number(owner.mod_revision) !== fence.revision) {
+        throw new OwnershipLostError(`the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`);
+      }
+    }
+    return { succeeded: false, revision: Number(res.header.revision), reads: values };
+  }
+}
