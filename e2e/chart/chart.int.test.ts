@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../harness/binaries.ts';
 import { adminKubeConfig } from '../harness/stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { chartDir, mustRun, runTool } from './helm.ts';
+import { chartDir, mustRun, runTool } from '../harness/commands.ts';
 
 const stack = inject('stack');
 const kubeconfig = stack.controlPlane.adminKubeconfig;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { adminKubeConfig } from '../harness/stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { NodeAgent } from '../node-agent/agent.ts';
-import { chartDir, mustRun, runTool } from './helm.ts';
+import { chartDir, mustRun, runTool } from '../harness/commands.ts';
 
 const stack = inject('stack');
 const kubeconfig = stack.controlPlane.adminKubeconfig;

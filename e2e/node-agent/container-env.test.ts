@@ -59,6 +59,8 @@ describe('pathMapper', () => {
     ['/database', '/database'],
     ['/dev/termination-log', '/h/term'],
     ['relative', 'relative'],
+    ['/data/0,/data/1,/other', '/h/vol0,/h/data/1,/other'],
+    ['a,/data/0', 'a,/data/0'],
   ])('%s maps to %s', (input, output) => {
     expect(map(input)).toBe(output);
   });

@@ -63,13 +63,15 @@ export function expandReferences(value: string, env: Record<string, string>): st
 /** Maps in-pod paths (mount paths, the termination-message path) to host paths, longest prefix first. */
 export function pathMapper(mounts: { podPath: string; hostPath: string }[]): (value: string) => string {
   const sorted = [...mounts].sort((a, b) => b.podPath.length - a.podPath.length);
-  return (value) => {
+  const one = (value: string): string => {
     for (const { podPath, hostPath } of sorted) {
       if (value === podPath) return hostPath;
       if (value.startsWith(podPath.endsWith('/') ? podPath : `${podPath}/`)) return hostPath + value.slice(podPath.replace(/\/$/, '').length);
     }
     return value;
   };
+  // A comma-separated list of paths (MESHWORK_DATA_DIRS) maps element by element.
+  return (value) => (value.includes(',') && value.split(',').every((v) => v.startsWith('/')) ? value.split(',').map(one).join(',') : one(value));
 }
 
 async function envVarValue(pod: V1Pod, facts: PodFacts, resolver: ReferenceResolver, env: Record<string, string>, v: V1EnvVar): Promise<string | undefined> {

@@ -9,6 +9,7 @@ import { startEtcd } from '../harness/etcd.ts';
 import { startMinio } from '../harness/minio.ts';
 import { NodeAgent } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
+import { applySamplePartition, installOperator, sampleNamespace, samplePartition, waitForPartitionReady } from './meshwork.ts';
 import { stackDir, stateFile, type StackState } from './state.ts';
 
 const dir = process.argv[2] ?? stackDir();
@@ -57,6 +58,13 @@ async function main(): Promise<void> {
   const faults = await startFaultServer(agent);
   stops.push(() => new Promise<void>((resolve) => faults.server.close(() => resolve())));
 
+  log('Installing the operator with the Helm chart');
+  await installOperator(cp.adminKubeconfig);
+  await applySamplePartition(cp.adminKubeconfig, { etcd: etcd.endpoint, minio });
+  log('Applied the sample MeshPartition; waiting until it is Ready', { namespace: sampleNamespace, name: samplePartition });
+  const partition = await waitForPartitionReady(cp.adminKubeconfig, 180_000);
+  log('The sample MeshPartition is Ready', { readyReplicas: partition.readyReplicas });
+
   const state: StackState = {
     pid: process.pid,
     ready: true,
@@ -67,6 +75,7 @@ async function main(): Promise<void> {
     minio: { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: minio.bucket },
     faults: faults.url,
     nodes: [...agent.nodes.keys()],
+    partition: { namespace: sampleNamespace, name: samplePartition },
     startedAt: new Date().toISOString(),
   };
   await writeFile(`${stateFile(dir)}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });

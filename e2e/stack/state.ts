@@ -16,6 +16,8 @@ export interface StackState {
   minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string };
   faults: string;
   nodes: string[];
+  /** The sample MeshPartition. */
+  partition: { namespace: string; name: string };
   startedAt: string;
 }
 

@@ -9,7 +9,7 @@ import { waitFor } from '../harness/wait.ts';
 import { processAlive, readState, stackDir, type StackState } from './state.ts';
 
 const dir = stackDir();
-const timeoutMs = Number(process.env.MESHWORK_UP_TIMEOUT_MS ?? 240_000);
+const timeoutMs = Number(process.env.MESHWORK_UP_TIMEOUT_MS ?? 420_000);
 
 function describe(state: StackState): string {
   const rel = (p: string): string => relative(process.cwd(), p) || '.';
@@ -19,6 +19,8 @@ function describe(state: StackState): string {
     `  Kubernetes API   ${state.apiServer}`,
     `  kubeconfig       export KUBECONFIG=${rel(state.kubeconfig)}`,
     `                   bin/kubectl get nodes`,
+    `  operator         Helm release meshwork in meshwork-system (bin/helm --kubeconfig ... status meshwork -n meshwork-system)`,
+    `  partition        bin/kubectl get meshpartitions -n ${state.partition.namespace} -o wide; members: bin/kubectl get pods -n ${state.partition.namespace} -o wide`,
     `  etcd             ${state.etcd}`,
     `  MinIO (S3)       ${state.minio.endpoint}  bucket ${state.minio.bucket}  credentials in ${rel(join(state.dir, 'minio-credentials.json'))}`,
     `  faults           npm run fault -- power-off --node ${state.nodes[0]}   (see npm run fault -- help)`,
@@ -45,7 +47,7 @@ const daemon = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.u
 closeSync(out);
 daemon.unref();
 const started = Date.now();
-console.log(`Starting Meshwork's local stack (etcd, MinIO, control plane, 3 nodes); log: ${relative(process.cwd(), logFile)}`);
+console.log(`Starting Meshwork's local stack (etcd, MinIO, control plane, 3 nodes, the operator and a 3-member MeshPartition); log: ${relative(process.cwd(), logFile)}`);
 const progress = setInterval(() => process.stdout.write(`  ... ${Math.round((Date.now() - started) / 1000)} s\n`), 10_000);
 try {
   const state = await waitFor(

@@ -31,6 +31,8 @@ export interface MeshPartitionSpec {
   image?: string;
   resources: { cpu: string | number; memory: string | number };
   storage: { volumes: number; size: string | number; storageClassName?: string };
+  /** Secret (key `token`) holding the data plane's administrator token; default `<name>-admin`. */
+  adminTokenSecretRef?: { name: string };
   stores: {
     etcd: { endpoints: string[] };
     s3: { endpoint: string; bucket: string; credentialsSecretRef: { name: string } };

@@ -12,6 +12,10 @@ export const partitionLabel = 'meshwork.io/partition';
 export const httpPort = 8080;
 /** Where the data plane writes why it exited, for the watchdog to classify. */
 export const terminationMessagePath = '/dev/termination-log';
+/** Where the administrator token Secret is mounted in data-plane pods (key `token`). */
+export const adminTokenMountPath = '/etc/meshwork/admin';
+/** Node.js flags of data-plane processes (young generation of 2 MiB: see dataplane/src/node-flags.ts). */
+export const dataplaneNodeOptions = '--max-semi-space-size=2';
 /** Image used when neither the MeshPartition nor the operator's configuration names one. */
 export const defaultImage = 'meshwork/meshwork:0.1.0';
 

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { formatSlots, type MeshPartition } from '../api/v1alpha1.ts';
-import { httpPort, names, ownedMetadata, terminationMessagePath } from './common.ts';
+import { adminTokenMountPath, dataplaneNodeOptions, names, ownedMetadata, terminationMessagePath } from './common.ts';
 
 /** The environment every member of the partition shares, keyed by variable name. */
 export function partitionEnvironment(partition: MeshPartition): Record<string, string> {
@@ -11,7 +11,6 @@ export function partitionEnvironment(partition: MeshPartition): Record<string, s
   return {
     MESHWORK_PARTITION: partition.metadata.name,
     MESHWORK_SLOTS: formatSlots(spec.slots),
-    MESHWORK_LISTEN: `0.0.0.0:${httpPort}`,
     MESHWORK_ETCD_ENDPOINTS: spec.stores.etcd.endpoints.join(','),
     MESHWORK_S3_ENDPOINT: spec.stores.s3.endpoint,
     MESHWORK_S3_BUCKET: spec.stores.s3.bucket,
@@ -20,6 +19,8 @@ export function partitionEnvironment(partition: MeshPartition): Record<string, s
     MESHWORK_THROTTLE_DEVICE_RPS: String(spec.throttling.deviceRequestsPerSecond),
     MESHWORK_THROTTLE_BURST: String(spec.throttling.burst),
     MESHWORK_TERMINATION_MESSAGE_PATH: terminationMessagePath,
+    MESHWORK_ADMIN_TOKEN_FILE: `${adminTokenMountPath}/token`,
+    NODE_OPTIONS: dataplaneNodeOptions,
   };
 }
 

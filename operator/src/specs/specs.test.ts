@@ -23,10 +23,13 @@ describe('buildStatefulSet', () => {
     expect(sts.spec!.serviceName).toBe('p0-peers');
     expect(sts.spec!.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition } });
     expect(sts.spec!.volumeClaimTemplates).toHaveLength(volumes);
-    expect(container.volumeMounts!.map((m) => m.name)).toEqual(sts.spec!.volumeClaimTemplates!.map((v) => v.metadata!.name));
+    expect(container.volumeMounts!.map((m) => m.name)).toEqual([...sts.spec!.volumeClaimTemplates!.map((v) => v.metadata!.name), 'admin-token']);
+    expect(sts.spec!.template.spec!.volumes).toEqual([{ name: 'admin-token', secret: { secretName: 'p0-admin', defaultMode: 0o440 } }]);
+    expect(container.env!.find((e) => e.name === 'MESHWORK_LISTEN')!.value).toBe('$(MESHWORK_POD_IP):8080');
     expect(container.resources).toEqual({ requests: { cpu, memory }, limits: { cpu, memory } });
     expect(container.image).toBe(image);
-    expect(container.command).toEqual(['node', 'dataplane/src/main.ts', 'partition']);
+    expect(container.command).toBeUndefined();
+    expect(container.args).toEqual(['partition']);
     expect(container.livenessProbe!.httpGet!.path).toBe('/livez');
     expect(container.readinessProbe!.httpGet!.path).toBe('/readyz');
     expect(container.terminationMessagePath).toBe('/dev/termination-log');
@@ -46,7 +49,7 @@ describe('buildStatefulSet', () => {
 
   it('takes S3 credentials from the named Secret, never from the ConfigMap', () => {
     const env = buildStatefulSet(samplePartition()).spec!.template.spec!.containers[0]!.env!;
-    expect(env.find((e) => e.name === 'MESHWORK_S3_SECRET_ACCESS_KEY')!.valueFrom!.secretKeyRef).toEqual({ name: 's3-credentials', key: 'secretAccessKey' });
+    expect(env.find((e) => e.name === 'MESHWORK_S3_SECRET_KEY')!.valueFrom!.secretKeyRef).toEqual({ name: 's3-credentials', key: 'secretAccessKey' });
     expect(Object.keys(buildConfigMap(samplePartition()).data!).some((k) => k.includes('SECRET'))).toBe(false);
   });
 
@@ -101,7 +104,6 @@ describe('partition configuration', () => {
       MESHWORK_S3_ENDPOINT: 'http://minio:9000',
       MESHWORK_S3_BUCKET: 'blocks',
       MESHWORK_DATA_DIRS: '/var/lib/meshwork/data-0,/var/lib/meshwork/data-1',
-      MESHWORK_LISTEN: '0.0.0.0:8080',
     });
   });
 });

@@ -4,7 +4,7 @@
 import type { V1EnvVar, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { configHash } from './configmap.ts';
-import { commonLabels, defaultImage, httpPort, names, ownedMetadata, selectorLabels, terminationMessagePath } from './common.ts';
+import { adminTokenMountPath, commonLabels, defaultImage, httpPort, names, ownedMetadata, selectorLabels, terminationMessagePath } from './common.ts';
 
 export interface StatefulSetOptions {
   /** Image for partitions that do not name one. */
@@ -19,14 +19,21 @@ function quantity(value: string | number): string {
   return String(value);
 }
 
+/** The Secret holding the data plane's administrator token. */
+export function adminTokenSecretName(partition: MeshPartition): string {
+  return partition.spec.adminTokenSecretRef?.name ?? `${partition.metadata.name}-admin`;
+}
+
 function podEnvironment(partition: MeshPartition): V1EnvVar[] {
   const secret = partition.spec.stores.s3.credentialsSecretRef.name;
   return [
     { name: 'MESHWORK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'MESHWORK_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'MESHWORK_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
-    { name: 'MESHWORK_S3_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: secret, key: 'accessKeyId' } } },
-    { name: 'MESHWORK_S3_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: secret, key: 'secretAccessKey' } } },
+    // Each member listens on its own pod IP, which is also the address it advertises.
+    { name: 'MESHWORK_LISTEN', value: `$(MESHWORK_POD_IP):${httpPort}` },
+    { name: 'MESHWORK_S3_ACCESS_KEY', valueFrom: { secretKeyRef: { name: secret, key: 'accessKeyId' } } },
+    { name: 'MESHWORK_S3_SECRET_KEY', valueFrom: { secretKeyRef: { name: secret, key: 'secretAccessKey' } } },
   ];
 }
 
@@ -84,7 +91,8 @@ export function buildStatefulSet(partition: MeshPartition, options: StatefulSetO
             {
               name: 'partition',
               image: spec.image || options.defaultImage || defaultImage,
-              command: ['node', 'dataplane/src/main.ts', 'partition'],
+              // The image's entry point is `node meshwork.ts <role>`.
+              args: ['partition'],
               ports: [{ name: 'http', containerPort: httpPort, protocol: 'TCP' }],
               envFrom: [{ configMapRef: { name: names.configMap(partition) } }],
               env: podEnvironment(partition),
@@ -95,12 +103,16 @@ export function buildStatefulSet(partition: MeshPartition, options: StatefulSetO
               terminationMessagePath,
               terminationMessagePolicy: 'FallbackToLogsOnError',
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-              volumeMounts: Array.from({ length: spec.storage.volumes }, (_, i) => ({
-                name: names.volume(i),
-                mountPath: `/var/lib/meshwork/${names.volume(i)}`,
-              })),
+              volumeMounts: [
+                ...Array.from({ length: spec.storage.volumes }, (_, i) => ({
+                  name: names.volume(i),
+                  mountPath: `/var/lib/meshwork/${names.volume(i)}`,
+                })),
+                { name: 'admin-token', mountPath: adminTokenMountPath, readOnly: true },
+              ],
             },
           ],
+          volumes: [{ name: 'admin-token', secret: { secretName: adminTokenSecretName(partition), defaultMode: 0o440 } }],
         },
       },
       volumeClaimTemplates: volumeClaimTemplates(partition),

@@ -3,7 +3,7 @@
 // its nodes' heartbeats and pod watches going while helm waits.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot, requireBinary } from '../harness/binaries.ts';
+import { repoRoot, requireBinary } from './binaries.ts';
 
 export const chartDir = join(repoRoot, 'charts', 'meshwork');
 
