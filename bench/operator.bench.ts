@@ -3,7 +3,7 @@
 // memory, and its API writes over a window in which nothing changes.
 // Baseline, measured in the same run: the API server accepting 500 plain StatefulSet
 // creates from the same client and concurrency.
-//   npm run bench -- operator [--partitions=500] [--steady-seconds=300]
+//   npm run bench -- operator [--partitions=500] [--steady-seconds=300] [--controller-manager-qps=20] [--progress]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,13 +17,17 @@ import { apiVersion, type MeshPartition } from '../operator/src/api/v1alpha1.ts'
 import { KubeClient, type KubeObject } from '../operator/src/kube/client.ts';
 import { loadKubeconfigFile } from '../operator/src/kube/credentials.ts';
 import { buildStatefulSet } from '../operator/src/specs/statefulset.ts';
-import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator } from '../operator/src/testing/harness.ts';
+import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator, sumMetric } from '../operator/src/testing/harness.ts';
 
 const { values } = parseArgs({
   options: {
     partitions: { type: 'string', default: '500' },
     'steady-seconds': { type: 'string', default: '300' },
     concurrency: { type: 'string', default: '16' },
+    progress: { type: 'boolean', default: false },
+    // The Kubernetes default. A higher rate lets pods and claims follow sooner but competes
+    // with the operator for the API server while the partitions are created.
+    'controller-manager-qps': { type: 'string', default: '20' },
   },
 });
 const count = Number(values.partitions);
@@ -40,6 +44,12 @@ async function inParallel(n: number, limit: number, task: (i: number) => Promise
   );
 }
 
+/** CPU seconds a process has used (user + system). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssMb(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
   return Number(/(\d+)/.exec(line)![1]) / 1024;
@@ -47,10 +57,9 @@ function rssMb(pid: number): number {
 
 const seconds = (ms: number): number => Math.round(ms / 10) / 100;
 
+const controllerManagerQps = Number(values['controller-manager-qps']);
 const controlPlane = await startControlPlane({
-  // The StatefulSet controller must create 500 x 3 pods and 500 x 12 claims; at its default
-  // 20 requests/s that alone takes minutes, so it gets the headroom a production cluster gives it.
-  extraArgs: { 'kube-controller-manager': ['--kube-api-qps=200', '--kube-api-burst=400'] },
+  extraArgs: { 'kube-controller-manager': [`--kube-api-qps=${controllerManagerQps}`, `--kube-api-burst=${controllerManagerQps * 2}`] },
 });
 const admin = controlPlane.adminKubeconfig;
 const client = new KubeClient(loadKubeconfigFile(controlPlane.adminKubeconfig), { timeoutMs: 60_000 });
@@ -85,12 +94,26 @@ try {
     client.create({ apiVersion, resource: 'meshpartitions', namespace: 'bench' }, { ...sample, metadata: { name: `p${i}`, namespace: 'bench' } }),
   );
   const acceptedMs = performance.now() - createStart;
+  let lastProgress = 0;
   await waitFor(
     async () => {
       const sts = await client.list<V1StatefulSet>({ apiVersion: 'apps/v1', resource: 'statefulsets', namespace: 'bench' });
-      if (sts.items.length < count) return false;
       const mps = await client.list<MeshPartition>({ apiVersion, resource: 'meshpartitions', namespace: 'bench' });
-      return mps.items.filter((p) => p.status?.observedGeneration === p.metadata.generation).length === count;
+      const written = mps.items.filter((p) => p.status?.observedGeneration === p.metadata.generation).length;
+      if (values.progress && performance.now() - lastProgress > 5_000) {
+        lastProgress = performance.now();
+        const text = await operator.metrics();
+        console.log(JSON.stringify({
+          t: seconds(performance.now() - createStart),
+          statefulsets: sts.items.length,
+          statuses: written,
+          queue: sumMetric(text, 'meshwork_workqueue_depth'),
+          reconciles: sumMetric(text, 'meshwork_reconcile_total'),
+          writes: reconcileWrites(text),
+          operator_cpu_s: cpuSeconds(operator.process.pid),
+        }));
+      }
+      return sts.items.length >= count && written === count;
     },
     { description: `${count} StatefulSets and statuses`, timeoutMs: 600_000, intervalMs: 250 },
   );
@@ -135,7 +158,7 @@ try {
     [`baseline: ${count} plain StatefulSet creates accepted`, `${seconds(baselineMs)} s`, ''],
     [`${count} MeshPartition creates accepted`, `${seconds(acceptedMs)} s`, ''],
     [`create_${count}_s: every StatefulSet exists, every status written`, `${seconds(createMs)} s`, 'target < 60 s'],
-    ['pods and claims created, status settled', `${seconds(settleMs)} s`, ''],
+    ['pods and claims created, status settled', `${seconds(settleMs)} s`, `controller manager at ${controllerManagerQps} requests/s`],
     ['operator writes in total (apply, status, events)', `${totalWrites}`, `${(totalWrites / count).toFixed(1)} per partition`],
     ['operator RSS after create', `${rssAfterCreate.toFixed(0)} MB`, ''],
     ['operator_rss_mb after the steady window', `${rss.toFixed(0)} MB`, `target < 250; JS heap in use ${heapMb.toFixed(0)} MB`],
@@ -149,6 +172,7 @@ try {
     JSON.stringify({
       benchmark: 'operator',
       partitions: count,
+      controller_manager_qps: controllerManagerQps,
       [`baseline_${count}_statefulsets_s`]: seconds(baselineMs),
       [`create_${count}_s`]: seconds(createMs),
       operator_rss_mb: Math.round(rss),
