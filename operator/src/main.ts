@@ -28,7 +28,10 @@ async function main(): Promise<void> {
   }
   const log = pino({ level: config.logLevel, base: { role: 'operator', identity: config.identity } });
   const metrics = new OperatorMetrics();
-  const observe = (verb: string, resource: string, code: string): void => metrics.apiRequests.inc({ verb, resource, code });
+  const observe = (verb: string, resource: string, code: string, seconds?: number): void => {
+    metrics.apiRequests.inc({ verb, resource, code });
+    if (seconds !== undefined && verb !== 'watch') metrics.apiRequestDuration.observe({ verb, resource }, seconds);
+  };
   const kc = credentialsFor(config);
   const client = new KubeClient(kc, { observe });
   const controller = new MeshPartitionController({

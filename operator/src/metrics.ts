@@ -55,6 +55,13 @@ export class OperatorMetrics {
     labelNames: ['verb', 'resource', 'code'] as const,
     registers: [this.registry],
   });
+  readonly apiRequestDuration = new Histogram({
+    name: 'meshwork_kube_api_request_duration_seconds',
+    help: 'Latency of Kubernetes API requests (watches excluded), by verb and resource.',
+    labelNames: ['verb', 'resource'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
   readonly informerRestarts = new Counter({
     name: 'meshwork_informer_restarts_total',
     help: 'Informers restarted after their list or watch failed, by resource.',

@@ -34,7 +34,7 @@ export class KubeApiError extends Error {
 }
 
 /** Called once per request with its outcome, for metrics. `code` is the HTTP status or "error". */
-export type RequestObserver = (verb: string, resource: string, code: string) => void;
+export type RequestObserver = (verb: string, resource: string, code: string, seconds?: number) => void;
 
 export interface KubeClientOptions {
   observe?: RequestObserver;
@@ -208,13 +208,14 @@ export class KubeClient {
     const path = resourcePath(ref);
     const search = new URLSearchParams(query).toString();
     let response: RawResponse;
+    const started = performance.now();
     try {
       response = await this.#send(method, search ? `${path}?${search}` : path, body === undefined ? undefined : JSON.stringify(body), contentType);
     } catch (err) {
-      this.#observe(verb, ref.resource, 'error');
+      this.#observe(verb, ref.resource, 'error', (performance.now() - started) / 1000);
       throw new KubeApiError(verb, path, 0, 'NetworkError', err instanceof Error ? err.message : String(err), { cause: err });
     }
-    this.#observe(verb, ref.resource, String(response.status));
+    this.#observe(verb, ref.resource, String(response.status), (performance.now() - started) / 1000);
     if (response.status >= 200 && response.status < 300) return JSON.parse(response.body) as T;
     let reason = 'Unknown';
     let message = response.body.slice(0, 2000);

@@ -140,14 +140,32 @@ export class MeshPartitionReconciler {
         );
       }),
     );
-    if (changed.length > 0) await this.#options.events.record(partition, 'Normal', 'Applied', changed.join(', '));
+    // Events are recorded beside the status write rather than before it: one round trip less per reconcile.
+    const events: Promise<void>[] = [];
+    if (changed.length > 0) events.push(this.#options.events.record(partition, 'Normal', 'Applied', changed.join(', ')));
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failure) throw failure.reason;
+    if (failure) {
+      await Promise.all(events);
+      throw failure.reason;
+    }
     const reported = partition.status?.conditions?.find((c) => c.type === 'Degraded');
     if (problem && reported?.message !== problem.message) {
-      await this.#options.events.record(partition, 'Warning', problem.reason, problem.message);
+      events.push(this.#options.events.record(partition, 'Warning', problem.reason, problem.message));
     }
+    try {
+      await this.#writeStatus(partition, statefulSet, problem);
+    } finally {
+      await Promise.all(events);
+    }
+    // A conflict may clear itself (an old owner being garbage-collected): look again later.
+    return problem?.reason === 'ObjectConflict' ? { requeueAfterMs: 10_000 } : {};
+  }
 
+  /** Writes status through /status when it differs from what the partition already shows. */
+  async #writeStatus(partition: MeshPartition, statefulSet: V1StatefulSet | undefined, problem: ApplyProblem | undefined): Promise<void> {
+    const { caches, client, log } = this.#options;
+    const { name, namespace } = partition.metadata;
+    const ref = `${namespace}/${name}`;
     const pods = caches.pods.list(namespace).filter((pod) => pod.metadata?.labels?.[partitionLabel] === name);
     const status = computeStatus({ partition, statefulSet, pods, problem, now: new Date() });
     if (!statusUpToDate(status, partition.status)) {
@@ -159,12 +177,10 @@ export class MeshPartitionReconciler {
         );
       } catch (err) {
         // Deleted while we worked: nothing left to report on.
-        if (err instanceof KubeApiError && err.status === 404) return {};
+        if (err instanceof KubeApiError && err.status === 404) return;
         throw new Error(`Could not write the status of MeshPartition ${ref}`, { cause: err });
       }
       log.debug({ meshpartition: ref, generation: partition.metadata.generation }, `Updated status of MeshPartition ${ref}`);
     }
-    // A conflict may clear itself (an old owner being garbage-collected): look again later.
-    return problem?.reason === 'ObjectConflict' ? { requeueAfterMs: 10_000 } : {};
   }
 }

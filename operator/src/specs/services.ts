@@ -1,5 +1,6 @@
-// The partition's two Services: a headless one that gives each member a stable DNS name
-// (peers find each other before they are ready), and a client one for ready members.
+// The partition's two Services, both headless: the peer Service gives each member a stable
+// DNS name (peers find each other before they are ready); the client Service lists only
+// ready members, and the gateway balances across them itself (see ADR 13).
 import type { V1Service } from '@kubernetes/client-node';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { httpPort, names, ownedMetadata, selectorLabels } from './common.ts';
@@ -21,14 +22,14 @@ export function buildHeadlessService(partition: MeshPartition): V1Service {
   };
 }
 
-/** Builds the ClusterIP Service through which the gateway reaches ready members. */
+/** Builds the Service whose DNS name resolves to the partition's ready members, for the gateway. */
 export function buildClientService(partition: MeshPartition): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: ownedMetadata(partition, names.clientService(partition)),
     spec: {
-      type: 'ClusterIP',
+      clusterIP: 'None',
       selector: selectorLabels(partition),
       ports,
     },

@@ -77,9 +77,10 @@ describe('owned objects', () => {
     ]);
   });
 
-  it('makes the peer Service headless and publishes members before they are ready', () => {
+  it('publishes every member on the peer Service and only ready ones on the client Service', () => {
     expect(buildHeadlessService(partition).spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
-    expect(buildClientService(partition).spec!.clusterIP).toBeUndefined();
+    expect(buildClientService(partition).spec!.clusterIP).toBe('None');
+    expect(buildClientService(partition).spec!.publishNotReadyAddresses).toBeUndefined();
   });
 
   it('lets at most one member be disrupted', () => {
