@@ -62,6 +62,15 @@ export class ChangeFeed {
     return this.#log?.changedPaths(objectId, since, upTo);
   }
 
+  /**
+   * What the log knows now, without waiting: the paths of an object changed after `since`
+   * and the revision the feed has seen; undefined when the log does not reach back to `since`.
+   */
+  peek(objectId: string, since: number): { paths: string[]; seen: number } | undefined {
+    const paths = this.#log?.changedPaths(objectId, since, Number.MAX_SAFE_INTEGER);
+    return paths === undefined ? undefined : { paths, seen: this.#seen };
+  }
+
   /** Stops the watch. */
   async stop(): Promise<void> {
     this.#stopped = true;

@@ -56,7 +56,11 @@ const rank: Record<Role, number> = { reader: 1, writer: 2, owner: 3 };
  * member of is reported as not found, exactly like one that does not exist.
  */
 export async function loadObjectFor(ctx: PartitionContext, userId: string, objectId: string, need: Role): Promise<Versioned<ObjectRecord>> {
-  const object = await ctx.metadata.getObject(objectId);
+  return checkObjectAccess(await ctx.metadata.getObject(objectId), userId, objectId, need);
+}
+
+/** The access rule of loadObjectFor, for an object record read by other means. */
+export function checkObjectAccess(object: Versioned<ObjectRecord> | undefined, userId: string, objectId: string, need: Role): Versioned<ObjectRecord> {
   const role = object?.value.members[userId];
   if (object === undefined || role === undefined) throw notFound(`object ${objectId}`);
   if (rank[role] < rank[need]) throw new ApiError(403, 'forbidden', `${need === 'owner' ? 'only the owner' : 'a writer or the owner'} may do this; you are a ${role}`);

@@ -254,6 +254,26 @@ export class MetadataStore {
     return { latest: Number(res.kvs[0]?.mod_revision ?? 0), readAt: Number(res.header.revision) };
   }
 
+  /**
+   * One consistent read of an object's record, its head and the given entries (at most 126):
+   * what a change set needs when the change feed already knows which paths changed.
+   */
+  async readForChanges(
+    objectId: string,
+    paths: readonly string[],
+  ): Promise<{ object: Versioned<ObjectRecord> | undefined; head: { latest: number; readAt: number }; entries: Versioned<EntryRecord>[] }> {
+    const res = await this.#etcd
+      .if(objectKey(objectId), 'Mod', '!=', -1)
+      .then(this.#etcd.get(objectKey(objectId)), this.#etcd.get(objectHeadKey(objectId)), ...paths.map((p) => this.#etcd.get(entryKey(objectId, p))))
+      .commit();
+    const [objectKv, headKv, ...entryKvs] = res.responses.map((r) => r.response_range.kvs[0]);
+    return {
+      object: objectKv === undefined ? undefined : decode<ObjectRecord>(objectKv),
+      head: { latest: Number(headKv?.mod_revision ?? 0), readAt: Number(res.header.revision) },
+      entries: entryKvs.filter((kv): kv is IKeyValue => kv !== undefined).map((kv) => decode<EntryRecord>(kv)),
+    };
+  }
+
   /** The current versions of the given entries (absent ones are left out), in the given order. */
   async getEntries(objectId: string, paths: readonly string[]): Promise<Versioned<EntryRecord>[]> {
     // etcd allows 128 operations per transaction by default.

@@ -7,9 +7,9 @@ import { formatCursor, formatPageToken, InvalidCursorError, parseCursor, parsePa
 import { parseWritePrecondition, preconditionHolds, strongEtag, type WritePrecondition } from '../../http/preconditions.ts';
 import { normalizeEntryPath } from '../../paths.ts';
 import { slotOf } from '../../slots.ts';
-import type { EntryRecord, Versioned } from '../../stores/metadata-store.ts';
+import type { EntryRecord, ObjectRecord, Versioned } from '../../stores/metadata-store.ts';
 import { ApiError, notFound } from '../api-error.ts';
-import { forgetObject, loadObjectFor, loadObjectForWrite, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
+import { checkObjectAccess, forgetObject, loadObjectFor, loadObjectForWrite, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
 import { contentHashOf } from '../content-plan.ts';
 import { commitEntryBody, validate, type CommitEntryBody } from '../schemas.ts';
 import { idParam } from './objects.ts';
@@ -260,37 +260,59 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     if (page !== undefined && page.since === undefined) throw new InvalidCursorError('page token belongs to a listing, not a change set');
     if (page === undefined && cursorText === undefined) throw new ApiError(400, 'invalid_request', 'cursor: is required (from a listing or an earlier change set)', { field: 'cursor' });
     const since = page?.since ?? parseCursor(cursorText!);
-    // The first page fixes the snapshot: the revision the object's head was read at.
-    const [object, head] = await Promise.all([
-      loadObjectFor(ctx, principal.userId, id, 'reader'),
-      page === undefined ? ctx.metadata.objectHead(id) : Promise.resolve(undefined),
-    ]);
-    const snapshot = page?.snapshot ?? head!.readAt;
-    if (since < object.value.historyFloor || since > snapshot) {
+    const after = Buffer.from(page?.after ?? '');
+    const sortedAfter = (paths: string[]): string[] =>
+      paths
+        .map((p) => ({ p, bytes: Buffer.from(p) }))
+        .filter((x) => Buffer.compare(x.bytes, after) > 0)
+        .sort((x, y) => Buffer.compare(x.bytes, y.bytes))
+        .map((x) => x.p);
+    let object: Versioned<ObjectRecord> | undefined;
+    let snapshot: number | undefined;
+    let slice: Versioned<EntryRecord>[] | undefined;
+    let more = false;
+
+    // Fast path, one etcd read: the feed already lists the changed paths; if it had seen the
+    // object's latest change (its head) when we looked, the list was complete.
+    const peek = page === undefined ? ctx.changeFeed.peek(id, since) : undefined;
+    if (peek !== undefined) {
+      const wanted = sortedAfter(peek.paths);
+      if (Math.min(wanted.length, limit) <= 120) {
+        const read = await ctx.metadata.readForChanges(id, wanted.slice(0, limit));
+        object = checkObjectAccess(read.object, principal.userId, id, 'reader');
+        if (read.head.latest <= peek.seen) {
+          snapshot = read.head.readAt;
+          slice = read.entries;
+          more = wanted.length > limit;
+        }
+      }
+    }
+
+    if (slice === undefined) {
+      // The first page fixes the snapshot: the revision the object's head was read at.
+      const [loaded, head] = await Promise.all([
+        loadObjectFor(ctx, principal.userId, id, 'reader'),
+        page === undefined ? ctx.metadata.objectHead(id) : Promise.resolve(undefined),
+      ]);
+      object = loaded;
+      snapshot = page?.snapshot ?? head!.readAt;
+      if (head !== undefined && head.latest <= since) {
+        slice = [];
+      } else if (since >= object.value.historyFloor && since <= snapshot) {
+        // From the change feed when it reaches back far enough: cost grows with the changes, not the object.
+        const paths = await ctx.changeFeed.changedPaths(id, since, snapshot, head?.latest ?? 0);
+        if (paths !== undefined) {
+          const wanted = sortedAfter(paths);
+          more = wanted.length > limit;
+          // Current versions: possibly newer than the snapshot, which only repeats them next time.
+          slice = await ctx.metadata.getEntries(id, wanted.slice(0, limit));
+        }
+      }
+    }
+    if (since < object!.value.historyFloor || since > snapshot!) {
       throw new ApiError(410, 'cursor_expired', 'the cursor is older than the retained history (or not from this mesh); list the entries again and sync from the new cursor', {
         relist: true,
       });
-    }
-    const after = Buffer.from(page?.after ?? '');
-    let slice: Versioned<EntryRecord>[] | undefined;
-    let more = false;
-    if (head !== undefined && head.latest <= since) {
-      slice = [];
-    } else {
-      // From the change feed when it reaches back far enough: cost grows with the changes, not the object.
-      const paths = await ctx.changeFeed.changedPaths(id, since, snapshot, head?.latest ?? 0);
-      if (paths !== undefined) {
-        const wanted = paths
-          .map((p) => ({ p, bytes: Buffer.from(p) }))
-          .filter((x) => Buffer.compare(x.bytes, after) > 0)
-          .sort((x, y) => Buffer.compare(x.bytes, y.bytes));
-        more = wanted.length > limit;
-        // Current versions: possibly newer than the snapshot, which only repeats them next time.
-        slice = await ctx.metadata.getEntries(
-          id,
-          wanted.slice(0, limit).map((x) => x.p),
-        );
-      }
     }
     if (slice === undefined) {
       // A scan with a minimum mod revision: after a restart, or for a cursor older than the feed.
@@ -302,8 +324,8 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     }
     res.setHeader('Cache-Control', 'private, no-cache').json({
       changes: slice.map(entryView),
-      cursor: formatCursor(snapshot),
-      next: more && slice.length > 0 ? formatPageToken({ snapshot, after: slice.at(-1)!.value.path, since }) : null,
+      cursor: formatCursor(snapshot!),
+      next: more && slice.length > 0 ? formatPageToken({ snapshot: snapshot!, after: slice.at(-1)!.value.path, since }) : null,
     });
   });
 
