@@ -6,15 +6,13 @@ import type express from 'express';
 import type { Request, Response } from 'express';
 import { ifNoneMatchHits, strongEtag } from '../../http/preconditions.ts';
 import { contentRange, parseRange } from '../../http/range.ts';
-import { slotOf } from '../../slots.ts';
 import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/hash-verifier.ts';
 import { ApiError, notFound } from '../api-error.ts';
-import { loadObjectFor, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
+import { memberPrincipalOf, type PartitionContext } from '../context.ts';
 import { planBlockReads, type BlockRead } from '../content-plan.ts';
 import { ClientGoneError, sendBlocks } from '../content-stream.ts';
 import { maxBlockBytes, missingBlocksBody, validate } from '../schemas.ts';
-import { entryPathParam } from './entries.ts';
-import { idParam } from './objects.ts';
+import { readableEntry } from './entries.ts';
 
 function shaParam(value: unknown): string {
   if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) {
@@ -87,13 +85,7 @@ export function contentRoutes(ctx: PartitionContext, json: express.RequestHandle
   });
 
   router.get('/v1/objects/:id/content/*path', async (req, res) => {
-    const id = idParam(req.params.id, 'id');
-    await requireOwnedSlot(ctx, slotOf(id), `object ${id}`);
-    const principal = await memberPrincipalOf(ctx, req, res);
-    const path = entryPathParam(req);
-    await loadObjectFor(ctx, principal.userId, id, 'reader');
-    const entry = await ctx.metadata.getEntry(id, path);
-    if (entry === undefined || entry.value.deleted) throw notFound(`entry ${path}`);
+    const { id, path, entry } = await readableEntry(ctx, req, res);
     if (entry.value.kind !== 'file') throw new ApiError(409, 'not_a_file', `entry ${path} is a directory`);
     const file = entry.value;
     const etag = strongEtag(file.contentHash!);

@@ -31,6 +31,25 @@ export function entryPathParam(req: Request): string {
   return normalizeEntryPath(joined);
 }
 
+/**
+ * The live entry a reader asks for by `/v1/objects/:id/.../*path`: checks slot ownership and
+ * membership first, and answers 404 for a missing or deleted entry.
+ */
+export async function readableEntry(
+  ctx: PartitionContext,
+  req: Request<{ id: string; path: string[] }>,
+  res: express.Response,
+): Promise<{ id: string; path: string; entry: Versioned<EntryRecord> }> {
+  const id = idParam(req.params.id, 'id');
+  await requireOwnedSlot(ctx, slotOf(id), `object ${id}`);
+  const principal = await memberPrincipalOf(ctx, req, res);
+  const path = entryPathParam(req);
+  await loadObjectFor(ctx, principal.userId, id, 'reader');
+  const entry = await ctx.metadata.getEntry(id, path);
+  if (entry === undefined || entry.value.deleted) throw notFound(`entry ${path}`);
+  return { id, path, entry };
+}
+
 function pageSize(value: unknown): number {
   if (value === undefined) return defaultPageSize;
   const n = Number(value);
@@ -203,13 +222,7 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
   });
 
   router.get('/v1/objects/:id/entries/*path', async (req, res) => {
-    const id = idParam(req.params.id, 'id');
-    await requireOwnedSlot(ctx, slotOf(id), `object ${id}`);
-    const principal = await memberPrincipalOf(ctx, req, res);
-    const path = entryPathParam(req);
-    await loadObjectFor(ctx, principal.userId, id, 'reader');
-    const entry = await ctx.metadata.getEntry(id, path);
-    if (entry === undefined || entry.value.deleted) throw notFound(`entry ${path}`);
+    const { entry } = await readableEntry(ctx, req, res);
     const etag = strongEtag(String(entry.version));
     res.setHeader('ETag', etag).setHeader('Cache-Control', 'private, no-cache');
     if (req.fresh) {
