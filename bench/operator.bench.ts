@@ -19,7 +19,7 @@ import { ResilientInformer } from '../operator/src/controller/informer.ts';
 import { KubeClient, type KubeObject } from '../operator/src/kube/client.ts';
 import { loadKubeconfigFile } from '../operator/src/kube/credentials.ts';
 import { buildStatefulSet } from '../operator/src/specs/statefulset.ts';
-import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator, sumMetric } from '../operator/src/testing/harness.ts';
+import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator, waitForWritesToSettle, sumMetric } from '../operator/src/testing/harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -135,16 +135,7 @@ try {
     () => watchedPartitions.list().every((p) => p.status?.members?.length === p.spec.replicas && p.status.replicas === p.spec.replicas),
     { description: 'every partition to list all its members', timeoutMs: 900_000, intervalMs: 2_000 },
   );
-  let last = -1;
-  await waitFor(
-    async () => {
-      const writes = reconcileWrites(await operator.metrics());
-      const stable = writes === last;
-      last = writes;
-      return stable;
-    },
-    { description: 'the operator writes to stop', timeoutMs: 300_000, intervalMs: 10_000 },
-  );
+  await waitForWritesToSettle(operator, { description: 'the operator writes to stop', timeoutMs: 300_000, intervalMs: 10_000 });
   const settleMs = performance.now() - settleStart;
 
   const before = await operator.metrics();

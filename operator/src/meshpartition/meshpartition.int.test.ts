@@ -8,7 +8,7 @@ import { mintServiceAccountKubeconfig } from '../../../e2e/harness/controlplane.
 import { repoRoot } from '../../../e2e/harness/binaries.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import type { MeshPartition } from '../api/v1alpha1.ts';
-import { installCrds, kubectl, kubectlOk, rbacManifest, reconcileWrites, startOperator, type OperatorProcess } from '../testing/harness.ts';
+import { installCrds, kubectl, kubectlOk, rbacManifest, reconcileWrites, startOperator, waitForWritesToSettle, type OperatorProcess } from '../testing/harness.ts';
 
 const stack = inject('stack');
 const admin = stack.controlPlane.adminKubeconfig;
@@ -178,16 +178,7 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
       },
       { description: 'MeshPartition p0 to settle on 5 members', timeoutMs: 60_000 },
     );
-    let last = -1;
-    await waitFor(
-      async () => {
-        const writes = reconcileWrites(await operator.metrics());
-        const stable = writes === last;
-        last = writes;
-        return stable;
-      },
-      { description: 'the write count to stop moving', timeoutMs: 60_000, intervalMs: 2_000 },
-    );
+    await waitForWritesToSettle(operator, { description: 'the write count to stop moving', timeoutMs: 60_000, intervalMs: 2_000 });
     const versions = async (): Promise<string> =>
       kubectlOk(admin, ['get', '-n', namespace, 'meshpartition,statefulset,service,configmap,pdb', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}']);
     const before = reconcileWrites(await operator.metrics());

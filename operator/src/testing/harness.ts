@@ -98,6 +98,20 @@ export function reconcileWrites(text: string): number {
   return writes.reduce((n, verb) => n + sumMetric(text, 'meshwork_kube_api_requests_total', { verb }), 0) - leaseWrites(text);
 }
 
+/** Waits until the operator's write count stops moving between two samples `intervalMs` apart. */
+export async function waitForWritesToSettle(operator: OperatorProcess, options: { description: string; timeoutMs: number; intervalMs: number }): Promise<void> {
+  let last = -1;
+  await waitFor(
+    async () => {
+      const writes = reconcileWrites(await operator.metrics());
+      const stable = writes === last;
+      last = writes;
+      return stable;
+    },
+    options,
+  );
+}
+
 /** Writes to the leader Lease (creates and renewals). */
 export function leaseWrites(text: string): number {
   return ['create', 'update'].reduce((n, verb) => n + sumMetric(text, 'meshwork_kube_api_requests_total', { verb, resource: 'leases' }), 0);
