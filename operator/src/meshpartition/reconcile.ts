@@ -47,6 +47,16 @@ interface OwnedKind {
   build: (partition: MeshPartition, defaultImage: string | undefined) => KubeObject;
 }
 
+/** One of the partition's Services, built by `build`. */
+function serviceKind(build: OwnedKind['build']): OwnedKind {
+  return {
+    kind: 'Service',
+    ref: (namespace, name) => ({ apiVersion: 'v1', resource: 'services', namespace, name }),
+    cache: (c) => c.services,
+    build,
+  };
+}
+
 const ownedKinds: OwnedKind[] = [
   {
     kind: 'ConfigMap',
@@ -54,18 +64,8 @@ const ownedKinds: OwnedKind[] = [
     cache: (c) => c.configMaps,
     build: (p) => buildConfigMap(p) as KubeObject,
   },
-  {
-    kind: 'Service',
-    ref: (namespace, name) => ({ apiVersion: 'v1', resource: 'services', namespace, name }),
-    cache: (c) => c.services,
-    build: (p) => buildHeadlessService(p) as KubeObject,
-  },
-  {
-    kind: 'Service',
-    ref: (namespace, name) => ({ apiVersion: 'v1', resource: 'services', namespace, name }),
-    cache: (c) => c.services,
-    build: (p) => buildClientService(p) as KubeObject,
-  },
+  serviceKind((p) => buildHeadlessService(p) as KubeObject),
+  serviceKind((p) => buildClientService(p) as KubeObject),
   {
     kind: 'StatefulSet',
     ref: (namespace, name) => ({ apiVersion: 'apps/v1', resource: 'statefulsets', namespace, name }),

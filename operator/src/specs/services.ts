@@ -7,31 +7,27 @@ import { httpPort, names, ownedMetadata, selectorLabels } from './common.ts';
 
 const ports = [{ name: 'http', port: httpPort, targetPort: 'http', protocol: 'TCP' }];
 
-/** Builds the headless Service that governs the StatefulSet. */
-export function buildHeadlessService(partition: MeshPartition): V1Service {
+/** A headless Service named `name` over the partition's members. */
+function headlessService(partition: MeshPartition, name: string, publishNotReadyAddresses: boolean): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: ownedMetadata(partition, names.headlessService(partition)),
+    metadata: ownedMetadata(partition, name),
     spec: {
       clusterIP: 'None',
-      publishNotReadyAddresses: true,
+      ...(publishNotReadyAddresses ? { publishNotReadyAddresses: true } : {}),
       selector: selectorLabels(partition),
       ports,
     },
   };
 }
 
+/** Builds the headless Service that governs the StatefulSet. */
+export function buildHeadlessService(partition: MeshPartition): V1Service {
+  return headlessService(partition, names.headlessService(partition), true);
+}
+
 /** Builds the Service whose DNS name resolves to the partition's ready members, for the gateway. */
 export function buildClientService(partition: MeshPartition): V1Service {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: ownedMetadata(partition, names.clientService(partition)),
-    spec: {
-      clusterIP: 'None',
-      selector: selectorLabels(partition),
-      ports,
-    },
-  };
+  return headlessService(partition, names.clientService(partition), false);
 }
