@@ -1,5 +1,6 @@
 // A small Kubernetes REST client: the few verbs the operator uses (list, watch, get,
-// create, replace, server-side apply), each counted by verb, resource and status code.
+// create, replace, server-side apply, merge patch, delete), each counted by verb, resource
+// and status code.
 import http from 'node:http';
 import https from 'node:https';
 import { createInterface } from 'node:readline';
@@ -119,6 +120,33 @@ export class KubeClient {
   /** Server-side apply of `body` (which must hold every field this manager owns) under `fieldManager`. */
   async apply<T>(ref: ResourceRef, body: KubeObject, fieldManager: string): Promise<T> {
     return this.#json('apply', 'PATCH', ref, { fieldManager, force: 'true' }, body, 'application/apply-patch+yaml');
+  }
+
+  /** Applies a JSON merge patch (RFC 7386) to an object. */
+  async mergePatch<T>(ref: ResourceRef, patch: unknown): Promise<T> {
+    return this.#json('patch', 'PATCH', ref, {}, patch, 'application/merge-patch+json');
+  }
+
+  /**
+   * Deletes an object; resolves to false when it was already gone. `uid` makes the delete
+   * conditional on the object still being that one (not a successor with the same name);
+   * `gracePeriodSeconds: 0` removes a pod at once, without waiting for its kubelet.
+   */
+  async delete(ref: ResourceRef, options: { gracePeriodSeconds?: number; uid?: string } = {}): Promise<boolean> {
+    const body = {
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      ...(options.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: options.gracePeriodSeconds } : {}),
+      ...(options.uid ? { preconditions: { uid: options.uid } } : {}),
+    };
+    try {
+      await this.#json('delete', 'DELETE', ref, {}, body, 'application/json');
+      return true;
+    } catch (err) {
+      // 409 with a uid precondition: the object is already a successor, so the one meant is gone.
+      if (err instanceof KubeApiError && (err.status === 404 || (err.status === 409 && options.uid))) return false;
+      throw err;
+    }
   }
 
   /**

@@ -47,7 +47,7 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
   afterAll(async () => {
     await operator?.process.stop();
     await kubectl(admin, ['delete', 'namespace', namespace, operatorNamespace, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`]);
+    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`, `meshwork-operator-nodes-${suffix}`]);
   });
 
   it('creates the ConfigMap, Services, StatefulSet and PodDisruptionBudget of an applied MeshPartition', async () => {
@@ -249,7 +249,7 @@ describe('the RBAC test itself', () => {
   afterAll(async () => {
     await operator?.process.stop();
     await kubectl(admin, ['delete', 'namespace', ns, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${rbacSuffix}`]);
+    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${rbacSuffix}`, `meshwork-operator-nodes-${rbacSuffix}`]);
   });
 
   it('fails when a rule is missing: without patch on StatefulSets nothing is created', async () => {

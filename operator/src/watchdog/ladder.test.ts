@@ -64,6 +64,7 @@ describe('classifyMember', () => {
     ['a ready member without a deep check', { deepCheck: 'unavailable' }, 'healthy'],
     ['a ready member not probed yet', { deepCheck: 'unknown' }, 'healthy'],
     ['a frozen member: Ready but its deep check times out', { deepCheck: 'failing' }, 'failing', 'DeepCheckFailing'],
+    ['a failing member carries its node\'s last heartbeat', { ready: false }, 'failing', undefined],
     ['a member that is not ready', { ready: false }, 'failing', 'NotReady'],
     ['a crash-looping member', { ready: false, waitingReason: 'CrashLoopBackOff', lastTermination: { exitCode: 1, finishedAt: now - s } }, 'failing', 'CrashLoop'],
     ['a member being deleted', { terminating: true }, 'failing', 'Terminating'],
@@ -112,6 +113,8 @@ describe('nextLadderLevel', () => {
     ['a failure inside probation escalates past the toleration', state({ level: 1, healthy: false, since: now - 60 * s, lastActionTime: now - 300 * s }), failing, { podCreated: now - 290 * s }, { level: 2 }, 'Reschedule', undefined],
     ['a failure inside probation is still tolerated at first', state({ level: 1, healthy: true, since: now - 100 * s, lastActionTime: now - 300 * s }), failing, { podCreated: now - 290 * s }, { level: 1, healthy: false, since: now }, undefined, now + 60 * s],
     ['a rescheduled member that fails again gets its volume recreated', state({ level: 2, healthy: false, since: now - 60 * s, lastActionTime: now - 400 * s }), failing, { podCreated: now - 390 * s }, { level: 3, lastAction: 'RecreateVolume' }, 'RecreateVolume', undefined],
+    ['a failure on a node that has not heartbeated since waits for the Lease', state({ healthy: false, since: now - 60 * s }), { kind: 'failing', reason: 'DeepCheckFailing', heartbeat: now - 61 * s }, ctx, { level: 0 }, undefined, now + 2 * s],
+    ['a failure on a node that heartbeated since is the member\'s own', state({ healthy: false, since: now - 60 * s }), { kind: 'failing', reason: 'DeepCheckFailing', heartbeat: now - 5 * s }, ctx, { level: 1 }, 'Restart', undefined],
     ['a member that failed at every level is given up', state({ level: 3, healthy: false, since: now - 60 * s, lastActionTime: now - 400 * s }), failing, { podCreated: now - 390 * s }, { level: 4, lastAction: 'GiveUp' }, 'GiveUp', undefined],
     ['a given-up member is left alone', state({ level: 4, healthy: false, since: now - 600 * s, lastActionTime: now - 400 * s }), failing, ctx, { level: 4 }, undefined, undefined],
     ['a member healthy through probation returns to level 0', state({ level: 2, healthy: true, since: now - 600 * s, lastActionTime: now - 700 * s }), healthy, ctx, { level: 0 }, undefined, undefined],
@@ -188,5 +191,11 @@ describe('bounds', () => {
     [{ level: 4, healthy: false, lastActionTime: now - s }, false],
   ])('repairInProgress(%j) is %s', (over, expected) => {
     expect(repairInProgress(state(over))).toBe(expected);
+  });
+});
+
+describe('the heartbeat a failing verdict carries', () => {
+  it('is the Lease renewal of the member node', () => {
+    expect(classifyMember(signals({ ready: false }), now, settings)).toEqual({ kind: 'failing', reason: 'NotReady', heartbeat: now - 5 * s });
   });
 });

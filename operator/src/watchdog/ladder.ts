@@ -77,7 +77,8 @@ export interface MemberSignals {
 /** What the signals say: healthy, a soft failure (tolerated for a while), or a hard one. */
 export type Verdict =
   | { kind: 'healthy' }
-  | { kind: 'failing'; reason: 'NotReady' | 'DeepCheckFailing' | 'CrashLoop' | 'Unschedulable' | 'Terminating' }
+  /** `heartbeat`: the last renewal of the node's Lease, when the member has a node. */
+  | { kind: 'failing'; reason: 'NotReady' | 'DeepCheckFailing' | 'CrashLoop' | 'Unschedulable' | 'Terminating'; heartbeat?: number }
   /** The node stopped heartbeating, but not yet for `nodeLostSeconds`: nothing can be done through it, so wait. */
   | { kind: 'nodeUnreachable'; reason: 'NodeUnreachable'; lostAt: number }
   | { kind: 'nodeLost'; reason: 'NodeLost' }
@@ -115,11 +116,12 @@ export function classifyMember(signals: MemberSignals, now: number, settings: Wa
   if (!signals.terminating && termination && isVolumeFault(termination) && !(signals.ready && signals.deepCheck !== 'failing')) {
     return { kind: 'volumeFault', reason: 'VolumeFault', at: termination.finishedAt };
   }
-  if (signals.terminating) return { kind: 'failing', reason: 'Terminating' };
+  const heartbeat = signals.scheduled && node?.leaseRenewed !== undefined ? { heartbeat: node.leaseRenewed } : {};
+  if (signals.terminating) return { kind: 'failing', reason: 'Terminating', ...heartbeat };
   if (!signals.scheduled) return { kind: 'failing', reason: 'Unschedulable' };
-  if (signals.waitingReason === 'CrashLoopBackOff') return { kind: 'failing', reason: 'CrashLoop' };
-  if (!signals.ready) return { kind: 'failing', reason: 'NotReady' };
-  if (signals.deepCheck === 'failing') return { kind: 'failing', reason: 'DeepCheckFailing' };
+  if (signals.waitingReason === 'CrashLoopBackOff') return { kind: 'failing', reason: 'CrashLoop', ...heartbeat };
+  if (!signals.ready) return { kind: 'failing', reason: 'NotReady', ...heartbeat };
+  if (signals.deepCheck === 'failing') return { kind: 'failing', reason: 'DeepCheckFailing', ...heartbeat };
   return { kind: 'healthy' };
 }
 
@@ -217,6 +219,9 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
     (context.resumedAt ?? -Infinity) + settings.tolerationMs,
   );
   if (now < deadline) return { state, wakeAt: deadline };
+  // A node that has not heartbeated since the member went bad may be the one failing: the
+  // Lease decides that, so wait for the next renewal (or for the node to count as lost).
+  if (verdict.kind === 'failing' && verdict.heartbeat !== undefined && verdict.heartbeat < state.since) return { state, wakeAt: now + 2000 };
   return take(state.level + 1);
 }
 
