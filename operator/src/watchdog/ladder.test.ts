@@ -199,3 +199,16 @@ describe('the heartbeat a failing verdict carries', () => {
     expect(classifyMember(signals({ ready: false }), now, settings)).toEqual({ kind: 'failing', reason: 'NotReady', heartbeat: now - 5 * s });
   });
 });
+
+describe('the CRD', () => {
+  it('defaults spec.watchdog to the same production values the operator falls back on', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { parse } = await import('yaml');
+    const crd = parse(readFileSync(new URL('../../../crds/meshwork.io_meshpartitions.yaml', import.meta.url), 'utf8')) as {
+      spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { properties: { watchdog: { default: unknown; properties: Record<string, { default: unknown }> } } } } } } }[] };
+    };
+    const watchdog = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec.properties.watchdog;
+    expect(watchdog.default).toEqual(watchdogDefaults);
+    expect(Object.fromEntries(Object.entries(watchdog.properties).map(([k, v]) => [k, v.default]))).toEqual(watchdogDefaults);
+  });
+});
