@@ -259,6 +259,9 @@ export class KubeClient {
 
   async #send(method: string, path: string, body: string | undefined, contentType: string | undefined): Promise<RawResponse> {
     const options = this.#requestOptions(method, path, contentType, this.#agent, this.#timeoutMs);
+    // Node sends a DELETE's body neither chunked nor with a length unless told: the server
+    // would ignore it and read it as the start of the next request on the connection.
+    if (body !== undefined) options.headers = { ...options.headers, 'Content-Length': Buffer.byteLength(body) };
     return new Promise((resolve, reject) => {
       const req = this.#transport().request(options, (res) => {
         const chunks: Buffer[] = [];

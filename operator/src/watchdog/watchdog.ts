@@ -203,10 +203,9 @@ export class Watchdog {
     perLevel.forEach((count, level) => this.#options.metrics.watchdogMembers.set({ level: String(level) }, count));
   }
 
-  /** What the RemediationPaused condition says. */
+  /** What the RemediationPaused condition says; no counts, so it does not change (and cause a write) while they move. */
   pauseMessage(): string {
-    const { unhealthy, total } = this.unhealthyShare();
-    return `${unhealthy} of ${total} members are unhealthy, more than ${this.#options.maxUnhealthyPercent}%: the failure looks systemic, so nothing is repaired`;
+    return `More than ${this.#options.maxUnhealthyPercent}% of the members the operator watches are unhealthy: the failure looks systemic (stores, network, many nodes), so nothing is repaired until it clears`;
   }
 
   /** Carries out the actions of an assessment whose status is already written; records Events and metrics. */
