@@ -121,8 +121,9 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     // No kubelets run the pods, so the partition is not ready, and says why.
     expect(conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ReplicasNotReady' });
     expect(conditions.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'False' });
-    // Every member is pending: the failure is systemic, so the watchdog repairs nothing.
-    expect(conditions.find((c) => c.type === 'RemediationPaused')).toMatchObject({ status: 'True', reason: 'TooManyUnhealthy' });
+    // Every member is still starting: that is not a systemic failure, and nothing was done yet.
+    expect(conditions.find((c) => c.type === 'RemediationPaused')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+    expect(partition.status!.remediations).toBeUndefined();
     expect(partition.status!.members!.every((m) => m.health === 'Pending' && m.level === 0)).toBe(true);
     expect(partition.status).toMatchObject({ replicas: 3, readyReplicas: 0, slots: '0-1023' });
     expect(partition.status!.members!.map((m) => m.pod)).toEqual(['p0-0', 'p0-1', 'p0-2']);

@@ -45,6 +45,7 @@ export interface Assessment {
   gaveUp: string[];
   /** Why an action was held back, per pod (for a log line, not for status). */
   refused: { pod: string; action: RemediationAction; refusal: Refusal }[];
+  /** Members failing for long enough to count toward the cluster-wide bound (not ones still starting). */
   unhealthy: number;
   total: number;
   /** The earliest time something is due (ms). */
@@ -134,7 +135,10 @@ export function assessPartition(inputs: AssessInputs): Assessment {
   };
 
   for (const { name, pod, signals, verdict, before } of evaluated) {
-    if (verdict.kind !== 'healthy') result.unhealthy++;
+    // A member still starting (a new pod within its recovery allowance, a soft failure) is not
+    // evidence of a systemic failure: creating a partition must not pause the watchdog.
+    const starting = verdict.kind === 'failing' && now - signals.podCreated < settings.recoveryMs;
+    if (verdict.kind !== 'healthy' && !starting) result.unhealthy++;
     const decision = nextLadderLevel(before, verdict, now, settings, {
       podCreated: signals.podCreated,
       ...(resetRequestedAt !== undefined ? { resetRequestedAt } : {}),

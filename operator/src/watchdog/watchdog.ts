@@ -25,8 +25,8 @@ import {
   unsuitableLabelPrefix,
 } from './signals.ts';
 
-/** How long a watchdog-deleted member gets to stop: it is failing, so a long graceful stop helps nobody. */
-export const remediationGraceSeconds = 3;
+/** How long a watchdog-deleted member gets to stop: it is failing, so a graceful stop helps nobody. */
+export const remediationGraceSeconds = 1;
 /** How long a node stays marked unsuitable for a partition before the watchdog lifts the mark. */
 export const unsuitableNodeTtlSeconds = 3600;
 /** How often the leader sweeps nodes for marks and taints it no longer needs. */
