@@ -46,6 +46,8 @@ export class WatchdogCluster {
   #dataDir = '';
   #etcdDir = '';
   #etcdPort = 0;
+  /** Slot ranges handed out so far: partitions alive at once must not claim the same slots. */
+  readonly #slots = new Map<string, number>();
 
   constructor(options: WatchdogClusterOptions) {
     this.options = options;
@@ -119,13 +121,15 @@ export class WatchdogCluster {
 
   /** Applies a 3-member partition with the given watchdog settings. */
   async applyPartition(name: string, watchdog: Partial<WatchdogSpec>, replicas = 3): Promise<void> {
+    if (!this.#slots.has(name)) this.#slots.set(name, this.#slots.size % 16);
+    const block = this.#slots.get(name)!;
     const body = {
       apiVersion: 'meshwork.io/v1alpha1',
       kind: 'MeshPartition',
       metadata: { name, namespace: this.namespace },
       spec: {
         replicas,
-        slots: [{ start: 0, end: 4095 }],
+        slots: [{ start: block * 256, end: block * 256 + 255 }],
         resources: { cpu: '100m', memory: '256Mi' },
         storage: { volumes: 2, size: '1Gi', storageClassName: 'meshwork-local' },
         adminTokenSecretRef: { name: 'admin' },
@@ -143,6 +147,12 @@ export class WatchdogCluster {
   async deletePartition(name: string): Promise<void> {
     await kubectl(this.options.adminKubeconfig, ['delete', '-n', this.namespace, 'meshpartition', name, '--wait=true', '--timeout=60s']);
     await waitFor(async () => (await this.pods(name)).length === 0, { description: `the pods of ${name} to be gone`, timeoutMs: 90_000, intervalMs: 500 });
+  }
+
+  /** Names of the partitions in the namespace. */
+  async partitionNames(): Promise<string[]> {
+    const list = (await this.custom.listNamespacedCustomObject({ group: 'meshwork.io', version: 'v1alpha1', namespace: this.namespace, plural: 'meshpartitions' })) as { items: MeshPartition[] };
+    return list.items.map((p) => p.metadata.name);
   }
 
   /** Merges `spec.watchdog` fields into a partition. */

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { MeshPartition, Remediation, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
 import { repoRoot } from '../harness/binaries.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -43,6 +43,11 @@ describe('the watchdog', () => {
 
   afterAll(async () => {
     await cluster.stop();
+  });
+
+  // A scenario that failed leaves its partition behind; the next one must see only its own.
+  afterEach(async () => {
+    for (const p of await cluster.partitionNames()) await cluster.deletePartition(p);
   });
 
   const status = async (name: string): Promise<NonNullable<MeshPartition['status']>> => (await cluster.partition(name)).status ?? {};
@@ -95,7 +100,6 @@ describe('the watchdog', () => {
     // The StatefulSet's template was never changed by an action.
     const sts = await waitFor(() => cluster.pods(name), { description: 'pods', timeoutMs: 1000 });
     expect(sts.every((p) => p.metadata?.labels?.['controller-revision-hash'] === sts[0]!.metadata?.labels?.['controller-revision-hash'])).toBe(true);
-    await cluster.deletePartition(name);
   });
 
   it.skipIf(!dataPlaneChecksVolumes)('recreates the volumes of a member that exits with the volume-fault code', async () => {
@@ -116,7 +120,6 @@ describe('the watchdog', () => {
     const fresh = claims.items.filter((c) => c.metadata!.name!.endsWith(target));
     expect(fresh).toHaveLength(2);
     for (const claim of fresh) expect(new Date(claim.metadata!.creationTimestamp!).getTime()).toBeGreaterThan(new Date(history[0]!.time).getTime() - 1000);
-    await cluster.deletePartition(name);
   });
 
   it('fences the member of a powered-off node once its Lease is stale, and brings it up elsewhere', async () => {
@@ -152,7 +155,6 @@ describe('the watchdog', () => {
       },
       { description: 'the out-of-service taint to be lifted', timeoutMs: 90_000, intervalMs: 1000 },
     );
-    await cluster.deletePartition(name);
   });
 
   it('repairs nothing while most members are down with etcd, and resumes when it is back', async () => {
@@ -174,7 +176,6 @@ describe('the watchdog', () => {
     await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'False', { description: 'RemediationPaused=False', timeoutMs: 60_000, intervalMs: 500 });
     expect(await remediations(name)).toEqual([]);
     expect(await cluster.operator.metric('meshwork_watchdog_remediation_paused')).toBe(0);
-    await cluster.deletePartition(name);
   });
 
   it('repairs nothing while two of three member nodes are powered off, and resumes after', async () => {
@@ -194,7 +195,6 @@ describe('the watchdog', () => {
     await cluster.waitForReadyMembers(name, 3, 120_000);
     await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'False', { description: 'RemediationPaused=False', timeoutMs: 60_000, intervalMs: 500 });
     expect(await remediations(name)).toEqual([]);
-    await cluster.deletePartition(name);
   });
 
   it('in Observe mode records what it would do and does nothing', async () => {
@@ -218,7 +218,6 @@ describe('the watchdog', () => {
     } finally {
       cluster.agent.thawPod(cluster.namespace, target);
     }
-    await cluster.deletePartition(name);
   });
 
   it('gives up on a member that fails at every level, marks the partition Degraded and leaves it alone', async () => {
@@ -254,6 +253,5 @@ describe('the watchdog', () => {
     } finally {
       clearInterval(freezer);
     }
-    await cluster.deletePartition(name);
   });
 });

@@ -130,7 +130,7 @@ describe('nextLadderLevel', () => {
     ['a pod pinned before the last action is not news', state({ level: 3, healthy: false, since: now - 400 * s, lastActionTime: now - 10 * s }), { kind: 'pinned', reason: 'VolumePinnedToUnsuitableNode' }, { podCreated: now - 15 * s }, { level: 3 }, undefined, now + 170 * s],
     ['a reset request returns a member to level 0', state({ level: 4, healthy: false, since: now - 600 * s, lastActionTime: now - 400 * s }), failing, { podCreated: longAgo, resetRequestedAt: now - 10 * s }, { level: 0, lastAction: 'Reset' }, 'Reset', undefined],
     ['a reset request older than the last action is spent', state({ level: 1, healthy: false, since: now - 10 * s, lastAction: 'Reset', lastActionTime: now - 5 * s }), failing, { podCreated: longAgo, resetRequestedAt: now - 10 * s }, { level: 1 }, undefined, now + 175 * s],
-    ['after a pause every failure gets a fresh toleration', state({ healthy: false, since: now - 600 * s }), failing, { podCreated: longAgo, resumedAt: now - 30 * s }, { level: 0 }, undefined, now + 30 * s],
+    ['after a pause every failing member gets the recovery allowance', state({ healthy: false, since: now - 600 * s }), failing, { podCreated: longAgo, resumedAt: now - 30 * s }, { level: 0 }, undefined, now + 150 * s],
   ])('%s', (_name, previous, verdict, context, expected, action, wakeAt) => {
     const decision = nextLadderLevel(previous, verdict, now, settings, context);
     expect(decision.state).toMatchObject(expected);

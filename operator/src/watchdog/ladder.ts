@@ -140,7 +140,7 @@ export interface LadderContext {
   podCreated: number;
   /** A person asked for the ladder to start over for actions before this time (ms). */
   resetRequestedAt?: number;
-  /** When remediation last resumed after a pause: failures get a fresh toleration from then. */
+  /** When remediation last resumed after a pause: members get the recovery allowance from then, as after a restart. */
   resumedAt?: number;
 }
 
@@ -216,7 +216,8 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
     state.since + settings.tolerationMs,
     context.podCreated + settings.recoveryMs,
     lastAction + settings.recoveryMs,
-    (context.resumedAt ?? -Infinity) + settings.tolerationMs,
+    // Members come back from a systemic outage one by one, like after a restart.
+    (context.resumedAt ?? -Infinity) + settings.recoveryMs,
   );
   if (now < deadline) return { state, wakeAt: deadline };
   // A node that has not heartbeated since the member went bad may be the one failing: the
