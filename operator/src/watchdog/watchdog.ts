@@ -158,8 +158,11 @@ export class Watchdog {
         now,
         settings.nodeLostMs,
       );
-    const resumedAt = this.#resumedAt;
-    const run = (paused: boolean): Assessment => assessPartition({ partition, pods, live, signals, paused, ...(resumedAt !== undefined ? { resumedAt } : {}), now });
+    // Reads #resumedAt at each run: the pause may end between the two.
+    const run = (paused: boolean): Assessment => {
+      const resumedAt = this.#resumedAt;
+      return assessPartition({ partition, pods, live, signals, paused, ...(resumedAt !== undefined ? { resumedAt } : {}), now });
+    };
     // The pause is decided with this partition's own count included: assess, count, and
     // assess again in the rare pass where that count flips the pause.
     const pausedBefore = this.#paused;
