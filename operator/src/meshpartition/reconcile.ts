@@ -210,7 +210,8 @@ export class MeshPartitionReconciler {
         throw new Error(`Could not write the status of MeshPartition ${ref}`, { cause: err });
       }
       this.#written.set(ref, { uid: partition.metadata.uid, status });
-      log.debug({ meshpartition: ref, generation: partition.metadata.generation }, `Updated status of MeshPartition ${ref}`);
+      const members = status.members?.map((m) => `${m.pod}:${m.health}${m.reason ? `/${m.reason}` : ''}:${m.level}`).join(' ');
+      log.debug({ meshpartition: ref, generation: partition.metadata.generation, members }, `Updated status of MeshPartition ${ref}`);
     }
     // Only now that status records them (and a new leader would continue from there) are the actions taken.
     if (watchdog && assessment && assessment.actions.length > 0) await watchdog.perform(partition, assessment.actions);
