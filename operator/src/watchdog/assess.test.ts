@@ -109,8 +109,10 @@ describe('assessPartition', () => {
 
   it('counts failing members toward the cluster-wide bound, but not ones still starting', () => {
     const starting: MemberSignals = { ...healthySignals, podCreated: now - 10 * s, ready: false };
-    const a = assess({ members: [failingFor('p0-0', 10), failingFor('p0-1', 10), healthy('p0-2')], signals: { 'p0-0': hung, 'p0-1': starting } });
+    const unscheduled: MemberSignals = { ...healthySignals, scheduled: false, ready: false };
+    const a = assess({ members: [failingFor('p0-0', 10), failingFor('p0-1', 10), failingFor('p0-2', 900)], signals: { 'p0-0': hung, 'p0-1': starting, 'p0-2': unscheduled } });
     expect([a.unhealthy, a.total]).toEqual([1, 3]);
+    expect(a.actions).toEqual([]);
   });
 
   it('hands a volume fault straight to level 3 and a give-up to Degraded', () => {

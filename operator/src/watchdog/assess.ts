@@ -137,8 +137,10 @@ export function assessPartition(inputs: AssessInputs): Assessment {
   for (const { name, pod, signals, verdict, before } of evaluated) {
     // A member still starting (a new pod within its recovery allowance, a soft failure) is not
     // evidence of a systemic failure: creating a partition must not pause the watchdog.
+    // Nor is a pod no node takes: the watchdog does nothing for it, so it cannot hold anything back.
     const starting = verdict.kind === 'failing' && now - signals.podCreated < settings.recoveryMs;
-    if (verdict.kind !== 'healthy' && !starting) result.unhealthy++;
+    const unscheduled = verdict.kind === 'failing' && verdict.reason === 'Unschedulable';
+    if (verdict.kind !== 'healthy' && !starting && !unscheduled) result.unhealthy++;
     const decision = nextLadderLevel(before, verdict, now, settings, {
       podCreated: signals.podCreated,
       ...(resetRequestedAt !== undefined ? { resetRequestedAt } : {}),

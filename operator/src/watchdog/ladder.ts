@@ -212,6 +212,10 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   if (verdict.kind === 'pinned' && context.podCreated > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
   if (verdict.kind === 'nodeLost' && context.podCreated > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
 
+  // A pod no node will take is the scheduler's and the cluster's problem (capacity, affinity):
+  // deleting or moving it changes nothing, so the watchdog only reports it.
+  if (verdict.kind === 'failing' && verdict.reason === 'Unschedulable') return { state };
+
   const deadline = Math.max(
     state.since + settings.tolerationMs,
     context.podCreated + settings.recoveryMs,
