@@ -10,6 +10,7 @@ import {
   gaveUpLevel,
   nextLadderLevel,
   repairInProgress,
+  stillStarting,
   watchdogSettings,
   type LadderState,
   type MemberSignals,
@@ -135,17 +136,17 @@ export function assessPartition(inputs: AssessInputs): Assessment {
   };
 
   for (const { name, pod, signals, verdict, before } of evaluated) {
-    // A member still starting (a new pod within its recovery allowance, a soft failure) is not
-    // evidence of a systemic failure: creating a partition must not pause the watchdog.
-    // Nor is a pod no node takes: the watchdog does nothing for it, so it cannot hold anything back.
-    const starting = verdict.kind === 'failing' && now - signals.podCreated < settings.recoveryMs;
-    const unscheduled = verdict.kind === 'failing' && verdict.reason === 'Unschedulable';
-    if (verdict.kind !== 'healthy' && !starting && !unscheduled) result.unhealthy++;
     const decision = nextLadderLevel(before, verdict, now, settings, {
       podCreated: signals.podCreated,
       ...(resetRequestedAt !== undefined ? { resetRequestedAt } : {}),
       ...(inputs.resumedAt !== undefined ? { resumedAt: inputs.resumedAt } : {}),
     });
+    // A member still starting (a new pod within its recovery allowance, a soft failure) is not
+    // evidence of a systemic failure: creating a partition must not pause the watchdog.
+    // Nor is a pod no node takes: the watchdog does nothing for it, so it cannot hold anything back.
+    const starting = verdict.kind === 'failing' && stillStarting(decision.state, signals.podCreated, now, settings);
+    const unscheduled = verdict.kind === 'failing' && verdict.reason === 'Unschedulable';
+    if (verdict.kind !== 'healthy' && !starting && !unscheduled) result.unhealthy++;
     let state = decision.state;
     wake(decision.wakeAt);
     const planned = decision.action;

@@ -182,7 +182,8 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   const healthy = verdict.kind === 'healthy';
   let state: LadderState = previous
     ? { ...previous, healthy, since: previous.healthy === healthy ? previous.since : now }
-    : { level: 0, healthy, since: now };
+    : // A member first seen failing has been so since its pod started, as far as anyone knows.
+      { level: 0, healthy, since: healthy ? now : Math.min(now, context.podCreated) };
 
   if (context.resetRequestedAt !== undefined && state.level > 0 && (state.lastActionTime ?? 0) < context.resetRequestedAt) {
     state = { ...state, level: 0, lastAction: 'Reset', lastActionTime: now };
@@ -216,10 +217,12 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   // deleting or moving it changes nothing, so the watchdog only reports it.
   if (verdict.kind === 'failing' && verdict.reason === 'Unschedulable') return { state };
 
+  // The allowances for a starting pod and for an action last only until the member is first
+  // healthy: a member that came back and then failed again gets the toleration alone.
   const deadline = Math.max(
     state.since + settings.tolerationMs,
-    context.podCreated + settings.recoveryMs,
-    lastAction + settings.recoveryMs,
+    state.since <= context.podCreated ? context.podCreated + settings.recoveryMs : -Infinity,
+    state.since <= lastAction ? lastAction + settings.recoveryMs : -Infinity,
     // Members come back from a systemic outage one by one, like after a restart.
     (context.resumedAt ?? -Infinity) + settings.recoveryMs,
   );
@@ -252,6 +255,11 @@ export function admitAction(action: RemediationAction, bounds: BoundsContext): R
   if (bounds.repairsInProgress >= bounds.settings.maxConcurrent) return 'MaxConcurrent';
   if (bounds.actionsLastHour >= bounds.settings.actionsPerHour) return 'ActionBudget';
   return undefined;
+}
+
+/** Whether a failing member is still starting: its pod is young and it has not been healthy in it. */
+export function stillStarting(state: LadderState, podCreated: number, now: number, settings: WatchdogSettings): boolean {
+  return !state.healthy && state.since <= podCreated && now - podCreated < settings.recoveryMs;
 }
 
 /** Whether a member's repair is still running: it was acted on and has not been healthy since. */
