@@ -2,11 +2,19 @@
 // volume fault into an exit. At most one check per volume runs at a time: callers that arrive
 // while one runs wait for it, so the route cannot be used to pile up disk I/O.
 import { setTimeout as delay } from 'node:timers/promises';
-import { VolumeFaultError, type DataVolume } from './volumes.ts';
+import { VolumeFaultError, type VolumeIdentity } from './volumes.ts';
+
+/** What VolumeChecks needs of a volume (DataVolume has it; tests use controllable ones). */
+export interface CheckableVolume {
+  readonly path: string;
+  readonly identity: VolumeIdentity;
+  /** Resolves when the volume is sound; rejects (a VolumeFaultError) when it is not. */
+  check(): Promise<void>;
+}
 
 /** The outcome of checking one volume. */
 export interface VolumeCheckResult {
-  volume: DataVolume;
+  volume: CheckableVolume;
   ok: boolean;
   ms: number;
   error?: string;
@@ -21,12 +29,12 @@ export interface VolumeCheckOptions {
 
 /** Runs volume checks, one at a time per volume. */
 export class VolumeChecks {
-  readonly volumes: readonly DataVolume[];
+  readonly volumes: readonly CheckableVolume[];
   readonly #options: VolumeCheckOptions;
-  readonly #running = new Map<DataVolume, { started: number; done: Promise<VolumeFaultError | undefined> }>();
+  readonly #running = new Map<CheckableVolume, { started: number; done: Promise<VolumeFaultError | undefined> }>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(volumes: readonly DataVolume[], options: VolumeCheckOptions) {
+  constructor(volumes: readonly CheckableVolume[], options: VolumeCheckOptions) {
     this.volumes = volumes;
     this.#options = options;
   }
@@ -59,7 +67,7 @@ export class VolumeChecks {
     this.#timer = undefined;
   }
 
-  async #check(volume: DataVolume, waitMs: number): Promise<VolumeCheckResult> {
+  async #check(volume: CheckableVolume, waitMs: number): Promise<VolumeCheckResult> {
     let run = this.#running.get(volume);
     if (run === undefined) {
       const started = performance.now();
