@@ -105,7 +105,12 @@ export class DataVolume {
       throw new VolumeFaultError(path, err.code === 'ENOENT' ? 'does not exist' : `cannot be inspected: ${failure(err)}`, { cause: err });
     });
     if (!info.isDirectory()) throw new VolumeFaultError(path, 'is not a directory');
-    await step(`creating ${volumeMetaDir}`, () => mkdir(join(path, volumeMetaDir), { recursive: true }));
+    // Not recursive: a recursive mkdir on a read-only mount reports ENOENT instead of EROFS.
+    await step(`creating ${volumeMetaDir}`, () =>
+      mkdir(join(path, volumeMetaDir)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      }),
+    );
     const text = await readFile(join(path, identityFile), 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw new VolumeFaultError(path, `reading ${identityFile} failed: ${failure(err)}`, { cause: err });
