@@ -29,6 +29,19 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
+/** Runs `fn` and ends `span` after it, marking the span failed if `fn` throws. */
+async function runInSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
+    span.setAttribute('error.type', err instanceof Error ? err.name : 'error');
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
 /** Starts the OpenTelemetry SDK and returns Tracing backed by it. */
 export function startOtelTracing(options: TracingOptions & { endpoint: string }): Tracing {
   if (options.warn) {
@@ -68,8 +81,9 @@ export function startOtelTracing(options: TracingOptions & { endpoint: string })
       // Named by the route once it is known; raw paths are not recorded (they hold file names).
       const span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: method } }, parent);
       const active = trace.setSpan(parent, span);
-      // Listeners added later (body parsers, stream pipelines) run in the request's context,
-      // not in the context of the socket that emits their events.
+      // Events of the request and response are emitted by the socket, outside the request's
+      // context: bound here, listeners added later ('close', stream pipelines) run inside it.
+      // (The JSON body parser restores the context itself.)
       context.bind(active, req);
       context.bind(active, res);
       context.with(active, handle);
@@ -88,17 +102,11 @@ export function startOtelTracing(options: TracingOptions & { endpoint: string })
       // Store calls outside any request (sweeper, readiness pings) would each start a trace of
       // their own: noise, so they run untraced.
       if (trace.getSpan(context.active()) === undefined) return fn();
-      return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, async (span: Span) => {
-        try {
-          return await fn();
-        } catch (err) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
-          span.setAttribute('error.type', err instanceof Error ? err.name : 'error');
-          throw err;
-        } finally {
-          span.end();
-        }
-      });
+      return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, (span: Span) => runInSpan(span, fn));
+    },
+
+    async startTrace<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T> {
+      return tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes, root: true }, (span: Span) => runInSpan(span, fn));
     },
 
     inject(headers) {

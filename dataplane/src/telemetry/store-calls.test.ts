@@ -32,7 +32,7 @@ class Store {
 
 async function countOf(metrics: DataplaneMetrics, labels: Record<string, string>): Promise<number> {
   const metric = await metrics.storeOperationDuration.get();
-  const sample = metric.values.find((v) => v.metricName === 'meshwork_store_operation_duration_seconds_count' && Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+  const sample = metric.values.find((v) => v.metricName === 'meshwork_store_operation_duration_seconds_count' && Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l));
   return sample?.value ?? 0;
 }
 

@@ -28,8 +28,13 @@ export interface Tracing {
    * its child; undefined when tracing is off (then `handle` simply runs).
    */
   serveRequest(req: IncomingMessage, res: ServerResponse, handle: () => void): RequestSpan | undefined;
-  /** Runs `fn` in a child span of the active span (a client span: a call to another service). */
+  /**
+   * Runs `fn` in a child span of the active span (a client span: a call to another service);
+   * outside any span it just runs `fn`, so background work does not start traces of its own.
+   */
   inSpan<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` as the root span of a new trace (a client's operation, a prober's journey). */
+  startTrace<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T>;
   /** Adds the active trace context (`traceparent`, `tracestate`) to outgoing request headers. */
   inject(headers: Record<string, string>): void;
   /** Ids of the active span, if any. */
@@ -46,6 +51,7 @@ export const noTracing: Tracing = {
     return undefined;
   },
   inSpan: (_name, _attributes, fn) => fn(),
+  startTrace: (_name, _attributes, fn) => fn(),
   inject: () => undefined,
   activeIds: () => undefined,
   shutdown: () => Promise.resolve(),
