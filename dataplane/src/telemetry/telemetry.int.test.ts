@@ -109,7 +109,7 @@ beforeAll(async () => {
   admin = new MeshClient(partition.url, partition.adminToken);
   const user = await admin.createUser('telemetry');
   device = await admin.as(user.token).registerDevice('laptop');
-  secrets = [partition.adminToken, user.token, device.token];
+  secrets = [partition.adminToken, user.token, device.token!];
 });
 
 afterAll(async () => {
@@ -119,7 +119,7 @@ afterAll(async () => {
 
 describe('traces', () => {
   it('links a request through a client process and the partition into one trace, down to the etcd and S3 calls', async () => {
-    const { traceId, statuses } = await runTracedClient(partition.url, device.token, receiver.url);
+    const { traceId, statuses } = await runTracedClient(partition.url, device.token!, receiver.url);
     expect(statuses).toEqual([201, 201, 201, 200]);
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
     const named = (service: string, name: string): ReceivedSpan | undefined => receiver.spans.find((s) => s.traceId === traceId && s.service === service && s.name === name);
