@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
+import { connect, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +70,29 @@ async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]
   return { url: `http://127.0.0.1:${port}`, spans, contentTypes, server };
 }
 
+/**
+ * A TCP relay in front of MinIO that notes the `traceparent` of every S3 request passing
+ * through (bytes are forwarded untouched, so request signatures still hold).
+ */
+async function startS3Relay(target: string): Promise<{ endpoint: string; traceparents: string[]; close(): void }> {
+  const upstream = new URL(target);
+  const traceparents: string[] = [];
+  const server = createTcpServer((client) => {
+    const toMinio = connect(Number(upstream.port), upstream.hostname);
+    client.on('data', (chunk: Buffer) => {
+      for (const m of chunk.toString('latin1').matchAll(/^traceparent: *(\S+)\r$/gim)) traceparents.push(m[1]!);
+      toMinio.write(chunk);
+    });
+    toMinio.pipe(client);
+    client.on('close', () => toMinio.destroy());
+    toMinio.on('close', () => client.destroy());
+    client.on('error', () => toMinio.destroy());
+    toMinio.on('error', () => client.destroy());
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return { endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`, traceparents, close: () => server.close() };
+}
+
 /** Runs the traced client process against `partition` and returns what it printed. */
 async function runTracedClient(partitionUrl: string, token: string, otlp: string): Promise<{ traceId: string; statuses: number[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-traced-client-'));
@@ -94,6 +118,7 @@ function logLines(partition: RunningPartition): Record<string, unknown>[] {
 }
 
 let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+let relay: Awaited<ReturnType<typeof startS3Relay>>;
 let partition: RunningPartition;
 let admin: MeshClient;
 let secrets: string[];
@@ -101,7 +126,8 @@ let device: MeshClient & { deviceId: string };
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
-  partition = await startPartition(stores, {
+  relay = await startS3Relay(stack.minio.endpoint);
+  partition = await startPartition({ ...stores, minio: { ...stack.minio, endpoint: relay.endpoint } }, {
     partition: 'telemetry',
     slots: '4064-4079',
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', MESHWORK_LOG_LEVEL: 'trace' },
@@ -115,6 +141,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await partition.stop();
   receiver.server.close();
+  relay.close();
 });
 
 describe('traces', () => {
@@ -153,6 +180,10 @@ describe('traces', () => {
       const store = inTrace.find((s) => s.name === storeSpan && parentOf(s) === serverSpan);
       expect(store, `${storeSpan} under ${route}`).toMatchObject({ kind: 3, service: 'meshwork-partition' });
     }
+
+    // The S3 request itself carried the trace, with the S3 span as its parent.
+    const putObject = inTrace.find((s) => s.name === 's3 PutObject')!;
+    expect(relay.traceparents).toContain(`00-${traceId}-${putObject.spanId}-01`);
 
     // Log lines made while serving carry the ids of the request's server span.
     const lines = logLines(partition).filter((l) => l.trace_id === traceId);
