@@ -29,6 +29,24 @@ describe('parsePartitionConfig', () => {
     expect(config.adminToken).toBe('admin-token-0123456789');
     expect(config.advertiseUrl).toBe('http://127.0.0.1:8080');
     expect(config.tombstoneRetentionSeconds).toBe(604800);
+    expect(config.dataDirs).toEqual([]);
+    expect(config.volumeCheckIntervalSeconds).toBe(10);
+    expect(config.shutdownGraceSeconds).toBe(25);
+    expect(config.livenessMaxEventLoopDelayMs).toBe(5000);
+    expect(config.otlpEndpoint).toBeUndefined();
+  });
+
+  it.each([
+    ['/var/lib/meshwork/data-0', ['/var/lib/meshwork/data-0']],
+    ['/a, /b/ ,', ['/a', '/b']],
+    ['/', ['/']],
+  ])('parses MESHWORK_DATA_DIRS %j', (value, dirs) => {
+    expect(parsePartitionConfig({ ...valid, MESHWORK_DATA_DIRS: value }, readSecret).dataDirs).toEqual(dirs);
+  });
+
+  it('takes the OTLP endpoint, and treats an empty one as unset', () => {
+    expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, readSecret).otlpEndpoint).toBe('http://collector:4318');
+    expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
   });
 
   it('takes the advertise URL and listen address as given', () => {
@@ -54,6 +72,12 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_ADMIN_TOKEN_FILE: '/secrets/s3-secret' }, 'MESHWORK_ADMIN_TOKEN_FILE', 'at least 16'],
     [{ MESHWORK_TOMBSTONE_RETENTION_SECONDS: '-1' }, 'MESHWORK_TOMBSTONE_RETENTION_SECONDS', ''],
     [{ MESHWORK_LOG_LEVEL: 'loud' }, 'MESHWORK_LOG_LEVEL', ''],
+    [{ MESHWORK_DATA_DIRS: 'data-0' }, 'MESHWORK_DATA_DIRS', 'absolute'],
+    [{ MESHWORK_DATA_DIRS: '/a,/a/' }, 'MESHWORK_DATA_DIRS', 'twice'],
+    [{ MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS: '-1' }, 'MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS', ''],
+    [{ MESHWORK_SHUTDOWN_GRACE_SECONDS: '0' }, 'MESHWORK_SHUTDOWN_GRACE_SECONDS', ''],
+    [{ MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS: 'soon' }, 'MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS', ''],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'http'],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];

@@ -31,6 +31,7 @@ export class SlotMap {
   readonly #etcd: Etcd3;
   readonly #logger: Logger;
   #lease: Lease | undefined;
+  #renewedAt = 0;
   #cache: { at: number; records: SlotMapRecord[] } | undefined;
 
   constructor(etcd: Etcd3, logger: Logger) {
@@ -53,12 +54,26 @@ export class SlotMap {
     }
     const lease = this.#etcd.lease(ownerLeaseSeconds);
     lease.on('lost', (err) => onLost(err));
+    lease.on('keepaliveSucceeded', () => {
+      this.#renewedAt = Date.now();
+    });
     this.#lease = lease;
     const record: SlotMapRecord = { partition, slots: formatSlotRanges(slots), url, instance: randomUUID(), registeredAt: new Date().toISOString() };
     const res = await lease.put(slotMapKey(partition)).value(JSON.stringify(record)).exec();
+    this.#renewedAt = Date.now();
     this.#cache = undefined;
     this.#logger.info({ partition, slots: record.slots, url, revision: res.header.revision }, 'Registered partition in the slot map');
     return { key: slotMapKey(partition), revision: Number(res.header.revision) };
+  }
+
+  /** Whether this process holds its claim: the lease exists and was renewed within its TTL. */
+  leaseStatus(): { ok: boolean; error?: string } {
+    const lease = this.#lease;
+    if (lease === undefined) return { ok: false, error: 'no slots claimed' };
+    if (lease.revoked()) return { ok: false, error: 'the slot lease was lost' };
+    const age = Date.now() - this.#renewedAt;
+    if (age > ownerLeaseSeconds * 1000) return { ok: false, error: `the slot lease was last renewed ${Math.round(age / 1000)} s ago` };
+    return { ok: true };
   }
 
   /** Every owner record in the slot map. */
