@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parsePartitionConfig } from './config.ts';
 
@@ -49,6 +50,11 @@ describe('parsePartitionConfig', () => {
     expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
   });
 
+  it('names the replica after the pod, or after the host when no pod name is given', () => {
+    expect(parsePartitionConfig({ ...valid, MESHWORK_POD_NAME: 'p0-2' }, readSecret).replica).toBe('p0-2');
+    expect(parsePartitionConfig(valid, readSecret).replica).toBe(hostname());
+  });
+
   it('takes the advertise URL and listen address as given', () => {
     const config = parsePartitionConfig({ ...valid, MESHWORK_LISTEN: '127.0.0.5:9999', MESHWORK_ADVERTISE_URL: 'http://p0.mesh:8080/' }, readSecret);
     expect(config.listen).toEqual({ host: '127.0.0.5', port: 9999 });
@@ -58,6 +64,7 @@ describe('parsePartitionConfig', () => {
   it.each([
     [{ MESHWORK_PARTITION: undefined }, 'MESHWORK_PARTITION', 'is required'],
     [{ MESHWORK_PARTITION: 'Bad_Name' }, 'MESHWORK_PARTITION', 'DNS label'],
+    [{ MESHWORK_POD_NAME: 'P0_1' }, 'MESHWORK_POD_NAME', 'DNS subdomain'],
     [{ MESHWORK_SLOTS: '0-5000' }, 'MESHWORK_SLOTS', 'leaves the slot space'],
     [{ MESHWORK_LISTEN: 'localhost' }, 'MESHWORK_LISTEN', 'host:port'],
     [{ MESHWORK_LISTEN: '127.0.0.1:70000' }, 'MESHWORK_LISTEN', '65535'],

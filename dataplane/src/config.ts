@@ -1,5 +1,6 @@
 // Configuration of a data-plane process, read once at start from environment variables (the
 // operator's StatefulSet sets them) and validated; a bad value names its variable.
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseSlotRanges, SlotRangeError, type SlotRange } from './slots.ts';
 
@@ -18,6 +19,8 @@ export class ConfigError extends Error {
 export interface PartitionConfig {
   listen: { host: string; port: number };
   partition: string;
+  /** This replica's name within the partition (the pod name), unique among its replicas. */
+  replica: string;
   slots: SlotRange[];
   advertiseUrl: string;
   etcdEndpoints: string[];
@@ -56,6 +59,10 @@ const seconds = (fallback: number, min: number) => z.coerce.number().int().min(m
 const envSchema = z.object({
   MESHWORK_LISTEN: listenSchema.default({ host: '0.0.0.0', port: 8080 }),
   MESHWORK_PARTITION: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")'),
+  MESHWORK_POD_NAME: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a DNS subdomain (lower-case letters, digits, ".", "-")')
+    .optional(),
   MESHWORK_SLOTS: z.string().transform((text, ctx) => {
     try {
       return parseSlotRanges(text);
@@ -139,6 +146,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
   return {
     listen: e.MESHWORK_LISTEN,
     partition: e.MESHWORK_PARTITION,
+    replica: e.MESHWORK_POD_NAME ?? hostname(),
     slots: e.MESHWORK_SLOTS,
     advertiseUrl: (e.MESHWORK_ADVERTISE_URL ?? `http://${advertiseHost}:${e.MESHWORK_LISTEN.port}`).replace(/\/+$/, ''),
     etcdEndpoints: e.MESHWORK_ETCD_ENDPOINTS,

@@ -135,7 +135,7 @@ export async function runPartition(): Promise<void> {
   const slotMap = instrumentAsyncMethods(new SlotMap(etcd, log), 'etcd', storeCall, { prefix: 'slotMap.', skip: ['ownerOf'] });
   let fence;
   try {
-    fence = await slotMap.register(config.partition, config.slots, config.advertiseUrl, (err) => {
+    fence = await slotMap.register(config.partition, config.replica, config.slots, config.advertiseUrl, (err) => {
       log.fatal({ err }, 'Lost the slot lease');
       terminate(ExitCode.ownershipLost, `lost the etcd lease on the slot map record of partition ${config.partition}: ${err.message}`);
     });
