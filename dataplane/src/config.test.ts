@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parsePartitionConfig } from './config.ts';
 
@@ -29,6 +30,29 @@ describe('parsePartitionConfig', () => {
     expect(config.adminToken).toBe('admin-token-0123456789');
     expect(config.advertiseUrl).toBe('http://127.0.0.1:8080');
     expect(config.tombstoneRetentionSeconds).toBe(604800);
+    expect(config.dataDirs).toEqual([]);
+    expect(config.volumeCheckIntervalSeconds).toBe(10);
+    expect(config.shutdownGraceSeconds).toBe(25);
+    expect(config.livenessMaxEventLoopDelayMs).toBe(5000);
+    expect(config.otlpEndpoint).toBeUndefined();
+  });
+
+  it.each([
+    ['/var/lib/meshwork/data-0', ['/var/lib/meshwork/data-0']],
+    ['/a, /b/ ,', ['/a', '/b']],
+    ['/', ['/']],
+  ])('parses MESHWORK_DATA_DIRS %j', (value, dirs) => {
+    expect(parsePartitionConfig({ ...valid, MESHWORK_DATA_DIRS: value }, readSecret).dataDirs).toEqual(dirs);
+  });
+
+  it('takes the OTLP endpoint, and treats an empty one as unset', () => {
+    expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, readSecret).otlpEndpoint).toBe('http://collector:4318');
+    expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
+  });
+
+  it('names the replica after the pod, or after the host when no pod name is given', () => {
+    expect(parsePartitionConfig({ ...valid, MESHWORK_POD_NAME: 'p0-2' }, readSecret).replica).toBe('p0-2');
+    expect(parsePartitionConfig(valid, readSecret).replica).toBe(hostname());
   });
 
   it('takes the advertise URL and listen address as given', () => {
@@ -40,6 +64,7 @@ describe('parsePartitionConfig', () => {
   it.each([
     [{ MESHWORK_PARTITION: undefined }, 'MESHWORK_PARTITION', 'is required'],
     [{ MESHWORK_PARTITION: 'Bad_Name' }, 'MESHWORK_PARTITION', 'DNS label'],
+    [{ MESHWORK_POD_NAME: 'P0_1' }, 'MESHWORK_POD_NAME', 'DNS subdomain'],
     [{ MESHWORK_SLOTS: '0-5000' }, 'MESHWORK_SLOTS', 'leaves the slot space'],
     [{ MESHWORK_LISTEN: 'localhost' }, 'MESHWORK_LISTEN', 'host:port'],
     [{ MESHWORK_LISTEN: '127.0.0.1:70000' }, 'MESHWORK_LISTEN', '65535'],
@@ -54,6 +79,12 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_ADMIN_TOKEN_FILE: '/secrets/s3-secret' }, 'MESHWORK_ADMIN_TOKEN_FILE', 'at least 16'],
     [{ MESHWORK_TOMBSTONE_RETENTION_SECONDS: '-1' }, 'MESHWORK_TOMBSTONE_RETENTION_SECONDS', ''],
     [{ MESHWORK_LOG_LEVEL: 'loud' }, 'MESHWORK_LOG_LEVEL', ''],
+    [{ MESHWORK_DATA_DIRS: 'data-0' }, 'MESHWORK_DATA_DIRS', 'absolute'],
+    [{ MESHWORK_DATA_DIRS: '/a,/a/' }, 'MESHWORK_DATA_DIRS', 'twice'],
+    [{ MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS: '-1' }, 'MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS', ''],
+    [{ MESHWORK_SHUTDOWN_GRACE_SECONDS: '0' }, 'MESHWORK_SHUTDOWN_GRACE_SECONDS', ''],
+    [{ MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS: 'soon' }, 'MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS', ''],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'http'],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];

@@ -1,5 +1,6 @@
 // Configuration of a data-plane process, read once at start from environment variables (the
 // operator's StatefulSet sets them) and validated; a bad value names its variable.
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseSlotRanges, SlotRangeError, type SlotRange } from './slots.ts';
 
@@ -18,6 +19,8 @@ export class ConfigError extends Error {
 export interface PartitionConfig {
   listen: { host: string; port: number };
   partition: string;
+  /** This replica's name within the partition (the pod name), unique among its replicas. */
+  replica: string;
   slots: SlotRange[];
   advertiseUrl: string;
   etcdEndpoints: string[];
@@ -30,6 +33,16 @@ export interface PartitionConfig {
   /** How long start-up waits for etcd and S3 before giving up. */
   storeDeadlineSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Data volumes (one directory per volume), checked at start and periodically. */
+  dataDirs: string[];
+  /** How often the data volumes are checked; 0 disables the periodic check. */
+  volumeCheckIntervalSeconds: number;
+  /** How long a SIGTERM drain may take before the process exits anyway. */
+  shutdownGraceSeconds: number;
+  /** /livez fails while the event loop stalled longer than this within the last 10 s. */
+  livenessMaxEventLoopDelayMs: number;
+  /** Where traces are exported with OTLP/HTTP; tracing is off when absent. */
+  otlpEndpoint: string | undefined;
 }
 
 const listenSchema = z
@@ -46,6 +59,10 @@ const seconds = (fallback: number, min: number) => z.coerce.number().int().min(m
 const envSchema = z.object({
   MESHWORK_LISTEN: listenSchema.default({ host: '0.0.0.0', port: 8080 }),
   MESHWORK_PARTITION: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")'),
+  MESHWORK_POD_NAME: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a DNS subdomain (lower-case letters, digits, ".", "-")')
+    .optional(),
   MESHWORK_SLOTS: z.string().transform((text, ctx) => {
     try {
       return parseSlotRanges(text);
@@ -67,6 +84,18 @@ const envSchema = z.object({
   MESHWORK_SWEEP_INTERVAL_SECONDS: seconds(300, 1),
   MESHWORK_STORE_DEADLINE_SECONDS: seconds(30, 1),
   MESHWORK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MESHWORK_DATA_DIRS: z
+    .string()
+    .default('')
+    .transform((text) => text.split(',').map((d) => d.trim().replace(/(?<=.)\/+$/, '')).filter((d) => d !== ''))
+    .refine((dirs) => dirs.every((d) => d.startsWith('/')), 'must list absolute paths')
+    .refine((dirs) => new Set(dirs).size === dirs.length, 'lists a directory twice'),
+  MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS: seconds(10, 0),
+  // Below Kubernetes' default terminationGracePeriodSeconds (30), so the process exits on its own.
+  MESHWORK_SHUTDOWN_GRACE_SECONDS: seconds(25, 1),
+  MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(10).default(5000),
+  // The standard OpenTelemetry variable; empty counts as unset, as the OpenTelemetry SDKs treat it.
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), httpUrl.optional()),
 });
 
 /** Reads a secret file; injected so that parsing stays testable without files. */
@@ -117,6 +146,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
   return {
     listen: e.MESHWORK_LISTEN,
     partition: e.MESHWORK_PARTITION,
+    replica: e.MESHWORK_POD_NAME ?? hostname(),
     slots: e.MESHWORK_SLOTS,
     advertiseUrl: (e.MESHWORK_ADVERTISE_URL ?? `http://${advertiseHost}:${e.MESHWORK_LISTEN.port}`).replace(/\/+$/, ''),
     etcdEndpoints: e.MESHWORK_ETCD_ENDPOINTS,
@@ -132,5 +162,10 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     sweepIntervalSeconds: e.MESHWORK_SWEEP_INTERVAL_SECONDS,
     storeDeadlineSeconds: e.MESHWORK_STORE_DEADLINE_SECONDS,
     logLevel: e.MESHWORK_LOG_LEVEL,
+    dataDirs: e.MESHWORK_DATA_DIRS,
+    volumeCheckIntervalSeconds: e.MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS,
+    shutdownGraceSeconds: e.MESHWORK_SHUTDOWN_GRACE_SECONDS,
+    livenessMaxEventLoopDelayMs: e.MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
 }

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
 import { ManagedProcess } from '../../e2e/harness/process.ts';
+import { makeReadOnly, makeWritable } from '../../e2e/harness/read-only.ts';
 import { ExitCode } from './exit-codes.ts';
 
 const stack = inject('stack');
@@ -63,6 +64,7 @@ describe('dataplane main', () => {
     ['MESHWORK_SLOTS', '0-9999'],
     ['MESHWORK_ETCD_ENDPOINTS', 'not-a-url'],
     ['MESHWORK_PARTITION', 'Not_A_Label'],
+    ['MESHWORK_DATA_DIRS', 'data-0'],
   ])('exits with the configuration code and names %s', async (field, value) => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
     const result = await runMain(['partition'], { ...validEnv(dir), [field]: value });
@@ -84,5 +86,26 @@ describe('dataplane main', () => {
     const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_S3_BUCKET: 'no-such-bucket', MESHWORK_STORE_DEADLINE_SECONDS: '1' });
     expect(result.code).toBe(ExitCode.storeUnreachable);
     expect(result.message).toContain('bucket no-such-bucket does not exist');
+  });
+
+  it('exits with the volume-fault code and names a data directory that does not exist', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+    const missing = join(dir, 'data-1');
+    const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_DATA_DIRS: `${dir},${missing}` });
+    expect(result.code).toBe(ExitCode.volumeFault);
+    expect(result.message.trim()).toBe(`volume fault: ${missing}: does not exist`);
+  });
+
+  it('exits with the volume-fault code when a data directory is read-only at start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+    const data = mkdtempSync(join(tmpdir(), 'meshwork-data-'));
+    await makeReadOnly(data);
+    try {
+      const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_DATA_DIRS: data });
+      expect(result.code).toBe(ExitCode.volumeFault);
+      expect(result.message).toMatch(new RegExp(`^volume fault: ${data}: creating \\.meshwork failed: EROFS`));
+    } finally {
+      await makeWritable(data);
+    }
   });
 });

@@ -56,7 +56,13 @@ describe('make up and make down', () => {
       encoding: 'utf8',
     }).split(' ');
     expect(ips).toHaveLength(3);
-    for (const ip of ips) expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toEqual({ status: 'ready' });
+    for (const ip of ips) {
+      expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
+      // Every member checks its four volumes (the claims the node agent provisioned) and the stores.
+      const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as { status: string; checks: { name: string; ok: boolean }[] };
+      expect(deep.status).toBe('ok');
+      expect(deep.checks.filter((c) => c.name.startsWith('volume:') && c.ok)).toHaveLength(4);
+    }
 
     // A second make up finds the stack running and only describes it.
     const again = spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env, encoding: 'utf8', timeout: 30_000 });

@@ -7,11 +7,15 @@ import { InvalidPathError } from '../paths.ts';
 import { BlockStoreError } from '../stores/block-store.ts';
 import { HistoryCompactedError, OwnershipLostError } from '../stores/metadata-store.ts';
 import { ApiError } from './api-error.ts';
+import type { VolumeFaultError } from '../health/volumes.ts';
 import type { PartitionContext } from './context.ts';
+import { drainGate } from './drain.ts';
+import { requestTelemetry } from './request-telemetry.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { contentRoutes } from './routes/content.ts';
 import { entryRoutes } from './routes/entries.ts';
 import { objectRoutes } from './routes/objects.ts';
+import { operationsRoutes } from './routes/operations.ts';
 import { ValidationError } from './schemas.ts';
 
 /** The largest JSON body accepted (an entry of 10,000 blocks fits). */
@@ -21,8 +25,8 @@ export const maxJsonBytes = 2 * 1024 * 1024;
 export interface AppHooks {
   /** Called when a write found the fence moved; the process must stop serving. */
   onOwnershipLost(err: OwnershipLostError): void;
-  /** Whether the process is ready to serve (stores reachable, slots registered). */
-  ready(): boolean;
+  /** Called when a deep health check found a volume fault, once its answer is sent. */
+  onVolumeFault(fault: VolumeFaultError): void;
 }
 
 function sendError(res: Response, status: number, code: string, message: string, details: Record<string, unknown> = {}): void {
@@ -37,22 +41,9 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.set('query parser', 'simple');
   const json = express.json({ limit: maxJsonBytes, type: () => true });
 
-  app.use((req, res, next) => {
-    const started = performance.now();
-    res.on('finish', () => {
-      const ms = Math.round((performance.now() - started) * 10) / 10;
-      ctx.logger.info({ method: req.method, path: req.route ? `${req.baseUrl}${(req.route as { path: string }).path}` : req.path, status: res.statusCode, ms }, 'Served request');
-    });
-    next();
-  });
-
-  app.get('/livez', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', (_req, res) => {
-    if (hooks.ready()) res.json({ status: 'ready' });
-    else sendError(res, 503, 'not_ready', 'the partition is not ready');
-  });
+  app.use(requestTelemetry(ctx));
+  app.use(drainGate(ctx.health));
+  app.use(operationsRoutes(ctx, (fault) => hooks.onVolumeFault(fault)));
   app.get('/v1/slots', async (_req, res) => {
     res.json({ partitions: await ctx.slotMap.list() });
   });

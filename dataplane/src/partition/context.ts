@@ -2,12 +2,16 @@
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { PartitionConfig } from '../config.ts';
+import type { ProcessHealth } from '../health/health.ts';
 import { rangesContain } from '../slots.ts';
 import type { BlockStore } from '../stores/block-store.ts';
 import type { MetadataStore, ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
+import type { DataplaneMetrics } from '../telemetry/metrics.ts';
+import type { Tracing } from '../telemetry/tracing.ts';
 import { ApiError, notFound } from './api-error.ts';
 import type { Authenticator, Principal } from './auth.ts';
 import type { ChangeFeed } from './change-feed.ts';
+import type { DrainableLongPolls } from './drain.ts';
 import type { SlotMap } from './slot-map.ts';
 
 export interface PartitionContext {
@@ -20,6 +24,14 @@ export interface PartitionContext {
   auth: Authenticator;
   changeFeed: ChangeFeed;
   logger: Logger;
+  /** This process's metrics; other modules register theirs on `metrics.registry`. */
+  metrics: DataplaneMetrics;
+  /** Tracing (a no-op unless OTLP export is configured). */
+  tracing: Tracing;
+  /** Liveness, readiness (draining included) and deep health. */
+  health: ProcessHealth;
+  /** Open long polls; released with Retry-After when the process drains. */
+  longPolls?: DrainableLongPolls;
 }
 
 /** Authenticates the request; 401 without a valid token. */

@@ -39,4 +39,31 @@ describe('fencing', () => {
     expect((await viaNewer.request('PUT', `/v1/objects/${objectId}/entries/after-pause`, { kind: 'directory' }, { 'if-none-match': '*' })).status).toBe(201);
     expect((await viaNewer.request('GET', `/v1/objects/${objectId}/entries/before`)).status).toBe(200);
   });
+
+  it('lets the replicas of one partition all commit without fencing each other', async () => {
+    const first = await startPartition(stores, { partition: 'fencing', slots: '3072-3583', env: { MESHWORK_POD_NAME: 'fencing-0' } });
+    running.push(first);
+    const second = await startPartition(stores, { partition: 'fencing', slots: '3072-3583', adminToken: first.adminToken, env: { MESHWORK_POD_NAME: 'fencing-1' } });
+    running.push(second);
+    const account = await new MeshClient(first.url, first.adminToken).createUser('replicated');
+    const viaFirst = await new MeshClient(first.url, account.token).registerDevice('laptop');
+    const viaSecond = new MeshClient(second.url, viaFirst.token);
+    const objectId = await viaFirst.createObject('Replicated');
+
+    // Alternate writes between the replicas: each registration came after the other's, and
+    // neither may find its fence moved.
+    for (let i = 0; i < 4; i++) {
+      const client = i % 2 === 0 ? viaFirst : viaSecond;
+      expect((await client.request('PUT', `/v1/objects/${objectId}/entries/dir-${i}`, { kind: 'directory' }, { 'if-none-match': '*' })).status).toBe(201);
+    }
+    const slots = await viaSecond.request<{ partitions: { partition: string; replica: string; url: string }[] }>('GET', '/v1/slots');
+    expect(slots.body.partitions).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ partition: 'fencing', replica: 'fencing-0', url: first.url }),
+        expect.objectContaining({ partition: 'fencing', replica: 'fencing-1', url: second.url }),
+      ]),
+    );
+    expect(first.process.exitStatus).toBeUndefined();
+    expect(second.process.exitStatus).toBeUndefined();
+  });
 });

@@ -3,17 +3,29 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
+import { hostname } from 'node:os';
 import { Etcd3 } from 'etcd3';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { ConfigError, parsePartitionConfig, type PartitionConfig } from '../config.ts';
 import { ExitCode } from '../exit-codes.ts';
+import { EventLoopMonitor } from '../health/event-loop.ts';
+import { ProcessHealth } from '../health/health.ts';
+import { StoreReachability } from '../health/store-reachability.ts';
+import { TimeoutError, withTimeout } from '../health/timeout.ts';
+import { VolumeChecks } from '../health/volume-checks.ts';
+import { DataVolume, VolumeFaultError } from '../health/volumes.ts';
 import { terminate } from '../termination.ts';
-import { BlockStore } from '../stores/block-store.ts';
+import { BlockStore, type S3CallHook } from '../stores/block-store.ts';
 import { MetadataStore } from '../stores/metadata-store.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { DataplaneMetrics } from '../telemetry/metrics.ts';
+import { instrumentAsyncMethods, storeCallRecorder } from '../telemetry/store-calls.ts';
+import { startTracing } from '../telemetry/tracing.ts';
 import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
+import { drainServer } from './drain.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 
@@ -24,7 +36,13 @@ import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 const requestTimeoutMs = 120_000;
 const headersTimeoutMs = 20_000;
 const keepAliveTimeoutMs = 65_000;
-const shutdownGraceMs = 10_000;
+// Readiness: a round trip to each store every 5 s (2 s timeout); ready while one succeeded
+// within the last 15 s, so one slow answer does not flap readiness.
+const storeProbe = { intervalMs: 5000, timeoutMs: 2000, staleAfterMs: 15_000 };
+// A volume check waits this long before calling the volume slow; I/O hung for the hang limit
+// is a fault.
+const volumeCheckWaitMs = 5000;
+const volumeHangLimitMs = 30_000;
 
 function loadConfig(): PartitionConfig {
   try {
@@ -35,7 +53,7 @@ function loadConfig(): PartitionConfig {
   }
 }
 
-async function waitForStores(config: PartitionConfig, metadata: MetadataStore, blocks: BlockStore, logger: pino.Logger): Promise<void> {
+async function waitForStores(config: PartitionConfig, metadata: MetadataStore, blocks: BlockStore, logger: Logger): Promise<void> {
   const deadline = Date.now() + config.storeDeadlineSeconds * 1000;
   let lastError: unknown;
   for (let attempt = 1; Date.now() < deadline; attempt++) {
@@ -54,24 +72,71 @@ async function waitForStores(config: PartitionConfig, metadata: MetadataStore, b
   );
 }
 
+/** Opens every data volume (identity, one check); a volume that fails is a volume-fault exit. */
+async function openVolumes(dirs: readonly string[], logger: Logger): Promise<DataVolume[]> {
+  const volumes: DataVolume[] = [];
+  for (const dir of dirs) {
+    try {
+      const volume = await withTimeout(DataVolume.open(dir), volumeHangLimitMs);
+      const { id, createdAt } = volume.identity;
+      logger.info({ dir, volumeId: id, createdAt }, volume.created ? 'Initialised a new data volume' : 'Opened data volume');
+      volumes.push(volume);
+    } catch (err) {
+      const fault = err instanceof TimeoutError ? new VolumeFaultError(dir, `I/O has not completed for ${volumeHangLimitMs / 1000} s`) : err;
+      if (!(fault instanceof VolumeFaultError)) throw err;
+      logger.fatal({ dir, reason: fault.reason }, 'Found a faulty data volume at start');
+      terminate(ExitCode.volumeFault, fault.message);
+    }
+  }
+  return volumes;
+}
+
 /** Runs the partition role until SIGTERM or a fatal condition. */
 export async function runPartition(): Promise<void> {
   const config = loadConfig();
-  const logger = pino({ level: config.logLevel, base: { role: 'partition', partition: config.partition } });
+  // The SDK may warn before the logger exists (it needs to know whether tracing is on).
+  const warnings: { logger?: Logger } = {};
+  const tracing = await startTracing({
+    serviceName: 'meshwork-partition',
+    endpoint: config.otlpEndpoint,
+    resource: { 'meshwork.partition': config.partition, 'service.instance.id': process.env.MESHWORK_POD_NAME ?? hostname() },
+    warn: (message) => warnings.logger?.warn({ otel: message }, 'Tracing reported a problem'),
+  });
+  const log = createLogger({ level: config.logLevel, base: { role: 'partition', partition: config.partition }, tracing });
+  warnings.logger = log;
   process.on('uncaughtException', (err) => {
-    logger.fatal({ err }, 'Crashed on an uncaught exception');
+    log.fatal({ err }, 'Crashed on an uncaught exception');
     terminate(ExitCode.unexpected, `uncaught exception: ${err.message}`);
   });
-  const etcd = new Etcd3({ hosts: config.etcdEndpoints });
-  const metadata = new MetadataStore(etcd);
-  const blocks = new BlockStore(config.s3);
-  await waitForStores(config, metadata, blocks, logger);
+  // Volumes first: a member whose disk is bad must not claim slots.
+  const volumes = await openVolumes(config.dataDirs, log);
 
-  const slotMap = new SlotMap(etcd, logger);
+  // Read at scrape time, when the context exists.
+  const metrics = new DataplaneMetrics('partition', () => ctx.longPolls?.open ?? 0);
+  const storeCall = storeCallRecorder(metrics, tracing);
+  const s3Call: S3CallHook = (operation, run, failed) =>
+    storeCall(
+      's3',
+      operation,
+      () => {
+        // Injected inside the S3 span, so the request carries it as the parent.
+        const headers: Record<string, string> = {};
+        tracing.inject(headers);
+        return run(headers);
+      },
+      failed,
+    );
+  const etcd = new Etcd3({ hosts: config.etcdEndpoints });
+  const metadata = instrumentAsyncMethods(new MetadataStore(etcd), 'etcd', storeCall);
+  const blocks = new BlockStore(config.s3, s3Call);
+  await waitForStores(config, metadata, blocks, log);
+
+  // ownerOf answers mostly from a cache; its misses call list(), which is measured.
+  const slotMap = instrumentAsyncMethods(new SlotMap(etcd, log), 'etcd', storeCall, { prefix: 'slotMap.', skip: ['ownerOf'] });
   let fence;
   try {
-    fence = await slotMap.register(config.partition, config.slots, config.advertiseUrl, (err) => {
-      logger.fatal({ err }, 'Lost the slot lease');
+    fence = await slotMap.register(config.partition, config.replica, config.slots, config.advertiseUrl, (err) => {
+      log.fatal({ err }, 'Lost the slot lease');
       terminate(ExitCode.ownershipLost, `lost the etcd lease on the slot map record of partition ${config.partition}: ${err.message}`);
     });
   } catch (err) {
@@ -80,10 +145,27 @@ export async function runPartition(): Promise<void> {
   }
   metadata.setFence(fence.key, fence.revision);
 
-  const changeFeed = new ChangeFeed(etcd, config.slots, logger);
+  const changeFeed = new ChangeFeed(etcd, config.slots, log);
   await changeFeed.start();
 
-  let ready = false;
+  const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
+  eventLoop.start();
+  const stores = new StoreReachability(
+    [
+      { name: 'etcd', roundTrip: async () => void (await metadata.currentRevision()) },
+      { name: 's3', roundTrip: () => blocks.ping() },
+    ],
+    storeProbe,
+  );
+  stores.markAllReachable();
+  stores.start();
+  const volumeChecks = new VolumeChecks(volumes, { hangLimitMs: volumeHangLimitMs });
+  const health = new ProcessHealth({ eventLoop, stores, volumes: volumeChecks, roleReadiness: () => [{ name: 'slots', ...slotMap.leaseStatus() }] });
+  const onVolumeFault = (fault: VolumeFaultError): void => {
+    log.fatal({ dir: fault.dir, reason: fault.reason }, 'Found a volume fault');
+    terminate(ExitCode.volumeFault, fault.message);
+  };
+
   const ctx: PartitionContext = {
     config,
     metadata,
@@ -91,15 +173,18 @@ export async function runPartition(): Promise<void> {
     slotMap,
     auth: new Authenticator(config.adminToken, metadata),
     changeFeed,
-    logger,
+    logger: log,
     objectCache: new Map(),
+    metrics,
+    tracing,
+    health,
   };
   const app = createPartitionApp(ctx, {
-    ready: () => ready,
     onOwnershipLost: (err) => {
-      logger.fatal({ err }, 'Lost ownership of the slots');
+      log.fatal({ err }, 'Lost ownership of the slots');
       terminate(ExitCode.ownershipLost, `fenced: ${err.message}`);
     },
+    onVolumeFault,
   });
   const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, app);
   await new Promise<void>((resolve) => {
@@ -108,34 +193,41 @@ export async function runPartition(): Promise<void> {
     });
     server.listen(config.listen.port, config.listen.host, resolve);
   });
-  const stopSweeper = startTombstoneSweeper(metadata, config.slots, config.tombstoneRetentionSeconds, config.sweepIntervalSeconds, logger);
-  ready = true;
-  logger.info({ listen: `${config.listen.host}:${config.listen.port}`, url: config.advertiseUrl, slots: config.slots }, 'Started partition');
+  const stopSweeper = startTombstoneSweeper(metadata, config.slots, config.tombstoneRetentionSeconds, config.sweepIntervalSeconds, log);
+  volumeChecks.startPeriodic(config.volumeCheckIntervalSeconds, volumeCheckWaitMs, onVolumeFault);
+  log.info(
+    { listen: `${config.listen.host}:${config.listen.port}`, url: config.advertiseUrl, slots: config.slots, volumes: volumes.length, tracing: tracing.enabled },
+    'Started partition',
+  );
 
   let stopping = false;
-  const shutdown = (signal: string): void => {
+  const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    ready = false;
-    logger.info({ signal }, 'Stopping partition');
-    stopSweeper();
-    void changeFeed.stop().catch(() => undefined);
+    const graceMs = config.shutdownGraceSeconds * 1000;
+    // The backstop: whatever hangs below, the process is gone before the kubelet's SIGKILL.
     setTimeout(() => {
-      logger.warn('Stopped partition before all requests finished');
+      log.warn('Exited at the end of the grace period before the shutdown finished');
       process.exit(ExitCode.ok);
-    }, shutdownGraceMs).unref();
-    server.close(() => {
-      slotMap
-        .release()
-        .catch((err: unknown) => logger.warn({ err }, 'Failed to release the slot lease; it will lapse'))
-        .finally(() => {
-          etcd.close();
-          logger.info('Stopped partition');
-          process.exit(ExitCode.ok);
-        });
-    });
-    server.closeIdleConnections();
+    }, graceMs).unref();
+    health.startDraining();
+    log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls?.open ?? 0 }, 'Started draining');
+    stopSweeper();
+    volumeChecks.stop();
+    stores.stop();
+    // Kept back from the grace period: releasing the lease and flushing traces.
+    const reserveMs = Math.min(2000, graceMs / 5);
+    const drained = await drainServer(server, ctx.longPolls, graceMs - reserveMs);
+    if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
+    await changeFeed.stop().catch(() => undefined);
+    // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
+    await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) => log.warn({ err }, 'Failed to release the slot lease; it will lapse'));
+    await tracing.shutdown(reserveMs / 4);
+    eventLoop.stop();
+    etcd.close();
+    log.info({ drained }, 'Stopped partition');
+    process.exit(ExitCode.ok);
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -1,5 +1,9 @@
-// The slot map in etcd: one owner record per partition (its slot ranges and advertise URL),
-// held under a lease. The record's revision is the fence every metadata write checks.
+// The slot map in etcd: one owner record per replica of each partition (its slot ranges and
+// advertise URL), held under the process's lease. The replicas of a partition are symmetric and
+// all serve its slots; each fences its writes on its own record's revision, so a process that
+// was paused while its lease lapsed, or that a newer process of the same replica (the same pod
+// name) replaced, cannot commit. Keyed by replica rather than by partition so that replicas do
+// not fence each other.
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
@@ -9,6 +13,8 @@ import { slotMapKey, slotMapPrefix } from '../stores/keys.ts';
 /** A partition's owner record. */
 export interface SlotMapRecord {
   partition: string;
+  /** The replica (pod name) within the partition. */
+  replica: string;
   slots: string;
   url: string;
   /** Random per process start, so a restart is told apart from the process before it. */
@@ -31,6 +37,7 @@ export class SlotMap {
   readonly #etcd: Etcd3;
   readonly #logger: Logger;
   #lease: Lease | undefined;
+  #renewedAt = 0;
   #cache: { at: number; records: SlotMapRecord[] } | undefined;
 
   constructor(etcd: Etcd3, logger: Logger) {
@@ -39,10 +46,10 @@ export class SlotMap {
   }
 
   /**
-   * Claims `slots` for `partition` under a lease and returns the owner record's key and
-   * revision (the fence). `onLost` runs if the lease is lost later.
+   * Claims `slots` for one replica of `partition` under a lease and returns the owner record's
+   * key and revision (the fence). `onLost` runs if the lease is lost later.
    */
-  async register(partition: string, slots: SlotRange[], url: string, onLost: (err: Error) => void): Promise<{ key: string; revision: number }> {
+  async register(partition: string, replica: string, slots: SlotRange[], url: string, onLost: (err: Error) => void): Promise<{ key: string; revision: number }> {
     for (const other of await this.list()) {
       if (other.partition === partition) continue;
       const theirs = parseSlotRanges(other.slots);
@@ -53,12 +60,27 @@ export class SlotMap {
     }
     const lease = this.#etcd.lease(ownerLeaseSeconds);
     lease.on('lost', (err) => onLost(err));
+    lease.on('keepaliveSucceeded', () => {
+      this.#renewedAt = Date.now();
+    });
     this.#lease = lease;
-    const record: SlotMapRecord = { partition, slots: formatSlotRanges(slots), url, instance: randomUUID(), registeredAt: new Date().toISOString() };
-    const res = await lease.put(slotMapKey(partition)).value(JSON.stringify(record)).exec();
+    const record: SlotMapRecord = { partition, replica, slots: formatSlotRanges(slots), url, instance: randomUUID(), registeredAt: new Date().toISOString() };
+    const key = slotMapKey(partition, replica);
+    const res = await lease.put(key).value(JSON.stringify(record)).exec();
+    this.#renewedAt = Date.now();
     this.#cache = undefined;
-    this.#logger.info({ partition, slots: record.slots, url, revision: res.header.revision }, 'Registered partition in the slot map');
-    return { key: slotMapKey(partition), revision: Number(res.header.revision) };
+    this.#logger.info({ partition, replica, slots: record.slots, url, revision: res.header.revision }, 'Registered the replica in the slot map');
+    return { key, revision: Number(res.header.revision) };
+  }
+
+  /** Whether this process holds its claim: the lease exists and was renewed within its TTL. */
+  leaseStatus(): { ok: boolean; error?: string } {
+    const lease = this.#lease;
+    if (lease === undefined) return { ok: false, error: 'no slots claimed' };
+    if (lease.revoked()) return { ok: false, error: 'the slot lease was lost' };
+    const age = Date.now() - this.#renewedAt;
+    if (age > ownerLeaseSeconds * 1000) return { ok: false, error: `the slot lease was last renewed ${Math.round(age / 1000)} s ago` };
+    return { ok: true };
   }
 
   /** Every owner record in the slot map. */

@@ -18,6 +18,19 @@ export interface BlockStoreOptions {
   secretKey: string;
 }
 
+/**
+ * Runs one S3 exchange (`operation`: HeadBucket, HeadObject, GetObject, PutObject); telemetry
+ * uses it to time and trace the call, and hands `run` the trace headers to send. `failed` tells
+ * an answer that is a failure (a 5xx) from one that is not.
+ */
+export type S3CallHook = <T>(operation: string, run: (traceHeaders: Record<string, string>) => Promise<T>, failed?: (result: T) => boolean) => Promise<T>;
+
+const untracedCall: S3CallHook = (_operation, run) => run({});
+
+function isServerError(res: IncomingMessage): boolean {
+  return (res.statusCode ?? 0) >= 500;
+}
+
 /** Raised when the S3 endpoint fails or answers unexpectedly. */
 export class BlockStoreError extends Error {
   override readonly name = 'BlockStoreError';
@@ -44,8 +57,10 @@ export class BlockStore {
   readonly #agent: Agent | HttpsAgent;
   readonly #signer: S3Signer;
   readonly #known = new Map<string, number>();
+  readonly #call: S3CallHook;
 
-  constructor(options: BlockStoreOptions) {
+  constructor(options: BlockStoreOptions, call: S3CallHook = untracedCall) {
+    this.#call = call;
     this.#useSSL = options.endpoint.protocol === 'https:';
     this.#port = options.endpoint.port === '' ? (this.#useSSL ? 443 : 80) : Number(options.endpoint.port);
     // Keep-alive sockets: a small-file workload makes one S3 request per block.
@@ -58,7 +73,7 @@ export class BlockStore {
 
   /** Checks that the bucket answers; for readiness and start-up. */
   async ping(): Promise<void> {
-    const res = await this.#send('HEAD', `/${this.#bucket}`);
+    const res = await this.#send('HeadBucket', 'HEAD', `/${this.#bucket}`);
     res.resume();
     if (res.statusCode === 404) throw new BlockStoreError(`bucket ${this.#bucket} does not exist`);
     if (res.statusCode !== 200) throw new BlockStoreError(`bucket ${this.#bucket} answered ${res.statusCode}`);
@@ -68,7 +83,7 @@ export class BlockStore {
   async sizeOf(sha256: string): Promise<number | undefined> {
     const known = this.#known.get(sha256);
     if (known !== undefined) return known;
-    const res = await this.#send('HEAD', `/${this.#bucket}/${blockKey(sha256)}`);
+    const res = await this.#send('HeadObject', 'HEAD', `/${this.#bucket}/${blockKey(sha256)}`);
     res.resume();
     if (res.statusCode === 404) return undefined;
     const size = Number(res.headers['content-length']);
@@ -98,8 +113,12 @@ export class BlockStore {
    * body ever becomes visible under the block's key.
    */
   async put(sha256: string, size: number, body: Readable): Promise<void> {
+    await this.#call('PutObject', (traceHeaders) => this.#put(sha256, size, body, traceHeaders));
+  }
+
+  async #put(sha256: string, size: number, body: Readable, traceHeaders: Record<string, string>): Promise<void> {
     const verifier = new HashVerifier(sha256, size);
-    const req = this.#request('PUT', `/${this.#bucket}/${blockKey(sha256)}`, sha256, { 'content-length': String(size) });
+    const req = this.#request('PUT', `/${this.#bucket}/${blockKey(sha256)}`, sha256, { 'content-length': String(size), ...traceHeaders });
     const answered = new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
       req.once('error', reject);
@@ -123,14 +142,14 @@ export class BlockStore {
    * bytes (see partition/content-stream.ts), which saves a stream stage per chunk.
    */
   async getUnverified(sha256: string): Promise<Readable> {
-    const res = await this.#send('GET', `/${this.#bucket}/${blockKey(sha256)}`);
+    const res = await this.#send('GetObject', 'GET', `/${this.#bucket}/${blockKey(sha256)}`);
     if (res.statusCode === 200) return res;
     const text = await readText(res);
     if (res.statusCode === 404) throw new BlockStoreError(`block ${sha256} is missing from the store`);
     throw new BlockStoreError(`reading block ${sha256} answered ${res.statusCode}: ${errorCode(text)}`);
   }
 
-  /** A signed request; the caller sends the body. */
+  /** A signed request; the caller sends the body. Extra headers (trace context) are not signed. */
   #request(method: string, path: string, payloadSha256: string, extra: Record<string, string> = {}): ReturnType<typeof httpRequest> {
     const date = new Date();
     const signed = { host: this.#hostHeader, 'x-amz-content-sha256': payloadSha256, 'x-amz-date': amzDate(date) };
@@ -145,21 +164,25 @@ export class BlockStore {
   }
 
   /** Sends a bodiless request and resolves with the response once its headers arrived. */
-  async #send(method: 'GET' | 'HEAD', path: string): Promise<IncomingMessage> {
+  async #send(operation: string, method: 'GET' | 'HEAD', path: string): Promise<IncomingMessage> {
     try {
-      return await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = this.#request(method, path, emptyPayloadSha256);
-        req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));
-        req.once('response', (res) => {
-          req.setTimeout(0);
-          resolve(res);
-        });
-        req.once('error', reject);
-        req.end();
-      });
+      return await this.#call(operation, (traceHeaders) => this.#exchange(method, path, traceHeaders), isServerError);
     } catch (err) {
       throw new BlockStoreError(`S3 ${method} ${path} failed: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  #exchange(method: 'GET' | 'HEAD', path: string, traceHeaders: Record<string, string>): Promise<IncomingMessage> {
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = this.#request(method, path, emptyPayloadSha256, traceHeaders);
+      req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));
+      req.once('response', (res) => {
+        req.setTimeout(0);
+        resolve(res);
+      });
+      req.once('error', reject);
+      req.end();
+    });
   }
 
   #remember(sha256: string, size: number): void {

@@ -65,10 +65,10 @@ export function tombstoneKey(objectId: string, path: string): string {
   return `${tombstonesPrefix(slotOf(objectId))}${objectId}/${path}`;
 }
 
-/** Prefix of the slot map: one record per partition. */
+/** Prefix of the slot map: one record per replica of each partition. */
 export const slotMapPrefix = '/mw/slotmap/';
 
-/** A partition's owner record in the slot map. */
-export function slotMapKey(partition: string): string {
-  return `${slotMapPrefix}${partition}`;
+/** A replica's owner record in the slot map; a newer process of the same replica replaces it. */
+export function slotMapKey(partition: string, replica: string): string {
+  return `${slotMapPrefix}${partition}/${replica}`;
 }

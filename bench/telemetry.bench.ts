@@ -1,0 +1,121 @@
+// Telemetry benchmark: what tracing costs a partition process. The same partition runs with
+// tracing off (the baseline: metrics and health only, OpenTelemetry not loaded) and with OTLP
+// export to a local receiver, alternately, in the same run.
+//
+//   idle_rss_mb_off / _on       resident size 8 s after start, nothing to do
+//   files_per_s_off / _on       small files (4 KiB block PUT + commit) at concurrency 16: a
+//                               server span, an etcd and an S3 span per request when on
+//   tracing_throughput_ratio    files_per_s_on / files_per_s_off
+//
+// Usage: npm run bench -- telemetry [--quick]   (--quick: 1 round of 300 files)
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { Agent } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import { startEtcd } from '../e2e/harness/etcd.ts';
+import { startMinio } from '../e2e/harness/minio.ts';
+import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
+import { startPartition, type PartitionStores } from '../dataplane/src/partition/testing/partition-process.ts';
+
+const quick = process.argv.includes('--quick');
+const rounds = quick ? 1 : 3;
+const filesPerRound = quick ? 300 : 1500;
+const concurrency = 16;
+const idleMs = 8000;
+
+function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'NaN');
+  return kb / 1024;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function pool(count: number, workers: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(workers, count) }, async () => {
+    while (next < count) await task(next++);
+  }));
+}
+
+// An OTLP/HTTP endpoint that accepts and counts spans, as a collector would.
+let spansReceived = 0;
+const receiver = createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    spansReceived += (Buffer.concat(chunks).toString('utf8').match(/"spanId"/g) ?? []).length;
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+});
+await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const otlp = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+
+const [etcd, minio] = await Promise.all([startEtcd({ name: 'bench-telemetry-etcd' }), startMinio({ bucket: 'bench-telemetry' })]);
+const stores: PartitionStores = { etcdEndpoint: etcd.endpoint, minio };
+const results = { off: { rss: [] as number[], rate: [] as number[] }, on: { rss: [] as number[], rate: [] as number[] } };
+
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of ['off', 'on'] as const) {
+      const partition = await startPartition(stores, {
+        partition: 'bench',
+        env: { MESHWORK_LOG_LEVEL: 'warn', ...(mode === 'on' ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlp } : {}) },
+      });
+      try {
+        await delay(idleMs);
+        results[mode].rss.push(rssMb(partition.process.pid));
+        const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+        const admin = new MeshClient(partition.url, partition.adminToken, agent);
+        const device = await admin.as((await admin.createUser(`bench-${mode}-${round}`)).token).registerDevice('bench');
+        const objectId = await device.createObject('Bench');
+        const started = performance.now();
+        await pool(filesPerRound, concurrency, async (i) => {
+          const data = randomBytes(4096);
+          const sha = sha256Hex(data);
+          const put = await device.putBlock(data, sha);
+          const commit = await device.commit(objectId, `f/${i}`, [{ sha256: sha, size: data.length }], 'create');
+          if (put.status !== 201 || commit.status !== 201) throw new Error(`upload answered ${put.status}/${commit.status}`);
+        });
+        results[mode].rate.push(filesPerRound / ((performance.now() - started) / 1000));
+        agent.destroy();
+      } finally {
+        await partition.stop();
+      }
+    }
+  }
+} finally {
+  receiver.close();
+  await Promise.all([etcd.stop(), minio.stop()]);
+}
+
+const rssOff = median(results.off.rss);
+const rssOn = median(results.on.rss);
+const rateOff = median(results.off.rate);
+const rateOn = median(results.on.rate);
+const rows: [string, string, string, string, string][] = [
+  ['idle RSS (MiB)', rssOn.toFixed(1), rssOff.toFixed(1), `+${(rssOn - rssOff).toFixed(1)}`, '< +10 MiB'],
+  [`${filesPerRound} files of 4 KiB, concurrency ${concurrency} (files/s)`, rateOn.toFixed(0), rateOff.toFixed(0), (rateOn / rateOff).toFixed(2), '>= 0.9'],
+  [`spans received (${rounds} round${rounds === 1 ? '' : 's'})`, String(spansReceived), '', '', ''],
+];
+const header: [string, string, string, string, string] = ['measure', 'tracing on', 'off (baseline)', 'ratio / diff', 'target'];
+const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+console.log(line(header));
+console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+for (const r of rows) console.log(line(r));
+console.log(
+  JSON.stringify({
+    benchmark: 'telemetry',
+    quick,
+    idle_rss_mb_off: Number(rssOff.toFixed(1)),
+    idle_rss_mb_on: Number(rssOn.toFixed(1)),
+    files_per_s_off: Number(rateOff.toFixed(1)),
+    files_per_s_on: Number(rateOn.toFixed(1)),
+    tracing_throughput_ratio: Number((rateOn / rateOff).toFixed(3)),
+    spans_received: spansReceived,
+  }),
+);

@@ -1,0 +1,155 @@
+// SIGTERM drain of a real partition process: new connections are refused, a request arriving
+// on a kept-alive socket gets 503 + Retry-After + Connection: close, a slow upload in flight
+// completes, the slot lease is released, and the process exits 0 within the grace period.
+// Slots 4048-4063 belong to this file.
+import { randomBytes } from 'node:crypto';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { Etcd3 } from 'etcd3';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { waitFor } from '../../../e2e/harness/wait.ts';
+import { BlockStore } from '../stores/block-store.ts';
+import { slotMapPrefix } from '../stores/keys.ts';
+import { drainServer } from './drain.ts';
+import { MeshClient, sha256Hex } from './testing/client.ts';
+import { startPartition, type PartitionStores } from './testing/partition-process.ts';
+
+const stack = inject('stack');
+const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };
+const etcd = new Etcd3({ hosts: stack.etcd.endpoint });
+const MiB = 1024 * 1024;
+
+afterAll(() => etcd.close());
+
+async function requestsInFlight(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^meshwork_http_requests_in_flight (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/** Everything a raw socket receives until the peer closes it. */
+function readUntilClosed(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    socket.once('close', () => resolve(text));
+    socket.once('error', reject);
+  });
+}
+
+describe('SIGTERM drain', () => {
+  it('refuses new connections, turns away requests on kept-alive sockets, and lets a slow upload finish', async () => {
+    const partition = await startPartition(stores, { partition: 'drain', slots: '4048-4063', env: { MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' } });
+    try {
+      const admin = new MeshClient(partition.url, partition.adminToken);
+      const device = await admin.as((await admin.createUser('drain')).token).registerDevice('laptop');
+      const target = new URL(partition.url);
+
+      // A 4 MiB block upload, sent slowly: the first MiB now, the rest during the drain.
+      const block = randomBytes(4 * MiB);
+      const sha = sha256Hex(block);
+      const upload = request({
+        host: target.hostname,
+        port: target.port,
+        method: 'PUT',
+        path: `/v1/blocks/${sha}`,
+        agent: false,
+        headers: { authorization: `Bearer ${device.token}`, 'content-length': String(block.length), 'content-type': 'application/octet-stream' },
+      });
+      const uploaded = new Promise<IncomingMessage>((resolve, reject) => {
+        upload.once('response', resolve);
+        upload.once('error', reject);
+      });
+      upload.write(block.subarray(0, MiB));
+      // This scrape and the upload.
+      await waitFor(async () => (await requestsInFlight(partition.url)) >= 2, { description: 'the upload to be in flight', timeoutMs: 10_000 });
+
+      // A kept-alive socket whose next request is half sent when SIGTERM comes.
+      const socket = connect(Number(target.port), target.hostname);
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      const answer = readUntilClosed(socket);
+      socket.write(`GET /v1/me HTTP/1.1\r\nHost: ${target.host}\r\nAuthorization: Bearer ${device.token}\r\n`);
+
+      const signalled = Date.now();
+      partition.process.signal('SIGTERM');
+      await waitFor(
+        async () => {
+          try {
+            await fetch(`${partition.url}/livez`, { signal: AbortSignal.timeout(1000) });
+            return false;
+          } catch (err) {
+            return (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+          }
+        },
+        { description: 'new connections to be refused', timeoutMs: 5000, intervalMs: 50 },
+      );
+
+      socket.write('\r\n');
+      const raw = await answer;
+      const [head, body] = raw.split('\r\n\r\n') as [string, string];
+      expect(head).toMatch(/^HTTP\/1\.1 503 /);
+      expect(head).toMatch(/^retry-after: 1$/im);
+      expect(head).toMatch(/^connection: close$/im);
+      expect(JSON.parse(body)).toMatchObject({ error: { code: 'draining' } });
+
+      upload.end(block.subarray(MiB));
+      const response = await uploaded;
+      response.resume();
+      expect(response.statusCode).toBe(201);
+
+      const exit = await partition.process.exited;
+      expect(exit.code).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(15_000);
+      const log = partition.process.logTail(50);
+      expect(log).toContain('Started draining');
+      expect(log).toMatch(/"drained":true,"msg":"Stopped partition"/);
+      // The block is stored, and the slots are free at once rather than when the lease lapses.
+      const blocks = new BlockStore({ endpoint: new URL(stack.minio.endpoint), bucket: stack.minio.bucket, region: 'us-east-1', accessKey: stack.minio.accessKey, secretKey: stack.minio.secretKey });
+      expect(await blocks.sizeOf(sha)).toBe(4 * MiB);
+      expect(await etcd.getAll().prefix(`${slotMapPrefix}drain/`).keys()).toEqual([]);
+    } finally {
+      await partition.stop();
+    }
+  });
+});
+
+describe('drainServer', () => {
+  async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: ReturnType<typeof createServer>; url: string }> {
+    const server = createServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+
+  it('releases long polls with Retry-After and resolves once every connection closed', async () => {
+    const polls = new Set<ServerResponse>();
+    const { server, url } = await serve((_req, res) => void polls.add(res));
+    const longPolls = {
+      get open() {
+        return polls.size;
+      },
+      drain(retryAfterSeconds: number) {
+        for (const res of polls) res.writeHead(503, { 'retry-after': String(retryAfterSeconds) }).end();
+        polls.clear();
+      },
+    };
+    const poll = fetch(`${url}/v1/notifications?wait=60`);
+    await waitFor(() => longPolls.open === 1, { description: 'the long poll to arrive', timeoutMs: 5000, intervalMs: 20 });
+    expect(await drainServer(server, longPolls, 5000)).toBe(true);
+    const res = await poll;
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+  });
+
+  it('gives up at the deadline and closes the connections still open', async () => {
+    let arrived = false;
+    const { server, url } = await serve(() => {
+      arrived = true;
+    });
+    const hanging = fetch(`${url}/never-answered`).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await waitFor(() => arrived, { description: 'the request to arrive', timeoutMs: 5000, intervalMs: 20 });
+    expect(await drainServer(server, undefined, 200)).toBe(false);
+    expect(await hanging).toBe('cut');
+  });
+});

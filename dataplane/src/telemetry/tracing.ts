@@ -1,0 +1,77 @@
+// Tracing as the rest of the code sees it: server spans for incoming requests, child spans
+// around store calls, W3C trace context on outgoing requests, and the active ids for log
+// lines. Without an OTLP endpoint this is a no-op that loads none of OpenTelemetry, so a pod
+// that does not export traces pays neither the memory nor the time (see ADR 9).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** Attributes a span may carry. */
+export type SpanAttributes = Record<string, string | number | boolean>;
+
+/** The server span of one request, ended when the response is done. */
+export interface RequestSpan {
+  /** Ends the span, naming it by the route pattern that served the request. */
+  end(route: string, status: number): void;
+}
+
+/** Ids of the active span, in the form log lines carry them. */
+export interface TraceIds {
+  trace_id: string;
+  span_id: string;
+}
+
+/** What the data plane needs from a tracer. */
+export interface Tracing {
+  readonly enabled: boolean;
+  /**
+   * Starts the server span of an incoming request (continuing the caller's trace when it sent
+   * a W3C `traceparent`) and runs `handle` inside it, so that everything the request does is
+   * its child; undefined when tracing is off (then `handle` simply runs).
+   */
+  serveRequest(req: IncomingMessage, res: ServerResponse, handle: () => void): RequestSpan | undefined;
+  /**
+   * Runs `fn` in a child span of the active span (a client span: a call to another service);
+   * outside any span it just runs `fn`, so background work does not start traces of its own.
+   */
+  inSpan<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` as the root span of a new trace (a client's operation, a prober's journey). */
+  startTrace<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T>;
+  /** Adds the active trace context (`traceparent`, `tracestate`) to outgoing request headers. */
+  inject(headers: Record<string, string>): void;
+  /** Ids of the active span, if any. */
+  activeIds(): TraceIds | undefined;
+  /** Exports the spans still buffered (within `timeoutMs`) and stops. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/** Tracing that does nothing: the default without an OTLP endpoint. */
+export const noTracing: Tracing = {
+  enabled: false,
+  serveRequest(_req, _res, handle) {
+    handle();
+    return undefined;
+  },
+  inSpan: (_name, _attributes, fn) => fn(),
+  startTrace: (_name, _attributes, fn) => fn(),
+  inject: () => undefined,
+  activeIds: () => undefined,
+  shutdown: () => Promise.resolve(),
+};
+
+/** Where and as what a process exports its traces. */
+export interface TracingOptions {
+  /** `service.name` of the spans ("meshwork-partition"). */
+  serviceName: string;
+  /** OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT); tracing is off when undefined. */
+  endpoint: string | undefined;
+  /** Extra resource attributes (partition name, pod name). */
+  resource?: SpanAttributes;
+  /** Receives the SDK's own warnings and errors (a failed export, say). */
+  warn?: (message: string) => void;
+}
+
+/** Starts tracing when an endpoint is configured, loading OpenTelemetry only then. */
+export async function startTracing(options: TracingOptions): Promise<Tracing> {
+  if (options.endpoint === undefined) return noTracing;
+  const { startOtelTracing } = await import('./otel.ts');
+  return startOtelTracing({ ...options, endpoint: options.endpoint });
+}
