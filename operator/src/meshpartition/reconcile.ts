@@ -197,6 +197,12 @@ export class MeshPartitionReconciler {
       now: new Date(),
       ...(watchdog && assessment ? { watchdog: { assessment, paused: watchdog.paused, pauseMessage: watchdog.pauseMessage() } } : {}),
     });
+    // A member that cannot start with this configuration is reported once, when it is first seen.
+    const degraded = status.conditions?.find((c) => c.type === 'Degraded');
+    const before = live?.conditions?.find((c) => c.type === 'Degraded');
+    if (degraded?.reason === 'InvalidConfiguration' && degraded.message !== before?.message) {
+      await this.#options.events.record(partition, 'Warning', 'InvalidConfiguration', degraded.message);
+    }
     if (!statusUpToDate(status, live)) {
       try {
         await client.apply(

@@ -112,7 +112,14 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
     moving ?? { type: 'Progressing', status: 'False', reason: 'Settled', message: 'The StatefulSet matches the spec' },
     problem
       ? { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message }
-      : watchdog && watchdog.assessment.gaveUp.length > 0
+      : watchdog && watchdog.assessment.misconfigured.length > 0
+        ? {
+            type: 'Degraded',
+            status: 'True',
+            reason: 'InvalidConfiguration',
+            message: watchdog.assessment.misconfigured.map((m) => `${m.pod}: ${m.message}`).join('; ').slice(0, 1024),
+          }
+        : watchdog && watchdog.assessment.gaveUp.length > 0
         ? {
             type: 'Degraded',
             status: 'True',

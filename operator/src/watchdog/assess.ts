@@ -44,6 +44,8 @@ export interface Assessment {
   actions: MemberAction[];
   /** Members still failing after the whole ladder. */
   gaveUp: string[];
+  /** Members whose process says its configuration is invalid, with what it said. */
+  misconfigured: { pod: string; message: string }[];
   /** Why an action was held back, per pod (for a log line, not for status). */
   refused: { pod: string; action: RemediationAction; refusal: Refusal }[];
   /** Members failing for long enough to count toward the cluster-wide bound (not ones still starting). */
@@ -128,7 +130,7 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     return { name, pod, signals, verdict, before: ladderStateOf(previous.get(name)) };
   });
 
-  const result: Assessment = { members: [], remediations: history, actions: [], gaveUp: [], refused: [], unhealthy: 0, total: evaluated.length, levels: [] };
+  const result: Assessment = { members: [], remediations: history, actions: [], gaveUp: [], misconfigured: [], refused: [], unhealthy: 0, total: evaluated.length, levels: [] };
   let performedThisHour = actionsInLastHour(history, now);
   const states = new Map<string, LadderState | undefined>(evaluated.map((e) => [e.name, e.before]));
   const wake = (t: number | undefined): void => {
@@ -146,7 +148,8 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     // Nor is a pod no node takes: the watchdog does nothing for it, so it cannot hold anything back.
     const starting = verdict.kind === 'failing' && stillStarting(decision.state, signals.podCreated, now, settings);
     const unscheduled = verdict.kind === 'failing' && verdict.reason === 'Unschedulable';
-    if (verdict.kind !== 'healthy' && !starting && !unscheduled) result.unhealthy++;
+    if (verdict.kind !== 'healthy' && verdict.kind !== 'misconfigured' && !starting && !unscheduled) result.unhealthy++;
+    if (verdict.kind === 'misconfigured') result.misconfigured.push({ pod: name, message: verdict.message });
     let state = decision.state;
     wake(decision.wakeAt);
     const planned = decision.action;

@@ -7,6 +7,8 @@ import type { FencingPolicy, RemediationAction, WatchdogSpec } from '../api/v1al
 /** The exit code and termination-message prefix with which the data plane reports a failed volume. */
 export const volumeFaultExitCode = 4;
 export const volumeFaultMessagePrefix = 'volume fault:';
+/** Other data-plane exit codes the watchdog reads (dataplane/src/exit-codes.ts). */
+export const dataPlaneExitCodes = { configInvalid: 2, storeUnreachable: 3, listenFailed: 6, usage: 64 } as const;
 
 /** The watchdog's settings in milliseconds, every optional field filled. */
 export interface WatchdogSettings {
@@ -83,6 +85,12 @@ export type Verdict =
   | { kind: 'nodeUnreachable'; reason: 'NodeUnreachable'; lostAt: number }
   | { kind: 'nodeLost'; reason: 'NodeLost' }
   | { kind: 'volumeFault'; reason: 'VolumeFault'; at: number }
+  /** The pod cannot listen on its address on this node: move it (level 2). */
+  | { kind: 'listenFailed'; reason: 'ListenFailed'; at: number }
+  /** Its configuration or command is wrong: no repair can help, a person must fix the MeshPartition. */
+  | { kind: 'misconfigured'; reason: 'InvalidConfiguration'; message: string }
+  /** etcd or S3 did not answer at start: systemic, not this member's fault; nothing to repair here. */
+  | { kind: 'storesUnreachable'; reason: 'StoresUnreachable' }
   | { kind: 'pinned'; reason: 'VolumePinnedToLostNode' | 'VolumePinnedToUnsuitableNode' };
 
 /** Default Lease duration of a kubelet, used when a Lease does not say. */
@@ -113,8 +121,15 @@ export function classifyMember(signals: MemberSignals, now: number, settings: Wa
     return { kind: 'pinned', reason: signals.pinnedTo.why === 'lost' ? 'VolumePinnedToLostNode' : 'VolumePinnedToUnsuitableNode' };
   }
   const termination = signals.lastTermination;
-  if (!signals.terminating && termination && isVolumeFault(termination) && !(signals.ready && signals.deepCheck !== 'failing')) {
-    return { kind: 'volumeFault', reason: 'VolumeFault', at: termination.finishedAt };
+  // How the process last died says what is wrong, as long as it has not come back since.
+  if (!signals.terminating && termination && !(signals.ready && signals.deepCheck !== 'failing')) {
+    if (isVolumeFault(termination)) return { kind: 'volumeFault', reason: 'VolumeFault', at: termination.finishedAt };
+    const code = termination.exitCode;
+    if (code === dataPlaneExitCodes.configInvalid || code === dataPlaneExitCodes.usage) {
+      return { kind: 'misconfigured', reason: 'InvalidConfiguration', message: termination.message ?? `exit code ${code}` };
+    }
+    if (code === dataPlaneExitCodes.storeUnreachable) return { kind: 'storesUnreachable', reason: 'StoresUnreachable' };
+    if (code === dataPlaneExitCodes.listenFailed) return { kind: 'listenFailed', reason: 'ListenFailed', at: termination.finishedAt };
   }
   const heartbeat = signals.scheduled && node?.leaseRenewed !== undefined ? { heartbeat: node.leaseRenewed } : {};
   if (signals.terminating) return { kind: 'failing', reason: 'Terminating', ...heartbeat };
@@ -212,6 +227,9 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   if (verdict.kind === 'volumeFault' && verdict.at > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
   if (verdict.kind === 'pinned' && context.podCreated > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
   if (verdict.kind === 'nodeLost' && context.podCreated > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
+  if (verdict.kind === 'listenFailed' && verdict.at > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
+  // Neither a restart nor a move can fix a wrong configuration or a store that is down.
+  if (verdict.kind === 'misconfigured' || verdict.kind === 'storesUnreachable') return { state };
 
   // A pod no node will take is the scheduler's and the cluster's problem (capacity, affinity):
   // deleting or moving it changes nothing, so the watchdog only reports it.
