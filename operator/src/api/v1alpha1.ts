@@ -94,6 +94,8 @@ export interface Member {
   level: number;
   lastAction?: RemediationAction;
   lastActionTime?: string;
+  /** The uid of the pod the last action was taken on (a later signal about it is not news). */
+  lastActionPod?: string;
 }
 
 /** One entry of the bounded history of the watchdog's actions. */

@@ -94,6 +94,7 @@ export function ladderStateOf(member: Member | undefined): LadderState | undefin
     since,
     ...(member.lastAction ? { lastAction: member.lastAction } : {}),
     ...(lastActionTime !== undefined ? { lastActionTime } : {}),
+    ...(member.lastActionPod ? { lastActionPod: member.lastActionPod } : {}),
   };
 }
 
@@ -140,6 +141,7 @@ export function assessPartition(inputs: AssessInputs): Assessment {
   for (const { name, pod, signals, verdict, before } of evaluated) {
     const decision = nextLadderLevel(before, verdict, now, settings, {
       podCreated: signals.podCreated,
+      ...(pod?.metadata?.uid ? { podUid: pod.metadata.uid } : {}),
       ...(resetRequestedAt !== undefined ? { resetRequestedAt } : {}),
       ...(inputs.resumedAt !== undefined ? { resumedAt: inputs.resumedAt } : {}),
     });
@@ -175,11 +177,10 @@ export function assessPartition(inputs: AssessInputs): Assessment {
         wake(now + settings.recoveryMs);
       } else {
         // Held back: keep the ladder where it was and look again soon.
-        state = before
-          ? { ...state, level: before.level, ...(before.lastAction ? { lastAction: before.lastAction } : {}), ...(before.lastActionTime !== undefined ? { lastActionTime: before.lastActionTime } : {}) }
-          : { ...state, level: 0 };
-        if (!before?.lastAction) delete state.lastAction;
-        if (before?.lastActionTime === undefined) delete state.lastActionTime;
+        state = { level: before?.level ?? 0, healthy: state.healthy, since: state.since };
+        if (before?.lastAction) state.lastAction = before.lastAction;
+        if (before?.lastActionTime !== undefined) state.lastActionTime = before.lastActionTime;
+        if (before?.lastActionPod) state.lastActionPod = before.lastActionPod;
         result.refused.push({ pod: name, action: planned.action, refusal });
         wake(now + 5000);
       }
@@ -195,6 +196,7 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     if (revision) member.revision = revision;
     if (state.lastAction) member.lastAction = state.lastAction;
     if (state.lastActionTime !== undefined) member.lastActionTime = iso(state.lastActionTime);
+    if (state.lastActionPod) member.lastActionPod = state.lastActionPod;
     result.members.push(member);
   }
   result.remediations = history.slice(-maxRemediations);

@@ -103,10 +103,11 @@ describe('classifyMember', () => {
 const failing: Verdict = { kind: 'failing', reason: 'DeepCheckFailing' };
 const healthy: Verdict = { kind: 'healthy' };
 const ctx = { podCreated: longAgo };
+type Ctx = { podCreated: number; podUid?: string; resetRequestedAt?: number; resumedAt?: number };
 const state = (over: Partial<LadderState>): LadderState => ({ level: 0, healthy: true, since: longAgo, ...over });
 
 describe('nextLadderLevel', () => {
-  it.each<[string, LadderState | undefined, Verdict, { podCreated: number; resetRequestedAt?: number; resumedAt?: number }, Partial<LadderState>, string | undefined, number | undefined]>([
+  it.each<[string, LadderState | undefined, Verdict, Ctx, Partial<LadderState>, string | undefined, number | undefined]>([
     // name, previous, verdict, context, expected state (subset), action, wakeAt
     ['a new healthy member starts at level 0', undefined, healthy, ctx, { level: 0, healthy: true, since: now }, undefined, undefined],
     ['a first failure after a long healthy time is observed (level 0)', state({}), failing, ctx, { level: 0, healthy: false, since: now }, undefined, now + 60 * s],
@@ -138,6 +139,9 @@ describe('nextLadderLevel', () => {
     ['a fenced pod still on its lost node waits for recovery', state({ level: 2, healthy: false, since: now - 400 * s, lastActionTime: now - 10 * s }), { kind: 'nodeLost', reason: 'NodeLost' }, ctx, { level: 2 }, undefined, now + 170 * s],
     ['a silent node that is not yet lost is waited for', state({ healthy: false, since: now - 100 * s }), { kind: 'nodeUnreachable', reason: 'NodeUnreachable', lostAt: now + 200 * s }, ctx, { level: 0 }, undefined, now + 200 * s],
     ['a new pod pinned to a lost node gets fresh volumes', state({ level: 2, healthy: false, since: now - 400 * s, lastActionTime: now - 10 * s }), { kind: 'pinned', reason: 'VolumePinnedToLostNode' }, { podCreated: now - 5 * s }, { level: 3, lastAction: 'RecreateVolume' }, 'RecreateVolume', undefined],
+    ['a pod pinned is news when it is another pod than the one acted on', state({ level: 2, healthy: false, since: now - 400 * s, lastActionTime: now - 0.2 * s, lastActionPod: 'old' }), { kind: 'pinned', reason: 'VolumePinnedToLostNode' }, { podCreated: now - 1 * s, podUid: 'new' }, { level: 3, lastActionPod: 'new' }, 'RecreateVolume', undefined],
+    ['the pod acted on, still pinned while it goes, is not news', state({ level: 3, healthy: false, since: now - 400 * s, lastActionTime: now - 0.2 * s, lastActionPod: 'new' }), { kind: 'pinned', reason: 'VolumePinnedToLostNode' }, { podCreated: now - 1 * s, podUid: 'new' }, { level: 3 }, undefined, now + 179.8 * s],
+    ['a member whose pod started just before it was first seen keeps the start-up allowance', state({ healthy: false, since: now - 20 * s }), failing, { podCreated: now - 21 * s }, { level: 0 }, undefined, now + 159 * s],
     ['a pod pinned before the last action is not news', state({ level: 3, healthy: false, since: now - 400 * s, lastActionTime: now - 10 * s }), { kind: 'pinned', reason: 'VolumePinnedToUnsuitableNode' }, { podCreated: now - 15 * s }, { level: 3 }, undefined, now + 170 * s],
     ['a reset request returns a member to level 0', state({ level: 4, healthy: false, since: now - 600 * s, lastActionTime: now - 400 * s }), failing, { podCreated: longAgo, resetRequestedAt: now - 10 * s }, { level: 0, lastAction: 'Reset' }, 'Reset', undefined],
     ['a reset request older than the last action is spent', state({ level: 1, healthy: false, since: now - 10 * s, lastAction: 'Reset', lastActionTime: now - 5 * s }), failing, { podCreated: longAgo, resetRequestedAt: now - 10 * s }, { level: 1 }, undefined, now + 175 * s],

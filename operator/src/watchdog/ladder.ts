@@ -148,11 +148,21 @@ export interface LadderState {
   since: number;
   lastAction?: RemediationAction;
   lastActionTime?: number;
+  /** The uid of the pod the last action was taken on. */
+  lastActionPod?: string;
 }
+
+/**
+ * Slack when comparing a pod's creationTimestamp (whole seconds, the API server's clock) with
+ * the operator's own times.
+ */
+const timestampSlackMs = 5000;
 
 /** What else the ladder needs to know about the member and the watchdog. */
 export interface LadderContext {
   podCreated: number;
+  /** The uid of the member's current pod, if it has one. */
+  podUid?: string;
   /** A person asked for the ladder to start over for actions before this time (ms). */
   resetRequestedAt?: number;
   /** When remediation last resumed after a pause: members get the recovery allowance from then, as after a restart. */
@@ -220,13 +230,17 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   const take = (level: number): LadderDecision => {
     const target = Math.min(level, gaveUpLevel);
     const action = actionForLevel(target, verdict);
-    return { state: { ...state, level: target, lastAction: action, lastActionTime: now }, action: { action, level: target, reason: verdict.reason } };
+    const next: LadderState = { ...state, level: target, lastAction: action, lastActionTime: now };
+    if (context.podUid) next.lastActionPod = context.podUid;
+    else delete next.lastActionPod;
+    return { state: next, action: { action, level: target, reason: verdict.reason } };
   };
-  // A hard signal acts at once, but only when it is news since the last action (the pod the
-  // last action replaced may still be on its way out).
+  // A hard signal acts at once, but only when it is news since the last action: about another
+  // pod than the one acted on (which may still be on its way out), or a later termination.
+  const otherPod = state.lastActionPod !== undefined ? context.podUid !== state.lastActionPod : context.podCreated > lastAction;
   if (verdict.kind === 'volumeFault' && verdict.at > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
-  if (verdict.kind === 'pinned' && context.podCreated > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
-  if (verdict.kind === 'nodeLost' && context.podCreated > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
+  if (verdict.kind === 'pinned' && otherPod) return take(state.level < 3 ? 3 : state.level + 1);
+  if (verdict.kind === 'nodeLost' && otherPod) return take(state.level < 2 ? 2 : state.level + 1);
   if (verdict.kind === 'listenFailed' && verdict.at > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
   // Neither a restart nor a move can fix a wrong configuration or a store that is down.
   if (verdict.kind === 'misconfigured' || verdict.kind === 'storesUnreachable') return { state };
@@ -239,7 +253,7 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   // healthy: a member that came back and then failed again gets the toleration alone.
   const deadline = Math.max(
     state.since + settings.tolerationMs,
-    state.since <= context.podCreated ? context.podCreated + settings.recoveryMs : -Infinity,
+    state.since <= context.podCreated + timestampSlackMs ? context.podCreated + settings.recoveryMs : -Infinity,
     state.since <= lastAction ? lastAction + settings.recoveryMs : -Infinity,
     // Members come back from a systemic outage one by one, like after a restart.
     (context.resumedAt ?? -Infinity) + settings.recoveryMs,
@@ -277,7 +291,7 @@ export function admitAction(action: RemediationAction, bounds: BoundsContext): R
 
 /** Whether a failing member is still starting: its pod is young and it has not been healthy in it. */
 export function stillStarting(state: LadderState, podCreated: number, now: number, settings: WatchdogSettings): boolean {
-  return !state.healthy && state.since <= podCreated && now - podCreated < settings.recoveryMs;
+  return !state.healthy && state.since <= podCreated + timestampSlackMs && now - podCreated < settings.recoveryMs;
 }
 
 /** Whether a member's repair is still running: it was acted on and has not been healthy since. */
