@@ -2,12 +2,10 @@
 // powered-off nodes, failed volumes, a stopped etcd. One cluster (nodes, etcd, operator)
 // serves every scenario; each scenario has its own partition, deleted when it ends, so the
 // cluster-wide bound sees one partition at a time.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { MeshPartition, Remediation, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
-import { repoRoot } from '../harness/binaries.ts';
 import { waitFor } from '../harness/wait.ts';
 import { WatchdogCluster } from './cluster.ts';
 
@@ -24,9 +22,6 @@ export const testWatchdog: Partial<WatchdogSpec> = {
   maxConcurrent: 1,
   actionsPerHour: 20,
 };
-
-/** Whether the data plane checks its volumes and exits with the volume-fault code (its own work, landing separately). */
-const dataPlaneChecksVolumes = readFileSync(join(repoRoot, 'dataplane/src/config.ts'), 'utf8').includes('MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS');
 
 describe('the watchdog', () => {
   const cluster = new WatchdogCluster({
@@ -102,7 +97,7 @@ describe('the watchdog', () => {
     expect(sts.every((p) => p.metadata?.labels?.['controller-revision-hash'] === sts[0]!.metadata?.labels?.['controller-revision-hash'])).toBe(true);
   });
 
-  it.skipIf(!dataPlaneChecksVolumes)('recreates the volumes of a member that exits with the volume-fault code', async () => {
+  it('recreates the volumes of a member that exits with the volume-fault code', async () => {
     const name = 'volume';
     const pods = await readyPartition(name, {});
     const target = `${name}-2`;
