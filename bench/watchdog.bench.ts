@@ -82,9 +82,10 @@ async function prepare(partition: string, mode: 'Enforce' | 'Observe', fault: Fa
 /** Injects the fault and times the member back to Ready in a new pod, or to the cap. */
 async function run(p: Prepared, capMs: number): Promise<Outcome> {
   const started = Date.now();
+  let repair = async (): Promise<void> => undefined;
   if (p.fault === 'hang') cluster.agent.freezePod(cluster.namespace, p.pod);
   if (p.fault === 'node_lost') await cluster.agent.powerOff(p.node, 'kill');
-  if (p.fault === 'volume_fault') await cluster.agent.setVolumeReadOnly(cluster.namespace, `data-1-${p.pod}`, true);
+  if (p.fault === 'volume_fault') repair = await cluster.breakVolume(`data-1-${p.pod}`);
   log(`${p.partition}: ${p.fault} on ${p.pod} (node ${p.node})`);
   try {
     await cluster.waitForMemberReady(p.pod, capMs, p.uid);
@@ -93,7 +94,7 @@ async function run(p: Prepared, capMs: number): Promise<Outcome> {
     if (!(err instanceof DeadlineExceededError)) throw err;
     return { seconds: capMs / 1000, capped: true };
   } finally {
-    if (p.fault === 'volume_fault') await cluster.agent.setVolumeReadOnly(cluster.namespace, `data-1-${p.pod}`, false).catch(() => undefined);
+    await repair();
     if (p.fault === 'node_lost') await cluster.agent.powerOn(p.node);
     log(`${p.partition}: done after ${round((Date.now() - started) / 1000)} s`);
   }

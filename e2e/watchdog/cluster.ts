@@ -3,7 +3,9 @@
 // node off never takes the operator with it), a dedicated etcd for the partitions' data
 // (so a test may stop it), the shared MinIO, and MeshPartitions whose data-plane members
 // run as real processes.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +109,18 @@ export class WatchdogCluster {
     await this.etcd?.stop();
     if (this.#dataDir) await rm(this.#dataDir, { recursive: true, force: true });
     if (this.#etcdDir) await rm(this.#etcdDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Makes a member's volume read-only; resolves to a function that undoes it. The claim may be
+   * gone by then (the watchdog recreates it), so the undo unmounts the directory itself.
+   */
+  async breakVolume(claim: string): Promise<() => Promise<void>> {
+    const path = await this.agent.volumePath(this.namespace, claim);
+    await this.agent.setVolumeReadOnly(this.namespace, claim, true);
+    return async () => {
+      await promisify(execFile)('umount', [path]).catch(() => undefined);
+    };
   }
 
   /** Stops the partitions' etcd (its data is kept). */

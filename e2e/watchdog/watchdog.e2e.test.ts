@@ -102,12 +102,12 @@ describe('the watchdog', () => {
     const pods = await readyPartition(name, {});
     const target = `${name}-2`;
     const before = pods.get(target)!;
-    await cluster.agent.setVolumeReadOnly(cluster.namespace, `data-1-${target}`, true);
+    const repair = await cluster.breakVolume(`data-1-${target}`);
     try {
       const after = await cluster.waitForMemberReady(target, 120_000, before.metadata!.uid);
       expect(after.metadata!.uid).not.toBe(before.metadata!.uid);
     } finally {
-      await cluster.agent.setVolumeReadOnly(cluster.namespace, `data-1-${target}`, false).catch(() => undefined);
+      await repair();
     }
     const history = await remediations(name);
     expect(history.map((r) => [r.pod, r.action, r.level, r.reason])).toEqual([[target, 'RecreateVolume', 3, 'VolumeFault']]);
