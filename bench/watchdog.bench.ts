@@ -82,7 +82,7 @@ async function prepare(partition: string, mode: 'Enforce' | 'Observe', fault: Fa
 /** Injects the fault and times the member back to Ready in a new pod, or to the cap. */
 async function run(p: Prepared, capMs: number): Promise<Outcome> {
   const started = Date.now();
-  let repair = async (): Promise<void> => undefined;
+  let repair = (): Promise<void> => Promise.resolve();
   if (p.fault === 'hang') cluster.agent.freezePod(cluster.namespace, p.pod);
   if (p.fault === 'node_lost') await cluster.agent.powerOff(p.node, 'kill');
   if (p.fault === 'volume_fault') repair = await cluster.breakVolume(`data-1-${p.pod}`);
