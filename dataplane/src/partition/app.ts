@@ -11,6 +11,7 @@ import type { PartitionContext } from './context.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { contentRoutes } from './routes/content.ts';
 import { entryRoutes } from './routes/entries.ts';
+import { notificationRoutes } from './routes/notifications.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { ValidationError } from './schemas.ts';
 
@@ -61,6 +62,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.use(objectRoutes(ctx, json));
   app.use(entryRoutes(ctx, json));
   app.use(contentRoutes(ctx, json));
+  app.use(notificationRoutes(ctx));
 
   app.use((req, res) => {
     sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);

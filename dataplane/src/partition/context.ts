@@ -8,6 +8,7 @@ import type { MetadataStore, ObjectRecord, Role, Versioned } from '../stores/met
 import { ApiError, notFound } from './api-error.ts';
 import type { Authenticator, Principal } from './auth.ts';
 import type { ChangeFeed } from './change-feed.ts';
+import type { LongPolls } from './long-poll/long-polls.ts';
 import type { SlotMap } from './slot-map.ts';
 
 export interface PartitionContext {
@@ -19,6 +20,8 @@ export interface PartitionContext {
   slotMap: SlotMap;
   auth: Authenticator;
   changeFeed: ChangeFeed;
+  /** Waiting notification and changes polls: `open` for a gauge, `drain()` on SIGTERM. */
+  longPolls: LongPolls;
   logger: Logger;
 }
 

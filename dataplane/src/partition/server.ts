@@ -14,13 +14,16 @@ import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
+import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 
 // HTTP timeouts, set on purpose (Node's defaults suit neither uploads nor a proxy in front):
 // a whole request (a block is at most 4 MiB) must arrive within two minutes; headers within
 // 20 s; idle keep-alive sockets live longer than the gateway's idle timeout (60 s), so the
-// gateway always closes first and never reuses a socket this side is closing.
+// gateway always closes first and never reuses a socket this side is closing. Long polls
+// (up to 60 s) are not cut by requestTimeout: it bounds receiving a request, not answering it;
+// a proxy in front must allow a response at least 60 s plus a margin.
 const requestTimeoutMs = 120_000;
 const headersTimeoutMs = 20_000;
 const keepAliveTimeoutMs = 65_000;
@@ -82,6 +85,7 @@ export async function runPartition(): Promise<void> {
 
   const changeFeed = new ChangeFeed(etcd, config.slots, logger);
   await changeFeed.start();
+  const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger });
 
   let ready = false;
   const ctx: PartitionContext = {
@@ -91,6 +95,7 @@ export async function runPartition(): Promise<void> {
     slotMap,
     auth: new Authenticator(config.adminToken, metadata),
     changeFeed,
+    longPolls,
     logger,
     objectCache: new Map(),
   };
@@ -119,6 +124,9 @@ export async function runPartition(): Promise<void> {
     ready = false;
     logger.info({ signal }, 'Stopping partition');
     stopSweeper();
+    // Waiting polls would hold server.close() open for up to a minute: answer them now.
+    longPolls.drain(1);
+    void longPolls.close();
     void changeFeed.stop().catch(() => undefined);
     setTimeout(() => {
       logger.warn('Stopped partition before all requests finished');
