@@ -176,7 +176,11 @@ export class LongPolls implements ChangeListener {
   drain(retryAfterSeconds: number): void {
     this.#draining = true;
     this.#retryAfterSeconds = retryAfterSeconds;
-    for (const poll of [...this.#polls]) this.#fail(poll, drainingError(retryAfterSeconds));
+    for (const poll of [...this.#polls]) {
+      // The connection would otherwise idle in keep-alive and hold up the server's close.
+      if (!poll.res.headersSent) poll.res.setHeader('Connection', 'close');
+      this.#fail(poll, drainingError(retryAfterSeconds));
+    }
   }
 
   /** Stops the timer and the foreign watches (the process is exiting). */
