@@ -203,7 +203,7 @@ export class LongPolls implements ChangeListener {
     entry.lastUsed = Date.now();
     const poll = new NotificationPoll(res, next, caller.clientId, entry, cursor, waitSeconds > 0);
     this.#admit(poll);
-    poll.threshold = entry.feed.thresholdFor(caller.clientId, cursor);
+    poll.threshold = entry.feed.thresholdFor(cursor);
     const feed = entry.feed;
     // Memory may answer "nothing yet" only for a cursor this process has seen issued or passed.
     const quiet = cursor <= Math.max(feed.mergedAt, feed.lastEvent) && feed.quietAfter(poll.threshold);
@@ -346,7 +346,7 @@ export class LongPolls implements ChangeListener {
     }
     const feed = poll.entry.feed;
     poll.threshold = Math.max(poll.threshold, read.revision);
-    feed.recordQuiet(poll.clientId, poll.cursor, poll.threshold);
+    feed.recordQuiet(poll.cursor, poll.threshold);
     if (feed.lastEvent > poll.threshold) {
       poll.entry.pending.add(poll);
       poll.entry.again = true;

@@ -86,12 +86,21 @@ describe('UserFeed.changesSince', () => {
 });
 
 describe('UserFeed quiet thresholds', () => {
-  it('lets a device wait past what a read found quiet for the same cursor only', () => {
+  it('lets a poll wait past what a read found quiet for the same cursor only', () => {
     const feed = loaded(50, { o1: 10 });
-    feed.recordQuiet('d1', 30, 50);
-    expect(feed.thresholdFor('d1', 30)).toBe(50);
-    expect(feed.thresholdFor('d1', 31)).toBe(31);
-    expect(feed.thresholdFor('d2', 30)).toBe(30);
+    feed.recordQuiet(30, 50);
+    expect(feed.thresholdFor(30)).toBe(50);
+    expect(feed.thresholdFor(31)).toBe(31);
+    feed.recordQuiet(30, 60);
+    expect(feed.thresholdFor(30)).toBe(60);
+  });
+
+  it('remembers a bounded number of quiet cursors, dropping the oldest', () => {
+    const feed = loaded(50, { o1: 10 });
+    for (let cursor = 1; cursor <= 65; cursor++) feed.recordQuiet(cursor, 100);
+    expect(feed.thresholdFor(1)).toBe(1);
+    expect(feed.thresholdFor(2)).toBe(100);
+    expect(feed.thresholdFor(65)).toBe(100);
   });
 
   it('says "changed" for a head change after the threshold', () => {

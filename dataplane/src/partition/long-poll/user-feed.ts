@@ -23,6 +23,8 @@ export interface ObjectNotice {
   removed?: true;
 }
 
+/** How many cursors a feed remembers as quiet: a few per device of the user. */
+const quietLimit = 64;
 /** How many lost objects a feed remembers, to tell devices that were away about them. */
 const removedLimit = 1024;
 
@@ -41,8 +43,8 @@ export class UserFeed {
   lastEvent = 0;
   /** The revision of the newest membership read merged; older membership events are in it. */
   mergedAt = 0;
-  /** Per device: the cursor it last waited with, and the revision up to which it was verified quiet. */
-  readonly #verified = new Map<string, { cursor: number; upTo: number }>();
+  /** Cursor → the revision up to which a read found nothing after it (the same cursor comes back after a timeout). */
+  readonly #quiet = new Map<number, number>();
 
   constructor(userId: string) {
     this.userId = userId;
@@ -121,15 +123,19 @@ export class UserFeed {
     return notices.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
   }
 
-  /** The revision a device's poll with `cursor` may wait from: past what a read already found quiet. */
-  thresholdFor(device: string, cursor: number): number {
-    const verified = this.#verified.get(device);
-    return verified !== undefined && verified.cursor === cursor ? Math.max(cursor, verified.upTo) : cursor;
+  /** The revision a poll with `cursor` may wait from: past what a read already found quiet for it. */
+  thresholdFor(cursor: number): number {
+    return Math.max(cursor, this.#quiet.get(cursor) ?? 0);
   }
 
-  /** Records that nothing changed for `device`'s `cursor` up to `upTo`. */
-  recordQuiet(device: string, cursor: number, upTo: number): void {
-    this.#verified.set(device, { cursor, upTo });
+  /** Records that nothing changed after `cursor` up to `upTo`. */
+  recordQuiet(cursor: number, upTo: number): void {
+    this.#quiet.delete(cursor);
+    this.#quiet.set(cursor, upTo);
+    if (this.#quiet.size > quietLimit) {
+      const oldest = this.#quiet.keys().next().value;
+      if (oldest !== undefined) this.#quiet.delete(oldest);
+    }
   }
 
   #remember(objectId: string, revision: number): void {
