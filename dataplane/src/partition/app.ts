@@ -11,7 +11,7 @@ import type { PartitionContext } from './context.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { contentRoutes } from './routes/content.ts';
 import { entryRoutes } from './routes/entries.ts';
-import { notificationRoutes } from './routes/notifications.ts';
+import { notificationHandler } from './routes/notifications.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { ValidationError } from './schemas.ts';
 
@@ -62,7 +62,8 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.use(objectRoutes(ctx, json));
   app.use(entryRoutes(ctx, json));
   app.use(contentRoutes(ctx, json));
-  app.use(notificationRoutes(ctx));
+  // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
+  app.get('/v1/notifications', notificationHandler(ctx));
 
   app.use((req, res) => {
     sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);

@@ -11,6 +11,8 @@ export interface Expirable {
 /** Items grouped by deadline into buckets of `resolutionMs`. */
 export class ExpiryWheel<T extends Expirable> {
   readonly #resolutionMs: number;
+  /** Buckets count from here, so that they stay small integers (no boxed number per item). */
+  readonly #origin: number;
   readonly #buckets = new Map<number, Set<T>>();
   /** Every bucket below this one has been emptied. */
   #nextBucket: number;
@@ -18,7 +20,8 @@ export class ExpiryWheel<T extends Expirable> {
 
   constructor(resolutionMs: number, now: number) {
     this.#resolutionMs = resolutionMs;
-    this.#nextBucket = Math.floor(now / resolutionMs);
+    this.#origin = now;
+    this.#nextBucket = 0;
   }
 
   /** Items currently held. */
@@ -29,7 +32,7 @@ export class ExpiryWheel<T extends Expirable> {
   /** Holds `item` until `deadlineMs` (a Date.now()-style time), replacing any earlier deadline. */
   add(item: T, deadlineMs: number): void {
     this.remove(item);
-    const bucket = Math.max(Math.ceil(deadlineMs / this.#resolutionMs), this.#nextBucket);
+    const bucket = Math.max(Math.ceil((deadlineMs - this.#origin) / this.#resolutionMs), this.#nextBucket);
     let set = this.#buckets.get(bucket);
     if (set === undefined) {
       set = new Set();
@@ -55,7 +58,7 @@ export class ExpiryWheel<T extends Expirable> {
   /** Removes and returns every item whose deadline is at or before `now`. */
   expire(now: number): T[] {
     const due: T[] = [];
-    const last = Math.floor(now / this.#resolutionMs);
+    const last = Math.floor((now - this.#origin) / this.#resolutionMs);
     if (this.#size === 0) {
       // Nothing held: skip the empty stretch at once.
       this.#nextBucket = Math.max(this.#nextBucket, last + 1);

@@ -21,7 +21,7 @@ export const defaultNotificationWaitSeconds = 30;
 
 const tickMillis = 100;
 /** A user's feed outlives its last poll by this much, so that the next poll finds it warm. */
-const idleFeedMillis = 10 * 60_000;
+const idleFeedSeconds = 10 * 60;
 const evictEveryMillis = 60_000;
 /** Heads read together with the membership index in one transaction (etcd allows 128 operations). */
 const headsWithIndex = 127;
@@ -62,6 +62,8 @@ class NotificationPoll extends Poll {
   threshold: number;
   /** False for wait=0: answer after one look. */
   readonly waits: boolean;
+  /** Waiting for the feed's next exact read (otherwise parked until a change). */
+  pending = false;
 
   constructor(res: Response, next: NextFunction, clientId: string, entry: FeedEntry, cursor: number, waits: boolean) {
     super(res, next, clientId);
@@ -93,21 +95,52 @@ class ObjectPoll extends Poll {
 /** A user's feed with the polls waiting on it. */
 class FeedEntry {
   readonly feed: UserFeed;
-  /** Waiting for a change. */
-  readonly parked = new Set<NotificationPoll>();
-  /** Waiting for the next exact read. */
-  readonly pending = new Set<NotificationPoll>();
+  /** Open polls of the user, parked or pending: one poll as itself, more in a Set (most users poll from one device at a time). */
+  #polls: NotificationPoll | Set<NotificationPoll> | undefined;
   reading = false;
   again = false;
+  /** Seconds since the process started (a small integer, unlike Date.now()). */
   lastUsed = 0;
 
   constructor(userId: string) {
     this.feed = new UserFeed(userId);
   }
+
+  get pollCount(): number {
+    const polls = this.#polls;
+    return polls === undefined ? 0 : polls instanceof Set ? polls.size : 1;
+  }
+
+  /** The open polls, copied (callers may finish polls while they walk them). */
+  polls(): NotificationPoll[] {
+    const polls = this.#polls;
+    return polls === undefined ? [] : polls instanceof Set ? [...polls] : [polls];
+  }
+
+  addPoll(poll: NotificationPoll): void {
+    const polls = this.#polls;
+    if (polls === undefined) this.#polls = poll;
+    else if (polls instanceof Set) polls.add(poll);
+    else if (polls !== poll) this.#polls = new Set([polls, poll]);
+  }
+
+  deletePoll(poll: NotificationPoll): void {
+    const polls = this.#polls;
+    if (polls === poll) this.#polls = undefined;
+    else if (polls instanceof Set) {
+      polls.delete(poll);
+      if (polls.size === 0) this.#polls = undefined;
+    }
+  }
 }
 
-const pollOfResponse = Symbol('meshwork.longPoll');
-type PollResponse = Response & { [pollOfResponse]?: Poll };
+const startedAt = Date.now();
+function uptimeSeconds(): number {
+  return Math.floor((Date.now() - startedAt) / 1000);
+}
+
+/** Where a response keeps its poll: res.locals already exists, so no new property is added to res. */
+type PollResponse = Response & { locals: { longPoll?: Poll } };
 
 const objectKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)(\/head)?$/;
 const membershipKeyPattern = /^\/mw\/s\/\d{4}\/u\/([A-Za-z0-9_-]+)\/m\/([A-Za-z0-9_-]+)$/;
@@ -115,7 +148,7 @@ const membershipKeyPattern = /^\/mw\/s\/\d{4}\/u\/([A-Za-z0-9_-]+)\/m\/([A-Za-z0
 /** A `close` listener shared by all responses; it finds the poll on the response itself. */
 function closeListener(finish: (poll: Poll) => void): (this: PollResponse) => void {
   return function (this: PollResponse) {
-    const poll = this[pollOfResponse];
+    const poll = this.locals.longPoll;
     if (poll !== undefined && !poll.done) finish(poll);
   };
 }
@@ -200,7 +233,7 @@ export class LongPolls implements ChangeListener {
       entry = new FeedEntry(caller.userId);
       this.#feeds.set(caller.userId, entry);
     }
-    entry.lastUsed = Date.now();
+    entry.lastUsed = uptimeSeconds();
     const poll = new NotificationPoll(res, next, caller.clientId, entry, cursor, waitSeconds > 0);
     this.#admit(poll);
     poll.threshold = entry.feed.thresholdFor(cursor);
@@ -212,11 +245,9 @@ export class LongPolls implements ChangeListener {
       return;
     }
     if (poll.waits) this.#wheel.add(poll, Date.now() + waitSeconds * 1000);
-    if (quiet) {
-      entry.parked.add(poll);
-      return;
-    }
-    entry.pending.add(poll);
+    entry.addPoll(poll);
+    if (quiet) return;
+    poll.pending = true;
     this.#startRead(entry);
   }
 
@@ -259,8 +290,9 @@ export class LongPolls implements ChangeListener {
     if (this.#draining) throw drainingError(this.#retryAfterSeconds);
     // Per-client concurrency limit: acquire the client's long-poll slot here (throws 429), release in #finish.
     this.#polls.add(poll);
-    (poll.res as PollResponse)[pollOfResponse] = poll;
-    poll.res.once('close', this.#onClose);
+    (poll.res as PollResponse).locals.longPoll = poll;
+    // `on`, not `once`: once wraps every listener in a bound function of its own.
+    poll.res.on('close', this.#onClose);
   }
 
   #finish(poll: Poll): void {
@@ -268,9 +300,8 @@ export class LongPolls implements ChangeListener {
     this.#polls.delete(poll);
     this.#wheel.remove(poll);
     if (poll instanceof NotificationPoll) {
-      poll.entry.parked.delete(poll);
-      poll.entry.pending.delete(poll);
-      poll.entry.lastUsed = Date.now();
+      poll.entry.deletePoll(poll);
+      poll.entry.lastUsed = uptimeSeconds();
     } else if (poll instanceof ObjectPoll) {
       this.#unsubscribe(poll.objectId, poll);
     }
@@ -305,8 +336,8 @@ export class LongPolls implements ChangeListener {
     try {
       do {
         entry.again = false;
-        const batch = [...entry.pending];
-        entry.pending.clear();
+        const batch = entry.polls().filter((poll) => poll.pending);
+        for (const poll of batch) poll.pending = false;
         if (batch.length === 0) continue;
         let read: FeedRead | undefined;
         try {
@@ -317,12 +348,12 @@ export class LongPolls implements ChangeListener {
         }
         if (read === undefined) {
           // Memory was distrusted while reading: read again.
-          for (const poll of batch) if (!poll.done) entry.pending.add(poll);
+          for (const poll of batch) poll.pending = true;
           entry.again = true;
           continue;
         }
         for (const poll of batch) this.#settle(poll, read);
-      } while (entry.again || entry.pending.size > 0);
+      } while (entry.again);
     } finally {
       entry.reading = false;
     }
@@ -348,10 +379,8 @@ export class LongPolls implements ChangeListener {
     poll.threshold = Math.max(poll.threshold, read.revision);
     feed.recordQuiet(poll.cursor, poll.threshold);
     if (feed.lastEvent > poll.threshold) {
-      poll.entry.pending.add(poll);
+      poll.pending = true;
       poll.entry.again = true;
-    } else {
-      poll.entry.parked.add(poll);
     }
   }
 
@@ -404,10 +433,9 @@ export class LongPolls implements ChangeListener {
   #wake(entry: FeedEntry): void {
     const lastEvent = entry.feed.lastEvent;
     let woken = false;
-    for (const poll of entry.parked) {
-      if (poll.threshold >= lastEvent) continue;
-      entry.parked.delete(poll);
-      entry.pending.add(poll);
+    for (const poll of entry.polls()) {
+      if (poll.pending || poll.threshold >= lastEvent) continue;
+      poll.pending = true;
       woken = true;
     }
     if (woken) this.#startRead(entry);
@@ -415,9 +443,8 @@ export class LongPolls implements ChangeListener {
 
   #distrust(entry: FeedEntry): void {
     entry.feed.invalidate();
-    for (const poll of entry.parked) entry.pending.add(poll);
-    entry.parked.clear();
-    if (entry.pending.size > 0) this.#startRead(entry);
+    for (const poll of entry.polls()) poll.pending = true;
+    if (entry.pollCount > 0) this.#startRead(entry);
   }
 
   #onWatchLost(objectId: string): void {
@@ -478,14 +505,15 @@ export class LongPolls implements ChangeListener {
     }
     if (now >= this.#nextEviction) {
       this.#nextEviction = now + evictEveryMillis;
-      this.#evictIdleFeeds(now);
+      this.#evictIdleFeeds();
     }
   }
 
-  #evictIdleFeeds(now: number): void {
+  #evictIdleFeeds(): void {
+    const now = uptimeSeconds();
     let evicted = 0;
     for (const [userId, entry] of this.#feeds) {
-      if (entry.reading || entry.parked.size > 0 || entry.pending.size > 0 || now - entry.lastUsed < idleFeedMillis) continue;
+      if (entry.reading || entry.pollCount > 0 || now - entry.lastUsed < idleFeedSeconds) continue;
       for (const objectId of entry.feed.members.keys()) this.#unsubscribe(objectId, entry);
       this.#feeds.delete(userId);
       evicted++;

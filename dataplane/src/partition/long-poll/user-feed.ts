@@ -25,6 +25,7 @@ export interface ObjectNotice {
 
 /** How many cursors a feed remembers as quiet: a few per device of the user. */
 const quietLimit = 64;
+const emptyRemoved: ReadonlyMap<string, number> = new Map();
 /** How many lost objects a feed remembers, to tell devices that were away about them. */
 const removedLimit = 1024;
 
@@ -33,21 +34,29 @@ export class UserFeed {
   readonly userId: string;
   /** Object id → revision of its membership key, as last known. */
   readonly members = new Map<string, number>();
-  /** Object id → revision at (or before) which the user stopped being a member. */
-  readonly removed = new Map<string, number>();
-  /** Memory may say "nothing changed after T" only for T at or above this revision. */
-  validFrom = Number.POSITIVE_INFINITY;
+  /** Object id → revision at (or before) which the user stopped being a member; made when first needed. */
+  #removed: Map<string, number> | undefined;
+  /** Memory may say "nothing changed after T" only for T at or above this revision; -1: not at all. */
+  #validFrom = -1;
   /** Bumped when memory can no longer be trusted; reads started before it are discarded. */
   generation = 0;
   /** The latest revision of a change the feed was told about. */
   lastEvent = 0;
   /** The revision of the newest membership read merged; older membership events are in it. */
   mergedAt = 0;
-  /** Cursor → the revision up to which a read found nothing after it (the same cursor comes back after a timeout). */
-  readonly #quiet = new Map<number, number>();
+  /**
+   * Pairs of (cursor, revision up to which a read found nothing after it), newest last: the
+   * same cursor comes back after a timeout. A flat array: most users have one or two devices.
+   */
+  #quiet: number[] = [];
 
   constructor(userId: string) {
     this.userId = userId;
+  }
+
+  /** Objects the user stopped being a member of, with the revision they went at (or before). */
+  get removed(): ReadonlyMap<string, number> {
+    return this.#removed ?? emptyRemoved;
   }
 
   /** A membership key of this user changed; says whether to start or stop watching the object. */
@@ -57,7 +66,7 @@ export class UserFeed {
     const wasMember = this.members.has(objectId);
     if (present) {
       this.members.set(objectId, revision);
-      this.removed.delete(objectId);
+      this.#removed?.delete(objectId);
       return wasMember ? undefined : 'subscribe';
     }
     this.members.delete(objectId);
@@ -72,12 +81,12 @@ export class UserFeed {
 
   /** Whether memory can tell that nothing changed after `threshold`, so the poll may wait without a read. */
   quietAfter(threshold: number): boolean {
-    return threshold >= this.validFrom && this.lastEvent <= threshold;
+    return this.#validFrom >= 0 && threshold >= this.#validFrom && this.lastEvent <= threshold;
   }
 
   /** Memory missed changes (the change feed restarted): until the next read, every poll reads. */
   invalidate(): void {
-    this.validFrom = Number.POSITIVE_INFINITY;
+    this.#validFrom = -1;
     this.mergedAt = 0;
     this.generation++;
   }
@@ -94,10 +103,10 @@ export class UserFeed {
     for (const [objectId, membership] of memberships) {
       const known = this.members.get(objectId);
       if (known !== undefined && known > revision) continue;
-      if ((this.removed.get(objectId) ?? 0) > revision) continue;
+      if ((this.#removed?.get(objectId) ?? 0) > revision) continue;
       if (known === undefined) subscribe.push(objectId);
       this.members.set(objectId, membership.revision);
-      this.removed.delete(objectId);
+      this.#removed?.delete(objectId);
     }
     for (const [objectId, known] of this.members) {
       if (memberships.has(objectId) || known > revision) continue;
@@ -107,7 +116,7 @@ export class UserFeed {
       unsubscribe.push(objectId);
     }
     this.mergedAt = revision;
-    this.validFrom = Math.min(this.validFrom, revision);
+    this.#validFrom = this.#validFrom < 0 ? revision : Math.min(this.#validFrom, revision);
     return { subscribe, unsubscribe };
   }
 
@@ -125,25 +134,29 @@ export class UserFeed {
 
   /** The revision a poll with `cursor` may wait from: past what a read already found quiet for it. */
   thresholdFor(cursor: number): number {
-    return Math.max(cursor, this.#quiet.get(cursor) ?? 0);
+    const quiet = this.#quiet;
+    for (let i = quiet.length - 2; i >= 0; i -= 2) if (quiet[i] === cursor) return Math.max(cursor, quiet[i + 1]!);
+    return cursor;
   }
 
   /** Records that nothing changed after `cursor` up to `upTo`. */
   recordQuiet(cursor: number, upTo: number): void {
-    this.#quiet.delete(cursor);
-    this.#quiet.set(cursor, upTo);
-    if (this.#quiet.size > quietLimit) {
-      const oldest = this.#quiet.keys().next().value;
-      if (oldest !== undefined) this.#quiet.delete(oldest);
+    const kept: number[] = [];
+    const quiet = this.#quiet;
+    for (let i = Math.max(0, quiet.length - 2 * (quietLimit - 1)); i < quiet.length; i += 2) {
+      if (quiet[i] !== cursor) kept.push(quiet[i]!, quiet[i + 1]!);
     }
+    // A literal of the exact size: push would reserve room for a dozen more.
+    this.#quiet = kept.length === 0 ? [cursor, upTo] : [...kept, cursor, upTo];
   }
 
   #remember(objectId: string, revision: number): void {
-    this.removed.delete(objectId);
-    this.removed.set(objectId, revision);
-    if (this.removed.size > removedLimit) {
-      const oldest = this.removed.keys().next().value;
-      if (oldest !== undefined) this.removed.delete(oldest);
+    const removed = (this.#removed ??= new Map<string, number>());
+    removed.delete(objectId);
+    removed.set(objectId, revision);
+    if (removed.size > removedLimit) {
+      const oldest = removed.keys().next().value;
+      if (oldest !== undefined) removed.delete(oldest);
     }
   }
 }

@@ -1,5 +1,5 @@
 // Change notification: one long poll per device over every object its user is a member of.
-import { Router } from 'express';
+import type { RequestHandler } from 'express';
 import { parseCursor } from '../../cursor.ts';
 import { slotOf } from '../../slots.ts';
 import { ApiError } from '../api-error.ts';
@@ -7,11 +7,9 @@ import { memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../c
 import { defaultNotificationWaitSeconds } from '../long-poll/long-polls.ts';
 import { parseWaitSeconds } from '../long-poll/params.ts';
 
-/** Routes for `GET /v1/notifications`. */
-export function notificationRoutes(ctx: PartitionContext): Router {
-  const router = Router();
-
-  router.get('/v1/notifications', async (req, res, next) => {
+/** The handler of `GET /v1/notifications`. */
+export function notificationHandler(ctx: PartitionContext): RequestHandler {
+  return async (req, res, next) => {
     const principal = await memberPrincipalOf(ctx, req, res);
     await requireOwnedSlot(ctx, slotOf(principal.userId), `user ${principal.userId}`);
     const cursorText = req.query.cursor;
@@ -21,7 +19,5 @@ export function notificationRoutes(ctx: PartitionContext): Router {
     const wait = parseWaitSeconds(req.query.wait, defaultNotificationWaitSeconds);
     const clientId = principal.kind === 'device' ? principal.deviceId : principal.userId;
     ctx.longPolls.notifications({ userId: principal.userId, clientId }, cursor, wait, res, next);
-  });
-
-  return router;
+  };
 }

@@ -48,6 +48,8 @@ export async function populate(url: string, adminToken: string, users: number, d
 export interface HeldPoll {
   request: ClientRequest;
   answer: Promise<{ status: number; body: unknown; at: number }>;
+  /** Whether `answer` has settled. */
+  settled: boolean;
 }
 
 /** Sends `GET path` with a bearer token on its own connection, resolving once it is connected. */
@@ -67,8 +69,12 @@ export async function holdPoll(url: string, token: string, path: string, agent: 
       });
     });
   });
-  // Keep an early failure from being an unhandled rejection; the caller awaits `answer`.
-  answer.catch(() => undefined);
+  const held: HeldPoll = { request, answer, settled: false };
+  // Also keeps an early failure from being an unhandled rejection; the caller awaits `answer`.
+  answer.then(
+    () => (held.settled = true),
+    () => (held.settled = true),
+  );
   await new Promise<void>((resolve, reject) => {
     request.once('socket', (socket) => {
       if (!socket.connecting) resolve();
@@ -77,7 +83,7 @@ export async function holdPoll(url: string, token: string, path: string, agent: 
     request.once('error', reject);
     request.end();
   });
-  return { request, answer };
+  return held;
 }
 
 /** The soft limit on open files of a process ("self" or a pid), from /proc. */
