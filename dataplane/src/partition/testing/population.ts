@@ -2,6 +2,10 @@
 // held open at once, for the long-poll capacity test and the notify benchmark.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Agent, request as httpRequest, type ClientRequest } from 'node:http';
+import type { Etcd3 } from 'etcd3';
+import { mintIdInSlot, slotOf, type SlotRange } from '../../slots.ts';
+import { MetadataStore } from '../../stores/metadata-store.ts';
+import { mintToken } from '../auth.ts';
 import { MeshClient } from './client.ts';
 
 /** A user of the population with its devices' tokens and its one object. */
@@ -41,6 +45,34 @@ export async function populate(url: string, adminToken: string, users: number, d
   } finally {
     agent.destroy();
   }
+  return result;
+}
+
+/**
+ * Like populate, but writes the records with the partition's own store calls instead of
+ * through the API: much faster for tens of thousands of users, with identical records.
+ */
+export async function populateInStore(etcd: Etcd3, slots: readonly SlotRange[], users: number, devicesPerUser: number, concurrency = 64): Promise<PopulationUser[]> {
+  const metadata = new MetadataStore(etcd);
+  const owned = slots.flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, i) => r.first + i));
+  const createdAt = new Date().toISOString();
+  const result: PopulationUser[] = new Array<PopulationUser>(users);
+  await pool(users, concurrency, async (i) => {
+    const userId = mintIdInSlot('u', owned[i % owned.length]!);
+    const user = mintToken('user', userId);
+    if (!(await metadata.createUser({ id: userId, name: `user-${i}`, tokenHash: user.tokenHash, createdAt }))) throw new Error(`user ${userId} exists`);
+    const objectId = mintIdInSlot('o', slotOf(userId));
+    const object = { id: objectId, name: `object-${i}`, owner: userId, members: { [userId]: 'owner' as const }, cloudStorage: true, createdAt, historyFloor: 0 };
+    if (!(await metadata.createObject(object))) throw new Error(`object ${objectId} exists`);
+    const devices: PopulationUser['devices'] = [];
+    for (let d = 0; d < devicesPerUser; d++) {
+      const deviceId = mintIdInSlot('d', slotOf(userId));
+      const device = mintToken('device', deviceId);
+      if (!(await metadata.createDevice({ id: deviceId, userId, name: `device-${i}-${d}`, tokenHash: device.tokenHash, createdAt }))) throw new Error(`device ${deviceId} exists`);
+      devices.push({ deviceId, token: device.token });
+    }
+    result[i] = { userId, token: user.token, objectId, devices };
+  });
   return result;
 }
 
