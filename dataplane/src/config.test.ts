@@ -29,6 +29,7 @@ describe('parsePartitionConfig', () => {
     expect(config.adminToken).toBe('admin-token-0123456789');
     expect(config.advertiseUrl).toBe('http://127.0.0.1:8080');
     expect(config.tombstoneRetentionSeconds).toBe(604800);
+    expect(config.presenceTtlSeconds).toBe(60);
   });
 
   it('takes the advertise URL and listen address as given', () => {
@@ -54,6 +55,8 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_ADMIN_TOKEN_FILE: '/secrets/s3-secret' }, 'MESHWORK_ADMIN_TOKEN_FILE', 'at least 16'],
     [{ MESHWORK_TOMBSTONE_RETENTION_SECONDS: '-1' }, 'MESHWORK_TOMBSTONE_RETENTION_SECONDS', ''],
     [{ MESHWORK_LOG_LEVEL: 'loud' }, 'MESHWORK_LOG_LEVEL', ''],
+    [{ MESHWORK_PRESENCE_TTL_SECONDS: '1' }, 'MESHWORK_PRESENCE_TTL_SECONDS', '2'],
+    [{ MESHWORK_PRESENCE_TTL_SECONDS: 'soon' }, 'MESHWORK_PRESENCE_TTL_SECONDS', ''],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];

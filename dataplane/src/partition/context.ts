@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { PartitionConfig } from '../config.ts';
 import { rangesContain } from '../slots.ts';
 import type { BlockStore } from '../stores/block-store.ts';
+import type { PresenceStore } from '../stores/presence-store.ts';
 import type { MetadataStore, ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
 import { ApiError, notFound } from './api-error.ts';
 import type { Authenticator, Principal } from './auth.ts';
@@ -22,6 +23,8 @@ export interface PartitionContext {
   changeFeed: ChangeFeed;
   /** Waiting notification and changes polls: `open` for a gauge, `drain()` on SIGTERM. */
   longPolls: LongPolls;
+  /** Devices online, their endpoints and what they hold (under etcd leases). */
+  presence: PresenceStore;
   logger: Logger;
 }
 

@@ -10,6 +10,7 @@ import { ExitCode } from '../exit-codes.ts';
 import { terminate } from '../termination.ts';
 import { BlockStore } from '../stores/block-store.ts';
 import { MetadataStore } from '../stores/metadata-store.ts';
+import { PresenceStore } from '../stores/presence-store.ts';
 import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
@@ -86,6 +87,7 @@ export async function runPartition(): Promise<void> {
   const changeFeed = new ChangeFeed(etcd, config.slots, logger);
   await changeFeed.start();
   const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger });
+  const presence = new PresenceStore(etcd, config.presenceTtlSeconds);
 
   let ready = false;
   const ctx: PartitionContext = {
@@ -96,6 +98,7 @@ export async function runPartition(): Promise<void> {
     auth: new Authenticator(config.adminToken, metadata),
     changeFeed,
     longPolls,
+    presence,
     logger,
     objectCache: new Map(),
   };
@@ -127,6 +130,7 @@ export async function runPartition(): Promise<void> {
     // Waiting polls would hold server.close() open for up to a minute: answer them now.
     longPolls.drain(1);
     void longPolls.close();
+    presence.close();
     void changeFeed.stop().catch(() => undefined);
     setTimeout(() => {
       logger.warn('Stopped partition before all requests finished');

@@ -11,6 +11,7 @@ import { waitFor } from '../../../../e2e/harness/wait.ts';
 import { parsePartitionConfig } from '../../config.ts';
 import { BlockStore } from '../../stores/block-store.ts';
 import { MetadataStore } from '../../stores/metadata-store.ts';
+import { PresenceStore } from '../../stores/presence-store.ts';
 import { createPartitionApp } from '../app.ts';
 import { Authenticator } from '../auth.ts';
 import { ChangeFeed } from '../change-feed.ts';
@@ -60,6 +61,7 @@ beforeAll(async () => {
     auth: new Authenticator(adminToken, metadata),
     changeFeed,
     longPolls,
+    presence: new PresenceStore(etcd, config.presenceTtlSeconds),
     logger,
     objectCache: new Map(),
   };
