@@ -25,6 +25,11 @@ const idleFeedSeconds = 10 * 60;
 const evictEveryMillis = 60_000;
 /** Heads read together with the membership index in one transaction (etcd allows 128 operations). */
 const headsWithIndex = 127;
+/**
+ * Exact reads in flight at once. Reads come in herds (every device polling again after a
+ * restart, every feed distrusted after the change feed restarted); a bound spreads them out.
+ */
+const maxConcurrentReads = 64;
 
 /** What the per-object changes route hands a waiting poll; a shared object, not one per poll. */
 export interface ObjectPollHandler<Q> {
@@ -181,6 +186,8 @@ export class LongPolls implements ChangeListener {
   readonly #onClose: (this: PollResponse) => void;
   #draining = false;
   #retryAfterSeconds = 1;
+  #readsInFlight = 0;
+  readonly #readQueue: (() => void)[] = [];
   #nextEviction = Date.now() + evictEveryMillis;
 
   constructor(options: LongPollsOptions) {
@@ -235,7 +242,7 @@ export class LongPolls implements ChangeListener {
     }
     entry.lastUsed = uptimeSeconds();
     const poll = new NotificationPoll(res, next, caller.clientId, entry, cursor, waitSeconds > 0);
-    this.#admit(poll);
+    if (!this.#admit(poll)) return;
     poll.threshold = entry.feed.thresholdFor(cursor);
     const feed = entry.feed;
     // Memory may answer "nothing yet" only for a cursor this process has seen issued or passed.
@@ -257,7 +264,7 @@ export class LongPolls implements ChangeListener {
    */
   objectChanges<Q>(caller: PollCaller, objectId: string, query: Q, handler: ObjectPollHandler<Q>, waitSeconds: number, res: Response, next: NextFunction): void {
     const poll = new ObjectPoll(res, next, caller.clientId, objectId, query, handler);
-    this.#admit(poll);
+    if (!this.#admit(poll)) return;
     this.#wheel.add(poll, Date.now() + waitSeconds * 1000);
     // Subscribed before the first run, so a change while it runs is not missed.
     this.#subscribe(objectId, poll, 0);
@@ -286,13 +293,16 @@ export class LongPolls implements ChangeListener {
 
   // --- admission and the end of a poll: the one place where a poll starts and stops counting.
 
-  #admit(poll: Poll): void {
+  /** False when the client left while the request was being checked: nothing to wait for. */
+  #admit(poll: Poll): boolean {
     if (this.#draining) throw drainingError(this.#retryAfterSeconds);
+    if (poll.res.closed) return false;
     // Per-client concurrency limit: acquire the client's long-poll slot here (throws 429), release in #finish.
     this.#polls.add(poll);
     (poll.res as PollResponse).locals.longPoll = poll;
     // `on`, not `once`: once wraps every listener in a bound function of its own.
     poll.res.on('close', this.#onClose);
+    return true;
   }
 
   #finish(poll: Poll): void {
@@ -391,6 +401,19 @@ export class LongPolls implements ChangeListener {
    * distrusted meanwhile.
    */
   async #exactRead(entry: FeedEntry): Promise<FeedRead | undefined> {
+    if (this.#readsInFlight < maxConcurrentReads) this.#readsInFlight++;
+    // Otherwise wait for a read to end and hand its place over.
+    else await new Promise<void>((resolve) => this.#readQueue.push(resolve));
+    try {
+      return await this.#readFeed(entry);
+    } finally {
+      const next = this.#readQueue.shift();
+      if (next !== undefined) next();
+      else this.#readsInFlight--;
+    }
+  }
+
+  async #readFeed(entry: FeedEntry): Promise<FeedRead | undefined> {
     const feed = entry.feed;
     const generation = feed.generation;
     const known = [...feed.members.keys()].slice(0, headsWithIndex);

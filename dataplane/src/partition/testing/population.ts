@@ -1,12 +1,11 @@
-// Many users, each with devices and one object, made through the API; and many long polls
-// held open at once, for the long-poll capacity test and the notify benchmark.
+// Many users, each with devices and one object, and many long polls held open at once, for
+// the long-poll capacity test and the notify benchmark.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { Agent, request as httpRequest, type ClientRequest } from 'node:http';
+import { request as httpRequest, type Agent, type ClientRequest } from 'node:http';
 import type { Etcd3 } from 'etcd3';
 import { mintIdInSlot, slotOf, type SlotRange } from '../../slots.ts';
 import { MetadataStore } from '../../stores/metadata-store.ts';
 import { mintToken } from '../auth.ts';
-import { MeshClient } from './client.ts';
 
 /** A user of the population with its devices' tokens and its one object. */
 export interface PopulationUser {
@@ -25,32 +24,10 @@ export async function pool(count: number, concurrency: number, task: (i: number)
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
 }
 
-/** Creates `users` users with `devicesPerUser` devices and one object each. */
-export async function populate(url: string, adminToken: string, users: number, devicesPerUser: number, concurrency = 32): Promise<PopulationUser[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const admin = new MeshClient(url, adminToken, agent);
-  const result: PopulationUser[] = new Array<PopulationUser>(users);
-  try {
-    await pool(users, concurrency, async (i) => {
-      const user = await admin.createUser(`user-${i}`);
-      const account = admin.as(user.token);
-      const objectId = await account.createObject(`object-${i}`);
-      const devices: PopulationUser['devices'] = [];
-      for (let d = 0; d < devicesPerUser; d++) {
-        const device = await account.registerDevice(`device-${i}-${d}`);
-        devices.push({ deviceId: device.deviceId, token: device.token! });
-      }
-      result[i] = { userId: user.id, token: user.token, objectId, devices };
-    });
-  } finally {
-    agent.destroy();
-  }
-  return result;
-}
-
 /**
- * Like populate, but writes the records with the partition's own store calls instead of
- * through the API: much faster for tens of thousands of users, with identical records.
+ * Creates `users` users with `devicesPerUser` devices and one object each, in the given slots,
+ * with the partition's own store calls: the records the API would write, without a request
+ * per record (tens of thousands through the API take minutes).
  */
 export async function populateInStore(etcd: Etcd3, slots: readonly SlotRange[], users: number, devicesPerUser: number, concurrency = 64): Promise<PopulationUser[]> {
   const metadata = new MetadataStore(etcd);
