@@ -176,6 +176,19 @@ describe('GET /v1/notifications', () => {
     expect((await new MeshClient(a.url, remote.token).request('GET', `/v1/objects/${objectId}/changes?cursor=${shared.body.cursor}`)).status).toBe(200);
   });
 
+  it('covers a user with more objects than one etcd transaction can read', async () => {
+    const many = await admin.as((await admin.createUser('many')).token).registerDevice('many-laptop');
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push(await many.createObject(`Folder ${i}`));
+    const first = await many.request<Notices>('GET', '/v1/notifications?wait=0');
+    expect(first.body.objects.map((o) => o.id).sort()).toEqual([...ids].sort());
+    // The index is read in key order, so the last id's head is beyond the first transaction's 127.
+    const last = [...ids].sort().at(-1)!;
+    const waiting = poll(many, first.body.cursor, 30);
+    await commitFile(many, last, 'late');
+    expect((await waiting).body.objects).toEqual([{ id: last, role: 'owner' }]);
+  });
+
   it.each([
     ['wait=61', 'wait'],
     ['wait=-1', 'wait'],
