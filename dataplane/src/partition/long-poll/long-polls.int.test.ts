@@ -65,7 +65,12 @@ beforeAll(async () => {
     logger,
     objectCache: new Map(),
   };
-  server = createServer(createPartitionApp(ctx, { ready: () => true, onOwnershipLost: () => undefined }));
+  // Request and header timeouts far shorter than a poll, checked often: they bound receiving a
+  // request, so a poll outlives them (the partition's are 120 s and 20 s against 60 s polls).
+  server = createServer(
+    { requestTimeout: 1000, headersTimeout: 1000, connectionsCheckingInterval: 100 },
+    createPartitionApp(ctx, { ready: () => true, onOwnershipLost: () => undefined }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const user = await new MeshClient(url, adminToken).createUser('polly');
@@ -104,6 +109,15 @@ describe('LongPolls', () => {
     const res = await waiting;
     expect(res.body.objects.map((o) => o.id)).toEqual([objectId]);
     expect(longPolls.open).toBe(0);
+  });
+
+  it('outlives the server request timeout: a poll longer than it ends by its own wait', async () => {
+    const cursor = await currentCursor();
+    const started = performance.now();
+    const res = await laptop.request<{ objects: unknown[]; cursor: string }>('GET', `/v1/notifications?cursor=${cursor}&wait=3`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ objects: [], cursor });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2900);
   });
 
   it('frees the poll of a client that goes away at once', async () => {
