@@ -9,7 +9,7 @@ import { ChangeLog } from './change-log.ts';
 
 /** Receives every key change the watch delivers, and the restarts after which some were missed. */
 export interface ChangeListener {
-  onKeyChange(key: string, revision: number, deleted: boolean): void;
+  onKeyChange(key: string, revision: number, deleted: boolean, value: Buffer): void;
   /** The watch started over from a newer revision: changes in between were not delivered. */
   onRestart(): void;
 }
@@ -79,6 +79,14 @@ export class ChangeFeed {
     return paths === undefined ? undefined : { paths, seen: this.#seen };
   }
 
+  /**
+   * The revision up to which every change of the watched slots has been delivered: the one
+   * watch delivers them in revision order, and this advances after each batch.
+   */
+  get seen(): number {
+    return this.#seen;
+  }
+
   /** Adds a listener for the changes this process's one watch delivers (long polls build on it). */
   listen(listener: ChangeListener): void {
     this.#listeners.push(listener);
@@ -100,7 +108,7 @@ export class ChangeFeed {
       const object = objectKeyPattern.exec(key);
       if (object) this.#log?.forget(object[1]!);
     }
-    for (const listener of this.#listeners) listener.onKeyChange(key, revision, deleted);
+    for (const listener of this.#listeners) listener.onKeyChange(key, revision, deleted, kv.value);
   }
 
   #advance(revision: number): void {

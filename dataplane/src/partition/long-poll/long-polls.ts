@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import type { NextFunction, Response } from 'express';
 import type { Logger } from 'pino';
 import { rangesContain, slotOf, type SlotRange } from '../../slots.ts';
-import type { MetadataStore } from '../../stores/metadata-store.ts';
+import type { MetadataStore, Role } from '../../stores/metadata-store.ts';
 import { ApiError } from '../api-error.ts';
 import type { ChangeFeed, ChangeListener } from '../change-feed.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
@@ -104,6 +104,8 @@ class FeedEntry {
   #polls: NotificationPoll | Set<NotificationPoll> | undefined;
   reading = false;
   again = false;
+  /** Member objects kept by other partitions: while there are any, answers need a read. */
+  foreign = 0;
   /** Seconds since the process started (a small integer, unlike Date.now()). */
   lastUsed = 0;
 
@@ -175,6 +177,7 @@ export interface LongPollsOptions {
 /** Every long poll of this process, and what wakes them. */
 export class LongPolls implements ChangeListener {
   readonly #metadata: MetadataStore;
+  readonly #changeFeed: ChangeFeed;
   readonly #slots: readonly SlotRange[];
   readonly #logger: Logger;
   readonly #foreign: ForeignHeads;
@@ -192,6 +195,7 @@ export class LongPolls implements ChangeListener {
 
   constructor(options: LongPollsOptions) {
     this.#metadata = options.metadata;
+    this.#changeFeed = options.changeFeed;
     this.#slots = options.slots;
     this.#logger = options.logger;
     this.#foreign = new ForeignHeads(
@@ -272,7 +276,7 @@ export class LongPolls implements ChangeListener {
   }
 
   /** Every key change of the process's watch. */
-  onKeyChange(key: string, revision: number, deleted: boolean): void {
+  onKeyChange(key: string, revision: number, deleted: boolean, value: Buffer): void {
     if (this.#polls.size === 0 && this.#feeds.size === 0) return;
     const object = objectKeyPattern.exec(key);
     if (object) {
@@ -280,7 +284,7 @@ export class LongPolls implements ChangeListener {
       return;
     }
     const membership = membershipKeyPattern.exec(key);
-    if (membership) this.#onMembershipChange(membership[1]!, membership[2]!, !deleted, revision);
+    if (membership) this.#onMembershipChange(membership[1]!, membership[2]!, deleted ? undefined : (value.toString('utf8') as Role), revision);
   }
 
   /** The change feed restarted and missed changes: every feed reads again, every object poll runs again. */
@@ -346,8 +350,16 @@ export class LongPolls implements ChangeListener {
     try {
       do {
         entry.again = false;
-        const batch = entry.polls().filter((poll) => poll.pending);
-        for (const poll of batch) poll.pending = false;
+        const waiting = entry.polls().filter((poll) => poll.pending);
+        for (const poll of waiting) poll.pending = false;
+        // Memory answers when the one watch delivered every change that could concern the
+        // poll (no object of another partition), up to `seen`: no read, no etcd round trip.
+        const seen = this.#changeFeed.seen;
+        const batch: NotificationPoll[] = [];
+        for (const poll of waiting) {
+          if (entry.foreign === 0 && entry.feed.trusts(poll.threshold) && seen >= poll.threshold) this.#settle(poll, seen, undefined);
+          else batch.push(poll);
+        }
         if (batch.length === 0) continue;
         let read: FeedRead | undefined;
         try {
@@ -362,23 +374,26 @@ export class LongPolls implements ChangeListener {
           entry.again = true;
           continue;
         }
-        for (const poll of batch) this.#settle(poll, read);
+        for (const poll of batch) this.#settle(poll, read.revision, read);
       } while (entry.again);
     } finally {
       entry.reading = false;
     }
   }
 
-  /** Answers a poll from a read, or parks it until something newer than the read happens. */
-  #settle(poll: NotificationPoll, read: FeedRead): void {
+  /**
+   * Answers a poll from a read (or from memory, complete up to `revision`, when `read` is
+   * undefined), or parks it until something newer than that happens.
+   */
+  #settle(poll: NotificationPoll, revision: number, read: FeedRead | undefined): void {
     if (poll.done) return;
-    if (poll.cursor > read.revision) {
+    if (read !== undefined && poll.cursor > read.revision) {
       this.#fail(poll, new ApiError(410, 'cursor_expired', 'the cursor is not from this mesh (or from before a restore); list the objects again and poll with the new cursor', { relist: true }));
       return;
     }
-    const objects: ObjectNotice[] = poll.entry.feed.changesSince(poll.cursor, read);
+    const objects: ObjectNotice[] = read === undefined ? poll.entry.feed.memoryChangesSince(poll.cursor) : poll.entry.feed.changesSince(poll.cursor, read);
     if (objects.length > 0) {
-      this.#answer(poll, { objects, cursor: String(read.revision) });
+      this.#answer(poll, { objects, cursor: String(revision) });
       return;
     }
     if (!poll.waits) {
@@ -386,7 +401,7 @@ export class LongPolls implements ChangeListener {
       return;
     }
     const feed = poll.entry.feed;
-    poll.threshold = Math.max(poll.threshold, read.revision);
+    poll.threshold = Math.max(poll.threshold, revision);
     feed.recordQuiet(poll.cursor, poll.threshold);
     if (feed.lastEvent > poll.threshold) {
       poll.pending = true;
@@ -427,6 +442,8 @@ export class LongPolls implements ChangeListener {
       for (const [id, revision] of await this.#metadata.readHeads(unread)) read.heads.set(id, revision);
       if (feed.generation !== generation) return undefined;
     }
+    // Heads read after subscribing cover what changed before the watch saw the object.
+    feed.mergeHeads(read.heads);
     return read;
   }
 
@@ -435,7 +452,7 @@ export class LongPolls implements ChangeListener {
       if (subscriber instanceof FeedEntry) {
         // Notifications are about entries and membership; a rename alone wakes nobody.
         if (!head) continue;
-        subscriber.feed.onObjectChange(revision);
+        subscriber.feed.onObjectChange(objectId, revision);
         this.#wake(subscriber);
       } else {
         this.#objectPollChanged(subscriber, revision);
@@ -443,10 +460,10 @@ export class LongPolls implements ChangeListener {
     }
   }
 
-  #onMembershipChange(userId: string, objectId: string, present: boolean, revision: number): void {
+  #onMembershipChange(userId: string, objectId: string, role: Role | undefined, revision: number): void {
     const entry = this.#feeds.get(userId);
     if (entry === undefined) return;
-    const action = entry.feed.onMembership(objectId, present, revision);
+    const action = entry.feed.onMembership(objectId, role, revision);
     if (action === 'subscribe') this.#subscribe(objectId, entry, revision);
     else if (action === 'unsubscribe') this.#unsubscribe(objectId, entry);
     this.#wake(entry);
@@ -512,11 +529,17 @@ export class LongPolls implements ChangeListener {
   }
 
   #subscribe(objectId: string, subscriber: FeedEntry | ObjectPoll, knownUpTo: number): void {
-    if (this.#subscriptions.subscribe(objectId, subscriber) && !this.#isLocal(objectId)) this.#foreign.watch(objectId, knownUpTo);
+    const first = this.#subscriptions.subscribe(objectId, subscriber);
+    if (this.#isLocal(objectId)) return;
+    if (subscriber instanceof FeedEntry) subscriber.foreign++;
+    if (first) this.#foreign.watch(objectId, knownUpTo);
   }
 
   #unsubscribe(objectId: string, subscriber: FeedEntry | ObjectPoll): void {
-    if (this.#subscriptions.unsubscribe(objectId, subscriber) && !this.#isLocal(objectId)) this.#foreign.unwatch(objectId);
+    const last = this.#subscriptions.unsubscribe(objectId, subscriber);
+    if (this.#isLocal(objectId)) return;
+    if (subscriber instanceof FeedEntry) subscriber.foreign--;
+    if (last) this.#foreign.unwatch(objectId);
   }
 
   #tick(): void {

@@ -10,19 +10,33 @@ function read(revision: number, memberships: Record<string, [Role, number]>, hea
   };
 }
 
+/** A membership index as a read returns it (every role 'reader'). */
+function index(members: Record<string, number>): Map<string, { role: Role; revision: number }> {
+  return new Map(Object.entries(members).map(([id, rev]) => [id, { role: 'reader', revision: rev }]));
+}
+
 function loaded(revision: number, members: Record<string, number>): UserFeed {
   const feed = new UserFeed('u1');
-  feed.mergeMemberships(new Map(Object.entries(members).map(([id, rev]) => [id, { revision: rev }])), revision);
+  feed.mergeMemberships(index(members), revision);
   return feed;
+}
+
+/** Object id → membership revision, to compare. */
+function revisions(feed: UserFeed): Record<string, number> {
+  return Object.fromEntries([...feed.members].map(([id, m]) => [id, m.revision]));
+}
+
+function role(present: boolean): Role | undefined {
+  return present ? 'writer' : undefined;
 }
 
 describe('UserFeed.mergeMemberships', () => {
   it('takes a first read as it is and trusts memory from its revision on', () => {
     const feed = new UserFeed('u1');
     expect(feed.quietAfter(100)).toBe(false);
-    const result = feed.mergeMemberships(new Map([['o1', { revision: 10 }], ['o2', { revision: 20 }]]), 50);
+    const result = feed.mergeMemberships(index({ o1: 10, o2: 20 }), 50);
     expect(result).toEqual({ subscribe: ['o1', 'o2'], unsubscribe: [] });
-    expect(Object.fromEntries(feed.members)).toEqual({ o1: 10, o2: 20 });
+    expect(revisions(feed)).toEqual({ o1: 10, o2: 20 });
     expect(feed.quietAfter(49)).toBe(false);
     expect(feed.quietAfter(50)).toBe(true);
   });
@@ -36,9 +50,9 @@ describe('UserFeed.mergeMemberships', () => {
     ['a read older than the last merge changes nothing', { o1: 10 }, [], {}, 5, { o1: 10 }, [], []],
   ])('%s', (_name, before, events, readMembers, readRevision, after, subscribe, unsubscribe) => {
     const feed = loaded(8, before);
-    for (const [id, present, revision] of events) feed.onMembership(id, present, revision);
-    const result = feed.mergeMemberships(new Map(Object.entries(readMembers).map(([id, rev]) => [id, { revision: rev }])), readRevision);
-    expect(Object.fromEntries(feed.members)).toEqual(after);
+    for (const [id, present, revision] of events) feed.onMembership(id, role(present), revision);
+    const result = feed.mergeMemberships(index(readMembers), readRevision);
+    expect(revisions(feed)).toEqual(after);
     expect(result).toEqual({ subscribe, unsubscribe });
   });
 });
@@ -52,15 +66,15 @@ describe('UserFeed.onMembership', () => {
     ['an event already in the read is ignored', [['o1', false, 50], ['o3', true, 40]], [undefined, undefined], { o1: 10 }, {}],
   ])('%s', (_name, events, actions, members, removed) => {
     const feed = loaded(50, { o1: 10 });
-    expect(events.map(([id, present, revision]) => feed.onMembership(id, present, revision))).toEqual(actions);
-    expect(Object.fromEntries(feed.members)).toEqual(members);
+    expect(events.map(([id, present, revision]) => feed.onMembership(id, role(present), revision))).toEqual(actions);
+    expect(revisions(feed)).toEqual(members);
     expect(Object.fromEntries(feed.removed)).toEqual(removed);
   });
 
   it('makes memory say "changed" after a membership event', () => {
     const feed = loaded(50, { o1: 10 });
     expect(feed.quietAfter(50)).toBe(true);
-    feed.onMembership('o2', true, 55);
+    feed.onMembership('o2', 'reader', 55);
     expect(feed.quietAfter(54)).toBe(false);
     expect(feed.quietAfter(55)).toBe(true);
   });
@@ -78,8 +92,8 @@ describe('UserFeed.changesSince', () => {
   ])('%s', (_name, cursor, feedRead, removed, expected) => {
     const feed = new UserFeed('u1');
     for (const [id, revision] of Object.entries(removed)) {
-      feed.members.set(id, 1);
-      feed.onMembership(id, false, revision);
+      feed.members.set(id, { role: 'reader', revision: 1, head: 0 });
+      feed.onMembership(id, undefined, revision);
     }
     expect(feed.changesSince(cursor, feedRead)).toEqual(expected);
   });
@@ -105,7 +119,7 @@ describe('UserFeed quiet thresholds', () => {
 
   it('says "changed" for a head change after the threshold', () => {
     const feed = loaded(50, { o1: 10 });
-    feed.onObjectChange(70);
+    feed.onObjectChange('o1', 70);
     expect(feed.quietAfter(60)).toBe(false);
     expect(feed.quietAfter(70)).toBe(true);
   });
@@ -116,8 +130,34 @@ describe('UserFeed quiet thresholds', () => {
     feed.invalidate();
     expect(feed.generation).toBe(generation + 1);
     expect(feed.quietAfter(1000)).toBe(false);
-    feed.mergeMemberships(new Map([['o1', { revision: 10 }]]), 80);
+    feed.mergeMemberships(index({ o1: 10 }), 80);
     expect(feed.quietAfter(79)).toBe(false);
     expect(feed.quietAfter(80)).toBe(true);
+  });
+});
+
+describe('UserFeed.memoryChangesSince', () => {
+  it.each<[string, (feed: UserFeed) => void, number, unknown[]]>([
+    ['nothing after the cursor', () => undefined, 50, []],
+    ['an entry change seen by the watch', (f) => f.onObjectChange('o1', 60), 50, [{ id: 'o1', role: 'reader' }]],
+    ['an entry change before the cursor', (f) => f.onObjectChange('o1', 45), 50, []],
+    ['a head read from etcd', (f) => f.mergeHeads(new Map([['o1', 55], ['o9', 99]])), 50, [{ id: 'o1', role: 'reader' }]],
+    ['a new membership with its role', (f) => f.onMembership('o2', 'writer', 70), 50, [{ id: 'o2', role: 'writer' }]],
+    ['a role change', (f) => f.onMembership('o1', 'writer', 70), 50, [{ id: 'o1', role: 'writer' }]],
+    ['a removal', (f) => f.onMembership('o1', undefined, 70), 50, [{ id: 'o1', removed: true }]],
+    ['a removal before the cursor', (f) => f.onMembership('o1', undefined, 70), 70, []],
+  ])('%s', (_name, change, cursor, expected) => {
+    const feed = loaded(40, { o1: 10 });
+    change(feed);
+    expect(feed.memoryChangesSince(cursor)).toEqual(expected);
+  });
+
+  it('keeps the latest head of an object across events in any order', () => {
+    const feed = loaded(40, { o1: 10 });
+    feed.onObjectChange('o1', 80);
+    feed.mergeHeads(new Map([['o1', 60]]));
+    expect(feed.members.get('o1')?.head).toBe(80);
+    expect(feed.memoryChangesSince(79)).toEqual([{ id: 'o1', role: 'reader' }]);
+    expect(feed.memoryChangesSince(80)).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
-// What one process knows about a user's objects for change notification: the set of objects
-// the user is a member of (from the membership index, kept current by the change feed), the
-// objects it lost recently, and the latest change it was told about. Memory only decides
-// whether to wait; every answer comes from an exact read of etcd (see ADR 6).
+// What one process knows about a user's objects for change notification: the objects the
+// user is a member of (from the membership index, kept current by the change feed) with their
+// latest known change, the objects it lost recently, and the latest change it was told of.
+// Memory answers where one watch delivered everything; an exact read of etcd otherwise (ADR 6).
 import type { Role } from '../../stores/metadata-store.ts';
 
 /** An exact read of a user's membership index and the head keys of their objects. */
@@ -23,6 +23,15 @@ export interface ObjectNotice {
   removed?: true;
 }
 
+/** What a feed knows of one object the user is a member of. */
+export interface Membership {
+  role: Role;
+  /** Revision of the membership key. */
+  revision: number;
+  /** Revision of the object's latest entry change known (0: none known). */
+  head: number;
+}
+
 /** How many cursors a feed remembers as quiet: a few per device of the user. */
 const quietLimit = 64;
 const emptyRemoved: ReadonlyMap<string, number> = new Map();
@@ -32,8 +41,8 @@ const removedLimit = 1024;
 /** A user's notification state in this process. */
 export class UserFeed {
   readonly userId: string;
-  /** Object id → revision of its membership key, as last known. */
-  readonly members = new Map<string, number>();
+  /** The objects the user is a member of, as last known. */
+  readonly members = new Map<string, Membership>();
   /** Object id → revision at (or before) which the user stopped being a member; made when first needed. */
   #removed: Map<string, number> | undefined;
   /** Memory may say "nothing changed after T" only for T at or above this revision; -1: not at all. */
@@ -59,29 +68,44 @@ export class UserFeed {
     return this.#removed ?? emptyRemoved;
   }
 
-  /** A membership key of this user changed; says whether to start or stop watching the object. */
-  onMembership(objectId: string, present: boolean, revision: number): 'subscribe' | 'unsubscribe' | undefined {
+  /**
+   * A membership key of this user changed (`role` undefined: deleted); says whether to start
+   * or stop watching the object.
+   */
+  onMembership(objectId: string, role: Role | undefined, revision: number): 'subscribe' | 'unsubscribe' | undefined {
     if (revision <= this.mergedAt) return undefined;
     this.lastEvent = Math.max(this.lastEvent, revision);
-    const wasMember = this.members.has(objectId);
-    if (present) {
-      this.members.set(objectId, revision);
+    const known = this.members.get(objectId);
+    if (role !== undefined) {
       this.#removed?.delete(objectId);
-      return wasMember ? undefined : 'subscribe';
+      if (known !== undefined) {
+        known.role = role;
+        known.revision = revision;
+        return undefined;
+      }
+      this.members.set(objectId, { role, revision, head: 0 });
+      return 'subscribe';
     }
     this.members.delete(objectId);
     this.#remember(objectId, revision);
-    return wasMember ? 'unsubscribe' : undefined;
+    return known !== undefined ? 'unsubscribe' : undefined;
   }
 
-  /** An object of this user changed at `revision`. */
-  onObjectChange(revision: number): void {
+  /** An entry of an object of this user changed at `revision`. */
+  onObjectChange(objectId: string, revision: number): void {
     this.lastEvent = Math.max(this.lastEvent, revision);
+    const member = this.members.get(objectId);
+    if (member !== undefined && revision > member.head) member.head = revision;
+  }
+
+  /** Whether memory knows every change after `threshold` that has been delivered. */
+  trusts(threshold: number): boolean {
+    return this.#validFrom >= 0 && threshold >= this.#validFrom;
   }
 
   /** Whether memory can tell that nothing changed after `threshold`, so the poll may wait without a read. */
   quietAfter(threshold: number): boolean {
-    return this.#validFrom >= 0 && threshold >= this.#validFrom && this.lastEvent <= threshold;
+    return this.trusts(threshold) && this.lastEvent <= threshold;
   }
 
   /** Memory missed changes (the change feed restarted): until the next read, every poll reads. */
@@ -95,21 +119,26 @@ export class UserFeed {
    * Merges a read of the membership index taken at `revision` with what events said meanwhile
    * (an event newer than the read wins); returns the objects to start and stop watching.
    */
-  mergeMemberships(memberships: ReadonlyMap<string, { revision: number }>, revision: number): { subscribe: string[]; unsubscribe: string[] } {
+  mergeMemberships(memberships: ReadonlyMap<string, { role: Role; revision: number }>, revision: number): { subscribe: string[]; unsubscribe: string[] } {
     const subscribe: string[] = [];
     const unsubscribe: string[] = [];
     // A read that finished after a newer one holds nothing new.
     if (revision <= this.mergedAt) return { subscribe, unsubscribe };
     for (const [objectId, membership] of memberships) {
       const known = this.members.get(objectId);
-      if (known !== undefined && known > revision) continue;
+      if (known !== undefined && known.revision > revision) continue;
       if ((this.#removed?.get(objectId) ?? 0) > revision) continue;
-      if (known === undefined) subscribe.push(objectId);
-      this.members.set(objectId, membership.revision);
       this.#removed?.delete(objectId);
+      if (known === undefined) {
+        subscribe.push(objectId);
+        this.members.set(objectId, { role: membership.role, revision: membership.revision, head: 0 });
+      } else {
+        known.role = membership.role;
+        known.revision = membership.revision;
+      }
     }
     for (const [objectId, known] of this.members) {
-      if (memberships.has(objectId) || known > revision) continue;
+      if (memberships.has(objectId) || known.revision > revision) continue;
       this.members.delete(objectId);
       // Gone at some revision up to the read; telling a device twice is harmless, never telling it is not.
       this.#remember(objectId, revision);
@@ -120,14 +149,35 @@ export class UserFeed {
     return { subscribe, unsubscribe };
   }
 
+  /** Takes in head revisions read from etcd (they cover changes made before a watch began). */
+  mergeHeads(heads: ReadonlyMap<string, number>): void {
+    for (const [objectId, head] of heads) {
+      const member = this.members.get(objectId);
+      if (member !== undefined && head > member.head) member.head = head;
+    }
+  }
+
+  /** The objects that changed after `cursor` as memory knows them, by id; only where `trusts(cursor)`. */
+  memoryChangesSince(cursor: number): ObjectNotice[] {
+    const notices: ObjectNotice[] = [];
+    for (const [id, member] of this.members) {
+      if (member.revision > cursor || member.head > cursor) notices.push({ id, role: member.role });
+    }
+    return this.#withRemoved(notices, cursor, undefined);
+  }
+
   /** The objects that changed after `cursor` according to `read`, by id. */
   changesSince(cursor: number, read: FeedRead): ObjectNotice[] {
     const notices: ObjectNotice[] = [];
     for (const [id, membership] of read.memberships) {
       if (membership.revision > cursor || (read.heads.get(id) ?? 0) > cursor) notices.push({ id, role: membership.role });
     }
+    return this.#withRemoved(notices, cursor, read.memberships);
+  }
+
+  #withRemoved(notices: ObjectNotice[], cursor: number, members: ReadonlyMap<string, unknown> | undefined): ObjectNotice[] {
     for (const [id, revision] of this.removed) {
-      if (revision > cursor && !read.memberships.has(id)) notices.push({ id, removed: true });
+      if (revision > cursor && !(members ?? this.members).has(id)) notices.push({ id, removed: true });
     }
     return notices.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
   }
