@@ -16,6 +16,7 @@ import { createPartitionApp } from '../app.ts';
 import { Authenticator } from '../auth.ts';
 import { ChangeFeed } from '../change-feed.ts';
 import type { PartitionContext } from '../context.ts';
+import { ApiError } from '../api-error.ts';
 import { SlotMap } from '../slot-map.ts';
 import { MeshClient, type ApiResponse } from '../testing/client.ts';
 import { LongPolls } from './long-polls.ts';
@@ -31,6 +32,24 @@ let url: string;
 let laptop: MeshClient & { deviceId: string };
 let phone: MeshClient & { deviceId: string };
 let objectId: string;
+
+/** A per-client limit like the throttling module's, counting what LongPolls asks of it. */
+const admission = {
+  limit: Number.POSITIVE_INFINITY,
+  open: new Map<string, number>(),
+  acquired: 0,
+  released: 0,
+  acquire(clientId: string): void {
+    const open = this.open.get(clientId) ?? 0;
+    if (open >= this.limit) throw new ApiError(429, 'too_many_polls', `client ${clientId} has ${open} polls open`, {}, { 'Retry-After': '1' });
+    this.open.set(clientId, open + 1);
+    this.acquired++;
+  },
+  release(clientId: string): void {
+    this.open.set(clientId, (this.open.get(clientId) ?? 0) - 1);
+    this.released++;
+  },
+};
 
 beforeAll(async () => {
   const config = parsePartitionConfig(
@@ -52,7 +71,7 @@ beforeAll(async () => {
   const metadata = new MetadataStore(etcd);
   changeFeed = new ChangeFeed(etcd, config.slots, logger);
   await changeFeed.start();
-  longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger });
+  longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger, admission });
   const ctx: PartitionContext = {
     config,
     metadata,
@@ -150,6 +169,31 @@ describe('LongPolls', () => {
     await commit('after-restart');
     expect((await notified).body.objects.map((o) => o.id)).toEqual([objectId]);
     expect((await changed).body.changes.map((c) => c.path)).toEqual(['after-restart']);
+  });
+
+  it('asks the admission hook once per poll and releases once however the poll ends', async () => {
+    const cursor = await currentCursor();
+    const before = { acquired: admission.acquired, released: admission.released };
+    admission.limit = 1;
+    try {
+      const target = new URL(url);
+      const first = httpRequest({ host: target.hostname, port: target.port, path: `/v1/notifications?cursor=${cursor}&wait=60`, headers: { authorization: `Bearer ${laptop.token}` } });
+      first.on('error', () => undefined);
+      first.end();
+      await openPolls(1);
+      const refused = await laptop.request('GET', `/v1/notifications?cursor=${cursor}&wait=60`);
+      expect(refused.status).toBe(429);
+      expect(refused.body).toMatchObject({ error: { code: 'too_many_polls' } });
+      // Another device has its own allowance; its poll ends by its wait.
+      expect((await phone.request('GET', `/v1/notifications?cursor=${cursor}&wait=1`)).status).toBe(200);
+      first.destroy();
+      await openPolls(0);
+    } finally {
+      admission.limit = Number.POSITIVE_INFINITY;
+    }
+    expect(admission.acquired - before.acquired).toBe(2);
+    expect(admission.released - before.released).toBe(2);
+    expect([...admission.open.values()].every((n) => n === 0)).toBe(true);
   });
 
   it('answers every waiting poll 503 draining with Retry-After, and new ones too', async () => {

@@ -39,6 +39,16 @@ export interface ObjectPollHandler<Q> {
   timedOut(query: Q): unknown;
 }
 
+/** Where a per-client limit on concurrent long polls plugs in (the throttling module). */
+export interface LongPollAdmission {
+  /** Called as a poll is admitted; throws (an ApiError, 429 with Retry-After) to refuse it. */
+  acquire(clientId: string): void;
+  /** Called exactly once for every admitted poll, however it ends. */
+  release(clientId: string): void;
+}
+
+const admitEveryPoll: LongPollAdmission = { acquire: () => undefined, release: () => undefined };
+
 /** Who is polling: the throttling key and, for notifications, whose feed. */
 export interface PollCaller {
   userId: string;
@@ -172,12 +182,15 @@ export interface LongPollsOptions {
   /** The slots this process owns: objects elsewhere are watched one by one. */
   slots: readonly SlotRange[];
   logger: Logger;
+  /** A per-client limit on concurrent polls; none when absent. */
+  admission?: LongPollAdmission;
 }
 
 /** Every long poll of this process, and what wakes them. */
 export class LongPolls implements ChangeListener {
   readonly #metadata: MetadataStore;
   readonly #changeFeed: ChangeFeed;
+  readonly #admission: LongPollAdmission;
   readonly #slots: readonly SlotRange[];
   readonly #logger: Logger;
   readonly #foreign: ForeignHeads;
@@ -196,6 +209,7 @@ export class LongPolls implements ChangeListener {
   constructor(options: LongPollsOptions) {
     this.#metadata = options.metadata;
     this.#changeFeed = options.changeFeed;
+    this.#admission = options.admission ?? admitEveryPoll;
     this.#slots = options.slots;
     this.#logger = options.logger;
     this.#foreign = new ForeignHeads(
@@ -301,7 +315,7 @@ export class LongPolls implements ChangeListener {
   #admit(poll: Poll): boolean {
     if (this.#draining) throw drainingError(this.#retryAfterSeconds);
     if (poll.res.closed) return false;
-    // Per-client concurrency limit: acquire the client's long-poll slot here (throws 429), release in #finish.
+    this.#admission.acquire(poll.clientId);
     this.#polls.add(poll);
     (poll.res as PollResponse).locals.longPoll = poll;
     // `on`, not `once`: once wraps every listener in a bound function of its own.
@@ -319,7 +333,7 @@ export class LongPolls implements ChangeListener {
     } else if (poll instanceof ObjectPoll) {
       this.#unsubscribe(poll.objectId, poll);
     }
-    // Per-client concurrency limit: release the slot acquired in #admit.
+    this.#admission.release(poll.clientId);
   }
 
   #answer(poll: Poll, body: unknown): void {
