@@ -35,6 +35,7 @@ describe('parsePartitionConfig', () => {
     expect(config.shutdownGraceSeconds).toBe(25);
     expect(config.livenessMaxEventLoopDelayMs).toBe(5000);
     expect(config.otlpEndpoint).toBeUndefined();
+    expect(config.presenceTtlSeconds).toBe(60);
   });
 
   it.each([
@@ -85,6 +86,8 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_SHUTDOWN_GRACE_SECONDS: '0' }, 'MESHWORK_SHUTDOWN_GRACE_SECONDS', ''],
     [{ MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS: 'soon' }, 'MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS', ''],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'http'],
+    [{ MESHWORK_PRESENCE_TTL_SECONDS: '1' }, 'MESHWORK_PRESENCE_TTL_SECONDS', '2'],
+    [{ MESHWORK_PRESENCE_TTL_SECONDS: 'soon' }, 'MESHWORK_PRESENCE_TTL_SECONDS', ''],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];

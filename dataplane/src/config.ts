@@ -32,6 +32,8 @@ export interface PartitionConfig {
   sweepIntervalSeconds: number;
   /** How long start-up waits for etcd and S3 before giving up. */
   storeDeadlineSeconds: number;
+  /** How long a device's presence lasts without a refresh. */
+  presenceTtlSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Data volumes (one directory per volume), checked at start and periodically. */
   dataDirs: string[];
@@ -83,6 +85,8 @@ const envSchema = z.object({
   MESHWORK_TOMBSTONE_RETENTION_SECONDS: seconds(7 * 24 * 3600, 0),
   MESHWORK_SWEEP_INTERVAL_SECONDS: seconds(300, 1),
   MESHWORK_STORE_DEADLINE_SECONDS: seconds(30, 1),
+  // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
+  MESHWORK_PRESENCE_TTL_SECONDS: seconds(60, 2),
   MESHWORK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MESHWORK_DATA_DIRS: z
     .string()
@@ -161,6 +165,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     tombstoneRetentionSeconds: e.MESHWORK_TOMBSTONE_RETENTION_SECONDS,
     sweepIntervalSeconds: e.MESHWORK_SWEEP_INTERVAL_SECONDS,
     storeDeadlineSeconds: e.MESHWORK_STORE_DEADLINE_SECONDS,
+    presenceTtlSeconds: e.MESHWORK_PRESENCE_TTL_SECONDS,
     logLevel: e.MESHWORK_LOG_LEVEL,
     dataDirs: e.MESHWORK_DATA_DIRS,
     volumeCheckIntervalSeconds: e.MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS,

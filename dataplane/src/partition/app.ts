@@ -14,8 +14,10 @@ import { requestTelemetry } from './request-telemetry.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { contentRoutes } from './routes/content.ts';
 import { entryRoutes } from './routes/entries.ts';
+import { notificationHandler } from './routes/notifications.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { operationsRoutes } from './routes/operations.ts';
+import { presenceRoutes } from './routes/presence.ts';
 import { ValidationError } from './schemas.ts';
 
 /** The largest JSON body accepted (an entry of 10,000 blocks fits). */
@@ -51,7 +53,11 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.use(accountRoutes(ctx, json));
   app.use(objectRoutes(ctx, json));
   app.use(entryRoutes(ctx, json));
+  // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
+  app.use(presenceRoutes(ctx, json));
   app.use(contentRoutes(ctx, json));
+  // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
+  app.get('/v1/notifications', notificationHandler(ctx));
 
   app.use((req, res) => {
     sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);

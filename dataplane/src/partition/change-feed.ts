@@ -7,6 +7,13 @@ import type { SlotRange } from '../slots.ts';
 import { slotSegment } from '../stores/keys.ts';
 import { ChangeLog } from './change-log.ts';
 
+/** Receives every key change the watch delivers, and the restarts after which some were missed. */
+export interface ChangeListener {
+  onKeyChange(key: string, revision: number, deleted: boolean, value: Buffer): void;
+  /** The watch started over from a newer revision: changes in between were not delivered. */
+  onRestart(): void;
+}
+
 const entryKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)\/e\/(.+)$/s;
 const objectKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)$/;
 
@@ -20,6 +27,7 @@ export class ChangeFeed {
   #seen = 0;
   #waiters: { revision: number; resolve: () => void }[] = [];
   #stopped = false;
+  readonly #listeners: ChangeListener[] = [];
 
   constructor(etcd: Etcd3, slots: readonly SlotRange[], logger: Logger) {
     this.#etcd = etcd;
@@ -71,6 +79,19 @@ export class ChangeFeed {
     return paths === undefined ? undefined : { paths, seen: this.#seen };
   }
 
+  /**
+   * The revision up to which every change of the watched slots has been delivered: the one
+   * watch delivers them in revision order, and this advances after each batch.
+   */
+  get seen(): number {
+    return this.#seen;
+  }
+
+  /** Adds a listener for the changes this process's one watch delivers (long polls build on it). */
+  listen(listener: ChangeListener): void {
+    this.#listeners.push(listener);
+  }
+
   /** Stops the watch. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -87,6 +108,7 @@ export class ChangeFeed {
       const object = objectKeyPattern.exec(key);
       if (object) this.#log?.forget(object[1]!);
     }
+    for (const listener of this.#listeners) listener.onKeyChange(key, revision, deleted, kv.value);
   }
 
   #advance(revision: number): void {
@@ -126,5 +148,6 @@ export class ChangeFeed {
     } catch (err) {
       this.#logger.error({ err }, 'Failed to restart the change feed; changes fall back to scans');
     }
+    for (const listener of this.#listeners) listener.onRestart();
   }
 }

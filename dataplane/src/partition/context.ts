@@ -5,13 +5,14 @@ import type { PartitionConfig } from '../config.ts';
 import type { ProcessHealth } from '../health/health.ts';
 import { rangesContain } from '../slots.ts';
 import type { BlockStore } from '../stores/block-store.ts';
+import type { PresenceStore } from '../stores/presence-store.ts';
 import type { MetadataStore, ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
 import type { DataplaneMetrics } from '../telemetry/metrics.ts';
 import type { Tracing } from '../telemetry/tracing.ts';
 import { ApiError, notFound } from './api-error.ts';
 import type { Authenticator, Principal } from './auth.ts';
 import type { ChangeFeed } from './change-feed.ts';
-import type { DrainableLongPolls } from './drain.ts';
+import type { LongPolls } from './long-poll/long-polls.ts';
 import type { SlotMap } from './slot-map.ts';
 
 export interface PartitionContext {
@@ -23,6 +24,10 @@ export interface PartitionContext {
   slotMap: SlotMap;
   auth: Authenticator;
   changeFeed: ChangeFeed;
+  /** Waiting notification and changes polls: `open` for a gauge, `drain()` on SIGTERM. */
+  longPolls: LongPolls;
+  /** Devices online, their endpoints and what they hold (under etcd leases). */
+  presence: PresenceStore;
   logger: Logger;
   /** This process's metrics; other modules register theirs on `metrics.registry`. */
   metrics: DataplaneMetrics;
@@ -30,8 +35,6 @@ export interface PartitionContext {
   tracing: Tracing;
   /** Liveness, readiness (draining included) and deep health. */
   health: ProcessHealth;
-  /** Open long polls; released with Retry-After when the process drains. */
-  longPolls?: DrainableLongPolls;
 }
 
 /** Authenticates the request; 401 without a valid token. */

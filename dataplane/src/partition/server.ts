@@ -21,18 +21,22 @@ import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
+import { PresenceStore } from '../stores/presence-store.ts';
 import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { drainServer } from './drain.ts';
+import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 
 // HTTP timeouts, set on purpose (Node's defaults suit neither uploads nor a proxy in front):
 // a whole request (a block is at most 4 MiB) must arrive within two minutes; headers within
 // 20 s; idle keep-alive sockets live longer than the gateway's idle timeout (60 s), so the
-// gateway always closes first and never reuses a socket this side is closing.
+// gateway always closes first and never reuses a socket this side is closing. Long polls
+// (up to 60 s) are not cut by requestTimeout: it bounds receiving a request, not answering it;
+// a proxy in front must allow a response at least 60 s plus a margin.
 const requestTimeoutMs = 120_000;
 const headersTimeoutMs = 20_000;
 const keepAliveTimeoutMs = 65_000;
@@ -112,7 +116,7 @@ export async function runPartition(): Promise<void> {
   const volumes = await openVolumes(config.dataDirs, log);
 
   // Read at scrape time, when the context exists.
-  const metrics = new DataplaneMetrics('partition', () => ctx.longPolls?.open ?? 0);
+  const metrics = new DataplaneMetrics('partition', () => ctx.longPolls.open);
   const storeCall = storeCallRecorder(metrics, tracing);
   const s3Call: S3CallHook = (operation, run, failed) =>
     storeCall(
@@ -147,6 +151,8 @@ export async function runPartition(): Promise<void> {
 
   const changeFeed = new ChangeFeed(etcd, config.slots, log);
   await changeFeed.start();
+  const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger: log });
+  const presence = new PresenceStore(etcd, config.presenceTtlSeconds);
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
   eventLoop.start();
@@ -173,6 +179,8 @@ export async function runPartition(): Promise<void> {
     slotMap,
     auth: new Authenticator(config.adminToken, metadata),
     changeFeed,
+    longPolls,
+    presence,
     logger: log,
     objectCache: new Map(),
     metrics,
@@ -211,14 +219,16 @@ export async function runPartition(): Promise<void> {
       process.exit(ExitCode.ok);
     }, graceMs).unref();
     health.startDraining();
-    log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls?.open ?? 0 }, 'Started draining');
+    log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
     stopSweeper();
     volumeChecks.stop();
     stores.stop();
     // Kept back from the grace period: releasing the lease and flushing traces.
     const reserveMs = Math.min(2000, graceMs / 5);
-    const drained = await drainServer(server, ctx.longPolls, graceMs - reserveMs);
+    const drained = await drainServer(server, longPolls, graceMs - reserveMs);
     if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
+    await longPolls.close().catch(() => undefined);
+    presence.close();
     await changeFeed.stop().catch(() => undefined);
     // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
     await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) => log.warn({ err }, 'Failed to release the slot lease; it will lapse'));

@@ -32,6 +32,11 @@ export function deviceKey(deviceId: string): string {
   return `${slotPrefix(slotOf(deviceId))}d/${deviceId}`;
 }
 
+/** A device's presence record (soft state under the device's lease). */
+export function presenceKey(deviceId: string): string {
+  return `${deviceKey(deviceId)}/presence`;
+}
+
 /** A mesh object's record. */
 export function objectKey(objectId: string): string {
   return `${slotPrefix(slotOf(objectId))}o/${objectId}`;
@@ -43,6 +48,16 @@ export function objectKey(objectId: string): string {
  */
 export function objectHeadKey(objectId: string): string {
   return `${objectKey(objectId)}/head`;
+}
+
+/** Prefix of what online devices hold of an object: one key per device, under its presence lease. */
+export function holdingsPrefix(objectId: string): string {
+  return `${objectKey(objectId)}/p/`;
+}
+
+/** What one online device holds of an object. */
+export function holdingKey(objectId: string, deviceId: string): string {
+  return `${holdingsPrefix(objectId)}${deviceId}`;
 }
 
 /** Prefix of the entries of a mesh object; each entry's key ends with its normalised path. */

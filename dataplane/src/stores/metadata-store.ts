@@ -87,6 +87,9 @@ interface Fence {
   revision: number;
 }
 
+/** etcd's default limit on the operations of one transaction (`--max-txn-ops`). */
+const maxOpsPerTxn = 128;
+
 function decode<T>(kv: IKeyValue): Versioned<T> {
   return { value: JSON.parse(kv.value.toString('utf8')) as T, version: Number(kv.mod_revision) };
 }
@@ -289,6 +292,45 @@ export class MetadataStore {
       }),
     );
     return results.flat().map((kv) => decode<EntryRecord>(kv));
+  }
+
+  /**
+   * One consistent read of a user's membership index (every object with the role and the
+   * revision of its index key) and of the head keys of up to 127 of those objects: what a
+   * notification answer is computed from. A missing head reads as revision 0.
+   */
+  async readMembershipsAndHeads(
+    userId: string,
+    objectIds: readonly string[],
+  ): Promise<{ revision: number; memberships: Map<string, { role: Role; revision: number }>; heads: Map<string, number> }> {
+    if (objectIds.length > maxOpsPerTxn - 1) throw new RangeError(`at most ${maxOpsPerTxn - 1} heads per read, not ${objectIds.length}`);
+    const prefix = membershipPrefix(userId);
+    const res = await this.#etcd
+      .if(userKey(userId), 'Mod', '!=', -1)
+      .then(this.#etcd.getAll().prefix(prefix), ...objectIds.map((id) => this.#etcd.get(objectHeadKey(id))))
+      .commit();
+    const [index, ...headResponses] = res.responses.map((r) => r.response_range.kvs);
+    const memberships = new Map<string, { role: Role; revision: number }>();
+    for (const kv of index ?? []) {
+      memberships.set(kv.key.toString('utf8').slice(prefix.length), { role: kv.value.toString('utf8') as Role, revision: Number(kv.mod_revision) });
+    }
+    const heads = new Map<string, number>();
+    objectIds.forEach((id, i) => heads.set(id, Number(headResponses[i]?.[0]?.mod_revision ?? 0)));
+    return { revision: Number(res.header.revision), memberships, heads };
+  }
+
+  /** The revision of each object's latest entry change (0: none), read in batches. */
+  async readHeads(objectIds: readonly string[]): Promise<Map<string, number>> {
+    const heads = new Map<string, number>();
+    for (let i = 0; i < objectIds.length; i += maxOpsPerTxn) {
+      const batch = objectIds.slice(i, i + maxOpsPerTxn);
+      const res = await this.#etcd
+        .if('/mw/revision-probe', 'Mod', '!=', -1)
+        .then(...batch.map((id) => this.#etcd.get(objectHeadKey(id))))
+        .commit();
+      batch.forEach((id, j) => heads.set(id, Number(res.responses[j]?.response_range.kvs[0]?.mod_revision ?? 0)));
+    }
+    return heads;
   }
 
   /** Tombstone markers of the slots first..last: which entry was deleted when. */

@@ -3,7 +3,7 @@
 import { Router } from 'express';
 import type express from 'express';
 import type { Request } from 'express';
-import { formatCursor, formatPageToken, InvalidCursorError, parseCursor, parsePageToken } from '../../cursor.ts';
+import { formatCursor, formatPageToken, InvalidCursorError, parseCursor, parsePageToken, type PageToken } from '../../cursor.ts';
 import { parseWritePrecondition, preconditionHolds, strongEtag, type WritePrecondition } from '../../http/preconditions.ts';
 import { normalizeEntryPath } from '../../paths.ts';
 import { slotOf } from '../../slots.ts';
@@ -11,6 +11,8 @@ import type { EntryRecord, ObjectRecord, Versioned } from '../../stores/metadata
 import { ApiError, notFound } from '../api-error.ts';
 import { checkObjectAccess, forgetObject, loadObjectFor, loadObjectForWrite, memberPrincipalOf, requireOwnedSlot, type PartitionContext } from '../context.ts';
 import { contentHashOf } from '../content-plan.ts';
+import type { ObjectPollHandler } from '../long-poll/long-polls.ts';
+import { parseWaitSeconds } from '../long-poll/params.ts';
 import { commitEntryBody, validate, type CommitEntryBody } from '../schemas.ts';
 import { idParam } from './objects.ts';
 
@@ -94,6 +96,99 @@ function requirePrecondition(req: Request): WritePrecondition {
   }
   return precondition;
 }
+
+/** A `changes` request, kept by a waiting poll to run again after each change of the object. */
+interface ChangesQuery {
+  ctx: PartitionContext;
+  userId: string;
+  id: string;
+  since: number;
+  page: PageToken | undefined;
+  limit: number;
+}
+
+/** One change set (or a page of it) of an object after `since`; `changed` is false when it is empty. */
+async function runChanges(query: ChangesQuery): Promise<{ body: unknown; changed: boolean; seen: number }> {
+  const { ctx, userId, id, since, page, limit } = query;
+  const after = Buffer.from(page?.after ?? '');
+  const sortedAfter = (paths: string[]): string[] =>
+    paths
+      .map((p) => ({ p, bytes: Buffer.from(p) }))
+      .filter((x) => Buffer.compare(x.bytes, after) > 0)
+      .sort((x, y) => Buffer.compare(x.bytes, y.bytes))
+      .map((x) => x.p);
+  let object: Versioned<ObjectRecord> | undefined;
+  let snapshot: number | undefined;
+  let slice: Versioned<EntryRecord>[] | undefined;
+  let more = false;
+
+  // Fast path, one etcd read: the feed already lists the changed paths; if it had seen the
+  // object's latest change (its head) when we looked, the list was complete.
+  const peek = page === undefined ? ctx.changeFeed.peek(id, since) : undefined;
+  if (peek !== undefined) {
+    const wanted = sortedAfter(peek.paths);
+    if (Math.min(wanted.length, limit) <= 120) {
+      const read = await ctx.metadata.readForChanges(id, wanted.slice(0, limit));
+      object = checkObjectAccess(read.object, userId, id, 'reader');
+      if (read.head.latest <= peek.seen) {
+        snapshot = read.head.readAt;
+        slice = read.entries;
+        more = wanted.length > limit;
+      }
+    }
+  }
+
+  if (slice === undefined) {
+    // The first page fixes the snapshot: the revision the object's head was read at.
+    const [loaded, head] = await Promise.all([
+      loadObjectFor(ctx, userId, id, 'reader'),
+      page === undefined ? ctx.metadata.objectHead(id) : Promise.resolve(undefined),
+    ]);
+    object = loaded;
+    snapshot = page?.snapshot ?? head!.readAt;
+    if (head !== undefined && head.latest <= since) {
+      slice = [];
+    } else if (since >= object.value.historyFloor && since <= snapshot) {
+      // From the change feed when it reaches back far enough: cost grows with the changes, not the object.
+      const paths = await ctx.changeFeed.changedPaths(id, since, snapshot, head?.latest ?? 0);
+      if (paths !== undefined) {
+        const wanted = sortedAfter(paths);
+        more = wanted.length > limit;
+        // Current versions: possibly newer than the snapshot, which only repeats them next time.
+        slice = await ctx.metadata.getEntries(id, wanted.slice(0, limit));
+      }
+    }
+  }
+  if (since < object!.value.historyFloor || since > snapshot!) {
+    throw new ApiError(410, 'cursor_expired', 'the cursor is older than the retained history (or not from this mesh); list the entries again and sync from the new cursor', {
+      relist: true,
+    });
+  }
+  if (slice === undefined) {
+    // A scan with a minimum mod revision: after a restart, or for a cursor older than the feed.
+    const changed = await ctx.metadata.changedEntries(id, since, snapshot);
+    // etcd orders keys by their bytes, so page boundaries compare UTF-8 bytes too.
+    const remaining = changed.entries.filter((e) => Buffer.compare(Buffer.from(e.value.path), after) > 0);
+    slice = remaining.slice(0, limit);
+    more = remaining.length > limit;
+  }
+  return {
+    body: {
+      changes: slice.map(entryView),
+      cursor: formatCursor(snapshot!),
+      next: more && slice.length > 0 ? formatPageToken({ snapshot: snapshot!, after: slice.at(-1)!.value.path, since }) : null,
+    },
+    changed: slice.length > 0,
+    seen: snapshot!,
+  };
+}
+
+/** How a waiting `changes` poll runs and times out; one object for all polls. */
+const changesPollHandler: ObjectPollHandler<ChangesQuery> = {
+  run: runChanges,
+  // Nothing changed while it waited: the same cursor back.
+  timedOut: (query) => ({ changes: [], cursor: formatCursor(query.since), next: null }),
+};
 
 /** Routes for entries and changes of an object. */
 export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler): Router {
@@ -262,7 +357,7 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     });
   });
 
-  router.get('/v1/objects/:id/changes', async (req, res) => {
+  router.get('/v1/objects/:id/changes', async (req, res, next) => {
     const id = idParam(req.params.id, 'id');
     await requireOwnedSlot(ctx, slotOf(id), `object ${id}`);
     const principal = await memberPrincipalOf(ctx, req, res);
@@ -272,74 +367,15 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     const page = pageText === undefined ? undefined : parsePageToken(pageText);
     if (page !== undefined && page.since === undefined) throw new InvalidCursorError('page token belongs to a listing, not a change set');
     if (page === undefined && cursorText === undefined) throw new ApiError(400, 'invalid_request', 'cursor: is required (from a listing or an earlier change set)', { field: 'cursor' });
-    const since = page?.since ?? parseCursor(cursorText!);
-    const after = Buffer.from(page?.after ?? '');
-    const sortedAfter = (paths: string[]): string[] =>
-      paths
-        .map((p) => ({ p, bytes: Buffer.from(p) }))
-        .filter((x) => Buffer.compare(x.bytes, after) > 0)
-        .sort((x, y) => Buffer.compare(x.bytes, y.bytes))
-        .map((x) => x.p);
-    let object: Versioned<ObjectRecord> | undefined;
-    let snapshot: number | undefined;
-    let slice: Versioned<EntryRecord>[] | undefined;
-    let more = false;
-
-    // Fast path, one etcd read: the feed already lists the changed paths; if it had seen the
-    // object's latest change (its head) when we looked, the list was complete.
-    const peek = page === undefined ? ctx.changeFeed.peek(id, since) : undefined;
-    if (peek !== undefined) {
-      const wanted = sortedAfter(peek.paths);
-      if (Math.min(wanted.length, limit) <= 120) {
-        const read = await ctx.metadata.readForChanges(id, wanted.slice(0, limit));
-        object = checkObjectAccess(read.object, principal.userId, id, 'reader');
-        if (read.head.latest <= peek.seen) {
-          snapshot = read.head.readAt;
-          slice = read.entries;
-          more = wanted.length > limit;
-        }
-      }
+    const wait = parseWaitSeconds(req.query.wait, 0);
+    if (wait > 0 && page !== undefined) throw new ApiError(400, 'invalid_request', 'wait: a page of a change set is answered at once; wait with the cursor instead', { field: 'wait' });
+    const query: ChangesQuery = { ctx, userId: principal.userId, id, since: page?.since ?? parseCursor(cursorText!), page, limit };
+    if (wait === 0) {
+      res.setHeader('Cache-Control', 'private, no-cache').json((await runChanges(query)).body);
+      return;
     }
-
-    if (slice === undefined) {
-      // The first page fixes the snapshot: the revision the object's head was read at.
-      const [loaded, head] = await Promise.all([
-        loadObjectFor(ctx, principal.userId, id, 'reader'),
-        page === undefined ? ctx.metadata.objectHead(id) : Promise.resolve(undefined),
-      ]);
-      object = loaded;
-      snapshot = page?.snapshot ?? head!.readAt;
-      if (head !== undefined && head.latest <= since) {
-        slice = [];
-      } else if (since >= object.value.historyFloor && since <= snapshot) {
-        // From the change feed when it reaches back far enough: cost grows with the changes, not the object.
-        const paths = await ctx.changeFeed.changedPaths(id, since, snapshot, head?.latest ?? 0);
-        if (paths !== undefined) {
-          const wanted = sortedAfter(paths);
-          more = wanted.length > limit;
-          // Current versions: possibly newer than the snapshot, which only repeats them next time.
-          slice = await ctx.metadata.getEntries(id, wanted.slice(0, limit));
-        }
-      }
-    }
-    if (since < object!.value.historyFloor || since > snapshot!) {
-      throw new ApiError(410, 'cursor_expired', 'the cursor is older than the retained history (or not from this mesh); list the entries again and sync from the new cursor', {
-        relist: true,
-      });
-    }
-    if (slice === undefined) {
-      // A scan with a minimum mod revision: after a restart, or for a cursor older than the feed.
-      const changed = await ctx.metadata.changedEntries(id, since, snapshot);
-      // etcd orders keys by their bytes, so page boundaries compare UTF-8 bytes too.
-      const remaining = changed.entries.filter((e) => Buffer.compare(Buffer.from(e.value.path), after) > 0);
-      slice = remaining.slice(0, limit);
-      more = remaining.length > limit;
-    }
-    res.setHeader('Cache-Control', 'private, no-cache').json({
-      changes: slice.map(entryView),
-      cursor: formatCursor(snapshot!),
-      next: more && slice.length > 0 ? formatPageToken({ snapshot: snapshot!, after: slice.at(-1)!.value.path, since }) : null,
-    });
+    const clientId = principal.kind === 'device' ? principal.deviceId : principal.userId;
+    ctx.longPolls.objectChanges({ userId: principal.userId, clientId }, id, query, changesPollHandler, wait, res, next);
   });
 
   return router;

@@ -26,6 +26,8 @@ export interface PartitionOptions {
   port?: number;
   /** Reuse an administrator token. */
   adminToken?: string;
+  /** Extra flags for node (for example --inspect for a benchmark that measures memory). */
+  nodeArgs?: string[];
 }
 
 /** A running partition process. */
@@ -67,7 +69,7 @@ export async function startPartition(stores: PartitionStores, options: Partition
   const proc = ManagedProcess.start({
     component: `partition ${options.partition}`,
     binary: process.execPath,
-    args: [...dataplaneNodeFlags, join(repoRoot, 'dataplane/src/main.ts'), 'partition'],
+    args: [...dataplaneNodeFlags, ...(options.nodeArgs ?? []), join(repoRoot, 'dataplane/src/main.ts'), 'partition'],
     logFile: join(dir, 'partition.log'),
     cwd: repoRoot,
     env: partitionEnv(stores, { ...options, port, adminTokenFile, dir }),
