@@ -97,13 +97,22 @@ describe('the Helm chart', () => {
 
   it('grants exactly the rules of crds/rbac/operator.yaml, cluster-wide or in one namespace', async () => {
     const shipped = parseAllDocuments(readFileSync(join(repoRoot, 'crds', 'rbac', 'operator.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
-    const clusterRules = shipped.find((o) => o.kind === 'ClusterRole')!.rules;
-    const leaderRules = shipped.find((o) => o.kind === 'Role')!.rules;
+    const named = (objects: K8sObject[], kind: string, suffix: string): K8sObject | undefined =>
+      objects.find((o) => o.kind === kind && o.metadata.name.endsWith(suffix));
+    const clusterRules = named(shipped, 'ClusterRole', 'meshwork-operator')!.rules;
+    const nodeRules = named(shipped, 'ClusterRole', '-nodes')!.rules;
+    const leaderRules = named(shipped, 'Role', '-leader-election')!.rules;
+    const leaseRules = named(shipped, 'Role', '-node-leases')!.rules;
     const cluster = await render();
-    expect(cluster.find((o) => o.kind === 'ClusterRole')?.rules).toEqual(clusterRules);
-    expect(cluster.find((o) => o.kind === 'Role')?.rules).toEqual(leaderRules);
+    expect(named(cluster, 'ClusterRole', 'meshwork')?.rules).toEqual(clusterRules);
+    expect(named(cluster, 'ClusterRole', '-nodes')?.rules).toEqual(nodeRules);
+    expect(named(cluster, 'Role', '-leader-election')?.rules).toEqual(leaderRules);
+    expect(named(cluster, 'Role', '-node-leases')?.rules).toEqual(leaseRules);
+    expect(named(cluster, 'Role', '-node-leases')?.metadata.namespace).toBe('kube-node-lease');
     const namespaced = await render(['--values', join(chartDir, 'ci', 'namespaced-values.yaml')]);
-    expect(namespaced.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toBe(false);
+    // Nodes are cluster-scoped: the watchdog's node rules are the only cluster-wide grant left.
+    expect(namespaced.filter((o) => o.kind === 'ClusterRole').map((o) => o.rules)).toEqual([nodeRules]);
+    expect(namespaced.filter((o) => o.kind === 'ClusterRoleBinding')).toHaveLength(1);
     const tenantRole = namespaced.find((o) => o.kind === 'Role' && o.metadata.namespace === 'tenant-a');
     expect(tenantRole?.rules).toEqual(clusterRules);
   });

@@ -24,6 +24,7 @@ const schema = z.object({
   MESHWORK_OPERATOR_LEASE_NAME: z.string().min(1).default('meshwork-operator'),
   MESHWORK_OPERATOR_IDENTITY: z.string().min(1).optional(),
   MESHWORK_IMAGE: z.string().min(1).default('meshwork/meshwork:0.1.0'),
+  MESHWORK_WATCHDOG_MAX_UNHEALTHY_PERCENT: z.coerce.number().int().min(0).max(100).default(50),
   MESHWORK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
 
@@ -39,6 +40,8 @@ export interface OperatorConfig {
   identity: string;
   image: string;
   logLevel: string;
+  /** Above this share of unhealthy members across all partitions, the watchdog repairs nothing. */
+  maxUnhealthyPercent: number;
 }
 
 /** Raised when the environment holds an invalid setting; names the variable. */
@@ -65,5 +68,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): OperatorConfig {
     identity: c.MESHWORK_OPERATOR_IDENTITY ?? `${hostname()}_${randomBytes(4).toString('hex')}`,
     image: c.MESHWORK_IMAGE,
     logLevel: c.MESHWORK_LOG_LEVEL,
+    maxUnhealthyPercent: c.MESHWORK_WATCHDOG_MAX_UNHEALTHY_PERCENT,
   };
 }

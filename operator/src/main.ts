@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     concurrency: config.concurrency,
     identity: config.identity,
     defaultImage: config.image,
+    maxUnhealthyPercent: config.maxUnhealthyPercent,
   });
   const server = await startOperatorServer({ ...config.http, registry: metrics.registry, ready: () => controller.synced });
   log.info({ address: `${config.http.host}:${config.http.port}`, server: kc.server.origin }, 'Started the operator');

@@ -79,6 +79,29 @@ export class OperatorMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly watchdogActions = new Counter({
+    name: 'meshwork_watchdog_actions_total',
+    help: 'Actions the watchdog performed on partition members, by action (Restart, Reschedule, Fence, RecreateVolume, GiveUp) and reason.',
+    labelNames: ['action', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly watchdogIntentions = new Counter({
+    name: 'meshwork_watchdog_intentions_total',
+    help: 'Actions the watchdog would have performed in Observe mode, by action and reason.',
+    labelNames: ['action', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly watchdogMembers = new Gauge({
+    name: 'meshwork_watchdog_members',
+    help: 'Partition members by watchdog ladder level (0 observe, 1 restarted, 2 rescheduled, 3 volume recreated, 4 given up).',
+    labelNames: ['level'] as const,
+    registers: [this.registry],
+  });
+  readonly watchdogPaused = new Gauge({
+    name: 'meshwork_watchdog_remediation_paused',
+    help: '1 while the watchdog repairs nothing because too many members are unhealthy.',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'meshwork_operator_' });

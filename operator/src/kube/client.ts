@@ -1,5 +1,6 @@
 // A small Kubernetes REST client: the few verbs the operator uses (list, watch, get,
-// create, replace, server-side apply), each counted by verb, resource and status code.
+// create, replace, server-side apply, merge patch, delete), each counted by verb, resource
+// and status code.
 import http from 'node:http';
 import https from 'node:https';
 import { createInterface } from 'node:readline';
@@ -121,6 +122,33 @@ export class KubeClient {
     return this.#json('apply', 'PATCH', ref, { fieldManager, force: 'true' }, body, 'application/apply-patch+yaml');
   }
 
+  /** Applies a JSON merge patch (RFC 7386) to an object. */
+  async mergePatch<T>(ref: ResourceRef, patch: unknown): Promise<T> {
+    return this.#json('patch', 'PATCH', ref, {}, patch, 'application/merge-patch+json');
+  }
+
+  /**
+   * Deletes an object; resolves to false when it was already gone. `uid` makes the delete
+   * conditional on the object still being that one (not a successor with the same name);
+   * `gracePeriodSeconds: 0` removes a pod at once, without waiting for its kubelet.
+   */
+  async delete(ref: ResourceRef, options: { gracePeriodSeconds?: number; uid?: string } = {}): Promise<boolean> {
+    const body = {
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      ...(options.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: options.gracePeriodSeconds } : {}),
+      ...(options.uid ? { preconditions: { uid: options.uid } } : {}),
+    };
+    try {
+      await this.#json('delete', 'DELETE', ref, {}, body, 'application/json');
+      return true;
+    } catch (err) {
+      // 409 with a uid precondition: the object is already a successor, so the one meant is gone.
+      if (err instanceof KubeApiError && (err.status === 404 || (err.status === 409 && options.uid))) return false;
+      throw err;
+    }
+  }
+
   /**
    * Watches a collection from `resourceVersion`, calling `onEvent` per event, until the
    * server ends the watch (resolves), the connection fails or `signal` aborts (rejects).
@@ -231,6 +259,9 @@ export class KubeClient {
 
   async #send(method: string, path: string, body: string | undefined, contentType: string | undefined): Promise<RawResponse> {
     const options = this.#requestOptions(method, path, contentType, this.#agent, this.#timeoutMs);
+    // Node sends a DELETE's body neither chunked nor with a length unless told: the server
+    // would ignore it and read it as the start of the next request on the connection.
+    if (body !== undefined) options.headers = { ...options.headers, 'Content-Length': Buffer.byteLength(body) };
     return new Promise((resolve, reject) => {
       const req = this.#transport().request(options, (res) => {
         const chunks: Buffer[] = [];

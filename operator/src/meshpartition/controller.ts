@@ -11,7 +11,8 @@ import type { OperatorMetrics } from '../metrics.ts';
 import { managedByLabel, managedByValue, partitionLabel } from '../specs/common.ts';
 import { EventRecorder } from './events.ts';
 import { MeshPartitionReconciler } from './reconcile.ts';
-import { slimPod } from './status.ts';
+import { slimMemberPod } from '../watchdog/signals.ts';
+import { Watchdog } from '../watchdog/watchdog.ts';
 
 export interface MeshPartitionControllerOptions {
   client: KubeClient;
@@ -22,6 +23,8 @@ export interface MeshPartitionControllerOptions {
   concurrency: number;
   identity: string;
   defaultImage?: string;
+  /** Cluster-wide bound of the watchdog: above this share of unhealthy members it repairs nothing. */
+  maxUnhealthyPercent?: number;
 }
 
 const controllerName = 'meshpartition';
@@ -40,6 +43,7 @@ export function ownerKey(obj: KubernetesObject): string | undefined {
 export class MeshPartitionController {
   readonly queue: WorkQueue;
   readonly reconciler: MeshPartitionReconciler;
+  readonly watchdog: Watchdog;
   readonly #informers: ResilientInformer<KubernetesObject>[] = [];
 
   constructor(options: MeshPartitionControllerOptions) {
@@ -63,7 +67,26 @@ export class MeshPartitionController {
     const services = informer({ apiVersion: 'v1', resource: 'services' }, managed);
     const configMaps = informer({ apiVersion: 'v1', resource: 'configmaps' }, managed);
     const podDisruptionBudgets = informer({ apiVersion: 'policy/v1', resource: 'poddisruptionbudgets' }, managed);
-    const pods = informer<V1Pod>({ apiVersion: 'v1', resource: 'pods' }, managed, slimPod);
+    const pods = informer<V1Pod>({ apiVersion: 'v1', resource: 'pods' }, managed, slimMemberPod);
+    const events = new EventRecorder(client, options.identity, log, (reason) => metrics.events.inc({ reason }));
+    this.watchdog = new Watchdog(
+      {
+        client,
+        log,
+        metrics,
+        events,
+        maxUnhealthyPercent: options.maxUnhealthyPercent ?? 50,
+        partitionKeys: () => partitions.list().map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+        memberPods: () => pods.list(),
+        partition: (key) => {
+          const [ns, name] = key.split('/') as [string, string];
+          return partitions.get(name, ns);
+        },
+        enqueue: (key) => this.queue.add(key),
+      },
+      namespace,
+    );
+    this.#informers.push(...this.watchdog.informers);
 
     this.queue = new WorkQueue({
       concurrency: options.concurrency,
@@ -106,7 +129,8 @@ export class MeshPartitionController {
       client,
       log,
       defaultImage: options.defaultImage,
-      events: new EventRecorder(client, options.identity, log, (reason) => metrics.events.inc({ reason })),
+      events,
+      watchdog: this.watchdog,
       caches: {
         partitions: partitions,
         statefulSets,
@@ -131,10 +155,12 @@ export class MeshPartitionController {
   /** Starts reconciling; only the leader calls this. */
   startWorkers(): void {
     this.queue.start();
+    this.watchdog.startActing();
   }
 
   /** Stops reconciling, lets running reconciles finish, and stops the informers. */
   async stop(): Promise<void> {
+    this.watchdog.stop();
     await this.queue.shutdown();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }

@@ -47,7 +47,7 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
   afterAll(async () => {
     await operator?.process.stop();
     await kubectl(admin, ['delete', 'namespace', namespace, operatorNamespace, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`]);
+    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`, `meshwork-operator-nodes-${suffix}`]);
   });
 
   it('creates the ConfigMap, Services, StatefulSet and PodDisruptionBudget of an applied MeshPartition', async () => {
@@ -110,7 +110,7 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
       { description: 'status to catch up with generation 1', timeoutMs: 30_000 },
     );
     const conditions = partition.status!.conditions!;
-    expect(conditions.map((c) => c.type).sort()).toEqual(['Degraded', 'Progressing', 'Ready']);
+    expect(conditions.map((c) => c.type).sort()).toEqual(['Degraded', 'Progressing', 'Ready', 'RemediationPaused']);
     for (const c of conditions) {
       expect(['True', 'False', 'Unknown']).toContain(c.status);
       expect(c.reason).toMatch(/^[A-Z][A-Za-z0-9]*$/);
@@ -121,6 +121,10 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     // No kubelets run the pods, so the partition is not ready, and says why.
     expect(conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ReplicasNotReady' });
     expect(conditions.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'False' });
+    // Every member is still starting: that is not a systemic failure, and nothing was done yet.
+    expect(conditions.find((c) => c.type === 'RemediationPaused')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+    expect(partition.status!.remediations).toBeUndefined();
+    expect(partition.status!.members!.every((m) => m.health === 'Pending' && m.level === 0)).toBe(true);
     expect(partition.status).toMatchObject({ replicas: 3, readyReplicas: 0, slots: '0-1023' });
     expect(partition.status!.members!.map((m) => m.pod)).toEqual(['p0-0', 'p0-1', 'p0-2']);
     expect(partition.status!.updateRevision).toMatch(/^p0-/);
@@ -249,7 +253,7 @@ describe('the RBAC test itself', () => {
   afterAll(async () => {
     await operator?.process.stop();
     await kubectl(admin, ['delete', 'namespace', ns, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${rbacSuffix}`]);
+    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${rbacSuffix}`, `meshwork-operator-nodes-${rbacSuffix}`]);
   });
 
   it('fails when a rule is missing: without patch on StatefulSets nothing is created', async () => {

@@ -4,7 +4,7 @@
 // /status only when it changed. Level-triggered and idempotent; the steady state writes nothing.
 import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition } from '../api/v1alpha1.ts';
+import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
 import type { HandlerResult } from '../controller/workqueue.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
 import { fieldManager, partitionLabel } from '../specs/common.ts';
@@ -15,6 +15,7 @@ import { buildStatefulSet } from '../specs/statefulset.ts';
 import { containsDesired, firstDifference } from './compare.ts';
 import type { EventRecorder } from './events.ts';
 import { computeStatus, statusUpToDate, type ApplyProblem } from './status.ts';
+import type { Watchdog } from '../watchdog/watchdog.ts';
 
 /** Read access to a cache of one kind. */
 export interface ObjectLookup<T> {
@@ -38,6 +39,8 @@ export interface ReconcilerOptions {
   events: EventRecorder;
   log: Logger;
   defaultImage?: string;
+  /** Assesses members and repairs them; without it, status only reports health. */
+  watchdog?: Watchdog;
 }
 
 interface OwnedKind {
@@ -90,6 +93,11 @@ function foreignController(observed: KubernetesObject, uid: string | undefined):
 /** Reconciles one MeshPartition per call; keys are `namespace/name`. */
 export class MeshPartitionReconciler {
   readonly #options: ReconcilerOptions;
+  /**
+   * The status this process last wrote, per partition: the informer may not have seen it
+   * yet, and the watchdog must never act twice on a ladder step it already recorded.
+   */
+  readonly #written = new Map<string, { uid: string | undefined; status: MeshPartitionStatus }>();
 
   constructor(options: ReconcilerOptions) {
     this.#options = options;
@@ -101,7 +109,11 @@ export class MeshPartitionReconciler {
     const { caches, client, log } = this.#options;
     const partition = caches.partitions.get(name, namespace);
     // Deleted: the garbage collector removes what it owned.
-    if (!partition || partition.metadata.deletionTimestamp) return {};
+    if (!partition || partition.metadata.deletionTimestamp) {
+      this.#written.delete(key);
+      this.#options.watchdog?.forget(key);
+      return {};
+    }
     const ref = `${namespace}/${name}`;
 
     const changed: string[] = [];
@@ -152,23 +164,46 @@ export class MeshPartitionReconciler {
     if (problem && reported?.message !== problem.message) {
       events.push(this.#options.events.record(partition, 'Warning', problem.reason, problem.message));
     }
+    let wakeAt: number | undefined;
     try {
-      await this.#writeStatus(partition, statefulSet, problem);
+      wakeAt = await this.#writeStatus(partition, statefulSet, problem);
     } finally {
       await Promise.all(events);
     }
     // A conflict may clear itself (an old owner being garbage-collected): look again later.
-    return problem?.reason === 'ObjectConflict' ? { requeueAfterMs: 10_000 } : {};
+    const requeues = [problem?.reason === 'ObjectConflict' ? 10_000 : Infinity, wakeAt === undefined ? Infinity : Math.max(500, wakeAt - Date.now())];
+    const requeueAfterMs = Math.min(...requeues);
+    return Number.isFinite(requeueAfterMs) ? { requeueAfterMs } : {};
   }
 
-  /** Writes status through /status when it differs from what the partition already shows. */
-  async #writeStatus(partition: MeshPartition, statefulSet: V1StatefulSet | undefined, problem: ApplyProblem | undefined): Promise<void> {
-    const { caches, client, log } = this.#options;
+  /**
+   * Writes status through /status when it differs from what the partition already shows,
+   * then carries out the watchdog's actions that status records. Resolves to when the
+   * watchdog wants to look again, if it does.
+   */
+  async #writeStatus(partition: MeshPartition, statefulSet: V1StatefulSet | undefined, problem: ApplyProblem | undefined): Promise<number | undefined> {
+    const { caches, client, log, watchdog } = this.#options;
     const { name, namespace } = partition.metadata;
     const ref = `${namespace}/${name}`;
     const pods = caches.pods.list(namespace).filter((pod) => pod.metadata?.labels?.[partitionLabel] === name);
-    const status = computeStatus({ partition, statefulSet, pods, problem, now: new Date() });
-    if (!statusUpToDate(status, partition.status)) {
+    const written = this.#written.get(ref);
+    const live = written && written.uid === partition.metadata.uid ? written.status : partition.status;
+    const assessment = watchdog?.assess(partition, pods, live);
+    const status = computeStatus({
+      partition,
+      statefulSet,
+      pods,
+      problem,
+      now: new Date(),
+      ...(watchdog && assessment ? { watchdog: { assessment, paused: watchdog.paused, pauseMessage: watchdog.pauseMessage() } } : {}),
+    });
+    // A member that cannot start with this configuration is reported once, when it is first seen.
+    const degraded = status.conditions?.find((c) => c.type === 'Degraded');
+    const before = live?.conditions?.find((c) => c.type === 'Degraded');
+    if (degraded?.reason === 'InvalidConfiguration' && degraded.message !== before?.message) {
+      await this.#options.events.record(partition, 'Warning', 'InvalidConfiguration', degraded.message);
+    }
+    if (!statusUpToDate(status, live)) {
       try {
         await client.apply(
           { apiVersion, resource: meshPartitionPlural, namespace, name, subresource: 'status' },
@@ -177,10 +212,15 @@ export class MeshPartitionReconciler {
         );
       } catch (err) {
         // Deleted while we worked: nothing left to report on.
-        if (err instanceof KubeApiError && err.status === 404) return;
+        if (err instanceof KubeApiError && err.status === 404) return undefined;
         throw new Error(`Could not write the status of MeshPartition ${ref}`, { cause: err });
       }
-      log.debug({ meshpartition: ref, generation: partition.metadata.generation }, `Updated status of MeshPartition ${ref}`);
+      this.#written.set(ref, { uid: partition.metadata.uid, status });
+      const members = status.members?.map((m) => `${m.pod}:${m.health}${m.reason ? `/${m.reason}` : ''}:${m.level}`).join(' ');
+      log.debug({ meshpartition: ref, generation: partition.metadata.generation, members }, `Updated status of MeshPartition ${ref}`);
     }
+    // Only now that status records them (and a new leader would continue from there) are the actions taken.
+    if (watchdog && assessment && assessment.actions.length > 0) await watchdog.perform(partition, assessment.actions);
+    return assessment?.wakeAt;
   }
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { samplePartition } from '../api/fixtures.ts';
 import type { Condition, MeshPartition } from '../api/v1alpha1.ts';
 import { computeStatus, memberHealth, statusUpToDate } from './status.ts';
+import type { Assessment } from '../watchdog/assess.ts';
 
 const now = new Date('2026-01-02T03:04:05.678Z');
 
@@ -100,5 +101,44 @@ describe('statusUpToDate', () => {
     const status = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now });
     expect(statusUpToDate({ ...status, observedGeneration: 2 }, status)).toBe(false);
     expect(statusUpToDate(status, undefined)).toBe(false);
+  });
+});
+
+describe('computeStatus with the watchdog', () => {
+  const now = new Date('2026-01-01T12:00:00Z');
+  const assessment = (over: Partial<Assessment> = {}): Assessment => ({
+    members: [{ pod: 'p0-0', health: 'Healthy', level: 0, since: '2026-01-01T11:00:00.000Z' }],
+    remediations: [],
+    actions: [],
+    gaveUp: [],
+    misconfigured: [],
+    refused: [],
+    unhealthy: 0,
+    total: 1,
+    levels: [0],
+    ...over,
+  });
+  const conditionOf = (type: string, over: Partial<Assessment>, paused = false): Condition | undefined =>
+    computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now, watchdog: { assessment: assessment(over), paused, pauseMessage: 'paused' } }).conditions!.find(
+      (c) => c.type === type,
+    );
+
+  it.each<[string, string, Partial<Assessment>, boolean, Partial<Condition>]>([
+    ['nothing wrong', 'Degraded', {}, false, { status: 'False', reason: 'AsExpected' }],
+    ['a member given up', 'Degraded', { gaveUp: ['p0-1'] }, false, { status: 'True', reason: 'RemediationExhausted' }],
+    ['a member with a bad configuration', 'Degraded', { misconfigured: [{ pod: 'p0-1', message: 'invalid configuration: MESHWORK_SLOTS: bad' }] }, false, { status: 'True', reason: 'InvalidConfiguration', message: 'p0-1: invalid configuration: MESHWORK_SLOTS: bad' }],
+    ['remediation active', 'RemediationPaused', {}, false, { status: 'False', reason: 'AsExpected' }],
+    ['remediation paused', 'RemediationPaused', {}, true, { status: 'True', reason: 'TooManyUnhealthy', message: 'paused' }],
+  ])('%s: %s', (_name, type, over, paused, expected) => {
+    expect(conditionOf(type, over, paused)).toMatchObject(expected);
+  });
+
+  it('takes members and a history from the watchdog, and leaves the history out while empty', () => {
+    const history = [{ time: '2026-01-01T11:59:00.000Z', pod: 'p0-0', level: 1, action: 'Restart' as const, reason: 'NotReady', outcome: 'Performed' as const }];
+    const withHistory = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now, watchdog: { assessment: assessment({ remediations: history }), paused: false, pauseMessage: '' } });
+    expect(withHistory.members).toEqual(assessment().members);
+    expect(withHistory.remediations).toEqual(history);
+    const without = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now, watchdog: { assessment: assessment(), paused: false, pauseMessage: '' } });
+    expect(without.remediations).toBeUndefined();
   });
 });

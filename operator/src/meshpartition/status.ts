@@ -4,6 +4,7 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { formatSlots, type Condition, type Member, type MemberHealth, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
 import { selectorString } from '../specs/common.ts';
+import type { Assessment } from '../watchdog/assess.ts';
 
 /** A problem the reconciler met while applying, reported through Degraded. */
 export interface ApplyProblem {
@@ -17,6 +18,8 @@ export interface StatusInputs {
   pods: readonly V1Pod[];
   problem?: ApplyProblem;
   now: Date;
+  /** The watchdog's view: members with their ladder state, its history, and the pause. */
+  watchdog?: { assessment: Assessment; paused: boolean; pauseMessage: string };
 }
 
 type ConditionDraft = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
@@ -92,7 +95,7 @@ function progress(partition: MeshPartition, sts: V1StatefulSet | undefined): Con
 
 /** Computes the whole status the operator owns. */
 export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
-  const { partition, statefulSet: sts, pods, problem, now } = inputs;
+  const { partition, statefulSet: sts, pods, problem, now, watchdog } = inputs;
   const generation = partition.metadata.generation ?? 0;
   const previous = partition.status?.conditions ?? [];
   const want = partition.spec.replicas;
@@ -109,8 +112,29 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
     moving ?? { type: 'Progressing', status: 'False', reason: 'Settled', message: 'The StatefulSet matches the spec' },
     problem
       ? { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message }
-      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
+      : watchdog && watchdog.assessment.misconfigured.length > 0
+        ? {
+            type: 'Degraded',
+            status: 'True',
+            reason: 'InvalidConfiguration',
+            message: watchdog.assessment.misconfigured.map((m) => `${m.pod}: ${m.message}`).join('; ').slice(0, 1024),
+          }
+        : watchdog && watchdog.assessment.gaveUp.length > 0
+        ? {
+            type: 'Degraded',
+            status: 'True',
+            reason: 'RemediationExhausted',
+            message: `The watchdog gave up on ${watchdog.assessment.gaveUp.join(', ')}: every level of its ladder failed; a person must replace the hardware and reset them`,
+          }
+        : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
   ];
+  if (watchdog) {
+    drafts.push(
+      watchdog.paused
+        ? { type: 'RemediationPaused', status: 'True', reason: 'TooManyUnhealthy', message: watchdog.pauseMessage }
+        : { type: 'RemediationPaused', status: 'False', reason: 'AsExpected', message: 'The watchdog repairs members within its bounds' },
+    );
+  }
   const status: MeshPartitionStatus = {
     observedGeneration: generation,
     replicas: sts?.status?.replicas ?? 0,
@@ -118,8 +142,9 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
     selector: selectorString(partition),
     slots: formatSlots(partition.spec.slots),
     conditions: drafts.map((d) => settle(d, previous, generation, now)),
-    members: members(pods),
+    members: watchdog ? watchdog.assessment.members : members(pods),
   };
+  if (watchdog && watchdog.assessment.remediations.length > 0) status.remediations = watchdog.assessment.remediations;
   if (sts?.status?.currentRevision) status.currentRevision = sts.status.currentRevision;
   if (sts?.status?.updateRevision) status.updateRevision = sts.status.updateRevision;
   return status;

@@ -1,4 +1,5 @@
 // Names, labels and ownership shared by every object built for a MeshPartition.
+import { createHash } from 'node:crypto';
 import type { V1OwnerReference } from '@kubernetes/client-node';
 import { apiVersion, meshPartitionKind, type MeshPartition } from '../api/v1alpha1.ts';
 
@@ -71,3 +72,15 @@ export const names = {
   podDisruptionBudget: (p: MeshPartition): string => p.metadata.name,
   volume: (index: number): string => `data-${index}`,
 };
+
+/**
+ * The node label that marks a node unsuitable for this partition's members (the watchdog's
+ * reschedule); the StatefulSet's template keeps members off nodes that carry it.
+ */
+export function unsuitableNodeLabel(partition: MeshPartition): string {
+  const name = `${partition.metadata.namespace}.${partition.metadata.name}`;
+  // A label name has at most 63 characters: long names keep a prefix and a hash.
+  if (name.length <= 63) return `unsuitable.meshwork.io/${name}`;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 10);
+  return `unsuitable.meshwork.io/${name.slice(0, 52)}-${hash}`;
+}

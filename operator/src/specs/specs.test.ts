@@ -5,6 +5,7 @@ import { buildConfigMap, configHash } from './configmap.ts';
 import { buildPodDisruptionBudget } from './poddisruptionbudget.ts';
 import { buildClientService, buildHeadlessService } from './services.ts';
 import { buildStatefulSet, configHashAnnotation } from './statefulset.ts';
+import { unsuitableNodeLabel } from './common.ts';
 
 describe('buildStatefulSet', () => {
   it.each([
@@ -35,6 +36,24 @@ describe('buildStatefulSet', () => {
     expect(container.terminationMessagePath).toBe('/dev/termination-log');
     expect(pod.topologySpreadConstraints![0]).toMatchObject({ topologyKey: 'kubernetes.io/hostname', maxSkew: 1 });
     expect(sts.spec!.selector.matchLabels).toEqual(pod.topologySpreadConstraints![0]!.labelSelector!.matchLabels);
+  });
+
+  it('keeps members off nodes the watchdog marked unsuitable for this partition, by one fixed rule', () => {
+    const partition = samplePartition('p0', {}, 'tenant-a');
+    const terms = buildStatefulSet(partition).spec!.template.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms;
+    expect(terms).toEqual([{ matchExpressions: [{ key: 'unsuitable.meshwork.io/tenant-a.p0', operator: 'DoesNotExist' }] }]);
+    expect(unsuitableNodeLabel(partition)).toBe('unsuitable.meshwork.io/tenant-a.p0');
+  });
+
+  it.each([
+    ['a'.repeat(63), 'p0'],
+    ['tenant', 'x'.repeat(63)],
+  ])('shortens the unsuitable label of long names (%s/%s) to a valid, distinct label name', (namespace, name) => {
+    const label = unsuitableNodeLabel(samplePartition(name, {}, namespace));
+    const labelName = label.split('/')[1]!;
+    expect(labelName.length).toBeLessThanOrEqual(63);
+    expect(labelName).toMatch(/^[a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?$/);
+    expect(unsuitableNodeLabel(samplePartition(`${name.slice(0, -1)}q`, {}, namespace))).not.toBe(label);
   });
 
   it('names the storage class only when one is given', () => {

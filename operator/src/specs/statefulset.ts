@@ -4,7 +4,7 @@
 import type { V1EnvVar, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { configHash } from './configmap.ts';
-import { adminTokenMountPath, commonLabels, defaultImage, httpPort, names, ownedMetadata, selectorLabels, terminationMessagePath } from './common.ts';
+import { adminTokenMountPath, commonLabels, defaultImage, httpPort, names, ownedMetadata, selectorLabels, terminationMessagePath, unsuitableNodeLabel } from './common.ts';
 
 export interface StatefulSetOptions {
   /** Image for partitions that do not name one. */
@@ -79,6 +79,15 @@ export function buildStatefulSet(partition: MeshPartition, options: StatefulSetO
           terminationGracePeriodSeconds: 30,
           enableServiceLinks: false,
           securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001 },
+          // The watchdog reschedules a member by labelling its node unsuitable for this partition;
+          // the rule is in the template from the start, so no action ever changes the template.
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [{ matchExpressions: [{ key: unsuitableNodeLabel(partition), operator: 'DoesNotExist' }] }],
+              },
+            },
+          },
           topologySpreadConstraints: [
             {
               maxSkew: 1,

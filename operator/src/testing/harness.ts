@@ -58,11 +58,15 @@ export async function installCrds(kubeconfig: string): Promise<void> {
  */
 export function rbacManifest(namespace: string, suffix: string, transform: (doc: Record<string, unknown>) => void = () => undefined): string {
   const docs = parseAllDocuments(repoFile('crds/rbac/operator.yaml')).map((d) => d.toJS() as Record<string, unknown>);
+  const home = 'meshwork-system';
   for (const doc of docs) {
     const meta = doc.metadata as { name: string; namespace?: string };
-    if (meta.namespace) meta.namespace = namespace;
+    // Objects in other namespaces (the node Leases' Role) stay there, with a suffixed name.
+    if (meta.namespace === home) meta.namespace = namespace;
+    else if (meta.namespace) meta.name = `${meta.name}-${suffix}`;
     if (doc.kind === 'ClusterRole' || doc.kind === 'ClusterRoleBinding') meta.name = `${meta.name}-${suffix}`;
-    if (doc.kind === 'ClusterRoleBinding') (doc.roleRef as { name: string }).name = `meshwork-operator-${suffix}`;
+    const roleRef = doc.roleRef as { kind: string; name: string } | undefined;
+    if (roleRef && (roleRef.kind === 'ClusterRole' || meta.namespace !== namespace)) roleRef.name = `${roleRef.name}-${suffix}`;
     for (const subject of (doc.subjects as { namespace?: string }[] | undefined) ?? []) subject.namespace = namespace;
     transform(doc);
   }

@@ -1,0 +1,152 @@
+// Watchdog benchmark: time from a fault to the member being Ready again, with the watchdog
+// (mode Enforce) and without it (Kubernetes alone: the same operator with the watchdog in
+// Observe mode, so nothing but Kubernetes acts), on a private local cluster with real
+// data-plane processes. Faults: a frozen process (hang), a powered-off node (node lost),
+// a read-only data volume (volume fault: the data plane exits with code 4).
+// The runs without the watchdog wait at most --cap-seconds (600) and report the cap.
+//   npm run bench -- watchdog [--cap-seconds=600] [--skip-baseline] [--verbose: node agent log, keep the operator log]
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { WatchdogSpec } from '../operator/src/api/v1alpha1.ts';
+import { startControlPlane } from '../e2e/harness/controlplane.ts';
+import { startMinio } from '../e2e/harness/minio.ts';
+import { DeadlineExceededError } from '../e2e/harness/wait.ts';
+import { WatchdogCluster } from '../e2e/watchdog/cluster.ts';
+
+const { values } = parseArgs({
+  options: {
+    'cap-seconds': { type: 'string', default: '600' },
+    'skip-baseline': { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+const capSeconds = Number(values['cap-seconds']);
+
+/** The watchdog settings of every run: short enough to measure in minutes, printed beside the numbers. */
+const settings: Partial<WatchdogSpec> = {
+  tolerationSeconds: 5,
+  healthyResetSeconds: 120,
+  nodeLostSeconds: 30,
+  recoverySeconds: 30,
+  probeTimeoutSeconds: 1,
+  probePeriodSeconds: 2,
+  fencing: 'ForceDelete',
+  maxConcurrent: 1,
+  actionsPerHour: 20,
+};
+
+type Fault = 'hang' | 'node_lost' | 'volume_fault';
+interface Outcome {
+  seconds: number;
+  capped: boolean;
+}
+
+const round = (s: number): number => Math.round(s * 10) / 10;
+const log = (message: string): void => console.log(`${new Date().toISOString()} ${message}`);
+
+const logDir = await mkdtemp(join(tmpdir(), 'meshwork-bench-watchdog-'));
+const controlPlane = await startControlPlane({
+  // As in the tests: a node is NotReady 20 s after its last heartbeat.
+  extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
+});
+const minio = await startMinio();
+const cluster = new WatchdogCluster({
+  adminKubeconfig: controlPlane.adminKubeconfig,
+  minio,
+  logDir,
+  nodeCount: 5,
+  addressBlock: 7,
+  // The baselines leave members broken on purpose; they must not pause the measured runs.
+  maxUnhealthyPercent: 100,
+  verbose: values.verbose,
+});
+
+interface Prepared {
+  partition: string;
+  fault: Fault;
+  pod: string;
+  uid: string;
+  node: string;
+}
+
+/** Applies a partition, waits for its members and picks the member to break (not on `avoidNodes`). */
+async function prepare(partition: string, mode: 'Enforce' | 'Observe', fault: Fault, avoidNodes: string[] = []): Promise<Prepared> {
+  await cluster.applyPartition(partition, { ...settings, mode });
+  const pods = await cluster.waitForReadyMembers(partition, 3, 180_000);
+  const target = pods.filter((p) => !avoidNodes.includes(p.spec!.nodeName!)).sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!))[0]!;
+  return { partition, fault, pod: target.metadata!.name!, uid: target.metadata!.uid!, node: target.spec!.nodeName! };
+}
+
+/** Injects the fault and times the member back to Ready in a new pod, or to the cap. */
+async function run(p: Prepared, capMs: number): Promise<Outcome> {
+  const started = Date.now();
+  let repair = (): Promise<void> => Promise.resolve();
+  if (p.fault === 'hang') cluster.agent.freezePod(cluster.namespace, p.pod);
+  if (p.fault === 'node_lost') await cluster.agent.powerOff(p.node, 'kill');
+  if (p.fault === 'volume_fault') repair = await cluster.breakVolume(`data-1-${p.pod}`);
+  log(`${p.partition}: ${p.fault} on ${p.pod} (node ${p.node})`);
+  try {
+    await cluster.waitForMemberReady(p.pod, capMs, p.uid);
+    return { seconds: (Date.now() - started) / 1000, capped: false };
+  } catch (err) {
+    if (!(err instanceof DeadlineExceededError)) throw err;
+    return { seconds: capMs / 1000, capped: true };
+  } finally {
+    await repair();
+    if (p.fault === 'node_lost') await cluster.agent.powerOn(p.node);
+    log(`${p.partition}: done after ${round((Date.now() - started) / 1000)} s`);
+  }
+}
+
+const withWatchdog: Partial<Record<Fault, Outcome>> = {};
+const without: Partial<Record<Fault, Outcome>> = {};
+const faults: Fault[] = ['hang', 'node_lost', 'volume_fault'];
+const capMs = capSeconds * 1000;
+try {
+  await cluster.start();
+  log(`Started the cluster (operator log in ${logDir})`);
+  // With the watchdog: one fault at a time, each on a fresh partition.
+  for (const fault of faults) {
+    const prepared = await prepare(`with-${fault.replace('_', '-')}`, 'Enforce', fault);
+    withWatchdog[fault] = await run(prepared, capMs);
+    await cluster.deletePartition(prepared.partition);
+  }
+  if (!values['skip-baseline']) {
+    // Kubernetes alone: the faults at once, each on its own partition, the node-lost one on a
+    // node no other broken member uses, so the capped waits overlap instead of adding up.
+    const lost = await prepare('alone-node-lost', 'Observe', 'node_lost');
+    const others = await Promise.all(faults.filter((f) => f !== 'node_lost').map((f) => prepare(`alone-${f.replace('_', '-')}`, 'Observe', f, [lost.node])));
+    const outcomes = await Promise.all([lost, ...others].map(async (p) => [p.fault, await run(p, capMs)] as const));
+    for (const [fault, outcome] of outcomes) without[fault] = outcome;
+  }
+} finally {
+  await cluster.stop().catch(() => undefined);
+  await minio.stop();
+  await controlPlane.stop();
+  if (!values.verbose) await rm(logDir, { recursive: true, force: true }).catch(() => undefined);
+}
+
+const targets: Record<Fault, number> = { hang: 30, node_lost: 90, volume_fault: 60 };
+const show = (o: Outcome | undefined): string => (o ? `${round(o.seconds)} s${o.capped ? ' (cap)' : ''}` : 'not run');
+console.log(`\nwatchdog settings: ${JSON.stringify(settings)}; maxUnhealthyPercent 100; cap without the watchdog: ${capSeconds} s`);
+console.log('without the watchdog = Kubernetes alone (the operator runs with mode: Observe)');
+console.log(`\n${'fault'.padEnd(14)}  ${'with watchdog'.padStart(14)}  ${'without'.padStart(14)}  target`);
+for (const fault of ['hang', 'node_lost', 'volume_fault'] as Fault[]) {
+  console.log(`${fault.padEnd(14)}  ${show(withWatchdog[fault]).padStart(14)}  ${show(without[fault]).padStart(14)}  <= ${targets[fault]} s`);
+}
+const figure = (o: Outcome | undefined): number | null => (o ? round(o.seconds) : null);
+console.log(
+  JSON.stringify({
+    mttr_hang_s: figure(withWatchdog.hang),
+    mttr_hang_without_s: figure(without.hang),
+    mttr_node_lost_s: figure(withWatchdog.node_lost),
+    mttr_node_lost_without_s: figure(without.node_lost),
+    mttr_volume_fault_s: figure(withWatchdog.volume_fault),
+    mttr_volume_fault_without_s: figure(without.volume_fault),
+    without_capped: Object.entries(without).filter(([, o]) => o.capped).map(([f]) => f),
+    cap_s: capSeconds,
+    settings,
+  }),
+);

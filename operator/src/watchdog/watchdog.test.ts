@@ -1,0 +1,79 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { samplePartition } from '../api/fixtures.ts';
+import type { MeshPartitionStatus } from '../api/v1alpha1.ts';
+import { KubeClient } from '../kube/client.ts';
+import { EventRecorder } from '../meshpartition/events.ts';
+import { OperatorMetrics } from '../metrics.ts';
+import { Watchdog } from './watchdog.ts';
+
+const s = 1000;
+const start = Date.parse('2026-01-01T12:00:00Z');
+
+function member(name: string, ready: boolean): V1Pod {
+  return {
+    metadata: { name, namespace: 'mesh', uid: `uid-${name}`, creationTimestamp: new Date(start - 3600 * s), labels: { 'meshwork.io/partition': 'p0' } },
+    spec: { containers: [], nodeName: 'n1' },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  };
+}
+
+describe('Watchdog pause', () => {
+  it('pauses when most members fail, and after resuming gives the rest the recovery allowance', () => {
+    let now = start;
+    const enqueued: string[] = [];
+    // Never started: the informers stay empty and the client is never called.
+    const client = new KubeClient({ server: new URL('https://127.0.0.1:1') });
+    const log = pino({ level: 'silent' });
+    const metrics = new OperatorMetrics();
+    const partition = samplePartition('p0', {
+      watchdog: { mode: 'Enforce', tolerationSeconds: 5, healthyResetSeconds: 600, nodeLostSeconds: 300, maxConcurrent: 1, actionsPerHour: 6, recoverySeconds: 30 },
+    });
+    const watchdog = new Watchdog(
+      {
+        client,
+        log,
+        metrics,
+        events: new EventRecorder(client, 'test', log),
+        maxUnhealthyPercent: 50,
+        partitionKeys: () => ['mesh/p0'],
+        memberPods: () => [],
+        partition: () => partition,
+        enqueue: (key) => enqueued.push(key),
+        now: () => now,
+      },
+      undefined,
+    );
+    let live: MeshPartitionStatus | undefined;
+    const pass = (ready: boolean[]) => {
+      const a = watchdog.assess(partition, ready.map((r, i) => member(`p0-${i}`, r)), live);
+      live = { members: a.members, remediations: a.remediations };
+      return a;
+    };
+
+    pass([true, true, true]);
+    expect(watchdog.paused).toBe(false);
+    now += s;
+    pass([false, false, false]);
+    now += 60 * s;
+    const down = pass([false, false, false]);
+    expect(watchdog.paused).toBe(true);
+    expect(down.actions).toEqual([]);
+    expect(down.refused.map((r) => r.refusal)).toEqual(['Paused', 'Paused', 'Paused']);
+    expect(enqueued).toContain('mesh/p0');
+
+    // The stores come back; members recover one by one. The last one is not restarted at once.
+    now += 10 * s;
+    const back = pass([true, true, false]);
+    expect(watchdog.paused).toBe(false);
+    expect(back.actions).toEqual([]);
+    expect(back.wakeAt).toBe(now + 30 * s);
+    now += 29 * s;
+    expect(pass([true, true, false]).actions).toEqual([]);
+    now += 2 * s;
+    expect(pass([true, true, false]).actions.map((a) => a.action)).toEqual(['Restart']);
+    expect(watchdog.pauseMessage()).toContain('50%');
+    client.close();
+  });
+});
