@@ -526,9 +526,13 @@ export class NodeAgent {
     this.#log('Powered on node', { node: name });
   }
 
-  /** Freezes (SIGSTOP) a pod's processes: alive but unresponsive. */
-  freezePod(namespace: string, name: string): void {
-    this.#runner(namespace, name).setFrozen(true);
+  /**
+   * Freezes (SIGSTOP) a pod's processes: alive but unresponsive. `probes: 'pause'` (the
+   * default) also stops probing them, a hang the kubelet cannot see; `'continue'` probes on as
+   * a kubelet does, so the liveness probe restarts the container.
+   */
+  freezePod(namespace: string, name: string, options: { probes?: 'pause' | 'continue' } = {}): void {
+    this.#runner(namespace, name).setFrozen(true, (options.probes ?? 'pause') === 'pause');
   }
 
   thawPod(namespace: string, name: string): void {

@@ -173,9 +173,13 @@ export class PodRunner {
     this.#stopped = true;
   }
 
-  /** Freezes (SIGSTOP) or thaws (SIGCONT) every container process; probes pause while frozen. */
-  setFrozen(frozen: boolean): void {
-    this.#frozen = frozen;
+  /**
+   * Freezes (SIGSTOP) or thaws (SIGCONT) every container process. With `pauseProbes` the
+   * probes pause while frozen (a powered-off node, or a hang the kubelet's probes cannot see);
+   * without, they go on as a kubelet's would, so liveness restarts the hung container.
+   */
+  setFrozen(frozen: boolean, pauseProbes = true): void {
+    this.#frozen = frozen && pauseProbes;
     for (const c of this.#containers) c.process?.signal(frozen ? 'SIGSTOP' : 'SIGCONT');
   }
 

@@ -201,13 +201,17 @@ export class WatchdogCluster {
   }
 
   /** Waits until the member pod is Ready and not `previousUid`; returns it. */
-  async waitForMemberReady(pod: string, timeoutMs: number, previousUid?: string): Promise<V1Pod> {
+  async waitForMemberReady(pod: string, timeoutMs: number, previousUid?: string, previousRestarts?: number): Promise<V1Pod> {
+    // With `previousRestarts`, a restarted container in the same pod (the kubelet's liveness
+    // remedy) counts as well as a new pod.
+    const renewed = (p: V1Pod): boolean =>
+      p.metadata?.uid !== previousUid || (previousRestarts !== undefined && containerRestarts(p) > previousRestarts);
     return waitFor(
       async () => {
         const p = await this.pod(pod);
-        return p && !p.metadata?.deletionTimestamp && p.metadata?.uid !== previousUid && p.status?.phase === 'Running' && isReady(p) ? p : undefined;
+        return p && !p.metadata?.deletionTimestamp && renewed(p) && p.status?.phase === 'Running' && isReady(p) ? p : undefined;
       },
-      { description: `member ${pod} to be Ready${previousUid ? ' in a new pod' : ''}`, timeoutMs, intervalMs: 200 },
+      { description: `member ${pod} to be Ready${previousUid ? ' in a new pod or a restarted container' : ''}`, timeoutMs, intervalMs: 200 },
     );
   }
 
@@ -222,4 +226,9 @@ export class WatchdogCluster {
     const events = await this.core.listNamespacedEvent({ namespace: this.namespace, fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}` });
     return events.items.map((e) => e.reason ?? '');
   }
+}
+
+/** Restarts of all of a pod's containers, as its status reports them. */
+export function containerRestarts(pod: V1Pod): number {
+  return (pod.status?.containerStatuses ?? []).reduce((sum, c) => sum + c.restartCount, 0);
 }
