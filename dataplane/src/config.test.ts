@@ -29,6 +29,42 @@ describe('parsePartitionConfig', () => {
     expect(config.adminToken).toBe('admin-token-0123456789');
     expect(config.advertiseUrl).toBe('http://127.0.0.1:8080');
     expect(config.tombstoneRetentionSeconds).toBe(604800);
+    expect(config.throttle).toEqual({
+      userRequestsPerSecond: 100,
+      userBurst: 200,
+      deviceRequestsPerSecond: 50,
+      deviceBurst: 100,
+      userBytesPerSecond: 64 * 2 ** 20,
+      deviceBytesPerSecond: 32 * 2 ** 20,
+      deviceLongPolls: 4,
+      maxEntryBytes: 16 * 2 ** 30,
+      eventLoopLagMs: 100,
+      concurrency: { min: 4, max: 512 },
+    });
+  });
+
+  it('reads throttling bounds, byte sizes as plain numbers or quantities', () => {
+    const config = parsePartitionConfig(
+      {
+        ...valid,
+        MESHWORK_THROTTLE_USER_RPS: '7',
+        MESHWORK_THROTTLE_DEVICE_BURST: '3',
+        MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '1048576',
+        MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: '512Ki',
+        MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '1.5Gi',
+        MESHWORK_THROTTLE_CONCURRENCY_MIN: '8',
+        MESHWORK_THROTTLE_CONCURRENCY_MAX: '8',
+      },
+      readSecret,
+    );
+    expect(config.throttle).toMatchObject({
+      userRequestsPerSecond: 7,
+      deviceBurst: 3,
+      userBytesPerSecond: 1048576,
+      deviceBytesPerSecond: 524288,
+      maxEntryBytes: 1.5 * 2 ** 30,
+      concurrency: { min: 8, max: 8 },
+    });
   });
 
   it('takes the advertise URL and listen address as given', () => {
@@ -54,6 +90,13 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_ADMIN_TOKEN_FILE: '/secrets/s3-secret' }, 'MESHWORK_ADMIN_TOKEN_FILE', 'at least 16'],
     [{ MESHWORK_TOMBSTONE_RETENTION_SECONDS: '-1' }, 'MESHWORK_TOMBSTONE_RETENTION_SECONDS', ''],
     [{ MESHWORK_LOG_LEVEL: 'loud' }, 'MESHWORK_LOG_LEVEL', ''],
+    [{ MESHWORK_THROTTLE_USER_RPS: '0' }, 'MESHWORK_THROTTLE_USER_RPS', ''],
+    [{ MESHWORK_THROTTLE_DEVICE_BURST: '1.5' }, 'MESHWORK_THROTTLE_DEVICE_BURST', ''],
+    [{ MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '64MB' }, 'MESHWORK_THROTTLE_USER_BYTES_PER_SECOND', 'whole number of bytes'],
+    [{ MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '0' }, 'MESHWORK_THROTTLE_MAX_ENTRY_BYTES', 'at least 1'],
+    [{ MESHWORK_THROTTLE_DEVICE_LONG_POLLS: 'many' }, 'MESHWORK_THROTTLE_DEVICE_LONG_POLLS', ''],
+    [{ MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '-5' }, 'MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS', ''],
+    [{ MESHWORK_THROTTLE_CONCURRENCY_MIN: '64', MESHWORK_THROTTLE_CONCURRENCY_MAX: '32' }, 'MESHWORK_THROTTLE_CONCURRENCY_MIN', 'must not exceed MESHWORK_THROTTLE_CONCURRENCY_MAX'],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];
