@@ -9,6 +9,7 @@ import { ApiError, notFound } from './api-error.ts';
 import type { Authenticator, Principal } from './auth.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { SlotMap } from './slot-map.ts';
+import type { Throttle } from './throttle/throttle.ts';
 
 export interface PartitionContext {
   config: PartitionConfig;
@@ -20,6 +21,8 @@ export interface PartitionContext {
   auth: Authenticator;
   changeFeed: ChangeFeed;
   logger: Logger;
+  /** Static and dynamic request limits; long-poll routes take places with acquireLongPoll. */
+  throttle: Throttle;
 }
 
 /** Authenticates the request; 401 without a valid token. */

@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { ConfigError, parsePartitionConfig, type PartitionConfig } from '../config.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { terminate } from '../termination.ts';
@@ -15,6 +16,7 @@ import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
+import { Throttle } from './throttle/throttle.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 
 // HTTP timeouts, set on purpose (Node's defaults suit neither uploads nor a proxy in front):
@@ -84,6 +86,9 @@ export async function runPartition(): Promise<void> {
   await changeFeed.start();
 
   let ready = false;
+  // The process's metrics registry; /metrics serves it.
+  const registry = new Registry();
+  const throttle = new Throttle(config.throttle, { registry });
   const ctx: PartitionContext = {
     config,
     metadata,
@@ -93,6 +98,7 @@ export async function runPartition(): Promise<void> {
     changeFeed,
     logger,
     objectCache: new Map(),
+    throttle,
   };
   const app = createPartitionApp(ctx, {
     ready: () => ready,
@@ -108,6 +114,7 @@ export async function runPartition(): Promise<void> {
     });
     server.listen(config.listen.port, config.listen.host, resolve);
   });
+  throttle.start();
   const stopSweeper = startTombstoneSweeper(metadata, config.slots, config.tombstoneRetentionSeconds, config.sweepIntervalSeconds, logger);
   ready = true;
   logger.info({ listen: `${config.listen.host}:${config.listen.port}`, url: config.advertiseUrl, slots: config.slots }, 'Started partition');
@@ -119,6 +126,7 @@ export async function runPartition(): Promise<void> {
     ready = false;
     logger.info({ signal }, 'Stopping partition');
     stopSweeper();
+    throttle.stop();
     void changeFeed.stop().catch(() => undefined);
     setTimeout(() => {
       logger.warn('Stopped partition before all requests finished');

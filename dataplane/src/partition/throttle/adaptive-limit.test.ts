@@ -81,17 +81,16 @@ describe('AdaptiveConcurrencyLimit', () => {
     const limiter = new AdaptiveConcurrencyLimit({ ...base, probeSamples: 10 }, 0);
     drive(limiter, 0, 100, 32, 1);
     const limit = limiter.limit;
-    let t: number;
     expect(limiter.noLoadRtt).toBe(1);
     // The work got slower for good (a slower store): 3 ms at any concurrency up to the limit.
-    t = 30_000;
+    const t = 30_000;
     const probe = Array.from({ length: 10 }, () => limiter.tryAcquire(t));
     expect(limiter.probing).toBe(true);
     expect(limiter.limit).toBe(4);
     expect(probe.filter((p) => p !== undefined)).toHaveLength(4);
     for (const ticket of probe) if (ticket) limiter.release(ticket, t + 3, true);
     expect(limiter.probing).toBe(true);
-    t = drive(limiter, t + 3, 2, 4, 3);
+    drive(limiter, t + 3, 2, 4, 3);
     expect(limiter.probing).toBe(false);
     expect(limiter.noLoadRtt).toBe(3);
     expect(limiter.limit).toBeGreaterThanOrEqual(limit - 1);
@@ -109,8 +108,8 @@ describe('AdaptiveConcurrencyLimit', () => {
 
   it('takes a window that never exceeded min concurrency as a fresh no-load measurement', () => {
     const limiter = new AdaptiveConcurrencyLimit(base, 0);
-    let t = drive(limiter, 0, 100, 32, 1);
-    t = drive(limiter, t, 100, 2, 2);
+    const t = drive(limiter, 0, 100, 32, 1);
+    drive(limiter, t, 100, 2, 2);
     expect(limiter.noLoadRtt).toBe(2);
     expect(limiter.probing).toBe(false);
   });
