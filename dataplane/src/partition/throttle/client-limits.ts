@@ -127,6 +127,13 @@ export class ClientLimits {
    * `bodyBytes` (the declared request body), or says why not and for how long.
    */
   admit(client: Client, now: number, bodyBytes = 0): Refusal | undefined {
+    const refusal = this.check(client, now);
+    if (refusal === undefined) this.charge(client, now, bodyBytes);
+    return refusal;
+  }
+
+  /** Whether `client` may make a request at `now` (nothing is taken): why not and for how long. */
+  check(client: Client, now: number): Refusal | undefined {
     const user = this.#users.touch(client.userId, now);
     const device = client.deviceId === undefined ? undefined : this.#devices.touch(client.deviceId, now);
     const users = this.#users.limit;
@@ -135,14 +142,20 @@ export class ClientLimits {
     if (device) waits.push(['device_rate', waitFor(device.requests, devices.requests, now, 1)], ['device_bytes', waitFor(device.bytes, devices.bytes, now, 0)]);
     let worst: [ThrottleReason, number] | undefined;
     for (const wait of waits) if (wait[1] > 0 && (worst === undefined || wait[1] > worst[1])) worst = wait;
-    if (worst !== undefined) return { reason: worst[0], retryAfterMs: worst[1], message: this.#describe(worst[0], client) };
-    take(user.requests, users.requests, now, 1);
-    take(user.bytes, users.bytes, now, bodyBytes);
-    if (device) {
-      take(device.requests, devices.requests, now, 1);
-      take(device.bytes, devices.bytes, now, bodyBytes);
+    return worst === undefined ? undefined : { reason: worst[0], retryAfterMs: worst[1], message: this.#describe(worst[0], client) };
+  }
+
+  /** Takes one request token from `client` and charges `bodyBytes`, after check admitted it. */
+  charge(client: Client, now: number, bodyBytes: number): void {
+    // check has just touched both: no need to move them again.
+    const user = this.#users.peek(client.userId) ?? this.#users.touch(client.userId, now);
+    take(user.requests, this.#users.limit.requests, now, 1);
+    take(user.bytes, this.#users.limit.bytes, now, bodyBytes);
+    if (client.deviceId !== undefined) {
+      const device = this.#devices.peek(client.deviceId) ?? this.#devices.touch(client.deviceId, now);
+      take(device.requests, this.#devices.limit.requests, now, 1);
+      take(device.bytes, this.#devices.limit.bytes, now, bodyBytes);
     }
-    return undefined;
   }
 
   /** Charges bytes sent or received after admission (a response, a body of unknown length). */

@@ -4,15 +4,20 @@
 import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 
 /**
- * The lag of one interval in ms: the mean timer delay beyond the sampling resolution, or
- * the interval timer's own overrun when the loop was too blocked to take samples.
+ * The lag of one interval in ms: the median timer delay beyond the sampling resolution (a
+ * lone GC pause does not move it, a saturated loop does), or the interval timer's own
+ * overrun when the loop was blocked so long that no sample was taken.
  */
-export function intervalLagMs(meanDelayNs: number, samples: number, resolutionMs: number, overrunMs: number): number {
-  const histogramLag = samples > 0 && Number.isFinite(meanDelayNs) ? meanDelayNs / 1e6 - resolutionMs : 0;
-  return Math.max(0, histogramLag, overrunMs);
+export function intervalLagMs(medianDelayNs: number, samples: number, resolutionMs: number, overrunMs: number): number {
+  if (samples === 0 || !Number.isFinite(medianDelayNs)) return Math.max(0, overrunMs);
+  return Math.max(0, medianDelayNs / 1e6 - resolutionMs);
 }
 
-/** Watches the event loop's delay with `monitorEventLoopDelay` and says when to shed. */
+/**
+ * Watches the event loop's delay with `monitorEventLoopDelay` and says when to shed: when
+ * two intervals in a row lagged past the threshold, so that one pause (a long GC, the
+ * process stopped and continued) is not taken for saturation.
+ */
 export class EventLoopLagMonitor {
   readonly thresholdMs: number;
   readonly #intervalMs: number;
@@ -21,22 +26,22 @@ export class EventLoopLagMonitor {
   #timer: NodeJS.Timeout | undefined;
   #lastCheck = 0;
   #lagMs = 0;
+  #previousLagMs = 0;
 
   constructor(thresholdMs: number, options: { intervalMs?: number; resolutionMs?: number } = {}) {
     this.thresholdMs = thresholdMs;
-    // The mean over half a second: a lone GC pause does not shed, a saturated loop does.
     this.#intervalMs = options.intervalMs ?? 500;
     this.#resolutionMs = options.resolutionMs ?? 10;
   }
 
-  /** The lag measured over the last interval, in ms. */
+  /** The lag measured over the last interval (half a second by default), in ms. */
   get lagMs(): number {
     return this.#lagMs;
   }
 
   /** Whether new work should be refused now. */
   get shedding(): boolean {
-    return this.#lagMs > this.thresholdMs;
+    return this.#lagMs > this.thresholdMs && this.#previousLagMs > this.thresholdMs;
   }
 
   /** Starts sampling; the timer does not keep the process alive. */
@@ -56,18 +61,20 @@ export class EventLoopLagMonitor {
     this.#histogram?.disable();
     this.#histogram = undefined;
     this.#lagMs = 0;
+    this.#previousLagMs = 0;
   }
 
   #check(): void {
     const histogram = this.#histogram!;
     const now = performance.now();
-    this.record(intervalLagMs(histogram.mean, histogram.count, this.#resolutionMs, now - this.#lastCheck - this.#intervalMs));
+    this.record(intervalLagMs(histogram.percentile(50), histogram.count, this.#resolutionMs, now - this.#lastCheck - this.#intervalMs));
     this.#lastCheck = now;
     histogram.reset();
   }
 
   /** Sets the lag of the interval just ended (what the timer does; tests call it directly). */
   record(lagMs: number): void {
+    this.#previousLagMs = this.#lagMs;
     this.#lagMs = lagMs;
   }
 }

@@ -1,13 +1,16 @@
 // How a request meets the throttle, in order:
 //   1. health and metrics routes pass untouched, always;
 //   2. while the event loop lags past its threshold: 503 `overloaded` (event_loop_lag);
-//   3. a place under the adaptive concurrency limit, or 503 `overloaded` (concurrency);
+//   3. with a bearer token: authenticate once (principalOf caches the principal for the
+//      route), then the user's and device's buckets: 429 `rate_limited`;
+//   4. a place under the adaptive concurrency limit, or 503 `overloaded` (concurrency);
 //      long polls take none, since they wait idle by design;
-//   4. with a bearer token: authenticate once (principalOf caches the principal for the
-//      route), then the user's and device's buckets, or 429 `rate_limited`.
-// Requests without a token skip step 4 and meet the route's own 401. Refusals are written
-// straight to the response, without express's send, to stay cheap when they are most of
-// the traffic.
+//   5. only then are the request's token and declared body charged to its buckets, so a
+//      request refused for overload costs the client nothing.
+// Requests without a token skip 3 and meet the route's own 401. Per-client bounds come
+// before the shared limit so that one client's flood is refused by its own buckets and
+// never occupies the places other clients need. Refusals are written straight to the
+// response, without express's send, to stay cheap when they are most of the traffic.
 import type { Request, RequestHandler, Response } from 'express';
 import { principalOf, type PartitionContext } from '../context.ts';
 import type { Ticket } from './adaptive-limit.ts';
@@ -55,22 +58,23 @@ function refuse(res: Response, status: 429 | 503, code: string, reason: Throttle
 }
 
 /** Holds the request's place under the concurrency limit until its response headers go out. */
-function holdPlace(ctx: PartitionContext, req: Request, res: Response, ticket: Ticket, sampled: () => boolean): void {
+function holdPlace(ctx: PartitionContext, res: Response, ticket: Ticket, sample: boolean): void {
   const { throttle } = ctx;
   let released = false;
-  const release = (sample: boolean): void => {
+  const release = (sampled: boolean): void => {
     if (released) return;
     released = true;
-    throttle.concurrency.release(ticket, throttle.now(), sample);
+    throttle.concurrency.release(ticket, throttle.now(), sampled);
   };
   // The place is given back when the headers are written, not when the body ends: a
   // streamed download then holds no place while the client reads it at its own pace.
   // Node's implicit headers (res.end, res.write) go through writeHead as well.
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
   res.writeHead = ((...args: unknown[]) => {
-    release(sampled());
+    release(sample);
     return writeHead(...args);
   }) as Response['writeHead'];
+  // A client gone before the answer: its latency says nothing.
   res.once('close', () => release(false));
 }
 
@@ -88,6 +92,25 @@ function meterBytes(ctx: PartitionContext, req: Request, res: Response, client: 
 /** The throttle as express middleware; mount it before every route it guards. */
 export function throttleRequests(ctx: PartitionContext): RequestHandler {
   const { throttle } = ctx;
+
+  /** Steps 4 and 5: a place under the limit (not for long polls), then the charge. Returns false if refused. */
+  const admit = (req: Request, res: Response, client: Client | undefined, declared: number | undefined): boolean => {
+    if (!isLongPollRequest(req)) {
+      const ticket = throttle.concurrency.tryAcquire(throttle.now());
+      if (ticket === undefined) {
+        throttle.count('concurrency');
+        refuse(res, 503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, `the partition is overloaded (${throttle.concurrency.limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`);
+        return false;
+      }
+      holdPlace(ctx, res, ticket, (declared ?? 0) <= transferBytes);
+    }
+    if (client !== undefined) {
+      throttle.clients.charge(client, throttle.now(), declared ?? 0);
+      meterBytes(ctx, req, res, client, declared);
+    }
+    return true;
+  };
+
   return (req, res, next) => {
     if (isExemptPath(req.path)) {
       next();
@@ -99,37 +122,25 @@ export function throttleRequests(ctx: PartitionContext): RequestHandler {
       return;
     }
     const declared = declaredLength(req);
-    // Whether the request reached its route, so that its latency is a sample of real work.
-    let reachedRoute = false;
-    if (!isLongPollRequest(req)) {
-      const ticket = throttle.concurrency.tryAcquire(throttle.now());
-      if (ticket === undefined) {
-        throttle.count('concurrency');
-        refuse(res, 503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, `the partition is overloaded (${throttle.concurrency.limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`);
-        return;
-      }
-      holdPlace(ctx, req, res, ticket, () => reachedRoute && (declared ?? 0) <= transferBytes);
-    }
     if (req.headers.authorization === undefined) {
-      reachedRoute = true;
-      next();
+      if (admit(req, res, undefined, declared)) next();
       return;
     }
     principalOf(ctx, req, res).then(
       (principal) => {
+        let client: Client | undefined;
+        // The administrator is one trusted caller: only the process's limits apply to it.
         if (principal.kind !== 'admin') {
-          const client: Client = principal.kind === 'device' ? { userId: principal.userId, deviceId: principal.deviceId } : { userId: principal.userId };
-          const refusal = throttle.clients.admit(client, throttle.now(), declared ?? 0);
+          client = principal.kind === 'device' ? { userId: principal.userId, deviceId: principal.deviceId } : { userId: principal.userId };
+          const refusal = throttle.clients.check(client, throttle.now());
           if (refusal !== undefined) {
             throttle.count(refusal.reason);
             const seconds = retryAfterSeconds(refusal.retryAfterMs);
             refuse(res, 429, 'rate_limited', refusal.reason, seconds, `${refusal.message}; retry after ${seconds} s`);
             return;
           }
-          meterBytes(ctx, req, res, client, declared);
         }
-        reachedRoute = true;
-        next();
+        if (admit(req, res, client, declared)) next();
       },
       (err: unknown) => next(err),
     );
