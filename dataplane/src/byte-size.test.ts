@@ -11,6 +11,8 @@ describe('parseByteSize', () => {
     ['2M', 2_000_000],
     ['1e9', 1_000_000_000],
     [' 4Ki ', 4096],
+    ['+64Mi', 64 * 2 ** 20],
+    ['1E3', 1000],
     ['0', 0],
   ])('reads %s as %d bytes', (text, bytes) => {
     expect(parseByteSize(text)).toBe(bytes);

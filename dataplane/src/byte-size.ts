@@ -2,7 +2,7 @@
 // The MeshPartition's throttling fields are quantities and reach the pods' environment as
 // written, so the data plane reads the same notation.
 
-const pattern = /^(\d+(?:\.\d+)?|\.\d+)(?:([KMGTPE]i)|([kMGTPE])|[eE](\d+))?$/;
+const pattern = /^\+?(\d+(?:\.\d+)?|\.\d+)(?:([KMGTPE]i)|([kMGTPE])|[eE](\d+))?$/;
 const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
 const decimal: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
 
