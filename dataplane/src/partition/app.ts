@@ -13,7 +13,6 @@ import { contentRoutes } from './routes/content.ts';
 import { entryRoutes } from './routes/entries.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { ValidationError } from './schemas.ts';
-import { throttleRequests } from './throttle/middleware.ts';
 
 /** The largest JSON body accepted (an entry of 10,000 blocks fits). */
 export const maxJsonBytes = 2 * 1024 * 1024;
@@ -54,8 +53,6 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     if (hooks.ready()) res.json({ status: 'ready' });
     else sendError(res, 503, 'not_ready', 'the partition is not ready');
   });
-  // Everything below is throttled; health and metrics routes are exempt wherever they are mounted.
-  app.use(throttleRequests(ctx));
   app.get('/v1/slots', async (_req, res) => {
     res.json({ partitions: await ctx.slotMap.list() });
   });

@@ -29,6 +29,8 @@ export interface PartitionContext {
 export async function principalOf(ctx: PartitionContext, req: Request, res: Response): Promise<Principal> {
   const known = res.locals.principal as Principal | undefined;
   if (known) return known;
+  // The throttle's gate authenticated already and failed: the same answer, without a second lookup.
+  if (res.locals.authError !== undefined) throw res.locals.authError;
   const principal = await ctx.auth.authenticate(req.headers.authorization);
   res.locals.principal = principal;
   return principal;

@@ -16,6 +16,7 @@ import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
+import { throttleGate } from './throttle/gate.ts';
 import { Throttle } from './throttle/throttle.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 
@@ -88,7 +89,7 @@ export async function runPartition(): Promise<void> {
   let ready = false;
   // The process's metrics registry; /metrics serves it.
   const registry = new Registry();
-  const throttle = new Throttle(config.throttle, { registry });
+  const throttle = new Throttle(config.throttle, { registry, logger });
   const ctx: PartitionContext = {
     config,
     metadata,
@@ -107,7 +108,7 @@ export async function runPartition(): Promise<void> {
       terminate(ExitCode.ownershipLost, `fenced: ${err.message}`);
     },
   });
-  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, app);
+  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, throttleGate(ctx, app));
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       terminate(ExitCode.listenFailed, `cannot listen on ${config.listen.host}:${config.listen.port}: ${err.code ?? err.message}`);

@@ -15,7 +15,6 @@ const KiB = 1024;
 
 let bounded: RunningPartition;
 let narrow: RunningPartition;
-let admin: MeshClient;
 
 beforeAll(async () => {
   [bounded, narrow] = await Promise.all([
@@ -39,7 +38,6 @@ beforeAll(async () => {
       env: { MESHWORK_THROTTLE_CONCURRENCY_MIN: '1', MESHWORK_THROTTLE_CONCURRENCY_MAX: '1' },
     }),
   ]);
-  admin = new MeshClient(bounded.url, bounded.adminToken);
 });
 
 afterAll(async () => {

@@ -1,9 +1,10 @@
-import type { Request } from 'express';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { ThrottleConfig } from '../../config.ts';
 import { ApiError } from '../api-error.ts';
-import { isExemptPath, isLongPollRequest } from './middleware.ts';
+import { isExemptPath, isLongPollRequest } from './gate.ts';
 import { Throttle } from './throttle.ts';
 
 const config: ThrottleConfig = {
@@ -75,6 +76,24 @@ describe('Throttle', () => {
     expect(() => throttle.checkEntrySize(bytes)).toThrow(expect.objectContaining({ status: 413, code: 'entry_too_large', message: 'the entry is 1 GiB; an entry may be at most 1 GiB' }));
     expect(await throttledCount(registry, 'entry_size')).toBe(1);
   });
+
+  it('summarises refusals in one log line, and stays quiet when there were none', () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    });
+    const throttle = new Throttle(config, { registry: new Registry(), logger: pino(sink) });
+    throttle.summarise();
+    for (let i = 0; i < 3; i++) throttle.count('concurrency');
+    throttle.count('user_rate');
+    throttle.summarise();
+    throttle.summarise();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, msg: 'Throttled requests', refused: { concurrency: 3, user_rate: 1 }, concurrencyLimit: 32, inflight: 0 });
+  });
 });
 
 describe('which requests the throttle treats specially', () => {
@@ -83,6 +102,7 @@ describe('which requests the throttle treats specially', () => {
     ['/readyz', true],
     ['/healthz/deep', true],
     ['/metrics', true],
+    ['/Metrics/', true],
     ['/v1/slots', false],
     ['/v1/me', false],
     ['/livez/x', false],
@@ -91,14 +111,15 @@ describe('which requests the throttle treats specially', () => {
   });
 
   it.each([
-    ['GET', '/v1/notifications', { wait: '30' }, true],
-    ['GET', '/v1/objects/o1/changes', { cursor: '5', wait: '25' }, true],
-    ['GET', '/v1/objects/o1/changes', { cursor: '5', wait: '0' }, false],
-    ['GET', '/v1/objects/o1/changes', { cursor: '5' }, false],
-    ['GET', '/v1/me', { wait: '30' }, false],
-    ['POST', '/v1/notifications', { wait: '30' }, false],
-    ['GET', '/v1/objects/o1/entries', { wait: '30' }, false],
-  ])('%s %s %j is a long poll: %s', (method, path, query, longPoll) => {
-    expect(isLongPollRequest({ method, path, query } as unknown as Request)).toBe(longPoll);
+    ['GET', '/v1/notifications?wait=30', true],
+    ['GET', '/v1/objects/o1/changes?cursor=5&wait=25', true],
+    ['GET', '/v1/objects/o1/changes?cursor=5&wait=0', false],
+    ['GET', '/v1/objects/o1/changes?cursor=5', false],
+    ['GET', '/v1/objects/o1/changes', false],
+    ['GET', '/v1/me?wait=30', false],
+    ['POST', '/v1/notifications?wait=30', false],
+    ['GET', '/v1/objects/o1/entries?wait=30', false],
+  ])('%s %s is a long poll: %s', (method, url, longPoll) => {
+    expect(isLongPollRequest(method, url)).toBe(longPoll);
   });
 });

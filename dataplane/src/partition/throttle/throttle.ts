@@ -1,6 +1,7 @@
 // The partition's throttle: static bounds per user and per device (429) and the process's
-// dynamic limits (503), with their metrics. Requests meet it in throttleRequests (middleware.ts);
+// dynamic limits (503), with their metrics. Requests meet it in throttleGate (gate.ts);
 // routes call acquireLongPoll and checkEntrySize themselves. Design and rejected options: ADR 7.
+import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { formatByteSize } from '../../byte-size.ts';
 import type { ThrottleConfig } from '../../config.ts';
@@ -14,6 +15,8 @@ import { LongPollLimit } from './long-polls.ts';
 export interface ThrottleOptions {
   /** The process's metrics registry (prom-client). */
   registry: Registry;
+  /** Where refusals are summarised (one line per interval in which there were any). */
+  logger?: Logger;
   /** Monotonic milliseconds; tests pass a fake clock. */
   now?: () => number;
   /** Clients remembered per table (users, devices). */
@@ -24,6 +27,9 @@ export interface ThrottleOptions {
 
 /** Retry-After of an overload refusal: overload is short-lived by construction (the limit adapts within a second). */
 export const overloadRetryAfterSeconds = 1;
+// Refusals are summarised, not logged one by one: under overload a line per refusal would
+// cost more than the refusal itself.
+const summaryIntervalMs = 10_000;
 // A device at its long-poll bound usually has a poll that its own client abandoned; it ends
 // within one wait period, and the client's retry is cheap.
 const longPollRetryAfterSeconds = 1;
@@ -37,6 +43,9 @@ export class Throttle {
   readonly eventLoop: EventLoopLagMonitor;
   readonly now: () => number;
   readonly #throttled: Counter<'reason'>;
+  readonly #logger: Logger | undefined;
+  #refusedSinceSummary: Partial<Record<ThrottleReason, number>> = {};
+  #summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(config: ThrottleConfig, options: ThrottleOptions) {
     this.config = config;
@@ -45,6 +54,7 @@ export class Throttle {
     this.concurrency = new AdaptiveConcurrencyLimit({ ...options.adaptive, min: config.concurrency.min, max: config.concurrency.max }, this.now());
     this.longPolls = new LongPollLimit(config.deviceLongPolls);
     this.eventLoop = new EventLoopLagMonitor(config.eventLoopLagMs);
+    this.#logger = options.logger;
 
     const registers = [options.registry];
     this.#throttled = new Counter({
@@ -82,19 +92,33 @@ export class Throttle {
     });
   }
 
-  /** Starts the event-loop monitor. */
+  /** Starts the event-loop monitor and the summary of refusals. */
   start(): void {
     this.eventLoop.start();
+    this.#summaryTimer ??= setInterval(() => this.summarise(), summaryIntervalMs);
+    this.#summaryTimer.unref();
   }
 
-  /** Stops the event-loop monitor. */
+  /** Stops the event-loop monitor and the summary. */
   stop(): void {
     this.eventLoop.stop();
+    clearInterval(this.#summaryTimer);
+    this.#summaryTimer = undefined;
+    this.summarise();
   }
 
   /** Counts a refused request. */
   count(reason: ThrottleReason): void {
     this.#throttled.labels(reason).inc();
+    this.#refusedSinceSummary[reason] = (this.#refusedSinceSummary[reason] ?? 0) + 1;
+  }
+
+  /** Logs the refusals since the last summary, if there were any. */
+  summarise(): void {
+    const refused = this.#refusedSinceSummary;
+    if (Object.keys(refused).length === 0) return;
+    this.#refusedSinceSummary = {};
+    this.#logger?.warn({ refused, concurrencyLimit: this.concurrency.limit, inflight: this.concurrency.inflight, eventLoopLagMs: Math.round(this.eventLoop.lagMs) }, 'Throttled requests');
   }
 
   /**

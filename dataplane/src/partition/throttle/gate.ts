@@ -1,37 +1,44 @@
-// How a request meets the throttle, in order:
+// The throttle's gate in front of the express app: it sees every request first, on the raw
+// node:http objects, so that a refusal costs no routing, no body parser and no request log
+// line (refusals are counted in meshwork_throttled_requests_total and summarised in the log
+// every few seconds instead). In order:
 //   1. health and metrics routes pass untouched, always;
 //   2. while the event loop lags past its threshold: 503 `overloaded` (event_loop_lag);
-//   3. with a bearer token: authenticate once (principalOf caches the principal for the
-//      route), then the user's and device's buckets: 429 `rate_limited`;
+//   3. with a bearer token: authenticate once (the principal is handed to the routes in
+//      res.locals, where principalOf finds it), then the user's and device's buckets:
+//      429 `rate_limited`;
 //   4. a place under the adaptive concurrency limit, or 503 `overloaded` (concurrency);
 //      long polls take none, since they wait idle by design;
 //   5. only then are the request's token and declared body charged to its buckets, so a
 //      request refused for overload costs the client nothing.
 // Requests without a token skip 3 and meet the route's own 401. Per-client bounds come
-// before the shared limit so that one client's flood is refused by its own buckets and
-// never occupies the places other clients need. Refusals are written straight to the
-// response, without express's send, to stay cheap when they are most of the traffic.
-import type { Request, RequestHandler, Response } from 'express';
-import { principalOf, type PartitionContext } from '../context.ts';
+// before the shared limit, so that one client's flood is refused by its own buckets and
+// never occupies the places other clients need.
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Principal } from '../auth.ts';
+import type { PartitionContext } from '../context.ts';
 import type { Ticket } from './adaptive-limit.ts';
 import type { Client, ThrottleReason } from './client-limits.ts';
 import { overloadRetryAfterSeconds } from './throttle.ts';
 import { retryAfterSeconds } from './token-bucket.ts';
 
-const exemptPaths = new Set(['/livez', '/readyz', '/metrics']);
+const exemptPaths = new Set(['/livez', '/readyz', '/metrics', '/healthz']);
 
 /** Whether a path is a health or metrics route, which no limit ever applies to. */
 export function isExemptPath(path: string): boolean {
-  return exemptPaths.has(path) || path === '/healthz' || path.startsWith('/healthz/');
+  // Routing ignores case and a trailing slash; so does the exemption.
+  const normal = path.length > 1 && path.endsWith('/') ? path.slice(0, -1).toLowerCase() : path.toLowerCase();
+  return exemptPaths.has(normal) || normal.startsWith('/healthz/');
 }
 
-const longPollPath = /^\/v1\/(notifications|objects\/[^/]+\/changes)$/;
+const longPollPath = /^\/v1\/(notifications|objects\/[^/]+\/changes)\/?$/i;
 
-/** Whether a request is a long poll (`GET /v1/notifications` or `.../changes` with a `wait`). */
-export function isLongPollRequest(req: Request): boolean {
-  if (req.method !== 'GET' || !longPollPath.test(req.path)) return false;
-  const wait = (req.query as Record<string, unknown>).wait;
-  return typeof wait === 'string' && wait !== '' && Number(wait) !== 0;
+/** Whether a request is a long poll: `GET /v1/notifications` or `.../changes` with a non-zero `wait`. */
+export function isLongPollRequest(method: string | undefined, url: string): boolean {
+  const query = url.indexOf('?');
+  if (method !== 'GET' || query === -1 || !longPollPath.test(url.slice(0, query))) return false;
+  const wait = new URLSearchParams(url.slice(query + 1)).get('wait');
+  return wait !== null && wait !== '' && Number(wait) !== 0;
 }
 
 // A body this large makes the request a transfer: its latency is the client's bandwidth,
@@ -39,14 +46,14 @@ export function isLongPollRequest(req: Request): boolean {
 const transferBytes = 64 * 1024;
 
 /** The declared request body size: 0 without a body, undefined when chunked. */
-function declaredLength(req: Request): number | undefined {
+function declaredLength(req: IncomingMessage): number | undefined {
   const header = req.headers['content-length'];
   if (header === undefined) return req.headers['transfer-encoding'] === undefined ? 0 : undefined;
   const bytes = Number(header);
   return Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : undefined;
 }
 
-function refuse(res: Response, status: 429 | 503, code: string, reason: ThrottleReason, retryAfter: number, message: string): void {
+function refuse(res: ServerResponse, status: 429 | 503, code: string, reason: ThrottleReason, retryAfter: number, message: string): void {
   const body = JSON.stringify({ error: { code, message, reason, retryAfterSeconds: retryAfter } });
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
@@ -58,7 +65,7 @@ function refuse(res: Response, status: 429 | 503, code: string, reason: Throttle
 }
 
 /** Holds the request's place under the concurrency limit until its response headers go out. */
-function holdPlace(ctx: PartitionContext, res: Response, ticket: Ticket, sample: boolean): void {
+function holdPlace(ctx: PartitionContext, res: ServerResponse, ticket: Ticket, sample: boolean): void {
   const { throttle } = ctx;
   let released = false;
   const release = (sampled: boolean): void => {
@@ -69,17 +76,18 @@ function holdPlace(ctx: PartitionContext, res: Response, ticket: Ticket, sample:
   // The place is given back when the headers are written, not when the body ends: a
   // streamed download then holds no place while the client reads it at its own pace.
   // Node's implicit headers (res.end, res.write) go through writeHead as well.
-  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
-  res.writeHead = ((...args: unknown[]) => {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  const releasingWriteHead = (...args: unknown[]): ServerResponse => {
     release(sample);
     return writeHead(...args);
-  }) as Response['writeHead'];
+  };
+  res.writeHead = releasingWriteHead;
   // A client gone before the answer: its latency says nothing.
   res.once('close', () => release(false));
 }
 
 /** Charges the response's bytes (and a chunked request's) to the client when the exchange ends. */
-function meterBytes(ctx: PartitionContext, req: Request, res: Response, client: Client, declared: number | undefined): void {
+function meterBytes(ctx: PartitionContext, req: IncomingMessage, res: ServerResponse, client: Client, declared: number | undefined): void {
   const socket = req.socket;
   const writtenBefore = socket.bytesWritten;
   const readBefore = socket.bytesRead;
@@ -89,13 +97,19 @@ function meterBytes(ctx: PartitionContext, req: Request, res: Response, client: 
   });
 }
 
-/** The throttle as express middleware; mount it before every route it guards. */
-export function throttleRequests(ctx: PartitionContext): RequestHandler {
+/** What the gate hands to the routes: express keeps a res.locals that is already set. */
+function handOver(res: ServerResponse, locals: { principal?: Principal; authError?: unknown }): void {
+  const fresh: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  (res as ServerResponse & { locals?: object }).locals = Object.assign(fresh, locals);
+}
+
+/** Wraps the partition's request listener (its express app) in the throttle. */
+export function throttleGate(ctx: PartitionContext, app: RequestListener): RequestListener {
   const { throttle } = ctx;
 
-  /** Steps 4 and 5: a place under the limit (not for long polls), then the charge. Returns false if refused. */
-  const admit = (req: Request, res: Response, client: Client | undefined, declared: number | undefined): boolean => {
-    if (!isLongPollRequest(req)) {
+  /** Steps 4 and 5: a place under the limit (not for long polls), then the charge. False if refused. */
+  const admit = (req: IncomingMessage, res: ServerResponse, client: Client | undefined, declared: number | undefined): boolean => {
+    if (!isLongPollRequest(req.method, req.url ?? '/')) {
       const ticket = throttle.concurrency.tryAcquire(throttle.now());
       if (ticket === undefined) {
         throttle.count('concurrency');
@@ -111,9 +125,11 @@ export function throttleRequests(ctx: PartitionContext): RequestHandler {
     return true;
   };
 
-  return (req, res, next) => {
-    if (isExemptPath(req.path)) {
-      next();
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    if (isExemptPath(query === -1 ? url : url.slice(0, query))) {
+      app(req, res);
       return;
     }
     if (throttle.eventLoop.shedding) {
@@ -122,11 +138,12 @@ export function throttleRequests(ctx: PartitionContext): RequestHandler {
       return;
     }
     const declared = declaredLength(req);
-    if (req.headers.authorization === undefined) {
-      if (admit(req, res, undefined, declared)) next();
+    const authorization = req.headers.authorization;
+    if (authorization === undefined) {
+      if (admit(req, res, undefined, declared)) app(req, res);
       return;
     }
-    principalOf(ctx, req, res).then(
+    ctx.auth.authenticate(authorization).then(
       (principal) => {
         let client: Client | undefined;
         // The administrator is one trusted caller: only the process's limits apply to it.
@@ -140,9 +157,16 @@ export function throttleRequests(ctx: PartitionContext): RequestHandler {
             return;
           }
         }
-        if (admit(req, res, client, declared)) next();
+        if (!admit(req, res, client, declared)) return;
+        handOver(res, { principal });
+        app(req, res);
       },
-      (err: unknown) => next(err),
+      // Not authenticated (or the store failed): the route answers, as it would have.
+      (err: unknown) => {
+        if (!admit(req, res, undefined, declared)) return;
+        handOver(res, { authError: err });
+        app(req, res);
+      },
     );
   };
 }
