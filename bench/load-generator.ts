@@ -1,0 +1,137 @@
+// A load generator that a benchmark forks into its own process, so that its CPU is counted
+// apart from the server's and its event loop never delays the server's. It runs one job per
+// message and answers with the counts, the latencies of the successful requests and its CPU.
+//
+//   closed loop: `concurrency` workers, each sends its next request when the last answered
+//   open loop:   requests leave on a fixed schedule (`rate` per second) whatever the answers,
+//                so a slow server cannot slow the load down (no coordinated omission);
+//                latency is counted from the moment a request is issued (a wait for a free
+//                connection included); the generator's own lateness is reported apart
+//
+// Plain node:http with keep-alive agents; bodies are drained, not parsed.
+import { Agent, request } from 'node:http';
+
+/** One run of load against one route, sent by the parent process. */
+export interface LoadJob {
+  mode: 'closed' | 'open';
+  url: string;
+  path: string;
+  /** Bearer tokens, used in turn. */
+  tokens: string[];
+  concurrency?: number;
+  rate?: number;
+  durationMs: number;
+  /** Answers to requests scheduled before this are counted apart (the limiter's adaptation). */
+  warmupMs?: number;
+}
+
+/** What a job measured (after its warm-up). */
+export interface LoadResult {
+  /** Requests scheduled in the measured window. */
+  sent: number;
+  ok: number;
+  overloaded: number;
+  rateLimited: number;
+  otherStatus: number;
+  errors: number;
+  /** Latencies (ms) of the 200 answers, unsorted. */
+  okLatenciesMs: number[];
+  /** Length of the measured window (ms). */
+  windowMs: number;
+  /** CPU time the generator used during the whole job (ms). */
+  cpuMs: number;
+  /** Mean delay between a request's scheduled moment and its departure (open loop, ms). */
+  meanSendDelayMs: number;
+  maxInFlight: number;
+}
+
+async function run(job: LoadJob): Promise<LoadResult> {
+  const target = new URL(job.url);
+  // Open loop: enough connections for any sane backlog; beyond them requests wait their turn.
+  const agent = new Agent({ keepAlive: true, maxSockets: job.mode === 'closed' ? job.concurrency! : 512, scheduling: 'lifo' });
+  const headers = job.tokens.map((t) => ({ authorization: `Bearer ${t}` }));
+  const warmupMs = job.warmupMs ?? 0;
+  const result: LoadResult = { sent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0 };
+  const cpuBefore = process.cpuUsage();
+  const start = performance.now();
+  let inFlight = 0;
+  let next = 0;
+  let sendDelayTotal = 0;
+
+  /** Sends one request scheduled at `scheduled` and resolves when it was answered. */
+  const fire = (scheduled: number): Promise<void> =>
+    new Promise((resolve) => {
+      const issued = performance.now();
+      const counted = scheduled - start >= warmupMs;
+      if (counted) result.sent++;
+      inFlight++;
+      if (inFlight > result.maxInFlight) result.maxInFlight = inFlight;
+      const done = (): void => {
+        inFlight--;
+        resolve();
+      };
+      const req = request({ host: target.hostname, port: target.port, path: job.path, agent, headers: headers[next++ % headers.length] }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (counted) {
+            const status = res.statusCode ?? 0;
+            if (status === 200) {
+              result.ok++;
+              result.okLatenciesMs.push(performance.now() - issued);
+            } else if (status === 503) result.overloaded++;
+            else if (status === 429) result.rateLimited++;
+            else result.otherStatus++;
+          }
+          done();
+        });
+        res.on('error', () => {
+          if (counted) result.errors++;
+          done();
+        });
+      });
+      req.on('error', () => {
+        if (counted) result.errors++;
+        done();
+      });
+      req.end();
+    });
+
+  if (job.mode === 'closed') {
+    const worker = async (): Promise<void> => {
+      while (performance.now() - start < job.durationMs) await fire(performance.now());
+    };
+    await Promise.all(Array.from({ length: job.concurrency! }, worker));
+  } else {
+    const rate = job.rate!;
+    const pending = new Set<Promise<void>>();
+    let scheduled = 0;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const now = performance.now();
+        const due = Math.min(Math.floor(((now - start) * rate) / 1000), Math.floor((job.durationMs * rate) / 1000));
+        for (; scheduled < due; scheduled++) {
+          const at = start + (scheduled * 1000) / rate;
+          sendDelayTotal += now - at;
+          const p = fire(at);
+          pending.add(p);
+          void p.then(() => pending.delete(p));
+        }
+        if (now - start >= job.durationMs) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(tick, 1);
+    });
+    await Promise.all(pending);
+    result.meanSendDelayMs = scheduled === 0 ? 0 : sendDelayTotal / scheduled;
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  result.cpuMs = (cpu.user + cpu.system) / 1000;
+  agent.destroy();
+  return result;
+}
+
+process.on('message', (job: LoadJob) => {
+  void run(job).then((result) => process.send!(result));
+});
