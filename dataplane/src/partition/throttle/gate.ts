@@ -143,30 +143,43 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
       if (admit(req, res, undefined, declared)) app(req, res);
       return;
     }
-    ctx.auth.authenticate(authorization).then(
-      (principal) => {
-        let client: Client | undefined;
-        // The administrator is one trusted caller: only the process's limits apply to it.
-        if (principal.kind !== 'admin') {
-          client = principal.kind === 'device' ? { userId: principal.userId, deviceId: principal.deviceId } : { userId: principal.userId };
-          const refusal = throttle.clients.check(client, throttle.now());
-          if (refusal !== undefined) {
-            throttle.count(refusal.reason);
-            const seconds = retryAfterSeconds(refusal.retryAfterMs);
-            refuse(res, 429, 'rate_limited', refusal.reason, seconds, `${refusal.message}; retry after ${seconds} s`);
-            return;
-          }
+    const admitPrincipal = (principal: Principal): void => {
+      let client: Client | undefined;
+      // The administrator is one trusted caller: only the process's limits apply to it.
+      if (principal.kind !== 'admin') {
+        client = principal.kind === 'device' ? { userId: principal.userId, deviceId: principal.deviceId } : { userId: principal.userId };
+        const refusal = throttle.clients.check(client, throttle.now());
+        if (refusal !== undefined) {
+          throttle.count(refusal.reason);
+          const seconds = retryAfterSeconds(refusal.retryAfterMs);
+          refuse(res, 429, 'rate_limited', refusal.reason, seconds, `${refusal.message}; retry after ${seconds} s`);
+          return;
         }
-        if (!admit(req, res, client, declared)) return;
-        handOver(res, { principal });
-        app(req, res);
-      },
-      // Not authenticated (or the store failed): the route answers, as it would have.
-      (err: unknown) => {
-        if (!admit(req, res, undefined, declared)) return;
-        handOver(res, { authError: err });
-        app(req, res);
-      },
-    );
+      }
+      if (!admit(req, res, client, declared)) return;
+      handOver(res, { principal });
+      app(req, res);
+    };
+    // Not authenticated (or the store failed): the route answers, as it would have.
+    const admitUnauthenticated = (err: unknown): void => {
+      if (!admit(req, res, undefined, declared)) return;
+      handOver(res, { authError: err });
+      app(req, res);
+    };
+    ctx.auth
+      .authenticate(authorization)
+      .then(admitPrincipal, admitUnauthenticated)
+      .catch((err: unknown) => {
+        // A bug here must cost one request, not the process (an unhandled rejection would).
+        ctx.logger.error({ err, method: req.method, url: req.url }, 'Failed in the throttle gate');
+        if (res.headersSent) res.destroy();
+        else refuseInternal(res);
+      });
   };
+}
+
+function refuseInternal(res: ServerResponse): void {
+  const body = JSON.stringify({ error: { code: 'internal', message: 'internal error' } });
+  res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
 }
