@@ -87,7 +87,7 @@ export async function runPartition(): Promise<void> {
   await changeFeed.start();
 
   let ready = false;
-  // The process's metrics registry; /metrics serves it.
+  // The process's metrics registry: one per process, shared by everything that exports metrics.
   const registry = new Registry();
   const throttle = new Throttle(config.throttle, { registry, logger });
   const ctx: PartitionContext = {
