@@ -43,7 +43,14 @@ export interface LoadResult {
   /** Mean delay between a request's scheduled moment and its departure (open loop, ms). */
   meanSendDelayMs: number;
   maxInFlight: number;
+  /** Reasons of a sample of the 503 answers (one in `refusalSampleEvery`). */
+  sampledRefusalReasons: Record<string, number>;
+  /** The concurrency limit named by the sampled `concurrency` refusals. */
+  sampledLimits: number[];
 }
+
+// Reading every refusal's body would cost the generator more than the refusal costs the server.
+const refusalSampleEvery = 25;
 
 async function run(job: LoadJob): Promise<LoadResult> {
   const target = new URL(job.url);
@@ -51,7 +58,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: job.mode === 'closed' ? job.concurrency! : 512, scheduling: 'lifo' });
   const headers = job.tokens.map((t) => ({ authorization: `Bearer ${t}` }));
   const warmupMs = job.warmupMs ?? 0;
-  const result: LoadResult = { sent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0 };
+  const result: LoadResult = { sent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0, sampledRefusalReasons: {}, sampledLimits: [] };
   const cpuBefore = process.cpuUsage();
   const start = performance.now();
   let inFlight = 0;
@@ -71,7 +78,19 @@ async function run(job: LoadJob): Promise<LoadResult> {
         resolve();
       };
       const req = request({ host: target.hostname, port: target.port, path: job.path, agent, headers: headers[next++ % headers.length] }, (res) => {
-        res.resume();
+        if (res.statusCode === 503 && counted && result.overloaded % refusalSampleEvery === 0) {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => {
+            const reason = /"reason":"(\w+)"/.exec(body)?.[1] ?? 'unknown';
+            result.sampledRefusalReasons[reason] = (result.sampledRefusalReasons[reason] ?? 0) + 1;
+            const limit = /\((\d+) requests in progress/.exec(body)?.[1];
+            if (limit !== undefined) result.sampledLimits.push(Number(limit));
+          });
+        } else {
+          res.resume();
+        }
         res.on('end', () => {
           if (counted) {
             const status = res.statusCode ?? 0;

@@ -174,6 +174,9 @@ try {
   rows.push(['cores: partition / etcd / generator (overload)', [overload.partitionCores, overload.etcdCores, overload.generatorCores].map((c) => c.toFixed(2)).join(' / '), '', '']);
   rows.push(['partition CPU per admitted / refused request (µs)', `${cpuPerAdmittedUs.toFixed(0)} / ${cpuPerRefusedUs.toFixed(0)}`, '', '']);
   rows.push(['goodput those CPU costs allow', goodputBound.toFixed(3), '', '']);
+  const limits = [...o.sampledLimits].sort((a, b) => a - b);
+  rows.push(['503 reasons (sampled)', Object.entries(o.sampledRefusalReasons).map(([r, n]) => `${r} ${n}`).join(', ') || 'none', '', '']);
+  rows.push(['concurrency limit in 503s: min / median / max', limits.length === 0 ? '-' : `${limits[0]} / ${percentile(limits, 50)} / ${limits.at(-1)}`, '', '']);
   rows.push(['generator: mean lateness (ms), most in flight', `${o.meanSendDelayMs.toFixed(2)}, ${o.maxInFlight}`, '', '']);
 
   const header = ['measure', 'value', 'target', ''];

@@ -114,6 +114,11 @@ export class AdaptiveConcurrencyLimit {
     return this.#probe !== undefined;
   }
 
+  /** Whether a request would be refused now: a cheap look before any other work on it. */
+  get full(): boolean {
+    return this.#inflight >= this.limit;
+  }
+
   /** Admits a request at `now` if under the limit; undefined means refuse it. */
   tryAcquire(now: number): Ticket | undefined {
     if (this.#probe === undefined && this.#noLoadRtt !== undefined && now >= this.#nextProbeAt) this.#probe = { startedAt: now, samples: [] };

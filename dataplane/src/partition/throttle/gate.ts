@@ -4,16 +4,18 @@
 // every few seconds instead). In order:
 //   1. health and metrics routes pass untouched, always;
 //   2. while the event loop lags past its threshold: 503 `overloaded` (event_loop_lag);
-//   3. with a bearer token: authenticate once (the principal is handed to the routes in
+//   3. when the adaptive concurrency limit is reached: 503 `overloaded` (concurrency), before
+//      any other work, since under overload most requests end here; long polls are not
+//      counted under the limit, since they wait idle by design;
+//   4. with a bearer token: authenticate once (the principal is handed to the routes in
 //      res.locals, where principalOf finds it), then the user's and device's buckets:
 //      429 `rate_limited`;
-//   4. a place under the adaptive concurrency limit, or 503 `overloaded` (concurrency);
-//      long polls take none, since they wait idle by design;
-//   5. only then are the request's token and declared body charged to its buckets, so a
-//      request refused for overload costs the client nothing.
-// Requests without a token skip 3 and meet the route's own 401. Per-client bounds come
-// before the shared limit, so that one client's flood is refused by its own buckets and
-// never occupies the places other clients need.
+//   5. a place under the concurrency limit is taken (503 if it filled meanwhile), and only
+//      then the request's token and declared body are charged to its buckets, so a refused
+//      request costs the client nothing.
+// Requests without a token skip 4 and meet the route's own 401. A request takes its place
+// only after its buckets admitted it, so one client's flood is refused by its own buckets
+// and never occupies the places other clients need.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Principal } from '../auth.ts';
 import type { PartitionContext } from '../context.ts';
@@ -107,13 +109,17 @@ function handOver(res: ServerResponse, locals: { principal?: Principal; authErro
 export function throttleGate(ctx: PartitionContext, app: RequestListener): RequestListener {
   const { throttle } = ctx;
 
-  /** Steps 4 and 5: a place under the limit (not for long polls), then the charge. False if refused. */
-  const admit = (req: IncomingMessage, res: ServerResponse, client: Client | undefined, declared: number | undefined): boolean => {
-    if (!isLongPollRequest(req.method, req.url ?? '/')) {
+  const refuseOverloaded = (res: ServerResponse): void => {
+    throttle.count('concurrency');
+    refuse(res, 503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, `the partition is overloaded (${throttle.concurrency.limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`);
+  };
+
+  /** Step 5: a place under the limit (not for long polls), then the charge. False if refused. */
+  const admit = (req: IncomingMessage, res: ServerResponse, longPoll: boolean, client: Client | undefined, declared: number | undefined): boolean => {
+    if (!longPoll) {
       const ticket = throttle.concurrency.tryAcquire(throttle.now());
       if (ticket === undefined) {
-        throttle.count('concurrency');
-        refuse(res, 503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, `the partition is overloaded (${throttle.concurrency.limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`);
+        refuseOverloaded(res);
         return false;
       }
       holdPlace(ctx, res, ticket, (declared ?? 0) <= transferBytes);
@@ -137,10 +143,15 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
       refuse(res, 503, 'overloaded', 'event_loop_lag', overloadRetryAfterSeconds, `the partition is overloaded (its event loop runs ${Math.round(throttle.eventLoop.lagMs)} ms late); retry after ${overloadRetryAfterSeconds} s`);
       return;
     }
+    const longPoll = isLongPollRequest(req.method, url);
+    if (!longPoll && throttle.concurrency.full) {
+      refuseOverloaded(res);
+      return;
+    }
     const declared = declaredLength(req);
     const authorization = req.headers.authorization;
     if (authorization === undefined) {
-      if (admit(req, res, undefined, declared)) app(req, res);
+      if (admit(req, res, longPoll, undefined, declared)) app(req, res);
       return;
     }
     const admitPrincipal = (principal: Principal): void => {
@@ -156,13 +167,13 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
           return;
         }
       }
-      if (!admit(req, res, client, declared)) return;
+      if (!admit(req, res, longPoll, client, declared)) return;
       handOver(res, { principal });
       app(req, res);
     };
     // Not authenticated (or the store failed): the route answers, as it would have.
     const admitUnauthenticated = (err: unknown): void => {
-      if (!admit(req, res, undefined, declared)) return;
+      if (!admit(req, res, longPoll, undefined, declared)) return;
       handOver(res, { authError: err });
       app(req, res);
     };
