@@ -4,9 +4,10 @@
 //
 //   closed loop: `concurrency` workers, each sends its next request when the last answered
 //   open loop:   requests leave on a fixed schedule (`rate` per second) whatever the answers,
-//                so a slow server cannot slow the load down (no coordinated omission);
-//                latency is counted from the moment a request is issued (a wait for a free
-//                connection included); the generator's own lateness is reported apart
+//                so a slow server cannot slow the load down (no coordinated omission), on at
+//                most `connections` connections: a request due while all of them wait for
+//                answers is not sent and is counted as `unsent`, so that the latency measured
+//                is the server's, not a queue inside the generator
 //
 // Plain node:http with keep-alive agents; bodies are drained, not parsed.
 import { Agent, request } from 'node:http';
@@ -20,6 +21,8 @@ export interface LoadJob {
   tokens: string[];
   concurrency?: number;
   rate?: number;
+  /** Open loop: connections (requests in flight) at most. */
+  connections?: number;
   durationMs: number;
   /** Answers to requests scheduled before this are counted apart (the limiter's adaptation). */
   warmupMs?: number;
@@ -27,8 +30,10 @@ export interface LoadJob {
 
 /** What a job measured (after its warm-up). */
 export interface LoadResult {
-  /** Requests scheduled in the measured window. */
+  /** Requests sent in the measured window. */
   sent: number;
+  /** Open loop: requests due in the measured window but not sent, every connection being busy. */
+  unsent: number;
   ok: number;
   overloaded: number;
   rateLimited: number;
@@ -54,11 +59,11 @@ const refusalSampleEvery = 25;
 
 async function run(job: LoadJob): Promise<LoadResult> {
   const target = new URL(job.url);
-  // Open loop: enough connections for any sane backlog; beyond them requests wait their turn.
-  const agent = new Agent({ keepAlive: true, maxSockets: job.mode === 'closed' ? job.concurrency! : 512, scheduling: 'lifo' });
+  const connections = job.mode === 'closed' ? job.concurrency! : (job.connections ?? 512);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections, scheduling: 'lifo' });
   const headers = job.tokens.map((t) => ({ authorization: `Bearer ${t}` }));
   const warmupMs = job.warmupMs ?? 0;
-  const result: LoadResult = { sent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0, sampledRefusalReasons: {}, sampledLimits: [] };
+  const result: LoadResult = { sent: 0, unsent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0, sampledRefusalReasons: {}, sampledLimits: [] };
   const cpuBefore = process.cpuUsage();
   const start = performance.now();
   let inFlight = 0;
@@ -124,13 +129,19 @@ async function run(job: LoadJob): Promise<LoadResult> {
     const rate = job.rate!;
     const pending = new Set<Promise<void>>();
     let scheduled = 0;
+    let fired = 0;
     await new Promise<void>((resolve) => {
       const tick = (): void => {
         const now = performance.now();
         const due = Math.min(Math.floor(((now - start) * rate) / 1000), Math.floor((job.durationMs * rate) / 1000));
         for (; scheduled < due; scheduled++) {
           const at = start + (scheduled * 1000) / rate;
+          if (inFlight >= connections) {
+            if (at - start >= warmupMs) result.unsent++;
+            continue;
+          }
           sendDelayTotal += now - at;
+          fired++;
           const p = fire(at);
           pending.add(p);
           void p.then(() => pending.delete(p));
@@ -143,7 +154,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
       const timer = setInterval(tick, 1);
     });
     await Promise.all(pending);
-    result.meanSendDelayMs = scheduled === 0 ? 0 : sendDelayTotal / scheduled;
+    result.meanSendDelayMs = fired === 0 ? 0 : sendDelayTotal / fired;
   }
   const cpu = process.cpuUsage(cpuBefore);
   result.cpuMs = (cpu.user + cpu.system) / 1000;

@@ -20,12 +20,15 @@
 // does every refused request, on the partition's one event loop: the table shows the
 // partition's CPU per admitted and per refused request, and the goodput those costs allow.
 //
-// Usage: npm run bench -- overload [--quick] [--limit=N]
+// Usage: npm run bench -- overload [--quick] [--limit=N] [--pin]
 //   --limit=N pins the concurrency limit at N (min = max = N) under overload, to compare the
 //   adaptive limit with a fixed one
-import { fork, type ChildProcess } from 'node:child_process';
+//   --pin     runs the partition on CPU 0 and etcd, MinIO and the generator on CPU 1
+//             (taskset), so that the generator does not take the partition's core
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../e2e/harness/etcd.ts';
@@ -36,6 +39,7 @@ import type { LoadJob, LoadResult } from './load-generator.ts';
 
 const quick = process.argv.includes('--quick');
 const pinnedLimit = process.argv.find((a) => a.startsWith('--limit='))?.slice('--limit='.length);
+const pin = process.argv.includes('--pin');
 const here = dirname(fileURLToPath(import.meta.url));
 const route = '/v1/me';
 const clients = 64;
@@ -60,6 +64,11 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
+/** Moves a process and all its threads to one CPU (with --pin). */
+function pinTo(cpu: number, pid: number | undefined): void {
+  if (pin && pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
 function runJob(generator: ChildProcess, job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null): void => reject(new Error(`the load generator exited with ${code}`));
@@ -72,6 +81,8 @@ function runJob(generator: ChildProcess, job: LoadJob): Promise<LoadResult> {
   });
 }
 
+// Other work on the machine takes the same cores: say how busy it was.
+const loadBefore = loadavg()[0]!;
 const [etcd, minio] = await Promise.all([startEtcd({ name: 'bench-etcd' }), startMinio({ bucket: 'bench' })]);
 const stores: PartitionStores = { etcdEndpoint: etcd.endpoint, minio };
 const staticBoundsLifted = {
@@ -86,6 +97,8 @@ let partition: RunningPartition = await startPartition(stores, {
   env: { ...staticBoundsLifted, MESHWORK_THROTTLE_CONCURRENCY_MIN: '100000', MESHWORK_THROTTLE_CONCURRENCY_MAX: '100000' },
 });
 const generator = fork(join(here, 'load-generator.ts'), [], { stdio: 'inherit' });
+for (const pid of [etcd.process.pid, minio.process.pid, generator.pid]) pinTo(1, pid);
+pinTo(0, partition.process.pid);
 const rows: string[][] = [];
 
 /** Runs a job and the CPU each process used meanwhile (cores). */
@@ -144,6 +157,7 @@ try {
     adminToken,
     env: { ...staticBoundsLifted, ...(pinnedLimit === undefined ? {} : { MESHWORK_THROTTLE_CONCURRENCY_MIN: pinnedLimit, MESHWORK_THROTTLE_CONCURRENCY_MAX: pinnedLimit }) },
   });
+  pinTo(0, partition.process.pid);
   // Warm the new process (JIT, token cache) and give the limiter its no-load latency.
   await runJob(generator, { ...job, mode: 'closed', concurrency: knee.concurrency, durationMs: 3000 });
   const offered = overloadFactor * capacity;
@@ -165,6 +179,7 @@ try {
   rows.push(['capacity, closed loop (req/s)', capacity.toFixed(0), '', '']);
   rows.push([`unloaded p99 at concurrency ${knee.concurrency} (ms)`, knee.p99.toFixed(2), '', '']);
   rows.push([`offered, open loop ${overloadFactor} x capacity (req/s)`, (o.sent / windowSeconds).toFixed(0), '', '']);
+  rows.push(['  not sent: all connections busy (req/s)', (o.unsent / windowSeconds).toFixed(0), '', '']);
   rows.push(['admitted: 200 (req/s)', admitted.toFixed(0), '', '']);
   rows.push(['refused: 503 / 429 / other / errors (req/s)', [o.overloaded, o.rateLimited, o.otherStatus, o.errors].map((n) => (n / windowSeconds).toFixed(0)).join(' / '), '', '']);
   rows.push(['admitted p50 / p99 (ms)', `${percentile(o.okLatenciesMs, 50).toFixed(2)} / ${admittedP99.toFixed(2)}`, '', '']);
@@ -177,12 +192,13 @@ try {
   const limits = [...o.sampledLimits].sort((a, b) => a - b);
   rows.push(['503 reasons (sampled)', Object.entries(o.sampledRefusalReasons).map(([r, n]) => `${r} ${n}`).join(', ') || 'none', '', '']);
   rows.push(['concurrency limit in 503s: min / median / max', limits.length === 0 ? '-' : `${limits[0]} / ${percentile(limits, 50)} / ${limits.at(-1)}`, '', '']);
-  rows.push(['generator: mean lateness (ms), most in flight', `${o.meanSendDelayMs.toFixed(2)}, ${o.maxInFlight}`, '', '']);
+  rows.push(['machine load average (1 min) before / after', `${loadBefore.toFixed(2)} / ${loadavg()[0]!.toFixed(2)}`, '', '']);
+  rows.push(['generator: mean lateness (ms), most in flight of 512', `${o.meanSendDelayMs.toFixed(2)}, ${o.maxInFlight}`, '', '']);
 
   const header = ['measure', 'value', 'target', ''];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-  console.log(`\noverload: ${overloadMs / 1000} s open loop, the first ${overloadWarmupMs / 1000} s not counted${pinnedLimit === undefined ? '' : `, limit pinned at ${pinnedLimit}`}`);
+  console.log(`\noverload: ${overloadMs / 1000} s open loop, the first ${overloadWarmupMs / 1000} s not counted${pinnedLimit === undefined ? '' : `, limit pinned at ${pinnedLimit}`}${pin ? ', partition on CPU 0, the rest on CPU 1' : ''}`);
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(line(r));
@@ -192,12 +208,14 @@ try {
       quick,
       route,
       pinned_limit: pinnedLimit === undefined ? null : Number(pinnedLimit),
+      pinned_cpus: pin,
       overload_goodput_ratio: Number(goodputRatio.toFixed(3)),
       overload_p99_ratio: Number(p99Ratio.toFixed(3)),
       capacity_rps: Math.round(capacity),
       unloaded_p99_ms: Number(knee.p99.toFixed(3)),
       baseline_concurrency: knee.concurrency,
       offered_rps: Math.round(o.sent / windowSeconds),
+      unsent_rps: Math.round(o.unsent / windowSeconds),
       admitted_rps: Math.round(admitted),
       admitted_p99_ms: Number(admittedP99.toFixed(3)),
       refused_503_rps: Math.round(o.overloaded / windowSeconds),
@@ -207,6 +225,7 @@ try {
       partition_cpu_us_per_admitted: Math.round(cpuPerAdmittedUs),
       partition_cpu_us_per_refused: Math.round(cpuPerRefusedUs),
       cpu_goodput_bound: Number(goodputBound.toFixed(3)),
+      load_average_before: Number(loadBefore.toFixed(2)),
     }),
   );
 } finally {
