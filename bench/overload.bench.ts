@@ -195,6 +195,15 @@ try {
   rows.push(['machine load average (1 min) before / after', `${loadBefore.toFixed(2)} / ${loadavg()[0]!.toFixed(2)}`, '', '']);
   rows.push(['generator: mean lateness (ms), most in flight of 512', `${o.meanSendDelayMs.toFixed(2)}, ${o.maxInFlight}`, '', '']);
 
+  // The partition's own summaries (one every 10 s with refusals): its limit and no-load latency.
+  const summaries = readFileSync(join(partition.dir, 'partition.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"Throttled requests"'))
+    .map((l) => JSON.parse(l) as { refused: Record<string, number>; concurrencyLimit: number; noLoadLatencyMs: number | null; eventLoopLagMs: number });
+  for (const [i, summary] of summaries.entries()) {
+    rows.push([`partition summary ${i + 1}: limit, no-load ms, lag ms, refused`, `${summary.concurrencyLimit}, ${summary.noLoadLatencyMs}, ${summary.eventLoopLagMs}, ${JSON.stringify(summary.refused)}`, '', '']);
+  }
+
   const header = ['measure', 'value', 'target', ''];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');

@@ -118,7 +118,17 @@ export class Throttle {
     const refused = this.#refusedSinceSummary;
     if (Object.keys(refused).length === 0) return;
     this.#refusedSinceSummary = {};
-    this.#logger?.warn({ refused, concurrencyLimit: this.concurrency.limit, inflight: this.concurrency.inflight, eventLoopLagMs: Math.round(this.eventLoop.lagMs) }, 'Throttled requests');
+    const noLoad = this.concurrency.noLoadRtt;
+    this.#logger?.warn(
+      {
+        refused,
+        concurrencyLimit: this.concurrency.limit,
+        inflight: this.concurrency.inflight,
+        noLoadLatencyMs: noLoad === undefined ? null : Math.round(noLoad * 100) / 100,
+        eventLoopLagMs: Math.round(this.eventLoop.lagMs),
+      },
+      'Throttled requests',
+    );
   }
 
   /**
