@@ -16,8 +16,8 @@ import { Agent, request } from 'node:http';
 export interface LoadJob {
   mode: 'closed' | 'open';
   url: string;
-  path: string;
-  /** Bearer tokens, used in turn. */
+  /** Requests are GETs of paths[i] with tokens[i], in turn. */
+  paths: string[];
   tokens: string[];
   concurrency?: number;
   rate?: number;
@@ -62,6 +62,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   const connections = job.mode === 'closed' ? job.concurrency! : (job.connections ?? 512);
   const agent = new Agent({ keepAlive: true, maxSockets: connections, scheduling: 'lifo' });
   const headers = job.tokens.map((t) => ({ authorization: `Bearer ${t}` }));
+  if (job.paths.length !== headers.length) throw new Error('a load job needs one path per token');
   const warmupMs = job.warmupMs ?? 0;
   const result: LoadResult = { sent: 0, unsent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0, sampledRefusalReasons: {}, sampledLimits: [] };
   const cpuBefore = process.cpuUsage();
@@ -82,7 +83,8 @@ async function run(job: LoadJob): Promise<LoadResult> {
         inFlight--;
         resolve();
       };
-      const req = request({ host: target.hostname, port: target.port, path: job.path, agent, headers: headers[next++ % headers.length] }, (res) => {
+      const turn = next++ % headers.length;
+      const req = request({ host: target.hostname, port: target.port, path: job.paths[turn], agent, headers: headers[turn] }, (res) => {
         if (res.statusCode === 503 && counted && result.overloaded % refusalSampleEvery === 0) {
           let body = '';
           res.setEncoding('utf8');

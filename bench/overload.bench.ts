@@ -1,7 +1,7 @@
 // Overload benchmark: what the partition's dynamic limits (adaptive concurrency limit,
 // event-loop lag shedding) keep when offered five times what it can serve.
 //
-//   baseline   the capacity of `GET /v1/me` (authenticated, one etcd read), measured closed
+//   baseline   the capacity of a cheap authenticated route, measured closed
 //              loop in the same run by a partition whose concurrency limit is lifted (so the
 //              limiter cannot shape its own baseline), at concurrency 1, 2, 4, ... until two
 //              doublings add less than 5 %: capacity is the best throughput, the unloaded p99
@@ -20,7 +20,10 @@
 // does every refused request, on the partition's one event loop: the table shows the
 // partition's CPU per admitted and per refused request, and the goodput those costs allow.
 //
-// Usage: npm run bench -- overload [--quick] [--limit=N] [--pin]
+// Usage: npm run bench -- overload [--quick] [--route=entry|me] [--limit=N] [--pin]
+//   --route   entry (default): `GET /v1/objects/{id}/entries/{path}`, what a syncing device reads
+//             most (authentication, the object and the entry: two etcd reads); me: `GET /v1/me`
+//             (one etcd read)
 //   --limit=N pins the concurrency limit at N (min = max = N) under overload, to compare the
 //   adaptive limit with a fixed one
 //   --pin     runs the partition on CPU 0 and etcd, MinIO and the generator on CPU 1
@@ -41,7 +44,9 @@ const quick = process.argv.includes('--quick');
 const pinnedLimit = process.argv.find((a) => a.startsWith('--limit='))?.slice('--limit='.length);
 const pin = process.argv.includes('--pin');
 const here = dirname(fileURLToPath(import.meta.url));
-const route = '/v1/me';
+const route = process.argv.find((a) => a.startsWith('--route='))?.slice('--route='.length) ?? 'entry';
+if (route !== 'entry' && route !== 'me') throw new Error(`--route must be entry or me, not ${route}`);
+const routeName = route === 'entry' ? 'GET /v1/objects/{id}/entries/{path}' : 'GET /v1/me';
 const clients = 64;
 const stepMs = quick ? 2000 : 4000;
 const overloadMs = quick ? 8000 : 20_000;
@@ -117,11 +122,21 @@ async function measured(load: LoadJob): Promise<{ result: LoadResult; partitionC
 try {
   const admin = new MeshClient(partition.url, partition.adminToken, new Agent({ keepAlive: true }));
   const tokens: string[] = [];
+  const paths: string[] = [];
   for (let i = 0; i < clients; i++) {
     const user = await admin.createUser(`load-${i}`);
-    tokens.push((await admin.as(user.token).registerDevice(`device-${i}`)).token!);
+    const device = await admin.as(user.token).registerDevice(`device-${i}`);
+    tokens.push(device.token!);
+    if (route === 'me') {
+      paths.push('/v1/me');
+      continue;
+    }
+    const objectId = await device.createObject(`Load ${i}`);
+    const entry = await device.request('PUT', `/v1/objects/${objectId}/entries/docs`, { kind: 'directory' }, { 'if-none-match': '*' });
+    if (entry.status !== 201) throw new Error(`creating an entry answered ${entry.status}`);
+    paths.push(`/v1/objects/${objectId}/entries/docs`);
   }
-  const job = { url: partition.url, path: route, tokens };
+  const job = { url: partition.url, paths, tokens };
 
   // --- baseline: closed-loop capacity, limiter lifted ------------------------------------------
   await runJob(generator, { ...job, mode: 'closed', concurrency: 16, durationMs: 3000 });
@@ -140,7 +155,7 @@ try {
   }
   const capacity = Math.max(...steps.map((s) => s.rps));
   const knee = steps.find((s) => s.rps >= 0.95 * capacity)!;
-  console.log(`baseline: closed loop on ${route}, ${clients} devices, concurrency limit lifted`);
+  console.log(`baseline: closed loop on ${routeName}, ${clients} devices, concurrency limit lifted`);
   console.log('  concurrency    req/s   p50 ms   p99 ms  refused  partition/etcd/generator cores');
   for (const s of steps) {
     console.log(
@@ -215,7 +230,7 @@ try {
     JSON.stringify({
       benchmark: 'overload',
       quick,
-      route,
+      route: routeName,
       pinned_limit: pinnedLimit === undefined ? null : Number(pinnedLimit),
       pinned_cpus: pin,
       overload_goodput_ratio: Number(goodputRatio.toFixed(3)),
