@@ -55,15 +55,25 @@ function declaredLength(req: IncomingMessage): number | undefined {
   return Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : undefined;
 }
 
-function refuse(res: ServerResponse, status: 429 | 503, code: string, reason: ThrottleReason, retryAfter: number, message: string): void {
-  const body = JSON.stringify({ error: { code, message, reason, retryAfterSeconds: retryAfter } });
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Retry-After': String(retryAfter),
-    'Cache-Control': 'no-store',
-  });
-  res.end(body);
+/** A refusal's status, headers and body, ready to write. */
+interface Refusal {
+  status: 429 | 503;
+  headers: Record<string, string | number>;
+  body: Buffer;
+}
+
+function refusal(status: 429 | 503, code: string, reason: ThrottleReason, retryAfter: number, message: string): Refusal {
+  const body = Buffer.from(JSON.stringify({ error: { code, message, reason, retryAfterSeconds: retryAfter } }));
+  return {
+    status,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length, 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' },
+    body,
+  };
+}
+
+function refuse(res: ServerResponse, answer: Refusal): void {
+  res.writeHead(answer.status, answer.headers);
+  res.end(answer.body);
 }
 
 /** Holds the request's place under the concurrency limit until its response headers go out. */
@@ -109,9 +119,16 @@ function handOver(res: ServerResponse, locals: { principal?: Principal; authErro
 export function throttleGate(ctx: PartitionContext, app: RequestListener): RequestListener {
   const { throttle } = ctx;
 
+  // Under overload most answers are this one: built once per limit value.
+  let overloaded: { limit: number; answer: Refusal } | undefined;
   const refuseOverloaded = (res: ServerResponse): void => {
     throttle.count('concurrency');
-    refuse(res, 503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, `the partition is overloaded (${throttle.concurrency.limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`);
+    const limit = throttle.concurrency.limit;
+    if (overloaded?.limit !== limit) {
+      const message = `the partition is overloaded (${limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`;
+      overloaded = { limit, answer: refusal(503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, message) };
+    }
+    refuse(res, overloaded.answer);
   };
 
   /** Step 5: a place under the limit (not for long polls), then the charge. False if refused. */
@@ -140,7 +157,8 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
     }
     if (throttle.eventLoop.shedding) {
       throttle.count('event_loop_lag');
-      refuse(res, 503, 'overloaded', 'event_loop_lag', overloadRetryAfterSeconds, `the partition is overloaded (its event loop runs ${Math.round(throttle.eventLoop.lagMs)} ms late); retry after ${overloadRetryAfterSeconds} s`);
+      const message = `the partition is overloaded (its event loop runs ${Math.round(throttle.eventLoop.lagMs)} ms late); retry after ${overloadRetryAfterSeconds} s`;
+      refuse(res, refusal(503, 'overloaded', 'event_loop_lag', overloadRetryAfterSeconds, message));
       return;
     }
     const longPoll = isLongPollRequest(req.method, url);
@@ -159,11 +177,11 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
       // The administrator is one trusted caller: only the process's limits apply to it.
       if (principal.kind !== 'admin') {
         client = principal.kind === 'device' ? { userId: principal.userId, deviceId: principal.deviceId } : { userId: principal.userId };
-        const refusal = throttle.clients.check(client, throttle.now());
-        if (refusal !== undefined) {
-          throttle.count(refusal.reason);
-          const seconds = retryAfterSeconds(refusal.retryAfterMs);
-          refuse(res, 429, 'rate_limited', refusal.reason, seconds, `${refusal.message}; retry after ${seconds} s`);
+        const refused = throttle.clients.check(client, throttle.now());
+        if (refused !== undefined) {
+          throttle.count(refused.reason);
+          const seconds = retryAfterSeconds(refused.retryAfterMs);
+          refuse(res, refusal(429, 'rate_limited', refused.reason, seconds, `${refused.message}; retry after ${seconds} s`));
           return;
         }
       }
