@@ -20,18 +20,21 @@
 // does every refused request, on the partition's one event loop: the table shows the
 // partition's CPU per admitted and per refused request, and the goodput those costs allow.
 //
-// Usage: npm run bench -- overload [--quick] [--route=entry|me] [--limit=N] [--pin]
+// Usage: npm run bench -- overload [--quick] [--route=entry|me] [--limit=N] [--no-pin]
 //   --route   entry (default): `GET /v1/objects/{id}/entries/{path}`, what a syncing device reads
 //             most (authentication, the object and the entry: two etcd reads); me: `GET /v1/me`
 //             (one etcd read)
 //   --limit=N pins the concurrency limit at N (min = max = N) under overload, to compare the
 //   adaptive limit with a fixed one
-//   --pin     runs the partition on CPU 0 and etcd, MinIO and the generator on CPU 1
-//             (taskset), so that the generator does not take the partition's core
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+//   --no-pin  lets the scheduler place every process; by default (on 2 CPUs or more, with
+//             taskset) the partition runs on CPU 0 and etcd, MinIO and the generator on CPU 1,
+//             so that the generator, which needs about as much CPU as the partition under
+//             overload, does not take the partition's core: in production the load comes
+//             from other machines
+import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../e2e/harness/etcd.ts';
@@ -42,7 +45,7 @@ import type { LoadJob, LoadResult } from './load-generator.ts';
 
 const quick = process.argv.includes('--quick');
 const pinnedLimit = process.argv.find((a) => a.startsWith('--limit='))?.slice('--limit='.length);
-const pin = process.argv.includes('--pin');
+const pin = !process.argv.includes('--no-pin') && availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
 const here = dirname(fileURLToPath(import.meta.url));
 const route = process.argv.find((a) => a.startsWith('--route='))?.slice('--route='.length) ?? 'entry';
 if (route !== 'entry' && route !== 'me') throw new Error(`--route must be entry or me, not ${route}`);
