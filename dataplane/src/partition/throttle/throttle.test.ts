@@ -62,6 +62,23 @@ describe('Throttle', () => {
     expect(() => throttle.acquireLongPoll('d1')).not.toThrow();
   });
 
+  it('offers the long-poll bound as an acquire/release-by-client hook', () => {
+    const throttle = new Throttle(config, { registry: new Registry() });
+    const hook = throttle.longPollAdmission;
+    hook.acquire('d1');
+    hook.acquire('d1');
+    expect(() => hook.acquire('d1')).toThrow(expect.objectContaining({ status: 429, code: 'too_many_long_polls' }));
+    expect(throttle.longPolls.openFor('d1')).toBe(2);
+    hook.release('d1');
+    expect(throttle.longPolls.openFor('d1')).toBe(1);
+    hook.acquire('d1');
+    hook.release('d1');
+    hook.release('d1');
+    hook.release('d1');
+    expect(throttle.longPolls.openFor('d1')).toBe(0);
+    expect(throttle.longPolls.devices).toBe(0);
+  });
+
   it.each([
     { bytes: 0, refused: false },
     { bytes: 1 << 30, refused: false },

@@ -45,6 +45,7 @@ export class Throttle {
   readonly #throttled: Counter<'reason'>;
   readonly #logger: Logger | undefined;
   #refusedSinceSummary: Partial<Record<ThrottleReason, number>> = {};
+  readonly #openPolls = new Map<string, (() => void)[]>();
   #summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(config: ThrottleConfig, options: ThrottleOptions) {
@@ -148,6 +149,25 @@ export class Throttle {
       { 'Retry-After': String(longPollRetryAfterSeconds) },
     );
   }
+
+  /**
+   * The same bound as a hook that releases by client id, for a long-poll module that
+   * calls `acquire(clientId)` as a poll is admitted (it throws the 429) and
+   * `release(clientId)` exactly once when that poll ends.
+   */
+  readonly longPollAdmission = {
+    acquire: (clientId: string): void => {
+      const release = this.acquireLongPoll(clientId);
+      const open = this.#openPolls.get(clientId);
+      if (open) open.push(release);
+      else this.#openPolls.set(clientId, [release]);
+    },
+    release: (clientId: string): void => {
+      const open = this.#openPolls.get(clientId);
+      open?.pop()?.();
+      if (open?.length === 0) this.#openPolls.delete(clientId);
+    },
+  };
 
   /** Refuses an entry larger than the configured maximum with 413 `entry_too_large`. */
   checkEntrySize(bytes: number): void {
