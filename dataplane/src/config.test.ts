@@ -36,6 +36,18 @@ describe('parsePartitionConfig', () => {
     expect(config.livenessMaxEventLoopDelayMs).toBe(5000);
     expect(config.otlpEndpoint).toBeUndefined();
     expect(config.presenceTtlSeconds).toBe(60);
+    expect(config.throttle).toEqual({
+      userRequestsPerSecond: 100,
+      userBurst: 200,
+      deviceRequestsPerSecond: 50,
+      deviceBurst: 100,
+      userBytesPerSecond: 64 * 2 ** 20,
+      deviceBytesPerSecond: 32 * 2 ** 20,
+      deviceLongPolls: 4,
+      maxEntryBytes: 16 * 2 ** 30,
+      eventLoopLagMs: 100,
+      concurrency: { min: 4, max: 512 },
+    });
   });
 
   it.each([
@@ -54,6 +66,30 @@ describe('parsePartitionConfig', () => {
   it('names the replica after the pod, or after the host when no pod name is given', () => {
     expect(parsePartitionConfig({ ...valid, MESHWORK_POD_NAME: 'p0-2' }, readSecret).replica).toBe('p0-2');
     expect(parsePartitionConfig(valid, readSecret).replica).toBe(hostname());
+  });
+
+  it('reads throttling bounds, byte sizes as plain numbers or quantities', () => {
+    const config = parsePartitionConfig(
+      {
+        ...valid,
+        MESHWORK_THROTTLE_USER_RPS: '7',
+        MESHWORK_THROTTLE_DEVICE_BURST: '3',
+        MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '1048576',
+        MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: '512Ki',
+        MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '1.5Gi',
+        MESHWORK_THROTTLE_CONCURRENCY_MIN: '8',
+        MESHWORK_THROTTLE_CONCURRENCY_MAX: '8',
+      },
+      readSecret,
+    );
+    expect(config.throttle).toMatchObject({
+      userRequestsPerSecond: 7,
+      deviceBurst: 3,
+      userBytesPerSecond: 1048576,
+      deviceBytesPerSecond: 524288,
+      maxEntryBytes: 1.5 * 2 ** 30,
+      concurrency: { min: 8, max: 8 },
+    });
   });
 
   it('takes the advertise URL and listen address as given', () => {
@@ -88,6 +124,13 @@ describe('parsePartitionConfig', () => {
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'http'],
     [{ MESHWORK_PRESENCE_TTL_SECONDS: '1' }, 'MESHWORK_PRESENCE_TTL_SECONDS', '2'],
     [{ MESHWORK_PRESENCE_TTL_SECONDS: 'soon' }, 'MESHWORK_PRESENCE_TTL_SECONDS', ''],
+    [{ MESHWORK_THROTTLE_USER_RPS: '0' }, 'MESHWORK_THROTTLE_USER_RPS', ''],
+    [{ MESHWORK_THROTTLE_DEVICE_BURST: '1.5' }, 'MESHWORK_THROTTLE_DEVICE_BURST', ''],
+    [{ MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '64MB' }, 'MESHWORK_THROTTLE_USER_BYTES_PER_SECOND', 'whole number of bytes'],
+    [{ MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '0' }, 'MESHWORK_THROTTLE_MAX_ENTRY_BYTES', 'at least 1'],
+    [{ MESHWORK_THROTTLE_DEVICE_LONG_POLLS: 'many' }, 'MESHWORK_THROTTLE_DEVICE_LONG_POLLS', ''],
+    [{ MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '-5' }, 'MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS', ''],
+    [{ MESHWORK_THROTTLE_CONCURRENCY_MIN: '64', MESHWORK_THROTTLE_CONCURRENCY_MAX: '32' }, 'MESHWORK_THROTTLE_CONCURRENCY_MIN', 'must not exceed MESHWORK_THROTTLE_CONCURRENCY_MAX'],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];

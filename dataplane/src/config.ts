@@ -2,6 +2,7 @@
 // operator's StatefulSet sets them) and validated; a bad value names its variable.
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseByteSize } from './byte-size.ts';
 import { parseSlotRanges, SlotRangeError, type SlotRange } from './slots.ts';
 
 /** Raised for invalid configuration; `field` is the environment variable at fault. */
@@ -45,6 +46,26 @@ export interface PartitionConfig {
   livenessMaxEventLoopDelayMs: number;
   /** Where traces are exported with OTLP/HTTP; tracing is off when absent. */
   otlpEndpoint: string | undefined;
+  throttle: ThrottleConfig;
+}
+
+/** Static bounds per user and per device, and the process's dynamic limits (see partition/throttle/). */
+export interface ThrottleConfig {
+  userRequestsPerSecond: number;
+  userBurst: number;
+  deviceRequestsPerSecond: number;
+  deviceBurst: number;
+  /** Request and response bodies, per user and per device. */
+  userBytesPerSecond: number;
+  deviceBytesPerSecond: number;
+  /** Long polls one device may hold open at once. */
+  deviceLongPolls: number;
+  /** The largest entry (file size) a commit may name. */
+  maxEntryBytes: number;
+  /** Mean event-loop delay above which new requests are shed. */
+  eventLoopLagMs: number;
+  /** Bounds of the adaptive concurrency limit. */
+  concurrency: { min: number; max: number };
 }
 
 const listenSchema = z
@@ -57,6 +78,19 @@ const listenSchema = z
   .refine((l) => l.port <= 65535, 'port must be at most 65535');
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http or https URL' });
 const seconds = (fallback: number, min: number) => z.coerce.number().int().min(min).default(fallback);
+const count = (fallback: number, max = 1_000_000_000) => z.coerce.number().int().min(1).max(max).default(fallback);
+const bytes = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const value = parseByteSize(text);
+      if (value === undefined || value < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be a whole number of bytes, at least 1, such as 67108864 or 64Mi' });
+        return z.NEVER;
+      }
+      return value;
+    });
 
 const envSchema = z.object({
   MESHWORK_LISTEN: listenSchema.default({ host: '0.0.0.0', port: 8080 }),
@@ -100,6 +134,18 @@ const envSchema = z.object({
   MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(10).default(5000),
   // The standard OpenTelemetry variable; empty counts as unset, as the OpenTelemetry SDKs treat it.
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), httpUrl.optional()),
+  // Defaults suit a 2-core / 8 GiB pod; the MeshPartition's spec.throttling sets them (ADR 7).
+  MESHWORK_THROTTLE_USER_RPS: count(100),
+  MESHWORK_THROTTLE_USER_BURST: count(200),
+  MESHWORK_THROTTLE_DEVICE_RPS: count(50),
+  MESHWORK_THROTTLE_DEVICE_BURST: count(100),
+  MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: bytes('64Mi'),
+  MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: bytes('32Mi'),
+  MESHWORK_THROTTLE_DEVICE_LONG_POLLS: count(4, 10_000),
+  MESHWORK_THROTTLE_MAX_ENTRY_BYTES: bytes('16Gi'),
+  MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: count(100, 60_000),
+  MESHWORK_THROTTLE_CONCURRENCY_MIN: count(4, 100_000),
+  MESHWORK_THROTTLE_CONCURRENCY_MAX: count(512, 100_000),
 });
 
 /** Reads a secret file; injected so that parsing stays testable without files. */
@@ -145,6 +191,9 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
   }
   const adminToken = readSecretFile('MESHWORK_ADMIN_TOKEN_FILE', adminTokenFile, readSecret);
   if (adminToken.length < 16) throw new ConfigError('MESHWORK_ADMIN_TOKEN_FILE', 'the token must be at least 16 characters');
+  if (e.MESHWORK_THROTTLE_CONCURRENCY_MIN > e.MESHWORK_THROTTLE_CONCURRENCY_MAX) {
+    throw new ConfigError('MESHWORK_THROTTLE_CONCURRENCY_MIN', `must not exceed MESHWORK_THROTTLE_CONCURRENCY_MAX (${e.MESHWORK_THROTTLE_CONCURRENCY_MAX})`);
+  }
   const listenHost = e.MESHWORK_LISTEN.host;
   const advertiseHost = listenHost === '0.0.0.0' || listenHost === '::' ? '127.0.0.1' : listenHost;
   return {
@@ -172,5 +221,17 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     shutdownGraceSeconds: e.MESHWORK_SHUTDOWN_GRACE_SECONDS,
     livenessMaxEventLoopDelayMs: e.MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    throttle: {
+      userRequestsPerSecond: e.MESHWORK_THROTTLE_USER_RPS,
+      userBurst: e.MESHWORK_THROTTLE_USER_BURST,
+      deviceRequestsPerSecond: e.MESHWORK_THROTTLE_DEVICE_RPS,
+      deviceBurst: e.MESHWORK_THROTTLE_DEVICE_BURST,
+      userBytesPerSecond: e.MESHWORK_THROTTLE_USER_BYTES_PER_SECOND,
+      deviceBytesPerSecond: e.MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND,
+      deviceLongPolls: e.MESHWORK_THROTTLE_DEVICE_LONG_POLLS,
+      maxEntryBytes: e.MESHWORK_THROTTLE_MAX_ENTRY_BYTES,
+      eventLoopLagMs: e.MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS,
+      concurrency: { min: e.MESHWORK_THROTTLE_CONCURRENCY_MIN, max: e.MESHWORK_THROTTLE_CONCURRENCY_MAX },
+    },
   };
 }

@@ -47,6 +47,8 @@ export class Authenticator {
   readonly #adminHash: string;
   readonly #metadata: MetadataStore;
   readonly #cache = new Map<string, { principal: Principal; expires: number }>();
+  // Lookups in flight, so that a burst of requests with one new token costs one etcd read.
+  readonly #pending = new Map<string, Promise<Principal | undefined>>();
 
   constructor(adminToken: string, metadata: MetadataStore) {
     this.#adminHash = hashSecret(adminToken);
@@ -62,7 +64,12 @@ export class Authenticator {
     if (sameHash(tokenHash, this.#adminHash)) return { kind: 'admin' };
     const cached = this.#cache.get(tokenHash);
     if (cached && cached.expires > Date.now()) return cached.principal;
-    const principal = await this.#lookup(token);
+    let lookup = this.#pending.get(tokenHash);
+    if (lookup === undefined) {
+      lookup = this.#lookup(token).finally(() => this.#pending.delete(tokenHash));
+      this.#pending.set(tokenHash, lookup);
+    }
+    const principal = await lookup;
     if (principal === undefined) throw new ApiError(401, 'unauthenticated', 'the bearer token is not valid', {}, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
     if (this.#cache.size >= cacheLimit) this.#cache.clear();
     this.#cache.set(tokenHash, { principal, expires: Date.now() + cacheMillis });

@@ -14,6 +14,7 @@ import type { Authenticator, Principal } from './auth.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { LongPolls } from './long-poll/long-polls.ts';
 import type { SlotMap } from './slot-map.ts';
+import type { Throttle } from './throttle/throttle.ts';
 
 export interface PartitionContext {
   config: PartitionConfig;
@@ -35,12 +36,16 @@ export interface PartitionContext {
   tracing: Tracing;
   /** Liveness, readiness (draining included) and deep health. */
   health: ProcessHealth;
+  /** Static and dynamic request limits; long-poll routes take places with acquireLongPoll. */
+  throttle: Throttle;
 }
 
 /** Authenticates the request; 401 without a valid token. */
 export async function principalOf(ctx: PartitionContext, req: Request, res: Response): Promise<Principal> {
   const known = res.locals.principal as Principal | undefined;
   if (known) return known;
+  // The throttle's gate authenticated already and failed: the same answer, without a second lookup.
+  if (res.locals.authError !== undefined) throw res.locals.authError;
   const principal = await ctx.auth.authenticate(req.headers.authorization);
   res.locals.principal = principal;
   return principal;

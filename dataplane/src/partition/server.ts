@@ -29,6 +29,8 @@ import type { PartitionContext } from './context.ts';
 import { drainServer } from './drain.ts';
 import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
+import { throttleGate } from './throttle/gate.ts';
+import { Throttle } from './throttle/throttle.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
 
 // HTTP timeouts, set on purpose (Node's defaults suit neither uploads nor a proxy in front):
@@ -151,7 +153,9 @@ export async function runPartition(): Promise<void> {
 
   const changeFeed = new ChangeFeed(etcd, config.slots, log);
   await changeFeed.start();
-  const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger: log });
+  const throttle = new Throttle(config.throttle, { registry: metrics.registry, logger: log });
+  // Each device may hold at most MESHWORK_THROTTLE_DEVICE_LONG_POLLS polls open at once.
+  const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger: log, admission: throttle.longPollAdmission });
   const presence = new PresenceStore(etcd, config.presenceTtlSeconds);
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
@@ -186,6 +190,7 @@ export async function runPartition(): Promise<void> {
     metrics,
     tracing,
     health,
+    throttle,
   };
   const app = createPartitionApp(ctx, {
     onOwnershipLost: (err) => {
@@ -194,13 +199,14 @@ export async function runPartition(): Promise<void> {
     },
     onVolumeFault,
   });
-  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, app);
+  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, throttleGate(ctx, app));
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       terminate(ExitCode.listenFailed, `cannot listen on ${config.listen.host}:${config.listen.port}: ${err.code ?? err.message}`);
     });
     server.listen(config.listen.port, config.listen.host, resolve);
   });
+  throttle.start();
   const stopSweeper = startTombstoneSweeper(metadata, config.slots, config.tombstoneRetentionSeconds, config.sweepIntervalSeconds, log);
   volumeChecks.startPeriodic(config.volumeCheckIntervalSeconds, volumeCheckWaitMs, onVolumeFault);
   log.info(
@@ -221,6 +227,7 @@ export async function runPartition(): Promise<void> {
     health.startDraining();
     log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
     stopSweeper();
+    throttle.stop();
     volumeChecks.stop();
     stores.stop();
     // Kept back from the grace period: releasing the lease and flushing traces.

@@ -37,7 +37,19 @@ export interface MeshPartitionSpec {
     etcd: { endpoints: string[] };
     s3: { endpoint: string; bucket: string; credentialsSecretRef: { name: string } };
   };
-  throttling: { userRequestsPerSecond: number; deviceRequestsPerSecond: number; burst: number };
+  throttling: {
+    userRequestsPerSecond: number;
+    userBurst: number;
+    deviceRequestsPerSecond: number;
+    deviceBurst: number;
+    /** Quantities of bytes (`64Mi`). */
+    userBytesPerSecond: string | number;
+    deviceBytesPerSecond: string | number;
+    deviceLongPolls: number;
+    maxEntrySize: string | number;
+    eventLoopLagMilliseconds: number;
+    concurrency: { min: number; max: number };
+  };
   watchdog: WatchdogSpec;
   rollout?: { partition: number };
 }

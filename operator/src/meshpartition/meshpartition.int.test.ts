@@ -76,6 +76,8 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     expect(pdb.spec!.maxUnavailable).toBe(1);
     const config = await waitFor(() => tryGet<V1ConfigMap>('configmap', 'p0-config'), { description: 'ConfigMap p0-config', timeoutMs: 30_000 });
     expect(config.data).toMatchObject({ MESHWORK_SLOTS: '0-1023', MESHWORK_PARTITION: 'p0', MESHWORK_S3_BUCKET: 'meshwork-blocks' });
+    // The CRD's throttling defaults reach the pods.
+    expect(config.data).toMatchObject({ MESHWORK_THROTTLE_USER_RPS: '100', MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '64Mi', MESHWORK_THROTTLE_CONCURRENCY_MAX: '512' });
 
     // The StatefulSet controller acts on it: pods and their claims exist.
     await waitFor(async () => (await kubectlOk(admin, ['get', 'pods', '-n', namespace, '-o', 'name'])).includes('pod/p0-2'), {
@@ -232,6 +234,12 @@ describe('validation by the API server', () => {
     { case: 'negative replicas', spec: { replicas: -1 }, message: 'replicas must be 0 or more' },
     { case: 'a toleration longer than the healthy reset', spec: { watchdog: { tolerationSeconds: 900 } }, message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds' },
     { case: 'a rollout partition above replicas', spec: { replicas: 2, rollout: { partition: 3 } }, message: 'rollout.partition must not exceed replicas' },
+    { case: 'zero requests per second', spec: { throttling: { userRequestsPerSecond: 0 } }, message: 'throttling.userRequestsPerSecond must be between 1 and 1000000' },
+    { case: 'a fractional byte rate', spec: { throttling: { deviceBytesPerSecond: '0.5' } }, message: 'throttling.deviceBytesPerSecond must be a whole number of bytes from 1 to 1Pi' },
+    { case: 'a byte rate in millibytes', spec: { throttling: { userBytesPerSecond: '1500m' } }, message: 'throttling.userBytesPerSecond must be a whole number of bytes from 1 to 1Pi' },
+    { case: 'an entry size of 0', spec: { throttling: { maxEntrySize: 0 } }, message: 'throttling.maxEntrySize must be a whole number of bytes from 1 to 1Pi' },
+    { case: 'no long polls', spec: { throttling: { deviceLongPolls: 0 } }, message: 'throttling.deviceLongPolls must be between 1 and 10000' },
+    { case: 'a concurrency minimum above its maximum', spec: { throttling: { concurrency: { min: 64, max: 32 } } }, message: 'throttling.concurrency.min must not exceed throttling.concurrency.max' },
   ])('rejects $case with the rule message', async ({ spec, message }) => {
     const result = await kubectl(admin, ['apply', '-f', '-'], JSON.stringify({ ...base, spec: { ...base.spec, ...spec } }));
     expect(result.code).not.toBe(0);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { samplePartition } from '../api/fixtures.ts';
 import { formatSlots } from '../api/v1alpha1.ts';
+import { parsePartitionConfig } from '../../../dataplane/src/config.ts';
 import { buildConfigMap, configHash } from './configmap.ts';
 import { buildPodDisruptionBudget } from './poddisruptionbudget.ts';
 import { buildClientService, buildHeadlessService } from './services.ts';
@@ -125,5 +126,69 @@ describe('partition configuration', () => {
       MESHWORK_S3_BUCKET: 'blocks',
       MESHWORK_DATA_DIRS: '/var/lib/meshwork/data-0,/var/lib/meshwork/data-1',
     });
+  });
+});
+
+describe('throttling configuration', () => {
+  const defaults = samplePartition().spec.throttling;
+  it.each([
+    {
+      case: 'the defaults',
+      throttling: defaults,
+      env: {
+        MESHWORK_THROTTLE_USER_RPS: '100',
+        MESHWORK_THROTTLE_USER_BURST: '200',
+        MESHWORK_THROTTLE_DEVICE_RPS: '50',
+        MESHWORK_THROTTLE_DEVICE_BURST: '100',
+        MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '64Mi',
+        MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: '32Mi',
+        MESHWORK_THROTTLE_DEVICE_LONG_POLLS: '4',
+        MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '16Gi',
+        MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '100',
+        MESHWORK_THROTTLE_CONCURRENCY_MIN: '4',
+        MESHWORK_THROTTLE_CONCURRENCY_MAX: '512',
+      },
+    },
+    {
+      case: 'byte sizes written as plain numbers',
+      throttling: { ...defaults, userBytesPerSecond: 1048576, maxEntrySize: 4294967296 },
+      env: { MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '1048576', MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '4294967296' },
+    },
+    {
+      case: 'tight static bounds',
+      throttling: { ...defaults, userRequestsPerSecond: 5, userBurst: 10, deviceRequestsPerSecond: 2, deviceBurst: 3, deviceLongPolls: 1 },
+      env: { MESHWORK_THROTTLE_USER_RPS: '5', MESHWORK_THROTTLE_USER_BURST: '10', MESHWORK_THROTTLE_DEVICE_RPS: '2', MESHWORK_THROTTLE_DEVICE_BURST: '3', MESHWORK_THROTTLE_DEVICE_LONG_POLLS: '1' },
+    },
+    {
+      case: 'a pinned concurrency limit and a lenient lag threshold',
+      throttling: { ...defaults, concurrency: { min: 64, max: 64 }, eventLoopLagMilliseconds: 500 },
+      env: { MESHWORK_THROTTLE_CONCURRENCY_MIN: '64', MESHWORK_THROTTLE_CONCURRENCY_MAX: '64', MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '500' },
+    },
+  ])('maps $case into the ConfigMap', ({ throttling, env }) => {
+    expect(buildConfigMap(samplePartition('p0', { throttling })).data).toMatchObject(env);
+  });
+
+  it.each([
+    { case: 'the defaults', throttling: defaults, bytes: { user: 64 * 2 ** 20, device: 32 * 2 ** 20, entry: 16 * 2 ** 30 } },
+    { case: 'decimal quantities', throttling: { ...defaults, userBytesPerSecond: '100M', deviceBytesPerSecond: '1.5Mi', maxEntrySize: '1e9' }, bytes: { user: 1e8, device: 1.5 * 2 ** 20, entry: 1e9 } },
+  ])('writes what the data plane reads back as the same limits: $case', ({ throttling, bytes }) => {
+    const env = buildConfigMap(samplePartition('p0', { throttling })).data!;
+    const config = parsePartitionConfig({ ...env, MESHWORK_S3_ACCESS_KEY: 'a', MESHWORK_S3_SECRET_KEY: 'b' }, () => 'a-token-of-sixteen-characters');
+    expect(config.throttle).toEqual({
+      userRequestsPerSecond: throttling.userRequestsPerSecond,
+      userBurst: throttling.userBurst,
+      deviceRequestsPerSecond: throttling.deviceRequestsPerSecond,
+      deviceBurst: throttling.deviceBurst,
+      userBytesPerSecond: bytes.user,
+      deviceBytesPerSecond: bytes.device,
+      deviceLongPolls: throttling.deviceLongPolls,
+      maxEntryBytes: bytes.entry,
+      eventLoopLagMs: throttling.eventLoopLagMilliseconds,
+      concurrency: throttling.concurrency,
+    });
+  });
+
+  it('rolls the pods when a bound changes', () => {
+    expect(configHash(samplePartition('p0', { throttling: { ...defaults, deviceBurst: 101 } }))).not.toBe(configHash(samplePartition()));
   });
 });

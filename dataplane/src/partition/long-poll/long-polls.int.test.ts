@@ -26,6 +26,8 @@ import { StoreReachability } from '../../health/store-reachability.ts';
 import { VolumeChecks } from '../../health/volume-checks.ts';
 import { DataplaneMetrics } from '../../telemetry/metrics.ts';
 import { noTracing } from '../../telemetry/tracing.ts';
+import { Registry } from 'prom-client';
+import { Throttle } from '../throttle/throttle.ts';
 
 const stack = inject('stack');
 const adminToken = 'admin-token-for-long-polls';
@@ -91,6 +93,7 @@ beforeAll(async () => {
     objectCache: new Map(),
     metrics: new DataplaneMetrics('partition', () => longPolls.open),
     tracing: noTracing,
+    throttle: new Throttle(config.throttle, { registry: new Registry(), logger }),
     health: new ProcessHealth({
       eventLoop: new EventLoopMonitor({ limitMs: 5000 }),
       stores: new StoreReachability([], { intervalMs: 5000, timeoutMs: 1000, staleAfterMs: 15_000 }),

@@ -248,6 +248,7 @@ export function entryRoutes(ctx: PartitionContext, json: express.RequestHandler)
     const principal = await memberPrincipalOf(ctx, req, res);
     const path = entryPathParam(req);
     const body: CommitEntryBody = validate(commitEntryBody, req.body);
+    if (body.kind === 'file') ctx.throttle.checkEntrySize(body.blocks.reduce((n, b) => n + b.size, 0));
     const precondition = requirePrecondition(req);
     // Access is checked before the blocks, so a stranger learns nothing from a 409.
     await loadObjectForWrite(ctx, principal.userId, id, 'writer');
