@@ -32,7 +32,7 @@ import { ManagedProcess } from '../e2e/harness/process.ts';
 import { waitFor } from '../e2e/harness/wait.ts';
 import { MeshClient } from '../dataplane/src/partition/testing/client.ts';
 import { MetadataStore } from '../dataplane/src/stores/metadata-store.ts';
-import { startPartition } from '../dataplane/src/partition/testing/partition-process.ts';
+import { startPartition, unthrottledEnv } from '../dataplane/src/partition/testing/partition-process.ts';
 import { dataplaneNodeFlags } from '../dataplane/src/node-flags.ts';
 import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll } from '../dataplane/src/partition/testing/population.ts';
 
@@ -125,7 +125,7 @@ const [etcd, minio] = await Promise.all([startEtcd({ name: 'bench-etcd' }), star
 const inspectPort = await freePort();
 const partition = await startPartition(
   { etcdEndpoint: etcd.endpoint, minio },
-  { partition: 'bench', env: { MESHWORK_LOG_LEVEL: 'warn' }, nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] },
+  { partition: 'bench', env: { MESHWORK_LOG_LEVEL: 'warn', ...unthrottledEnv }, nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] },
 );
 const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
 const kv = new Etcd3({ hosts: etcd.endpoint });

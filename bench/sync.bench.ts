@@ -19,7 +19,7 @@ import { Client } from 'minio';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
 import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
-import { startPartition } from '../dataplane/src/partition/testing/partition-process.ts';
+import { startPartition, unthrottledEnv } from '../dataplane/src/partition/testing/partition-process.ts';
 
 const quick = process.argv.includes('--quick');
 const MiB = 1024 * 1024;
@@ -63,21 +63,13 @@ const [etcd, minio] = await Promise.all([startEtcd({ name: 'bench-etcd' }), star
 // One device does all of this, far beyond a device's static bounds, at up to 64 requests at
 // once: the bounds and the concurrency limit are lifted here, since this measures the data
 // path (the overload benchmark measures the throttle).
-const unbounded = '1000000';
 const partition = await startPartition(
   { etcdEndpoint: etcd.endpoint, minio },
   {
     partition: 'bench',
     env: {
       MESHWORK_LOG_LEVEL: 'warn',
-      MESHWORK_THROTTLE_USER_RPS: unbounded,
-      MESHWORK_THROTTLE_USER_BURST: unbounded,
-      MESHWORK_THROTTLE_DEVICE_RPS: unbounded,
-      MESHWORK_THROTTLE_DEVICE_BURST: unbounded,
-      MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '1Ti',
-      MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: '1Ti',
-      MESHWORK_THROTTLE_CONCURRENCY_MIN: '1024',
-      MESHWORK_THROTTLE_CONCURRENCY_MAX: '1024',
+      ...unthrottledEnv,
     },
   },
 );

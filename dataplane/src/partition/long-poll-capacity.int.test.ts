@@ -1,13 +1,13 @@
 // 10,000 concurrent idle long polls on one partition process: 1,000 users with 10 devices and
 // one object each, every device polling. A commit to half of the objects releases exactly
 // the polls of their users, each with its own object; the other half keeps waiting until
-// its own objects change. Slots 4032-4095 belong to this file.
+// its own objects change. Slots 4080-4095 belong to this file.
 import { Agent } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { MeshClient } from './testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
+import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
 import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll, type PopulationUser } from './testing/population.ts';
 
 const stack = inject('stack');
@@ -20,12 +20,12 @@ let partition: RunningPartition;
 let population: PopulationUser[];
 
 beforeAll(async () => {
-  partition = await startPartition(stores, { partition: 'notify-capacity', slots: '4032-4095', env: { MESHWORK_LOG_LEVEL: 'warn' } });
+  partition = await startPartition(stores, { partition: 'notify-capacity', slots: '4080-4095', env: { MESHWORK_LOG_LEVEL: 'warn', ...unthrottledEnv } });
   requireOpenFiles(polls + 500, partition.process.pid);
   // Written with the partition's own store calls: 12,000 records through the API would take a minute.
   const etcd = new Etcd3({ hosts: stack.etcd.endpoint });
   try {
-    population = await populateInStore(etcd, [{ first: 4032, last: 4095 }], users, devicesPerUser);
+    population = await populateInStore(etcd, [{ first: 4080, last: 4095 }], users, devicesPerUser);
   } finally {
     etcd.close();
   }

@@ -4,7 +4,7 @@
 // kept by another partition. Slots 3584-3839 belong to this file.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MeshClient, type ApiResponse } from './testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
+import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };
@@ -34,8 +34,8 @@ let objectId: string;
 
 beforeAll(async () => {
   [a, b] = await Promise.all([
-    startPartition(stores, { partition: 'notify-a', slots: '3584-3711' }),
-    startPartition(stores, { partition: 'notify-b', slots: '3712-3839' }),
+    startPartition(stores, { partition: 'notify-a', slots: '3584-3711', env: { ...unthrottledEnv } }),
+    startPartition(stores, { partition: 'notify-b', slots: '3712-3839', env: { ...unthrottledEnv } }),
   ]);
   admin = new MeshClient(a.url, a.adminToken);
   const alice = await admin.createUser('alice');
@@ -275,7 +275,7 @@ describe('restarts', () => {
     expect(drained.body).toMatchObject({ error: { code: 'draining' } });
     expect(drained.headers['retry-after']).toBe('1');
 
-    a = await startPartition(stores, { partition: 'notify-a', slots: '3584-3711', port: a.port, adminToken: a.adminToken });
+    a = await startPartition(stores, { partition: 'notify-a', slots: '3584-3711', port: a.port, adminToken: a.adminToken, env: { ...unthrottledEnv } });
     // New connections: the old ones went with the old process.
     const laptopAgain = new MeshClient(a.url, laptop.token);
     const res = await poll(laptopAgain, cursor, 30);

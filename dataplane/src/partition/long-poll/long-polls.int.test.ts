@@ -1,7 +1,8 @@
 // LongPolls in this process, serving the real partition app against the real etcd and MinIO,
 // so that what a process cannot show from outside can be asserted: how many polls are open,
 // that a client going away frees its poll at once, draining, and a change-feed restart.
-// Slots 3968-4031 belong to this file (the app here registers no slot map record).
+// Slots 4000-4031 belong to this file (the app here registers no slot map record; main.int.test.ts
+// uses 4000-4001 for its short-lived processes).
 import { request as httpRequest, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Etcd3 } from 'etcd3';
@@ -63,7 +64,7 @@ beforeAll(async () => {
   const config = parsePartitionConfig(
     {
       MESHWORK_PARTITION: 'long-polls-in-process',
-      MESHWORK_SLOTS: '3968-4031',
+      MESHWORK_SLOTS: '4000-4031',
       MESHWORK_LISTEN: '127.0.0.1:0',
       MESHWORK_ETCD_ENDPOINTS: stack.etcd.endpoint,
       MESHWORK_S3_ENDPOINT: stack.minio.endpoint,

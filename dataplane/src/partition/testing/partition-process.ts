@@ -12,6 +12,24 @@ import { dataplaneNodeFlags } from '../../node-flags.ts';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
 /** Stores a partition talks to. */
+/**
+ * Throttling bounds lifted out of the way, for tests and benchmarks that measure something
+ * else than the throttle (the sync data path, notification fan-out at scale): per-client
+ * bounds and the concurrency limit far above anything they send.
+ */
+export const unthrottledEnv: Readonly<Record<string, string>> = {
+  MESHWORK_THROTTLE_USER_RPS: '1000000',
+  MESHWORK_THROTTLE_USER_BURST: '1000000',
+  MESHWORK_THROTTLE_DEVICE_RPS: '1000000',
+  MESHWORK_THROTTLE_DEVICE_BURST: '1000000',
+  MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '1Ti',
+  MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: '1Ti',
+  MESHWORK_THROTTLE_CONCURRENCY_MIN: '1024',
+  MESHWORK_THROTTLE_CONCURRENCY_MAX: '1024',
+  MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '60000',
+  MESHWORK_THROTTLE_DEVICE_LONG_POLLS: '10000',
+};
+
 export interface PartitionStores {
   etcdEndpoint: string;
   minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string };

@@ -1,7 +1,7 @@
 // The throttle in a real partition process against real etcd and MinIO: 429 exactly at the
 // static bounds, fairness between users, bytes charged on debt, 413 for an oversized entry,
 // 503 when the process is at its concurrency limit, and health routes that are never
-// throttled. Slots 3968-4031 belong to this file (other test files use other ranges).
+// throttled. Slots 3968-3999 belong to this file (other test files use other ranges).
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -20,7 +20,7 @@ beforeAll(async () => {
   [bounded, narrow] = await Promise.all([
     startPartition(stores, {
       partition: 'throttle-bounds',
-      slots: '3968-3999',
+      slots: '3968-3983',
       env: {
         MESHWORK_THROTTLE_USER_RPS: '2',
         MESHWORK_THROTTLE_USER_BURST: '10',
@@ -34,7 +34,7 @@ beforeAll(async () => {
     // One request at a time, so that a single slow upload puts the process at its limit.
     startPartition(stores, {
       partition: 'throttle-narrow',
-      slots: '4000-4031',
+      slots: '3984-3999',
       env: { MESHWORK_THROTTLE_CONCURRENCY_MIN: '1', MESHWORK_THROTTLE_CONCURRENCY_MAX: '1' },
     }),
   ]);
