@@ -35,6 +35,7 @@ import { MetadataStore } from '../dataplane/src/stores/metadata-store.ts';
 import { startPartition, unthrottledEnv } from '../dataplane/src/partition/testing/partition-process.ts';
 import { dataplaneNodeFlags } from '../dataplane/src/node-flags.ts';
 import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll } from '../dataplane/src/partition/testing/population.ts';
+import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
 const idlePolls = quick ? 2000 : 10_000;
@@ -259,13 +260,8 @@ try {
   rows.push(['  growth of RSS per idle poll (bytes)', rssPerPoll.toFixed(0), baseRssPerPoll.toFixed(0), '']);
   rows.push([`  (wrote ${idlePolls} users, devices and objects to etcd in ${seedSeconds.toFixed(0)} s)`, '', '', '']);
 
-  const header: [string, string, string, string] = ['measure', 'meshwork', 'baseline', 'target'];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   console.log('baselines: etcd put to watch event (latency); bare node:http server holding requests (memory)');
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
+  printTable(['measure', 'meshwork', 'baseline', 'target'], rows);
   console.log(
     JSON.stringify({
       benchmark: 'notify',

@@ -42,6 +42,7 @@ import { startMinio } from '../e2e/harness/minio.ts';
 import { MeshClient } from '../dataplane/src/partition/testing/client.ts';
 import { startPartition, type PartitionStores, type RunningPartition } from '../dataplane/src/partition/testing/partition-process.ts';
 import type { LoadJob, LoadResult } from './load-generator.ts';
+import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
 const pinnedLimit = process.argv.find((a) => a.startsWith('--limit='))?.slice('--limit='.length);
@@ -225,13 +226,8 @@ try {
     rows.push([`partition summary ${i + 1}: limit, no-load ms, lag ms, refused`, `${summary.concurrencyLimit}, ${summary.noLoadLatencyMs}, ${summary.eventLoopLagMs}, ${JSON.stringify(summary.refused)}`, '', '']);
   }
 
-  const header = ['measure', 'value', 'target', ''];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   console.log(`\noverload: ${overloadMs / 1000} s open loop, the first ${overloadWarmupMs / 1000} s not counted${pinnedLimit === undefined ? '' : `, limit pinned at ${pinnedLimit}`}${pin ? ', partition on CPU 0, the rest on CPU 1' : ''}`);
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
+  printTable(['measure', 'value', 'target', ''], rows);
   console.log(
     JSON.stringify({
       benchmark: 'overload',

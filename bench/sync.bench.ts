@@ -20,6 +20,7 @@ import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
 import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
 import { startPartition, unthrottledEnv } from '../dataplane/src/partition/testing/partition-process.ts';
+import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
 const MiB = 1024 * 1024;
@@ -187,12 +188,7 @@ try {
   rows.push([`changes: ${changedEntries} of ${bigEntries} entries (ms, p50)`, changesP50.toFixed(1), '', '', '< 20']);
   rows.push([`  (seeded ${bigEntries} entries through the API at ${(bigEntries / seedSeconds).toFixed(0)} commits/s)`, '', '', '', '']);
 
-  const header: [string, string, string, string, string] = ['measure', 'meshwork', 'baseline', 'ratio', 'target'];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
+  printTable(['measure', 'meshwork', 'baseline', 'ratio', 'target'], rows);
   console.log(
     JSON.stringify({
       benchmark: 'sync',

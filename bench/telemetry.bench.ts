@@ -17,6 +17,7 @@ import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
 import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
 import { startPartition, type PartitionStores } from '../dataplane/src/partition/testing/partition-process.ts';
+import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
 const rounds = quick ? 1 : 3;
@@ -101,12 +102,7 @@ const rows: [string, string, string, string, string][] = [
   [`${filesPerRound} files of 4 KiB, concurrency ${concurrency} (files/s)`, rateOn.toFixed(0), rateOff.toFixed(0), (rateOn / rateOff).toFixed(2), '>= 0.9'],
   [`spans received (${rounds} round${rounds === 1 ? '' : 's'})`, String(spansReceived), '', '', ''],
 ];
-const header: [string, string, string, string, string] = ['measure', 'tracing on', 'off (baseline)', 'ratio / diff', 'target'];
-const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
-console.log(line(header));
-console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-for (const r of rows) console.log(line(r));
+printTable(['measure', 'tracing on', 'off (baseline)', 'ratio / diff', 'target'], rows);
 console.log(
   JSON.stringify({
     benchmark: 'telemetry',
