@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { MeshPartition, Remediation, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { waitFor } from '../harness/wait.ts';
 import { WatchdogCluster } from './cluster.ts';
 
@@ -24,20 +25,29 @@ export const testWatchdog: Partial<WatchdogSpec> = {
 };
 
 describe('the watchdog', () => {
-  const cluster = new WatchdogCluster({
-    adminKubeconfig: stack.controlPlane.adminKubeconfig,
-    minio: stack.minio,
-    logDir: process.env.MESHWORK_WATCHDOG_LOG_DIR ?? join(stack.controlPlane.dir, 'logs'),
-    addressBlock: 5,
-    verbose: Boolean(process.env.MESHWORK_NODE_AGENT_LOG),
-  });
+  // A control plane of its own: the cluster installs the CRDs and cluster-wide RBAC with
+  // kubectl, which would stand in the way of the Helm chart's tests on the shared one.
+  let controlPlane: ControlPlane;
+  let cluster: WatchdogCluster;
 
   beforeAll(async () => {
+    controlPlane = await startControlPlane({
+      // As the shared one: a node is NotReady 20 s after its last heartbeat.
+      extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
+    });
+    cluster = new WatchdogCluster({
+      adminKubeconfig: controlPlane.adminKubeconfig,
+      minio: stack.minio,
+      logDir: process.env.MESHWORK_WATCHDOG_LOG_DIR ?? join(controlPlane.dir, 'logs'),
+      addressBlock: 5,
+      verbose: Boolean(process.env.MESHWORK_NODE_AGENT_LOG),
+    });
     await cluster.start();
   });
 
   afterAll(async () => {
-    await cluster.stop();
+    await cluster?.stop();
+    await controlPlane?.stop();
   });
 
   // A scenario that failed leaves its partition behind; the next one must see only its own.
