@@ -21,19 +21,30 @@ export class LongPollLimit {
     return this.#open.size;
   }
 
+  /** Takes a place for one long poll of `deviceId`: false at the bound. Pair with `give`. */
+  take(deviceId: string): boolean {
+    const open = this.openFor(deviceId);
+    if (open >= this.perDevice) return false;
+    this.#open.set(deviceId, open + 1);
+    return true;
+  }
+
+  /** Gives back one place of `deviceId` taken with `take`. */
+  give(deviceId: string): void {
+    const left = this.openFor(deviceId) - 1;
+    if (left <= 0) this.#open.delete(deviceId);
+    else this.#open.set(deviceId, left);
+  }
+
   /** Takes a place for one long poll of `deviceId`: its release function, or undefined at the bound. */
   tryAcquire(deviceId: string): (() => void) | undefined {
-    const open = this.openFor(deviceId);
-    if (open >= this.perDevice) return undefined;
-    this.#open.set(deviceId, open + 1);
+    if (!this.take(deviceId)) return undefined;
     let released = false;
     return () => {
       // Idempotent, so a route may release on both `close` and its own end.
       if (released) return;
       released = true;
-      const left = this.openFor(deviceId) - 1;
-      if (left <= 0) this.#open.delete(deviceId);
-      else this.#open.set(deviceId, left);
+      this.give(deviceId);
     };
   }
 }

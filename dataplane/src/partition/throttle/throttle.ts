@@ -45,7 +45,6 @@ export class Throttle {
   readonly #throttled: Counter<'reason'>;
   readonly #logger: Logger | undefined;
   #refusedSinceSummary: Partial<Record<ThrottleReason, number>> = {};
-  readonly #openPolls = new Map<string, (() => void)[]>();
   #summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(config: ThrottleConfig, options: ThrottleOptions) {
@@ -140,8 +139,27 @@ export class Throttle {
   acquireLongPoll(deviceId: string): () => void {
     const release = this.longPolls.tryAcquire(deviceId);
     if (release) return release;
+    throw this.#tooManyLongPolls(deviceId);
+  }
+
+  /**
+   * The same bound as a hook that releases by client id, for a long-poll module that
+   * calls `acquire(clientId)` as a poll is admitted (it throws the 429) and
+   * `release(clientId)` exactly once when that poll ends. Counts only, no closure per poll:
+   * ten thousand idle polls must stay small.
+   */
+  readonly longPollAdmission = {
+    acquire: (clientId: string): void => {
+      if (!this.longPolls.take(clientId)) throw this.#tooManyLongPolls(clientId);
+    },
+    release: (clientId: string): void => {
+      this.longPolls.give(clientId);
+    },
+  };
+
+  #tooManyLongPolls(deviceId: string): ApiError {
     this.count('long_polls');
-    throw new ApiError(
+    return new ApiError(
       429,
       'too_many_long_polls',
       `device ${deviceId} already holds ${this.longPolls.perDevice} long polls, the most allowed; end one before opening another`,
@@ -149,25 +167,6 @@ export class Throttle {
       { 'Retry-After': String(longPollRetryAfterSeconds) },
     );
   }
-
-  /**
-   * The same bound as a hook that releases by client id, for a long-poll module that
-   * calls `acquire(clientId)` as a poll is admitted (it throws the 429) and
-   * `release(clientId)` exactly once when that poll ends.
-   */
-  readonly longPollAdmission = {
-    acquire: (clientId: string): void => {
-      const release = this.acquireLongPoll(clientId);
-      const open = this.#openPolls.get(clientId);
-      if (open) open.push(release);
-      else this.#openPolls.set(clientId, [release]);
-    },
-    release: (clientId: string): void => {
-      const open = this.#openPolls.get(clientId);
-      open?.pop()?.();
-      if (open?.length === 0) this.#openPolls.delete(clientId);
-    },
-  };
 
   /** Refuses an entry larger than the configured maximum with 413 `entry_too_large`. */
   checkEntrySize(bytes: number): void {
