@@ -30,11 +30,11 @@ import { startMinio } from '../e2e/harness/minio.ts';
 import { freePort } from '../e2e/harness/ports.ts';
 import { ManagedProcess } from '../e2e/harness/process.ts';
 import { waitFor } from '../e2e/harness/wait.ts';
-import { MeshClient } from '../dataplane/src/partition/testing/client.ts';
+import { MeshClient } from '../e2e/dataplane/client.ts';
 import { MetadataStore } from '../dataplane/src/stores/metadata-store.ts';
-import { startPartition, unthrottledEnv } from '../dataplane/src/partition/testing/partition-process.ts';
+import { startPartition, unthrottledEnv } from '../e2e/dataplane/partition-process.ts';
 import { dataplaneNodeFlags } from '../dataplane/src/node-flags.ts';
-import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll } from '../dataplane/src/partition/testing/population.ts';
+import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll } from '../e2e/dataplane/population.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');

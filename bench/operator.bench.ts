@@ -19,7 +19,7 @@ import { ResilientInformer } from '../operator/src/controller/informer.ts';
 import { KubeClient, type KubeObject } from '../operator/src/kube/client.ts';
 import { loadKubeconfigFile } from '../operator/src/kube/credentials.ts';
 import { buildStatefulSet } from '../operator/src/specs/statefulset.ts';
-import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator, waitForWritesToSettle, sumMetric } from '../operator/src/testing/harness.ts';
+import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator, waitForWritesToSettle, sumMetric } from '../e2e/operator/harness.ts';
 
 const { values } = parseArgs({
   options: {

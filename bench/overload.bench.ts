@@ -39,8 +39,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
-import { MeshClient } from '../dataplane/src/partition/testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from '../dataplane/src/partition/testing/partition-process.ts';
+import { MeshClient } from '../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from '../e2e/dataplane/partition-process.ts';
 import type { LoadJob, LoadResult } from './load-generator.ts';
 import { printTable } from './table.ts';
 

@@ -18,8 +18,8 @@ import { Etcd3 } from 'etcd3';
 import { Client } from 'minio';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
-import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
-import { startPartition, unthrottledEnv } from '../dataplane/src/partition/testing/partition-process.ts';
+import { MeshClient, sha256Hex } from '../e2e/dataplane/client.ts';
+import { startPartition, unthrottledEnv } from '../e2e/dataplane/partition-process.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');

@@ -15,8 +15,8 @@ import { Agent } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
-import { MeshClient, sha256Hex } from '../dataplane/src/partition/testing/client.ts';
-import { startPartition, type PartitionStores } from '../dataplane/src/partition/testing/partition-process.ts';
+import { MeshClient, sha256Hex } from '../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores } from '../e2e/dataplane/partition-process.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { MeshPartition, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
-import { installCrds, kubectl, kubectlOk, rbacManifest, startOperator, type OperatorProcess } from '../../operator/src/testing/harness.ts';
+import { installCrds, kubectl, kubectlOk, rbacManifest, startOperator, type OperatorProcess } from '../operator/harness.ts';
 import { mintServiceAccountKubeconfig } from '../harness/controlplane.ts';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { waitFor } from '../harness/wait.ts';

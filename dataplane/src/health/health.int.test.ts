@@ -11,7 +11,7 @@ import { startMinio } from '../../../e2e/harness/minio.ts';
 import { makeReadOnly, makeWritable } from '../../../e2e/harness/read-only.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { ExitCode } from '../exit-codes.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from '../partition/testing/partition-process.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 import { canaryFile } from './volumes.ts';
 
 const stack = inject('stack');

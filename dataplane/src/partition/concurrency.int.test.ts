@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { entryKey } from '../stores/keys.ts';
 import type { EntryRecord } from '../stores/metadata-store.ts';
 import { contentHashOf } from './content-plan.ts';
-import { MeshClient, sha256Hex, type ApiResponse, type BlockRef } from './testing/client.ts';
-import { startPartition, type RunningPartition } from './testing/partition-process.ts';
+import { MeshClient, sha256Hex, type ApiResponse, type BlockRef } from '../../../e2e/dataplane/client.ts';
+import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 let partition: RunningPartition;

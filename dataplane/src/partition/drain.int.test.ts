@@ -11,8 +11,8 @@ import { waitFor } from '../../../e2e/harness/wait.ts';
 import { BlockStore } from '../stores/block-store.ts';
 import { slotMapPrefix } from '../stores/keys.ts';
 import { drainServer } from './drain.ts';
-import { MeshClient, sha256Hex } from './testing/client.ts';
-import { startPartition, type PartitionStores } from './testing/partition-process.ts';
+import { MeshClient, sha256Hex } from '../../../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

@@ -3,8 +3,8 @@
 // Slots 3072-3583 belong to this file.
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ExitCode } from '../exit-codes.ts';
-import { MeshClient } from './testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
+import { MeshClient } from '../../../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

@@ -6,9 +6,9 @@ import { Agent } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { MeshClient } from './testing/client.ts';
-import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
-import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll, type PopulationUser } from './testing/population.ts';
+import { MeshClient } from '../../../e2e/dataplane/client.ts';
+import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
+import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll, type PopulationUser } from '../../../e2e/dataplane/population.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

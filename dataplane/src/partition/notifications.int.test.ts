@@ -3,8 +3,8 @@
 // validation, membership changes, a restart between polls, draining on SIGTERM, and an object
 // kept by another partition. Slots 3584-3839 belong to this file.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { MeshClient, type ApiResponse } from './testing/client.ts';
-import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
+import { MeshClient, type ApiResponse } from '../../../e2e/dataplane/client.ts';
+import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { MeshClient } from './testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from './testing/partition-process.ts';
+import { MeshClient } from '../../../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

@@ -2,7 +2,6 @@
 // Every write is one transaction that also checks the fence (the revision of this partition's
 // owner record), so a paused former owner cannot commit after another process took over.
 import { Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
-import type { BlockRef } from '../partition/schemas.ts';
 import { slotSegment } from './keys.ts';
 import {
   deviceKey,
@@ -15,6 +14,12 @@ import {
   tombstoneKey,
   userKey,
 } from './keys.ts';
+
+/** A block an entry names: its sha256 (hex) and its size in bytes. */
+export interface BlockRef {
+  sha256: string;
+  size: number;
+}
 
 export type Role = 'owner' | 'writer' | 'reader';
 

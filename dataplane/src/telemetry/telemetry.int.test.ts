@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManagedProcess } from '../../../e2e/harness/process.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { MeshClient, encodePath } from '../partition/testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from '../partition/testing/partition-process.ts';
+import { MeshClient, encodePath } from '../../../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

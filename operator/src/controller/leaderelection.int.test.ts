@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../../e2e/harness/binaries.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { installCrds, kubectl, kubectlOk, startOperator, type OperatorProcess } from '../testing/harness.ts';
+import { installCrds, kubectl, kubectlOk, startOperator, type OperatorProcess } from '../../../e2e/operator/harness.ts';
 
 const stack = inject('stack');
 const admin = stack.controlPlane.adminKubeconfig;

@@ -8,7 +8,7 @@ import { mintServiceAccountKubeconfig } from '../../../e2e/harness/controlplane.
 import { repoRoot } from '../../../e2e/harness/binaries.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import type { MeshPartition } from '../api/v1alpha1.ts';
-import { installCrds, kubectl, kubectlOk, rbacManifest, reconcileWrites, startOperator, waitForWritesToSettle, type OperatorProcess } from '../testing/harness.ts';
+import { installCrds, kubectl, kubectlOk, rbacManifest, reconcileWrites, startOperator, waitForWritesToSettle, type OperatorProcess } from '../../../e2e/operator/harness.ts';
 
 const stack = inject('stack');
 const admin = stack.controlPlane.adminKubeconfig;

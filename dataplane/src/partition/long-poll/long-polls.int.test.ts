@@ -19,7 +19,7 @@ import { ChangeFeed } from '../change-feed.ts';
 import type { PartitionContext } from '../context.ts';
 import { ApiError } from '../api-error.ts';
 import { SlotMap } from '../slot-map.ts';
-import { MeshClient, type ApiResponse } from '../testing/client.ts';
+import { MeshClient, type ApiResponse } from '../../../../e2e/dataplane/client.ts';
 import { LongPolls } from './long-polls.ts';
 import { EventLoopMonitor } from '../../health/event-loop.ts';
 import { ProcessHealth } from '../../health/health.ts';

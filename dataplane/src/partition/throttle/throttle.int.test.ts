@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../../e2e/harness/wait.ts';
-import { MeshClient, sha256Hex, type ApiResponse } from '../testing/client.ts';
-import { startPartition, type PartitionStores, type RunningPartition } from '../testing/partition-process.ts';
+import { MeshClient, sha256Hex, type ApiResponse } from '../../../../e2e/dataplane/client.ts';
+import { startPartition, type PartitionStores, type RunningPartition } from '../../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };

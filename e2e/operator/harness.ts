@@ -4,10 +4,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot, requireBinary } from '../../../e2e/harness/binaries.ts';
-import { freePort } from '../../../e2e/harness/ports.ts';
-import { ManagedProcess } from '../../../e2e/harness/process.ts';
-import { waitFor } from '../../../e2e/harness/wait.ts';
+import { repoRoot, requireBinary } from '../harness/binaries.ts';
+import { freePort } from '../harness/ports.ts';
+import { ManagedProcess } from '../harness/process.ts';
+import { waitFor } from '../harness/wait.ts';
 
 export interface KubectlResult {
   code: number;

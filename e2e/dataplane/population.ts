@@ -3,9 +3,9 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request as httpRequest, type Agent, type ClientRequest } from 'node:http';
 import type { Etcd3 } from 'etcd3';
-import { mintIdInSlot, slotOf, type SlotRange } from '../../slots.ts';
-import { MetadataStore } from '../../stores/metadata-store.ts';
-import { mintToken } from '../auth.ts';
+import { mintIdInSlot, slotOf, type SlotRange } from '../../dataplane/src/slots.ts';
+import { MetadataStore } from '../../dataplane/src/stores/metadata-store.ts';
+import { mintToken } from '../../dataplane/src/partition/auth.ts';
 
 /** A user of the population with its devices' tokens and its one object. */
 export interface PopulationUser {

@@ -5,11 +5,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../../../e2e/harness/ports.ts';
-import { ManagedProcess } from '../../../../e2e/harness/process.ts';
-import { dataplaneNodeFlags } from '../../node-flags.ts';
+import { freePort } from '../harness/ports.ts';
+import { ManagedProcess } from '../harness/process.ts';
+import { dataplaneNodeFlags } from '../../dataplane/src/node-flags.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Stores a partition talks to. */
 /**

@@ -7,8 +7,8 @@
 // device token).
 import { request } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { MeshClient, sha256Hex, type ApiResponse } from '../../partition/testing/client.ts';
-import { startTracing } from '../tracing.ts';
+import { MeshClient, sha256Hex, type ApiResponse } from './client.ts';
+import { startTracing } from '../../dataplane/src/telemetry/tracing.ts';
 
 const url = process.env.MESHWORK_URL;
 const token = process.env.MESHWORK_TOKEN;

@@ -1,0 +1,73 @@
+// The boundary rule itself: deliberate violations fail lint, allowed imports pass.
+import { ESLint } from 'eslint';
+import tseslint from 'typescript-eslint';
+import { describe, expect, it } from 'vitest';
+import { boundariesPlugin, checkImport } from './boundaries.js';
+
+describe('checkImport', () => {
+  it.each([
+    ['dataplane/src/partition/app.ts', '../../../e2e/harness/wait.ts', /must not import test code/],
+    ['dataplane/src/partition/app.ts', './routes/entries.test.ts', /must not import test code/],
+    ['operator/src/main.ts', '../../dataplane/src/config.ts', /operator must not import dataplane/],
+    ['dataplane/src/config.ts', '../../operator/src/config.ts', /must not import operator/],
+    ['dataplane/src/stores/metadata-store.ts', '../partition/schemas.ts', /stores must not import dataplane\/partition/],
+    ['dataplane/src/stores/block-store.ts', '../http/range.ts', /stores must not import dataplane\/http/],
+    ['dataplane/src/partition/app.ts', '../gateway/router.ts', /partition must not import dataplane\/gateway/],
+    ['dataplane/src/gateway/router.ts', '../partition/app.ts', /gateway must not import dataplane\/partition/],
+    ['contract/src/errors.ts', '@meshwork/client', /contract must not import @meshwork\/client/],
+    ['contract/src/errors.ts', '../../dataplane/src/config.ts', /contract must not import dataplane/],
+    ['client/src/index.ts', '../../dataplane/src/paths.ts', /client must not import dataplane/],
+    ['operator/src/main.ts', 'vitest', /not a production dependency/],
+  ])('%s importing %s is refused', (file, specifier, why) => {
+    expect(checkImport(file, specifier)).toMatch(why);
+  });
+
+  it.each([
+    ['dataplane/src/partition/app.ts', '../stores/metadata-store.ts'],
+    ['dataplane/src/partition/app.ts', '@meshwork/contract'],
+    ['dataplane/src/prober/prober.ts', '@meshwork/client'],
+    ['operator/src/main.ts', '@meshwork/contract'],
+    ['operator/src/main.ts', 'node:http'],
+    ['dataplane/src/main.ts', './partition/server.ts'],
+    ['e2e/harness/wait.ts', '../../dataplane/src/partition/app.ts'],
+    ['dataplane/src/partition/app.test.ts', '../../../e2e/harness/wait.ts'],
+  ])('%s importing %s is allowed', (file, specifier) => {
+    expect(checkImport(file, specifier)).toBeUndefined();
+  });
+});
+
+describe('the lint rule', () => {
+  const eslint = new ESLint({
+    overrideConfigFile: true,
+    overrideConfig: [
+      {
+        files: ['**/*.ts'],
+        languageOptions: { parser: tseslint.parser },
+        plugins: { meshwork: boundariesPlugin },
+        rules: { 'meshwork/boundaries': 'error' },
+      },
+    ],
+  });
+
+  it('fails a product file that imports the test harness', async () => {
+    const [result] = await eslint.lintText("import { waitFor } from '../../../e2e/harness/wait.ts';\nexport const x = waitFor;\n", {
+      filePath: 'dataplane/src/partition/violation.ts',
+    });
+    expect(result?.errorCount).toBe(1);
+    expect(result?.messages[0]?.ruleId).toBe('meshwork/boundaries');
+  });
+
+  it('checks re-exports and dynamic imports too', async () => {
+    const [result] = await eslint.lintText("export * from '../../dataplane/src/config.ts';\nawait import('../../dataplane/src/paths.ts');\n", {
+      filePath: 'operator/src/violation.ts',
+    });
+    expect(result?.errorCount).toBe(2);
+  });
+
+  it('passes a clean file', async () => {
+    const [result] = await eslint.lintText("import { ApiError } from '@meshwork/contract';\nexport const e = ApiError;\n", {
+      filePath: 'dataplane/src/partition/clean.ts',
+    });
+    expect(result?.errorCount).toBe(0);
+  });
+});
