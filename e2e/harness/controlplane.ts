@@ -41,7 +41,7 @@ export interface ControlPlane {
 }
 
 /** Service CIDR of the local cluster; its first address is the `kubernetes` Service. */
-export const serviceCidr = '10.96.0.0/16';
+export const serviceCidr = '198.18.128.0/20';
 
 interface TlsOptions {
   ca?: Buffer;
@@ -108,7 +108,7 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
     name: 'apiserver',
     commonName: 'kube-apiserver',
     usage: 'server',
-    altNames: ['IP:127.0.0.1', 'IP:10.96.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default',
+    altNames: ['IP:127.0.0.1', 'IP:198.18.128.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default',
       'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local'],
   });
   const admin = await pki.issue({ name: 'admin', commonName: 'meshwork-admin', organization: 'system:masters', usage: 'client' });
