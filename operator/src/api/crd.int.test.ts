@@ -44,7 +44,8 @@ describe('the generated MeshPartition CRD on a real API server', () => {
       },
     },
   ])('defaults $case as defaultedMeshPartitionSpec does', async ({ spec }) => {
-    const created = JSON.parse(await kubectlOk(admin, ['create', '--dry-run=server', '-o', 'json', '-f', '-'], manifest('defaults', spec))) as { spec: unknown };
+    const output = await kubectlOk(admin, ['create', '--dry-run=server', '-o', 'json', '-f', '-'], manifest('defaults', spec));
+    const created = JSON.parse(output) as { spec: unknown };
     expect(created.spec).toEqual(defaultedMeshPartitionSpec(spec as MeshPartitionSpec));
   });
 
@@ -65,8 +66,16 @@ describe('the generated MeshPartition CRD on a real API server', () => {
     { case: 'no concurrent repair', spec: { watchdog: { maxConcurrent: 0 } }, message: 'watchdog.maxConcurrent must be at least 1' },
     { case: 'a recovery of 0', spec: { watchdog: { recoverySeconds: 0 } }, message: 'watchdog.recoverySeconds must be at least 1' },
     { case: 'a negative rollout partition', spec: { rollout: { partition: -1 } }, message: 'rollout.partition must be 0 or more' },
-    { case: 'a concurrency minimum of 0', spec: { throttling: { concurrency: { min: 0 } } }, message: 'throttling.concurrency.min must be between 1 and 100000' },
-    { case: 'a lag bound of 60001 ms', spec: { throttling: { eventLoopLagMilliseconds: 60_001 } }, message: 'throttling.eventLoopLagMilliseconds must be between 1 and 60000' },
+    {
+      case: 'a concurrency minimum of 0',
+      spec: { throttling: { concurrency: { min: 0 } } },
+      message: 'throttling.concurrency.min must be between 1 and 100000',
+    },
+    {
+      case: 'a lag bound of 60001 ms',
+      spec: { throttling: { eventLoopLagMilliseconds: 60_001 } },
+      message: 'throttling.eventLoopLagMilliseconds must be between 1 and 60000',
+    },
     { case: 'an unknown fencing policy', spec: { watchdog: { fencing: 'Reboot' } }, message: 'Unsupported value: "Reboot"' },
   ])('rejects $case with the rule message', async ({ spec, message }) => {
     const result = await kubectl(admin, ['create', '--dry-run=server', '-f', '-'], manifest('invalid', { ...required, ...spec }));
@@ -94,7 +103,8 @@ describe('the generated MeshPartition CRD on a real API server', () => {
     });
 
     it('refuses a change of storage', async () => {
-      const result = await kubectl(admin, ['patch', '-n', namespace, 'meshpartition', name, '--type=merge', '-p', JSON.stringify({ spec: { storage: { volumes: 2 } } })]);
+      const patch = JSON.stringify({ spec: { storage: { volumes: 2 } } });
+      const result = await kubectl(admin, ['patch', '-n', namespace, 'meshpartition', name, '--type=merge', '-p', patch]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('storage cannot be changed after creation');
     });

@@ -60,7 +60,8 @@ describe('the MeshPartition definition', () => {
     expect(rules.length).toBeGreaterThan(20);
     for (const { path, rule, message } of rules) {
       expect(message, rule).not.toBe('');
-      if (/^self >= \d+( && self <= \d+)?$/.test(rule) || rule.startsWith('isQuantity')) expect(message.startsWith(`${path} must be`), `${path}: ${message}`).toBe(true);
+      const rangeRule = /^self >= \d+( && self <= \d+)?$/.test(rule) || rule.startsWith('isQuantity');
+      if (rangeRule) expect(message.startsWith(`${path} must be`), `${path}: ${message}`).toBe(true);
     }
   });
 
@@ -70,7 +71,7 @@ describe('the MeshPartition definition', () => {
     expect(Object.fromEntries(Object.entries(watchdog.properties!).map(([k, v]) => [k, v.default]))).toEqual(watchdogSpecDefaults);
   });
 
-  it('gives the test fixture exactly the CRD\'s defaults', () => {
+  it("gives the test fixture exactly the CRD's defaults", () => {
     const fixture = samplePartition().spec;
     expect(fixture.throttling).toEqual(throttlingDefaults);
     expect(fixture.watchdog).toEqual(watchdogSpecDefaults);

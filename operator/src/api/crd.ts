@@ -4,7 +4,15 @@
 // so the drift test can compare them with the committed files.
 import { Document, isPair, isScalar, visit } from 'yaml';
 import { MeshworkError } from '@meshwork/contract';
-import { group, meshPartitionKind, meshPartitionOpenApiSchema, meshPartitionPlural, meshPartitionPrinterColumns, meshPartitionScale, version } from './v1alpha1.ts';
+import {
+  group,
+  meshPartitionKind,
+  meshPartitionOpenApiSchema,
+  meshPartitionPlural,
+  meshPartitionPrinterColumns,
+  meshPartitionScale,
+  version,
+} from './v1alpha1.ts';
 
 /** The source file of every generated CRD, named in the generated files' headers. */
 export const crdSource = 'operator/src/api/v1alpha1.ts';

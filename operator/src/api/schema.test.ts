@@ -1,7 +1,21 @@
 // The schema builder: what it emits for the CRD, the types it infers, the definitions it
 // refuses, and the defaulting it does the way the API server does.
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { applyDefaults, array, atLeast, between, integer, object, oneOf, quantity, SchemaDefinitionError, string, toOpenApi, wholeBytes, type Infer } from './schema.ts';
+import {
+  applyDefaults,
+  array,
+  atLeast,
+  between,
+  integer,
+  object,
+  oneOf,
+  quantity,
+  SchemaDefinitionError,
+  string,
+  toOpenApi,
+  wholeBytes,
+  type Infer,
+} from './schema.ts';
 
 const limits = object({
   count: integer().default(2).validate(between(1, 9)),
@@ -36,7 +50,9 @@ describe('toOpenApi', () => {
           pattern: expect.stringMatching(/^\^/) as unknown,
           'x-kubernetes-validations': [
             {
-              rule: "isQuantity(string(self)) && quantity(string(self)).isInteger() && quantity(string(self)).compareTo(quantity('1')) >= 0 && quantity(string(self)).compareTo(quantity('1Ti')) <= 0",
+              rule:
+                'isQuantity(string(self)) && quantity(string(self)).isInteger() && ' +
+                "quantity(string(self)).compareTo(quantity('1')) >= 0 && quantity(string(self)).compareTo(quantity('1Ti')) <= 0",
               message: 'limits.size must be a whole number of bytes from 1 to 1Ti',
             },
           ],
@@ -47,7 +63,8 @@ describe('toOpenApi', () => {
       required: ['name'],
     });
     expect(Object.keys(limitsSchema.properties as Record<string, Record<string, unknown>>).length).toBe(5);
-    expect(Object.keys((limitsSchema.properties as Record<string, Record<string, unknown>>).count!)).toEqual(['type', 'format', 'default', 'x-kubernetes-validations']);
+    const count = (limitsSchema.properties as Record<string, Record<string, unknown>>).count!;
+    expect(Object.keys(count)).toEqual(['type', 'format', 'default', 'x-kubernetes-validations']);
   });
 
   it.each([
@@ -64,7 +81,10 @@ describe('toOpenApi', () => {
     ['a default of the wrong type', object({ n: integer().default('3' as unknown as number) })],
     ['a fractional integer default', object({ n: integer().default(1.5) })],
     ['an object default naming an unknown property', object({ o: object({ a: integer() }).default({ b: 1 } as unknown as { a: number }) })],
-    ['a map list whose key its items do not require', object({ l: array(object({ k: string() })).with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['k'] }) })],
+    [
+      'a map list whose key its items do not require',
+      object({ l: array(object({ k: string() })).with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['k'] }) }),
+    ],
   ])('refuses %s', (_case, schema) => {
     expect(() => toOpenApi(schema)).toThrow(SchemaDefinitionError);
   });
@@ -79,7 +99,7 @@ describe('applyDefaults', () => {
     expect(applyDefaults(root, { spec: {} })).toEqual({ spec: { limits: { count: 2, size: '1Gi', mode: 'A' } } });
   });
 
-  it('leaves its argument and the schema\'s default values untouched', () => {
+  it("leaves its argument and the schema's default values untouched", () => {
     const input = { spec: { items: [{ key: 'a' }] } };
     const out = applyDefaults(root, input) as { spec: { limits: Record<string, unknown> } };
     out.spec.limits.count = 7;

@@ -32,7 +32,10 @@ interface Keywords {
 }
 
 /** The keywords a caller may add with `with()`: constraints and list semantics, not the type. */
-export type Constraints = Pick<Keywords, 'format' | 'pattern' | 'minimum' | 'minLength' | 'maxLength' | 'minItems' | 'maxItems' | 'x-kubernetes-list-type' | 'x-kubernetes-list-map-keys'>;
+export type Constraints = Pick<
+  Keywords,
+  'format' | 'pattern' | 'minimum' | 'minLength' | 'maxLength' | 'minItems' | 'maxItems' | 'x-kubernetes-list-type' | 'x-kubernetes-list-map-keys'
+>;
 
 /** A JSON Schema object as the CRD carries it. */
 export type JsonSchemaProps = { [keyword: string]: unknown };
@@ -65,6 +68,7 @@ export class SchemaNode<T, Present extends boolean = false> {
   declare readonly infer: T;
   /** Type-level only: whether the field is always there once the API server has defaulted it. */
   declare readonly presence: Present;
+  /** What `toOpenApi` and `applyDefaults` read: the node's keywords, rules and children. */
   readonly state: NodeState;
 
   constructor(state: NodeState) {

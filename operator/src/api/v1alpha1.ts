@@ -19,10 +19,15 @@ import {
   type JsonSchemaProps,
 } from './schema.ts';
 
+/** The API group of Meshwork's custom resources. */
 export const group = 'meshwork.io';
+/** The one served and stored version. */
 export const version = 'v1alpha1';
+/** `apiVersion` of every object of this version. */
 export const apiVersion = `${group}/${version}`;
+/** The MeshPartition kind. */
 export const meshPartitionKind = 'MeshPartition';
+/** The MeshPartition resource in URLs and RBAC rules. */
 export const meshPartitionPlural = 'meshpartitions';
 
 /** The metadata the operator reads; the API server owns its schema, so it is typed here by hand. */
@@ -123,12 +128,12 @@ const throttling = object({
     max: integer().default(throttlingDefaults.concurrency.max).validate(between(1, 100_000)),
   })
     .default({})
-    .describe('Bounds of each pod\'s adaptive concurrency limit, which follows latency between them.'),
+    .describe("Bounds of each pod's adaptive concurrency limit, which follows latency between them."),
 })
   .default({})
   .describe(
-    'Static bounds per user and per device (429 with Retry-After beyond them) and the bounds of each pod\'s dynamic limits (503 with Retry-After under overload). ' +
-      'Health and metrics routes are never throttled.',
+    'Static bounds per user and per device (429 with Retry-After beyond them) ' +
+      "and the bounds of each pod's dynamic limits (503 with Retry-After under overload). Health and metrics routes are never throttled.",
   )
   .validate({
     rule: '!has(self.concurrency) || self.concurrency.min <= self.concurrency.max',
@@ -181,7 +186,7 @@ const watchdog = object({
     .validate(between(1, 300)),
 })
   .default(watchdogSpecDefaults)
-  .describe('The watchdog\'s thresholds and bounds (docs/operations.md, "The watchdog").')
+  .describe(`The watchdog's thresholds and bounds (docs/operations.md, "The watchdog").`)
   .validate(
     { rule: 'self.tolerationSeconds < self.healthyResetSeconds', message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds' },
     { rule: 'self.tolerationSeconds < self.nodeLostSeconds', message: 'watchdog.tolerationSeconds must be shorter than nodeLostSeconds' },
@@ -233,7 +238,11 @@ const spec = object({
       .describe('Pods with an ordinal below this keep the old revision during a rolling update.')
       .validate(atLeast(0)),
   }),
-}).validate({ rule: '!has(self.rollout) || self.rollout.partition <= self.replicas', message: 'rollout.partition must not exceed replicas', fieldPath: '.rollout.partition' });
+}).validate({
+  rule: '!has(self.rollout) || self.rollout.partition <= self.replicas',
+  message: 'rollout.partition must not exceed replicas',
+  fieldPath: '.rollout.partition',
+});
 
 const remediationAction = oneOf(['Restart', 'Reschedule', 'Fence', 'RecreateVolume', 'GiveUp', 'Reset']);
 const dateTime = () => string().with({ format: 'date-time' });
@@ -291,7 +300,7 @@ const status = object({
     .describe('One entry per member (StatefulSet ordinal) with its health and watchdog ladder state.')
     .with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['pod'] }),
   remediations: array(remediation)
-    .describe('The watchdog\'s latest actions, oldest first.')
+    .describe("The watchdog's latest actions, oldest first.")
     .with({ maxItems: maxRemediations, 'x-kubernetes-list-type': 'atomic' }),
 });
 
