@@ -60,9 +60,12 @@ test: deps tools typecheck lint ## Install everything, build the tools, then typ
 	@status=0; vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$$?; \
 	node e2e/harness/summarize.ts test-results/vitest.json; exit $$status
 
+.PHONY: crds
+crds: $(NODE_DEPS) ## Write crds/*.yaml and the Helm chart's CRD templates from operator/src/api/v1alpha1.ts
+	node operator/src/api/generate-crds.ts
+
 .PHONY: chart-crds
-chart-crds: $(NODE_DEPS) ## Regenerate the Helm chart's CRD templates from crds/
-	node charts/sync-crds.ts
+chart-crds: crds ## The same as make crds (the chart's CRD templates are written with crds/)
 
 .PHONY: up
 up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes) and say how to reach it

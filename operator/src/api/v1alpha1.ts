@@ -1,12 +1,36 @@
-// Types of the meshwork.io/v1alpha1 custom resources, as stored by the API server after
-// defaulting (crds/meshwork.io_meshpartitions.yaml is the schema they mirror).
+// The meshwork.io/v1alpha1 custom resources, defined once (ADR 23): the schema below is what
+// `make crds` writes into crds/meshwork.io_meshpartitions.yaml and the chart, and the types
+// the operator reads objects with are inferred from it, so the two cannot drift. Choices of
+// the schema itself are in ADR 12.
+import {
+  applyDefaults,
+  array,
+  atLeast,
+  between,
+  integer,
+  object,
+  oneOf,
+  opaqueObject,
+  quantity,
+  string,
+  toOpenApi,
+  wholeBytes,
+  type Infer,
+  type JsonSchemaProps,
+} from './schema.ts';
 
+/** The API group of Meshwork's custom resources. */
 export const group = 'meshwork.io';
+/** The one served and stored version. */
 export const version = 'v1alpha1';
+/** `apiVersion` of every object of this version. */
 export const apiVersion = `${group}/${version}`;
+/** The MeshPartition kind. */
 export const meshPartitionKind = 'MeshPartition';
+/** The MeshPartition resource in URLs and RBAC rules. */
 export const meshPartitionPlural = 'meshpartitions';
 
+/** The metadata the operator reads; the API server owns its schema, so it is typed here by hand. */
 export interface ObjectMeta {
   name: string;
   namespace: string;
@@ -19,127 +43,327 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
 }
 
-/** An inclusive range of slots. */
-export interface SlotRange {
-  start: number;
-  end: number;
-}
-
-export interface MeshPartitionSpec {
-  replicas: number;
-  slots: SlotRange[];
-  image?: string;
-  resources: { cpu: string | number; memory: string | number };
-  storage: { volumes: number; size: string | number; storageClassName?: string };
-  /** Secret (key `token`) holding the data plane's administrator token; default `<name>-admin`. */
-  adminTokenSecretRef?: { name: string };
-  stores: {
-    etcd: { endpoints: string[] };
-    s3: { endpoint: string; bucket: string; credentialsSecretRef: { name: string } };
-  };
-  throttling: {
-    userRequestsPerSecond: number;
-    userBurst: number;
-    deviceRequestsPerSecond: number;
-    deviceBurst: number;
-    /** Quantities of bytes (`64Mi`). */
-    userBytesPerSecond: string | number;
-    deviceBytesPerSecond: string | number;
-    deviceLongPolls: number;
-    maxEntrySize: string | number;
-    eventLoopLagMilliseconds: number;
-    concurrency: { min: number; max: number };
-  };
-  watchdog: WatchdogSpec;
-  rollout?: { partition: number };
-}
-
-/** How the watchdog takes a member off a lost node. */
-export type FencingPolicy = 'OutOfServiceTaint' | 'ForceDelete';
-
-/** Thresholds and bounds of the watchdog (DESIGN.md §6); every field is defaulted by the CRD. */
-export interface WatchdogSpec {
-  mode: 'Enforce' | 'Observe';
-  /** How long a failure may last before the watchdog acts on it. */
-  tolerationSeconds: number;
-  /** How long a member must stay healthy after an action before its level returns to 0. */
-  healthyResetSeconds: number;
-  /** How long a node's Lease must be stale before its members are fenced. */
-  nodeLostSeconds: number;
-  maxConcurrent: number;
-  actionsPerHour: number;
-  /** Optional in stored objects created before these fields existed; `watchdogSettings` fills them. */
-  fencing?: FencingPolicy;
-  /** How long a freshly created member pod, or an action, has to bring a member back before the next level. */
-  recoverySeconds?: number;
-  /** Deadline of one probe of a member's /healthz/deep. */
-  probeTimeoutSeconds?: number;
-  /** Time between two probes of the same member. */
-  probePeriodSeconds?: number;
-}
-
-/** metav1.Condition. */
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  observedGeneration?: number;
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-}
-
-export type MemberHealth = 'Healthy' | 'Unhealthy' | 'Pending' | 'Unknown';
-
-/** What the watchdog did (or, in Observe mode, would have done) to a member. */
-export type RemediationAction = 'Restart' | 'Reschedule' | 'Fence' | 'RecreateVolume' | 'GiveUp' | 'Reset';
-
-export interface Member {
-  pod: string;
-  node?: string;
-  health: MemberHealth;
-  /** Why the member is not healthy (NotReady, DeepCheckFailing, NodeLost, VolumeFault, ...). */
-  reason?: string;
-  /** When the member last turned healthy or unhealthy (RFC 3339). */
-  since?: string;
-  revision?: string;
-  /** The watchdog's ladder level: 0 observe, 1 restarted, 2 rescheduled, 3 volume recreated, 4 given up. */
-  level: number;
-  lastAction?: RemediationAction;
-  lastActionTime?: string;
-  /** The uid of the pod the last action was taken on (a later signal about it is not news). */
-  lastActionPod?: string;
-}
-
-/** One entry of the bounded history of the watchdog's actions. */
-export interface Remediation {
-  time: string;
-  pod: string;
-  node?: string;
-  level: number;
-  action: RemediationAction;
-  reason: string;
-  message?: string;
-  /** Performed; Observed (mode Observe: recorded, not done); Failed (the API refused it). */
-  outcome: 'Performed' | 'Observed' | 'Failed';
-}
-
-export interface MeshPartitionStatus {
-  observedGeneration?: number;
-  replicas?: number;
-  readyReplicas?: number;
-  selector?: string;
-  slots?: string;
-  currentRevision?: string;
-  updateRevision?: string;
-  conditions?: Condition[];
-  members?: Member[];
-  /** The watchdog's latest actions, newest last, at most `maxRemediations`. */
-  remediations?: Remediation[];
-}
-
 /** How many entries status.remediations keeps. */
 export const maxRemediations = 20;
 
+/** The size of one member by default: a commodity server (DESIGN.md §1). */
+export const resourceDefaults = { cpu: '2', memory: '8Gi' } as const;
+
+/** Each member's volumes by default. */
+export const storageDefaults = { volumes: 4, size: '100Gi' } as const;
+
+/**
+ * The throttling defaults. The data plane's own defaults for the same variables
+ * (dataplane/src/config.ts, MESHWORK_THROTTLE_*) repeat these values; both should come from
+ * one shared constant once the environment's schema lives in the contract module.
+ */
+export const throttlingDefaults = {
+  userRequestsPerSecond: 100,
+  userBurst: 200,
+  deviceRequestsPerSecond: 50,
+  deviceBurst: 100,
+  userBytesPerSecond: '64Mi',
+  deviceBytesPerSecond: '32Mi',
+  deviceLongPolls: 4,
+  maxEntrySize: '16Gi',
+  eventLoopLagMilliseconds: 100,
+  concurrency: { min: 4, max: 512 },
+} as const;
+
+/** The watchdog's production defaults (DESIGN.md §6); the CRD defaults spec.watchdog to exactly these. */
+export const watchdogSpecDefaults = {
+  mode: 'Enforce',
+  tolerationSeconds: 60,
+  healthyResetSeconds: 600,
+  nodeLostSeconds: 300,
+  maxConcurrent: 1,
+  actionsPerHour: 6,
+  fencing: 'ForceDelete',
+  recoverySeconds: 180,
+  probeTimeoutSeconds: 5,
+  probePeriodSeconds: 10,
+} as const;
+
+const slotCount = 4096;
+
+const secretRef = (description?: string) => {
+  const ref = object({ name: string().required().with({ minLength: 1, maxLength: 253 }) });
+  return description === undefined ? ref : ref.describe(description);
+};
+
+const slotRange = object({
+  start: integer().required(),
+  end: integer().required(),
+}).validate(
+  { rule: `self.start >= 0 && self.end <= ${slotCount - 1}`, message: `slot ranges must lie inside 0-${slotCount - 1}` },
+  { rule: 'self.start <= self.end', message: "a slot range's start must not be after its end" },
+);
+
+const byteRate = (description: string, fallback: string) => quantity().default(fallback).describe(description).validate(wholeBytes('1', '1Pi'));
+const rate = (description: string, fallback: number, max: number) => integer().default(fallback).describe(description).validate(between(1, max));
+
+const throttling = object({
+  userRequestsPerSecond: rate('Requests per second a user may make with all its tokens together.', throttlingDefaults.userRequestsPerSecond, 1_000_000),
+  userBurst: rate('Requests a user may make at once after being idle.', throttlingDefaults.userBurst, 1_000_000),
+  deviceRequestsPerSecond: rate(
+    'Requests per second one device may make (they count against its user too).',
+    throttlingDefaults.deviceRequestsPerSecond,
+    1_000_000,
+  ),
+  deviceBurst: rate('Requests a device may make at once after being idle.', throttlingDefaults.deviceBurst, 1_000_000),
+  /** A quantity of bytes (`64Mi`). */
+  userBytesPerSecond: byteRate('Request and response bytes per second of a user.', throttlingDefaults.userBytesPerSecond),
+  /** A quantity of bytes (`32Mi`). */
+  deviceBytesPerSecond: byteRate('Request and response bytes per second of a device.', throttlingDefaults.deviceBytesPerSecond),
+  deviceLongPolls: rate('Long polls (notifications, changes with wait) one device may hold open at once.', throttlingDefaults.deviceLongPolls, 10_000),
+  /** A quantity of bytes (`16Gi`). */
+  maxEntrySize: byteRate('The largest file an entry may describe (413 beyond it).', throttlingDefaults.maxEntrySize),
+  eventLoopLagMilliseconds: rate(
+    'Event-loop delay above which a pod refuses new requests (503) until it recovers.',
+    throttlingDefaults.eventLoopLagMilliseconds,
+    60_000,
+  ),
+  concurrency: object({
+    min: integer().default(throttlingDefaults.concurrency.min).validate(between(1, 100_000)),
+    max: integer().default(throttlingDefaults.concurrency.max).validate(between(1, 100_000)),
+  })
+    .default({})
+    .describe("Bounds of each pod's adaptive concurrency limit, which follows latency between them."),
+})
+  .default({})
+  .describe(
+    'Static bounds per user and per device (429 with Retry-After beyond them) ' +
+      "and the bounds of each pod's dynamic limits (503 with Retry-After under overload). Health and metrics routes are never throttled.",
+  )
+  .validate({
+    rule: '!has(self.concurrency) || self.concurrency.min <= self.concurrency.max',
+    message: 'throttling.concurrency.min must not exceed throttling.concurrency.max',
+    fieldPath: '.concurrency.min',
+  });
+
+const fencingPolicy = oneOf(['ForceDelete', 'OutOfServiceTaint']);
+
+const watchdog = object({
+  mode: oneOf(['Enforce', 'Observe']).default(watchdogSpecDefaults.mode).describe('Enforce acts; Observe records what it would do and does nothing.'),
+  tolerationSeconds: integer()
+    .default(watchdogSpecDefaults.tolerationSeconds)
+    .describe('How long a member may fail before the watchdog acts.')
+    .validate(atLeast(1)),
+  healthyResetSeconds: integer()
+    .default(watchdogSpecDefaults.healthyResetSeconds)
+    .describe('How long a member must stay healthy after an action before its level returns to 0 (probation).'),
+  nodeLostSeconds: integer()
+    .default(watchdogSpecDefaults.nodeLostSeconds)
+    .describe("How long a NotReady node's Lease must be stale before its members are fenced."),
+  maxConcurrent: integer().default(watchdogSpecDefaults.maxConcurrent).describe('Members of this partition under repair at once.').validate(atLeast(1)),
+  actionsPerHour: integer()
+    .default(watchdogSpecDefaults.actionsPerHour)
+    .describe(`Actions the watchdog may take on this partition in any hour (counted from status.remediations, which keeps ${maxRemediations}).`)
+    .validate(between(0, maxRemediations)),
+  // The four fields below came after the others; code that builds a partial watchdog spec
+  // (tests, benchmarks) leaves them out and `watchdogSettings` fills them.
+  fencing: fencingPolicy
+    .default(watchdogSpecDefaults.fencing)
+    .optionalInType()
+    .describe(
+      'How a member is taken off a lost node. ForceDelete removes its pod at once; ' +
+        'OutOfServiceTaint taints the node node.kubernetes.io/out-of-service so Kubernetes releases all its pods and volumes.',
+    ),
+  recoverySeconds: integer()
+    .default(watchdogSpecDefaults.recoverySeconds)
+    .optionalInType()
+    .describe('How long a new member pod, or one the watchdog just acted on, has to become healthy before the next level.')
+    .validate(atLeast(1)),
+  probeTimeoutSeconds: integer()
+    .default(watchdogSpecDefaults.probeTimeoutSeconds)
+    .optionalInType()
+    .describe("Deadline of the operator's probe of a member's /healthz/deep.")
+    .validate(between(1, 60)),
+  probePeriodSeconds: integer()
+    .default(watchdogSpecDefaults.probePeriodSeconds)
+    .optionalInType()
+    .describe("Time between two probes of a member's /healthz/deep.")
+    .validate(between(1, 300)),
+})
+  .default(watchdogSpecDefaults)
+  .describe(`The watchdog's thresholds and bounds (docs/operations.md, "The watchdog").`)
+  .validate(
+    { rule: 'self.tolerationSeconds < self.healthyResetSeconds', message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds' },
+    { rule: 'self.tolerationSeconds < self.nodeLostSeconds', message: 'watchdog.tolerationSeconds must be shorter than nodeLostSeconds' },
+    { rule: 'self.probeTimeoutSeconds <= self.probePeriodSeconds', message: 'watchdog.probeTimeoutSeconds must not be longer than probePeriodSeconds' },
+  );
+
+const spec = object({
+  replicas: integer().default(3).validate(atLeast(0)),
+  slots: array(slotRange)
+    .required()
+    .describe(`Slot ranges (inclusive) this partition serves, inside 0-${slotCount - 1} and not overlapping.`)
+    .with({ minItems: 1, maxItems: 64, 'x-kubernetes-list-type': 'atomic' })
+    .validate({ rule: 'self.all(a, self.filter(b, a.start <= b.end && b.start <= a.end).size() == 1)', message: 'slot ranges must not overlap' }),
+  image: string().describe("Container image of the data plane; the operator's default when empty.").with({ maxLength: 512 }),
+  resources: object({
+    cpu: quantity().default(resourceDefaults.cpu),
+    memory: quantity().default(resourceDefaults.memory),
+  })
+    .default({})
+    .describe('Requests and limits of each data-plane container (a commodity server by default).'),
+  storage: object({
+    volumes: integer().default(storageDefaults.volumes).describe('Volumes per replica (one PersistentVolumeClaim each).').validate(between(1, 8)),
+    size: quantity().default(storageDefaults.size),
+    storageClassName: string().with({ maxLength: 253 }),
+  })
+    .default({})
+    .describe("Volumes of each replica; fixed once created (a StatefulSet's claim templates cannot change).")
+    .validate({ rule: 'self == oldSelf', message: 'storage cannot be changed after creation' }),
+  adminTokenSecretRef: secretRef(
+    "A Secret in the same namespace whose key `token` is the data plane's administrator token (16 characters or more). Defaults to `<name>-admin`.",
+  ),
+  stores: object({
+    etcd: object({
+      endpoints: array(string().with({ minLength: 1, maxLength: 512 }))
+        .required()
+        .with({ minItems: 1, maxItems: 16 }),
+    }).required(),
+    s3: object({
+      endpoint: string().required().with({ minLength: 1, maxLength: 512 }),
+      bucket: string().required().with({ minLength: 3, maxLength: 63 }),
+      credentialsSecretRef: secretRef('A Secret in the same namespace with keys accessKeyId and secretAccessKey.').required(),
+    }).required(),
+  }).required(),
+  throttling,
+  watchdog,
+  rollout: object({
+    partition: integer()
+      .default(0)
+      .describe('Pods with an ordinal below this keep the old revision during a rolling update.')
+      .validate(atLeast(0)),
+  }),
+}).validate({
+  rule: '!has(self.rollout) || self.rollout.partition <= self.replicas',
+  message: 'rollout.partition must not exceed replicas',
+  fieldPath: '.rollout.partition',
+});
+
+const remediationAction = oneOf(['Restart', 'Reschedule', 'Fence', 'RecreateVolume', 'GiveUp', 'Reset']);
+const dateTime = () => string().with({ format: 'date-time' });
+
+// metav1.Condition's schema, as Kubernetes' own types declare it.
+const condition = object({
+  type: string().required().with({ maxLength: 316 }),
+  status: oneOf(['True', 'False', 'Unknown']).required(),
+  observedGeneration: integer('int64').with({ minimum: 0 }),
+  lastTransitionTime: dateTime().required(),
+  reason: string()
+    .required()
+    .with({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+  message: string().required().with({ maxLength: 32768 }),
+});
+
+const member = object({
+  pod: string().required(),
+  node: string(),
+  // Every writer of status sets health and level; the schema requires them so a reader can rely on them.
+  health: oneOf(['Healthy', 'Unhealthy', 'Pending', 'Unknown']).required(),
+  reason: string().describe('Why the member is not healthy.'),
+  since: dateTime().describe('When the member last turned healthy or unhealthy.'),
+  revision: string(),
+  level: integer()
+    .required()
+    .describe('Watchdog ladder level (0 observe, 1 restarted, 2 rescheduled or fenced, 3 volume recreated, 4 given up).'),
+  lastAction: remediationAction,
+  lastActionTime: dateTime(),
+  lastActionPod: string().describe('The uid of the pod the last action was taken on.'),
+});
+
+const remediation = object({
+  time: dateTime().required(),
+  pod: string().required(),
+  node: string(),
+  level: integer().required(),
+  action: remediationAction.required(),
+  reason: string().required(),
+  message: string(),
+  /** Performed; Observed (mode Observe: recorded, not done); Failed (the API refused it). */
+  outcome: oneOf(['Performed', 'Observed', 'Failed']).required(),
+});
+
+const status = object({
+  observedGeneration: integer('int64'),
+  replicas: integer(),
+  readyReplicas: integer(),
+  selector: string(),
+  slots: string().describe('The slot ranges, written as 0-1023,2048-2100.'),
+  currentRevision: string(),
+  updateRevision: string(),
+  conditions: array(condition).with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  members: array(member)
+    .describe('One entry per member (StatefulSet ordinal) with its health and watchdog ladder state.')
+    .with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['pod'] }),
+  remediations: array(remediation)
+    .describe("The watchdog's latest actions, oldest first.")
+    .with({ maxItems: maxRemediations, 'x-kubernetes-list-type': 'atomic' }),
+});
+
+/** The schema of a whole MeshPartition, root of the CRD's openAPIV3Schema. */
+export const meshPartitionSchema = object({
+  apiVersion: string(),
+  kind: string(),
+  metadata: opaqueObject(),
+  spec: spec.required(),
+  status,
+}).describe('A MeshPartition owns slot ranges of the mesh and runs N symmetric replicas that serve them.');
+
+/** The MeshPartition CRD's openAPIV3Schema. */
+export function meshPartitionOpenApiSchema(): JsonSchemaProps {
+  return toOpenApi(meshPartitionSchema);
+}
+
+/** A MeshPartition spec as the API server returns it, its defaults applied. */
+export function defaultedMeshPartitionSpec(input: Partial<MeshPartitionSpec> & Pick<MeshPartitionSpec, 'slots' | 'stores'>): MeshPartitionSpec {
+  return applyDefaults(spec, input) as MeshPartitionSpec;
+}
+
+/** Where `kubectl scale` and an HPA read and write the replica count. */
+export const meshPartitionScale = {
+  specReplicasPath: '.spec.replicas',
+  statusReplicasPath: '.status.replicas',
+  labelSelectorPath: '.status.selector',
+} as const;
+
+/** The columns of `kubectl get meshpartitions` (priority 1: only with `-o wide`). */
+export const meshPartitionPrinterColumns = [
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Replicas', type: 'integer', jsonPath: meshPartitionScale.specReplicasPath },
+  { name: 'Slots', type: 'string', jsonPath: '.status.slots' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  { name: 'Ready-Replicas', type: 'integer', jsonPath: '.status.readyReplicas', priority: 1 },
+  { name: 'Revision', type: 'string', jsonPath: '.status.updateRevision', priority: 1 },
+  { name: 'Image', type: 'string', jsonPath: '.spec.image', priority: 1 },
+  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+] as const;
+
+/** The MeshPartition spec, as stored after defaulting. */
+export type MeshPartitionSpec = Infer<typeof spec>;
+/** The MeshPartition status the operator writes. */
+export type MeshPartitionStatus = Infer<typeof status>;
+/** An inclusive range of slots. */
+export type SlotRange = Infer<typeof slotRange>;
+/** Thresholds and bounds of the watchdog (DESIGN.md §6); every field is defaulted by the CRD. */
+export type WatchdogSpec = Infer<typeof watchdog>;
+/** How the watchdog takes a member off a lost node. */
+export type FencingPolicy = Infer<typeof fencingPolicy>;
+/** metav1.Condition. */
+export type Condition = Infer<typeof condition>;
+/** A member's health as status reports it. */
+export type MemberHealth = Member['health'];
+/** What the watchdog did (or, in Observe mode, would have done) to a member. */
+export type RemediationAction = Infer<typeof remediationAction>;
+/** One member (StatefulSet ordinal) with its health and the watchdog's ladder state. */
+export type Member = Infer<typeof member>;
+/** One entry of the bounded history of the watchdog's actions. */
+export type Remediation = Infer<typeof remediation>;
+
+/** A MeshPartition as the operator reads it. */
 export interface MeshPartition {
   apiVersion: typeof apiVersion;
   kind: typeof meshPartitionKind;
