@@ -186,7 +186,7 @@ export class BlockStore {
     if (response.status === 'rejected') throw new BlockStoreError(`could not store block ${sha256}`, { cause: response.reason });
     const res = response.value;
     if (res.statusCode !== 200) {
-      const error = parseS3Error(res.statusCode ?? 0, await readText(res));
+      const error = await parseS3Error(res.statusCode ?? 0, await readText(res));
       if (error.code === 'XAmzContentSHA256Mismatch') throw new BlockHashMismatchError(sha256, 'unknown', size);
       if (error.status === 403 && error.code !== undefined && credentialErrorCodes.has(error.code)) await this.#credentials.refresh();
       throw new BlockStoreError(`storing block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
@@ -255,7 +255,7 @@ export class BlockStore {
       }
       const status = res.statusCode ?? 0;
       if (status >= 200 && status < 300) return { res, error: undefined };
-      const error = parseS3Error(status, await readText(res));
+      const error = await parseS3Error(status, await readText(res));
       // A HEAD answer has no body, so a 403 to it carries no code: it may be the credentials too.
       const refusedCredentials = status === 403 && (error.code === undefined || credentialErrorCodes.has(error.code));
       if (refusedCredentials && !reloadedCredentials) {

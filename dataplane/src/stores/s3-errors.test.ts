@@ -20,8 +20,8 @@ describe('parseS3Error', () => {
     ['plain text', 'upstream connect error', { code: undefined }],
     ['a truncated body', '<Error><Code>SlowDo', { code: undefined }],
     ['no body (a HEAD answer)', '', { code: undefined, message: undefined, requestId: undefined }],
-  ])('%s', (_what, body, expected) => {
-    expect(parseS3Error(503, body)).toMatchObject({ status: 503, ...expected });
+  ])('%s', async (_what, body, expected) => {
+    expect(await parseS3Error(503, body)).toMatchObject({ status: 503, ...expected });
   });
 });
 

@@ -1,10 +1,11 @@
 // What an S3 endpoint said when it refused a request, read from its XML error body
 // (`<Error><Code>SlowDown</Code><Message>...</Message><RequestId>...</RequestId></Error>`) with a
-// real XML parser (@rgrove/parse-xml: no dependencies, about 1 MiB resident), so entities, CDATA
-// and namespaces are read as XML says. A body that is not S3's error XML (a proxy's page, a
-// HEAD answer, which has no body) yields the status alone; the decision to retry or re-read the
-// credentials keys on `code`, never on the message.
-import { parseXml, XmlElement } from '@rgrove/parse-xml';
+// real XML parser (@rgrove/parse-xml: no dependencies), so entities, CDATA and namespaces are
+// read as XML says. The parser is loaded with the first error body, not at start: it costs about
+// 1 MiB resident, and a healthy partition may never need it. A body that is not S3's error XML
+// (a proxy's page, a HEAD answer, which has no body) yields the status alone; the decision to
+// retry or re-read the credentials keys on `code`, never on the message.
+import type { XmlElement } from '@rgrove/parse-xml';
 
 /** An S3 error answer: the HTTP status and, when the body held them, S3's code and message. */
 export interface S3ErrorDetails {
@@ -16,9 +17,10 @@ export interface S3ErrorDetails {
 }
 
 /** Reads S3's error XML from `body`; a body that is not one leaves code and message undefined. */
-export function parseS3Error(status: number, body: string): S3ErrorDetails {
+export async function parseS3Error(status: number, body: string): Promise<S3ErrorDetails> {
   const details: S3ErrorDetails = { status, code: undefined, message: undefined, requestId: undefined };
   if (body.trim() === '') return details;
+  const { parseXml, XmlElement } = await import('@rgrove/parse-xml');
   let root: XmlElement | null;
   try {
     root = parseXml(body).root;
