@@ -1,8 +1,9 @@
 # The one Meshwork image: every role (operator, gateway, partition, prober) from the same
 # TypeScript sources, run directly by Node 24. The role is the first argument.
 # It holds only what runs: production dependencies (`npm ci --omit=dev`) and the product code
-# (meshwork.ts, operator/src, dataplane/src and the workspaces contract/ and client/), never
-# tests; .dockerignore keeps test files out of the build context as a second guard.
+# (meshwork.ts, operator/src, dataplane/src and the workspaces contract/ and client/). Tests
+# never reach it: .dockerignore leaves `*.test.ts` files and test folders out of the build
+# context, so the COPY lines below carry product code only.
 FROM node:24-bookworm-slim
 WORKDIR /meshwork
 # The workspaces' manifests come first: npm ci links @meshwork/contract and @meshwork/client

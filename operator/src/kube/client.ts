@@ -69,6 +69,7 @@ export interface KubeRetryPolicy {
 /** The defaults: four attempts, waits of at most 10 s. */
 export const defaultKubeRetryPolicy: KubeRetryPolicy = { attempts: 4, baseDelayMs: 200, maxDelayMs: 10_000 };
 
+/** How a client counts its requests, how long one may take, and how it retries and pages. */
 export interface KubeClientOptions {
   observe?: RequestObserver;
   /** Deadline of one request; a leader must notice a hung API server before its lease runs out. */
