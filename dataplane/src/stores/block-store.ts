@@ -243,6 +243,8 @@ export class BlockStore {
   async #send(operation: string, method: 'GET' | 'HEAD', key: string | undefined): Promise<Answer> {
     let reloadedCredentials = false;
     for (let attempt = 1; ; attempt++) {
+      // The credentials may rotate while the request is out; a refusal of older ones is worth a retry.
+      const generation = this.#credentials.generation;
       let res: IncomingMessage;
       try {
         res = await this.#call(operation, (traceHeaders) => this.#exchange(method, key, traceHeaders), isServerError);
@@ -260,7 +262,8 @@ export class BlockStore {
       const refusedCredentials = status === 403 && (error.code === undefined || credentialErrorCodes.has(error.code));
       if (refusedCredentials && !reloadedCredentials) {
         reloadedCredentials = true;
-        if (await this.#credentials.refresh()) continue;
+        await this.#credentials.refresh();
+        if (this.#credentials.generation !== generation) continue;
       }
       if (attempt < this.#retry.attempts && isRetryableS3Answer(status, error.code)) {
         const retryAfter = res.headers['retry-after'];

@@ -52,9 +52,15 @@ describe('S3Credentials', () => {
     const credentials = new S3Credentials({ accessKey: 'a1', secretKey: 's1', files, checkIntervalMs: 60_000 });
     expect((await credentials.current()).accessKeyId).toBe('a1');
     expect(await credentials.refresh()).toBe(false);
+    const generation = credentials.generation;
     write(dir, 'secret', 's2');
     expect(await credentials.refresh()).toBe(true);
     expect(await credentials.current()).toEqual({ accessKeyId: 'a1', secretAccessKey: 's2' });
+    expect(credentials.generation).toBe(generation + 1);
+    // Rewritten with the same value: a new file, but nothing changed.
+    write(dir, 'secret', 's2');
+    expect(await credentials.refresh()).toBe(false);
+    expect(credentials.generation).toBe(generation + 1);
   });
 
   it('takes the values the configuration read, then follows only the parts that come from files', async () => {

@@ -41,6 +41,7 @@ export class S3Credentials {
   readonly #files: Partial<Record<Part, string>>;
   readonly #checkIntervalMs: number;
   #identity: S3Identity;
+  #generation = 0;
   #stamps = new Map<string, string>();
   #checkedAt = 0;
   #checking: Promise<S3Identity> | undefined;
@@ -58,6 +59,11 @@ export class S3Credentials {
     return Object.keys(this.#files).length > 0;
   }
 
+  /** Counts the changes of the credentials; a request that failed under an older generation is worth repeating. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** The credentials to sign the next request with. */
   async current(now = Date.now()): Promise<S3Identity> {
     if (now - this.#checkedAt < this.#checkIntervalMs) return this.#identity;
@@ -70,9 +76,9 @@ export class S3Credentials {
    */
   async refresh(): Promise<boolean> {
     if (!this.rotates) return false;
-    const before = this.#identity;
-    const after = await this.#check(true);
-    return after.accessKeyId !== before.accessKeyId || after.secretAccessKey !== before.secretAccessKey || after.sessionToken !== before.sessionToken;
+    const before = this.#generation;
+    await this.#check(true);
+    return this.#generation !== before;
   }
 
   #check(force: boolean): Promise<S3Identity> {
@@ -107,11 +113,15 @@ export class S3Credentials {
       }
       if (values[part] === '') throw new S3CredentialsError(`S3 credentials file ${path} is empty`);
     }
-    this.#identity = identityOf(
+    const next = identityOf(
       values.accessKey ?? this.#identity.accessKeyId,
       values.secretKey ?? this.#identity.secretAccessKey,
       this.#files.sessionToken === undefined ? this.#identity.sessionToken : values.sessionToken,
     );
+    if (next.accessKeyId !== this.#identity.accessKeyId || next.secretAccessKey !== this.#identity.secretAccessKey || next.sessionToken !== this.#identity.sessionToken) {
+      this.#generation++;
+    }
+    this.#identity = next;
     this.#stamps = stamps;
     return this.#identity;
   }
