@@ -13,7 +13,7 @@ export declare const areas: Area[];
 export declare function isTestCode(path: string): boolean;
 /** The product area of a repository-relative path, or undefined for test code. */
 export declare function areaOf(path: string): Area | undefined;
-/** Undefined when `file` may import `specifier`, else why not. */
-export declare function checkImport(file: string, specifier: string): string | undefined;
+/** Undefined when `file` may import `specifier` (`typeOnly` for `import type`), else why not. */
+export declare function checkImport(file: string, specifier: string, options?: { typeOnly?: boolean }): string | undefined;
 /** The plugin carrying `meshwork/boundaries`. */
 export declare const boundariesPlugin: ESLint.Plugin;

@@ -1,7 +1,10 @@
 // The import boundaries the build enforces (docs/architecture.md draws them): which part of the
 // project may import which. Product code never imports test code, roles never import each
 // other, a store never imports the HTTP layer, and product code imports only packages that are
-// production dependencies. Plain JavaScript so that ESLint loads it on any Node.
+// production dependencies, except for `import type` of a development dependency: it is erased
+// before the code runs (verbatimModuleSyntax keeps every other import), so the operator can use
+// client-node's model types without the image installing client-node. Plain JavaScript so that
+// ESLint loads it on any Node.
 import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -48,10 +51,10 @@ function allowed(from, toName) {
   return from.may.some((m) => m === toName || (m.endsWith('/*') && toName.startsWith(m.slice(0, -1))));
 }
 
-let productionDependencies;
-function productionDependency(name) {
-  productionDependencies ??= new Set(Object.keys(JSON.parse(readFileSync(resolve(repoRoot, 'package.json'), 'utf8')).dependencies ?? {}));
-  return productionDependencies.has(name);
+let manifest;
+function declaredIn(field, name) {
+  manifest ??= JSON.parse(readFileSync(resolve(repoRoot, 'package.json'), 'utf8'));
+  return Object.hasOwn(manifest[field] ?? {}, name);
 }
 
 function packageName(specifier) {
@@ -59,8 +62,11 @@ function packageName(specifier) {
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
-/** The verdict on one import of `file` (repository-relative): undefined when allowed, else why not. */
-export function checkImport(file, specifier) {
+/**
+ * The verdict on one import of `file` (repository-relative): undefined when allowed, else why not.
+ * `typeOnly` is true for `import type` and `export type ... from`, which never load the module.
+ */
+export function checkImport(file, specifier, { typeOnly = false } = {}) {
   const from = areaOf(file);
   if (from === undefined) return undefined;
   if (specifier.startsWith('.')) {
@@ -75,11 +81,13 @@ export function checkImport(file, specifier) {
   const name = packageName(specifier);
   const area = packageAreas[name];
   if (area !== undefined) return allowed(from, area) ? undefined : `${from.name} must not import ${name}; see docs/architecture.md`;
-  if (!productionDependency(name)) return `product code (${from.name}) must not import ${name}: it is not a production dependency`;
-  return undefined;
+  if (declaredIn('dependencies', name)) return undefined;
+  if (typeOnly && declaredIn('devDependencies', name)) return undefined;
+  if (typeOnly) return `product code (${from.name}) must not import types from ${name}: it is not a dependency of the project`;
+  return `product code (${from.name}) must not import ${name}: it is not a production dependency (only \`import type\` of a development dependency is allowed)`;
 }
 
-/** The ESLint rule: every import, export-from and dynamic import of a literal is checked. */
+/** The ESLint rule: every import, export-from and dynamic import of a literal is checked; declarations that are wholly `type` are type-only. */
 const rule = {
   meta: { type: 'problem', docs: { description: 'Enforces the import boundaries between Meshwork’s parts' }, schema: [] },
   create(context) {
@@ -87,7 +95,8 @@ const rule = {
     if (areaOf(file) === undefined) return {};
     const check = (node) => {
       if (node.source?.type !== 'Literal' || typeof node.source.value !== 'string') return;
-      const problem = checkImport(file, node.source.value);
+      const typeOnly = node.importKind === 'type' || node.exportKind === 'type';
+      const problem = checkImport(file, node.source.value, { typeOnly });
       if (problem !== undefined) context.report({ node: node.source, message: problem });
     };
     return { ImportDeclaration: check, ExportAllDeclaration: check, ExportNamedDeclaration: check, ImportExpression: check };

@@ -18,8 +18,23 @@ describe('checkImport', () => {
     ['contract/src/errors.ts', '../../dataplane/src/config.ts', /contract must not import dataplane/],
     ['client/src/index.ts', '../../dataplane/src/paths.ts', /client must not import dataplane/],
     ['operator/src/main.ts', 'vitest', /not a production dependency/],
+    ['operator/src/specs/statefulset.ts', '@kubernetes/client-node', /not a production dependency/],
+    ['dataplane/src/stores/block-store.ts', 'minio', /not a production dependency/],
   ])('%s importing %s is refused', (file, specifier, why) => {
     expect(checkImport(file, specifier)).toMatch(why);
+  });
+
+  it.each([
+    // Erased before the code runs, so the image needs no client-node.
+    ['operator/src/specs/statefulset.ts', '@kubernetes/client-node', undefined],
+    // A type-only import still needs the package to be declared, or type checking breaks.
+    ['operator/src/main.ts', 'left-pad', /not a dependency of the project/],
+    // Boundaries between areas hold for types too.
+    ['operator/src/main.ts', '../../dataplane/src/config.ts', /operator must not import dataplane/],
+    ['dataplane/src/partition/app.ts', '../../../e2e/harness/wait.ts', /must not import test code/],
+  ])('%s importing only types from %s: %s', (file, specifier, verdict) => {
+    if (verdict === undefined) expect(checkImport(file, specifier, { typeOnly: true })).toBeUndefined();
+    else expect(checkImport(file, specifier, { typeOnly: true })).toMatch(verdict);
   });
 
   it.each([
@@ -62,6 +77,22 @@ describe('the lint rule', () => {
       filePath: 'operator/src/violation.ts',
     });
     expect(result?.errorCount).toBe(2);
+  });
+
+  it('allows `import type` of a development dependency but not a value import or `import { type X }`, which stays at run time', async () => {
+    const [result] = await eslint.lintText(
+      [
+        "import type { V1Pod } from '@kubernetes/client-node';",
+        "export type { V1Node } from '@kubernetes/client-node';",
+        "import { type V1Service } from '@kubernetes/client-node';",
+        "import { KubeConfig } from '@kubernetes/client-node';",
+        'export const k = KubeConfig;',
+        'export type P = V1Pod | V1Service;',
+        '',
+      ].join('\n'),
+      { filePath: 'operator/src/specs/violation.ts' },
+    );
+    expect(result?.messages.map((m) => m.line)).toEqual([3, 4]);
   });
 
   it('passes a clean file', async () => {

@@ -25,7 +25,18 @@ export interface PartitionConfig {
   slots: SlotRange[];
   advertiseUrl: string;
   etcdEndpoints: string[];
-  s3: { endpoint: URL; bucket: string; region: string; accessKey: string; secretKey: string };
+  s3: {
+    endpoint: URL;
+    bucket: string;
+    region: string;
+    accessKey: string;
+    secretKey: string;
+    /** The session token of temporary credentials (MESHWORK_S3_SESSION_TOKEN or ..._FILE). */
+    sessionToken: string | undefined;
+    /** The files credentials came from, re-read by the block store when they change. */
+    credentialFiles: { accessKey: string | undefined; secretKey: string | undefined; sessionToken: string | undefined };
+    addressing: 'path' | 'virtual';
+  };
   adminToken: string;
   /** How long deleted entries stay visible to `changes`; older cursors get 410. */
   tombstoneRetentionSeconds: number;
@@ -116,6 +127,8 @@ const envSchema = z.object({
   MESHWORK_S3_ENDPOINT: httpUrl.transform((u) => new URL(u)),
   MESHWORK_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'),
   MESHWORK_S3_REGION: z.string().min(1).default('us-east-1'),
+  // Path-style suits MinIO without a domain; AWS S3 also serves virtual-hosted (bucket.host).
+  MESHWORK_S3_ADDRESSING: z.enum(['path', 'virtual']).default('path'),
   MESHWORK_TOMBSTONE_RETENTION_SECONDS: seconds(7 * 24 * 3600, 0),
   MESHWORK_SWEEP_INTERVAL_SECONDS: seconds(300, 1),
   MESHWORK_STORE_DEADLINE_SECONDS: seconds(30, 1),
@@ -209,6 +222,16 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
       region: e.MESHWORK_S3_REGION,
       accessKey: secretFromEnv(env, 'MESHWORK_S3_ACCESS_KEY', readSecret),
       secretKey: secretFromEnv(env, 'MESHWORK_S3_SECRET_KEY', readSecret),
+      sessionToken:
+        env.MESHWORK_S3_SESSION_TOKEN !== undefined || env.MESHWORK_S3_SESSION_TOKEN_FILE !== undefined
+          ? secretFromEnv(env, 'MESHWORK_S3_SESSION_TOKEN', readSecret)
+          : undefined,
+      credentialFiles: {
+        accessKey: env.MESHWORK_S3_ACCESS_KEY_FILE,
+        secretKey: env.MESHWORK_S3_SECRET_KEY_FILE,
+        sessionToken: env.MESHWORK_S3_SESSION_TOKEN_FILE,
+      },
+      addressing: e.MESHWORK_S3_ADDRESSING,
     },
     adminToken,
     tombstoneRetentionSeconds: e.MESHWORK_TOMBSTONE_RETENTION_SECONDS,

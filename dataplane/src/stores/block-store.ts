@@ -1,13 +1,29 @@
 // Content blocks in S3 (MinIO in tests), addressed by sha256 under `blocks/{sha256}`. Writes
 // and reads stream through a hash check; the store never holds a block whose bytes do not
-// match its name. Requests are plain HTTP signed with SigV4 (s3-signing.ts): the partition
-// needs four S3 operations, and a full S3 client costs memory and a key derivation per request.
-import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+// match its name. Requests are plain HTTP over a keep-alive pool, signed with SigV4 by AWS's
+// maintained signer (s3-signing.ts): the partition needs four S3 operations, and a full S3
+// client costs memory. Around the wire it adds what an S3 client would:
+// - credentials from values or files, re-read when the files change and once more when S3
+//   refuses them (s3-credentials.ts), with a session token for temporary credentials;
+// - path-style (`host/bucket/key`, the default, what MinIO serves without a domain) or
+//   virtual-hosted (`bucket.host/key`) addressing;
+// - retries with capped exponential backoff and full jitter for HEAD and GET when S3 answers
+//   `SlowDown`, `503` or `500 InternalError`, or a reused socket was reset (s3-retry.ts). A PUT
+//   is tried once: its body streams from the client and is not kept, and a retry would need the
+//   whole block in memory; the client repeats the upload after the partition's `503`;
+// - S3's XML error bodies read with an XML parser (s3-errors.ts).
+import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MeshworkError } from '@meshwork/contract';
 import { BlockHashMismatchError, BlockSizeMismatchError, HashVerifier } from './hash-verifier.ts';
-import { amzDate, emptyPayloadSha256, S3Signer } from './s3-signing.ts';
+import { S3Credentials } from './s3-credentials.ts';
+import { credentialErrorCodes, describeS3Error, parseS3Error, type S3ErrorDetails } from './s3-errors.ts';
+import { defaultS3RetryPolicy, isRetryableNetworkError, isRetryableS3Answer, s3RetryDelayMs, type S3RetryPolicy } from './s3-retry.ts';
+import { emptyPayloadSha256, S3Signer } from './s3-signing.ts';
 
 /** Where the block store lives and how to sign requests to it. */
 export interface BlockStoreOptions {
@@ -16,12 +32,23 @@ export interface BlockStoreOptions {
   region: string;
   accessKey: string;
   secretKey: string;
+  /** The session token of temporary credentials, sent as `x-amz-security-token`. */
+  sessionToken?: string | undefined;
+  /** Files the credentials were read from; they are re-read when they change (rotation). */
+  credentialFiles?: { accessKey?: string | undefined; secretKey?: string | undefined; sessionToken?: string | undefined } | undefined;
+  /** `path` (default): `endpoint/bucket/key`; `virtual`: `bucket.endpoint/key`. */
+  addressing?: 'path' | 'virtual' | undefined;
+  /** Retries of idempotent requests; the defaults are `defaultS3RetryPolicy`. */
+  retry?: Partial<S3RetryPolicy> | undefined;
+  /** Resolves host names instead of the system resolver (a virtual host in a test, a private resolver). */
+  lookup?: LookupFunction | undefined;
 }
 
 /**
  * Runs one S3 exchange (`operation`: HeadBucket, HeadObject, GetObject, PutObject); telemetry
  * uses it to time and trace the call, and hands `run` the trace headers to send. `failed` tells
- * an answer that is a failure (a 5xx) from one that is not.
+ * an answer that is a failure (a 5xx) from one that is not. Each attempt of a retried request
+ * is one exchange.
  */
 export type S3CallHook = <T>(operation: string, run: (traceHeaders: Record<string, string>) => Promise<T>, failed?: (result: T) => boolean) => Promise<T>;
 
@@ -31,9 +58,14 @@ function isServerError(res: IncomingMessage): boolean {
   return (res.statusCode ?? 0) >= 500;
 }
 
-/** Raised when the S3 endpoint fails or answers unexpectedly. */
-export class BlockStoreError extends Error {
-  override readonly name = 'BlockStoreError';
+/** Raised when the S3 endpoint fails or answers unexpectedly; `s3` holds what S3 said, when it answered. */
+export class BlockStoreError extends MeshworkError {
+  readonly s3: S3ErrorDetails | undefined;
+
+  constructor(message: string, options: { cause?: unknown; s3?: S3ErrorDetails } = {}) {
+    super('block_store_failed', message, { cause: options.cause });
+    this.s3 = options.s3;
+  }
 }
 
 /** The key of a block in the bucket. */
@@ -46,6 +78,14 @@ export function blockKey(sha256: string): string {
 const knownBlockLimit = 200_000;
 // A HEAD or the headers of a GET must come back within this; bodies stream without a deadline.
 const headerTimeoutMs = 30_000;
+// Enough of an error body for S3's XML; the rest is drained, not kept.
+const errorBodyLimit = 16 * 1024;
+
+/** An answer after retries: the response, and what S3 said when it was a failure (its body then read). */
+interface Answer {
+  res: IncomingMessage;
+  error: S3ErrorDetails | undefined;
+}
 
 /** Content-addressed block storage on S3. */
 export class BlockStore {
@@ -53,9 +93,12 @@ export class BlockStore {
   readonly #endpoint: URL;
   readonly #useSSL: boolean;
   readonly #port: number;
-  readonly #hostHeader: string;
+  readonly #virtualHosted: boolean;
   readonly #agent: Agent | HttpsAgent;
+  readonly #credentials: S3Credentials;
   readonly #signer: S3Signer;
+  readonly #retry: S3RetryPolicy;
+  readonly #lookup: LookupFunction | undefined;
   readonly #known = new Map<string, number>();
   readonly #call: S3CallHook;
 
@@ -67,27 +110,36 @@ export class BlockStore {
     this.#agent = this.#useSSL ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new Agent({ keepAlive: true, maxSockets: 64 });
     this.#bucket = options.bucket;
     this.#endpoint = options.endpoint;
-    this.#hostHeader = options.endpoint.port === '' ? options.endpoint.hostname : `${options.endpoint.hostname}:${this.#port}`;
-    this.#signer = new S3Signer({ accessKey: options.accessKey, secretKey: options.secretKey, region: options.region });
+    this.#virtualHosted = options.addressing === 'virtual';
+    this.#retry = { ...defaultS3RetryPolicy, ...options.retry };
+    this.#lookup = options.lookup;
+    this.#credentials = new S3Credentials({
+      accessKey: options.accessKey,
+      secretKey: options.secretKey,
+      sessionToken: options.sessionToken,
+      files: options.credentialFiles,
+    });
+    this.#signer = new S3Signer(options.region, () => this.#credentials.current());
   }
 
   /** Checks that the bucket answers; for readiness and start-up. */
   async ping(): Promise<void> {
-    const res = await this.#send('HeadBucket', 'HEAD', `/${this.#bucket}`);
+    const { res, error } = await this.#send('HeadBucket', 'HEAD', undefined);
     res.resume();
-    if (res.statusCode === 404) throw new BlockStoreError(`bucket ${this.#bucket} does not exist`);
-    if (res.statusCode !== 200) throw new BlockStoreError(`bucket ${this.#bucket} answered ${res.statusCode}`);
+    if (res.statusCode === 404) throw new BlockStoreError(`bucket ${this.#bucket} does not exist`, { s3: error });
+    if (error !== undefined) throw new BlockStoreError(`bucket ${this.#bucket} answered ${describeS3Error(error)}`, { s3: error });
   }
 
   /** The size of a stored block, or undefined when the store lacks it. */
   async sizeOf(sha256: string): Promise<number | undefined> {
     const known = this.#known.get(sha256);
     if (known !== undefined) return known;
-    const res = await this.#send('HeadObject', 'HEAD', `/${this.#bucket}/${blockKey(sha256)}`);
+    const { res, error } = await this.#send('HeadObject', 'HEAD', blockKey(sha256));
     res.resume();
     if (res.statusCode === 404) return undefined;
+    if (error !== undefined) throw new BlockStoreError(`looking up block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
     const size = Number(res.headers['content-length']);
-    if (res.statusCode !== 200 || !Number.isSafeInteger(size)) throw new BlockStoreError(`looking up block ${sha256} answered ${res.statusCode}`);
+    if (!Number.isSafeInteger(size)) throw new BlockStoreError(`looking up block ${sha256} answered without a Content-Length`);
     this.#remember(sha256, size);
     return size;
   }
@@ -110,7 +162,8 @@ export class BlockStore {
   /**
    * Stores `size` bytes from `body` as block `sha256`. The bytes are hashed on the way; S3 is
    * also told the expected sha256 (x-amz-content-sha256), so neither a mismatch nor a truncated
-   * body ever becomes visible under the block's key.
+   * body ever becomes visible under the block's key. Tried once (see the file's header); when S3
+   * refused the credentials, their files are re-read so that the client's retry uses new ones.
    */
   async put(sha256: string, size: number, body: Readable): Promise<void> {
     await this.#call('PutObject', (traceHeaders) => this.#put(sha256, size, body, traceHeaders));
@@ -118,7 +171,12 @@ export class BlockStore {
 
   async #put(sha256: string, size: number, body: Readable, traceHeaders: Record<string, string>): Promise<void> {
     const verifier = new HashVerifier(sha256, size);
-    const req = this.#request('PUT', `/${this.#bucket}/${blockKey(sha256)}`, sha256, { 'content-length': String(size), ...traceHeaders });
+    let req: ClientRequest;
+    try {
+      req = await this.#request('PUT', blockKey(sha256), sha256, { 'content-length': String(size) }, traceHeaders);
+    } catch (err) {
+      throw new BlockStoreError(`could not store block ${sha256}: ${(err as Error).message}`, { cause: err });
+    }
     const answered = new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
       req.once('error', reject);
@@ -128,9 +186,10 @@ export class BlockStore {
     if (response.status === 'rejected') throw new BlockStoreError(`could not store block ${sha256}`, { cause: response.reason });
     const res = response.value;
     if (res.statusCode !== 200) {
-      const text = await readText(res);
-      if (text.includes('XAmzContentSHA256Mismatch')) throw new BlockHashMismatchError(sha256, 'unknown', size);
-      throw new BlockStoreError(`storing block ${sha256} answered ${res.statusCode}: ${errorCode(text)}`);
+      const error = await parseS3Error(res.statusCode ?? 0, await readText(res));
+      if (error.code === 'XAmzContentSHA256Mismatch') throw new BlockHashMismatchError(sha256, 'unknown', size);
+      if (error.status === 403 && error.code !== undefined && credentialErrorCodes.has(error.code)) await this.#credentials.refresh();
+      throw new BlockStoreError(`storing block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
     }
     res.resume();
     if (sent.status === 'rejected') throw new BlockStoreError(`could not send block ${sha256}`, { cause: sent.reason });
@@ -142,39 +201,82 @@ export class BlockStore {
    * bytes (see partition/content-stream.ts), which saves a stream stage per chunk.
    */
   async getUnverified(sha256: string): Promise<Readable> {
-    const res = await this.#send('GetObject', 'GET', `/${this.#bucket}/${blockKey(sha256)}`);
-    if (res.statusCode === 200) return res;
-    const text = await readText(res);
-    if (res.statusCode === 404) throw new BlockStoreError(`block ${sha256} is missing from the store`);
-    throw new BlockStoreError(`reading block ${sha256} answered ${res.statusCode}: ${errorCode(text)}`);
+    const { res, error } = await this.#send('GetObject', 'GET', blockKey(sha256));
+    if (error === undefined) return res;
+    if (res.statusCode === 404) throw new BlockStoreError(`block ${sha256} is missing from the store`, { s3: error });
+    throw new BlockStoreError(`reading block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
   }
 
-  /** A signed request; the caller sends the body. Extra headers (trace context) are not signed. */
-  #request(method: string, path: string, payloadSha256: string, extra: Record<string, string> = {}): ReturnType<typeof httpRequest> {
-    const date = new Date();
-    const signed = { host: this.#hostHeader, 'x-amz-content-sha256': payloadSha256, 'x-amz-date': amzDate(date) };
+  /** Host name and path of the bucket (no key) or of an object, by the addressing style. */
+  #target(key: string | undefined): { hostname: string; path: string } {
+    if (this.#virtualHosted) return { hostname: `${this.#bucket}.${this.#endpoint.hostname}`, path: key === undefined ? '/' : `/${key}` };
+    return { hostname: this.#endpoint.hostname, path: key === undefined ? `/${this.#bucket}` : `/${this.#bucket}/${key}` };
+  }
+
+  /** A signed request; the caller sends the body. Trace headers are not signed: a hop may add its own. */
+  async #request(
+    method: string,
+    key: string | undefined,
+    payloadSha256: string,
+    headers: Record<string, string>,
+    traceHeaders: Record<string, string>,
+  ): Promise<ClientRequest> {
+    const { hostname, path } = this.#target(key);
+    const host = this.#endpoint.port === '' ? hostname : `${hostname}:${this.#port}`;
+    const signed = await this.#signer.sign({ method, hostname, path, headers: { ...headers, host, 'x-amz-content-sha256': payloadSha256 } });
     return (this.#useSSL ? httpsRequest : httpRequest)({
-      host: this.#endpoint.hostname,
+      host: hostname,
       port: this.#port,
       method,
       path,
       agent: this.#agent,
-      headers: { ...signed, ...extra, authorization: this.#signer.authorization({ method, path, query: '', headers: signed }, date) },
+      lookup: this.#lookup,
+      headers: { ...signed, ...traceHeaders },
     });
   }
 
-  /** Sends a bodiless request and resolves with the response once its headers arrived. */
-  async #send(operation: string, method: 'GET' | 'HEAD', path: string): Promise<IncomingMessage> {
-    try {
-      return await this.#call(operation, (traceHeaders) => this.#exchange(method, path, traceHeaders), isServerError);
-    } catch (err) {
-      throw new BlockStoreError(`S3 ${method} ${path} failed: ${(err as Error).message}`, { cause: err });
+  /**
+   * Sends a bodiless (idempotent) request and resolves with the answer once its headers arrived,
+   * repeating it on the answers `isRetryableS3Answer` names and once after re-read credentials.
+   * A failure's body is read into `error`; a success's body is left to the caller.
+   */
+  async #send(operation: string, method: 'GET' | 'HEAD', key: string | undefined): Promise<Answer> {
+    let reloadedCredentials = false;
+    for (let attempt = 1; ; attempt++) {
+      // The credentials may rotate while the request is out; a refusal of older ones is worth a retry.
+      const generation = this.#credentials.generation;
+      let res: IncomingMessage;
+      try {
+        res = await this.#call(operation, (traceHeaders) => this.#exchange(method, key, traceHeaders), isServerError);
+      } catch (err) {
+        if (attempt < this.#retry.attempts && isRetryableNetworkError(err)) {
+          await sleep(s3RetryDelayMs(this.#retry, attempt, Math.random()));
+          continue;
+        }
+        throw new BlockStoreError(`S3 ${method} ${this.#target(key).path} failed: ${(err as Error).message}`, { cause: err });
+      }
+      const status = res.statusCode ?? 0;
+      if (status >= 200 && status < 300) return { res, error: undefined };
+      const error = await parseS3Error(status, await readText(res));
+      // A HEAD answer has no body, so a 403 to it carries no code: it may be the credentials too.
+      const refusedCredentials = status === 403 && (error.code === undefined || credentialErrorCodes.has(error.code));
+      if (refusedCredentials && !reloadedCredentials) {
+        reloadedCredentials = true;
+        await this.#credentials.refresh();
+        if (this.#credentials.generation !== generation) continue;
+      }
+      if (attempt < this.#retry.attempts && isRetryableS3Answer(status, error.code)) {
+        const retryAfter = res.headers['retry-after'];
+        await sleep(s3RetryDelayMs(this.#retry, attempt, Math.random(), typeof retryAfter === 'string' ? retryAfter : undefined));
+        continue;
+      }
+      return { res, error };
     }
   }
 
-  #exchange(method: 'GET' | 'HEAD', path: string, traceHeaders: Record<string, string>): Promise<IncomingMessage> {
+  async #exchange(method: 'GET' | 'HEAD', key: string | undefined, traceHeaders: Record<string, string>): Promise<IncomingMessage> {
+    const req = await this.#request(method, key, emptyPayloadSha256, {}, traceHeaders);
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = this.#request(method, path, emptyPayloadSha256, traceHeaders);
       req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));
       req.once('response', (res) => {
         req.setTimeout(0);
@@ -191,12 +293,13 @@ export class BlockStore {
   }
 }
 
+/** The start of an error body (S3's XML fits); the rest is drained so the socket can be reused. */
 async function readText(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').slice(0, 4096);
-}
-
-function errorCode(xml: string): string {
-  return /<Code>([^<]*)<\/Code>/.exec(xml)?.[1] ?? (xml.slice(0, 200) || 'no details');
+  let bytes = 0;
+  for await (const chunk of res) {
+    if (bytes < errorBodyLimit) chunks.push(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return Buffer.concat(chunks).subarray(0, errorBodyLimit).toString('utf8');
 }

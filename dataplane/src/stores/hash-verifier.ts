@@ -3,23 +3,25 @@
 // complete body that does not match: on a mismatch the stream errors before its final chunk.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { MeshworkError } from '@meshwork/contract';
 
 /** Raised when content does not hash to the sha256 it was addressed by. */
-export class BlockHashMismatchError extends Error {
-  override readonly name = 'BlockHashMismatchError';
+export class BlockHashMismatchError extends MeshworkError {
   readonly expected: string;
   readonly actual: string;
 
   constructor(expected: string, actual: string, bytes: number) {
-    super(`content of ${bytes} bytes hashes to ${actual}, not ${expected}`);
+    super('hash_mismatch', `content of ${bytes} bytes hashes to ${actual}, not ${expected}`);
     this.expected = expected;
     this.actual = actual;
   }
 }
 
 /** Raised when content is shorter or longer than announced. */
-export class BlockSizeMismatchError extends Error {
-  override readonly name = 'BlockSizeMismatchError';
+export class BlockSizeMismatchError extends MeshworkError {
+  constructor(message: string) {
+    super('size_mismatch', message);
+  }
 }
 
 /** Verifies a stream's sha256 (and, if given, its length) while passing it on. */

@@ -1,9 +1,26 @@
 // A small Kubernetes REST client: the few verbs the operator uses (list, watch, get,
 // create, replace, server-side apply, merge patch, delete), each counted by verb, resource
-// and status code.
+// and status code (every attempt counts, so throttling shows in the metrics). ADR 10 says why
+// it is not client-node. What it does besides sending requests:
+// - `429 Too Many Requests` (API Priority and Fairness, a max-in-flight limit) is retried for
+//   every verb, since the server did not process the request; `503` is retried for the
+//   idempotent ones (get, list, replace, apply, merge patch, delete), never for create. It waits
+//   for `Retry-After` (capped at `retry.maxDelayMs`, 10 s by default) plus up to a quarter of it
+//   again as jitter, or without the header a capped exponential backoff with full jitter, for at
+//   most `retry.attempts` attempts (4).
+// - Lists are read in pages (`limit`, 500 by default, then `continue`), all from the same
+//   snapshot; when the snapshot expires before the last page (410 on a `continue` token, after
+//   etcd compaction), the list starts over, up to 3 times.
+// What it does not do: it does not retry a request that got no answer (a network error or a
+// timeout: a write may have been applied), nor a watch (the informer restarts watches with its
+// own backoff; `KubeApiError.retryAfterSeconds` carries the server's hint); it does not follow
+// redirects, speak protobuf or HTTP/2, or run kubeconfig `exec` and `auth-provider` plugins
+// (credentials.ts refuses them); a list that keeps expiring fails with the 410.
 import http from 'node:http';
 import https from 'node:https';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MeshworkError } from '@meshwork/contract';
 import type { Credentials } from './credentials.ts';
 
 /** What a resource path is built from. */
@@ -18,29 +35,78 @@ export interface ResourceRef {
 }
 
 /** A failed API call; `status` is the HTTP code and `reason` the Status reason (Conflict, NotFound, ...). */
-export class KubeApiError extends Error {
-  override readonly name = 'KubeApiError';
+export class KubeApiError extends MeshworkError {
   readonly status: number;
   readonly reason: string;
   readonly verb: string;
   readonly path: string;
+  /** The answer's `Retry-After` in seconds, when it carried one. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(verb: string, path: string, status: number, reason: string, message: string, options?: ErrorOptions) {
-    super(`${verb} ${path} failed with ${status} ${reason}: ${message}`, options);
+  constructor(verb: string, path: string, status: number, reason: string, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super('kube_api_failed', `${verb} ${path} failed with ${status} ${reason}: ${message}`, { cause: options?.cause });
     this.status = status;
     this.reason = reason;
     this.verb = verb;
     this.path = path;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
 /** Called once per request with its outcome, for metrics. `code` is the HTTP status or "error". */
 export type RequestObserver = (verb: string, resource: string, code: string, seconds?: number) => void;
 
+/** How often a throttled request is tried and how long the waits in between may be. */
+export interface KubeRetryPolicy {
+  /** Attempts in all, the first included (default 4; 1 turns retries off). */
+  attempts: number;
+  /** The cap of the first wait without Retry-After (default 200 ms); it doubles per attempt. */
+  baseDelayMs: number;
+  /** No wait is longer than this, Retry-After included (default 10 s). */
+  maxDelayMs: number;
+}
+
+/** The defaults: four attempts, waits of at most 10 s. */
+export const defaultKubeRetryPolicy: KubeRetryPolicy = { attempts: 4, baseDelayMs: 200, maxDelayMs: 10_000 };
+
+/** How a client counts its requests, how long one may take, and how it retries and pages. */
 export interface KubeClientOptions {
   observe?: RequestObserver;
   /** Deadline of one request; a leader must notice a hung API server before its lease runs out. */
   timeoutMs?: number;
+  /** Retries of throttled requests (429, and 503 for idempotent verbs). */
+  retry?: Partial<KubeRetryPolicy>;
+  /** Objects per page of a list (default 500, as client-go's pager). */
+  listPageSize?: number;
+}
+
+// Verbs whose request may be sent twice with the same outcome; a create may not (409 the second time).
+const idempotentVerbs: ReadonlySet<string> = new Set(['get', 'list', 'update', 'apply', 'patch', 'delete']);
+// A list whose snapshot expired is started over this many times before its 410 is thrown.
+const listRestarts = 3;
+
+/**
+ * The wait before the next attempt after attempt `attempt` (1-based) was throttled:
+ * `Retry-After` (capped) plus jitter of up to a quarter of it, or a capped exponential backoff
+ * with full jitter. `random` is a number in [0, 1).
+ */
+export function kubeRetryDelayMs(policy: KubeRetryPolicy, attempt: number, random: number, retryAfterSeconds: number | undefined): number {
+  if (retryAfterSeconds !== undefined) {
+    const base = Math.min(policy.maxDelayMs, retryAfterSeconds * 1000);
+    return Math.min(policy.maxDelayMs, Math.round(base + random * Math.max(base / 4, 100)));
+  }
+  return Math.floor(random * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
+}
+
+/** Whether an answer is worth repeating: 429 for any verb, 503 for idempotent ones. */
+export function isRetryableKubeAnswer(verb: string, status: number): boolean {
+  return status === 429 || (status === 503 && idempotentVerbs.has(verb));
+}
+
+/** Seconds of a Retry-After header; an HTTP date or garbage counts as absent. */
+export function parseRetryAfter(header: string | undefined): number | undefined {
+  if (header === undefined || !/^\d+$/.test(header.trim())) return undefined;
+  return Number(header.trim());
 }
 
 /** The path of a resource collection, object or subresource. */
@@ -55,6 +121,7 @@ export function resourcePath(ref: ResourceRef): string {
 interface RawResponse {
   status: number;
   body: string;
+  retryAfter: string | undefined;
 }
 
 /** Writes for objects the operator builds: anything with apiVersion, kind and metadata. */
@@ -80,6 +147,8 @@ export class KubeClient {
   readonly #watchAgent: http.Agent;
   readonly #observe: RequestObserver;
   readonly #timeoutMs: number;
+  readonly #retry: KubeRetryPolicy;
+  readonly #listPageSize: number;
 
   constructor(credentials: Credentials, options: KubeClientOptions = {}) {
     this.credentials = credentials;
@@ -90,11 +159,35 @@ export class KubeClient {
     this.#watchAgent = https_ ? new https.Agent({ keepAlive: false, ...tls }) : new http.Agent({ keepAlive: false });
     this.#observe = options.observe ?? (() => undefined);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#retry = { ...defaultKubeRetryPolicy, ...options.retry };
+    this.#listPageSize = options.listPageSize ?? 500;
   }
 
-  /** Lists a collection (all namespaces when `ref.namespace` is unset). */
+  /**
+   * Lists a collection (all namespaces when `ref.namespace` is unset), page by page, into one
+   * result whose resourceVersion is that of the snapshot every page came from.
+   */
   async list<T>(ref: ResourceRef, query: Record<string, string> = {}): Promise<{ metadata: { resourceVersion: string }; items: T[] }> {
-    return this.#json('list', 'GET', ref, query);
+    for (let restart = 0; ; restart++) {
+      const items: T[] = [];
+      let token: string | undefined;
+      let resourceVersion = '';
+      try {
+        do {
+          const pageQuery: Record<string, string> = { ...query, limit: String(this.#listPageSize), ...(token ? { continue: token } : {}) };
+          const page = await this.#json<{ metadata?: { resourceVersion?: string; continue?: string }; items?: T[] }>('list', 'GET', ref, pageQuery);
+          // Later pages carry the first page's snapshot; the first one's is the list's.
+          if (token === undefined) resourceVersion = page.metadata?.resourceVersion ?? '';
+          for (const item of page.items ?? []) items.push(item);
+          token = page.metadata?.continue || undefined;
+        } while (token !== undefined);
+        return { metadata: { resourceVersion }, items };
+      } catch (err) {
+        // The snapshot was compacted away between two pages: only a fresh list is consistent.
+        const expired = err instanceof KubeApiError && err.status === 410 && token !== undefined;
+        if (!expired || restart >= listRestarts) throw err;
+      }
+    }
   }
 
   /** Reads one object; resolves to undefined when it does not exist. */
@@ -179,7 +272,8 @@ export class KubeClient {
       } catch {
         // Not a Status object; the raw text is the message.
       }
-      throw new KubeApiError('watch', path, res.statusCode ?? 0, status.reason ?? 'Unknown', status.message ?? text.slice(0, 2000));
+      const retryAfterSeconds = parseRetryAfter(typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined);
+      throw new KubeApiError('watch', path, res.statusCode ?? 0, status.reason ?? 'Unknown', status.message ?? text.slice(0, 2000), { retryAfterSeconds });
     }
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     // A handler's own error ends the watch and reaches the caller as it was thrown.
@@ -235,15 +329,20 @@ export class KubeClient {
   async #json<T>(verb: string, method: string, ref: ResourceRef, query: Record<string, string> = {}, body?: unknown, contentType?: string): Promise<T> {
     const path = resourcePath(ref);
     const search = new URLSearchParams(query).toString();
+    const text = body === undefined ? undefined : JSON.stringify(body);
     let response: RawResponse;
-    const started = performance.now();
-    try {
-      response = await this.#send(method, search ? `${path}?${search}` : path, body === undefined ? undefined : JSON.stringify(body), contentType);
-    } catch (err) {
-      this.#observe(verb, ref.resource, 'error', (performance.now() - started) / 1000);
-      throw new KubeApiError(verb, path, 0, 'NetworkError', err instanceof Error ? err.message : String(err), { cause: err });
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        response = await this.#send(method, search ? `${path}?${search}` : path, text, contentType);
+      } catch (err) {
+        this.#observe(verb, ref.resource, 'error', (performance.now() - started) / 1000);
+        throw new KubeApiError(verb, path, 0, 'NetworkError', err instanceof Error ? err.message : String(err), { cause: err });
+      }
+      this.#observe(verb, ref.resource, String(response.status), (performance.now() - started) / 1000);
+      if (attempt >= this.#retry.attempts || !isRetryableKubeAnswer(verb, response.status)) break;
+      await sleep(kubeRetryDelayMs(this.#retry, attempt, Math.random(), parseRetryAfter(response.retryAfter)));
     }
-    this.#observe(verb, ref.resource, String(response.status), (performance.now() - started) / 1000);
     if (response.status >= 200 && response.status < 300) return JSON.parse(response.body) as T;
     let reason = 'Unknown';
     let message = response.body.slice(0, 2000);
@@ -254,7 +353,7 @@ export class KubeClient {
     } catch {
       // Not a Status object (a proxy's error page): the raw text is the message.
     }
-    throw new KubeApiError(verb, path, response.status, reason, message);
+    throw new KubeApiError(verb, path, response.status, reason, message, { retryAfterSeconds: parseRetryAfter(response.retryAfter) });
   }
 
   async #send(method: string, path: string, body: string | undefined, contentType: string | undefined): Promise<RawResponse> {
@@ -266,7 +365,8 @@ export class KubeClient {
       const req = this.#transport().request(options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        const retryAfter = res.headers['retry-after'];
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), retryAfter }));
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));

@@ -4,6 +4,7 @@
 // import alone loads the whole generated API (about 60 MB of resident memory).
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { MeshworkError } from '@meshwork/contract';
 import { parse } from 'yaml';
 
 /** Everything needed to open an authenticated connection to the API server. */
@@ -18,8 +19,10 @@ export interface Credentials {
 }
 
 /** Raised when a kubeconfig cannot be used; the message names the entry at fault. */
-export class KubeconfigError extends Error {
-  override readonly name = 'KubeconfigError';
+export class KubeconfigError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('kubeconfig_invalid', message, options);
+  }
 }
 
 interface NamedCluster {
