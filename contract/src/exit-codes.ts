@@ -26,6 +26,16 @@ export const ExitCode = {
 /** One of the classified exit codes. */
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** How the operator process ended, for whoever restarts it and a person reading `lastState`. */
+export const OperatorExitCode = {
+  /** A setting in its environment is invalid; the message names it. */
+  configInvalid: 2,
+  /** It could not renew its leader Lease in time and stopped, so two leaders never act at once. */
+  leadershipLost: 3,
+  /** It failed to start (the API server unreachable, its credentials unusable). */
+  startFailed: 4,
+} as const;
+
 /** Where Kubernetes reads a container's termination message unless the pod says otherwise. */
 export const defaultTerminationMessagePath = '/dev/termination-log';
 

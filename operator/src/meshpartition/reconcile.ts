@@ -4,10 +4,10 @@
 // /status only when it changed. Level-triggered and idempotent; the steady state writes nothing.
 import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { fieldManager, partitionLabel } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
 import type { HandlerResult } from '../controller/workqueue.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
-import { fieldManager, partitionLabel } from '../specs/common.ts';
 import { buildConfigMap } from '../specs/configmap.ts';
 import { buildPodDisruptionBudget } from '../specs/poddisruptionbudget.ts';
 import { buildClientService, buildHeadlessService } from '../specs/services.ts';
