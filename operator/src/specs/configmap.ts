@@ -1,7 +1,7 @@
 // The partition's configuration as environment for its pods (xcopy configuration: no
 // install step inside the pod, everything comes from here and is validated at start). The
 // variable names are the contract's (@meshwork/contract, env.ts), whose schema the data plane
-// parses this environment with; configuration.test.ts proves it accepts what is built here.
+// parses this environment with; environment.test.ts proves it accepts what is built here.
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { dataplaneNodeOptions, defaultTerminationMessagePath, PartitionEnv, type PartitionEnvironment } from '@meshwork/contract';
