@@ -12,6 +12,7 @@ import {
   unsuitableNodeLabel as unsuitableNodeLabelOf,
 } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, type MeshPartition, type SlotRange } from '../api/v1alpha1.ts';
+import { ReconcileError } from '../errors.ts';
 
 /** Where the administrator token Secret is mounted in data-plane pods (key `token`). */
 export const adminTokenMountPath = '/etc/meshwork/admin';
@@ -46,7 +47,7 @@ export function slotsText(slots: readonly SlotRange[]): string {
 
 /** The controller owner reference that lets the garbage collector remove what a partition owned. */
 export function ownerReference(partition: MeshPartition): V1OwnerReference {
-  if (!partition.metadata.uid) throw new Error(`MeshPartition ${partition.metadata.namespace}/${partition.metadata.name} has no uid`);
+  if (!partition.metadata.uid) throw new ReconcileError(`MeshPartition ${partition.metadata.namespace}/${partition.metadata.name} has no uid`);
   return {
     apiVersion,
     kind: meshPartitionKind,

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { allPartitionPodsSelector, dataplaneHttpPort, outOfServiceAnnotation, partitionLabel, unsuitableNodeLabelPrefix } from '@meshwork/contract';
 import type { MeshPartition, MeshPartitionStatus } from '../api/v1alpha1.ts';
 import { ResilientInformer } from '../controller/informer.ts';
+import { WatchdogActionError } from '../errors.ts';
 import { KubeApiError, type KubeClient, type ResourceRef } from '../kube/client.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { unsuitableNodeLabel } from '../specs/common.ts';
@@ -236,7 +237,7 @@ export class Watchdog {
         failures.push(err);
       }
     }
-    if (failures.length > 0) throw new Error(`${failures.length} watchdog action(s) failed`, { cause: failures[0] });
+    if (failures.length > 0) throw new WatchdogActionError(`${failures.length} watchdog action(s) failed`, { cause: failures[0] });
   }
 
   async #act(partition: MeshPartition, action: MemberAction): Promise<void> {
@@ -306,7 +307,7 @@ export class Watchdog {
         if (!(err instanceof KubeApiError && err.status === 409)) throw err;
       }
     }
-    throw new Error(`could not taint node ${name}: it kept changing`);
+    throw new WatchdogActionError(`could not taint node ${name}: it kept changing`);
   }
 
   /**
