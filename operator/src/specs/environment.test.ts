@@ -67,11 +67,11 @@ function mountedSecretReader(pod: V1Pod, container: V1Container, secrets: Record
 }
 
 /** The member's environment as the kubelet gives it, and the data plane's configuration parsed from it. */
-async function startMember(partition: MeshPartition, ordinal = 1): Promise<{ env: Record<string, string>; config: PartitionConfig; pod: V1Pod; container: V1Container }> {
+async function startMember(partition: MeshPartition, ordinal = 1): Promise<{ env: Record<string, string>; config: PartitionConfig; container: V1Container }> {
   const { pod, container } = memberPod(partition, ordinal);
   const objects = namespaceObjects(partition);
   const env = await containerEnv(pod, container, facts, objects);
-  return { env, config: parsePartitionConfig(env, mountedSecretReader(pod, container, objects.secrets)), pod, container };
+  return { env, config: parsePartitionConfig(env, mountedSecretReader(pod, container, objects.secrets)), container };
 }
 
 const defaults = samplePartition().spec.throttling;
@@ -118,7 +118,8 @@ describe('the partition environment the operator builds', () => {
     const { env } = await startMember(samplePartition());
     const contractNames = new Set<string>(Object.values(PartitionEnv));
     const schemaNames = new Set(Object.keys(partitionEnvSchema.shape));
-    const built = Object.keys({ ...buildConfigMap(samplePartition()).data, ...Object.fromEntries(memberPod(samplePartition(), 0).container.env!.map((e) => [e.name, ''])) });
+    const containerNames = memberPod(samplePartition(), 0).container.env!.map((e) => e.name);
+    const built = [...Object.keys(buildConfigMap(samplePartition()).data!), ...containerNames];
     for (const name of built) {
       expect(contractNames, `${name} is not a variable of the contract`).toContain(name);
       expect(schemaNames.has(name) || readOutsideTheSchema.has(name as PartitionEnvName), `nothing reads ${name}`).toBe(true);
@@ -130,14 +131,29 @@ describe('the partition environment the operator builds', () => {
     {
       case: 'tight static bounds and byte rates as plain numbers',
       spec: {
-        throttling: { ...defaults, userRequestsPerSecond: 5, userBurst: 10, deviceRequestsPerSecond: 2, deviceBurst: 3, deviceLongPolls: 1, userBytesPerSecond: 1048576, maxEntrySize: 4294967296 },
+        throttling: {
+          ...defaults,
+          ...{ userRequestsPerSecond: 5, userBurst: 10, deviceRequestsPerSecond: 2, deviceBurst: 3, deviceLongPolls: 1 },
+          ...{ userBytesPerSecond: 1048576, maxEntrySize: 4294967296 },
+        },
       },
-      throttle: { ...defaultLimits, userRequestsPerSecond: 5, userBurst: 10, deviceRequestsPerSecond: 2, deviceBurst: 3, deviceLongPolls: 1, userBytesPerSecond: 1048576, maxEntryBytes: 4294967296 },
+      throttle: {
+        ...defaultLimits,
+        ...{ userRequestsPerSecond: 5, userBurst: 10, deviceRequestsPerSecond: 2, deviceBurst: 3, deviceLongPolls: 1 },
+        ...{ userBytesPerSecond: 1048576, maxEntryBytes: 4294967296 },
+      },
     },
     {
-      case: 'decimal and fractional quantities, a pinned concurrency limit, a lenient lag threshold',
-      spec: { throttling: { ...defaults, userBytesPerSecond: '100M', deviceBytesPerSecond: '1.5Mi', maxEntrySize: '1e9', concurrency: { min: 64, max: 64 }, eventLoopLagMilliseconds: 500 } },
-      throttle: { ...defaultLimits, userBytesPerSecond: 1e8, deviceBytesPerSecond: 1.5 * 2 ** 20, maxEntryBytes: 1e9, concurrency: { min: 64, max: 64 }, eventLoopLagMs: 500 },
+      case: 'decimal and fractional quantities and a pinned concurrency limit',
+      spec: {
+        throttling: { ...defaults, userBytesPerSecond: '100M', deviceBytesPerSecond: '1.5Mi', maxEntrySize: '1e9', concurrency: { min: 64, max: 64 } },
+      },
+      throttle: { ...defaultLimits, userBytesPerSecond: 1e8, deviceBytesPerSecond: 1.5 * 2 ** 20, maxEntryBytes: 1e9, concurrency: { min: 64, max: 64 } },
+    },
+    {
+      case: 'a lenient event-loop lag threshold',
+      spec: { throttling: { ...defaults, eventLoopLagMilliseconds: 500 } },
+      throttle: { ...defaultLimits, eventLoopLagMs: 500 },
     },
     { case: 'one volume', spec: { storage: { volumes: 1, size: '1Gi' } }, volumes: 1 },
     { case: 'eight volumes of a storage class', spec: { storage: { volumes: 8, size: '10Gi', storageClassName: 'fast' } }, volumes: 8 },
