@@ -1,20 +1,7 @@
-// Byte sizes as people and Kubernetes write them: `67108864`, `64Mi`, `1.5Gi`, `1e9`, `500k`.
-// The MeshPartition's throttling fields are quantities and reach the pods' environment as
-// written, so the data plane reads the same notation.
-
-const pattern = /^\+?(\d+(?:\.\d+)?|\.\d+)(?:([KMGTPE]i)|([kMGTPE])|[eE](\d+))?$/;
-const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-const decimal: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
-
-/** The number of bytes `text` stands for, or undefined unless it is a whole, safe number of bytes. */
-export function parseByteSize(text: string): number | undefined {
-  const match = pattern.exec(text.trim());
-  if (!match) return undefined;
-  const [, digits, binarySuffix, decimalSuffix, exponent] = match;
-  const factor = binarySuffix ? binary[binarySuffix]! : decimalSuffix ? decimal[decimalSuffix]! : exponent ? 10 ** Number(exponent) : 1;
-  const bytes = Number(digits) * factor;
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
-}
+// Byte sizes: the parser of the notation the operator passes through from the MeshPartition
+// (`64Mi`, `1.5Gi`, `1e9`) is part of the contract (@meshwork/contract, byte-size.ts); the
+// data plane adds how it writes a byte count for people.
+export { parseByteSize } from '@meshwork/contract';
 
 /** A byte count written for people: 67108864 as `64 MiB`. */
 export function formatByteSize(bytes: number): string {

@@ -1,9 +1,12 @@
 // Sync cursors and page tokens. A cursor is the etcd revision up to which a client has seen
 // an object; a page token continues a listing or a change set at a fixed snapshot.
+import { MeshworkError } from '@meshwork/contract';
 
 /** Raised for a cursor or page token that is not one this service issued. */
-export class InvalidCursorError extends Error {
-  override readonly name = 'InvalidCursorError';
+export class InvalidCursorError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid_cursor', message, options);
+  }
 }
 
 /** Formats a revision as a cursor. */

@@ -1,5 +1,5 @@
 // Entry point of the data-plane image: `node dataplane/src/main.ts <role>`.
-import { ExitCode } from './exit-codes.ts';
+import { ExitCode } from '@meshwork/contract';
 import { terminate } from './termination.ts';
 
 const roles = ['partition', 'gateway', 'prober'] as const;

@@ -1,11 +1,3 @@
-// Node.js flags the data-plane processes run with; the container command passes them
-// (`node <flags> dataplane/src/main.ts <role>`), and so do the tests and benchmarks.
-
-/**
- * A young generation of 2 MiB per semi-space (the default is 16): streaming workloads make
- * few JS objects but many socket buffers, whose memory is only returned when the small JS
- * objects owning them are collected; smaller semi-spaces collect them sooner and keep the
- * resident size flat. CPU cost was within the noise of our measurements at 2 MiB and 1 MiB;
- * 2 MiB makes fewer collections.
- */
-export const dataplaneNodeFlags: readonly string[] = ['--max-semi-space-size=2'];
+// The data plane's Node.js flags are part of the contract (@meshwork/contract, node-flags.ts):
+// the operator passes them to pods as NODE_OPTIONS, tests and benchmarks on the command line.
+export { dataplaneNodeFlags } from '@meshwork/contract';

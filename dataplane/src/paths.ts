@@ -1,5 +1,6 @@
 // Entry paths inside a mesh object: normalised to one canonical form, so that two spellings
 // of a path never name two entries, and anything that could escape or confuse is refused.
+import { MeshworkError } from '@meshwork/contract';
 
 /** Longest path in UTF-8 bytes; etcd keys and clients on every OS stay comfortable below it. */
 export const maxPathBytes = 1024;
@@ -9,8 +10,10 @@ export const maxSegmentBytes = 255;
 export const maxPathDepth = 64;
 
 /** Raised for a path that cannot be accepted; `message` says why. */
-export class InvalidPathError extends Error {
-  override readonly name = 'InvalidPathError';
+export class InvalidPathError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('invalid_path', message, options);
+  }
 }
 
 // C0 controls, DEL and C1 controls: invisible, and NUL ends strings in most file systems.

@@ -1,14 +1,14 @@
 // Fail-fast exits: one line on stderr and in the termination-message file, then a
-// classified exit code (see exit-codes.ts).
+// classified exit code. The codes and the message format are the contract the operator's
+// watchdog reads (@meshwork/contract, exit-codes.ts).
 import { writeFileSync } from 'node:fs';
-import type { ExitCodeValue } from './exit-codes.ts';
+import { defaultTerminationMessagePath, formatTerminationMessage, PartitionEnv, type ExitCodeValue } from '@meshwork/contract';
 
-/** Default location Kubernetes reads a container's termination message from. */
-export const defaultTerminationMessagePath = '/dev/termination-log';
+export { defaultTerminationMessagePath };
 
 /** Records `reason` where the kubelet and a person will find it, without throwing. */
-export function recordTermination(reason: string, path: string = process.env.MESHWORK_TERMINATION_MESSAGE_PATH ?? defaultTerminationMessagePath): void {
-  const line = reason.replace(/\s+/g, ' ').slice(0, 4000);
+export function recordTermination(reason: string, path: string = process.env[PartitionEnv.terminationMessagePath] ?? defaultTerminationMessagePath): void {
+  const line = formatTerminationMessage(reason);
   process.stderr.write(`${line}\n`);
   try {
     writeFileSync(path, `${line}\n`);

@@ -1,27 +1,28 @@
-// Errors the harness raises; each names the component it concerns.
+// Errors the harness raises; each names the component it concerns. Like every Meshwork error
+// they derive from the contract's MeshworkError and carry a stable `code`.
+import { MeshworkError } from '@meshwork/contract';
 
 /** A pinned binary under bin/ is missing: the remedy is `make tools`. */
-export class MissingBinaryError extends Error {
-  override readonly name = 'MissingBinaryError';
+export class MissingBinaryError extends MeshworkError {
   readonly binary: string;
   readonly path: string;
 
   constructor(binary: string, path: string) {
-    super(`${binary} is missing at ${path}: run "make tools" to build the pinned infrastructure`);
+    super('missing_binary', `${binary} is missing at ${path}: run "make tools" to build the pinned infrastructure`);
     this.binary = binary;
     this.path = path;
   }
 }
 
 /** A component did not become ready: it exited, its port was taken, or the deadline passed. */
-export class ComponentStartError extends Error {
-  override readonly name = 'ComponentStartError';
+export class ComponentStartError extends MeshworkError {
   readonly component: string;
   readonly reason: string;
   readonly logTail: string;
 
   constructor(component: string, reason: string, logTail: string, options?: { cause?: unknown }) {
     super(
+      'component_start_failed',
       `${component} failed to start: ${reason}` +
         (logTail ? `\n--- last lines of the ${component} log ---\n${logTail}` : `\n(${component} wrote no log)`),
       options,

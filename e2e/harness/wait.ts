@@ -1,9 +1,12 @@
 // Waiting for conditions with a deadline, instead of sleeping for a fixed time.
 import { setTimeout as delay } from 'node:timers/promises';
+import { MeshworkError } from '@meshwork/contract';
 
 /** Raised when a condition did not hold before its deadline. */
-export class DeadlineExceededError extends Error {
-  override readonly name = 'DeadlineExceededError';
+export class DeadlineExceededError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('deadline_exceeded', message, options);
+  }
 }
 
 export interface WaitOptions {

@@ -2,6 +2,7 @@
 // downward-API fields, ConfigMap/Secret references, $(VAR) expansion, and the mapping of
 // in-pod paths (volume mounts, the termination-message file) to host directories.
 import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+import { MeshworkError } from '@meshwork/contract';
 
 /** Values the kubelet knows about a pod when it starts a container. */
 export interface PodFacts {
@@ -19,8 +20,10 @@ export interface ReferenceResolver {
 }
 
 /** A container that cannot be started as specified (CreateContainerConfigError). */
-export class ContainerConfigError extends Error {
-  override readonly name = 'ContainerConfigError';
+export class ContainerConfigError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('container_config', message, options);
+  }
 }
 
 /** Resolves a downward-API `fieldRef` path against a pod. */

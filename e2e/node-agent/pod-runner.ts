@@ -15,6 +15,7 @@ import {
   type V1Probe,
   type V1Volume,
 } from '@kubernetes/client-node';
+import { defaultTerminationMessagePath } from '@meshwork/contract';
 import { ManagedProcess, tailFile } from '../harness/process.ts';
 import { ContainerConfigError, containerCommand, containerEnv, pathMapper, type PodFacts, type ReferenceResolver } from './container-env.ts';
 import { ProbeTracker, probeOnce, restartDelayMs } from './probes.ts';
@@ -289,7 +290,7 @@ export class PodRunner {
         if (base === undefined) throw new ContainerConfigError(`volume mount ${m.name} names no volume of the pod`);
         return { podPath: m.mountPath, hostPath: m.subPath ? join(base, m.subPath) : base };
       });
-      mounts.push({ podPath: spec.terminationMessagePath ?? '/dev/termination-log', hostPath: c.terminationFile });
+      mounts.push({ podPath: spec.terminationMessagePath ?? defaultTerminationMessagePath, hostPath: c.terminationFile });
       const toHost = pathMapper(mounts);
       const resolved = await containerEnv(this.#pod, spec, this.#facts, this.#resolver());
       env = Object.fromEntries(Object.entries(resolved).map(([k, v]) => [k, toHost(v)]));

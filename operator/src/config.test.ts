@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError } from '@meshwork/contract';
+import { loadConfig } from './config.ts';
 
 describe('loadConfig', () => {
   it('fills defaults', () => {

@@ -1,8 +1,11 @@
 // The operator's configuration, read once from the environment and validated; a bad
-// value stops the process at start with a message naming the variable.
+// value stops the process at start with a ConfigError naming the variable. The variable names
+// are the contract's (@meshwork/contract, env.ts).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { OperatorEnv, operatorHttpPort, parseEnvironment } from '@meshwork/contract';
+import { defaultImage } from './specs/common.ts';
 
 const boolean = z.enum(['true', 'false']).transform((v) => v === 'true');
 const address = z
@@ -14,18 +17,18 @@ const address = z
   });
 
 const schema = z.object({
-  KUBECONFIG: z.string().min(1).optional(),
-  MESHWORK_OPERATOR_NAMESPACE: z.string().min(1).optional(),
-  POD_NAMESPACE: z.string().min(1).optional(),
-  MESHWORK_OPERATOR_WATCH_NAMESPACE: z.string().default(''),
-  MESHWORK_OPERATOR_HTTP_ADDRESS: address.default({ host: '0.0.0.0', port: 8081 }),
-  MESHWORK_OPERATOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
-  MESHWORK_OPERATOR_LEADER_ELECT: boolean.default(true),
-  MESHWORK_OPERATOR_LEASE_NAME: z.string().min(1).default('meshwork-operator'),
-  MESHWORK_OPERATOR_IDENTITY: z.string().min(1).optional(),
-  MESHWORK_IMAGE: z.string().min(1).default('meshwork/meshwork:0.1.0'),
-  MESHWORK_WATCHDOG_MAX_UNHEALTHY_PERCENT: z.coerce.number().int().min(0).max(100).default(50),
-  MESHWORK_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  [OperatorEnv.kubeconfig]: z.string().min(1).optional(),
+  [OperatorEnv.namespace]: z.string().min(1).optional(),
+  [OperatorEnv.podNamespace]: z.string().min(1).optional(),
+  [OperatorEnv.watchNamespace]: z.string().default(''),
+  [OperatorEnv.httpAddress]: address.default({ host: '0.0.0.0', port: operatorHttpPort }),
+  [OperatorEnv.concurrency]: z.coerce.number().int().min(1).max(64).default(8),
+  [OperatorEnv.leaderElect]: boolean.default(true),
+  [OperatorEnv.leaseName]: z.string().min(1).default('meshwork-operator'),
+  [OperatorEnv.identity]: z.string().min(1).optional(),
+  [OperatorEnv.image]: z.string().min(1).default(defaultImage),
+  [OperatorEnv.maxUnhealthyPercent]: z.coerce.number().int().min(0).max(100).default(50),
+  [OperatorEnv.logLevel]: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
 
 export interface OperatorConfig {
@@ -44,30 +47,20 @@ export interface OperatorConfig {
   maxUnhealthyPercent: number;
 }
 
-/** Raised when the environment holds an invalid setting; names the variable. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-/** Parses the operator's configuration from `env`. */
+/** Parses the operator's configuration from `env`; throws the contract's ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): OperatorConfig {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`Invalid configuration: ${issue.path.join('.')}: ${issue.message}`, { cause: parsed.error });
-  }
-  const c = parsed.data;
+  const c = parseEnvironment(schema, env);
   return {
-    kubeconfig: c.KUBECONFIG,
-    namespace: c.MESHWORK_OPERATOR_NAMESPACE ?? c.POD_NAMESPACE ?? 'meshwork-system',
-    watchNamespace: c.MESHWORK_OPERATOR_WATCH_NAMESPACE,
-    http: c.MESHWORK_OPERATOR_HTTP_ADDRESS,
-    concurrency: c.MESHWORK_OPERATOR_CONCURRENCY,
-    leaderElect: c.MESHWORK_OPERATOR_LEADER_ELECT,
-    leaseName: c.MESHWORK_OPERATOR_LEASE_NAME,
-    identity: c.MESHWORK_OPERATOR_IDENTITY ?? `${hostname()}_${randomBytes(4).toString('hex')}`,
-    image: c.MESHWORK_IMAGE,
-    logLevel: c.MESHWORK_LOG_LEVEL,
-    maxUnhealthyPercent: c.MESHWORK_WATCHDOG_MAX_UNHEALTHY_PERCENT,
+    kubeconfig: c[OperatorEnv.kubeconfig],
+    namespace: c[OperatorEnv.namespace] ?? c[OperatorEnv.podNamespace] ?? 'meshwork-system',
+    watchNamespace: c[OperatorEnv.watchNamespace],
+    http: c[OperatorEnv.httpAddress],
+    concurrency: c[OperatorEnv.concurrency],
+    leaderElect: c[OperatorEnv.leaderElect],
+    leaseName: c[OperatorEnv.leaseName],
+    identity: c[OperatorEnv.identity] ?? `${hostname()}_${randomBytes(4).toString('hex')}`,
+    image: c[OperatorEnv.image],
+    logLevel: c[OperatorEnv.logLevel],
+    maxUnhealthyPercent: c[OperatorEnv.maxUnhealthyPercent],
   };
 }

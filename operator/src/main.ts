@@ -2,16 +2,14 @@
 // the API server (in-cluster or KUBECONFIG), serves metrics and health, campaigns for the
 // leader Lease, and reconciles MeshPartitions only while it leads.
 import { pino } from 'pino';
-import { ConfigError, loadConfig, type OperatorConfig } from './config.ts';
+import { ConfigError, OperatorExitCode } from '@meshwork/contract';
+import { loadConfig, type OperatorConfig } from './config.ts';
 import { LeaderElector } from './controller/leaderelection.ts';
 import { KubeClient } from './kube/client.ts';
 import { loadInClusterCredentials, loadKubeconfigFile, type Credentials } from './kube/credentials.ts';
 import { MeshPartitionController } from './meshpartition/controller.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { startOperatorServer } from './server.ts';
-
-/** Exit codes, so whoever restarts the operator can tell why it stopped. */
-export const exitCodes = { invalidConfig: 2, leadershipLost: 3, startFailed: 4 } as const;
 
 function credentialsFor(config: OperatorConfig): Credentials {
   return config.kubeconfig ? loadKubeconfigFile(config.kubeconfig) : loadInClusterCredentials();
@@ -24,7 +22,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
-    process.exit(exitCodes.invalidConfig);
+    process.exit(OperatorExitCode.configInvalid);
   }
   const log = pino({ level: config.logLevel, base: { role: 'operator', identity: config.identity } });
   const metrics = new OperatorMetrics();
@@ -81,7 +79,7 @@ async function main(): Promise<void> {
     onStoppedLeading: (reason) => {
       // Another process may already lead: stop at once rather than reconcile beside it.
       log.fatal({ reason }, 'Lost the leader lease; exiting');
-      process.exit(exitCodes.leadershipLost);
+      process.exit(OperatorExitCode.leadershipLost);
     },
   });
   elector.current.start();
@@ -89,5 +87,5 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`${JSON.stringify({ level: 60, msg: 'Failed to start the operator', err: String(err), stack: (err as Error).stack })}\n`);
-  process.exit(exitCodes.startFailed);
+  process.exit(OperatorExitCode.startFailed);
 });

@@ -2,6 +2,7 @@
 // and /readyz (its caches are synced, so it could lead).
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { healthPaths } from '@meshwork/contract';
 
 export interface OperatorServerOptions {
   host: string;
@@ -18,18 +19,18 @@ export async function startOperatorServer(options: OperatorServerOptions): Promi
       res.writeHead(405, { Allow: 'GET' }).end();
       return;
     }
-    if (path === '/metrics') {
+    if (path === healthPaths.metrics) {
       options.registry.metrics().then(
         (body) => res.writeHead(200, { 'Content-Type': options.registry.contentType }).end(body),
         (err: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(String(err)),
       );
       return;
     }
-    if (path === '/healthz' || path === '/livez') {
+    if (path === '/healthz' || path === healthPaths.live) {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
       return;
     }
-    if (path === '/readyz') {
+    if (path === healthPaths.ready) {
       const ready = options.ready();
       res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ready ? 'ok' : 'caches not synced');
       return;

@@ -1,8 +1,11 @@
 // A deadline on a promise, for checks that must answer even when what they check hangs.
+import { MeshworkError } from '@meshwork/contract';
 
 /** Raised when a promise did not settle within its deadline. */
-export class TimeoutError extends Error {
-  override readonly name = 'TimeoutError';
+export class TimeoutError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('timeout', message, options);
+  }
 }
 
 /** Resolves like `promise`, or rejects with a TimeoutError after `ms` (the promise keeps running). */

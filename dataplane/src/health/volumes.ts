@@ -6,15 +6,15 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MeshworkError, volumeFaultMessage } from '@meshwork/contract';
 
-/** A data volume that cannot be trusted; `message` is the termination message. */
-export class VolumeFaultError extends Error {
-  override readonly name = 'VolumeFaultError';
+/** A data volume that cannot be trusted; `message` is the termination message the watchdog recognises. */
+export class VolumeFaultError extends MeshworkError {
   readonly dir: string;
   readonly reason: string;
 
   constructor(dir: string, reason: string, options?: { cause?: unknown }) {
-    super(`volume fault: ${dir}: ${reason}`, options);
+    super('volume_fault', volumeFaultMessage(dir, reason), options);
     this.dir = dir;
     this.reason = reason;
   }

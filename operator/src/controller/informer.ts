@@ -6,6 +6,7 @@
 // silently stops delivering is the classic failure of Node operators, so no error ends it.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { MeshworkError } from '@meshwork/contract';
 import { KubeApiError, type KubeClient, type ResourceRef, type WatchEvent } from '../kube/client.ts';
 import { backoffDelay } from './workqueue.ts';
 
@@ -40,8 +41,11 @@ function keyOf(obj: KubernetesObject): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
-class GoneError extends Error {
-  override readonly name = 'GoneError';
+/** The watch's resourceVersion is too old (410): the informer lists again. */
+class GoneError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('resource_version_gone', message, options);
+  }
 }
 
 /** A list-watch cache of one resource that restarts itself after errors. */

@@ -3,12 +3,12 @@
 // event to its owner's key.
 import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { appLabels, managedByOperator, partitionLabel } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition } from '../api/v1alpha1.ts';
 import { ResilientInformer } from '../controller/informer.ts';
 import { WorkQueue } from '../controller/workqueue.ts';
 import type { KubeClient, ResourceRef } from '../kube/client.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { managedByLabel, managedByValue, partitionLabel } from '../specs/common.ts';
 import { EventRecorder } from './events.ts';
 import { MeshPartitionReconciler } from './reconcile.ts';
 import { slimMemberPod } from '../watchdog/signals.ts';
@@ -49,7 +49,7 @@ export class MeshPartitionController {
   constructor(options: MeshPartitionControllerOptions) {
     const { client, metrics, log, watchNamespace } = options;
     const namespace = watchNamespace || undefined;
-    const managed = `${managedByLabel}=${managedByValue}`;
+    const managed = `${appLabels.managedBy}=${managedByOperator}`;
     const informer = <T extends KubernetesObject>(ref: ResourceRef, labelSelector?: string, transform?: (obj: T) => T): ResilientInformer<T> => {
       const made = new ResilientInformer<T>({
         client,

@@ -4,10 +4,11 @@
 // /status only when it changed. Level-triggered and idempotent; the steady state writes nothing.
 import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { fieldManager, partitionLabel } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
 import type { HandlerResult } from '../controller/workqueue.ts';
+import { ReconcileError } from '../errors.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
-import { fieldManager, partitionLabel } from '../specs/common.ts';
 import { buildConfigMap } from '../specs/configmap.ts';
 import { buildPodDisruptionBudget } from '../specs/poddisruptionbudget.ts';
 import { buildClientService, buildHeadlessService } from '../specs/services.ts';
@@ -142,7 +143,7 @@ export class MeshPartitionReconciler {
             problem = { reason: 'ApplyRejected', message: `${owned.kind} ${objectName}: ${err.message}` };
             return;
           }
-          throw new Error(`Could not apply ${owned.kind} ${namespace}/${objectName}`, { cause: err });
+          throw new ReconcileError(`Could not apply ${owned.kind} ${namespace}/${objectName}`, { cause: err });
         }
         const verb = observed ? 'Updated' : 'Created';
         changed.push(`${verb} ${owned.kind} ${objectName}`);
@@ -213,7 +214,7 @@ export class MeshPartitionReconciler {
       } catch (err) {
         // Deleted while we worked: nothing left to report on.
         if (err instanceof KubeApiError && err.status === 404) return undefined;
-        throw new Error(`Could not write the status of MeshPartition ${ref}`, { cause: err });
+        throw new ReconcileError(`Could not write the status of MeshPartition ${ref}`, { cause: err });
       }
       this.#written.set(ref, { uid: partition.metadata.uid, status });
       const members = status.members?.map((m) => `${m.pod}:${m.health}${m.reason ? `/${m.reason}` : ''}:${m.level}`).join(' ');

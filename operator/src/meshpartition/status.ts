@@ -2,8 +2,8 @@
 // Conditions follow metav1.Condition: Ready is the summary, a condition's
 // lastTransitionTime moves only when its status does, and each carries observedGeneration.
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { formatSlots, type Condition, type Member, type MemberHealth, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
-import { selectorString } from '../specs/common.ts';
+import type { Condition, Member, MemberHealth, MeshPartition, MeshPartitionStatus } from '../api/v1alpha1.ts';
+import { selectorString, slotsText } from '../specs/common.ts';
 import type { Assessment } from '../watchdog/assess.ts';
 
 /** A problem the reconciler met while applying, reported through Degraded. */
@@ -140,7 +140,7 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
     replicas: sts?.status?.replicas ?? 0,
     readyReplicas: ready,
     selector: selectorString(partition),
-    slots: formatSlots(partition.spec.slots),
+    slots: slotsText(partition.spec.slots),
     conditions: drafts.map((d) => settle(d, previous, generation, now)),
     members: watchdog ? watchdog.assessment.members : members(pods),
   };

@@ -1,41 +1,44 @@
 // The partition's configuration as environment for its pods (xcopy configuration: no
-// install step inside the pod, everything comes from here and is validated at start).
+// install step inside the pod, everything comes from here and is validated at start). The
+// variable names are the contract's (@meshwork/contract, env.ts), whose schema the data plane
+// parses this environment with; environment.test.ts proves it accepts what is built here.
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import { formatSlots, type MeshPartition, type MeshPartitionSpec } from '../api/v1alpha1.ts';
-import { adminTokenMountPath, dataplaneNodeOptions, names, ownedMetadata, terminationMessagePath } from './common.ts';
+import { dataplaneNodeOptions, defaultTerminationMessagePath, PartitionEnv, type PartitionEnvironment } from '@meshwork/contract';
+import type { MeshPartition, MeshPartitionSpec } from '../api/v1alpha1.ts';
+import { adminTokenMountPath, dataDirPath, names, ownedMetadata, slotsText } from './common.ts';
 
 /** The data plane's throttling variables; byte quantities pass as written (the data plane reads `64Mi`). */
-export function throttlingEnvironment(throttling: MeshPartitionSpec['throttling']): Record<string, string> {
+export function throttlingEnvironment(throttling: MeshPartitionSpec['throttling']): PartitionEnvironment {
   return {
-    MESHWORK_THROTTLE_USER_RPS: String(throttling.userRequestsPerSecond),
-    MESHWORK_THROTTLE_USER_BURST: String(throttling.userBurst),
-    MESHWORK_THROTTLE_DEVICE_RPS: String(throttling.deviceRequestsPerSecond),
-    MESHWORK_THROTTLE_DEVICE_BURST: String(throttling.deviceBurst),
-    MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: String(throttling.userBytesPerSecond),
-    MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND: String(throttling.deviceBytesPerSecond),
-    MESHWORK_THROTTLE_DEVICE_LONG_POLLS: String(throttling.deviceLongPolls),
-    MESHWORK_THROTTLE_MAX_ENTRY_BYTES: String(throttling.maxEntrySize),
-    MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: String(throttling.eventLoopLagMilliseconds),
-    MESHWORK_THROTTLE_CONCURRENCY_MIN: String(throttling.concurrency.min),
-    MESHWORK_THROTTLE_CONCURRENCY_MAX: String(throttling.concurrency.max),
+    [PartitionEnv.throttleUserRps]: String(throttling.userRequestsPerSecond),
+    [PartitionEnv.throttleUserBurst]: String(throttling.userBurst),
+    [PartitionEnv.throttleDeviceRps]: String(throttling.deviceRequestsPerSecond),
+    [PartitionEnv.throttleDeviceBurst]: String(throttling.deviceBurst),
+    [PartitionEnv.throttleUserBytesPerSecond]: String(throttling.userBytesPerSecond),
+    [PartitionEnv.throttleDeviceBytesPerSecond]: String(throttling.deviceBytesPerSecond),
+    [PartitionEnv.throttleDeviceLongPolls]: String(throttling.deviceLongPolls),
+    [PartitionEnv.throttleMaxEntryBytes]: String(throttling.maxEntrySize),
+    [PartitionEnv.throttleEventLoopLagMs]: String(throttling.eventLoopLagMilliseconds),
+    [PartitionEnv.throttleConcurrencyMin]: String(throttling.concurrency.min),
+    [PartitionEnv.throttleConcurrencyMax]: String(throttling.concurrency.max),
   };
 }
 
 /** The environment every member of the partition shares, keyed by variable name. */
-export function partitionEnvironment(partition: MeshPartition): Record<string, string> {
+export function partitionEnvironment(partition: MeshPartition): PartitionEnvironment {
   const { spec } = partition;
   return {
-    MESHWORK_PARTITION: partition.metadata.name,
-    MESHWORK_SLOTS: formatSlots(spec.slots),
-    MESHWORK_ETCD_ENDPOINTS: spec.stores.etcd.endpoints.join(','),
-    MESHWORK_S3_ENDPOINT: spec.stores.s3.endpoint,
-    MESHWORK_S3_BUCKET: spec.stores.s3.bucket,
-    MESHWORK_DATA_DIRS: Array.from({ length: spec.storage.volumes }, (_, i) => `/var/lib/meshwork/${names.volume(i)}`).join(','),
+    [PartitionEnv.partition]: partition.metadata.name,
+    [PartitionEnv.slots]: slotsText(spec.slots),
+    [PartitionEnv.etcdEndpoints]: spec.stores.etcd.endpoints.join(','),
+    [PartitionEnv.s3Endpoint]: spec.stores.s3.endpoint,
+    [PartitionEnv.s3Bucket]: spec.stores.s3.bucket,
+    [PartitionEnv.dataDirs]: Array.from({ length: spec.storage.volumes }, (_, i) => dataDirPath(i)).join(','),
     ...throttlingEnvironment(spec.throttling),
-    MESHWORK_TERMINATION_MESSAGE_PATH: terminationMessagePath,
-    MESHWORK_ADMIN_TOKEN_FILE: `${adminTokenMountPath}/token`,
-    NODE_OPTIONS: dataplaneNodeOptions,
+    [PartitionEnv.terminationMessagePath]: defaultTerminationMessagePath,
+    [PartitionEnv.adminTokenFile]: `${adminTokenMountPath}/token`,
+    [PartitionEnv.nodeOptions]: dataplaneNodeOptions,
   };
 }
 
@@ -51,7 +54,7 @@ export function buildConfigMap(partition: MeshPartition): V1ConfigMap {
 
 /** A short digest of the configuration, stamped on the pod template so a change rolls the pods. */
 export function configHash(partition: MeshPartition): string {
-  const env = partitionEnvironment(partition);
+  const env: Record<string, string | undefined> = partitionEnvironment(partition);
   const canonical = JSON.stringify(Object.keys(env).sort().map((k) => [k, env[k]]));
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

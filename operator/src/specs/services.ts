@@ -2,10 +2,11 @@
 // DNS name (peers find each other before they are ready); the client Service lists only
 // ready members, and the gateway balances across them itself (see ADR 13).
 import type { V1Service } from '@kubernetes/client-node';
+import { dataplaneHttpPort, dataplaneHttpPortName } from '@meshwork/contract';
 import type { MeshPartition } from '../api/v1alpha1.ts';
-import { httpPort, names, ownedMetadata, selectorLabels } from './common.ts';
+import { names, ownedMetadata, selectorLabels } from './common.ts';
 
-const ports = [{ name: 'http', port: httpPort, targetPort: 'http', protocol: 'TCP' }];
+const ports = [{ name: dataplaneHttpPortName, port: dataplaneHttpPort, targetPort: dataplaneHttpPortName, protocol: 'TCP' }];
 
 /** A headless Service named `name` over the partition's members. */
 function headlessService(partition: MeshPartition, name: string, publishNotReadyAddresses: boolean): V1Service {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { configHashAnnotation } from '@meshwork/contract';
 import { samplePartition } from '../api/fixtures.ts';
 import { formatSlots } from '../api/v1alpha1.ts';
 import { parsePartitionConfig } from '../../../dataplane/src/config.ts';
 import { buildConfigMap, configHash } from './configmap.ts';
 import { buildPodDisruptionBudget } from './poddisruptionbudget.ts';
 import { buildClientService, buildHeadlessService } from './services.ts';
-import { buildStatefulSet, configHashAnnotation } from './statefulset.ts';
+import { buildStatefulSet } from './statefulset.ts';
 import { unsuitableNodeLabel } from './common.ts';
 
 describe('buildStatefulSet', () => {

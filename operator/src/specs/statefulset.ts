@@ -1,18 +1,29 @@
 // The StatefulSet of a partition's symmetric members: commodity-sized containers, one
 // PersistentVolumeClaim per disk, probes on the data plane's health routes, spread across
-// nodes, and a rolling update held back by `spec.rollout.partition`.
+// nodes, and a rolling update held back by `spec.rollout.partition`. The port, probe paths,
+// termination-message path and environment names are the contract's (@meshwork/contract).
 import type { V1EnvVar, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
+import {
+  configHashAnnotation,
+  dataplaneHttpPort,
+  dataplaneHttpPortName,
+  defaultTerminationMessagePath,
+  healthPaths,
+  PartitionEnv,
+  type PartitionEnvName,
+} from '@meshwork/contract';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { configHash } from './configmap.ts';
-import { adminTokenMountPath, commonLabels, defaultImage, httpPort, names, ownedMetadata, selectorLabels, terminationMessagePath, unsuitableNodeLabel } from './common.ts';
+import { adminTokenMountPath, commonLabels, dataDirPath, defaultImage, names, ownedMetadata, selectorLabels, unsuitableNodeLabel } from './common.ts';
 
+/** Options of the StatefulSet builder that come from the operator, not the MeshPartition. */
 export interface StatefulSetOptions {
   /** Image for partitions that do not name one. */
   defaultImage?: string;
 }
 
-/** Annotation on the pod template that changes whenever the partition's configuration does. */
-export const configHashAnnotation = 'meshwork.io/config-hash';
+/** A container environment variable whose name is one of the partition pod's contract names. */
+export type PartitionEnvVar = V1EnvVar & { name: PartitionEnvName };
 
 /** Kubernetes quantities may arrive as numbers from an int-or-string field. */
 function quantity(value: string | number): string {
@@ -24,16 +35,17 @@ export function adminTokenSecretName(partition: MeshPartition): string {
   return partition.spec.adminTokenSecretRef?.name ?? `${partition.metadata.name}-admin`;
 }
 
-function podEnvironment(partition: MeshPartition): V1EnvVar[] {
+/** The container's own variables, beside the ConfigMap's: the pod's identity and the S3 credentials. */
+export function podEnvironment(partition: MeshPartition): PartitionEnvVar[] {
   const secret = partition.spec.stores.s3.credentialsSecretRef.name;
   return [
-    { name: 'MESHWORK_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-    { name: 'MESHWORK_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-    { name: 'MESHWORK_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    { name: PartitionEnv.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: PartitionEnv.podIp, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: PartitionEnv.nodeName, valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
     // Each member listens on its own pod IP, which is also the address it advertises.
-    { name: 'MESHWORK_LISTEN', value: `$(MESHWORK_POD_IP):${httpPort}` },
-    { name: 'MESHWORK_S3_ACCESS_KEY', valueFrom: { secretKeyRef: { name: secret, key: 'accessKeyId' } } },
-    { name: 'MESHWORK_S3_SECRET_KEY', valueFrom: { secretKeyRef: { name: secret, key: 'secretAccessKey' } } },
+    { name: PartitionEnv.listen, value: `$(${PartitionEnv.podIp}):${dataplaneHttpPort}` },
+    { name: PartitionEnv.s3AccessKey, valueFrom: { secretKeyRef: { name: secret, key: 'accessKeyId' } } },
+    { name: PartitionEnv.s3SecretKey, valueFrom: { secretKeyRef: { name: secret, key: 'secretAccessKey' } } },
   ];
 }
 
@@ -54,7 +66,7 @@ export function buildStatefulSet(partition: MeshPartition, options: StatefulSetO
   const { spec } = partition;
   const sizing = { cpu: quantity(spec.resources.cpu), memory: quantity(spec.resources.memory) };
   const probe = (path: string, periodSeconds: number, failureThreshold: number): object => ({
-    httpGet: { path, port: 'http', scheme: 'HTTP' },
+    httpGet: { path, port: dataplaneHttpPortName, scheme: 'HTTP' },
     periodSeconds,
     timeoutSeconds: 2,
     failureThreshold,
@@ -102,20 +114,20 @@ export function buildStatefulSet(partition: MeshPartition, options: StatefulSetO
               image: spec.image || options.defaultImage || defaultImage,
               // The image's entry point is `node meshwork.ts <role>`.
               args: ['partition'],
-              ports: [{ name: 'http', containerPort: httpPort, protocol: 'TCP' }],
+              ports: [{ name: dataplaneHttpPortName, containerPort: dataplaneHttpPort, protocol: 'TCP' }],
               envFrom: [{ configMapRef: { name: names.configMap(partition) } }],
               env: podEnvironment(partition),
               resources: { requests: sizing, limits: sizing },
-              startupProbe: probe('/livez', 2, 30),
-              livenessProbe: probe('/livez', 10, 3),
-              readinessProbe: probe('/readyz', 5, 2),
-              terminationMessagePath,
+              startupProbe: probe(healthPaths.live, 2, 30),
+              livenessProbe: probe(healthPaths.live, 10, 3),
+              readinessProbe: probe(healthPaths.ready, 5, 2),
+              terminationMessagePath: defaultTerminationMessagePath,
               terminationMessagePolicy: 'FallbackToLogsOnError',
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
               volumeMounts: [
                 ...Array.from({ length: spec.storage.volumes }, (_, i) => ({
                   name: names.volume(i),
-                  mountPath: `/var/lib/meshwork/${names.volume(i)}`,
+                  mountPath: dataDirPath(i),
                 })),
                 { name: 'admin-token', mountPath: adminTokenMountPath, readOnly: true },
               ],

@@ -1,8 +1,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { watchdogResetAnnotation } from '@meshwork/contract';
 import { samplePartition } from '../api/fixtures.ts';
 import type { Member, MeshPartitionStatus, Remediation, WatchdogSpec } from '../api/v1alpha1.ts';
-import { actionsInLastHour, assessPartition, resetAnnotation } from './assess.ts';
+import { actionsInLastHour, assessPartition } from './assess.ts';
 import type { MemberSignals } from './ladder.ts';
 
 const s = 1000;
@@ -131,7 +132,7 @@ describe('assessPartition', () => {
     const a = assess({
       members: [healthy('p0-0'), failingFor('p0-1', 900, { level: 4, lastAction: 'GiveUp', lastActionTime: iso(now - 600 * s) }), healthy('p0-2')],
       signals: { 'p0-1': hung },
-      annotations: { [resetAnnotation]: iso(now - 10 * s) },
+      annotations: { [watchdogResetAnnotation]: iso(now - 10 * s) },
     });
     expect(a.members[1]).toMatchObject({ level: 0, lastAction: 'Reset' });
     expect(a.remediations).toMatchObject([{ pod: 'p0-1', action: 'Reset', level: 0, outcome: 'Performed' }]);

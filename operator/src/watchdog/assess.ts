@@ -2,6 +2,7 @@
 // verdict, the ladder picks a next step, the bounds admit it or not, and the result is the
 // status the partition should show (members, history, conditions) and the actions to take.
 import type { V1Pod } from '@kubernetes/client-node';
+import { watchdogResetAnnotation } from '@meshwork/contract';
 import { maxRemediations, type Member, type MemberHealth, type MeshPartition, type MeshPartitionStatus, type Remediation, type RemediationAction } from '../api/v1alpha1.ts';
 import { names } from '../specs/common.ts';
 import {
@@ -19,8 +20,6 @@ import {
   type WatchdogSettings,
 } from './ladder.ts';
 
-/** Annotation on a MeshPartition: members acted on before this time (RFC 3339) start the ladder over. */
-export const resetAnnotation = 'meshwork.io/watchdog-reset';
 
 /** An action to carry out after the status that records it is written. */
 export interface MemberAction {
@@ -116,7 +115,7 @@ export function assessPartition(inputs: AssessInputs): Assessment {
   const settings: WatchdogSettings = watchdogSettings(partition.spec.watchdog);
   const previous = new Map((live?.members ?? []).map((m) => [m.pod, m]));
   const history = [...(live?.remediations ?? [])];
-  const resetRequestedAt = parse(partition.metadata.annotations?.[resetAnnotation]);
+  const resetRequestedAt = parse(partition.metadata.annotations?.[watchdogResetAnnotation]);
 
   // Every ordinal the StatefulSet should have is a member, even while its pod is being replaced,
   // so a member's ladder state survives the pod it acted on.

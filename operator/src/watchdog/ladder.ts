@@ -2,13 +2,10 @@
 // (`classifyMember`), where it stands on the failure ladder and what to do next
 // (`nextLadderLevel`), and whether the bounds let that action happen (`admitAction`,
 // `systemicFailure`). Time is always passed in, so every rule is a table test.
+// The data plane's exit codes and termination messages are read through the contract
+// (@meshwork/contract, exit-codes.ts), which the data plane exits with.
+import { ExitCode, isVolumeFaultTermination } from '@meshwork/contract';
 import type { FencingPolicy, RemediationAction, WatchdogSpec } from '../api/v1alpha1.ts';
-
-/** The exit code and termination-message prefix with which the data plane reports a failed volume. */
-export const volumeFaultExitCode = 4;
-export const volumeFaultMessagePrefix = 'volume fault:';
-/** Other data-plane exit codes the watchdog reads (dataplane/src/exit-codes.ts). */
-export const dataPlaneExitCodes = { configInvalid: 2, storeUnreachable: 3, listenFailed: 6, usage: 64 } as const;
 
 /** The watchdog's settings in milliseconds, every optional field filled. */
 export interface WatchdogSettings {
@@ -98,8 +95,7 @@ const defaultLeaseDurationMs = 40_000;
 
 /** Whether a termination is the data plane's volume-fault exit. */
 export function isVolumeFault(termination: { exitCode: number; message?: string } | undefined): boolean {
-  if (!termination) return false;
-  return termination.exitCode === volumeFaultExitCode || (termination.message ?? '').trimStart().toLowerCase().startsWith(volumeFaultMessagePrefix);
+  return termination !== undefined && isVolumeFaultTermination(termination);
 }
 
 /** Reads a member's signals into a verdict. */
@@ -125,11 +121,11 @@ export function classifyMember(signals: MemberSignals, now: number, settings: Wa
   if (!signals.terminating && termination && !(signals.ready && signals.deepCheck !== 'failing')) {
     if (isVolumeFault(termination)) return { kind: 'volumeFault', reason: 'VolumeFault', at: termination.finishedAt };
     const code = termination.exitCode;
-    if (code === dataPlaneExitCodes.configInvalid || code === dataPlaneExitCodes.usage) {
+    if (code === ExitCode.configInvalid || code === ExitCode.usage) {
       return { kind: 'misconfigured', reason: 'InvalidConfiguration', message: termination.message ?? `exit code ${code}` };
     }
-    if (code === dataPlaneExitCodes.storeUnreachable) return { kind: 'storesUnreachable', reason: 'StoresUnreachable' };
-    if (code === dataPlaneExitCodes.listenFailed) return { kind: 'listenFailed', reason: 'ListenFailed', at: termination.finishedAt };
+    if (code === ExitCode.storeUnreachable) return { kind: 'storesUnreachable', reason: 'StoresUnreachable' };
+    if (code === ExitCode.listenFailed) return { kind: 'listenFailed', reason: 'ListenFailed', at: termination.finishedAt };
   }
   const heartbeat = signals.scheduled && node?.leaseRenewed !== undefined ? { heartbeat: node.leaseRenewed } : {};
   if (signals.terminating) return { kind: 'failing', reason: 'Terminating', ...heartbeat };

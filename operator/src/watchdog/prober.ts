@@ -4,6 +4,7 @@
 // in a row and as passing after one success. 404 means the image has no deep check.
 import http from 'node:http';
 import type { V1Pod } from '@kubernetes/client-node';
+import { deepHealthOk, healthPaths, type DeepHealthBody } from '@meshwork/contract';
 import type { DeepCheck } from './ladder.ts';
 
 /** Failed probes in a row before a member counts as failing (one lost packet is not a failure). */
@@ -29,10 +30,10 @@ export interface ProbeTarget {
 /** Outcome of one HTTP probe. */
 export type ProbeOutcome = 'ok' | 'failing' | 'unavailable';
 
-/** Probes GET http://ip:port/healthz/deep once, within `timeoutMs`. */
+/** Probes a member's deep health (GET http://ip:port/healthz/deep) once, within `timeoutMs`. */
 export async function probeDeepHealth(ip: string, port: number, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const req = http.get({ host: ip, port, path: '/healthz/deep', timeout: timeoutMs, agent: false, headers: { Accept: 'application/json' } }, (res) => {
+    const req = http.get({ host: ip, port, path: healthPaths.deep, timeout: timeoutMs, agent: false, headers: { Accept: 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => {
         if (chunks.length < 16) chunks.push(c);
@@ -41,8 +42,8 @@ export async function probeDeepHealth(ip: string, port: number, timeoutMs: numbe
         if (res.statusCode === 404) return resolve('unavailable');
         if (res.statusCode !== 200) return resolve('failing');
         try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { status?: string };
-          resolve(body.status === 'ok' ? 'ok' : 'failing');
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<DeepHealthBody>;
+          resolve(body.status === deepHealthOk ? 'ok' : 'failing');
         } catch {
           resolve('failing');
         }

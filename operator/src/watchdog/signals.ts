@@ -2,16 +2,13 @@
 // pods, nodes, Leases and claims stay small), and the gathering of one member's signals
 // from those objects. Pure: the caches are passed in.
 import type { KubernetesObject, V1Lease, V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
+import { outOfServiceAnnotation, unsuitableNodeLabelPrefix } from '@meshwork/contract';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { names } from '../specs/common.ts';
 import type { DeepCheck, MemberSignals } from './ladder.ts';
 
-/** Prefix of the node labels that mark a node unsuitable for one partition. */
-export const unsuitableLabelPrefix = 'unsuitable.meshwork.io/';
 /** The taint that tells Kubernetes a node is shut down, so its pods and volumes are released. */
 export const outOfServiceTaint = { key: 'node.kubernetes.io/out-of-service', value: 'nodeshutdown', effect: 'NoExecute' } as const;
-/** Node annotation saying the watchdog put the out-of-service taint there (and may take it off). */
-export const outOfServiceAnnotation = 'meshwork.io/out-of-service-taint';
 /** The annotation the scheduler sets on a claim of a WaitForFirstConsumer class: the node its volume lives on. */
 export const selectedNodeAnnotation = 'volume.kubernetes.io/selected-node';
 /** Longest termination message kept in the cache; the watchdog reads only its start. */
@@ -73,7 +70,7 @@ export function slimMemberPod(pod: V1Pod): V1Pod {
 /** A node cut down to its Ready condition, the watchdog's labels, annotation and taints. */
 export function slimNode(node: V1Node): V1Node {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  const labels = Object.fromEntries(Object.entries(node.metadata?.labels ?? {}).filter(([k]) => k.startsWith(unsuitableLabelPrefix)));
+  const labels = Object.fromEntries(Object.entries(node.metadata?.labels ?? {}).filter(([k]) => k.startsWith(unsuitableNodeLabelPrefix)));
   const annotation = node.metadata?.annotations?.[outOfServiceAnnotation];
   return {
     metadata: {

@@ -4,11 +4,13 @@
 // and metrics. It runs inside the MeshPartition reconcile, so only the leader acts.
 import type { KubernetesObject, V1Lease, V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { allPartitionPodsSelector, dataplaneHttpPort, outOfServiceAnnotation, partitionLabel, unsuitableNodeLabelPrefix } from '@meshwork/contract';
 import type { MeshPartition, MeshPartitionStatus } from '../api/v1alpha1.ts';
 import { ResilientInformer } from '../controller/informer.ts';
+import { WatchdogActionError } from '../errors.ts';
 import { KubeApiError, type KubeClient, type ResourceRef } from '../kube/client.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { httpPort, unsuitableNodeLabel } from '../specs/common.ts';
+import { unsuitableNodeLabel } from '../specs/common.ts';
 import type { EventRecorder } from '../meshpartition/events.ts';
 import { assessPartition, type Assessment, type MemberAction } from './assess.ts';
 import { systemicFailure, watchdogSettings } from './ladder.ts';
@@ -17,12 +19,10 @@ import {
   memberClaimNames,
   memberSignals,
   nodeReady,
-  outOfServiceAnnotation,
   outOfServiceTaint,
   slimClaim,
   slimLease,
   slimNode,
-  unsuitableLabelPrefix,
 } from './signals.ts';
 
 /** How long a watchdog-deleted member gets to stop: it is failing, so a graceful stop helps nobody. */
@@ -80,7 +80,7 @@ export class Watchdog {
     this.claims = new ResilientInformer<V1PersistentVolumeClaim>({
       client,
       ref: { apiVersion: 'v1', resource: 'persistentvolumeclaims', ...(watchNamespace ? { namespace: watchNamespace } : {}) },
-      labelSelector: 'app.kubernetes.io/name=meshwork,app.kubernetes.io/component=partition',
+      labelSelector: allPartitionPodsSelector,
       log,
       transform: slimClaim,
       restarted: restarted('persistentvolumeclaims'),
@@ -92,17 +92,17 @@ export class Watchdog {
       if (this.#nodeReady.get(name) === ready) return;
       this.#nodeReady.set(name, ready);
       for (const pod of options.memberPods()) {
-        if (pod.spec?.nodeName === name) options.enqueue(`${pod.metadata?.namespace}/${pod.metadata?.labels?.['meshwork.io/partition']}`);
+        if (pod.spec?.nodeName === name) options.enqueue(`${pod.metadata?.namespace}/${pod.metadata?.labels?.[partitionLabel]}`);
       }
     });
     this.prober = new DeepProber({
       targets: () =>
         options.memberPods().flatMap((pod) => {
-          const key = `${pod.metadata?.namespace}/${pod.metadata?.labels?.['meshwork.io/partition']}`;
+          const key = `${pod.metadata?.namespace}/${pod.metadata?.labels?.[partitionLabel]}`;
           const partition = options.partition(key);
           if (!partition || pod.status?.phase !== 'Running' || pod.metadata?.deletionTimestamp) return [];
           const settings = watchdogSettings(partition.spec.watchdog);
-          return [{ pod, partitionKey: key, port: httpPort, periodMs: settings.probePeriodMs, timeoutMs: settings.probeTimeoutMs }];
+          return [{ pod, partitionKey: key, port: dataplaneHttpPort, periodMs: settings.probePeriodMs, timeoutMs: settings.probeTimeoutMs }];
         }),
       changed: (key) => options.enqueue(key),
     });
@@ -237,7 +237,7 @@ export class Watchdog {
         failures.push(err);
       }
     }
-    if (failures.length > 0) throw new Error(`${failures.length} watchdog action(s) failed`, { cause: failures[0] });
+    if (failures.length > 0) throw new WatchdogActionError(`${failures.length} watchdog action(s) failed`, { cause: failures[0] });
   }
 
   async #act(partition: MeshPartition, action: MemberAction): Promise<void> {
@@ -307,7 +307,7 @@ export class Watchdog {
         if (!(err instanceof KubeApiError && err.status === 409)) throw err;
       }
     }
-    throw new Error(`could not taint node ${name}: it kept changing`);
+    throw new WatchdogActionError(`could not taint node ${name}: it kept changing`);
   }
 
   /**
@@ -323,9 +323,9 @@ export class Watchdog {
       const name = node.metadata?.name ?? '';
       const stale: Record<string, null> = {};
       for (const [label, value] of Object.entries(node.metadata?.labels ?? {})) {
-        if (!label.startsWith(unsuitableLabelPrefix)) continue;
+        if (!label.startsWith(unsuitableNodeLabelPrefix)) continue;
         const expired = now / 1000 - Number(value) >= unsuitableNodeTtlSeconds;
-        const partitionGone = !known.has(label.slice(unsuitableLabelPrefix.length)) && !this.#hashedLabelInUse(label);
+        const partitionGone = !known.has(label.slice(unsuitableNodeLabelPrefix.length)) && !this.#hashedLabelInUse(label);
         if (expired || partitionGone) stale[label] = null;
       }
       if (Object.keys(stale).length > 0) {

@@ -1,0 +1,203 @@
+// The environment of Meshwork's processes: every variable name as a constant, and the one schema
+// of a partition pod's environment with its defaults. The operator builds that environment (its
+// ConfigMap and the StatefulSet's container env) against these names, and the data plane parses
+// it with this schema, so a variable renamed or a format changed on one side fails to compile or
+// fails the test that parses what the operator builds, instead of failing in a pod.
+import { z } from 'zod';
+import { parseByteSize } from './byte-size.ts';
+import { defaultTerminationMessagePath } from './exit-codes.ts';
+import { dataplaneHttpPort } from './ports.ts';
+import { parseSlotRanges, SlotRangeError } from './slots.ts';
+
+/** Every variable of a partition pod's environment: what the data plane reads and what the operator sets. */
+export const PartitionEnv = {
+  /** `host:port` to listen on. */
+  listen: 'MESHWORK_LISTEN',
+  /** The partition's name (a DNS label). */
+  partition: 'MESHWORK_PARTITION',
+  /** The replica's name (the pod name); keys its owner record in the slot map. */
+  podName: 'MESHWORK_POD_NAME',
+  /** The pod's IP (downward API); the operator's listen address refers to it as `$(MESHWORK_POD_IP)`. */
+  podIp: 'MESHWORK_POD_IP',
+  /** The node the pod runs on (downward API), for logs and a person reading the environment. */
+  nodeName: 'MESHWORK_NODE_NAME',
+  /** Owned slot ranges, `0-1023,2048-2100`. */
+  slots: 'MESHWORK_SLOTS',
+  /** The URL other components reach the replica at (sent with 421). */
+  advertiseUrl: 'MESHWORK_ADVERTISE_URL',
+  /** Comma-separated etcd URLs. */
+  etcdEndpoints: 'MESHWORK_ETCD_ENDPOINTS',
+  s3Endpoint: 'MESHWORK_S3_ENDPOINT',
+  s3Bucket: 'MESHWORK_S3_BUCKET',
+  s3Region: 'MESHWORK_S3_REGION',
+  /** S3 credentials, each given directly or as a file named by the same name with `_FILE`. */
+  s3AccessKey: 'MESHWORK_S3_ACCESS_KEY',
+  s3AccessKeyFile: 'MESHWORK_S3_ACCESS_KEY_FILE',
+  s3SecretKey: 'MESHWORK_S3_SECRET_KEY',
+  s3SecretKeyFile: 'MESHWORK_S3_SECRET_KEY_FILE',
+  /** An optional session token of temporary credentials, directly or as a file (`_FILE`). */
+  s3SessionToken: 'MESHWORK_S3_SESSION_TOKEN',
+  s3SessionTokenFile: 'MESHWORK_S3_SESSION_TOKEN_FILE',
+  /** `path` (bucket in the path, the default: MinIO) or `virtual` (bucket in the host name). */
+  s3Addressing: 'MESHWORK_S3_ADDRESSING',
+  /** A file holding the administrator token (from a Secret). */
+  adminTokenFile: 'MESHWORK_ADMIN_TOKEN_FILE',
+  tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
+  sweepIntervalSeconds: 'MESHWORK_SWEEP_INTERVAL_SECONDS',
+  storeDeadlineSeconds: 'MESHWORK_STORE_DEADLINE_SECONDS',
+  presenceTtlSeconds: 'MESHWORK_PRESENCE_TTL_SECONDS',
+  logLevel: 'MESHWORK_LOG_LEVEL',
+  /** Where the one-line reason of a fatal exit goes; read before the rest, so a bad configuration can be reported. */
+  terminationMessagePath: 'MESHWORK_TERMINATION_MESSAGE_PATH',
+  dataDirs: 'MESHWORK_DATA_DIRS',
+  volumeCheckIntervalSeconds: 'MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS',
+  shutdownGraceSeconds: 'MESHWORK_SHUTDOWN_GRACE_SECONDS',
+  livenessMaxEventLoopDelayMs: 'MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS',
+  /** The standard OpenTelemetry variable: where traces go; unset, tracing is off. */
+  otlpEndpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  /** Node.js's own variable: the data plane's flags (node-flags.ts) reach the pods through it. */
+  nodeOptions: 'NODE_OPTIONS',
+  throttleUserRps: 'MESHWORK_THROTTLE_USER_RPS',
+  throttleUserBurst: 'MESHWORK_THROTTLE_USER_BURST',
+  throttleDeviceRps: 'MESHWORK_THROTTLE_DEVICE_RPS',
+  throttleDeviceBurst: 'MESHWORK_THROTTLE_DEVICE_BURST',
+  throttleUserBytesPerSecond: 'MESHWORK_THROTTLE_USER_BYTES_PER_SECOND',
+  throttleDeviceBytesPerSecond: 'MESHWORK_THROTTLE_DEVICE_BYTES_PER_SECOND',
+  throttleDeviceLongPolls: 'MESHWORK_THROTTLE_DEVICE_LONG_POLLS',
+  throttleMaxEntryBytes: 'MESHWORK_THROTTLE_MAX_ENTRY_BYTES',
+  throttleEventLoopLagMs: 'MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS',
+  throttleConcurrencyMin: 'MESHWORK_THROTTLE_CONCURRENCY_MIN',
+  throttleConcurrencyMax: 'MESHWORK_THROTTLE_CONCURRENCY_MAX',
+} as const;
+
+/** The name of a variable of a partition pod's environment. */
+export type PartitionEnvName = (typeof PartitionEnv)[keyof typeof PartitionEnv];
+
+/** A partition pod's environment (or part of it) as the operator writes it: only known names, every value a string. */
+export type PartitionEnvironment = Partial<Record<PartitionEnvName, string>>;
+
+/** Every variable of the operator's own environment (the Helm chart's Deployment sets them). */
+export const OperatorEnv = {
+  kubeconfig: 'KUBECONFIG',
+  namespace: 'MESHWORK_OPERATOR_NAMESPACE',
+  /** The namespace of the operator's pod (downward API), the fallback for `namespace`. */
+  podNamespace: 'POD_NAMESPACE',
+  watchNamespace: 'MESHWORK_OPERATOR_WATCH_NAMESPACE',
+  httpAddress: 'MESHWORK_OPERATOR_HTTP_ADDRESS',
+  concurrency: 'MESHWORK_OPERATOR_CONCURRENCY',
+  leaderElect: 'MESHWORK_OPERATOR_LEADER_ELECT',
+  leaseName: 'MESHWORK_OPERATOR_LEASE_NAME',
+  identity: 'MESHWORK_OPERATOR_IDENTITY',
+  image: 'MESHWORK_IMAGE',
+  maxUnhealthyPercent: 'MESHWORK_WATCHDOG_MAX_UNHEALTHY_PERCENT',
+  logLevel: 'MESHWORK_LOG_LEVEL',
+} as const;
+
+/** The name of a variable of the operator's environment. */
+export type OperatorEnvName = (typeof OperatorEnv)[keyof typeof OperatorEnv];
+
+/** pino's levels, as `MESHWORK_LOG_LEVEL` takes them. */
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A pino level. */
+export type LogLevel = (typeof logLevels)[number];
+
+/** A `host:port` listen address, parsed. */
+export const listenAddress = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
+  .transform((text) => {
+    const at = text.lastIndexOf(':');
+    return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
+  })
+  .refine((l) => l.port <= 65535, 'port must be at most 65535');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http or https URL' });
+const seconds = (fallback: number, min: number) => z.coerce.number().int().min(min).default(fallback);
+const count = (fallback: number, max = 1_000_000_000) => z.coerce.number().int().min(1).max(max).default(fallback);
+const bytes = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const value = parseByteSize(text);
+      if (value === undefined || value < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be a whole number of bytes, at least 1, such as 67108864 or 64Mi' });
+        return z.NEVER;
+      }
+      return value;
+    });
+
+/**
+ * The partition pod's environment: names, formats, bounds and defaults. Credentials given as
+ * a value or a `_FILE` are resolved by the data plane itself, which reads the files.
+ */
+export const partitionEnvSchema = z
+  .object({
+    [PartitionEnv.listen]: listenAddress.default({ host: '0.0.0.0', port: dataplaneHttpPort }),
+    [PartitionEnv.partition]: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")'),
+    [PartitionEnv.podName]: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a DNS subdomain (lower-case letters, digits, ".", "-")')
+      .optional(),
+    [PartitionEnv.slots]: z.string().transform((text, ctx) => {
+      try {
+        return parseSlotRanges(text);
+      } catch (err) {
+        if (!(err instanceof SlotRangeError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    }),
+    [PartitionEnv.advertiseUrl]: httpUrl.optional(),
+    [PartitionEnv.etcdEndpoints]: z
+      .string()
+      .transform((text) => text.split(',').map((e) => e.trim()).filter((e) => e !== ''))
+      .pipe(z.array(httpUrl).min(1, 'must list at least one endpoint')),
+    [PartitionEnv.s3Endpoint]: httpUrl.transform((u) => new URL(u)),
+    [PartitionEnv.s3Bucket]: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'),
+    [PartitionEnv.s3Region]: z.string().min(1).default('us-east-1'),
+    // Path-style suits MinIO without a domain; AWS S3 also serves virtual-hosted (bucket.host).
+    [PartitionEnv.s3Addressing]: z.enum(['path', 'virtual']).default('path'),
+    [PartitionEnv.tombstoneRetentionSeconds]: seconds(7 * 24 * 3600, 0),
+    [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
+    [PartitionEnv.storeDeadlineSeconds]: seconds(30, 1),
+    // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
+    [PartitionEnv.presenceTtlSeconds]: seconds(60, 2),
+    [PartitionEnv.logLevel]: z.enum(logLevels).default('info'),
+    [PartitionEnv.terminationMessagePath]: z.string().default(defaultTerminationMessagePath),
+    [PartitionEnv.dataDirs]: z
+      .string()
+      .default('')
+      .transform((text) => text.split(',').map((d) => d.trim().replace(/(?<=.)\/+$/, '')).filter((d) => d !== ''))
+      .refine((dirs) => dirs.every((d) => d.startsWith('/')), 'must list absolute paths')
+      .refine((dirs) => new Set(dirs).size === dirs.length, 'lists a directory twice'),
+    [PartitionEnv.volumeCheckIntervalSeconds]: seconds(10, 0),
+    // Below Kubernetes' default terminationGracePeriodSeconds (30), so the process exits on its own.
+    [PartitionEnv.shutdownGraceSeconds]: seconds(25, 1),
+    [PartitionEnv.livenessMaxEventLoopDelayMs]: z.coerce.number().int().min(10).default(5000),
+    // Empty counts as unset, as the OpenTelemetry SDKs treat it.
+    [PartitionEnv.otlpEndpoint]: z.preprocess((v) => (v === '' ? undefined : v), httpUrl.optional()),
+    // Defaults suit a 2-core / 8 GiB pod; the MeshPartition's spec.throttling sets them (ADR 7).
+    [PartitionEnv.throttleUserRps]: count(100),
+    [PartitionEnv.throttleUserBurst]: count(200),
+    [PartitionEnv.throttleDeviceRps]: count(50),
+    [PartitionEnv.throttleDeviceBurst]: count(100),
+    [PartitionEnv.throttleUserBytesPerSecond]: bytes('64Mi'),
+    [PartitionEnv.throttleDeviceBytesPerSecond]: bytes('32Mi'),
+    [PartitionEnv.throttleDeviceLongPolls]: count(4, 10_000),
+    [PartitionEnv.throttleMaxEntryBytes]: bytes('16Gi'),
+    [PartitionEnv.throttleEventLoopLagMs]: count(100, 60_000),
+    [PartitionEnv.throttleConcurrencyMin]: count(4, 100_000),
+    [PartitionEnv.throttleConcurrencyMax]: count(512, 100_000),
+  })
+  .superRefine((env, ctx) => {
+    const min = env[PartitionEnv.throttleConcurrencyMin];
+    const max = env[PartitionEnv.throttleConcurrencyMax];
+    if (min > max) {
+      ctx.addIssue({ code: 'custom', path: [PartitionEnv.throttleConcurrencyMin], message: `must not exceed ${PartitionEnv.throttleConcurrencyMax} (${max})` });
+    }
+  });
+
+/** A partition pod's environment after parsing: typed values, defaults filled. */
+export type ParsedPartitionEnv = z.output<typeof partitionEnvSchema>;
