@@ -40,6 +40,8 @@ export interface PartitionConfig {
   dataDirs: string[];
   /** How often the data volumes are checked; 0 disables the periodic check. */
   volumeCheckIntervalSeconds: number;
+  /** A data volume with fewer bytes available than this is full: a volume fault. */
+  volumeMinFreeBytes: number;
   /** How long a SIGTERM drain may take before the process exits anyway. */
   shutdownGraceSeconds: number;
   /** /livez fails while the event loop stalled longer than this within the last 10 s. */
@@ -129,6 +131,7 @@ const envSchema = z.object({
     .refine((dirs) => dirs.every((d) => d.startsWith('/')), 'must list absolute paths')
     .refine((dirs) => new Set(dirs).size === dirs.length, 'lists a directory twice'),
   MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS: seconds(10, 0),
+  MESHWORK_VOLUME_MIN_FREE_BYTES: bytes('16Mi'),
   // Below Kubernetes' default terminationGracePeriodSeconds (30), so the process exits on its own.
   MESHWORK_SHUTDOWN_GRACE_SECONDS: seconds(25, 1),
   MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(10).default(5000),
@@ -218,6 +221,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     logLevel: e.MESHWORK_LOG_LEVEL,
     dataDirs: e.MESHWORK_DATA_DIRS,
     volumeCheckIntervalSeconds: e.MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS,
+    volumeMinFreeBytes: e.MESHWORK_VOLUME_MIN_FREE_BYTES,
     shutdownGraceSeconds: e.MESHWORK_SHUTDOWN_GRACE_SECONDS,
     livenessMaxEventLoopDelayMs: e.MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -13,7 +13,7 @@ import { ProcessHealth } from '../health/health.ts';
 import { StoreReachability } from '../health/store-reachability.ts';
 import { TimeoutError, withTimeout } from '../health/timeout.ts';
 import { VolumeChecks } from '../health/volume-checks.ts';
-import { DataVolume, VolumeFaultError } from '../health/volumes.ts';
+import { DataVolume, VolumeFaultError, type VolumeCheckLimits } from '../health/volumes.ts';
 import { terminate } from '../termination.ts';
 import { BlockStore, type S3CallHook } from '../stores/block-store.ts';
 import { MetadataStore } from '../stores/metadata-store.ts';
@@ -79,11 +79,11 @@ async function waitForStores(config: PartitionConfig, metadata: MetadataStore, b
 }
 
 /** Opens every data volume (identity, one check); a volume that fails is a volume-fault exit. */
-async function openVolumes(dirs: readonly string[], logger: Logger): Promise<DataVolume[]> {
+async function openVolumes(dirs: readonly string[], limits: VolumeCheckLimits, logger: Logger): Promise<DataVolume[]> {
   const volumes: DataVolume[] = [];
   for (const dir of dirs) {
     try {
-      const volume = await withTimeout(DataVolume.open(dir), volumeHangLimitMs);
+      const volume = await withTimeout(DataVolume.open(dir, limits), volumeHangLimitMs);
       const { id, createdAt } = volume.identity;
       logger.info({ dir, volumeId: id, createdAt }, volume.created ? 'Initialised a new data volume' : 'Opened data volume');
       volumes.push(volume);
@@ -115,7 +115,7 @@ export async function runPartition(): Promise<void> {
     terminate(ExitCode.unexpected, `uncaught exception: ${err.message}`);
   });
   // Volumes first: a member whose disk is bad must not claim slots.
-  const volumes = await openVolumes(config.dataDirs, log);
+  const volumes = await openVolumes(config.dataDirs, { minFreeBytes: config.volumeMinFreeBytes }, log);
 
   // Read at scrape time, when the context exists.
   const metrics = new DataplaneMetrics('partition', () => ctx.longPolls.open);
