@@ -26,7 +26,7 @@ import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
-import { drainServer } from './drain.ts';
+import { ConnectionTracker, drainServer } from './drain.ts';
 import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { throttleGate } from './throttle/gate.ts';
@@ -200,6 +200,8 @@ export async function runPartition(): Promise<void> {
     onVolumeFault,
   });
   const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, throttleGate(ctx, app));
+  // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
+  const connections = new ConnectionTracker(server);
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       terminate(ExitCode.listenFailed, `cannot listen on ${config.listen.host}:${config.listen.port}: ${err.code ?? err.message}`);
@@ -232,7 +234,7 @@ export async function runPartition(): Promise<void> {
     stores.stop();
     // Kept back from the grace period: releasing the lease and flushing traces.
     const reserveMs = Math.min(2000, graceMs / 5);
-    const drained = await drainServer(server, longPolls, graceMs - reserveMs);
+    const drained = await drainServer(connections, longPolls, graceMs - reserveMs);
     if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
     await longPolls.close().catch(() => undefined);
     presence.close();
