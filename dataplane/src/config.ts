@@ -33,6 +33,8 @@ export interface PartitionConfig {
   sweepIntervalSeconds: number;
   /** How long start-up waits for etcd and S3 before giving up. */
   storeDeadlineSeconds: number;
+  /** TTL of the lease the slot-map owner record is held under. */
+  slotLeaseSeconds: number;
   /** How long a device's presence lasts without a refresh. */
   presenceTtlSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -121,6 +123,7 @@ const envSchema = z.object({
   MESHWORK_TOMBSTONE_RETENTION_SECONDS: seconds(7 * 24 * 3600, 0),
   MESHWORK_SWEEP_INTERVAL_SECONDS: seconds(300, 1),
   MESHWORK_STORE_DEADLINE_SECONDS: seconds(30, 1),
+  MESHWORK_SLOT_LEASE_TTL_SECONDS: seconds(10, 2),
   // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
   MESHWORK_PRESENCE_TTL_SECONDS: seconds(60, 2),
   MESHWORK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -217,6 +220,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     tombstoneRetentionSeconds: e.MESHWORK_TOMBSTONE_RETENTION_SECONDS,
     sweepIntervalSeconds: e.MESHWORK_SWEEP_INTERVAL_SECONDS,
     storeDeadlineSeconds: e.MESHWORK_STORE_DEADLINE_SECONDS,
+    slotLeaseSeconds: e.MESHWORK_SLOT_LEASE_TTL_SECONDS,
     presenceTtlSeconds: e.MESHWORK_PRESENCE_TTL_SECONDS,
     logLevel: e.MESHWORK_LOG_LEVEL,
     dataDirs: e.MESHWORK_DATA_DIRS,
