@@ -2,14 +2,19 @@
 // etcd (killed and restarted on the same port and data directory): the process must not exit
 // (ADR 8: a store outage is systemic), must turn writes away with 503 + Retry-After while it has
 // no fence, must re-acquire its slots under a new lease once etcd is back, and must keep what
-// it acknowledged before the outage. A former owner still cannot commit (fencing.int.test.ts).
+// it acknowledged before the outage; but if a newer process of its replica registered meanwhile,
+// it must exit with the ownership-lost code. A paused former owner still cannot commit
+// (fencing.int.test.ts).
 // Uses its own etcd, so the whole slot space is its own; MinIO is the shared one.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { slotMapKey } from '../stores/keys.ts';
 import { MeshClient } from '../../../e2e/dataplane/client.ts';
 import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
@@ -90,5 +95,41 @@ describe('etcd outage longer than the slot lease', () => {
     expect(after.status).toBe(201);
     expect((await device.request('GET', `/v1/objects/${objectId}/entries/during`)).status).toBe(404);
     expect(partition.process.exitStatus).toBeUndefined();
+  });
+
+  it('exits with the ownership-lost code when a newer process of the replica took the slots while etcd was away', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'meshwork-etcd-outage-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    let etcd: EtcdServer = await startEtcd({ name: 'etcd-takeover', dataDir });
+    cleanups.push(() => etcd.stop());
+    const port = Number(new URL(etcd.endpoint).port);
+    const replica = 'takeover-0';
+    const partition = await startPartition(
+      { etcdEndpoint: etcd.endpoint, minio: stack.minio },
+      { partition: 'takeover', env: { MESHWORK_POD_NAME: replica, MESHWORK_SLOT_LEASE_TTL_SECONDS: String(leaseSeconds) } },
+    );
+    cleanups.push(() => partition.stop());
+
+    etcd.process.signal('SIGKILL');
+    await etcd.process.exited;
+    await waitFor(
+      async () => (await readiness(partition)).body.checks.some((c) => c.name === 'slots' && c.error?.startsWith('re-acquiring the slots')),
+      { description: 'the partition to report that it re-acquires its slots', timeoutMs: 8 * leaseSeconds * 1000 + 10_000, intervalMs: 250 },
+    );
+    // Frozen while etcd comes back and a newer process of the same replica registers, as after a reschedule.
+    partition.process.signal('SIGSTOP');
+    etcd = await startEtcd({ name: 'etcd-takeover', dataDir, port });
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      const newer = { partition: 'takeover', replica, slots: '0-4095', url: 'http://127.0.0.1:9', instance: 'newer-process', registeredAt: new Date().toISOString() };
+      await client.put(slotMapKey('takeover', replica)).value(JSON.stringify(newer));
+    } finally {
+      client.close();
+    }
+    partition.process.signal('SIGCONT');
+
+    const exit = await waitFor(() => partition.process.exitStatus, { description: 'the partition to exit', timeoutMs: 30_000 });
+    expect(exit.code).toBe(ExitCode.ownershipLost);
+    expect(await readFile(join(partition.dir, 'termination-log'), 'utf8')).toMatch(/^fenced: the owner record \/mw\/slotmap\/takeover\/takeover-0 now belongs to a newer process/);
   });
 });
