@@ -84,11 +84,6 @@ export class ConnectionTracker {
     });
   }
 
-  /** Open connections. */
-  get open(): number {
-    return this.#sockets.size;
-  }
-
   /** Sockets with no request on them and none arriving, with their byte counts now. */
   idle(): { socket: Socket; bytes: number }[] {
     const idle: { socket: Socket; bytes: number }[] = [];

@@ -121,7 +121,7 @@ export class SlotMap {
     return fence;
   }
 
-  /** Whether this process holds its claim: the lease exists and was renewed within its TTL. */
+  /** Whether this process holds its claim: not being re-acquired, the lease exists and was renewed within its TTL. */
   leaseStatus(): { ok: boolean; error?: string } {
     if (this.#suspended) return { ok: false, error: `re-acquiring the slots: ${this.#suspended.reason.message}` };
     const lease = this.#lease;
@@ -231,7 +231,7 @@ export class SlotMap {
     if (previous) this.#dropLease(previous);
   }
 
-  /** Stops renewing a lease and revokes it; one etcd does not answer lapses by itself. */
+  /** Stops renewing a lease and revokes it; if etcd does not hear the revocation, the lease lapses by itself. */
   #dropLease(lease: Lease): void {
     if (lease.revoked()) return;
     lease.revoke().catch((err: unknown) => this.#logger.debug({ err }, 'Failed to revoke a slot lease no longer used; it will lapse'));
