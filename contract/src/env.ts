@@ -45,12 +45,16 @@ export const PartitionEnv = {
   tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
   sweepIntervalSeconds: 'MESHWORK_SWEEP_INTERVAL_SECONDS',
   storeDeadlineSeconds: 'MESHWORK_STORE_DEADLINE_SECONDS',
+  /** TTL of the lease the partition's slot-map owner record is held under. */
+  slotLeaseTtlSeconds: 'MESHWORK_SLOT_LEASE_TTL_SECONDS',
   presenceTtlSeconds: 'MESHWORK_PRESENCE_TTL_SECONDS',
   logLevel: 'MESHWORK_LOG_LEVEL',
   /** Where the one-line reason of a fatal exit goes; read before the rest, so a bad configuration can be reported. */
   terminationMessagePath: 'MESHWORK_TERMINATION_MESSAGE_PATH',
   dataDirs: 'MESHWORK_DATA_DIRS',
   volumeCheckIntervalSeconds: 'MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS',
+  /** Free space below which a data volume counts as full (a volume fault). */
+  volumeMinFreeBytes: 'MESHWORK_VOLUME_MIN_FREE_BYTES',
   shutdownGraceSeconds: 'MESHWORK_SHUTDOWN_GRACE_SECONDS',
   livenessMaxEventLoopDelayMs: 'MESHWORK_LIVENESS_MAX_EVENT_LOOP_DELAY_MS',
   /** The standard OpenTelemetry variable: where traces go; unset, tracing is off. */
@@ -163,6 +167,8 @@ export const partitionEnvSchema = z
     [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
     [PartitionEnv.storeDeadlineSeconds]: seconds(30, 1),
     // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
+    [PartitionEnv.slotLeaseTtlSeconds]: seconds(10, 2),
+    // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
     [PartitionEnv.presenceTtlSeconds]: seconds(60, 2),
     [PartitionEnv.logLevel]: z.enum(logLevels).default('info'),
     [PartitionEnv.terminationMessagePath]: z.string().default(defaultTerminationMessagePath),
@@ -173,6 +179,7 @@ export const partitionEnvSchema = z
       .refine((dirs) => dirs.every((d) => d.startsWith('/')), 'must list absolute paths')
       .refine((dirs) => new Set(dirs).size === dirs.length, 'lists a directory twice'),
     [PartitionEnv.volumeCheckIntervalSeconds]: seconds(10, 0),
+    [PartitionEnv.volumeMinFreeBytes]: bytes('16Mi'),
     // Below Kubernetes' default terminationGracePeriodSeconds (30), so the process exits on its own.
     [PartitionEnv.shutdownGraceSeconds]: seconds(25, 1),
     [PartitionEnv.livenessMaxEventLoopDelayMs]: z.coerce.number().int().min(10).default(5000),

@@ -32,6 +32,7 @@ describe('parsePartitionConfig', () => {
     expect(config.tombstoneRetentionSeconds).toBe(604800);
     expect(config.dataDirs).toEqual([]);
     expect(config.volumeCheckIntervalSeconds).toBe(10);
+    expect(config.volumeMinFreeBytes).toBe(16 * 1024 * 1024);
     expect(config.shutdownGraceSeconds).toBe(25);
     expect(config.livenessMaxEventLoopDelayMs).toBe(5000);
     expect(config.otlpEndpoint).toBeUndefined();

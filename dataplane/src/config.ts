@@ -36,6 +36,8 @@ export interface PartitionConfig {
   sweepIntervalSeconds: number;
   /** How long start-up waits for etcd and S3 before giving up. */
   storeDeadlineSeconds: number;
+  /** TTL of the lease the slot-map owner record is held under. */
+  slotLeaseSeconds: number;
   /** How long a device's presence lasts without a refresh. */
   presenceTtlSeconds: number;
   logLevel: LogLevel;
@@ -43,6 +45,8 @@ export interface PartitionConfig {
   dataDirs: string[];
   /** How often the data volumes are checked; 0 disables the periodic check. */
   volumeCheckIntervalSeconds: number;
+  /** A data volume with fewer bytes available than this is full: a volume fault. */
+  volumeMinFreeBytes: number;
   /** How long a SIGTERM drain may take before the process exits anyway. */
   shutdownGraceSeconds: number;
   /** /livez fails while the event loop stalled longer than this within the last 10 s. */
@@ -137,10 +141,12 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     tombstoneRetentionSeconds: e[PartitionEnv.tombstoneRetentionSeconds],
     sweepIntervalSeconds: e[PartitionEnv.sweepIntervalSeconds],
     storeDeadlineSeconds: e[PartitionEnv.storeDeadlineSeconds],
+    slotLeaseSeconds: e[PartitionEnv.slotLeaseTtlSeconds],
     presenceTtlSeconds: e[PartitionEnv.presenceTtlSeconds],
     logLevel: e[PartitionEnv.logLevel],
     dataDirs: e[PartitionEnv.dataDirs],
     volumeCheckIntervalSeconds: e[PartitionEnv.volumeCheckIntervalSeconds],
+    volumeMinFreeBytes: e[PartitionEnv.volumeMinFreeBytes],
     shutdownGraceSeconds: e[PartitionEnv.shutdownGraceSeconds],
     livenessMaxEventLoopDelayMs: e[PartitionEnv.livenessMaxEventLoopDelayMs],
     otlpEndpoint: e[PartitionEnv.otlpEndpoint],

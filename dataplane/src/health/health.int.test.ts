@@ -1,14 +1,16 @@
 // The partition's health routes and its fail-fast exit on a volume fault, against real etcd and
 // MinIO: the contract the operator's watchdog relies on (exit code 4, a termination message
-// starting "volume fault:", /healthz/deep answering 503). Slots 4032-4047 belong to this file.
+// starting "volume fault:", /healthz/deep answering 503). A full volume is a real tmpfs mounted
+// with a size limit and filled. Slots 4032-4047 belong to this file.
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { startMinio } from '../../../e2e/harness/minio.ts';
 import { makeReadOnly, makeWritable } from '../../../e2e/harness/read-only.ts';
+import { fillVolume, mountSmallVolume, type SmallVolume } from '../../../e2e/harness/small-volume.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
@@ -19,12 +21,15 @@ const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stac
 const slots = '4032-4047';
 const running: RunningPartition[] = [];
 const readOnly: string[] = [];
+const mounted: SmallVolume[] = [];
 
 afterEach(async () => {
   await Promise.all(readOnly.splice(0).map((dir) => makeWritable(dir)));
 });
 afterAll(async () => {
   await Promise.all(running.map((p) => p.stop()));
+  // After the partitions stopped, so none still has a file open on a mount.
+  await Promise.all(mounted.splice(0).map((v) => v.unmount()));
 });
 
 interface Check {
@@ -169,6 +174,43 @@ describe('partition health', () => {
     const { code, message } = await exitOf(partition);
     expect(code).toBe(ExitCode.volumeFault);
     expect(message).toMatch(new RegExp(`^volume fault: ${d0}: writing the probe failed: EROFS`));
+    expect(partition.process.logTail(20)).toContain('Found a volume fault');
+  });
+
+  it('reports a data volume that is full in /healthz/deep, then exits with the volume-fault code', async () => {
+    const volume = await mountSmallVolume(4 * 1024 * 1024);
+    mounted.push(volume);
+    // No free-space floor: the probe write itself must notice.
+    const partition = await start([volume.path], { MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS: '0', MESHWORK_VOLUME_MIN_FREE_BYTES: '1' });
+    expect((await get<HealthBody>(partition, '/healthz/deep')).status).toBe(200);
+    expect(await fillVolume(volume.path, 'filler')).toBeGreaterThan(3 * 1024 * 1024);
+    await expect(writeFile(join(volume.path, 'one-byte'), 'x')).rejects.toMatchObject({ code: 'ENOSPC' });
+    // Past the second the previous deep result is reused.
+    const deep = await waitFor(
+      async () => {
+        const res = await get<HealthBody>(partition, '/healthz/deep');
+        return res.status === 503 ? res : undefined;
+      },
+      { description: '/healthz/deep to report the full volume', timeoutMs: 10_000 },
+    );
+    expect(deep.body.error?.code).toBe('unhealthy');
+    expect(deep.body.checks[0]).toMatchObject({ name: `volume:${volume.path}`, ok: false });
+    expect(deep.body.checks[0]?.error).toContain('ENOSPC');
+    const { code, message } = await exitOf(partition);
+    expect(code).toBe(ExitCode.volumeFault);
+    expect(message).toMatch(new RegExp(`^volume fault: ${volume.path}: writing the probe failed: ENOSPC`));
+  });
+
+  it('exits on its own when the periodic volume check finds less free space than the floor', async () => {
+    const volume = await mountSmallVolume(4 * 1024 * 1024);
+    mounted.push(volume);
+    const partition = await start([volume.path], { MESHWORK_VOLUME_CHECK_INTERVAL_SECONDS: '1', MESHWORK_VOLUME_MIN_FREE_BYTES: '1Mi' });
+    // Room for the probe, but below the floor.
+    await fillVolume(volume.path, 'filler', 512 * 1024);
+    await waitFor(() => partition.process.exitStatus !== undefined, { description: 'the process to exit', timeoutMs: 20_000 });
+    const { code, message } = await exitOf(partition);
+    expect(code).toBe(ExitCode.volumeFault);
+    expect(message).toMatch(new RegExp(`^volume fault: ${volume.path}: full: \\d+ bytes free, below the floor of 1048576 bytes$`));
     expect(partition.process.logTail(20)).toContain('Found a volume fault');
   });
 

@@ -55,6 +55,13 @@ describe('DataVolume', () => {
     expect(readFileSync(probe).equals(before)).toBe(false);
   });
 
+  it('reports a volume with less space available than the floor as full', async () => {
+    const dir = freshDir();
+    await DataVolume.open(dir, { minFreeBytes: 1 });
+    const fault = await faultOf(DataVolume.open(dir, { minFreeBytes: Number.MAX_SAFE_INTEGER }));
+    expect(fault.message).toMatch(new RegExp(`^volume fault: ${dir}: full: \\d+ bytes free, below the floor of ${Number.MAX_SAFE_INTEGER} bytes$`));
+  });
+
   it('reports a canary block that reads back wrong as a checksum mismatch', async () => {
     const dir = freshDir();
     const volume = await DataVolume.open(dir);

@@ -1,10 +1,11 @@
 // Data volumes: each carries an identity (a random id and its creation time, so a recreated
 // volume is recognisable) and a canary block written once; a check writes a probe file with
 // random bytes, fsyncs it, reads it back and compares sha256, then reads the canary back and
-// compares it with the checksum recorded when it was written. Any failure is a VolumeFaultError:
-// the volume cannot be trusted and the watchdog's remedy is to recreate it.
+// compares it with the checksum recorded when it was written, and finally compares the space
+// left with a floor. Any failure is a VolumeFaultError: the volume cannot be trusted and the
+// watchdog's remedy is to recreate it.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshworkError, volumeFaultMessage } from '@meshwork/contract';
 
@@ -34,6 +35,9 @@ export const volumeMetaDir = '.meshwork';
 export const canaryFile = `${volumeMetaDir}/canary`;
 const identityFile = `${volumeMetaDir}/volume.json`;
 const probeFile = `${volumeMetaDir}/probe`;
+// Each probe is written here and renamed over the last one. Rewriting the probe in place would
+// first free the old probe's blocks, so the write would pass on a volume that is full.
+const probeNextFile = `${volumeMetaDir}/probe.next`;
 const blockBytes = 4096;
 
 function sha256(data: Buffer): string {
@@ -76,24 +80,34 @@ function parseIdentity(text: string): VolumeIdentity | undefined {
   return undefined;
 }
 
+/** What a volume check demands beyond sound I/O. */
+export interface VolumeCheckLimits {
+  /** A volume with fewer bytes available than this (to an unprivileged writer) is full: a fault. 0: no floor. */
+  minFreeBytes: number;
+}
+
+const noLimits: VolumeCheckLimits = { minFreeBytes: 0 };
+
 /** One data volume, opened and checked. */
 export class DataVolume {
   readonly path: string;
   readonly identity: VolumeIdentity;
   /** Whether this process wrote the identity (the volume was new). */
   readonly created: boolean;
+  readonly #limits: VolumeCheckLimits;
 
-  private constructor(path: string, identity: VolumeIdentity, created: boolean) {
+  private constructor(path: string, identity: VolumeIdentity, created: boolean, limits: VolumeCheckLimits) {
     this.path = path;
     this.identity = identity;
     this.created = created;
+    this.#limits = limits;
   }
 
   /**
    * Opens a volume: it must be a writable directory; its identity is read, or written on first
    * use; then it is checked once. Throws VolumeFaultError saying what is wrong.
    */
-  static async open(path: string): Promise<DataVolume> {
+  static async open(path: string, limits: VolumeCheckLimits = noLimits): Promise<DataVolume> {
     const step = async <T>(what: string, action: () => Promise<T>): Promise<T> => {
       try {
         return await action();
@@ -133,22 +147,42 @@ export class DataVolume {
       if (parsed === undefined) throw new VolumeFaultError(path, `${identityFile} is corrupt`);
       identity = parsed;
     }
-    const volume = new DataVolume(path, identity, created);
+    const volume = new DataVolume(path, identity, created, limits);
     await volume.check();
     return volume;
   }
 
-  /** Writes, fsyncs and reads back a probe, and verifies the canary; throws VolumeFaultError. */
+  /**
+   * Writes, fsyncs and reads back a probe, verifies the canary, and checks the space left
+   * against the floor; throws VolumeFaultError.
+   */
   async check(): Promise<void> {
     const probe = randomBytes(blockBytes);
+    const nextPath = join(this.path, probeNextFile);
     const probePath = join(this.path, probeFile);
     try {
-      await writeDurably(probePath, probe);
+      await writeDurably(nextPath, probe);
+      await rename(nextPath, probePath);
     } catch (err) {
       throw new VolumeFaultError(this.path, `writing the probe failed: ${failure(err)}`, { cause: err });
     }
     await this.#verify(probePath, 'probe', sha256(probe));
     await this.#verify(join(this.path, canaryFile), 'canary block', this.identity.canarySha256);
+    await this.#checkFreeSpace();
+  }
+
+  async #checkFreeSpace(): Promise<void> {
+    const floor = this.#limits.minFreeBytes;
+    if (floor <= 0) return;
+    let free: number;
+    try {
+      // bavail, not bfree: blocks reserved for root do not count, since the volume's other users may not write them.
+      const info = await statfs(this.path, { bigint: true });
+      free = Number(info.bavail * info.bsize);
+    } catch (err) {
+      throw new VolumeFaultError(this.path, `reading the free space failed: ${failure(err)}`, { cause: err });
+    }
+    if (free < floor) throw new VolumeFaultError(this.path, `full: ${free} bytes free, below the floor of ${floor} bytes`);
   }
 
   async #verify(path: string, what: string, expected: string): Promise<void> {

@@ -13,20 +13,21 @@ import { ProcessHealth } from '../health/health.ts';
 import { StoreReachability } from '../health/store-reachability.ts';
 import { TimeoutError, withTimeout } from '../health/timeout.ts';
 import { VolumeChecks } from '../health/volume-checks.ts';
-import { DataVolume, VolumeFaultError } from '../health/volumes.ts';
+import { DataVolume, VolumeFaultError, type VolumeCheckLimits } from '../health/volumes.ts';
 import { terminate } from '../termination.ts';
 import { BlockStore, type S3CallHook } from '../stores/block-store.ts';
-import { MetadataStore } from '../stores/metadata-store.ts';
+import { asEtcdCallError, MetadataStore } from '../stores/metadata-store.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
-import { instrumentAsyncMethods, storeCallRecorder } from '../telemetry/store-calls.ts';
+import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { PresenceStore } from '../stores/presence-store.ts';
+import { ApiError } from './api-error.ts';
 import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
-import { drainServer } from './drain.ts';
+import { ConnectionTracker, drainServer } from './drain.ts';
 import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { throttleGate } from './throttle/gate.ts';
@@ -79,11 +80,11 @@ async function waitForStores(config: PartitionConfig, metadata: MetadataStore, b
 }
 
 /** Opens every data volume (identity, one check); a volume that fails is a volume-fault exit. */
-async function openVolumes(dirs: readonly string[], logger: Logger): Promise<DataVolume[]> {
+async function openVolumes(dirs: readonly string[], limits: VolumeCheckLimits, logger: Logger): Promise<DataVolume[]> {
   const volumes: DataVolume[] = [];
   for (const dir of dirs) {
     try {
-      const volume = await withTimeout(DataVolume.open(dir), volumeHangLimitMs);
+      const volume = await withTimeout(DataVolume.open(dir, limits), volumeHangLimitMs);
       const { id, createdAt } = volume.identity;
       logger.info({ dir, volumeId: id, createdAt }, volume.created ? 'Initialised a new data volume' : 'Opened data volume');
       volumes.push(volume);
@@ -115,7 +116,7 @@ export async function runPartition(): Promise<void> {
     terminate(ExitCode.unexpected, `uncaught exception: ${err.message}`);
   });
   // Volumes first: a member whose disk is bad must not claim slots.
-  const volumes = await openVolumes(config.dataDirs, log);
+  const volumes = await openVolumes(config.dataDirs, { minFreeBytes: config.volumeMinFreeBytes }, log);
 
   // Read at scrape time, when the context exists.
   const metrics = new DataplaneMetrics('partition', () => ctx.longPolls.open);
@@ -133,17 +134,46 @@ export async function runPartition(): Promise<void> {
       failed,
     );
   const etcd = new Etcd3({ hosts: config.etcdEndpoints });
-  const metadata = instrumentAsyncMethods(new MetadataStore(etcd), 'etcd', storeCall);
+  // The etcd client's errors become EtcdCallError, which the app answers 503 store_unavailable, not 500.
+  const etcdCall: StoreCall = (store, operation, run, failed) =>
+    storeCall(
+      store,
+      operation,
+      () =>
+        run().catch((err: unknown) => {
+          throw asEtcdCallError(operation, err);
+        }),
+      failed,
+    );
+  const metadata = instrumentAsyncMethods(new MetadataStore(etcd), 'etcd', etcdCall);
   const blocks = new BlockStore(config.s3, s3Call);
   await waitForStores(config, metadata, blocks, log);
 
   // ownerOf answers mostly from a cache; its misses call list(), which is measured.
-  const slotMap = instrumentAsyncMethods(new SlotMap(etcd, log), 'etcd', storeCall, { prefix: 'slotMap.', skip: ['ownerOf'] });
+  // verifyOwnership settles a claim (it may wait for etcd for as long as an outage lasts): not one store call.
+  const slotMap = instrumentAsyncMethods(new SlotMap(etcd, log, config.slotLeaseSeconds), 'etcd', etcdCall, {
+    prefix: 'slotMap.',
+    skip: ['ownerOf', 'verifyOwnership'],
+  });
   let fence;
   try {
-    fence = await slotMap.register(config.partition, config.replica, config.slots, config.advertiseUrl, (err) => {
-      log.fatal({ err }, 'Lost the slot lease');
-      terminate(ExitCode.ownershipLost, `lost the etcd lease on the slot map record of partition ${config.partition}: ${err.message}`);
+    // A lapsed lease (etcd unreachable for longer than its TTL) is re-acquired, not an exit (ADR 8);
+    // writes are refused with 503 until the fence has moved to the new owner record.
+    fence = await slotMap.register(config.partition, config.replica, config.slots, config.advertiseUrl, {
+      onSuspended: (reason) => {
+        log.warn({ err: reason }, 'Suspended writes until the slots are re-acquired');
+        metadata.suspendWrites(
+          () => new ApiError(503, 'ownership_lost', 'this process is re-acquiring ownership of its slots after losing its etcd lease; retry', {}, { 'Retry-After': '1' }),
+        );
+      },
+      onReacquired: (next) => {
+        metadata.setFence(next.key, next.revision);
+        log.info({ key: next.key, revision: next.revision }, 'Resumed writes, fenced on the owner record');
+      },
+      onTaken: (err) => {
+        log.fatal({ err }, 'Lost the slots to another process');
+        terminate(ExitCode.ownershipLost, `fenced: ${err.message}`);
+      },
     });
   } catch (err) {
     if (err instanceof SlotConflictError) terminate(ExitCode.configInvalid, `invalid configuration: MESHWORK_SLOTS: ${err.message}`);
@@ -193,13 +223,19 @@ export async function runPartition(): Promise<void> {
     throttle,
   };
   const app = createPartitionApp(ctx, {
+    // The owner record moved: it lapsed (re-acquired), or another process took the slots (onTaken exits).
     onOwnershipLost: (err) => {
-      log.fatal({ err }, 'Lost ownership of the slots');
-      terminate(ExitCode.ownershipLost, `fenced: ${err.message}`);
+      log.warn({ err }, 'Found the fence moved; checking ownership of the slots');
+      slotMap.verifyOwnership(err).catch((failure: unknown) => {
+        log.fatal({ err: failure }, 'Failed to check ownership of the slots');
+        terminate(ExitCode.ownershipLost, `fenced: ${err.message}`);
+      });
     },
     onVolumeFault,
   });
   const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, throttleGate(ctx, app));
+  // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
+  const connections = new ConnectionTracker(server);
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       terminate(ExitCode.listenFailed, `cannot listen on ${config.listen.host}:${config.listen.port}: ${err.code ?? err.message}`);
@@ -232,7 +268,7 @@ export async function runPartition(): Promise<void> {
     stores.stop();
     // Kept back from the grace period: releasing the lease and flushing traces.
     const reserveMs = Math.min(2000, graceMs / 5);
-    const drained = await drainServer(server, longPolls, graceMs - reserveMs);
+    const drained = await drainServer(connections, longPolls, graceMs - reserveMs);
     if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
     await longPolls.close().catch(() => undefined);
     presence.close();

@@ -1,7 +1,9 @@
 // Metadata in etcd: users, devices, mesh objects with their members, entries with tombstones.
 // Every write is one transaction that also checks the fence (the revision of this partition's
-// owner record), so a paused former owner cannot commit after another process took over.
-import { Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
+// owner record), so a paused former owner cannot commit after another process took over. While
+// the process re-acquires its slots (its lease lapsed), writes are refused before reaching etcd.
+import { MeshworkError } from '@meshwork/contract';
+import { ClientRuntimeError, EtcdError, EtcdLeaseInvalidError, GRPCGenericError, Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
 import { slotSegment } from './keys.ts';
 import {
   deviceKey,
@@ -74,6 +76,23 @@ export class OwnershipLostError extends Error {
   override readonly name = 'OwnershipLostError';
 }
 
+/**
+ * A call to etcd failed (unreachable, timed out, refused): the etcd client's own errors, which
+ * carry no name of their own ("Error"), wrapped so that callers can tell a store failure from a
+ * bug. The cause is the client's error.
+ */
+export class EtcdCallError extends MeshworkError {
+  constructor(operation: string, cause: unknown) {
+    super('etcd_call_failed', `etcd ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** `err` as an EtcdCallError when the etcd client raised it; any other error unchanged. */
+export function asEtcdCallError(operation: string, err: unknown): unknown {
+  const fromClient = err instanceof GRPCGenericError || err instanceof EtcdError || err instanceof EtcdLeaseInvalidError || err instanceof ClientRuntimeError;
+  return fromClient ? new EtcdCallError(operation, err) : err;
+}
+
 /** Raised when the requested revision was compacted away by etcd. */
 export class HistoryCompactedError extends Error {
   override readonly name = 'HistoryCompactedError';
@@ -111,14 +130,22 @@ function isCompacted(err: unknown): boolean {
 export class MetadataStore {
   readonly #etcd: Etcd3;
   #fence: Fence | undefined;
+  // Set while ownership is being re-acquired: what a write raises meanwhile.
+  #suspended: (() => Error) | undefined;
 
   constructor(etcd: Etcd3) {
     this.#etcd = etcd;
   }
 
-  /** Sets the owner record every later write is fenced on. */
+  /** Sets the owner record every later write is fenced on, and lifts a suspension. */
   setFence(key: string, revision: number): void {
     this.#fence = { key, revision };
+    this.#suspended = undefined;
+  }
+
+  /** Refuses every write with `refusal()` until setFence moves the fence to a new owner record. */
+  suspendWrites(refusal: () => Error): void {
+    this.#suspended = refusal;
   }
 
   /** The current etcd revision; for snapshots and readiness. */
@@ -407,6 +434,7 @@ export class MetadataStore {
     ops: (IRequestOp | { op(): Promise<IRequestOp> })[],
     reads: string[] = [],
   ): Promise<{ succeeded: boolean; revision: number; reads: (IKeyValue | undefined)[] }> {
+    if (this.#suspended) throw this.#suspended();
     const fence = this.#fence;
     const all = fence ? [{ key: fence.key, mod: fence.revision }, ...compares] : compares;
     const first = all[0];
