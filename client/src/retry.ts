@@ -24,7 +24,8 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
   if (value === undefined || value.trim() === '') return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
+  // An HTTP date names its day and month; anything else (`1.5`) is malformed, not a date.
+  const at = /[a-z]/i.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);
 }
