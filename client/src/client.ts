@@ -294,7 +294,9 @@ export class MeshworkClient {
     const { ifNoneMatch, ...rest } = options;
     const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}`, {
       ...rest,
-      headers: { ...rest.headers, ...(ifNoneMatch === undefined ? {} : { 'if-none-match': asEtag(ifNoneMatch) }) },
+      // fetch adds `Cache-Control: no-cache` to a conditional request unless one is given, and the
+      // server (Express's freshness check) then answers 200 instead of 304.
+      headers: { ...rest.headers, ...(ifNoneMatch === undefined ? {} : { 'if-none-match': asEtag(ifNoneMatch), 'cache-control': 'max-age=0' }) },
       accept: [304],
     });
     const etag = res.headers.get('etag') ?? undefined;
@@ -308,7 +310,8 @@ export class MeshworkClient {
   /** One page of `GET /v1/objects/{id}/entries`: the first (with `limit`) or the one a `next` token names. */
   async listEntries(objectId: string, options: CallOptions & { limit?: number; page?: string } = {}): Promise<EntryPage> {
     const { limit, page, ...rest } = options;
-    return this.#json<EntryPage>('GET', `/v1/objects/${segment(objectId)}/entries${query(page === undefined ? { limit } : { page })}`, rest);
+    // A page token does not carry the page size: `limit` goes along with it.
+    return this.#json<EntryPage>('GET', `/v1/objects/${segment(objectId)}/entries${query({ limit, page })}`, rest);
   }
 
   /** Every page of an object's listing in turn, following `next` (all at one snapshot). */
@@ -316,7 +319,7 @@ export class MeshworkClient {
     let page = await this.listEntries(objectId, options);
     yield page;
     while (page.next !== null) {
-      page = await this.listEntries(objectId, { ...options, limit: undefined, page: page.next });
+      page = await this.listEntries(objectId, { ...options, page: page.next });
       yield page;
     }
   }
@@ -335,7 +338,8 @@ export class MeshworkClient {
   /** One page of `GET /v1/objects/{id}/changes` after `cursor`; `wait` makes it a long poll; `page` follows a `next` token. */
   async changes(objectId: string, options: CallOptions & { cursor?: string; limit?: number; page?: string; wait?: number }): Promise<ChangePage> {
     const { cursor, limit, page, wait, ...rest } = options;
-    const params = page === undefined ? { cursor, limit, wait } : { page };
+    // A page is read at the first page's snapshot: its token replaces cursor (and wait is refused with it).
+    const params = page === undefined ? { cursor, limit, wait } : { limit, page };
     return this.#json<ChangePage>('GET', `/v1/objects/${segment(objectId)}/changes${query(params)}`, { ...rest, waitSeconds: wait });
   }
 
@@ -344,7 +348,7 @@ export class MeshworkClient {
     let page = await this.changes(objectId, options);
     yield page;
     while (page.next !== null) {
-      page = await this.changes(objectId, { signal: options.signal, headers: options.headers, page: page.next });
+      page = await this.changes(objectId, { signal: options.signal, headers: options.headers, limit: options.limit, page: page.next });
       yield page;
     }
   }
@@ -448,12 +452,13 @@ export class MeshworkClient {
   /**
    * Uploads a file by the protocol: split into blocks, hash them, ask which are missing, PUT
    * only those (`parallelism` at once), then commit the block list under `precondition`.
-   * The source is read as blocks are needed: at most two batches of blocks are in memory.
+   * The source is read as blocks are needed: at most 2 × `parallelism` blocks are in memory.
    */
   async upload(objectId: string, path: string, source: UploadSource, precondition: WritePrecondition, options: UploadOptions = {}): Promise<UploadResult> {
     const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, ...call } = options;
     if (!Number.isInteger(parallelism) || parallelism < 1) throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
-    const batchSize = parallelism * 2;
+    // One batch uploads while the next is read: at most 2 × parallelism blocks are held.
+    const batchSize = parallelism;
     const blocks: BlockRef[] = [];
     const present = new Set<string>();
     let uploadedBlocks = 0;
