@@ -5,7 +5,7 @@
 // 0-2047 for the partition "client", 2048-4095 for the throttled one.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../e2e/harness/etcd.ts';
 import { startMinio, type MinioServer } from '../../e2e/harness/minio.ts';
 import { startPartition, type RunningPartition } from '../../e2e/dataplane/partition-process.ts';
+import { mintIdInSlot } from '../../dataplane/src/slots.ts';
 import {
   ApiError,
   MeshworkClient,
@@ -22,7 +23,7 @@ import {
   sha256Hex,
   type RetryInfo,
 } from './index.ts';
-import { downloadToFile, rawHttp, uploadFile } from './node.ts';
+import { downloadToFile, nodeHttpFetch, rawHttp, uploadFile } from './node.ts';
 
 const MiB = 1024 * 1024;
 
@@ -301,6 +302,24 @@ describe('content', () => {
     await expectApiError(uploadFile(laptop, objectId, 'big/file.bin', file, { ifMatch: uploadedVersion }), 'precondition_failed', 412);
   });
 
+  it('uploads and downloads the same over nodeHttpFetch', async () => {
+    const agent = new Agent({ keepAlive: true });
+    try {
+      const own = new MeshworkClient({ baseUrl: partition.url, token: phone.token!, fetch: nodeHttpFetch(agent) });
+      const data = randomBytes(3 * MiB + 5);
+      const up = await own.upload(objectId, 'own-pool.bin', new Blob([data]).stream(), { ifNoneMatch: '*' }, { blockSize: MiB });
+      expect(up.uploadedBlocks).toBe(4);
+      const chunks: Uint8Array[] = [];
+      const got = await own.download(objectId, 'own-pool.bin', new WritableStream({ write: (c) => void chunks.push(c) }));
+      expect(got.bytes).toBe(data.length);
+      expect(Buffer.concat(chunks)).toEqual(data);
+      expect((await own.getEntry(objectId, 'own-pool.bin', { ifNoneMatch: up.entry.version })).notModified).toBe(true);
+      await expectApiError(own.getObject(mintIdInSlot('o', 7)), 'not_found', 404);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('aborts a download mid-stream with RequestAbortedError', async () => {
     const controller = new AbortController();
     let received = 0;
@@ -425,6 +444,18 @@ describe('transport', () => {
       for (let i = 0; i < 25; i++) await client.as(`t${i}`).raw('GET', '/v1/anything');
     }));
     expect(connections - before).toBeLessThanOrEqual(8);
+  });
+
+  it('gives a client a pool of its own with nodeHttpFetch', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const client = new MeshworkClient({ baseUrl: base, fetch: nodeHttpFetch(agent) });
+      const before = connections;
+      await Promise.all(Array.from({ length: 20 }, () => client.livez()));
+      expect(connections - before).toBe(1);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('raises RequestTimeoutError when no answer comes within timeoutMs', async () => {

@@ -62,6 +62,9 @@ export interface RetryInfo {
   error: AnswerError | NetworkError;
 }
 
+/** A client speaking as a device, with the device's id at hand. */
+export type DeviceClient = MeshworkClient & { readonly deviceId: string };
+
 /** Options every call takes. */
 export interface CallOptions {
   /** Aborts the call, its retries and its waits. */
@@ -223,6 +226,12 @@ export class MeshworkClient {
   /** `POST /v1/devices` (account token): registers a device; its device token is in the answer, once. */
   async registerDevice(name: string, options?: CallOptions): Promise<CreatedDevice> {
     return this.#json<CreatedDevice>('POST', '/v1/devices', { ...options, body: { json: { name } } });
+  }
+
+  /** Registers a device and answers a client that speaks as it, on this client's connections. */
+  async registerDeviceClient(name: string, options?: CallOptions): Promise<DeviceClient> {
+    const device = await this.registerDevice(name, options);
+    return Object.assign(this.as(device.token), { deviceId: device.id });
   }
 
   /** `GET /v1/me`: the caller's user (and device). */

@@ -10,6 +10,7 @@ export type {
   CommitResult,
   ContentAnswer,
   ContentOptions,
+  DeviceClient,
   EntryAnswer,
   RawRequest,
   RawResponse,

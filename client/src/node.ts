@@ -1,11 +1,12 @@
-// The Node-only part of the client (`@meshwork/client/node`): files on disk, and raw HTTP for
-// requests `fetch` cannot express. Kept out of the main entry point so that the browser build
+// The Node-only part of the client (`@meshwork/client/node`): files on disk, a `fetch` over a
+// `node:http` Agent of the caller's (a connection pool of its own, as each real device has,
+// with its own socket limit), and raw HTTP for requests `fetch` cannot express. Kept out of the main entry point so that the browser build
 // of the web UI never pulls in `node:` modules.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { request as httpRequest, type Agent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import type { ContentOptions, MeshworkClient, RawResponse, UploadOptions, UploadResult } from './client.ts';
@@ -101,4 +102,37 @@ export async function rawHttp<T = Record<string, unknown>>(baseUrl: string, meth
     });
     req.end(payload);
   });
+}
+
+/**
+ * A `fetch` over `node:http`/`node:https` with the given Agent: give it to `MeshworkClient`
+ * (`fetch` option) for a connection pool of its own. The global `fetch` shares one pool per
+ * process, which is right for one program and wrong for a test that plays several devices.
+ */
+export function nodeHttpFetch(agent: Agent): typeof fetch {
+  return (input, init = {}) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const method = init.method ?? 'GET';
+    const headers = new Headers(init.headers);
+    const body = init.body;
+    let payload: Buffer | undefined;
+    if (typeof body === 'string') payload = Buffer.from(body);
+    else if (body instanceof Uint8Array) payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    else if (body !== undefined && body !== null && !(body instanceof ReadableStream)) throw new TypeError('nodeHttpFetch sends strings, bytes and streams only');
+    if (payload !== undefined) headers.set('content-length', String(payload.length));
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<Response>((resolve, reject) => {
+      const req = send(url, { method, agent, headers: Object.fromEntries(headers), ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
+        const answer = new Headers();
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+        const status = res.statusCode ?? 0;
+        const empty = status === 204 || status === 304 || method === 'HEAD';
+        if (empty) res.resume();
+        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers: answer }));
+      });
+      req.on('error', reject);
+      if (body instanceof ReadableStream) Readable.fromWeb(body as ReadableStream<Uint8Array>).pipe(req);
+      else req.end(payload);
+    });
+  };
 }
