@@ -303,9 +303,7 @@ export class MeshworkClient {
     const { ifNoneMatch, ...rest } = options;
     const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}`, {
       ...rest,
-      // fetch adds `Cache-Control: no-cache` to a conditional request unless one is given, and the
-      // server (Express's freshness check) then answers 200 instead of 304.
-      headers: { ...rest.headers, ...(ifNoneMatch === undefined ? {} : { 'if-none-match': asEtag(ifNoneMatch), 'cache-control': 'max-age=0' }) },
+      headers: { ...rest.headers, ...(ifNoneMatch === undefined ? {} : { 'if-none-match': asEtag(ifNoneMatch) }) },
       accept: [304],
     });
     const etag = res.headers.get('etag') ?? undefined;
@@ -684,6 +682,9 @@ export class MeshworkClient {
     const timer = timeoutMs > 0 ? setTimeout(() => timeout.abort(new RequestTimeoutError(`${method} ${path} got no answer within ${timeoutMs} ms`)), timeoutMs) : undefined;
     const signals = signal === undefined ? [timeout.signal] : [signal, timeout.signal];
     const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: AbortSignal.any(signals) };
+    // fetch's default cache mode turns a conditional request into `Cache-Control: no-cache`, which
+    // tells the server not to answer 304; `no-cache` mode sends `max-age=0` (revalidate) instead.
+    if (['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'].some((h) => h in headers)) init.cache = 'no-cache';
     if (body !== undefined) init.body = body;
     if (b !== undefined && 'stream' in b) init.duplex = 'half';
     try {
