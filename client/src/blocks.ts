@@ -43,8 +43,8 @@ async function* chunksOf(source: UploadSource): AsyncGenerator<Uint8Array> {
 
 /**
  * Splits a source into blocks of exactly `blockSize` bytes (the last may be shorter; an empty
- * source yields none). A `Uint8Array` source is cut without copying; chunks of a stream are
- * copied into each block as they arrive.
+ * source yields none). A `Uint8Array` source is cut without copying, and so is a chunk that
+ * holds whole blocks; the rest of a stream's chunks are copied into each block as they arrive.
  */
 export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSize): AsyncGenerator<Uint8Array> {
   if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > maxBlockSize) throw new RangeError(`blockSize must be 1 to ${maxBlockSize}, not ${blockSize}`);
@@ -56,6 +56,11 @@ export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSiz
   let filled = 0;
   for await (const chunk of chunksOf(source)) {
     let offset = 0;
+    // Whole blocks inside a chunk are handed on without a copy.
+    while (filled === 0 && chunk.length - offset >= blockSize) {
+      yield chunk.subarray(offset, offset + blockSize);
+      offset += blockSize;
+    }
     while (offset < chunk.length) {
       const n = Math.min(blockSize - filled, chunk.length - offset);
       block.set(chunk.subarray(offset, offset + n), filled);
