@@ -362,6 +362,7 @@ describe('operations', () => {
     const ready = await anonymous.readyz();
     expect(ready.healthy).toBe(true);
     expect(ready.body.checks?.map((c) => c.name)).toEqual(['etcd', 's3', 'slots', 'draining']);
+    expect(await anonymous.metrics()).toMatch(/^# HELP meshwork_/m);
     const deep = await anonymous.deepHealth();
     expect(deep.healthy).toBe(true);
     expect(deep.body.checks?.every((c) => c.ok)).toBe(true);

@@ -551,6 +551,12 @@ export class MeshworkClient {
     return this.#health('/healthz/deep', options);
   }
 
+  /** `GET /metrics`: the Prometheus text exposition. */
+  async metrics(options?: CallOptions): Promise<string> {
+    const res = await this.#send('GET', '/metrics', { ...options, token: null });
+    return new TextDecoder().decode(await this.#bytes(res));
+  }
+
   // ---- escape hatch
 
   /**

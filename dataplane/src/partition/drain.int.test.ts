@@ -11,7 +11,7 @@ import { waitFor } from '../../../e2e/harness/wait.ts';
 import { BlockStore } from '../stores/block-store.ts';
 import { slotMapPrefix } from '../stores/keys.ts';
 import { drainServer } from './drain.ts';
-import { MeshworkClient } from '@meshwork/client';
+import { MeshworkClient, NetworkError } from '@meshwork/client';
 import { startPartition, type PartitionStores } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
@@ -22,7 +22,7 @@ const MiB = 1024 * 1024;
 afterAll(() => etcd.close());
 
 async function requestsInFlight(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await new MeshworkClient({ baseUrl: url }).metrics();
   return Number(/^meshwork_http_requests_in_flight (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
@@ -75,10 +75,11 @@ describe('SIGTERM drain', () => {
       await waitFor(
         async () => {
           try {
-            await fetch(`${partition.url}/livez`, { signal: AbortSignal.timeout(1000) });
+            await new MeshworkClient({ baseUrl: partition.url, timeoutMs: 1000, retry: { maxAttempts: 1 } }).livez();
             return false;
           } catch (err) {
-            return (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+            // NetworkError → fetch's TypeError → the socket's error.
+            return err instanceof NetworkError && (err.cause as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
           }
         },
         { description: 'new connections to be refused', timeoutMs: 5000, intervalMs: 50 },

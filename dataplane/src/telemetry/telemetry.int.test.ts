@@ -216,9 +216,10 @@ describe('logs', () => {
 
 describe('metrics', () => {
   async function scrape(): Promise<string> {
-    const res = await fetch(`${partition.url}/metrics`);
-    expect(res.headers.get('content-type')).toContain('text/plain');
-    return res.text();
+    // raw: the content type is under test too.
+    const res = await device.raw('GET', '/metrics', { token: null });
+    expect(res.headers['content-type']).toContain('text/plain');
+    return res.text;
   }
 
   function value(text: string, series: string): number {
