@@ -147,7 +147,8 @@ try {
       const data = smallData(i, 4);
       const sha = sha256Hex(data);
       await device.putBlock(data, { sha256: sha });
-      check((await device.putEntry(objectId, `small/${i}`, { kind: 'file', blocks: [{ sha256: sha, size: smallSize }] }, { ifNoneMatch: '*' })).created ? 201 : 200, 201, 'small commit');
+      const commit = await device.putEntry(objectId, `small/${i}`, { kind: 'file', blocks: [{ sha256: sha, size: smallSize }] }, { ifNoneMatch: '*' });
+      check(commit.created ? 201 : 200, 201, 'small commit');
     }),
   );
   const smallRatio = rawSmall / meshSmall;
@@ -167,7 +168,8 @@ try {
   const cursor = listing.cursor;
   for (const [i, version] of versions.entries()) {
     if (version === undefined) continue;
-    const res = await device.putEntry(largeObject, `d${String(i).padStart(6, '0')}`, { kind: 'directory', mtime: new Date().toISOString() }, { ifMatch: version });
+    const mtime = new Date().toISOString();
+    const res = await device.putEntry(largeObject, `d${String(i).padStart(6, '0')}`, { kind: 'directory', mtime }, { ifMatch: version });
     check(res.created ? 201 : 200, 200, 'modify commit');
   }
   const samples: number[] = [];

@@ -47,7 +47,9 @@ async function* chunksOf(source: UploadSource): AsyncGenerator<Uint8Array> {
  * holds whole blocks; the rest of a stream's chunks are copied into each block as they arrive.
  */
 export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSize): AsyncGenerator<Uint8Array> {
-  if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > maxBlockSize) throw new RangeError(`blockSize must be 1 to ${maxBlockSize}, not ${blockSize}`);
+  if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > maxBlockSize) {
+    throw new RangeError(`blockSize must be 1 to ${maxBlockSize}, not ${blockSize}`);
+  }
   if (source instanceof Uint8Array) {
     for (let offset = 0; offset < source.length; offset += blockSize) yield source.subarray(offset, offset + blockSize);
     return;

@@ -136,7 +136,8 @@ describe('entries', () => {
     const lost = await expectApiError(phone.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory' }, { ifNoneMatch: '*' }), 'precondition_failed', 412);
     expect(lost.details.currentVersion).toBe(first.entry.version);
 
-    const replaced = await phone.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory', mtime: '2026-01-01T00:00:00.000Z' }, { ifMatch: first.entry.version });
+    const mtime = '2026-01-01T00:00:00.000Z';
+    const replaced = await phone.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory', mtime }, { ifMatch: first.entry.version });
     expect(replaced.created).toBe(false);
     expect(replaced.entry.modifiedBy).toBe(phoneId);
     await expectApiError(laptop.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory' }, { ifMatch: first.entry.version }), 'precondition_failed', 412);
@@ -152,7 +153,8 @@ describe('entries', () => {
 
   it('names missing blocks in blocks_missing', async () => {
     const sha = await sha256Hex(randomBytes(16));
-    const err = await expectApiError(laptop.putEntry(objectId, 'ghost.bin', { kind: 'file', blocks: [{ sha256: sha, size: 16 }] }, { ifNoneMatch: '*' }), 'blocks_missing', 409);
+    const commit = laptop.putEntry(objectId, 'ghost.bin', { kind: 'file', blocks: [{ sha256: sha, size: 16 }] }, { ifNoneMatch: '*' });
+    const err = await expectApiError(commit, 'blocks_missing', 409);
     expect(err.details.missing).toEqual([sha]);
   });
 
@@ -235,7 +237,11 @@ describe('content', () => {
       }
     }
     const started = performance.now();
-    const result = await laptop.upload(objectId, 'big/file.bin', source(), { ifNoneMatch: '*' }, { blockSize: MiB, parallelism: 2, onBlockUploaded: (b) => (uploaded += b.size) });
+    const result = await laptop.upload(objectId, 'big/file.bin', source(), { ifNoneMatch: '*' }, {
+      blockSize: MiB,
+      parallelism: 2,
+      onBlockUploaded: (b) => (uploaded += b.size),
+    });
     const seconds = (performance.now() - started) / 1000;
     expect(result.created).toBe(true);
     expect(result.blocks.map((b) => b.size)).toEqual([...Array<number>(9).fill(MiB), 12_345]);
@@ -246,7 +252,8 @@ describe('content', () => {
     expect(mostAhead).toBeLessThanOrEqual(5 * MiB + 256 * 1024);
     uploadedVersion = result.entry.version;
     contentHash = result.entry.contentHash;
-    console.log(`upload of ${(fileSize / MiB).toFixed(1)} MiB in 1 MiB blocks: ${(fileSize / MiB / seconds).toFixed(1)} MiB/s, at most ${(mostAhead / MiB).toFixed(2)} MiB read ahead`);
+    const rate = (fileSize / MiB / seconds).toFixed(1);
+    console.log(`upload of ${(fileSize / MiB).toFixed(1)} MiB in 1 MiB blocks: ${rate} MiB/s, at most ${(mostAhead / MiB).toFixed(2)} MiB read ahead`);
 
     // The same content again: every block is present, only the commit is sent.
     const again = await phone.upload(objectId, 'big/copy.bin', fileData, { ifNoneMatch: '*' }, { blockSize: MiB });
@@ -338,7 +345,8 @@ describe('presence and sources', () => {
   it('lists a device that announced a hold, then the cloud only once it went offline', async () => {
     const entry = await laptop.getEntry(objectId, 'big/copy.bin');
     if (entry.notModified) throw new Error('unexpected 304');
-    const presence = await laptop.setPresence(laptopId, { endpoints: ['https://laptop.example:7443'], holds: [{ objectId, path: 'big/copy.bin', version: entry.entry.version }] });
+    const holds = [{ objectId, path: 'big/copy.bin', version: entry.entry.version }];
+    const presence = await laptop.setPresence(laptopId, { endpoints: ['https://laptop.example:7443'], holds });
     expect(presence.deviceId).toBe(laptopId);
     expect(presence.ttlSeconds).toBeGreaterThan(0);
     const sources = await phone.sources(objectId, 'big/copy.bin');
@@ -488,7 +496,11 @@ describe('raw', () => {
   });
 
   it('rawHttp sends a path with dot segments as it is', async () => {
-    const res = await rawHttp(partition.url, 'PUT', `/v1/objects/${objectId}/entries/a/%2e%2e/b`, { token: laptop.token!, body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const res = await rawHttp(partition.url, 'PUT', `/v1/objects/${objectId}/entries/a/%2e%2e/b`, {
+      token: laptop.token!,
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: { code: 'invalid_path' } });
   });

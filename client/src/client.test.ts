@@ -34,7 +34,8 @@ function scripted(answers: Scripted[], options: Partial<ClientOptions> = {}) {
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
-const limited = (seconds: string): Response => json(429, { error: { code: 'rate_limited', message: 'slow down', reason: 'device_rate' } }, { 'retry-after': seconds });
+const limited = (seconds: string): Response =>
+  json(429, { error: { code: 'rate_limited', message: 'slow down', reason: 'device_rate' } }, { 'retry-after': seconds });
 
 describe('MeshworkClient exchange', () => {
   it('sends the bearer token and encodes each path segment', async () => {

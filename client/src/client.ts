@@ -3,7 +3,15 @@
 // on `fetch` alone so that the web UI runs it in a browser as the agent, the prober, the
 // benchmarks and the tests run it in Node; in Node, `fetch`'s global dispatcher keeps
 // connections alive and reuses them (the integration test measures it).
-import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError, errorFromAnswer, isRetryableAnswer, type AnswerError } from './errors.ts';
+import {
+  NetworkError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  UnexpectedAnswerError,
+  errorFromAnswer,
+  isRetryableAnswer,
+  type AnswerError,
+} from './errors.ts';
 import { defaultRetryPolicy, isSafeToRepeat, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.ts';
 import { asEtag, encodePath, query, segment } from './paths.ts';
 import { maxBlockSize, sha256Hex, splitBlocks, type UploadSource } from './blocks.ts';
@@ -390,7 +398,8 @@ export class MeshworkClient {
   /** `POST /v1/blocks/missing`: which of these blocks the store lacks. */
   async missingBlocks(sha256s: readonly string[], options?: CallOptions): Promise<string[]> {
     // A read that happens to be a POST: repeating it is harmless.
-    return (await this.#json<{ missing: string[] }>('POST', '/v1/blocks/missing', { ...options, body: { json: { blocks: sha256s } }, idempotent: true })).missing;
+    const body: Body = { json: { blocks: sha256s } };
+    return (await this.#json<{ missing: string[] }>('POST', '/v1/blocks/missing', { ...options, body, idempotent: true })).missing;
   }
 
   /** `PUT /v1/blocks/{sha256}`: uploads one block (its hash is computed when not given). */
@@ -431,7 +440,12 @@ export class MeshworkClient {
    * Streams a file into `sink` with back-pressure (the network is read only as fast as the sink
    * takes it) and answers how many bytes arrived; a body cut short raises `NetworkError`.
    */
-  async download(objectId: string, path: string, sink: WritableStream<Uint8Array>, options: ContentOptions = {}): Promise<{ bytes: number; etag: string | undefined; status: number }> {
+  async download(
+    objectId: string,
+    path: string,
+    sink: WritableStream<Uint8Array>,
+    options: ContentOptions = {},
+  ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
     const answer = await this.content(objectId, path, options);
     if (answer.body === null) {
       await sink.close();
@@ -580,7 +594,8 @@ export class MeshworkClient {
       try {
         parsed = JSON.parse(text);
       } catch (err) {
-        throw new UnexpectedAnswerError('invalid_answer', res.status, `${method} ${path} answered JSON that does not parse`, { body: text.slice(0, 4096), cause: err });
+        const message = `${method} ${path} answered JSON that does not parse`;
+        throw new UnexpectedAnswerError('invalid_answer', res.status, message, { body: text.slice(0, 4096), cause: err });
       }
     }
     return { status: res.status, headers: headersOf(res), body: parsed as T, text, bytes };
@@ -615,7 +630,8 @@ export class MeshworkClient {
     try {
       return JSON.parse(text) as T;
     } catch (err) {
-      throw new UnexpectedAnswerError('invalid_answer', res.status, `${what} answered ${res.status} with a body that is not JSON`, { body: text.slice(0, 4096), cause: err });
+      const message = `${what} answered ${res.status} with a body that is not JSON`;
+      throw new UnexpectedAnswerError('invalid_answer', res.status, message, { body: text.slice(0, 4096), cause: err });
     }
   }
 
@@ -685,7 +701,8 @@ export class MeshworkClient {
     }
     Object.assign(headers, lowerCased(options.headers));
     const timeout = new AbortController();
-    const timer = timeoutMs > 0 ? setTimeout(() => timeout.abort(new RequestTimeoutError(`${method} ${path} got no answer within ${timeoutMs} ms`)), timeoutMs) : undefined;
+    const expire = (): void => timeout.abort(new RequestTimeoutError(`${method} ${path} got no answer within ${timeoutMs} ms`));
+    const timer = timeoutMs > 0 ? setTimeout(expire, timeoutMs) : undefined;
     const signals = signal === undefined ? [timeout.signal] : [signal, timeout.signal];
     const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: AbortSignal.any(signals) };
     // fetch's default cache mode turns a conditional request into `Cache-Control: no-cache`, which

@@ -18,7 +18,15 @@ export type {
   UploadOptions,
   UploadResult,
 } from './client.ts';
-export { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError, errorFromAnswer, isRetryableAnswer, type AnswerError } from './errors.ts';
+export {
+  NetworkError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  UnexpectedAnswerError,
+  errorFromAnswer,
+  isRetryableAnswer,
+  type AnswerError,
+} from './errors.ts';
 export { defaultRetryPolicy, isSafeToRepeat, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.ts';
 export { asEtag, encodePath } from './paths.ts';
 export { contentHashOf, maxBlockSize, sha256Hex, splitBlocks, type UploadSource } from './blocks.ts';

@@ -62,10 +62,18 @@ export interface RawHttpRequest {
  * caller's framing headers (`transfer-encoding`, a wrong `content-length`): for tests of how the
  * server treats requests that `fetch` would normalise or refuse to send.
  */
-export async function rawHttp<T = Record<string, unknown>>(baseUrl: string, method: string, path: string, request: RawHttpRequest = {}): Promise<RawResponse<T>> {
+export async function rawHttp<T = Record<string, unknown>>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  request: RawHttpRequest = {},
+): Promise<RawResponse<T>> {
   const url = new URL(baseUrl);
   const { body } = request;
-  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
+  let payload: Buffer | undefined;
+  if (body === undefined) payload = undefined;
+  else if (Buffer.isBuffer(body)) payload = body;
+  else payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   const headers: Record<string, string> = {
     ...(request.token ? { authorization: `Bearer ${request.token}` } : {}),
     ...(payload !== undefined && !Buffer.isBuffer(body) && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
@@ -75,7 +83,15 @@ export async function rawHttp<T = Record<string, unknown>>(baseUrl: string, meth
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(
-      { host: url.hostname, port: url.port, method, path, headers, ...(request.agent ? { agent: request.agent } : {}), ...(request.signal ? { signal: request.signal } : {}) },
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path,
+        headers,
+        ...(request.agent ? { agent: request.agent } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -118,7 +134,9 @@ export function nodeHttpFetch(agent: Agent): typeof fetch {
     let payload: Buffer | undefined;
     if (typeof body === 'string') payload = Buffer.from(body);
     else if (body instanceof Uint8Array) payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    else if (body !== undefined && body !== null && !(body instanceof ReadableStream)) throw new TypeError('nodeHttpFetch sends strings, bytes and streams only');
+    else if (body !== undefined && body !== null && !(body instanceof ReadableStream)) {
+      throw new TypeError('nodeHttpFetch sends strings, bytes and streams only');
+    }
     if (payload !== undefined) headers.set('content-length', String(payload.length));
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<Response>((resolve, reject) => {
@@ -128,7 +146,8 @@ export function nodeHttpFetch(agent: Agent): typeof fetch {
         const status = res.statusCode ?? 0;
         const empty = status === 204 || status === 304 || method === 'HEAD';
         if (empty) res.resume();
-        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers: answer }));
+        const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: answer }));
       });
       req.on('error', reject);
       if (body instanceof ReadableStream) Readable.fromWeb(body as ReadableStream<Uint8Array>).pipe(req);

@@ -42,7 +42,8 @@ describe('concurrent commits with the same If-Match', () => {
     const objectId = (await laptop.createObject({ name: 'Race' })).id;
     const seed = randomBytes(64);
     await laptop.putBlock(seed);
-    const created = await laptop.putEntry(objectId, 'shared.txt', { kind: 'file', blocks: [{ sha256: sha256Hex(seed), size: seed.length }] }, { ifNoneMatch: '*' });
+    const seedBlocks = [{ sha256: sha256Hex(seed), size: seed.length }];
+    const created = await laptop.putEntry(objectId, 'shared.txt', { kind: 'file', blocks: seedBlocks }, { ifNoneMatch: '*' });
     expect(created.created).toBe(true);
     let version = created.entry.version;
     const winners: { version: string; blocks: BlockRef[] }[] = [];

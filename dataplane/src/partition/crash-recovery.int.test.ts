@@ -103,7 +103,8 @@ describe('kill -9 during a multi-block upload', () => {
     );
     expect(missing).toEqual(hashes.slice(3));
     for (const sha of missing) expect(await device.putBlock(blocks[hashes.indexOf(sha)]!, { sha256: sha })).toEqual({ sha256: sha, size: 4 * MiB });
-    const commit = await device.putEntry(objectId, 'big.bin', { kind: 'file', blocks: hashes.map((sha256) => ({ sha256, size: 4 * MiB })) }, { ifNoneMatch: '*' });
+    const bigBlocks = hashes.map((sha256) => ({ sha256, size: 4 * MiB }));
+    const commit = await device.putEntry(objectId, 'big.bin', { kind: 'file', blocks: bigBlocks }, { ifNoneMatch: '*' });
     expect(commit.created).toBe(true);
     const back = await device.content(objectId, 'big.bin');
     expect(back.status).toBe(200);

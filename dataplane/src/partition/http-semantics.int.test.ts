@@ -278,7 +278,8 @@ describe('delta sync', () => {
   it('lists with a cursor and returns changes since it, deletes included, page by page', async () => {
     const id = (await alice.createObject({ name: 'Sync' })).id;
     for (const name of ['a', 'b', 'c', 'd']) {
-      expect((await alice.raw('PUT', `/v1/objects/${id}/entries/${name}`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } })).status).toBe(201);
+      const res = await alice.raw('PUT', `/v1/objects/${id}/entries/${name}`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+      expect(res.status).toBe(201);
     }
     const page1 = await alice.raw<{ entries: { path: string; version: string }[]; cursor: string; next: string }>('GET', `/v1/objects/${id}/entries?limit=3`);
     expect(page1.body.entries.map((e) => e.path)).toEqual(['a', 'b', 'c']);
@@ -295,12 +296,13 @@ describe('delta sync', () => {
     await alicePhone.raw('PUT', `/v1/objects/${id}/entries/e`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
     await alicePhone.raw('PUT', `/v1/objects/${id}/entries/f`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
 
-    const first = await alice.raw<{ changes: { path: string; deleted: boolean }[]; cursor: string; next: string }>('GET', `/v1/objects/${id}/changes?cursor=${cursor}&limit=2`);
+    type Changes = { changes: { path: string; deleted: boolean }[]; cursor: string; next: string | null };
+    const first = await alice.raw<Changes>('GET', `/v1/objects/${id}/changes?cursor=${cursor}&limit=2`);
     expect(first.body.changes.map((c) => [c.path, c.deleted])).toEqual([
       ['b', true],
       ['e', false],
     ]);
-    const second = await alice.raw<{ changes: { path: string }[]; cursor: string; next: string | null }>('GET', `/v1/objects/${id}/changes?page=${first.body.next}`);
+    const second = await alice.raw<Changes>('GET', `/v1/objects/${id}/changes?page=${first.body.next}`);
     expect(second.body.changes.map((c) => c.path)).toEqual(['f']);
     expect(second.body.next).toBeNull();
     const settled = await alice.raw<{ changes: unknown[] }>('GET', `/v1/objects/${id}/changes?cursor=${second.body.cursor}`);
@@ -313,7 +315,10 @@ describe('delta sync', () => {
     const account = await new MeshworkClient({ baseUrl: b.url, token: b.adminToken }).createUser('erin');
     const erin = await new MeshworkClient({ baseUrl: b.url, token: account.token }).registerDeviceClient('erin-pc');
     const id = (await erin.createObject({ name: 'Expiring' })).id;
-    const created = await erin.raw<{ version: string }>('PUT', `/v1/objects/${id}/entries/gone`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const created = await erin.raw<{ version: string }>('PUT', `/v1/objects/${id}/entries/gone`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     const listing = await erin.raw<{ cursor: string }>('GET', `/v1/objects/${id}/entries`);
     await erin.raw('DELETE', `/v1/objects/${id}/entries/gone`, { headers: { 'if-match': `"${created.body.version}"` } });
     // Retention is 0 s and the sweeper runs every second in this partition.
@@ -367,7 +372,11 @@ describe('bad input', () => {
     ['an over-long name', 'x'.repeat(300), 'invalid_path'],
   ])('refuses a path with %s', async (_what, rawPath, code) => {
     // rawHttp: fetch would resolve the ".." segment before sending it.
-    const res = await rawHttp(a.url, 'PUT', `/v1/objects/${objectId}/entries/${rawPath}`, { token: alice.token!, body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const res = await rawHttp(a.url, 'PUT', `/v1/objects/${objectId}/entries/${rawPath}`, {
+      token: alice.token!,
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: { code, field: 'path' } });
   });
@@ -396,7 +405,8 @@ describe('bad input', () => {
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ error: { code: 'invalid_json' } });
     noStack(bad.body);
-    const big = await alice.raw('POST', '/v1/objects', { body: Buffer.from(JSON.stringify({ name: 'x'.repeat(3 * MiB) })), headers: { 'content-type': 'application/json' } });
+    const bigBody = Buffer.from(JSON.stringify({ name: 'x'.repeat(3 * MiB) }));
+    const big = await alice.raw('POST', '/v1/objects', { body: bigBody, headers: { 'content-type': 'application/json' } });
     expect(big.status).toBe(413);
     expect(big.body).toMatchObject({ error: { code: 'too_large' } });
   });

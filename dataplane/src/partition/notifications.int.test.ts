@@ -195,7 +195,8 @@ describe('GET /v1/notifications', () => {
   });
 
   it('answers 410 for a cursor from the future', async () => {
-    await expect(laptop.notifications({ cursor: '999999999999', wait: 1 })).rejects.toMatchObject({ status: 410, code: 'cursor_expired', details: { relist: true } });
+    const fromTheFuture = laptop.notifications({ cursor: '999999999999', wait: 1 });
+    await expect(fromTheFuture).rejects.toMatchObject({ status: 410, code: 'cursor_expired', details: { relist: true } });
   });
 
   it('answers 421 for a user another partition serves', async () => {

@@ -83,7 +83,11 @@ describe('static bounds', () => {
     expect((refused.body as { error: { message: string } }).error.message).toMatch(/^user u\S+ is over its limit of 2 requests per second \(burst 10\); retry after 1 s$/);
     // The bucket refills at 2 per second: the client is back once Retry-After has passed.
     const started = Date.now();
-    await waitFor(async () => (await user.raw('GET', '/v1/me')).status === 200, { description: 'the user to be admitted again', timeoutMs: 3000, intervalMs: 100 });
+    await waitFor(async () => (await user.raw('GET', '/v1/me')).status === 200, {
+      description: 'the user to be admitted again',
+      timeoutMs: 3000,
+      intervalMs: 100,
+    });
     expect(Date.now() - started).toBeLessThanOrEqual(1500);
   });
 
@@ -176,6 +180,10 @@ describe('the concurrency limit', () => {
       stalled.destroy();
     }
     // The place comes back when the stalled client goes away.
-    await waitFor(async () => (await other.raw('GET', '/v1/me')).status === 200, { description: 'the place to be given back', timeoutMs: 5000, intervalMs: 50 });
+    await waitFor(async () => (await other.raw('GET', '/v1/me')).status === 200, {
+      description: 'the place to be given back',
+      timeoutMs: 5000,
+      intervalMs: 50,
+    });
   });
 });
