@@ -9,7 +9,9 @@
 //                answers is not sent and is counted as `unsent`, so that the latency measured
 //                is the server's, not a queue inside the generator
 //
-// Plain node:http with keep-alive agents; bodies are drained, not parsed.
+// Plain node:http with keep-alive agents; bodies are drained, not parsed. Not @meshwork/client:
+// this is a measurement tool, and a typed client's JSON parsing, retries and stream adapters
+// would add their own cost to the latencies and the load it is meant to report.
 import { Agent, request } from 'node:http';
 
 /** One run of load against one route, sent by the parent process. */

@@ -30,7 +30,8 @@ import { startMinio } from '../e2e/harness/minio.ts';
 import { freePort } from '../e2e/harness/ports.ts';
 import { ManagedProcess } from '../e2e/harness/process.ts';
 import { waitFor } from '../e2e/harness/wait.ts';
-import { MeshClient } from '../e2e/dataplane/client.ts';
+import { MeshworkClient } from '@meshwork/client';
+import { nodeHttpFetch } from '@meshwork/client/node';
 import { MetadataStore } from '../dataplane/src/stores/metadata-store.ts';
 import { startPartition, unthrottledEnv } from '../e2e/dataplane/partition-process.ts';
 import { dataplaneNodeFlags } from '../dataplane/src/node-flags.ts';
@@ -140,7 +141,7 @@ try {
   const seedStart = performance.now();
   const users = await populateInStore(kv, [{ first: 0, last: 4095 }], idlePolls, 1);
   const seedSeconds = (performance.now() - seedStart) / 1000;
-  const cursor = (await new MeshClient(partition.url, users[0]!.devices[0]!.token).request<{ cursor: string }>('GET', '/v1/notifications?wait=0')).body.cursor;
+  const cursor = (await new MeshworkClient({ baseUrl: partition.url, token: users[0]!.devices[0]!.token }).notifications({ wait: 0 })).cursor;
   await quiesce(partition.process.pid, 'the partition');
   const before = await inspector.memoryAfterGc();
 
@@ -189,9 +190,9 @@ try {
   // The commit through the API: PUT of an entry by the user's account (authentication, the
   // object's record and the transaction), then the same wait.
   const viaApi = await series(async (user, path) => {
-    const account = new MeshClient(partition.url, users[user]!.token, agent);
-    const res = await account.request('PUT', `/v1/objects/${users[user]!.objectId}/entries/${path}`, { kind: 'directory' }, { 'if-none-match': '*' });
-    if (res.status !== 201) throw new Error(`commit answered ${res.status}`);
+    const account = new MeshworkClient({ baseUrl: partition.url, token: users[user]!.token, fetch: nodeHttpFetch(agent) });
+    const res = await account.putEntry(users[user]!.objectId, path, { kind: 'directory' }, { ifNoneMatch: '*' });
+    if (!res.created) throw new Error(`commit of ${path} replaced an entry instead of creating it`);
   });
 
   // Baseline: an etcd put until its watch event arrives, one client watching, another writing.

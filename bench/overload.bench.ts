@@ -39,7 +39,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
-import { MeshClient } from '../e2e/dataplane/client.ts';
+import { MeshworkClient } from '@meshwork/client';
+import { nodeHttpFetch } from '@meshwork/client/node';
 import { startPartition, type PartitionStores, type RunningPartition } from '../e2e/dataplane/partition-process.ts';
 import type { LoadJob, LoadResult } from './load-generator.ts';
 import { printTable } from './table.ts';
@@ -127,20 +128,20 @@ async function measured(load: LoadJob): Promise<{ result: LoadResult; partitionC
 }
 
 try {
-  const admin = new MeshClient(partition.url, partition.adminToken, new Agent({ keepAlive: true }));
+  const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken, fetch: nodeHttpFetch(new Agent({ keepAlive: true })) });
   const tokens: string[] = [];
   const paths: string[] = [];
   for (let i = 0; i < clients; i++) {
     const user = await admin.createUser(`load-${i}`);
-    const device = await admin.as(user.token).registerDevice(`device-${i}`);
+    const device = await admin.as(user.token).registerDeviceClient(`device-${i}`);
     tokens.push(device.token!);
     if (route === 'me') {
       paths.push('/v1/me');
       continue;
     }
-    const objectId = await device.createObject(`Load ${i}`);
-    const entry = await device.request('PUT', `/v1/objects/${objectId}/entries/docs`, { kind: 'directory' }, { 'if-none-match': '*' });
-    if (entry.status !== 201) throw new Error(`creating an entry answered ${entry.status}`);
+    const objectId = (await device.createObject({ name: `Load ${i}` })).id;
+    const entry = await device.putEntry(objectId, 'docs', { kind: 'directory' }, { ifNoneMatch: '*' });
+    if (!entry.created) throw new Error('creating an entry replaced one');
     paths.push(`/v1/objects/${objectId}/entries/docs`);
   }
   const job = { url: partition.url, paths, tokens };

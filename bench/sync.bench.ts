@@ -1,9 +1,10 @@
 // Sync benchmark: Meshwork's partition against the same operations straight on MinIO and
 // etcd, measured in the same run, on the same machine, from the same client process.
 //
-//   upload_ratio / download_ratio  a 1 GiB file (256 blocks of 4 MiB) through Meshwork (hash,
-//                                  `missing`, PUT per block, 4 at a time, then the commit; one
-//                                  GET of the content) versus the same 256 block PUTs (4 at a
+//   upload_ratio / download_ratio  a 1 GiB file (256 blocks of 4 MiB) through Meshwork with
+//                                  @meshwork/client's streamed upload (hash, `missing` per batch,
+//                                  PUT of the missing blocks 4 at a time, then the commit) and
+//                                  streamed download, versus the same 256 block PUTs (4 at a
 //                                  time) and sequential block GETs straight on MinIO
 //   small_files_ratio              10,000 files of 4 KiB committed (block + entry) at
 //                                  concurrency 32, versus one etcd put + one MinIO put per file
@@ -11,18 +12,20 @@
 //   rss_mb_peak                    peak RSS (VmHWM) of the partition process during the 1 GiB transfers
 //
 // Usage: npm run bench -- sync [--quick]   (--quick: 64 MiB, 1,000 files, 10,000 entries)
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent, get, type IncomingMessage } from 'node:http';
+import { Agent } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { Client } from 'minio';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
-import { MeshClient, sha256Hex } from '../e2e/dataplane/client.ts';
+import { MeshworkClient } from '@meshwork/client';
+import { nodeHttpFetch } from '@meshwork/client/node';
 import { startPartition, unthrottledEnv } from '../e2e/dataplane/partition-process.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
+const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
 const blockSize = 4 * MiB;
 const bigBlocks = quick ? 16 : 256;
@@ -80,10 +83,11 @@ const kv = new Etcd3({ hosts: etcd.endpoint });
 const rows: [string, string, string, string, string][] = [];
 
 try {
-  const admin = new MeshClient(partition.url, partition.adminToken, agent);
+  // The client over node:http with the same agent as the MinIO client of the baseline.
+  const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken, fetch: nodeHttpFetch(agent) });
   const account = await admin.createUser('bench');
-  const device = await admin.as(account.token).registerDevice('bench-device');
-  const objectId = await device.createObject('Bench');
+  const device = await admin.as(account.token).registerDeviceClient('bench-device');
+  const objectId = (await device.createObject({ name: 'Bench' })).id;
 
   // --- 1 GiB up and down -------------------------------------------------------------------
   const pattern = randomBytes(blockSize);
@@ -100,28 +104,19 @@ try {
       for await (const chunk of stream) void chunk;
     }
   });
-  // A streaming client: each worker reads the next block, hashes it, asks whether the store
-  // lacks it and uploads it if so; the block list is committed at the end.
-  const hashes: string[] = [];
+  // The client's streamed upload: blocks are made as the upload reads them, hashed, asked
+  // about in batches, the missing ones PUT 4 at a time; the block list is committed at the end.
+  function* bigFile(): Generator<Uint8Array> {
+    for (let i = 0; i < bigBlocks; i++) yield makeBlock(i, 2);
+  }
   const meshUpload = await timed(async () => {
-    await pool(bigBlocks, transferConcurrency, async (i) => {
-      const block = makeBlock(i, 2);
-      const sha = sha256Hex(block);
-      hashes[i] = sha;
-      const missing = await device.request<{ missing: string[] }>('POST', '/v1/blocks/missing', { blocks: [sha] });
-      check(missing.status, 200, 'missing');
-      if (missing.body.missing.length > 0) check((await device.putBlock(block, sha)).status, 201, 'block PUT');
-    });
-    check((await device.commit(objectId, 'big.bin', hashes.map((sha256) => ({ sha256, size: blockSize })), 'create')).status, 201, 'commit');
+    const result = await device.upload(objectId, 'big.bin', bigFile(), { ifNoneMatch: '*' }, { parallelism: transferConcurrency });
+    if (!result.created || result.uploadedBlocks !== bigBlocks) throw new Error(`the upload sent ${result.uploadedBlocks} of ${bigBlocks} blocks`);
   });
   let downloaded = 0;
   const meshDownload = await timed(async () => {
-    // Node's http client, like the MinIO client of the baseline.
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      get(`${partition.url}/v1/objects/${objectId}/content/big.bin`, { agent, headers: { authorization: `Bearer ${device.token}` } }, resolve).on('error', reject);
-    });
-    check(res.statusCode ?? 0, 200, 'content GET');
-    for await (const chunk of res) downloaded += (chunk as Buffer).length;
+    const sink = new WritableStream<Uint8Array>({ write: (chunk) => void (downloaded += chunk.length) });
+    check((await device.download(objectId, 'big.bin', sink)).status, 200, 'content GET');
   });
   if (downloaded !== bigBlocks * blockSize) throw new Error(`downloaded ${downloaded} bytes, expected ${bigBlocks * blockSize}`);
   const rssPeak = peakRssMb(partition.process.pid);
@@ -151,37 +146,38 @@ try {
     pool(smallFiles, smallConcurrency, async (i) => {
       const data = smallData(i, 4);
       const sha = sha256Hex(data);
-      check((await device.putBlock(data, sha)).status, 201, 'small block PUT');
-      check((await device.commit(objectId, `small/${i}`, [{ sha256: sha, size: smallSize }], 'create')).status, 201, 'small commit');
+      await device.putBlock(data, { sha256: sha });
+      const commit = await device.putEntry(objectId, `small/${i}`, { kind: 'file', blocks: [{ sha256: sha, size: smallSize }] }, { ifNoneMatch: '*' });
+      check(commit.created ? 201 : 200, 201, 'small commit');
     }),
   );
   const smallRatio = rawSmall / meshSmall;
   rows.push([`${smallFiles} files of 4 KiB (files/s)`, (smallFiles / meshSmall).toFixed(0), (smallFiles / rawSmall).toFixed(0), smallRatio.toFixed(2), '>= 0.5']);
 
   // --- changes in a large object -----------------------------------------------------------------
-  const largeObject = await device.createObject('Large');
+  const largeObject = (await device.createObject({ name: 'Large' })).id;
   const versions: string[] = [];
   const seedSeconds = await timed(() =>
     pool(bigEntries, seedConcurrency, async (i) => {
-      const res = await device.request<{ version: string }>('PUT', `/v1/objects/${largeObject}/entries/d${String(i).padStart(6, '0')}`, { kind: 'directory' }, { 'if-none-match': '*' });
-      check(res.status, 201, 'seed commit');
-      if (i % Math.floor(bigEntries / changedEntries) === 0) versions[i] = res.body.version;
+      const res = await device.putEntry(largeObject, `d${String(i).padStart(6, '0')}`, { kind: 'directory' }, { ifNoneMatch: '*' });
+      check(res.created ? 201 : 200, 201, 'seed commit');
+      if (i % Math.floor(bigEntries / changedEntries) === 0) versions[i] = res.entry.version;
     }),
   );
-  const listing = await device.request<{ cursor: string }>('GET', `/v1/objects/${largeObject}/entries?limit=1`);
-  const cursor = listing.body.cursor;
+  const listing = await device.listEntries(largeObject, { limit: 1 });
+  const cursor = listing.cursor;
   for (const [i, version] of versions.entries()) {
     if (version === undefined) continue;
-    const res = await device.request('PUT', `/v1/objects/${largeObject}/entries/d${String(i).padStart(6, '0')}`, { kind: 'directory', mtime: new Date().toISOString() }, { 'if-match': `"${version}"` });
-    check(res.status, 200, 'modify commit');
+    const mtime = new Date().toISOString();
+    const res = await device.putEntry(largeObject, `d${String(i).padStart(6, '0')}`, { kind: 'directory', mtime }, { ifMatch: version });
+    check(res.created ? 201 : 200, 200, 'modify commit');
   }
   const samples: number[] = [];
   for (let s = 0; s < changesSamples; s++) {
     const start = performance.now();
-    const res = await device.request<{ changes: unknown[] }>('GET', `/v1/objects/${largeObject}/changes?cursor=${cursor}`);
+    const res = await device.changes(largeObject, { cursor });
     samples.push(performance.now() - start);
-    check(res.status, 200, 'changes');
-    if (res.body.changes.length !== changedEntries) throw new Error(`changes returned ${res.body.changes.length} entries, expected ${changedEntries}`);
+    if (res.changes.length !== changedEntries) throw new Error(`changes returned ${res.changes.length} entries, expected ${changedEntries}`);
   }
   samples.sort((x, y) => x - y);
   const changesP50 = samples[Math.floor(samples.length / 2)]!;

@@ -15,7 +15,8 @@ import { Agent } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
-import { MeshClient, sha256Hex } from '../e2e/dataplane/client.ts';
+import { MeshworkClient, sha256Hex } from '@meshwork/client';
+import { nodeHttpFetch } from '@meshwork/client/node';
 import { startPartition, type PartitionStores } from '../e2e/dataplane/partition-process.ts';
 import { printTable } from './table.ts';
 
@@ -70,16 +71,16 @@ try {
         await delay(idleMs);
         results[mode].rss.push(rssMb(partition.process.pid));
         const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-        const admin = new MeshClient(partition.url, partition.adminToken, agent);
-        const device = await admin.as((await admin.createUser(`bench-${mode}-${round}`)).token).registerDevice('bench');
-        const objectId = await device.createObject('Bench');
+        const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken, fetch: nodeHttpFetch(agent) });
+        const device = await admin.as((await admin.createUser(`bench-${mode}-${round}`)).token).registerDeviceClient('bench');
+        const objectId = (await device.createObject({ name: 'Bench' })).id;
         const started = performance.now();
         await pool(filesPerRound, concurrency, async (i) => {
           const data = randomBytes(4096);
-          const sha = sha256Hex(data);
-          const put = await device.putBlock(data, sha);
-          const commit = await device.commit(objectId, `f/${i}`, [{ sha256: sha, size: data.length }], 'create');
-          if (put.status !== 201 || commit.status !== 201) throw new Error(`upload answered ${put.status}/${commit.status}`);
+          const sha = await sha256Hex(data);
+          await device.putBlock(data, { sha256: sha });
+          const commit = await device.putEntry(objectId, `f/${i}`, { kind: 'file', blocks: [{ sha256: sha, size: data.length }] }, { ifNoneMatch: '*' });
+          if (!commit.created) throw new Error(`the commit of f/${i} replaced an entry`);
         });
         results[mode].rate.push(filesPerRound / ((performance.now() - started) / 1000));
         agent.destroy();

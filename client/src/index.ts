@@ -1,2 +1,33 @@
-// @meshwork/client: the one typed client of Meshwork's public API.
-export { ApiError, MeshworkError } from '@meshwork/contract';
+// @meshwork/client: the one typed client of Meshwork's public API (docs/api.md), for the device
+// agent, the gateway's tests, the web UI, the prober, benchmarks and tests. This entry point runs
+// in browsers and Node alike; files on disk and raw HTTP are in `@meshwork/client/node`.
+export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@meshwork/contract';
+export { MeshworkClient, NotificationWatch } from './client.ts';
+export type {
+  ByteRange,
+  CallOptions,
+  ClientOptions,
+  CommitResult,
+  ContentAnswer,
+  ContentOptions,
+  DeviceClient,
+  EntryAnswer,
+  RawRequest,
+  RawResponse,
+  RetryInfo,
+  UploadOptions,
+  UploadResult,
+} from './client.ts';
+export {
+  NetworkError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  UnexpectedAnswerError,
+  errorFromAnswer,
+  isRetryableAnswer,
+  type AnswerError,
+} from './errors.ts';
+export { defaultRetryPolicy, isSafeToRepeat, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.ts';
+export { asEtag, encodePath } from './paths.ts';
+export { contentHashOf, maxBlockSize, sha256Hex, splitBlocks, type UploadSource } from './blocks.ts';
+export type * from './types.ts';

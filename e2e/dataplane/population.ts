@@ -61,7 +61,11 @@ export interface HeldPoll {
   settled: boolean;
 }
 
-/** Sends `GET path` with a bearer token on its own connection, resolving once it is connected. */
+/**
+ * Sends `GET path` with a bearer token on its own connection, resolving once it is connected.
+ * Raw node:http rather than @meshwork/client: a capacity test counts sockets and must know when
+ * each poll's connection is open, which `fetch` does not expose.
+ */
 export async function holdPoll(url: string, token: string, path: string, agent: Agent): Promise<HeldPoll> {
   const target = new URL(url);
   const request = httpRequest({ host: target.hostname, port: target.port, path, agent, headers: { authorization: `Bearer ${token}` } });

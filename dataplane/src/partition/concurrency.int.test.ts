@@ -1,38 +1,51 @@
 // Optimistic concurrency under a real race: two devices commit the same path with the same
 // If-Match at the same moment, 50 times. Slots 1024-2047 belong to this file.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { entryKey } from '../stores/keys.ts';
 import type { EntryRecord } from '../stores/metadata-store.ts';
 import { contentHashOf } from './content-plan.ts';
-import { MeshClient, sha256Hex, type ApiResponse, type BlockRef } from '../../../e2e/dataplane/client.ts';
+import { ApiError, MeshworkClient, type BlockRef, type CommitResult } from '@meshwork/client';
+import { nodeHttpFetch } from '@meshwork/client/node';
 import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 let partition: RunningPartition;
+const agents: Agent[] = [];
+const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 beforeAll(async () => {
   partition = await startPartition({ etcdEndpoint: stack.etcd.endpoint, minio: stack.minio }, { partition: 'concurrency', slots: '1024-2047' });
 });
 
 afterAll(async () => {
+  for (const agent of agents) agent.destroy();
   await partition?.stop();
 });
 
+/** A client with a connection pool of its own, as each device has, that never retries: every answer counts. */
+function ownPool(token: string): MeshworkClient {
+  const agent = new Agent({ keepAlive: true });
+  agents.push(agent);
+  return new MeshworkClient({ baseUrl: partition.url, token, fetch: nodeHttpFetch(agent), retry: { maxAttempts: 1 } });
+}
+
 describe('concurrent commits with the same If-Match', () => {
   it('let exactly one win each of 50 rounds; the other gets 412 and no version is lost', async () => {
-    const admin = new MeshClient(partition.url, partition.adminToken);
+    const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
     const user = await admin.createUser('racer');
     // Separate connection pools, as two devices would have.
-    const laptop = await new MeshClient(partition.url, user.token).registerDevice('laptop');
-    const phone = await new MeshClient(partition.url, user.token).registerDevice('phone');
-    const objectId = await laptop.createObject('Race');
+    const laptop = ownPool((await admin.as(user.token).registerDevice('laptop')).token);
+    const phone = ownPool((await admin.as(user.token).registerDevice('phone')).token);
+    const objectId = (await laptop.createObject({ name: 'Race' })).id;
     const seed = randomBytes(64);
     await laptop.putBlock(seed);
-    const created = await laptop.commit(objectId, 'shared.txt', [{ sha256: sha256Hex(seed), size: seed.length }], 'create');
-    expect(created.status).toBe(201);
-    let version = (created.body as { version: string }).version;
+    const seedBlocks = [{ sha256: sha256Hex(seed), size: seed.length }];
+    const created = await laptop.putEntry(objectId, 'shared.txt', { kind: 'file', blocks: seedBlocks }, { ifNoneMatch: '*' });
+    expect(created.created).toBe(true);
+    let version = created.entry.version;
     const winners: { version: string; blocks: BlockRef[] }[] = [];
 
     for (let round = 0; round < 50; round++) {
@@ -41,14 +54,22 @@ describe('concurrent commits with the same If-Match', () => {
       await Promise.all([laptop.putBlock(laptopData), phone.putBlock(phoneData)]);
       const laptopBlocks = [{ sha256: sha256Hex(laptopData), size: 100 }];
       const phoneBlocks = [{ sha256: sha256Hex(phoneData), size: 100 }];
-      const [l, p] = await Promise.all([laptop.commit(objectId, 'shared.txt', laptopBlocks, version), phone.commit(objectId, 'shared.txt', phoneBlocks, version)]);
+      const commit = (client: MeshworkClient, blocks: BlockRef[]): Promise<{ status: number; result?: CommitResult; error?: ApiError }> =>
+        client.putEntry(objectId, 'shared.txt', { kind: 'file', blocks }, { ifMatch: version }).then(
+          (result) => ({ status: result.created ? 201 : 200, result }),
+          (error: unknown) => {
+            if (!(error instanceof ApiError)) throw error;
+            return { status: error.status, error };
+          },
+        );
+      const [l, p] = await Promise.all([commit(laptop, laptopBlocks), commit(phone, phoneBlocks)]);
       const statuses = [l.status, p.status].sort();
       expect(statuses, `round ${round}`).toEqual([200, 412]);
       const [winner, loser, blocks] = l.status === 200 ? [l, p, laptopBlocks] : [p, l, phoneBlocks];
-      const won = (winner as ApiResponse<{ version: string }>).body.version;
+      const won = winner.result!.entry.version;
       expect(Number(won)).toBeGreaterThan(Number(version));
       // The loser is told the winner's version, so it can merge and retry on top of it.
-      expect(loser.body).toMatchObject({ error: { code: 'precondition_failed', currentVersion: won } });
+      expect(loser.error!.toJSON()).toMatchObject({ error: { code: 'precondition_failed', currentVersion: won } });
       winners.push({ version: won, blocks });
       version = won;
     }
@@ -68,8 +89,9 @@ describe('concurrent commits with the same If-Match', () => {
     } finally {
       etcd.close();
     }
-    const final = await phone.request<{ version: string; contentHash: string }>('GET', `/v1/objects/${objectId}/entries/shared.txt`);
-    expect(final.body.version).toBe(version);
-    expect(final.body.contentHash).toBe(contentHashOf(winners.at(-1)!.blocks));
+    const final = await phone.getEntry(objectId, 'shared.txt');
+    if (final.notModified) throw new Error('a read without If-None-Match answered 304');
+    expect(final.entry.version).toBe(version);
+    expect(final.entry.contentHash).toBe(contentHashOf(winners.at(-1)!.blocks));
   });
 });

@@ -3,7 +3,7 @@
 // completes, the slot lease is released, and the process exits 0 within the grace period; and
 // clients hammering kept-alive connections through the drain see no reset, only answers.
 // Slots 4048-4063 belong to this file.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Etcd3 } from 'etcd3';
@@ -12,7 +12,7 @@ import { waitFor } from '../../../e2e/harness/wait.ts';
 import { BlockStore } from '../stores/block-store.ts';
 import { slotMapPrefix } from '../stores/keys.ts';
 import { ConnectionTracker, drainServer } from './drain.ts';
-import { MeshClient, sha256Hex } from '../../../e2e/dataplane/client.ts';
+import { MeshworkClient, NetworkError } from '@meshwork/client';
 import { startPartition, unthrottledEnv, type PartitionStores } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
@@ -23,7 +23,7 @@ const MiB = 1024 * 1024;
 afterAll(() => etcd.close());
 
 async function requestsInFlight(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await new MeshworkClient({ baseUrl: url }).metrics();
   return Number(/^meshwork_http_requests_in_flight (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
@@ -41,13 +41,14 @@ describe('SIGTERM drain', () => {
   it('refuses new connections, turns away requests on kept-alive sockets, and lets a slow upload finish', async () => {
     const partition = await startPartition(stores, { partition: 'drain', slots: '4048-4063', env: { MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' } });
     try {
-      const admin = new MeshClient(partition.url, partition.adminToken);
-      const device = await admin.as((await admin.createUser('drain')).token).registerDevice('laptop');
+      const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
+      const device = await admin.as((await admin.createUser('drain')).token).registerDeviceClient('laptop');
       const target = new URL(partition.url);
 
-      // A 4 MiB block upload, sent slowly: the first MiB now, the rest during the drain.
+      // A 4 MiB block upload, sent slowly: the first MiB now, the rest during the drain. Raw
+      // node:http, as is the socket below: the test holds a request half sent, which no client call does.
       const block = randomBytes(4 * MiB);
-      const sha = sha256Hex(block);
+      const sha = createHash('sha256').update(block).digest('hex');
       const upload = request({
         host: target.hostname,
         port: target.port,
@@ -75,10 +76,11 @@ describe('SIGTERM drain', () => {
       await waitFor(
         async () => {
           try {
-            await fetch(`${partition.url}/livez`, { signal: AbortSignal.timeout(1000) });
+            await new MeshworkClient({ baseUrl: partition.url, timeoutMs: 1000, retry: { maxAttempts: 1 } }).livez();
             return false;
           } catch (err) {
-            return (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+            // NetworkError → fetch's TypeError → the socket's error.
+            return err instanceof NetworkError && (err.cause as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
           }
         },
         { description: 'new connections to be refused', timeoutMs: 5000, intervalMs: 50 },
@@ -150,7 +152,7 @@ describe('SIGTERM drain under kept-alive load', () => {
       const partition = await startPartition(stores, { partition: 'drain', slots: '4048-4063', adminToken, env: { ...unthrottledEnv, MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' } });
       try {
         adminToken = partition.adminToken;
-        const admin = new MeshClient(partition.url, partition.adminToken);
+        const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
         const { token } = await admin.createUser(`keepalive-${round}`);
         const url = new URL(partition.url);
         let signalled = false;

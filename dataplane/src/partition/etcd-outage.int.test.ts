@@ -15,7 +15,7 @@ import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { slotMapKey } from '../stores/keys.ts';
-import { MeshClient } from '../../../e2e/dataplane/client.ts';
+import { MeshworkClient } from '@meshwork/client';
 import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
@@ -53,16 +53,16 @@ describe('etcd outage longer than the slot lease', () => {
       return exit ? `the partition exited with code ${exit.code}: ${partition.process.logTail(5)}` : undefined;
     };
 
-    const admin = new MeshClient(partition.url, partition.adminToken);
-    const device = await admin.as((await admin.createUser('outage')).token).registerDevice('laptop');
-    const objectId = await device.createObject('Outage');
-    const before = await device.request('PUT', `/v1/objects/${objectId}/entries/before`, { kind: 'directory' }, { 'if-none-match': '*' });
+    const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
+    const device = await admin.as((await admin.createUser('outage')).token).registerDeviceClient('laptop');
+    const objectId = (await device.createObject({ name: 'Outage' })).id;
+    const before = await device.raw('PUT', `/v1/objects/${objectId}/entries/before`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
     expect(before.status).toBe(201);
 
     etcd.process.signal('SIGKILL');
     await etcd.process.exited;
     // Before the lease lapses: etcd does not answer, and the write is refused as retryable.
-    const unreachable = await device.request('PUT', `/v1/objects/${objectId}/entries/unreachable`, { kind: 'directory' }, { 'if-none-match': '*' });
+    const unreachable = await device.raw('PUT', `/v1/objects/${objectId}/entries/unreachable`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
     expect(unreachable.status).toBe(503);
     expect(unreachable.headers['retry-after']).toBe('1');
     // Past the lease: the process noticed the lapse and suspended writes, and is still running.
@@ -75,7 +75,7 @@ describe('etcd outage longer than the slot lease', () => {
       { description: 'the partition to report that it re-acquires its slots', timeoutMs: 8 * leaseSeconds * 1000 + 10_000, intervalMs: 250, abortIf: exitedEarly },
     );
     expect(suspended.body.status).toBe('not_ready');
-    const refused = await device.request('PUT', `/v1/objects/${objectId}/entries/during`, { kind: 'directory' }, { 'if-none-match': '*' });
+    const refused = await device.raw('PUT', `/v1/objects/${objectId}/entries/during`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toBe('1');
     expect(refused.body).toMatchObject({ error: { code: 'ownership_lost' } });
@@ -90,10 +90,10 @@ describe('etcd outage longer than the slot lease', () => {
     expect(partition.process.exitStatus).toBeUndefined();
     expect(partition.process.logTail(200)).toContain('Re-acquired the slots under a new lease');
 
-    expect((await device.request('GET', `/v1/objects/${objectId}/entries/before`)).status).toBe(200);
-    const after = await device.request('PUT', `/v1/objects/${objectId}/entries/after`, { kind: 'directory' }, { 'if-none-match': '*' });
+    expect((await device.raw('GET', `/v1/objects/${objectId}/entries/before`)).status).toBe(200);
+    const after = await device.raw('PUT', `/v1/objects/${objectId}/entries/after`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
     expect(after.status).toBe(201);
-    expect((await device.request('GET', `/v1/objects/${objectId}/entries/during`)).status).toBe(404);
+    expect((await device.raw('GET', `/v1/objects/${objectId}/entries/during`)).status).toBe(404);
     expect(partition.process.exitStatus).toBeUndefined();
   });
 

@@ -5,17 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { MeshClient } from '../../../e2e/dataplane/client.ts';
+import { MeshworkClient, type DeviceClient, type Hold, type PresenceUpdate, type Sources } from '@meshwork/client';
 import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };
-type Device = MeshClient & { deviceId: string };
-interface Sources {
-  path: string;
-  version: string;
-  sources: ({ kind: 'device'; deviceId: string; endpoints: string[] } | { kind: 'cloud'; url: string })[];
-}
+type Device = DeviceClient;
 
 let partition: RunningPartition;
 let laptop: Device;
@@ -24,50 +19,49 @@ let tablet: Device;
 let bob: Device;
 let bobId: string;
 let carol: Device;
-let account: MeshClient;
+let account: MeshworkClient;
 let objectId: string;
 let version: string;
 
 beforeAll(async () => {
   partition = await startPartition(stores, { partition: 'presence', slots: '3840-3967', env: { MESHWORK_PRESENCE_TTL_SECONDS: '2' } });
-  const admin = new MeshClient(partition.url, partition.adminToken);
+  const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
   const alice = await admin.createUser('alice');
   account = admin.as(alice.token);
   const bobUser = await admin.createUser('bob');
   bobId = bobUser.id;
-  laptop = await admin.as(alice.token).registerDevice('laptop');
-  phone = await admin.as(alice.token).registerDevice('phone');
-  tablet = await admin.as(alice.token).registerDevice('tablet');
-  bob = await admin.as(bobUser.token).registerDevice('bob-laptop');
-  carol = await admin.as((await admin.createUser('carol')).token).registerDevice('carol-laptop');
-  objectId = await laptop.createObject('Photos');
-  expect((await laptop.request('PUT', `/v1/objects/${objectId}/members/${bobId}`, { role: 'reader' })).status).toBe(200);
-  const commit = await laptop.uploadFile(objectId, 'album/beach.jpg', randomBytes(1000), 'create');
-  expect(commit.status).toBe(201);
-  version = (commit.body as { version: string }).version;
+  laptop = await admin.as(alice.token).registerDeviceClient('laptop');
+  phone = await admin.as(alice.token).registerDeviceClient('phone');
+  tablet = await admin.as(alice.token).registerDeviceClient('tablet');
+  bob = await admin.as(bobUser.token).registerDeviceClient('bob-laptop');
+  carol = await admin.as((await admin.createUser('carol')).token).registerDeviceClient('carol-laptop');
+  objectId = (await laptop.createObject({ name: 'Photos' })).id;
+  expect(await laptop.setMember(objectId, bobId, 'reader')).toEqual({ userId: bobId, role: 'reader' });
+  const commit = await laptop.upload(objectId, 'album/beach.jpg', randomBytes(1000), { ifNoneMatch: '*' });
+  expect(commit.created).toBe(true);
+  version = commit.entry.version;
 });
 
 afterAll(async () => {
   await partition?.stop();
 });
 
-function announce(device: Device, holds: unknown[], endpoints = [`https://${device.deviceId}.example:7443`]) {
-  return device.request('PUT', `/v1/devices/${device.deviceId}/presence`, { endpoints, holds });
+function announce(device: Device, holds: Hold[], endpoints = [`https://${device.deviceId}.example:7443`]) {
+  return device.setPresence(device.deviceId, { endpoints, holds });
 }
 
-function sourcesOf(device: MeshClient, path = 'album/beach.jpg', query = '') {
-  return device.request<Sources>('GET', `/v1/objects/${objectId}/content/${path}/sources${query}`);
+function sourcesOf(device: MeshworkClient, path = 'album/beach.jpg', version?: string) {
+  return device.sources(objectId, path, { version });
 }
 
-function deviceIds(res: { body: Sources }): string[] {
-  return res.body.sources.flatMap((s) => (s.kind === 'device' ? [s.deviceId] : []));
+function deviceIds(res: Sources): string[] {
+  return res.sources.flatMap((s) => (s.kind === 'device' ? [s.deviceId] : []));
 }
 
 describe('PUT /v1/devices/{id}/presence', () => {
   it('lets a device set its own presence and says how long it lasts', async () => {
     const res = await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }]);
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ deviceId: laptop.deviceId, endpoints: [`https://${laptop.deviceId}.example:7443`], objects: 1, ttlSeconds: 2 });
+    expect(res).toEqual({ deviceId: laptop.deviceId, endpoints: [`https://${laptop.deviceId}.example:7443`], objects: 1, ttlSeconds: 2 });
   });
 
   it.each([
@@ -75,11 +69,8 @@ describe('PUT /v1/devices/{id}/presence', () => {
     ['the account token of its user', () => account],
     ["another user's device", () => bob],
   ])('refuses %s with 403', async (_who, caller) => {
-    for (const method of ['PUT', 'DELETE']) {
-      const res = await caller().request(method, `/v1/devices/${laptop.deviceId}/presence`, method === 'PUT' ? { endpoints: [], holds: [] } : undefined);
-      expect(res.status).toBe(403);
-      expect(res.body).toMatchObject({ error: { code: 'forbidden' } });
-    }
+    await expect(caller().setPresence(laptop.deviceId, { endpoints: [], holds: [] })).rejects.toMatchObject({ status: 403, code: 'forbidden' });
+    await expect(caller().clearPresence(laptop.deviceId)).rejects.toMatchObject({ status: 403, code: 'forbidden' });
   });
 
   it.each([
@@ -90,10 +81,8 @@ describe('PUT /v1/devices/{id}/presence', () => {
     [{ endpoints: [], holds: [], extra: true }, 400, 'body'],
     [{ endpoints: [], holds: [{ objectId: 'oNotMine', path: 'a', version: '5' }] }, 404, 'body.holds.0.objectId'],
   ])('answers %j with %i naming %s', async (body, status, field) => {
-    const payload = JSON.parse(JSON.stringify(body).replace('OBJECT', objectId)) as unknown;
-    const res = await laptop.request('PUT', `/v1/devices/${laptop.deviceId}/presence`, payload);
-    expect(res.status).toBe(status);
-    expect((res.body as { error: { field: string } }).error.field).toBe(field);
+    const payload = JSON.parse(JSON.stringify(body).replace('OBJECT', objectId)) as PresenceUpdate;
+    await expect(laptop.setPresence(laptop.deviceId, payload)).rejects.toMatchObject({ status, details: { field } });
   });
 });
 
@@ -102,8 +91,7 @@ describe('GET /v1/objects/{id}/content/{path}/sources', () => {
     await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }]);
     await announce(phone, [{ objectId, path: 'album/other.jpg', version }]);
     const res = await sourcesOf(tablet);
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({
+    expect(res).toEqual({
       path: 'album/beach.jpg',
       version,
       sources: [
@@ -117,33 +105,31 @@ describe('GET /v1/objects/{id}/content/{path}/sources', () => {
   });
 
   it('answers 404 to a stranger, like every object route', async () => {
-    const res = await sourcesOf(carol);
-    expect(res.status).toBe(404);
-    expect(res.body).toMatchObject({ error: { code: 'not_found' } });
+    await expect(sourcesOf(carol)).rejects.toMatchObject({ status: 404, code: 'not_found' });
   });
 
   it('follows versions: an old version is held by its holders only, and not by the cloud', async () => {
     const path = 'album/versions.jpg';
-    const first = await laptop.uploadFile(objectId, path, randomBytes(500), 'create');
-    const v1 = (first.body as { version: string }).version;
+    const first = await laptop.upload(objectId, path, randomBytes(500), { ifNoneMatch: '*' });
+    const v1 = first.entry.version;
     await announce(laptop, [{ objectId, path, version: v1 }]);
-    const second = await phone.uploadFile(objectId, path, randomBytes(600), v1);
-    const v2 = (second.body as { version: string }).version;
+    const second = await phone.upload(objectId, path, randomBytes(600), { ifMatch: v1 });
+    const v2 = second.entry.version;
     await announce(phone, [{ objectId, path, version: v2 }]);
     const current = await sourcesOf(tablet, path);
-    expect(current.body.version).toBe(v2);
+    expect(current.version).toBe(v2);
     expect(deviceIds(current)).toEqual([phone.deviceId]);
-    expect(current.body.sources.some((s) => s.kind === 'cloud')).toBe(true);
-    const old = await sourcesOf(tablet, path, `?version=${v1}`);
+    expect(current.sources.some((s) => s.kind === 'cloud')).toBe(true);
+    const old = await sourcesOf(tablet, path, v1);
     expect(deviceIds(old)).toEqual([laptop.deviceId]);
-    expect(old.body.sources.some((s) => s.kind === 'cloud')).toBe(false);
-    expect((await sourcesOf(tablet, path, '?version=abc')).status).toBe(400);
+    expect(old.sources.some((s) => s.kind === 'cloud')).toBe(false);
+    await expect(sourcesOf(tablet, path, 'abc')).rejects.toMatchObject({ status: 400 });
   });
 
   it('counts a device synced through a cursor as holding every version up to it', async () => {
-    const listing = await phone.request<{ cursor: string }>('GET', `/v1/objects/${objectId}/entries`);
+    const listing = await phone.listEntries(objectId);
     await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }]);
-    await announce(phone, [{ objectId, cursor: listing.body.cursor }]);
+    await announce(phone, [{ objectId, cursor: listing.cursor }]);
     expect(deviceIds(await sourcesOf(tablet))).toEqual([laptop.deviceId, phone.deviceId].sort());
   });
 
@@ -155,23 +141,22 @@ describe('GET /v1/objects/{id}/content/{path}/sources', () => {
   });
 
   it('lists no device of a user who is no longer a member', async () => {
-    const shared = await laptop.createObject('Shared then not');
-    await laptop.request('PUT', `/v1/objects/${shared}/members/${bobId}`, { role: 'writer' });
-    const upload = await bob.uploadFile(shared, 'note.txt', randomBytes(100), 'create');
-    const v = (upload.body as { version: string }).version;
+    const shared = (await laptop.createObject({ name: 'Shared then not' })).id;
+    await laptop.setMember(shared, bobId, 'writer');
+    const upload = await bob.upload(shared, 'note.txt', randomBytes(100), { ifNoneMatch: '*' });
+    const v = upload.entry.version;
     await announce(bob, [{ objectId: shared, path: 'note.txt', version: v }]);
-    const path = `/v1/objects/${shared}/content/note.txt/sources`;
-    expect(deviceIds(await laptop.request<Sources>('GET', path))).toEqual([bob.deviceId]);
-    await laptop.request('DELETE', `/v1/objects/${shared}/members/${bobId}`);
-    expect(deviceIds(await laptop.request<Sources>('GET', path))).toEqual([]);
+    expect(deviceIds(await laptop.sources(shared, 'note.txt'))).toEqual([bob.deviceId]);
+    await laptop.removeMember(shared, bobId);
+    expect(deviceIds(await laptop.sources(shared, 'note.txt'))).toEqual([]);
   });
 
   it('serves the content of a file named "sources" inside a directory', async () => {
     const data = randomBytes(300);
-    expect((await laptop.uploadFile(objectId, 'docs/sources', data, 'create')).status).toBe(201);
-    const res = await laptop.request('GET', `/v1/objects/${objectId}/content/docs/sources`);
+    expect((await laptop.upload(objectId, 'docs/sources', data, { ifNoneMatch: '*' })).created).toBe(true);
+    const res = await laptop.content(objectId, 'docs/sources');
     expect(res.status).toBe(200);
-    expect(res.raw.equals(data)).toBe(true);
+    expect(Buffer.from(await new Response(res.body).arrayBuffer()).equals(data)).toBe(true);
   });
 });
 
@@ -184,7 +169,7 @@ describe('presence lifetime', () => {
     let renewals = 0;
     const listed = await waitFor(
       async () => {
-        expect((await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }])).status).toBe(200);
+        expect((await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }])).deviceId).toBe(laptop.deviceId);
         renewals++;
         const ids = deviceIds(await sourcesOf(tablet));
         return ids.includes(phone.deviceId) ? undefined : ids;
@@ -194,7 +179,7 @@ describe('presence lifetime', () => {
     expect(listed).toEqual([laptop.deviceId]);
     expect(renewals).toBeGreaterThan(1);
 
-    expect((await laptop.request('DELETE', `/v1/devices/${laptop.deviceId}/presence`)).status).toBe(204);
+    await laptop.clearPresence(laptop.deviceId);
     expect(deviceIds(await sourcesOf(tablet))).toEqual([]);
     // Back again with a new lease.
     await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }]);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManagedProcess } from '../../../e2e/harness/process.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { MeshClient, encodePath } from '../../../e2e/dataplane/client.ts';
+import { MeshworkClient, type DeviceClient } from '@meshwork/client';
 import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 const stack = inject('stack');
@@ -99,7 +99,7 @@ async function runTracedClient(partitionUrl: string, token: string, otlp: string
   const proc = ManagedProcess.start({
     component: 'traced client',
     binary: process.execPath,
-    args: [join(repoRoot, 'dataplane/src/telemetry/testing/traced-client.ts')],
+    args: [join(repoRoot, 'e2e/dataplane/traced-client.ts')],
     logFile: join(dir, 'out.log'),
     cwd: repoRoot,
     env: { PATH: process.env.PATH, OTEL_EXPORTER_OTLP_ENDPOINT: otlp, MESHWORK_URL: partitionUrl, MESHWORK_TOKEN: token },
@@ -120,9 +120,9 @@ function logLines(partition: RunningPartition): Record<string, unknown>[] {
 let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
 let relay: Awaited<ReturnType<typeof startS3Relay>>;
 let partition: RunningPartition;
-let admin: MeshClient;
+let admin: MeshworkClient;
 let secrets: string[];
-let device: MeshClient & { deviceId: string };
+let device: DeviceClient;
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
@@ -132,9 +132,9 @@ beforeAll(async () => {
     slots: '4064-4079',
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', MESHWORK_LOG_LEVEL: 'trace' },
   });
-  admin = new MeshClient(partition.url, partition.adminToken);
+  admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
   const user = await admin.createUser('telemetry');
-  device = await admin.as(user.token).registerDevice('laptop');
+  device = await admin.as(user.token).registerDeviceClient('laptop');
   secrets = [partition.adminToken, user.token, device.token!];
 });
 
@@ -201,8 +201,9 @@ describe('traces', () => {
 
 describe('logs', () => {
   it('write one line per request and never a credential', async () => {
-    await admin.request('GET', '/v1/me', undefined, { authorization: 'Bearer mwd.not-a-valid-token-but-secret' });
-    await device.request('GET', '/v1/me');
+    // raw: a request with a token that must not be logged, answered 401.
+    expect((await admin.raw('GET', '/v1/me', { headers: { authorization: 'Bearer mwd.not-a-valid-token-but-secret' } })).status).toBe(401);
+    expect((await device.me()).deviceId).toBe(device.deviceId);
     await waitFor(() => logLines(partition).some((l) => l.route === '/v1/me' && l.status === 200), { description: 'the request lines', timeoutMs: 5000 });
     const text = readFileSync(join(partition.dir, 'partition.log'), 'utf8');
     for (const secret of [...secrets, 'mwd.not-a-valid-token-but-secret', stack.minio.secretKey]) expect(text).not.toContain(secret);
@@ -215,9 +216,10 @@ describe('logs', () => {
 
 describe('metrics', () => {
   async function scrape(): Promise<string> {
-    const res = await fetch(`${partition.url}/metrics`);
-    expect(res.headers.get('content-type')).toContain('text/plain');
-    return res.text();
+    // raw: the content type is under test too.
+    const res = await device.raw('GET', '/metrics', { token: null });
+    expect(res.headers['content-type']).toContain('text/plain');
+    return res.text;
   }
 
   function value(text: string, series: string): number {
@@ -226,12 +228,12 @@ describe('metrics', () => {
   }
 
   it('measures requests by route pattern, bytes streamed both ways, store calls and open long polls', async () => {
-    const objectId = await device.createObject('Metrics');
+    const objectId = (await device.createObject({ name: 'Metrics' })).id;
     const data = randomBytes(2 * MiB);
-    expect((await device.uploadFile(objectId, 'big.bin', data, 'create', MiB)).status).toBe(201);
-    const download = await device.request('GET', `/v1/objects/${objectId}/content/${encodePath('big.bin')}`);
-    expect(download.raw.equals(data)).toBe(true);
-    await device.request('GET', '/no/such/route');
+    expect((await device.upload(objectId, 'big.bin', data, { ifNoneMatch: '*' }, { blockSize: MiB })).created).toBe(true);
+    const download = await device.content(objectId, 'big.bin');
+    expect(Buffer.from(await new Response(download.body).arrayBuffer()).equals(data)).toBe(true);
+    expect((await device.raw('GET', '/no/such/route')).status).toBe(404);
     const text = await scrape();
 
     expect(value(text, 'meshwork_http_request_duration_seconds_count{method="PUT",route="/v1/blocks/:sha256",status="201"}')).toBeGreaterThanOrEqual(2);
@@ -251,8 +253,9 @@ describe('metrics', () => {
   });
 
   it('counts a download the client abandoned as 499', async () => {
-    const objectId = await device.createObject('Abandoned');
-    expect((await device.uploadFile(objectId, 'large.bin', randomBytes(12 * MiB), 'create')).status).toBe(201);
+    const objectId = (await device.createObject({ name: 'Abandoned' })).id;
+    expect((await device.upload(objectId, 'large.bin', randomBytes(12 * MiB), { ifNoneMatch: '*' })).created).toBe(true);
+    // Raw node:http: the test hangs up after the first bytes, at a moment it controls.
     const target = new URL(partition.url);
     await new Promise<void>((done) => {
       const req = request({ host: target.hostname, port: target.port, path: `/v1/objects/${objectId}/content/large.bin`, headers: { authorization: `Bearer ${device.token}` } }, (res) => {

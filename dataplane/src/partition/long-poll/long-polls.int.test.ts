@@ -19,7 +19,7 @@ import { ChangeFeed } from '../change-feed.ts';
 import type { PartitionContext } from '../context.ts';
 import { ApiError } from '../api-error.ts';
 import { SlotMap } from '../slot-map.ts';
-import { MeshClient, type ApiResponse } from '../../../../e2e/dataplane/client.ts';
+import { MeshworkClient, type DeviceClient, type RawResponse } from '@meshwork/client';
 import { LongPolls } from './long-polls.ts';
 import { EventLoopMonitor } from '../../health/event-loop.ts';
 import { ProcessHealth } from '../../health/health.ts';
@@ -38,8 +38,8 @@ let changeFeed: ChangeFeed;
 let longPolls: LongPolls;
 let server: Server;
 let url: string;
-let laptop: MeshClient & { deviceId: string };
-let phone: MeshClient & { deviceId: string };
+let laptop: DeviceClient;
+let phone: DeviceClient;
 let objectId: string;
 
 /** A per-client limit like the throttling module's, counting what LongPolls asks of it. */
@@ -110,10 +110,11 @@ beforeAll(async () => {
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const user = await new MeshClient(url, adminToken).createUser('polly');
-  laptop = await new MeshClient(url, user.token).registerDevice('laptop');
-  phone = await new MeshClient(url, user.token).registerDevice('phone');
-  objectId = await laptop.createObject('Polled');
+  const admin = new MeshworkClient({ baseUrl: url, token: adminToken });
+  const user = await admin.createUser('polly');
+  laptop = await admin.as(user.token).registerDeviceClient('laptop');
+  phone = await admin.as(user.token).registerDeviceClient('phone');
+  objectId = (await laptop.createObject({ name: 'Polled' })).id;
 });
 
 afterAll(async () => {
@@ -125,12 +126,12 @@ afterAll(async () => {
 });
 
 async function currentCursor(): Promise<string> {
-  return (await laptop.request<{ cursor: string }>('GET', '/v1/notifications?wait=0')).body.cursor;
+  return (await laptop.notifications({ wait: 0 })).cursor;
 }
 
 async function commit(path: string): Promise<void> {
-  const res = await phone.request('PUT', `/v1/objects/${objectId}/entries/${path}`, { kind: 'directory' }, { 'if-none-match': '*' });
-  expect(res.status).toBe(201);
+  const res = await phone.putEntry(objectId, path, { kind: 'directory' }, { ifNoneMatch: '*' });
+  expect(res.created).toBe(true);
 }
 
 async function openPolls(count: number): Promise<void> {
@@ -140,28 +141,28 @@ async function openPolls(count: number): Promise<void> {
 describe('LongPolls', () => {
   it('counts a waiting poll as open until a commit wakes it', async () => {
     const cursor = await currentCursor();
-    const waiting = laptop.request<{ objects: { id: string }[] }>('GET', `/v1/notifications?cursor=${cursor}&wait=30`);
+    const waiting = laptop.notifications({ cursor, wait: 30 });
     await openPolls(1);
     await commit('wake');
     const res = await waiting;
-    expect(res.body.objects.map((o) => o.id)).toEqual([objectId]);
+    expect(res.objects.map((o) => o.id)).toEqual([objectId]);
     expect(longPolls.open).toBe(0);
   });
 
   it('outlives the server request timeout: a poll longer than it ends by its own wait', async () => {
     const cursor = await currentCursor();
     const started = performance.now();
-    const res = await laptop.request<{ objects: unknown[]; cursor: string }>('GET', `/v1/notifications?cursor=${cursor}&wait=3`);
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ objects: [], cursor });
+    const res = await laptop.notifications({ cursor, wait: 3 });
+    expect(res).toEqual({ objects: [], cursor });
     expect(performance.now() - started).toBeGreaterThanOrEqual(2900);
   });
 
   it('frees the poll of a client that goes away at once', async () => {
     const cursor = await currentCursor();
-    const listing = await laptop.request<{ cursor: string }>('GET', `/v1/objects/${objectId}/entries`);
+    const listing = await laptop.listEntries(objectId);
     const target = new URL(url);
-    const requests = [`/v1/notifications?cursor=${cursor}&wait=60`, `/v1/objects/${objectId}/changes?cursor=${listing.body.cursor}&wait=60`].map((path) => {
+    // Raw node:http: the test destroys each request's socket, the client going away.
+    const requests = [`/v1/notifications?cursor=${cursor}&wait=60`, `/v1/objects/${objectId}/changes?cursor=${listing.cursor}&wait=60`].map((path) => {
       const req = httpRequest({ host: target.hostname, port: target.port, path, headers: { authorization: `Bearer ${laptop.token}` } });
       req.on('error', () => undefined);
       req.end();
@@ -176,17 +177,17 @@ describe('LongPolls', () => {
 
   it('keeps waiting through a change-feed restart and is still woken afterwards', async () => {
     const cursor = await currentCursor();
-    const listing = await laptop.request<{ cursor: string }>('GET', `/v1/objects/${objectId}/entries`);
-    const notified = laptop.request<{ objects: { id: string }[] }>('GET', `/v1/notifications?cursor=${cursor}&wait=30`);
-    const changed = laptop.request<{ changes: { path: string }[] }>('GET', `/v1/objects/${objectId}/changes?cursor=${listing.body.cursor}&wait=30`);
+    const listing = await laptop.listEntries(objectId);
+    const notified = laptop.notifications({ cursor, wait: 30 });
+    const changed = laptop.changes(objectId, { cursor: listing.cursor, wait: 30 });
     await openPolls(2);
     longPolls.onRestart();
     // Both read again, find nothing new and keep waiting (one etcd round trip each).
-    await waitFor(async () => (await laptop.request('GET', `/v1/objects/${objectId}`)).status === 200, { description: 'a read round trip', timeoutMs: 5000 });
+    await waitFor(async () => (await laptop.getObject(objectId)).id === objectId, { description: 'a read round trip', timeoutMs: 5000 });
     expect(longPolls.open).toBe(2);
     await commit('after-restart');
-    expect((await notified).body.objects.map((o) => o.id)).toEqual([objectId]);
-    expect((await changed).body.changes.map((c) => c.path)).toEqual(['after-restart']);
+    expect((await notified).objects.map((o) => o.id)).toEqual([objectId]);
+    expect((await changed).changes.map((c) => c.path)).toEqual(['after-restart']);
   });
 
   it('asks the admission hook once per poll and releases once however the poll ends', async () => {
@@ -199,11 +200,12 @@ describe('LongPolls', () => {
       first.on('error', () => undefined);
       first.end();
       await openPolls(1);
-      const refused = await laptop.request('GET', `/v1/notifications?cursor=${cursor}&wait=60`);
+      // raw: the 429 itself is under test, which a typed call would retry.
+      const refused = await laptop.raw('GET', `/v1/notifications?cursor=${cursor}&wait=60`);
       expect(refused.status).toBe(429);
       expect(refused.body).toMatchObject({ error: { code: 'too_many_polls' } });
       // Another device has its own allowance; its poll ends by its wait.
-      expect((await phone.request('GET', `/v1/notifications?cursor=${cursor}&wait=1`)).status).toBe(200);
+      expect(await phone.notifications({ cursor, wait: 1 })).toEqual({ objects: [], cursor });
       first.destroy();
       await openPolls(0);
     } finally {
@@ -216,11 +218,12 @@ describe('LongPolls', () => {
 
   it('answers every waiting poll 503 draining with Retry-After, and new ones too', async () => {
     const cursor = await currentCursor();
-    const listing = await laptop.request<{ cursor: string }>('GET', `/v1/objects/${objectId}/entries`);
-    const polls: Promise<ApiResponse>[] = [
-      laptop.request('GET', `/v1/notifications?cursor=${cursor}&wait=60`),
-      phone.request('GET', `/v1/notifications?cursor=${cursor}&wait=60`),
-      laptop.request('GET', `/v1/objects/${objectId}/changes?cursor=${listing.body.cursor}&wait=60`),
+    const listing = await laptop.listEntries(objectId);
+    // raw: the 503 answers and their headers are under test, which typed calls would retry.
+    const polls: Promise<RawResponse>[] = [
+      laptop.raw('GET', `/v1/notifications?cursor=${cursor}&wait=60`),
+      phone.raw('GET', `/v1/notifications?cursor=${cursor}&wait=60`),
+      laptop.raw('GET', `/v1/objects/${objectId}/changes?cursor=${listing.cursor}&wait=60`),
     ];
     await openPolls(3);
     longPolls.drain(7);
@@ -231,12 +234,12 @@ describe('LongPolls', () => {
       expect(res.headers.connection).toBe('close');
     }
     expect(longPolls.open).toBe(0);
-    const late = await laptop.request('GET', `/v1/notifications?cursor=${cursor}&wait=60`);
+    const late = await laptop.raw('GET', `/v1/notifications?cursor=${cursor}&wait=60`);
     expect(late.status).toBe(503);
     expect(late.body).toMatchObject({ error: { code: 'draining' } });
     expect(late.headers['retry-after']).toBe('7');
     // A poll that would not wait is refused as well; other requests are still served.
-    expect((await laptop.request('GET', `/v1/notifications?cursor=${cursor}&wait=0`)).status).toBe(503);
-    expect((await laptop.request('GET', `/v1/objects/${objectId}/entries`)).status).toBe(200);
+    expect((await laptop.raw('GET', `/v1/notifications?cursor=${cursor}&wait=0`)).status).toBe(503);
+    expect((await laptop.listEntries(objectId)).next).toBeNull();
   });
 });

@@ -1,0 +1,159 @@
+// The client's exchange without a network: an injected `fetch` answers from a script and an
+// injected sleep records the waits, so the retry loop, its limits, what is never repeated and
+// abort are checked exactly. The real server is exercised in client.int.test.ts.
+import { describe, expect, it } from 'vitest';
+import { ApiError } from '@meshwork/contract';
+import { MeshworkClient, type ClientOptions } from './client.ts';
+import { NetworkError, RequestAbortedError, UnexpectedAnswerError } from './errors.ts';
+
+type Scripted = Response | Error;
+
+function scripted(answers: Scripted[], options: Partial<ClientOptions> = {}) {
+  const requests: { url: string; method: string; headers: Record<string, string> }[] = [];
+  const waits: number[] = [];
+  const client = new MeshworkClient({
+    baseUrl: 'http://api.test/',
+    token: 'mwd.t',
+    fetch: (input, init) => {
+      const headers: Record<string, string> = { ...(init?.headers as Record<string, string>) };
+      requests.push({ url: input as string, method: init?.method ?? 'GET', headers });
+      const next = answers.shift();
+      if (next === undefined) throw new Error('no scripted answer left');
+      return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
+    },
+    sleep: (ms) => {
+      waits.push(ms);
+      return Promise.resolve();
+    },
+    random: () => 0,
+    retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.5 },
+    ...options,
+  });
+  return { client, requests, waits };
+}
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+const limited = (seconds: string): Response =>
+  json(429, { error: { code: 'rate_limited', message: 'slow down', reason: 'device_rate' } }, { 'retry-after': seconds });
+
+describe('MeshworkClient exchange', () => {
+  it('sends the bearer token and encodes each path segment', async () => {
+    const { client, requests } = scripted([json(200, { path: 'a b/c?', version: '1' }, { etag: '"1"' })]);
+    const answer = await client.getEntry('o/1', 'a b/c?');
+    expect(answer.notModified).toBe(false);
+    expect(requests[0]!.url).toBe('http://api.test/v1/objects/o%2F1/entries/a%20b/c%3F');
+    expect(requests[0]!.headers.authorization).toBe('Bearer mwd.t');
+  });
+
+  it('repeats a GET after Retry-After and answers the success', async () => {
+    const { client, requests, waits } = scripted([limited('2'), limited('1'), json(200, { objects: [] })]);
+    expect(await client.listObjects()).toEqual([]);
+    expect(requests).toHaveLength(3);
+    expect(waits).toEqual([2000, 1000]);
+  });
+
+  it('raises the last answer once the attempts are spent', async () => {
+    const { client, requests } = scripted([limited('1'), limited('1'), limited('1')]);
+    const err = await client.me().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe('rate_limited');
+    expect((err as ApiError).details.reason).toBe('device_rate');
+    expect((err as ApiError).headers['retry-after']).toBe('1');
+    expect(requests).toHaveLength(3);
+  });
+
+  it('never repeats an unconditional write', async () => {
+    const { client, requests } = scripted([limited('1')]);
+    await expect(client.createObject({ name: 'x' })).rejects.toBeInstanceOf(ApiError);
+    expect(requests).toHaveLength(1);
+  });
+
+  it('repeats a conditional write and a block upload', async () => {
+    const entry = { path: 'f', version: '9' };
+    const { client, requests } = scripted([limited('0'), json(201, entry), limited('0'), json(201, { sha256: 'ab', size: 1 })]);
+    const commit = await client.putEntry('o1', 'f', { kind: 'directory' }, { ifNoneMatch: '*' });
+    expect(commit.created).toBe(true);
+    expect(requests[1]!.headers['if-none-match']).toBe('*');
+    await client.putBlock(new Uint8Array([1]), { sha256: 'ab' });
+    expect(requests).toHaveLength(4);
+  });
+
+  it('does not repeat answers that are not retryable', async () => {
+    const { client, requests } = scripted([json(421, { error: { code: 'misdirected', message: 'elsewhere', owner: null } })]);
+    const err = await client.getObject('o1').catch((e: unknown) => e);
+    expect((err as ApiError).code).toBe('misdirected');
+    expect((err as ApiError).details.owner).toBeNull();
+    expect(requests).toHaveLength(1);
+  });
+
+  it('raises a Retry-After longer than the policy accepts at once', async () => {
+    const { client, requests } = scripted([limited('60')]);
+    await expect(client.me()).rejects.toBeInstanceOf(ApiError);
+    expect(requests).toHaveLength(1);
+  });
+
+  it('turns a transport failure into NetworkError, and repeats it when safe', async () => {
+    const reset = new TypeError('fetch failed', { cause: new Error('ECONNRESET') });
+    const { client, requests, waits } = scripted([reset, json(200, { id: 'u', name: 'n', createdAt: 'x', deviceId: null })]);
+    expect((await client.me()).id).toBe('u');
+    expect(requests).toHaveLength(2);
+    expect(waits).toEqual([50]);
+    const once = scripted([reset]);
+    const err = await once.client.createUser('n').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetworkError);
+    expect((err as NetworkError).cause).toBe(reset);
+  });
+
+  it('raises UnexpectedAnswerError for a non-JSON error answer', async () => {
+    const { client } = scripted([new Response('Bad Gateway', { status: 502 })]);
+    const err = await client.me().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnexpectedAnswerError);
+    expect((err as UnexpectedAnswerError).status).toBe(502);
+  });
+
+  it('stops waiting to retry when aborted', async () => {
+    const controller = new AbortController();
+    const { client } = scripted([limited('1')], {
+      sleep: () => {
+        controller.abort(new Error('user left'));
+        return Promise.reject(new Error('sleep aborted'));
+      },
+    });
+    await expect(client.me({ signal: controller.signal })).rejects.toBeInstanceOf(RequestAbortedError);
+  });
+
+  it('raises RequestAbortedError for a signal already aborted, without sending', async () => {
+    const { client, requests } = scripted([]);
+    await expect(client.me({ signal: AbortSignal.abort() })).rejects.toBeInstanceOf(RequestAbortedError);
+    expect(requests).toHaveLength(0);
+  });
+
+  it('answers 304 as notModified and health 503 as an unhealthy report', async () => {
+    const { client } = scripted([
+      new Response(null, { status: 304, headers: { etag: '"7"' } }),
+      json(503, { status: 'not_ready', checks: [{ name: 'etcd', ok: false }], error: { code: 'not_ready', message: 'etcd' } }),
+    ]);
+    expect(await client.getEntry('o', 'p', { ifNoneMatch: '7' })).toEqual({ notModified: true, etag: '"7"' });
+    const ready = await client.readyz();
+    expect(ready.healthy).toBe(false);
+    expect(ready.body.checks?.[0]?.ok).toBe(false);
+  });
+
+  it('follows next pages and answers the final cursor', async () => {
+    const { client, requests } = scripted([
+      json(200, { entries: [{ path: 'a' }], cursor: '5', next: 'p2' }),
+      json(200, { entries: [{ path: 'b' }], cursor: '5', next: null }),
+    ]);
+    const all = await client.listAllEntries('o', { limit: 1 });
+    expect(all.entries.map((e) => e.path)).toEqual(['a', 'b']);
+    expect(all.cursor).toBe('5');
+    expect(requests.map((r) => r.url)).toEqual(['http://api.test/v1/objects/o/entries?limit=1', 'http://api.test/v1/objects/o/entries?limit=1&page=p2']);
+  });
+
+  it('as(token) keeps the transport and changes the identity', async () => {
+    const { client, requests } = scripted([json(200, { objects: [] })]);
+    await client.as('mwu.other').listObjects();
+    expect(requests[0]!.headers.authorization).toBe('Bearer mwu.other');
+  });
+});

@@ -1,0 +1,754 @@
+// The typed client of the public API (docs/api.md): one method per route, typed bodies and
+// answers, typed errors, retries where a repeat is safe, and streaming both ways. It is built
+// on `fetch` alone so that the web UI runs it in a browser as the agent, the prober, the
+// benchmarks and the tests run it in Node; in Node, `fetch`'s global dispatcher keeps
+// connections alive and reuses them (the integration test measures it).
+import {
+  NetworkError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  UnexpectedAnswerError,
+  errorFromAnswer,
+  isRetryableAnswer,
+  type AnswerError,
+} from './errors.ts';
+import { defaultRetryPolicy, isSafeToRepeat, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.ts';
+import { asEtag, encodePath, query, segment } from './paths.ts';
+import { maxBlockSize, sha256Hex, splitBlocks, type UploadSource } from './blocks.ts';
+import type {
+  BlockRef,
+  ChangePage,
+  CreatedDevice,
+  CreatedUser,
+  Entry,
+  EntryCommit,
+  EntryPage,
+  HealthBody,
+  HealthReport,
+  Me,
+  Member,
+  MeshObject,
+  Notifications,
+  Presence,
+  PresenceUpdate,
+  Role,
+  SlotMap,
+  Sources,
+  WritePrecondition,
+} from './types.ts';
+
+/** How a client is set up; only `baseUrl` is required. */
+export interface ClientOptions {
+  /** The API's base URL, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
+  baseUrl: string;
+  /** The bearer token: administrator, account (`mwu.…`) or device (`mwd.…`). */
+  token?: string;
+  /** The `fetch` to use (default: the global one). */
+  fetch?: typeof fetch;
+  /** How retryable answers and lost connections are repeated (merged over `defaultRetryPolicy`). */
+  retry?: Partial<RetryPolicy>;
+  /** How long an answer's headers may take, in ms (default 60 000); a long poll's `wait` is added. 0: no limit. */
+  timeoutMs?: number;
+  /** Called before each repeat of a request (for logs and metrics). */
+  onRetry?: (info: RetryInfo) => void;
+  /** The wait between attempts (injectable for tests; default: an abortable timer). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The source of jitter, in [0, 1) (default `Math.random`). */
+  random?: () => number;
+  /** The clock for Retry-After dates, in ms since the epoch (default `Date.now`). */
+  now?: () => number;
+}
+
+/** What `onRetry` is told before a request is repeated. */
+export interface RetryInfo {
+  method: string;
+  path: string;
+  /** The attempt that failed, from 1. */
+  attempt: number;
+  delayMs: number;
+  /** The answer or the transport failure that is being retried. */
+  error: AnswerError | NetworkError;
+}
+
+/** A client speaking as a device, with the device's id at hand. */
+export type DeviceClient = MeshworkClient & { readonly deviceId: string };
+
+/** Options every call takes. */
+export interface CallOptions {
+  /** Aborts the call, its retries and its waits. */
+  signal?: AbortSignal;
+  /** Extra request headers (for example `traceparent`). */
+  headers?: Record<string, string>;
+}
+
+/** The answer `raw` returns: status, lower-cased headers, the body as bytes and text, and parsed when JSON. */
+export interface RawResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Record<string, string>;
+  /** The parsed JSON body, or undefined when the answer is not JSON or is empty. */
+  body: T;
+  text: string;
+  bytes: Uint8Array;
+}
+
+/** The body `raw` sends: bytes or text as they are, anything else as JSON. */
+export interface RawRequest extends CallOptions {
+  body?: unknown;
+  /** Another token for this request, or null to send none. */
+  token?: string | null;
+}
+
+/** A byte range of a file: `start`..`end` inclusive (`end` omitted: to the end), or the last `suffix` bytes. */
+export type ByteRange = { start: number; end?: number } | { suffix: number };
+
+/** Conditions of a content read. */
+export interface ContentOptions extends CallOptions {
+  range?: ByteRange;
+  /** An ETag (the content hash, quoted or not): `304` when it still matches. */
+  ifNoneMatch?: string;
+  /** The range only while the content still has this ETag; otherwise the whole file. */
+  ifRange?: string;
+}
+
+/** A content read's answer; `body` is a stream to consume (or cancel), null for `304`. */
+export interface ContentAnswer {
+  status: 200 | 206 | 304;
+  notModified: boolean;
+  etag: string | undefined;
+  contentLength: number | undefined;
+  contentRange: string | undefined;
+  headers: Record<string, string>;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** A committed entry with how it was committed. */
+export interface CommitResult {
+  entry: Entry;
+  /** True when the commit created the entry (`201`). */
+  created: boolean;
+  etag: string | undefined;
+}
+
+/** What `getEntry` answers: the entry, or that the caller's copy is current (`304`). */
+export type EntryAnswer = { notModified: false; entry: Entry; etag: string | undefined } | { notModified: true; etag: string | undefined };
+
+/** How `upload` works. */
+export interface UploadOptions extends CallOptions {
+  /** Bytes per block (default and most 4 MiB). */
+  blockSize?: number;
+  /** Block uploads in flight at once (default 4); memory in use is about twice this many blocks. */
+  parallelism?: number;
+  mtime?: string;
+  /** Called after each block upload, with its reference. */
+  onBlockUploaded?: (block: BlockRef) => void;
+}
+
+/** What `upload` did: the committed entry, its blocks, and what had to be sent. */
+export interface UploadResult extends CommitResult {
+  blocks: BlockRef[];
+  uploadedBlocks: number;
+  uploadedBytes: number;
+}
+
+type Body = { json: unknown } | { bytes: Uint8Array } | { stream: ReadableStream<Uint8Array> } | { text: string };
+
+interface SendOptions extends CallOptions {
+  body?: Body;
+  /** Statuses besides 2xx that are answers, not errors (304). */
+  accept?: readonly number[];
+  /** The request is a block upload (content-addressed: safe to repeat). */
+  blockUpload?: boolean;
+  /** The request is idempotent although the method alone does not say so. */
+  idempotent?: boolean;
+  /** A long poll's wait, added to the timeout. */
+  waitSeconds?: number;
+  token?: string | null;
+}
+
+const abortableSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+function headersOf(res: Response): Record<string, string> {
+  const out: Record<string, string> = {};
+  res.headers.forEach((value, key) => (out[key] = value));
+  return out;
+}
+
+function lowerCased(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = v;
+  return out;
+}
+
+function rangeHeader(range: ByteRange): string {
+  if ('suffix' in range) return `bytes=-${range.suffix}`;
+  return `bytes=${range.start}-${range.end ?? ''}`;
+}
+
+function preconditionHeaders(precondition: WritePrecondition): Record<string, string> {
+  return 'ifMatch' in precondition ? { 'if-match': asEtag(precondition.ifMatch) } : { 'if-none-match': '*' };
+}
+
+/** A client of one API base URL with one identity; `as(token)` gives another identity on the same connections. */
+export class MeshworkClient {
+  readonly baseUrl: string;
+  readonly token: string | undefined;
+  readonly #options: ClientOptions;
+  readonly #fetch: typeof fetch;
+  readonly #policy: RetryPolicy;
+
+  constructor(options: ClientOptions) {
+    this.#options = options;
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.token = options.token;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#policy = { ...defaultRetryPolicy, ...options.retry };
+  }
+
+  /** The same API as another identity, sharing this client's `fetch` and so its connection pool. */
+  as(token: string): MeshworkClient {
+    return new MeshworkClient({ ...this.#options, token });
+  }
+
+  // ---- accounts
+
+  /** `POST /v1/users` (administrator): creates a user; its account token is in the answer, once. */
+  async createUser(name: string, options?: CallOptions): Promise<CreatedUser> {
+    return this.#json<CreatedUser>('POST', '/v1/users', { ...options, body: { json: { name } } });
+  }
+
+  /** `POST /v1/devices` (account token): registers a device; its device token is in the answer, once. */
+  async registerDevice(name: string, options?: CallOptions): Promise<CreatedDevice> {
+    return this.#json<CreatedDevice>('POST', '/v1/devices', { ...options, body: { json: { name } } });
+  }
+
+  /** Registers a device and answers a client that speaks as it, on this client's connections. */
+  async registerDeviceClient(name: string, options?: CallOptions): Promise<DeviceClient> {
+    const device = await this.registerDevice(name, options);
+    return Object.assign(this.as(device.token), { deviceId: device.id });
+  }
+
+  /** `GET /v1/me`: the caller's user (and device). */
+  async me(options?: CallOptions): Promise<Me> {
+    return this.#json<Me>('GET', '/v1/me', options);
+  }
+
+  // ---- objects
+
+  /** `POST /v1/objects`: creates a mesh object the caller owns. */
+  async createObject(body: { name: string; cloudStorage?: boolean }, options?: CallOptions): Promise<MeshObject> {
+    return this.#json<MeshObject>('POST', '/v1/objects', { ...options, body: { json: body } });
+  }
+
+  /** `GET /v1/objects`: the objects the caller is a member of. */
+  async listObjects(options?: CallOptions): Promise<MeshObject[]> {
+    return (await this.#json<{ objects: MeshObject[] }>('GET', '/v1/objects', options)).objects;
+  }
+
+  /** `GET /v1/objects/{id}`. */
+  async getObject(objectId: string, options?: CallOptions): Promise<MeshObject> {
+    return this.#json<MeshObject>('GET', `/v1/objects/${segment(objectId)}`, options);
+  }
+
+  /** `PATCH /v1/objects/{id}` (writer): renames it. */
+  async renameObject(objectId: string, name: string, options?: CallOptions): Promise<MeshObject> {
+    return this.#json<MeshObject>('PATCH', `/v1/objects/${segment(objectId)}`, { ...options, body: { json: { name } } });
+  }
+
+  /** `DELETE /v1/objects/{id}` (owner): the object and all its entries go. */
+  async deleteObject(objectId: string, options?: CallOptions): Promise<void> {
+    await this.#empty('DELETE', `/v1/objects/${segment(objectId)}`, options);
+  }
+
+  /** `PUT /v1/objects/{id}/members/{userId}` (owner): adds a member or changes its role. */
+  async setMember(objectId: string, userId: string, role: Exclude<Role, 'owner'>, options?: CallOptions): Promise<Member> {
+    const path = `/v1/objects/${segment(objectId)}/members/${segment(userId)}`;
+    return this.#json<Member>('PUT', path, { ...options, body: { json: { role } }, idempotent: true });
+  }
+
+  /** `DELETE /v1/objects/{id}/members/{userId}` (owner). */
+  async removeMember(objectId: string, userId: string, options?: CallOptions): Promise<void> {
+    await this.#empty('DELETE', `/v1/objects/${segment(objectId)}/members/${segment(userId)}`, options);
+  }
+
+  // ---- entries
+
+  /** `PUT /v1/objects/{id}/entries/{path}` (writer): commits a file's block list or a directory, under a precondition. */
+  async putEntry(objectId: string, path: string, commit: EntryCommit, precondition: WritePrecondition, options?: CallOptions): Promise<CommitResult> {
+    const res = await this.#send('PUT', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}`, {
+      ...options,
+      headers: { ...options?.headers, ...preconditionHeaders(precondition) },
+      body: { json: commit },
+    });
+    const entry = await this.#parse<Entry>(res, 'PUT entry');
+    return { entry, created: res.status === 201, etag: res.headers.get('etag') ?? undefined };
+  }
+
+  /** `DELETE /v1/objects/{id}/entries/{path}` (writer) with `If-Match`: answers the tombstone. */
+  async deleteEntry(objectId: string, path: string, ifMatch: string, options?: CallOptions): Promise<Entry> {
+    return this.#json<Entry>('DELETE', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}`, {
+      ...options,
+      headers: { ...options?.headers, 'if-match': asEtag(ifMatch) },
+    });
+  }
+
+  /** `GET /v1/objects/{id}/entries/{path}`; with `ifNoneMatch` (an ETag or version) a current copy answers `notModified`. */
+  async getEntry(objectId: string, path: string, options: CallOptions & { ifNoneMatch?: string } = {}): Promise<EntryAnswer> {
+    const { ifNoneMatch, ...rest } = options;
+    const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}`, {
+      ...rest,
+      headers: { ...rest.headers, ...(ifNoneMatch === undefined ? {} : { 'if-none-match': asEtag(ifNoneMatch) }) },
+      accept: [304],
+    });
+    const etag = res.headers.get('etag') ?? undefined;
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return { notModified: true, etag };
+    }
+    return { notModified: false, entry: await this.#parse<Entry>(res, 'GET entry'), etag };
+  }
+
+  /** One page of `GET /v1/objects/{id}/entries`: the first (with `limit`) or the one a `next` token names. */
+  async listEntries(objectId: string, options: CallOptions & { limit?: number; page?: string } = {}): Promise<EntryPage> {
+    const { limit, page, ...rest } = options;
+    // A page token does not carry the page size: `limit` goes along with it.
+    return this.#json<EntryPage>('GET', `/v1/objects/${segment(objectId)}/entries${query({ limit, page })}`, rest);
+  }
+
+  /** Every page of an object's listing in turn, following `next` (all at one snapshot). */
+  async *entryPages(objectId: string, options: CallOptions & { limit?: number } = {}): AsyncGenerator<EntryPage> {
+    let page = await this.listEntries(objectId, options);
+    yield page;
+    while (page.next !== null) {
+      page = await this.listEntries(objectId, { ...options, page: page.next });
+      yield page;
+    }
+  }
+
+  /** The whole listing of an object and the cursor to ask `changes` from. */
+  async listAllEntries(objectId: string, options: CallOptions & { limit?: number } = {}): Promise<{ entries: Entry[]; cursor: string }> {
+    const entries: Entry[] = [];
+    let cursor = '';
+    for await (const page of this.entryPages(objectId, options)) {
+      entries.push(...page.entries);
+      cursor = page.cursor;
+    }
+    return { entries, cursor };
+  }
+
+  /** One page of `GET /v1/objects/{id}/changes` after `cursor`; `wait` makes it a long poll; `page` follows a `next` token. */
+  async changes(objectId: string, options: CallOptions & { cursor?: string; limit?: number; page?: string; wait?: number }): Promise<ChangePage> {
+    const { cursor, limit, page, wait, ...rest } = options;
+    // A page is read at the first page's snapshot: its token replaces cursor (and wait is refused with it).
+    const params = page === undefined ? { cursor, limit, wait } : { limit, page };
+    return this.#json<ChangePage>('GET', `/v1/objects/${segment(objectId)}/changes${query(params)}`, { ...rest, waitSeconds: wait });
+  }
+
+  /** Every page of the changes after `cursor` in turn, following `next`. */
+  async *changePages(objectId: string, options: CallOptions & { cursor: string; limit?: number }): AsyncGenerator<ChangePage> {
+    let page = await this.changes(objectId, options);
+    yield page;
+    while (page.next !== null) {
+      page = await this.changes(objectId, { signal: options.signal, headers: options.headers, limit: options.limit, page: page.next });
+      yield page;
+    }
+  }
+
+  /** All changes after `cursor` and the cursor to ask from next time. */
+  async listAllChanges(objectId: string, options: CallOptions & { cursor: string; limit?: number }): Promise<{ changes: Entry[]; cursor: string }> {
+    const changes: Entry[] = [];
+    let cursor = options.cursor;
+    for await (const page of this.changePages(objectId, options)) {
+      changes.push(...page.changes);
+      cursor = page.cursor;
+    }
+    return { changes, cursor };
+  }
+
+  // ---- notification
+
+  /** `GET /v1/notifications`: one long poll over every object of the user (no `cursor`: all of them, at once). */
+  async notifications(options: CallOptions & { cursor?: string; wait?: number } = {}): Promise<Notifications> {
+    const { cursor, wait, ...rest } = options;
+    // The server waits 30 s when `wait` is absent; the timeout must allow for it.
+    return this.#json<Notifications>('GET', `/v1/notifications${query({ cursor, wait })}`, { ...rest, waitSeconds: wait ?? 30 });
+  }
+
+  /** Polls notifications for ever, keeping the cursor, and yields each answer that names objects. */
+  watchNotifications(options: CallOptions & { cursor?: string; wait?: number } = {}): NotificationWatch {
+    return new NotificationWatch(this, options);
+  }
+
+  // ---- content
+
+  /** `POST /v1/blocks/missing`: which of these blocks the store lacks. */
+  async missingBlocks(sha256s: readonly string[], options?: CallOptions): Promise<string[]> {
+    // A read that happens to be a POST: repeating it is harmless.
+    const body: Body = { json: { blocks: sha256s } };
+    return (await this.#json<{ missing: string[] }>('POST', '/v1/blocks/missing', { ...options, body, idempotent: true })).missing;
+  }
+
+  /** `PUT /v1/blocks/{sha256}`: uploads one block (its hash is computed when not given). */
+  async putBlock(data: Uint8Array, options: CallOptions & { sha256?: string } = {}): Promise<BlockRef> {
+    const { sha256, ...rest } = options;
+    const name = sha256 ?? (await sha256Hex(data));
+    return this.#json<BlockRef>('PUT', `/v1/blocks/${segment(name)}`, { ...rest, body: { bytes: data }, blockUpload: true });
+  }
+
+  /** `GET /v1/blocks/{sha256}`: one block's bytes. */
+  async getBlock(sha256: string, options?: CallOptions): Promise<Uint8Array> {
+    const res = await this.#send('GET', `/v1/blocks/${segment(sha256)}`, options ?? {});
+    return this.#bytes(res);
+  }
+
+  /** `GET /v1/objects/{id}/content/{path}`: the file as a stream, with Range / If-None-Match / If-Range. */
+  async content(objectId: string, path: string, options: ContentOptions = {}): Promise<ContentAnswer> {
+    const { range, ifNoneMatch, ifRange, ...rest } = options;
+    const headers: Record<string, string> = { ...rest.headers };
+    if (range !== undefined) headers.range = rangeHeader(range);
+    if (ifNoneMatch !== undefined) headers['if-none-match'] = asEtag(ifNoneMatch);
+    if (ifRange !== undefined) headers['if-range'] = asEtag(ifRange);
+    const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}`, { ...rest, headers, accept: [304] });
+    const length = res.headers.get('content-length');
+    if (res.status === 304) await res.body?.cancel();
+    return {
+      status: res.status as 200 | 206 | 304,
+      notModified: res.status === 304,
+      etag: res.headers.get('etag') ?? undefined,
+      contentLength: length === null ? undefined : Number(length),
+      contentRange: res.headers.get('content-range') ?? undefined,
+      headers: headersOf(res),
+      body: res.status === 304 ? null : res.body,
+    };
+  }
+
+  /**
+   * Streams a file into `sink` with back-pressure (the network is read only as fast as the sink
+   * takes it) and answers how many bytes arrived; a body cut short raises `NetworkError`.
+   */
+  async download(
+    objectId: string,
+    path: string,
+    sink: WritableStream<Uint8Array>,
+    options: ContentOptions = {},
+  ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
+    const answer = await this.content(objectId, path, options);
+    if (answer.body === null) {
+      await sink.close();
+      return { bytes: 0, etag: answer.etag, status: answer.status };
+    }
+    let bytes = 0;
+    const counter = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    try {
+      await answer.body.pipeThrough(counter).pipeTo(sink, options.signal === undefined ? {} : { signal: options.signal });
+    } catch (err) {
+      if (options.signal?.aborted) throw new RequestAbortedError(`download of ${path} aborted`, { cause: options.signal.reason });
+      throw new NetworkError(`download of ${path} failed after ${bytes} bytes`, { cause: err });
+    }
+    if (answer.contentLength !== undefined && bytes !== answer.contentLength) {
+      throw new NetworkError(`download of ${path} ended after ${bytes} of ${answer.contentLength} bytes`, { cause: undefined });
+    }
+    return { bytes, etag: answer.etag, status: answer.status };
+  }
+
+  /**
+   * Uploads a file by the protocol: split into blocks, hash them, ask which are missing, PUT
+   * only those (`parallelism` at once), then commit the block list under `precondition`.
+   * The source is read as blocks are needed: at most 2 × `parallelism` blocks are in memory.
+   */
+  async upload(objectId: string, path: string, source: UploadSource, precondition: WritePrecondition, options: UploadOptions = {}): Promise<UploadResult> {
+    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, ...call } = options;
+    if (!Number.isInteger(parallelism) || parallelism < 1) throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
+    // One batch uploads while the next is read: at most 2 × parallelism blocks are held.
+    const batchSize = parallelism;
+    const blocks: BlockRef[] = [];
+    const present = new Set<string>();
+    let uploadedBlocks = 0;
+    let uploadedBytes = 0;
+
+    const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
+      const unique = [...new Map(batch.filter((b) => !present.has(b.sha256)).map((b) => [b.sha256, b])).values()];
+      if (unique.length === 0) return;
+      const missing = new Set(await this.missingBlocks(unique.map((b) => b.sha256), call));
+      const queue = unique.filter((b) => missing.has(b.sha256));
+      const worker = async (): Promise<void> => {
+        for (let b = queue.shift(); b !== undefined; b = queue.shift()) {
+          const ref = await this.putBlock(b.data, { ...call, sha256: b.sha256 });
+          uploadedBlocks++;
+          uploadedBytes += b.data.length;
+          onBlockUploaded?.(ref);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(parallelism, queue.length) }, worker));
+      for (const b of unique) present.add(b.sha256);
+    };
+
+    // One batch uploads while the next is read and hashed.
+    let inFlight: Promise<void> = Promise.resolve();
+    let batch: { sha256: string; data: Uint8Array }[] = [];
+    for await (const data of splitBlocks(source, blockSize)) {
+      if (call.signal?.aborted) throw new RequestAbortedError(`upload of ${path} aborted`, { cause: call.signal.reason });
+      const sha256 = await sha256Hex(data);
+      blocks.push({ sha256, size: data.length });
+      batch.push({ sha256, data });
+      if (batch.length >= batchSize) {
+        await inFlight;
+        inFlight = send(batch);
+        // Its failure is raised where it is awaited; this only keeps it from being reported as
+        // unhandled while the next batch is being read.
+        inFlight.catch(() => undefined);
+        batch = [];
+      }
+    }
+    await inFlight;
+    await send(batch);
+    const commit = await this.putEntry(objectId, path, { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) }, precondition, call);
+    return { ...commit, blocks, uploadedBlocks, uploadedBytes };
+  }
+
+  // ---- presence and sources
+
+  /** `PUT /v1/devices/{id}/presence` (the device itself): announces endpoints and holds for `ttlSeconds`. */
+  async setPresence(deviceId: string, presence: PresenceUpdate, options?: CallOptions): Promise<Presence> {
+    return this.#json<Presence>('PUT', `/v1/devices/${segment(deviceId)}/presence`, { ...options, body: { json: presence }, idempotent: true });
+  }
+
+  /** `DELETE /v1/devices/{id}/presence` (the device itself): offline at once. */
+  async clearPresence(deviceId: string, options?: CallOptions): Promise<void> {
+    await this.#empty('DELETE', `/v1/devices/${segment(deviceId)}/presence`, { ...options, idempotent: true });
+  }
+
+  /** `GET /v1/objects/{id}/content/{path}/sources`: online peers holding the file's (current or given) version, then the cloud. */
+  async sources(objectId: string, path: string, options: CallOptions & { version?: string } = {}): Promise<Sources> {
+    const { version, ...rest } = options;
+    return this.#json<Sources>('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}/sources${query({ version })}`, rest);
+  }
+
+  // ---- operations
+
+  /** `GET /v1/slots`: the slot map. */
+  async slots(options?: CallOptions): Promise<SlotMap> {
+    return this.#json<SlotMap>('GET', '/v1/slots', { ...options, token: null });
+  }
+
+  /** `GET /livez`. */
+  async livez(options?: CallOptions): Promise<HealthReport> {
+    return this.#health('/livez', options);
+  }
+
+  /** `GET /readyz`. */
+  async readyz(options?: CallOptions): Promise<HealthReport> {
+    return this.#health('/readyz', options);
+  }
+
+  /** `GET /healthz/deep`. */
+  async deepHealth(options?: CallOptions): Promise<HealthReport> {
+    return this.#health('/healthz/deep', options);
+  }
+
+  /** `GET /metrics`: the Prometheus text exposition. */
+  async metrics(options?: CallOptions): Promise<string> {
+    const res = await this.#send('GET', '/metrics', { ...options, token: null });
+    return new TextDecoder().decode(await this.#bytes(res));
+  }
+
+  // ---- escape hatch
+
+  /**
+   * Sends one request as given (the path is not encoded, nothing is retried, no status is an
+   * error) and answers what came back: for tests that send what a well-behaved client would not.
+   * `fetch` normalises the URL (`.` and `..` segments) and owns framing headers; send those with
+   * the Node entry point's `rawHttp`.
+   */
+  async raw<T = Record<string, unknown>>(method: string, path: string, request: RawRequest = {}): Promise<RawResponse<T>> {
+    const { body, ...rest } = request;
+    let sent: Body | undefined;
+    if (body === undefined) sent = undefined;
+    else if (body instanceof Uint8Array) sent = { bytes: body };
+    else if (typeof body === 'string') sent = { text: body };
+    else sent = { json: body };
+    const res = await this.#attempt(method, path, { ...rest, ...(sent === undefined ? {} : { body: sent }) }, 0);
+    const bytes = await this.#bytes(res);
+    const text = new TextDecoder().decode(bytes);
+    let parsed: unknown;
+    if ((res.headers.get('content-type') ?? '').includes('json') && text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch (err) {
+        const message = `${method} ${path} answered JSON that does not parse`;
+        throw new UnexpectedAnswerError('invalid_answer', res.status, message, { body: text.slice(0, 4096), cause: err });
+      }
+    }
+    return { status: res.status, headers: headersOf(res), body: parsed as T, text, bytes };
+  }
+
+  // ---- the exchange
+
+  async #health(path: string, options?: CallOptions): Promise<HealthReport> {
+    const res = await this.#send('GET', path, { ...options, token: null, accept: [503] });
+    return { healthy: res.ok, status: res.status, body: await this.#parse<HealthBody>(res, `GET ${path}`) };
+  }
+
+  async #json<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {
+    return this.#parse<T>(await this.#send(method, path, options), `${method} ${path}`);
+  }
+
+  async #empty(method: string, path: string, options: SendOptions = {}): Promise<void> {
+    const res = await this.#send(method, path, options);
+    await this.#bytes(res);
+  }
+
+  async #bytes(res: Response): Promise<Uint8Array> {
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      throw new NetworkError(`reading the answer from ${res.url} failed`, { cause: err });
+    }
+  }
+
+  async #parse<T>(res: Response, what: string): Promise<T> {
+    const text = new TextDecoder().decode(await this.#bytes(res));
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      const message = `${what} answered ${res.status} with a body that is not JSON`;
+      throw new UnexpectedAnswerError('invalid_answer', res.status, message, { body: text.slice(0, 4096), cause: err });
+    }
+  }
+
+  /** One request with the retry policy: answers a 2xx (or an accepted status), raises anything else. */
+  async #send(method: string, path: string, options: SendOptions): Promise<Response> {
+    const headers = lowerCased(options.headers);
+    const safe =
+      options.idempotent === true ||
+      isSafeToRepeat(method, headers, { blockUpload: options.blockUpload === true, streamBody: options.body !== undefined && 'stream' in options.body });
+    const random = this.#options.random ?? Math.random;
+    const now = this.#options.now ?? Date.now;
+    const sleep = this.#options.sleep ?? abortableSleep;
+    for (let attempt = 1; ; attempt++) {
+      let failure: AnswerError | NetworkError;
+      let retryAfterMs: number | undefined;
+      try {
+        const res = await this.#attempt(method, path, options, this.#timeoutFor(options.waitSeconds));
+        if (res.ok || options.accept?.includes(res.status)) return res;
+        const text = new TextDecoder().decode(await this.#bytes(res));
+        const answer = errorFromAnswer(res.status, headersOf(res), text, `${method} ${path}`);
+        if (!safe || !isRetryableAnswer(answer)) throw answer;
+        failure = answer;
+        retryAfterMs = parseRetryAfter(answer.headers['retry-after'], now());
+      } catch (err) {
+        if (!(err instanceof NetworkError) || !safe) throw err;
+        failure = err;
+      }
+      const delayMs = retryDelayMs(this.#policy, attempt, retryAfterMs, random());
+      if (delayMs === undefined) throw failure;
+      this.#options.onRetry?.({ method, path, attempt, delayMs, error: failure });
+      try {
+        await sleep(delayMs, options.signal);
+      } catch (err) {
+        throw new RequestAbortedError(`${method} ${path} aborted while waiting to retry`, { cause: err });
+      }
+    }
+  }
+
+  #timeoutFor(waitSeconds: number | undefined): number {
+    const base = this.#options.timeoutMs ?? 60_000;
+    if (base === 0) return 0;
+    return base + (waitSeconds ?? 0) * 1000;
+  }
+
+  /** One exchange: answers the Response (any status) once its headers arrived, or raises a transport error. */
+  async #attempt(method: string, path: string, options: SendOptions, timeoutMs: number): Promise<Response> {
+    const { signal } = options;
+    if (signal?.aborted) throw new RequestAbortedError(`${method} ${path} aborted`, { cause: signal.reason });
+    const headers: Record<string, string> = {};
+    const token = options.token === undefined ? this.token : options.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    let body: RequestInit['body'];
+    const b = options.body;
+    if (b !== undefined) {
+      if ('json' in b) {
+        headers['content-type'] = 'application/json';
+        body = JSON.stringify(b.json);
+      } else if ('bytes' in b) {
+        headers['content-type'] = 'application/octet-stream';
+        body = b.bytes as Uint8Array<ArrayBuffer>;
+      } else if ('text' in b) {
+        body = b.text;
+      } else {
+        headers['content-type'] = 'application/octet-stream';
+        body = b.stream;
+      }
+    }
+    Object.assign(headers, lowerCased(options.headers));
+    const timeout = new AbortController();
+    const expire = (): void => timeout.abort(new RequestTimeoutError(`${method} ${path} got no answer within ${timeoutMs} ms`));
+    const timer = timeoutMs > 0 ? setTimeout(expire, timeoutMs) : undefined;
+    const signals = signal === undefined ? [timeout.signal] : [signal, timeout.signal];
+    const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: AbortSignal.any(signals) };
+    // fetch's default cache mode turns a conditional request into `Cache-Control: no-cache`, which
+    // tells the server not to answer 304; `no-cache` mode sends `max-age=0` (revalidate) instead.
+    if (['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'].some((h) => h in headers)) init.cache = 'no-cache';
+    if (body !== undefined) init.body = body;
+    if (b !== undefined && 'stream' in b) init.duplex = 'half';
+    try {
+      return await this.#fetch(`${this.baseUrl}${path}`, init);
+    } catch (err) {
+      if (signal?.aborted) throw new RequestAbortedError(`${method} ${path} aborted`, { cause: signal.reason });
+      if (timeout.signal.aborted) throw timeout.signal.reason as RequestTimeoutError;
+      throw new NetworkError(`${method} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    } finally {
+      // The timeout bounds the wait for the answer's headers; a streamed body is the caller's to bound.
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A notification long poll that never ends by itself: iterate it; `cursor` is where it stands. */
+export class NotificationWatch implements AsyncIterable<Notifications> {
+  #cursor: string | undefined;
+  readonly #client: MeshworkClient;
+  readonly #options: CallOptions & { wait?: number };
+
+  constructor(client: MeshworkClient, options: CallOptions & { cursor?: string; wait?: number }) {
+    const { cursor, ...rest } = options;
+    this.#client = client;
+    this.#cursor = cursor;
+    this.#options = rest;
+  }
+
+  /** The cursor the next poll sends (the last answer's). */
+  get cursor(): string | undefined {
+    return this.#cursor;
+  }
+
+  /** Polls again and again; yields answers with objects, skips empty ones. Ends by abort (raised) or by the caller leaving the loop. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Notifications> {
+    for (;;) {
+      const answer = await this.#client.notifications({ ...this.#options, cursor: this.#cursor });
+      this.#cursor = answer.cursor;
+      if (answer.objects.length > 0) yield answer;
+    }
+  }
+}
+
+

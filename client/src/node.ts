@@ -1,0 +1,157 @@
+// The Node-only part of the client (`@meshwork/client/node`): files on disk, a `fetch` over a
+// `node:http` Agent of the caller's (a connection pool of its own, as each real device has,
+// with its own socket limit), and raw HTTP for requests `fetch` cannot express. Kept out of the main entry point so that the browser build
+// of the web UI never pulls in `node:` modules.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { request as httpRequest, type Agent } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable, Writable } from 'node:stream';
+import { maxBlockSize } from './blocks.ts';
+import { NetworkError, RequestAbortedError } from './errors.ts';
+import type { ContentOptions, MeshworkClient, RawResponse, UploadOptions, UploadResult } from './client.ts';
+import type { WritePrecondition } from './types.ts';
+
+/** Uploads a file from disk by the block protocol, reading it one block at a time. */
+export async function uploadFile(
+  client: MeshworkClient,
+  objectId: string,
+  path: string,
+  file: string,
+  precondition: WritePrecondition,
+  options: UploadOptions = {},
+): Promise<UploadResult> {
+  // The read buffer matches the block size, so each block is assembled from few chunks.
+  const stream = createReadStream(file, { highWaterMark: options.blockSize ?? maxBlockSize });
+  try {
+    return await client.upload(objectId, path, stream, precondition, options);
+  } finally {
+    stream.destroy();
+  }
+}
+
+/** Streams a file's content to disk with back-pressure; a failed or short download removes the partial file. */
+export async function downloadToFile(
+  client: MeshworkClient,
+  objectId: string,
+  path: string,
+  file: string,
+  options: ContentOptions = {},
+): Promise<{ bytes: number; etag: string | undefined; status: number }> {
+  const sink = Writable.toWeb(createWriteStream(file)) as WritableStream<Uint8Array>;
+  try {
+    return await client.download(objectId, path, sink, options);
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
+}
+
+/** A request `rawHttp` sends byte for byte. */
+export interface RawHttpRequest {
+  /** Sent as given: a Buffer or string as is, anything else as JSON. */
+  body?: unknown;
+  headers?: Record<string, string>;
+  token?: string;
+  agent?: Agent;
+  signal?: AbortSignal;
+}
+
+/**
+ * Sends one request with `node:http`, the path exactly as given (dot segments and all) and the
+ * caller's framing headers (`transfer-encoding`, a wrong `content-length`): for tests of how the
+ * server treats requests that `fetch` would normalise or refuse to send.
+ */
+export async function rawHttp<T = Record<string, unknown>>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  request: RawHttpRequest = {},
+): Promise<RawResponse<T>> {
+  const url = new URL(baseUrl);
+  const { body } = request;
+  let payload: Buffer | undefined;
+  if (body === undefined) payload = undefined;
+  else if (Buffer.isBuffer(body)) payload = body;
+  else payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  const headers: Record<string, string> = {
+    ...(request.token ? { authorization: `Bearer ${request.token}` } : {}),
+    ...(payload !== undefined && !Buffer.isBuffer(body) && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
+    ...(payload !== undefined ? { 'content-length': String(payload.length) } : {}),
+    ...request.headers,
+  };
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path,
+        headers,
+        ...(request.agent ? { agent: request.agent } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err) => reject(new NetworkError(`${method} ${path}: the answer broke off`, { cause: err })));
+        res.on('end', () => {
+          const bytes = Buffer.concat(chunks);
+          const text = bytes.toString('utf8');
+          const flat: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : v;
+          let parsed: unknown;
+          try {
+            if ((flat['content-type'] ?? '').includes('json') && text !== '') parsed = JSON.parse(text);
+          } catch (err) {
+            reject(new NetworkError(`${method} ${path} answered JSON that does not parse`, { cause: err }));
+            return;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: flat, body: parsed as T, text, bytes });
+        });
+      },
+    );
+    req.on('error', (err) => {
+      if (request.signal?.aborted) reject(new RequestAbortedError(`${method} ${path} aborted`, { cause: request.signal.reason }));
+      else reject(new NetworkError(`${method} ${baseUrl}${path} failed: ${err.message}`, { cause: err }));
+    });
+    req.end(payload);
+  });
+}
+
+/**
+ * A `fetch` over `node:http`/`node:https` with the given Agent: give it to `MeshworkClient`
+ * (`fetch` option) for a connection pool of its own. The global `fetch` shares one pool per
+ * process, which is right for one program and wrong for a test that plays several devices.
+ */
+export function nodeHttpFetch(agent: Agent): typeof fetch {
+  return (input, init = {}) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const method = init.method ?? 'GET';
+    const headers = new Headers(init.headers);
+    const body = init.body;
+    let payload: Buffer | undefined;
+    if (typeof body === 'string') payload = Buffer.from(body);
+    else if (body instanceof Uint8Array) payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    else if (body !== undefined && body !== null && !(body instanceof ReadableStream)) {
+      throw new TypeError('nodeHttpFetch sends strings, bytes and streams only');
+    }
+    if (payload !== undefined) headers.set('content-length', String(payload.length));
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<Response>((resolve, reject) => {
+      const req = send(url, { method, agent, headers: Object.fromEntries(headers), ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
+        const answer = new Headers();
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+        const status = res.statusCode ?? 0;
+        const empty = status === 204 || status === 304 || method === 'HEAD';
+        if (empty) res.resume();
+        const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: answer }));
+      });
+      req.on('error', reject);
+      if (body instanceof ReadableStream) Readable.fromWeb(body as ReadableStream<Uint8Array>).pipe(req);
+      else req.end(payload);
+    });
+  };
+}

@@ -1,0 +1,168 @@
+// The shapes of the public API's requests and answers (docs/api.md), as the client types them.
+// They follow the wire format field for field, so a value read from the API can be sent back.
+
+/** A member's role in a mesh object. */
+export type Role = 'owner' | 'writer' | 'reader';
+
+/** A user as `POST /v1/users` answers it (the token is shown once). */
+export interface CreatedUser {
+  id: string;
+  name: string;
+  createdAt: string;
+  token: string;
+}
+
+/** A device as `POST /v1/devices` answers it (the token is shown once). */
+export interface CreatedDevice {
+  id: string;
+  userId: string;
+  name: string;
+  createdAt: string;
+  token: string;
+}
+
+/** `GET /v1/me`: the caller's user, and its device when the token is a device token. */
+export interface Me {
+  id: string;
+  name: string;
+  createdAt: string;
+  deviceId: string | null;
+}
+
+/** A member of a mesh object. */
+export interface Member {
+  userId: string;
+  role: Role;
+}
+
+/** A mesh object (shared folder) as the caller sees it. */
+export interface MeshObject {
+  id: string;
+  name: string;
+  owner: string;
+  role: Role;
+  members: Member[];
+  cloudStorage: boolean;
+  createdAt: string;
+  version: string;
+}
+
+/** A block of content: its sha256 (hex) and size in bytes. */
+export interface BlockRef {
+  sha256: string;
+  size: number;
+}
+
+/** An entry (file or directory) of a mesh object; a tombstone has `deleted: true`. */
+export interface Entry {
+  path: string;
+  kind: 'file' | 'directory';
+  size: number;
+  blocks: BlockRef[];
+  contentHash: string;
+  modifiedBy: string;
+  mtime: string;
+  deleted: boolean;
+  version: string;
+}
+
+/** The body of an entry commit. */
+export type EntryCommit = { kind: 'file'; blocks: BlockRef[]; mtime?: string } | { kind: 'directory'; mtime?: string };
+
+/**
+ * The precondition every write needs: `ifMatch` names the version (or ETag) being replaced,
+ * `ifNoneMatch: '*'` creates and fails if the entry exists.
+ */
+export type WritePrecondition = { ifMatch: string } | { ifNoneMatch: '*' };
+
+/** One page of `GET /v1/objects/{id}/entries`. */
+export interface EntryPage {
+  entries: Entry[];
+  cursor: string;
+  next: string | null;
+}
+
+/** One page of `GET /v1/objects/{id}/changes`. */
+export interface ChangePage {
+  changes: Entry[];
+  cursor: string;
+  next: string | null;
+}
+
+/** An object named by a notification: changed (with the caller's role) or removed. */
+export interface NotifiedObject {
+  id: string;
+  role?: Role;
+  removed?: boolean;
+}
+
+/** The answer of `GET /v1/notifications`. */
+export interface Notifications {
+  objects: NotifiedObject[];
+  cursor: string;
+}
+
+/** What a device announces it holds: one version of one file, or an object synced through a cursor. */
+export type Hold = { objectId: string; path: string; version: string } | { objectId: string; cursor: string };
+
+/** The body of `PUT /v1/devices/{id}/presence`. */
+export interface PresenceUpdate {
+  endpoints: string[];
+  holds: Hold[];
+}
+
+/** The answer of `PUT /v1/devices/{id}/presence`. */
+export interface Presence {
+  deviceId: string;
+  endpoints: string[];
+  objects: unknown;
+  ttlSeconds: number;
+}
+
+/** Where a file's content can be fetched from: an online device, or the cloud. */
+export type Source = { kind: 'device'; deviceId: string; endpoints: string[] } | { kind: 'cloud'; url: string };
+
+/** The answer of `GET /v1/objects/{id}/content/{path}/sources`. */
+export interface Sources {
+  path: string;
+  version: string;
+  sources: Source[];
+}
+
+/** One live replica of a partition in the slot map. */
+export interface SlotMapReplica {
+  partition: string;
+  replica: string;
+  slots: string;
+  url: string;
+  [field: string]: unknown;
+}
+
+/** The answer of `GET /v1/slots`. */
+export interface SlotMap {
+  partitions: SlotMapReplica[];
+}
+
+/** One check of a health answer. */
+export interface HealthCheck {
+  name: string;
+  ok: boolean;
+  ms?: number;
+  error?: { code: string; message: string };
+  [field: string]: unknown;
+}
+
+/** The body of `/livez`, `/readyz` or `/healthz/deep` (a failing one also carries `error`). */
+export interface HealthBody {
+  status: string;
+  checks?: HealthCheck[];
+  error?: { code: string; message: string };
+  [field: string]: unknown;
+}
+
+/** A health route's answer: `healthy` is false for its `503`, which is an answer, not a failed call. */
+export interface HealthReport {
+  healthy: boolean;
+  status: number;
+  body: HealthBody;
+}
