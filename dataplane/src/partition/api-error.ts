@@ -1,23 +1,15 @@
-// Errors that map to an HTTP status and the JSON error shape {"error":{"code","message",...}}.
+// The partition's former error constructor, ApiError(status, code, message, details, headers),
+// kept only as an adapter for callers not yet moved to the catalogue's ApiError in
+// @meshwork/contract (which every partition module uses). The status must be the catalogue's.
+import { ApiError as CatalogueApiError, statusOf, type ApiErrorCode } from '@meshwork/contract';
 
-/** A failure with a definite HTTP status, a stable machine-readable code, and optional details. */
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-  readonly status: number;
-  readonly code: string;
-  readonly details: Record<string, unknown>;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, code: string, message: string, details: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.details = details;
-    this.headers = headers;
+/**
+ * @deprecated Throw `ApiError` from `@meshwork/contract`; this positional form checks its status
+ * against the catalogue and builds the same error.
+ */
+export class ApiError extends CatalogueApiError {
+  constructor(status: number, code: ApiErrorCode, message: string, details: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+    if (statusOf(code) !== status) throw new TypeError(`error code ${code} is answered with ${statusOf(code)}, not ${status}`);
+    super(code, message, { details, headers });
   }
-}
-
-/** 404 that never says whether the thing exists for someone else. */
-export function notFound(what: string): ApiError {
-  return new ApiError(404, 'not_found', `${what} not found`);
 }

@@ -1,6 +1,7 @@
 // Metadata in etcd: users, devices, mesh objects with their members, entries with tombstones.
 // Every write is one transaction that also checks the fence (the revision of this partition's
 // owner record), so a paused former owner cannot commit after another process took over.
+import { MeshworkError } from '@meshwork/contract';
 import { Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
 import { slotSegment } from './keys.ts';
 import {
@@ -70,13 +71,17 @@ export interface Versioned<T> {
 }
 
 /** Raised when a write found the fence moved: another process owns these slots now. */
-export class OwnershipLostError extends Error {
-  override readonly name = 'OwnershipLostError';
+export class OwnershipLostError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ownership_lost', message, options);
+  }
 }
 
 /** Raised when the requested revision was compacted away by etcd. */
-export class HistoryCompactedError extends Error {
-  override readonly name = 'HistoryCompactedError';
+export class HistoryCompactedError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('cursor_expired', message, options);
+  }
 }
 
 /** Why a conditional entry write did not happen. */
