@@ -26,6 +26,7 @@ describe('classifyFailure', () => {
     ['unparsable JSON', { type: 'entity.parse.failed', status: 400, message: 'x' }, 'answer', 'invalid_json', 400, { field: 'body' }, {}],
     ['an unsupported charset', { type: 'charset.unsupported', status: 415, message: 'x' }, 'answer', 'unsupported_media_type', 415, { field: 'body' }, {}],
     ['an aborted body', { type: 'request.aborted', status: 400, message: 'x' }, 'answer', 'invalid_request', 400, { field: 'body' }, {}],
+    ['a body stream the parser could not read', { type: 'stream.not.readable', status: 500, message: 'x' }, 'internal', 'internal', 500, {}, {}],
     ['S3 failing', new BlockStoreError('500'), 'store', 'store_unavailable', 503, {}, { 'Retry-After': '1' }],
     ['etcd unreachable', new GRPCUnavailableError('down'), 'store', 'store_unavailable', 503, {}, { 'Retry-After': '1' }],
     ['etcd too slow', new GRPCDeadlineExceededError('slow'), 'store', 'store_unavailable', 503, {}, { 'Retry-After': '1' }],

@@ -57,12 +57,13 @@ function isBodyParserError(err: unknown): err is BodyParserError {
   return typeof err === 'object' && err !== null && typeof (err as { type?: unknown }).type === 'string' && typeof (err as { status?: unknown }).status === 'number';
 }
 
-function bodyParserFailure(err: BodyParserError, maxJsonBytes: number): ApiError {
-  if (err.type === 'entity.too.large') return new ApiError('too_large', `the body is larger than ${maxJsonBytes} bytes`);
-  if (err.type === 'entity.parse.failed') return new ApiError('invalid_json', 'body: is not valid JSON', { details: { field: 'body' } });
-  // An unsupported Content-Encoding or charset is 415; anything else the parser refuses is a bad request.
-  if (err.status === 415) return new ApiError('unsupported_media_type', `body: ${err.message}`, { details: { field: 'body' } });
-  return invalidRequest('body', `body: ${err.message}`);
+function bodyParserFailure(err: BodyParserError, maxJsonBytes: number): Failure {
+  if (err.type === 'entity.too.large') return { error: new ApiError('too_large', `the body is larger than ${maxJsonBytes} bytes`), kind: 'answer' };
+  if (err.type === 'entity.parse.failed') return { error: new ApiError('invalid_json', 'body: is not valid JSON', { details: { field: 'body' } }), kind: 'answer' };
+  // An unsupported Content-Encoding or charset is 415; a stream the parser could not read (its 500s) is a bug here.
+  if (err.status === 415) return { error: new ApiError('unsupported_media_type', `body: ${err.message}`, { details: { field: 'body' } }), kind: 'answer' };
+  if (err.status >= 500) return { error: new ApiError('internal', 'internal error', { cause: err }), kind: 'internal' };
+  return { error: invalidRequest('body', `body: ${err.message}`), kind: 'answer' };
 }
 
 /** Classifies any thrown value into the catalogue's answer; `maxJsonBytes` names the body limit in a 413. */
@@ -79,7 +80,7 @@ export function classifyFailure(err: unknown, maxJsonBytes: number): Failure {
     const message = 'this process no longer owns these slots; retry';
     return { error: new ApiError('ownership_lost', message, { headers: { 'Retry-After': '1' }, cause: err }), kind: 'ownership_lost' };
   }
-  if (isBodyParserError(err)) return { error: bodyParserFailure(err, maxJsonBytes), kind: 'answer' };
+  if (isBodyParserError(err)) return bodyParserFailure(err, maxJsonBytes);
   if (err instanceof BlockStoreError || isEtcdFailure(err)) {
     return { error: new ApiError('store_unavailable', 'a backing store is unavailable; retry', { headers: { 'Retry-After': '1' }, cause: err }), kind: 'store' };
   }

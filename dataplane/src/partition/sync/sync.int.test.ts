@@ -7,11 +7,13 @@ import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../../e2e/harness/etcd.ts';
+import { freePorts } from '../../../../e2e/harness/ports.ts';
 import { waitFor } from '../../../../e2e/harness/wait.ts';
 import { parsePageToken } from '../../cursor.ts';
 import type { WritePrecondition } from '../../http/preconditions.ts';
 import { MetadataStore, type EntryRecord, type ObjectRecord, type Versioned } from '../../stores/metadata-store.ts';
 import { ChangeFeed } from '../change-feed.ts';
+import { classifyFailure } from '../errors.ts';
 import { ObjectAccess } from './access.ts';
 import { runChanges, type ChangesDeps, type ChangesQuery } from './changes.ts';
 import { conditionalWrite, type EntryWriteDeps } from './conditional-write.ts';
@@ -249,5 +251,24 @@ describe('conditional writes', () => {
     const refused = await failure(conditionalWrite(deps, { objectId: id, userId: 'u3', path: 'late', precondition: { kind: 'create' }, build: () => directory('late'), blind: true }));
     expect(refused).toMatchObject({ status: 404 });
     expect(await metadata.getEntry(id, 'late')).toBeUndefined();
+  });
+});
+
+describe('an etcd that does not answer', () => {
+  it('fails a change set with an error the app answers as 503 store_unavailable', async () => {
+    const [port] = await freePorts(1);
+    const unreachable = new Etcd3({ hosts: `http://127.0.0.1:${port}`, dialTimeout: 1000 });
+    try {
+      const store = new MetadataStore(unreachable);
+      const query = changesQuery({ metadata: store, changeFeed: feed, access: new ObjectAccess(store) }, 'o-missing', 0);
+      let caught: unknown;
+      await runChanges(query).catch((err: unknown) => (caught = err));
+      expect(caught).toBeDefined();
+      const failure = classifyFailure(caught, 1);
+      expect(failure.kind).toBe('store');
+      expect(failure.error).toMatchObject({ status: 503, code: 'store_unavailable', headers: { 'Retry-After': '1' } });
+    } finally {
+      unreachable.close();
+    }
   });
 });
