@@ -9,14 +9,15 @@ import { ApiError } from '@meshwork/contract';
 import { ifNoneMatchHits, strongEtag } from '../../http/preconditions.ts';
 import { contentRange, parseRange } from '../../http/range.ts';
 import type { BlockStore } from '../../stores/block-store.ts';
-import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/hash-verifier.ts';
+import { BlockHashMismatchError } from '../../stores/hash-verifier.ts';
 import type { MetadataStore } from '../../stores/metadata-store.ts';
 import { planBlockReads, type BlockRead } from '../content-plan.ts';
 import { ClientGoneError, sendBlocks } from '../content-stream.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { entryPathParam } from '../request-params.ts';
-import { maxBlockBytes, missingBlocksBody, validate } from '../schemas.ts';
+import { missingBlocksBody, validate } from '../schemas.ts';
+import { missingBlocks, storeBlock, uploadSize } from '../sync/blocks.ts';
 import { liveEntry } from '../sync/entries.ts';
 
 /** What the content routes need besides the hooks. */
@@ -29,16 +30,6 @@ export interface ContentRouteDeps {
 function shaParam(value: unknown): string {
   if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) throw invalidRequest('sha256', 'sha256: must be a lower-case hex sha256');
   return value;
-}
-
-/** The declared size of a block upload: 411 without Content-Length, 413 over the block size. */
-function uploadSize(req: Request): number {
-  const lengthHeader = req.headers['content-length'];
-  if (lengthHeader === undefined) throw new ApiError('length_required', 'Content-Length is required for a block upload');
-  const size = Number(lengthHeader);
-  if (!Number.isSafeInteger(size) || size < 1) throw invalidRequest('Content-Length', 'Content-Length: must be a positive integer');
-  if (size > maxBlockBytes) throw new ApiError('too_large', `a block is at most ${maxBlockBytes} bytes`);
-  return size;
 }
 
 /** Routes for blocks and file content. */
@@ -65,8 +56,7 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
     '/v1/blocks/missing',
     json,
     hooks.route({ principal: 'member', parse: (req) => validate(missingBlocksBody, req.body) }, async ({ res, input }) => {
-      const sizes = await blocks.sizesOf(input.blocks);
-      res.json({ missing: [...new Set(input.blocks)].filter((sha) => sizes.get(sha) === undefined) });
+      res.json({ missing: await missingBlocks(blocks, input.blocks) });
     }),
   );
 
@@ -74,17 +64,14 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
 
   router.put(
     '/v1/blocks/:sha256',
-    hooks.route({ checkUrl: checkSha, principal: 'member', parse: (req) => ({ sha256: shaParam(req.params.sha256), size: uploadSize(req) }) }, async ({ req, res, input }) => {
-      const { sha256, size } = input;
-      try {
-        await blocks.put(sha256, size, req);
-      } catch (err) {
-        if (err instanceof BlockHashMismatchError) throw new ApiError('hash_mismatch', `the body does not hash to ${sha256}; nothing was stored`, { cause: err });
-        if (err instanceof BlockSizeMismatchError) throw new ApiError('invalid_request', `body: ${err.message}`, { details: { field: 'body' }, cause: err });
-        throw err;
-      }
-      res.status(201).setHeader('ETag', strongEtag(sha256)).json({ sha256, size });
-    }),
+    hooks.route(
+      { checkUrl: checkSha, principal: 'member', parse: (req) => ({ sha256: shaParam(req.params.sha256), size: uploadSize(req.headers['content-length']) }) },
+      async ({ req, res, input }) => {
+        const { sha256, size } = input;
+        await storeBlock(blocks, sha256, size, req);
+        res.status(201).setHeader('ETag', strongEtag(sha256)).json({ sha256, size });
+      },
+    ),
   );
 
   router.get(
