@@ -1,6 +1,7 @@
 // Everything one partition process runs with, assembled once at start (server.ts) and handed
 // to createPartitionApp, which gives each layer only the part it needs: routes get the hooks
-// and services, services get stores, the throttle's gate gets the throttle.
+// and their services' dependencies, services get the store methods they call. (The throttle's
+// gate, in front of the app, gets the throttle and an authenticate function from server.ts.)
 import type { Logger } from 'pino';
 import type { PartitionConfig } from '../config.ts';
 import type { ProcessHealth } from '../health/health.ts';
