@@ -70,7 +70,9 @@ export class Authenticator {
       this.#pending.set(tokenHash, lookup);
     }
     const principal = await lookup;
-    if (principal === undefined) throw new ApiError('unauthenticated', 'the bearer token is not valid', { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
+    if (principal === undefined) {
+      throw new ApiError('unauthenticated', 'the bearer token is not valid', { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
+    }
     if (this.#cache.size >= cacheLimit) this.#cache.clear();
     this.#cache.set(tokenHash, { principal, expires: Date.now() + cacheMillis });
     return principal;

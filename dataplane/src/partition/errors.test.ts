@@ -66,7 +66,14 @@ describe('isEtcdFailure', () => {
 });
 
 describe('typed errors', () => {
-  it.each([new ValidationError('f', 'm'), new HistoryCompactedError('m'), new OwnershipLostError('m'), new EtcdKeepAliveError('m'), new PresenceConflictError('m')])(
+  const typed = [
+    new ValidationError('f', 'm'),
+    new HistoryCompactedError('m'),
+    new OwnershipLostError('m'),
+    new EtcdKeepAliveError('m'),
+    new PresenceConflictError('m'),
+  ];
+  it.each(typed)(
     '%s derives from MeshworkError and is named after its class',
     (err) => {
       expect(err).toBeInstanceOf(MeshworkError);

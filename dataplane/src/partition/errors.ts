@@ -31,7 +31,15 @@ export function invalidRequest(field: string, message: string): ApiError {
 
 // Every failure class etcd3 raises for an unreachable, failing or refusing etcd (GRPC* derive
 // from GRPCGenericError); its programming errors (ClientClosedError, ClientRuntimeError) are not here.
-const etcdFailures = [GRPCGenericError, EtcdError, EtcdLeaseInvalidError, EtcdWatchStreamEnded, EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError];
+const etcdFailures = [
+  GRPCGenericError,
+  EtcdError,
+  EtcdLeaseInvalidError,
+  EtcdWatchStreamEnded,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+];
 
 /** Whether `err` is etcd failing to serve a request (a store outage: 503, retry). */
 export function isEtcdFailure(err: unknown): boolean {
@@ -54,12 +62,16 @@ interface BodyParserError {
 }
 
 function isBodyParserError(err: unknown): err is BodyParserError {
-  return typeof err === 'object' && err !== null && typeof (err as { type?: unknown }).type === 'string' && typeof (err as { status?: unknown }).status === 'number';
+  if (typeof err !== 'object' || err === null) return false;
+  const { type, status } = err as { type?: unknown; status?: unknown };
+  return typeof type === 'string' && typeof status === 'number';
 }
 
 function bodyParserFailure(err: BodyParserError, maxJsonBytes: number): Failure {
   if (err.type === 'entity.too.large') return { error: new ApiError('too_large', `the body is larger than ${maxJsonBytes} bytes`), kind: 'answer' };
-  if (err.type === 'entity.parse.failed') return { error: new ApiError('invalid_json', 'body: is not valid JSON', { details: { field: 'body' } }), kind: 'answer' };
+  if (err.type === 'entity.parse.failed') {
+    return { error: new ApiError('invalid_json', 'body: is not valid JSON', { details: { field: 'body' } }), kind: 'answer' };
+  }
   // An unsupported Content-Encoding or charset is 415; a stream the parser could not read (its 500s) is a bug here.
   if (err.status === 415) return { error: new ApiError('unsupported_media_type', `body: ${err.message}`, { details: { field: 'body' } }), kind: 'answer' };
   if (err.status >= 500) return { error: new ApiError('internal', 'internal error', { cause: err }), kind: 'internal' };
@@ -71,7 +83,9 @@ export function classifyFailure(err: unknown, maxJsonBytes: number): Failure {
   if (err instanceof ApiError) return { error: err, kind: 'answer' };
   if (err instanceof ValidationError) return { error: invalidRequest(err.field, err.message), kind: 'answer' };
   if (err instanceof InvalidPathError) return { error: new ApiError('invalid_path', err.message, { details: { field: 'path' }, cause: err }), kind: 'answer' };
-  if (err instanceof InvalidCursorError) return { error: new ApiError('invalid_cursor', err.message, { details: { field: 'cursor' }, cause: err }), kind: 'answer' };
+  if (err instanceof InvalidCursorError) {
+    return { error: new ApiError('invalid_cursor', err.message, { details: { field: 'cursor' }, cause: err }), kind: 'answer' };
+  }
   if (err instanceof HistoryCompactedError) {
     const message = 'the cursor is older than the retained history; list the entries again';
     return { error: new ApiError('cursor_expired', message, { details: { relist: true }, cause: err }), kind: 'answer' };
@@ -82,7 +96,8 @@ export function classifyFailure(err: unknown, maxJsonBytes: number): Failure {
   }
   if (isBodyParserError(err)) return bodyParserFailure(err, maxJsonBytes);
   if (err instanceof BlockStoreError || isEtcdFailure(err)) {
-    return { error: new ApiError('store_unavailable', 'a backing store is unavailable; retry', { headers: { 'Retry-After': '1' }, cause: err }), kind: 'store' };
+    const message = 'a backing store is unavailable; retry';
+    return { error: new ApiError('store_unavailable', message, { headers: { 'Retry-After': '1' }, cause: err }), kind: 'store' };
   }
   return { error: new ApiError('internal', 'internal error', { cause: err }), kind: 'internal' };
 }

@@ -30,7 +30,15 @@ const tokens: Record<string, Principal> = {
 };
 
 const object: Versioned<ObjectRecord> = {
-  value: { id: ownedObject, name: 'Docs', owner: writer, members: { [writer]: 'owner', [reader]: 'reader' }, cloudStorage: true, createdAt: '', historyFloor: 0 },
+  value: {
+    id: ownedObject,
+    name: 'Docs',
+    owner: writer,
+    members: { [writer]: 'owner', [reader]: 'reader' },
+    cloudStorage: true,
+    createdAt: '',
+    historyFloor: 0,
+  },
   version: 7,
 };
 

@@ -199,7 +199,8 @@ export async function runPartition(): Promise<void> {
     },
     onVolumeFault,
   });
-  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, throttleGate({ throttle, authenticate: (header) => ctx.auth.authenticate(header), logger: log }, app));
+  const gate = throttleGate({ throttle, authenticate: (header) => ctx.auth.authenticate(header), logger: log }, app);
+  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, gate);
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       terminate(ExitCode.listenFailed, `cannot listen on ${config.listen.host}:${config.listen.port}: ${err.code ?? err.message}`);

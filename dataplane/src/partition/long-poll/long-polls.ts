@@ -402,9 +402,8 @@ export class LongPolls implements ChangeListener {
   #settle(poll: NotificationPoll, revision: number, read: FeedRead | undefined): void {
     if (poll.done) return;
     if (read !== undefined && poll.cursor > read.revision) {
-      this.#fail(poll, new ApiError('cursor_expired', 'the cursor is not from this mesh (or from before a restore); list the objects again and poll with the new cursor', {
-          details: { relist: true },
-        }));
+      const message = 'the cursor is not from this mesh (or from before a restore); list the objects again and poll with the new cursor';
+      this.#fail(poll, new ApiError('cursor_expired', message, { details: { relist: true } }));
       return;
     }
     const objects: ObjectNotice[] = read === undefined ? poll.entry.feed.memoryChangesSince(poll.cursor) : poll.entry.feed.changesSince(poll.cursor, read);

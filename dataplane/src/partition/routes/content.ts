@@ -61,6 +61,7 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
   );
 
   const checkSha = (req: Request): void => void shaParam(req.params.sha256);
+  const readFile = { ids: ['id'], slot: 'object', principal: 'member', parse: entryPathParam, access: { need: 'reader' } } as const;
 
   router.put(
     '/v1/blocks/:sha256',
@@ -96,7 +97,7 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
 
   router.get(
     '/v1/objects/:id/content/*path',
-    hooks.route({ ids: ['id'], slot: 'object', principal: 'member', parse: entryPathParam, access: { need: 'reader' } }, async ({ req, res, id, input: path }) => {
+    hooks.route(readFile, async ({ req, res, id, input: path }) => {
       const entry = await liveEntry(deps.metadata, id, path);
       if (entry.value.kind !== 'file') throw new ApiError('not_a_file', `entry ${path} is a directory`);
       const file = entry.value;

@@ -22,10 +22,12 @@ export function presenceRoutes(hooks: RouteHooks, deps: PresenceRouteDeps, json:
   const router = Router();
 
   // The device a presence route names must be the caller itself.
+  const deviceItself = { ids: ['id'], slot: 'device', principal: 'device-itself' } as const;
+  const readFile = { ids: ['id'], slot: 'object', principal: 'member', parse: entryPathParam, access: { need: 'reader' } } as const;
   router.put(
     '/v1/devices/:id/presence',
     json,
-    hooks.route({ ids: ['id'], slot: 'device', principal: 'device-itself', parse: (req) => validate(presenceBody, req.body) }, async ({ res, principal, input }) => {
+    hooks.route({ ...deviceItself, parse: (req) => validate(presenceBody, req.body) }, async ({ res, principal, input }) => {
       const device = { deviceId: principal.deviceId, userId: principal.userId };
       const { objects } = await announcePresence(deps, device, input);
       res.json({ deviceId: device.deviceId, endpoints: input.endpoints, objects, ttlSeconds: deps.presence.ttlSeconds });
@@ -34,7 +36,7 @@ export function presenceRoutes(hooks: RouteHooks, deps: PresenceRouteDeps, json:
 
   router.delete(
     '/v1/devices/:id/presence',
-    hooks.route({ ids: ['id'], slot: 'device', principal: 'device-itself' }, async ({ res, id }) => {
+    hooks.route(deviceItself, async ({ res, id }) => {
       await deps.presence.remove(id);
       res.status(204).end();
     }),
@@ -42,7 +44,7 @@ export function presenceRoutes(hooks: RouteHooks, deps: PresenceRouteDeps, json:
 
   router.get(
     '/v1/objects/:id/content/*path/sources',
-    hooks.route({ ids: ['id'], slot: 'object', principal: 'member', parse: entryPathParam, access: { need: 'reader' } }, async ({ req, res, next, id, principal, object, input: path }) => {
+    hooks.route(readFile, async ({ req, res, next, id, principal, object, input: path }) => {
       const entry = await deps.metadata.getEntry(id, path);
       if (entry === undefined || entry.value.deleted || entry.value.kind !== 'file') {
         // Not a file: this is a request for the content of a file named "sources" in `path`.

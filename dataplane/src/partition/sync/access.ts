@@ -19,7 +19,9 @@ export function roleAllows(role: Role | undefined, need: Role): boolean {
 export function checkObjectAccess(object: Versioned<ObjectRecord> | undefined, userId: string, objectId: string, need: Role): Versioned<ObjectRecord> {
   const role = object?.value.members[userId];
   if (object === undefined || role === undefined) throw notFound(`object ${objectId}`);
-  if (!roleAllows(role, need)) throw new ApiError('forbidden', `${need === 'owner' ? 'only the owner' : 'a writer or the owner'} may do this; you are a ${role}`);
+  if (!roleAllows(role, need)) {
+    throw new ApiError('forbidden', `${need === 'owner' ? 'only the owner' : 'a writer or the owner'} may do this; you are a ${role}`);
+  }
   return object;
 }
 

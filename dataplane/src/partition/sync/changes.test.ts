@@ -6,7 +6,9 @@ import type { EntryRecord, Versioned } from '../../stores/metadata-store.ts';
 import { changesPage, cursorExpired, cursorInRange, fastPathFits, pathsAfter } from './changes.ts';
 
 function entry(path: string, version: number): Versioned<EntryRecord> {
-  return { value: { path, kind: 'directory', size: 0, blocks: [], contentHash: null, modifiedBy: 'd1', mtime: '2026-01-01T00:00:00.000Z', deleted: false }, version };
+  const mtime = '2026-01-01T00:00:00.000Z';
+  const value: EntryRecord = { path, kind: 'directory', size: 0, blocks: [], contentHash: null, modifiedBy: 'd1', mtime, deleted: false };
+  return { value, version };
 }
 
 describe('pathsAfter', () => {

@@ -103,7 +103,10 @@ export async function runChanges(query: ChangesQuery): Promise<{ body: ChangesPa
 
   if (slice === undefined) {
     // The first page fixes the snapshot: the revision the object's head was read at.
-    const [loaded, head] = await Promise.all([deps.access.load(userId, id, 'reader'), page === undefined ? deps.metadata.objectHead(id) : Promise.resolve(undefined)]);
+    const [loaded, head] = await Promise.all([
+      deps.access.load(userId, id, 'reader'),
+      page === undefined ? deps.metadata.objectHead(id) : Promise.resolve(undefined),
+    ]);
     object = loaded;
     snapshot = page?.snapshot ?? head!.readAt;
     if (head !== undefined && head.latest <= since) {

@@ -31,7 +31,8 @@ export function requirePrecondition(ifMatch: string | undefined, ifNoneMatch: st
 /** The entry revision a blind write can assume, or undefined when it must read first. */
 export function blindExpectation(precondition: WritePrecondition): number | undefined {
   if (precondition.kind === 'create') return 0;
-  if (precondition.kind === 'match' && precondition.versions.length === 1 && /^[1-9]\d{0,14}$/.test(precondition.versions[0]!)) return Number(precondition.versions[0]);
+  const [only, ...others] = precondition.kind === 'match' ? precondition.versions : [];
+  if (only !== undefined && others.length === 0 && /^[1-9]\d{0,14}$/.test(only)) return Number(only);
   return undefined;
 }
 
@@ -111,7 +112,9 @@ export async function conditionalWrite(deps: EntryWriteDeps, write: ConditionalW
     // The cached record is safe here: the transaction compares its revision.
     const object = await deps.access.loadForWrite(userId, objectId, 'writer');
     const expectation: WriteExpectation =
-      guess !== undefined ? { expected: guess, created: guess === 0, live: undefined } : expectationFromStored(precondition, path, await deps.metadata.getEntry(objectId, path));
+      guess !== undefined
+        ? { expected: guess, created: guess === 0, live: undefined }
+        : expectationFromStored(precondition, path, await deps.metadata.getEntry(objectId, path));
     const next = build(expectation.live);
     const step = nextWriteStep(await deps.metadata.putEntry(object, expectation.expected, next), guess !== undefined, path);
     switch (step.kind) {

@@ -21,7 +21,8 @@ export interface Writer {
 export function checkCommittedBlocks(blocks: CommitEntryBody & { kind: 'file' }, sizes: ReadonlyMap<string, number | undefined>): number {
   const missing = [...sizes].filter(([, s]) => s === undefined).map(([sha]) => sha);
   if (missing.length > 0) {
-    throw new ApiError('blocks_missing', `${missing.length} of the entry's blocks are not in the store; upload them and commit again`, { details: { missing } });
+    const message = `${missing.length} of the entry's blocks are not in the store; upload them and commit again`;
+    throw new ApiError('blocks_missing', message, { details: { missing } });
   }
   let size = 0;
   blocks.blocks.forEach((block, i) => {
@@ -101,7 +102,12 @@ export interface ListingPage {
 }
 
 /** A page of the live entries of an object; the first page fixes the snapshot every later page reads at. */
-export async function listLiveEntries(metadata: Pick<MetadataStore, 'listEntries'>, objectId: string, page: PageToken | undefined, limit: number): Promise<ListingPage> {
+export async function listLiveEntries(
+  metadata: Pick<MetadataStore, 'listEntries'>,
+  objectId: string,
+  page: PageToken | undefined,
+  limit: number,
+): Promise<ListingPage> {
   const live: Versioned<EntryRecord>[] = [];
   let after = page?.after ?? '';
   let snapshot = page?.snapshot;

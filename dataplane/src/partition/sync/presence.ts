@@ -110,6 +110,7 @@ export function sourcesOf(
     .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
     .map((h) => ({ kind: 'device', deviceId: h.deviceId, endpoints: h.endpoints }));
   // The cloud keeps only the current version.
-  const cloud: Source[] = object.value.cloudStorage && wanted === current ? [{ kind: 'cloud', url: `/v1/objects/${object.value.id}/content/${encodeEntryPath(path)}` }] : [];
+  const url = `/v1/objects/${object.value.id}/content/${encodeEntryPath(path)}`;
+  const cloud: Source[] = object.value.cloudStorage && wanted === current ? [{ kind: 'cloud', url }] : [];
   return [...devices, ...cloud];
 }

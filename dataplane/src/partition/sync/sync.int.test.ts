@@ -16,7 +16,7 @@ import { ChangeFeed } from '../change-feed.ts';
 import { classifyFailure } from '../errors.ts';
 import { ObjectAccess } from './access.ts';
 import { runChanges, type ChangesDeps, type ChangesQuery } from './changes.ts';
-import { conditionalWrite, type EntryWriteDeps } from './conditional-write.ts';
+import { conditionalWrite, type ConditionalWrite, type EntryWriteDeps } from './conditional-write.ts';
 import { newObjectRecord } from './objects.ts';
 
 const everySlot = [{ first: 0, last: 4095 }];
@@ -67,8 +67,20 @@ function writeDeps(access = new ObjectAccess(metadata)): EntryWriteDeps {
   return { metadata, access };
 }
 
-async function write(objectId: string, path: string, precondition: WritePrecondition, deps = writeDeps(), blind = true, userId = 'u1'): Promise<Versioned<EntryRecord>> {
+async function write(
+  objectId: string,
+  path: string,
+  precondition: WritePrecondition,
+  deps = writeDeps(),
+  blind = true,
+  userId = 'u1',
+): Promise<Versioned<EntryRecord>> {
   return (await conditionalWrite(deps, { objectId, userId, path, precondition, build: () => directory(path), blind })).entry;
+}
+
+/** A blind create of a directory, as a commit with If-None-Match: * is. */
+function create(objectId: string, path: string, userId = 'u1'): ConditionalWrite {
+  return { objectId, userId, path, precondition: { kind: 'create' }, build: () => directory(path), blind: true };
 }
 
 async function failure(promise: Promise<unknown>): Promise<ApiError> {
@@ -184,7 +196,7 @@ describe('changes', () => {
 describe('conditional writes', () => {
   it('creates, refuses a second create with 412 and what is there, and replaces the version held', async () => {
     const { value } = await newObject();
-    const created = await conditionalWrite(writeDeps(), { objectId: value.id, userId: 'u1', path: 'f', precondition: { kind: 'create' }, build: () => directory('f'), blind: true });
+    const created = await conditionalWrite(writeDeps(), create(value.id, 'f'));
     expect(created.created).toBe(true);
     const again = await failure(write(value.id, 'f', { kind: 'create' }));
     expect(again).toMatchObject({ status: 412, details: { currentVersion: String(created.entry.version) }, headers: { ETag: `"${created.entry.version}"` } });
@@ -225,7 +237,7 @@ describe('conditional writes', () => {
       build: (current) => ({ ...current!.value, deleted: true }),
       blind: false,
     });
-    const recreated = await conditionalWrite(writeDeps(), { objectId: value.id, userId: 'u1', path: 't', precondition: { kind: 'create' }, build: () => directory('t'), blind: true });
+    const recreated = await conditionalWrite(writeDeps(), create(value.id, 't'));
     expect(recreated.created).toBe(true);
     expect(recreated.entry.version).toBeGreaterThan(tombstone.entry.version);
     expect((await metadata.getEntry(value.id, 't'))?.value.deleted).toBe(false);
@@ -248,7 +260,7 @@ describe('conditional writes', () => {
     const members = { ...current.value.members };
     delete members.u3;
     expect(await metadata.updateObject(current, { ...current.value, members })).toBe(true);
-    const refused = await failure(conditionalWrite(deps, { objectId: id, userId: 'u3', path: 'late', precondition: { kind: 'create' }, build: () => directory('late'), blind: true }));
+    const refused = await failure(conditionalWrite(deps, create(id, 'late', 'u3')));
     expect(refused).toMatchObject({ status: 404 });
     expect(await metadata.getEntry(id, 'late')).toBeUndefined();
   });
