@@ -1,15 +1,17 @@
-// The partition's HTTP application: routes, JSON bodies only where a route wants one, request
-// logs, and one error handler that answers every failure as {"error":{"code","message"}}.
+// The partition's HTTP application. Its layers (docs/architecture.md): routes declare their
+// hooks (hooks.ts: authentication, slot ownership, object access) and call the sync services
+// (sync/), which use the stores; this file assembles them from the process's parts, adds JSON
+// bodies only where a route wants one and request logs, and answers every failure with the
+// error catalogue of @meshwork/contract as {"error":{"code","message",...}}.
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import { InvalidCursorError } from '../cursor.ts';
-import { InvalidPathError } from '../paths.ts';
-import { BlockStoreError } from '../stores/block-store.ts';
-import { HistoryCompactedError, OwnershipLostError } from '../stores/metadata-store.ts';
-import { ApiError } from './api-error.ts';
+import { ApiError, type ApiError as CatalogueError } from '@meshwork/contract';
 import type { VolumeFaultError } from '../health/volumes.ts';
+import type { OwnershipLostError } from '../stores/metadata-store.ts';
 import type { PartitionContext } from './context.ts';
 import { drainGate } from './drain.ts';
+import { classifyFailure } from './errors.ts';
+import { RouteHooks } from './hooks.ts';
 import { requestTelemetry } from './request-telemetry.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { contentRoutes } from './routes/content.ts';
@@ -18,7 +20,7 @@ import { notificationHandler } from './routes/notifications.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { presenceRoutes } from './routes/presence.ts';
-import { ValidationError } from './schemas.ts';
+import { ObjectAccess } from './sync/access.ts';
 
 /** The largest JSON body accepted (an entry of 10,000 blocks fits). */
 export const maxJsonBytes = 2 * 1024 * 1024;
@@ -31,8 +33,9 @@ export interface AppHooks {
   onVolumeFault(fault: VolumeFaultError): void;
 }
 
-function sendError(res: Response, status: number, code: string, message: string, details: Record<string, unknown> = {}): void {
-  res.status(status).json({ error: { code, message, ...details } });
+function sendError(res: Response, error: CatalogueError): void {
+  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  res.status(error.status).json(error.toJSON());
 }
 
 /** Builds the express app of the partition role. */
@@ -43,6 +46,11 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.set('query parser', 'simple');
   const json = express.json({ limit: maxJsonBytes, type: () => true });
 
+  // Each service gets the stores it needs, never the whole context.
+  const { metadata, blocks, changeFeed, longPolls, presence, throttle, logger } = ctx;
+  const access = new ObjectAccess(metadata, ctx.objectCache);
+  const routeHooks = new RouteHooks({ auth: ctx.auth, partition: ctx.config.partition, slots: ctx.config.slots, slotMap: ctx.slotMap, access });
+
   app.use(requestTelemetry(ctx));
   app.use(drainGate(ctx.health));
   app.use(operationsRoutes(ctx, (fault) => hooks.onVolumeFault(fault)));
@@ -50,17 +58,17 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     res.json({ partitions: await ctx.slotMap.list() });
   });
 
-  app.use(accountRoutes(ctx, json));
-  app.use(objectRoutes(ctx, json));
-  app.use(entryRoutes(ctx, json));
+  app.use(accountRoutes(routeHooks, { metadata, slots: ctx.config.slots, logger }, json));
+  app.use(objectRoutes(routeHooks, { metadata, access, logger }, json));
+  app.use(entryRoutes(routeHooks, { entries: { metadata, blocks, access }, changes: { metadata, changeFeed, access }, longPolls, throttle }, json));
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
-  app.use(presenceRoutes(ctx, json));
-  app.use(contentRoutes(ctx, json));
+  app.use(presenceRoutes(routeHooks, { metadata, presence }, json));
+  app.use(contentRoutes(routeHooks, { blocks, metadata, logger }, json));
   // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
-  app.get('/v1/notifications', notificationHandler(ctx));
+  app.get('/v1/notifications', notificationHandler(routeHooks, longPolls));
 
   app.use((req, res) => {
-    sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+    sendError(res, new ApiError('not_found', `no route for ${req.method} ${req.path}`));
   });
 
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
@@ -68,43 +76,12 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
       next(err);
       return;
     }
-    if (err instanceof ApiError) {
-      for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-      sendError(res, err.status, err.code, err.message, err.details);
-    } else if (err instanceof ValidationError) {
-      sendError(res, 400, 'invalid_request', err.message, { field: err.field });
-    } else if (err instanceof InvalidPathError) {
-      sendError(res, 400, 'invalid_path', err.message, { field: 'path' });
-    } else if (err instanceof InvalidCursorError) {
-      sendError(res, 400, 'invalid_cursor', err.message, { field: 'cursor' });
-    } else if (err instanceof HistoryCompactedError) {
-      sendError(res, 410, 'cursor_expired', 'the cursor is older than the retained history; list the entries again', { relist: true });
-    } else if (err instanceof OwnershipLostError) {
-      res.setHeader('Retry-After', '1');
-      sendError(res, 503, 'ownership_lost', 'this process no longer owns these slots; retry');
-      hooks.onOwnershipLost(err);
-    } else if (isBodyParserError(err)) {
-      if (err.type === 'entity.too.large') sendError(res, 413, 'too_large', `the body is larger than ${maxJsonBytes} bytes`);
-      else if (err.type === 'entity.parse.failed') sendError(res, 400, 'invalid_json', 'body: is not valid JSON', { field: 'body' });
-      else sendError(res, err.status, 'invalid_request', `body: ${err.message}`, { field: 'body' });
-    } else if (err instanceof BlockStoreError || isEtcdError(err)) {
-      ctx.logger.error({ err, method: req.method, path: req.path }, 'Failed to reach a store');
-      res.setHeader('Retry-After', '1');
-      sendError(res, 503, 'store_unavailable', 'a backing store is unavailable; retry');
-    } else {
-      ctx.logger.error({ err, method: req.method, path: req.path }, 'Failed request with an unexpected error');
-      sendError(res, 500, 'internal', 'internal error');
-    }
+    const failure = classifyFailure(err, maxJsonBytes);
+    if (failure.kind === 'store') logger.error({ err, method: req.method, path: req.path }, 'Failed to reach a store');
+    else if (failure.kind === 'internal') logger.error({ err, method: req.method, path: req.path }, 'Failed request with an unexpected error');
+    sendError(res, failure.error);
+    if (failure.kind === 'ownership_lost') hooks.onOwnershipLost(err as OwnershipLostError);
   });
 
   return app;
-}
-
-function isBodyParserError(err: unknown): err is { type: string; status: number; message: string } {
-  return typeof err === 'object' && err !== null && typeof (err as { type?: unknown }).type === 'string' && typeof (err as { status?: unknown }).status === 'number';
-}
-
-/** The etcd client's errors are named GRPC...Error or Etcd...Error. */
-function isEtcdError(err: unknown): boolean {
-  return err instanceof Error && /^(GRPC|Etcd)/.test(err.name);
 }

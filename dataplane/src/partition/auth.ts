@@ -2,7 +2,7 @@
 // user gets when created, and device tokens. Only a sha256 of a token's secret is stored.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { MetadataStore } from '../stores/metadata-store.ts';
-import { ApiError } from './api-error.ts';
+import { ApiError } from '@meshwork/contract';
 
 /** Who is calling. */
 export type Principal = { kind: 'admin' } | { kind: 'user'; userId: string } | { kind: 'device'; userId: string; deviceId: string };
@@ -58,7 +58,7 @@ export class Authenticator {
   /** The principal of an `Authorization: Bearer ...` header; 401 when missing or wrong. */
   async authenticate(header: string | undefined): Promise<Principal> {
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new ApiError(401, 'unauthenticated', 'a bearer token is required', {}, { 'WWW-Authenticate': 'Bearer' });
+    if (!match) throw new ApiError('unauthenticated', 'a bearer token is required', { headers: { 'WWW-Authenticate': 'Bearer' } });
     const token = match[1]!;
     const tokenHash = hashSecret(token);
     if (sameHash(tokenHash, this.#adminHash)) return { kind: 'admin' };
@@ -70,7 +70,9 @@ export class Authenticator {
       this.#pending.set(tokenHash, lookup);
     }
     const principal = await lookup;
-    if (principal === undefined) throw new ApiError(401, 'unauthenticated', 'the bearer token is not valid', {}, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    if (principal === undefined) {
+      throw new ApiError('unauthenticated', 'the bearer token is not valid', { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
+    }
     if (this.#cache.size >= cacheLimit) this.#cache.clear();
     this.#cache.set(tokenHash, { principal, expires: Date.now() + cacheMillis });
     return principal;

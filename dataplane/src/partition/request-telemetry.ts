@@ -25,8 +25,7 @@ function bytesSinceLastRequest(socket: Socket): { read: number; written: number 
 }
 
 /** Middleware that traces, measures and logs every request. */
-export function requestTelemetry(ctx: PartitionContext): RequestHandler {
-  const { metrics, tracing, logger } = ctx;
+export function requestTelemetry({ metrics, tracing, logger }: Pick<PartitionContext, 'metrics' | 'tracing' | 'logger'>): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     const socket = req.socket;

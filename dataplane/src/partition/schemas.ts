@@ -1,4 +1,5 @@
 // Request bodies of the v1 API, validated with zod; a failure names the offending field.
+import { MeshworkError } from '@meshwork/contract';
 import { z } from 'zod';
 
 /** The largest content block, in bytes. */
@@ -31,12 +32,11 @@ export type CommitEntryBody = z.infer<typeof commitEntryBody>;
 export type BlockRef = z.infer<typeof blockRef>;
 
 /** Raised when a body or parameter fails validation; `field` is its dotted path. */
-export class ValidationError extends Error {
-  override readonly name = 'ValidationError';
+export class ValidationError extends MeshworkError {
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
+    super('invalid_request', `${field}: ${message}`);
     this.field = field;
   }
 }

@@ -22,7 +22,7 @@ import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { PresenceStore } from '../stores/presence-store.ts';
-import { ApiError } from './api-error.ts';
+import { ApiError } from '@meshwork/contract';
 import { createPartitionApp } from './app.ts';
 import { Authenticator } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
@@ -163,7 +163,10 @@ export async function runPartition(): Promise<void> {
       onSuspended: (reason) => {
         log.warn({ err: reason }, 'Suspended writes until the slots are re-acquired');
         metadata.suspendWrites(
-          () => new ApiError(503, 'ownership_lost', 'this process is re-acquiring ownership of its slots after losing its etcd lease; retry', {}, { 'Retry-After': '1' }),
+          () =>
+            new ApiError('ownership_lost', 'this process is re-acquiring ownership of its slots after losing its etcd lease; retry', {
+              headers: { 'Retry-After': '1' },
+            }),
         );
       },
       onReacquired: (next) => {
@@ -233,7 +236,8 @@ export async function runPartition(): Promise<void> {
     },
     onVolumeFault,
   });
-  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, throttleGate(ctx, app));
+  const gate = throttleGate({ throttle, authenticate: (header) => ctx.auth.authenticate(header), logger: log }, app);
+  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, gate);
   // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
   const connections = new ConnectionTracker(server);
   await new Promise<void>((resolve) => {

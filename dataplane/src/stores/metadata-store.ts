@@ -72,8 +72,10 @@ export interface Versioned<T> {
 }
 
 /** Raised when a write found the fence moved: another process owns these slots now. */
-export class OwnershipLostError extends Error {
-  override readonly name = 'OwnershipLostError';
+export class OwnershipLostError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ownership_lost', message, options);
+  }
 }
 
 /**
@@ -94,8 +96,10 @@ export function asEtcdCallError(operation: string, err: unknown): unknown {
 }
 
 /** Raised when the requested revision was compacted away by etcd. */
-export class HistoryCompactedError extends Error {
-  override readonly name = 'HistoryCompactedError';
+export class HistoryCompactedError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('cursor_expired', message, options);
+  }
 }
 
 /** Why a conditional entry write did not happen. */

@@ -4,6 +4,7 @@
 // what it holds of an object sits under that object, so that the object's partition lists
 // the holders of a file with one range read.
 import { createHash } from 'node:crypto';
+import { MeshworkError } from '@meshwork/contract';
 import type { Etcd3, IRequestOp } from 'etcd3';
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3/lib/rpc.js';
 import { holdingKey, holdingsPrefix, presenceKey } from './keys.ts';
@@ -61,18 +62,24 @@ const maxOpsPerTxn = 128;
 const keepAliveTimeoutMs = 5000;
 
 /** Raised when etcd no longer knows a lease (it expired between our steps). */
-class LeaseGoneError extends Error {
-  override readonly name = 'LeaseGoneError';
+class LeaseGoneError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('lease_gone', message, options);
+  }
 }
 
-/** A lease keep-alive that etcd did not answer; named like the etcd client's errors (a store failure, 503). */
-export class EtcdKeepAliveError extends Error {
-  override readonly name = 'EtcdKeepAliveError';
+/** A lease keep-alive that etcd did not answer: a store failure (503 `store_unavailable`), like the etcd client's own errors. */
+export class EtcdKeepAliveError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('store_unavailable', message, options);
+  }
 }
 
 /** Raised when the same device's presence kept changing under a write. */
-export class PresenceConflictError extends Error {
-  override readonly name = 'PresenceConflictError';
+export class PresenceConflictError extends MeshworkError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('presence_conflict', message, options);
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ import { createPartitionApp } from '../app.ts';
 import { Authenticator } from '../auth.ts';
 import { ChangeFeed } from '../change-feed.ts';
 import type { PartitionContext } from '../context.ts';
-import { ApiError } from '../api-error.ts';
+import { ApiError } from '@meshwork/contract';
 import { SlotMap } from '../slot-map.ts';
 import { MeshworkClient, type DeviceClient, type RawResponse } from '@meshwork/client';
 import { LongPolls } from './long-polls.ts';
@@ -50,7 +50,7 @@ const admission = {
   released: 0,
   acquire(clientId: string): void {
     const open = this.open.get(clientId) ?? 0;
-    if (open >= this.limit) throw new ApiError(429, 'too_many_polls', `client ${clientId} has ${open} polls open`, {}, { 'Retry-After': '1' });
+    if (open >= this.limit) throw new ApiError('too_many_polls', `client ${clientId} has ${open} polls open`, { headers: { 'Retry-After': '1' } });
     this.open.set(clientId, open + 1);
     this.acquired++;
   },

@@ -7,7 +7,7 @@ import type { NextFunction, Response } from 'express';
 import type { Logger } from 'pino';
 import { rangesContain, slotOf, type SlotRange } from '../../slots.ts';
 import type { MetadataStore, Role } from '../../stores/metadata-store.ts';
-import { ApiError } from '../api-error.ts';
+import { ApiError } from '@meshwork/contract';
 import type { ChangeFeed, ChangeListener } from '../change-feed.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { ForeignHeads } from './foreign-heads.ts';
@@ -172,7 +172,7 @@ function closeListener(finish: (poll: Poll) => void): (this: PollResponse) => vo
 
 /** The 503 every poll gets while the process drains. */
 function drainingError(retryAfterSeconds: number): ApiError {
-  return new ApiError(503, 'draining', 'this process is shutting down; poll again', {}, { 'Retry-After': String(retryAfterSeconds) });
+  return new ApiError('draining', 'this process is shutting down; poll again', { headers: { 'Retry-After': String(retryAfterSeconds) } });
 }
 
 export interface LongPollsOptions {
@@ -402,7 +402,8 @@ export class LongPolls implements ChangeListener {
   #settle(poll: NotificationPoll, revision: number, read: FeedRead | undefined): void {
     if (poll.done) return;
     if (read !== undefined && poll.cursor > read.revision) {
-      this.#fail(poll, new ApiError(410, 'cursor_expired', 'the cursor is not from this mesh (or from before a restore); list the objects again and poll with the new cursor', { relist: true }));
+      const message = 'the cursor is not from this mesh (or from before a restore); list the objects again and poll with the new cursor';
+      this.#fail(poll, new ApiError('cursor_expired', message, { details: { relist: true } }));
       return;
     }
     const objects: ObjectNotice[] = read === undefined ? poll.entry.feed.memoryChangesSince(poll.cursor) : poll.entry.feed.changesSince(poll.cursor, read);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../api-error.ts';
+import { ApiError } from '@meshwork/contract';
 import { parseWaitSeconds } from './params.ts';
 
 describe('parseWaitSeconds', () => {

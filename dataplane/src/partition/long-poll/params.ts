@@ -1,5 +1,5 @@
 // Query parameters of the long-poll routes.
-import { ApiError } from '../api-error.ts';
+import { invalidRequest } from '../errors.ts';
 import { maxWaitSeconds } from './long-polls.ts';
 
 /**
@@ -8,9 +8,9 @@ import { maxWaitSeconds } from './long-polls.ts';
  */
 export function parseWaitSeconds(value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'string') throw new ApiError(400, 'invalid_request', 'wait: must be given once', { field: 'wait' });
+  if (typeof value !== 'string') throw invalidRequest('wait', 'wait: must be given once');
   if (!/^\d{1,3}$/.test(value) || Number(value) > maxWaitSeconds) {
-    throw new ApiError(400, 'invalid_request', `wait: must be a whole number of seconds from 0 to ${maxWaitSeconds}`, { field: 'wait' });
+    throw invalidRequest('wait', `wait: must be a whole number of seconds from 0 to ${maxWaitSeconds}`);
   }
   return Number(value);
 }

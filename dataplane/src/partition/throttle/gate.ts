@@ -17,11 +17,12 @@
 // only after its buckets admitted it, so one client's flood is refused by its own buckets
 // and never occupies the places other clients need.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { ApiError } from '@meshwork/contract';
 import type { Principal } from '../auth.ts';
-import type { PartitionContext } from '../context.ts';
+import type { Logger } from 'pino';
 import type { Ticket } from './adaptive-limit.ts';
 import type { Client, ThrottleReason } from './client-limits.ts';
-import { overloadRetryAfterSeconds } from './throttle.ts';
+import { overloadRetryAfterSeconds, type Throttle } from './throttle.ts';
 import { retryAfterSeconds } from './token-bucket.ts';
 
 const exemptPaths = new Set(['/livez', '/readyz', '/metrics', '/healthz']);
@@ -62,10 +63,11 @@ interface Refusal {
   body: Buffer;
 }
 
-function refusal(status: 429 | 503, code: string, reason: ThrottleReason, retryAfter: number, message: string): Refusal {
-  const body = Buffer.from(JSON.stringify({ error: { code, message, reason, retryAfterSeconds: retryAfter } }));
+function refusal(code: 'overloaded' | 'rate_limited', reason: ThrottleReason, retryAfter: number, message: string): Refusal {
+  const error = new ApiError(code, message, { details: { reason, retryAfterSeconds: retryAfter } });
+  const body = Buffer.from(JSON.stringify(error.toJSON()));
   return {
-    status,
+    status: error.status as Refusal['status'],
     headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length, 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' },
     body,
   };
@@ -76,9 +78,16 @@ function refuse(res: ServerResponse, answer: Refusal): void {
   res.end(answer.body);
 }
 
+/** What the gate needs: the throttle (its limits and the refusal counters it records), an authenticate function, a logger for its own bugs. */
+export interface GateDeps {
+  throttle: Pick<Throttle, 'count' | 'concurrency' | 'clients' | 'eventLoop' | 'now'>;
+  /** The principal of an Authorization header; rejects (401, or a store failure) as the routes would. */
+  authenticate(header: string | undefined): Promise<Principal>;
+  logger: Pick<Logger, 'error'>;
+}
+
 /** Holds the request's place under the concurrency limit until its response headers go out. */
-function holdPlace(ctx: PartitionContext, res: ServerResponse, ticket: Ticket, sample: boolean): void {
-  const { throttle } = ctx;
+function holdPlace(throttle: GateDeps['throttle'], res: ServerResponse, ticket: Ticket, sample: boolean): void {
   let released = false;
   const release = (sampled: boolean): void => {
     if (released) return;
@@ -99,13 +108,13 @@ function holdPlace(ctx: PartitionContext, res: ServerResponse, ticket: Ticket, s
 }
 
 /** Charges the response's bytes (and a chunked request's) to the client when the exchange ends. */
-function meterBytes(ctx: PartitionContext, req: IncomingMessage, res: ServerResponse, client: Client, declared: number | undefined): void {
+function meterBytes(throttle: GateDeps['throttle'], req: IncomingMessage, res: ServerResponse, client: Client, declared: number | undefined): void {
   const socket = req.socket;
   const writtenBefore = socket.bytesWritten;
   const readBefore = socket.bytesRead;
   res.once('close', () => {
     const received = declared === undefined ? Math.max(0, socket.bytesRead - readBefore) : 0;
-    ctx.throttle.clients.chargeBytes(client, ctx.throttle.now(), Math.max(0, socket.bytesWritten - writtenBefore) + received);
+    throttle.clients.chargeBytes(client, throttle.now(), Math.max(0, socket.bytesWritten - writtenBefore) + received);
   });
 }
 
@@ -116,8 +125,8 @@ function handOver(res: ServerResponse, locals: { principal?: Principal; authErro
 }
 
 /** Wraps the partition's request listener (its express app) in the throttle. */
-export function throttleGate(ctx: PartitionContext, app: RequestListener): RequestListener {
-  const { throttle } = ctx;
+export function throttleGate(deps: GateDeps, app: RequestListener): RequestListener {
+  const { throttle, logger } = deps;
 
   // Under overload most answers are this one: built once per limit value.
   let overloaded: { limit: number; answer: Refusal } | undefined;
@@ -126,7 +135,7 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
     const limit = throttle.concurrency.limit;
     if (overloaded?.limit !== limit) {
       const message = `the partition is overloaded (${limit} requests in progress, its current limit); retry after ${overloadRetryAfterSeconds} s`;
-      overloaded = { limit, answer: refusal(503, 'overloaded', 'concurrency', overloadRetryAfterSeconds, message) };
+      overloaded = { limit, answer: refusal('overloaded', 'concurrency', overloadRetryAfterSeconds, message) };
     }
     refuse(res, overloaded.answer);
   };
@@ -139,11 +148,11 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
         refuseOverloaded(res);
         return false;
       }
-      holdPlace(ctx, res, ticket, (declared ?? 0) <= transferBytes);
+      holdPlace(throttle, res, ticket, (declared ?? 0) <= transferBytes);
     }
     if (client !== undefined) {
       throttle.clients.charge(client, throttle.now(), declared ?? 0);
-      meterBytes(ctx, req, res, client, declared);
+      meterBytes(throttle, req, res, client, declared);
     }
     return true;
   };
@@ -158,7 +167,7 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
     if (throttle.eventLoop.shedding) {
       throttle.count('event_loop_lag');
       const message = `the partition is overloaded (its event loop runs ${Math.round(throttle.eventLoop.lagMs)} ms late); retry after ${overloadRetryAfterSeconds} s`;
-      refuse(res, refusal(503, 'overloaded', 'event_loop_lag', overloadRetryAfterSeconds, message));
+      refuse(res, refusal('overloaded', 'event_loop_lag', overloadRetryAfterSeconds, message));
       return;
     }
     const longPoll = isLongPollRequest(req.method, url);
@@ -181,7 +190,7 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
         if (refused !== undefined) {
           throttle.count(refused.reason);
           const seconds = retryAfterSeconds(refused.retryAfterMs);
-          refuse(res, refusal(429, 'rate_limited', refused.reason, seconds, `${refused.message}; retry after ${seconds} s`));
+          refuse(res, refusal('rate_limited', refused.reason, seconds, `${refused.message}; retry after ${seconds} s`));
           return;
         }
       }
@@ -195,12 +204,12 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
       handOver(res, { authError: err });
       app(req, res);
     };
-    ctx.auth
+    deps
       .authenticate(authorization)
       .then(admitPrincipal, admitUnauthenticated)
       .catch((err: unknown) => {
         // A bug here must cost one request, not the process (an unhandled rejection would).
-        ctx.logger.error({ err, method: req.method, url: req.url }, 'Failed in the throttle gate');
+        logger.error({ err, method: req.method, url: req.url }, 'Failed in the throttle gate');
         if (res.headersSent) res.destroy();
         else refuseInternal(res);
       });
@@ -208,7 +217,7 @@ export function throttleGate(ctx: PartitionContext, app: RequestListener): Reque
 }
 
 function refuseInternal(res: ServerResponse): void {
-  const body = JSON.stringify({ error: { code: 'internal', message: 'internal error' } });
+  const body = JSON.stringify(new ApiError('internal', 'internal error').toJSON());
   res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }

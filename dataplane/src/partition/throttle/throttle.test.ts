@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { ThrottleConfig } from '../../config.ts';
-import { ApiError } from '../api-error.ts';
+import { ApiError } from '@meshwork/contract';
 import { isExemptPath, isLongPollRequest } from './gate.ts';
 import { Throttle } from './throttle.ts';
 

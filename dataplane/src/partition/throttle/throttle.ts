@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { formatByteSize } from '../../byte-size.ts';
 import type { ThrottleConfig } from '../../config.ts';
-import { ApiError } from '../api-error.ts';
+import { ApiError } from '@meshwork/contract';
 import { AdaptiveConcurrencyLimit, type AdaptiveLimitOptions } from './adaptive-limit.ts';
 import { ClientLimits, defaultMaxClients, throttleReasons, type ThrottleReason } from './client-limits.ts';
 import { EventLoopLagMonitor } from './event-loop-lag.ts';
@@ -160,11 +160,9 @@ export class Throttle {
   #tooManyLongPolls(deviceId: string): ApiError {
     this.count('long_polls');
     return new ApiError(
-      429,
       'too_many_long_polls',
       `device ${deviceId} already holds ${this.longPolls.perDevice} long polls, the most allowed; end one before opening another`,
-      { reason: 'long_polls', retryAfterSeconds: longPollRetryAfterSeconds },
-      { 'Retry-After': String(longPollRetryAfterSeconds) },
+      { details: { reason: 'long_polls', retryAfterSeconds: longPollRetryAfterSeconds }, headers: { 'Retry-After': String(longPollRetryAfterSeconds) } },
     );
   }
 
@@ -172,10 +170,8 @@ export class Throttle {
   checkEntrySize(bytes: number): void {
     if (bytes <= this.config.maxEntryBytes) return;
     this.count('entry_size');
-    throw new ApiError(413, 'entry_too_large', `the entry is ${formatByteSize(bytes)}; an entry may be at most ${formatByteSize(this.config.maxEntryBytes)}`, {
-      reason: 'entry_size',
-      size: bytes,
-      maxEntryBytes: this.config.maxEntryBytes,
+    throw new ApiError('entry_too_large', `the entry is ${formatByteSize(bytes)}; an entry may be at most ${formatByteSize(this.config.maxEntryBytes)}`, {
+      details: { reason: 'entry_size', size: bytes, maxEntryBytes: this.config.maxEntryBytes },
     });
   }
 }

@@ -1,0 +1,161 @@
+// The partition's route shape, after fastify's (lib/route.js): a route declares what must hold
+// before its handler runs, and the hooks run in one fixed order: ids in the URL → the slot of
+// the object or device (421 before anything is read) → the caller (401, 403) → the caller's own
+// slot → the handler's parsing (the validation step, 400/428) → access to the object named by
+// :id (404 for a stranger, 403 for a lacking role). The handler then only calls a service and
+// answers. The hooks run inside one request handler: a waiting long poll keeps its handler
+// chain alive, and each level of it costs memory per poll.
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { ApiError } from '@meshwork/contract';
+import { rangesContain, slotOf, type SlotRange } from '../slots.ts';
+import type { ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
+import type { Authenticator, Principal } from './auth.ts';
+import { invalidRequest } from './errors.ts';
+import type { SlotMap } from './slot-map.ts';
+import type { ObjectAccess } from './sync/access.ts';
+
+/** A principal acting for a user: an account or a device token. */
+export type Caller = Exclude<Principal, { kind: 'admin' }>;
+
+/** Who may call a route: anyone with a valid token, a user or device, the administrator, or the device named by :id. */
+export type PrincipalRule = 'any' | 'member' | 'admin' | 'device-itself';
+
+type PrincipalOf<K extends PrincipalRule> = K extends 'any'
+  ? Principal
+  : K extends 'admin'
+    ? { kind: 'admin' }
+    : K extends 'device-itself'
+      ? Extract<Principal, { kind: 'device' }>
+      : Caller;
+
+/** The role a route needs on the object named by :id; `cached` lets a write use the write cache. */
+export interface AccessRule {
+  need: Role;
+  cached?: boolean;
+}
+
+/** What a route declares; see the file's opening comment for the order the hooks run in. */
+export interface RouteOptions<K extends PrincipalRule, I, A extends AccessRule | undefined> {
+  /** Route parameters that must be ids, checked in this order before anything else. */
+  ids?: readonly string[];
+  /** Other checks of the URL that come before authentication (a malformed name is 400 even without a token). */
+  checkUrl?: (req: Request) => void;
+  /** The slot the request must be in: of the object or device named by :id (before authentication) or of the caller. */
+  slot?: 'object' | 'device' | 'caller';
+  principal: K;
+  /** Parses the request (parameters, query, headers, body) before access is checked. */
+  parse?: (req: Request, principal: PrincipalOf<K>) => I;
+  access?: A;
+}
+
+/** What a handler receives once every hook has passed. */
+export interface RouteCall<K extends PrincipalRule, I, A extends AccessRule | undefined> {
+  req: Request;
+  res: Response;
+  next: NextFunction;
+  principal: PrincipalOf<K>;
+  /** The :id parameter (empty for routes without one). */
+  id: string;
+  input: I;
+  object: A extends AccessRule ? Versioned<ObjectRecord> : undefined;
+}
+
+/** What the hooks need: the authenticator, this partition's slots and the slot map, the access rule. */
+export interface HookDeps {
+  auth: Pick<Authenticator, 'authenticate'>;
+  partition: string;
+  slots: readonly SlotRange[];
+  slotMap: Pick<SlotMap, 'ownerOf'>;
+  access: Pick<ObjectAccess, 'load' | 'loadForWrite'>;
+}
+
+const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Validates an id taken from the URL. */
+export function idParam(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !idPattern.test(value)) throw invalidRequest(field, `${field}: is not a valid id`);
+  return value;
+}
+
+/** The caller of a user's route; the administrator is refused. */
+export function asCaller(principal: Principal): Caller {
+  if (principal.kind === 'admin') throw new ApiError('forbidden', 'the administrator token cannot act as a user');
+  return principal;
+}
+
+function checkPrincipal(rule: PrincipalRule, principal: Principal, id: string): Principal {
+  if (rule === 'any') return principal;
+  if (rule === 'admin') {
+    if (principal.kind !== 'admin') throw new ApiError('forbidden', 'only the administrator may create users');
+    return principal;
+  }
+  const caller = asCaller(principal);
+  if (rule === 'device-itself' && (caller.kind !== 'device' || caller.deviceId !== id)) {
+    throw new ApiError('forbidden', 'only the device itself may set or clear its presence');
+  }
+  return caller;
+}
+
+/** The route hooks of one partition process. */
+export class RouteHooks {
+  readonly #deps: HookDeps;
+
+  constructor(deps: HookDeps) {
+    this.#deps = deps;
+  }
+
+  /** Authenticates the request once (the throttle's gate may have done it already); 401 without a valid token. */
+  async principalOf(req: Request, res: Response): Promise<Principal> {
+    const known = res.locals.principal as Principal | undefined;
+    if (known) return known;
+    // The throttle's gate authenticated already and failed: the same answer, without a second lookup.
+    if (res.locals.authError !== undefined) throw res.locals.authError;
+    const principal = await this.#deps.auth.authenticate(req.headers.authorization);
+    res.locals.principal = principal;
+    return principal;
+  }
+
+  /** Answers 421 with the owner's address unless this partition owns `slot`. */
+  async requireOwnedSlot(slot: number, what: string): Promise<void> {
+    if (rangesContain(this.#deps.slots, slot)) return;
+    const owner = await this.#deps.slotMap.ownerOf(slot);
+    throw new ApiError('misdirected', `${what} is in slot ${slot}, which partition ${this.#deps.partition} does not own`, {
+      details: { slot, owner: owner?.url ?? null, ownerPartition: owner?.partition ?? null },
+    });
+  }
+
+  /** A request handler that runs the hooks `options` declares, then `handler`. */
+  route<K extends PrincipalRule, I = undefined, A extends AccessRule | undefined = undefined>(
+    options: RouteOptions<K, I, A>,
+    handler: (call: RouteCall<K, I, A>) => void | Promise<void>,
+  ): RequestHandler {
+    return async (req, res, next) => {
+      const params = req.params as Record<string, unknown>;
+      let id = '';
+      for (const name of options.ids ?? []) {
+        const value = idParam(params[name], name);
+        if (name === 'id') id = value;
+      }
+      options.checkUrl?.(req);
+      if (options.slot === 'object' || options.slot === 'device') await this.requireOwnedSlot(slotOf(id), `${options.slot} ${id}`);
+      const principal = checkPrincipal(options.principal, await this.principalOf(req, res), id) as PrincipalOf<K>;
+      if (options.slot === 'caller') {
+        const userId = (principal as Caller).userId;
+        await this.requireOwnedSlot(slotOf(userId), `user ${userId}`);
+      }
+      const input = options.parse === undefined ? (undefined as I) : options.parse(req, principal);
+      let object: Versioned<ObjectRecord> | undefined;
+      if (options.access !== undefined) {
+        const { userId } = principal as Caller;
+        const { need, cached } = options.access;
+        object = cached ? await this.#deps.access.loadForWrite(userId, id, need) : await this.#deps.access.load(userId, id, need);
+      }
+      await handler({ req, res, next, principal, id, input, object: object as RouteCall<K, I, A>['object'] });
+    };
+  }
+}
+
+/** The modifier recorded on a caller's writes: its device, or the user for an account token. */
+export function modifierOf(caller: Caller): string {
+  return caller.kind === 'device' ? caller.deviceId : caller.userId;
+}

@@ -1,0 +1,126 @@
+// Entries of a mesh object as the sync protocol sees them (ADR 0004): commit a block list or a
+// directory under a precondition, delete to a tombstone, read the live entry, and list the live
+// entries page by page at one snapshot. No HTTP here: routes parse and answer.
+import { ApiError } from '@meshwork/contract';
+import { formatCursor, formatPageToken, type PageToken } from '../../cursor.ts';
+import type { WritePrecondition } from '../../http/preconditions.ts';
+import type { BlockStore } from '../../stores/block-store.ts';
+import type { EntryRecord, MetadataStore, Versioned } from '../../stores/metadata-store.ts';
+import { contentHashOf } from '../content-plan.ts';
+import { invalidRequest, notFound } from '../errors.ts';
+import type { CommitEntryBody } from '../schemas.ts';
+import { conditionalWrite, entryView, type EntryWriteDeps } from './conditional-write.ts';
+
+/** Who writes: the user whose access is checked, and the device (or user) recorded as `modifiedBy`. */
+export interface Writer {
+  userId: string;
+  modifiedBy: string;
+}
+
+/** Which of `blocks` the store lacks (409 `blocks_missing`) or holds at another size (400); the entry's size otherwise. */
+export function checkCommittedBlocks(blocks: CommitEntryBody & { kind: 'file' }, sizes: ReadonlyMap<string, number | undefined>): number {
+  const missing = [...sizes].filter(([, s]) => s === undefined).map(([sha]) => sha);
+  if (missing.length > 0) {
+    const message = `${missing.length} of the entry's blocks are not in the store; upload them and commit again`;
+    throw new ApiError('blocks_missing', message, { details: { missing } });
+  }
+  let size = 0;
+  blocks.blocks.forEach((block, i) => {
+    if (sizes.get(block.sha256) !== block.size) {
+      throw invalidRequest(`body.blocks.${i}.size`, `body.blocks.${i}.size: block ${block.sha256} is ${sizes.get(block.sha256)} bytes, not ${block.size}`);
+    }
+    size += block.size;
+  });
+  return size;
+}
+
+/** The record a commit writes. */
+export function committedRecord(path: string, body: CommitEntryBody, size: number, modifiedBy: string, now: Date): EntryRecord {
+  return {
+    path,
+    kind: body.kind,
+    size,
+    blocks: body.kind === 'file' ? body.blocks : [],
+    contentHash: body.kind === 'file' ? contentHashOf(body.blocks) : null,
+    modifiedBy,
+    mtime: body.mtime ?? now.toISOString(),
+    deleted: false,
+  };
+}
+
+/** What the entry service needs: the metadata store, the access rule and the block store's sizes. */
+export interface EntryDeps extends EntryWriteDeps {
+  metadata: Pick<MetadataStore, 'getEntry' | 'putEntry' | 'listEntries'>;
+  blocks: Pick<BlockStore, 'sizesOf'>;
+}
+
+/** Commits a file's block list or a directory; the caller's write access was checked already. */
+export async function commitEntry(
+  deps: EntryDeps,
+  request: { objectId: string; path: string; body: CommitEntryBody; precondition: WritePrecondition; writer: Writer },
+): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
+  const { objectId, path, body, precondition, writer } = request;
+  const size = body.kind === 'file' ? checkCommittedBlocks(body, await deps.blocks.sizesOf(body.blocks.map((b) => b.sha256))) : 0;
+  const record = committedRecord(path, body, size, writer.modifiedBy, new Date());
+  return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true });
+}
+
+/** Deletes an entry to a tombstone (404 when there is no live entry). */
+export async function deleteEntry(
+  deps: EntryDeps,
+  request: { objectId: string; path: string; precondition: WritePrecondition; writer: Writer },
+): Promise<Versioned<EntryRecord>> {
+  const { objectId, path, precondition, writer } = request;
+  const stored = await deps.metadata.getEntry(objectId, path);
+  if (stored === undefined || stored.value.deleted) throw notFound(`entry ${path}`);
+  const { entry } = await conditionalWrite(deps, {
+    objectId,
+    userId: writer.userId,
+    path,
+    precondition,
+    build: (current) => {
+      if (current === undefined) throw notFound(`entry ${path}`);
+      return { ...current.value, blocks: [], size: 0, contentHash: null, modifiedBy: writer.modifiedBy, mtime: new Date().toISOString(), deleted: true };
+    },
+    blind: false,
+  });
+  return entry;
+}
+
+/** The live entry at `path`; 404 for a missing or deleted one. The caller's read access was checked already. */
+export async function liveEntry(metadata: Pick<MetadataStore, 'getEntry'>, objectId: string, path: string): Promise<Versioned<EntryRecord>> {
+  const entry = await metadata.getEntry(objectId, path);
+  if (entry === undefined || entry.value.deleted) throw notFound(`entry ${path}`);
+  return entry;
+}
+
+/** One page of a listing: live entries, the snapshot's cursor, and the next page's token. */
+export interface ListingPage {
+  entries: Record<string, unknown>[];
+  cursor: string;
+  next: string | null;
+}
+
+/** A page of the live entries of an object; the first page fixes the snapshot every later page reads at. */
+export async function listLiveEntries(
+  metadata: Pick<MetadataStore, 'listEntries'>,
+  objectId: string,
+  page: PageToken | undefined,
+  limit: number,
+): Promise<ListingPage> {
+  const live: Versioned<EntryRecord>[] = [];
+  let after = page?.after ?? '';
+  let snapshot = page?.snapshot;
+  let more = true;
+  // Tombstones are skipped, so keep reading until the page is full or the object ends.
+  while (live.length < limit && more) {
+    const batch = await metadata.listEntries(objectId, { snapshot, after, limit: limit - live.length });
+    snapshot = batch.snapshot;
+    more = batch.more;
+    for (const entry of batch.entries) {
+      after = entry.value.path;
+      if (!entry.value.deleted) live.push(entry);
+    }
+  }
+  return { entries: live.map(entryView), cursor: formatCursor(snapshot!), next: more ? formatPageToken({ snapshot: snapshot!, after }) : null };
+}
