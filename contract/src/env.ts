@@ -106,6 +106,23 @@ export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 's
 /** A pino level. */
 export type LogLevel = (typeof logLevels)[number];
 
+/**
+ * The partition's throttling defaults, sized for a 2-core / 8 GiB pod (ADR 7): the data plane's
+ * schema below defaults to them, and the MeshPartition CRD defaults `spec.throttling` to them.
+ */
+export const throttlingDefaults = {
+  userRequestsPerSecond: 100,
+  userBurst: 200,
+  deviceRequestsPerSecond: 50,
+  deviceBurst: 100,
+  userBytesPerSecond: '64Mi',
+  deviceBytesPerSecond: '32Mi',
+  deviceLongPolls: 4,
+  maxEntrySize: '16Gi',
+  eventLoopLagMilliseconds: 100,
+  concurrency: { min: 4, max: 512 },
+} as const;
+
 /** A `host:port` listen address, parsed. */
 export const listenAddress = z
   .string()
@@ -186,17 +203,17 @@ export const partitionEnvSchema = z
     // Empty counts as unset, as the OpenTelemetry SDKs treat it.
     [PartitionEnv.otlpEndpoint]: z.preprocess((v) => (v === '' ? undefined : v), httpUrl.optional()),
     // Defaults suit a 2-core / 8 GiB pod; the MeshPartition's spec.throttling sets them (ADR 7).
-    [PartitionEnv.throttleUserRps]: count(100),
-    [PartitionEnv.throttleUserBurst]: count(200),
-    [PartitionEnv.throttleDeviceRps]: count(50),
-    [PartitionEnv.throttleDeviceBurst]: count(100),
-    [PartitionEnv.throttleUserBytesPerSecond]: bytes('64Mi'),
-    [PartitionEnv.throttleDeviceBytesPerSecond]: bytes('32Mi'),
-    [PartitionEnv.throttleDeviceLongPolls]: count(4, 10_000),
-    [PartitionEnv.throttleMaxEntryBytes]: bytes('16Gi'),
-    [PartitionEnv.throttleEventLoopLagMs]: count(100, 60_000),
-    [PartitionEnv.throttleConcurrencyMin]: count(4, 100_000),
-    [PartitionEnv.throttleConcurrencyMax]: count(512, 100_000),
+    [PartitionEnv.throttleUserRps]: count(throttlingDefaults.userRequestsPerSecond),
+    [PartitionEnv.throttleUserBurst]: count(throttlingDefaults.userBurst),
+    [PartitionEnv.throttleDeviceRps]: count(throttlingDefaults.deviceRequestsPerSecond),
+    [PartitionEnv.throttleDeviceBurst]: count(throttlingDefaults.deviceBurst),
+    [PartitionEnv.throttleUserBytesPerSecond]: bytes(throttlingDefaults.userBytesPerSecond),
+    [PartitionEnv.throttleDeviceBytesPerSecond]: bytes(throttlingDefaults.deviceBytesPerSecond),
+    [PartitionEnv.throttleDeviceLongPolls]: count(throttlingDefaults.deviceLongPolls, 10_000),
+    [PartitionEnv.throttleMaxEntryBytes]: bytes(throttlingDefaults.maxEntrySize),
+    [PartitionEnv.throttleEventLoopLagMs]: count(throttlingDefaults.eventLoopLagMilliseconds, 60_000),
+    [PartitionEnv.throttleConcurrencyMin]: count(throttlingDefaults.concurrency.min, 100_000),
+    [PartitionEnv.throttleConcurrencyMax]: count(throttlingDefaults.concurrency.max, 100_000),
   })
   .superRefine((env, ctx) => {
     const min = env[PartitionEnv.throttleConcurrencyMin];

@@ -2,6 +2,7 @@
 // `make crds` writes into crds/meshwork.io_meshpartitions.yaml and the chart, and the types
 // the operator reads objects with are inferred from it, so the two cannot drift. Choices of
 // the schema itself are in ADR 12.
+import { throttlingDefaults } from '@meshwork/contract';
 import {
   applyDefaults,
   array,
@@ -52,23 +53,8 @@ export const resourceDefaults = { cpu: '2', memory: '8Gi' } as const;
 /** Each member's volumes by default. */
 export const storageDefaults = { volumes: 4, size: '100Gi' } as const;
 
-/**
- * The throttling defaults. The data plane's own defaults for the same variables
- * (dataplane/src/config.ts, MESHWORK_THROTTLE_*) repeat these values; both should come from
- * one shared constant once the environment's schema lives in the contract module.
- */
-export const throttlingDefaults = {
-  userRequestsPerSecond: 100,
-  userBurst: 200,
-  deviceRequestsPerSecond: 50,
-  deviceBurst: 100,
-  userBytesPerSecond: '64Mi',
-  deviceBytesPerSecond: '32Mi',
-  deviceLongPolls: 4,
-  maxEntrySize: '16Gi',
-  eventLoopLagMilliseconds: 100,
-  concurrency: { min: 4, max: 512 },
-} as const;
+/** The throttling defaults: the data plane's own, from the contract (the CRD defaults spec.throttling to them). */
+export { throttlingDefaults };
 
 /** The watchdog's production defaults (DESIGN.md §6); the CRD defaults spec.watchdog to exactly these. */
 export const watchdogSpecDefaults = {

@@ -5,7 +5,7 @@
 // The data plane's exit codes and termination messages are read through the contract
 // (@meshwork/contract, exit-codes.ts), which the data plane exits with.
 import { ExitCode, isVolumeFaultTermination } from '@meshwork/contract';
-import type { FencingPolicy, RemediationAction, WatchdogSpec } from '../api/v1alpha1.ts';
+import { watchdogSpecDefaults, type FencingPolicy, type RemediationAction, type WatchdogSpec } from '../api/v1alpha1.ts';
 
 /** The watchdog's settings in milliseconds, every optional field filled. */
 export interface WatchdogSettings {
@@ -21,19 +21,8 @@ export interface WatchdogSettings {
   probePeriodMs: number;
 }
 
-/** Production defaults; the CRD carries the same values. */
-export const watchdogDefaults = {
-  mode: 'Enforce',
-  tolerationSeconds: 60,
-  healthyResetSeconds: 600,
-  nodeLostSeconds: 300,
-  maxConcurrent: 1,
-  actionsPerHour: 6,
-  fencing: 'ForceDelete',
-  recoverySeconds: 180,
-  probeTimeoutSeconds: 5,
-  probePeriodSeconds: 10,
-} as const satisfies Required<WatchdogSpec>;
+/** Production defaults: the CRD's defaults of spec.watchdog, from the one definition. */
+export const watchdogDefaults = watchdogSpecDefaults satisfies Required<WatchdogSpec>;
 
 /** The settings of a partition's `spec.watchdog`, defaults filled in. */
 export function watchdogSettings(spec: Partial<WatchdogSpec> | undefined): WatchdogSettings {
