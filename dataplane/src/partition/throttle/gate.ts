@@ -17,7 +17,7 @@
 // only after its buckets admitted it, so one client's flood is refused by its own buckets
 // and never occupies the places other clients need.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { ApiError } from '@meshwork/contract';
+import { ApiError, healthPaths } from '@meshwork/contract';
 import type { Principal } from '../auth.ts';
 import type { Logger } from 'pino';
 import type { Ticket } from './adaptive-limit.ts';
@@ -25,13 +25,15 @@ import type { Client, ThrottleReason } from './client-limits.ts';
 import { overloadRetryAfterSeconds, type Throttle } from './throttle.ts';
 import { retryAfterSeconds } from './token-bucket.ts';
 
-const exemptPaths = new Set(['/livez', '/readyz', '/metrics', '/healthz']);
+// Every operations path, and the /healthz folder the deep check lives in (any check added there is exempt too).
+const healthFolder = healthPaths.deep.slice(0, healthPaths.deep.lastIndexOf('/'));
+const exemptPaths = new Set<string>([...Object.values(healthPaths), healthFolder]);
 
 /** Whether a path is a health or metrics route, which no limit ever applies to. */
 export function isExemptPath(path: string): boolean {
   // Routing ignores case and a trailing slash; so does the exemption.
   const normal = path.length > 1 && path.endsWith('/') ? path.slice(0, -1).toLowerCase() : path.toLowerCase();
-  return exemptPaths.has(normal) || normal.startsWith('/healthz/');
+  return exemptPaths.has(normal) || normal.startsWith(`${healthFolder}/`);
 }
 
 const longPollPath = /^\/v1\/(notifications|objects\/[^/]+\/changes)\/?$/i;
