@@ -1,4 +1,5 @@
-// Accounts: the administrator creates users; a user registers devices; anyone asks who they are.
+// Accounts: the administrator creates users; a user registers devices with its account token (a
+// stolen device token must not mint more credentials); anyone asks who they are.
 import { Router } from 'express';
 import type express from 'express';
 import type { RouteHooks } from '../hooks.ts';
@@ -21,7 +22,7 @@ export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: ex
   router.post(
     '/v1/devices',
     json,
-    hooks.route({ principal: 'member', slot: 'caller', parse: (req) => validate(createDeviceBody, req.body) }, async ({ res, principal, input }) => {
+    hooks.route({ principal: 'account', slot: 'caller', parse: (req) => validate(createDeviceBody, req.body) }, async ({ res, principal, input }) => {
       res.status(201).json(await registerDevice(accounts, principal.userId, input.name));
     }),
   );
