@@ -28,7 +28,11 @@ beforeAll(async () => {
   [etcd, minio] = await Promise.all([startEtcd({ name: 'etcd-revocation' }), startMinio({ bucket: 'revocation' })]);
   const stores = { etcdEndpoint: etcd.endpoint, minio };
   first = await startPartition(stores, { partition: 'revocation', env: { ...unthrottledEnv, MESHWORK_POD_NAME: 'revocation-0' } });
-  second = await startPartition(stores, { partition: 'revocation', adminToken: first.adminToken, env: { ...unthrottledEnv, MESHWORK_POD_NAME: 'revocation-1' } });
+  second = await startPartition(stores, {
+    partition: 'revocation',
+    adminToken: first.adminToken,
+    env: { ...unthrottledEnv, MESHWORK_POD_NAME: 'revocation-1' },
+  });
   viaFirst = new MeshworkClient({ baseUrl: first.url, token: first.adminToken, retry: { maxAttempts: 1 } });
   viaSecond = new MeshworkClient({ baseUrl: second.url, token: first.adminToken, retry: { maxAttempts: 1 } });
   const alice = await viaFirst.createUser('alice');

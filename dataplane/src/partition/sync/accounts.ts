@@ -87,7 +87,8 @@ export async function currentUser(deps: AccountDeps, userId: string): Promise<Us
 /** The devices of the caller's user, marking the caller's own. */
 export async function listDevices(deps: AccountDeps, caller: Caller): Promise<DeviceListing[]> {
   const devices: ListedDevice[] = await deps.metadata.listUserDevices(caller.userId);
-  return devices.map((d) => ({ id: d.id, name: d.name, createdAt: d.createdAt, online: d.online, current: caller.kind === 'device' && caller.deviceId === d.id }));
+  const self = caller.kind === 'device' ? caller.deviceId : undefined;
+  return devices.map((d) => ({ id: d.id, name: d.name, createdAt: d.createdAt, online: d.online, current: d.id === self }));
 }
 
 /**
