@@ -131,6 +131,39 @@ describe('the authenticator', () => {
     expect(await statusOf(auth, device.token)).toBe(401);
   });
 
+  it('still caches a lookup that overlapped the revocation of another id (a credential written elsewhere in the mesh)', async () => {
+    const { store, auth, device } = setup();
+    store.duringRead = () => {
+      auth.revoke('dSomeoneElse');
+      store.duringRead = undefined;
+    };
+    await auth.authenticate(`Bearer ${device.token}`);
+    await auth.authenticate(`Bearer ${device.token}`);
+    expect(store.reads).toBe(1);
+  });
+
+  it('does not let a request that arrives after a revocation join a lookup started before it', async () => {
+    const { store, device } = setup();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slowStore = {
+      getCredential: async (id: string) => {
+        const found = await store.getCredential(id);
+        await gate;
+        return found;
+      },
+    };
+    const slow = new Authenticator(admin, slowStore);
+    const before = slow.authenticate(`Bearer ${device.token}`);
+    store.delete('dLaptop');
+    slow.revoke('dLaptop');
+    const after = statusOf(slow, device.token);
+    release();
+    // The first request was admitted with the credential it read; the second reads again.
+    expect((await before).kind).toBe('device');
+    expect(await after).toBe(401);
+  });
+
   it('accepts the new account token and refuses the old one after a rotation', async () => {
     const { store, auth, account } = setup();
     expect(await statusOf(auth, account.token)).toBe('user');

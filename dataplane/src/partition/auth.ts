@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { credentialIdOf, credentialsPrefix } from '../stores/keys.ts';
-import type { MetadataStore } from '../stores/metadata-store.ts';
+import type { CredentialRecord, MetadataStore } from '../stores/metadata-store.ts';
 import { ApiError } from '@meshwork/contract';
 
 /** Who is calling. */
@@ -74,9 +74,13 @@ export class Authenticator {
   // By user or device id: a revocation names the id, and an id has one valid token at a time.
   readonly #cache = new Map<string, CachedPrincipal>();
   // Lookups in flight by token hash, so that a burst of requests with one new token costs one etcd read.
-  #pending = new Map<string, Promise<Principal | undefined>>();
-  // Counts revocations seen: a lookup that overlapped one does not fill the cache with what it read.
-  #revocations = 0;
+  readonly #pending = new Map<string, { id: string; lookup: Promise<Principal | undefined> }>();
+  // Numbers each revocation; a lookup that overlapped a revocation of its id does not cache what it read.
+  #sequence = 0;
+  // The number of the last revocation of each id revoked while lookups were in flight (cleared when none are).
+  readonly #revokedWhileLooking = new Map<string, number>();
+  #lastRevokeAll = 0;
+  #lookups = 0;
 
   constructor(adminToken: string, credentials: Pick<MetadataStore, 'getCredential'>, options: { cacheMillis?: number; now?: () => number } = {}) {
     this.#adminHash = hashSecret(adminToken);
@@ -102,39 +106,51 @@ export class Authenticator {
 
   /** Forgets what is cached for a user or device whose credential changed or went. */
   revoke(id: string): void {
-    this.#revocations++;
+    this.#sequence++;
     this.#cache.delete(id);
+    if (this.#lookups > 0) this.#revokedWhileLooking.set(id, this.#sequence);
     // A request arriving now must not join a lookup that may have read the old credential.
-    this.#pending = new Map();
+    for (const [tokenHash, pending] of this.#pending) if (pending.id === id) this.#pending.delete(tokenHash);
   }
 
   /** Forgets every cached principal: revocations may have been missed (the watch started over). */
   revokeAll(): void {
-    this.#revocations++;
+    this.#sequence++;
+    this.#lastRevokeAll = this.#sequence;
     this.#cache.clear();
-    this.#pending = new Map();
+    this.#pending.clear();
   }
 
   async #principalOf(parsed: ParsedToken, tokenHash: string): Promise<Principal | undefined> {
     const secretHash = hashSecret(parsed.secret);
     const cached = this.#cache.get(parsed.id);
     if (cached !== undefined && cached.expires > this.#now() && sameHash(cached.secretHash, secretHash)) return cached.principal;
-    const pending = this.#pending;
-    let lookup = pending.get(tokenHash);
-    if (lookup === undefined) {
-      lookup = this.#lookup(parsed, secretHash).finally(() => pending.delete(tokenHash));
-      pending.set(tokenHash, lookup);
+    let pending = this.#pending.get(tokenHash);
+    if (pending === undefined) {
+      const lookup = this.#lookup(parsed, secretHash).finally(() => {
+        if (this.#pending.get(tokenHash) === pending) this.#pending.delete(tokenHash);
+      });
+      pending = { id: parsed.id, lookup };
+      this.#pending.set(tokenHash, pending);
     }
-    return lookup;
+    return pending.lookup;
   }
 
   async #lookup(parsed: ParsedToken, secretHash: string): Promise<Principal | undefined> {
-    const revocations = this.#revocations;
-    const credential = (await this.#credentials.getCredential(parsed.id))?.value;
+    const started = this.#sequence;
+    this.#lookups++;
+    let credential: CredentialRecord | undefined;
+    try {
+      credential = (await this.#credentials.getCredential(parsed.id))?.value;
+    } finally {
+      this.#lookups--;
+    }
+    const revoked = Math.max(this.#lastRevokeAll, this.#revokedWhileLooking.get(parsed.id) ?? 0) > started;
+    if (this.#lookups === 0) this.#revokedWhileLooking.clear();
     if (credential === undefined || credential.kind !== parsed.kind || !sameHash(credential.tokenHash, secretHash)) return undefined;
     const principal: Principal =
       parsed.kind === 'user' ? { kind: 'user', userId: parsed.id } : { kind: 'device', userId: credential.userId, deviceId: parsed.id };
-    if (revocations === this.#revocations) {
+    if (!revoked) {
       if (this.#cache.size >= cacheLimit) this.#cache.clear();
       this.#cache.set(parsed.id, { secretHash, principal, expires: this.#now() + this.#cacheMillis });
     }
