@@ -157,3 +157,32 @@ describe('MeshworkClient exchange', () => {
     expect(requests[0]!.headers.authorization).toBe('Bearer mwu.other');
   });
 });
+
+describe('device and token routes', () => {
+  const unavailable = (): Response => json(503, { error: { code: 'store_unavailable', message: 'etcd is away' } }, { 'retry-after': '1' });
+
+  it('lists devices, deletes one by its encoded id, and answers a rotated token', async () => {
+    const device = { id: 'dA', name: 'laptop', createdAt: '2026-01-01T00:00:00.000Z', online: false, current: true };
+    const rotated = { id: 'uA', token: 'mwu.uA.new' };
+    const { client, requests } = scripted([json(200, { devices: [device] }), new Response(null, { status: 204 }), json(200, rotated)]);
+    expect(await client.listDevices()).toEqual([device]);
+    await client.deleteDevice('d/1');
+    expect(await client.rotateAccountToken()).toEqual(rotated);
+    expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'GET http://api.test/v1/devices',
+      'DELETE http://api.test/v1/devices/d%2F1',
+      'POST http://api.test/v1/me/token',
+    ]);
+  });
+
+  it.each<[string, (client: MeshworkClient) => Promise<unknown>]>([
+    ['a rotation (a repeat would revoke the token it answered)', (client) => client.rotateAccountToken()],
+    ['a device delete (a repeat would answer 404)', (client) => client.deleteDevice('dA')],
+  ])('never repeats %s', async (_what, call) => {
+    const { client, requests } = scripted([unavailable(), json(200, {})]);
+    const err = await call(client).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe('store_unavailable');
+    expect(requests).toHaveLength(1);
+  });
+});

@@ -20,6 +20,7 @@ import type {
   ChangePage,
   CreatedDevice,
   CreatedUser,
+  Device,
   Entry,
   EntryCommit,
   EntryPage,
@@ -32,6 +33,7 @@ import type {
   Presence,
   PresenceUpdate,
   Role,
+  RotatedToken,
   SlotMap,
   Sources,
   WritePrecondition,
@@ -245,6 +247,21 @@ export class MeshworkClient {
   /** `GET /v1/me`: the caller's user (and device). */
   async me(options?: CallOptions): Promise<Me> {
     return this.#json<Me>('GET', '/v1/me', options);
+  }
+
+  /** `GET /v1/devices`: the devices of the caller's user. */
+  async listDevices(options?: CallOptions): Promise<Device[]> {
+    return (await this.#json<{ devices: Device[] }>('GET', '/v1/devices', options)).devices;
+  }
+
+  /** `DELETE /v1/devices/{id}` (account token, or the device itself): its token stops working and its presence goes. */
+  async deleteDevice(deviceId: string, options?: CallOptions): Promise<void> {
+    await this.#empty('DELETE', `/v1/devices/${segment(deviceId)}`, options);
+  }
+
+  /** `POST /v1/me/token` (account token): a new account token; this client's token stops working. Never repeated. */
+  async rotateAccountToken(options?: CallOptions): Promise<RotatedToken> {
+    return this.#json<RotatedToken>('POST', '/v1/me/token', options);
   }
 
   // ---- objects

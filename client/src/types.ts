@@ -21,6 +21,23 @@ export interface CreatedDevice {
   token: string;
 }
 
+/** One of the caller's user's devices, as `GET /v1/devices` lists it. */
+export interface Device {
+  id: string;
+  name: string;
+  createdAt: string;
+  /** The device has presence now (it announced itself within the presence TTL). */
+  online: boolean;
+  /** The device is the caller. */
+  current: boolean;
+}
+
+/** `POST /v1/me/token`: the user's new account token; the one that asked no longer works. */
+export interface RotatedToken {
+  id: string;
+  token: string;
+}
+
 /** `GET /v1/me`: the caller's user, and its device when the token is a device token. */
 export interface Me {
   id: string;

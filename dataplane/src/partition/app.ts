@@ -58,7 +58,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     res.json({ partitions: await ctx.slotMap.list() });
   });
 
-  app.use(accountRoutes(routeHooks, { metadata, slots: ctx.config.slots, logger }, json));
+  app.use(accountRoutes(routeHooks, { metadata, presence, slots: ctx.config.slots, logger }, json));
   app.use(objectRoutes(routeHooks, { metadata, access, logger }, json));
   app.use(entryRoutes(routeHooks, { entries: { metadata, blocks, access }, changes: { metadata, changeFeed, access }, longPolls, throttle }, json));
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.

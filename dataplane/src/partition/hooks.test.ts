@@ -149,3 +149,20 @@ describe('an administrator route', () => {
     expect((await outcome({ principal: 'admin' }, {}, token)).outcome).toBe(expected);
   });
 });
+
+describe('an account-token route (what mints or replaces credentials)', () => {
+  const options = { principal: 'account', slot: 'caller', parse: parseName } as const;
+
+  it.each<[string, string | undefined, unknown, Outcome, string | undefined]>([
+    ['the account token', 'writer', { name: 'x' }, 'handled', undefined],
+    ['a device token of the same user', 'device', { name: 'x' }, 403, 'forbidden'],
+    ['a device token, before its body is parsed', 'device', {}, 403, 'forbidden'],
+    ['the administrator, who acts for no user', 'admin', { name: 'x' }, 403, 'forbidden'],
+    ['no token', undefined, { name: 'x' }, 401, 'unauthenticated'],
+    ['an account of a slot elsewhere', 'foreign', { name: 'x' }, 421, 'misdirected'],
+  ])('%s', async (_what, token, body, expected, code) => {
+    const result = await outcome(options, {}, token, body);
+    expect(result.outcome).toBe(expected);
+    expect(result.error?.code).toBe(code);
+  });
+});

@@ -17,8 +17,12 @@ import type { ObjectAccess } from './sync/access.ts';
 /** A principal acting for a user: an account or a device token. */
 export type Caller = Exclude<Principal, { kind: 'admin' }>;
 
-/** Who may call a route: anyone with a valid token, a user or device, the administrator, or the device named by :id. */
-export type PrincipalRule = 'any' | 'member' | 'admin' | 'device-itself';
+/**
+ * Who may call a route: anyone with a valid token, a user or device, only an account token
+ * (what mints or replaces credentials: a stolen device token must not), the administrator, or
+ * the device named by :id.
+ */
+export type PrincipalRule = 'any' | 'member' | 'account' | 'admin' | 'device-itself';
 
 type PrincipalOf<K extends PrincipalRule> = K extends 'any'
   ? Principal
@@ -26,7 +30,9 @@ type PrincipalOf<K extends PrincipalRule> = K extends 'any'
     ? { kind: 'admin' }
     : K extends 'device-itself'
       ? Extract<Principal, { kind: 'device' }>
-      : Caller;
+      : K extends 'account'
+        ? Extract<Principal, { kind: 'user' }>
+        : Caller;
 
 /** The role a route needs on the object named by :id; `cached` lets a write use the write cache. */
 export interface AccessRule {
@@ -90,6 +96,7 @@ function checkPrincipal(rule: PrincipalRule, principal: Principal, id: string): 
     return principal;
   }
   const caller = asCaller(principal);
+  if (rule === 'account' && caller.kind !== 'user') throw new ApiError('forbidden', 'only an account token may do this, not a device token');
   if (rule === 'device-itself' && (caller.kind !== 'device' || caller.deviceId !== id)) {
     throw new ApiError('forbidden', 'only the device itself may set or clear its presence');
   }

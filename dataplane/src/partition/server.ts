@@ -24,7 +24,7 @@ import { startTracing } from '../telemetry/tracing.ts';
 import { PresenceStore } from '../stores/presence-store.ts';
 import { ApiError } from '@meshwork/contract';
 import { createPartitionApp } from './app.ts';
-import { Authenticator } from './auth.ts';
+import { Authenticator, CredentialWatch } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { ConnectionTracker, drainServer } from './drain.ts';
@@ -186,6 +186,10 @@ export async function runPartition(): Promise<void> {
 
   const changeFeed = new ChangeFeed(etcd, config.slots, log);
   await changeFeed.start();
+  const auth = new Authenticator(config.adminToken, metadata);
+  // Before the first request: a revocation seen by no watch would last the cache's time to live.
+  const credentialWatch = new CredentialWatch(etcd, auth, log);
+  await credentialWatch.start();
   const throttle = new Throttle(config.throttle, { registry: metrics.registry, logger: log });
   // Each device may hold at most MESHWORK_THROTTLE_DEVICE_LONG_POLLS polls open at once.
   const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger: log, admission: throttle.longPollAdmission });
@@ -214,7 +218,7 @@ export async function runPartition(): Promise<void> {
     metadata,
     blocks,
     slotMap,
-    auth: new Authenticator(config.adminToken, metadata),
+    auth,
     changeFeed,
     longPolls,
     presence,
@@ -277,6 +281,7 @@ export async function runPartition(): Promise<void> {
     await longPolls.close().catch(() => undefined);
     presence.close();
     await changeFeed.stop().catch(() => undefined);
+    await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
     // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
     await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) => log.warn({ err }, 'Failed to release the slot lease; it will lapse'));
     await tracing.shutdown(reserveMs / 4);

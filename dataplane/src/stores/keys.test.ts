@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { slotOf } from '../slots.ts';
-import { entriesPrefix, entryKey, objectKey, slotSegment, tombstoneKey, tombstonesPrefix, userKey } from './keys.ts';
+import {
+  credentialIdOf,
+  credentialKey,
+  entriesPrefix,
+  entryKey,
+  objectKey,
+  slotSegment,
+  tombstoneKey,
+  tombstonesPrefix,
+  userDeviceKey,
+  userDevicesPrefix,
+  userKey,
+} from './keys.ts';
 
 describe('key layout', () => {
   it.each([
@@ -19,5 +31,21 @@ describe('key layout', () => {
     expect(entryKey(objectId, 'x').startsWith(entriesPrefix(objectId))).toBe(true);
     expect(tombstoneKey(objectId, 'x').startsWith(tombstonesPrefix(slotOf(objectId)))).toBe(true);
     expect(userKey('uA')).toBe(`/mw/s/${slotSegment(slotOf('uA'))}/u/uA`);
+  });
+});
+
+describe('credential keys', () => {
+  it.each(['uAlice', 'dLaptop_-1'])('names the id %s back from its credential key', (id) => {
+    expect(credentialKey(id)).toBe(`/mw/k/${slotSegment(slotOf(id))}/${id}`);
+    expect(credentialIdOf(credentialKey(id))).toBe(id);
+  });
+
+  it.each(['/mw/k/0042/', '/mw/k/42/uA', '/mw/s/0042/u/uA', '/mw/k/0042/uA/x'])('names no id for %s', (key) => {
+    expect(credentialIdOf(key)).toBeUndefined();
+  });
+
+  it("keeps a user's device index under the user's record", () => {
+    expect(userDeviceKey('uA', 'dB')).toBe(`${userKey('uA')}/d/dB`);
+    expect(userDeviceKey('uA', 'dB').startsWith(userDevicesPrefix('uA'))).toBe(true);
   });
 });

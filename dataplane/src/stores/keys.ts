@@ -87,3 +87,30 @@ export const slotMapPrefix = '/mw/slotmap/';
 export function slotMapKey(partition: string, replica: string): string {
   return `${slotMapPrefix}${partition}/${replica}`;
 }
+
+/**
+ * Prefix of the credentials of every slot: one key per account and per device holding the hash
+ * of its token. Kept apart from the records under `/mw/s/` so that each process can watch all
+ * credentials (a token is presented to any partition) without seeing the mesh's other writes.
+ */
+export const credentialsPrefix = '/mw/k/';
+
+/** The credential of a user or device: what its token must hash to, and whose it is. */
+export function credentialKey(id: string): string {
+  return `${credentialsPrefix}${slotSegment(slotOf(id))}/${id}`;
+}
+
+/** The id a credential key names; undefined for any other key. */
+export function credentialIdOf(key: string): string | undefined {
+  return /^\/mw\/k\/\d{4}\/([A-Za-z0-9_-]{1,64})$/.exec(key)?.[1];
+}
+
+/** Prefix of the index of a user's devices (one key per device; the device's record is the authority). */
+export function userDevicesPrefix(userId: string): string {
+  return `${userKey(userId)}/d/`;
+}
+
+/** One entry of a user's device index. */
+export function userDeviceKey(userId: string, deviceId: string): string {
+  return `${userDevicesPrefix(userId)}${deviceId}`;
+}

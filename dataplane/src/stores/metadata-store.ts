@@ -6,6 +6,7 @@ import { MeshworkError } from '@meshwork/contract';
 import { ClientRuntimeError, EtcdError, EtcdLeaseInvalidError, GRPCGenericError, Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
 import { slotSegment } from './keys.ts';
 import {
+  credentialKey,
   deviceKey,
   entriesPrefix,
   entryKey,
@@ -13,7 +14,10 @@ import {
   membershipPrefix,
   objectHeadKey,
   objectKey,
+  presenceKey,
   tombstoneKey,
+  userDeviceKey,
+  userDevicesPrefix,
   userKey,
 } from './keys.ts';
 
@@ -28,8 +32,6 @@ export type Role = 'owner' | 'writer' | 'reader';
 export interface UserRecord {
   id: string;
   name: string;
-  /** sha256 of the account token's secret part; the token itself is never stored. */
-  tokenHash: string;
   createdAt: string;
 }
 
@@ -37,8 +39,24 @@ export interface DeviceRecord {
   id: string;
   userId: string;
   name: string;
-  tokenHash: string;
   createdAt: string;
+}
+
+/**
+ * What a token must match, kept apart from the user's or device's record (keys.ts,
+ * `credentialKey`) so that every process can watch credentials alone and drop a revoked one
+ * from its cache at once.
+ */
+export interface CredentialRecord {
+  kind: 'user' | 'device';
+  userId: string;
+  /** sha256 of the token's secret part; the token itself is never stored. */
+  tokenHash: string;
+}
+
+/** A device as its user's listing shows it: the record, and whether it has presence now. */
+export interface ListedDevice extends DeviceRecord {
+  online: boolean;
 }
 
 export interface ObjectRecord {
@@ -162,18 +180,87 @@ export class MetadataStore {
     return (await this.#getVersioned<UserRecord>(userKey(id)))?.value;
   }
 
-  async getDevice(id: string): Promise<DeviceRecord | undefined> {
-    return (await this.#getVersioned<DeviceRecord>(deviceKey(id)))?.value;
+  async getDevice(id: string): Promise<Versioned<DeviceRecord> | undefined> {
+    return this.#getVersioned<DeviceRecord>(deviceKey(id));
   }
 
-  /** Creates a user; false if the id is taken. */
-  async createUser(user: UserRecord): Promise<boolean> {
-    return this.#createIfAbsent(userKey(user.id), user);
+  /** The credential of a user or device, with its version; undefined once revoked (or never issued). */
+  async getCredential(id: string): Promise<Versioned<CredentialRecord> | undefined> {
+    return this.#getVersioned<CredentialRecord>(credentialKey(id));
   }
 
-  /** Creates a device; false if the id is taken. */
-  async createDevice(device: DeviceRecord): Promise<boolean> {
-    return this.#createIfAbsent(deviceKey(device.id), device);
+  /** Creates a user and its account credential in one transaction; false if the id is taken. */
+  async createUser(user: UserRecord & { tokenHash: string }): Promise<boolean> {
+    const { tokenHash, ...record } = user;
+    const credential: CredentialRecord = { kind: 'user', userId: user.id, tokenHash };
+    const result = await this.#txn(
+      [{ key: userKey(user.id), mod: 0 }],
+      [this.#etcd.put(userKey(user.id)).value(JSON.stringify(record)), this.#etcd.put(credentialKey(user.id)).value(JSON.stringify(credential))],
+    );
+    return result.succeeded;
+  }
+
+  /** Creates a device, its credential and its entry in the user's device index in one transaction; false if the id is taken. */
+  async createDevice(device: DeviceRecord & { tokenHash: string }): Promise<boolean> {
+    const { tokenHash, ...record } = device;
+    const credential: CredentialRecord = { kind: 'device', userId: device.userId, tokenHash };
+    const result = await this.#txn(
+      [{ key: deviceKey(device.id), mod: 0 }],
+      [
+        this.#etcd.put(deviceKey(device.id)).value(JSON.stringify(record)),
+        this.#etcd.put(credentialKey(device.id)).value(JSON.stringify(credential)),
+        this.#etcd.put(userDeviceKey(device.userId, device.id)).value(''),
+      ],
+    );
+    return result.succeeded;
+  }
+
+  /**
+   * Replaces a user's account credential if it is still at `previous.version`: the old token
+   * stops matching in the same write. False if it changed meanwhile (a concurrent rotation).
+   */
+  async replaceAccountCredential(userId: string, previous: number, tokenHash: string): Promise<boolean> {
+    const credential: CredentialRecord = { kind: 'user', userId, tokenHash };
+    const result = await this.#txn([{ key: credentialKey(userId), mod: previous }], [this.#etcd.put(credentialKey(userId)).value(JSON.stringify(credential))]);
+    return result.succeeded;
+  }
+
+  /**
+   * Deletes a device if its record is still at `previous.version`: the record, its credential
+   * (its token stops matching) and its entry in the user's index. Its presence lives under a
+   * lease of its own (PresenceStore.remove). False if it changed or went meanwhile.
+   */
+  async deleteDevice(previous: Versioned<DeviceRecord>): Promise<boolean> {
+    const { id, userId } = previous.value;
+    const result = await this.#txn(
+      [{ key: deviceKey(id), mod: previous.version }],
+      [this.#etcd.delete().key(deviceKey(id)), this.#etcd.delete().key(credentialKey(id)), this.#etcd.delete().key(userDeviceKey(userId, id))],
+    );
+    return result.succeeded;
+  }
+
+  /** A user's devices in id order, each with whether it has presence now; read in batches. */
+  async listUserDevices(userId: string): Promise<ListedDevice[]> {
+    const prefix = userDevicesPrefix(userId);
+    const index = await this.#etcd.getAll().prefix(prefix).keys();
+    const ids = index.map((key) => key.slice(prefix.length));
+    const devices: ListedDevice[] = [];
+    // Two reads per device, within etcd's limit of operations per transaction.
+    const perBatch = Math.floor(maxOpsPerTxn / 2);
+    for (let i = 0; i < ids.length; i += perBatch) {
+      const batch = ids.slice(i, i + perBatch);
+      const res = await this.#etcd
+        .if('/mw/revision-probe', 'Mod', '!=', -1)
+        .then(...batch.flatMap((id) => [this.#etcd.get(deviceKey(id)), this.#etcd.get(presenceKey(id))]))
+        .commit();
+      batch.forEach((_id, j) => {
+        const record = res.responses[2 * j]?.response_range.kvs[0];
+        const presence = res.responses[2 * j + 1]?.response_range.kvs[0];
+        // An index entry whose device is gone (never written apart from it) is skipped, not trusted.
+        if (record !== undefined) devices.push({ ...decode<DeviceRecord>(record).value, online: presence !== undefined });
+      });
+    }
+    return devices;
   }
 
   async getObject(id: string): Promise<Versioned<ObjectRecord> | undefined> {
@@ -414,10 +501,6 @@ export class MetadataStore {
     const res = await this.#etcd.get(key).exec();
     const kv = res.kvs[0];
     return kv === undefined ? undefined : decode<T>(kv);
-  }
-
-  async #createIfAbsent(key: string, value: unknown): Promise<boolean> {
-    return (await this.#txn([{ key, mod: 0 }], [this.#etcd.put(key).value(JSON.stringify(value))])).succeeded;
   }
 
   async #readRange<T>(read: () => Promise<T>): Promise<T> {

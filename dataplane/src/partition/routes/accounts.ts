@@ -1,11 +1,15 @@
-// Accounts: the administrator creates users; a user registers devices; anyone asks who they are.
+// Accounts: the administrator creates users; a user registers, lists and deletes its devices
+// and rotates its account token; anyone asks who they are. Only an account token mints or
+// replaces credentials: a stolen device token must not be able to make more of them.
 import { Router } from 'express';
 import type express from 'express';
+import { ApiError } from '@meshwork/contract';
+import { presentedSecretHash } from '../auth.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { createDeviceBody, createUserBody, validate } from '../schemas.ts';
-import { createUser, currentUser, registerDevice, type AccountDeps } from '../sync/accounts.ts';
+import { createUser, currentUser, deleteDevice, listDevices, registerDevice, rotateAccountToken, type AccountDeps } from '../sync/accounts.ts';
 
-/** Routes for users, devices and `GET /v1/me`. */
+/** Routes for users, devices, account tokens and `GET /v1/me`. */
 export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: express.RequestHandler): Router {
   const router = Router();
 
@@ -21,9 +25,43 @@ export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: ex
   router.post(
     '/v1/devices',
     json,
-    hooks.route({ principal: 'member', slot: 'caller', parse: (req) => validate(createDeviceBody, req.body) }, async ({ res, principal, input }) => {
+    hooks.route({ principal: 'account', slot: 'caller', parse: (req) => validate(createDeviceBody, req.body) }, async ({ res, principal, input }) => {
       res.status(201).json(await registerDevice(accounts, principal.userId, input.name));
     }),
+  );
+
+  router.get(
+    '/v1/devices',
+    hooks.route({ principal: 'member', slot: 'caller' }, async ({ res, principal }) => {
+      res.setHeader('Cache-Control', 'private, no-cache').json({ devices: await listDevices(accounts, principal) });
+    }),
+  );
+
+  router.delete(
+    '/v1/devices/:id',
+    hooks.route({ ids: ['id'], slot: 'device', principal: 'member' }, async ({ res, principal, id }) => {
+      await deleteDevice(accounts, principal, id);
+      res.status(204).end();
+    }),
+  );
+
+  router.post(
+    '/v1/me/token',
+    hooks.route(
+      {
+        principal: 'account',
+        slot: 'caller',
+        parse: (req) => {
+          const presented = presentedSecretHash(req.headers.authorization);
+          // The hooks authenticated this header as an account token, so it parses.
+          if (presented === undefined) throw new ApiError('unauthenticated', 'an account token is required');
+          return presented;
+        },
+      },
+      async ({ res, principal, input }) => {
+        res.setHeader('Cache-Control', 'no-store').json(await rotateAccountToken(accounts, principal.userId, input));
+      },
+    ),
   );
 
   router.get(

@@ -1,11 +1,14 @@
 // Accounts: users (created by the administrator in a slot this partition owns), devices
-// (registered in their user's slot) and who a caller is. Tokens are minted here and only their
-// hashes stored (auth.ts).
+// (registered in their user's slot, listed and deleted by their user), account token rotation
+// and who a caller is. Tokens are minted here and only their hashes stored (auth.ts); deleting a
+// device or rotating a token replaces or removes the credential, which every process's watch
+// sees (auth.ts, CredentialWatch).
 import { ApiError } from '@meshwork/contract';
 import type { Logger } from 'pino';
 import { mintIdInSlot, slotOf, type SlotRange } from '../../slots.ts';
-import type { MetadataStore, UserRecord } from '../../stores/metadata-store.ts';
-import { mintToken } from '../auth.ts';
+import type { DeviceRecord, ListedDevice, MetadataStore, UserRecord } from '../../stores/metadata-store.ts';
+import type { PresenceStore } from '../../stores/presence-store.ts';
+import { mintToken, type Principal } from '../auth.ts';
 
 /** The slot of a uniform pick `pick` (0 ≤ pick < 1) over the slots of `ranges`, for minting user ids. */
 export function slotAt(ranges: readonly SlotRange[], pick: number): number {
@@ -19,11 +22,35 @@ export function slotAt(ranges: readonly SlotRange[], pick: number): number {
   return ranges[0]!.first;
 }
 
-/** What account operations need: the metadata store, the slots this partition owns, a logger. */
+/** What account operations need: the metadata store, presence (cleared with a device), the slots this partition owns, a logger. */
 export interface AccountDeps {
-  metadata: Pick<MetadataStore, 'createUser' | 'createDevice' | 'getUser'>;
+  metadata: Pick<
+    MetadataStore,
+    'createUser' | 'createDevice' | 'getUser' | 'getDevice' | 'getCredential' | 'replaceAccountCredential' | 'deleteDevice' | 'listUserDevices'
+  >;
+  presence: Pick<PresenceStore, 'remove'>;
   slots: readonly SlotRange[];
   logger: Logger;
+}
+
+/** A user or device acting for its user. */
+type Caller = Exclude<Principal, { kind: 'admin' }>;
+
+/** A device as `GET /v1/devices` answers it. */
+export interface DeviceListing {
+  id: string;
+  name: string;
+  createdAt: string;
+  online: boolean;
+  current: boolean;
+}
+
+/** Whether `caller` may delete `device` (undefined: no such device): its user's account token, or the device itself. */
+export function deviceRemovalDecision(caller: Caller, device: DeviceRecord | undefined): 'allowed' | 'not_found' | 'forbidden' {
+  // Another user's device is not found, exactly like a missing one: a caller never learns that it exists.
+  if (device === undefined || device.userId !== caller.userId) return 'not_found';
+  if (caller.kind === 'device' && caller.deviceId !== device.id) return 'forbidden';
+  return 'allowed';
 }
 
 /** Creates a user in a random owned slot; the token is answered once and never stored. */
@@ -55,4 +82,47 @@ export async function currentUser(deps: AccountDeps, userId: string): Promise<Us
   const user = await deps.metadata.getUser(userId);
   if (user === undefined) throw new ApiError('unauthenticated', 'the account no longer exists');
   return user;
+}
+
+/** The devices of the caller's user, marking the caller's own. */
+export async function listDevices(deps: AccountDeps, caller: Caller): Promise<DeviceListing[]> {
+  const devices: ListedDevice[] = await deps.metadata.listUserDevices(caller.userId);
+  const self = caller.kind === 'device' ? caller.deviceId : undefined;
+  return devices.map((d) => ({ id: d.id, name: d.name, createdAt: d.createdAt, online: d.online, current: d.id === self }));
+}
+
+/**
+ * Deletes a device: its record and its credential go in one write (its token stops working on
+ * every process within the bound documented in docs/api.md), then its presence.
+ */
+export async function deleteDevice(deps: AccountDeps, caller: Caller, deviceId: string): Promise<void> {
+  const device = await deps.metadata.getDevice(deviceId);
+  const decision = deviceRemovalDecision(caller, device?.value);
+  if (decision === 'not_found' || device === undefined) throw new ApiError('not_found', `device ${deviceId} not found`);
+  if (decision === 'forbidden') throw new ApiError('forbidden', 'a device may delete only itself; use the account token to delete another device');
+  // A concurrent delete of the same device (the only other write to its record) already did the work.
+  if (!(await deps.metadata.deleteDevice(device)) && (await deps.metadata.getDevice(deviceId)) !== undefined) {
+    throw new ApiError('conflict', `device ${deviceId} changed while it was being deleted; retry`);
+  }
+  await deps.presence.remove(deviceId);
+  deps.logger.info({ userId: caller.userId, deviceId, by: caller.kind === 'device' ? caller.deviceId : 'account' }, 'Deleted device');
+}
+
+/**
+ * Replaces the caller's account token (`presentedHash`: the hash of the secret it presented):
+ * the answer carries the new token, once, and the old one stops working.
+ */
+export async function rotateAccountToken(deps: AccountDeps, userId: string, presentedHash: string): Promise<{ id: string; token: string }> {
+  const credential = await deps.metadata.getCredential(userId);
+  // Read afresh, not from the authenticator's cache: a token already replaced (still cached
+  // somewhere for a moment) must not replace its successor.
+  if (credential === undefined || credential.value.tokenHash !== presentedHash) {
+    throw new ApiError('unauthenticated', 'the bearer token is not valid', { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
+  }
+  const { token, tokenHash } = mintToken('user', userId);
+  if (!(await deps.metadata.replaceAccountCredential(userId, credential.version, tokenHash))) {
+    throw new ApiError('conflict', 'the account token was rotated concurrently; the token of this request no longer works');
+  }
+  deps.logger.info({ userId }, 'Rotated account token');
+  return { id: userId, token };
 }
