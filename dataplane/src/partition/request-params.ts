@@ -24,6 +24,11 @@ export function pageSize(value: unknown): number {
   return n;
 }
 
+/** The `limit` of a page: as asked, else the one its page token carries from the first page, else 1000. */
+export function pageLimit(value: unknown, token: { limit?: number } | undefined): number {
+  return value === undefined && token?.limit !== undefined ? token.limit : pageSize(value);
+}
+
 /** A query parameter that may be given at most once. */
 export function queryString(req: Request, name: string): string | undefined {
   const value = req.query[name];

@@ -15,7 +15,7 @@ import { changesPollHandler, runChanges, type ChangesDeps, type ChangesQuery } f
 import { entryView, requirePrecondition } from '../sync/conditional-write.ts';
 import { commitEntry, deleteEntry, listLiveEntries, liveEntry, type EntryDeps } from '../sync/entries.ts';
 import type { Throttle } from '../throttle/throttle.ts';
-import { entryPathParam, pageSize, queryString } from '../request-params.ts';
+import { entryPathParam, pageLimit, queryString } from '../request-params.ts';
 
 /** What the entry routes need besides the hooks. */
 export interface EntryRouteDeps {
@@ -105,11 +105,10 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         slot: 'object',
         principal: 'member',
         parse: (req) => {
-          const limit = pageSize(req.query.limit);
           const pageText = queryString(req, 'page');
           const page = pageText === undefined ? undefined : parsePageToken(pageText);
           if (page?.since !== undefined) throw new InvalidCursorError('page token belongs to a change set, not a listing');
-          return { limit, page };
+          return { limit: pageLimit(req.query.limit, page), page };
         },
         access: { need: 'reader' },
       },
@@ -128,10 +127,10 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         slot: 'object',
         principal: 'member',
         parse: (req) => {
-          const limit = pageSize(req.query.limit);
           const pageText = queryString(req, 'page');
           const cursorText = queryString(req, 'cursor');
           const page = pageText === undefined ? undefined : parsePageToken(pageText);
+          const limit = pageLimit(req.query.limit, page);
           if (page !== undefined && page.since === undefined) throw new InvalidCursorError('page token belongs to a listing, not a change set');
           if (page === undefined && cursorText === undefined) throw invalidRequest('cursor', 'cursor: is required (from a listing or an earlier change set)');
           const wait = parseWaitSeconds(req.query.wait, 0);
