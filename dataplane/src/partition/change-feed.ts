@@ -25,6 +25,7 @@ export class ChangeFeed {
   #log: ChangeLog | undefined;
   #watcher: Watcher | undefined;
   #seen = 0;
+  #connected = false;
   #waiters: { revision: number; resolve: () => void }[] = [];
   #stopped = false;
   readonly #listeners: ChangeListener[] = [];
@@ -48,6 +49,14 @@ export class ChangeFeed {
       .startRevision(String(revision + 1))
       .create();
     this.#watcher = watcher;
+    this.#connected = true;
+    // While the watch is cut off from etcd, changes may be happening unseen: long polls must not answer "nothing changed".
+    watcher.on('disconnected', () => {
+      this.#connected = false;
+    });
+    watcher.on('connected', () => {
+      this.#connected = true;
+    });
     watcher.on('put', (kv) => this.#observe(kv, false));
     watcher.on('delete', (kv) => this.#observe(kv, true));
     watcher.on('data', (res) => this.#advance(Number(res.header.revision)));
@@ -85,6 +94,11 @@ export class ChangeFeed {
    */
   get seen(): number {
     return this.#seen;
+  }
+
+  /** Whether the watch is connected to etcd, so that what it has not delivered has not happened. */
+  get connected(): boolean {
+    return this.#connected;
   }
 
   /** Adds a listener for the changes this process's one watch delivers (long polls build on it). */
@@ -141,6 +155,7 @@ export class ChangeFeed {
     if (this.#stopped) return;
     const old = this.#watcher;
     this.#watcher = undefined;
+    this.#connected = false;
     this.#log = undefined;
     await old?.cancel().catch(() => undefined);
     try {

@@ -6,6 +6,7 @@ import type express from 'express';
 import type { Request } from 'express';
 import { parseCursor, parsePageToken, InvalidCursorError } from '../../cursor.ts';
 import { strongEtag } from '../../http/preconditions.ts';
+import { InvalidPathError } from '../../paths.ts';
 import { invalidRequest } from '../errors.ts';
 import { modifierOf, type RouteHooks } from '../hooks.ts';
 import type { LongPolls } from '../long-poll/long-polls.ts';
@@ -34,8 +35,9 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
   const router = Router();
   const { entries } = deps;
 
+  // The paths without `*path` name the empty entry path: 400 invalid_path, not a missing route.
   router.put(
-    '/v1/objects/:id/entries/*path',
+    ['/v1/objects/:id/entries/*path', '/v1/objects/:id/entries'],
     json,
     hooks.route(
       {
@@ -63,7 +65,7 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
   );
 
   router.delete(
-    '/v1/objects/:id/entries/*path',
+    ['/v1/objects/:id/entries/*path', '/v1/objects/:id/entries'],
     hooks.route(
       {
         ids: ['id'],
@@ -105,6 +107,8 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         slot: 'object',
         principal: 'member',
         parse: (req) => {
+          // Routing ignores a trailing slash: `.../entries/` is the entry with the empty path, not the listing.
+          if (req.path.endsWith('/')) throw new InvalidPathError('path is empty');
           const pageText = queryString(req, 'page');
           const page = pageText === undefined ? undefined : parsePageToken(pageText);
           if (page?.since !== undefined) throw new InvalidCursorError('page token belongs to a change set, not a listing');
