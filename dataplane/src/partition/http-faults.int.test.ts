@@ -1,11 +1,13 @@
 // HTTP correctness of the partition against a real process, etcd and MinIO: the cursor of a
 // paged listing or change set is its snapshot's, malformed URLs and bodies are 4xx, a poll
 // without a cursor answers at once with the user's live objects, 405 with Allow, 415 for a
-// body that is not JSON, 413 read by a client still sending, and 503 store_unavailable with
+// body that is not JSON, 413 at once and read by a client still sending (the rest drained, bounded),
+// and 503 store_unavailable with
 // Retry-After on every route while MinIO, then etcd, is stopped. This file starts its own etcd
 // and MinIO (it stops them), so it may use the whole slot space.
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
@@ -230,7 +232,117 @@ describe('HTTP details', () => {
     expect(res.status).toBe(413);
     expect(JSON.parse(res.text)).toMatchObject({ error: { code: 'too_large' } });
   });
+
+  it.each([
+    ['a block over 4 MiB', 'PUT', `/v1/blocks/${'d'.repeat(64)}`, 'application/octet-stream'],
+    ['a JSON body over 2 MiB', 'POST', '/v1/objects', 'application/json'],
+  ])('lets a client that reads only once it has sent %s read its 413', async (_what, method, path, contentType) => {
+    // 6 MiB: more than the server would take in before closing on an unread body, less than it drains.
+    const answer = await sendThenRead(method, path, 6 * MiB, contentType, alice.token!);
+    expect(answer.error).toBeUndefined();
+    expect(answer.text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.text).toContain('"too_large"');
+  });
 });
+
+describe('a refused body', () => {
+  it('is answered 413 at once, before the rest of the body is sent', async () => {
+    const answer = await rawExchange({ method: 'POST', path: '/v1/objects', contentType: 'application/json', declared: 64 * MiB, send: MiB });
+    expect(answer.text).toMatch(/^HTTP\/1\.1 413 /);
+  });
+
+  it.each([
+    ['a block', 'PUT', `/v1/blocks/${'e'.repeat(64)}`, 'application/octet-stream'],
+    ['a JSON body', 'POST', '/v1/objects', 'application/json'],
+  ])('is drained only so far, then the connection is closed: %s', async (_what, method, path, contentType) => {
+    const declared = 512 * MiB;
+    const answer = await rawExchange({ method, path, contentType, declared, send: declared });
+    expect(answer.text).toMatch(/^HTTP\/1\.1 413 /);
+    // The server drains at most 8 MiB or 2 s; what the socket buffers on both sides adds a few MiB.
+    expect(answer.written).toBeLessThan(64 * MiB);
+  });
+});
+
+/**
+ * Sends a request head declaring `declared` body bytes and then `send` of them on a raw socket,
+ * reading as it goes; resolves when the server closed the connection or, once an answer came,
+ * when the connection has gone quiet. `written` is how much of the body the server took.
+ */
+function rawExchange(request: { method: string; path: string; contentType: string; declared: number; send: number }): Promise<{ text: string; written: number }> {
+  const url = new URL(partition.url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(url.port), url.hostname);
+    const chunks: Buffer[] = [];
+    let written = 0;
+    let quiet: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      clearTimeout(quiet);
+      clearTimeout(deadline);
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), written });
+    };
+    // A server that never answers fails the test's assertions instead of its timeout.
+    const deadline = setTimeout(finish, 15_000);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', finish);
+    const { method, path, contentType, declared } = request;
+    socket.write(
+      `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${alice.token!}\r\nContent-Type: ${contentType}\r\nContent-Length: ${declared}\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(256 * 1024, 0x61);
+    const pump = (): void => {
+      while (written < request.send && !socket.destroyed) {
+        written += chunk.length;
+        if (!socket.write(chunk, (err) => err && (written -= chunk.length))) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      // All sent and the connection still open: wait for the answer, then for quiet.
+      const settle = (): void => {
+        clearTimeout(quiet);
+        quiet = setTimeout(finish, 1000);
+      };
+      if (chunks.length > 0) settle();
+      socket.on('data', settle);
+    };
+    pump();
+  });
+}
+
+/**
+ * Sends a whole request of `length` body bytes on a raw socket without reading anything, as a
+ * simple client does, and only then reads the answer (until the connection goes quiet or closes).
+ */
+function sendThenRead(method: string, path: string, length: number, contentType: string, token: string): Promise<{ text: string; error?: string }> {
+  const url = new URL(partition.url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(url.port), url.hostname);
+    const chunks: Buffer[] = [];
+    let error: string | undefined;
+    let quiet: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      clearTimeout(quiet);
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), ...(error === undefined ? {} : { error }) });
+    };
+    socket.pause();
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      // The answer is small and comes in one piece: once it stops arriving, it is all there.
+      clearTimeout(quiet);
+      quiet = setTimeout(finish, 500);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+    });
+    socket.on('close', finish);
+    const head = `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token}\r\nContent-Type: ${contentType}\r\nContent-Length: ${length}\r\n\r\n`;
+    socket.write(head);
+    socket.write(Buffer.alloc(length, 0x61), () => socket.resume());
+  });
+}
 
 /**
  * Declares `length` bytes and keeps writing them until the server answers; resolves with the
