@@ -1,10 +1,10 @@
 // HTTP correctness of the partition against a real process, etcd and MinIO: the cursor of a
 // paged listing or change set is its snapshot's, malformed URLs and bodies are 4xx, a poll
 // without a cursor answers at once with the user's live objects, 405 with Allow, 415 for a
-// body that is not JSON, 413 at once and read by a client still sending (the rest drained, bounded),
-// and 503 store_unavailable with
-// Retry-After on every route while MinIO, then etcd, is stopped. This file starts its own etcd
-// and MinIO (it stops them), so it may use the whole slot space.
+// body that is not JSON, 413 at once and read by a client still sending (the rest drained,
+// bounded), and 503 store_unavailable with Retry-After on every route while MinIO, then etcd,
+// is stopped. This file starts its own etcd and MinIO (it stops them), so it may use the whole
+// slot space.
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
