@@ -32,8 +32,12 @@ import { ObjectAccess } from './sync/access.ts';
 /** The largest JSON body accepted (an entry of 10,000 blocks fits). */
 export const maxJsonBytes = 2 * 1024 * 1024;
 
-/** How much of a refused body is read and discarded before the connection is closed. */
-export const refusedBodyDrain = { maxBytes: 8 * 1024 * 1024, maxMs: 2000 };
+/**
+ * How much of a refused body is read and discarded before the connection is closed. The byte
+ * bound is generous: on a fast link a client may send tens of MiB before it has parsed the
+ * answer, and closing while it sends resets the connection under the answer it has not read.
+ */
+export const refusedBodyDrain = { maxBytes: 32 * 1024 * 1024, maxMs: 2000 };
 
 /**
  * Reads and discards what is left of a request whose answer is sent, so that a client still

@@ -35,56 +35,54 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
   const router = Router();
   const { entries } = deps;
 
+  const commit = hooks.route(
+    {
+      ids: ['id'],
+      slot: 'object',
+      principal: 'member',
+      parse: (req) => {
+        const path = entryPathParam(req);
+        const body = validate(commitEntryBody, req.body);
+        if (body.kind === 'file') deps.throttle.checkEntrySize(body.blocks.reduce((n, b) => n + b.size, 0));
+        return { path, body, precondition: writePrecondition(req) };
+      },
+      // Access is checked before the blocks, so a stranger learns nothing from a 409.
+      access: { need: 'writer', cached: true },
+    },
+    async ({ res, id, principal, input }) => {
+      const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
+      const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer });
+      res
+        .status(created ? 201 : 200)
+        .setHeader('ETag', strongEtag(String(entry.version)))
+        .json(entryView(entry));
+    },
+  );
   // The paths without `*path` name the empty entry path: 400 invalid_path, not a missing route.
-  router.put(
-    ['/v1/objects/:id/entries/*path', '/v1/objects/:id/entries'],
-    json,
-    hooks.route(
-      {
-        ids: ['id'],
-        slot: 'object',
-        principal: 'member',
-        parse: (req) => {
-          const path = entryPathParam(req);
-          const body = validate(commitEntryBody, req.body);
-          if (body.kind === 'file') deps.throttle.checkEntrySize(body.blocks.reduce((n, b) => n + b.size, 0));
-          return { path, body, precondition: writePrecondition(req) };
-        },
-        // Access is checked before the blocks, so a stranger learns nothing from a 409.
-        access: { need: 'writer', cached: true },
-      },
-      async ({ res, id, principal, input }) => {
-        const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
-        const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer });
-        res
-          .status(created ? 201 : 200)
-          .setHeader('ETag', strongEtag(String(entry.version)))
-          .json(entryView(entry));
-      },
-    ),
-  );
+  // Separate routes, not an array of paths, so that each keeps its own route label.
+  router.put('/v1/objects/:id/entries/*path', json, commit);
+  router.put('/v1/objects/:id/entries', json, commit);
 
-  router.delete(
-    ['/v1/objects/:id/entries/*path', '/v1/objects/:id/entries'],
-    hooks.route(
-      {
-        ids: ['id'],
-        slot: 'object',
-        principal: 'member',
-        parse: (req) => {
-          const path = entryPathParam(req);
-          const precondition = writePrecondition(req);
-          if (precondition.kind === 'create') throw invalidRequest('If-None-Match', 'If-None-Match: * makes no sense for a delete');
-          return { path, precondition };
-        },
-        access: { need: 'writer' },
+  const remove = hooks.route(
+    {
+      ids: ['id'],
+      slot: 'object',
+      principal: 'member',
+      parse: (req) => {
+        const path = entryPathParam(req);
+        const precondition = writePrecondition(req);
+        if (precondition.kind === 'create') throw invalidRequest('If-None-Match', 'If-None-Match: * makes no sense for a delete');
+        return { path, precondition };
       },
-      async ({ res, id, principal, input }) => {
-        const entry = await deleteEntry(entries, { objectId: id, ...input, writer: { userId: principal.userId, modifiedBy: modifierOf(principal) } });
-        res.setHeader('ETag', strongEtag(String(entry.version))).json(entryView(entry));
-      },
-    ),
+      access: { need: 'writer' },
+    },
+    async ({ res, id, principal, input }) => {
+      const entry = await deleteEntry(entries, { objectId: id, ...input, writer: { userId: principal.userId, modifiedBy: modifierOf(principal) } });
+      res.setHeader('ETag', strongEtag(String(entry.version))).json(entryView(entry));
+    },
   );
+  router.delete('/v1/objects/:id/entries/*path', remove);
+  router.delete('/v1/objects/:id/entries', remove);
 
   router.get(
     '/v1/objects/:id/entries/*path',
