@@ -1,6 +1,7 @@
 // Feeds the ChangeLog from an etcd watch over this partition's slots. The watch starts at
 // the revision the process started at; a `changes` request waits until the feed has caught
 // up with the object's latest change (its head key's revision) before answering from memory.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { SlotRange } from '../slots.ts';
@@ -13,6 +14,9 @@ export interface ChangeListener {
   /** The watch started over from a newer revision: changes in between were not delivered. */
   onRestart(): void;
 }
+
+/** The longest wait between two attempts to restart the watch. */
+const maxRestartDelayMs = 10_000;
 
 const entryKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)\/e\/(.+)$/s;
 const objectKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)$/;
@@ -158,10 +162,16 @@ export class ChangeFeed {
     this.#connected = false;
     this.#log = undefined;
     await old?.cancel().catch(() => undefined);
-    try {
-      await this.start();
-    } catch (err) {
-      this.#logger.error({ err }, 'Failed to restart the change feed; changes fall back to scans');
+    // Until the watch is back, changes fall back to scans and long polls answer 503 rather than
+    // "nothing changed": so keep trying, with a growing delay, for as long as etcd is away.
+    for (let delayMs = 500; !this.#stopped; delayMs = Math.min(delayMs * 2, maxRestartDelayMs)) {
+      try {
+        await this.start();
+        break;
+      } catch (err) {
+        this.#logger.error({ err, retryInMs: delayMs }, 'Failed to restart the change feed; changes fall back to scans until it is back');
+        await sleep(delayMs, undefined, { ref: false });
+      }
     }
     for (const listener of this.#listeners) listener.onRestart();
   }

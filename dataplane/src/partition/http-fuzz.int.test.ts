@@ -155,7 +155,13 @@ interface FuzzRequest {
 }
 
 const request: fc.Arbitrary<FuzzRequest> = fc.record({
-  method: fc.constantFrom('GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS', 'PROPFIND'),
+  // The methods routes take most, so that most requests get past routing; the others still come.
+  method: fc.oneof(
+    { weight: 5, arbitrary: fc.constant('GET') },
+    { weight: 3, arbitrary: fc.constantFrom('PUT', 'POST') },
+    { weight: 2, arbitrary: fc.constant('DELETE') },
+    { weight: 1, arbitrary: fc.constantFrom('HEAD', 'PATCH', 'OPTIONS', 'PROPFIND') },
+  ),
   path: fc.oneof(...routes),
   query,
   headers,
