@@ -35,7 +35,9 @@ export function routeTable(listings: readonly RouteListing[]): AllowedRoute[] {
   const table: AllowedRoute[] = [];
   for (const listing of listings) {
     if (listing.router !== undefined && (listing.path === '/' || listing.path === '')) table.push(...routeTable(listing.router.listRoutes()));
-    else if (listing.methods !== undefined && typeof listing.path === 'string') table.push({ pattern: compileRoutePath(listing.path), methods: listing.methods });
+    else if (listing.methods !== undefined && typeof listing.path === 'string') {
+      table.push({ pattern: compileRoutePath(listing.path), methods: listing.methods });
+    }
   }
   return table;
 }

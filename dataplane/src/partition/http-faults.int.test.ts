@@ -263,12 +263,26 @@ describe('a refused body', () => {
   });
 });
 
+/** The head of a request with a body of `length` bytes, as raw HTTP/1.1. */
+function requestHead(method: string, path: string, host: string, token: string, contentType: string, length: number): string {
+  const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}`, `Authorization: Bearer ${token}`, `Content-Type: ${contentType}`, `Content-Length: ${length}`];
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 /**
  * Sends a request head declaring `declared` body bytes and then `send` of them on a raw socket,
  * reading as it goes; resolves when the server closed the connection or, once an answer came,
  * when the connection has gone quiet. `written` is how much of the body the server took.
  */
-function rawExchange(request: { method: string; path: string; contentType: string; declared: number; send: number }): Promise<{ text: string; written: number }> {
+interface RawExchange {
+  method: string;
+  path: string;
+  contentType: string;
+  declared: number;
+  send: number;
+}
+
+function rawExchange(request: RawExchange): Promise<{ text: string; written: number }> {
   const url = new URL(partition.url);
   return new Promise((resolve) => {
     const socket = connect(Number(url.port), url.hostname);
@@ -287,9 +301,7 @@ function rawExchange(request: { method: string; path: string; contentType: strin
     socket.on('error', () => undefined);
     socket.on('close', finish);
     const { method, path, contentType, declared } = request;
-    socket.write(
-      `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${alice.token!}\r\nContent-Type: ${contentType}\r\nContent-Length: ${declared}\r\n\r\n`,
-    );
+    socket.write(requestHead(method, path, url.host, alice.token!, contentType, declared));
     const chunk = Buffer.alloc(256 * 1024, 0x61);
     const pump = (): void => {
       while (written < request.send && !socket.destroyed) {
@@ -338,8 +350,7 @@ function sendThenRead(method: string, path: string, length: number, contentType:
       error = err.code ?? err.message;
     });
     socket.on('close', finish);
-    const head = `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token}\r\nContent-Type: ${contentType}\r\nContent-Length: ${length}\r\n\r\n`;
-    socket.write(head);
+    socket.write(requestHead(method, path, url.host, token, contentType, length));
     socket.write(Buffer.alloc(length, 0x61), () => socket.resume());
   });
 }

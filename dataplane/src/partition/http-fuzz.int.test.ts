@@ -111,7 +111,14 @@ const headers = fc.record(
       fc.constant(null).map(() => `Bearer ${partition.adminToken}`),
       fc.constantFrom('Bearer mwd.dXYZ.nope', 'Bearer ', 'Basic YTpi', 'Bearer mwu..', 'bearer'),
     ),
-    'content-type': fc.constantFrom('application/json', 'application/json; charset=utf-8', 'application/json; charset=latin1', 'text/plain', 'application/octet-stream', 'x'),
+    'content-type': fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/json; charset=latin1',
+      'text/plain',
+      'application/octet-stream',
+      'x',
+    ),
     'content-encoding': fc.constantFrom('gzip', 'deflate', 'br', 'compress', 'identity', 'zz'),
     'if-match': fc.oneof(fc.constantFrom('*', '"1"', 'W/"1"', 'nope', '""'), fc.constant(null).map(() => `"${version}"`)),
     'if-none-match': fc.constantFrom('*', '"1"', 'nope'),
@@ -217,7 +224,8 @@ describe('fuzzing every route', () => {
       { numRuns: maxRequests, interruptAfterTimeLimit: timeLimitMs, markInterruptAsFailure: false, endOnFailure: true },
     );
     const seconds = (Date.now() - started) / 1000;
-    console.log(`Fuzzed ${sent} requests in ${seconds.toFixed(1)} s (${waiting} long polls left waiting); statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    const counts = JSON.stringify(Object.fromEntries(statuses));
+    console.log(`Fuzzed ${sent} requests in ${seconds.toFixed(1)} s (${waiting} long polls left waiting); statuses ${counts}`);
     expect(sent).toBeGreaterThan(200);
     const client = new MeshworkClient({ baseUrl: partition.url });
     expect((await client.livez()).healthy).toBe(true);
