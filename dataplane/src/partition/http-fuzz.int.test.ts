@@ -3,11 +3,14 @@
 // very long names), random headers (Content-Type, Content-Encoding, If-Match, Range, tokens
 // valid, invalid and of another user) and random bodies (JSON of the wrong shape, binary, empty,
 // compressed, over the JSON limit). No answer may be a 5xx other than a documented 503, every
-// error answer carries the JSON envelope, and the process is live and ready afterwards.
+// error answer carries the JSON envelope, the log names no unexpected error, and the process is
+// live and ready afterwards.
 // Bounded: at most `maxRequests` requests or `timeLimitMs`, whichever comes first, one at a
 // time. This file starts its own etcd and MinIO, so it may use the whole slot space.
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -231,5 +234,10 @@ describe('fuzzing every route', () => {
     expect((await client.livez()).healthy).toBe(true);
     expect((await client.readyz()).healthy).toBe(true);
     expect(partition.process.exitStatus).toBeUndefined();
+    // Not even a request whose answer nobody read (a long poll given up on) met an unexpected error.
+    const unexpected = readFileSync(join(partition.dir, 'partition.log'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"msg":"Failed request with an unexpected error"'));
+    expect(unexpected).toEqual([]);
   }, 120_000);
 });
