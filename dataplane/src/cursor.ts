@@ -28,11 +28,15 @@ export interface PageToken {
   after: string;
   /** For change sets: the cursor the client asked from. */
   since?: number;
+  /** The page size the first page was asked with, so later pages keep it without `limit`. */
+  limit?: number;
 }
 
 /** Encodes a page token as an opaque URL-safe string. */
 export function formatPageToken(token: PageToken): string {
-  return Buffer.from(JSON.stringify([token.snapshot, token.after, token.since ?? null])).toString('base64url');
+  const fields: unknown[] = [token.snapshot, token.after, token.since ?? null];
+  if (token.limit !== undefined) fields.push(token.limit);
+  return Buffer.from(JSON.stringify(fields)).toString('base64url');
 }
 
 /** Decodes a page token made by formatPageToken. */
@@ -45,14 +49,15 @@ export function parsePageToken(text: string): PageToken {
   }
   if (
     !Array.isArray(value) ||
-    value.length !== 3 ||
+    (value.length !== 3 && value.length !== 4) ||
     !Number.isSafeInteger(value[0]) ||
     (value[0] as number) < 1 ||
     typeof value[1] !== 'string' ||
-    !(value[2] === null || (Number.isSafeInteger(value[2]) && (value[2] as number) >= 0))
+    !(value[2] === null || (Number.isSafeInteger(value[2]) && (value[2] as number) >= 0)) ||
+    !(value.length === 3 || (Number.isSafeInteger(value[3]) && (value[3] as number) >= 1))
   ) {
     throw new InvalidCursorError('page token is not one this service issued');
   }
-  const [snapshot, after, since] = value as [number, string, number | null];
-  return since === null ? { snapshot, after } : { snapshot, after, since };
+  const [snapshot, after, since, limit] = value as [number, string, number | null, number | undefined];
+  return { snapshot, after, ...(since === null ? {} : { since }), ...(limit === undefined ? {} : { limit }) };
 }

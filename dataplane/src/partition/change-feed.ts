@@ -1,6 +1,7 @@
 // Feeds the ChangeLog from an etcd watch over this partition's slots. The watch starts at
 // the revision the process started at; a `changes` request waits until the feed has caught
 // up with the object's latest change (its head key's revision) before answering from memory.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { SlotRange } from '../slots.ts';
@@ -14,6 +15,9 @@ export interface ChangeListener {
   onRestart(): void;
 }
 
+/** The longest wait between two attempts to restart the watch. */
+const maxRestartDelayMs = 10_000;
+
 const entryKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)\/e\/(.+)$/s;
 const objectKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)$/;
 
@@ -25,6 +29,7 @@ export class ChangeFeed {
   #log: ChangeLog | undefined;
   #watcher: Watcher | undefined;
   #seen = 0;
+  #connected = false;
   #waiters: { revision: number; resolve: () => void }[] = [];
   #stopped = false;
   readonly #listeners: ChangeListener[] = [];
@@ -48,6 +53,14 @@ export class ChangeFeed {
       .startRevision(String(revision + 1))
       .create();
     this.#watcher = watcher;
+    this.#connected = true;
+    // While the watch is cut off from etcd, changes may be happening unseen: long polls must not answer "nothing changed".
+    watcher.on('disconnected', () => {
+      this.#connected = false;
+    });
+    watcher.on('connected', () => {
+      this.#connected = true;
+    });
     watcher.on('put', (kv) => this.#observe(kv, false));
     watcher.on('delete', (kv) => this.#observe(kv, true));
     watcher.on('data', (res) => this.#advance(Number(res.header.revision)));
@@ -85,6 +98,11 @@ export class ChangeFeed {
    */
   get seen(): number {
     return this.#seen;
+  }
+
+  /** Whether the watch is connected to etcd, so that what it has not delivered has not happened. */
+  get connected(): boolean {
+    return this.#connected;
   }
 
   /** Adds a listener for the changes this process's one watch delivers (long polls build on it). */
@@ -141,12 +159,19 @@ export class ChangeFeed {
     if (this.#stopped) return;
     const old = this.#watcher;
     this.#watcher = undefined;
+    this.#connected = false;
     this.#log = undefined;
     await old?.cancel().catch(() => undefined);
-    try {
-      await this.start();
-    } catch (err) {
-      this.#logger.error({ err }, 'Failed to restart the change feed; changes fall back to scans');
+    // Until the watch is back, changes fall back to scans and long polls answer 503 rather than
+    // "nothing changed": so keep trying, with a growing delay, for as long as etcd is away.
+    for (let delayMs = 500; !this.#stopped; delayMs = Math.min(delayMs * 2, maxRestartDelayMs)) {
+      try {
+        await this.start();
+        break;
+      } catch (err) {
+        this.#logger.error({ err, retryInMs: delayMs }, 'Failed to restart the change feed; changes fall back to scans until it is back');
+        await sleep(delayMs, undefined, { ref: false });
+      }
     }
     for (const listener of this.#listeners) listener.onRestart();
   }

@@ -41,9 +41,21 @@ const etcdFailures = [
   EtcdPermissionDeniedError,
 ];
 
+/**
+ * Whether `err` is the etcd client's circuit breaker refusing a call after consecutive failures
+ * (cockatiel's BrokenCircuitError, which etcd3 raises as it is): recognised by the brand
+ * property cockatiel's own `isBrokenCircuitError` checks, since cockatiel is etcd3's dependency,
+ * not ours.
+ */
+export function isBrokenCircuit(err: unknown): boolean {
+  return err instanceof Error && (err as { isBrokenCircuitError?: unknown }).isBrokenCircuitError === true;
+}
+
 /** Whether `err` is etcd failing to serve a request (a store outage: 503, retry). */
 export function isEtcdFailure(err: unknown): boolean {
-  return etcdFailures.some((failure) => err instanceof failure) || err instanceof EtcdKeepAliveError || err instanceof EtcdCallError;
+  return (
+    etcdFailures.some((failure) => err instanceof failure) || err instanceof EtcdKeepAliveError || err instanceof EtcdCallError || isBrokenCircuit(err)
+  );
 }
 
 /** What the error handler does with a failure besides answering it. */

@@ -411,12 +411,14 @@ describe('bad input', () => {
     expect(big.body).toMatchObject({ error: { code: 'too_large' } });
   });
 
-  it('answers unknown routes with a JSON 404', async () => {
+  it('answers unknown routes with a JSON 404, and a known route under another method with 405 and Allow', async () => {
     const res = await alice.raw('GET', '/v1/nowhere');
     expect(res.status).toBe(404);
     expect(res.body).toMatchObject({ error: { code: 'not_found' } });
-    const method = await alice.raw('PATCH', '/v1/blocks/missing');
-    expect(method.status).toBe(404);
+    const method = await alice.raw('PATCH', '/v1/objects');
+    expect(method.status).toBe(405);
+    expect(method.body).toMatchObject({ error: { code: 'method_not_allowed' } });
+    expect(method.headers.allow).toBe('GET, HEAD, POST');
   });
 
   it.each(['abc', '-1', '1.5'])('refuses cursor %j with 400', async (cursor) => {

@@ -1,6 +1,7 @@
-// Parsing of URL parts shared by several route files: an entry path from a `*path` wildcard,
-// a page size, a query parameter given once. Route files import these, never each other.
+// Parsing of URL parts shared by several route files: the percent-encoding of the whole path,
+// an entry path from a `*path` wildcard, a page size, a query parameter given once. Route files import these, never each other.
 import type { Request } from 'express';
+import { ApiError } from '@meshwork/contract';
 import { normalizeEntryPath } from '../paths.ts';
 import { invalidRequest } from './errors.ts';
 
@@ -24,10 +25,47 @@ export function pageSize(value: unknown): number {
   return n;
 }
 
+/** The `limit` of a page: as asked, else the one its page token carries from the first page, else 1000. */
+export function pageLimit(value: unknown, token: { limit?: number } | undefined): number {
+  return value === undefined && token?.limit !== undefined ? token.limit : pageSize(value);
+}
+
 /** A query parameter that may be given at most once. */
 export function queryString(req: Request, name: string): string | undefined {
   const value = req.query[name];
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw invalidRequest(name, `${name}: must be given once`);
   return value;
+}
+
+// Where an object's entry path starts: /v1/objects/{id}/entries/... and .../content/...
+const entryPathPrefix = /^\/v1\/objects\/[^/]*\/(?:entries|content)\//i;
+
+function firstUndecodable(part: string): unknown {
+  for (const segment of part.split('/')) {
+    try {
+      decodeURIComponent(segment);
+    } catch (err) {
+      return err;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a URL path with a segment that does not percent-decode (`%ff`, `%zz`, an overlong
+ * UTF-8 form): 400 `invalid_path` inside an entry path, `invalid_request` elsewhere. Checked
+ * before routing, which would otherwise fail to decode the route's parameters.
+ */
+export function checkPercentEncoding(path: string): void {
+  if (!path.includes('%')) return;
+  const prefix = entryPathPrefix.exec(path)?.[0] ?? '';
+  const inUrl = firstUndecodable(prefix === '' ? path : prefix);
+  if (inUrl !== undefined) {
+    throw new ApiError('invalid_request', 'url: a path segment is not valid percent-encoded UTF-8', { details: { field: 'url' }, cause: inUrl });
+  }
+  const inEntryPath = prefix === '' ? undefined : firstUndecodable(path.slice(prefix.length));
+  if (inEntryPath !== undefined) {
+    throw new ApiError('invalid_path', 'path: a segment is not valid percent-encoded UTF-8', { details: { field: 'path' }, cause: inEntryPath });
+  }
 }

@@ -12,7 +12,7 @@ import type { ChangeFeed, ChangeListener } from '../change-feed.ts';
 import { ExpiryWheel } from './expiry-wheel.ts';
 import { ForeignHeads } from './foreign-heads.ts';
 import { Subscriptions } from './subscriptions.ts';
-import { UserFeed, type FeedRead, type ObjectNotice } from './user-feed.ts';
+import { liveObjects, UserFeed, type FeedRead, type ObjectNotice } from './user-feed.ts';
 
 /** The longest a poll may wait, in seconds. */
 export const maxWaitSeconds = 60;
@@ -30,6 +30,11 @@ const headsWithIndex = 127;
  * restart, every feed distrusted after the change feed restarted); a bound spreads them out.
  */
 const maxConcurrentReads = 64;
+
+/** 503 `store_unavailable`: the answer a poll cannot give while etcd is out of reach. */
+function storeUnavailable(): ApiError {
+  return new ApiError('store_unavailable', 'etcd is out of reach, so whether anything changed is unknown; retry', { headers: { 'Retry-After': '1' } });
+}
 
 /** What the per-object changes route hands a waiting poll; a shared object, not one per poll. */
 export interface ObjectPollHandler<Q> {
@@ -79,13 +84,16 @@ class NotificationPoll extends Poll {
   readonly waits: boolean;
   /** Waiting for the feed's next exact read (otherwise parked until a change). */
   pending = false;
+  /** Asked without a cursor: answered with the user's live objects after one look. */
+  readonly initial: boolean;
 
-  constructor(res: Response, next: NextFunction, clientId: string, entry: FeedEntry, cursor: number, waits: boolean) {
+  constructor(res: Response, next: NextFunction, clientId: string, entry: FeedEntry, cursor: number | undefined, waits: boolean) {
     super(res, next, clientId);
     this.entry = entry;
-    this.cursor = cursor;
-    this.threshold = cursor;
-    this.waits = waits;
+    this.initial = cursor === undefined;
+    this.cursor = cursor ?? 0;
+    this.threshold = this.cursor;
+    this.waits = waits && !this.initial;
   }
 }
 
@@ -250,9 +258,11 @@ export class LongPolls implements ChangeListener {
   /**
    * Serves `GET /v1/notifications`: answers at once when an object of the caller's user
    * changed after `cursor`, otherwise when one does or after `waitSeconds` with the same
-   * cursor. Returns as soon as the poll is answered or waiting; later failures go to `next`.
+   * cursor. Without a cursor (undefined), answers at once with every live object of the user
+   * and the revision they were read at. Returns as soon as the poll is answered or waiting;
+   * later failures go to `next`.
    */
-  notifications(caller: PollCaller, cursor: number, waitSeconds: number, res: Response, next: NextFunction): void {
+  notifications(caller: PollCaller, cursor: number | undefined, waitSeconds: number, res: Response, next: NextFunction): void {
     let entry = this.#feeds.get(caller.userId);
     if (entry === undefined) {
       entry = new FeedEntry(caller.userId);
@@ -261,10 +271,10 @@ export class LongPolls implements ChangeListener {
     entry.lastUsed = uptimeSeconds();
     const poll = new NotificationPoll(res, next, caller.clientId, entry, cursor, waitSeconds > 0);
     if (!this.#admit(poll)) return;
-    poll.threshold = entry.feed.thresholdFor(cursor);
     const feed = entry.feed;
+    poll.threshold = feed.thresholdFor(poll.cursor);
     // Memory may answer "nothing yet" only for a cursor this process has seen issued or passed.
-    const quiet = cursor <= Math.max(feed.mergedAt, feed.lastEvent) && feed.quietAfter(poll.threshold);
+    const quiet = !poll.initial && this.#changeFeed.connected && poll.cursor <= Math.max(feed.mergedAt, feed.lastEvent) && feed.quietAfter(poll.threshold);
     if (quiet && !poll.waits) {
       this.#answer(poll, { objects: [], cursor: String(cursor) });
       return;
@@ -371,7 +381,8 @@ export class LongPolls implements ChangeListener {
         const seen = this.#changeFeed.seen;
         const batch: NotificationPoll[] = [];
         for (const poll of waiting) {
-          if (entry.foreign === 0 && entry.feed.trusts(poll.threshold) && seen >= poll.threshold) this.#settle(poll, seen, undefined);
+          const complete = entry.foreign === 0 && this.#changeFeed.connected && entry.feed.trusts(poll.threshold);
+          if (complete && seen >= poll.threshold) this.#settle(poll, seen, undefined);
           else batch.push(poll);
         }
         if (batch.length === 0) continue;
@@ -401,6 +412,11 @@ export class LongPolls implements ChangeListener {
    */
   #settle(poll: NotificationPoll, revision: number, read: FeedRead | undefined): void {
     if (poll.done) return;
+    if (poll.initial) {
+      const live = read === undefined ? poll.entry.feed.members : read.memberships;
+      this.#answer(poll, { objects: liveObjects(live), cursor: String(revision) });
+      return;
+    }
     if (read !== undefined && poll.cursor > read.revision) {
       const message = 'the cursor is not from this mesh (or from before a restore); list the objects again and poll with the new cursor';
       this.#fail(poll, new ApiError('cursor_expired', message, { details: { relist: true } }));
@@ -561,7 +577,9 @@ export class LongPolls implements ChangeListener {
     const now = Date.now();
     for (const poll of this.#wheel.expire(now)) {
       if (poll.done) continue;
-      if (poll instanceof NotificationPoll) this.#answer(poll, { objects: [], cursor: String(poll.cursor) });
+      // Cut off from etcd, the watch cannot tell that nothing changed: an empty answer could be wrong.
+      if (!this.#changeFeed.connected) this.#fail(poll, storeUnavailable());
+      else if (poll instanceof NotificationPoll) this.#answer(poll, { objects: [], cursor: String(poll.cursor) });
       else if (poll instanceof ObjectPoll) this.#answer(poll, poll.handler.timedOut(poll.query));
     }
     if (now >= this.#nextEviction) {

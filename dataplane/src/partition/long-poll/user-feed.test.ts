@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Role } from '../../stores/metadata-store.ts';
-import { UserFeed, type FeedRead } from './user-feed.ts';
+import { liveObjects, UserFeed, type FeedRead } from './user-feed.ts';
 
 function read(revision: number, memberships: Record<string, [Role, number]>, heads: Record<string, number> = {}): FeedRead {
   return {
@@ -159,5 +159,24 @@ describe('UserFeed.memoryChangesSince', () => {
     expect(feed.members.get('o1')?.head).toBe(80);
     expect(feed.memoryChangesSince(79)).toEqual([{ id: 'o1', role: 'reader' }]);
     expect(feed.memoryChangesSince(80)).toEqual([]);
+  });
+});
+
+describe('liveObjects', () => {
+  it.each<[string, [string, Role][], { id: string; role: Role }[]]>([
+    ['none', [], []],
+    [
+      'every membership by id, never a removal',
+      [
+        ['oB', 'reader'],
+        ['oA', 'owner'],
+      ],
+      [
+        { id: 'oA', role: 'owner' },
+        { id: 'oB', role: 'reader' },
+      ],
+    ],
+  ])('%s', (_what, members, expected) => {
+    expect(liveObjects(new Map(members.map(([id, role]) => [id, { role }])))).toEqual(expected);
   });
 });

@@ -38,6 +38,13 @@ const emptyRemoved: ReadonlyMap<string, number> = new Map();
 /** How many lost objects a feed remembers, to tell devices that were away about them. */
 const removedLimit = 1024;
 
+/** Every object of `memberships` with the user's role, by id: the answer to a poll without a cursor. */
+export function liveObjects(memberships: ReadonlyMap<string, { role: Role }>): ObjectNotice[] {
+  return [...memberships]
+    .map(([id, { role }]) => ({ id, role }))
+    .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+}
+
 /** A user's notification state in this process. */
 export class UserFeed {
   readonly userId: string;

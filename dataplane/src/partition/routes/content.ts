@@ -37,11 +37,20 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
   const router = Router();
   const { blocks, logger } = deps;
 
+  // What the file route sets before its first byte; taken back when the first block cannot be read.
+  const fileHeaders = ['ETag', 'Last-Modified', 'Accept-Ranges', 'Cache-Control', 'Content-Type', 'Content-Length', 'Content-Range'];
+
   async function sendContent(res: Response, reads: readonly BlockRead[], what: string): Promise<void> {
     try {
       await sendBlocks(blocks, reads, res);
       res.end();
     } catch (err) {
+      // Nothing sent yet (the store failed before the first byte): the error handler answers it (503 for a store outage).
+      if (!res.headersSent && !(err instanceof ClientGoneError) && !(err instanceof BlockHashMismatchError)) {
+        for (const name of fileHeaders) res.removeHeader(name);
+        res.statusCode = 200;
+        throw err;
+      }
       // Headers are gone already; the truncated body (shorter than Content-Length) tells the client.
       if (err instanceof BlockHashMismatchError) {
         logger.error({ err, what }, 'Refused to serve a corrupt block');

@@ -6,6 +6,7 @@ import type express from 'express';
 import type { Request } from 'express';
 import { parseCursor, parsePageToken, InvalidCursorError } from '../../cursor.ts';
 import { strongEtag } from '../../http/preconditions.ts';
+import { InvalidPathError } from '../../paths.ts';
 import { invalidRequest } from '../errors.ts';
 import { modifierOf, type RouteHooks } from '../hooks.ts';
 import type { LongPolls } from '../long-poll/long-polls.ts';
@@ -15,7 +16,7 @@ import { changesPollHandler, runChanges, type ChangesDeps, type ChangesQuery } f
 import { entryView, requirePrecondition } from '../sync/conditional-write.ts';
 import { commitEntry, deleteEntry, listLiveEntries, liveEntry, type EntryDeps } from '../sync/entries.ts';
 import type { Throttle } from '../throttle/throttle.ts';
-import { entryPathParam, pageSize, queryString } from '../request-params.ts';
+import { entryPathParam, pageLimit, queryString } from '../request-params.ts';
 
 /** What the entry routes need besides the hooks. */
 export interface EntryRouteDeps {
@@ -34,55 +35,54 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
   const router = Router();
   const { entries } = deps;
 
-  router.put(
-    '/v1/objects/:id/entries/*path',
-    json,
-    hooks.route(
-      {
-        ids: ['id'],
-        slot: 'object',
-        principal: 'member',
-        parse: (req) => {
-          const path = entryPathParam(req);
-          const body = validate(commitEntryBody, req.body);
-          if (body.kind === 'file') deps.throttle.checkEntrySize(body.blocks.reduce((n, b) => n + b.size, 0));
-          return { path, body, precondition: writePrecondition(req) };
-        },
-        // Access is checked before the blocks, so a stranger learns nothing from a 409.
-        access: { need: 'writer', cached: true },
+  const commit = hooks.route(
+    {
+      ids: ['id'],
+      slot: 'object',
+      principal: 'member',
+      parse: (req) => {
+        const path = entryPathParam(req);
+        const body = validate(commitEntryBody, req.body);
+        if (body.kind === 'file') deps.throttle.checkEntrySize(body.blocks.reduce((n, b) => n + b.size, 0));
+        return { path, body, precondition: writePrecondition(req) };
       },
-      async ({ res, id, principal, input }) => {
-        const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
-        const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer });
-        res
-          .status(created ? 201 : 200)
-          .setHeader('ETag', strongEtag(String(entry.version)))
-          .json(entryView(entry));
-      },
-    ),
+      // Access is checked before the blocks, so a stranger learns nothing from a 409.
+      access: { need: 'writer', cached: true },
+    },
+    async ({ res, id, principal, input }) => {
+      const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
+      const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer });
+      res
+        .status(created ? 201 : 200)
+        .setHeader('ETag', strongEtag(String(entry.version)))
+        .json(entryView(entry));
+    },
   );
+  // The paths without `*path` name the empty entry path: 400 invalid_path, not a missing route.
+  // Separate routes, not an array of paths, so that each keeps its own route label.
+  router.put('/v1/objects/:id/entries/*path', json, commit);
+  router.put('/v1/objects/:id/entries', json, commit);
 
-  router.delete(
-    '/v1/objects/:id/entries/*path',
-    hooks.route(
-      {
-        ids: ['id'],
-        slot: 'object',
-        principal: 'member',
-        parse: (req) => {
-          const path = entryPathParam(req);
-          const precondition = writePrecondition(req);
-          if (precondition.kind === 'create') throw invalidRequest('If-None-Match', 'If-None-Match: * makes no sense for a delete');
-          return { path, precondition };
-        },
-        access: { need: 'writer' },
+  const remove = hooks.route(
+    {
+      ids: ['id'],
+      slot: 'object',
+      principal: 'member',
+      parse: (req) => {
+        const path = entryPathParam(req);
+        const precondition = writePrecondition(req);
+        if (precondition.kind === 'create') throw invalidRequest('If-None-Match', 'If-None-Match: * makes no sense for a delete');
+        return { path, precondition };
       },
-      async ({ res, id, principal, input }) => {
-        const entry = await deleteEntry(entries, { objectId: id, ...input, writer: { userId: principal.userId, modifiedBy: modifierOf(principal) } });
-        res.setHeader('ETag', strongEtag(String(entry.version))).json(entryView(entry));
-      },
-    ),
+      access: { need: 'writer' },
+    },
+    async ({ res, id, principal, input }) => {
+      const entry = await deleteEntry(entries, { objectId: id, ...input, writer: { userId: principal.userId, modifiedBy: modifierOf(principal) } });
+      res.setHeader('ETag', strongEtag(String(entry.version))).json(entryView(entry));
+    },
   );
+  router.delete('/v1/objects/:id/entries/*path', remove);
+  router.delete('/v1/objects/:id/entries', remove);
 
   router.get(
     '/v1/objects/:id/entries/*path',
@@ -105,11 +105,12 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         slot: 'object',
         principal: 'member',
         parse: (req) => {
-          const limit = pageSize(req.query.limit);
+          // Routing ignores a trailing slash: `.../entries/` is the entry with the empty path, not the listing.
+          if (req.path.endsWith('/')) throw new InvalidPathError('path is empty');
           const pageText = queryString(req, 'page');
           const page = pageText === undefined ? undefined : parsePageToken(pageText);
           if (page?.since !== undefined) throw new InvalidCursorError('page token belongs to a change set, not a listing');
-          return { limit, page };
+          return { limit: pageLimit(req.query.limit, page), page };
         },
         access: { need: 'reader' },
       },
@@ -128,10 +129,10 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         slot: 'object',
         principal: 'member',
         parse: (req) => {
-          const limit = pageSize(req.query.limit);
           const pageText = queryString(req, 'page');
           const cursorText = queryString(req, 'cursor');
           const page = pageText === undefined ? undefined : parsePageToken(pageText);
+          const limit = pageLimit(req.query.limit, page);
           if (page !== undefined && page.since === undefined) throw new InvalidCursorError('page token belongs to a listing, not a change set');
           if (page === undefined && cursorText === undefined) throw invalidRequest('cursor', 'cursor: is required (from a listing or an earlier change set)');
           const wait = parseWaitSeconds(req.query.wait, 0);

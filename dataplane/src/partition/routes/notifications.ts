@@ -1,4 +1,5 @@
-// Change notification: one long poll per device over every object its user is a member of.
+// Change notification: one long poll per device over every object its user is a member of;
+// without a cursor, the user's live objects and a cursor to poll from, at once.
 import type { RequestHandler } from 'express';
 import { parseCursor } from '../../cursor.ts';
 import { modifierOf, type RouteHooks } from '../hooks.ts';
@@ -14,8 +15,9 @@ export function notificationHandler(hooks: RouteHooks, longPolls: Pick<LongPolls
       slot: 'caller',
       parse: (req) => {
         const cursorText = queryString(req, 'cursor');
-        // No cursor: everything is news, as for a device that has synced nothing yet.
-        return { cursor: cursorText === undefined ? 0 : parseCursor(cursorText), wait: parseWaitSeconds(req.query.wait, defaultNotificationWaitSeconds) };
+        // No cursor: the live objects of the user at once, whatever `wait` says (validated all the same).
+        const wait = parseWaitSeconds(req.query.wait, defaultNotificationWaitSeconds);
+        return { cursor: cursorText === undefined ? undefined : parseCursor(cursorText), wait };
       },
     },
     ({ res, next, principal, input }) => {

@@ -60,6 +60,10 @@ describe('changesPage', () => {
     expect(parsePageToken(page.next!)).toEqual({ snapshot: 40, after: 'b', since: 10 });
   });
 
+  it('keeps the page size in the token, so later pages need no limit', () => {
+    expect(parsePageToken(changesPage([entry('a', 11)], 40, true, 10, 1).next!)).toEqual({ snapshot: 40, after: 'a', since: 10, limit: 1 });
+  });
+
   it.each<[string, Versioned<EntryRecord>[], boolean]>([
     ['no more', [entry('a', 11)], false],
     ['an empty slice', [], true],

@@ -51,11 +51,11 @@ export interface ChangesPage {
 }
 
 /** Builds a page: the changes, the snapshot as the cursor, and a token for the rest when there is more. */
-export function changesPage(slice: readonly Versioned<EntryRecord>[], snapshot: number, more: boolean, since: number): ChangesPage {
+export function changesPage(slice: readonly Versioned<EntryRecord>[], snapshot: number, more: boolean, since: number, limit?: number): ChangesPage {
   return {
     changes: slice.map(entryView),
     cursor: formatCursor(snapshot),
-    next: more && slice.length > 0 ? formatPageToken({ snapshot, after: slice.at(-1)!.value.path, since }) : null,
+    next: more && slice.length > 0 ? formatPageToken({ snapshot, after: slice.at(-1)!.value.path, since, ...(limit === undefined ? {} : { limit }) }) : null,
   };
 }
 
@@ -132,7 +132,7 @@ export async function runChanges(query: ChangesQuery): Promise<{ body: ChangesPa
     slice = remaining.slice(0, limit);
     more = remaining.length > limit;
   }
-  return { body: changesPage(slice, snapshot!, more, since), changed: slice.length > 0, seen: snapshot! };
+  return { body: changesPage(slice, snapshot!, more, since, limit), changed: slice.length > 0, seen: snapshot! };
 }
 
 /** How a waiting `changes` poll runs and times out; one object for all polls. */

@@ -101,7 +101,11 @@ export interface ListingPage {
   next: string | null;
 }
 
-/** A page of the live entries of an object; the first page fixes the snapshot every later page reads at. */
+/**
+ * A page of the live entries of an object; the first page fixes the snapshot every later page
+ * reads at, and every page answers that snapshot as its cursor (etcd answers a read at an old
+ * revision with the current one in its header, which would skip what changed in between).
+ */
 export async function listLiveEntries(
   metadata: Pick<MetadataStore, 'listEntries'>,
   objectId: string,
@@ -115,12 +119,12 @@ export async function listLiveEntries(
   // Tombstones are skipped, so keep reading until the page is full or the object ends.
   while (live.length < limit && more) {
     const batch = await metadata.listEntries(objectId, { snapshot, after, limit: limit - live.length });
-    snapshot = batch.snapshot;
+    snapshot ??= batch.snapshot;
     more = batch.more;
     for (const entry of batch.entries) {
       after = entry.value.path;
       if (!entry.value.deleted) live.push(entry);
     }
   }
-  return { entries: live.map(entryView), cursor: formatCursor(snapshot!), next: more ? formatPageToken({ snapshot: snapshot!, after }) : null };
+  return { entries: live.map(entryView), cursor: formatCursor(snapshot!), next: more ? formatPageToken({ snapshot: snapshot!, after, limit }) : null };
 }
