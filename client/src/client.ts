@@ -342,7 +342,7 @@ export class MeshworkClient {
   /** One page of `GET /v1/objects/{id}/entries`: the first (with `limit`) or the one a `next` token names. */
   async listEntries(objectId: string, options: CallOptions & { limit?: number; page?: string } = {}): Promise<EntryPage> {
     const { limit, page, ...rest } = options;
-    // A page token does not carry the page size: `limit` goes along with it.
+    // A page token carries the first page's size; a `limit` sent along with it overrides that.
     return this.#json<EntryPage>('GET', `/v1/objects/${segment(objectId)}/entries${query({ limit, page })}`, rest);
   }
 
