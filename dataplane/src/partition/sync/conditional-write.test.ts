@@ -83,6 +83,7 @@ describe('nextWriteStep', () => {
     ['written', { ok: true, version: 12 }, false, 'done'],
     ['the object moved (a rename or share)', { ok: false, reason: 'object' }, false, 'retry_object'],
     ['the object moved under a blind write', { ok: false, reason: 'object' }, true, 'retry_object'],
+    ['a block reference of the entry was dropped meanwhile', { ok: false, reason: 'refs' }, true, 'retry_refs'],
     ['a blind guess missed', { ok: false, reason: 'entry', current: entry(10) }, true, 'read_entry'],
     ['a lost race', { ok: false, reason: 'entry', current: entry(10) }, false, 'failed'],
   ])('%s: %s', (_what, result, blind, kind) => {

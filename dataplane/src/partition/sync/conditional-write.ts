@@ -66,12 +66,15 @@ export type WriteStep =
   | { kind: 'retry_object' }
   /** A blind guess missed: try again, reading the entry this time. */
   | { kind: 'read_entry' }
+  /** A block reference of the entry was dropped meanwhile (ADR 24): prepare the write again. */
+  | { kind: 'retry_refs' }
   | { kind: 'failed'; error: ApiError };
 
 /** The step after a write attempt whose transaction answered `result`; `blind` when it guessed the revision. */
 export function nextWriteStep(result: EntryWriteResult, blind: boolean, path: string): WriteStep {
   if (result.ok) return { kind: 'done', version: result.version };
   if (result.reason === 'object') return { kind: 'retry_object' };
+  if (result.reason === 'refs') return { kind: 'retry_refs' };
   // A blind guess missed (a tombstone under a create, or a lost race): decide on what is there.
   if (blind) return { kind: 'read_entry' };
   return { kind: 'failed', error: preconditionFailed(path, result.current) };
@@ -102,6 +105,11 @@ export interface ConditionalWrite {
    * is the check, and only a failed compare reads it back.
    */
   blind: boolean;
+  /**
+   * Run before each attempt, after access was checked: writes what the entry needs first (its
+   * block references) and returns the reference epoch the entry's transaction compares.
+   */
+  prepare?: () => Promise<number>;
 }
 
 /** Writes `build(current)` under the caller's preconditions, retrying when only the object moved. */
@@ -111,12 +119,13 @@ export async function conditionalWrite(deps: EntryWriteDeps, write: ConditionalW
   for (let attempt = 0; attempt < commitAttempts; attempt++) {
     // The cached record is safe here: the transaction compares its revision.
     const object = await deps.access.loadForWrite(userId, objectId, 'writer');
+    const refEpoch = await write.prepare?.();
     const expectation: WriteExpectation =
       guess !== undefined
         ? { expected: guess, created: guess === 0, live: undefined }
         : expectationFromStored(precondition, path, await deps.metadata.getEntry(objectId, path));
     const next = build(expectation.live);
-    const step = nextWriteStep(await deps.metadata.putEntry(object, expectation.expected, next), guess !== undefined, path);
+    const step = nextWriteStep(await deps.metadata.putEntry(object, expectation.expected, next, refEpoch), guess !== undefined, path);
     switch (step.kind) {
       case 'done':
         return { entry: { value: next, version: step.version }, created: expectation.created };
@@ -125,6 +134,8 @@ export async function conditionalWrite(deps: EntryWriteDeps, write: ConditionalW
         break;
       case 'read_entry':
         guess = undefined;
+        break;
+      case 'retry_refs':
         break;
       case 'failed':
         throw step.error;
