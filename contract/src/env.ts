@@ -44,6 +44,8 @@ export const PartitionEnv = {
   adminTokenFile: 'MESHWORK_ADMIN_TOKEN_FILE',
   tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
   sweepIntervalSeconds: 'MESHWORK_SWEEP_INTERVAL_SECONDS',
+  /** How long an uploaded block no entry names is kept for the commit that will name it (ADR 24). */
+  blockGraceSeconds: 'MESHWORK_BLOCK_GRACE_SECONDS',
   storeDeadlineSeconds: 'MESHWORK_STORE_DEADLINE_SECONDS',
   /** TTL of the lease the partition's slot-map owner record is held under. */
   slotLeaseTtlSeconds: 'MESHWORK_SLOT_LEASE_TTL_SECONDS',
@@ -165,6 +167,7 @@ export const partitionEnvSchema = z
     [PartitionEnv.s3Addressing]: z.enum(['path', 'virtual']).default('path'),
     [PartitionEnv.tombstoneRetentionSeconds]: seconds(7 * 24 * 3600, 0),
     [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
+    [PartitionEnv.blockGraceSeconds]: seconds(24 * 3600, 0),
     [PartitionEnv.storeDeadlineSeconds]: seconds(30, 1),
     // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
     [PartitionEnv.slotLeaseTtlSeconds]: seconds(10, 2),

@@ -32,8 +32,10 @@ export interface PartitionConfig {
   adminToken: string;
   /** How long deleted entries stay visible to `changes`; older cursors get 410. */
   tombstoneRetentionSeconds: number;
-  /** How often the tombstone sweeper runs. */
+  /** How often the tombstone sweeper and the block collector run. */
   sweepIntervalSeconds: number;
+  /** How long an uploaded block that no entry names is kept before the collector may delete it. */
+  blockGraceSeconds: number;
   /** How long start-up waits for etcd and S3 before giving up. */
   storeDeadlineSeconds: number;
   /** TTL of the lease the slot-map owner record is held under. */
@@ -140,6 +142,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     adminToken,
     tombstoneRetentionSeconds: e[PartitionEnv.tombstoneRetentionSeconds],
     sweepIntervalSeconds: e[PartitionEnv.sweepIntervalSeconds],
+    blockGraceSeconds: e[PartitionEnv.blockGraceSeconds],
     storeDeadlineSeconds: e[PartitionEnv.storeDeadlineSeconds],
     slotLeaseSeconds: e[PartitionEnv.slotLeaseTtlSeconds],
     presenceTtlSeconds: e[PartitionEnv.presenceTtlSeconds],
