@@ -478,8 +478,8 @@ export class MetadataStore {
    */
   async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date): Promise<boolean> {
     const key = blockHolderKey(sha256, userId);
-    const result = await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [this.#etcd.put(key).value(JSON.stringify({ createdAt: now.toISOString() }))]);
-    return result.succeeded;
+    const holder = this.#etcd.put(key).value(JSON.stringify({ createdAt: now.toISOString() }));
+    return (await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder])).succeeded;
   }
 
   /**
@@ -563,7 +563,8 @@ export class MetadataStore {
   /** Records that a block marked at `markVersion` is gone from S3; false if its state moved meanwhile. */
   async markBlockDeleted(sha256: string, markVersion: number, now: Date): Promise<boolean> {
     const state: BlockState = { state: 'deleted', since: now.toISOString() };
-    return (await this.#txn([{ key: blockStateKey(sha256), mod: markVersion }], [this.#etcd.put(blockStateKey(sha256)).value(JSON.stringify(state))])).succeeded;
+    const put = this.#etcd.put(blockStateKey(sha256)).value(JSON.stringify(state));
+    return (await this.#txn([{ key: blockStateKey(sha256), mod: markVersion }], [put])).succeeded;
   }
 
   /** A fenced transaction with compares the builder cannot express (over key ranges); the revision it committed at, or undefined. */

@@ -17,6 +17,7 @@ function ref(overrides: Partial<RefCheck>): RefCheck {
   return { objectId: 'o1', path: 'a.bin', version: 50, entryVersion: 60, names: false, objectPresent: true, ...overrides };
 }
 
+const holder = (secondsAgo: number): BlockRecords['holders'][number] => ({ userId: 'u', createdAt: ago(secondsAgo), version: 80 });
 const deleting = (secondsAgo: number): BlockRecords['state'] => ({ value: { state: 'deleting', since: ago(secondsAgo) }, version: 90 });
 const deleted: BlockRecords['state'] = { value: { state: 'deleted', since: ago(7200) }, version: 91 };
 
@@ -25,15 +26,15 @@ describe('planBlockCollection', () => {
     ['an entry names it', records({}), [ref({ names: true })], 'keep'],
     ['one entry names it, another moved on', records({}), [ref({ names: true }), ref({ path: 'b.bin' })], 'keep'],
     ['every reference is stale', records({}), [ref({}), ref({ path: 'b.bin', entryVersion: 0, objectPresent: false })], 'drop_refs'],
-    ['stale references and a fresh upload: references go first', records({ holders: [{ userId: 'u', createdAt: ago(1), version: 80 }] }), [ref({})], 'drop_refs'],
+    ['stale references and a fresh upload: references go first', records({ holders: [holder(1)] }), [ref({})], 'drop_refs'],
     ['uploaded within the grace period', records({ holders: [{ userId: 'u', createdAt: ago(3599), version: 80 }] }), [], 'keep'],
     ['uploaded longer ago than the grace period', records({ holders: [{ userId: 'u', createdAt: ago(3600), version: 80 }] }), [], 'mark'],
-    ['one upload old, one within the grace period', records({ holders: [{ userId: 'u', createdAt: ago(9000), version: 80 }, { userId: 'v', createdAt: ago(5), version: 81 }] }), [], 'keep'],
+    ['one upload old, one within the grace period', records({ holders: [holder(9000), { ...holder(5), userId: 'v' }] }), [], 'keep'],
     ['no records but its name (an upload in flight or leftovers)', records({}), [], 'mark'],
     ['being deleted by a collector that is still within its time', records({ state: deleting(10) }), [], 'keep'],
     ['being deleted, abandoned past the takeover time', records({ state: deleting(600) }), [], 'finish'],
     ['deleted and not uploaded since', records({ state: deleted }), [], 'gone'],
-    ['deleted, uploaded again and now past its grace period', records({ state: deleted, holders: [{ userId: 'u', createdAt: ago(4000), version: 95 }] }), [], 'mark'],
+    ['deleted, uploaded again and now past its grace period', records({ state: deleted, holders: [holder(4000)] }), [], 'mark'],
     ['deleted, uploaded again within the grace period', records({ state: deleted, holders: [{ userId: 'u', createdAt: ago(10), version: 95 }] }), [], 'keep'],
   ])('%s', (_what, recorded, refs, kind) => {
     expect(planBlockCollection(recorded, refs, now, timing).kind).toBe(kind);

@@ -26,7 +26,12 @@ describe('possessionFromRecords', () => {
       [],
       'none',
     ],
-    ['uploaded again after a deletion', records({ state: { value: { state: 'deleted', since: at }, version: 7 }, holders: [{ userId: 'u1', createdAt: at, version: 9 }] }), [], 'holder'],
+    [
+      'uploaded again after a deletion',
+      records({ state: { value: { state: 'deleted', since: at }, version: 7 }, holders: [{ userId: 'u1', createdAt: at, version: 9 }] }),
+      [],
+      'holder',
+    ],
   ])('%s: %s', (_what, recorded, readable, kind) => {
     expect(possessionFromRecords(recorded, 'u1', new Set(readable)).kind).toBe(kind);
   });
