@@ -155,4 +155,32 @@ describe('a commit racing the collector', () => {
     expect(collected).toBeGreaterThan(0);
     console.log(`race: ${acknowledged.length} commits acknowledged, ${refused} refused, ${collected} blocks collected`);
   });
+
+  it('never acknowledges an entry of more than 100 blocks (references written before the entry) whose block was deleted', async () => {
+    const iterations = 8;
+    let acknowledged = 0;
+    for (let i = 0; i < iterations; i++) {
+      const parts = Array.from({ length: 101 }, () => randomBytes(64));
+      // A few at a time, as the client's upload does: a burst of 101 would meet the partition's load shedding.
+      const refs: BlockRef[] = [];
+      for (let j = 0; j < parts.length; j += 8) refs.push(...(await Promise.all(parts.slice(j, j + 8).map((p) => alice.putBlock(p)))));
+      const raced = refs[i * 12]!.sha256;
+      const path = `race-large/${i}.bin`;
+      const [commit, outcome] = await Promise.allSettled([
+        alice.putEntry(objectId, path, { kind: 'file', blocks: refs }, { ifNoneMatch: '*' }),
+        // From at once to well after the references were written: both sides win some.
+        new Promise((resolve) => setTimeout(resolve, i * 30)).then(() => collectBlock(collector, raced)),
+      ]);
+      if (outcome.status === 'rejected') throw outcome.reason;
+      if (commit.status === 'rejected') {
+        expect((commit.reason as ApiError).code).toBe('blocks_missing');
+        continue;
+      }
+      acknowledged++;
+      expect(await collectBlock(collector, raced), path).toBe('kept');
+      expect(await inS3(raced), path).toBe(true);
+      expect(await contentOf(path), path).toEqual(Buffer.concat(parts));
+    }
+    expect(acknowledged).toBeGreaterThan(0);
+  });
 });

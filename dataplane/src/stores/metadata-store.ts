@@ -122,7 +122,19 @@ export type EntryWriteResult =
   /** The object changed (renamed, shared, deleted) meanwhile: re-check access and retry. */
   | { ok: false; reason: 'object' }
   /** The collector dropped a block reference of this entry meanwhile: write the references again and retry. */
-  | { ok: false; reason: 'refs' };
+  | { ok: false; reason: 'refs' }
+  /** The collector marked these blocks since their possession was proved: they are missing now. */
+  | { ok: false; reason: 'blocks'; marked: string[] };
+
+/**
+ * How an entry's block references are kept (ADR 24): `inline`, written by the entry's own
+ * transaction (up to 100 distinct blocks); `written` before it, by addBlockRefs, with the
+ * reference epoch read before those writes.
+ */
+export type EntryRefs = { kind: 'inline'; blocks: readonly BlockToReference[] } | { kind: 'written'; epoch: number };
+
+/** The most distinct blocks whose references an entry's own transaction writes (etcd allows 128 operations). */
+export const inlineRefLimit = 100;
 
 /** A block's state record; its absence means live (ADR 24). */
 export interface BlockState {
@@ -270,7 +282,7 @@ export class MetadataStore {
    * still at `object.version`. A deleted entry is written as a tombstone with a marker for
    * the sweeper; writing a live entry clears any marker.
    */
-  async putEntry(object: Versioned<ObjectRecord>, expectedVersion: number, entry: EntryRecord, refEpoch?: number): Promise<EntryWriteResult> {
+  async putEntry(object: Versioned<ObjectRecord>, expectedVersion: number, entry: EntryRecord, refs?: EntryRefs): Promise<EntryWriteResult> {
     const objectId = object.value.id;
     const key = entryKey(objectId, entry.path);
     const marker = tombstoneKey(objectId, entry.path);
@@ -279,17 +291,24 @@ export class MetadataStore {
       this.#etcd.put(objectHeadKey(objectId)).value(''),
       entry.deleted ? this.#etcd.put(marker).value(JSON.stringify({ deletedAt: new Date().toISOString() })) : this.#etcd.delete().key(marker),
     ];
-    // A file's references were written before (ADR 24): the epoch proves none was dropped since.
-    const epoch = refEpoch === undefined ? [] : [{ key: refEpochKey(objectId, entry.path), mod: refEpoch }];
+    // A file's references (ADR 24): written with the entry, each block's state unchanged since
+    // its proof; or written before, and the epoch proves none was dropped since.
+    const inline = refs?.kind === 'inline' ? refs.blocks : [];
+    const guards =
+      refs?.kind === 'written' ? [{ key: refEpochKey(objectId, entry.path), mod: refs.epoch }] : inline.map((b) => ({ key: blockStateKey(b.sha256), mod: b.stateVersion }));
+    for (const b of inline) ops.push(this.#etcd.put(blockRefKey(b.sha256, objectId, entry.path)).value(''));
     const result = await this.#txn(
-      [{ key: objectKey(objectId), mod: object.version }, { key, mod: expectedVersion }, ...epoch],
+      [{ key: objectKey(objectId), mod: object.version }, { key, mod: expectedVersion }, ...guards],
       ops,
-      [objectKey(objectId), key, ...epoch.map((e) => e.key)],
+      [objectKey(objectId), key, ...guards.map((g) => g.key)],
     );
     if (result.succeeded) return { ok: true, version: result.revision };
-    const [objectNow, entryNow, epochNow] = result.reads;
+    const [objectNow, entryNow, ...guardsNow] = result.reads;
     if (objectNow === undefined || Number(objectNow.mod_revision) !== object.version) return { ok: false, reason: 'object' };
-    if (refEpoch !== undefined && Number(epochNow?.mod_revision ?? 0) !== refEpoch) return { ok: false, reason: 'refs' };
+    const moved = guards.map((g, i) => Number(guardsNow[i]?.mod_revision ?? 0) !== g.mod);
+    if (refs?.kind === 'written' && moved.some(Boolean)) return { ok: false, reason: 'refs' };
+    const marked = inline.filter((_, i) => moved[i]).map((b) => b.sha256);
+    if (marked.length > 0) return { ok: false, reason: 'blocks', marked };
     return { ok: false, reason: 'entry', current: entryNow === undefined ? undefined : decode<EntryRecord>(entryNow) };
   }
 

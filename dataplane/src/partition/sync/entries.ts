@@ -4,7 +4,7 @@
 import { formatCursor, formatPageToken, type PageToken } from '../../cursor.ts';
 import type { WritePrecondition } from '../../http/preconditions.ts';
 import type { BlockStore } from '../../stores/block-store.ts';
-import type { EntryRecord, MetadataStore, Versioned } from '../../stores/metadata-store.ts';
+import { inlineRefLimit, type BlockToReference, type EntryRecord, type EntryRefs, type MetadataStore, type Versioned } from '../../stores/metadata-store.ts';
 import { contentHashOf } from '../content-plan.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { CommitEntryBody } from '../schemas.ts';
@@ -75,12 +75,16 @@ export async function commitEntry(
   if (unproved.length > 0) throw blocksMissing(unproved);
   const size = checkCommittedBlocks(body, await deps.blocks.sizesOf(shas));
   const record = committedRecord(path, body, size, writer.modifiedBy, new Date());
-  const prepare = async (): Promise<number> => {
+  const proved = [...proofs.values()].filter((p): p is BlockToReference => p !== undefined);
+  // Most files fit in the entry's own transaction; a larger one writes its references first.
+  const inline: EntryRefs = { kind: 'inline', blocks: proved };
+  const prepare = async (): Promise<EntryRefs> => {
+    if (proved.length <= inlineRefLimit) return inline;
     // The epoch is read before the references are written: a drop after this moves it.
     const epoch = await deps.metadata.refEpoch(objectId, path);
-    const marked = await deps.metadata.addBlockRefs(objectId, path, [...proofs.values()].filter((p) => p !== undefined));
+    const marked = await deps.metadata.addBlockRefs(objectId, path, proved);
     if (marked.length > 0) throw blocksMissing(marked);
-    return epoch;
+    return { kind: 'written', epoch };
   };
   return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true, prepare });
 }
