@@ -29,7 +29,7 @@ beforeAll(async () => {
   [etcd, minio] = await Promise.all([startEtcd({ name: 'etcd-collector' }), startMinio({ bucket: 'collector' })]);
   partition = await startPartition(
     { etcdEndpoint: etcd.endpoint, minio },
-    { partition: 'collector', slots: '0-4095', env: { MESHWORK_BLOCK_GRACE_SECONDS: '5', MESHWORK_SWEEP_INTERVAL_SECONDS: '1' } },
+    { partition: 'collector', slots: '0-4095', env: { MESHWORK_BLOCK_GRACE_SECONDS: '5', MESHWORK_COLLECT_INTERVAL_SECONDS: '1' } },
   );
   client = new Etcd3({ hosts: etcd.endpoint });
   s3 = { endpoint: new URL(minio.endpoint), bucket: minio.bucket, region: 'us-east-1', accessKey: minio.accessKey, secretKey: minio.secretKey };

@@ -250,7 +250,7 @@ export async function runPartition(): Promise<void> {
   throttle.start();
   const stopSweeper = startTombstoneSweeper(metadata, config.slots, config.tombstoneRetentionSeconds, config.sweepIntervalSeconds, log);
   const collectorDeps = { metadata, blocks, timing: { graceSeconds: config.blockGraceSeconds, takeoverSeconds: defaultTakeoverSeconds } };
-  const stopCollector = startBlockCollector(collectorDeps, config.slots, config.sweepIntervalSeconds, log);
+  const stopCollector = startBlockCollector(collectorDeps, config.slots, config.collectIntervalSeconds, log);
   volumeChecks.startPeriodic(config.volumeCheckIntervalSeconds, volumeCheckWaitMs, onVolumeFault);
   log.info(
     { listen: `${config.listen.host}:${config.listen.port}`, url: config.advertiseUrl, slots: config.slots, volumes: volumes.length, tracing: tracing.enabled },
