@@ -26,6 +26,7 @@ import type {
   HealthBody,
   HealthReport,
   Me,
+  StorageUsage,
   Member,
   MeshObject,
   Notifications,
@@ -242,7 +243,12 @@ export class MeshworkClient {
     return Object.assign(this.as(device.token), { deviceId: device.id });
   }
 
-  /** `GET /v1/me`: the caller's user (and device). */
+  /** `PUT /v1/users/{id}/quota` (administrator): sets a user's storage quota in bytes (null: unlimited). */
+  async setQuota(userId: string, quotaBytes: number | null, options?: CallOptions): Promise<StorageUsage & { userId: string }> {
+    return this.#json<StorageUsage & { userId: string }>('PUT', `/v1/users/${segment(userId)}/quota`, { ...options, body: { json: { quotaBytes } } });
+  }
+
+  /** `GET /v1/me`: the caller's user (and device) and its storage use. */
   async me(options?: CallOptions): Promise<Me> {
     return this.#json<Me>('GET', '/v1/me', options);
   }

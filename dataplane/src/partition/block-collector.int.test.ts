@@ -2,7 +2,8 @@
 // entry names any more leave S3 (after an entry is deleted or overwritten, after its object is
 // deleted), blocks an entry still names stay, and a commit racing the collector never leaves
 // an acknowledged entry pointing at a deleted block. The partition runs its own collector
-// every second with a grace period of 5 s; the race test drives one directly from here with none.
+// every second with a grace period of 5 s (an uploader's storage usage drops with it); the
+// race test drives one directly from here with none.
 // This file starts its own etcd and MinIO, so it may use the whole slot space.
 import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
@@ -75,9 +76,12 @@ async function commitFresh(path: string, size = 1000): Promise<{ data: Buffer; r
 describe('collection', () => {
   it('deletes a block from S3 once the entry naming it is deleted, and takes an upload of it again afterwards', async () => {
     const { data, ref } = await commitFresh('deleted.bin');
+    const used = (await alice.me()).storage.usedBytes;
     await alice.deleteEntry(objectId, 'deleted.bin', await versionOf('deleted.bin'));
     await waitGone(ref.sha256);
     expect(await alice.missingBlocks([ref.sha256])).toEqual([ref.sha256]);
+    // The uploader's usage no longer counts it.
+    await waitFor(async () => (await alice.me()).storage.usedBytes === used - data.length, { description: 'usage to drop', timeoutMs: 10_000 });
 
     // The same bytes come back: uploaded again, committed and read.
     await alice.putBlock(data);

@@ -13,6 +13,7 @@ import { startPartition, type RunningPartition } from '../../../e2e/dataplane/pa
 let etcd: EtcdServer;
 let minio: MinioServer;
 let partition: RunningPartition;
+let admin: MeshworkClient;
 let alice: MeshworkClient;
 let bob: MeshworkClient;
 let bobId: string;
@@ -22,7 +23,7 @@ let bobObject: string;
 beforeAll(async () => {
   [etcd, minio] = await Promise.all([startEtcd({ name: 'etcd-scoping' }), startMinio({ bucket: 'scoping' })]);
   partition = await startPartition({ etcdEndpoint: etcd.endpoint, minio }, { partition: 'scoping', slots: '0-4095' });
-  const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
+  admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
   alice = admin.as((await admin.createUser('alice')).token);
   const b = await admin.createUser('bob');
   bobId = b.id;
@@ -127,5 +128,38 @@ describe('a block readable through a shared object', () => {
     } finally {
       await alice.removeMember(aliceObject, bobId);
     }
+  });
+});
+
+describe('storage quotas', () => {
+  it('refuses an upload over the quota with 507 before storing it, counts a held block once, and shows usage in me', async () => {
+    const carol = await admin.createUser('carol');
+    const client = admin.as(carol.token);
+    expect((await client.me()).storage).toEqual({ usedBytes: 0, quotaBytes: null });
+    expect(await admin.setQuota(carol.id, 1500)).toEqual({ userId: carol.id, quotaBytes: 1500, usedBytes: 0 });
+
+    const first = randomBytes(1000);
+    await client.putBlock(first);
+    // The same block again costs nothing more.
+    await client.putBlock(first);
+    expect((await client.me()).storage).toEqual({ usedBytes: 1000, quotaBytes: 1500 });
+
+    const second = randomBytes(1000);
+    const sha256 = await sha256Hex(second);
+    const err = await refusal(client.putBlock(second));
+    expect([err.status, err.code]).toEqual([507, 'insufficient_storage']);
+    expect(err.details).toMatchObject({ usedBytes: 1000, quotaBytes: 1500 });
+    expect(await client.missingBlocks([sha256])).toEqual([sha256]);
+    // Nothing was stored: nobody can read it, not even by uploading under the quota of another.
+    expect((await refusal(alice.getBlock(sha256))).status).toBe(404);
+
+    await admin.setQuota(carol.id, null);
+    await client.putBlock(second);
+    expect((await client.me()).storage).toEqual({ usedBytes: 2000, quotaBytes: null });
+  });
+
+  it('refuses a quota from anyone but the administrator, and for a user that does not exist', async () => {
+    expect((await refusal(alice.setQuota(bobId, 10))).status).toBe(403);
+    expect((await refusal(admin.setQuota('u0000nosuchuser', 10))).status).toBe(404);
   });
 });

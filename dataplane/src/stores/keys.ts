@@ -27,6 +27,16 @@ export function membershipKey(userId: string, objectId: string): string {
   return `${membershipPrefix(userId)}${objectId}`;
 }
 
+/** Prefix of a user's storage usage: one key per block the user holds (value: its size), for quotas (ADR 24). */
+export function usagePrefix(userId: string): string {
+  return `${userKey(userId)}/q/`;
+}
+
+/** The usage key of a block a user holds. */
+export function usageKey(userId: string, sha256: string): string {
+  return `${usagePrefix(userId)}${sha256}`;
+}
+
 /** A device's record. */
 export function deviceKey(deviceId: string): string {
   return `${slotPrefix(slotOf(deviceId))}d/${deviceId}`;

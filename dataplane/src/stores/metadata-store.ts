@@ -16,7 +16,18 @@ import {
   type IKeyValue,
   type IRequestOp,
 } from 'etcd3';
-import { blockHolderKey, blockHoldersPrefix, blockRefKey, blockRefsPrefix, blockStateKey, blocksPrefix, refEpochKey, slotSegment } from './keys.ts';
+import {
+  blockHolderKey,
+  blockHoldersPrefix,
+  blockRefKey,
+  blockRefsPrefix,
+  blockStateKey,
+  blocksPrefix,
+  refEpochKey,
+  slotSegment,
+  usageKey,
+  usagePrefix,
+} from './keys.ts';
 import {
   deviceKey,
   entriesPrefix,
@@ -43,6 +54,8 @@ export interface UserRecord {
   /** sha256 of the account token's secret part; the token itself is never stored. */
   tokenHash: string;
   createdAt: string;
+  /** Storage quota in bytes (ADR 24); absent or null: unlimited. */
+  quotaBytes?: number | null;
 }
 
 export interface DeviceRecord {
@@ -141,6 +154,8 @@ export interface BlockState {
   state: 'deleting' | 'deleted';
   /** When the state was entered (ISO time). */
   since: string;
+  /** While deleting: the users whose holder records the mark removed, whose usage keys go too. */
+  holders?: string[];
 }
 
 /** Everything etcd records about one block, read at one revision. */
@@ -495,10 +510,28 @@ export class MetadataStore {
    * Records that a user uploaded a block, if its state is still at `stateVersion` (what it was
    * before the bytes went to S3); false when the collector marked it meanwhile.
    */
-  async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date): Promise<boolean> {
+  async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date, size: number): Promise<boolean> {
     const key = blockHolderKey(sha256, userId);
     const holder = this.#etcd.put(key).value(JSON.stringify({ createdAt: now.toISOString() }));
-    return (await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder])).succeeded;
+    const usage = this.#etcd.put(usageKey(userId, sha256)).value(String(size));
+    return (await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder, usage])).succeeded;
+  }
+
+  /** The bytes a user holds: the sizes of the blocks it uploaded that were not collected since. */
+  async storageUsed(userId: string): Promise<number> {
+    const sizes = await this.#etcd.getAll().prefix(usagePrefix(userId)).strings();
+    return Object.values(sizes).reduce((sum, size) => sum + Number(size), 0);
+  }
+
+  /** Sets a user's storage quota (null: unlimited); the updated record, or undefined when there is no such user. */
+  async setUserQuota(userId: string, quotaBytes: number | null): Promise<UserRecord | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const user = await this.#getVersioned<UserRecord>(userKey(userId));
+      if (user === undefined) return undefined;
+      const next: UserRecord = { ...user.value, quotaBytes };
+      if ((await this.#txn([{ key: userKey(userId), mod: user.version }], [this.#etcd.put(userKey(userId)).value(JSON.stringify(next))])).succeeded) return next;
+    }
+    throw new EtcdCallError('setUserQuota', new Error(`user ${userId} kept changing`));
   }
 
   /**
@@ -563,7 +596,7 @@ export class MetadataStore {
    * revision, or undefined when something changed (the block is kept).
    */
   async markBlockDeleting(sha256: string, seen: BlockRecords, now: Date): Promise<number | undefined> {
-    const state: BlockState = { state: 'deleting', since: now.toISOString() };
+    const state: BlockState = { state: 'deleting', since: now.toISOString(), holders: seen.holders.map((h) => h.userId) };
     const refs = Range.prefix(blockRefsPrefix(sha256));
     const holders = Range.prefix(blockHoldersPrefix(sha256));
     const compares: ICompare[] = [
@@ -579,9 +612,16 @@ export class MetadataStore {
     return this.#rangeTxn(compares, ops);
   }
 
-  /** Records that a block marked at `markVersion` is gone from S3; false if its state moved meanwhile. */
-  async markBlockDeleted(sha256: string, markVersion: number, now: Date): Promise<boolean> {
+  /**
+   * Records that a block marked at `markVersion` is gone from S3, removing the usage keys of the
+   * holders the mark removed; false if its state moved meanwhile.
+   */
+  async markBlockDeleted(sha256: string, markVersion: number, now: Date, holders: readonly string[]): Promise<boolean> {
     const state: BlockState = { state: 'deleted', since: now.toISOString() };
+    for (let i = 0; i < holders.length; i += 100) {
+      const drops = holders.slice(i, i + 100).map((userId) => this.#etcd.delete().key(usageKey(userId, sha256)));
+      if (!(await this.#txn([{ key: blockStateKey(sha256), mod: markVersion }], drops)).succeeded) return false;
+    }
     const put = this.#etcd.put(blockStateKey(sha256)).value(JSON.stringify(state));
     return (await this.#txn([{ key: blockStateKey(sha256), mod: markVersion }], [put])).succeeded;
   }

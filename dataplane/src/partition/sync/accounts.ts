@@ -21,7 +21,7 @@ export function slotAt(ranges: readonly SlotRange[], pick: number): number {
 
 /** What account operations need: the metadata store, the slots this partition owns, a logger. */
 export interface AccountDeps {
-  metadata: Pick<MetadataStore, 'createUser' | 'createDevice' | 'getUser'>;
+  metadata: Pick<MetadataStore, 'createUser' | 'createDevice' | 'getUser' | 'storageUsed' | 'setUserQuota'>;
   slots: readonly SlotRange[];
   logger: Logger;
 }

@@ -88,11 +88,11 @@ async function checkRefs(metadata: CollectorDeps['metadata'], sha256: string, re
   );
 }
 
-async function finish(deps: CollectorDeps, sha256: string, markVersion: number, markedAt: number): Promise<BlockOutcome> {
+async function finish(deps: CollectorDeps, sha256: string, markVersion: number, markedAt: number, holders: readonly string[]): Promise<BlockOutcome> {
   // A collector paused past the takeover time leaves the deletion to whoever took it over.
   if (Date.now() - markedAt >= (deps.timing.takeoverSeconds * 1000) / 2) return 'kept';
   await deps.blocks.delete(sha256);
-  await deps.metadata.markBlockDeleted(sha256, markVersion, new Date());
+  await deps.metadata.markBlockDeleted(sha256, markVersion, new Date(), holders);
   return 'deleted';
 }
 
@@ -114,11 +114,17 @@ export async function collectBlock(deps: CollectorDeps, sha256: string, now = Da
         const markedAt = Date.now();
         const markVersion = await deps.metadata.markBlockDeleting(sha256, records, new Date(markedAt));
         if (markVersion === undefined) break;
-        return finish(deps, sha256, markVersion, markedAt);
+        return finish(
+          deps,
+          sha256,
+          markVersion,
+          markedAt,
+          records.holders.map((h) => h.userId),
+        );
       }
       case 'finish':
         // The mark is old: this collector's own clock starts now.
-        return finish(deps, sha256, plan.markVersion, Date.now());
+        return finish(deps, sha256, plan.markVersion, Date.now(), records.state?.value.holders ?? []);
     }
   }
   return 'kept';

@@ -5,7 +5,7 @@ import { ApiError } from '@meshwork/contract';
 import { describe, expect, it } from 'vitest';
 import type { BlockRecords } from '../../stores/metadata-store.ts';
 import { maxBlockBytes } from '../schemas.ts';
-import { possessionFromRecords, uploadSize } from './blocks.ts';
+import { possessionFromRecords, quotaAllows, uploadSize } from './blocks.ts';
 
 const at = '2026-01-01T00:00:00.000Z';
 
@@ -61,5 +61,17 @@ describe('uploadSize', () => {
     }
     expect(caught).toBeInstanceOf(ApiError);
     expect(caught).toMatchObject({ code, status });
+  });
+});
+
+describe('quotaAllows', () => {
+  it.each<[number, number, number | null | undefined, boolean]>([
+    [0, 1000, undefined, true],
+    [5000, 1000, null, true],
+    [500, 1000, 1500, true],
+    [501, 1000, 1500, false],
+    [0, 1, 0, false],
+  ])('%i used + %i bytes under a quota of %s: %s', (used, size, quota, allowed) => {
+    expect(quotaAllows(used, size, quota)).toBe(allowed);
   });
 });

@@ -10,8 +10,11 @@ import type { BlockRecords, BlockToReference, MetadataStore } from '../../stores
 import { invalidRequest, notFound } from '../errors.ts';
 import { maxBlockBytes } from '../schemas.ts';
 
+/** What a proof of possession reads. */
+export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'listMemberships' | 'getEntry'>;
+
 /** What the block service needs from the metadata store. */
-export type BlockMetadata = Pick<MetadataStore, 'readBlock' | 'recordHolder' | 'listMemberships' | 'getEntry'>;
+export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'recordHolder' | 'getUser' | 'storageUsed'>;
 
 /** What the block service needs. */
 export interface BlockDeps {
@@ -47,7 +50,7 @@ export function readableObjectsOf(metadata: Pick<MetadataStore, 'listMemberships
  * still names the block: a reference may outlive its entry until the collector drops it.
  */
 export async function proveBlock(
-  metadata: BlockMetadata,
+  metadata: ProofMetadata,
   userId: string,
   sha256: string,
   readable: () => Promise<ReadonlySet<string>>,
@@ -65,7 +68,7 @@ export async function proveBlock(
 }
 
 /** Proofs for each distinct block of `shas` (undefined for each one the caller has not proved). */
-export async function proveBlocks(metadata: BlockMetadata, userId: string, shas: readonly string[]): Promise<Map<string, BlockToReference | undefined>> {
+export async function proveBlocks(metadata: ProofMetadata, userId: string, shas: readonly string[]): Promise<Map<string, BlockToReference | undefined>> {
   const unique = [...new Set(shas)];
   const readable = readableObjectsOf(metadata, userId);
   // Filled in the order asked, whatever order the lookups finish in.
@@ -82,7 +85,7 @@ export async function proveBlocks(metadata: BlockMetadata, userId: string, shas:
 }
 
 /** Which of `shas` the caller has not proved possession of, each once, in the order asked: those it must upload. */
-export async function missingBlocks(metadata: BlockMetadata, userId: string, shas: readonly string[]): Promise<string[]> {
+export async function missingBlocks(metadata: ProofMetadata, userId: string, shas: readonly string[]): Promise<string[]> {
   const proofs = await proveBlocks(metadata, userId, shas);
   return [...proofs].filter(([, proof]) => proof === undefined).map(([sha]) => sha);
 }
@@ -125,8 +128,26 @@ function beingDeleted(sha256: string): ApiError {
 export async function uploadBlock(deps: BlockDeps, userId: string, sha256: string, size: number, body: Readable, now = new Date()): Promise<void> {
   const before = await deps.metadata.readBlock(sha256);
   if (before.state?.value.state === 'deleting') throw beingDeleted(sha256);
+  // A block the caller holds already costs nothing more; anything else is checked before a byte is stored.
+  if (!before.holders.some((h) => h.userId === userId)) await checkQuota(deps.metadata, userId, size);
   await storeBlock(deps.blocks, sha256, size, body);
-  if (!(await deps.metadata.recordHolder(sha256, userId, before.state?.version ?? 0, now))) throw beingDeleted(sha256);
+  if (!(await deps.metadata.recordHolder(sha256, userId, before.state?.version ?? 0, now, size))) throw beingDeleted(sha256);
+}
+
+/** Whether `size` more bytes fit in a quota (null or absent: unlimited) with `used` bytes in use. */
+export function quotaAllows(used: number, size: number, quotaBytes: number | null | undefined): boolean {
+  return quotaBytes === null || quotaBytes === undefined || used + size <= quotaBytes;
+}
+
+async function checkQuota(metadata: BlockMetadata, userId: string, size: number): Promise<void> {
+  const quota = (await metadata.getUser(userId))?.quotaBytes;
+  if (quota === null || quota === undefined) return;
+  const used = await metadata.storageUsed(userId);
+  if (!quotaAllows(used, size, quota)) {
+    throw new ApiError('insufficient_storage', `the upload needs ${size} bytes; ${used} of the user's ${quota} bytes are in use`, {
+      details: { usedBytes: used, quotaBytes: quota },
+    });
+  }
 }
 
 /** The size of a block the caller may read (it proved possession); 404, as for an absent block, otherwise. */

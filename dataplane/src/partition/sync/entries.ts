@@ -49,7 +49,7 @@ export function committedRecord(path: string, body: CommitEntryBody, size: numbe
 export interface EntryDeps extends EntryWriteDeps {
   metadata: Pick<
     MetadataStore,
-    'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'recordHolder' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'
+    'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'
   >;
   blocks: Pick<BlockStore, 'sizesOf'>;
 }
