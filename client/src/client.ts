@@ -27,6 +27,7 @@ import type {
   HealthBody,
   HealthReport,
   Me,
+  StorageUsage,
   Member,
   MeshObject,
   Notifications,
@@ -244,7 +245,12 @@ export class MeshworkClient {
     return Object.assign(this.as(device.token), { deviceId: device.id });
   }
 
-  /** `GET /v1/me`: the caller's user (and device). */
+  /** `PUT /v1/users/{id}/quota` (administrator): sets a user's storage quota in bytes (null: unlimited). */
+  async setQuota(userId: string, quotaBytes: number | null, options?: CallOptions): Promise<StorageUsage & { userId: string }> {
+    return this.#json<StorageUsage & { userId: string }>('PUT', `/v1/users/${segment(userId)}/quota`, { ...options, body: { json: { quotaBytes } } });
+  }
+
+  /** `GET /v1/me`: the caller's user (and device) and its storage use. */
   async me(options?: CallOptions): Promise<Me> {
     return this.#json<Me>('GET', '/v1/me', options);
   }
@@ -412,21 +418,21 @@ export class MeshworkClient {
 
   // ---- content
 
-  /** `POST /v1/blocks/missing`: which of these blocks the store lacks. */
+  /** `POST /v1/blocks/missing`: which of these blocks the caller has not proved possession of (uploaded, or readable through an object): the ones to upload. */
   async missingBlocks(sha256s: readonly string[], options?: CallOptions): Promise<string[]> {
     // A read that happens to be a POST: repeating it is harmless.
     const body: Body = { json: { blocks: sha256s } };
     return (await this.#json<{ missing: string[] }>('POST', '/v1/blocks/missing', { ...options, body, idempotent: true })).missing;
   }
 
-  /** `PUT /v1/blocks/{sha256}`: uploads one block (its hash is computed when not given). */
+  /** `PUT /v1/blocks/{sha256}`: uploads one block (its hash is computed when not given); the upload is the caller's proof of possession. */
   async putBlock(data: Uint8Array, options: CallOptions & { sha256?: string } = {}): Promise<BlockRef> {
     const { sha256, ...rest } = options;
     const name = sha256 ?? (await sha256Hex(data));
     return this.#json<BlockRef>('PUT', `/v1/blocks/${segment(name)}`, { ...rest, body: { bytes: data }, blockUpload: true });
   }
 
-  /** `GET /v1/blocks/{sha256}`: one block's bytes. */
+  /** `GET /v1/blocks/{sha256}`: one block's bytes, for a caller who possesses it (`not_found` otherwise). */
   async getBlock(sha256: string, options?: CallOptions): Promise<Uint8Array> {
     const res = await this.#send('GET', `/v1/blocks/${segment(sha256)}`, options ?? {});
     return this.#bytes(res);

@@ -44,6 +44,14 @@ export interface Me {
   name: string;
   createdAt: string;
   deviceId: string | null;
+  /** Bytes of the blocks the user uploaded that are still stored, and its quota (null: unlimited). */
+  storage: StorageUsage;
+}
+
+/** A user's storage: bytes in use and the quota (null: unlimited). */
+export interface StorageUsage {
+  usedBytes: number;
+  quotaBytes: number | null;
 }
 
 /** A member of a mesh object. */

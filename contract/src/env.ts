@@ -44,6 +44,10 @@ export const PartitionEnv = {
   adminTokenFile: 'MESHWORK_ADMIN_TOKEN_FILE',
   tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
   sweepIntervalSeconds: 'MESHWORK_SWEEP_INTERVAL_SECONDS',
+  /** How long an uploaded block no entry names is kept for the commit that will name it (ADR 24). */
+  blockGraceSeconds: 'MESHWORK_BLOCK_GRACE_SECONDS',
+  /** How often the block collector runs over the partition's slots (one etcd range read per slot). */
+  collectIntervalSeconds: 'MESHWORK_COLLECT_INTERVAL_SECONDS',
   storeDeadlineSeconds: 'MESHWORK_STORE_DEADLINE_SECONDS',
   /** TTL of the lease the partition's slot-map owner record is held under. */
   slotLeaseTtlSeconds: 'MESHWORK_SLOT_LEASE_TTL_SECONDS',
@@ -182,6 +186,8 @@ export const partitionEnvSchema = z
     [PartitionEnv.s3Addressing]: z.enum(['path', 'virtual']).default('path'),
     [PartitionEnv.tombstoneRetentionSeconds]: seconds(7 * 24 * 3600, 0),
     [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
+    [PartitionEnv.blockGraceSeconds]: seconds(24 * 3600, 0),
+    [PartitionEnv.collectIntervalSeconds]: seconds(600, 1),
     [PartitionEnv.storeDeadlineSeconds]: seconds(30, 1),
     // etcd grants no lease shorter than about 2 s (1.5 election timeouts by default).
     [PartitionEnv.slotLeaseTtlSeconds]: seconds(10, 2),

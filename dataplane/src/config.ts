@@ -34,6 +34,10 @@ export interface PartitionConfig {
   tombstoneRetentionSeconds: number;
   /** How often the tombstone sweeper runs. */
   sweepIntervalSeconds: number;
+  /** How long an uploaded block that no entry names is kept before the collector may delete it. */
+  blockGraceSeconds: number;
+  /** How often the block collector runs. */
+  collectIntervalSeconds: number;
   /** How long start-up waits for etcd and S3 before giving up. */
   storeDeadlineSeconds: number;
   /** TTL of the lease the slot-map owner record is held under. */
@@ -140,6 +144,8 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
     adminToken,
     tombstoneRetentionSeconds: e[PartitionEnv.tombstoneRetentionSeconds],
     sweepIntervalSeconds: e[PartitionEnv.sweepIntervalSeconds],
+    blockGraceSeconds: e[PartitionEnv.blockGraceSeconds],
+    collectIntervalSeconds: e[PartitionEnv.collectIntervalSeconds],
     storeDeadlineSeconds: e[PartitionEnv.storeDeadlineSeconds],
     slotLeaseSeconds: e[PartitionEnv.slotLeaseTtlSeconds],
     presenceTtlSeconds: e[PartitionEnv.presenceTtlSeconds],

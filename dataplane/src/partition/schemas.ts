@@ -12,6 +12,8 @@ const displayName = z.string().trim().min(1).max(200);
 
 export const createUserBody = z.strictObject({ name: displayName });
 export const createDeviceBody = z.strictObject({ name: displayName });
+/** A user's storage quota in bytes; null: unlimited (ADR 24). */
+export const quotaBody = z.strictObject({ quotaBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable() });
 export const createObjectBody = z.strictObject({ name: displayName, cloudStorage: z.boolean().default(true) });
 export const updateObjectBody = z.strictObject({ name: displayName });
 export const putMemberBody = z.strictObject({ role: z.enum(['writer', 'reader']) });

@@ -33,6 +33,7 @@ import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { throttleGate } from './throttle/gate.ts';
 import { Throttle } from './throttle/throttle.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
+import { defaultTakeoverSeconds, startBlockCollector } from './sync/block-collector.ts';
 
 // HTTP timeouts, set on purpose (Node's defaults suit neither uploads nor a proxy in front):
 // a whole request (a block is at most 4 MiB) must arrive within two minutes; headers within
@@ -252,6 +253,8 @@ export async function runPartition(): Promise<void> {
   });
   throttle.start();
   const stopSweeper = startTombstoneSweeper(metadata, config.slots, config.tombstoneRetentionSeconds, config.sweepIntervalSeconds, log);
+  const collectorDeps = { metadata, blocks, timing: { graceSeconds: config.blockGraceSeconds, takeoverSeconds: defaultTakeoverSeconds } };
+  const stopCollector = startBlockCollector(collectorDeps, config.slots, config.collectIntervalSeconds, log);
   volumeChecks.startPeriodic(config.volumeCheckIntervalSeconds, volumeCheckWaitMs, onVolumeFault);
   log.info(
     { listen: `${config.listen.host}:${config.listen.port}`, url: config.advertiseUrl, slots: config.slots, volumes: volumes.length, tracing: tracing.enabled },
@@ -271,6 +274,7 @@ export async function runPartition(): Promise<void> {
     health.startDraining();
     log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
     stopSweeper();
+    stopCollector();
     throttle.stop();
     volumeChecks.stop();
     stores.stop();

@@ -73,8 +73,8 @@ export function blockKey(sha256: string): string {
   return `blocks/${sha256}`;
 }
 
-// Blocks are immutable and never deleted while referenced, so a block seen once stays present;
-// remembering sizes saves a HEAD per block on commit and on `missing`.
+// A block's size follows from its name, so a remembered size stays true even after the collector
+// deleted the block (presence is decided in etcd, ADR 24); it saves a HEAD per block on commit.
 const knownBlockLimit = 200_000;
 // A HEAD or the headers of a GET must come back within this; bodies stream without a deadline.
 const headerTimeoutMs = 30_000;
@@ -207,6 +207,13 @@ export class BlockStore {
     throw new BlockStoreError(`reading block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
   }
 
+  /** Deletes block `sha256` from the bucket; deleting an absent block succeeds (S3 answers 204 either way). */
+  async delete(sha256: string): Promise<void> {
+    const { res, error } = await this.#send('DeleteObject', 'DELETE', blockKey(sha256));
+    res.resume();
+    if (error !== undefined && res.statusCode !== 404) throw new BlockStoreError(`deleting block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
+  }
+
   /** Host name and path of the bucket (no key) or of an object, by the addressing style. */
   #target(key: string | undefined): { hostname: string; path: string } {
     if (this.#virtualHosted) return { hostname: `${this.#bucket}.${this.#endpoint.hostname}`, path: key === undefined ? '/' : `/${key}` };
@@ -240,7 +247,7 @@ export class BlockStore {
    * repeating it on the answers `isRetryableS3Answer` names and once after re-read credentials.
    * A failure's body is read into `error`; a success's body is left to the caller.
    */
-  async #send(operation: string, method: 'GET' | 'HEAD', key: string | undefined): Promise<Answer> {
+  async #send(operation: string, method: 'GET' | 'HEAD' | 'DELETE', key: string | undefined): Promise<Answer> {
     let reloadedCredentials = false;
     for (let attempt = 1; ; attempt++) {
       // The credentials may rotate while the request is out; a refusal of older ones is worth a retry.
@@ -274,7 +281,7 @@ export class BlockStore {
     }
   }
 
-  async #exchange(method: 'GET' | 'HEAD', key: string | undefined, traceHeaders: Record<string, string>): Promise<IncomingMessage> {
+  async #exchange(method: 'GET' | 'HEAD' | 'DELETE', key: string | undefined, traceHeaders: Record<string, string>): Promise<IncomingMessage> {
     const req = await this.#request(method, key, emptyPayloadSha256, {}, traceHeaders);
     return new Promise<IncomingMessage>((resolve, reject) => {
       req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));

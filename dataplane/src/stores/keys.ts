@@ -27,6 +27,16 @@ export function membershipKey(userId: string, objectId: string): string {
   return `${membershipPrefix(userId)}${objectId}`;
 }
 
+/** Prefix of a user's storage usage: one key per block the user holds (value: its size), for quotas (ADR 24). */
+export function usagePrefix(userId: string): string {
+  return `${userKey(userId)}/q/`;
+}
+
+/** The usage key of a block a user holds. */
+export function usageKey(userId: string, sha256: string): string {
+  return `${usagePrefix(userId)}${sha256}`;
+}
+
 /** A device's record. */
 export function deviceKey(deviceId: string): string {
   return `${slotPrefix(slotOf(deviceId))}d/${deviceId}`;
@@ -113,4 +123,46 @@ export function userDevicesPrefix(userId: string): string {
 /** One entry of a user's device index. */
 export function userDeviceKey(userId: string, deviceId: string): string {
   return `${userDevicesPrefix(userId)}${deviceId}`;
+}
+
+/**
+ * A block's state record (`live` is its absence, then `deleting`, then `deleted`), in the slot of
+ * the block's own hash: a block's records move with that slot (ADR 24). Never deleted, so that
+ * a transaction comparing its revision cannot be fooled by a delete and a re-create.
+ */
+export function blockStateKey(sha256: string): string {
+  return `${slotPrefix(slotOf(sha256))}b/${sha256}`;
+}
+
+/** Prefix of every block record of one slot: what the collector scans. */
+export function blocksPrefix(slot: number): string {
+  return `${slotPrefix(slot)}b/`;
+}
+
+/** Prefix of a block's holders: the users who uploaded it, one key each (value: when). */
+export function blockHoldersPrefix(sha256: string): string {
+  return `${blockStateKey(sha256)}/h/`;
+}
+
+/** The possession record of a user who uploaded a block. */
+export function blockHolderKey(sha256: string, userId: string): string {
+  return `${blockHoldersPrefix(sha256)}${userId}`;
+}
+
+/** Prefix of a block's references: one key per entry (object and path) that may name it. */
+export function blockRefsPrefix(sha256: string): string {
+  return `${blockStateKey(sha256)}/r/`;
+}
+
+/** The reference of an entry to a block, written before the entry that names it. */
+export function blockRefKey(sha256: string, objectId: string, path: string): string {
+  return `${blockRefsPrefix(sha256)}${objectId}/${path}`;
+}
+
+/**
+ * Bumped when the collector drops a reference of the entry at `path`: a commit that wrote its
+ * references before compares this key's revision, so a reference dropped under it fails it.
+ */
+export function refEpochKey(objectId: string, path: string): string {
+  return `${objectKey(objectId)}/re/${path}`;
 }

@@ -3,8 +3,31 @@
 // owner record), so a paused former owner cannot commit after another process took over. While
 // the process re-acquires its slots (its lease lapsed), writes are refused before reaching etcd.
 import { MeshworkError } from '@meshwork/contract';
-import { ClientRuntimeError, EtcdError, EtcdLeaseInvalidError, GRPCGenericError, Range, type Etcd3, type IKeyValue, type IRequestOp } from 'etcd3';
-import { slotSegment } from './keys.ts';
+import {
+  ClientRuntimeError,
+  CompareResult,
+  CompareTarget,
+  EtcdError,
+  EtcdLeaseInvalidError,
+  GRPCGenericError,
+  Range,
+  type Etcd3,
+  type ICompare,
+  type IKeyValue,
+  type IRequestOp,
+} from 'etcd3';
+import {
+  blockHolderKey,
+  blockHoldersPrefix,
+  blockRefKey,
+  blockRefsPrefix,
+  blockStateKey,
+  blocksPrefix,
+  refEpochKey,
+  slotSegment,
+  usageKey,
+  usagePrefix,
+} from './keys.ts';
 import {
   credentialKey,
   deviceKey,
@@ -33,6 +56,8 @@ export interface UserRecord {
   id: string;
   name: string;
   createdAt: string;
+  /** Storage quota in bytes (ADR 24); absent or null: unlimited. */
+  quotaBytes?: number | null;
 }
 
 export interface DeviceRecord {
@@ -126,7 +151,45 @@ export type EntryWriteResult =
   /** The entry is no longer at the expected version; `current` is what is there now. */
   | { ok: false; reason: 'entry'; current: Versioned<EntryRecord> | undefined }
   /** The object changed (renamed, shared, deleted) meanwhile: re-check access and retry. */
-  | { ok: false; reason: 'object' };
+  | { ok: false; reason: 'object' }
+  /** The collector dropped a block reference of this entry meanwhile: write the references again and retry. */
+  | { ok: false; reason: 'refs' }
+  /** The collector marked these blocks since their possession was proved: they are missing now. */
+  | { ok: false; reason: 'blocks'; marked: string[] };
+
+/**
+ * How an entry's block references are kept (ADR 24): `inline`, written by the entry's own
+ * transaction (up to 100 distinct blocks); `written` before it, by addBlockRefs, with the
+ * reference epoch read before those writes.
+ */
+export type EntryRefs = { kind: 'inline'; blocks: readonly BlockToReference[] } | { kind: 'written'; epoch: number };
+
+/** The most distinct blocks whose references an entry's own transaction writes (etcd allows 128 operations). */
+export const inlineRefLimit = 100;
+
+/** A block's state record; its absence means live (ADR 24). */
+export interface BlockState {
+  state: 'deleting' | 'deleted';
+  /** When the state was entered (ISO time). */
+  since: string;
+  /** While deleting: the users whose holder records the mark removed, whose usage keys go too. */
+  holders?: string[];
+}
+
+/** Everything etcd records about one block, read at one revision. */
+export interface BlockRecords {
+  /** The revision the records were read at. */
+  revision: number;
+  state: Versioned<BlockState> | undefined;
+  holders: { userId: string; createdAt: string; version: number }[];
+  refs: { objectId: string; path: string; version: number }[];
+}
+
+/** A block a commit is about to reference, with the state revision its possession was checked at (0: no state record). */
+export interface BlockToReference {
+  sha256: string;
+  stateVersion: number;
+}
 
 interface Fence {
   key: string;
@@ -321,7 +384,7 @@ export class MetadataStore {
    * still at `object.version`. A deleted entry is written as a tombstone with a marker for
    * the sweeper; writing a live entry clears any marker.
    */
-  async putEntry(object: Versioned<ObjectRecord>, expectedVersion: number, entry: EntryRecord): Promise<EntryWriteResult> {
+  async putEntry(object: Versioned<ObjectRecord>, expectedVersion: number, entry: EntryRecord, refs?: EntryRefs): Promise<EntryWriteResult> {
     const objectId = object.value.id;
     const key = entryKey(objectId, entry.path);
     const marker = tombstoneKey(objectId, entry.path);
@@ -330,17 +393,24 @@ export class MetadataStore {
       this.#etcd.put(objectHeadKey(objectId)).value(''),
       entry.deleted ? this.#etcd.put(marker).value(JSON.stringify({ deletedAt: new Date().toISOString() })) : this.#etcd.delete().key(marker),
     ];
+    // A file's references (ADR 24): written with the entry, each block's state unchanged since
+    // its proof; or written before, and the epoch proves none was dropped since.
+    const inline = refs?.kind === 'inline' ? refs.blocks : [];
+    const guards =
+      refs?.kind === 'written' ? [{ key: refEpochKey(objectId, entry.path), mod: refs.epoch }] : inline.map((b) => ({ key: blockStateKey(b.sha256), mod: b.stateVersion }));
+    for (const b of inline) ops.push(this.#etcd.put(blockRefKey(b.sha256, objectId, entry.path)).value(''));
     const result = await this.#txn(
-      [
-        { key: objectKey(objectId), mod: object.version },
-        { key, mod: expectedVersion },
-      ],
+      [{ key: objectKey(objectId), mod: object.version }, { key, mod: expectedVersion }, ...guards],
       ops,
-      [objectKey(objectId), key],
+      [objectKey(objectId), key, ...guards.map((g) => g.key)],
     );
     if (result.succeeded) return { ok: true, version: result.revision };
-    const [objectNow, entryNow] = result.reads;
+    const [objectNow, entryNow, ...guardsNow] = result.reads;
     if (objectNow === undefined || Number(objectNow.mod_revision) !== object.version) return { ok: false, reason: 'object' };
+    const moved = guards.map((g, i) => Number(guardsNow[i]?.mod_revision ?? 0) !== g.mod);
+    if (refs?.kind === 'written' && moved.some(Boolean)) return { ok: false, reason: 'refs' };
+    const marked = inline.filter((_, i) => moved[i]).map((b) => b.sha256);
+    if (marked.length > 0) return { ok: false, reason: 'blocks', marked };
     return { ok: false, reason: 'entry', current: entryNow === undefined ? undefined : decode<EntryRecord>(entryNow) };
   }
 
@@ -495,6 +565,169 @@ export class MetadataStore {
       );
       if (result.succeeded) return;
     }
+  }
+
+  /** Everything recorded about a block (state, holders, references), read at one revision. */
+  async readBlock(sha256: string): Promise<BlockRecords> {
+    const holdersAt = blockHoldersPrefix(sha256);
+    const refsAt = blockRefsPrefix(sha256);
+    const res = await this.#etcd
+      .if('/mw/revision-probe', 'Mod', '!=', -1)
+      .then(this.#etcd.get(blockStateKey(sha256)), this.#etcd.getAll().prefix(holdersAt), this.#etcd.getAll().prefix(refsAt))
+      .commit();
+    const [stateKvs, holderKvs, refKvs] = res.responses.map((r) => r.response_range.kvs);
+    const stateKv = stateKvs?.[0];
+    return {
+      revision: Number(res.header.revision),
+      state: stateKv === undefined ? undefined : decode<BlockState>(stateKv),
+      holders: (holderKvs ?? []).map((kv) => ({
+        userId: kv.key.toString('utf8').slice(holdersAt.length),
+        createdAt: (JSON.parse(kv.value.toString('utf8')) as { createdAt: string }).createdAt,
+        version: Number(kv.mod_revision),
+      })),
+      refs: (refKvs ?? []).map((kv) => {
+        const rest = kv.key.toString('utf8').slice(refsAt.length);
+        const slash = rest.indexOf('/');
+        return { objectId: rest.slice(0, slash), path: rest.slice(slash + 1), version: Number(kv.mod_revision) };
+      }),
+    };
+  }
+
+  /**
+   * Records that a user uploaded a block, if its state is still at `stateVersion` (what it was
+   * before the bytes went to S3); false when the collector marked it meanwhile.
+   */
+  async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date, size: number): Promise<boolean> {
+    const key = blockHolderKey(sha256, userId);
+    const holder = this.#etcd.put(key).value(JSON.stringify({ createdAt: now.toISOString() }));
+    const usage = this.#etcd.put(usageKey(userId, sha256)).value(String(size));
+    return (await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder, usage])).succeeded;
+  }
+
+  /** The bytes a user holds: the sizes of the blocks it uploaded that were not collected since. */
+  async storageUsed(userId: string): Promise<number> {
+    const sizes = await this.#etcd.getAll().prefix(usagePrefix(userId)).strings();
+    return Object.values(sizes).reduce((sum, size) => sum + Number(size), 0);
+  }
+
+  /** Sets a user's storage quota (null: unlimited); the updated record, or undefined when there is no such user. */
+  async setUserQuota(userId: string, quotaBytes: number | null): Promise<UserRecord | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const user = await this.#getVersioned<UserRecord>(userKey(userId));
+      if (user === undefined) return undefined;
+      const next: UserRecord = { ...user.value, quotaBytes };
+      if ((await this.#txn([{ key: userKey(userId), mod: user.version }], [this.#etcd.put(userKey(userId)).value(JSON.stringify(next))])).succeeded) return next;
+    }
+    throw new EtcdCallError('setUserQuota', new Error(`user ${userId} kept changing`));
+  }
+
+  /**
+   * Writes the references of the entry at `path` to `blocks`, each only if the block's state is
+   * still at the version its possession was checked at. Returns the blocks whose state moved
+   * (the collector marked them): those are missing now. The references of the blocks before a
+   * failed batch stay; the collector drops them when no entry names them.
+   */
+  async addBlockRefs(objectId: string, path: string, blocks: readonly BlockToReference[]): Promise<string[]> {
+    // One compare and one put per block, well under etcd's 128 operations per transaction.
+    const perTxn = 100;
+    for (let i = 0; i < blocks.length; i += perTxn) {
+      const batch = blocks.slice(i, i + perTxn);
+      const result = await this.#txn(
+        batch.map((b) => ({ key: blockStateKey(b.sha256), mod: b.stateVersion })),
+        batch.map((b) => this.#etcd.put(blockRefKey(b.sha256, objectId, path)).value('')),
+        batch.map((b) => blockStateKey(b.sha256)),
+      );
+      if (!result.succeeded) return batch.filter((b, j) => Number(result.reads[j]?.mod_revision ?? 0) !== b.stateVersion).map((b) => b.sha256);
+    }
+    return [];
+  }
+
+  /** The revision of the entry's reference epoch (0 when no reference of it was ever dropped). */
+  async refEpoch(objectId: string, path: string): Promise<number> {
+    const res = await this.#etcd.get(refEpochKey(objectId, path)).exec();
+    return Number(res.kvs[0]?.mod_revision ?? 0);
+  }
+
+  /** The names of the blocks with records in `slot`. */
+  async listBlocks(slot: number): Promise<string[]> {
+    const prefix = blocksPrefix(slot);
+    const keys = await this.#etcd.getAll().prefix(prefix).keys();
+    return [...new Set(keys.map((k) => k.slice(prefix.length, prefix.length + 64)))];
+  }
+
+  /**
+   * Drops a reference whose entry no longer names the block, if neither the reference nor the
+   * entry (nor, when absent, the object) changed since they were read; bumps the entry's
+   * reference epoch so that a commit which wrote the reference before fails and writes it again.
+   */
+  async dropStaleRef(
+    sha256: string,
+    ref: { objectId: string; path: string; version: number },
+    entryVersion: number,
+    objectPresent: boolean,
+  ): Promise<boolean> {
+    const compares = [
+      { key: blockRefKey(sha256, ref.objectId, ref.path), mod: ref.version },
+      { key: entryKey(ref.objectId, ref.path), mod: entryVersion },
+      // A removed object takes its epoch keys with it; a commit to it fails on its record.
+      ...(objectPresent ? [] : [{ key: objectKey(ref.objectId), mod: 0 }]),
+    ];
+    const ops: { op(): Promise<IRequestOp> }[] = [this.#etcd.delete().key(blockRefKey(sha256, ref.objectId, ref.path))];
+    if (objectPresent) ops.push(this.#etcd.put(refEpochKey(ref.objectId, ref.path)).value(''));
+    return (await this.#txn(compares, ops)).succeeded;
+  }
+
+  /**
+   * Marks a block `deleting` if, since `seen` was read, its state did not move, no reference
+   * exists, and no holder record was written; deletes its holder records. Returns the mark's
+   * revision, or undefined when something changed (the block is kept).
+   */
+  async markBlockDeleting(sha256: string, seen: BlockRecords, now: Date): Promise<number | undefined> {
+    const state: BlockState = { state: 'deleting', since: now.toISOString(), holders: seen.holders.map((h) => h.userId) };
+    const refs = Range.prefix(blockRefsPrefix(sha256));
+    const holders = Range.prefix(blockHoldersPrefix(sha256));
+    const compares: ICompare[] = [
+      { key: Buffer.from(blockStateKey(sha256)), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: seen.state?.version ?? 0 },
+      // Over a range: true only when every key in it matches, and an empty range has create revision 0.
+      { key: refs.start, range_end: refs.end, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
+      { key: holders.start, range_end: holders.end, target: CompareTarget.Mod, result: CompareResult.Less, mod_revision: seen.revision + 1 },
+    ];
+    const ops = [
+      await this.#etcd.put(blockStateKey(sha256)).value(JSON.stringify(state)).op(),
+      await this.#etcd.delete().prefix(blockHoldersPrefix(sha256)).op(),
+    ];
+    return this.#rangeTxn(compares, ops);
+  }
+
+  /**
+   * Records that a block marked at `markVersion` is gone from S3, removing the usage keys of the
+   * holders the mark removed; false if its state moved meanwhile.
+   */
+  async markBlockDeleted(sha256: string, markVersion: number, now: Date, holders: readonly string[]): Promise<boolean> {
+    const state: BlockState = { state: 'deleted', since: now.toISOString() };
+    for (let i = 0; i < holders.length; i += 100) {
+      const drops = holders.slice(i, i + 100).map((userId) => this.#etcd.delete().key(usageKey(userId, sha256)));
+      if (!(await this.#txn([{ key: blockStateKey(sha256), mod: markVersion }], drops)).succeeded) return false;
+    }
+    const put = this.#etcd.put(blockStateKey(sha256)).value(JSON.stringify(state));
+    return (await this.#txn([{ key: blockStateKey(sha256), mod: markVersion }], [put])).succeeded;
+  }
+
+  /** A fenced transaction with compares the builder cannot express (over key ranges); the revision it committed at, or undefined. */
+  async #rangeTxn(compares: ICompare[], ops: IRequestOp[]): Promise<number | undefined> {
+    if (this.#suspended) throw this.#suspended();
+    const fence = this.#fence;
+    const fenceCompare: ICompare[] = fence
+      ? [{ key: Buffer.from(fence.key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: fence.revision }]
+      : [];
+    const fenceRead = fence ? [await this.#etcd.get(fence.key).op()] : [];
+    const res = await this.#etcd.kv.txn({ compare: [...fenceCompare, ...compares], success: ops, failure: fenceRead });
+    if (res.succeeded) return Number(res.header.revision);
+    const owner = res.responses[0]?.response_range.kvs[0];
+    if (fence && (owner === undefined || Number(owner.mod_revision) !== fence.revision)) {
+      throw new OwnershipLostError(`the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`);
+    }
+    return undefined;
   }
 
   async #getVersioned<T>(key: string): Promise<Versioned<T> | undefined> {

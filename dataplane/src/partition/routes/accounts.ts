@@ -1,12 +1,14 @@
-// Accounts: the administrator creates users; a user registers, lists and deletes its devices
-// and rotates its account token; anyone asks who they are. Only an account token mints or
-// replaces credentials: a stolen device token must not be able to make more of them.
+// Accounts: the administrator creates users and sets their storage quotas; a user registers,
+// lists and deletes its devices and rotates its account token; anyone asks who they are and how
+// much storage they use. Only an account token mints or replaces credentials: a stolen device
+// token must not be able to make more of them.
 import { Router } from 'express';
 import type express from 'express';
 import { ApiError } from '@meshwork/contract';
 import { presentedSecretHash } from '../auth.ts';
 import type { RouteHooks } from '../hooks.ts';
-import { createDeviceBody, createUserBody, validate } from '../schemas.ts';
+import { notFound } from '../errors.ts';
+import { createDeviceBody, createUserBody, quotaBody, validate } from '../schemas.ts';
 import { createUser, currentUser, deleteDevice, listDevices, registerDevice, rotateAccountToken, type AccountDeps } from '../sync/accounts.ts';
 
 /** Routes for users, devices, account tokens and `GET /v1/me`. */
@@ -68,7 +70,20 @@ export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: ex
     '/v1/me',
     hooks.route({ principal: 'member', slot: 'caller' }, async ({ res, principal }) => {
       const user = await currentUser(accounts, principal.userId);
-      res.json({ id: user.id, name: user.name, createdAt: user.createdAt, deviceId: principal.kind === 'device' ? principal.deviceId : null });
+      const storage = { usedBytes: await accounts.metadata.storageUsed(user.id), quotaBytes: user.quotaBytes ?? null };
+      res.json({ id: user.id, name: user.name, createdAt: user.createdAt, deviceId: principal.kind === 'device' ? principal.deviceId : null, storage });
+    }),
+  );
+
+  // Not routed by slot: the quota is read by whichever partition takes the user's uploads.
+  router.put(
+    '/v1/users/:id/quota',
+    json,
+    hooks.route({ ids: ['id'], principal: 'admin', parse: (req) => validate(quotaBody, req.body) }, async ({ req, res, input }) => {
+      const userId = String(req.params.id);
+      const user = await accounts.metadata.setUserQuota(userId, input.quotaBytes);
+      if (user === undefined) throw notFound(`user ${userId}`);
+      res.json({ userId, quotaBytes: user.quotaBytes ?? null, usedBytes: await accounts.metadata.storageUsed(userId) });
     }),
   );
 

@@ -1,6 +1,7 @@
-// Content: which blocks the store lacks, block upload and download, and a file's content
-// streamed from its blocks with ETag, If-None-Match, Range and Cache-Control. Nothing here
-// passes through a body parser: bodies stream to and from S3 with backpressure.
+// Content: which blocks the caller has not proved possession of, block upload and download
+// (scoped per caller, ADR 24), and a file's content streamed from its blocks with ETag,
+// If-None-Match, Range and Cache-Control. Nothing here passes through a body parser: bodies
+// stream to and from S3 with backpressure.
 import { Router } from 'express';
 import type express from 'express';
 import type { Request, Response } from 'express';
@@ -13,17 +14,17 @@ import { BlockHashMismatchError } from '../../stores/hash-verifier.ts';
 import type { MetadataStore } from '../../stores/metadata-store.ts';
 import { planBlockReads, type BlockRead } from '../content-plan.ts';
 import { ClientGoneError, sendBlocks } from '../content-stream.ts';
-import { invalidRequest, notFound } from '../errors.ts';
+import { invalidRequest } from '../errors.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { entryPathParam } from '../request-params.ts';
 import { missingBlocksBody, validate } from '../schemas.ts';
-import { missingBlocks, storeBlock, uploadSize } from '../sync/blocks.ts';
+import { missingBlocks, readableBlockSize, uploadBlock, uploadSize, type BlockMetadata } from '../sync/blocks.ts';
 import { liveEntry } from '../sync/entries.ts';
 
 /** What the content routes need besides the hooks. */
 export interface ContentRouteDeps {
   blocks: BlockStore;
-  metadata: Pick<MetadataStore, 'getEntry'>;
+  metadata: Pick<MetadataStore, 'getEntry'> & BlockMetadata;
   logger: Logger;
 }
 
@@ -64,8 +65,8 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
   router.post(
     '/v1/blocks/missing',
     json,
-    hooks.route({ principal: 'member', parse: (req) => validate(missingBlocksBody, req.body) }, async ({ res, input }) => {
-      res.json({ missing: await missingBlocks(blocks, input.blocks) });
+    hooks.route({ principal: 'member', parse: (req) => validate(missingBlocksBody, req.body) }, async ({ res, principal, input }) => {
+      res.json({ missing: await missingBlocks(deps.metadata, principal.userId, input.blocks) });
     }),
   );
 
@@ -76,9 +77,9 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
     '/v1/blocks/:sha256',
     hooks.route(
       { checkUrl: checkSha, principal: 'member', parse: (req) => ({ sha256: shaParam(req.params.sha256), size: uploadSize(req.headers['content-length']) }) },
-      async ({ req, res, input }) => {
+      async ({ req, res, principal, input }) => {
         const { sha256, size } = input;
-        await storeBlock(blocks, sha256, size, req);
+        await uploadBlock({ blocks, metadata: deps.metadata }, principal.userId, sha256, size, req);
         res.status(201).setHeader('ETag', strongEtag(sha256)).json({ sha256, size });
       },
     ),
@@ -86,9 +87,8 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
 
   router.get(
     '/v1/blocks/:sha256',
-    hooks.route({ checkUrl: checkSha, principal: 'member', parse: (req) => shaParam(req.params.sha256) }, async ({ req, res, input: sha256 }) => {
-      const size = await blocks.sizeOf(sha256);
-      if (size === undefined) throw notFound(`block ${sha256}`);
+    hooks.route({ checkUrl: checkSha, principal: 'member', parse: (req) => shaParam(req.params.sha256) }, async ({ req, res, principal, input: sha256 }) => {
+      const size = await readableBlockSize({ blocks, metadata: deps.metadata }, principal.userId, sha256);
       const etag = strongEtag(sha256);
       res.setHeader('ETag', etag).setHeader('Cache-Control', 'private, max-age=31536000, immutable');
       if (ifNoneMatchHits(req.headers['if-none-match'], etag)) {

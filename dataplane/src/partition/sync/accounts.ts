@@ -26,7 +26,7 @@ export function slotAt(ranges: readonly SlotRange[], pick: number): number {
 export interface AccountDeps {
   metadata: Pick<
     MetadataStore,
-    'createUser' | 'createDevice' | 'getUser' | 'getDevice' | 'getCredential' | 'replaceAccountCredential' | 'deleteDevice' | 'listUserDevices'
+    'createUser' | 'createDevice' | 'getUser' | 'getDevice' | 'getCredential' | 'replaceAccountCredential' | 'deleteDevice' | 'listUserDevices' | 'storageUsed' | 'setUserQuota'
   >;
   presence: Pick<PresenceStore, 'remove'>;
   slots: readonly SlotRange[];

@@ -1,17 +1,99 @@
-// Content-addressed blocks as the service sees them: which of a list the store lacks, the
-// declared size an upload must have (a block is at most 4 MiB, and its length is known up
-// front so it streams to S3 without buffering), and storing one with its hash verified.
+// Content-addressed blocks as the service sees them, scoped per caller (ADR 24): a block is
+// present for a caller only when the caller proved possession of it, by uploading it or through
+// an entry of an object the caller is a member of that names it. Storage deduplicates
+// underneath (one S3 object per sha256); possession and references live in etcd.
 import type { Readable } from 'node:stream';
 import { ApiError } from '@meshwork/contract';
 import type { BlockStore } from '../../stores/block-store.ts';
 import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/hash-verifier.ts';
-import { invalidRequest } from '../errors.ts';
+import type { BlockRecords, BlockToReference, MetadataStore } from '../../stores/metadata-store.ts';
+import { invalidRequest, notFound } from '../errors.ts';
 import { maxBlockBytes } from '../schemas.ts';
 
-/** Which of `shas` the store lacks, each once, in the order asked. */
-export async function missingBlocks(blocks: Pick<BlockStore, 'sizesOf'>, shas: readonly string[]): Promise<string[]> {
-  const sizes = await blocks.sizesOf(shas);
-  return [...new Set(shas)].filter((sha) => sizes.get(sha) === undefined);
+/** What a proof of possession reads. */
+export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'listMemberships' | 'getEntry'>;
+
+/** What the block service needs from the metadata store. */
+export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'recordHolder' | 'getUser' | 'storageUsed'>;
+
+/** What the block service needs. */
+export interface BlockDeps {
+  blocks: Pick<BlockStore, 'put' | 'sizeOf'>;
+  metadata: BlockMetadata;
+}
+
+// Possession checks of one request run this many blocks at once.
+const proofParallelism = 16;
+
+/** How a caller may possess a block, from its records alone: by upload, through these references, or not at all. */
+export function possessionFromRecords(
+  records: BlockRecords,
+  userId: string,
+  readableObjects: ReadonlySet<string>,
+): { kind: 'none' } | { kind: 'holder' } | { kind: 'refs'; refs: { objectId: string; path: string }[] } {
+  // A block being deleted is missing for everyone: a commit naming it would lose the race.
+  if (records.state?.value.state === 'deleting') return { kind: 'none' };
+  if (records.holders.some((h) => h.userId === userId)) return { kind: 'holder' };
+  const refs = records.refs.filter((r) => readableObjects.has(r.objectId));
+  return refs.length > 0 ? { kind: 'refs', refs } : { kind: 'none' };
+}
+
+/** The objects a caller may read: every object it is a member of, looked up once per request. */
+export function readableObjectsOf(metadata: Pick<MetadataStore, 'listMemberships'>, userId: string): () => Promise<ReadonlySet<string>> {
+  let objects: Promise<ReadonlySet<string>> | undefined;
+  return () => (objects ??= metadata.listMemberships(userId).then((ms) => new Set(ms.map((m) => m.objectId))));
+}
+
+/**
+ * The proof that `userId` possesses block `sha256` (the state version it was checked at), or
+ * undefined when the caller has not proved possession. A reference counts only when its entry
+ * still names the block: a reference may outlive its entry until the collector drops it.
+ */
+export async function proveBlock(
+  metadata: ProofMetadata,
+  userId: string,
+  sha256: string,
+  readable: () => Promise<ReadonlySet<string>>,
+): Promise<BlockToReference | undefined> {
+  const records = await metadata.readBlock(sha256);
+  const proof = { sha256, stateVersion: records.state?.version ?? 0 };
+  const possession = possessionFromRecords(records, userId, records.refs.length > 0 ? await readable() : new Set());
+  if (possession.kind === 'holder') return proof;
+  if (possession.kind === 'none') return undefined;
+  for (const ref of possession.refs) {
+    const entry = await metadata.getEntry(ref.objectId, ref.path);
+    if (entry !== undefined && !entry.value.deleted && entry.value.blocks.some((b) => b.sha256 === sha256)) return proof;
+  }
+  return undefined;
+}
+
+/** Proofs for each distinct block of `shas` (undefined for each one the caller has not proved). */
+export async function proveBlocks(metadata: ProofMetadata, userId: string, shas: readonly string[]): Promise<Map<string, BlockToReference | undefined>> {
+  const unique = [...new Set(shas)];
+  const readable = readableObjectsOf(metadata, userId);
+  // Filled in the order asked, whatever order the lookups finish in.
+  const proofs = new Map<string, BlockToReference | undefined>(unique.map((sha) => [sha, undefined]));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < unique.length) {
+      const sha = unique[next++]!;
+      proofs.set(sha, await proveBlock(metadata, userId, sha, readable));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(proofParallelism, unique.length) }, worker));
+  return proofs;
+}
+
+/** Which of `shas` the caller has not proved possession of, each once, in the order asked: those it must upload. */
+export async function missingBlocks(metadata: ProofMetadata, userId: string, shas: readonly string[]): Promise<string[]> {
+  const proofs = await proveBlocks(metadata, userId, shas);
+  return [...proofs].filter(([, proof]) => proof === undefined).map(([sha]) => sha);
+}
+
+/** 409 `blocks_missing` naming the blocks a commit must upload first. */
+export function blocksMissing(missing: readonly string[]): ApiError {
+  const message = `${missing.length} of the entry's blocks were not uploaded by the caller nor are readable to it; upload them and commit again`;
+  return new ApiError('blocks_missing', message, { details: { missing: [...missing] } });
 }
 
 /** The size of a block upload from its Content-Length: 411 without one, 400 unless positive, 413 over a block's size. */
@@ -32,4 +114,46 @@ export async function storeBlock(blocks: Pick<BlockStore, 'put'>, sha256: string
     if (err instanceof BlockSizeMismatchError) throw new ApiError('invalid_request', `body: ${err.message}`, { details: { field: 'body' }, cause: err });
     throw err;
   }
+}
+
+function beingDeleted(sha256: string): ApiError {
+  return new ApiError('busy', `block ${sha256} is being collected; upload it again in a moment`, { headers: { 'Retry-After': '1' } });
+}
+
+/**
+ * Uploads a block for `userId`: the bytes are verified and stored (deduplicated under the
+ * block's name), then the caller's possession is recorded, only if the collector did not mark
+ * the block since before the bytes went out (503 `busy` otherwise: the client uploads again).
+ */
+export async function uploadBlock(deps: BlockDeps, userId: string, sha256: string, size: number, body: Readable, now = new Date()): Promise<void> {
+  const before = await deps.metadata.readBlock(sha256);
+  if (before.state?.value.state === 'deleting') throw beingDeleted(sha256);
+  // A block the caller holds already costs nothing more; anything else is checked before a byte is stored.
+  if (!before.holders.some((h) => h.userId === userId)) await checkQuota(deps.metadata, userId, size);
+  await storeBlock(deps.blocks, sha256, size, body);
+  if (!(await deps.metadata.recordHolder(sha256, userId, before.state?.version ?? 0, now, size))) throw beingDeleted(sha256);
+}
+
+/** Whether `size` more bytes fit in a quota (null or absent: unlimited) with `used` bytes in use. */
+export function quotaAllows(used: number, size: number, quotaBytes: number | null | undefined): boolean {
+  return quotaBytes === null || quotaBytes === undefined || used + size <= quotaBytes;
+}
+
+async function checkQuota(metadata: BlockMetadata, userId: string, size: number): Promise<void> {
+  const quota = (await metadata.getUser(userId))?.quotaBytes;
+  if (quota === null || quota === undefined) return;
+  const used = await metadata.storageUsed(userId);
+  if (!quotaAllows(used, size, quota)) {
+    throw new ApiError('insufficient_storage', `the upload needs ${size} bytes; ${used} of the user's ${quota} bytes are in use`, {
+      details: { usedBytes: used, quotaBytes: quota },
+    });
+  }
+}
+
+/** The size of a block the caller may read (it proved possession); 404, as for an absent block, otherwise. */
+export async function readableBlockSize(deps: BlockDeps, userId: string, sha256: string): Promise<number> {
+  const proof = await proveBlock(deps.metadata, userId, sha256, readableObjectsOf(deps.metadata, userId));
+  const size = proof === undefined ? undefined : await deps.blocks.sizeOf(sha256);
+  if (size === undefined) throw notFound(`block ${sha256}`);
+  return size;
 }

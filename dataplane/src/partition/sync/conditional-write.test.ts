@@ -83,10 +83,17 @@ describe('nextWriteStep', () => {
     ['written', { ok: true, version: 12 }, false, 'done'],
     ['the object moved (a rename or share)', { ok: false, reason: 'object' }, false, 'retry_object'],
     ['the object moved under a blind write', { ok: false, reason: 'object' }, true, 'retry_object'],
+    ['a block reference of the entry was dropped meanwhile', { ok: false, reason: 'refs' }, true, 'retry_refs'],
+    ['a block was marked for collection since its proof', { ok: false, reason: 'blocks', marked: ['ab'] }, true, 'failed'],
     ['a blind guess missed', { ok: false, reason: 'entry', current: entry(10) }, true, 'read_entry'],
     ['a lost race', { ok: false, reason: 'entry', current: entry(10) }, false, 'failed'],
   ])('%s: %s', (_what, result, blind, kind) => {
     expect(nextWriteStep(result, blind, 'a.txt').kind).toBe(kind);
+  });
+
+  it('fails a commit whose block was marked for collection with 409 blocks_missing naming it', () => {
+    const step = nextWriteStep({ ok: false, reason: 'blocks', marked: ['ab'] }, true, 'a.txt');
+    expect(step.kind === 'failed' && step.error).toMatchObject({ status: 409, code: 'blocks_missing', details: { missing: ['ab'] } });
   });
 
   it('fails a lost race with 412, the current entry and its ETag', () => {

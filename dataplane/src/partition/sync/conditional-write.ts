@@ -4,9 +4,10 @@
 // the store, retrying when the object record moved under the write.
 import { ApiError } from '@meshwork/contract';
 import { parseWritePrecondition, preconditionHolds, strongEtag, type WritePrecondition } from '../../http/preconditions.ts';
-import type { EntryRecord, EntryWriteResult, MetadataStore, Versioned } from '../../stores/metadata-store.ts';
+import type { EntryRecord, EntryRefs, EntryWriteResult, MetadataStore, Versioned } from '../../stores/metadata-store.ts';
 import { invalidRequest } from '../errors.ts';
 import type { ObjectAccess } from './access.ts';
+import { blocksMissing } from './blocks.ts';
 
 // A commit retries by itself when only the object record moved (a rename or share meanwhile).
 const commitAttempts = 5;
@@ -66,12 +67,16 @@ export type WriteStep =
   | { kind: 'retry_object' }
   /** A blind guess missed: try again, reading the entry this time. */
   | { kind: 'read_entry' }
+  /** A block reference of the entry was dropped meanwhile (ADR 24): prepare the write again. */
+  | { kind: 'retry_refs' }
   | { kind: 'failed'; error: ApiError };
 
 /** The step after a write attempt whose transaction answered `result`; `blind` when it guessed the revision. */
 export function nextWriteStep(result: EntryWriteResult, blind: boolean, path: string): WriteStep {
   if (result.ok) return { kind: 'done', version: result.version };
   if (result.reason === 'object') return { kind: 'retry_object' };
+  if (result.reason === 'refs') return { kind: 'retry_refs' };
+  if (result.reason === 'blocks') return { kind: 'failed', error: blocksMissing(result.marked) };
   // A blind guess missed (a tombstone under a create, or a lost race): decide on what is there.
   if (blind) return { kind: 'read_entry' };
   return { kind: 'failed', error: preconditionFailed(path, result.current) };
@@ -102,6 +107,11 @@ export interface ConditionalWrite {
    * is the check, and only a failed compare reads it back.
    */
   blind: boolean;
+  /**
+   * Run before each attempt, after access was checked: how the entry's block references are
+   * kept, having written them first when they do not fit in the entry's transaction.
+   */
+  prepare?: () => Promise<EntryRefs>;
 }
 
 /** Writes `build(current)` under the caller's preconditions, retrying when only the object moved. */
@@ -111,12 +121,13 @@ export async function conditionalWrite(deps: EntryWriteDeps, write: ConditionalW
   for (let attempt = 0; attempt < commitAttempts; attempt++) {
     // The cached record is safe here: the transaction compares its revision.
     const object = await deps.access.loadForWrite(userId, objectId, 'writer');
+    const refs = await write.prepare?.();
     const expectation: WriteExpectation =
       guess !== undefined
         ? { expected: guess, created: guess === 0, live: undefined }
         : expectationFromStored(precondition, path, await deps.metadata.getEntry(objectId, path));
     const next = build(expectation.live);
-    const step = nextWriteStep(await deps.metadata.putEntry(object, expectation.expected, next), guess !== undefined, path);
+    const step = nextWriteStep(await deps.metadata.putEntry(object, expectation.expected, next, refs), guess !== undefined, path);
     switch (step.kind) {
       case 'done':
         return { entry: { value: next, version: step.version }, created: expectation.created };
@@ -125,6 +136,8 @@ export async function conditionalWrite(deps: EntryWriteDeps, write: ConditionalW
         break;
       case 'read_entry':
         guess = undefined;
+        break;
+      case 'retry_refs':
         break;
       case 'failed':
         throw step.error;

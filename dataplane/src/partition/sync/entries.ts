@@ -1,14 +1,14 @@
 // Entries of a mesh object as the sync protocol sees them (ADR 0004): commit a block list or a
 // directory under a precondition, delete to a tombstone, read the live entry, and list the live
 // entries page by page at one snapshot. No HTTP here: routes parse and answer.
-import { ApiError } from '@meshwork/contract';
 import { formatCursor, formatPageToken, type PageToken } from '../../cursor.ts';
 import type { WritePrecondition } from '../../http/preconditions.ts';
 import type { BlockStore } from '../../stores/block-store.ts';
-import type { EntryRecord, MetadataStore, Versioned } from '../../stores/metadata-store.ts';
+import { inlineRefLimit, type BlockToReference, type EntryRecord, type EntryRefs, type MetadataStore, type Versioned } from '../../stores/metadata-store.ts';
 import { contentHashOf } from '../content-plan.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { CommitEntryBody } from '../schemas.ts';
+import { blocksMissing, proveBlocks } from './blocks.ts';
 import { conditionalWrite, entryView, type EntryWriteDeps } from './conditional-write.ts';
 
 /** Who writes: the user whose access is checked, and the device (or user) recorded as `modifiedBy`. */
@@ -20,10 +20,7 @@ export interface Writer {
 /** Which of `blocks` the store lacks (409 `blocks_missing`) or holds at another size (400); the entry's size otherwise. */
 export function checkCommittedBlocks(blocks: CommitEntryBody & { kind: 'file' }, sizes: ReadonlyMap<string, number | undefined>): number {
   const missing = [...sizes].filter(([, s]) => s === undefined).map(([sha]) => sha);
-  if (missing.length > 0) {
-    const message = `${missing.length} of the entry's blocks are not in the store; upload them and commit again`;
-    throw new ApiError('blocks_missing', message, { details: { missing } });
-  }
+  if (missing.length > 0) throw blocksMissing(missing);
   let size = 0;
   blocks.blocks.forEach((block, i) => {
     if (sizes.get(block.sha256) !== block.size) {
@@ -48,21 +45,48 @@ export function committedRecord(path: string, body: CommitEntryBody, size: numbe
   };
 }
 
-/** What the entry service needs: the metadata store, the access rule and the block store's sizes. */
+/** What the entry service needs: the metadata store (entries, block possession and references), the access rule and the block store's sizes. */
 export interface EntryDeps extends EntryWriteDeps {
-  metadata: Pick<MetadataStore, 'getEntry' | 'putEntry' | 'listEntries'>;
+  metadata: Pick<
+    MetadataStore,
+    'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'
+  >;
   blocks: Pick<BlockStore, 'sizesOf'>;
 }
 
-/** Commits a file's block list or a directory; the caller's write access was checked already. */
+/**
+ * Commits a file's block list or a directory; the caller's write access was checked already.
+ * Every block must be one the caller proved possession of (409 `blocks_missing` otherwise).
+ * The entry's block references are written first, each only if its block was not marked for
+ * collection since the proof, and the entry's transaction checks none was dropped (ADR 24).
+ */
 export async function commitEntry(
   deps: EntryDeps,
   request: { objectId: string; path: string; body: CommitEntryBody; precondition: WritePrecondition; writer: Writer },
 ): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
   const { objectId, path, body, precondition, writer } = request;
-  const size = body.kind === 'file' ? checkCommittedBlocks(body, await deps.blocks.sizesOf(body.blocks.map((b) => b.sha256))) : 0;
+  if (body.kind !== 'file') {
+    const record = committedRecord(path, body, 0, writer.modifiedBy, new Date());
+    return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true });
+  }
+  const shas = body.blocks.map((b) => b.sha256);
+  const proofs = await proveBlocks(deps.metadata, writer.userId, shas);
+  const unproved = [...proofs].filter(([, proof]) => proof === undefined).map(([sha]) => sha);
+  if (unproved.length > 0) throw blocksMissing(unproved);
+  const size = checkCommittedBlocks(body, await deps.blocks.sizesOf(shas));
   const record = committedRecord(path, body, size, writer.modifiedBy, new Date());
-  return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true });
+  const proved = [...proofs.values()].filter((p): p is BlockToReference => p !== undefined);
+  // Most files fit in the entry's own transaction; a larger one writes its references first.
+  const inline: EntryRefs = { kind: 'inline', blocks: proved };
+  const prepare = async (): Promise<EntryRefs> => {
+    if (proved.length <= inlineRefLimit) return inline;
+    // The epoch is read before the references are written: a drop after this moves it.
+    const epoch = await deps.metadata.refEpoch(objectId, path);
+    const marked = await deps.metadata.addBlockRefs(objectId, path, proved);
+    if (marked.length > 0) throw blocksMissing(marked);
+    return { kind: 'written', epoch };
+  };
+  return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true, prepare });
 }
 
 /** Deletes an entry to a tombstone (404 when there is no live entry). */
