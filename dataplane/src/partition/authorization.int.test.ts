@@ -4,8 +4,9 @@
 // here, and docs/api.md's "Authorization" section must print the same table (checked below).
 // Zero leaks: for a caller who may not see an object or device, the answer about one that
 // exists must equal, byte for byte apart from the id, the answer about one that does not.
-// Block routes are pending: their access rule is changing to "reachable only through an object
-// the caller can read", so they are listed as todo rather than pinned to today's rule.
+// Block routes follow possession: a block is there, readable and committable only for a caller
+// who uploaded it or reads an entry naming it; for anyone else it is exactly an absent block.
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +45,10 @@ interface World {
   version: string;
   /** A device of the owner other than the callers, for `DELETE /v1/devices/{id}`. */
   spareDeviceId: string;
+  /** The sha256 of the one block of `doc.txt`. */
+  blockSha: string;
+  /** The owner's user id, for the administrator's quota route. */
+  ownerUserId: string;
 }
 
 interface Request {
@@ -66,7 +71,10 @@ interface RouteCase {
 }
 
 const path = 'doc.txt';
-const contentBytes = new TextEncoder().encode('the fixture file of the authorization matrix');
+/** A block nobody uploaded: what every block route answers about "none such". */
+const absentBlock = new TextEncoder().encode('a block that no caller ever uploaded');
+const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const absentSha = sha256Of(absentBlock);
 
 /** A POST that creates something named. */
 const createNamed = (route: string): Request => ({ method: 'POST', path: route, body: { name: 'new' } });
@@ -158,10 +166,37 @@ const routes: RouteCase[] = [
   ...['/v1/slots', '/livez', '/readyz', '/healthz/deep', '/metrics'].map(
     (route): RouteCase => ({ route: `GET ${route}`, existing: '200 200 200 200 200 200 200 200 200 200', request: () => ({ method: 'GET', path: route }) }),
   ),
+  // Blocks: "existing" is the block of doc.txt, "none such" a block nobody uploaded. A stranger's
+  // `missing` lists the block as missing, exactly as an absent one (compared byte for byte).
+  {
+    route: 'POST /v1/blocks/missing',
+    existing: '200 200 200 200 200 200 401 403 401 401',
+    missing: '200 200 200 200 200 200 401 403 401 401',
+    request: (w, t) => ({ method: 'POST', path: '/v1/blocks/missing', body: { blocks: [t === 'existing' ? w.blockSha : absentSha] } }),
+  },
+  {
+    route: 'GET /v1/blocks/{sha256}',
+    existing: '200 200 200 200 404 404 401 403 401 401',
+    missing: '404 404 404 404 404 404 401 403 401 401',
+    request: (w, t) => ({ method: 'GET', path: `/v1/blocks/${t === 'existing' ? w.blockSha : absentSha}` }),
+  },
+  // Uploading is how a caller proves possession: any user may upload a block whose bytes it has.
+  // Each cell uploads bytes of its own, so that no caller comes to hold the fixture's block.
+  {
+    route: 'PUT /v1/blocks/{sha256}',
+    existing: '201 201 201 201 201 201 401 403 401 401',
+    request: () => {
+      const bytes = new Uint8Array(randomBytes(64));
+      return { method: 'PUT', path: `/v1/blocks/${sha256Of(bytes)}`, body: bytes, headers: { 'content-type': 'application/octet-stream' } };
+    },
+  },
+  {
+    route: 'PUT /v1/users/{id}/quota',
+    existing: '403 403 403 403 403 403 401 200 401 401',
+    missing: '403 403 403 403 403 403 401 404 401 401',
+    request: (w, t) => ({ method: 'PUT', path: `/v1/users/${t === 'existing' ? w.ownerUserId : missingLike(w.ownerUserId, 'u')}/quota`, body: { quotaBytes: null } }),
+  },
 ];
-
-/** Block routes, whose access rule is being replaced (see the file's opening comment). */
-const pendingRoutes = ['POST /v1/blocks/missing', 'PUT /v1/blocks/{sha256}', 'GET /v1/blocks/{sha256}'];
 
 /** A route about the fixture's object, or about a missing object of the same slot. */
 function objectRoute(route: string, existing: string, fresh: boolean, build: (objectId: string, world: World) => Request): RouteCase {
@@ -189,7 +224,7 @@ let partition: RunningPartition;
 let admin: MeshworkClient;
 let ownerDevice: MeshworkClient;
 let ownerDeviceId: string;
-const users = { writer: '', reader: '', stranger: '' };
+const users = { owner: '', writer: '', reader: '', stranger: '' };
 const tokens = new Map<Caller, string | null>();
 let shared: World;
 
@@ -202,6 +237,7 @@ beforeAll(async () => {
     return { id: user.id, client: admin.as(user.token) };
   };
   const [owner, writer, reader, stranger] = await Promise.all([account('owner'), account('writer'), account('reader'), account('stranger')]);
+  users.owner = owner.id;
   users.writer = writer.id;
   users.reader = reader.id;
   users.stranger = stranger.id;
@@ -233,10 +269,15 @@ async function buildWorld(): Promise<World> {
   const objectId = (await ownerDevice.createObject({ name: 'Matrix' })).id;
   await ownerDevice.setMember(objectId, users.writer, 'writer');
   await ownerDevice.setMember(objectId, users.reader, 'reader');
+  // Bytes of its own per world: a caller made a member of a fresh world's object must not come to
+  // possess the block of the shared world's file.
+  const contentBytes = new Uint8Array(randomBytes(48));
   const { entry } = await ownerDevice.upload(objectId, path, contentBytes, { ifNoneMatch: '*' });
+  const blockSha = entry.blocks[0]?.sha256;
+  if (blockSha !== sha256Of(contentBytes)) throw new Error(`doc.txt should be one block, ${sha256Of(contentBytes)}`);
   // The owner's account token as it is now: the rotation route replaces it.
   const spare = await admin.as(tokens.get('owner account') ?? '').registerDevice('spare');
-  return { objectId, version: entry.version, spareDeviceId: spare.id };
+  return { objectId, version: entry.version, spareDeviceId: spare.id, blockSha, ownerUserId: users.owner };
 }
 
 async function ask(caller: Caller, request: Request): Promise<RawResponse> {
@@ -260,6 +301,7 @@ function withoutIds(answer: RawResponse, world: World): string {
   for (const id of [world.objectId, world.spareDeviceId, ownerDeviceId]) {
     text = text.replaceAll(id, '{id}').replaceAll(missingLike(id, id[0]!), '{id}');
   }
+  text = text.replaceAll(world.blockSha, '{sha256}').replaceAll(absentSha, '{sha256}');
   return `${answer.status} ${text}`;
 }
 
@@ -291,8 +333,6 @@ describe('the authorization matrix', () => {
       expect(withoutIds(existing, world)).toBe(withoutIds(missing, world));
     },
   );
-
-  for (const route of pendingRoutes) it.todo(`${route}: pending the new block access rule (reachable only through an object the caller can read)`);
 
   it("is the table printed in docs/api.md's Authorization section", () => {
     const docs = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../docs/api.md'), 'utf8');
