@@ -39,8 +39,13 @@ typecheck: $(NODE_DEPS) ## Type-check the whole project with tsc
 	tsc -p tsconfig.json --noEmit
 
 .PHONY: lint
-lint: $(NODE_DEPS) ## Lint with typescript-eslint (type-aware rules)
+lint: $(NODE_DEPS) ## Check formatting (Prettier), then lint with typescript-eslint (type-aware rules and import boundaries)
+	prettier --check --log-level=warn .
 	eslint --max-warnings=0 .
+
+.PHONY: format
+format: $(NODE_DEPS) ## Format the sources with Prettier
+	prettier --write --log-level=warn .
 
 .PHONY: test-unit
 test-unit: $(NODE_DEPS) ## Unit tests only (no servers)
