@@ -66,7 +66,22 @@ async function run(job: LoadJob): Promise<LoadResult> {
   const headers = job.tokens.map((t) => ({ authorization: `Bearer ${t}` }));
   if (job.paths.length !== headers.length) throw new Error('a load job needs one path per token');
   const warmupMs = job.warmupMs ?? 0;
-  const result: LoadResult = { sent: 0, unsent: 0, ok: 0, overloaded: 0, rateLimited: 0, otherStatus: 0, errors: 0, okLatenciesMs: [], windowMs: job.durationMs - warmupMs, cpuMs: 0, meanSendDelayMs: 0, maxInFlight: 0, sampledRefusalReasons: {}, sampledLimits: [] };
+  const result: LoadResult = {
+    sent: 0,
+    unsent: 0,
+    ok: 0,
+    overloaded: 0,
+    rateLimited: 0,
+    otherStatus: 0,
+    errors: 0,
+    okLatenciesMs: [],
+    windowMs: job.durationMs - warmupMs,
+    cpuMs: 0,
+    meanSendDelayMs: 0,
+    maxInFlight: 0,
+    sampledRefusalReasons: {},
+    sampledLimits: [],
+  };
   const cpuBefore = process.cpuUsage();
   const start = performance.now();
   let inFlight = 0;

@@ -85,7 +85,9 @@ class Inspector {
   /** process.memoryUsage() after full garbage collections. */
   async memoryAfterGc(): Promise<Memory> {
     for (let i = 0; i < 3; i++) await this.call('HeapProfiler.collectGarbage');
-    const result = (await this.call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
+    const result = (await this.call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+      result: { value: string };
+    };
     return JSON.parse(result.result.value) as Memory;
   }
 
@@ -141,7 +143,8 @@ try {
   const seedStart = performance.now();
   const users = await populateInStore(kv, [{ first: 0, last: 4095 }], idlePolls, 1);
   const seedSeconds = (performance.now() - seedStart) / 1000;
-  const cursor = (await new MeshworkClient({ baseUrl: partition.url, token: users[0]!.devices[0]!.token }).notifications({ wait: 0 })).cursor;
+  const cursor = (await new MeshworkClient({ baseUrl: partition.url, token: users[0]!.devices[0]!.token }).notifications({ wait: 0 }))
+    .cursor;
   await quiesce(partition.process.pid, 'the partition');
   const before = await inspector.memoryAfterGc();
 
@@ -166,7 +169,8 @@ try {
       const committed = performance.now();
       const answer = await poll.answer;
       const body = answer.body as { objects: { id: string }[]; cursor: string };
-      if (answer.status !== 200 || body.objects[0]?.id !== users[user]!.objectId) throw new Error(`the poll answered ${answer.status} ${JSON.stringify(body)}`);
+      if (answer.status !== 200 || body.objects[0]?.id !== users[user]!.objectId)
+        throw new Error(`the poll answered ${answer.status} ${JSON.stringify(body)}`);
       if (s >= warmup) {
         wake.push(answer.at - started);
         commitMs.push(committed - started);
@@ -183,7 +187,16 @@ try {
   const objects = await Promise.all(users.slice(0, waitingForLatency).map((u) => metadata.getObject(u.objectId)));
   const direct = await series(async (user, path) => {
     const object = objects[user]!;
-    const entry = { path, kind: 'directory' as const, size: 0, blocks: [], contentHash: null, modifiedBy: users[user]!.userId, mtime: new Date().toISOString(), deleted: false };
+    const entry = {
+      path,
+      kind: 'directory' as const,
+      size: 0,
+      blocks: [],
+      contentHash: null,
+      modifiedBy: users[user]!.userId,
+      mtime: new Date().toISOString(),
+      deleted: false,
+    };
     const result = await metadata.putEntry(object, 0, entry);
     if (!result.ok) throw new Error(`the commit transaction failed: ${result.reason}`);
   });
@@ -218,7 +231,10 @@ try {
 
   // --- memory per idle poll, 10,000 waiting ------------------------------------------------
   await pool(idlePolls - waitingForLatency, 100, (i) => open(waitingForLatency + i, cursor));
-  await waitFor(() => openSockets(partition.process.pid) >= idlePolls, { description: `${idlePolls} connections at the partition`, timeoutMs: 60_000 });
+  await waitFor(() => openSockets(partition.process.pid) >= idlePolls, {
+    description: `${idlePolls} connections at the partition`,
+    timeoutMs: 60_000,
+  });
   await quiesce(partition.process.pid, `the partition with ${idlePolls} polls`);
   const after = await inspector.memoryAfterGc();
   const answeredEarly = [...held.values()].filter((p) => p.settled).length;
@@ -250,7 +266,10 @@ try {
   await pool(idlePolls, 100, async (i) => {
     basePolls.push(await holdPoll(baseUrl, users[i]!.devices[0]!.token, `/v1/notifications?cursor=${cursor}&wait=60`, agent));
   });
-  await waitFor(() => openSockets(baselineServer!.child.pid!) >= idlePolls, { description: `${idlePolls} connections at the idle server`, timeoutMs: 60_000 });
+  await waitFor(() => openSockets(baselineServer!.child.pid!) >= idlePolls, {
+    description: `${idlePolls} connections at the idle server`,
+    timeoutMs: 60_000,
+  });
   await quiesce(baselineServer.child.pid!, 'the idle server with requests');
   const baseAfter = await baseInspector.memoryAfterGc();
   baseInspector.close();

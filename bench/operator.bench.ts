@@ -19,7 +19,15 @@ import { ResilientInformer } from '../operator/src/controller/informer.ts';
 import { KubeClient, type KubeObject } from '../operator/src/kube/client.ts';
 import { loadKubeconfigFile } from '../operator/src/kube/credentials.ts';
 import { buildStatefulSet } from '../operator/src/specs/statefulset.ts';
-import { installCrds, kubectlOk, leaseWrites, reconcileWrites, startOperator, waitForWritesToSettle, sumMetric } from '../e2e/operator/harness.ts';
+import {
+  installCrds,
+  kubectlOk,
+  leaseWrites,
+  reconcileWrites,
+  startOperator,
+  waitForWritesToSettle,
+  sumMetric,
+} from '../e2e/operator/harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -53,7 +61,9 @@ function cpuSeconds(pid: number): number {
 }
 
 function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(/(\d+)/.exec(line)![1]) / 1024;
 }
 
@@ -90,18 +100,32 @@ try {
     extraEnv: { MESHWORK_LOG_LEVEL: 'warn' },
   });
   operatorStop = () => operator.process.stop();
-  await waitFor(async () => (await operator.metric('meshwork_leader_election_is_leader')) === 1, { description: 'the operator to lead', timeoutMs: 30_000 });
+  await waitFor(async () => (await operator.metric('meshwork_leader_election_is_leader')) === 1, {
+    description: 'the operator to lead',
+    timeoutMs: 30_000,
+  });
 
   // Progress is followed with watches: polling lists of 500 objects would load the API server it measures.
   const watchLog = pino({ level: 'silent' });
-  const watchedPartitions = new ResilientInformer<MeshPartition & KubernetesObject>({ client, ref: { apiVersion, resource: 'meshpartitions', namespace: 'bench' }, log: watchLog });
-  const watchedStatefulSets = new ResilientInformer<V1StatefulSet>({ client, ref: { apiVersion: 'apps/v1', resource: 'statefulsets', namespace: 'bench' }, log: watchLog });
+  const watchedPartitions = new ResilientInformer<MeshPartition & KubernetesObject>({
+    client,
+    ref: { apiVersion, resource: 'meshpartitions', namespace: 'bench' },
+    log: watchLog,
+  });
+  const watchedStatefulSets = new ResilientInformer<V1StatefulSet>({
+    client,
+    ref: { apiVersion: 'apps/v1', resource: 'statefulsets', namespace: 'bench' },
+    log: watchLog,
+  });
   await Promise.all([watchedPartitions.start(), watchedStatefulSets.start()]);
   stopWatches = () => Promise.all([watchedPartitions.stop(), watchedStatefulSets.stop()]);
 
   const createStart = performance.now();
   await inParallel(count, clientConcurrency, (i) =>
-    client.create({ apiVersion, resource: 'meshpartitions', namespace: 'bench' }, { ...sample, metadata: { name: `p${i}`, namespace: 'bench' } }),
+    client.create(
+      { apiVersion, resource: 'meshpartitions', namespace: 'bench' },
+      { ...sample, metadata: { name: `p${i}`, namespace: 'bench' } },
+    ),
   );
   const acceptedMs = performance.now() - createStart;
   let lastProgress = 0;
@@ -112,15 +136,17 @@ try {
       if (values.progress && performance.now() - lastProgress > 5_000) {
         lastProgress = performance.now();
         const text = await operator.metrics();
-        console.log(JSON.stringify({
-          t: seconds(performance.now() - createStart),
-          statefulsets: statefulSets,
-          statuses: written,
-          queue: sumMetric(text, 'meshwork_workqueue_depth'),
-          reconciles: sumMetric(text, 'meshwork_reconcile_total'),
-          writes: reconcileWrites(text),
-          operator_cpu_s: cpuSeconds(operator.process.pid),
-        }));
+        console.log(
+          JSON.stringify({
+            t: seconds(performance.now() - createStart),
+            statefulsets: statefulSets,
+            statuses: written,
+            queue: sumMetric(text, 'meshwork_workqueue_depth'),
+            reconciles: sumMetric(text, 'meshwork_reconcile_total'),
+            writes: reconcileWrites(text),
+            operator_cpu_s: cpuSeconds(operator.process.pid),
+          }),
+        );
       }
       return statefulSets >= count && written === count;
     },
@@ -141,7 +167,11 @@ try {
   const before = await operator.metrics();
   const reconcilesBefore = await operator.metric('meshwork_reconcile_total');
   const windowStart = performance.now();
-  await waitFor(() => performance.now() - windowStart >= steadySeconds * 1000, { description: 'the steady window', timeoutMs: steadySeconds * 1000 + 5_000, intervalMs: 1_000 });
+  await waitFor(() => performance.now() - windowStart >= steadySeconds * 1000, {
+    description: 'the steady window',
+    timeoutMs: steadySeconds * 1000 + 5_000,
+    intervalMs: 1_000,
+  });
   const after = await operator.metrics();
   const minutes = steadySeconds / 60;
   const steadyWrites = reconcileWrites(after) - reconcileWrites(before);
@@ -159,7 +189,11 @@ try {
     ['operator writes in total (apply, status, events)', `${totalWrites}`, `${(totalWrites / count).toFixed(1)} per partition`],
     ['operator RSS after create', `${rssAfterCreate.toFixed(0)} MB`, ''],
     ['operator_rss_mb after the steady window', `${rss.toFixed(0)} MB`, `target < 250; JS heap in use ${heapMb.toFixed(0)} MB`],
-    [`steady_writes_per_min over ${steadySeconds} s`, `${(steadyWrites / minutes).toFixed(2)}`, `target 0; ${reconcilesDuring} reconciles ran`],
+    [
+      `steady_writes_per_min over ${steadySeconds} s`,
+      `${(steadyWrites / minutes).toFixed(2)}`,
+      `target 0; ${reconcilesDuring} reconciles ran`,
+    ],
     ['leader Lease renewals per min (not counted above)', `${(leaseRenewals / minutes).toFixed(1)}`, 'one per 2 s retry period'],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));

@@ -128,7 +128,11 @@ async function measured(load: LoadJob): Promise<{ result: LoadResult; partitionC
 }
 
 try {
-  const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken, fetch: nodeHttpFetch(new Agent({ keepAlive: true })) });
+  const admin = new MeshworkClient({
+    baseUrl: partition.url,
+    token: partition.adminToken,
+    fetch: nodeHttpFetch(new Agent({ keepAlive: true })),
+  });
   const tokens: string[] = [];
   const paths: string[] = [];
   for (let i = 0; i < clients; i++) {
@@ -152,10 +156,22 @@ try {
   let best = 0;
   let flatSteps = 0;
   for (const concurrency of concurrencies) {
-    const { result, partitionCores, etcdCores, generatorCores } = await measured({ ...job, mode: 'closed', concurrency, durationMs: stepMs });
+    const { result, partitionCores, etcdCores, generatorCores } = await measured({
+      ...job,
+      mode: 'closed',
+      concurrency,
+      durationMs: stepMs,
+    });
     const rps = result.ok / (result.windowMs / 1000);
     const refused = result.overloaded + result.rateLimited + result.otherStatus + result.errors;
-    steps.push({ concurrency, rps, p50: percentile(result.okLatenciesMs, 50), p99: percentile(result.okLatenciesMs, 99), refused, cores: [partitionCores, etcdCores, generatorCores] });
+    steps.push({
+      concurrency,
+      rps,
+      p50: percentile(result.okLatenciesMs, 50),
+      p99: percentile(result.okLatenciesMs, 99),
+      refused,
+      cores: [partitionCores, etcdCores, generatorCores],
+    });
     if (rps > best * 1.05) flatSteps = 0;
     else flatSteps++;
     best = Math.max(best, rps);
@@ -178,7 +194,12 @@ try {
     partition: 'overload',
     port,
     adminToken,
-    env: { ...staticBoundsLifted, ...(pinnedLimit === undefined ? {} : { MESHWORK_THROTTLE_CONCURRENCY_MIN: pinnedLimit, MESHWORK_THROTTLE_CONCURRENCY_MAX: pinnedLimit }) },
+    env: {
+      ...staticBoundsLifted,
+      ...(pinnedLimit === undefined
+        ? {}
+        : { MESHWORK_THROTTLE_CONCURRENCY_MIN: pinnedLimit, MESHWORK_THROTTLE_CONCURRENCY_MAX: pinnedLimit }),
+    },
   });
   pinTo(0, partition.process.pid);
   // Warm the new process (JIT, token cache) and give the limiter its no-load latency.
@@ -196,7 +217,8 @@ try {
   // loop, so admitted / capacity <= (c_ok - 5 c_ref) / (c_ok - c_ref).
   const cpuPerAdmittedUs = (knee.cores[0] / knee.rps) * 1e6;
   const refusedPerSecond = (o.overloaded + o.rateLimited) / windowSeconds;
-  const cpuPerRefusedUs = refusedPerSecond > 0 ? ((overload.partitionCores - admitted * (cpuPerAdmittedUs / 1e6)) / refusedPerSecond) * 1e6 : Number.NaN;
+  const cpuPerRefusedUs =
+    refusedPerSecond > 0 ? ((overload.partitionCores - admitted * (cpuPerAdmittedUs / 1e6)) / refusedPerSecond) * 1e6 : Number.NaN;
   const goodputBound = Math.min(1, (cpuPerAdmittedUs - overloadFactor * cpuPerRefusedUs) / (cpuPerAdmittedUs - cpuPerRefusedUs));
 
   rows.push(['capacity, closed loop (req/s)', capacity.toFixed(0), '', '']);
@@ -204,17 +226,44 @@ try {
   rows.push([`offered, open loop ${overloadFactor} x capacity (req/s)`, (o.sent / windowSeconds).toFixed(0), '', '']);
   rows.push(['  not sent: all connections busy (req/s)', (o.unsent / windowSeconds).toFixed(0), '', '']);
   rows.push(['admitted: 200 (req/s)', admitted.toFixed(0), '', '']);
-  rows.push(['refused: 503 / 429 / other / errors (req/s)', [o.overloaded, o.rateLimited, o.otherStatus, o.errors].map((n) => (n / windowSeconds).toFixed(0)).join(' / '), '', '']);
+  rows.push([
+    'refused: 503 / 429 / other / errors (req/s)',
+    [o.overloaded, o.rateLimited, o.otherStatus, o.errors].map((n) => (n / windowSeconds).toFixed(0)).join(' / '),
+    '',
+    '',
+  ]);
   rows.push(['admitted p50 / p99 (ms)', `${percentile(o.okLatenciesMs, 50).toFixed(2)} / ${admittedP99.toFixed(2)}`, '', '']);
   rows.push(['overload_goodput_ratio', goodputRatio.toFixed(3), '>= 0.9', goodputRatio >= 0.9 ? 'met' : 'missed']);
   rows.push(['overload_p99_ratio', p99Ratio.toFixed(3), '<= 2', p99Ratio <= 2 ? 'met' : 'missed']);
   rows.push(['cores: partition / etcd / generator (baseline)', knee.cores.map((c) => c.toFixed(2)).join(' / '), '', '']);
-  rows.push(['cores: partition / etcd / generator (overload)', [overload.partitionCores, overload.etcdCores, overload.generatorCores].map((c) => c.toFixed(2)).join(' / '), '', '']);
-  rows.push(['partition CPU per admitted / refused request (µs)', `${cpuPerAdmittedUs.toFixed(0)} / ${cpuPerRefusedUs.toFixed(0)}`, '', '']);
+  rows.push([
+    'cores: partition / etcd / generator (overload)',
+    [overload.partitionCores, overload.etcdCores, overload.generatorCores].map((c) => c.toFixed(2)).join(' / '),
+    '',
+    '',
+  ]);
+  rows.push([
+    'partition CPU per admitted / refused request (µs)',
+    `${cpuPerAdmittedUs.toFixed(0)} / ${cpuPerRefusedUs.toFixed(0)}`,
+    '',
+    '',
+  ]);
   rows.push(['goodput those CPU costs allow', goodputBound.toFixed(3), '', '']);
   const limits = [...o.sampledLimits].sort((a, b) => a - b);
-  rows.push(['503 reasons (sampled)', Object.entries(o.sampledRefusalReasons).map(([r, n]) => `${r} ${n}`).join(', ') || 'none', '', '']);
-  rows.push(['concurrency limit in 503s: min / median / max', limits.length === 0 ? '-' : `${limits[0]} / ${percentile(limits, 50)} / ${limits.at(-1)}`, '', '']);
+  rows.push([
+    '503 reasons (sampled)',
+    Object.entries(o.sampledRefusalReasons)
+      .map(([r, n]) => `${r} ${n}`)
+      .join(', ') || 'none',
+    '',
+    '',
+  ]);
+  rows.push([
+    'concurrency limit in 503s: min / median / max',
+    limits.length === 0 ? '-' : `${limits[0]} / ${percentile(limits, 50)} / ${limits.at(-1)}`,
+    '',
+    '',
+  ]);
   rows.push(['machine load average (1 min) before / after', `${loadBefore.toFixed(2)} / ${loadavg()[0]!.toFixed(2)}`, '', '']);
   rows.push(['generator: mean lateness (ms), most in flight of 512', `${o.meanSendDelayMs.toFixed(2)}, ${o.maxInFlight}`, '', '']);
 
@@ -222,12 +271,27 @@ try {
   const summaries = readFileSync(join(partition.dir, 'partition.log'), 'utf8')
     .split('\n')
     .filter((l) => l.includes('"Throttled requests"'))
-    .map((l) => JSON.parse(l) as { refused: Record<string, number>; concurrencyLimit: number; noLoadLatencyMs: number | null; eventLoopLagMs: number });
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          refused: Record<string, number>;
+          concurrencyLimit: number;
+          noLoadLatencyMs: number | null;
+          eventLoopLagMs: number;
+        },
+    );
   for (const [i, summary] of summaries.entries()) {
-    rows.push([`partition summary ${i + 1}: limit, no-load ms, lag ms, refused`, `${summary.concurrencyLimit}, ${summary.noLoadLatencyMs}, ${summary.eventLoopLagMs}, ${JSON.stringify(summary.refused)}`, '', '']);
+    rows.push([
+      `partition summary ${i + 1}: limit, no-load ms, lag ms, refused`,
+      `${summary.concurrencyLimit}, ${summary.noLoadLatencyMs}, ${summary.eventLoopLagMs}, ${JSON.stringify(summary.refused)}`,
+      '',
+      '',
+    ]);
   }
 
-  console.log(`\noverload: ${overloadMs / 1000} s open loop, the first ${overloadWarmupMs / 1000} s not counted${pinnedLimit === undefined ? '' : `, limit pinned at ${pinnedLimit}`}${pin ? ', partition on CPU 0, the rest on CPU 1' : ''}`);
+  console.log(
+    `\noverload: ${overloadMs / 1000} s open loop, the first ${overloadWarmupMs / 1000} s not counted${pinnedLimit === undefined ? '' : `, limit pinned at ${pinnedLimit}`}${pin ? ', partition on CPU 0, the rest on CPU 1' : ''}`,
+  );
   printTable(['measure', 'value', 'target', ''], rows);
   console.log(
     JSON.stringify({

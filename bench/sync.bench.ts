@@ -78,7 +78,15 @@ const partition = await startPartition(
   },
 );
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-const s3 = new Client({ endPoint: minio.host, port: minio.port, useSSL: false, accessKey: minio.accessKey, secretKey: minio.secretKey, pathStyle: true, transportAgent: agent });
+const s3 = new Client({
+  endPoint: minio.host,
+  port: minio.port,
+  useSSL: false,
+  accessKey: minio.accessKey,
+  secretKey: minio.secretKey,
+  pathStyle: true,
+  transportAgent: agent,
+});
 const kv = new Etcd3({ hosts: etcd.endpoint });
 const rows: [string, string, string, string, string][] = [];
 
@@ -97,7 +105,9 @@ try {
     block.writeUInt32BE(salt, 4);
     return block;
   };
-  const rawUpload = await timed(() => pool(bigBlocks, transferConcurrency, async (i) => void (await s3.putObject('bench', `raw/big/${i}`, makeBlock(i, 1), blockSize))));
+  const rawUpload = await timed(() =>
+    pool(bigBlocks, transferConcurrency, async (i) => void (await s3.putObject('bench', `raw/big/${i}`, makeBlock(i, 1), blockSize))),
+  );
   const rawDownload = await timed(async () => {
     for (let i = 0; i < bigBlocks; i++) {
       const stream = await s3.getObject('bench', `raw/big/${i}`);
@@ -111,7 +121,8 @@ try {
   }
   const meshUpload = await timed(async () => {
     const result = await device.upload(objectId, 'big.bin', bigFile(), { ifNoneMatch: '*' }, { parallelism: transferConcurrency });
-    if (!result.created || result.uploadedBlocks !== bigBlocks) throw new Error(`the upload sent ${result.uploadedBlocks} of ${bigBlocks} blocks`);
+    if (!result.created || result.uploadedBlocks !== bigBlocks)
+      throw new Error(`the upload sent ${result.uploadedBlocks} of ${bigBlocks} blocks`);
   });
   let downloaded = 0;
   const meshDownload = await timed(async () => {
@@ -123,8 +134,20 @@ try {
   const bigMiB = (bigBlocks * blockSize) / MiB;
   const uploadRatio = rawUpload / meshUpload;
   const downloadRatio = rawDownload / meshDownload;
-  rows.push([`upload ${bigMiB} MiB (MiB/s)`, (bigMiB / meshUpload).toFixed(0), (bigMiB / rawUpload).toFixed(0), uploadRatio.toFixed(2), '>= 0.8']);
-  rows.push([`download ${bigMiB} MiB (MiB/s)`, (bigMiB / meshDownload).toFixed(0), (bigMiB / rawDownload).toFixed(0), downloadRatio.toFixed(2), '>= 0.8']);
+  rows.push([
+    `upload ${bigMiB} MiB (MiB/s)`,
+    (bigMiB / meshUpload).toFixed(0),
+    (bigMiB / rawUpload).toFixed(0),
+    uploadRatio.toFixed(2),
+    '>= 0.8',
+  ]);
+  rows.push([
+    `download ${bigMiB} MiB (MiB/s)`,
+    (bigMiB / meshDownload).toFixed(0),
+    (bigMiB / rawDownload).toFixed(0),
+    downloadRatio.toFixed(2),
+    '>= 0.8',
+  ]);
   rows.push(['partition peak RSS (MiB)', String(rssPeak), '', '', '< 200']);
 
   // --- 10,000 small files -------------------------------------------------------------------
@@ -139,7 +162,10 @@ try {
       const data = smallData(i, 3);
       const sha = sha256Hex(data);
       await s3.putObject('bench', `raw/small/${sha}`, data, smallSize);
-      await kv.put(`/bench/raw/${objectId}/small/${i}`).value(JSON.stringify({ path: `small/${i}`, kind: 'file', size: smallSize, blocks: [{ sha256: sha, size: smallSize }] })).exec();
+      await kv
+        .put(`/bench/raw/${objectId}/small/${i}`)
+        .value(JSON.stringify({ path: `small/${i}`, kind: 'file', size: smallSize, blocks: [{ sha256: sha, size: smallSize }] }))
+        .exec();
     }),
   );
   const meshSmall = await timed(() =>
@@ -147,12 +173,23 @@ try {
       const data = smallData(i, 4);
       const sha = sha256Hex(data);
       await device.putBlock(data, { sha256: sha });
-      const commit = await device.putEntry(objectId, `small/${i}`, { kind: 'file', blocks: [{ sha256: sha, size: smallSize }] }, { ifNoneMatch: '*' });
+      const commit = await device.putEntry(
+        objectId,
+        `small/${i}`,
+        { kind: 'file', blocks: [{ sha256: sha, size: smallSize }] },
+        { ifNoneMatch: '*' },
+      );
       check(commit.created ? 201 : 200, 201, 'small commit');
     }),
   );
   const smallRatio = rawSmall / meshSmall;
-  rows.push([`${smallFiles} files of 4 KiB (files/s)`, (smallFiles / meshSmall).toFixed(0), (smallFiles / rawSmall).toFixed(0), smallRatio.toFixed(2), '>= 0.5']);
+  rows.push([
+    `${smallFiles} files of 4 KiB (files/s)`,
+    (smallFiles / meshSmall).toFixed(0),
+    (smallFiles / rawSmall).toFixed(0),
+    smallRatio.toFixed(2),
+    '>= 0.5',
+  ]);
 
   // --- changes in a large object -----------------------------------------------------------------
   const largeObject = (await device.createObject({ name: 'Large' })).id;
@@ -177,7 +214,8 @@ try {
     const start = performance.now();
     const res = await device.changes(largeObject, { cursor });
     samples.push(performance.now() - start);
-    if (res.changes.length !== changedEntries) throw new Error(`changes returned ${res.changes.length} entries, expected ${changedEntries}`);
+    if (res.changes.length !== changedEntries)
+      throw new Error(`changes returned ${res.changes.length} entries, expected ${changedEntries}`);
   }
   samples.sort((x, y) => x - y);
   const changesP50 = samples[Math.floor(samples.length / 2)]!;

@@ -38,9 +38,11 @@ function median(values: number[]): number {
 
 async function pool(count: number, workers: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(workers, count) }, async () => {
-    while (next < count) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(workers, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
 }
 
 // An OTLP/HTTP endpoint that accepts and counts spans, as a collector would.
@@ -49,7 +51,11 @@ const receiver = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
-    spansReceived += (Buffer.concat(chunks).toString('utf8').match(/"spanId"/g) ?? []).length;
+    spansReceived += (
+      Buffer.concat(chunks)
+        .toString('utf8')
+        .match(/"spanId"/g) ?? []
+    ).length;
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
 });
@@ -79,7 +85,12 @@ try {
           const data = randomBytes(4096);
           const sha = await sha256Hex(data);
           await device.putBlock(data, { sha256: sha });
-          const commit = await device.putEntry(objectId, `f/${i}`, { kind: 'file', blocks: [{ sha256: sha, size: data.length }] }, { ifNoneMatch: '*' });
+          const commit = await device.putEntry(
+            objectId,
+            `f/${i}`,
+            { kind: 'file', blocks: [{ sha256: sha, size: data.length }] },
+            { ifNoneMatch: '*' },
+          );
           if (!commit.created) throw new Error(`the commit of f/${i} replaced an entry`);
         });
         results[mode].rate.push(filesPerRound / ((performance.now() - started) / 1000));
@@ -100,7 +111,13 @@ const rateOff = median(results.off.rate);
 const rateOn = median(results.on.rate);
 const rows: [string, string, string, string, string][] = [
   ['idle RSS (MiB)', rssOn.toFixed(1), rssOff.toFixed(1), `+${(rssOn - rssOff).toFixed(1)}`, '< +10 MiB'],
-  [`${filesPerRound} files of 4 KiB, concurrency ${concurrency} (files/s)`, rateOn.toFixed(0), rateOff.toFixed(0), (rateOn / rateOff).toFixed(2), '>= 0.9'],
+  [
+    `${filesPerRound} files of 4 KiB, concurrency ${concurrency} (files/s)`,
+    rateOn.toFixed(0),
+    rateOff.toFixed(0),
+    (rateOn / rateOff).toFixed(2),
+    '>= 0.9',
+  ],
   [`spans received (${rounds} round${rounds === 1 ? '' : 's'})`, String(spansReceived), '', '', ''],
 ];
 printTable(['measure', 'tracing on', 'off (baseline)', 'ratio / diff', 'target'], rows);

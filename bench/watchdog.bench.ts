@@ -77,8 +77,17 @@ interface Prepared {
 async function prepare(partition: string, mode: 'Enforce' | 'Observe', fault: Fault, avoidNodes: string[] = []): Promise<Prepared> {
   await cluster.applyPartition(partition, { ...settings, mode });
   const pods = await cluster.waitForReadyMembers(partition, 3, 180_000);
-  const target = pods.filter((p) => !avoidNodes.includes(p.spec!.nodeName!)).sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!))[0]!;
-  return { partition, fault, pod: target.metadata!.name!, uid: target.metadata!.uid!, restarts: containerRestarts(target), node: target.spec!.nodeName! };
+  const target = pods
+    .filter((p) => !avoidNodes.includes(p.spec!.nodeName!))
+    .sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!))[0]!;
+  return {
+    partition,
+    fault,
+    pod: target.metadata!.name!,
+    uid: target.metadata!.uid!,
+    restarts: containerRestarts(target),
+    node: target.spec!.nodeName!,
+  };
 }
 
 /** Injects the fault and times the member back to Ready in a new pod (or, for a hang, a restarted container), or to the cap. */
@@ -124,7 +133,9 @@ try {
     // node no other broken member uses, so the capped waits overlap instead of adding up.
     const lost = faults.includes('node_lost') ? [await prepare('alone-node-lost', 'Observe', 'node_lost')] : [];
     const avoid = lost.map((p) => p.node);
-    const others = await Promise.all(faults.filter((f) => f !== 'node_lost').map((f) => prepare(`alone-${f.replace('_', '-')}`, 'Observe', f, avoid)));
+    const others = await Promise.all(
+      faults.filter((f) => f !== 'node_lost').map((f) => prepare(`alone-${f.replace('_', '-')}`, 'Observe', f, avoid)),
+    );
     const outcomes = await Promise.all([...lost, ...others].map(async (p) => [p.fault, await run(p, capMs)] as const));
     for (const [fault, outcome] of outcomes) without[fault] = outcome;
   }
@@ -141,7 +152,9 @@ console.log(`\nwatchdog settings: ${JSON.stringify(settings)}; maxUnhealthyPerce
 console.log('without the watchdog = Kubernetes alone (the operator runs with mode: Observe)');
 console.log(`\n${'fault'.padEnd(14)}  ${'with watchdog'.padStart(14)}  ${'without'.padStart(14)}  target`);
 for (const fault of ['hang', 'node_lost', 'volume_fault'] as Fault[]) {
-  console.log(`${fault.padEnd(14)}  ${show(withWatchdog[fault]).padStart(14)}  ${show(without[fault]).padStart(14)}  <= ${targets[fault]} s`);
+  console.log(
+    `${fault.padEnd(14)}  ${show(withWatchdog[fault]).padStart(14)}  ${show(without[fault]).padStart(14)}  <= ${targets[fault]} s`,
+  );
 }
 const figure = (o: Outcome | undefined): number | null => (o ? round(o.seconds) : null);
 console.log(
@@ -152,7 +165,9 @@ console.log(
     mttr_node_lost_without_s: figure(without.node_lost),
     mttr_volume_fault_s: figure(withWatchdog.volume_fault),
     mttr_volume_fault_without_s: figure(without.volume_fault),
-    without_capped: Object.entries(without).filter(([, o]) => o.capped).map(([f]) => f),
+    without_capped: Object.entries(without)
+      .filter(([, o]) => o.capped)
+      .map(([f]) => f),
     cap_s: capSeconds,
     settings,
   }),

@@ -20,9 +20,21 @@ export const areas = [
   { name: 'contract', dir: 'contract/src', may: [] },
   { name: 'client', dir: 'client/src', may: ['contract'] },
   { name: 'dataplane/stores', dir: 'dataplane/src/stores', may: ['contract', 'dataplane/shared', 'dataplane/telemetry'] },
-  { name: 'dataplane/partition', dir: 'dataplane/src/partition', may: ['contract', 'client', 'dataplane/shared', 'dataplane/stores', 'dataplane/telemetry', 'dataplane/health', 'dataplane/http'] },
-  { name: 'dataplane/gateway', dir: 'dataplane/src/gateway', may: ['contract', 'client', 'dataplane/shared', 'dataplane/telemetry', 'dataplane/health', 'dataplane/http'] },
-  { name: 'dataplane/prober', dir: 'dataplane/src/prober', may: ['contract', 'client', 'dataplane/shared', 'dataplane/telemetry', 'dataplane/health', 'dataplane/http'] },
+  {
+    name: 'dataplane/partition',
+    dir: 'dataplane/src/partition',
+    may: ['contract', 'client', 'dataplane/shared', 'dataplane/stores', 'dataplane/telemetry', 'dataplane/health', 'dataplane/http'],
+  },
+  {
+    name: 'dataplane/gateway',
+    dir: 'dataplane/src/gateway',
+    may: ['contract', 'client', 'dataplane/shared', 'dataplane/telemetry', 'dataplane/health', 'dataplane/http'],
+  },
+  {
+    name: 'dataplane/prober',
+    dir: 'dataplane/src/prober',
+    may: ['contract', 'client', 'dataplane/shared', 'dataplane/telemetry', 'dataplane/health', 'dataplane/http'],
+  },
   { name: 'dataplane/telemetry', dir: 'dataplane/src/telemetry', may: ['contract', 'dataplane/shared'] },
   { name: 'dataplane/health', dir: 'dataplane/src/health', may: ['contract', 'dataplane/shared', 'dataplane/telemetry'] },
   { name: 'dataplane/http', dir: 'dataplane/src/http', may: ['contract', 'dataplane/shared'] },
@@ -70,7 +82,9 @@ export function checkImport(file, specifier, { typeOnly = false } = {}) {
   const from = areaOf(file);
   if (from === undefined) return undefined;
   if (specifier.startsWith('.')) {
-    const target = relative(repoRoot, resolve(repoRoot, dirname(file), specifier)).split(sep).join('/');
+    const target = relative(repoRoot, resolve(repoRoot, dirname(file), specifier))
+      .split(sep)
+      .join('/');
     if (isTestCode(target)) return `product code (${from.name}) must not import test code (${target})`;
     const to = areaOf(target);
     if (to === undefined) return `${from.name} must not import ${target}, which is outside the product areas`;

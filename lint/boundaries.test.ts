@@ -73,9 +73,12 @@ describe('the lint rule', () => {
   });
 
   it('checks re-exports and dynamic imports too', async () => {
-    const [result] = await eslint.lintText("export * from '../../dataplane/src/config.ts';\nawait import('../../dataplane/src/paths.ts');\n", {
-      filePath: 'operator/src/violation.ts',
-    });
+    const [result] = await eslint.lintText(
+      "export * from '../../dataplane/src/config.ts';\nawait import('../../dataplane/src/paths.ts');\n",
+      {
+        filePath: 'operator/src/violation.ts',
+      },
+    );
     expect(result?.errorCount).toBe(2);
   });
 

@@ -82,7 +82,9 @@ describe('hashes', () => {
       { sha256: 'a'.repeat(64), size: 4 },
       { sha256: 'b'.repeat(64), size: 2 },
     ];
-    const expected = createHash('sha256').update(`${'a'.repeat(64)}:4\n${'b'.repeat(64)}:2\n`).digest('hex');
+    const expected = createHash('sha256')
+      .update(`${'a'.repeat(64)}:4\n${'b'.repeat(64)}:2\n`)
+      .digest('hex');
     expect(await contentHashOf(blocks)).toBe(expected);
   });
 });

@@ -14,15 +14,7 @@ import { startEtcd, type EtcdServer } from '../../e2e/harness/etcd.ts';
 import { startMinio, type MinioServer } from '../../e2e/harness/minio.ts';
 import { startPartition, type RunningPartition } from '../../e2e/dataplane/partition-process.ts';
 import { mintIdInSlot } from '../../dataplane/src/slots.ts';
-import {
-  ApiError,
-  MeshworkClient,
-  NetworkError,
-  RequestAbortedError,
-  RequestTimeoutError,
-  sha256Hex,
-  type RetryInfo,
-} from './index.ts';
+import { ApiError, MeshworkClient, NetworkError, RequestAbortedError, RequestTimeoutError, sha256Hex, type RetryInfo } from './index.ts';
 import { downloadToFile, nodeHttpFetch, rawHttp, uploadFile } from './node.ts';
 
 const MiB = 1024 * 1024;
@@ -133,14 +125,22 @@ describe('entries', () => {
     expect(first.entry.path).toBe('notes/a b?.txt');
     expect(first.etag).toBe(`"${first.entry.version}"`);
 
-    const lost = await expectApiError(phone.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory' }, { ifNoneMatch: '*' }), 'precondition_failed', 412);
+    const lost = await expectApiError(
+      phone.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory' }, { ifNoneMatch: '*' }),
+      'precondition_failed',
+      412,
+    );
     expect(lost.details.currentVersion).toBe(first.entry.version);
 
     const mtime = '2026-01-01T00:00:00.000Z';
     const replaced = await phone.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory', mtime }, { ifMatch: first.entry.version });
     expect(replaced.created).toBe(false);
     expect(replaced.entry.modifiedBy).toBe(phoneId);
-    await expectApiError(laptop.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory' }, { ifMatch: first.entry.version }), 'precondition_failed', 412);
+    await expectApiError(
+      laptop.putEntry(objectId, 'notes/a b?.txt', { kind: 'directory' }, { ifMatch: first.entry.version }),
+      'precondition_failed',
+      412,
+    );
 
     const read = await laptop.getEntry(objectId, 'notes/a b?.txt');
     expect(read.notModified).toBe(false);
@@ -237,11 +237,17 @@ describe('content', () => {
       }
     }
     const started = performance.now();
-    const result = await laptop.upload(objectId, 'big/file.bin', source(), { ifNoneMatch: '*' }, {
-      blockSize: MiB,
-      parallelism: 2,
-      onBlockUploaded: (b) => (uploaded += b.size),
-    });
+    const result = await laptop.upload(
+      objectId,
+      'big/file.bin',
+      source(),
+      { ifNoneMatch: '*' },
+      {
+        blockSize: MiB,
+        parallelism: 2,
+        onBlockUploaded: (b) => (uploaded += b.size),
+      },
+    );
     const seconds = (performance.now() - started) / 1000;
     expect(result.created).toBe(true);
     expect(result.blocks.map((b) => b.size)).toEqual([...Array<number>(9).fill(MiB), 12_345]);
@@ -253,7 +259,9 @@ describe('content', () => {
     uploadedVersion = result.entry.version;
     contentHash = result.entry.contentHash;
     const rate = (fileSize / MiB / seconds).toFixed(1);
-    console.log(`upload of ${(fileSize / MiB).toFixed(1)} MiB in 1 MiB blocks: ${rate} MiB/s, at most ${(mostAhead / MiB).toFixed(2)} MiB read ahead`);
+    console.log(
+      `upload of ${(fileSize / MiB).toFixed(1)} MiB in 1 MiB blocks: ${rate} MiB/s, at most ${(mostAhead / MiB).toFixed(2)} MiB read ahead`,
+    );
 
     // The same content again: every block is present, only the commit is sent.
     const again = await phone.upload(objectId, 'big/copy.bin', fileData, { ifNoneMatch: '*' }, { blockSize: MiB });
@@ -296,7 +304,11 @@ describe('content', () => {
     expect(otherEtag.contentLength).toBe(fileSize);
     await otherEtag.body?.cancel();
 
-    const outside = await expectApiError(phone.content(objectId, 'big/file.bin', { range: { start: fileSize } }), 'range_not_satisfiable', 416);
+    const outside = await expectApiError(
+      phone.content(objectId, 'big/file.bin', { range: { start: fileSize } }),
+      'range_not_satisfiable',
+      416,
+    );
     expect(outside.headers['content-range']).toBe(`bytes */${fileSize}`);
   });
 
@@ -380,7 +392,11 @@ describe('operations', () => {
 describe('retries on a real 429', () => {
   it('waits out Retry-After and succeeds where a client without retries is refused', async () => {
     const retries: RetryInfo[] = [];
-    const throttledAdmin = new MeshworkClient({ baseUrl: throttled.url, token: throttled.adminToken, onRetry: (info) => retries.push(info) });
+    const throttledAdmin = new MeshworkClient({
+      baseUrl: throttled.url,
+      token: throttled.adminToken,
+      onRetry: (info) => retries.push(info),
+    });
     const account = throttledAdmin.as((await throttledAdmin.createUser('busy')).token);
     const device = account.as((await account.registerDevice('busy-phone')).token);
     const noRetry = new MeshworkClient({ baseUrl: throttled.url, token: device.token, retry: { maxAttempts: 1 } });
@@ -404,7 +420,11 @@ describe('retries on a real 429', () => {
 
   it('never repeats an unconditional POST', async () => {
     const retries: RetryInfo[] = [];
-    const throttledAdmin = new MeshworkClient({ baseUrl: throttled.url, token: throttled.adminToken, onRetry: (info) => retries.push(info) });
+    const throttledAdmin = new MeshworkClient({
+      baseUrl: throttled.url,
+      token: throttled.adminToken,
+      onRetry: (info) => retries.push(info),
+    });
     const account = throttledAdmin.as((await throttledAdmin.createUser('poster')).token);
     const device = account.as((await account.registerDevice('poster-phone')).token);
     await device.me();
@@ -449,9 +469,11 @@ describe('transport', () => {
     // 100 requests; a connection per request would be 100 accepts, a shared pool a handful.
     const before = connections;
     const client = new MeshworkClient({ baseUrl: base, token: 't' });
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      for (let i = 0; i < 25; i++) await client.as(`t${i}`).raw('GET', '/v1/anything');
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 25; i++) await client.as(`t${i}`).raw('GET', '/v1/anything');
+      }),
+    );
     expect(connections - before).toBeLessThanOrEqual(8);
   });
 
@@ -478,7 +500,9 @@ describe('transport', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const err = await new MeshworkClient({ baseUrl: `http://127.0.0.1:${port}`, retry: { maxAttempts: 2, baseDelayMs: 10 } }).slots().catch((e: unknown) => e);
+    const err = await new MeshworkClient({ baseUrl: `http://127.0.0.1:${port}`, retry: { maxAttempts: 2, baseDelayMs: 10 } })
+      .slots()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetworkError);
     expect((err as NetworkError).cause).toBeDefined();
   });

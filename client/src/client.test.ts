@@ -148,7 +148,10 @@ describe('MeshworkClient exchange', () => {
     const all = await client.listAllEntries('o', { limit: 1 });
     expect(all.entries.map((e) => e.path)).toEqual(['a', 'b']);
     expect(all.cursor).toBe('5');
-    expect(requests.map((r) => r.url)).toEqual(['http://api.test/v1/objects/o/entries?limit=1', 'http://api.test/v1/objects/o/entries?limit=1&page=p2']);
+    expect(requests.map((r) => r.url)).toEqual([
+      'http://api.test/v1/objects/o/entries?limit=1',
+      'http://api.test/v1/objects/o/entries?limit=1&page=p2',
+    ]);
   });
 
   it('as(token) keeps the transport and changes the identity', async () => {

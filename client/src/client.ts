@@ -247,7 +247,10 @@ export class MeshworkClient {
 
   /** `PUT /v1/users/{id}/quota` (administrator): sets a user's storage quota in bytes (null: unlimited). */
   async setQuota(userId: string, quotaBytes: number | null, options?: CallOptions): Promise<StorageUsage & { userId: string }> {
-    return this.#json<StorageUsage & { userId: string }>('PUT', `/v1/users/${segment(userId)}/quota`, { ...options, body: { json: { quotaBytes } } });
+    return this.#json<StorageUsage & { userId: string }>('PUT', `/v1/users/${segment(userId)}/quota`, {
+      ...options,
+      body: { json: { quotaBytes } },
+    });
   }
 
   /** `GET /v1/me`: the caller's user (and device) and its storage use. */
@@ -311,7 +314,13 @@ export class MeshworkClient {
   // ---- entries
 
   /** `PUT /v1/objects/{id}/entries/{path}` (writer): commits a file's block list or a directory, under a precondition. */
-  async putEntry(objectId: string, path: string, commit: EntryCommit, precondition: WritePrecondition, options?: CallOptions): Promise<CommitResult> {
+  async putEntry(
+    objectId: string,
+    path: string,
+    commit: EntryCommit,
+    precondition: WritePrecondition,
+    options?: CallOptions,
+  ): Promise<CommitResult> {
     const res = await this.#send('PUT', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}`, {
       ...options,
       headers: { ...options?.headers, ...preconditionHeaders(precondition) },
@@ -374,7 +383,10 @@ export class MeshworkClient {
   }
 
   /** One page of `GET /v1/objects/{id}/changes` after `cursor`; `wait` makes it a long poll; `page` follows a `next` token. */
-  async changes(objectId: string, options: CallOptions & { cursor?: string; limit?: number; page?: string; wait?: number }): Promise<ChangePage> {
+  async changes(
+    objectId: string,
+    options: CallOptions & { cursor?: string; limit?: number; page?: string; wait?: number },
+  ): Promise<ChangePage> {
     const { cursor, limit, page, wait, ...rest } = options;
     // A page is read at the first page's snapshot: its token replaces cursor (and wait is refused with it).
     const params = page === undefined ? { cursor, limit, wait } : { limit, page };
@@ -392,7 +404,10 @@ export class MeshworkClient {
   }
 
   /** All changes after `cursor` and the cursor to ask from next time. */
-  async listAllChanges(objectId: string, options: CallOptions & { cursor: string; limit?: number }): Promise<{ changes: Entry[]; cursor: string }> {
+  async listAllChanges(
+    objectId: string,
+    options: CallOptions & { cursor: string; limit?: number },
+  ): Promise<{ changes: Entry[]; cursor: string }> {
     const changes: Entry[] = [];
     let cursor = options.cursor;
     for await (const page of this.changePages(objectId, options)) {
@@ -445,7 +460,11 @@ export class MeshworkClient {
     if (range !== undefined) headers.range = rangeHeader(range);
     if (ifNoneMatch !== undefined) headers['if-none-match'] = asEtag(ifNoneMatch);
     if (ifRange !== undefined) headers['if-range'] = asEtag(ifRange);
-    const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}`, { ...rest, headers, accept: [304] });
+    const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}`, {
+      ...rest,
+      headers,
+      accept: [304],
+    });
     const length = res.headers.get('content-length');
     if (res.status === 304) await res.body?.cancel();
     return {
@@ -498,9 +517,16 @@ export class MeshworkClient {
    * only those (`parallelism` at once), then commit the block list under `precondition`.
    * The source is read as blocks are needed: at most 2 × `parallelism` blocks are in memory.
    */
-  async upload(objectId: string, path: string, source: UploadSource, precondition: WritePrecondition, options: UploadOptions = {}): Promise<UploadResult> {
+  async upload(
+    objectId: string,
+    path: string,
+    source: UploadSource,
+    precondition: WritePrecondition,
+    options: UploadOptions = {},
+  ): Promise<UploadResult> {
     const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, ...call } = options;
-    if (!Number.isInteger(parallelism) || parallelism < 1) throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
+    if (!Number.isInteger(parallelism) || parallelism < 1)
+      throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
     // One batch uploads while the next is read: at most 2 × parallelism blocks are held.
     const batchSize = parallelism;
     const blocks: BlockRef[] = [];
@@ -511,7 +537,12 @@ export class MeshworkClient {
     const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
       const unique = [...new Map(batch.filter((b) => !present.has(b.sha256)).map((b) => [b.sha256, b])).values()];
       if (unique.length === 0) return;
-      const missing = new Set(await this.missingBlocks(unique.map((b) => b.sha256), call));
+      const missing = new Set(
+        await this.missingBlocks(
+          unique.map((b) => b.sha256),
+          call,
+        ),
+      );
       const queue = unique.filter((b) => missing.has(b.sha256));
       const worker = async (): Promise<void> => {
         for (let b = queue.shift(); b !== undefined; b = queue.shift()) {
@@ -544,7 +575,13 @@ export class MeshworkClient {
     }
     await inFlight;
     await send(batch);
-    const commit = await this.putEntry(objectId, path, { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) }, precondition, call);
+    const commit = await this.putEntry(
+      objectId,
+      path,
+      { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) },
+      precondition,
+      call,
+    );
     return { ...commit, blocks, uploadedBlocks, uploadedBytes };
   }
 
@@ -552,7 +589,11 @@ export class MeshworkClient {
 
   /** `PUT /v1/devices/{id}/presence` (the device itself): announces endpoints and holds for `ttlSeconds`. */
   async setPresence(deviceId: string, presence: PresenceUpdate, options?: CallOptions): Promise<Presence> {
-    return this.#json<Presence>('PUT', `/v1/devices/${segment(deviceId)}/presence`, { ...options, body: { json: presence }, idempotent: true });
+    return this.#json<Presence>('PUT', `/v1/devices/${segment(deviceId)}/presence`, {
+      ...options,
+      body: { json: presence },
+      idempotent: true,
+    });
   }
 
   /** `DELETE /v1/devices/{id}/presence` (the device itself): offline at once. */
@@ -663,7 +704,10 @@ export class MeshworkClient {
     const headers = lowerCased(options.headers);
     const safe =
       options.idempotent === true ||
-      isSafeToRepeat(method, headers, { blockUpload: options.blockUpload === true, streamBody: options.body !== undefined && 'stream' in options.body });
+      isSafeToRepeat(method, headers, {
+        blockUpload: options.blockUpload === true,
+        streamBody: options.body !== undefined && 'stream' in options.body,
+      });
     const random = this.#options.random ?? Math.random;
     const now = this.#options.now ?? Date.now;
     const sleep = this.#options.sleep ?? abortableSleep;
@@ -730,7 +774,8 @@ export class MeshworkClient {
     const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: AbortSignal.any(signals) };
     // fetch's default cache mode turns a conditional request into `Cache-Control: no-cache`, which
     // tells the server not to answer 304; `no-cache` mode sends `max-age=0` (revalidate) instead.
-    if (['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'].some((h) => h in headers)) init.cache = 'no-cache';
+    if (['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'].some((h) => h in headers))
+      init.cache = 'no-cache';
     if (body !== undefined) init.body = body;
     if (b !== undefined && 'stream' in b) init.duplex = 'half';
     try {
@@ -738,7 +783,9 @@ export class MeshworkClient {
     } catch (err) {
       if (signal?.aborted) throw new RequestAbortedError(`${method} ${path} aborted`, { cause: signal.reason });
       if (timeout.signal.aborted) throw timeout.signal.reason as RequestTimeoutError;
-      throw new NetworkError(`${method} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new NetworkError(`${method} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     } finally {
       // The timeout bounds the wait for the answer's headers; a streamed body is the caller's to bound.
       clearTimeout(timer);
@@ -773,5 +820,3 @@ export class NotificationWatch implements AsyncIterable<Notifications> {
     }
   }
 }
-
-

@@ -31,11 +31,14 @@ describe('entry points', () => {
     expect(files).toEqual(expect.arrayContaining(['index.ts', 'client.ts', 'errors.ts', 'retry.ts', 'paths.ts', 'blocks.ts', 'types.ts']));
     expect(files).not.toContain('node.ts');
     for (const file of files) {
-      for (const specifier of importsOf(file)) expect(specifier.startsWith('./') || specifier === '@meshwork/contract', `${file} imports ${specifier}`).toBe(true);
+      for (const specifier of importsOf(file))
+        expect(specifier.startsWith('./') || specifier === '@meshwork/contract', `${file} imports ${specifier}`).toBe(true);
     }
   });
 
   it('puts the Node-only helpers behind ./node', () => {
-    expect(importsOf('node.ts').filter((s) => s.startsWith('node:'))).toEqual(expect.arrayContaining(['node:fs', 'node:http', 'node:stream']));
+    expect(importsOf('node.ts').filter((s) => s.startsWith('node:'))).toEqual(
+      expect.arrayContaining(['node:fs', 'node:http', 'node:stream']),
+    );
   });
 });

@@ -6,7 +6,9 @@ import { UnexpectedAnswerError, errorFromAnswer, isRetryableAnswer } from './err
 
 describe('errorFromAnswer', () => {
   it('raises the catalogue ApiError with details and headers from the envelope', () => {
-    const body = JSON.stringify({ error: { code: 'precondition_failed', message: 'someone else committed', currentVersion: '42', current: { path: 'a' } } });
+    const body = JSON.stringify({
+      error: { code: 'precondition_failed', message: 'someone else committed', currentVersion: '42', current: { path: 'a' } },
+    });
     const err = errorFromAnswer(412, { etag: '"42"' }, body, 'PUT entry');
     expect(err).toBeInstanceOf(ApiError);
     expect(err.code).toBe('precondition_failed');

@@ -65,10 +65,15 @@ export function errorFromAnswer(status: number, headers: Record<string, string>,
   const error = typeof envelope === 'object' && envelope !== null ? (envelope as { error?: unknown }).error : undefined;
   if (typeof error !== 'object' || error === null || typeof (error as { code?: unknown }).code !== 'string') {
     const body = bodyText.slice(0, maxBodyInError);
-    return new UnexpectedAnswerError(`http_${status}`, status, `${what} answered ${status} without an error envelope${body ? `: ${body.slice(0, 200)}` : ''}`, {
-      headers,
-      body,
-    });
+    return new UnexpectedAnswerError(
+      `http_${status}`,
+      status,
+      `${what} answered ${status} without an error envelope${body ? `: ${body.slice(0, 200)}` : ''}`,
+      {
+        headers,
+        body,
+      },
+    );
   }
   const { code, message, ...details } = error as { code: string; message?: unknown } & Record<string, unknown>;
   const text = `${what} answered ${status} ${code}${typeof message === 'string' ? `: ${message}` : ''}`;

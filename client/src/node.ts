@@ -140,15 +140,19 @@ export function nodeHttpFetch(agent: Agent): typeof fetch {
     if (payload !== undefined) headers.set('content-length', String(payload.length));
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<Response>((resolve, reject) => {
-      const req = send(url, { method, agent, headers: Object.fromEntries(headers), ...(init.signal ? { signal: init.signal } : {}) }, (res) => {
-        const answer = new Headers();
-        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-        const status = res.statusCode ?? 0;
-        const empty = status === 204 || status === 304 || method === 'HEAD';
-        if (empty) res.resume();
-        const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-        resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: answer }));
-      });
+      const req = send(
+        url,
+        { method, agent, headers: Object.fromEntries(headers), ...(init.signal ? { signal: init.signal } : {}) },
+        (res) => {
+          const answer = new Headers();
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+          const status = res.statusCode ?? 0;
+          const empty = status === 204 || status === 304 || method === 'HEAD';
+          if (empty) res.resume();
+          const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+          resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: answer }));
+        },
+      );
       req.on('error', reject);
       if (body instanceof ReadableStream) Readable.fromWeb(body as ReadableStream<Uint8Array>).pipe(req);
       else req.end(payload);

@@ -50,7 +50,11 @@ export function retryDelayMs(policy: RetryPolicy, attempt: number, retryAfterMs:
  * took effect meets 412 rather than writing twice) and block uploads (content-addressed).
  * A body that is a stream cannot be sent twice and is never repeated.
  */
-export function isSafeToRepeat(method: string, headers: Record<string, string>, options: { blockUpload?: boolean; streamBody?: boolean } = {}): boolean {
+export function isSafeToRepeat(
+  method: string,
+  headers: Record<string, string>,
+  options: { blockUpload?: boolean; streamBody?: boolean } = {},
+): boolean {
   if (options.streamBody) return false;
   const m = method.toUpperCase();
   if (m === 'GET' || m === 'HEAD') return true;

@@ -16,4 +16,3 @@ export function parseByteSize(text: string): number | undefined {
   const bytes = Number(digits) * factor;
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
-

@@ -4,7 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConfigError, parseEnvironment } from './config-error.ts';
 import { PartitionEnv, partitionEnvSchema } from './env.ts';
-import { ExitCode, formatTerminationMessage, isVolumeFaultTermination, maxTerminationMessageLength, volumeFaultMessage } from './exit-codes.ts';
+import {
+  ExitCode,
+  formatTerminationMessage,
+  isVolumeFaultTermination,
+  maxTerminationMessageLength,
+  volumeFaultMessage,
+} from './exit-codes.ts';
 import { MeshworkError } from './errors.ts';
 import { unsuitableNodeLabel } from './labels.ts';
 import { dataplaneNodeFlags, dataplaneNodeOptions } from './node-flags.ts';
@@ -36,7 +42,11 @@ describe('the partition environment schema', () => {
   it.each([
     [{ [PartitionEnv.partition]: undefined }, PartitionEnv.partition, 'is required'],
     [{ [PartitionEnv.etcdEndpoints]: 'http://etcd:2379,etcd:2380' }, PartitionEnv.etcdEndpoints, 'http'],
-    [{ [PartitionEnv.throttleConcurrencyMin]: '9', [PartitionEnv.throttleConcurrencyMax]: '8' }, PartitionEnv.throttleConcurrencyMin, 'must not exceed'],
+    [
+      { [PartitionEnv.throttleConcurrencyMin]: '9', [PartitionEnv.throttleConcurrencyMax]: '8' },
+      PartitionEnv.throttleConcurrencyMin,
+      'must not exceed',
+    ],
   ])('names the variable at fault for %j', (override, field, message) => {
     const env: Record<string, string | undefined> = { ...minimal, ...override };
     const error = (() => {

@@ -160,7 +160,9 @@ const bytes = (fallback: string) =>
 export const partitionEnvSchema = z
   .object({
     [PartitionEnv.listen]: listenAddress.default({ host: '0.0.0.0', port: dataplaneHttpPort }),
-    [PartitionEnv.partition]: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")'),
+    [PartitionEnv.partition]: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")'),
     [PartitionEnv.podName]: z
       .string()
       .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a DNS subdomain (lower-case letters, digits, ".", "-")')
@@ -177,7 +179,12 @@ export const partitionEnvSchema = z
     [PartitionEnv.advertiseUrl]: httpUrl.optional(),
     [PartitionEnv.etcdEndpoints]: z
       .string()
-      .transform((text) => text.split(',').map((e) => e.trim()).filter((e) => e !== ''))
+      .transform((text) =>
+        text
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== ''),
+      )
       .pipe(z.array(httpUrl).min(1, 'must list at least one endpoint')),
     [PartitionEnv.s3Endpoint]: httpUrl.transform((u) => new URL(u)),
     [PartitionEnv.s3Bucket]: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'),
@@ -198,7 +205,12 @@ export const partitionEnvSchema = z
     [PartitionEnv.dataDirs]: z
       .string()
       .default('')
-      .transform((text) => text.split(',').map((d) => d.trim().replace(/(?<=.)\/+$/, '')).filter((d) => d !== ''))
+      .transform((text) =>
+        text
+          .split(',')
+          .map((d) => d.trim().replace(/(?<=.)\/+$/, ''))
+          .filter((d) => d !== ''),
+      )
       .refine((dirs) => dirs.every((d) => d.startsWith('/')), 'must list absolute paths')
       .refine((dirs) => new Set(dirs).size === dirs.length, 'lists a directory twice'),
     [PartitionEnv.volumeCheckIntervalSeconds]: seconds(10, 0),
@@ -225,7 +237,11 @@ export const partitionEnvSchema = z
     const min = env[PartitionEnv.throttleConcurrencyMin];
     const max = env[PartitionEnv.throttleConcurrencyMax];
     if (min > max) {
-      ctx.addIssue({ code: 'custom', path: [PartitionEnv.throttleConcurrencyMin], message: `must not exceed ${PartitionEnv.throttleConcurrencyMax} (${max})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [PartitionEnv.throttleConcurrencyMin],
+        message: `must not exceed ${PartitionEnv.throttleConcurrencyMax} (${max})`,
+      });
     }
   });
 

@@ -36,7 +36,11 @@ export const apiErrorCatalogue = {
   precondition_failed: { status: 412, retryable: false, summary: 'If-Match or If-None-Match did not hold; error.current is what is there' },
   too_large: { status: 413, retryable: false, summary: 'the body is larger than the route accepts' },
   entry_too_large: { status: 413, retryable: false, summary: 'a commit names more bytes than the maximum entry size' },
-  unsupported_media_type: { status: 415, retryable: false, summary: 'the body is not in a Content-Type or Content-Encoding the route accepts' },
+  unsupported_media_type: {
+    status: 415,
+    retryable: false,
+    summary: 'the body is not in a Content-Type or Content-Encoding the route accepts',
+  },
   range_not_satisfiable: { status: 416, retryable: false, summary: 'the Range lies outside the content' },
   misdirected: { status: 421, retryable: true, summary: 'another partition owns the slot; error.owner is its address' },
   hash_mismatch: { status: 422, retryable: false, summary: 'an uploaded block does not hash to its name' },

@@ -5,7 +5,11 @@ export { parseByteSize } from '@meshwork/contract';
 
 /** A byte count written for people: 67108864 as `64 MiB`. */
 export function formatByteSize(bytes: number): string {
-  for (const [suffix, factor] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+  for (const [suffix, factor] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const) {
     if (bytes >= factor) return `${Number((bytes / factor).toFixed(2))} ${suffix}`;
   }
   return `${bytes} bytes`;

@@ -2,7 +2,11 @@ import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parsePartitionConfig } from './config.ts';
 
-const files: Record<string, string> = { '/secrets/admin': 'admin-token-0123456789\n', '/secrets/s3-secret': 's3secret', '/secrets/empty': '  \n' };
+const files: Record<string, string> = {
+  '/secrets/admin': 'admin-token-0123456789\n',
+  '/secrets/s3-secret': 's3secret',
+  '/secrets/empty': '  \n',
+};
 const readSecret = (path: string): string => {
   const value = files[path];
   if (value === undefined) throw new Error('ENOENT: no such file');
@@ -60,7 +64,9 @@ describe('parsePartitionConfig', () => {
   });
 
   it('takes the OTLP endpoint, and treats an empty one as unset', () => {
-    expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, readSecret).otlpEndpoint).toBe('http://collector:4318');
+    expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, readSecret).otlpEndpoint).toBe(
+      'http://collector:4318',
+    );
     expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
   });
 
@@ -94,7 +100,10 @@ describe('parsePartitionConfig', () => {
   });
 
   it('takes the advertise URL and listen address as given', () => {
-    const config = parsePartitionConfig({ ...valid, MESHWORK_LISTEN: '127.0.0.5:9999', MESHWORK_ADVERTISE_URL: 'http://p0.mesh:8080/' }, readSecret);
+    const config = parsePartitionConfig(
+      { ...valid, MESHWORK_LISTEN: '127.0.0.5:9999', MESHWORK_ADVERTISE_URL: 'http://p0.mesh:8080/' },
+      readSecret,
+    );
     expect(config.listen).toEqual({ host: '127.0.0.5', port: 9999 });
     expect(config.advertiseUrl).toBe('http://p0.mesh:8080');
   });
@@ -131,7 +140,11 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '0' }, 'MESHWORK_THROTTLE_MAX_ENTRY_BYTES', 'at least 1'],
     [{ MESHWORK_THROTTLE_DEVICE_LONG_POLLS: 'many' }, 'MESHWORK_THROTTLE_DEVICE_LONG_POLLS', ''],
     [{ MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '-5' }, 'MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS', ''],
-    [{ MESHWORK_THROTTLE_CONCURRENCY_MIN: '64', MESHWORK_THROTTLE_CONCURRENCY_MAX: '32' }, 'MESHWORK_THROTTLE_CONCURRENCY_MIN', 'must not exceed MESHWORK_THROTTLE_CONCURRENCY_MAX'],
+    [
+      { MESHWORK_THROTTLE_CONCURRENCY_MIN: '64', MESHWORK_THROTTLE_CONCURRENCY_MAX: '32' },
+      'MESHWORK_THROTTLE_CONCURRENCY_MIN',
+      'must not exceed MESHWORK_THROTTLE_CONCURRENCY_MAX',
+    ],
   ])('names the bad field for %j', (override, field, message) => {
     const env: NodeJS.ProcessEnv = { ...valid, ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete env[k];

@@ -30,10 +30,7 @@ describe('page tokens', () => {
     Buffer.from('[5,7,null]').toString('base64url'),
     Buffer.from('[5,"a",null,0]').toString('base64url'),
     Buffer.from('[5,"a",null,1,2]').toString('base64url'),
-  ])(
-    'refuses %j',
-    (text) => {
-      expect(() => parsePageToken(text)).toThrow(InvalidCursorError);
-    },
-  );
+  ])('refuses %j', (text) => {
+    expect(() => parsePageToken(text)).toThrow(InvalidCursorError);
+  });
 });

@@ -76,14 +76,22 @@ describe('dataplane main', () => {
 
   it('exits with the store code when etcd stays unreachable past the deadline', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
-    const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_ETCD_ENDPOINTS: 'http://127.0.0.1:9', MESHWORK_STORE_DEADLINE_SECONDS: '2' });
+    const result = await runMain(['partition'], {
+      ...validEnv(dir),
+      MESHWORK_ETCD_ENDPOINTS: 'http://127.0.0.1:9',
+      MESHWORK_STORE_DEADLINE_SECONDS: '2',
+    });
     expect(result.code).toBe(ExitCode.storeUnreachable);
     expect(result.message).toContain('stores unreachable');
   });
 
   it('exits with the store code when the bucket does not exist', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
-    const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_S3_BUCKET: 'no-such-bucket', MESHWORK_STORE_DEADLINE_SECONDS: '1' });
+    const result = await runMain(['partition'], {
+      ...validEnv(dir),
+      MESHWORK_S3_BUCKET: 'no-such-bucket',
+      MESHWORK_STORE_DEADLINE_SECONDS: '1',
+    });
     expect(result.code).toBe(ExitCode.storeUnreachable);
     expect(result.message).toContain('bucket no-such-bucket does not exist');
   });

@@ -16,5 +16,8 @@ switch (role) {
     terminate(ExitCode.usage, `role ${role} is not implemented in this version; available: partition`);
     break;
   default:
-    terminate(ExitCode.usage, `usage: main.ts <role>; role must be one of ${roles.join(', ')}${role === undefined ? '' : `, not "${role}"`}`);
+    terminate(
+      ExitCode.usage,
+      `usage: main.ts <role>; role must be one of ${roles.join(', ')}${role === undefined ? '' : `, not "${role}"`}`,
+    );
 }

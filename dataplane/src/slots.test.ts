@@ -4,19 +4,35 @@ import { formatSlotRanges, mintIdInSlot, parseSlotRanges, rangesContain, slotCou
 describe('parseSlotRanges', () => {
   it.each([
     ['0-4095', [{ first: 0, last: 4095 }]],
-    ['2048-2100,0-1023', [{ first: 0, last: 1023 }, { first: 2048, last: 2100 }]],
-    [' 7 , 9-10', [{ first: 7, last: 7 }, { first: 9, last: 10 }]],
+    [
+      '2048-2100,0-1023',
+      [
+        { first: 0, last: 1023 },
+        { first: 2048, last: 2100 },
+      ],
+    ],
+    [
+      ' 7 , 9-10',
+      [
+        { first: 7, last: 7 },
+        { first: 9, last: 10 },
+      ],
+    ],
   ])('parses %j', (text, expected) => {
     expect(parseSlotRanges(text)).toEqual(expected);
   });
 
-  it.each([['', 'is not a slot'], ['0-4096', 'leaves the slot space'], ['10-5', 'ends before'], ['0-10,10-20', 'overlap'], ['a-b', 'is not a slot'], ['-1', 'is not a slot']])(
-    'rejects %j',
-    (text, message) => {
-      expect(() => parseSlotRanges(text)).toThrow(SlotRangeError);
-      expect(() => parseSlotRanges(text)).toThrow(message);
-    },
-  );
+  it.each([
+    ['', 'is not a slot'],
+    ['0-4096', 'leaves the slot space'],
+    ['10-5', 'ends before'],
+    ['0-10,10-20', 'overlap'],
+    ['a-b', 'is not a slot'],
+    ['-1', 'is not a slot'],
+  ])('rejects %j', (text, message) => {
+    expect(() => parseSlotRanges(text)).toThrow(SlotRangeError);
+    expect(() => parseSlotRanges(text)).toThrow(message);
+  });
 
   it('formats what it parses', () => {
     expect(formatSlotRanges(parseSlotRanges('0-1023,2048,3000-3001'))).toBe('0-1023,2048,3000-3001');

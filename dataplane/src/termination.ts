@@ -7,7 +7,10 @@ import { defaultTerminationMessagePath, formatTerminationMessage, PartitionEnv, 
 export { defaultTerminationMessagePath };
 
 /** Records `reason` where the kubelet and a person will find it, without throwing. */
-export function recordTermination(reason: string, path: string = process.env[PartitionEnv.terminationMessagePath] ?? defaultTerminationMessagePath): void {
+export function recordTermination(
+  reason: string,
+  path: string = process.env[PartitionEnv.terminationMessagePath] ?? defaultTerminationMessagePath,
+): void {
   const line = formatTerminationMessage(reason);
   process.stderr.write(`${line}\n`);
   try {

@@ -52,13 +52,23 @@ describe('the Helm chart', () => {
               group: 'monitoring.coreos.com',
               scope: 'Namespaced',
               names: { kind, plural, singular: kind.toLowerCase() },
-              versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+              versions: [
+                {
+                  name: 'v1',
+                  served: true,
+                  storage: true,
+                  schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+                },
+              ],
             },
           },
         })
         .catch(() => undefined);
       await waitFor(
-        async () => (await ext.readCustomResourceDefinition({ name: `${plural}.monitoring.coreos.com` })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'),
+        async () =>
+          (await ext.readCustomResourceDefinition({ name: `${plural}.monitoring.coreos.com` })).status?.conditions?.some(
+            (c) => c.type === 'Established' && c.status === 'True',
+          ),
         { description: `${kind} CRD to be established`, timeoutMs: 30_000 },
       );
     }
@@ -75,7 +85,10 @@ describe('the Helm chart', () => {
   it.each(['the defaults', ...ciFiles])('renders objects the API server accepts with server-side dry run (%s)', async (file) => {
     const args = file.endsWith('.yaml') ? ['--values', join(chartDir, 'ci', file)] : [];
     const manifest = await mustRun('helm', ['template', 'mw', chartDir, '--namespace', 'meshwork-system', ...args]);
-    const result = await runTool('kubectl', ['apply', '--dry-run=server', '--server-side', '--field-manager=helm-check', '-f', '-'], { input: manifest, kubeconfig });
+    const result = await runTool('kubectl', ['apply', '--dry-run=server', '--server-side', '--field-manager=helm-check', '-f', '-'], {
+      input: manifest,
+      kubeconfig,
+    });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/deployment\.apps\/mw-meshwork serverside-applied \(server dry run\)/);
   });
@@ -96,7 +109,9 @@ describe('the Helm chart', () => {
   });
 
   it('grants exactly the rules of crds/rbac/operator.yaml, cluster-wide or in one namespace', async () => {
-    const shipped = parseAllDocuments(readFileSync(join(repoRoot, 'crds', 'rbac', 'operator.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
+    const shipped = parseAllDocuments(readFileSync(join(repoRoot, 'crds', 'rbac', 'operator.yaml'), 'utf8')).map(
+      (d) => d.toJS() as K8sObject,
+    );
     const named = (objects: K8sObject[], kind: string, suffix: string): K8sObject | undefined =>
       objects.find((o) => o.kind === kind && o.metadata.name.endsWith(suffix));
     const clusterRules = named(shipped, 'ClusterRole', 'meshwork-operator')!.rules;
@@ -125,7 +140,8 @@ describe('the Helm chart', () => {
         : [path.join('.')];
     const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
     // A free-form value (resources, affinity) is documented as a whole.
-    const documented = (path: string): boolean => path.split('.').some((_, i, parts) => readme.includes(`| \`${parts.slice(0, i + 1).join('.')}\` |`));
+    const documented = (path: string): boolean =>
+      path.split('.').some((_, i, parts) => readme.includes(`| \`${parts.slice(0, i + 1).join('.')}\` |`));
     const missing = leaves(values, []).filter((path) => !documented(path));
     expect(missing).toEqual([]);
   });

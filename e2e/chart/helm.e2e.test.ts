@@ -25,9 +25,9 @@ const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.t
 async function operatorPods(count: number, exclude: string[] = []): Promise<V1Pod[]> {
   return waitFor(
     async () => {
-      const pods = (await core.listNamespacedPod({ namespace: releaseNamespace, labelSelector: 'app.kubernetes.io/component=operator' })).items.filter(
-        (p) => !p.metadata?.deletionTimestamp && !exclude.includes(p.metadata?.name ?? ''),
-      );
+      const pods = (
+        await core.listNamespacedPod({ namespace: releaseNamespace, labelSelector: 'app.kubernetes.io/component=operator' })
+      ).items.filter((p) => !p.metadata?.deletionTimestamp && !exclude.includes(p.metadata?.name ?? ''));
       return pods.length === count && pods.every((p) => p.status?.phase === 'Running' && isReady(p)) ? pods : undefined;
     },
     { description: `${count} Running and Ready operator pods`, timeoutMs: 120_000, intervalMs: 500 },
@@ -57,8 +57,15 @@ describe('helm install, upgrade and uninstall', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'meshwork-helm-nodes-'));
-    agent = new NodeAgent({ kubeconfig, dataDir, namePrefix: `helm-${suffix}`, addressBlock: 3, backoff: { baseMs: 1000, maxMs: 10_000, resetAfterMs: 60_000 },
-      log: process.env.MESHWORK_NODE_AGENT_LOG ? (message, fields) => console.log(new Date().toISOString(), message, JSON.stringify(fields)) : undefined,
+    agent = new NodeAgent({
+      kubeconfig,
+      dataDir,
+      namePrefix: `helm-${suffix}`,
+      addressBlock: 3,
+      backoff: { baseMs: 1000, maxMs: 10_000, resetAfterMs: 60_000 },
+      log: process.env.MESHWORK_NODE_AGENT_LOG
+        ? (message, fields) => console.log(new Date().toISOString(), message, JSON.stringify(fields))
+        : undefined,
     });
     await agent.start();
     await core.createNamespace({ body: { metadata: { name: tenant } } });
@@ -72,7 +79,9 @@ describe('helm install, upgrade and uninstall', () => {
   it('refuses values that break the schema before creating anything', async () => {
     const namespace = `refused-${suffix}`;
     await core.createNamespace({ body: { metadata: { name: namespace } } });
-    const result = await runTool('helm', ['install', 'bad', chartDir, '--namespace', namespace, '--set', 'operator.replicas=0'], { kubeconfig });
+    const result = await runTool('helm', ['install', 'bad', chartDir, '--namespace', namespace, '--set', 'operator.replicas=0'], {
+      kubeconfig,
+    });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain("at '/operator/replicas': minimum: got 0, want 1");
     const secrets = await core.listNamespacedSecret({ namespace });
@@ -81,11 +90,27 @@ describe('helm install, upgrade and uninstall', () => {
     expect((await core.listNamespacedServiceAccount({ namespace })).items.map((x) => x.metadata?.name)).not.toContain('bad-meshwork');
   });
 
-  it('installs the operator, which runs, elects a leader and reconciles a MeshPartition with the chart\'s RBAC', async () => {
-    await mustRun('helm', ['install', 'mw', chartDir, '--namespace', releaseNamespace, '--create-namespace', '--set', 'image.tag=dev', '--wait', '--timeout', '3m'], {
-      kubeconfig,
-      timeoutMs: 200_000,
-    });
+  it("installs the operator, which runs, elects a leader and reconciles a MeshPartition with the chart's RBAC", async () => {
+    await mustRun(
+      'helm',
+      [
+        'install',
+        'mw',
+        chartDir,
+        '--namespace',
+        releaseNamespace,
+        '--create-namespace',
+        '--set',
+        'image.tag=dev',
+        '--wait',
+        '--timeout',
+        '3m',
+      ],
+      {
+        kubeconfig,
+        timeoutMs: 200_000,
+      },
+    );
     const pods = await operatorPods(2);
     expect(pods.map((p) => p.spec?.serviceAccountName)).toEqual(['mw-meshwork', 'mw-meshwork']);
     const leases = kc.makeApiClient(CoordinationV1Api);
@@ -104,7 +129,13 @@ describe('helm install, upgrade and uninstall', () => {
     const custom = kc.makeApiClient(CustomObjectsApi);
     await waitFor(
       async () => {
-        const mp = (await custom.getNamespacedCustomObject({ group: 'meshwork.io', version: 'v1alpha1', namespace: tenant, plural: 'meshpartitions', name: 'p0' })) as {
+        const mp = (await custom.getNamespacedCustomObject({
+          group: 'meshwork.io',
+          version: 'v1alpha1',
+          namespace: tenant,
+          plural: 'meshpartitions',
+          name: 'p0',
+        })) as {
           metadata: { generation: number };
           status?: { observedGeneration?: number };
         };
@@ -116,10 +147,26 @@ describe('helm install, upgrade and uninstall', () => {
 
   it('rolls the operator on helm upgrade and keeps the MeshPartitions', async () => {
     const before = (await operatorPods(2)).map((p) => p.metadata!.name!);
-    await mustRun('helm', ['upgrade', 'mw', chartDir, '--namespace', releaseNamespace, '--reuse-values', '--set', 'operator.logLevel=debug', '--wait', '--timeout', '3m'], {
-      kubeconfig,
-      timeoutMs: 200_000,
-    });
+    await mustRun(
+      'helm',
+      [
+        'upgrade',
+        'mw',
+        chartDir,
+        '--namespace',
+        releaseNamespace,
+        '--reuse-values',
+        '--set',
+        'operator.logLevel=debug',
+        '--wait',
+        '--timeout',
+        '3m',
+      ],
+      {
+        kubeconfig,
+        timeoutMs: 200_000,
+      },
+    );
     const after = await operatorPods(2, before);
     expect(after.map((p) => p.metadata?.name).filter((n) => before.includes(n!))).toEqual([]);
     const env = after[0]!.spec?.containers[0]?.env?.find((e) => e.name === 'MESHWORK_LOG_LEVEL');
@@ -129,7 +176,10 @@ describe('helm install, upgrade and uninstall', () => {
   });
 
   it('removes the operator on helm uninstall and keeps the CRD and the MeshPartitions', async () => {
-    await mustRun('helm', ['uninstall', 'mw', '--namespace', releaseNamespace, '--wait', '--timeout', '2m'], { kubeconfig, timeoutMs: 150_000 });
+    await mustRun('helm', ['uninstall', 'mw', '--namespace', releaseNamespace, '--wait', '--timeout', '2m'], {
+      kubeconfig,
+      timeoutMs: 150_000,
+    });
     await waitFor(async () => (await apps.listNamespacedDeployment({ namespace: releaseNamespace })).items.length === 0, {
       description: 'the operator Deployment to be removed',
       timeoutMs: 60_000,

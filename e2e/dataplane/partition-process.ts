@@ -59,7 +59,10 @@ export interface RunningPartition {
 }
 
 /** The environment a partition process is started with. */
-export function partitionEnv(stores: PartitionStores, options: PartitionOptions & { port: number; adminTokenFile: string; dir: string }): NodeJS.ProcessEnv {
+export function partitionEnv(
+  stores: PartitionStores,
+  options: PartitionOptions & { port: number; adminTokenFile: string; dir: string },
+): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
     MESHWORK_LISTEN: `127.0.0.1:${options.port}`,
@@ -94,7 +97,10 @@ export async function startPartition(stores: PartitionStores, options: Partition
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await proc.waitReady(async () => (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok, { timeoutMs: 30_000, what: 'to answer /readyz' });
+    await proc.waitReady(async () => (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok, {
+      timeoutMs: 30_000,
+      what: 'to answer /readyz',
+    });
   } catch (err) {
     await proc.stop();
     throw err;

@@ -29,7 +29,13 @@ export async function pool(count: number, concurrency: number, task: (i: number)
  * with the partition's own store calls: the records the API would write, without a request
  * per record (tens of thousands through the API take minutes).
  */
-export async function populateInStore(etcd: Etcd3, slots: readonly SlotRange[], users: number, devicesPerUser: number, concurrency = 64): Promise<PopulationUser[]> {
+export async function populateInStore(
+  etcd: Etcd3,
+  slots: readonly SlotRange[],
+  users: number,
+  devicesPerUser: number,
+  concurrency = 64,
+): Promise<PopulationUser[]> {
   const metadata = new MetadataStore(etcd);
   const owned = slots.flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, i) => r.first + i));
   const createdAt = new Date().toISOString();
@@ -37,15 +43,25 @@ export async function populateInStore(etcd: Etcd3, slots: readonly SlotRange[], 
   await pool(users, concurrency, async (i) => {
     const userId = mintIdInSlot('u', owned[i % owned.length]!);
     const user = mintToken('user', userId);
-    if (!(await metadata.createUser({ id: userId, name: `user-${i}`, tokenHash: user.tokenHash, createdAt }))) throw new Error(`user ${userId} exists`);
+    if (!(await metadata.createUser({ id: userId, name: `user-${i}`, tokenHash: user.tokenHash, createdAt })))
+      throw new Error(`user ${userId} exists`);
     const objectId = mintIdInSlot('o', slotOf(userId));
-    const object = { id: objectId, name: `object-${i}`, owner: userId, members: { [userId]: 'owner' as const }, cloudStorage: true, createdAt, historyFloor: 0 };
+    const object = {
+      id: objectId,
+      name: `object-${i}`,
+      owner: userId,
+      members: { [userId]: 'owner' as const },
+      cloudStorage: true,
+      createdAt,
+      historyFloor: 0,
+    };
     if (!(await metadata.createObject(object))) throw new Error(`object ${objectId} exists`);
     const devices: PopulationUser['devices'] = [];
     for (let d = 0; d < devicesPerUser; d++) {
       const deviceId = mintIdInSlot('d', slotOf(userId));
       const device = mintToken('device', deviceId);
-      if (!(await metadata.createDevice({ id: deviceId, userId, name: `device-${i}-${d}`, tokenHash: device.tokenHash, createdAt }))) throw new Error(`device ${deviceId} exists`);
+      if (!(await metadata.createDevice({ id: deviceId, userId, name: `device-${i}-${d}`, tokenHash: device.tokenHash, createdAt })))
+        throw new Error(`device ${deviceId} exists`);
       devices.push({ deviceId, token: device.token });
     }
     result[i] = { userId, token: user.token, objectId, devices };

@@ -19,7 +19,13 @@ const client = new MeshworkClient({ baseUrl: url, token });
 const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 /** One API call in a client span of its own, carrying the trace context; raw, so that its status is reported as sent. */
-async function traced(method: string, route: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<RawResponse> {
+async function traced(
+  method: string,
+  route: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   return tracing.inSpan(`${method} ${route}`, { 'http.request.method': method }, async () => {
     const outgoing = { ...headers };
     tracing.inject(outgoing);
@@ -57,7 +63,13 @@ const result = await tracing.startTrace('upload a file', {}, async () => {
   const created = await traced('POST', '/v1/objects', '/v1/objects', { name: 'Traced' });
   const objectId = (created.body as { id: string }).id;
   const block = await traced('PUT', '/v1/blocks/:sha256', `/v1/blocks/${sha}`, content, { 'content-type': 'application/octet-stream' });
-  const commit = await traced('PUT', '/v1/objects/:id/entries/*path', `/v1/objects/${objectId}/entries/traced.txt`, { kind: 'file', blocks: [{ sha256: sha, size: content.length }] }, { 'if-none-match': '*' });
+  const commit = await traced(
+    'PUT',
+    '/v1/objects/:id/entries/*path',
+    `/v1/objects/${objectId}/entries/traced.txt`,
+    { kind: 'file', blocks: [{ sha256: sha, size: content.length }] },
+    { 'if-none-match': '*' },
+  );
   // A body that arrives in two parts: the route's S3 calls run after the body parser's last
   // event, which the socket emits outside the request's context.
   const query = Buffer.from(JSON.stringify({ blocks: [sha256Hex(Buffer.from('never uploaded'))] }));

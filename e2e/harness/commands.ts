@@ -14,7 +14,11 @@ export interface CommandResult {
 }
 
 /** Runs a pinned binary (helm, kubectl) with `args`; resolves with its output whatever its exit code. */
-export function runTool(binary: 'helm' | 'kubectl', args: string[], options: { input?: string; kubeconfig?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+export function runTool(
+  binary: 'helm' | 'kubectl',
+  args: string[],
+  options: { input?: string; kubeconfig?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
   const kube = options.kubeconfig ? ['--kubeconfig', options.kubeconfig] : [];
   const helmHome = join(repoRoot, '.cache', 'helm');
   const child = spawn(requireBinary(binary), [...kube, ...args], {
@@ -28,7 +32,9 @@ export function runTool(binary: 'helm' | 'kubectl', args: string[], options: { i
   child.stdin.end(options.input ?? '');
   return new Promise((resolve) => {
     child.on('error', (err) => resolve({ status: -1, stdout, stderr: stderr + String(err) }));
-    child.on('close', (code, signal) => resolve({ status: code ?? -1, stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr }));
+    child.on('close', (code, signal) =>
+      resolve({ status: code ?? -1, stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr }),
+    );
   });
 }
 

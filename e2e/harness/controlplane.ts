@@ -108,8 +108,15 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
     name: 'apiserver',
     commonName: 'kube-apiserver',
     usage: 'server',
-    altNames: ['IP:127.0.0.1', 'IP:198.18.128.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default',
-      'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local'],
+    altNames: [
+      'IP:127.0.0.1',
+      'IP:198.18.128.1',
+      'DNS:localhost',
+      'DNS:kubernetes',
+      'DNS:kubernetes.default',
+      'DNS:kubernetes.default.svc',
+      'DNS:kubernetes.default.svc.cluster.local',
+    ],
   });
   const admin = await pki.issue({ name: 'admin', commonName: 'meshwork-admin', organization: 'system:masters', usage: 'client' });
   const cm = await pki.issue({ name: 'controller-manager', commonName: 'system:kube-controller-manager', usage: 'client' });

@@ -40,7 +40,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   console.log(`Started etcd, MinIO and the control plane in ${((Date.now() - t0) / 1000).toFixed(1)} s (logs under ${cp.dir})`);
   project.provide('stack', {
     etcd: { endpoint: etcd.endpoint },
-    minio: { endpoint: minio.endpoint, host: minio.host, port: minio.port, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: minio.bucket },
+    minio: {
+      endpoint: minio.endpoint,
+      host: minio.host,
+      port: minio.port,
+      accessKey: minio.accessKey,
+      secretKey: minio.secretKey,
+      bucket: minio.bucket,
+    },
     controlPlane: { server: cp.server, adminKubeconfig: cp.adminKubeconfig, dir: cp.dir },
   });
   return stopAll;

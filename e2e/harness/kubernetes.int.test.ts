@@ -56,7 +56,14 @@ describe('a StatefulSet on the local control plane', () => {
         capacity: { cpu: '2', memory: '8Gi', pods: '110' },
         allocatable: { cpu: '2', memory: '8Gi', pods: '110' },
         conditions: [
-          { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'registered by the harness test', lastHeartbeatTime: new Date(), lastTransitionTime: new Date() },
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'KubeletReady',
+            message: 'registered by the harness test',
+            lastHeartbeatTime: new Date(),
+            lastTransitionTime: new Date(),
+          },
         ],
       },
     };
@@ -80,7 +87,9 @@ describe('a StatefulSet on the local control plane', () => {
             persistentVolumeReclaimPolicy: 'Retain',
             local: { path: `/var/lib/meshwork-harness/${name}` },
             nodeAffinity: {
-              required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [nodeName] }] }] },
+              required: {
+                nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [nodeName] }] }],
+              },
             },
           },
         },
@@ -93,7 +102,10 @@ describe('a StatefulSet on the local control plane', () => {
     await core.deleteCollectionNamespacedPod({ namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
     await core.deleteNode({ name: nodeName }).catch(() => undefined);
     for (const name of pvNames) await core.deletePersistentVolume({ name }).catch(() => undefined);
-    await kc.makeApiClient(StorageV1Api).deleteStorageClass({ name: storageClass }).catch(() => undefined);
+    await kc
+      .makeApiClient(StorageV1Api)
+      .deleteStorageClass({ name: storageClass })
+      .catch(() => undefined);
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
   });
 

@@ -80,10 +80,10 @@ async function startMinioOnce(options: MinioOptions): Promise<MinioServer> {
   const endpoint = `http://${host}:${port}`;
   const client = (): Client => new Client({ endPoint: host, port, useSSL: false, accessKey, secretKey, pathStyle: true });
   try {
-    await proc.waitReady(
-      async () => (await fetch(`${endpoint}/minio/health/ready`, { signal: AbortSignal.timeout(1000) })).ok,
-      { timeoutMs: options.timeoutMs ?? 30_000, what: 'to answer /minio/health/ready' },
-    );
+    await proc.waitReady(async () => (await fetch(`${endpoint}/minio/health/ready`, { signal: AbortSignal.timeout(1000) })).ok, {
+      timeoutMs: options.timeoutMs ?? 30_000,
+      what: 'to answer /minio/health/ready',
+    });
     const admin = client();
     if (!(await admin.bucketExists(bucket))) await admin.makeBucket(bucket);
   } catch (err) {

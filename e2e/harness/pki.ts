@@ -11,7 +11,10 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   try {
     await run('openssl', args, { cwd });
   } catch (err) {
-    const detail = (err as { stderr?: string; code?: string }).code === 'ENOENT' ? 'openssl is not installed (make deps installs it)' : String((err as { stderr?: string }).stderr ?? err);
+    const detail =
+      (err as { stderr?: string; code?: string }).code === 'ENOENT'
+        ? 'openssl is not installed (make deps installs it)'
+        : String((err as { stderr?: string }).stderr ?? err);
     throw new Error(`openssl ${args[0]} failed: ${detail}`, { cause: err });
   }
 }
@@ -57,9 +60,28 @@ export class LocalPki {
     const pki = new LocalPki(dir);
     if (!(await exists(pki.caCert)) || !(await exists(pki.caKey))) {
       await openssl(
-        ['req', '-x509', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-          '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', `/CN=${commonName}`,
-          '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+        [
+          'req',
+          '-x509',
+          '-new',
+          '-nodes',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-keyout',
+          'ca.key',
+          '-out',
+          'ca.crt',
+          '-days',
+          '3650',
+          '-subj',
+          `/CN=${commonName}`,
+          '-addext',
+          'basicConstraints=critical,CA:TRUE',
+          '-addext',
+          'keyUsage=critical,keyCertSign,cRLSign',
+        ],
         dir,
       );
     }
@@ -81,13 +103,41 @@ export class LocalPki {
     const extFile = join(this.dir, `${request.name}.ext`);
     await writeFile(extFile, ext + '\n');
     await openssl(
-      ['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-        '-keyout', `${request.name}.key`, '-out', `${request.name}.csr`, '-subj', subject],
+      [
+        'req',
+        '-new',
+        '-nodes',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-keyout',
+        `${request.name}.key`,
+        '-out',
+        `${request.name}.csr`,
+        '-subj',
+        subject,
+      ],
       this.dir,
     );
     await openssl(
-      ['x509', '-req', '-in', `${request.name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-        '-out', `${request.name}.crt`, '-days', '825', '-extfile', extFile],
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${request.name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${request.name}.crt`,
+        '-days',
+        '825',
+        '-extfile',
+        extFile,
+      ],
       this.dir,
     );
     return pair;

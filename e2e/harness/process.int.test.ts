@@ -12,7 +12,6 @@ import { ComponentStartError, MissingBinaryError } from './errors.ts';
 import { processAlive } from './process.ts';
 import { waitFor } from './wait.ts';
 
-
 describe('the harness', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {

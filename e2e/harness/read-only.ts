@@ -11,7 +11,9 @@ export async function makeReadOnly(path: string): Promise<void> {
     await run('mount', ['--bind', path, path]);
     await run('mount', ['-o', 'remount,bind,ro', path]);
   } catch (err) {
-    throw new Error(`could not make ${path} read-only (needs root and mount): ${String((err as { stderr?: string }).stderr ?? err)}`, { cause: err });
+    throw new Error(`could not make ${path} read-only (needs root and mount): ${String((err as { stderr?: string }).stderr ?? err)}`, {
+      cause: err,
+    });
   }
 }
 

@@ -21,9 +21,12 @@ export async function mountSmallVolume(bytes: number): Promise<SmallVolume> {
     await run('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', path]);
   } catch (err) {
     await rmdir(path);
-    throw new Error(`could not mount a ${bytes}-byte tmpfs on ${path} (needs root and mount): ${String((err as { stderr?: string }).stderr ?? err)}`, {
-      cause: err,
-    });
+    throw new Error(
+      `could not mount a ${bytes}-byte tmpfs on ${path} (needs root and mount): ${String((err as { stderr?: string }).stderr ?? err)}`,
+      {
+        cause: err,
+      },
+    );
   }
   return {
     path,

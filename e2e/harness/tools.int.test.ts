@@ -25,16 +25,21 @@ describe('the pinned binaries', () => {
     expect(kubernetes).toMatch(/^v1\.36\.\d+$/);
     const goMod = readFileSync(join(repoRoot, 'tools', 'kubernetes', 'go.mod'), 'utf8');
     const replaced = [...goMod.matchAll(/^\s*(k8s\.io\/\S+) => (k8s\.io\/\S+) (v\S+)$/gm)];
-    expect(replaced.map((m) => m[1])).toEqual(expect.arrayContaining(['k8s.io/api', 'k8s.io/apimachinery', 'k8s.io/cri-streaming', 'k8s.io/streaming']));
+    expect(replaced.map((m) => m[1])).toEqual(
+      expect.arrayContaining(['k8s.io/api', 'k8s.io/apimachinery', 'k8s.io/cri-streaming', 'k8s.io/streaming']),
+    );
     for (const [, from, to, version] of replaced) {
       expect(to).toBe(from);
       expect(version).toBe(kubernetes.replace(/^v1\./, 'v0.'));
     }
   });
 
-  it.each(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'])('%s --version prints the pinned Kubernetes version', (binary) => {
-    expect(run(binary, ['--version']).trim()).toBe(`Kubernetes ${kubernetes}`);
-  });
+  it.each(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'])(
+    '%s --version prints the pinned Kubernetes version',
+    (binary) => {
+      expect(run(binary, ['--version']).trim()).toBe(`Kubernetes ${kubernetes}`);
+    },
+  );
 
   it('kubectl version --client prints the pinned Kubernetes version', () => {
     expect(run('kubectl', ['version', '--client'])).toContain(`Client Version: ${kubernetes}`);

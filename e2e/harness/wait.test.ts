@@ -22,7 +22,11 @@ describe('waitFor', () => {
 
   it('stops at once when abortIf gives a reason', async () => {
     let calls = 0;
-    const aborted = waitFor(() => ++calls > 1000, { description: 'a server', timeoutMs: 60_000, abortIf: () => 'the process exited with code 1' });
+    const aborted = waitFor(() => ++calls > 1000, {
+      description: 'a server',
+      timeoutMs: 60_000,
+      abortIf: () => 'the process exited with code 1',
+    });
     await expect(aborted).rejects.toThrow('Gave up waiting for a server: the process exited with code 1');
     expect(calls).toBe(0);
   });

@@ -63,7 +63,9 @@ export interface NodeAgentOptions {
 }
 
 /** A Meshwork image runs the project's role entry point. */
-export const meshworkImages = [{ pattern: /^(?:[\w.-]+(?::\d+)?\/)?meshwork\/meshwork(?::[\w.-]+)?(?:@sha256:[a-f0-9]+)?$/, entrypoint: ['node', 'meshwork.ts'] }];
+export const meshworkImages = [
+  { pattern: /^(?:[\w.-]+(?::\d+)?\/)?meshwork\/meshwork(?::[\w.-]+)?(?:@sha256:[a-f0-9]+)?$/, entrypoint: ['node', 'meshwork.ts'] },
+];
 
 interface LocalNode {
   name: string;
@@ -189,7 +191,14 @@ export class NodeAgent {
         ok('MemoryPressure', 'KubeletHasSufficientMemory', 'local node agent has sufficient memory available'),
         ok('DiskPressure', 'KubeletHasNoDiskPressure', 'local node agent has no disk pressure'),
         ok('PIDPressure', 'KubeletHasSufficientPID', 'local node agent has sufficient PID available'),
-        { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'local node agent is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now },
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'KubeletReady',
+          message: 'local node agent is posting ready status',
+          lastHeartbeatTime: now,
+          lastTransitionTime: now,
+        },
       ],
       nodeInfo: {
         architecture: 'amd64',
@@ -312,7 +321,10 @@ export class NodeAgent {
       undefined,
       selector,
     );
-    const onPod = (pod: V1Pod): void => void this.#syncPod(node, pod).catch((err: unknown) => this.#log('Failed to sync pod', { pod: pod.metadata?.name, error: String(err) }));
+    const onPod = (pod: V1Pod): void =>
+      void this.#syncPod(node, pod).catch((err: unknown) =>
+        this.#log('Failed to sync pod', { pod: pod.metadata?.name, error: String(err) }),
+      );
     informer.on('add', onPod);
     informer.on('update', onPod);
     informer.on('delete', (pod) => {
@@ -337,7 +349,12 @@ export class NodeAgent {
     if (pod.metadata?.deletionTimestamp) {
       // Deleted before it ever ran here: confirm at once.
       await this.core
-        .deleteNamespacedPod({ name: pod.metadata.name ?? '', namespace: pod.metadata.namespace ?? '', gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } })
+        .deleteNamespacedPod({
+          name: pod.metadata.name ?? '',
+          namespace: pod.metadata.namespace ?? '',
+          gracePeriodSeconds: 0,
+          body: { gracePeriodSeconds: 0, preconditions: { uid } },
+        })
         .catch(() => undefined);
       return;
     }
@@ -423,12 +440,21 @@ export class NodeAgent {
       false,
     );
     const onClaim = (pvc: V1PersistentVolumeClaim): void =>
-      void this.#provision(pvc).catch((err: unknown) => this.#log('Failed to provision volume', { claim: pvc.metadata?.name, error: String(err) }));
+      void this.#provision(pvc).catch((err: unknown) =>
+        this.#log('Failed to provision volume', { claim: pvc.metadata?.name, error: String(err) }),
+      );
     claims.on('add', onClaim);
     claims.on('update', onClaim);
-    const volumes = new ListWatch<V1PersistentVolume>('/api/v1/persistentvolumes', new Watch(this.kc), () => this.core.listPersistentVolume(), false);
+    const volumes = new ListWatch<V1PersistentVolume>(
+      '/api/v1/persistentvolumes',
+      new Watch(this.kc),
+      () => this.core.listPersistentVolume(),
+      false,
+    );
     const onVolume = (pv: V1PersistentVolume): void =>
-      void this.#reclaim(pv).catch((err: unknown) => this.#log('Failed to delete volume', { volume: pv.metadata?.name, error: String(err) }));
+      void this.#reclaim(pv).catch((err: unknown) =>
+        this.#log('Failed to delete volume', { volume: pv.metadata?.name, error: String(err) }),
+      );
     volumes.on('add', onVolume);
     volumes.on('update', onVolume);
     this.#watches.push(claims, volumes);
@@ -448,16 +474,28 @@ export class NodeAgent {
     try {
       await this.core.createPersistentVolume({
         body: {
-          metadata: { name, annotations: { 'pv.kubernetes.io/provisioned-by': localProvisioner }, labels: { 'meshwork.io/node': selectedNode } },
+          metadata: {
+            name,
+            annotations: { 'pv.kubernetes.io/provisioned-by': localProvisioner },
+            labels: { 'meshwork.io/node': selectedNode },
+          },
           spec: {
             capacity: { storage: pvc.spec.resources?.requests?.storage ?? '1Gi' },
             accessModes: pvc.spec.accessModes ?? ['ReadWriteOnce'],
             persistentVolumeReclaimPolicy: 'Delete',
             storageClassName: localStorageClass,
-            claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: pvc.metadata?.namespace, name: pvc.metadata?.name, uid },
+            claimRef: {
+              apiVersion: 'v1',
+              kind: 'PersistentVolumeClaim',
+              namespace: pvc.metadata?.namespace,
+              name: pvc.metadata?.name,
+              uid,
+            },
             local: { path },
             nodeAffinity: {
-              required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [selectedNode] }] }] },
+              required: {
+                nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [selectedNode] }] }],
+              },
             },
           },
         },
@@ -560,9 +598,12 @@ export class NodeAgent {
         await run('umount', [path]);
       }
     } catch (err) {
-      throw new Error(`could not make ${path} ${readOnly ? 'read-only' : 'writable'} (needs root and mount): ${String((err as { stderr?: string }).stderr ?? err)}`, {
-        cause: err,
-      });
+      throw new Error(
+        `could not make ${path} ${readOnly ? 'read-only' : 'writable'} (needs root and mount): ${String((err as { stderr?: string }).stderr ?? err)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

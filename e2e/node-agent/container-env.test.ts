@@ -1,6 +1,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { ContainerConfigError, containerCommand, containerEnv, downwardField, expandReferences, pathMapper, type ReferenceResolver } from './container-env.ts';
+import {
+  ContainerConfigError,
+  containerCommand,
+  containerEnv,
+  downwardField,
+  expandReferences,
+  pathMapper,
+  type ReferenceResolver,
+} from './container-env.ts';
 import { ProbeTracker, probePort, restartDelayMs } from './probes.ts';
 
 const pod: V1Pod = {

@@ -69,15 +69,23 @@ export function pathMapper(mounts: { podPath: string; hostPath: string }[]): (va
   const one = (value: string): string => {
     for (const { podPath, hostPath } of sorted) {
       if (value === podPath) return hostPath;
-      if (value.startsWith(podPath.endsWith('/') ? podPath : `${podPath}/`)) return hostPath + value.slice(podPath.replace(/\/$/, '').length);
+      if (value.startsWith(podPath.endsWith('/') ? podPath : `${podPath}/`))
+        return hostPath + value.slice(podPath.replace(/\/$/, '').length);
     }
     return value;
   };
   // A comma-separated list of paths (MESHWORK_DATA_DIRS) maps element by element.
-  return (value) => (value.includes(',') && value.split(',').every((v) => v.startsWith('/')) ? value.split(',').map(one).join(',') : one(value));
+  return (value) =>
+    value.includes(',') && value.split(',').every((v) => v.startsWith('/')) ? value.split(',').map(one).join(',') : one(value);
 }
 
-async function envVarValue(pod: V1Pod, facts: PodFacts, resolver: ReferenceResolver, env: Record<string, string>, v: V1EnvVar): Promise<string | undefined> {
+async function envVarValue(
+  pod: V1Pod,
+  facts: PodFacts,
+  resolver: ReferenceResolver,
+  env: Record<string, string>,
+  v: V1EnvVar,
+): Promise<string | undefined> {
   if (v.value !== undefined) return expandReferences(v.value, env);
   const from = v.valueFrom;
   if (!from) return '';
@@ -109,7 +117,12 @@ async function envVarValue(pod: V1Pod, facts: PodFacts, resolver: ReferenceResol
  * with $(VAR)). POD_NAME, POD_NAMESPACE, POD_IP and NODE_NAME are provided when the spec does not
  * set them, so that processes sharing one host can bind their own pod IP.
  */
-export async function containerEnv(pod: V1Pod, container: V1Container, facts: PodFacts, resolver: ReferenceResolver): Promise<Record<string, string>> {
+export async function containerEnv(
+  pod: V1Pod,
+  container: V1Container,
+  facts: PodFacts,
+  resolver: ReferenceResolver,
+): Promise<Record<string, string>> {
   const env: Record<string, string> = {
     POD_NAME: pod.metadata?.name ?? '',
     POD_NAMESPACE: pod.metadata?.namespace ?? '',

@@ -38,7 +38,11 @@ if (!state) {
   process.exit(1);
 }
 const fault = { action, ...values, ...(values.offset !== undefined ? { offset: Number(values.offset) } : {}) } as FaultRequest;
-const res = await fetch(`${state.faults}/faults`, { method: 'POST', body: JSON.stringify(fault), headers: { 'content-type': 'application/json' } });
+const res = await fetch(`${state.faults}/faults`, {
+  method: 'POST',
+  body: JSON.stringify(fault),
+  headers: { 'content-type': 'application/json' },
+});
 const body = (await res.json()) as { done?: string; error?: { message: string } };
 if (!res.ok) {
   console.error(`${action} failed: ${body.error?.message ?? res.statusText}`);

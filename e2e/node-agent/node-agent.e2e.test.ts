@@ -20,13 +20,14 @@ const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const namespace = `node-agent-${suffix}`;
 
-
 const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 async function readyPods(count: number, timeoutMs = 90_000): Promise<V1Pod[]> {
   return waitFor(
     async () => {
-      const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app=web' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app=web' })).items.filter(
+        (p) => !p.metadata?.deletionTimestamp,
+      );
       return pods.length === count && pods.every((p) => p.status?.phase === 'Running' && isReady(p)) ? pods : undefined;
     },
     { description: `${count} Running and Ready pods`, timeoutMs },
@@ -50,7 +51,9 @@ describe('the node agent', () => {
       namePrefix: `e2e-${suffix}`,
       addressBlock: 2,
       backoff: { baseMs: 500, maxMs: 4000, resetAfterMs: 60_000 },
-      log: process.env.MESHWORK_NODE_AGENT_LOG ? (message, fields) => console.log(new Date().toISOString(), message, JSON.stringify(fields)) : undefined,
+      log: process.env.MESHWORK_NODE_AGENT_LOG
+        ? (message, fields) => console.log(new Date().toISOString(), message, JSON.stringify(fields))
+        : undefined,
     });
     await agent.start();
     await core.createNamespace({ body: { metadata: { name: namespace } } });
@@ -70,7 +73,9 @@ describe('the node agent', () => {
               // One pod per node, as the operator's StatefulSets ask.
               affinity: {
                 podAntiAffinity: {
-                  requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: 'web' } }, topologyKey: 'kubernetes.io/hostname' }],
+                  requiredDuringSchedulingIgnoredDuringExecution: [
+                    { labelSelector: { matchLabels: { app: 'web' } }, topologyKey: 'kubernetes.io/hostname' },
+                  ],
                 },
               },
               containers: [
@@ -201,7 +206,7 @@ describe('the node agent', () => {
     expect(bytes.toString('latin1', 6)).toBe('6789abcdef');
   });
 
-  it('deletes a claim\'s volume and its directory with the claim, and provisions a fresh one for the recreated pod', async () => {
+  it("deletes a claim's volume and its directory with the claim, and provisions a fresh one for the recreated pod", async () => {
     const pods = await readyPods(3);
     const pod = pods[2]!;
     const claimName = `data-0-${pod.metadata!.name!}`;
@@ -248,6 +253,10 @@ describe('the node agent', () => {
     const pids = (await readyPods(3)).map((p) => p.status?.containerStatuses?.[0]?.containerID?.replace('meshwork-local://', ''));
     expect(pids.every((p) => p && processAlive(Number(p)))).toBe(true);
     await agent.stop();
-    await waitFor(() => pids.every((p) => !processAlive(Number(p))), { description: 'every pod process to exit', timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(() => pids.every((p) => !processAlive(Number(p))), {
+      description: 'every pod process to exit',
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
   });
 });

@@ -17,7 +17,14 @@ import {
 } from '@kubernetes/client-node';
 import { defaultTerminationMessagePath } from '@meshwork/contract';
 import { ManagedProcess, tailFile } from '../harness/process.ts';
-import { ContainerConfigError, containerCommand, containerEnv, pathMapper, type PodFacts, type ReferenceResolver } from './container-env.ts';
+import {
+  ContainerConfigError,
+  containerCommand,
+  containerEnv,
+  pathMapper,
+  type PodFacts,
+  type ReferenceResolver,
+} from './container-env.ts';
 import { ProbeTracker, probeOnce, restartDelayMs } from './probes.ts';
 
 /** What a pod runner needs from its node agent. */
@@ -121,7 +128,8 @@ export class PodRunner {
     try {
       for (const volume of this.#pod.spec?.volumes ?? []) this.#volumes.set(volume.name, await this.#prepareVolume(volume));
     } catch (err) {
-      for (const c of this.#containers) c.state = { kind: 'waiting', reason: 'ContainerCreating', message: `volume setup failed: ${String(err)}` };
+      for (const c of this.#containers)
+        c.state = { kind: 'waiting', reason: 'ContainerCreating', message: `volume setup failed: ${String(err)}` };
       this.#host.log('Failed to prepare volumes', { pod: this.#key(), error: String(err) });
       this.#scheduleSync();
       throw err;
@@ -223,7 +231,9 @@ export class PodRunner {
       for (const source of volume.projected.sources ?? []) {
         if (source.serviceAccountToken) await this.#host.serviceAccountKubeconfig(this.#pod, dir);
         if (source.configMap) {
-          const cm = await this.#host.core.readNamespacedConfigMap({ name: source.configMap.name ?? '', namespace: this.namespace }).catch(() => undefined);
+          const cm = await this.#host.core
+            .readNamespacedConfigMap({ name: source.configMap.name ?? '', namespace: this.namespace })
+            .catch(() => undefined);
           if (cm) await this.#writeItems(dir, cm.data ?? {}, source.configMap.items);
         }
         if (source.downwardAPI) {
@@ -255,10 +265,13 @@ export class PodRunner {
   #resolver(): ReferenceResolver {
     const core = this.#host.core;
     const namespace = this.namespace;
-    const configMap = async (name: string) => (await core.readNamespacedConfigMap({ name, namespace }).catch(() => undefined))?.data ?? undefined;
+    const configMap = async (name: string) =>
+      (await core.readNamespacedConfigMap({ name, namespace }).catch(() => undefined))?.data ?? undefined;
     const secret = async (name: string) => {
       const s = await core.readNamespacedSecret({ name, namespace }).catch(() => undefined);
-      return s ? Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) : undefined;
+      return s
+        ? Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))
+        : undefined;
     };
     return {
       configMap,
@@ -281,7 +294,11 @@ export class PodRunner {
     try {
       const entrypoint = this.#host.entrypoint(spec.image ?? '');
       if (!entrypoint) {
-        c.state = { kind: 'waiting', reason: 'ErrImageNeverPull', message: `the local node agent runs only Meshwork images, not ${spec.image}` };
+        c.state = {
+          kind: 'waiting',
+          reason: 'ErrImageNeverPull',
+          message: `the local node agent runs only Meshwork images, not ${spec.image}`,
+        };
         this.#scheduleSync();
         return;
       }
@@ -333,14 +350,17 @@ export class PodRunner {
     const namedPorts = Object.fromEntries((c.spec.ports ?? []).filter((p) => p.name).map((p) => [p.name!, p.containerPort]));
     const every = (probe: V1Probe, onResult: (ok: boolean) => void): void => {
       const period = (probe.periodSeconds ?? 10) * 1000;
-      const begin = setTimeout(() => {
-        const tick = async (): Promise<void> => {
-          if (this.#frozen || c.process !== proc || proc.exitStatus) return;
-          onResult(await probeOnce(probe, this.podIP, namedPorts));
-        };
-        void tick();
-        c.timers.push(setInterval(() => void tick(), period));
-      }, (probe.initialDelaySeconds ?? 0) * 1000);
+      const begin = setTimeout(
+        () => {
+          const tick = async (): Promise<void> => {
+            if (this.#frozen || c.process !== proc || proc.exitStatus) return;
+            onResult(await probeOnce(probe, this.podIP, namedPorts));
+          };
+          void tick();
+          c.timers.push(setInterval(() => void tick(), period));
+        },
+        (probe.initialDelaySeconds ?? 0) * 1000,
+      );
       c.timers.push(begin);
     };
     if (c.spec.readinessProbe) {
@@ -412,7 +432,11 @@ export class PodRunner {
     const delay = restartDelayMs(c.consecutiveCrashes, this.#host.backoff.baseMs, this.#host.backoff.maxMs);
     c.lastTerminated = terminated;
     c.restartCount++;
-    c.state = { kind: 'waiting', reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.spec.name} pod=${this.name}` };
+    c.state = {
+      kind: 'waiting',
+      reason: 'CrashLoopBackOff',
+      message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.spec.name} pod=${this.name}`,
+    };
     this.#scheduleSync();
     c.restartTimer = setTimeout(() => void this.#startContainer(c), delay);
   }
@@ -421,10 +445,12 @@ export class PodRunner {
     if (this.#syncTimer) return;
     this.#syncTimer = setTimeout(() => {
       this.#syncTimer = undefined;
-      this.#syncing = this.#syncing.then(() => this.#syncStatus()).catch((err: unknown) => {
-        this.#host.log('Failed to report pod status', { pod: this.#key(), error: String(err) });
-        setTimeout(() => this.#scheduleSync(), 1000);
-      });
+      this.#syncing = this.#syncing
+        .then(() => this.#syncStatus())
+        .catch((err: unknown) => {
+          this.#host.log('Failed to report pod status', { pod: this.#key(), error: String(err) });
+          setTimeout(() => this.#scheduleSync(), 1000);
+        });
     }, 50);
   }
 

@@ -44,7 +44,13 @@ export function repoFile(path: string): string {
 
 /** Installs the MeshPartition CRD (server-side, so concurrent test files agree) and waits until it is served. */
 export async function installCrds(kubeconfig: string): Promise<void> {
-  await kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds/meshwork.io_meshpartitions.yaml')]);
+  await kubectlOk(kubeconfig, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    join(repoRoot, 'crds/meshwork.io_meshpartitions.yaml'),
+  ]);
   await kubectlOk(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/meshpartitions.meshwork.io']);
   await waitFor(async () => (await kubectl(kubeconfig, ['get', 'meshpartitions', '-A'])).code === 0, {
     description: 'the MeshPartition resource to be served',
@@ -56,7 +62,11 @@ export async function installCrds(kubeconfig: string): Promise<void> {
  * The shipped RBAC manifest moved to `namespace` with cluster-scoped names suffixed by
  * `suffix`, so test files sharing a control plane do not overwrite each other's bindings.
  */
-export function rbacManifest(namespace: string, suffix: string, transform: (doc: Record<string, unknown>) => void = () => undefined): string {
+export function rbacManifest(
+  namespace: string,
+  suffix: string,
+  transform: (doc: Record<string, unknown>) => void = () => undefined,
+): string {
   const docs = parseAllDocuments(repoFile('crds/rbac/operator.yaml')).map((d) => d.toJS() as Record<string, unknown>);
   const home = 'meshwork-system';
   for (const doc of docs) {
@@ -103,17 +113,17 @@ export function reconcileWrites(text: string): number {
 }
 
 /** Waits until the operator's write count stops moving between two samples `intervalMs` apart. */
-export async function waitForWritesToSettle(operator: OperatorProcess, options: { description: string; timeoutMs: number; intervalMs: number }): Promise<void> {
+export async function waitForWritesToSettle(
+  operator: OperatorProcess,
+  options: { description: string; timeoutMs: number; intervalMs: number },
+): Promise<void> {
   let last = -1;
-  await waitFor(
-    async () => {
-      const writes = reconcileWrites(await operator.metrics());
-      const stable = writes === last;
-      last = writes;
-      return stable;
-    },
-    options,
-  );
+  await waitFor(async () => {
+    const writes = reconcileWrites(await operator.metrics());
+    const stable = writes === last;
+    last = writes;
+    return stable;
+  }, options);
 }
 
 /** Writes to the leader Lease (creates and renewals). */

@@ -22,7 +22,11 @@ async function main(): Promise<void> {
   // Credentials are made once so the stored objects stay readable across make down / make up.
   const credentialsFile = join(dir, 'minio-credentials.json');
   if (!existsSync(credentialsFile)) {
-    await writeFile(credentialsFile, JSON.stringify({ accessKey: `mw${randomBytes(8).toString('hex')}`, secretKey: randomBytes(24).toString('base64url') }), { mode: 0o600 });
+    await writeFile(
+      credentialsFile,
+      JSON.stringify({ accessKey: `mw${randomBytes(8).toString('hex')}`, secretKey: randomBytes(24).toString('base64url') }),
+      { mode: 0o600 },
+    );
   }
   const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8')) as { accessKey: string; secretKey: string };
 
@@ -49,7 +53,11 @@ async function main(): Promise<void> {
       extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
     }),
   ]);
-  stops.push(() => etcd.stop(), () => minio.stop(), () => cp.stop());
+  stops.push(
+    () => etcd.stop(),
+    () => minio.stop(),
+    () => cp.stop(),
+  );
   log('Started etcd, MinIO and the control plane', { etcd: etcd.endpoint, minio: minio.endpoint, apiServer: cp.server });
 
   const agent = new NodeAgent({ kubeconfig: cp.adminKubeconfig, dataDir: join(dir, 'nodes'), log });

@@ -13,7 +13,20 @@ export const samplePartition = 'p0';
 export async function installOperator(kubeconfig: string): Promise<void> {
   await mustRun(
     'helm',
-    ['upgrade', '--install', 'meshwork', chartDir, '--namespace', 'meshwork-system', '--create-namespace', '--set', 'image.tag=dev', '--wait', '--timeout', '4m'],
+    [
+      'upgrade',
+      '--install',
+      'meshwork',
+      chartDir,
+      '--namespace',
+      'meshwork-system',
+      '--create-namespace',
+      '--set',
+      'image.tag=dev',
+      '--wait',
+      '--timeout',
+      '4m',
+    ],
     { kubeconfig, timeoutMs: 260_000 },
   );
 }
@@ -23,7 +36,9 @@ export async function applySamplePartition(
   kubeconfig: string,
   stores: { etcd: string; minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string } },
 ): Promise<void> {
-  const existing = await mustRun('kubectl', ['get', 'meshpartitions', '-n', sampleNamespace, '--ignore-not-found', '-o', 'name'], { kubeconfig }).catch(() => '');
+  const existing = await mustRun('kubectl', ['get', 'meshpartitions', '-n', sampleNamespace, '--ignore-not-found', '-o', 'name'], {
+    kubeconfig,
+  }).catch(() => '');
   if (existing.trim()) return;
   const adminToken = randomBytes(24).toString('base64url');
   const manifest = `
@@ -86,6 +101,9 @@ export async function waitForPartitionReady(kubeconfig: string, timeoutMs: numbe
     );
   } catch (err) {
     const ready = last?.conditions?.find((c) => c.type === 'Ready');
-    throw new Error(`${(err as Error).message}; last Ready condition: ${ready ? `${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}` : 'none'}`, { cause: err });
+    throw new Error(
+      `${(err as Error).message}; last Ready condition: ${ready ? `${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}` : 'none'}`,
+      { cause: err },
+    );
   }
 }

@@ -14,7 +14,8 @@ function processesMentioning(text: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text) || readFileSync(`/proc/${entry}/environ`, 'utf8').includes(text)) pids.push(Number(entry));
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text) || readFileSync(`/proc/${entry}/environ`, 'utf8').includes(text))
+        pids.push(Number(entry));
     } catch {
       // Gone meanwhile.
     }
@@ -41,25 +42,49 @@ describe('make up and make down', () => {
     const state = readState(dir)!;
     expect(state.ready).toBe(true);
 
-    const nodes = execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, 'get', 'nodes', '--no-headers'], { encoding: 'utf8' });
-    expect(nodes.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual(['mw-node-1 Ready', 'mw-node-2 Ready', 'mw-node-3 Ready']);
+    const nodes = execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, 'get', 'nodes', '--no-headers'], {
+      encoding: 'utf8',
+    });
+    expect(
+      nodes
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
+    ).toEqual(['mw-node-1 Ready', 'mw-node-2 Ready', 'mw-node-3 Ready']);
 
     // The operator (installed with the chart) has brought the sample partition up: every
     // member is a data-plane process answering on its pod IP.
     const partition = execFileSync(
       requireBinary('kubectl'),
-      ['--kubeconfig', state.kubeconfig, 'get', 'meshpartition', state.partition.name, '-n', state.partition.namespace, '-o', 'jsonpath={.status.readyReplicas} {.status.conditions[?(@.type=="Ready")].status}'],
+      [
+        '--kubeconfig',
+        state.kubeconfig,
+        'get',
+        'meshpartition',
+        state.partition.name,
+        '-n',
+        state.partition.namespace,
+        '-o',
+        'jsonpath={.status.readyReplicas} {.status.conditions[?(@.type=="Ready")].status}',
+      ],
       { encoding: 'utf8' },
     );
     expect(partition).toBe('3 True');
-    const ips = execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, 'get', 'pods', '-n', state.partition.namespace, '-o', 'jsonpath={.items[*].status.podIP}'], {
-      encoding: 'utf8',
-    }).split(' ');
+    const ips = execFileSync(
+      requireBinary('kubectl'),
+      ['--kubeconfig', state.kubeconfig, 'get', 'pods', '-n', state.partition.namespace, '-o', 'jsonpath={.items[*].status.podIP}'],
+      {
+        encoding: 'utf8',
+      },
+    ).split(' ');
     expect(ips).toHaveLength(3);
     for (const ip of ips) {
       expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
       // Every member checks its four volumes (the claims the node agent provisioned) and the stores.
-      const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as { status: string; checks: { name: string; ok: boolean }[] };
+      const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as {
+        status: string;
+        checks: { name: string; ok: boolean }[];
+      };
       expect(deep.status).toBe('ok');
       expect(deep.checks.filter((c) => c.name.startsWith('volume:') && c.ok)).toHaveLength(4);
     }

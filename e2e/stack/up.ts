@@ -47,7 +47,9 @@ const daemon = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.u
 closeSync(out);
 daemon.unref();
 const started = Date.now();
-console.log(`Starting Meshwork's local stack (etcd, MinIO, control plane, 3 nodes, the operator and a 3-member MeshPartition); log: ${relative(process.cwd(), logFile)}`);
+console.log(
+  `Starting Meshwork's local stack (etcd, MinIO, control plane, 3 nodes, the operator and a 3-member MeshPartition); log: ${relative(process.cwd(), logFile)}`,
+);
 const progress = setInterval(() => process.stdout.write(`  ... ${Math.round((Date.now() - started) / 1000)} s\n`), 10_000);
 try {
   const state = await waitFor(
@@ -59,7 +61,10 @@ try {
       description: 'the local stack to come up',
       timeoutMs,
       intervalMs: 250,
-      abortIf: () => (daemon.exitCode !== null || !processAlive(daemon.pid ?? -1) ? `the stack exited; last lines of its log:\n${tailFile(logFile, 30)}` : undefined),
+      abortIf: () =>
+        daemon.exitCode !== null || !processAlive(daemon.pid ?? -1)
+          ? `the stack exited; last lines of its log:\n${tailFile(logFile, 30)}`
+          : undefined,
     },
   );
   clearInterval(progress);

@@ -71,9 +71,18 @@ export class WatchdogCluster {
       namePrefix: `wd-${this.suffix}`,
       addressBlock: this.options.addressBlock,
       backoff: { baseMs: 1000, maxMs: 10_000, resetAfterMs: 60_000 },
-      ...(this.options.verbose ? { log: (message: string, fields?: Record<string, unknown>) => console.log(new Date().toISOString(), message, JSON.stringify(fields)) } : {}),
+      ...(this.options.verbose
+        ? {
+            log: (message: string, fields?: Record<string, unknown>) =>
+              console.log(new Date().toISOString(), message, JSON.stringify(fields)),
+          }
+        : {}),
     });
-    const [etcd] = await Promise.all([startEtcd({ dataDir: this.#etcdDir, name: `etcd-watchdog-${this.suffix}` }), this.agent.start(), installCrds(admin)]);
+    const [etcd] = await Promise.all([
+      startEtcd({ dataDir: this.#etcdDir, name: `etcd-watchdog-${this.suffix}` }),
+      this.agent.start(),
+      installCrds(admin),
+    ]);
     this.etcd = etcd;
     this.#etcdPort = Number(new URL(etcd.endpoint).port);
     await kubectlOk(admin, ['create', 'namespace', this.operatorNamespace]);
@@ -84,8 +93,18 @@ export class WatchdogCluster {
       admin,
       ['apply', '-n', this.namespace, '-f', '-'],
       [
-        JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's3' }, stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey } }),
-        JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'admin' }, stringData: { token: randomBytes(24).toString('base64url') } }),
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 's3' },
+          stringData: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+        }),
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'admin' },
+          stringData: { token: randomBytes(24).toString('base64url') },
+        }),
       ].join('\n---\n'),
     );
     this.operator = await startOperator({
@@ -103,7 +122,12 @@ export class WatchdogCluster {
     const admin = this.options.adminKubeconfig;
     await this.operator?.process.stop();
     await kubectl(admin, ['delete', 'namespace', this.namespace, this.operatorNamespace, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${this.suffix}`, `meshwork-operator-nodes-${this.suffix}`]);
+    await kubectl(admin, [
+      'delete',
+      'clusterrole,clusterrolebinding',
+      `meshwork-operator-${this.suffix}`,
+      `meshwork-operator-nodes-${this.suffix}`,
+    ]);
     await kubectl(admin, ['delete', '-n', 'kube-node-lease', 'role,rolebinding', `meshwork-operator-node-leases-${this.suffix}`]);
     await this.agent?.stop({ deregister: true });
     await this.etcd?.stop();
@@ -160,23 +184,47 @@ export class WatchdogCluster {
   /** Deletes a partition and waits until its pods are gone. */
   async deletePartition(name: string): Promise<void> {
     await kubectl(this.options.adminKubeconfig, ['delete', '-n', this.namespace, 'meshpartition', name, '--wait=true', '--timeout=60s']);
-    await waitFor(async () => (await this.pods(name)).length === 0, { description: `the pods of ${name} to be gone`, timeoutMs: 90_000, intervalMs: 500 });
+    await waitFor(async () => (await this.pods(name)).length === 0, {
+      description: `the pods of ${name} to be gone`,
+      timeoutMs: 90_000,
+      intervalMs: 500,
+    });
   }
 
   /** Names of the partitions in the namespace. */
   async partitionNames(): Promise<string[]> {
-    const list = (await this.custom.listNamespacedCustomObject({ group: 'meshwork.io', version: 'v1alpha1', namespace: this.namespace, plural: 'meshpartitions' })) as { items: MeshPartition[] };
+    const list = (await this.custom.listNamespacedCustomObject({
+      group: 'meshwork.io',
+      version: 'v1alpha1',
+      namespace: this.namespace,
+      plural: 'meshpartitions',
+    })) as { items: MeshPartition[] };
     return list.items.map((p) => p.metadata.name);
   }
 
   /** Merges `spec.watchdog` fields into a partition. */
   async patchWatchdog(name: string, watchdog: Partial<WatchdogSpec>): Promise<void> {
-    await kubectlOk(this.options.adminKubeconfig, ['patch', '-n', this.namespace, 'meshpartition', name, '--type=merge', '-p', JSON.stringify({ spec: { watchdog } })]);
+    await kubectlOk(this.options.adminKubeconfig, [
+      'patch',
+      '-n',
+      this.namespace,
+      'meshpartition',
+      name,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { watchdog } }),
+    ]);
   }
 
   /** The partition as stored. */
   async partition(name: string): Promise<MeshPartition> {
-    return (await this.custom.getNamespacedCustomObject({ group: 'meshwork.io', version: 'v1alpha1', namespace: this.namespace, plural: 'meshpartitions', name })) as MeshPartition;
+    return (await this.custom.getNamespacedCustomObject({
+      group: 'meshwork.io',
+      version: 'v1alpha1',
+      namespace: this.namespace,
+      plural: 'meshpartitions',
+      name,
+    })) as MeshPartition;
   }
 
   /** The partition's pods (including ones being deleted). */
@@ -211,7 +259,11 @@ export class WatchdogCluster {
         const p = await this.pod(pod);
         return p && !p.metadata?.deletionTimestamp && renewed(p) && p.status?.phase === 'Running' && isReady(p) ? p : undefined;
       },
-      { description: `member ${pod} to be Ready${previousUid ? ' in a new pod or a restarted container' : ''}`, timeoutMs, intervalMs: 200 },
+      {
+        description: `member ${pod} to be Ready${previousUid ? ' in a new pod or a restarted container' : ''}`,
+        timeoutMs,
+        intervalMs: 200,
+      },
     );
   }
 
@@ -223,7 +275,10 @@ export class WatchdogCluster {
 
   /** Events recorded on an object in the namespace, by reason. */
   async eventReasons(kind: string, name: string): Promise<string[]> {
-    const events = await this.core.listNamespacedEvent({ namespace: this.namespace, fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}` });
+    const events = await this.core.listNamespacedEvent({
+      namespace: this.namespace,
+      fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}`,
+    });
     return events.items.map((e) => e.reason ?? '');
   }
 }

@@ -57,7 +57,8 @@ describe('the watchdog', () => {
 
   const status = async (name: string): Promise<NonNullable<MeshPartition['status']>> => (await cluster.partition(name)).status ?? {};
   const remediations = async (name: string): Promise<Remediation[]> => (await status(name)).remediations ?? [];
-  const condition = async (name: string, type: string): Promise<string | undefined> => (await status(name)).conditions?.find((c) => c.type === type)?.status;
+  const condition = async (name: string, type: string): Promise<string | undefined> =>
+    (await status(name)).conditions?.find((c) => c.type === type)?.status;
   const memberOf = async (name: string, pod: string) => (await status(name)).members?.find((m) => m.pod === pod);
 
   /** Applies a partition and waits until its members are Ready; returns them by name. */
@@ -79,11 +80,19 @@ describe('the watchdog', () => {
     cluster.agent.freezePod(cluster.namespace, target);
     const second = await cluster.waitForMemberReady(target, 60_000, first.metadata!.uid);
     const restartedIn = (Date.now() - frozenAt) / 1000;
-    expect((await remediations(name)).map((r) => [r.pod, r.action, r.level, r.reason, r.outcome])).toEqual([[target, 'Restart', 1, 'DeepCheckFailing', 'Performed']]);
+    expect((await remediations(name)).map((r) => [r.pod, r.action, r.level, r.reason, r.outcome])).toEqual([
+      [target, 'Restart', 1, 'DeepCheckFailing', 'Performed'],
+    ]);
     expect(await memberOf(name, target)).toMatchObject({ level: 1, lastAction: 'Restart' });
     // Events are recorded right after the action, which may be a moment after Ready.
-    await waitFor(async () => (await cluster.eventReasons('Pod', target)).includes('WatchdogRestart'), { description: 'the Event on the pod', timeoutMs: 10_000 });
-    await waitFor(async () => (await cluster.eventReasons('MeshPartition', name)).includes('WatchdogRestart'), { description: 'the Event on the MeshPartition', timeoutMs: 10_000 });
+    await waitFor(async () => (await cluster.eventReasons('Pod', target)).includes('WatchdogRestart'), {
+      description: 'the Event on the pod',
+      timeoutMs: 10_000,
+    });
+    await waitFor(async () => (await cluster.eventReasons('MeshPartition', name)).includes('WatchdogRestart'), {
+      description: 'the Event on the MeshPartition',
+      timeoutMs: 10_000,
+    });
     expect(await cluster.operator.metric('meshwork_watchdog_actions_total', { action: 'Restart', reason: 'DeepCheckFailing' })).toBe(1);
     console.log(`Frozen member Ready again after ${restartedIn.toFixed(1)} s`);
 
@@ -104,7 +113,9 @@ describe('the watchdog', () => {
     expect(node.metadata!.labels![`unsuitable.meshwork.io/${cluster.namespace}.${name}`]).toMatch(/^\d+$/);
     // The StatefulSet's template was never changed by an action.
     const sts = await waitFor(() => cluster.pods(name), { description: 'pods', timeoutMs: 1000 });
-    expect(sts.every((p) => p.metadata?.labels?.['controller-revision-hash'] === sts[0]!.metadata?.labels?.['controller-revision-hash'])).toBe(true);
+    expect(
+      sts.every((p) => p.metadata?.labels?.['controller-revision-hash'] === sts[0]!.metadata?.labels?.['controller-revision-hash']),
+    ).toBe(true);
   });
 
   it('recreates the volumes of a member that exits with the volume-fault code', async () => {
@@ -124,7 +135,8 @@ describe('the watchdog', () => {
     const claims = await cluster.core.listNamespacedPersistentVolumeClaim({ namespace: cluster.namespace });
     const fresh = claims.items.filter((c) => c.metadata!.name!.endsWith(target));
     expect(fresh).toHaveLength(2);
-    for (const claim of fresh) expect(new Date(claim.metadata!.creationTimestamp!).getTime()).toBeGreaterThan(new Date(history[0]!.time).getTime() - 1000);
+    for (const claim of fresh)
+      expect(new Date(claim.metadata!.creationTimestamp!).getTime()).toBeGreaterThan(new Date(history[0]!.time).getTime() - 1000);
   });
 
   it('fences the member of a powered-off node once its Lease is stale, and brings it up elsewhere', async () => {
@@ -137,7 +149,10 @@ describe('the watchdog', () => {
     const lastRenewal = await cluster.leaseRenewed(lostNode);
     try {
       // Nothing is done while the Lease is fresh, nor before it has been stale for nodeLostSeconds.
-      await waitFor(async () => (await memberOf(name, target))?.health !== 'Healthy', { description: 'the member to be seen failing', timeoutMs: 60_000 });
+      await waitFor(async () => (await memberOf(name, target))?.health !== 'Healthy', {
+        description: 'the member to be seen failing',
+        timeoutMs: 60_000,
+      });
       expect(await remediations(name)).toEqual([]);
       const after = await cluster.waitForMemberReady(target, 150_000, before.metadata!.uid);
       expect(after.spec!.nodeName).not.toBe(lostNode);
@@ -168,17 +183,29 @@ describe('the watchdog', () => {
     const uids = new Set((await cluster.pods(name)).map((p) => p.metadata!.uid));
     await cluster.stopEtcd();
     try {
-      await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'True', { description: 'RemediationPaused=True', timeoutMs: 60_000, intervalMs: 500 });
+      await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'True', {
+        description: 'RemediationPaused=True',
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      });
       // Well past the toleration and the recovery allowance, nothing was done.
       const pausedAt = Date.now();
-      await waitFor(() => Date.now() - pausedAt > (testWatchdog.recoverySeconds! + 5) * 1000 && true, { description: 'the bounds to be tested', timeoutMs: 60_000, intervalMs: 1000 });
+      await waitFor(() => Date.now() - pausedAt > (testWatchdog.recoverySeconds! + 5) * 1000 && true, {
+        description: 'the bounds to be tested',
+        timeoutMs: 60_000,
+        intervalMs: 1000,
+      });
       expect(await remediations(name)).toEqual([]);
       expect(new Set((await cluster.pods(name)).map((p) => p.metadata!.uid))).toEqual(uids);
     } finally {
       await cluster.restartEtcd();
     }
     await cluster.waitForReadyMembers(name, 3, 90_000);
-    await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'False', { description: 'RemediationPaused=False', timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'False', {
+      description: 'RemediationPaused=False',
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
     expect(await remediations(name)).toEqual([]);
     expect(await cluster.operator.metric('meshwork_watchdog_remediation_paused')).toBe(0);
   });
@@ -189,16 +216,28 @@ describe('the watchdog', () => {
     const nodes = [...pods.values()].map((p) => p.spec!.nodeName!).slice(0, 2);
     for (const node of nodes) await cluster.agent.powerOff(node, 'kill');
     try {
-      await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'True', { description: 'RemediationPaused=True', timeoutMs: 90_000, intervalMs: 500 });
+      await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'True', {
+        description: 'RemediationPaused=True',
+        timeoutMs: 90_000,
+        intervalMs: 500,
+      });
       // Past nodeLostSeconds: the nodes count as lost, and still nothing is fenced.
       const renewed = Math.max(...(await Promise.all(nodes.map((n) => cluster.leaseRenewed(n)))));
-      await waitFor(() => Date.now() > renewed + (testWatchdog.nodeLostSeconds! + 10) * 1000 && true, { description: 'nodeLostSeconds to pass', timeoutMs: 90_000, intervalMs: 1000 });
+      await waitFor(() => Date.now() > renewed + (testWatchdog.nodeLostSeconds! + 10) * 1000 && true, {
+        description: 'nodeLostSeconds to pass',
+        timeoutMs: 90_000,
+        intervalMs: 1000,
+      });
       expect(await remediations(name)).toEqual([]);
     } finally {
       for (const node of nodes) await cluster.agent.powerOn(node);
     }
     await cluster.waitForReadyMembers(name, 3, 120_000);
-    await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'False', { description: 'RemediationPaused=False', timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(async () => (await condition(name, 'RemediationPaused')) === 'False', {
+      description: 'RemediationPaused=False',
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
     expect(await remediations(name)).toEqual([]);
   });
 
@@ -209,7 +248,11 @@ describe('the watchdog', () => {
     const uid = pods.get(target)!.metadata!.uid;
     cluster.agent.freezePod(cluster.namespace, target);
     try {
-      await waitFor(async () => (await remediations(name)).length >= 2, { description: 'two recorded intentions', timeoutMs: 120_000, intervalMs: 500 });
+      await waitFor(async () => (await remediations(name)).length >= 2, {
+        description: 'two recorded intentions',
+        timeoutMs: 120_000,
+        intervalMs: 500,
+      });
       const history = await remediations(name);
       expect(history.slice(0, 2).map((r) => [r.pod, r.action, r.level, r.outcome])).toEqual([
         [target, 'Restart', 1, 'Observed'],
@@ -218,7 +261,9 @@ describe('the watchdog', () => {
       expect((await cluster.pod(target))!.metadata!.uid).toBe(uid);
       expect(await cluster.eventReasons('MeshPartition', name)).toContain('WatchdogWouldAct');
       expect(await cluster.operator.metric('meshwork_watchdog_intentions_total', { action: 'Restart' })).toBeGreaterThanOrEqual(1);
-      const labelled = (await cluster.core.listNode()).items.filter((n) => n.metadata?.labels?.[`unsuitable.meshwork.io/${cluster.namespace}.${name}`]);
+      const labelled = (await cluster.core.listNode()).items.filter(
+        (n) => n.metadata?.labels?.[`unsuitable.meshwork.io/${cluster.namespace}.${name}`],
+      );
       expect(labelled).toEqual([]);
     } finally {
       cluster.agent.thawPod(cluster.namespace, target);
@@ -244,15 +289,26 @@ describe('the watchdog', () => {
       });
     }, 300);
     try {
-      await waitFor(async () => (await memberOf(name, target))?.level === 4, { description: 'level 4', timeoutMs: 240_000, intervalMs: 1000 });
+      await waitFor(async () => (await memberOf(name, target))?.level === 4, {
+        description: 'level 4',
+        timeoutMs: 240_000,
+        intervalMs: 1000,
+      });
       expect((await remediations(name)).map((r) => r.action)).toEqual(['Restart', 'Reschedule', 'RecreateVolume', 'GiveUp']);
-      expect((await status(name)).conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'RemediationExhausted' });
+      expect((await status(name)).conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+        status: 'True',
+        reason: 'RemediationExhausted',
+      });
       expect(await cluster.eventReasons('MeshPartition', name)).toContain('WatchdogGiveUp');
       expect(await cluster.operator.metric('meshwork_watchdog_members', { level: '4' })).toBe(1);
       // It stays given up: no further action past another recovery window.
       const uid = (await cluster.pod(target))?.metadata?.uid;
       const since = Date.now();
-      await waitFor(() => Date.now() - since > (testWatchdog.recoverySeconds! + 5) * 1000 && true, { description: 'a recovery window', timeoutMs: 60_000, intervalMs: 1000 });
+      await waitFor(() => Date.now() - since > (testWatchdog.recoverySeconds! + 5) * 1000 && true, {
+        description: 'a recovery window',
+        timeoutMs: 60_000,
+        intervalMs: 1000,
+      });
       expect((await remediations(name)).length).toBe(4);
       expect((await cluster.pod(target))?.metadata?.uid).toBe(uid);
     } finally {

@@ -5,7 +5,13 @@ import { loadConfig } from './config.ts';
 describe('loadConfig', () => {
   it('fills defaults', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ namespace: 'meshwork-system', watchNamespace: '', http: { host: '0.0.0.0', port: 8081 }, concurrency: 8, leaderElect: true });
+    expect(config).toMatchObject({
+      namespace: 'meshwork-system',
+      watchNamespace: '',
+      http: { host: '0.0.0.0', port: 8081 },
+      concurrency: 8,
+      leaderElect: true,
+    });
     expect(config.identity).not.toBe('');
   });
 

@@ -86,6 +86,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${JSON.stringify({ level: 60, msg: 'Failed to start the operator', err: String(err), stack: (err as Error).stack })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ level: 60, msg: 'Failed to start the operator', err: String(err), stack: (err as Error).stack })}\n`,
+  );
   process.exit(OperatorExitCode.startFailed);
 });

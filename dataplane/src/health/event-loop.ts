@@ -45,7 +45,13 @@ export class EventLoopMonitor {
     for (const s of this.#samples) if (now - s.at <= this.#windowMs && s.delay > max) max = s.delay;
     const latest = this.#samples.at(-1)?.delay ?? 0;
     const round = (ms: number): number => Math.round(ms * 10) / 10;
-    return { ok: max <= this.#limitMs, delayMs: round(Math.max(latest, pending)), maxDelayMs: round(max), limitMs: this.#limitMs, windowMs: this.#windowMs };
+    return {
+      ok: max <= this.#limitMs,
+      delayMs: round(Math.max(latest, pending)),
+      maxDelayMs: round(max),
+      limitMs: this.#limitMs,
+      windowMs: this.#windowMs,
+    };
   }
 
   #tick(): void {

@@ -129,7 +129,10 @@ describe('partition health', () => {
     expect(stalled.status).toBe(503);
     expect(stalled.body).toMatchObject({ status: 'failing', error: { code: 'event_loop_stalled' } });
     expect(stalled.body.maxEventLoopDelayMs).toBeGreaterThan(300);
-    await waitFor(async () => (await get(partition, '/livez')).status === 200, { description: '/livez to recover once the stall left the window', timeoutMs: 20_000 });
+    await waitFor(async () => (await get(partition, '/livez')).status === 200, {
+      description: '/livez to recover once the stall left the window',
+      timeoutMs: 20_000,
+    });
     await partition.stop();
   });
 

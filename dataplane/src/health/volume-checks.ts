@@ -73,7 +73,8 @@ export class VolumeChecks {
       const started = performance.now();
       const done = volume.check().then(
         () => undefined,
-        (err: unknown) => (err instanceof VolumeFaultError ? err : new VolumeFaultError(volume.path, `check failed: ${String(err)}`, { cause: err })),
+        (err: unknown) =>
+          err instanceof VolumeFaultError ? err : new VolumeFaultError(volume.path, `check failed: ${String(err)}`, { cause: err }),
       );
       const entry = { started, done };
       run = entry;
@@ -83,7 +84,10 @@ export class VolumeChecks {
       });
     }
     const ac = new AbortController();
-    const outcome = await Promise.race([run.done.then((fault) => ({ fault })), delay(waitMs, 'pending' as const, { signal: ac.signal }).catch(() => 'pending' as const)]);
+    const outcome = await Promise.race([
+      run.done.then((fault) => ({ fault })),
+      delay(waitMs, 'pending' as const, { signal: ac.signal }).catch(() => 'pending' as const),
+    ]);
     ac.abort();
     const ms = Math.round((performance.now() - run.started) * 10) / 10;
     if (outcome === 'pending') {

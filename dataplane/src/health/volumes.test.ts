@@ -59,7 +59,9 @@ describe('DataVolume', () => {
     const dir = freshDir();
     await DataVolume.open(dir, { minFreeBytes: 1 });
     const fault = await faultOf(DataVolume.open(dir, { minFreeBytes: Number.MAX_SAFE_INTEGER }));
-    expect(fault.message).toMatch(new RegExp(`^volume fault: ${dir}: full: \\d+ bytes free, below the floor of ${Number.MAX_SAFE_INTEGER} bytes$`));
+    expect(fault.message).toMatch(
+      new RegExp(`^volume fault: ${dir}: full: \\d+ bytes free, below the floor of ${Number.MAX_SAFE_INTEGER} bytes$`),
+    );
   });
 
   it('reports a canary block that reads back wrong as a checksum mismatch', async () => {

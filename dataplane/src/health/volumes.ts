@@ -71,7 +71,12 @@ async function syncDirectory(path: string): Promise<void> {
 function parseIdentity(text: string): VolumeIdentity | undefined {
   try {
     const value = JSON.parse(text) as Partial<VolumeIdentity>;
-    if (typeof value.id === 'string' && typeof value.createdAt === 'string' && typeof value.canarySha256 === 'string' && /^[0-9a-f]{64}$/.test(value.canarySha256)) {
+    if (
+      typeof value.id === 'string' &&
+      typeof value.createdAt === 'string' &&
+      typeof value.canarySha256 === 'string' &&
+      /^[0-9a-f]{64}$/.test(value.canarySha256)
+    ) {
       return { id: value.id, createdAt: value.createdAt, canarySha256: value.canarySha256 };
     }
   } catch {

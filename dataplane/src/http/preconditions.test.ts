@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type WritePrecondition, ifNoneMatchHits, parseEtagList, parseWritePrecondition, preconditionHolds, strongEtag } from './preconditions.ts';
+import {
+  type WritePrecondition,
+  ifNoneMatchHits,
+  parseEtagList,
+  parseWritePrecondition,
+  preconditionHolds,
+  strongEtag,
+} from './preconditions.ts';
 
 describe('entity tags', () => {
   it.each([

@@ -34,7 +34,8 @@ export function compileRoutePath(path: string): RegExp {
 export function routeTable(listings: readonly RouteListing[]): AllowedRoute[] {
   const table: AllowedRoute[] = [];
   for (const listing of listings) {
-    if (listing.router !== undefined && (listing.path === '/' || listing.path === '')) table.push(...routeTable(listing.router.listRoutes()));
+    if (listing.router !== undefined && (listing.path === '/' || listing.path === ''))
+      table.push(...routeTable(listing.router.listRoutes()));
     else if (listing.methods !== undefined && typeof listing.path === 'string') {
       table.push({ pattern: compileRoutePath(listing.path), methods: listing.methods });
     }

@@ -89,7 +89,13 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   // Each service gets the stores it needs, never the whole context.
   const { metadata, blocks, changeFeed, longPolls, presence, throttle, logger } = ctx;
   const access = new ObjectAccess(metadata, ctx.objectCache);
-  const routeHooks = new RouteHooks({ auth: ctx.auth, partition: ctx.config.partition, slots: ctx.config.slots, slotMap: ctx.slotMap, access });
+  const routeHooks = new RouteHooks({
+    auth: ctx.auth,
+    partition: ctx.config.partition,
+    slots: ctx.config.slots,
+    slotMap: ctx.slotMap,
+    access,
+  });
 
   app.use(requestTelemetry(ctx));
   app.use(drainGate(ctx.health));
@@ -104,7 +110,13 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
 
   app.use(accountRoutes(routeHooks, { metadata, presence, slots: ctx.config.slots, logger }, json));
   app.use(objectRoutes(routeHooks, { metadata, access, logger }, json));
-  app.use(entryRoutes(routeHooks, { entries: { metadata, blocks, access }, changes: { metadata, changeFeed, access }, longPolls, throttle }, json));
+  app.use(
+    entryRoutes(
+      routeHooks,
+      { entries: { metadata, blocks, access }, changes: { metadata, changeFeed, access }, longPolls, throttle },
+      json,
+    ),
+  );
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
   app.use(presenceRoutes(routeHooks, { metadata, presence }, json));
   app.use(contentRoutes(routeHooks, { blocks, metadata, logger }, json));
@@ -117,7 +129,9 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     routes ??= routeTable((app.router as unknown as { listRoutes(): RouteListing[] }).listRoutes());
     const allowed = allowedMethods(routes, req.path);
     if (allowed.length > 0) {
-      throw new ApiError('method_not_allowed', `${req.path} takes ${allowed.join(', ')}, not ${req.method}`, { headers: { Allow: allowed.join(', ') } });
+      throw new ApiError('method_not_allowed', `${req.path} takes ${allowed.join(', ')}, not ${req.method}`, {
+        headers: { Allow: allowed.join(', ') },
+      });
     }
     sendError(res, new ApiError('not_found', `no route for ${req.method} ${req.path}`));
   });
@@ -129,7 +143,8 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     }
     const failure = classifyFailure(err, maxJsonBytes);
     if (failure.kind === 'store') logger.error({ err, method: req.method, path: req.path }, 'Failed to reach a store');
-    else if (failure.kind === 'internal') logger.error({ err, method: req.method, path: req.path }, 'Failed request with an unexpected error');
+    else if (failure.kind === 'internal')
+      logger.error({ err, method: req.method, path: req.path }, 'Failed request with an unexpected error');
     sendError(res, failure.error);
     drainRefusedBody(req);
     if (failure.kind === 'ownership_lost') hooks.onOwnershipLost(err as OwnershipLostError);

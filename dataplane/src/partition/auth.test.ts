@@ -17,12 +17,16 @@ describe('tokens', () => {
     expect(token).not.toContain(tokenHash);
   });
 
-  it.each(['', 'mwu.abc', 'mwx.abc.' + 'a'.repeat(43), 'mwu.a.b.' + 'a'.repeat(43), 'mwd.abc.' + 'a'.repeat(42), 'Bearer mwu.abc.' + 'a'.repeat(43)])(
-    'refuses %j',
-    (token) => {
-      expect(parseToken(token)).toBeUndefined();
-    },
-  );
+  it.each([
+    '',
+    'mwu.abc',
+    'mwx.abc.' + 'a'.repeat(43),
+    'mwu.a.b.' + 'a'.repeat(43),
+    'mwd.abc.' + 'a'.repeat(42),
+    'Bearer mwu.abc.' + 'a'.repeat(43),
+  ])('refuses %j', (token) => {
+    expect(parseToken(token)).toBeUndefined();
+  });
 
   it.each<[string | undefined, boolean]>([
     [undefined, false],

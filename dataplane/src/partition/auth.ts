@@ -82,7 +82,11 @@ export class Authenticator {
   #lastRevokeAll = 0;
   #lookups = 0;
 
-  constructor(adminToken: string, credentials: Pick<MetadataStore, 'getCredential'>, options: { cacheMillis?: number; now?: () => number } = {}) {
+  constructor(
+    adminToken: string,
+    credentials: Pick<MetadataStore, 'getCredential'>,
+    options: { cacheMillis?: number; now?: () => number } = {},
+  ) {
     this.#adminHash = hashSecret(adminToken);
     this.#credentials = credentials;
     this.#cacheMillis = options.cacheMillis ?? credentialCacheMillis;
@@ -99,7 +103,9 @@ export class Authenticator {
     const parsed = parseToken(token);
     const principal = parsed === undefined ? undefined : await this.#principalOf(parsed, tokenHash);
     if (principal === undefined) {
-      throw new ApiError('unauthenticated', 'the bearer token is not valid', { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
+      throw new ApiError('unauthenticated', 'the bearer token is not valid', {
+        headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+      });
     }
     return principal;
   }

@@ -84,26 +84,47 @@ const routes: RouteCase[] = [
   // Accounts
   { route: 'POST /v1/users', existing: '403 403 403 403 403 403 401 201 401 401', request: () => createNamed('/v1/users') },
   { route: 'POST /v1/devices', existing: '403 201 403 403 201 403 401 403 401 401', request: () => createNamed('/v1/devices') },
-  { route: 'GET /v1/devices', existing: '200 200 200 200 200 200 401 403 401 401', request: () => ({ method: 'GET', path: '/v1/devices' }) },
+  {
+    route: 'GET /v1/devices',
+    existing: '200 200 200 200 200 200 401 403 401 401',
+    request: () => ({ method: 'GET', path: '/v1/devices' }),
+  },
   {
     route: 'DELETE /v1/devices/{id}',
     existing: '403 204 404 404 404 404 401 403 401 401',
     missing: '404 404 404 404 404 404 401 403 401 401',
     fresh: true,
-    request: (w, t) => ({ method: 'DELETE', path: `/v1/devices/${t === 'existing' ? w.spareDeviceId : missingLike(w.spareDeviceId, 'd')}` }),
+    request: (w, t) => ({
+      method: 'DELETE',
+      path: `/v1/devices/${t === 'existing' ? w.spareDeviceId : missingLike(w.spareDeviceId, 'd')}`,
+    }),
   },
-  { route: 'POST /v1/me/token', existing: '403 200 403 403 200 403 401 403 401 401', request: () => ({ method: 'POST', path: '/v1/me/token' }) },
+  {
+    route: 'POST /v1/me/token',
+    existing: '403 200 403 403 200 403 401 403 401 401',
+    request: () => ({ method: 'POST', path: '/v1/me/token' }),
+  },
   { route: 'GET /v1/me', existing: '200 200 200 200 200 200 401 403 401 401', request: () => ({ method: 'GET', path: '/v1/me' }) },
   // Objects
   { route: 'POST /v1/objects', existing: '201 201 201 201 201 201 401 403 401 401', request: () => createNamed('/v1/objects') },
-  { route: 'GET /v1/objects', existing: '200 200 200 200 200 200 401 403 401 401', request: () => ({ method: 'GET', path: '/v1/objects' }) },
-  objectRoute('GET /v1/objects/{id}', '200 200 200 200 404 404 401 403 401 401', false, (id) => ({ method: 'GET', path: `/v1/objects/${id}` })),
+  {
+    route: 'GET /v1/objects',
+    existing: '200 200 200 200 200 200 401 403 401 401',
+    request: () => ({ method: 'GET', path: '/v1/objects' }),
+  },
+  objectRoute('GET /v1/objects/{id}', '200 200 200 200 404 404 401 403 401 401', false, (id) => ({
+    method: 'GET',
+    path: `/v1/objects/${id}`,
+  })),
   objectRoute('PATCH /v1/objects/{id}', '200 200 200 403 404 404 401 403 401 401', true, (id) => ({
     method: 'PATCH',
     path: `/v1/objects/${id}`,
     body: { name: 'renamed' },
   })),
-  objectRoute('DELETE /v1/objects/{id}', '204 204 403 403 404 404 401 403 401 401', true, (id) => ({ method: 'DELETE', path: `/v1/objects/${id}` })),
+  objectRoute('DELETE /v1/objects/{id}', '204 204 403 403 404 404 401 403 401 401', true, (id) => ({
+    method: 'DELETE',
+    path: `/v1/objects/${id}`,
+  })),
   objectRoute('PUT /v1/objects/{id}/members/{userId}', '200 200 403 403 404 404 401 403 401 401', true, (id) => ({
     method: 'PUT',
     path: `/v1/objects/${id}/members/${users.stranger}`,
@@ -129,7 +150,10 @@ const routes: RouteCase[] = [
     method: 'GET',
     path: `/v1/objects/${id}/entries/${path}`,
   })),
-  objectRoute('GET /v1/objects/{id}/entries', '200 200 200 200 404 404 401 403 401 401', false, (id) => ({ method: 'GET', path: `/v1/objects/${id}/entries` })),
+  objectRoute('GET /v1/objects/{id}/entries', '200 200 200 200 404 404 401 403 401 401', false, (id) => ({
+    method: 'GET',
+    path: `/v1/objects/${id}/entries`,
+  })),
   objectRoute('GET /v1/objects/{id}/changes', '200 200 200 200 404 404 401 403 401 401', false, (id, w) => ({
     method: 'GET',
     path: `/v1/objects/${id}/changes?cursor=${w.version}`,
@@ -140,7 +164,11 @@ const routes: RouteCase[] = [
     path: `/v1/objects/${id}/content/${path}`,
   })),
   // Change notification
-  { route: 'GET /v1/notifications', existing: '200 200 200 200 200 200 401 403 401 401', request: () => ({ method: 'GET', path: '/v1/notifications' }) },
+  {
+    route: 'GET /v1/notifications',
+    existing: '200 200 200 200 200 200 401 403 401 401',
+    request: () => ({ method: 'GET', path: '/v1/notifications' }),
+  },
   // Presence and sources: only the device itself, whether or not a device of that id exists.
   {
     route: 'PUT /v1/devices/{id}/presence',
@@ -156,16 +184,21 @@ const routes: RouteCase[] = [
     route: 'DELETE /v1/devices/{id}/presence',
     existing: '204 403 403 403 403 403 401 403 401 401',
     missing: '403 403 403 403 403 403 401 403 401 401',
-    request: (_w, t) => ({ method: 'DELETE', path: `/v1/devices/${t === 'existing' ? ownerDeviceId : missingLike(ownerDeviceId, 'd')}/presence` }),
+    request: (_w, t) => ({
+      method: 'DELETE',
+      path: `/v1/devices/${t === 'existing' ? ownerDeviceId : missingLike(ownerDeviceId, 'd')}/presence`,
+    }),
   },
   objectRoute('GET /v1/objects/{id}/content/{path}/sources', '200 200 200 200 404 404 401 403 401 401', false, (id) => ({
     method: 'GET',
     path: `/v1/objects/${id}/content/${path}/sources`,
   })),
   // Operations: no token needed, and a token of any kind is not looked at.
-  ...['/v1/slots', '/livez', '/readyz', '/healthz/deep', '/metrics'].map(
-    (route): RouteCase => ({ route: `GET ${route}`, existing: '200 200 200 200 200 200 200 200 200 200', request: () => ({ method: 'GET', path: route }) }),
-  ),
+  ...['/v1/slots', '/livez', '/readyz', '/healthz/deep', '/metrics'].map((route): RouteCase => ({
+    route: `GET ${route}`,
+    existing: '200 200 200 200 200 200 200 200 200 200',
+    request: () => ({ method: 'GET', path: route }),
+  })),
   // Blocks: "existing" is the block of doc.txt, "none such" a block nobody uploaded. A stranger's
   // `missing` lists the block as missing, exactly as an absent one (compared byte for byte).
   {
@@ -194,7 +227,11 @@ const routes: RouteCase[] = [
     route: 'PUT /v1/users/{id}/quota',
     existing: '403 403 403 403 403 403 401 200 401 401',
     missing: '403 403 403 403 403 403 401 404 401 401',
-    request: (w, t) => ({ method: 'PUT', path: `/v1/users/${t === 'existing' ? w.ownerUserId : missingLike(w.ownerUserId, 'u')}/quota`, body: { quotaBytes: null } }),
+    request: (w, t) => ({
+      method: 'PUT',
+      path: `/v1/users/${t === 'existing' ? w.ownerUserId : missingLike(w.ownerUserId, 'u')}/quota`,
+      body: { quotaBytes: null },
+    }),
   },
 ];
 
@@ -236,7 +273,12 @@ beforeAll(async () => {
     const user = await admin.createUser(name);
     return { id: user.id, client: admin.as(user.token) };
   };
-  const [owner, writer, reader, stranger] = await Promise.all([account('owner'), account('writer'), account('reader'), account('stranger')]);
+  const [owner, writer, reader, stranger] = await Promise.all([
+    account('owner'),
+    account('writer'),
+    account('reader'),
+    account('stranger'),
+  ]);
   users.owner = owner.id;
   users.writer = writer.id;
   users.reader = reader.id;
@@ -317,12 +359,17 @@ const cells = routes.flatMap((r) =>
 );
 
 describe('the authorization matrix', () => {
-  it.each(cells.map((c) => [c.route.route, c.caller, c.target, c.status, c] as const))('%s by %s (%s) → %i', async (_route, caller, target, status, cell) => {
-    const world = cell.route.fresh ? await buildWorld() : shared;
-    const answer = await ask(caller, cell.route.request(world, target));
-    expect({ status: answer.status, code: (answer.body as { error?: { code: string } } | undefined)?.error?.code }).toMatchObject({ status });
-    if (status === 401) expect(answer.headers['www-authenticate']).toMatch(/^Bearer/);
-  });
+  it.each(cells.map((c) => [c.route.route, c.caller, c.target, c.status, c] as const))(
+    '%s by %s (%s) → %i',
+    async (_route, caller, target, status, cell) => {
+      const world = cell.route.fresh ? await buildWorld() : shared;
+      const answer = await ask(caller, cell.route.request(world, target));
+      expect({ status: answer.status, code: (answer.body as { error?: { code: string } } | undefined)?.error?.code }).toMatchObject({
+        status,
+      });
+      if (status === 401) expect(answer.headers['www-authenticate']).toMatch(/^Bearer/);
+    },
+  );
 
   it.each(routes.filter((r) => r.missing !== undefined).flatMap((r) => strangers.map((caller) => [r.route, caller, r] as const)))(
     '%s by %s answers exactly as about nothing',

@@ -33,7 +33,13 @@ beforeAll(async () => {
     { partition: 'collector', slots: '0-4095', env: { MESHWORK_BLOCK_GRACE_SECONDS: '5', MESHWORK_COLLECT_INTERVAL_SECONDS: '1' } },
   );
   client = new Etcd3({ hosts: etcd.endpoint });
-  s3 = { endpoint: new URL(minio.endpoint), bucket: minio.bucket, region: 'us-east-1', accessKey: minio.accessKey, secretKey: minio.secretKey };
+  s3 = {
+    endpoint: new URL(minio.endpoint),
+    bucket: minio.bucket,
+    region: 'us-east-1',
+    accessKey: minio.accessKey,
+    secretKey: minio.secretKey,
+  };
   collector = { metadata: new MetadataStore(client), blocks: new BlockStore(s3), timing: { graceSeconds: 0, takeoverSeconds: 600 } };
   const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
   alice = admin.as((await admin.createUser('alice')).token);
@@ -81,7 +87,10 @@ describe('collection', () => {
     await waitGone(ref.sha256);
     expect(await alice.missingBlocks([ref.sha256])).toEqual([ref.sha256]);
     // The uploader's usage no longer counts it.
-    await waitFor(async () => (await alice.me()).storage.usedBytes === used - data.length, { description: 'usage to drop', timeoutMs: 10_000 });
+    await waitFor(async () => (await alice.me()).storage.usedBytes === used - data.length, {
+      description: 'usage to drop',
+      timeoutMs: 10_000,
+    });
 
     // The same bytes come back: uploaded again, committed and read.
     await alice.putBlock(data);

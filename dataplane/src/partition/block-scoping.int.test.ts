@@ -77,7 +77,9 @@ describe('a block someone else stored', () => {
 
   it('cannot be committed by a caller who never uploaded it, nor read through that caller’s object', async () => {
     const { sha256 } = await aliceCommits('commit.bin');
-    const err = await refusal(bob.putEntry(bobObject, 'stolen.bin', { kind: 'file', blocks: [{ sha256, size: 1000 }] }, { ifNoneMatch: '*' }));
+    const err = await refusal(
+      bob.putEntry(bobObject, 'stolen.bin', { kind: 'file', blocks: [{ sha256, size: 1000 }] }, { ifNoneMatch: '*' }),
+    );
     expect([err.status, err.code]).toEqual([409, 'blocks_missing']);
     expect(err.details.missing).toEqual([sha256]);
     expect((await refusal(bob.content(bobObject, 'stolen.bin'))).status).toBe(404);

@@ -17,7 +17,10 @@ const agents: Agent[] = [];
 const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 beforeAll(async () => {
-  partition = await startPartition({ etcdEndpoint: stack.etcd.endpoint, minio: stack.minio }, { partition: 'concurrency', slots: '1024-2047' });
+  partition = await startPartition(
+    { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio },
+    { partition: 'concurrency', slots: '1024-2047' },
+  );
 });
 
 afterAll(async () => {

@@ -9,11 +9,31 @@ const blocks = [
 
 describe('planBlockReads', () => {
   it.each([
-    [{ start: 0, end: 24 }, [['a', 0, 10], ['b', 0, 10], ['c', 0, 5]]],
-    [{ start: 5, end: 14 }, [['a', 5, 5], ['b', 0, 5]]],
+    [
+      { start: 0, end: 24 },
+      [
+        ['a', 0, 10],
+        ['b', 0, 10],
+        ['c', 0, 5],
+      ],
+    ],
+    [
+      { start: 5, end: 14 },
+      [
+        ['a', 5, 5],
+        ['b', 0, 5],
+      ],
+    ],
     [{ start: 10, end: 19 }, [['b', 0, 10]]],
     [{ start: 24, end: 24 }, [['c', 4, 1]]],
-    [{ start: 9, end: 20 }, [['a', 9, 1], ['b', 0, 10], ['c', 0, 1]]],
+    [
+      { start: 9, end: 20 },
+      [
+        ['a', 9, 1],
+        ['b', 0, 10],
+        ['c', 0, 1],
+      ],
+    ],
   ])('plans %j', (range, expected) => {
     const plan = planBlockReads(blocks, range).map((r) => [r.sha256[0], r.skip, r.take]);
     expect(plan).toEqual(expected);

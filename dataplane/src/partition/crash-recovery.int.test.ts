@@ -72,7 +72,8 @@ describe('kill -9 during a multi-block upload', () => {
     const blocks = Array.from({ length: 8 }, (_, i) => big.subarray(i * 4 * MiB, (i + 1) * 4 * MiB));
     const hashes = blocks.map((b) => sha256Hex(b));
     expect(await device.missingBlocks(hashes)).toEqual(hashes);
-    for (const [i, block] of blocks.slice(0, 3).entries()) expect(await device.putBlock(block)).toEqual({ sha256: hashes[i], size: 4 * MiB });
+    for (const [i, block] of blocks.slice(0, 3).entries())
+      expect(await device.putBlock(block)).toEqual({ sha256: hashes[i], size: 4 * MiB });
     const torn = await startTornUpload(first.url, device.token!, blocks[3]!, 2 * MiB);
 
     first.process.signal('SIGKILL');
@@ -97,12 +98,13 @@ describe('kill -9 during a multi-block upload', () => {
     expect(changes.changes.map((c) => c.path)).toEqual(['dir/three-blocks.bin', 'two-blocks.bin']);
 
     // Resume: the three finished blocks are kept, the torn one and the rest are missing.
-    const missing = await waitFor(
-      async () => device.missingBlocks(hashes),
-      { description: 'the restarted partition to answer missing', timeoutMs: 10_000 },
-    );
+    const missing = await waitFor(async () => device.missingBlocks(hashes), {
+      description: 'the restarted partition to answer missing',
+      timeoutMs: 10_000,
+    });
     expect(missing).toEqual(hashes.slice(3));
-    for (const sha of missing) expect(await device.putBlock(blocks[hashes.indexOf(sha)]!, { sha256: sha })).toEqual({ sha256: sha, size: 4 * MiB });
+    for (const sha of missing)
+      expect(await device.putBlock(blocks[hashes.indexOf(sha)]!, { sha256: sha })).toEqual({ sha256: sha, size: 4 * MiB });
     const bigBlocks = hashes.map((sha256) => ({ sha256, size: 4 * MiB }));
     const commit = await device.putEntry(objectId, 'big.bin', { kind: 'file', blocks: bigBlocks }, { ifNoneMatch: '*' });
     expect(commit.created).toBe(true);

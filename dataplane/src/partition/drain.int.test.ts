@@ -39,7 +39,11 @@ function readUntilClosed(socket: Socket): Promise<string> {
 
 describe('SIGTERM drain', () => {
   it('refuses new connections, turns away requests on kept-alive sockets, and lets a slow upload finish', async () => {
-    const partition = await startPartition(stores, { partition: 'drain', slots: '4048-4063', env: { MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' } });
+    const partition = await startPartition(stores, {
+      partition: 'drain',
+      slots: '4048-4063',
+      env: { MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' },
+    });
     try {
       const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
       const device = await admin.as((await admin.createUser('drain')).token).registerDeviceClient('laptop');
@@ -55,7 +59,11 @@ describe('SIGTERM drain', () => {
         method: 'PUT',
         path: `/v1/blocks/${sha}`,
         agent: false,
-        headers: { authorization: `Bearer ${device.token}`, 'content-length': String(block.length), 'content-type': 'application/octet-stream' },
+        headers: {
+          authorization: `Bearer ${device.token}`,
+          'content-length': String(block.length),
+          'content-type': 'application/octet-stream',
+        },
       });
       const uploaded = new Promise<IncomingMessage>((resolve, reject) => {
         upload.once('response', resolve);
@@ -63,7 +71,10 @@ describe('SIGTERM drain', () => {
       });
       upload.write(block.subarray(0, MiB));
       // This scrape and the upload.
-      await waitFor(async () => (await requestsInFlight(partition.url)) >= 2, { description: 'the upload to be in flight', timeoutMs: 10_000 });
+      await waitFor(async () => (await requestsInFlight(partition.url)) >= 2, {
+        description: 'the upload to be in flight',
+        timeoutMs: 10_000,
+      });
 
       // A kept-alive socket whose next request is half sent when SIGTERM comes.
       const socket = connect(Number(target.port), target.hostname);
@@ -106,7 +117,13 @@ describe('SIGTERM drain', () => {
       expect(log).toContain('Started draining');
       expect(log).toMatch(/"drained":true,"msg":"Stopped partition"/);
       // The block is stored, and the slots are free at once rather than when the lease lapses.
-      const blocks = new BlockStore({ endpoint: new URL(stack.minio.endpoint), bucket: stack.minio.bucket, region: 'us-east-1', accessKey: stack.minio.accessKey, secretKey: stack.minio.secretKey });
+      const blocks = new BlockStore({
+        endpoint: new URL(stack.minio.endpoint),
+        bucket: stack.minio.bucket,
+        region: 'us-east-1',
+        accessKey: stack.minio.accessKey,
+        secretKey: stack.minio.secretKey,
+      });
       expect(await blocks.sizeOf(sha)).toBe(4 * MiB);
       expect(await etcd.getAll().prefix(`${slotMapPrefix}drain/`).keys()).toEqual([]);
     } finally {
@@ -121,22 +138,31 @@ type Outcome = 'ok' | 'draining' | 'refused' | `failed: ${string}`;
 /** One GET on `agent` (one kept-alive socket), classified; `draining` also checks the documented headers. */
 function getOnce(agent: Agent, url: URL, token: string): Promise<Outcome> {
   return new Promise((resolve) => {
-    const req = request({ host: url.hostname, port: url.port, path: '/v1/me', agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', (err: NodeJS.ErrnoException) => resolve(`failed: response ${err.code ?? err.message}`));
-      res.on('end', () => {
-        if (res.statusCode === 200) {
-          resolve('ok');
-          return;
-        }
-        const text = Buffer.concat(chunks).toString('utf8');
-        const proper = res.statusCode === 503 && res.headers['retry-after'] === '1' && res.headers.connection === 'close' && text.includes('"draining"');
-        resolve(proper ? 'draining' : `failed: ${res.statusCode} ${JSON.stringify(res.headers)} ${text}`);
-      });
-    });
+    const req = request(
+      { host: url.hostname, port: url.port, path: '/v1/me', agent, headers: { authorization: `Bearer ${token}` } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err: NodeJS.ErrnoException) => resolve(`failed: response ${err.code ?? err.message}`));
+        res.on('end', () => {
+          if (res.statusCode === 200) {
+            resolve('ok');
+            return;
+          }
+          const text = Buffer.concat(chunks).toString('utf8');
+          const proper =
+            res.statusCode === 503 &&
+            res.headers['retry-after'] === '1' &&
+            res.headers.connection === 'close' &&
+            text.includes('"draining"');
+          resolve(proper ? 'draining' : `failed: ${res.statusCode} ${JSON.stringify(res.headers)} ${text}`);
+        });
+      },
+    );
     // A refused connection is what the drain promises for new connections: safe to retry elsewhere.
-    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' ? 'refused' : `failed: ${err.code ?? err.message}`));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'ECONNREFUSED' ? 'refused' : `failed: ${err.code ?? err.message}`),
+    );
     req.end();
   });
 }
@@ -149,7 +175,12 @@ describe('SIGTERM drain under kept-alive load', () => {
     const failures: string[] = [];
     let adminToken: string | undefined;
     for (let round = 0; round < drains; round++) {
-      const partition = await startPartition(stores, { partition: 'drain', slots: '4048-4063', adminToken, env: { ...unthrottledEnv, MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' } });
+      const partition = await startPartition(stores, {
+        partition: 'drain',
+        slots: '4048-4063',
+        adminToken,
+        env: { ...unthrottledEnv, MESHWORK_SHUTDOWN_GRACE_SECONDS: '15' },
+      });
       try {
         adminToken = partition.adminToken;
         const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
@@ -165,14 +196,19 @@ describe('SIGTERM drain under kept-alive load', () => {
               const outcome = await getOnce(agent, url, token);
               sent[i]!++;
               counts[outcome] = (counts[outcome] ?? 0) + 1;
-              if (outcome.startsWith('failed') || (outcome === 'refused' && !signalled)) failures.push(`drain ${round}, client ${i}, after SIGTERM: ${signalled}: ${outcome}`);
+              if (outcome.startsWith('failed') || (outcome === 'refused' && !signalled))
+                failures.push(`drain ${round}, client ${i}, after SIGTERM: ${signalled}: ${outcome}`);
               if (outcome !== 'ok' && outcome !== 'draining') return;
             }
           } finally {
             agent.destroy();
           }
         });
-        await waitFor(() => sent.every((n) => n >= 5), { description: 'every client to be in its loop', timeoutMs: 20_000, intervalMs: 20 });
+        await waitFor(() => sent.every((n) => n >= 5), {
+          description: 'every client to be in its loop',
+          timeoutMs: 20_000,
+          intervalMs: 20,
+        });
         signalled = true;
         partition.process.signal('SIGTERM');
         await Promise.all(loops);
@@ -190,7 +226,9 @@ describe('SIGTERM drain under kept-alive load', () => {
 });
 
 describe('drainServer', () => {
-  async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ connections: ConnectionTracker; url: string }> {
+  async function serve(
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+  ): Promise<{ connections: ConnectionTracker; url: string }> {
     const server = createServer(handler);
     const connections = new ConnectionTracker(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -110,7 +110,12 @@ export class ConnectionTracker {
  * them away with Connection: close); a socket is closed here once it has been idle and has
  * carried no byte for `quietMs`.
  */
-export async function drainServer(connections: ConnectionTracker, longPolls: DrainableLongPolls | undefined, deadlineMs: number, quietMs = drainQuietMs): Promise<boolean> {
+export async function drainServer(
+  connections: ConnectionTracker,
+  longPolls: DrainableLongPolls | undefined,
+  deadlineMs: number,
+  quietMs = drainQuietMs,
+): Promise<boolean> {
   const { server } = connections;
   // net.Server's close, not http.Server's: the latter also destroys every socket idle at this
   // instant, whose client may be sending its next request right now.

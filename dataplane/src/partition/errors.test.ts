@@ -16,17 +16,49 @@ const limit = 2 * 1024 * 1024;
 
 describe('classifyFailure', () => {
   it.each<[string, unknown, FailureKind, string, number, Record<string, unknown>, Record<string, string>]>([
-    ['an ApiError as it is', new ApiError('blocks_missing', 'm', { details: { missing: ['a'] } }), 'answer', 'blocks_missing', 409, { missing: ['a'] }, {}],
-    ['a validation error with its field', new ValidationError('body.name', 'too long'), 'answer', 'invalid_request', 400, { field: 'body.name' }, {}],
+    [
+      'an ApiError as it is',
+      new ApiError('blocks_missing', 'm', { details: { missing: ['a'] } }),
+      'answer',
+      'blocks_missing',
+      409,
+      { missing: ['a'] },
+      {},
+    ],
+    [
+      'a validation error with its field',
+      new ValidationError('body.name', 'too long'),
+      'answer',
+      'invalid_request',
+      400,
+      { field: 'body.name' },
+      {},
+    ],
     ['a bad path', new InvalidPathError('bad'), 'answer', 'invalid_path', 400, { field: 'path' }, {}],
     ['a bad cursor', new InvalidCursorError('bad'), 'answer', 'invalid_cursor', 400, { field: 'cursor' }, {}],
     ['a compacted revision', new HistoryCompactedError('gone'), 'answer', 'cursor_expired', 410, { relist: true }, {}],
     ['a moved fence', new OwnershipLostError('moved'), 'ownership_lost', 'ownership_lost', 503, {}, { 'Retry-After': '1' }],
     ['an over-large body', { type: 'entity.too.large', status: 413, message: 'x' }, 'answer', 'too_large', 413, {}, {}],
     ['unparsable JSON', { type: 'entity.parse.failed', status: 400, message: 'x' }, 'answer', 'invalid_json', 400, { field: 'body' }, {}],
-    ['an unsupported charset', { type: 'charset.unsupported', status: 415, message: 'x' }, 'answer', 'unsupported_media_type', 415, { field: 'body' }, {}],
+    [
+      'an unsupported charset',
+      { type: 'charset.unsupported', status: 415, message: 'x' },
+      'answer',
+      'unsupported_media_type',
+      415,
+      { field: 'body' },
+      {},
+    ],
     ['an aborted body', { type: 'request.aborted', status: 400, message: 'x' }, 'answer', 'invalid_request', 400, { field: 'body' }, {}],
-    ['a body stream the parser could not read', { type: 'stream.not.readable', status: 500, message: 'x' }, 'internal', 'internal', 500, {}, {}],
+    [
+      'a body stream the parser could not read',
+      { type: 'stream.not.readable', status: 500, message: 'x' },
+      'internal',
+      'internal',
+      500,
+      {},
+      {},
+    ],
     ['S3 failing', new BlockStoreError('500'), 'store', 'store_unavailable', 503, {}, { 'Retry-After': '1' }],
     ['etcd unreachable', new GRPCUnavailableError('down'), 'store', 'store_unavailable', 503, {}, { 'Retry-After': '1' }],
     ['etcd too slow', new GRPCDeadlineExceededError('slow'), 'store', 'store_unavailable', 503, {}, { 'Retry-After': '1' }],
@@ -48,7 +80,9 @@ describe('classifyFailure', () => {
   });
 
   it('names the body limit in a 413', () => {
-    expect(classifyFailure({ type: 'entity.too.large', status: 413, message: 'x' }, 1234).error.message).toBe('the body is larger than 1234 bytes');
+    expect(classifyFailure({ type: 'entity.too.large', status: 413, message: 'x' }, 1234).error.message).toBe(
+      'the body is larger than 1234 bytes',
+    );
   });
 });
 
@@ -73,11 +107,8 @@ describe('typed errors', () => {
     new EtcdKeepAliveError('m'),
     new PresenceConflictError('m'),
   ];
-  it.each(typed)(
-    '%s derives from MeshworkError and is named after its class',
-    (err) => {
-      expect(err).toBeInstanceOf(MeshworkError);
-      expect(err.name).toBe(err.constructor.name);
-    },
-  );
+  it.each(typed)('%s derives from MeshworkError and is named after its class', (err) => {
+    expect(err).toBeInstanceOf(MeshworkError);
+    expect(err.name).toBe(err.constructor.name);
+  });
 });

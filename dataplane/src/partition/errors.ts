@@ -54,7 +54,10 @@ export function isBrokenCircuit(err: unknown): boolean {
 /** Whether `err` is etcd failing to serve a request (a store outage: 503, retry). */
 export function isEtcdFailure(err: unknown): boolean {
   return (
-    etcdFailures.some((failure) => err instanceof failure) || err instanceof EtcdKeepAliveError || err instanceof EtcdCallError || isBrokenCircuit(err)
+    etcdFailures.some((failure) => err instanceof failure) ||
+    err instanceof EtcdKeepAliveError ||
+    err instanceof EtcdCallError ||
+    isBrokenCircuit(err)
   );
 }
 
@@ -80,12 +83,14 @@ function isBodyParserError(err: unknown): err is BodyParserError {
 }
 
 function bodyParserFailure(err: BodyParserError, maxJsonBytes: number): Failure {
-  if (err.type === 'entity.too.large') return { error: new ApiError('too_large', `the body is larger than ${maxJsonBytes} bytes`), kind: 'answer' };
+  if (err.type === 'entity.too.large')
+    return { error: new ApiError('too_large', `the body is larger than ${maxJsonBytes} bytes`), kind: 'answer' };
   if (err.type === 'entity.parse.failed') {
     return { error: new ApiError('invalid_json', 'body: is not valid JSON', { details: { field: 'body' } }), kind: 'answer' };
   }
   // An unsupported Content-Encoding or charset is 415; a stream the parser could not read (its 500s) is a bug here.
-  if (err.status === 415) return { error: new ApiError('unsupported_media_type', `body: ${err.message}`, { details: { field: 'body' } }), kind: 'answer' };
+  if (err.status === 415)
+    return { error: new ApiError('unsupported_media_type', `body: ${err.message}`, { details: { field: 'body' } }), kind: 'answer' };
   if (err.status >= 500) return { error: new ApiError('internal', 'internal error', { cause: err }), kind: 'internal' };
   return { error: invalidRequest('body', `body: ${err.message}`), kind: 'answer' };
 }
@@ -94,7 +99,8 @@ function bodyParserFailure(err: BodyParserError, maxJsonBytes: number): Failure 
 export function classifyFailure(err: unknown, maxJsonBytes: number): Failure {
   if (err instanceof ApiError) return { error: err, kind: 'answer' };
   if (err instanceof ValidationError) return { error: invalidRequest(err.field, err.message), kind: 'answer' };
-  if (err instanceof InvalidPathError) return { error: new ApiError('invalid_path', err.message, { details: { field: 'path' }, cause: err }), kind: 'answer' };
+  if (err instanceof InvalidPathError)
+    return { error: new ApiError('invalid_path', err.message, { details: { field: 'path' }, cause: err }), kind: 'answer' };
   if (err instanceof InvalidCursorError) {
     return { error: new ApiError('invalid_cursor', err.message, { details: { field: 'cursor' }, cause: err }), kind: 'answer' };
   }

@@ -56,13 +56,19 @@ describe('etcd outage longer than the slot lease', () => {
     const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
     const device = await admin.as((await admin.createUser('outage')).token).registerDeviceClient('laptop');
     const objectId = (await device.createObject({ name: 'Outage' })).id;
-    const before = await device.raw('PUT', `/v1/objects/${objectId}/entries/before`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const before = await device.raw('PUT', `/v1/objects/${objectId}/entries/before`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(before.status).toBe(201);
 
     etcd.process.signal('SIGKILL');
     await etcd.process.exited;
     // Before the lease lapses: etcd does not answer, and the write is refused as retryable.
-    const unreachable = await device.raw('PUT', `/v1/objects/${objectId}/entries/unreachable`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const unreachable = await device.raw('PUT', `/v1/objects/${objectId}/entries/unreachable`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(unreachable.status).toBe(503);
     expect(unreachable.headers['retry-after']).toBe('1');
     // Past the lease: the process noticed the lapse and suspended writes, and is still running.
@@ -72,10 +78,18 @@ describe('etcd outage longer than the slot lease', () => {
         const slots = ready.body.checks.find((c) => c.name === 'slots');
         return ready.status === 503 && slots?.error?.startsWith('re-acquiring the slots') ? ready : undefined;
       },
-      { description: 'the partition to report that it re-acquires its slots', timeoutMs: 8 * leaseSeconds * 1000 + 10_000, intervalMs: 250, abortIf: exitedEarly },
+      {
+        description: 'the partition to report that it re-acquires its slots',
+        timeoutMs: 8 * leaseSeconds * 1000 + 10_000,
+        intervalMs: 250,
+        abortIf: exitedEarly,
+      },
     );
     expect(suspended.body.status).toBe('not_ready');
-    const refused = await device.raw('PUT', `/v1/objects/${objectId}/entries/during`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const refused = await device.raw('PUT', `/v1/objects/${objectId}/entries/during`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toBe('1');
     expect(refused.body).toMatchObject({ error: { code: 'ownership_lost' } });
@@ -91,7 +105,10 @@ describe('etcd outage longer than the slot lease', () => {
     expect(partition.process.logTail(200)).toContain('Re-acquired the slots under a new lease');
 
     expect((await device.raw('GET', `/v1/objects/${objectId}/entries/before`)).status).toBe(200);
-    const after = await device.raw('PUT', `/v1/objects/${objectId}/entries/after`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const after = await device.raw('PUT', `/v1/objects/${objectId}/entries/after`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(after.status).toBe(201);
     expect((await device.raw('GET', `/v1/objects/${objectId}/entries/during`)).status).toBe(404);
     expect(partition.process.exitStatus).toBeUndefined();
@@ -114,14 +131,25 @@ describe('etcd outage longer than the slot lease', () => {
     await etcd.process.exited;
     await waitFor(
       async () => (await readiness(partition)).body.checks.some((c) => c.name === 'slots' && c.error?.startsWith('re-acquiring the slots')),
-      { description: 'the partition to report that it re-acquires its slots', timeoutMs: 8 * leaseSeconds * 1000 + 10_000, intervalMs: 250 },
+      {
+        description: 'the partition to report that it re-acquires its slots',
+        timeoutMs: 8 * leaseSeconds * 1000 + 10_000,
+        intervalMs: 250,
+      },
     );
     // Frozen while etcd comes back and a newer process of the same replica registers, as after a reschedule.
     partition.process.signal('SIGSTOP');
     etcd = await startEtcd({ name: 'etcd-takeover', dataDir, port });
     const client = new Etcd3({ hosts: etcd.endpoint });
     try {
-      const newer = { partition: 'takeover', replica, slots: '0-4095', url: 'http://127.0.0.1:9', instance: 'newer-process', registeredAt: new Date().toISOString() };
+      const newer = {
+        partition: 'takeover',
+        replica,
+        slots: '0-4095',
+        url: 'http://127.0.0.1:9',
+        instance: 'newer-process',
+        registeredAt: new Date().toISOString(),
+      };
       await client.put(slotMapKey('takeover', replica)).value(JSON.stringify(newer));
     } finally {
       client.close();
@@ -130,6 +158,8 @@ describe('etcd outage longer than the slot lease', () => {
 
     const exit = await waitFor(() => partition.process.exitStatus, { description: 'the partition to exit', timeoutMs: 30_000 });
     expect(exit.code).toBe(ExitCode.ownershipLost);
-    expect(await readFile(join(partition.dir, 'termination-log'), 'utf8')).toMatch(/^fenced: the owner record \/mw\/slotmap\/takeover\/takeover-0 now belongs to a newer process/);
+    expect(await readFile(join(partition.dir, 'termination-log'), 'utf8')).toMatch(
+      /^fenced: the owner record \/mw\/slotmap\/takeover\/takeover-0 now belongs to a newer process/,
+    );
   });
 });

@@ -29,7 +29,10 @@ describe('fencing', () => {
     old.process.signal('SIGCONT');
 
     // raw: the answer itself is under test, and a typed call would retry the 503 elsewhere.
-    const stale = await device.raw('PUT', `/v1/objects/${objectId}/entries/after-pause`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const stale = await device.raw('PUT', `/v1/objects/${objectId}/entries/after-pause`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(stale.status).toBe(503);
     expect(stale.body).toMatchObject({ error: { code: 'ownership_lost' } });
     const exit = await old.process.exited;
@@ -44,7 +47,12 @@ describe('fencing', () => {
   it('lets the replicas of one partition all commit without fencing each other', async () => {
     const first = await startPartition(stores, { partition: 'fencing', slots: '3072-3583', env: { MESHWORK_POD_NAME: 'fencing-0' } });
     running.push(first);
-    const second = await startPartition(stores, { partition: 'fencing', slots: '3072-3583', adminToken: first.adminToken, env: { MESHWORK_POD_NAME: 'fencing-1' } });
+    const second = await startPartition(stores, {
+      partition: 'fencing',
+      slots: '3072-3583',
+      adminToken: first.adminToken,
+      env: { MESHWORK_POD_NAME: 'fencing-1' },
+    });
     running.push(second);
     const account = await new MeshworkClient({ baseUrl: first.url, token: first.adminToken }).createUser('replicated');
     const viaFirst = await new MeshworkClient({ baseUrl: first.url, token: account.token }).registerDeviceClient('laptop');

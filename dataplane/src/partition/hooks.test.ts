@@ -53,7 +53,15 @@ const hooks = new RouteHooks({
   partition: 'p1',
   slots: [owned],
   slotMap: {
-    ownerOf: () => Promise.resolve({ partition: 'p2', replica: 'p2-0', slots: '2048-4095', url: 'http://p2.mesh:8080', instance: 'i1', registeredAt: '' }),
+    ownerOf: () =>
+      Promise.resolve({
+        partition: 'p2',
+        replica: 'p2-0',
+        slots: '2048-4095',
+        url: 'http://p2.mesh:8080',
+        instance: 'i1',
+        registeredAt: '',
+      }),
   },
   access: new ObjectAccess({ getObject: (id) => Promise.resolve(id === ownedObject ? object : undefined) }),
 });

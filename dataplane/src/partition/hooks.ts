@@ -96,7 +96,8 @@ function checkPrincipal(rule: PrincipalRule, principal: Principal, id: string): 
     return principal;
   }
   const caller = asCaller(principal);
-  if (rule === 'account' && caller.kind !== 'user') throw new ApiError('forbidden', 'only an account token may do this, not a device token');
+  if (rule === 'account' && caller.kind !== 'user')
+    throw new ApiError('forbidden', 'only an account token may do this, not a device token');
   if (rule === 'device-itself' && (caller.kind !== 'device' || caller.deviceId !== id)) {
     throw new ApiError('forbidden', 'only the device itself may set or clear its presence');
   }

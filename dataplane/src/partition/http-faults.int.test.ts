@@ -77,7 +77,10 @@ describe('cursors of paged answers', () => {
     // The page token alone (no limit): pages keep the first page's size.
     let next = first.next;
     while (next !== null) {
-      const res = await alice.raw<{ entries: { path: string }[]; cursor: string; next: string | null }>('GET', `/v1/objects/${id}/entries?page=${next}`);
+      const res = await alice.raw<{ entries: { path: string }[]; cursor: string; next: string | null }>(
+        'GET',
+        `/v1/objects/${id}/entries?page=${next}`,
+      );
       expect(res.status).toBe(200);
       expect(res.body.entries.length).toBeLessThanOrEqual(1);
       paths.push(...res.body.entries.map((e) => e.path));
@@ -175,7 +178,9 @@ describe('notifications without a cursor', () => {
     expect(answer.objects).toEqual([{ id: kept, role: 'owner' }]);
     expect(Number(answer.cursor)).toBeGreaterThan(Number(first.cursor));
     // From the cursor of the first answer, the delete is news.
-    expect((await carol.notifications({ cursor: first.cursor, wait: 0 })).objects).toEqual(expect.arrayContaining([{ id: gone, removed: true }]));
+    expect((await carol.notifications({ cursor: first.cursor, wait: 0 })).objects).toEqual(
+      expect.arrayContaining([{ id: gone, removed: true }]),
+    );
   });
 });
 
@@ -247,7 +252,13 @@ describe('HTTP details', () => {
 
 describe('a refused body', () => {
   it('is answered 413 at once, before the rest of the body is sent', async () => {
-    const answer = await rawExchange({ method: 'POST', path: '/v1/objects', contentType: 'application/json', declared: 64 * MiB, send: MiB });
+    const answer = await rawExchange({
+      method: 'POST',
+      path: '/v1/objects',
+      contentType: 'application/json',
+      declared: 64 * MiB,
+      send: MiB,
+    });
     expect(answer.text).toMatch(/^HTTP\/1\.1 413 /);
   });
 
@@ -265,7 +276,13 @@ describe('a refused body', () => {
 
 /** The head of a request with a body of `length` bytes, as raw HTTP/1.1. */
 function requestHead(method: string, path: string, host: string, token: string, contentType: string, length: number): string {
-  const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}`, `Authorization: Bearer ${token}`, `Content-Type: ${contentType}`, `Content-Length: ${length}`];
+  const lines = [
+    `${method} ${path} HTTP/1.1`,
+    `Host: ${host}`,
+    `Authorization: Bearer ${token}`,
+    `Content-Type: ${contentType}`,
+    `Content-Length: ${length}`,
+  ];
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
@@ -327,7 +344,13 @@ function rawExchange(request: RawExchange): Promise<{ text: string; written: num
  * Sends a whole request of `length` body bytes on a raw socket without reading anything, as a
  * simple client does, and only then reads the answer (until the connection goes quiet or closes).
  */
-function sendThenRead(method: string, path: string, length: number, contentType: string, token: string): Promise<{ text: string; error?: string }> {
+function sendThenRead(
+  method: string,
+  path: string,
+  length: number,
+  contentType: string,
+  token: string,
+): Promise<{ text: string; error?: string }> {
   const url = new URL(partition.url);
   return new Promise((resolve) => {
     const socket = connect(Number(url.port), url.hostname);
@@ -359,7 +382,13 @@ function sendThenRead(method: string, path: string, length: number, contentType:
  * Declares `length` bytes and keeps writing them until the server answers; resolves with the
  * answer, rejects when the connection is reset before one could be read.
  */
-function sendUntilAnswered(method: string, path: string, length: number, contentType: string, token: string): Promise<{ status: number; text: string }> {
+function sendUntilAnswered(
+  method: string,
+  path: string,
+  length: number,
+  contentType: string,
+  token: string,
+): Promise<{ status: number; text: string }> {
   const url = new URL(partition.url);
   return new Promise((resolve, reject) => {
     let answered = false;
@@ -442,6 +471,8 @@ describe('an etcd outage', () => {
       code: (res.body as { error?: { code?: string } } | undefined)?.error?.code,
       retryAfter: res.headers['retry-after'],
     }));
-    expect(summary).toEqual(requests.map(([method, path]) => ({ route: `${method} ${path}`, status: 503, code: 'store_unavailable', retryAfter: '1' })));
+    expect(summary).toEqual(
+      requests.map(([method, path]) => ({ route: `${method} ${path}`, status: 503, code: 'store_unavailable', retryAfter: '1' })),
+    );
   });
 });

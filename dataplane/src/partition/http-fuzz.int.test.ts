@@ -83,20 +83,48 @@ const segment = (real: () => string): fc.Arbitrary<string> =>
 
 /** An entry path of one or more segments. */
 const entryPath = fc
-  .array(segment(() => 'dir'), { minLength: 0, maxLength: 4 })
+  .array(
+    segment(() => 'dir'),
+    { minLength: 0, maxLength: 4 },
+  )
   .chain((dirs) => segment(() => 'file.bin').map((last) => [...dirs, last].join('/')));
 
 const routes: fc.Arbitrary<string>[] = [
   fc.constantFrom('/v1/users', '/v1/devices', '/v1/me', '/v1/objects', '/v1/slots', '/v1/notifications', '/v1/blocks/missing'),
   fc.constantFrom('/livez', '/readyz', '/metrics', '/healthz/deep', '/v1/nowhere', '/', '/v1'),
   segment(() => objectId).map((id) => `/v1/objects/${id}`),
-  fc.tuple(segment(() => objectId), segment(() => bobId)).map(([id, user]) => `/v1/objects/${id}/members/${user}`),
+  fc
+    .tuple(
+      segment(() => objectId),
+      segment(() => bobId),
+    )
+    .map(([id, user]) => `/v1/objects/${id}/members/${user}`),
   segment(() => objectId).map((id) => `/v1/objects/${id}/entries`),
   segment(() => objectId).map((id) => `/v1/objects/${id}/changes`),
-  fc.tuple(segment(() => objectId), entryPath).map(([id, path]) => `/v1/objects/${id}/entries/${path}`),
-  fc.tuple(segment(() => objectId), entryPath).map(([id, path]) => `/v1/objects/${id}/content/${path}`),
-  fc.tuple(segment(() => objectId), entryPath).map(([id, path]) => `/v1/objects/${id}/content/${path}/sources`),
-  fc.oneof(segment(() => sha), hex64).map((s) => `/v1/blocks/${s}`),
+  fc
+    .tuple(
+      segment(() => objectId),
+      entryPath,
+    )
+    .map(([id, path]) => `/v1/objects/${id}/entries/${path}`),
+  fc
+    .tuple(
+      segment(() => objectId),
+      entryPath,
+    )
+    .map(([id, path]) => `/v1/objects/${id}/content/${path}`),
+  fc
+    .tuple(
+      segment(() => objectId),
+      entryPath,
+    )
+    .map(([id, path]) => `/v1/objects/${id}/content/${path}/sources`),
+  fc
+    .oneof(
+      segment(() => sha),
+      hex64,
+    )
+    .map((s) => `/v1/blocks/${s}`),
   segment(() => alice.deviceId).map((id) => `/v1/devices/${id}/presence`),
 ];
 
@@ -123,7 +151,10 @@ const headers = fc.record(
       'x',
     ),
     'content-encoding': fc.constantFrom('gzip', 'deflate', 'br', 'compress', 'identity', 'zz'),
-    'if-match': fc.oneof(fc.constantFrom('*', '"1"', 'W/"1"', 'nope', '""'), fc.constant(null).map(() => `"${version}"`)),
+    'if-match': fc.oneof(
+      fc.constantFrom('*', '"1"', 'W/"1"', 'nope', '""'),
+      fc.constant(null).map(() => `"${version}"`),
+    ),
     'if-none-match': fc.constantFrom('*', '"1"', 'nope'),
     range: fc.constantFrom('bytes=0-10', 'bytes=-5', 'bytes=99999999-', 'bytes=5-1', 'bytes=0-1,3-4', 'lines=1-2', 'bytes='),
     'if-range': fc.constantFrom('"x"', 'Wed, 21 Oct 2015 07:28:00 GMT'),

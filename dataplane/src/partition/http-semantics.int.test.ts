@@ -134,7 +134,10 @@ describe('authentication and authorisation', () => {
     expect((await bob.raw('PUT', `/v1/objects/${shared}/members/${bobId}`, { body: { role: 'writer' } })).status).toBe(403);
 
     await alice.raw('PUT', `/v1/objects/${shared}/members/${bobId}`, { body: { role: 'writer' } });
-    const writerCommit = await bob.raw('PUT', `/v1/objects/${shared}/entries/dir`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+    const writerCommit = await bob.raw('PUT', `/v1/objects/${shared}/entries/dir`, {
+      body: { kind: 'directory' },
+      headers: { 'if-none-match': '*' },
+    });
     expect(writerCommit.status).toBe(201);
     expect(writerCommit.body).toMatchObject({ modifiedBy: bob.deviceId, kind: 'directory' });
 
@@ -218,10 +221,16 @@ describe('content', () => {
     const present = randomBytes(100);
     await alice.putBlock(present);
     const absent = sha256Hex(randomBytes(16));
-    const res = await commit(alice, objectId, 'incomplete.bin', [
-      { sha256: sha256Hex(present), size: 100 },
-      { sha256: absent, size: 100 },
-    ], 'create');
+    const res = await commit(
+      alice,
+      objectId,
+      'incomplete.bin',
+      [
+        { sha256: sha256Hex(present), size: 100 },
+        { sha256: absent, size: 100 },
+      ],
+      'create',
+    );
     expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ error: { code: 'blocks_missing', missing: [absent] } });
     expect((await alice.raw('GET', `/v1/objects/${objectId}/entries/incomplete.bin`)).status).toBe(404);
@@ -269,7 +278,9 @@ describe('optimistic concurrency', () => {
   it('answers 304 for entry metadata the client already has', async () => {
     const entry = await alice.raw('GET', `/v1/objects/${objectId}/entries/reports/q3.bin`);
     expect(entry.status).toBe(200);
-    const again = await alice.raw('GET', `/v1/objects/${objectId}/entries/reports/q3.bin`, { headers: { 'if-none-match': String(entry.headers.etag) } });
+    const again = await alice.raw('GET', `/v1/objects/${objectId}/entries/reports/q3.bin`, {
+      headers: { 'if-none-match': String(entry.headers.etag) },
+    });
     expect(again.status).toBe(304);
   });
 });
@@ -278,12 +289,21 @@ describe('delta sync', () => {
   it('lists with a cursor and returns changes since it, deletes included, page by page', async () => {
     const id = (await alice.createObject({ name: 'Sync' })).id;
     for (const name of ['a', 'b', 'c', 'd']) {
-      const res = await alice.raw('PUT', `/v1/objects/${id}/entries/${name}`, { body: { kind: 'directory' }, headers: { 'if-none-match': '*' } });
+      const res = await alice.raw('PUT', `/v1/objects/${id}/entries/${name}`, {
+        body: { kind: 'directory' },
+        headers: { 'if-none-match': '*' },
+      });
       expect(res.status).toBe(201);
     }
-    const page1 = await alice.raw<{ entries: { path: string; version: string }[]; cursor: string; next: string }>('GET', `/v1/objects/${id}/entries?limit=3`);
+    const page1 = await alice.raw<{ entries: { path: string; version: string }[]; cursor: string; next: string }>(
+      'GET',
+      `/v1/objects/${id}/entries?limit=3`,
+    );
     expect(page1.body.entries.map((e) => e.path)).toEqual(['a', 'b', 'c']);
-    const page2 = await alice.raw<{ entries: { path: string }[]; next: string | null }>('GET', `/v1/objects/${id}/entries?limit=3&page=${page1.body.next}`);
+    const page2 = await alice.raw<{ entries: { path: string }[]; next: string | null }>(
+      'GET',
+      `/v1/objects/${id}/entries?limit=3&page=${page1.body.next}`,
+    );
     expect(page2.body.entries.map((e) => e.path)).toEqual(['d']);
     expect(page2.body.next).toBeNull();
     const cursor = page1.body.cursor;
@@ -359,7 +379,10 @@ describe('partitioning', () => {
   it('publishes the slot map', async () => {
     const res = await alice.raw<{ partitions: { partition: string; slots: string; url: string }[] }>('GET', '/v1/slots');
     expect(res.body.partitions).toEqual(
-      expect.arrayContaining([expect.objectContaining({ partition: 'semantics-a', slots: '0-511', url: a.url }), expect.objectContaining({ partition: 'semantics-b', slots: '512-1023', url: b.url })]),
+      expect.arrayContaining([
+        expect.objectContaining({ partition: 'semantics-a', slots: '0-511', url: a.url }),
+        expect.objectContaining({ partition: 'semantics-b', slots: '512-1023', url: b.url }),
+      ]),
     );
   });
 });
@@ -429,7 +452,10 @@ describe('bad input', () => {
 
   it('refuses a block upload without Content-Length (411)', async () => {
     // rawHttp: fetch owns the framing headers.
-    const res = await rawHttp(a.url, 'PUT', `/v1/blocks/${'b'.repeat(64)}`, { token: alice.token!, headers: { 'transfer-encoding': 'chunked' } });
+    const res = await rawHttp(a.url, 'PUT', `/v1/blocks/${'b'.repeat(64)}`, {
+      token: alice.token!,
+      headers: { 'transfer-encoding': 'chunked' },
+    });
     expect(res.status).toBe(411);
   });
 });

@@ -85,7 +85,8 @@ export function jsonBody(limit: number): RequestHandler {
     }
     const media = jsonMediaType(req.headers['content-type']);
     if (media !== 'json') {
-      const message = media === 'bad_charset' ? 'a JSON body must be UTF-8' : 'the body of this route must be sent as Content-Type: application/json';
+      const message =
+        media === 'bad_charset' ? 'a JSON body must be UTF-8' : 'the body of this route must be sent as Content-Type: application/json';
       throw new ApiError('unsupported_media_type', message, { details: { field: 'Content-Type' } });
     }
     const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
@@ -94,7 +95,8 @@ export function jsonBody(limit: number): RequestHandler {
         details: { field: 'Content-Encoding' },
       });
     }
-    if (encoding === 'identity' && Number(req.headers['content-length']) > limit) throw new ApiError('too_large', `the body is larger than ${limit} bytes`);
+    if (encoding === 'identity' && Number(req.headers['content-length']) > limit)
+      throw new ApiError('too_large', `the body is larger than ${limit} bytes`);
     // Already read, or the client went away while the request was being admitted.
     if (!req.readable) throw bodyError('could not be read: the request ended before it was');
     const decoder = decoders[encoding]?.();

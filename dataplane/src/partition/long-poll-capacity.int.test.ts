@@ -8,7 +8,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { MeshworkClient } from '@meshwork/client';
 import { startPartition, unthrottledEnv, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
-import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll, type PopulationUser } from '../../../e2e/dataplane/population.ts';
+import {
+  holdPoll,
+  openSockets,
+  pool,
+  populateInStore,
+  requireOpenFiles,
+  type HeldPoll,
+  type PopulationUser,
+} from '../../../e2e/dataplane/population.ts';
 
 const stack = inject('stack');
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };
@@ -20,7 +28,11 @@ let partition: RunningPartition;
 let population: PopulationUser[];
 
 beforeAll(async () => {
-  partition = await startPartition(stores, { partition: 'notify-capacity', slots: '4080-4095', env: { MESHWORK_LOG_LEVEL: 'warn', ...unthrottledEnv } });
+  partition = await startPartition(stores, {
+    partition: 'notify-capacity',
+    slots: '4080-4095',
+    env: { MESHWORK_LOG_LEVEL: 'warn', ...unthrottledEnv },
+  });
   requireOpenFiles(polls + 500, partition.process.pid);
   // Written with the partition's own store calls: 12,000 records through the API would take a minute.
   const etcd = new Etcd3({ hosts: stack.etcd.endpoint });
@@ -64,7 +76,8 @@ describe('10,000 idle long polls on one process', () => {
         ({ status, body }) => {
           answered++;
           const objects = (body as Answer | undefined)?.objects.map((o) => o.id) ?? [];
-          if (status !== 200 || objects.length !== 1 || objects[0] !== population[user]!.objectId) wrong.push(`user ${user}: ${status} ${JSON.stringify(body)}`);
+          if (status !== 200 || objects.length !== 1 || objects[0] !== population[user]!.objectId)
+            wrong.push(`user ${user}: ${status} ${JSON.stringify(body)}`);
         },
         (err: Error) => {
           answered++;
@@ -96,7 +109,11 @@ describe('10,000 idle long polls on one process', () => {
     // Half of the objects change: exactly the polls of those users' devices are released.
     const half = users / 2;
     const firstStarted = await commitTo([0, half]);
-    await waitFor(() => answered >= half * devicesPerUser, { description: `${half * devicesPerUser} polls released (now ${answered})`, timeoutMs: 45_000, intervalMs: 50 });
+    await waitFor(() => answered >= half * devicesPerUser, {
+      description: `${half * devicesPerUser} polls released (now ${answered})`,
+      timeoutMs: 45_000,
+      intervalMs: 50,
+    });
     const firstMs = performance.now() - firstStarted;
     expect(wrong).toEqual([]);
     const stillWaiting = held.filter(({ user }) => user >= half);
@@ -104,11 +121,17 @@ describe('10,000 idle long polls on one process', () => {
 
     // The other half changes: every remaining poll is released.
     const secondStarted = await commitTo([half, users]);
-    await waitFor(() => answered >= polls, { description: `all ${polls} polls released (now ${answered})`, timeoutMs: 45_000, intervalMs: 50 });
+    await waitFor(() => answered >= polls, {
+      description: `all ${polls} polls released (now ${answered})`,
+      timeoutMs: 45_000,
+      intervalMs: 50,
+    });
     const secondMs = performance.now() - secondStarted;
     expect(wrong).toEqual([]);
     await Promise.all(stillWaiting.map(({ poll }) => poll.answer));
     agent.destroy();
-    console.log(`Opened ${polls} polls in ${(opened / 1000).toFixed(1)} s; released the first half in ${(firstMs / 1000).toFixed(1)} s, the second in ${(secondMs / 1000).toFixed(1)} s`);
+    console.log(
+      `Opened ${polls} polls in ${(opened / 1000).toFixed(1)} s; released the first half in ${(firstMs / 1000).toFixed(1)} s, the second in ${(secondMs / 1000).toFixed(1)} s`,
+    );
   }, 240_000);
 });

@@ -78,7 +78,11 @@ describe('GET /v1/notifications', () => {
   });
 
   it("wakes a device's poll when another device commits, and the other members' too", async () => {
-    const [laptopCursor, bobCursor, carolCursor] = await Promise.all([notificationCursor(laptop), notificationCursor(bob), notificationCursor(carol)]);
+    const [laptopCursor, bobCursor, carolCursor] = await Promise.all([
+      notificationCursor(laptop),
+      notificationCursor(bob),
+      notificationCursor(carol),
+    ]);
     const laptopPoll = poll(laptop, laptopCursor, 30);
     const bobPoll = poll(bob, bobCursor, 30);
     const carolPoll = poll(carol, carolCursor, 2);
@@ -163,7 +167,9 @@ describe('GET /v1/notifications', () => {
     expect(woken.body.objects).toEqual([{ id: objectId, role: 'reader' }]);
     expect(woken.ms).toBeLessThan(10_000);
     // The object's own changes are asked of its partition, a.
-    expect((await new MeshworkClient({ baseUrl: a.url, token: remote.token }).changes(objectId, { cursor: shared.body.cursor })).next).toBeNull();
+    expect(
+      (await new MeshworkClient({ baseUrl: a.url, token: remote.token }).changes(objectId, { cursor: shared.body.cursor })).next,
+    ).toBeNull();
   });
 
   it('covers a user with more objects than one etcd transaction can read', async () => {
@@ -201,7 +207,11 @@ describe('GET /v1/notifications', () => {
 
   it('answers 421 for a user another partition serves', async () => {
     const misdirected = new MeshworkClient({ baseUrl: b.url, token: laptop.token });
-    await expect(misdirected.notifications({ wait: 0 })).rejects.toMatchObject({ status: 421, code: 'misdirected', details: { owner: a.url } });
+    await expect(misdirected.notifications({ wait: 0 })).rejects.toMatchObject({
+      status: 421,
+      code: 'misdirected',
+      details: { owner: a.url },
+    });
   });
 });
 
@@ -265,7 +275,13 @@ describe('restarts', () => {
     expect(drained.body).toMatchObject({ error: { code: 'draining' } });
     expect(drained.headers['retry-after']).toBe('1');
 
-    a = await startPartition(stores, { partition: 'notify-a', slots: '3584-3711', port: a.port, adminToken: a.adminToken, env: { ...unthrottledEnv } });
+    a = await startPartition(stores, {
+      partition: 'notify-a',
+      slots: '3584-3711',
+      port: a.port,
+      adminToken: a.adminToken,
+      env: { ...unthrottledEnv },
+    });
     // New connections: the old ones went with the old process.
     const laptopAgain = new MeshworkClient({ baseUrl: a.url, token: laptop.token });
     const res = await poll(laptopAgain, cursor, 30);

@@ -69,7 +69,10 @@ describe('PUT /v1/devices/{id}/presence', () => {
     ['the account token of its user', () => account],
     ["another user's device", () => bob],
   ])('refuses %s with 403', async (_who, caller) => {
-    await expect(caller().setPresence(laptop.deviceId, { endpoints: [], holds: [] })).rejects.toMatchObject({ status: 403, code: 'forbidden' });
+    await expect(caller().setPresence(laptop.deviceId, { endpoints: [], holds: [] })).rejects.toMatchObject({
+      status: 403,
+      code: 'forbidden',
+    });
     await expect(caller().clearPresence(laptop.deviceId)).rejects.toMatchObject({ status: 403, code: 'forbidden' });
   });
 

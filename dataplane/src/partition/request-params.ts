@@ -62,10 +62,16 @@ export function checkPercentEncoding(path: string): void {
   const prefix = entryPathPrefix.exec(path)?.[0] ?? '';
   const inUrl = firstUndecodable(prefix === '' ? path : prefix);
   if (inUrl !== undefined) {
-    throw new ApiError('invalid_request', 'url: a path segment is not valid percent-encoded UTF-8', { details: { field: 'url' }, cause: inUrl });
+    throw new ApiError('invalid_request', 'url: a path segment is not valid percent-encoded UTF-8', {
+      details: { field: 'url' },
+      cause: inUrl,
+    });
   }
   const inEntryPath = prefix === '' ? undefined : firstUndecodable(path.slice(prefix.length));
   if (inEntryPath !== undefined) {
-    throw new ApiError('invalid_path', 'path: a segment is not valid percent-encoded UTF-8', { details: { field: 'path' }, cause: inEntryPath });
+    throw new ApiError('invalid_path', 'path: a segment is not valid percent-encoded UTF-8', {
+      details: { field: 'path' },
+      cause: inEntryPath,
+    });
   }
 }

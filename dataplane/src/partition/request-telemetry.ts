@@ -43,7 +43,10 @@ export function requestTelemetry({ metrics, tracing, logger }: Pick<PartitionCon
         metrics.httpRequestBytes.inc({ route }, bytes.read);
         metrics.httpResponseBytes.inc({ route }, bytes.written);
         span?.end(route, status);
-        logger.info({ method: req.method, route, status, ms: Math.round(seconds * 10_000) / 10, bytesIn: bytes.read, bytesOut: bytes.written }, 'Served request');
+        logger.info(
+          { method: req.method, route, status, ms: Math.round(seconds * 10_000) / 10, bytesIn: bytes.read, bytesOut: bytes.written },
+          'Served request',
+        );
       });
       next();
     });

@@ -152,7 +152,10 @@ describe('deleting devices', () => {
   it('lets a device delete itself, and its presence goes with it', async () => {
     const objectId = (await laptop.createObject({ name: 'Photos' })).id;
     const up = await laptop.upload(objectId, 'cat.jpg', new TextEncoder().encode('meow'), { ifNoneMatch: '*' });
-    await laptop.setPresence(laptop.deviceId, { endpoints: ['https://198.51.100.8:7443'], holds: [{ objectId, cursor: up.entry.version }] });
+    await laptop.setPresence(laptop.deviceId, {
+      endpoints: ['https://198.51.100.8:7443'],
+      holds: [{ objectId, cursor: up.entry.version }],
+    });
     const deviceSources = async (): Promise<string[]> =>
       (await phone.sources(objectId, 'cat.jpg')).sources.flatMap((s) => (s.kind === 'device' ? [s.deviceId] : []));
     expect(await deviceSources()).toEqual([laptop.deviceId]);
@@ -206,7 +209,7 @@ describe('after etcd was away', () => {
     etcd.process.signal('SIGKILL');
     await etcd.process.exited;
     etcd = await startEtcd({ name: 'etcd-revocation', dataDir: etcdDataDir, port });
-    const exited = (): string | undefined => (first.process.exitStatus ?? second.process.exitStatus ? 'a partition exited' : undefined);
+    const exited = (): string | undefined => ((first.process.exitStatus ?? second.process.exitStatus) ? 'a partition exited' : undefined);
     for (const replica of [first, second]) {
       await waitFor(async () => (await fetch(`${replica.url}/readyz`, { signal: AbortSignal.timeout(2000) })).ok, {
         description: 'the replica to be ready again after etcd returned',
@@ -216,7 +219,10 @@ describe('after etcd was away', () => {
       });
     }
     // Cached again on the second replica, through whatever watch it has now.
-    await waitFor(async () => (await onSecond.raw('GET', '/v1/me')).status === 200, { description: 'the token to be accepted again', timeoutMs: 30_000 });
+    await waitFor(async () => (await onSecond.raw('GET', '/v1/me')).status === 200, {
+      description: 'the token to be accepted again',
+      timeoutMs: 30_000,
+    });
 
     await account.deleteDevice(device.deviceId);
     const delayMs = await untilRefused(onSecond);

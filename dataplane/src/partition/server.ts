@@ -90,7 +90,8 @@ async function openVolumes(dirs: readonly string[], limits: VolumeCheckLimits, l
       logger.info({ dir, volumeId: id, createdAt }, volume.created ? 'Initialised a new data volume' : 'Opened data volume');
       volumes.push(volume);
     } catch (err) {
-      const fault = err instanceof TimeoutError ? new VolumeFaultError(dir, `I/O has not completed for ${volumeHangLimitMs / 1000} s`) : err;
+      const fault =
+        err instanceof TimeoutError ? new VolumeFaultError(dir, `I/O has not completed for ${volumeHangLimitMs / 1000} s`) : err;
       if (!(fault instanceof VolumeFaultError)) throw err;
       logger.fatal({ dir, reason: fault.reason }, 'Found a faulty data volume at start');
       terminate(ExitCode.volumeFault, fault.message);
@@ -208,7 +209,12 @@ export async function runPartition(): Promise<void> {
   stores.markAllReachable();
   stores.start();
   const volumeChecks = new VolumeChecks(volumes, { hangLimitMs: volumeHangLimitMs });
-  const health = new ProcessHealth({ eventLoop, stores, volumes: volumeChecks, roleReadiness: () => [{ name: 'slots', ...slotMap.leaseStatus() }] });
+  const health = new ProcessHealth({
+    eventLoop,
+    stores,
+    volumes: volumeChecks,
+    roleReadiness: () => [{ name: 'slots', ...slotMap.leaseStatus() }],
+  });
   const onVolumeFault = (fault: VolumeFaultError): void => {
     log.fatal({ dir: fault.dir, reason: fault.reason }, 'Found a volume fault');
     terminate(ExitCode.volumeFault, fault.message);
@@ -242,7 +248,10 @@ export async function runPartition(): Promise<void> {
     onVolumeFault,
   });
   const gate = throttleGate({ throttle, authenticate: (header) => ctx.auth.authenticate(header), logger: log }, app);
-  const server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs }, gate);
+  const server = createServer(
+    { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs },
+    gate,
+  );
   // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
   const connections = new ConnectionTracker(server);
   await new Promise<void>((resolve) => {
@@ -257,7 +266,13 @@ export async function runPartition(): Promise<void> {
   const stopCollector = startBlockCollector(collectorDeps, config.slots, config.collectIntervalSeconds, log);
   volumeChecks.startPeriodic(config.volumeCheckIntervalSeconds, volumeCheckWaitMs, onVolumeFault);
   log.info(
-    { listen: `${config.listen.host}:${config.listen.port}`, url: config.advertiseUrl, slots: config.slots, volumes: volumes.length, tracing: tracing.enabled },
+    {
+      listen: `${config.listen.host}:${config.listen.port}`,
+      url: config.advertiseUrl,
+      slots: config.slots,
+      volumes: volumes.length,
+      tracing: tracing.enabled,
+    },
     'Started partition',
   );
 
@@ -287,7 +302,9 @@ export async function runPartition(): Promise<void> {
     await changeFeed.stop().catch(() => undefined);
     await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
     // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
-    await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) => log.warn({ err }, 'Failed to release the slot lease; it will lapse'));
+    await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) =>
+      log.warn({ err }, 'Failed to release the slot lease; it will lapse'),
+    );
     await tracing.shutdown(reserveMs / 4);
     eventLoop.stop();
     etcd.close();

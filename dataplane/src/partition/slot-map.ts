@@ -117,7 +117,10 @@ export class SlotMap {
       const seen = (await this.#etcd.get(claim.key).exec()).kvs[0];
       fence = await this.#writeRecord(claim, seen);
     }
-    this.#logger.info({ partition, replica, slots: formatSlotRanges(slots), url, revision: fence.revision }, 'Registered the replica in the slot map');
+    this.#logger.info(
+      { partition, replica, slots: formatSlotRanges(slots), url, revision: fence.revision },
+      'Registered the replica in the slot map',
+    );
     return fence;
   }
 
@@ -152,7 +155,8 @@ export class SlotMap {
 
   /** The record of the partition that owns `slot`, if any. */
   async ownerOf(slot: number): Promise<SlotMapRecord | undefined> {
-    const find = (records: SlotMapRecord[]): SlotMapRecord | undefined => records.find((r) => rangesContain(parseSlotRanges(r.slots), slot));
+    const find = (records: SlotMapRecord[]): SlotMapRecord | undefined =>
+      records.find((r) => rangesContain(parseSlotRanges(r.slots), slot));
     if (this.#cache && Date.now() - this.#cache.at < cacheMillis) {
       const hit = find(this.#cache.records);
       if (hit) return hit;
@@ -269,7 +273,8 @@ export class SlotMap {
       try {
         const previous = this.#fence;
         const fence = await this.#settleClaim(claim);
-        if (fence !== previous) this.#logger.info({ key: claim.key, revision: fence.revision, attempts: attempt }, 'Re-acquired the slots under a new lease');
+        if (fence !== previous)
+          this.#logger.info({ key: claim.key, revision: fence.revision, attempts: attempt }, 'Re-acquired the slots under a new lease');
         return fence;
       } catch (err) {
         if (err instanceof SlotsTakenError) throw err;
@@ -286,12 +291,15 @@ export class SlotMap {
       if (kv !== undefined) {
         const theirs = JSON.parse(kv.value.toString('utf8')) as SlotMapRecord;
         if (theirs.instance !== claim.instance) {
-          throw new SlotsTakenError(`the owner record ${claim.key} now belongs to a newer process of replica ${claim.replica} (instance ${theirs.instance})`);
+          throw new SlotsTakenError(
+            `the owner record ${claim.key} now belongs to a newer process of replica ${claim.replica} (instance ${theirs.instance})`,
+          );
         }
         const lease = this.#lease;
         const fence = this.#fence;
         // Ours, at the fence, under the live lease: the write that raised the alarm used an older fence.
-        if (fence && Number(kv.mod_revision) === fence.revision && lease && !lease.revoked() && kv.lease === (await lease.grant())) return fence;
+        if (fence && Number(kv.mod_revision) === fence.revision && lease && !lease.revoked() && kv.lease === (await lease.grant()))
+          return fence;
       }
       const conflict = await this.#conflictingClaim(claim.partition, claim.slots);
       if (conflict) throw new SlotsTakenError(conflict);

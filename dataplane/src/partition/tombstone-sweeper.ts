@@ -5,7 +5,12 @@ import type { SlotRange } from '../slots.ts';
 import type { MetadataStore } from '../stores/metadata-store.ts';
 
 /** Runs one sweep over `slots`; returns how many tombstones were purged. */
-export async function sweepTombstones(metadata: MetadataStore, slots: readonly SlotRange[], retentionSeconds: number, now = Date.now()): Promise<number> {
+export async function sweepTombstones(
+  metadata: MetadataStore,
+  slots: readonly SlotRange[],
+  retentionSeconds: number,
+  now = Date.now(),
+): Promise<number> {
   let purged = 0;
   for (const range of slots) {
     for (const marker of await metadata.listTombstones(range.first, range.last)) {
@@ -18,7 +23,13 @@ export async function sweepTombstones(metadata: MetadataStore, slots: readonly S
 }
 
 /** Sweeps every `intervalSeconds` until stopped; failures are logged and retried next time. */
-export function startTombstoneSweeper(metadata: MetadataStore, slots: readonly SlotRange[], retentionSeconds: number, intervalSeconds: number, logger: Logger): () => void {
+export function startTombstoneSweeper(
+  metadata: MetadataStore,
+  slots: readonly SlotRange[],
+  retentionSeconds: number,
+  intervalSeconds: number,
+  logger: Logger,
+): () => void {
   let running = false;
   const timer = setInterval(() => {
     if (running) return;

@@ -29,7 +29,13 @@ async function readAll(stream: Readable): Promise<Buffer> {
 
 describe('BlockStore on MinIO', () => {
   const minio = stack.minio;
-  const options: BlockStoreOptions = { endpoint: new URL(minio.endpoint), bucket: minio.bucket, region: 'us-east-1', accessKey: minio.accessKey, secretKey: minio.secretKey };
+  const options: BlockStoreOptions = {
+    endpoint: new URL(minio.endpoint),
+    bucket: minio.bucket,
+    region: 'us-east-1',
+    accessKey: minio.accessKey,
+    secretKey: minio.secretKey,
+  };
   const store = new BlockStore(options);
 
   it('round-trips a 4 MiB block streamed in small chunks, and knows its size', async () => {
@@ -106,7 +112,8 @@ async function assumeRole(minio: typeof stack.minio): Promise<{ accessKey: strin
   };
   const root = parseXml(text).root!;
   const [accessKey, secretKey, sessionToken] = ['AccessKeyId', 'SecretAccessKey', 'SessionToken'].map((name) => find(root, name));
-  if (accessKey === undefined || secretKey === undefined || sessionToken === undefined) throw new Error(`AssumeRole answered without credentials: ${text}`);
+  if (accessKey === undefined || secretKey === undefined || sessionToken === undefined)
+    throw new Error(`AssumeRole answered without credentials: ${text}`);
   return { accessKey, secretKey, sessionToken };
 }
 
@@ -226,7 +233,9 @@ describe('BlockStore against a local S3 stand-in', () => {
   it('tries a PUT once (its body is not kept) and reports SlowDown', async () => {
     fake.answer = (_req, res) => s3Error(res, 503, 'SlowDown', 'slow');
     const block = randomBytes(100);
-    await expect(new BlockStore(options).put(sha(block), block.length, Readable.from([block]))).rejects.toMatchObject({ s3: { status: 503, code: 'SlowDown' } });
+    await expect(new BlockStore(options).put(sha(block), block.length, Readable.from([block]))).rejects.toMatchObject({
+      s3: { status: 503, code: 'SlowDown' },
+    });
     expect(fake.seen.map((s) => s.method)).toEqual(['PUT']);
   });
 
@@ -282,7 +291,11 @@ describe('BlockStore against a local S3 stand-in', () => {
 
   it('addresses the bucket as a virtual host when asked, and signs that host', async () => {
     const resolved: string[] = [];
-    const lookup = ((hostname: string, lookupOptions: { all?: boolean }, callback: (err: null, address: unknown, family?: number) => void) => {
+    const lookup = ((
+      hostname: string,
+      lookupOptions: { all?: boolean },
+      callback: (err: null, address: unknown, family?: number) => void,
+    ) => {
       resolved.push(hostname);
       // Node asks for every address (happy eyeballs) or for one.
       if (lookupOptions.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
@@ -314,6 +327,8 @@ describe('BlockStore against a local S3 stand-in', () => {
   it('uses path-style addressing by default', async () => {
     fake.answer = (_req, res) => res.writeHead(200, { 'content-length': '9' }).end();
     await new BlockStore(options).sizeOf('a'.repeat(64));
-    expect(fake.seen.map((s) => [s.headers.host, s.url])).toEqual([[`localhost:${endpoint.port}`, `/blocks-test/${blockKey('a'.repeat(64))}`]]);
+    expect(fake.seen.map((s) => [s.headers.host, s.url])).toEqual([
+      [`localhost:${endpoint.port}`, `/blocks-test/${blockKey('a'.repeat(64))}`],
+    ]);
   });
 });

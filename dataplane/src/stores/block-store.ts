@@ -50,7 +50,11 @@ export interface BlockStoreOptions {
  * an answer that is a failure (a 5xx) from one that is not. Each attempt of a retried request
  * is one exchange.
  */
-export type S3CallHook = <T>(operation: string, run: (traceHeaders: Record<string, string>) => Promise<T>, failed?: (result: T) => boolean) => Promise<T>;
+export type S3CallHook = <T>(
+  operation: string,
+  run: (traceHeaders: Record<string, string>) => Promise<T>,
+  failed?: (result: T) => boolean,
+) => Promise<T>;
 
 const untracedCall: S3CallHook = (_operation, run) => run({});
 
@@ -182,7 +186,8 @@ export class BlockStore {
       req.once('error', reject);
     });
     const [sent, response] = await Promise.allSettled([pipeline(body, verifier, req), answered]);
-    if (sent.status === 'rejected' && (sent.reason instanceof BlockHashMismatchError || sent.reason instanceof BlockSizeMismatchError)) throw sent.reason;
+    if (sent.status === 'rejected' && (sent.reason instanceof BlockHashMismatchError || sent.reason instanceof BlockSizeMismatchError))
+      throw sent.reason;
     if (response.status === 'rejected') throw new BlockStoreError(`could not store block ${sha256}`, { cause: response.reason });
     const res = response.value;
     if (res.statusCode !== 200) {
@@ -211,7 +216,8 @@ export class BlockStore {
   async delete(sha256: string): Promise<void> {
     const { res, error } = await this.#send('DeleteObject', 'DELETE', blockKey(sha256));
     res.resume();
-    if (error !== undefined && res.statusCode !== 404) throw new BlockStoreError(`deleting block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
+    if (error !== undefined && res.statusCode !== 404)
+      throw new BlockStoreError(`deleting block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
   }
 
   /** Host name and path of the bucket (no key) or of an object, by the addressing style. */
@@ -230,7 +236,12 @@ export class BlockStore {
   ): Promise<ClientRequest> {
     const { hostname, path } = this.#target(key);
     const host = this.#endpoint.port === '' ? hostname : `${hostname}:${this.#port}`;
-    const signed = await this.#signer.sign({ method, hostname, path, headers: { ...headers, host, 'x-amz-content-sha256': payloadSha256 } });
+    const signed = await this.#signer.sign({
+      method,
+      hostname,
+      path,
+      headers: { ...headers, host, 'x-amz-content-sha256': payloadSha256 },
+    });
     return (this.#useSSL ? httpsRequest : httpRequest)({
       host: hostname,
       port: this.#port,
@@ -281,7 +292,11 @@ export class BlockStore {
     }
   }
 
-  async #exchange(method: 'GET' | 'HEAD' | 'DELETE', key: string | undefined, traceHeaders: Record<string, string>): Promise<IncomingMessage> {
+  async #exchange(
+    method: 'GET' | 'HEAD' | 'DELETE',
+    key: string | undefined,
+    traceHeaders: Record<string, string>,
+  ): Promise<IncomingMessage> {
     const req = await this.#request(method, key, emptyPayloadSha256, {}, traceHeaders);
     return new Promise<IncomingMessage>((resolve, reject) => {
       req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));

@@ -134,7 +134,11 @@ export class EtcdCallError extends MeshworkError {
 
 /** `err` as an EtcdCallError when the etcd client raised it; any other error unchanged. */
 export function asEtcdCallError(operation: string, err: unknown): unknown {
-  const fromClient = err instanceof GRPCGenericError || err instanceof EtcdError || err instanceof EtcdLeaseInvalidError || err instanceof ClientRuntimeError;
+  const fromClient =
+    err instanceof GRPCGenericError ||
+    err instanceof EtcdError ||
+    err instanceof EtcdLeaseInvalidError ||
+    err instanceof ClientRuntimeError;
   return fromClient ? new EtcdCallError(operation, err) : err;
 }
 
@@ -258,7 +262,10 @@ export class MetadataStore {
     const credential: CredentialRecord = { kind: 'user', userId: user.id, tokenHash };
     const result = await this.#txn(
       [{ key: userKey(user.id), mod: 0 }],
-      [this.#etcd.put(userKey(user.id)).value(JSON.stringify(record)), this.#etcd.put(credentialKey(user.id)).value(JSON.stringify(credential))],
+      [
+        this.#etcd.put(userKey(user.id)).value(JSON.stringify(record)),
+        this.#etcd.put(credentialKey(user.id)).value(JSON.stringify(credential)),
+      ],
     );
     return result.succeeded;
   }
@@ -284,7 +291,10 @@ export class MetadataStore {
    */
   async replaceAccountCredential(userId: string, previous: number, tokenHash: string): Promise<boolean> {
     const credential: CredentialRecord = { kind: 'user', userId, tokenHash };
-    const result = await this.#txn([{ key: credentialKey(userId), mod: previous }], [this.#etcd.put(credentialKey(userId)).value(JSON.stringify(credential))]);
+    const result = await this.#txn(
+      [{ key: credentialKey(userId), mod: previous }],
+      [this.#etcd.put(credentialKey(userId)).value(JSON.stringify(credential))],
+    );
     return result.succeeded;
   }
 
@@ -297,7 +307,11 @@ export class MetadataStore {
     const { id, userId } = previous.value;
     const result = await this.#txn(
       [{ key: deviceKey(id), mod: previous.version }],
-      [this.#etcd.delete().key(deviceKey(id)), this.#etcd.delete().key(credentialKey(id)), this.#etcd.delete().key(userDeviceKey(userId, id))],
+      [
+        this.#etcd.delete().key(deviceKey(id)),
+        this.#etcd.delete().key(credentialKey(id)),
+        this.#etcd.delete().key(userDeviceKey(userId, id)),
+      ],
     );
     return result.succeeded;
   }
@@ -334,7 +348,10 @@ export class MetadataStore {
   async createObject(object: ObjectRecord): Promise<boolean> {
     const result = await this.#txn(
       [{ key: objectKey(object.id), mod: 0 }],
-      [this.#etcd.put(objectKey(object.id)).value(JSON.stringify(object)), this.#etcd.put(membershipKey(object.owner, object.id)).value(object.members[object.owner] ?? 'owner')],
+      [
+        this.#etcd.put(objectKey(object.id)).value(JSON.stringify(object)),
+        this.#etcd.put(membershipKey(object.owner, object.id)).value(object.members[object.owner] ?? 'owner'),
+      ],
     );
     return result.succeeded;
   }
@@ -361,7 +378,10 @@ export class MetadataStore {
     const ops: IRequestOp[] = [
       await this.#etcd.delete().key(objectKey(id)).op(),
       // Entries and the head key.
-      await this.#etcd.delete().prefix(`${objectKey(id)}/`).op(),
+      await this.#etcd
+        .delete()
+        .prefix(`${objectKey(id)}/`)
+        .op(),
     ];
     for (const userId of Object.keys(previous.value.members)) ops.push(await this.#etcd.delete().key(membershipKey(userId, id)).op());
     const result = await this.#txn([{ key: objectKey(id), mod: previous.version }], ops);
@@ -384,26 +404,35 @@ export class MetadataStore {
    * still at `object.version`. A deleted entry is written as a tombstone with a marker for
    * the sweeper; writing a live entry clears any marker.
    */
-  async putEntry(object: Versioned<ObjectRecord>, expectedVersion: number, entry: EntryRecord, refs?: EntryRefs): Promise<EntryWriteResult> {
+  async putEntry(
+    object: Versioned<ObjectRecord>,
+    expectedVersion: number,
+    entry: EntryRecord,
+    refs?: EntryRefs,
+  ): Promise<EntryWriteResult> {
     const objectId = object.value.id;
     const key = entryKey(objectId, entry.path);
     const marker = tombstoneKey(objectId, entry.path);
     const ops = [
       this.#etcd.put(key).value(JSON.stringify(entry)),
       this.#etcd.put(objectHeadKey(objectId)).value(''),
-      entry.deleted ? this.#etcd.put(marker).value(JSON.stringify({ deletedAt: new Date().toISOString() })) : this.#etcd.delete().key(marker),
+      entry.deleted
+        ? this.#etcd.put(marker).value(JSON.stringify({ deletedAt: new Date().toISOString() }))
+        : this.#etcd.delete().key(marker),
     ];
     // A file's references (ADR 24): written with the entry, each block's state unchanged since
     // its proof; or written before, and the epoch proves none was dropped since.
     const inline = refs?.kind === 'inline' ? refs.blocks : [];
     const guards =
-      refs?.kind === 'written' ? [{ key: refEpochKey(objectId, entry.path), mod: refs.epoch }] : inline.map((b) => ({ key: blockStateKey(b.sha256), mod: b.stateVersion }));
+      refs?.kind === 'written'
+        ? [{ key: refEpochKey(objectId, entry.path), mod: refs.epoch }]
+        : inline.map((b) => ({ key: blockStateKey(b.sha256), mod: b.stateVersion }));
     for (const b of inline) ops.push(this.#etcd.put(blockRefKey(b.sha256, objectId, entry.path)).value(''));
-    const result = await this.#txn(
-      [{ key: objectKey(objectId), mod: object.version }, { key, mod: expectedVersion }, ...guards],
-      ops,
-      [objectKey(objectId), key, ...guards.map((g) => g.key)],
-    );
+    const result = await this.#txn([{ key: objectKey(objectId), mod: object.version }, { key, mod: expectedVersion }, ...guards], ops, [
+      objectKey(objectId),
+      key,
+      ...guards.map((g) => g.key),
+    ]);
     if (result.succeeded) return { ok: true, version: result.revision };
     const [objectNow, entryNow, ...guardsNow] = result.reads;
     if (objectNow === undefined || Number(objectNow.mod_revision) !== object.version) return { ok: false, reason: 'object' };
@@ -424,7 +453,10 @@ export class MetadataStore {
   ): Promise<{ entries: Versioned<EntryRecord>[]; snapshot: number; more: boolean }> {
     const prefix = entriesPrefix(objectId);
     const start = options.after === '' ? prefix : `${prefix}${options.after}\0`;
-    const builder = this.#etcd.getAll().inRange({ start, end: rangeEnd(prefix) }).limit(options.limit);
+    const builder = this.#etcd
+      .getAll()
+      .inRange({ start, end: rangeEnd(prefix) })
+      .limit(options.limit);
     if (options.snapshot !== undefined) builder.revision(options.snapshot);
     const res = await this.#readRange(() => builder.exec());
     return { entries: res.kvs.map((kv) => decode<EntryRecord>(kv)), snapshot: Number(res.header.revision), more: res.more };
@@ -434,8 +466,15 @@ export class MetadataStore {
    * Entries changed after revision `since` (tombstones included), in path order, read at
    * `snapshot` (the current revision when absent).
    */
-  async changedEntries(objectId: string, since: number, snapshot?: number): Promise<{ entries: Versioned<EntryRecord>[]; snapshot: number }> {
-    const builder = this.#etcd.getAll().prefix(entriesPrefix(objectId)).minModRevision(since + 1);
+  async changedEntries(
+    objectId: string,
+    since: number,
+    snapshot?: number,
+  ): Promise<{ entries: Versioned<EntryRecord>[]; snapshot: number }> {
+    const builder = this.#etcd
+      .getAll()
+      .prefix(entriesPrefix(objectId))
+      .minModRevision(since + 1);
     if (snapshot !== undefined) builder.revision(snapshot);
     const res = await this.#readRange(() => builder.exec());
     return { entries: res.kvs.map((kv) => decode<EntryRecord>(kv)), snapshot: Number(res.header.revision) };
@@ -460,7 +499,11 @@ export class MetadataStore {
   ): Promise<{ object: Versioned<ObjectRecord> | undefined; head: { latest: number; readAt: number }; entries: Versioned<EntryRecord>[] }> {
     const res = await this.#etcd
       .if(objectKey(objectId), 'Mod', '!=', -1)
-      .then(this.#etcd.get(objectKey(objectId)), this.#etcd.get(objectHeadKey(objectId)), ...paths.map((p) => this.#etcd.get(entryKey(objectId, p))))
+      .then(
+        this.#etcd.get(objectKey(objectId)),
+        this.#etcd.get(objectHeadKey(objectId)),
+        ...paths.map((p) => this.#etcd.get(entryKey(objectId, p))),
+      )
       .commit();
     const [objectKv, headKv, ...entryKvs] = res.responses.map((r) => r.response_range.kvs[0]);
     return {
@@ -505,7 +548,10 @@ export class MetadataStore {
     const [index, ...headResponses] = res.responses.map((r) => r.response_range.kvs);
     const memberships = new Map<string, { role: Role; revision: number }>();
     for (const kv of index ?? []) {
-      memberships.set(kv.key.toString('utf8').slice(prefix.length), { role: kv.value.toString('utf8') as Role, revision: Number(kv.mod_revision) });
+      memberships.set(kv.key.toString('utf8').slice(prefix.length), {
+        role: kv.value.toString('utf8') as Role,
+        revision: Number(kv.mod_revision),
+      });
     }
     const heads = new Map<string, number>();
     objectIds.forEach((id, i) => heads.set(id, Number(headResponses[i]?.[0]?.mod_revision ?? 0)));
@@ -534,7 +580,11 @@ export class MetadataStore {
     return res.kvs.map((kv) => {
       const rest = kv.key.toString('utf8').slice(start.length);
       const slash = rest.indexOf('/');
-      return { objectId: rest.slice(0, slash), path: rest.slice(slash + 1), deletedAt: (JSON.parse(kv.value.toString('utf8')) as { deletedAt: string }).deletedAt };
+      return {
+        objectId: rest.slice(0, slash),
+        path: rest.slice(slash + 1),
+        deletedAt: (JSON.parse(kv.value.toString('utf8')) as { deletedAt: string }).deletedAt,
+      };
     });
   }
 
@@ -616,7 +666,11 @@ export class MetadataStore {
       const user = await this.#getVersioned<UserRecord>(userKey(userId));
       if (user === undefined) return undefined;
       const next: UserRecord = { ...user.value, quotaBytes };
-      if ((await this.#txn([{ key: userKey(userId), mod: user.version }], [this.#etcd.put(userKey(userId)).value(JSON.stringify(next))])).succeeded) return next;
+      if (
+        (await this.#txn([{ key: userKey(userId), mod: user.version }], [this.#etcd.put(userKey(userId)).value(JSON.stringify(next))]))
+          .succeeded
+      )
+        return next;
     }
     throw new EtcdCallError('setUserQuota', new Error(`user ${userId} kept changing`));
   }
@@ -637,7 +691,8 @@ export class MetadataStore {
         batch.map((b) => this.#etcd.put(blockRefKey(b.sha256, objectId, path)).value('')),
         batch.map((b) => blockStateKey(b.sha256)),
       );
-      if (!result.succeeded) return batch.filter((b, j) => Number(result.reads[j]?.mod_revision ?? 0) !== b.stateVersion).map((b) => b.sha256);
+      if (!result.succeeded)
+        return batch.filter((b, j) => Number(result.reads[j]?.mod_revision ?? 0) !== b.stateVersion).map((b) => b.sha256);
     }
     return [];
   }
@@ -687,10 +742,21 @@ export class MetadataStore {
     const refs = Range.prefix(blockRefsPrefix(sha256));
     const holders = Range.prefix(blockHoldersPrefix(sha256));
     const compares: ICompare[] = [
-      { key: Buffer.from(blockStateKey(sha256)), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: seen.state?.version ?? 0 },
+      {
+        key: Buffer.from(blockStateKey(sha256)),
+        target: CompareTarget.Mod,
+        result: CompareResult.Equal,
+        mod_revision: seen.state?.version ?? 0,
+      },
       // Over a range: true only when every key in it matches, and an empty range has create revision 0.
       { key: refs.start, range_end: refs.end, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
-      { key: holders.start, range_end: holders.end, target: CompareTarget.Mod, result: CompareResult.Less, mod_revision: seen.revision + 1 },
+      {
+        key: holders.start,
+        range_end: holders.end,
+        target: CompareTarget.Mod,
+        result: CompareResult.Less,
+        mod_revision: seen.revision + 1,
+      },
     ];
     const ops = [
       await this.#etcd.put(blockStateKey(sha256)).value(JSON.stringify(state)).op(),
@@ -767,13 +833,18 @@ export class MetadataStore {
       builder = this.#etcd.if(first.key, 'Mod', '==', first.mod);
       for (const c of all.slice(1)) builder = builder.and(c.key, 'Mod', '==', c.mod);
     }
-    const res = await builder.then(...ops).else(...elseOps).commit();
+    const res = await builder
+      .then(...ops)
+      .else(...elseOps)
+      .commit();
     if (res.succeeded) return { succeeded: true, revision: Number(res.header.revision), reads: [] };
     const values = res.responses.map((r) => r.response_range.kvs[0]);
     if (fence) {
       const owner = values.shift();
       if (owner === undefined || Number(owner.mod_revision) !== fence.revision) {
-        throw new OwnershipLostError(`the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`);
+        throw new OwnershipLostError(
+          `the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`,
+        );
       }
     }
     return { succeeded: false, revision: Number(res.header.revision), reads: values };

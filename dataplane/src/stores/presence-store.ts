@@ -152,7 +152,9 @@ class LeaseRenewer {
 /** The digest of a presence's content, to tell a refresh from a change. */
 function digestOf(presence: Presence): string {
   const holds = [...presence.holds.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify([presence.endpoints, holds])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([presence.endpoints, holds]))
+    .digest('hex');
 }
 
 /** Presence records and holdings in etcd, each under its device's lease. */
@@ -220,7 +222,9 @@ export class PresenceStore {
   async #record(deviceId: string): Promise<{ record: PresenceRecord; revision: number } | undefined> {
     const res = await this.#etcd.get(presenceKey(deviceId)).exec();
     const kv = res.kvs[0];
-    return kv === undefined ? undefined : { record: JSON.parse(kv.value.toString('utf8')) as PresenceRecord, revision: Number(kv.mod_revision) };
+    return kv === undefined
+      ? undefined
+      : { record: JSON.parse(kv.value.toString('utf8')) as PresenceRecord, revision: Number(kv.mod_revision) };
   }
 
   async #grant(): Promise<string> {
@@ -231,7 +235,12 @@ export class PresenceStore {
    * Writes holdings and drops those of objects no longer held, in batches, then the record,
    * if it is still what was read (false otherwise: a concurrent update, read again).
    */
-  async #write(presence: Presence, digest: string, lease: string, previous: { record: PresenceRecord; revision: number } | undefined): Promise<boolean> {
+  async #write(
+    presence: Presence,
+    digest: string,
+    lease: string,
+    previous: { record: PresenceRecord; revision: number } | undefined,
+  ): Promise<boolean> {
     const ops: IRequestOp[] = [];
     for (const [objectId, holds] of presence.holds) {
       const holding: Holding = { deviceId: presence.deviceId, userId: presence.userId, endpoints: presence.endpoints, ...holds };

@@ -19,7 +19,10 @@ function write(dir: string, name: string, value: string): string {
   return path;
 }
 
-function secretDir(values: { access: string; secret: string; token?: string }): { dir: string; files: { accessKey: string; secretKey: string; sessionToken?: string } } {
+function secretDir(values: { access: string; secret: string; token?: string }): {
+  dir: string;
+  files: { accessKey: string; secretKey: string; sessionToken?: string };
+} {
   const dir = mkdtempSync(join(tmpdir(), 'meshwork-s3-credentials-'));
   dirs.push(dir);
   const files = { accessKey: write(dir, 'access', values.access), secretKey: write(dir, 'secret', values.secret) };
@@ -65,7 +68,12 @@ describe('S3Credentials', () => {
 
   it('takes the values the configuration read, then follows only the parts that come from files', async () => {
     const { dir, files } = secretDir({ access: 'a1', secret: 's1' });
-    const credentials = new S3Credentials({ accessKey: 'fixed', secretKey: 's1', files: { secretKey: files.secretKey }, checkIntervalMs: 0 });
+    const credentials = new S3Credentials({
+      accessKey: 'fixed',
+      secretKey: 's1',
+      files: { secretKey: files.secretKey },
+      checkIntervalMs: 0,
+    });
     write(dir, 'secret', 's2');
     expect(await credentials.current()).toEqual({ accessKeyId: 'fixed', secretAccessKey: 's2' });
   });

@@ -118,7 +118,11 @@ export class S3Credentials {
       values.secretKey ?? this.#identity.secretAccessKey,
       this.#files.sessionToken === undefined ? this.#identity.sessionToken : values.sessionToken,
     );
-    if (next.accessKeyId !== this.#identity.accessKeyId || next.secretAccessKey !== this.#identity.secretAccessKey || next.sessionToken !== this.#identity.sessionToken) {
+    if (
+      next.accessKeyId !== this.#identity.accessKeyId ||
+      next.secretAccessKey !== this.#identity.secretAccessKey ||
+      next.sessionToken !== this.#identity.sessionToken
+    ) {
       this.#generation++;
     }
     this.#identity = next;

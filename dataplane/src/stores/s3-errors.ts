@@ -45,4 +45,10 @@ export function describeS3Error(details: S3ErrorDetails): string {
 }
 
 /** Codes with which S3 refuses credentials that a rotation may have replaced. */
-export const credentialErrorCodes: ReadonlySet<string> = new Set(['ExpiredToken', 'InvalidAccessKeyId', 'InvalidToken', 'SignatureDoesNotMatch', 'TokenRefreshRequired']);
+export const credentialErrorCodes: ReadonlySet<string> = new Set([
+  'ExpiredToken',
+  'InvalidAccessKeyId',
+  'InvalidToken',
+  'SignatureDoesNotMatch',
+  'TokenRefreshRequired',
+]);

@@ -23,7 +23,10 @@ describe('S3Signer', () => {
   });
 
   it('sends and signs the session token of temporary credentials', async () => {
-    const headers = await new S3Signer('us-east-1', () => Promise.resolve({ ...example, sessionToken: 'the-session-token' })).sign(request, date);
+    const headers = await new S3Signer('us-east-1', () => Promise.resolve({ ...example, sessionToken: 'the-session-token' })).sign(
+      request,
+      date,
+    );
     expect(headers['x-amz-security-token']).toBe('the-session-token');
     expect(headers.authorization).toContain('SignedHeaders=host;range;x-amz-content-sha256;x-amz-date;x-amz-security-token,');
     expect(headers.authorization).not.toContain('f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41');

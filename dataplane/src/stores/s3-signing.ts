@@ -45,7 +45,14 @@ export class S3Signer {
    */
   async sign(request: SignableRequest, date = new Date()): Promise<Record<string, string>> {
     const signed = await this.#signer.sign(
-      { method: request.method, protocol: 'https:', hostname: request.hostname, path: request.path, query: {}, headers: { ...request.headers } },
+      {
+        method: request.method,
+        protocol: 'https:',
+        hostname: request.hostname,
+        path: request.path,
+        query: {},
+        headers: { ...request.headers },
+      },
       { signingDate: date },
     );
     return signed.headers;

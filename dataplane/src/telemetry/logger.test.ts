@@ -12,17 +12,35 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; 
       done();
     },
   });
-  return { stream, text: () => text, lines: () => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    stream,
+    text: () => text,
+    lines: () =>
+      text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
-const tracingWithSpan: Tracing = { ...noTracing, enabled: true, activeIds: () => ({ trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b7169203331' }) };
+const tracingWithSpan: Tracing = {
+  ...noTracing,
+  enabled: true,
+  activeIds: () => ({ trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b7169203331' }),
+};
 
 describe('createLogger', () => {
   it('adds the active trace and span ids to every line', () => {
     const out = capture();
     const logger = createLogger({ level: 'info', base: { role: 'partition' }, tracing: tracingWithSpan, destination: out.stream });
     logger.info({ route: '/v1/me' }, 'Served request');
-    expect(out.lines()[0]).toMatchObject({ role: 'partition', route: '/v1/me', trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b7169203331', msg: 'Served request' });
+    expect(out.lines()[0]).toMatchObject({
+      role: 'partition',
+      route: '/v1/me',
+      trace_id: '0af7651916cd43dd8448eb211c80319c',
+      span_id: 'b7ad6b7169203331',
+      msg: 'Served request',
+    });
   });
 
   it('adds no ids without tracing', () => {

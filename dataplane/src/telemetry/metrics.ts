@@ -14,7 +14,7 @@ export class DataplaneMetrics {
   readonly registry = new Registry();
   readonly httpRequestDuration = new Histogram({
     name: 'meshwork_http_request_duration_seconds',
-    help: 'Time from a request\'s arrival to the end of its response, by method, route pattern and status (499: the client went away first).',
+    help: "Time from a request's arrival to the end of its response, by method, route pattern and status (499: the client went away first).",
     labelNames: ['method', 'route', 'status'] as const,
     // Long polls and large transfers take tens of seconds; API calls take milliseconds.
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],

@@ -6,8 +6,20 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type Sampler } from '@opentelemetry/sdk-trace';
-import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import {
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+} from '@opentelemetry/sdk-trace';
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_SERVICE_NAME,
+} from '@opentelemetry/semantic-conventions';
 import type { RequestSpan, SpanAttributes, TraceIds, Tracing, TracingOptions } from './tracing.ts';
 
 /** Reads a positive integer from the environment, or the fallback. */
@@ -51,7 +63,11 @@ export function startOtelTracing(options: TracingOptions & { endpoint: string })
   }
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, 'service.namespace': 'meshwork', ...options.resource }).merge(
+  const resource = resourceFromAttributes({
+    [ATTR_SERVICE_NAME]: options.serviceName,
+    'service.namespace': 'meshwork',
+    ...options.resource,
+  }).merge(
     // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override ours, as everywhere else.
     detectResources({ detectors: [envDetector] }),
   );
@@ -126,7 +142,10 @@ export function startOtelTracing(options: TracingOptions & { endpoint: string })
         timer = setTimeout(resolve, timeoutMs);
         timer.unref();
       });
-      await Promise.race([provider.shutdown().catch((err: unknown) => options.warn?.(`Failed to flush traces: ${errorMessage(err)}`)), deadline]);
+      await Promise.race([
+        provider.shutdown().catch((err: unknown) => options.warn?.(`Failed to flush traces: ${errorMessage(err)}`)),
+        deadline,
+      ]);
       clearTimeout(timer);
     },
   };

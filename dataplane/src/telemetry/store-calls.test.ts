@@ -32,14 +32,21 @@ class Store {
 
 async function countOf(metrics: DataplaneMetrics, labels: Record<string, string>): Promise<number> {
   const metric = await metrics.storeOperationDuration.get();
-  const sample = metric.values.find((v) => v.metricName === 'meshwork_store_operation_duration_seconds_count' && Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l));
+  const sample = metric.values.find(
+    (v) =>
+      v.metricName === 'meshwork_store_operation_duration_seconds_count' &&
+      Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l),
+  );
   return sample?.value ?? 0;
 }
 
 describe('instrumentAsyncMethods', () => {
   it('times every async method by name and outcome, keeping private state and sync methods', async () => {
     const metrics = new DataplaneMetrics('test');
-    const store = instrumentAsyncMethods(new Store('p/'), 'etcd', storeCallRecorder(metrics, noTracing), { prefix: 'kv.', skip: ['cached'] });
+    const store = instrumentAsyncMethods(new Store('p/'), 'etcd', storeCallRecorder(metrics, noTracing), {
+      prefix: 'kv.',
+      skip: ['cached'],
+    });
     expect(await store.read('a')).toBe('p/a');
     await expect(store.fail()).rejects.toThrow('unavailable');
     expect(await store.cached()).toBe('p/cached');
@@ -54,7 +61,14 @@ describe('instrumentAsyncMethods', () => {
   it('counts an answer the caller classifies as failed as an error', async () => {
     const metrics = new DataplaneMetrics('test');
     const call = storeCallRecorder(metrics, noTracing);
-    expect(await call('s3', 'HeadObject', () => Promise.resolve(503), (status) => status >= 500)).toBe(503);
+    expect(
+      await call(
+        's3',
+        'HeadObject',
+        () => Promise.resolve(503),
+        (status) => status >= 500,
+      ),
+    ).toBe(503);
     expect(await countOf(metrics, { store: 's3', operation: 'HeadObject', outcome: 'error' })).toBe(1);
   });
 });

@@ -34,7 +34,12 @@ export function storeCallRecorder(metrics: DataplaneMetrics, tracing: Tracing): 
  * `prefix + method`, except those listed in `skip`. The instance keeps its type; its private
  * state is untouched because the original methods still run with `this` = target.
  */
-export function instrumentAsyncMethods<T extends object>(target: T, store: StoreName, call: StoreCall, options: { prefix?: string; skip?: readonly string[] } = {}): T {
+export function instrumentAsyncMethods<T extends object>(
+  target: T,
+  store: StoreName,
+  call: StoreCall,
+  options: { prefix?: string; skip?: readonly string[] } = {},
+): T {
   const prototype = Object.getPrototypeOf(target) as Record<string, unknown>;
   for (const name of Object.getOwnPropertyNames(prototype)) {
     const original = prototype[name];

@@ -59,7 +59,8 @@ async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]
       for (const rs of body.resourceSpans ?? []) {
         const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
         for (const ss of rs.scopeSpans ?? []) {
-          for (const s of ss.spans ?? []) spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind });
+          for (const s of ss.spans ?? [])
+            spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind });
         }
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -127,11 +128,14 @@ let device: DeviceClient;
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
   relay = await startS3Relay(stack.minio.endpoint);
-  partition = await startPartition({ ...stores, minio: { ...stack.minio, endpoint: relay.endpoint } }, {
-    partition: 'telemetry',
-    slots: '4064-4079',
-    env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', MESHWORK_LOG_LEVEL: 'trace' },
-  });
+  partition = await startPartition(
+    { ...stores, minio: { ...stack.minio, endpoint: relay.endpoint } },
+    {
+      partition: 'telemetry',
+      slots: '4064-4079',
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', MESHWORK_LOG_LEVEL: 'trace' },
+    },
+  );
   admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
   const user = await admin.createUser('telemetry');
   device = await admin.as(user.token).registerDeviceClient('laptop');
@@ -149,7 +153,8 @@ describe('traces', () => {
     const { traceId, statuses } = await runTracedClient(partition.url, device.token!, receiver.url);
     expect(statuses).toEqual([201, 201, 201, 200]);
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
-    const named = (service: string, name: string): ReceivedSpan | undefined => receiver.spans.find((s) => s.traceId === traceId && s.service === service && s.name === name);
+    const named = (service: string, name: string): ReceivedSpan | undefined =>
+      receiver.spans.find((s) => s.traceId === traceId && s.service === service && s.name === name);
     const routes = [
       ['PUT /v1/blocks/:sha256', 's3 PutObject'],
       ['PUT /v1/objects/:id/entries/*path', 'etcd putEntry'],
@@ -204,7 +209,10 @@ describe('logs', () => {
     // raw: a request with a token that must not be logged, answered 401.
     expect((await admin.raw('GET', '/v1/me', { headers: { authorization: 'Bearer mwd.not-a-valid-token-but-secret' } })).status).toBe(401);
     expect((await device.me()).deviceId).toBe(device.deviceId);
-    await waitFor(() => logLines(partition).some((l) => l.route === '/v1/me' && l.status === 200), { description: 'the request lines', timeoutMs: 5000 });
+    await waitFor(() => logLines(partition).some((l) => l.route === '/v1/me' && l.status === 200), {
+      description: 'the request lines',
+      timeoutMs: 5000,
+    });
     const text = readFileSync(join(partition.dir, 'partition.log'), 'utf8');
     for (const secret of [...secrets, 'mwd.not-a-valid-token-but-secret', stack.minio.secretKey]) expect(text).not.toContain(secret);
     expect(text).not.toMatch(/authorization/i);
@@ -236,20 +244,32 @@ describe('metrics', () => {
     expect((await device.raw('GET', '/no/such/route')).status).toBe(404);
     const text = await scrape();
 
-    expect(value(text, 'meshwork_http_request_duration_seconds_count{method="PUT",route="/v1/blocks/:sha256",status="201"}')).toBeGreaterThanOrEqual(2);
+    expect(
+      value(text, 'meshwork_http_request_duration_seconds_count{method="PUT",route="/v1/blocks/:sha256",status="201"}'),
+    ).toBeGreaterThanOrEqual(2);
     expect(value(text, 'meshwork_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}')).toBe(1);
     // Route patterns, never raw paths: no object id or block hash appears in a label.
     expect(text).not.toContain(objectId);
     expect(text).not.toMatch(/[0-9a-f]{64}/);
     expect(value(text, 'meshwork_http_request_bytes_total{route="/v1/blocks/:sha256"}')).toBeGreaterThanOrEqual(2 * MiB);
     expect(value(text, 'meshwork_http_response_bytes_total{route="/v1/objects/:id/content/*path"}')).toBeGreaterThanOrEqual(2 * MiB);
-    expect(value(text, 'meshwork_store_operation_duration_seconds_count{store="s3",operation="PutObject",outcome="ok"}')).toBeGreaterThanOrEqual(2);
-    expect(value(text, 'meshwork_store_operation_duration_seconds_count{store="s3",operation="GetObject",outcome="ok"}')).toBeGreaterThanOrEqual(2);
-    expect(value(text, 'meshwork_store_operation_duration_seconds_count{store="etcd",operation="putEntry",outcome="ok"}')).toBeGreaterThanOrEqual(1);
+    expect(
+      value(text, 'meshwork_store_operation_duration_seconds_count{store="s3",operation="PutObject",outcome="ok"}'),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      value(text, 'meshwork_store_operation_duration_seconds_count{store="s3",operation="GetObject",outcome="ok"}'),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      value(text, 'meshwork_store_operation_duration_seconds_count{store="etcd",operation="putEntry",outcome="ok"}'),
+    ).toBeGreaterThanOrEqual(1);
     expect(value(text, 'meshwork_long_polls_open')).toBe(0);
     expect(value(text, 'meshwork_http_requests_in_flight')).toBe(1);
     expect(value(text, 'meshwork_partition_process_resident_memory_bytes')).toBeGreaterThan(10 * MiB);
-    for (const name of text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]!)) expect(name).toMatch(/^meshwork_/);
+    for (const name of text
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]!))
+      expect(name).toMatch(/^meshwork_/);
   });
 
   it('counts a download the client abandoned as 499', async () => {
@@ -258,18 +278,33 @@ describe('metrics', () => {
     // Raw node:http: the test hangs up after the first bytes, at a moment it controls.
     const target = new URL(partition.url);
     await new Promise<void>((done) => {
-      const req = request({ host: target.hostname, port: target.port, path: `/v1/objects/${objectId}/content/large.bin`, headers: { authorization: `Bearer ${device.token}` } }, (res) => {
-        // Read the first bytes only, then hang up while the server still has most of the file to send.
-        res.once('data', () => {
-          req.destroy();
-          done();
-        });
-      });
+      const req = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: `/v1/objects/${objectId}/content/large.bin`,
+          headers: { authorization: `Bearer ${device.token}` },
+        },
+        (res) => {
+          // Read the first bytes only, then hang up while the server still has most of the file to send.
+          res.once('data', () => {
+            req.destroy();
+            done();
+          });
+        },
+      );
       req.end();
     });
-    await waitFor(async () => value(await scrape(), 'meshwork_http_request_duration_seconds_count{method="GET",route="/v1/objects/:id/content/*path",status="499"}') === 1, {
-      description: 'the abandoned download to be counted',
-      timeoutMs: 10_000,
-    });
+    await waitFor(
+      async () =>
+        value(
+          await scrape(),
+          'meshwork_http_request_duration_seconds_count{method="GET",route="/v1/objects/:id/content/*path",status="499"}',
+        ) === 1,
+      {
+        description: 'the abandoned download to be counted',
+        timeoutMs: 10_000,
+      },
+    );
   });
 });

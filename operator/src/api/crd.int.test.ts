@@ -15,10 +15,14 @@ const namespace = `mw-crd-${randomBytes(3).toString('hex')}`;
 const sample = parse(readFileSync(join(repoRoot, 'crds/samples/meshpartition.yaml'), 'utf8')) as { spec: MeshPartitionSpec };
 const required = {
   slots: [{ start: 0, end: 10 }],
-  stores: { etcd: { endpoints: ['http://etcd:2379'] }, s3: { endpoint: 'http://s3:9000', bucket: 'blocks', credentialsSecretRef: { name: 's3' } } },
+  stores: {
+    etcd: { endpoints: ['http://etcd:2379'] },
+    s3: { endpoint: 'http://s3:9000', bucket: 'blocks', credentialsSecretRef: { name: 's3' } },
+  },
 };
 
-const manifest = (name: string, spec: object): string => JSON.stringify({ apiVersion, kind: meshPartitionKind, metadata: { name, namespace }, spec });
+const manifest = (name: string, spec: object): string =>
+  JSON.stringify({ apiVersion, kind: meshPartitionKind, metadata: { name, namespace }, spec });
 
 describe('the generated MeshPartition CRD on a real API server', () => {
   beforeAll(async () => {
@@ -61,7 +65,11 @@ describe('the generated MeshPartition CRD on a real API server', () => {
       spec: { watchdog: { probeTimeoutSeconds: 20, probePeriodSeconds: 10 } },
       message: 'watchdog.probeTimeoutSeconds must not be longer than probePeriodSeconds',
     },
-    { case: 'a probe period of 301 s', spec: { watchdog: { probePeriodSeconds: 301 } }, message: 'watchdog.probePeriodSeconds must be between 1 and 300' },
+    {
+      case: 'a probe period of 301 s',
+      spec: { watchdog: { probePeriodSeconds: 301 } },
+      message: 'watchdog.probePeriodSeconds must be between 1 and 300',
+    },
     { case: '21 actions an hour', spec: { watchdog: { actionsPerHour: 21 } }, message: 'watchdog.actionsPerHour must be between 0 and 20' },
     { case: 'no concurrent repair', spec: { watchdog: { maxConcurrent: 0 } }, message: 'watchdog.maxConcurrent must be at least 1' },
     { case: 'a recovery of 0', spec: { watchdog: { recoverySeconds: 0 } }, message: 'watchdog.recoverySeconds must be at least 1' },
@@ -90,7 +98,17 @@ describe('the generated MeshPartition CRD on a real API server', () => {
     });
 
     const patchStatus = (status: object) =>
-      kubectl(admin, ['patch', '-n', namespace, 'meshpartition', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+      kubectl(admin, [
+        'patch',
+        '-n',
+        namespace,
+        'meshpartition',
+        name,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status }),
+      ]);
 
     it('refuses a member without health and level, and takes one with them', async () => {
       const bare = await patchStatus({ members: [{ pod: `${name}-0` }] });

@@ -20,7 +20,10 @@ interface Schema {
 
 describe('the committed CRD files', () => {
   it.each([...generatedCrdFiles()])('%s is what operator/src/api/v1alpha1.ts generates', (path, text) => {
-    expect(committed(path), `${path} differs from the CRD that operator/src/api/v1alpha1.ts defines: run make crds and commit the result`).toBe(text);
+    expect(
+      committed(path),
+      `${path} differs from the CRD that operator/src/api/v1alpha1.ts defines: run make crds and commit the result`,
+    ).toBe(text);
   });
 
   it('cover crds/ and the chart: one file of each per CRD', () => {

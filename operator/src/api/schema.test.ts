@@ -31,7 +31,8 @@ const root = object({
 
 describe('toOpenApi', () => {
   it('lists required properties, writes keywords in a fixed order and names the field in rule messages', () => {
-    const limitsSchema = (toOpenApi(root) as { properties: { spec: { properties: { limits: Record<string, unknown> } } } }).properties.spec.properties.limits;
+    const limitsSchema = (toOpenApi(root) as { properties: { spec: { properties: { limits: Record<string, unknown> } } } }).properties.spec
+      .properties.limits;
     expect(limitsSchema).toEqual({
       type: 'object',
       default: {},
@@ -94,7 +95,13 @@ describe('applyDefaults', () => {
   it('fills absent fields, goes on inside a defaulted {} and inside list items, and keeps what is set', () => {
     const input = { spec: { limits: { name: 'x', count: 5 }, items: [{ key: 'a' }, { key: 'b', weight: 3 }] } };
     expect(applyDefaults(root, input)).toEqual({
-      spec: { limits: { name: 'x', count: 5, size: '1Gi', mode: 'A' }, items: [{ key: 'a', weight: 1 }, { key: 'b', weight: 3 }] },
+      spec: {
+        limits: { name: 'x', count: 5, size: '1Gi', mode: 'A' },
+        items: [
+          { key: 'a', weight: 1 },
+          { key: 'b', weight: 3 },
+        ],
+      },
     });
     expect(applyDefaults(root, { spec: {} })).toEqual({ spec: { limits: { count: 2, size: '1Gi', mode: 'A' } } });
   });

@@ -34,7 +34,15 @@ interface Keywords {
 /** The keywords a caller may add with `with()`: constraints and list semantics, not the type. */
 export type Constraints = Pick<
   Keywords,
-  'format' | 'pattern' | 'minimum' | 'minLength' | 'maxLength' | 'minItems' | 'maxItems' | 'x-kubernetes-list-type' | 'x-kubernetes-list-map-keys'
+  | 'format'
+  | 'pattern'
+  | 'minimum'
+  | 'minLength'
+  | 'maxLength'
+  | 'minItems'
+  | 'maxItems'
+  | 'x-kubernetes-list-type'
+  | 'x-kubernetes-list-map-keys'
 >;
 
 /** A JSON Schema object as the CRD carries it. */
@@ -201,14 +209,18 @@ export function toOpenApi(root: AnyNode, path: readonly string[] = []): JsonSche
   if (keywords.default !== undefined) checkDefault(root, keywords.default, where);
   if (keywords['x-kubernetes-list-type'] === 'map') {
     const keys = keywords['x-kubernetes-list-map-keys'] ?? [];
-    const itemRequired = Object.entries(items?.state.properties ?? {}).filter(([, p]) => p.state.required).map(([k]) => k);
+    const itemRequired = Object.entries(items?.state.properties ?? {})
+      .filter(([, p]) => p.state.required)
+      .map(([k]) => k);
     if (keys.length === 0 || keys.some((k) => !itemRequired.includes(k))) {
       throw new SchemaDefinitionError(`${where}: a map list needs map keys that its items require`);
     }
   }
   if (properties !== undefined) {
     out.properties = Object.fromEntries(Object.entries(properties).map(([name, child]) => [name, toOpenApi(child, [...path, name])]));
-    const required = Object.entries(properties).filter(([, child]) => child.state.required).map(([name]) => name);
+    const required = Object.entries(properties)
+      .filter(([, child]) => child.state.required)
+      .map(([name]) => name);
     if (required.length > 0) out.required = required;
   }
   if (items !== undefined) out.items = toOpenApi(items, path);

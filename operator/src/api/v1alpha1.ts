@@ -85,11 +85,17 @@ const slotRange = object({
   { rule: 'self.start <= self.end', message: "a slot range's start must not be after its end" },
 );
 
-const byteRate = (description: string, fallback: string) => quantity().default(fallback).describe(description).validate(wholeBytes('1', '1Pi'));
-const rate = (description: string, fallback: number, max: number) => integer().default(fallback).describe(description).validate(between(1, max));
+const byteRate = (description: string, fallback: string) =>
+  quantity().default(fallback).describe(description).validate(wholeBytes('1', '1Pi'));
+const rate = (description: string, fallback: number, max: number) =>
+  integer().default(fallback).describe(description).validate(between(1, max));
 
 const throttling = object({
-  userRequestsPerSecond: rate('Requests per second a user may make with all its tokens together.', throttlingDefaults.userRequestsPerSecond, 1_000_000),
+  userRequestsPerSecond: rate(
+    'Requests per second a user may make with all its tokens together.',
+    throttlingDefaults.userRequestsPerSecond,
+    1_000_000,
+  ),
   userBurst: rate('Requests a user may make at once after being idle.', throttlingDefaults.userBurst, 1_000_000),
   deviceRequestsPerSecond: rate(
     'Requests per second one device may make (they count against its user too).',
@@ -101,7 +107,11 @@ const throttling = object({
   userBytesPerSecond: byteRate('Request and response bytes per second of a user.', throttlingDefaults.userBytesPerSecond),
   /** A quantity of bytes (`32Mi`). */
   deviceBytesPerSecond: byteRate('Request and response bytes per second of a device.', throttlingDefaults.deviceBytesPerSecond),
-  deviceLongPolls: rate('Long polls (notifications, changes with wait) one device may hold open at once.', throttlingDefaults.deviceLongPolls, 10_000),
+  deviceLongPolls: rate(
+    'Long polls (notifications, changes with wait) one device may hold open at once.',
+    throttlingDefaults.deviceLongPolls,
+    10_000,
+  ),
   /** A quantity of bytes (`16Gi`). */
   maxEntrySize: byteRate('The largest file an entry may describe (413 beyond it).', throttlingDefaults.maxEntrySize),
   eventLoopLagMilliseconds: rate(
@@ -130,7 +140,9 @@ const throttling = object({
 const fencingPolicy = oneOf(['ForceDelete', 'OutOfServiceTaint']);
 
 const watchdog = object({
-  mode: oneOf(['Enforce', 'Observe']).default(watchdogSpecDefaults.mode).describe('Enforce acts; Observe records what it would do and does nothing.'),
+  mode: oneOf(['Enforce', 'Observe'])
+    .default(watchdogSpecDefaults.mode)
+    .describe('Enforce acts; Observe records what it would do and does nothing.'),
   tolerationSeconds: integer()
     .default(watchdogSpecDefaults.tolerationSeconds)
     .describe('How long a member may fail before the watchdog acts.')
@@ -141,10 +153,15 @@ const watchdog = object({
   nodeLostSeconds: integer()
     .default(watchdogSpecDefaults.nodeLostSeconds)
     .describe("How long a NotReady node's Lease must be stale before its members are fenced."),
-  maxConcurrent: integer().default(watchdogSpecDefaults.maxConcurrent).describe('Members of this partition under repair at once.').validate(atLeast(1)),
+  maxConcurrent: integer()
+    .default(watchdogSpecDefaults.maxConcurrent)
+    .describe('Members of this partition under repair at once.')
+    .validate(atLeast(1)),
   actionsPerHour: integer()
     .default(watchdogSpecDefaults.actionsPerHour)
-    .describe(`Actions the watchdog may take on this partition in any hour (counted from status.remediations, which keeps ${maxRemediations}).`)
+    .describe(
+      `Actions the watchdog may take on this partition in any hour (counted from status.remediations, which keeps ${maxRemediations}).`,
+    )
     .validate(between(0, maxRemediations)),
   // The four fields below came after the others; code that builds a partial watchdog spec
   // (tests, benchmarks) leaves them out and `watchdogSettings` fills them.
@@ -174,9 +191,15 @@ const watchdog = object({
   .default(watchdogSpecDefaults)
   .describe(`The watchdog's thresholds and bounds (docs/operations.md, "The watchdog").`)
   .validate(
-    { rule: 'self.tolerationSeconds < self.healthyResetSeconds', message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds' },
+    {
+      rule: 'self.tolerationSeconds < self.healthyResetSeconds',
+      message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds',
+    },
     { rule: 'self.tolerationSeconds < self.nodeLostSeconds', message: 'watchdog.tolerationSeconds must be shorter than nodeLostSeconds' },
-    { rule: 'self.probeTimeoutSeconds <= self.probePeriodSeconds', message: 'watchdog.probeTimeoutSeconds must not be longer than probePeriodSeconds' },
+    {
+      rule: 'self.probeTimeoutSeconds <= self.probePeriodSeconds',
+      message: 'watchdog.probeTimeoutSeconds must not be longer than probePeriodSeconds',
+    },
   );
 
 const spec = object({
@@ -185,7 +208,10 @@ const spec = object({
     .required()
     .describe(`Slot ranges (inclusive) this partition serves, inside 0-${slotCount - 1} and not overlapping.`)
     .with({ minItems: 1, maxItems: 64, 'x-kubernetes-list-type': 'atomic' })
-    .validate({ rule: 'self.all(a, self.filter(b, a.start <= b.end && b.start <= a.end).size() == 1)', message: 'slot ranges must not overlap' }),
+    .validate({
+      rule: 'self.all(a, self.filter(b, a.start <= b.end && b.start <= a.end).size() == 1)',
+      message: 'slot ranges must not overlap',
+    }),
   image: string().describe("Container image of the data plane; the operator's default when empty.").with({ maxLength: 512 }),
   resources: object({
     cpu: quantity().default(resourceDefaults.cpu),
@@ -194,7 +220,10 @@ const spec = object({
     .default({})
     .describe('Requests and limits of each data-plane container (a commodity server by default).'),
   storage: object({
-    volumes: integer().default(storageDefaults.volumes).describe('Volumes per replica (one PersistentVolumeClaim each).').validate(between(1, 8)),
+    volumes: integer()
+      .default(storageDefaults.volumes)
+      .describe('Volumes per replica (one PersistentVolumeClaim each).')
+      .validate(between(1, 8)),
     size: quantity().default(storageDefaults.size),
     storageClassName: string().with({ maxLength: 253 }),
   })
@@ -239,9 +268,7 @@ const condition = object({
   status: oneOf(['True', 'False', 'Unknown']).required(),
   observedGeneration: integer('int64').with({ minimum: 0 }),
   lastTransitionTime: dateTime().required(),
-  reason: string()
-    .required()
-    .with({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+  reason: string().required().with({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
   message: string().required().with({ maxLength: 32768 }),
 });
 
@@ -305,7 +332,9 @@ export function meshPartitionOpenApiSchema(): JsonSchemaProps {
 }
 
 /** A MeshPartition spec as the API server returns it, its defaults applied. */
-export function defaultedMeshPartitionSpec(input: Partial<MeshPartitionSpec> & Pick<MeshPartitionSpec, 'slots' | 'stores'>): MeshPartitionSpec {
+export function defaultedMeshPartitionSpec(
+  input: Partial<MeshPartitionSpec> & Pick<MeshPartitionSpec, 'slots' | 'stores'>,
+): MeshPartitionSpec {
   return applyDefaults(spec, input) as MeshPartitionSpec;
 }
 

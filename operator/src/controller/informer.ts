@@ -172,10 +172,15 @@ export class ResilientInformer<T extends KubernetesObject> {
           timeoutSeconds: String(baseTimeout + Math.floor(Math.random() * (baseTimeout / 2))),
           ...(labelSelector ? { labelSelector } : {}),
         };
-        await client.watch<T>(ref, query, (event) => {
-          this.#apply(event);
-          failures = 0;
-        }, signal);
+        await client.watch<T>(
+          ref,
+          query,
+          (event) => {
+            this.#apply(event);
+            failures = 0;
+          },
+          signal,
+        );
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
@@ -191,7 +196,14 @@ export class ResilientInformer<T extends KubernetesObject> {
         log.warn({ resource: ref.resource, err, delayMs, failures }, `Informer for ${ref.resource} failed; scheduled a restart`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delayMs);
-          signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+          signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     }

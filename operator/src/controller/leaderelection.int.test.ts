@@ -71,7 +71,10 @@ describe('leader election between two operator processes', () => {
     await applyPartition('before');
     await waitFor(() => statefulSetExists('before'), { description: 'StatefulSet before', timeoutMs: 30_000 });
     // The StatefulSet appears while its reconcile is still writing status; the count follows.
-    await waitFor(async () => (await leader.metric('meshwork_reconcile_total')) > 0, { description: 'the leader to count its reconcile', timeoutMs: 30_000 });
+    await waitFor(async () => (await leader.metric('meshwork_reconcile_total')) > 0, {
+      description: 'the leader to count its reconcile',
+      timeoutMs: 30_000,
+    });
     // The follower keeps warm caches but has reconciled nothing.
     expect(await follower.metric('meshwork_reconcile_total')).toBe(0);
     expect(await follower.metric('meshwork_kube_api_requests_total', { verb: 'apply' })).toBe(0);

@@ -113,7 +113,10 @@ export class LeaderElector {
       this.#lastRenewMs = now;
       if (!this.#leading) {
         this.#leading = true;
-        this.#options.log.info({ identity: this.#options.identity, lease: `${this.#options.namespace}/${this.#options.name}` }, 'Acquired the leader lease');
+        this.#options.log.info(
+          { identity: this.#options.identity, lease: `${this.#options.namespace}/${this.#options.name}` },
+          'Acquired the leader lease',
+        );
         this.#options.onStartedLeading();
       }
     } else if (this.#leading && now - this.#lastRenewMs >= this.#timings.renewDeadlineMs) {
@@ -136,7 +139,13 @@ export class LeaderElector {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name: this.#options.name, namespace: this.#options.namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: durationSeconds,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: 0,
+          },
         });
         return true;
       } catch (err) {

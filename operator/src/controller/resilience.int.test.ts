@@ -33,13 +33,31 @@ describe('on a control plane that restarts', () => {
     return cp;
   };
   const create = (name: string): Promise<unknown> =>
-    client.create(configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default', labels: { test: 'informer' } }, data: { a: '1' } });
+    client.create(configMaps, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace: 'default', labels: { test: 'informer' } },
+      data: { a: '1' },
+    });
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'meshwork-resilience-'));
     controlPlane = await start();
-    client = new KubeClient(loadKubeconfigFile(controlPlane.adminKubeconfig), { timeoutMs: 3_000, observe: (verb) => void (verb === 'watch' && watches++) });
-    informer = new ResilientInformer<V1ConfigMap>({ client, ref: configMaps, labelSelector: 'test=informer', log, restarted: () => restarts++, relisted: () => relists++, baseDelayMs: 200, maxDelayMs: 2_000, watchTimeoutSeconds: 2 });
+    client = new KubeClient(loadKubeconfigFile(controlPlane.adminKubeconfig), {
+      timeoutMs: 3_000,
+      observe: (verb) => void (verb === 'watch' && watches++),
+    });
+    informer = new ResilientInformer<V1ConfigMap>({
+      client,
+      ref: configMaps,
+      labelSelector: 'test=informer',
+      log,
+      restarted: () => restarts++,
+      relisted: () => relists++,
+      baseDelayMs: 200,
+      maxDelayMs: 2_000,
+      watchTimeoutSeconds: 2,
+    });
     informer.onChange((obj, event) => {
       if (event !== 'delete') seen.add(obj.metadata!.name!);
     });
@@ -62,7 +80,10 @@ describe('on a control plane that restarts', () => {
     await waitFor(() => watches >= watchesBefore + 2, { description: 'the server to end two watches', timeoutMs: 15_000 });
     expect(restarts).toBe(0);
     await create('after-timeout');
-    await waitFor(() => seen.has('after-timeout'), { description: 'the informer to see a change after its watch timed out', timeoutMs: 10_000 });
+    await waitFor(() => seen.has('after-timeout'), {
+      description: 'the informer to see a change after its watch timed out',
+      timeoutMs: 10_000,
+    });
     expect(informer.get('after-timeout', 'default')?.data).toEqual({ a: '1' });
   });
 
@@ -72,8 +93,16 @@ describe('on a control plane that restarts', () => {
     await waitFor(() => restarts > 0, { description: 'the informer to notice the API server is gone', timeoutMs: 60_000 });
     controlPlane = await start();
     await create('after-restart');
-    await waitFor(() => seen.has('after-restart'), { description: 'the informer to see a change after the API server restarted', timeoutMs: 60_000 });
-    expect(informer.list('default').map((c) => c.metadata!.name).sort()).toEqual(['after-restart', 'after-timeout', 'first']);
+    await waitFor(() => seen.has('after-restart'), {
+      description: 'the informer to see a change after the API server restarted',
+      timeoutMs: 60_000,
+    });
+    expect(
+      informer
+        .list('default')
+        .map((c) => c.metadata!.name)
+        .sort(),
+    ).toEqual(['after-restart', 'after-timeout', 'first']);
     console.log(`The informer restarted ${restarts} times and relisted ${relists} times across the API server restart`);
     // The cache holds what the operator reads, without managedFields.
     expect(informer.get('first', 'default')!.metadata!.managedFields).toBeUndefined();

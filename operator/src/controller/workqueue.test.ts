@@ -16,7 +16,13 @@ async function settle(): Promise<void> {
 describe('WorkQueue', () => {
   it('merges adds of a key that is still waiting', async () => {
     const seen: string[] = [];
-    const queue = new WorkQueue({ concurrency: 1, handler: (key) => { seen.push(key); return Promise.resolve(); } });
+    const queue = new WorkQueue({
+      concurrency: 1,
+      handler: (key) => {
+        seen.push(key);
+        return Promise.resolve();
+      },
+    });
     queue.add('a');
     queue.add('b');
     queue.add('a');
@@ -86,7 +92,13 @@ describe('WorkQueue', () => {
 
   it('takes high-priority keys first, and promotes a waiting key added again with high priority', async () => {
     const seen: string[] = [];
-    const queue = new WorkQueue({ concurrency: 1, handler: (key) => { seen.push(key); return Promise.resolve(); } });
+    const queue = new WorkQueue({
+      concurrency: 1,
+      handler: (key) => {
+        seen.push(key);
+        return Promise.resolve();
+      },
+    });
     queue.add('status-1');
     queue.add('status-2');
     queue.add('new-1', 'high');
@@ -101,7 +113,13 @@ describe('WorkQueue', () => {
   it('waits for running handlers on shutdown', async () => {
     const gate = deferred();
     let finished = false;
-    const queue = new WorkQueue({ concurrency: 1, handler: async () => { await gate.promise; finished = true; } });
+    const queue = new WorkQueue({
+      concurrency: 1,
+      handler: async () => {
+        await gate.promise;
+        finished = true;
+      },
+    });
     queue.start();
     queue.add('a');
     await settle();

@@ -17,7 +17,10 @@ const configMaps = { apiVersion: 'v1', resource: 'configmaps', namespace };
 
 describe('KubeClient delete and mergePatch', () => {
   beforeAll(async () => {
-    await client.create({ apiVersion: 'v1', resource: 'namespaces' }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+    await client.create(
+      { apiVersion: 'v1', resource: 'namespaces' },
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    );
   });
 
   afterAll(async () => {
@@ -26,7 +29,12 @@ describe('KubeClient delete and mergePatch', () => {
   });
 
   it('deletes only the object with the given uid, and says when it was already gone', async () => {
-    const made = await client.create<V1ConfigMap>(configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a' }, data: { k: 'v' } });
+    const made = await client.create<V1ConfigMap>(configMaps, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'a' },
+      data: { k: 'v' },
+    });
     expect(await client.delete({ ...configMaps, name: 'a' }, { uid: '00000000-0000-4000-8000-000000000000' })).toBe(false);
     expect(await client.get({ ...configMaps, name: 'a' })).toBeDefined();
     expect(await client.delete({ ...configMaps, name: 'a' }, { uid: made.metadata!.uid!, gracePeriodSeconds: 0 })).toBe(true);
@@ -46,7 +54,10 @@ describe('KubeClient delete and mergePatch', () => {
   it('merges labels in and takes them out with null', async () => {
     await client.create(configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'd', labels: { keep: 'yes' } } });
     await client.mergePatch({ ...configMaps, name: 'd' }, { metadata: { labels: { 'unsuitable.meshwork.io/x.p0': '123' } } });
-    expect((await client.get<V1ConfigMap>({ ...configMaps, name: 'd' }))!.metadata!.labels).toEqual({ keep: 'yes', 'unsuitable.meshwork.io/x.p0': '123' });
+    expect((await client.get<V1ConfigMap>({ ...configMaps, name: 'd' }))!.metadata!.labels).toEqual({
+      keep: 'yes',
+      'unsuitable.meshwork.io/x.p0': '123',
+    });
     await client.mergePatch({ ...configMaps, name: 'd' }, { metadata: { labels: { 'unsuitable.meshwork.io/x.p0': null } } });
     expect((await client.get<V1ConfigMap>({ ...configMaps, name: 'd' }))!.metadata!.labels).toEqual({ keep: 'yes' });
   });
@@ -62,9 +73,16 @@ describe('KubeClient paged lists on the real API server', () => {
   const ref = { apiVersion: 'v1', resource: 'configmaps', namespace: pagedNamespace };
 
   beforeAll(async () => {
-    await client.create({ apiVersion: 'v1', resource: 'namespaces' }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: pagedNamespace } });
+    await client.create(
+      { apiVersion: 'v1', resource: 'namespaces' },
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: pagedNamespace } },
+    );
     for (let i = 0; i < 25; i++) {
-      await client.create(ref, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${String(i).padStart(2, '0')}`, labels: { odd: String(i % 2 === 1) } } });
+      await client.create(ref, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `cm-${String(i).padStart(2, '0')}`, labels: { odd: String(i % 2 === 1) } },
+      });
     }
   });
 
@@ -82,12 +100,16 @@ describe('KubeClient paged lists on the real API server', () => {
     expect(new Set(list.items.map((c) => c.metadata!.name)).size).toBe(list.items.length);
     expect(calls.length).toBe(Math.ceil(list.items.length / 10));
     expect(calls.every((c) => c === 'list configmaps 200')).toBe(true);
-    expect(Number(list.metadata.resourceVersion)).toBeGreaterThanOrEqual(Math.max(...list.items.map((c) => Number(c.metadata!.resourceVersion))));
+    expect(Number(list.metadata.resourceVersion)).toBeGreaterThanOrEqual(
+      Math.max(...list.items.map((c) => Number(c.metadata!.resourceVersion))),
+    );
   });
 
   it('keeps the label selector on every page', async () => {
     const list = await paged.list<V1ConfigMap>(ref, { labelSelector: 'odd=true' });
-    expect(list.items.map((c) => c.metadata!.name)).toEqual(Array.from({ length: 12 }, (_, i) => `cm-${String(2 * i + 1).padStart(2, '0')}`));
+    expect(list.items.map((c) => c.metadata!.name)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `cm-${String(2 * i + 1).padStart(2, '0')}`),
+    );
   });
 });
 
@@ -120,8 +142,19 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 const tooMany = (res: ServerResponse, retryAfter?: string): void =>
-  json(res, 429, { kind: 'Status', status: 'Failure', reason: 'TooManyRequests', message: 'too many requests', code: 429 }, retryAfter ? { 'retry-after': retryAfter } : {});
-const unavailable = (res: ServerResponse): void => json(res, 503, { kind: 'Status', status: 'Failure', reason: 'ServiceUnavailable', message: 'try later', code: 503 }, { 'retry-after': '0' });
+  json(
+    res,
+    429,
+    { kind: 'Status', status: 'Failure', reason: 'TooManyRequests', message: 'too many requests', code: 429 },
+    retryAfter ? { 'retry-after': retryAfter } : {},
+  );
+const unavailable = (res: ServerResponse): void =>
+  json(
+    res,
+    503,
+    { kind: 'Status', status: 'Failure', reason: 'ServiceUnavailable', message: 'try later', code: 503 },
+    { 'retry-after': '0' },
+  );
 
 describe('KubeClient against a throttling API server', () => {
   const fake = new FakeApiServer();
@@ -189,7 +222,8 @@ describe('KubeClient against a throttling API server', () => {
       const query = new URL(req.url!, 'http://x').searchParams;
       expect(query.get('limit')).toBe('2');
       const token = query.get('continue');
-      if (token === null) return json(res, 200, { metadata: { resourceVersion: expireOnce ? '10' : '20', continue: 'p2' }, items: [{ n: 1 }, { n: 2 }] });
+      if (token === null)
+        return json(res, 200, { metadata: { resourceVersion: expireOnce ? '10' : '20', continue: 'p2' }, items: [{ n: 1 }, { n: 2 }] });
       if (token === 'p2' && expireOnce) {
         expireOnce = false;
         return json(res, 410, { kind: 'Status', reason: 'Expired', message: 'The provided continue parameter is too old', code: 410 });
@@ -204,7 +238,8 @@ describe('KubeClient against a throttling API server', () => {
 
   it('fails with the 410 of a list whose snapshot keeps expiring, after a bounded number of restarts', async () => {
     fake.answer = (req, res) => {
-      if (new URL(req.url!, 'http://x').searchParams.get('continue') === null) return json(res, 200, { metadata: { resourceVersion: '1', continue: 'p2' }, items: [{}] });
+      if (new URL(req.url!, 'http://x').searchParams.get('continue') === null)
+        return json(res, 200, { metadata: { resourceVersion: '1', continue: 'p2' }, items: [{}] });
       return json(res, 410, { kind: 'Status', reason: 'Expired', message: 'too old', code: 410 });
     };
     await expect(fakeClient.list({ apiVersion: 'v1', resource: 'configmaps' })).rejects.toMatchObject({ status: 410, reason: 'Expired' });
@@ -213,7 +248,9 @@ describe('KubeClient against a throttling API server', () => {
 
   it('does not restart a list on a 410 of its first page (a bad resourceVersion is the caller’s to handle)', async () => {
     fake.answer = (_req, res) => json(res, 410, { kind: 'Status', reason: 'Expired', message: 'too old', code: 410 });
-    await expect(fakeClient.list({ apiVersion: 'v1', resource: 'configmaps' }, { resourceVersion: '1', resourceVersionMatch: 'Exact' })).rejects.toMatchObject({ status: 410 });
+    await expect(
+      fakeClient.list({ apiVersion: 'v1', resource: 'configmaps' }, { resourceVersion: '1', resourceVersionMatch: 'Exact' }),
+    ).rejects.toMatchObject({ status: 410 });
     expect(fake.seen).toHaveLength(1);
   });
 });

@@ -43,7 +43,14 @@ export class KubeApiError extends MeshworkError {
   /** The answer's `Retry-After` in seconds, when it carried one. */
   readonly retryAfterSeconds: number | undefined;
 
-  constructor(verb: string, path: string, status: number, reason: string, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+  constructor(
+    verb: string,
+    path: string,
+    status: number,
+    reason: string,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
     super('kube_api_failed', `${verb} ${path} failed with ${status} ${reason}: ${message}`, { cause: options?.cause });
     this.status = status;
     this.reason = reason;
@@ -153,9 +160,16 @@ export class KubeClient {
   constructor(credentials: Credentials, options: KubeClientOptions = {}) {
     this.credentials = credentials;
     this.#server = credentials.server;
-    const tls = { ca: credentials.ca, cert: credentials.cert, key: credentials.key, rejectUnauthorized: !credentials.insecureSkipTlsVerify };
+    const tls = {
+      ca: credentials.ca,
+      cert: credentials.cert,
+      key: credentials.key,
+      rejectUnauthorized: !credentials.insecureSkipTlsVerify,
+    };
     const https_ = this.#server.protocol === 'https:';
-    this.#agent = https_ ? new https.Agent({ keepAlive: true, maxSockets: 32, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+    this.#agent = https_
+      ? new https.Agent({ keepAlive: true, maxSockets: 32, ...tls })
+      : new http.Agent({ keepAlive: true, maxSockets: 32 });
     this.#watchAgent = https_ ? new https.Agent({ keepAlive: false, ...tls }) : new http.Agent({ keepAlive: false });
     this.#observe = options.observe ?? (() => undefined);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
@@ -175,7 +189,12 @@ export class KubeClient {
       try {
         do {
           const pageQuery: Record<string, string> = { ...query, limit: String(this.#listPageSize), ...(token ? { continue: token } : {}) };
-          const page = await this.#json<{ metadata?: { resourceVersion?: string; continue?: string }; items?: T[] }>('list', 'GET', ref, pageQuery);
+          const page = await this.#json<{ metadata?: { resourceVersion?: string; continue?: string }; items?: T[] }>(
+            'list',
+            'GET',
+            ref,
+            pageQuery,
+          );
           // Later pages carry the first page's snapshot; the first one's is the list's.
           if (token === undefined) resourceVersion = page.metadata?.resourceVersion ?? '';
           for (const item of page.items ?? []) items.push(item);
@@ -246,7 +265,12 @@ export class KubeClient {
    * Watches a collection from `resourceVersion`, calling `onEvent` per event, until the
    * server ends the watch (resolves), the connection fails or `signal` aborts (rejects).
    */
-  async watch<T>(ref: ResourceRef, query: Record<string, string>, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+  async watch<T>(
+    ref: ResourceRef,
+    query: Record<string, string>,
+    onEvent: (event: WatchEvent<T>) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
     const path = resourcePath({ ...ref, name: undefined });
     const search = new URLSearchParams({ ...query, watch: 'true' }).toString();
     // The server ends the watch after timeoutSeconds; silence well past that means a dead connection.
@@ -273,7 +297,9 @@ export class KubeClient {
         // Not a Status object; the raw text is the message.
       }
       const retryAfterSeconds = parseRetryAfter(typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined);
-      throw new KubeApiError('watch', path, res.statusCode ?? 0, status.reason ?? 'Unknown', status.message ?? text.slice(0, 2000), { retryAfterSeconds });
+      throw new KubeApiError('watch', path, res.statusCode ?? 0, status.reason ?? 'Unknown', status.message ?? text.slice(0, 2000), {
+        retryAfterSeconds,
+      });
     }
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     // A handler's own error ends the watch and reaches the caller as it was thrown.
@@ -307,7 +333,13 @@ export class KubeClient {
     return this.#server.protocol === 'https:' ? https : http;
   }
 
-  #requestOptions(method: string, path: string, contentType: string | undefined, agent: http.Agent, timeoutMs: number): https.RequestOptions {
+  #requestOptions(
+    method: string,
+    path: string,
+    contentType: string | undefined,
+    agent: http.Agent,
+    timeoutMs: number,
+  ): https.RequestOptions {
     const token = this.credentials.token?.();
     return {
       method,
@@ -326,7 +358,14 @@ export class KubeClient {
     };
   }
 
-  async #json<T>(verb: string, method: string, ref: ResourceRef, query: Record<string, string> = {}, body?: unknown, contentType?: string): Promise<T> {
+  async #json<T>(
+    verb: string,
+    method: string,
+    ref: ResourceRef,
+    query: Record<string, string> = {},
+    body?: unknown,
+    contentType?: string,
+  ): Promise<T> {
     const path = resourcePath(ref);
     const search = new URLSearchParams(query).toString();
     const text = body === undefined ? undefined : JSON.stringify(body);

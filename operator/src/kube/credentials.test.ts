@@ -16,7 +16,9 @@ function kubeconfig(name: string, user: Record<string, unknown>, context = 'c'):
       apiVersion: 'v1',
       kind: 'Config',
       'current-context': context,
-      clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:6443', 'certificate-authority-data': Buffer.from('CA').toString('base64') } }],
+      clusters: [
+        { name: 'k', cluster: { server: 'https://127.0.0.1:6443', 'certificate-authority-data': Buffer.from('CA').toString('base64') } },
+      ],
       users: [{ name: 'u', user }],
       contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
     }),
@@ -26,7 +28,12 @@ function kubeconfig(name: string, user: Record<string, unknown>, context = 'c'):
 
 describe('loadKubeconfigFile', () => {
   it('reads the server, the CA and a client certificate', () => {
-    const creds = loadKubeconfigFile(kubeconfig('cert', { 'client-certificate-data': Buffer.from('CERT').toString('base64'), 'client-key-data': Buffer.from('KEY').toString('base64') }));
+    const creds = loadKubeconfigFile(
+      kubeconfig('cert', {
+        'client-certificate-data': Buffer.from('CERT').toString('base64'),
+        'client-key-data': Buffer.from('KEY').toString('base64'),
+      }),
+    );
     expect(creds.server.href).toBe('https://127.0.0.1:6443/');
     expect(creds.ca?.toString()).toBe('CA');
     expect(creds.cert?.toString()).toBe('CERT');

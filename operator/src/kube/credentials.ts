@@ -27,7 +27,12 @@ export class KubeconfigError extends MeshworkError {
 
 interface NamedCluster {
   name: string;
-  cluster: { server?: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string; 'insecure-skip-tls-verify'?: boolean };
+  cluster: {
+    server?: string;
+    'certificate-authority'?: string;
+    'certificate-authority-data'?: string;
+    'insecure-skip-tls-verify'?: boolean;
+  };
 }
 interface NamedUser {
   name: string;
@@ -85,7 +90,9 @@ export function loadKubeconfigFile(path: string): Credentials {
   if (!cluster?.server) throw new KubeconfigError(`kubeconfig ${path}: cluster "${context.cluster}" has no server`);
   const user = doc.users?.find((u) => u.name === context.user)?.user ?? {};
   if (user.exec || user['auth-provider'] || user.username) {
-    throw new KubeconfigError(`kubeconfig ${path}: user "${context.user}" uses exec, auth-provider or basic auth, which the operator does not support; use a client certificate or a token`);
+    throw new KubeconfigError(
+      `kubeconfig ${path}: user "${context.user}" uses exec, auth-provider or basic auth, which the operator does not support; use a client certificate or a token`,
+    );
   }
   const credentials: Credentials = {
     server: new URL(cluster.server),

@@ -7,7 +7,12 @@ describe('containsDesired', () => {
     { case: 'extra live fields', desired: { a: 1 }, observed: { a: 1, b: 2 }, expected: true },
     { case: 'changed value', desired: { a: 1 }, observed: { a: 2 }, expected: false },
     { case: 'removed field', desired: { a: { b: 'x' } }, observed: { a: {} }, expected: false },
-    { case: 'defaulted list items', desired: { ports: [{ port: 80 }] }, observed: { ports: [{ port: 80, protocol: 'TCP' }] }, expected: true },
+    {
+      case: 'defaulted list items',
+      desired: { ports: [{ port: 80 }] },
+      observed: { ports: [{ port: 80, protocol: 'TCP' }] },
+      expected: true,
+    },
     { case: 'list grown by hand', desired: { l: [1] }, observed: { l: [1, 2] }, expected: false },
     { case: 'list reordered', desired: { l: ['a', 'b'] }, observed: { l: ['b', 'a'] }, expected: false },
     { case: 'quantity normalised', desired: { cpu: '0.5' }, observed: { cpu: '500m' }, expected: true },

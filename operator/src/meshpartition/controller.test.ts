@@ -5,9 +5,21 @@ describe('ownerKey', () => {
   const owner = { apiVersion: 'meshwork.io/v1alpha1', kind: 'MeshPartition', name: 'p0', uid: 'u', controller: true };
   it.each([
     { case: 'an owned StatefulSet', obj: { metadata: { namespace: 'mesh', name: 'p0', ownerReferences: [owner] } }, key: 'mesh/p0' },
-    { case: 'a pod, through its partition label', obj: { metadata: { namespace: 'mesh', name: 'p0-1', labels: { 'meshwork.io/partition': 'p0' } } }, key: 'mesh/p0' },
-    { case: 'an object owned by something else', obj: { metadata: { namespace: 'mesh', name: 'x', ownerReferences: [{ ...owner, kind: 'Deployment', apiVersion: 'apps/v1' }] } }, key: undefined },
-    { case: 'a non-controller reference', obj: { metadata: { namespace: 'mesh', name: 'x', ownerReferences: [{ ...owner, controller: false }] } }, key: undefined },
+    {
+      case: 'a pod, through its partition label',
+      obj: { metadata: { namespace: 'mesh', name: 'p0-1', labels: { 'meshwork.io/partition': 'p0' } } },
+      key: 'mesh/p0',
+    },
+    {
+      case: 'an object owned by something else',
+      obj: { metadata: { namespace: 'mesh', name: 'x', ownerReferences: [{ ...owner, kind: 'Deployment', apiVersion: 'apps/v1' }] } },
+      key: undefined,
+    },
+    {
+      case: 'a non-controller reference',
+      obj: { metadata: { namespace: 'mesh', name: 'x', ownerReferences: [{ ...owner, controller: false }] } },
+      key: undefined,
+    },
     { case: 'no namespace', obj: { metadata: { name: 'x', ownerReferences: [owner] } }, key: undefined },
   ])('maps $case to $key', ({ obj, key }) => {
     expect(ownerKey(obj)).toBe(key);

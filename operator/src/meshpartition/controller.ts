@@ -50,7 +50,11 @@ export class MeshPartitionController {
     const { client, metrics, log, watchNamespace } = options;
     const namespace = watchNamespace || undefined;
     const managed = `${appLabels.managedBy}=${managedByOperator}`;
-    const informer = <T extends KubernetesObject>(ref: ResourceRef, labelSelector?: string, transform?: (obj: T) => T): ResilientInformer<T> => {
+    const informer = <T extends KubernetesObject>(
+      ref: ResourceRef,
+      labelSelector?: string,
+      transform?: (obj: T) => T,
+    ): ResilientInformer<T> => {
       const made = new ResilientInformer<T>({
         client,
         ref: { ...ref, namespace },
@@ -109,7 +113,8 @@ export class MeshPartitionController {
         added: () => metrics.workqueueAdds.inc({ name: controllerName }),
         waited: (seconds) => metrics.workqueueQueueDuration.observe({ name: controllerName }, seconds),
         retried: () => metrics.workqueueRetries.inc({ name: controllerName }),
-        failed: (key, err, delayMs) => log.warn({ err, meshpartition: key, delayMs }, `Reconcile of MeshPartition ${key} failed; scheduled a retry`),
+        failed: (key, err, delayMs) =>
+          log.warn({ err, meshpartition: key, delayMs }, `Reconcile of MeshPartition ${key} failed; scheduled a retry`),
       },
     });
 

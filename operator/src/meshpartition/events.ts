@@ -36,21 +36,24 @@ export class EventRecorder {
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const { name, namespace } = involvedObject;
     try {
-      await this.#client.create({ apiVersion: 'v1', resource: 'events', namespace }, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${name}.`, namespace },
-        involvedObject,
-        reason,
-        message,
-        type,
-        source: { component: 'meshwork-operator' },
-        reportingComponent: 'meshwork.io/operator',
-        reportingInstance: this.#instance,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+      await this.#client.create(
+        { apiVersion: 'v1', resource: 'events', namespace },
+        {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { generateName: `${name}.`, namespace },
+          involvedObject,
+          reason,
+          message,
+          type,
+          source: { component: 'meshwork-operator' },
+          reportingComponent: 'meshwork.io/operator',
+          reportingInstance: this.#instance,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      );
       this.#counted(reason);
     } catch (err) {
       this.#log.warn({ err, object: `${involvedObject.kind} ${namespace}/${name}`, reason }, 'Could not record an event');

@@ -8,7 +8,16 @@ import { mintServiceAccountKubeconfig } from '../../../e2e/harness/controlplane.
 import { repoRoot } from '../../../e2e/harness/binaries.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import type { MeshPartition } from '../api/v1alpha1.ts';
-import { installCrds, kubectl, kubectlOk, rbacManifest, reconcileWrites, startOperator, waitForWritesToSettle, type OperatorProcess } from '../../../e2e/operator/harness.ts';
+import {
+  installCrds,
+  kubectl,
+  kubectlOk,
+  rbacManifest,
+  reconcileWrites,
+  startOperator,
+  waitForWritesToSettle,
+  type OperatorProcess,
+} from '../../../e2e/operator/harness.ts';
 
 const stack = inject('stack');
 const admin = stack.controlPlane.adminKubeconfig;
@@ -72,19 +81,38 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     const client = await waitFor(() => tryGet<V1Service>('service', 'p0'), { description: 'Service p0', timeoutMs: 30_000 });
     expect(client.spec!.clusterIP).toBe('None');
     expect(client.spec!.publishNotReadyAddresses).toBeFalsy();
-    const pdb = await waitFor(() => tryGet<V1PodDisruptionBudget>('pdb', 'p0'), { description: 'PodDisruptionBudget p0', timeoutMs: 30_000 });
+    const pdb = await waitFor(() => tryGet<V1PodDisruptionBudget>('pdb', 'p0'), {
+      description: 'PodDisruptionBudget p0',
+      timeoutMs: 30_000,
+    });
     expect(pdb.spec!.maxUnavailable).toBe(1);
-    const config = await waitFor(() => tryGet<V1ConfigMap>('configmap', 'p0-config'), { description: 'ConfigMap p0-config', timeoutMs: 30_000 });
+    const config = await waitFor(() => tryGet<V1ConfigMap>('configmap', 'p0-config'), {
+      description: 'ConfigMap p0-config',
+      timeoutMs: 30_000,
+    });
     expect(config.data).toMatchObject({ MESHWORK_SLOTS: '0-1023', MESHWORK_PARTITION: 'p0', MESHWORK_S3_BUCKET: 'meshwork-blocks' });
     // The CRD's throttling defaults reach the pods.
-    expect(config.data).toMatchObject({ MESHWORK_THROTTLE_USER_RPS: '100', MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '64Mi', MESHWORK_THROTTLE_CONCURRENCY_MAX: '512' });
+    expect(config.data).toMatchObject({
+      MESHWORK_THROTTLE_USER_RPS: '100',
+      MESHWORK_THROTTLE_USER_BYTES_PER_SECOND: '64Mi',
+      MESHWORK_THROTTLE_CONCURRENCY_MAX: '512',
+    });
 
     // The StatefulSet controller acts on it: pods and their claims exist.
     await waitFor(async () => (await kubectlOk(admin, ['get', 'pods', '-n', namespace, '-o', 'name'])).includes('pod/p0-2'), {
       description: 'the StatefulSet controller to create pod p0-2',
       timeoutMs: 30_000,
     });
-    const events = await kubectlOk(admin, ['get', 'events', '-n', namespace, '--field-selector', 'involvedObject.kind=MeshPartition,reason=Applied', '-o', 'json']);
+    const events = await kubectlOk(admin, [
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      'involvedObject.kind=MeshPartition,reason=Applied',
+      '-o',
+      'json',
+    ]);
     expect((JSON.parse(events) as { items: { message: string }[] }).items.map((e) => e.message).join()).toContain('Created StatefulSet p0');
   });
 
@@ -96,11 +124,24 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
       },
       { description: 'the Slots column to be filled', timeoutMs: 30_000 },
     );
-    const [header, row] = line.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    const [header, row] = line
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     expect(header).toEqual(['NAME', 'READY', 'REPLICAS', 'SLOTS', 'AGE']);
     expect(row!.slice(0, 4)).toEqual(['p0', 'False', '3', '0-1023']);
     const wide = await kubectlOk(admin, ['get', 'meshpartitions', '-n', namespace, '-o', 'wide']);
-    expect(wide.split('\n')[0]!.trim().split(/\s+/)).toEqual(['NAME', 'READY', 'REPLICAS', 'SLOTS', 'AGE', 'READY-REPLICAS', 'REVISION', 'IMAGE', 'REASON']);
+    expect(wide.split('\n')[0]!.trim().split(/\s+/)).toEqual([
+      'NAME',
+      'READY',
+      'REPLICAS',
+      'SLOTS',
+      'AGE',
+      'READY-REPLICAS',
+      'REVISION',
+      'IMAGE',
+      'REASON',
+    ]);
   });
 
   it('writes conditions by the API conventions with observedGeneration tracking the generation', async () => {
@@ -148,7 +189,9 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     );
     expect(partition.metadata.generation).toBe(2);
     expect(partition.status!.conditions!.every((c) => c.observedGeneration === 2)).toBe(true);
-    const scale = JSON.parse(await kubectlOk(admin, ['get', '--raw', `/apis/meshwork.io/v1alpha1/namespaces/${namespace}/meshpartitions/p0/scale`])) as {
+    const scale = JSON.parse(
+      await kubectlOk(admin, ['get', '--raw', `/apis/meshwork.io/v1alpha1/namespaces/${namespace}/meshpartitions/p0/scale`]),
+    ) as {
       spec: { replicas: number };
       status: { replicas: number; selector: string };
     };
@@ -158,8 +201,15 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
 
   it('puts back a hand edit of a managed StatefulSet field', async () => {
     await kubectlOk(admin, ['patch', '-n', namespace, 'statefulset/p0', '--type=merge', '-p', '{"spec":{"replicas":1}}']);
-    await kubectlOk(admin, ['patch', '-n', namespace, 'statefulset/p0', '--type=json', '-p',
-      '[{"op":"replace","path":"/spec/template/spec/containers/0/resources/limits/cpu","value":"3"}]']);
+    await kubectlOk(admin, [
+      'patch',
+      '-n',
+      namespace,
+      'statefulset/p0',
+      '--type=json',
+      '-p',
+      '[{"op":"replace","path":"/spec/template/spec/containers/0/resources/limits/cpu","value":"3"}]',
+    ]);
     const sts = await waitFor(
       async () => {
         const s = await getJson<V1StatefulSet>('statefulset', 'p0');
@@ -186,7 +236,14 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     );
     await waitForWritesToSettle(operator, { description: 'the write count to stop moving', timeoutMs: 60_000, intervalMs: 2_000 });
     const versions = async (): Promise<string> =>
-      kubectlOk(admin, ['get', '-n', namespace, 'meshpartition,statefulset,service,configmap,pdb', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}']);
+      kubectlOk(admin, [
+        'get',
+        '-n',
+        namespace,
+        'meshpartition,statefulset,service,configmap,pdb',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}',
+      ]);
     const before = reconcileWrites(await operator.metrics());
     const versionsBefore = await versions();
     const reconcilesBefore = await operator.metric('meshwork_reconcile_total');
@@ -202,7 +259,16 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     await kubectlOk(admin, ['delete', '-n', namespace, 'meshpartition/p0', '--wait=true']);
     await waitFor(
       async () => {
-        const left = await kubectlOk(admin, ['get', '-n', namespace, 'statefulset,service,configmap,pdb', '-l', 'app.kubernetes.io/managed-by=meshwork-operator', '-o', 'name']);
+        const left = await kubectlOk(admin, [
+          'get',
+          '-n',
+          namespace,
+          'statefulset,service,configmap,pdb',
+          '-l',
+          'app.kubernetes.io/managed-by=meshwork-operator',
+          '-o',
+          'name',
+        ]);
         return left.trim() === '';
       },
       { description: 'the garbage collector to remove the owned objects', timeoutMs: 60_000 },
@@ -222,24 +288,72 @@ describe('validation by the API server', () => {
     metadata: { name: 'invalid', namespace: 'default' },
     spec: {
       slots: [{ start: 0, end: 10 }],
-      stores: { etcd: { endpoints: ['http://etcd:2379'] }, s3: { endpoint: 'http://s3:9000', bucket: 'blocks', credentialsSecretRef: { name: 's3' } } },
+      stores: {
+        etcd: { endpoints: ['http://etcd:2379'] },
+        s3: { endpoint: 'http://s3:9000', bucket: 'blocks', credentialsSecretRef: { name: 's3' } },
+      },
     },
   };
   it.each([
-    { case: 'overlapping slots', spec: { slots: [{ start: 0, end: 100 }, { start: 50, end: 200 }] }, message: 'slot ranges must not overlap' },
+    {
+      case: 'overlapping slots',
+      spec: {
+        slots: [
+          { start: 0, end: 100 },
+          { start: 50, end: 200 },
+        ],
+      },
+      message: 'slot ranges must not overlap',
+    },
     { case: 'slot 5000', spec: { slots: [{ start: 4000, end: 5000 }] }, message: 'slot ranges must lie inside 0-4095' },
-    { case: 'a range that ends before it starts', spec: { slots: [{ start: 9, end: 3 }] }, message: "a slot range's start must not be after its end" },
+    {
+      case: 'a range that ends before it starts',
+      spec: { slots: [{ start: 9, end: 3 }] },
+      message: "a slot range's start must not be after its end",
+    },
     { case: '0 volumes', spec: { storage: { volumes: 0 } }, message: 'storage.volumes must be between 1 and 8' },
     { case: '9 volumes', spec: { storage: { volumes: 9 } }, message: 'storage.volumes must be between 1 and 8' },
     { case: 'negative replicas', spec: { replicas: -1 }, message: 'replicas must be 0 or more' },
-    { case: 'a toleration longer than the healthy reset', spec: { watchdog: { tolerationSeconds: 900 } }, message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds' },
-    { case: 'a rollout partition above replicas', spec: { replicas: 2, rollout: { partition: 3 } }, message: 'rollout.partition must not exceed replicas' },
-    { case: 'zero requests per second', spec: { throttling: { userRequestsPerSecond: 0 } }, message: 'throttling.userRequestsPerSecond must be between 1 and 1000000' },
-    { case: 'a fractional byte rate', spec: { throttling: { deviceBytesPerSecond: '0.5' } }, message: 'throttling.deviceBytesPerSecond must be a whole number of bytes from 1 to 1Pi' },
-    { case: 'a byte rate in millibytes', spec: { throttling: { userBytesPerSecond: '1500m' } }, message: 'throttling.userBytesPerSecond must be a whole number of bytes from 1 to 1Pi' },
-    { case: 'an entry size of 0', spec: { throttling: { maxEntrySize: 0 } }, message: 'throttling.maxEntrySize must be a whole number of bytes from 1 to 1Pi' },
-    { case: 'no long polls', spec: { throttling: { deviceLongPolls: 0 } }, message: 'throttling.deviceLongPolls must be between 1 and 10000' },
-    { case: 'a concurrency minimum above its maximum', spec: { throttling: { concurrency: { min: 64, max: 32 } } }, message: 'throttling.concurrency.min must not exceed throttling.concurrency.max' },
+    {
+      case: 'a toleration longer than the healthy reset',
+      spec: { watchdog: { tolerationSeconds: 900 } },
+      message: 'watchdog.tolerationSeconds must be shorter than healthyResetSeconds',
+    },
+    {
+      case: 'a rollout partition above replicas',
+      spec: { replicas: 2, rollout: { partition: 3 } },
+      message: 'rollout.partition must not exceed replicas',
+    },
+    {
+      case: 'zero requests per second',
+      spec: { throttling: { userRequestsPerSecond: 0 } },
+      message: 'throttling.userRequestsPerSecond must be between 1 and 1000000',
+    },
+    {
+      case: 'a fractional byte rate',
+      spec: { throttling: { deviceBytesPerSecond: '0.5' } },
+      message: 'throttling.deviceBytesPerSecond must be a whole number of bytes from 1 to 1Pi',
+    },
+    {
+      case: 'a byte rate in millibytes',
+      spec: { throttling: { userBytesPerSecond: '1500m' } },
+      message: 'throttling.userBytesPerSecond must be a whole number of bytes from 1 to 1Pi',
+    },
+    {
+      case: 'an entry size of 0',
+      spec: { throttling: { maxEntrySize: 0 } },
+      message: 'throttling.maxEntrySize must be a whole number of bytes from 1 to 1Pi',
+    },
+    {
+      case: 'no long polls',
+      spec: { throttling: { deviceLongPolls: 0 } },
+      message: 'throttling.deviceLongPolls must be between 1 and 10000',
+    },
+    {
+      case: 'a concurrency minimum above its maximum',
+      spec: { throttling: { concurrency: { min: 64, max: 32 } } },
+      message: 'throttling.concurrency.min must not exceed throttling.concurrency.max',
+    },
   ])('rejects $case with the rule message', async ({ spec, message }) => {
     const result = await kubectl(admin, ['apply', '-f', '-'], JSON.stringify({ ...base, spec: { ...base.spec, ...spec } }));
     expect(result.code).not.toBe(0);
@@ -261,7 +375,12 @@ describe('the RBAC test itself', () => {
   afterAll(async () => {
     await operator?.process.stop();
     await kubectl(admin, ['delete', 'namespace', ns, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${rbacSuffix}`, `meshwork-operator-nodes-${rbacSuffix}`]);
+    await kubectl(admin, [
+      'delete',
+      'clusterrole,clusterrolebinding',
+      `meshwork-operator-${rbacSuffix}`,
+      `meshwork-operator-nodes-${rbacSuffix}`,
+    ]);
   });
 
   it('fails when a rule is missing: without patch on StatefulSets nothing is created', async () => {
@@ -282,12 +401,19 @@ describe('the RBAC test itself', () => {
       leaseName: `meshwork-operator-${rbacSuffix}`,
     });
     await kubectlOk(admin, ['apply', '-n', ns, '-f', sample]);
-    await waitFor(async () => (await operator!.metric('meshwork_kube_api_requests_total', { verb: 'apply', resource: 'statefulsets', code: '403' })) >= 1, {
-      description: 'the operator to be refused the StatefulSet',
+    await waitFor(
+      async () =>
+        (await operator!.metric('meshwork_kube_api_requests_total', { verb: 'apply', resource: 'statefulsets', code: '403' })) >= 1,
+      {
+        description: 'the operator to be refused the StatefulSet',
+        timeoutMs: 30_000,
+      },
+    );
+    // The reconcile fails once its other applies have returned; the error count follows.
+    await waitFor(async () => (await operator!.metric('meshwork_reconcile_errors_total')) >= 1, {
+      description: 'the reconcile to fail',
       timeoutMs: 30_000,
     });
-    // The reconcile fails once its other applies have returned; the error count follows.
-    await waitFor(async () => (await operator!.metric('meshwork_reconcile_errors_total')) >= 1, { description: 'the reconcile to fail', timeoutMs: 30_000 });
     expect((await kubectl(admin, ['get', '-n', ns, 'statefulset', 'p0'])).code).not.toBe(0);
   });
 });

@@ -172,7 +172,10 @@ export class MeshPartitionReconciler {
       await Promise.all(events);
     }
     // A conflict may clear itself (an old owner being garbage-collected): look again later.
-    const requeues = [problem?.reason === 'ObjectConflict' ? 10_000 : Infinity, wakeAt === undefined ? Infinity : Math.max(500, wakeAt - Date.now())];
+    const requeues = [
+      problem?.reason === 'ObjectConflict' ? 10_000 : Infinity,
+      wakeAt === undefined ? Infinity : Math.max(500, wakeAt - Date.now()),
+    ];
     const requeueAfterMs = Math.min(...requeues);
     return Number.isFinite(requeueAfterMs) ? { requeueAfterMs } : {};
   }
@@ -182,7 +185,11 @@ export class MeshPartitionReconciler {
    * then carries out the watchdog's actions that status records. Resolves to when the
    * watchdog wants to look again, if it does.
    */
-  async #writeStatus(partition: MeshPartition, statefulSet: V1StatefulSet | undefined, problem: ApplyProblem | undefined): Promise<number | undefined> {
+  async #writeStatus(
+    partition: MeshPartition,
+    statefulSet: V1StatefulSet | undefined,
+    problem: ApplyProblem | undefined,
+  ): Promise<number | undefined> {
     const { caches, client, log, watchdog } = this.#options;
     const { name, namespace } = partition.metadata;
     const ref = `${namespace}/${name}`;

@@ -26,15 +26,48 @@ function condition(conditions: Condition[] | undefined, type: string): Condition
 describe('computeStatus', () => {
   it.each([
     { case: 'no StatefulSet yet', sts: undefined, ready: 'False', readyReason: 'Creating', progressing: 'True' },
-    { case: 'controller behind', sts: statefulSet({ observedGeneration: 1 }, 2), ready: 'False', readyReason: 'Applying', progressing: 'True' },
-    { case: 'scaling up', sts: statefulSet({ observedGeneration: 1, replicas: 1 }), ready: 'False', readyReason: 'Scaling', progressing: 'True' },
+    {
+      case: 'controller behind',
+      sts: statefulSet({ observedGeneration: 1 }, 2),
+      ready: 'False',
+      readyReason: 'Applying',
+      progressing: 'True',
+    },
+    {
+      case: 'scaling up',
+      sts: statefulSet({ observedGeneration: 1, replicas: 1 }),
+      ready: 'False',
+      readyReason: 'Scaling',
+      progressing: 'True',
+    },
     {
       case: 'rolling',
-      sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3, updatedReplicas: 1, currentRevision: 'a', updateRevision: 'b' }),
-      ready: 'False', readyReason: 'RollingUpdate', progressing: 'True',
+      sts: statefulSet({
+        observedGeneration: 1,
+        replicas: 3,
+        readyReplicas: 3,
+        updatedReplicas: 1,
+        currentRevision: 'a',
+        updateRevision: 'b',
+      }),
+      ready: 'False',
+      readyReason: 'RollingUpdate',
+      progressing: 'True',
     },
-    { case: 'not ready', sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 2 }), ready: 'False', readyReason: 'ReplicasNotReady', progressing: 'False' },
-    { case: 'all ready', sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3, currentRevision: 'a', updateRevision: 'a' }), ready: 'True', readyReason: 'AllReplicasReady', progressing: 'False' },
+    {
+      case: 'not ready',
+      sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 2 }),
+      ready: 'False',
+      readyReason: 'ReplicasNotReady',
+      progressing: 'False',
+    },
+    {
+      case: 'all ready',
+      sts: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3, currentRevision: 'a', updateRevision: 'a' }),
+      ready: 'True',
+      readyReason: 'AllReplicasReady',
+      progressing: 'False',
+    },
   ])('$case: Ready=$ready ($readyReason), Progressing=$progressing', ({ sts, ready, readyReason, progressing }) => {
     const status = computeStatus({ partition: samplePartition(), statefulSet: sts, pods: [], now });
     expect(condition(status.conditions, 'Ready')).toMatchObject({ status: ready, reason: readyReason, observedGeneration: 1 });
@@ -60,9 +93,19 @@ describe('computeStatus', () => {
     const first = computeStatus({ partition: samplePartition(), statefulSet: sts, pods: [], now });
     const partition: MeshPartition = { ...samplePartition(), status: first };
     const later = new Date('2026-01-02T04:00:00Z');
-    const same = computeStatus({ partition, statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 1 }), pods: [], now: later });
+    const same = computeStatus({
+      partition,
+      statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 1 }),
+      pods: [],
+      now: later,
+    });
     expect(condition(same.conditions, 'Ready')!.lastTransitionTime).toBe('2026-01-02T03:04:05Z');
-    const changed = computeStatus({ partition, statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3 }), pods: [], now: later });
+    const changed = computeStatus({
+      partition,
+      statefulSet: statefulSet({ observedGeneration: 1, replicas: 3, readyReplicas: 3 }),
+      pods: [],
+      now: later,
+    });
     expect(condition(changed.conditions, 'Ready')!.lastTransitionTime).toBe('2026-01-02T04:00:00Z');
   });
 
@@ -119,14 +162,24 @@ describe('computeStatus with the watchdog', () => {
     ...over,
   });
   const conditionOf = (type: string, over: Partial<Assessment>, paused = false): Condition | undefined =>
-    computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now, watchdog: { assessment: assessment(over), paused, pauseMessage: 'paused' } }).conditions!.find(
-      (c) => c.type === type,
-    );
+    computeStatus({
+      partition: samplePartition(),
+      statefulSet: undefined,
+      pods: [],
+      now,
+      watchdog: { assessment: assessment(over), paused, pauseMessage: 'paused' },
+    }).conditions!.find((c) => c.type === type);
 
   it.each<[string, string, Partial<Assessment>, boolean, Partial<Condition>]>([
     ['nothing wrong', 'Degraded', {}, false, { status: 'False', reason: 'AsExpected' }],
     ['a member given up', 'Degraded', { gaveUp: ['p0-1'] }, false, { status: 'True', reason: 'RemediationExhausted' }],
-    ['a member with a bad configuration', 'Degraded', { misconfigured: [{ pod: 'p0-1', message: 'invalid configuration: MESHWORK_SLOTS: bad' }] }, false, { status: 'True', reason: 'InvalidConfiguration', message: 'p0-1: invalid configuration: MESHWORK_SLOTS: bad' }],
+    [
+      'a member with a bad configuration',
+      'Degraded',
+      { misconfigured: [{ pod: 'p0-1', message: 'invalid configuration: MESHWORK_SLOTS: bad' }] },
+      false,
+      { status: 'True', reason: 'InvalidConfiguration', message: 'p0-1: invalid configuration: MESHWORK_SLOTS: bad' },
+    ],
     ['remediation active', 'RemediationPaused', {}, false, { status: 'False', reason: 'AsExpected' }],
     ['remediation paused', 'RemediationPaused', {}, true, { status: 'True', reason: 'TooManyUnhealthy', message: 'paused' }],
   ])('%s: %s', (_name, type, over, paused, expected) => {
@@ -134,11 +187,32 @@ describe('computeStatus with the watchdog', () => {
   });
 
   it('takes members and a history from the watchdog, and leaves the history out while empty', () => {
-    const history = [{ time: '2026-01-01T11:59:00.000Z', pod: 'p0-0', level: 1, action: 'Restart' as const, reason: 'NotReady', outcome: 'Performed' as const }];
-    const withHistory = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now, watchdog: { assessment: assessment({ remediations: history }), paused: false, pauseMessage: '' } });
+    const history = [
+      {
+        time: '2026-01-01T11:59:00.000Z',
+        pod: 'p0-0',
+        level: 1,
+        action: 'Restart' as const,
+        reason: 'NotReady',
+        outcome: 'Performed' as const,
+      },
+    ];
+    const withHistory = computeStatus({
+      partition: samplePartition(),
+      statefulSet: undefined,
+      pods: [],
+      now,
+      watchdog: { assessment: assessment({ remediations: history }), paused: false, pauseMessage: '' },
+    });
     expect(withHistory.members).toEqual(assessment().members);
     expect(withHistory.remediations).toEqual(history);
-    const without = computeStatus({ partition: samplePartition(), statefulSet: undefined, pods: [], now, watchdog: { assessment: assessment(), paused: false, pauseMessage: '' } });
+    const without = computeStatus({
+      partition: samplePartition(),
+      statefulSet: undefined,
+      pods: [],
+      now,
+      watchdog: { assessment: assessment(), paused: false, pauseMessage: '' },
+    });
     expect(without.remediations).toBeUndefined();
   });
 });

@@ -27,8 +27,16 @@ type ConditionDraft = Omit<Condition, 'lastTransitionTime' | 'observedGeneration
 /** Keeps the previous transition time when a condition's status did not change. */
 function settle(draft: ConditionDraft, previous: readonly Condition[], generation: number, now: Date): Condition {
   const before = previous.find((c) => c.type === draft.type);
-  const lastTransitionTime = before && before.status === draft.status ? before.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  return { type: draft.type, status: draft.status, observedGeneration: generation, lastTransitionTime, reason: draft.reason, message: draft.message };
+  const lastTransitionTime =
+    before && before.status === draft.status ? before.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return {
+    type: draft.type,
+    status: draft.status,
+    observedGeneration: generation,
+    lastTransitionTime,
+    reason: draft.reason,
+    message: draft.message,
+  };
 }
 
 function ordinal(pod: V1Pod): number {
@@ -80,7 +88,12 @@ function progress(partition: MeshPartition, sts: V1StatefulSet | undefined): Con
   if (!sts) return { type: 'Progressing', status: 'True', reason: 'Creating', message: 'The StatefulSet does not exist yet' };
   const status = sts.status;
   if ((status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) {
-    return { type: 'Progressing', status: 'True', reason: 'Applying', message: 'The StatefulSet controller has not yet seen the latest spec' };
+    return {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'Applying',
+      message: 'The StatefulSet controller has not yet seen the latest spec',
+    };
   }
   const want = partition.spec.replicas;
   const have = status?.replicas ?? 0;
@@ -88,7 +101,12 @@ function progress(partition: MeshPartition, sts: V1StatefulSet | undefined): Con
   const held = partition.spec.rollout?.partition ?? 0;
   const updated = status?.updatedReplicas ?? 0;
   if (status?.updateRevision && status.currentRevision !== status.updateRevision && updated < want - held) {
-    return { type: 'Progressing', status: 'True', reason: 'RollingUpdate', message: `${updated} of ${want - held} replicas run revision ${status.updateRevision}` };
+    return {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'RollingUpdate',
+      message: `${updated} of ${want - held} replicas run revision ${status.updateRevision}`,
+    };
   }
   return undefined;
 }
@@ -117,16 +135,19 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
             type: 'Degraded',
             status: 'True',
             reason: 'InvalidConfiguration',
-            message: watchdog.assessment.misconfigured.map((m) => `${m.pod}: ${m.message}`).join('; ').slice(0, 1024),
+            message: watchdog.assessment.misconfigured
+              .map((m) => `${m.pod}: ${m.message}`)
+              .join('; ')
+              .slice(0, 1024),
           }
         : watchdog && watchdog.assessment.gaveUp.length > 0
-        ? {
-            type: 'Degraded',
-            status: 'True',
-            reason: 'RemediationExhausted',
-            message: `The watchdog gave up on ${watchdog.assessment.gaveUp.join(', ')}: every level of its ladder failed; a person must replace the hardware and reset them`,
-          }
-        : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
+          ? {
+              type: 'Degraded',
+              status: 'True',
+              reason: 'RemediationExhausted',
+              message: `The watchdog gave up on ${watchdog.assessment.gaveUp.join(', ')}: every level of its ladder failed; a person must replace the hardware and reset them`,
+            }
+          : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
   ];
   if (watchdog) {
     drafts.push(

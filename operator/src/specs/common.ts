@@ -47,7 +47,8 @@ export function slotsText(slots: readonly SlotRange[]): string {
 
 /** The controller owner reference that lets the garbage collector remove what a partition owned. */
 export function ownerReference(partition: MeshPartition): V1OwnerReference {
-  if (!partition.metadata.uid) throw new ReconcileError(`MeshPartition ${partition.metadata.namespace}/${partition.metadata.name} has no uid`);
+  if (!partition.metadata.uid)
+    throw new ReconcileError(`MeshPartition ${partition.metadata.namespace}/${partition.metadata.name} has no uid`);
   return {
     apiVersion,
     kind: meshPartitionKind,
@@ -59,7 +60,10 @@ export function ownerReference(partition: MeshPartition): V1OwnerReference {
 }
 
 /** Metadata of an owned object named `name` in the partition's namespace. */
-export function ownedMetadata(partition: MeshPartition, name: string): {
+export function ownedMetadata(
+  partition: MeshPartition,
+  name: string,
+): {
   name: string;
   namespace: string;
   labels: Record<string, string>;

@@ -55,6 +55,10 @@ export function buildConfigMap(partition: MeshPartition): V1ConfigMap {
 /** A short digest of the configuration, stamped on the pod template so a change rolls the pods. */
 export function configHash(partition: MeshPartition): string {
   const env: Record<string, string | undefined> = partitionEnvironment(partition);
-  const canonical = JSON.stringify(Object.keys(env).sort().map((k) => [k, env[k]]));
+  const canonical = JSON.stringify(
+    Object.keys(env)
+      .sort()
+      .map((k) => [k, env[k]]),
+  );
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

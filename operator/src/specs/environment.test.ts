@@ -39,7 +39,9 @@ function memberPod(partition: MeshPartition, ordinal: number): { pod: V1Pod; con
 
 /** What the kubelet finds in the partition's namespace: its ConfigMap and the two Secrets its members need. */
 function namespaceObjects(partition: MeshPartition): ReferenceResolver & { secrets: Record<string, Record<string, string>> } {
-  const configMaps: Record<string, Record<string, string>> = { [buildConfigMap(partition).metadata!.name!]: buildConfigMap(partition).data! };
+  const configMaps: Record<string, Record<string, string>> = {
+    [buildConfigMap(partition).metadata!.name!]: buildConfigMap(partition).data!,
+  };
   const secrets: Record<string, Record<string, string>> = {
     [partition.spec.stores.s3.credentialsSecretRef.name]: s3,
     [adminTokenSecretName(partition)]: { token: adminToken },
@@ -54,7 +56,11 @@ function namespaceObjects(partition: MeshPartition): ReferenceResolver & { secre
 }
 
 /** Reads a file inside the pod as the data plane would: only Secrets mounted by the pod's spec exist. */
-function mountedSecretReader(pod: V1Pod, container: V1Container, secrets: Record<string, Record<string, string>>): (path: string) => string {
+function mountedSecretReader(
+  pod: V1Pod,
+  container: V1Container,
+  secrets: Record<string, Record<string, string>>,
+): (path: string) => string {
   return (path) => {
     for (const mount of container.volumeMounts ?? []) {
       if (!path.startsWith(`${mount.mountPath}/`)) continue;
@@ -67,7 +73,10 @@ function mountedSecretReader(pod: V1Pod, container: V1Container, secrets: Record
 }
 
 /** The member's environment as the kubelet gives it, and the data plane's configuration parsed from it. */
-async function startMember(partition: MeshPartition, ordinal = 1): Promise<{ env: Record<string, string>; config: PartitionConfig; container: V1Container }> {
+async function startMember(
+  partition: MeshPartition,
+  ordinal = 1,
+): Promise<{ env: Record<string, string>; config: PartitionConfig; container: V1Container }> {
   const { pod, container } = memberPod(partition, ordinal);
   const objects = namespaceObjects(partition);
   const env = await containerEnv(pod, container, facts, objects);
@@ -127,7 +136,13 @@ describe('the partition environment the operator builds', () => {
     }
   });
 
-  it.each<{ case: string; spec: Partial<MeshPartitionSpec>; throttle?: PartitionConfig['throttle']; slots?: PartitionConfig['slots']; volumes?: number }>([
+  it.each<{
+    case: string;
+    spec: Partial<MeshPartitionSpec>;
+    throttle?: PartitionConfig['throttle'];
+    slots?: PartitionConfig['slots'];
+    volumes?: number;
+  }>([
     {
       case: 'tight static bounds and byte rates as plain numbers',
       spec: {
@@ -146,9 +161,21 @@ describe('the partition environment the operator builds', () => {
     {
       case: 'decimal and fractional quantities and a pinned concurrency limit',
       spec: {
-        throttling: { ...defaults, userBytesPerSecond: '100M', deviceBytesPerSecond: '1.5Mi', maxEntrySize: '1e9', concurrency: { min: 64, max: 64 } },
+        throttling: {
+          ...defaults,
+          userBytesPerSecond: '100M',
+          deviceBytesPerSecond: '1.5Mi',
+          maxEntrySize: '1e9',
+          concurrency: { min: 64, max: 64 },
+        },
       },
-      throttle: { ...defaultLimits, userBytesPerSecond: 1e8, deviceBytesPerSecond: 1.5 * 2 ** 20, maxEntryBytes: 1e9, concurrency: { min: 64, max: 64 } },
+      throttle: {
+        ...defaultLimits,
+        userBytesPerSecond: 1e8,
+        deviceBytesPerSecond: 1.5 * 2 ** 20,
+        maxEntryBytes: 1e9,
+        concurrency: { min: 64, max: 64 },
+      },
     },
     {
       case: 'a lenient event-loop lag threshold',
@@ -159,8 +186,18 @@ describe('the partition environment the operator builds', () => {
     { case: 'eight volumes of a storage class', spec: { storage: { volumes: 8, size: '10Gi', storageClassName: 'fast' } }, volumes: 8 },
     {
       case: 'several slot ranges, out of order, and a single slot',
-      spec: { slots: [{ start: 2048, end: 2100 }, { start: 7, end: 7 }, { start: 4000, end: 4095 }] },
-      slots: [{ first: 7, last: 7 }, { first: 2048, last: 2100 }, { first: 4000, last: 4095 }],
+      spec: {
+        slots: [
+          { start: 2048, end: 2100 },
+          { start: 7, end: 7 },
+          { start: 4000, end: 4095 },
+        ],
+      },
+      slots: [
+        { first: 7, last: 7 },
+        { first: 2048, last: 2100 },
+        { first: 4000, last: 4095 },
+      ],
     },
   ])('reads back $case', async ({ spec, throttle, slots, volumes }) => {
     const partition = samplePartition('p3', spec, 'tenant-a');

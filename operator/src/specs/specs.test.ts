@@ -12,11 +12,30 @@ import { unsuitableNodeLabel } from './common.ts';
 describe('buildStatefulSet', () => {
   it.each([
     { case: 'defaults', spec: {}, replicas: 3, volumes: 4, cpu: '2', memory: '8Gi', partition: 0, image: 'meshwork/meshwork:0.1.0' },
-    { case: 'scaled to zero', spec: { replicas: 0 }, replicas: 0, volumes: 4, cpu: '2', memory: '8Gi', partition: 0, image: 'meshwork/meshwork:0.1.0' },
+    {
+      case: 'scaled to zero',
+      spec: { replicas: 0 },
+      replicas: 0,
+      volumes: 4,
+      cpu: '2',
+      memory: '8Gi',
+      partition: 0,
+      image: 'meshwork/meshwork:0.1.0',
+    },
     {
       case: 'one small volume, numeric cpu, own image, held rollout',
-      spec: { storage: { volumes: 1, size: '1Gi', storageClassName: 'fast' }, resources: { cpu: 4, memory: '16Gi' }, image: 'r/m:2', rollout: { partition: 2 } },
-      replicas: 3, volumes: 1, cpu: '4', memory: '16Gi', partition: 2, image: 'r/m:2',
+      spec: {
+        storage: { volumes: 1, size: '1Gi', storageClassName: 'fast' },
+        resources: { cpu: 4, memory: '16Gi' },
+        image: 'r/m:2',
+        rollout: { partition: 2 },
+      },
+      replicas: 3,
+      volumes: 1,
+      cpu: '4',
+      memory: '16Gi',
+      partition: 2,
+      image: 'r/m:2',
     },
   ])('sizes and wires the members ($case)', ({ spec, replicas, volumes, cpu, memory, partition, image }) => {
     const sts = buildStatefulSet(samplePartition('p0', spec));
@@ -26,7 +45,10 @@ describe('buildStatefulSet', () => {
     expect(sts.spec!.serviceName).toBe('p0-peers');
     expect(sts.spec!.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition } });
     expect(sts.spec!.volumeClaimTemplates).toHaveLength(volumes);
-    expect(container.volumeMounts!.map((m) => m.name)).toEqual([...sts.spec!.volumeClaimTemplates!.map((v) => v.metadata!.name), 'admin-token']);
+    expect(container.volumeMounts!.map((m) => m.name)).toEqual([
+      ...sts.spec!.volumeClaimTemplates!.map((v) => v.metadata!.name),
+      'admin-token',
+    ]);
     expect(sts.spec!.template.spec!.volumes).toEqual([{ name: 'admin-token', secret: { secretName: 'p0-admin', defaultMode: 0o440 } }]);
     expect(container.env!.find((e) => e.name === 'MESHWORK_LISTEN')!.value).toBe('$(MESHWORK_POD_IP):8080');
     expect(container.resources).toEqual({ requests: { cpu, memory }, limits: { cpu, memory } });
@@ -42,7 +64,9 @@ describe('buildStatefulSet', () => {
 
   it('keeps members off nodes the watchdog marked unsuitable for this partition, by one fixed rule', () => {
     const partition = samplePartition('p0', {}, 'tenant-a');
-    const terms = buildStatefulSet(partition).spec!.template.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms;
+    const terms =
+      buildStatefulSet(partition).spec!.template.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!
+        .nodeSelectorTerms;
     expect(terms).toEqual([{ matchExpressions: [{ key: 'unsuitable.meshwork.io/tenant-a.p0', operator: 'DoesNotExist' }] }]);
     expect(unsuitableNodeLabel(partition)).toBe('unsuitable.meshwork.io/tenant-a.p0');
   });
@@ -61,22 +85,32 @@ describe('buildStatefulSet', () => {
   it('names the storage class only when one is given', () => {
     expect(buildStatefulSet(samplePartition()).spec!.volumeClaimTemplates![0]!.spec!.storageClassName).toBeUndefined();
     const withClass = samplePartition('p0', { storage: { volumes: 2, size: '5Gi', storageClassName: 'fast' } });
-    expect(buildStatefulSet(withClass).spec!.volumeClaimTemplates![1]!.spec).toMatchObject({ storageClassName: 'fast', resources: { requests: { storage: '5Gi' } } });
+    expect(buildStatefulSet(withClass).spec!.volumeClaimTemplates![1]!.spec).toMatchObject({
+      storageClassName: 'fast',
+      resources: { requests: { storage: '5Gi' } },
+    });
   });
 
   it('uses the operator default image when the partition names none', () => {
-    expect(buildStatefulSet(samplePartition(), { defaultImage: 'meshwork/meshwork:9' }).spec!.template.spec!.containers[0]!.image).toBe('meshwork/meshwork:9');
+    expect(buildStatefulSet(samplePartition(), { defaultImage: 'meshwork/meshwork:9' }).spec!.template.spec!.containers[0]!.image).toBe(
+      'meshwork/meshwork:9',
+    );
   });
 
   it('takes S3 credentials from the named Secret, never from the ConfigMap', () => {
     const env = buildStatefulSet(samplePartition()).spec!.template.spec!.containers[0]!.env!;
-    expect(env.find((e) => e.name === 'MESHWORK_S3_SECRET_KEY')!.valueFrom!.secretKeyRef).toEqual({ name: 's3-credentials', key: 'secretAccessKey' });
+    expect(env.find((e) => e.name === 'MESHWORK_S3_SECRET_KEY')!.valueFrom!.secretKeyRef).toEqual({
+      name: 's3-credentials',
+      key: 'secretAccessKey',
+    });
     expect(Object.keys(buildConfigMap(samplePartition()).data!).some((k) => k.includes('SECRET'))).toBe(false);
   });
 
   it('stamps the configuration digest on the pod template so a change rolls the pods', () => {
     const before = buildStatefulSet(samplePartition()).spec!.template.metadata!.annotations![configHashAnnotation];
-    const after = buildStatefulSet(samplePartition('p0', { slots: [{ start: 0, end: 2047 }] })).spec!.template.metadata!.annotations![configHashAnnotation];
+    const after = buildStatefulSet(samplePartition('p0', { slots: [{ start: 0, end: 2047 }] })).spec!.template.metadata!.annotations![
+      configHashAnnotation
+    ];
     expect(before).toBe(configHash(samplePartition()));
     expect(after).not.toBe(before);
   });
@@ -92,9 +126,20 @@ describe('owned objects', () => {
     { kind: 'PodDisruptionBudget', object: buildPodDisruptionBudget(partition), name: 'p1' },
   ])('$kind $name is owned by its MeshPartition and labelled as managed', ({ kind, object, name }) => {
     expect(object.kind).toBe(kind);
-    expect(object.metadata).toMatchObject({ name, namespace: 'mesh', labels: { 'app.kubernetes.io/managed-by': 'meshwork-operator', 'meshwork.io/partition': 'p1' } });
+    expect(object.metadata).toMatchObject({
+      name,
+      namespace: 'mesh',
+      labels: { 'app.kubernetes.io/managed-by': 'meshwork-operator', 'meshwork.io/partition': 'p1' },
+    });
     expect(object.metadata!.ownerReferences).toEqual([
-      { apiVersion: 'meshwork.io/v1alpha1', kind: 'MeshPartition', name: 'p1', uid: partition.metadata.uid, controller: true, blockOwnerDeletion: true },
+      {
+        apiVersion: 'meshwork.io/v1alpha1',
+        kind: 'MeshPartition',
+        name: 'p1',
+        uid: partition.metadata.uid,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
     ]);
   });
 
@@ -105,14 +150,23 @@ describe('owned objects', () => {
   });
 
   it('lets at most one member be disrupted', () => {
-    expect(buildPodDisruptionBudget(partition).spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: buildStatefulSet(partition).spec!.selector.matchLabels } });
+    expect(buildPodDisruptionBudget(partition).spec).toEqual({
+      maxUnavailable: 1,
+      selector: { matchLabels: buildStatefulSet(partition).spec!.selector.matchLabels },
+    });
   });
 });
 
 describe('partition configuration', () => {
   it.each([
     { slots: [{ start: 0, end: 1023 }], text: '0-1023' },
-    { slots: [{ start: 2048, end: 2100 }, { start: 0, end: 1023 }], text: '0-1023,2048-2100' },
+    {
+      slots: [
+        { start: 2048, end: 2100 },
+        { start: 0, end: 1023 },
+      ],
+      text: '0-1023,2048-2100',
+    },
     { slots: [{ start: 7, end: 7 }], text: '7' },
   ])('writes slots $text', ({ slots, text }) => {
     expect(formatSlots(slots)).toBe(text);
@@ -158,7 +212,13 @@ describe('throttling configuration', () => {
     {
       case: 'tight static bounds',
       throttling: { ...defaults, userRequestsPerSecond: 5, userBurst: 10, deviceRequestsPerSecond: 2, deviceBurst: 3, deviceLongPolls: 1 },
-      env: { MESHWORK_THROTTLE_USER_RPS: '5', MESHWORK_THROTTLE_USER_BURST: '10', MESHWORK_THROTTLE_DEVICE_RPS: '2', MESHWORK_THROTTLE_DEVICE_BURST: '3', MESHWORK_THROTTLE_DEVICE_LONG_POLLS: '1' },
+      env: {
+        MESHWORK_THROTTLE_USER_RPS: '5',
+        MESHWORK_THROTTLE_USER_BURST: '10',
+        MESHWORK_THROTTLE_DEVICE_RPS: '2',
+        MESHWORK_THROTTLE_DEVICE_BURST: '3',
+        MESHWORK_THROTTLE_DEVICE_LONG_POLLS: '1',
+      },
     },
     {
       case: 'a pinned concurrency limit and a lenient lag threshold',
@@ -171,10 +231,17 @@ describe('throttling configuration', () => {
 
   it.each([
     { case: 'the defaults', throttling: defaults, bytes: { user: 64 * 2 ** 20, device: 32 * 2 ** 20, entry: 16 * 2 ** 30 } },
-    { case: 'decimal quantities', throttling: { ...defaults, userBytesPerSecond: '100M', deviceBytesPerSecond: '1.5Mi', maxEntrySize: '1e9' }, bytes: { user: 1e8, device: 1.5 * 2 ** 20, entry: 1e9 } },
+    {
+      case: 'decimal quantities',
+      throttling: { ...defaults, userBytesPerSecond: '100M', deviceBytesPerSecond: '1.5Mi', maxEntrySize: '1e9' },
+      bytes: { user: 1e8, device: 1.5 * 2 ** 20, entry: 1e9 },
+    },
   ])('writes what the data plane reads back as the same limits: $case', ({ throttling, bytes }) => {
     const env = buildConfigMap(samplePartition('p0', { throttling })).data!;
-    const config = parsePartitionConfig({ ...env, MESHWORK_S3_ACCESS_KEY: 'a', MESHWORK_S3_SECRET_KEY: 'b' }, () => 'a-token-of-sixteen-characters');
+    const config = parsePartitionConfig(
+      { ...env, MESHWORK_S3_ACCESS_KEY: 'a', MESHWORK_S3_SECRET_KEY: 'b' },
+      () => 'a-token-of-sixteen-characters',
+    );
     expect(config.throttle).toEqual({
       userRequestsPerSecond: throttling.userRequestsPerSecond,
       userBurst: throttling.userBurst,

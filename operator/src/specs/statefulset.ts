@@ -14,7 +14,16 @@ import {
 } from '@meshwork/contract';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { configHash } from './configmap.ts';
-import { adminTokenMountPath, commonLabels, dataDirPath, defaultImage, names, ownedMetadata, selectorLabels, unsuitableNodeLabel } from './common.ts';
+import {
+  adminTokenMountPath,
+  commonLabels,
+  dataDirPath,
+  defaultImage,
+  names,
+  ownedMetadata,
+  selectorLabels,
+  unsuitableNodeLabel,
+} from './common.ts';
 
 /** Options of the StatefulSet builder that come from the operator, not the MeshPartition. */
 export interface StatefulSetOptions {

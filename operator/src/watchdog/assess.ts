@@ -3,7 +3,15 @@
 // status the partition should show (members, history, conditions) and the actions to take.
 import type { V1Pod } from '@kubernetes/client-node';
 import { watchdogResetAnnotation } from '@meshwork/contract';
-import { maxRemediations, type Member, type MemberHealth, type MeshPartition, type MeshPartitionStatus, type Remediation, type RemediationAction } from '../api/v1alpha1.ts';
+import {
+  maxRemediations,
+  type Member,
+  type MemberHealth,
+  type MeshPartition,
+  type MeshPartitionStatus,
+  type Remediation,
+  type RemediationAction,
+} from '../api/v1alpha1.ts';
 import { names } from '../specs/common.ts';
 import {
   admitAction,
@@ -19,7 +27,6 @@ import {
   type Verdict,
   type WatchdogSettings,
 } from './ladder.ts';
-
 
 /** An action to carry out after the status that records it is written. */
 export interface MemberAction {
@@ -106,7 +113,9 @@ function healthOf(verdict: Verdict, signals: MemberSignals): MemberHealth {
 
 /** Actions performed on the partition within the hour before `now`, from its history. */
 export function actionsInLastHour(history: readonly Remediation[], now: number): number {
-  return history.filter((r) => r.outcome === 'Performed' && r.action !== 'GiveUp' && r.action !== 'Reset' && now - (parse(r.time) ?? 0) < 3_600_000).length;
+  return history.filter(
+    (r) => r.outcome === 'Performed' && r.action !== 'GiveUp' && r.action !== 'Reset' && now - (parse(r.time) ?? 0) < 3_600_000,
+  ).length;
 }
 
 /** Runs the watchdog over one partition's members. */
@@ -125,12 +134,24 @@ export function assessPartition(inputs: AssessInputs): Assessment {
 
   const evaluated = podNames.map((name) => {
     const pod = byName.get(name);
-    const signals: MemberSignals = pod ? inputs.signals(pod) : { podCreated: now, scheduled: false, ready: false, terminating: false, deepCheck: 'unknown' };
+    const signals: MemberSignals = pod
+      ? inputs.signals(pod)
+      : { podCreated: now, scheduled: false, ready: false, terminating: false, deepCheck: 'unknown' };
     const verdict = classifyMember(signals, now, settings);
     return { name, pod, signals, verdict, before: ladderStateOf(previous.get(name)) };
   });
 
-  const result: Assessment = { members: [], remediations: history, actions: [], gaveUp: [], misconfigured: [], refused: [], unhealthy: 0, total: evaluated.length, levels: [] };
+  const result: Assessment = {
+    members: [],
+    remediations: history,
+    actions: [],
+    gaveUp: [],
+    misconfigured: [],
+    refused: [],
+    unhealthy: 0,
+    total: evaluated.length,
+    levels: [],
+  };
   let performedThisHour = actionsInLastHour(history, now);
   const states = new Map<string, LadderState | undefined>(evaluated.map((e) => [e.name, e.before]));
   const wake = (t: number | undefined): void => {
@@ -156,7 +177,12 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     const planned = decision.action;
     if (planned) {
       const repairsInProgress = [...states].filter(([other, s]) => other !== name && s !== undefined && repairInProgress(s)).length;
-      const refusal = admitAction(planned.action, { settings, paused: inputs.paused, repairsInProgress, actionsLastHour: performedThisHour });
+      const refusal = admitAction(planned.action, {
+        settings,
+        paused: inputs.paused,
+        repairsInProgress,
+        actionsLastHour: performedThisHour,
+      });
       if (refusal === undefined || refusal === 'Observe') {
         const outcome = refusal === 'Observe' ? 'Observed' : 'Performed';
         if (outcome === 'Performed' && planned.action !== 'GiveUp' && planned.action !== 'Reset') performedThisHour++;
@@ -171,7 +197,15 @@ export function assessPartition(inputs: AssessInputs): Assessment {
           nodeLost: verdict.kind === 'nodeLost',
           outcome,
         });
-        history.push({ time: iso(now), pod: name, ...(node ? { node } : {}), level: planned.level, action: planned.action, reason: planned.reason, outcome });
+        history.push({
+          time: iso(now),
+          pod: name,
+          ...(node ? { node } : {}),
+          level: planned.level,
+          action: planned.action,
+          reason: planned.reason,
+          outcome,
+        });
         // The member is looked at again once the action had time to work.
         wake(now + settings.recoveryMs);
       } else {

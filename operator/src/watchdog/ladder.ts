@@ -188,7 +188,13 @@ export function actionForLevel(level: number, verdict: Verdict): RemediationActi
  * skip ahead: a volume fault or a volume pinned to a node it cannot run on goes to level 3,
  * a lost node to level 2 (fencing), but only when they are newer than the last action.
  */
-export function nextLadderLevel(previous: LadderState | undefined, verdict: Verdict, now: number, settings: WatchdogSettings, context: LadderContext): LadderDecision {
+export function nextLadderLevel(
+  previous: LadderState | undefined,
+  verdict: Verdict,
+  now: number,
+  settings: WatchdogSettings,
+  context: LadderContext,
+): LadderDecision {
   const healthy = verdict.kind === 'healthy';
   let state: LadderState = previous
     ? { ...previous, healthy, since: previous.healthy === healthy ? previous.since : now }
@@ -246,7 +252,8 @@ export function nextLadderLevel(previous: LadderState | undefined, verdict: Verd
   if (now < deadline) return { state, wakeAt: deadline };
   // A node that has not heartbeated since the member went bad may be the one failing: the
   // Lease decides that, so wait for the next renewal (or for the node to count as lost).
-  if (verdict.kind === 'failing' && verdict.heartbeat !== undefined && verdict.heartbeat < state.since) return { state, wakeAt: now + 2000 };
+  if (verdict.kind === 'failing' && verdict.heartbeat !== undefined && verdict.heartbeat < state.since)
+    return { state, wakeAt: now + 2000 };
   return take(state.level + 1);
 }
 

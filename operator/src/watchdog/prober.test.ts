@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { ProbeOutcome } from './prober.ts';
 import { DeepProber } from './prober.ts';
 
-const pod = (uid = 'u1', ip: string | null = '127.9.0.2'): V1Pod => ({ metadata: { name: 'p0-0', namespace: 'mesh', uid }, spec: { containers: [] }, status: ip ? { podIP: ip } : {} });
+const pod = (uid = 'u1', ip: string | null = '127.9.0.2'): V1Pod => ({
+  metadata: { name: 'p0-0', namespace: 'mesh', uid },
+  spec: { containers: [] },
+  status: ip ? { podIP: ip } : {},
+});
 
 /** A prober whose probes are settled by the test, one by one. */
 function harness(targets: () => V1Pod[]) {

@@ -33,23 +33,26 @@ export type ProbeOutcome = 'ok' | 'failing' | 'unavailable';
 /** Probes a member's deep health (GET http://ip:port/healthz/deep) once, within `timeoutMs`. */
 export async function probeDeepHealth(ip: string, port: number, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const req = http.get({ host: ip, port, path: healthPaths.deep, timeout: timeoutMs, agent: false, headers: { Accept: 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => {
-        if (chunks.length < 16) chunks.push(c);
-      });
-      res.on('end', () => {
-        if (res.statusCode === 404) return resolve('unavailable');
-        if (res.statusCode !== 200) return resolve('failing');
-        try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<DeepHealthBody>;
-          resolve(body.status === deepHealthOk ? 'ok' : 'failing');
-        } catch {
-          resolve('failing');
-        }
-      });
-      res.on('error', () => resolve('failing'));
-    });
+    const req = http.get(
+      { host: ip, port, path: healthPaths.deep, timeout: timeoutMs, agent: false, headers: { Accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          if (chunks.length < 16) chunks.push(c);
+        });
+        res.on('end', () => {
+          if (res.statusCode === 404) return resolve('unavailable');
+          if (res.statusCode !== 200) return resolve('failing');
+          try {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<DeepHealthBody>;
+            resolve(body.status === deepHealthOk ? 'ok' : 'failing');
+          } catch {
+            resolve('failing');
+          }
+        });
+        res.on('error', () => resolve('failing'));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('deep health probe timed out')));
     req.on('error', () => resolve('failing'));
   });

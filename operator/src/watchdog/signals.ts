@@ -22,7 +22,9 @@ function ms(value: Date | string | undefined): number | undefined {
 
 /** A member pod cut down to what membership and the watchdog read. */
 export function slimMemberPod(pod: V1Pod): V1Pod {
-  const conditions = (pod.status?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'PodScheduled').map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}) }));
+  const conditions = (pod.status?.conditions ?? [])
+    .filter((c) => c.type === 'Ready' || c.type === 'PodScheduled')
+    .map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}) }));
   const container = pod.status?.containerStatuses?.[0];
   const terminated = container?.lastState?.terminated;
   return {
@@ -135,7 +137,14 @@ export function nodeLost(node: V1Node | undefined, lease: V1Lease | undefined, n
 }
 
 /** Gathers one member pod's signals. */
-export function memberSignals(partition: MeshPartition, pod: V1Pod, sources: SignalSources, unsuitableLabel: string, now: number, nodeLostMs: number): MemberSignals {
+export function memberSignals(
+  partition: MeshPartition,
+  pod: V1Pod,
+  sources: SignalSources,
+  unsuitableLabel: string,
+  now: number,
+  nodeLostMs: number,
+): MemberSignals {
   const container = pod.status?.containerStatuses?.[0];
   const terminated = container?.lastState?.terminated;
   const nodeName = pod.spec?.nodeName;

@@ -13,7 +13,13 @@ const start = Date.parse('2026-01-01T12:00:00Z');
 
 function member(name: string, ready: boolean): V1Pod {
   return {
-    metadata: { name, namespace: 'mesh', uid: `uid-${name}`, creationTimestamp: new Date(start - 3600 * s), labels: { 'meshwork.io/partition': 'p0' } },
+    metadata: {
+      name,
+      namespace: 'mesh',
+      uid: `uid-${name}`,
+      creationTimestamp: new Date(start - 3600 * s),
+      labels: { 'meshwork.io/partition': 'p0' },
+    },
     spec: { containers: [], nodeName: 'n1' },
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
   };
@@ -28,7 +34,15 @@ describe('Watchdog pause', () => {
     const log = pino({ level: 'silent' });
     const metrics = new OperatorMetrics();
     const partition = samplePartition('p0', {
-      watchdog: { mode: 'Enforce', tolerationSeconds: 5, healthyResetSeconds: 600, nodeLostSeconds: 300, maxConcurrent: 1, actionsPerHour: 6, recoverySeconds: 30 },
+      watchdog: {
+        mode: 'Enforce',
+        tolerationSeconds: 5,
+        healthyResetSeconds: 600,
+        nodeLostSeconds: 300,
+        maxConcurrent: 1,
+        actionsPerHour: 6,
+        recoverySeconds: 30,
+      },
     });
     const watchdog = new Watchdog(
       {
@@ -47,7 +61,11 @@ describe('Watchdog pause', () => {
     );
     let live: MeshPartitionStatus | undefined;
     const pass = (ready: boolean[]) => {
-      const a = watchdog.assess(partition, ready.map((r, i) => member(`p0-${i}`, r)), live);
+      const a = watchdog.assess(
+        partition,
+        ready.map((r, i) => member(`p0-${i}`, r)),
+        live,
+      );
       live = { members: a.members, remediations: a.remediations };
       return a;
     };

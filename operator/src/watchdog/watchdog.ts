@@ -4,7 +4,13 @@
 // and metrics. It runs inside the MeshPartition reconcile, so only the leader acts.
 import type { KubernetesObject, V1Lease, V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { allPartitionPodsSelector, dataplaneHttpPort, outOfServiceAnnotation, partitionLabel, unsuitableNodeLabelPrefix } from '@meshwork/contract';
+import {
+  allPartitionPodsSelector,
+  dataplaneHttpPort,
+  outOfServiceAnnotation,
+  partitionLabel,
+  unsuitableNodeLabelPrefix,
+} from '@meshwork/contract';
 import type { MeshPartition, MeshPartitionStatus } from '../api/v1alpha1.ts';
 import { ResilientInformer } from '../controller/informer.ts';
 import { WatchdogActionError } from '../errors.ts';
@@ -15,15 +21,7 @@ import type { EventRecorder } from '../meshpartition/events.ts';
 import { assessPartition, type Assessment, type MemberAction } from './assess.ts';
 import { systemicFailure, watchdogSettings } from './ladder.ts';
 import { DeepProber } from './prober.ts';
-import {
-  memberClaimNames,
-  memberSignals,
-  nodeReady,
-  outOfServiceTaint,
-  slimClaim,
-  slimLease,
-  slimNode,
-} from './signals.ts';
+import { memberClaimNames, memberSignals, nodeReady, outOfServiceTaint, slimClaim, slimLease, slimNode } from './signals.ts';
 
 /** How long a watchdog-deleted member gets to stop: it is failing, so a graceful stop helps nobody. */
 export const remediationGraceSeconds = 1;
@@ -102,7 +100,9 @@ export class Watchdog {
           const partition = options.partition(key);
           if (!partition || pod.status?.phase !== 'Running' || pod.metadata?.deletionTimestamp) return [];
           const settings = watchdogSettings(partition.spec.watchdog);
-          return [{ pod, partitionKey: key, port: dataplaneHttpPort, periodMs: settings.probePeriodMs, timeoutMs: settings.probeTimeoutMs }];
+          return [
+            { pod, partitionKey: key, port: dataplaneHttpPort, periodMs: settings.probePeriodMs, timeoutMs: settings.probeTimeoutMs },
+          ];
         }),
       changed: (key) => options.enqueue(key),
     });
@@ -121,7 +121,10 @@ export class Watchdog {
   /** Starts probing and sweeping; only the leader calls this. */
   startActing(): void {
     this.prober.start();
-    this.#sweep ??= setInterval(() => void this.sweepNodes().catch((err: unknown) => this.#options.log.warn({ err }, 'Node sweep failed')), sweepIntervalMs);
+    this.#sweep ??= setInterval(
+      () => void this.sweepNodes().catch((err: unknown) => this.#options.log.warn({ err }, 'Node sweep failed')),
+      sweepIntervalMs,
+    );
     this.#sweep.unref();
   }
 
@@ -194,7 +197,10 @@ export class Watchdog {
       this.#paused = paused;
       if (!paused) this.#resumedAt = now;
       this.#options.metrics.watchdogPaused.set(paused ? 1 : 0);
-      this.#options.log.warn({ unhealthy, total, maxUnhealthyPercent: this.#options.maxUnhealthyPercent }, paused ? 'Paused remediation: too many members are unhealthy' : 'Resumed remediation');
+      this.#options.log.warn(
+        { unhealthy, total, maxUnhealthyPercent: this.#options.maxUnhealthyPercent },
+        paused ? 'Paused remediation: too many members are unhealthy' : 'Resumed remediation',
+      );
       for (const key of this.#options.partitionKeys()) this.#options.enqueue(key);
     }
     return paused;
@@ -220,20 +226,34 @@ export class Watchdog {
       const what = describe(action);
       if (action.outcome === 'Observed') {
         metrics.watchdogIntentions.inc({ action: action.action, reason: action.reason });
-        log.info({ meshpartition: `${partition.metadata.namespace}/${partition.metadata.name}`, ...action, pod: ref }, `Observed that the watchdog would ${what}`);
+        log.info(
+          { meshpartition: `${partition.metadata.namespace}/${partition.metadata.name}`, ...action, pod: ref },
+          `Observed that the watchdog would ${what}`,
+        );
         await events.record(partition, 'Normal', 'WatchdogWouldAct', `Observe mode: would ${what}`);
         continue;
       }
       try {
         await this.#act(partition, action);
         if (action.action !== 'Reset') metrics.watchdogActions.inc({ action: action.action, reason: action.reason });
-        log.info({ meshpartition: `${partition.metadata.namespace}/${partition.metadata.name}`, ...action, pod: ref }, `Watchdog chose to ${what}`);
+        log.info(
+          { meshpartition: `${partition.metadata.namespace}/${partition.metadata.name}`, ...action, pod: ref },
+          `Watchdog chose to ${what}`,
+        );
         const type = action.action === 'GiveUp' ? 'Warning' : 'Normal';
         const reason = `Watchdog${action.action}`;
-        await Promise.all([events.record(partition, type, reason, what), events.recordOn(podObject(partition, action), type, reason, what)]);
+        await Promise.all([
+          events.record(partition, type, reason, what),
+          events.recordOn(podObject(partition, action), type, reason, what),
+        ]);
       } catch (err) {
         log.error({ err, pod: ref, action: action.action }, `Failed to ${what}`);
-        await events.record(partition, 'Warning', 'WatchdogActionFailed', `Could not ${what}: ${err instanceof Error ? err.message : String(err)}`);
+        await events.record(
+          partition,
+          'Warning',
+          'WatchdogActionFailed',
+          `Could not ${what}: ${err instanceof Error ? err.message : String(err)}`,
+        );
         failures.push(err);
       }
     }
@@ -283,7 +303,10 @@ export class Watchdog {
     const label = unsuitableNodeLabel(partition);
     if (this.nodes.get(node)?.metadata?.labels?.[label] !== undefined) return;
     try {
-      await this.#options.client.mergePatch({ ...nodeRef, name: node }, { metadata: { labels: { [label]: String(Math.floor(this.#now() / 1000)) } } });
+      await this.#options.client.mergePatch(
+        { ...nodeRef, name: node },
+        { metadata: { labels: { [label]: String(Math.floor(this.#now() / 1000)) } } },
+      );
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return;
       throw err;
@@ -381,6 +404,15 @@ function describe(action: MemberAction): string {
   }
 }
 
-function podObject(partition: MeshPartition, action: MemberAction): { apiVersion: string; kind: string; name: string; namespace: string; uid?: string } {
-  return { apiVersion: 'v1', kind: 'Pod', name: action.pod, namespace: partition.metadata.namespace, ...(action.uid ? { uid: action.uid } : {}) };
+function podObject(
+  partition: MeshPartition,
+  action: MemberAction,
+): { apiVersion: string; kind: string; name: string; namespace: string; uid?: string } {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    name: action.pod,
+    namespace: partition.metadata.namespace,
+    ...(action.uid ? { uid: action.uid } : {}),
+  };
 }

@@ -50,7 +50,8 @@ const admission = {
   released: 0,
   acquire(clientId: string): void {
     const open = this.open.get(clientId) ?? 0;
-    if (open >= this.limit) throw new ApiError('too_many_polls', `client ${clientId} has ${open} polls open`, { headers: { 'Retry-After': '1' } });
+    if (open >= this.limit)
+      throw new ApiError('too_many_polls', `client ${clientId} has ${open} polls open`, { headers: { 'Retry-After': '1' } });
     this.open.set(clientId, open + 1);
     this.acquired++;
   },
@@ -135,7 +136,11 @@ async function commit(path: string): Promise<void> {
 }
 
 async function openPolls(count: number): Promise<void> {
-  await waitFor(() => longPolls.open === count, { description: `${count} open long polls (now ${longPolls.open})`, timeoutMs: 5000, intervalMs: 10 });
+  await waitFor(() => longPolls.open === count, {
+    description: `${count} open long polls (now ${longPolls.open})`,
+    timeoutMs: 5000,
+    intervalMs: 10,
+  });
 }
 
 describe('LongPolls', () => {
@@ -162,12 +167,14 @@ describe('LongPolls', () => {
     const listing = await laptop.listEntries(objectId);
     const target = new URL(url);
     // Raw node:http: the test destroys each request's socket, the client going away.
-    const requests = [`/v1/notifications?cursor=${cursor}&wait=60`, `/v1/objects/${objectId}/changes?cursor=${listing.cursor}&wait=60`].map((path) => {
-      const req = httpRequest({ host: target.hostname, port: target.port, path, headers: { authorization: `Bearer ${laptop.token}` } });
-      req.on('error', () => undefined);
-      req.end();
-      return req;
-    });
+    const requests = [`/v1/notifications?cursor=${cursor}&wait=60`, `/v1/objects/${objectId}/changes?cursor=${listing.cursor}&wait=60`].map(
+      (path) => {
+        const req = httpRequest({ host: target.hostname, port: target.port, path, headers: { authorization: `Bearer ${laptop.token}` } });
+        req.on('error', () => undefined);
+        req.end();
+        return req;
+      },
+    );
     await openPolls(2);
     const started = performance.now();
     for (const req of requests) req.destroy();
@@ -196,7 +203,12 @@ describe('LongPolls', () => {
     admission.limit = 1;
     try {
       const target = new URL(url);
-      const first = httpRequest({ host: target.hostname, port: target.port, path: `/v1/notifications?cursor=${cursor}&wait=60`, headers: { authorization: `Bearer ${laptop.token}` } });
+      const first = httpRequest({
+        host: target.hostname,
+        port: target.port,
+        path: `/v1/notifications?cursor=${cursor}&wait=60`,
+        headers: { authorization: `Bearer ${laptop.token}` },
+      });
       first.on('error', () => undefined);
       first.end();
       await openPolls(1);

@@ -33,7 +33,9 @@ const maxConcurrentReads = 64;
 
 /** 503 `store_unavailable`: the answer a poll cannot give while etcd is out of reach. */
 function storeUnavailable(): ApiError {
-  return new ApiError('store_unavailable', 'etcd is out of reach, so whether anything changed is unknown; retry', { headers: { 'Retry-After': '1' } });
+  return new ApiError('store_unavailable', 'etcd is out of reach, so whether anything changed is unknown; retry', {
+    headers: { 'Retry-After': '1' },
+  });
 }
 
 /** What the per-object changes route hands a waiting poll; a shared object, not one per poll. */
@@ -274,7 +276,11 @@ export class LongPolls implements ChangeListener {
     const feed = entry.feed;
     poll.threshold = feed.thresholdFor(poll.cursor);
     // Memory may answer "nothing yet" only for a cursor this process has seen issued or passed.
-    const quiet = !poll.initial && this.#changeFeed.connected && poll.cursor <= Math.max(feed.mergedAt, feed.lastEvent) && feed.quietAfter(poll.threshold);
+    const quiet =
+      !poll.initial &&
+      this.#changeFeed.connected &&
+      poll.cursor <= Math.max(feed.mergedAt, feed.lastEvent) &&
+      feed.quietAfter(poll.threshold);
     if (quiet && !poll.waits) {
       this.#answer(poll, { objects: [], cursor: String(cursor) });
       return;
@@ -290,7 +296,15 @@ export class LongPolls implements ChangeListener {
    * Serves a waiting `GET /v1/objects/{id}/changes`: runs `handler.run(query)`, and again
    * after each change of the object, until it has something to send or `waitSeconds` pass.
    */
-  objectChanges<Q>(caller: PollCaller, objectId: string, query: Q, handler: ObjectPollHandler<Q>, waitSeconds: number, res: Response, next: NextFunction): void {
+  objectChanges<Q>(
+    caller: PollCaller,
+    objectId: string,
+    query: Q,
+    handler: ObjectPollHandler<Q>,
+    waitSeconds: number,
+    res: Response,
+    next: NextFunction,
+  ): void {
     const poll = new ObjectPoll(res, next, caller.clientId, objectId, query, handler);
     if (!this.#admit(poll)) return;
     this.#wheel.add(poll, Date.now() + waitSeconds * 1000);
@@ -308,7 +322,8 @@ export class LongPolls implements ChangeListener {
       return;
     }
     const membership = membershipKeyPattern.exec(key);
-    if (membership) this.#onMembershipChange(membership[1]!, membership[2]!, deleted ? undefined : (value.toString('utf8') as Role), revision);
+    if (membership)
+      this.#onMembershipChange(membership[1]!, membership[2]!, deleted ? undefined : (value.toString('utf8') as Role), revision);
   }
 
   /** The change feed restarted and missed changes: every feed reads again, every object poll runs again. */
@@ -422,7 +437,8 @@ export class LongPolls implements ChangeListener {
       this.#fail(poll, new ApiError('cursor_expired', message, { details: { relist: true } }));
       return;
     }
-    const objects: ObjectNotice[] = read === undefined ? poll.entry.feed.memoryChangesSince(poll.cursor) : poll.entry.feed.changesSince(poll.cursor, read);
+    const objects: ObjectNotice[] =
+      read === undefined ? poll.entry.feed.memoryChangesSince(poll.cursor) : poll.entry.feed.changesSince(poll.cursor, read);
     if (objects.length > 0) {
       this.#answer(poll, { objects, cursor: String(revision) });
       return;

@@ -41,7 +41,18 @@ describe('UserFeed.mergeMemberships', () => {
     expect(feed.quietAfter(50)).toBe(true);
   });
 
-  it.each<[string, Record<string, number>, [string, boolean, number][], Record<string, number>, number, Record<string, number>, string[], string[]]>([
+  it.each<
+    [
+      string,
+      Record<string, number>,
+      [string, boolean, number][],
+      Record<string, number>,
+      number,
+      Record<string, number>,
+      string[],
+      string[],
+    ]
+  >([
     // name, members before, events during the read, read (id → revision), read revision, members after, subscribe, unsubscribe
     ['an object gone from the index is dropped', { o1: 10, o2: 20 }, [], { o1: 10 }, 50, { o1: 10 }, [], ['o2']],
     ['an object added after the read survives it', { o1: 10 }, [['o2', true, 60]], { o1: 10 }, 50, { o1: 10, o2: 60 }, [], []],
@@ -62,8 +73,26 @@ describe('UserFeed.onMembership', () => {
     ['added', [['o2', true, 60]], ['subscribe'], { o1: 10, o2: 60 }, {}],
     ['role changed', [['o1', true, 60]], [undefined], { o1: 60 }, {}],
     ['removed', [['o1', false, 60]], ['unsubscribe'], {}, { o1: 60 }],
-    ['removed then added again', [['o1', false, 60], ['o1', true, 61]], ['unsubscribe', 'subscribe'], { o1: 61 }, {}],
-    ['an event already in the read is ignored', [['o1', false, 50], ['o3', true, 40]], [undefined, undefined], { o1: 10 }, {}],
+    [
+      'removed then added again',
+      [
+        ['o1', false, 60],
+        ['o1', true, 61],
+      ],
+      ['unsubscribe', 'subscribe'],
+      { o1: 61 },
+      {},
+    ],
+    [
+      'an event already in the read is ignored',
+      [
+        ['o1', false, 50],
+        ['o3', true, 40],
+      ],
+      [undefined, undefined],
+      { o1: 10 },
+      {},
+    ],
   ])('%s', (_name, events, actions, members, removed) => {
     const feed = loaded(50, { o1: 10 });
     expect(events.map(([id, present, revision]) => feed.onMembership(id, role(present), revision))).toEqual(actions);
@@ -85,7 +114,16 @@ describe('UserFeed.changesSince', () => {
     ['nothing after the cursor', 100, read(120, { o1: ['owner', 10] }, { o1: 90 }), {}, []],
     ['an entry change', 100, read(120, { o1: ['owner', 10], o2: ['reader', 11] }, { o1: 101, o2: 100 }), {}, [{ id: 'o1', role: 'owner' }]],
     ['a new membership', 100, read(120, { o1: ['writer', 110] }, { o1: 0 }), {}, [{ id: 'o1', role: 'writer' }]],
-    ['cursor 0 lists every object', 0, read(120, { b: ['reader', 5], a: ['owner', 3] }, { a: 0, b: 0 }), {}, [{ id: 'a', role: 'owner' }, { id: 'b', role: 'reader' }]],
+    [
+      'cursor 0 lists every object',
+      0,
+      read(120, { b: ['reader', 5], a: ['owner', 3] }, { a: 0, b: 0 }),
+      {},
+      [
+        { id: 'a', role: 'owner' },
+        { id: 'b', role: 'reader' },
+      ],
+    ],
     ['a removal after the cursor', 100, read(120, {}, {}), { o9: 105 }, [{ id: 'o9', removed: true }]],
     ['a removal before the cursor', 100, read(120, {}, {}), { o9: 95 }, []],
     ['a removal undone by the read', 100, read(120, { o9: ['reader', 90] }, { o9: 0 }), { o9: 105 }, []],
@@ -141,7 +179,18 @@ describe('UserFeed.memoryChangesSince', () => {
     ['nothing after the cursor', () => undefined, 50, []],
     ['an entry change seen by the watch', (f) => f.onObjectChange('o1', 60), 50, [{ id: 'o1', role: 'reader' }]],
     ['an entry change before the cursor', (f) => f.onObjectChange('o1', 45), 50, []],
-    ['a head read from etcd', (f) => f.mergeHeads(new Map([['o1', 55], ['o9', 99]])), 50, [{ id: 'o1', role: 'reader' }]],
+    [
+      'a head read from etcd',
+      (f) =>
+        f.mergeHeads(
+          new Map([
+            ['o1', 55],
+            ['o9', 99],
+          ]),
+        ),
+      50,
+      [{ id: 'o1', role: 'reader' }],
+    ],
     ['a new membership with its role', (f) => f.onMembership('o2', 'writer', 70), 50, [{ id: 'o2', role: 'writer' }]],
     ['a role change', (f) => f.onMembership('o1', 'writer', 70), 50, [{ id: 'o1', role: 'writer' }]],
     ['a removal', (f) => f.onMembership('o1', undefined, 70), 50, [{ id: 'o1', removed: true }]],

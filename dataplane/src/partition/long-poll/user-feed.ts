@@ -40,9 +40,7 @@ const removedLimit = 1024;
 
 /** Every object of `memberships` with the user's role, by id: the answer to a poll without a cursor. */
 export function liveObjects(memberships: ReadonlyMap<string, { role: Role }>): ObjectNotice[] {
-  return [...memberships]
-    .map(([id, { role }]) => ({ id, role }))
-    .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  return [...memberships].map(([id, { role }]) => ({ id, role })).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
 }
 
 /** A user's notification state in this process. */
@@ -126,7 +124,10 @@ export class UserFeed {
    * Merges a read of the membership index taken at `revision` with what events said meanwhile
    * (an event newer than the read wins); returns the objects to start and stop watching.
    */
-  mergeMemberships(memberships: ReadonlyMap<string, { role: Role; revision: number }>, revision: number): { subscribe: string[]; unsubscribe: string[] } {
+  mergeMemberships(
+    memberships: ReadonlyMap<string, { role: Role; revision: number }>,
+    revision: number,
+  ): { subscribe: string[]; unsubscribe: string[] } {
     const subscribe: string[] = [];
     const unsubscribe: string[] = [];
     // A read that finished after a newer one holds nothing new.

@@ -9,7 +9,15 @@ import { presentedSecretHash } from '../auth.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { notFound } from '../errors.ts';
 import { createDeviceBody, createUserBody, quotaBody, validate } from '../schemas.ts';
-import { createUser, currentUser, deleteDevice, listDevices, registerDevice, rotateAccountToken, type AccountDeps } from '../sync/accounts.ts';
+import {
+  createUser,
+  currentUser,
+  deleteDevice,
+  listDevices,
+  registerDevice,
+  rotateAccountToken,
+  type AccountDeps,
+} from '../sync/accounts.ts';
 
 /** Routes for users, devices, account tokens and `GET /v1/me`. */
 export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: express.RequestHandler): Router {
@@ -27,9 +35,12 @@ export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: ex
   router.post(
     '/v1/devices',
     json,
-    hooks.route({ principal: 'account', slot: 'caller', parse: (req) => validate(createDeviceBody, req.body) }, async ({ res, principal, input }) => {
-      res.status(201).json(await registerDevice(accounts, principal.userId, input.name));
-    }),
+    hooks.route(
+      { principal: 'account', slot: 'caller', parse: (req) => validate(createDeviceBody, req.body) },
+      async ({ res, principal, input }) => {
+        res.status(201).json(await registerDevice(accounts, principal.userId, input.name));
+      },
+    ),
   );
 
   router.get(
@@ -71,7 +82,13 @@ export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: ex
     hooks.route({ principal: 'member', slot: 'caller' }, async ({ res, principal }) => {
       const user = await currentUser(accounts, principal.userId);
       const storage = { usedBytes: await accounts.metadata.storageUsed(user.id), quotaBytes: user.quotaBytes ?? null };
-      res.json({ id: user.id, name: user.name, createdAt: user.createdAt, deviceId: principal.kind === 'device' ? principal.deviceId : null, storage });
+      res.json({
+        id: user.id,
+        name: user.name,
+        createdAt: user.createdAt,
+        deviceId: principal.kind === 'device' ? principal.deviceId : null,
+        storage,
+      });
     }),
   );
 

@@ -76,7 +76,11 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
   router.put(
     '/v1/blocks/:sha256',
     hooks.route(
-      { checkUrl: checkSha, principal: 'member', parse: (req) => ({ sha256: shaParam(req.params.sha256), size: uploadSize(req.headers['content-length']) }) },
+      {
+        checkUrl: checkSha,
+        principal: 'member',
+        parse: (req) => ({ sha256: shaParam(req.params.sha256), size: uploadSize(req.headers['content-length']) }),
+      },
       async ({ req, res, principal, input }) => {
         const { sha256, size } = input;
         await uploadBlock({ blocks, metadata: deps.metadata }, principal.userId, sha256, size, req);
@@ -87,21 +91,24 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
 
   router.get(
     '/v1/blocks/:sha256',
-    hooks.route({ checkUrl: checkSha, principal: 'member', parse: (req) => shaParam(req.params.sha256) }, async ({ req, res, principal, input: sha256 }) => {
-      const size = await readableBlockSize({ blocks, metadata: deps.metadata }, principal.userId, sha256);
-      const etag = strongEtag(sha256);
-      res.setHeader('ETag', etag).setHeader('Cache-Control', 'private, max-age=31536000, immutable');
-      if (ifNoneMatchHits(req.headers['if-none-match'], etag)) {
-        res.status(304).end();
-        return;
-      }
-      res.setHeader('Content-Type', 'application/octet-stream').setHeader('Content-Length', String(size));
-      if (req.method === 'HEAD') {
-        res.end();
-        return;
-      }
-      await sendContent(res, [{ sha256, size, skip: 0, take: size }], `block ${sha256}`);
-    }),
+    hooks.route(
+      { checkUrl: checkSha, principal: 'member', parse: (req) => shaParam(req.params.sha256) },
+      async ({ req, res, principal, input: sha256 }) => {
+        const size = await readableBlockSize({ blocks, metadata: deps.metadata }, principal.userId, sha256);
+        const etag = strongEtag(sha256);
+        res.setHeader('ETag', etag).setHeader('Cache-Control', 'private, max-age=31536000, immutable');
+        if (ifNoneMatchHits(req.headers['if-none-match'], etag)) {
+          res.status(304).end();
+          return;
+        }
+        res.setHeader('Content-Type', 'application/octet-stream').setHeader('Content-Length', String(size));
+        if (req.method === 'HEAD') {
+          res.end();
+          return;
+        }
+        await sendContent(res, [{ sha256, size, skip: 0, take: size }], `block ${sha256}`);
+      },
+    ),
   );
 
   router.get(

@@ -77,7 +77,11 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
       access: { need: 'writer' },
     },
     async ({ res, id, principal, input }) => {
-      const entry = await deleteEntry(entries, { objectId: id, ...input, writer: { userId: principal.userId, modifiedBy: modifierOf(principal) } });
+      const entry = await deleteEntry(entries, {
+        objectId: id,
+        ...input,
+        writer: { userId: principal.userId, modifiedBy: modifierOf(principal) },
+      });
       res.setHeader('ETag', strongEtag(String(entry.version))).json(entryView(entry));
     },
   );
@@ -86,15 +90,18 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
 
   router.get(
     '/v1/objects/:id/entries/*path',
-    hooks.route({ ids: ['id'], slot: 'object', principal: 'member', parse: entryPathParam, access: { need: 'reader' } }, async ({ req, res, id, input }) => {
-      const entry = await liveEntry(entries.metadata, id, input);
-      res.setHeader('ETag', strongEtag(String(entry.version))).setHeader('Cache-Control', 'private, no-cache');
-      if (req.fresh) {
-        res.status(304).end();
-        return;
-      }
-      res.json(entryView(entry));
-    }),
+    hooks.route(
+      { ids: ['id'], slot: 'object', principal: 'member', parse: entryPathParam, access: { need: 'reader' } },
+      async ({ req, res, id, input }) => {
+        const entry = await liveEntry(entries.metadata, id, input);
+        res.setHeader('ETag', strongEtag(String(entry.version))).setHeader('Cache-Control', 'private, no-cache');
+        if (req.fresh) {
+          res.status(304).end();
+          return;
+        }
+        res.json(entryView(entry));
+      },
+    ),
   );
 
   router.get(
@@ -133,20 +140,38 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
           const cursorText = queryString(req, 'cursor');
           const page = pageText === undefined ? undefined : parsePageToken(pageText);
           const limit = pageLimit(req.query.limit, page);
-          if (page !== undefined && page.since === undefined) throw new InvalidCursorError('page token belongs to a listing, not a change set');
-          if (page === undefined && cursorText === undefined) throw invalidRequest('cursor', 'cursor: is required (from a listing or an earlier change set)');
+          if (page !== undefined && page.since === undefined)
+            throw new InvalidCursorError('page token belongs to a listing, not a change set');
+          if (page === undefined && cursorText === undefined)
+            throw invalidRequest('cursor', 'cursor: is required (from a listing or an earlier change set)');
           const wait = parseWaitSeconds(req.query.wait, 0);
-          if (wait > 0 && page !== undefined) throw invalidRequest('wait', 'wait: a page of a change set is answered at once; wait with the cursor instead');
+          if (wait > 0 && page !== undefined)
+            throw invalidRequest('wait', 'wait: a page of a change set is answered at once; wait with the cursor instead');
           return { limit, page, since: page?.since ?? parseCursor(cursorText!), wait };
         },
       },
       async ({ res, next, id, principal, input }) => {
-        const query: ChangesQuery = { deps: deps.changes, userId: principal.userId, id, since: input.since, page: input.page, limit: input.limit };
+        const query: ChangesQuery = {
+          deps: deps.changes,
+          userId: principal.userId,
+          id,
+          since: input.since,
+          page: input.page,
+          limit: input.limit,
+        };
         if (input.wait === 0) {
           res.setHeader('Cache-Control', 'private, no-cache').json((await runChanges(query)).body);
           return;
         }
-        deps.longPolls.objectChanges({ userId: principal.userId, clientId: modifierOf(principal) }, id, query, changesPollHandler, input.wait, res, next);
+        deps.longPolls.objectChanges(
+          { userId: principal.userId, clientId: modifierOf(principal) },
+          id,
+          query,
+          changesPollHandler,
+          input.wait,
+          res,
+          next,
+        );
       },
     ),
   );

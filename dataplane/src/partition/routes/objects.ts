@@ -3,7 +3,16 @@ import { Router } from 'express';
 import type express from 'express';
 import type { RouteHooks } from '../hooks.ts';
 import { createObjectBody, putMemberBody, updateObjectBody, validate } from '../schemas.ts';
-import { createObject, deleteObject, listObjects, objectView, renameObject, shareObject, unshareObject, type ObjectDeps } from '../sync/objects.ts';
+import {
+  createObject,
+  deleteObject,
+  listObjects,
+  objectView,
+  renameObject,
+  shareObject,
+  unshareObject,
+  type ObjectDeps,
+} from '../sync/objects.ts';
 
 /** Routes under /v1/objects that concern objects themselves and their members. */
 export function objectRoutes(hooks: RouteHooks, objects: ObjectDeps, json: express.RequestHandler): Router {
@@ -12,10 +21,13 @@ export function objectRoutes(hooks: RouteHooks, objects: ObjectDeps, json: expre
   router.post(
     '/v1/objects',
     json,
-    hooks.route({ principal: 'member', slot: 'caller', parse: (req) => validate(createObjectBody, req.body) }, async ({ res, principal, input }) => {
-      const created = await createObject(objects, principal.userId, input);
-      res.status(201).location(`/v1/objects/${created.value.id}`).json(objectView(created, principal.userId));
-    }),
+    hooks.route(
+      { principal: 'member', slot: 'caller', parse: (req) => validate(createObjectBody, req.body) },
+      async ({ res, principal, input }) => {
+        const created = await createObject(objects, principal.userId, input);
+        res.status(201).location(`/v1/objects/${created.value.id}`).json(objectView(created, principal.userId));
+      },
+    ),
   );
 
   router.get(
@@ -37,7 +49,13 @@ export function objectRoutes(hooks: RouteHooks, objects: ObjectDeps, json: expre
     '/v1/objects/:id',
     json,
     hooks.route(
-      { ids: ['id'], slot: 'object', principal: 'member', parse: (req) => validate(updateObjectBody, req.body), access: { need: 'writer' } },
+      {
+        ids: ['id'],
+        slot: 'object',
+        principal: 'member',
+        parse: (req) => validate(updateObjectBody, req.body),
+        access: { need: 'writer' },
+      },
       async ({ res, principal, object, input }) => {
         const updated = await renameObject(objects, principal.userId, object, input.name);
         res.setHeader('ETag', `"${updated.version}"`).json(objectView(updated, principal.userId));
@@ -57,7 +75,13 @@ export function objectRoutes(hooks: RouteHooks, objects: ObjectDeps, json: expre
     '/v1/objects/:id/members/:userId',
     json,
     hooks.route(
-      { ids: ['id', 'userId'], slot: 'object', principal: 'member', parse: (req) => validate(putMemberBody, req.body), access: { need: 'owner' } },
+      {
+        ids: ['id', 'userId'],
+        slot: 'object',
+        principal: 'member',
+        parse: (req) => validate(putMemberBody, req.body),
+        access: { need: 'owner' },
+      },
       async ({ req, res, object, input }) => {
         const memberId = req.params.userId as string;
         await shareObject(objects, object, memberId, input.role);

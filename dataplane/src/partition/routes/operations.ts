@@ -20,9 +20,20 @@ export function operationsRoutes(ctx: PartitionContext, onVolumeFault: (fault: V
 
   router.get(healthPaths.live, (_req, res) => {
     const loop = ctx.health.liveness();
-    const body = { status: loop.ok ? 'ok' : 'failing', eventLoopDelayMs: loop.delayMs, maxEventLoopDelayMs: loop.maxDelayMs, limitMs: loop.limitMs };
+    const body = {
+      status: loop.ok ? 'ok' : 'failing',
+      eventLoopDelayMs: loop.delayMs,
+      maxEventLoopDelayMs: loop.maxDelayMs,
+      limitMs: loop.limitMs,
+    };
     if (loop.ok) res.json(body);
-    else failing(res, body, 'event_loop_stalled', `the event loop stalled for ${loop.maxDelayMs} ms within the last ${loop.windowMs / 1000} s (limit ${loop.limitMs} ms)`);
+    else
+      failing(
+        res,
+        body,
+        'event_loop_stalled',
+        `the event loop stalled for ${loop.maxDelayMs} ms within the last ${loop.windowMs / 1000} s (limit ${loop.limitMs} ms)`,
+      );
   });
 
   router.get(healthPaths.ready, (_req, res) => {
@@ -32,12 +43,21 @@ export function operationsRoutes(ctx: PartitionContext, onVolumeFault: (fault: V
       return;
     }
     const failed = report.checks.filter((c) => !c.ok);
-    failing(res, { status: 'not_ready', checks: report.checks }, 'not_ready', failed.map((c) => `${c.name}: ${c.error ?? 'failing'}`).join('; '));
+    failing(
+      res,
+      { status: 'not_ready', checks: report.checks },
+      'not_ready',
+      failed.map((c) => `${c.name}: ${c.error ?? 'failing'}`).join('; '),
+    );
   });
 
   router.get(healthPaths.deep, async (_req, res) => {
     const report = await ctx.health.deep();
-    const body = { status: report.ok ? deepHealthOk : 'failing', checkedAt: report.checkedAt, checks: report.checks } satisfies DeepHealthBody;
+    const body = {
+      status: report.ok ? deepHealthOk : 'failing',
+      checkedAt: report.checkedAt,
+      checks: report.checks,
+    } satisfies DeepHealthBody;
     // After the answer (or the caller's departure): the caller learns why before the process exits.
     if (report.faults.length > 0) res.once('close', () => onVolumeFault(report.faults[0]!));
     if (report.ok) res.json(body);

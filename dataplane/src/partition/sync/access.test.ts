@@ -5,7 +5,15 @@ import type { ObjectRecord, Role, Versioned } from '../../stores/metadata-store.
 import { checkObjectAccess, roleAllows } from './access.ts';
 
 const object: Versioned<ObjectRecord> = {
-  value: { id: 'o1', name: 'Docs', owner: 'u1', members: { u1: 'owner', u2: 'writer', u3: 'reader' }, cloudStorage: true, createdAt: '', historyFloor: 0 },
+  value: {
+    id: 'o1',
+    name: 'Docs',
+    owner: 'u1',
+    members: { u1: 'owner', u2: 'writer', u3: 'reader' },
+    cloudStorage: true,
+    createdAt: '',
+    historyFloor: 0,
+  },
   version: 5,
 };
 

@@ -16,7 +16,12 @@ export function roleAllows(role: Role | undefined, need: Role): boolean {
  * The access rule: the object for a caller who needs at least `need`. An object the caller
  * is not a member of is reported as not found, exactly like one that does not exist.
  */
-export function checkObjectAccess(object: Versioned<ObjectRecord> | undefined, userId: string, objectId: string, need: Role): Versioned<ObjectRecord> {
+export function checkObjectAccess(
+  object: Versioned<ObjectRecord> | undefined,
+  userId: string,
+  objectId: string,
+  need: Role,
+): Versioned<ObjectRecord> {
   const role = object?.value.members[userId];
   if (object === undefined || role === undefined) throw notFound(`object ${objectId}`);
   if (!roleAllows(role, need)) {

@@ -26,7 +26,16 @@ export function slotAt(ranges: readonly SlotRange[], pick: number): number {
 export interface AccountDeps {
   metadata: Pick<
     MetadataStore,
-    'createUser' | 'createDevice' | 'getUser' | 'getDevice' | 'getCredential' | 'replaceAccountCredential' | 'deleteDevice' | 'listUserDevices' | 'storageUsed' | 'setUserQuota'
+    | 'createUser'
+    | 'createDevice'
+    | 'getUser'
+    | 'getDevice'
+    | 'getCredential'
+    | 'replaceAccountCredential'
+    | 'deleteDevice'
+    | 'listUserDevices'
+    | 'storageUsed'
+    | 'setUserQuota'
   >;
   presence: Pick<PresenceStore, 'remove'>;
   slots: readonly SlotRange[];
@@ -72,7 +81,8 @@ export async function registerDevice(
   const id = mintIdInSlot('d', slotOf(userId));
   const { token, tokenHash } = mintToken('device', id);
   const createdAt = new Date().toISOString();
-  if (!(await deps.metadata.createDevice({ id, userId, name, tokenHash, createdAt }))) throw new ApiError('conflict', `device ${id} already exists`);
+  if (!(await deps.metadata.createDevice({ id, userId, name, tokenHash, createdAt })))
+    throw new ApiError('conflict', `device ${id} already exists`);
   deps.logger.info({ userId, deviceId: id }, 'Registered device');
   return { id, userId, name, createdAt, token };
 }
@@ -99,7 +109,8 @@ export async function deleteDevice(deps: AccountDeps, caller: Caller, deviceId: 
   const device = await deps.metadata.getDevice(deviceId);
   const decision = deviceRemovalDecision(caller, device?.value);
   if (decision === 'not_found' || device === undefined) throw new ApiError('not_found', `device ${deviceId} not found`);
-  if (decision === 'forbidden') throw new ApiError('forbidden', 'a device may delete only itself; use the account token to delete another device');
+  if (decision === 'forbidden')
+    throw new ApiError('forbidden', 'a device may delete only itself; use the account token to delete another device');
   // A concurrent delete of the same device (the only other write to its record) already did the work.
   if (!(await deps.metadata.deleteDevice(device)) && (await deps.metadata.getDevice(deviceId)) !== undefined) {
     throw new ApiError('conflict', `device ${deviceId} changed while it was being deleted; retry`);
@@ -117,7 +128,9 @@ export async function rotateAccountToken(deps: AccountDeps, userId: string, pres
   // Read afresh, not from the authenticator's cache: a token already replaced (still cached
   // somewhere for a moment) must not replace its successor.
   if (credential === undefined || credential.value.tokenHash !== presentedHash) {
-    throw new ApiError('unauthenticated', 'the bearer token is not valid', { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
+    throw new ApiError('unauthenticated', 'the bearer token is not valid', {
+      headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+    });
   }
   const { token, tokenHash } = mintToken('user', userId);
   if (!(await deps.metadata.replaceAccountCredential(userId, credential.version, tokenHash))) {

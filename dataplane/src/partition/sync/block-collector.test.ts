@@ -35,7 +35,12 @@ describe('planBlockCollection', () => {
     ['being deleted, abandoned past the takeover time', records({ state: deleting(600) }), [], 'finish'],
     ['deleted and not uploaded since', records({ state: deleted }), [], 'gone'],
     ['deleted, uploaded again and now past its grace period', records({ state: deleted, holders: [holder(4000)] }), [], 'mark'],
-    ['deleted, uploaded again within the grace period', records({ state: deleted, holders: [{ userId: 'u', createdAt: ago(10), version: 95 }] }), [], 'keep'],
+    [
+      'deleted, uploaded again within the grace period',
+      records({ state: deleted, holders: [{ userId: 'u', createdAt: ago(10), version: 95 }] }),
+      [],
+      'keep',
+    ],
   ])('%s', (_what, recorded, refs, kind) => {
     expect(planBlockCollection(recorded, refs, now, timing).kind).toBe(kind);
   });

@@ -49,7 +49,9 @@ export function planBlockCollection(records: BlockRecords, refs: readonly RefChe
   const state = records.state;
   if (state?.value.state === 'deleting') {
     const age = now - Date.parse(state.value.since);
-    return age >= timing.takeoverSeconds * 1000 ? { kind: 'finish', markVersion: state.version } : { kind: 'keep', reason: 'being_deleted' };
+    return age >= timing.takeoverSeconds * 1000
+      ? { kind: 'finish', markVersion: state.version }
+      : { kind: 'keep', reason: 'being_deleted' };
   }
   if (refs.some((r) => r.names)) return { kind: 'keep', reason: 'referenced' };
   if (refs.length > 0) return { kind: 'drop_refs', refs: [...refs] };
@@ -60,7 +62,10 @@ export function planBlockCollection(records: BlockRecords, refs: readonly RefChe
 
 /** What the collector needs. */
 export interface CollectorDeps {
-  metadata: Pick<MetadataStore, 'readBlock' | 'getEntry' | 'getObject' | 'dropStaleRef' | 'markBlockDeleting' | 'markBlockDeleted' | 'listBlocks'>;
+  metadata: Pick<
+    MetadataStore,
+    'readBlock' | 'getEntry' | 'getObject' | 'dropStaleRef' | 'markBlockDeleting' | 'markBlockDeleted' | 'listBlocks'
+  >;
   blocks: Pick<BlockStore, 'delete'>;
   timing: CollectorTiming;
 }
@@ -88,7 +93,13 @@ async function checkRefs(metadata: CollectorDeps['metadata'], sha256: string, re
   );
 }
 
-async function finish(deps: CollectorDeps, sha256: string, markVersion: number, markedAt: number, holders: readonly string[]): Promise<BlockOutcome> {
+async function finish(
+  deps: CollectorDeps,
+  sha256: string,
+  markVersion: number,
+  markedAt: number,
+  holders: readonly string[],
+): Promise<BlockOutcome> {
   // A collector paused past the takeover time leaves the deletion to whoever took it over.
   if (Date.now() - markedAt >= (deps.timing.takeoverSeconds * 1000) / 2) return 'kept';
   await deps.blocks.delete(sha256);

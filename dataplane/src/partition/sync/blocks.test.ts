@@ -19,7 +19,12 @@ describe('possessionFromRecords', () => {
     ['uploaded by the caller', records({ holders: [{ userId: 'u1', createdAt: at, version: 5 }] }), [], 'holder'],
     ['uploaded by someone else only', records({ holders: [{ userId: 'u2', createdAt: at, version: 5 }] }), [], 'none'],
     ['referenced in an object the caller reads', records({ refs: [{ objectId: 'o1', path: 'a', version: 6 }] }), ['o1'], 'refs'],
-    ['referenced only in an object the caller does not read', records({ refs: [{ objectId: 'o2', path: 'a', version: 6 }] }), ['o1'], 'none'],
+    [
+      'referenced only in an object the caller does not read',
+      records({ refs: [{ objectId: 'o2', path: 'a', version: 6 }] }),
+      ['o1'],
+      'none',
+    ],
     [
       'uploaded by the caller but being deleted',
       records({ state: { value: { state: 'deleting', since: at }, version: 7 }, holders: [{ userId: 'u1', createdAt: at, version: 5 }] }),

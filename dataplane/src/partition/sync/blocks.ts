@@ -68,7 +68,11 @@ export async function proveBlock(
 }
 
 /** Proofs for each distinct block of `shas` (undefined for each one the caller has not proved). */
-export async function proveBlocks(metadata: ProofMetadata, userId: string, shas: readonly string[]): Promise<Map<string, BlockToReference | undefined>> {
+export async function proveBlocks(
+  metadata: ProofMetadata,
+  userId: string,
+  shas: readonly string[],
+): Promise<Map<string, BlockToReference | undefined>> {
   const unique = [...new Set(shas)];
   const readable = readableObjectsOf(metadata, userId);
   // Filled in the order asked, whatever order the lookups finish in.
@@ -110,8 +114,10 @@ export async function storeBlock(blocks: Pick<BlockStore, 'put'>, sha256: string
   try {
     await blocks.put(sha256, size, body);
   } catch (err) {
-    if (err instanceof BlockHashMismatchError) throw new ApiError('hash_mismatch', `the body does not hash to ${sha256}; nothing was stored`, { cause: err });
-    if (err instanceof BlockSizeMismatchError) throw new ApiError('invalid_request', `body: ${err.message}`, { details: { field: 'body' }, cause: err });
+    if (err instanceof BlockHashMismatchError)
+      throw new ApiError('hash_mismatch', `the body does not hash to ${sha256}; nothing was stored`, { cause: err });
+    if (err instanceof BlockSizeMismatchError)
+      throw new ApiError('invalid_request', `body: ${err.message}`, { details: { field: 'body' }, cause: err });
     throw err;
   }
 }
@@ -125,7 +131,14 @@ function beingDeleted(sha256: string): ApiError {
  * block's name), then the caller's possession is recorded, only if the collector did not mark
  * the block since before the bytes went out (503 `busy` otherwise: the client uploads again).
  */
-export async function uploadBlock(deps: BlockDeps, userId: string, sha256: string, size: number, body: Readable, now = new Date()): Promise<void> {
+export async function uploadBlock(
+  deps: BlockDeps,
+  userId: string,
+  sha256: string,
+  size: number,
+  body: Readable,
+  now = new Date(),
+): Promise<void> {
   const before = await deps.metadata.readBlock(sha256);
   if (before.state?.value.state === 'deleting') throw beingDeleted(sha256);
   // A block the caller holds already costs nothing more; anything else is checked before a byte is stored.

@@ -51,11 +51,20 @@ export interface ChangesPage {
 }
 
 /** Builds a page: the changes, the snapshot as the cursor, and a token for the rest when there is more. */
-export function changesPage(slice: readonly Versioned<EntryRecord>[], snapshot: number, more: boolean, since: number, limit?: number): ChangesPage {
+export function changesPage(
+  slice: readonly Versioned<EntryRecord>[],
+  snapshot: number,
+  more: boolean,
+  since: number,
+  limit?: number,
+): ChangesPage {
   return {
     changes: slice.map(entryView),
     cursor: formatCursor(snapshot),
-    next: more && slice.length > 0 ? formatPageToken({ snapshot, after: slice.at(-1)!.value.path, since, ...(limit === undefined ? {} : { limit }) }) : null,
+    next:
+      more && slice.length > 0
+        ? formatPageToken({ snapshot, after: slice.at(-1)!.value.path, since, ...(limit === undefined ? {} : { limit }) })
+        : null,
   };
 }
 

@@ -9,7 +9,16 @@ import { blindExpectation, expectationFromStored, nextWriteStep, preconditionFai
 
 function entry(version: number, deleted = false): Versioned<EntryRecord> {
   return {
-    value: { path: 'a.txt', kind: 'file', size: 1, blocks: [], contentHash: 'h', modifiedBy: 'd1', mtime: '2026-01-01T00:00:00.000Z', deleted },
+    value: {
+      path: 'a.txt',
+      kind: 'file',
+      size: 1,
+      blocks: [],
+      contentHash: 'h',
+      modifiedBy: 'd1',
+      mtime: '2026-01-01T00:00:00.000Z',
+      deleted,
+    },
     version,
   };
 }
@@ -108,6 +117,10 @@ describe('nextWriteStep', () => {
 
 describe('preconditionFailed', () => {
   it('reports a tombstone as absent, without an ETag', () => {
-    expect(preconditionFailed('a.txt', entry(3, true))).toMatchObject({ message: 'entry a.txt does not exist', headers: {}, details: { current: null } });
+    expect(preconditionFailed('a.txt', entry(3, true))).toMatchObject({
+      message: 'entry a.txt does not exist',
+      headers: {},
+      details: { current: null },
+    });
   });
 });

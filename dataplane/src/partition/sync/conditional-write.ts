@@ -54,7 +54,11 @@ export interface WriteExpectation {
 }
 
 /** The expectation of a write that read the stored entry first; 412 when the precondition fails. */
-export function expectationFromStored(precondition: WritePrecondition, path: string, stored: Versioned<EntryRecord> | undefined): WriteExpectation {
+export function expectationFromStored(
+  precondition: WritePrecondition,
+  path: string,
+  stored: Versioned<EntryRecord> | undefined,
+): WriteExpectation {
   const live = stored !== undefined && !stored.value.deleted ? stored : undefined;
   if (!preconditionHolds(precondition, live === undefined ? undefined : String(live.version))) throw preconditionFailed(path, stored);
   return { expected: stored?.version ?? 0, created: live === undefined, live };
@@ -115,7 +119,10 @@ export interface ConditionalWrite {
 }
 
 /** Writes `build(current)` under the caller's preconditions, retrying when only the object moved. */
-export async function conditionalWrite(deps: EntryWriteDeps, write: ConditionalWrite): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
+export async function conditionalWrite(
+  deps: EntryWriteDeps,
+  write: ConditionalWrite,
+): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
   const { objectId, userId, path, precondition, build } = write;
   let guess = write.blind ? blindExpectation(precondition) : undefined;
   for (let attempt = 0; attempt < commitAttempts; attempt++) {

@@ -4,7 +4,14 @@
 import { formatCursor, formatPageToken, type PageToken } from '../../cursor.ts';
 import type { WritePrecondition } from '../../http/preconditions.ts';
 import type { BlockStore } from '../../stores/block-store.ts';
-import { inlineRefLimit, type BlockToReference, type EntryRecord, type EntryRefs, type MetadataStore, type Versioned } from '../../stores/metadata-store.ts';
+import {
+  inlineRefLimit,
+  type BlockToReference,
+  type EntryRecord,
+  type EntryRefs,
+  type MetadataStore,
+  type Versioned,
+} from '../../stores/metadata-store.ts';
 import { contentHashOf } from '../content-plan.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { CommitEntryBody } from '../schemas.ts';
@@ -24,7 +31,10 @@ export function checkCommittedBlocks(blocks: CommitEntryBody & { kind: 'file' },
   let size = 0;
   blocks.blocks.forEach((block, i) => {
     if (sizes.get(block.sha256) !== block.size) {
-      throw invalidRequest(`body.blocks.${i}.size`, `body.blocks.${i}.size: block ${block.sha256} is ${sizes.get(block.sha256)} bytes, not ${block.size}`);
+      throw invalidRequest(
+        `body.blocks.${i}.size`,
+        `body.blocks.${i}.size: block ${block.sha256} is ${sizes.get(block.sha256)} bytes, not ${block.size}`,
+      );
     }
     size += block.size;
   });
@@ -47,10 +57,7 @@ export function committedRecord(path: string, body: CommitEntryBody, size: numbe
 
 /** What the entry service needs: the metadata store (entries, block possession and references), the access rule and the block store's sizes. */
 export interface EntryDeps extends EntryWriteDeps {
-  metadata: Pick<
-    MetadataStore,
-    'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'
-  >;
+  metadata: Pick<MetadataStore, 'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'>;
   blocks: Pick<BlockStore, 'sizesOf'>;
 }
 
@@ -104,7 +111,15 @@ export async function deleteEntry(
     precondition,
     build: (current) => {
       if (current === undefined) throw notFound(`entry ${path}`);
-      return { ...current.value, blocks: [], size: 0, contentHash: null, modifiedBy: writer.modifiedBy, mtime: new Date().toISOString(), deleted: true };
+      return {
+        ...current.value,
+        blocks: [],
+        size: 0,
+        contentHash: null,
+        modifiedBy: writer.modifiedBy,
+        mtime: new Date().toISOString(),
+        deleted: true,
+      };
     },
     blind: false,
   });
@@ -112,7 +127,11 @@ export async function deleteEntry(
 }
 
 /** The live entry at `path`; 404 for a missing or deleted one. The caller's read access was checked already. */
-export async function liveEntry(metadata: Pick<MetadataStore, 'getEntry'>, objectId: string, path: string): Promise<Versioned<EntryRecord>> {
+export async function liveEntry(
+  metadata: Pick<MetadataStore, 'getEntry'>,
+  objectId: string,
+  path: string,
+): Promise<Versioned<EntryRecord>> {
   const entry = await metadata.getEntry(objectId, path);
   if (entry === undefined || entry.value.deleted) throw notFound(`entry ${path}`);
   return entry;
@@ -150,5 +169,9 @@ export async function listLiveEntries(
       if (!entry.value.deleted) live.push(entry);
     }
   }
-  return { entries: live.map(entryView), cursor: formatCursor(snapshot!), next: more ? formatPageToken({ snapshot: snapshot!, after, limit }) : null };
+  return {
+    entries: live.map(entryView),
+    cursor: formatCursor(snapshot!),
+    next: more ? formatPageToken({ snapshot: snapshot!, after, limit }) : null,
+  };
 }

@@ -58,7 +58,11 @@ export interface ObjectDeps {
 }
 
 /** Creates an object owned by `ownerId`. */
-export async function createObject(deps: ObjectDeps, ownerId: string, body: { name: string; cloudStorage: boolean }): Promise<Versioned<ObjectRecord>> {
+export async function createObject(
+  deps: ObjectDeps,
+  ownerId: string,
+  body: { name: string; cloudStorage: boolean },
+): Promise<Versioned<ObjectRecord>> {
   const record = newObjectRecord(ownerId, body.name, body.cloudStorage, new Date());
   if (!(await deps.metadata.createObject(record))) throw new ApiError('conflict', `object ${record.id} already exists`);
   const created = await deps.metadata.getObject(record.id);
@@ -76,7 +80,12 @@ export async function listObjects(deps: ObjectDeps, userId: string): Promise<Ver
 }
 
 /** Renames an object the caller may write; answers the object as `userId` now reads it. */
-export async function renameObject(deps: ObjectDeps, userId: string, object: Versioned<ObjectRecord>, name: string): Promise<Versioned<ObjectRecord>> {
+export async function renameObject(
+  deps: ObjectDeps,
+  userId: string,
+  object: Versioned<ObjectRecord>,
+  name: string,
+): Promise<Versioned<ObjectRecord>> {
   const id = object.value.id;
   deps.access.forget(id);
   if (!(await deps.metadata.updateObject(object, { ...object.value, name }))) throw changedMeanwhile(id);

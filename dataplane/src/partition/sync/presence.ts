@@ -6,7 +6,14 @@ import { ApiError } from '@meshwork/contract';
 import { z } from 'zod';
 import { InvalidPathError, normalizeEntryPath } from '../../paths.ts';
 import type { MetadataStore, ObjectRecord, Versioned } from '../../stores/metadata-store.ts';
-import { holdsVersion, PresenceConflictError, type Holding, type ObjectHolds, type Presence, type PresenceStore } from '../../stores/presence-store.ts';
+import {
+  holdsVersion,
+  PresenceConflictError,
+  type Holding,
+  type ObjectHolds,
+  type Presence,
+  type PresenceStore,
+} from '../../stores/presence-store.ts';
 import { ValidationError } from '../schemas.ts';
 
 /** Endpoints a device may announce. */
@@ -76,13 +83,18 @@ export interface PresenceDeps {
 }
 
 /** Keeps a device's announcement; 404 for a hold in an object its user is not a member of, 409 when it kept changing. */
-export async function announcePresence(deps: PresenceDeps, device: { deviceId: string; userId: string }, body: PresenceBody): Promise<{ objects: number }> {
+export async function announcePresence(
+  deps: PresenceDeps,
+  device: { deviceId: string; userId: string },
+  body: PresenceBody,
+): Promise<{ objects: number }> {
   const holds = groupHolds(body.holds);
   // The membership index is in the user's slot, which is this partition's; the sources
   // route checks again against each object's record, the authority.
   const memberOf = new Set((await deps.metadata.listMemberships(device.userId)).map((m) => m.objectId));
   body.holds.forEach((hold, i) => {
-    if (!memberOf.has(hold.objectId)) throw new ApiError('not_found', `object ${hold.objectId} not found`, { details: { field: `body.holds.${i}.objectId` } });
+    if (!memberOf.has(hold.objectId))
+      throw new ApiError('not_found', `object ${hold.objectId} not found`, { details: { field: `body.holds.${i}.objectId` } });
   });
   const presence: Presence = { deviceId: device.deviceId, userId: device.userId, endpoints: body.endpoints, holds };
   try {

@@ -105,7 +105,9 @@ describe('changes', () => {
     const last = await write(object.value.id, 'a', { kind: 'create' });
     await waitFor(() => feed.seen >= last.version, { description: 'the change feed to see the writes', timeoutMs: 10_000, intervalMs: 10 });
     const { store, calls } = recordingReads();
-    const result = await runChanges(changesQuery({ metadata: store, changeFeed: feed, access: new ObjectAccess(metadata) }, object.value.id, since));
+    const result = await runChanges(
+      changesQuery({ metadata: store, changeFeed: feed, access: new ObjectAccess(metadata) }, object.value.id, since),
+    );
     expect(calls).toEqual(['readForChanges']);
     expect(result.body.changes.map((c) => c.path)).toEqual(['a', 'b']);
     expect(result.changed).toBe(true);
@@ -123,7 +125,9 @@ describe('changes', () => {
     await late.start();
     try {
       const { store, calls } = recordingReads();
-      const result = await runChanges(changesQuery({ metadata: store, changeFeed: late, access: new ObjectAccess(metadata) }, object.value.id, since));
+      const result = await runChanges(
+        changesQuery({ metadata: store, changeFeed: late, access: new ObjectAccess(metadata) }, object.value.id, since),
+      );
       expect(calls).toContain('changedEntries');
       expect(calls).not.toContain('readForChanges');
       expect(result.body.changes.map((c) => c.path)).toEqual(['x', 'y']);
@@ -173,7 +177,11 @@ describe('changes', () => {
     });
     await metadata.purgeTombstone(id, 'gone');
     const changes: ChangesDeps = { metadata, changeFeed: feed, access: new ObjectAccess(metadata) };
-    expect(await failure(runChanges(changesQuery(changes, id, since)))).toMatchObject({ status: 410, code: 'cursor_expired', details: { relist: true } });
+    expect(await failure(runChanges(changesQuery(changes, id, since)))).toMatchObject({
+      status: 410,
+      code: 'cursor_expired',
+      details: { relist: true },
+    });
     const future = (await metadata.currentRevision()) + 1000;
     expect(await failure(runChanges(changesQuery(changes, id, future)))).toMatchObject({ status: 410, code: 'cursor_expired' });
   });
@@ -199,7 +207,11 @@ describe('conditional writes', () => {
     const created = await conditionalWrite(writeDeps(), create(value.id, 'f'));
     expect(created.created).toBe(true);
     const again = await failure(write(value.id, 'f', { kind: 'create' }));
-    expect(again).toMatchObject({ status: 412, details: { currentVersion: String(created.entry.version) }, headers: { ETag: `"${created.entry.version}"` } });
+    expect(again).toMatchObject({
+      status: 412,
+      details: { currentVersion: String(created.entry.version) },
+      headers: { ETag: `"${created.entry.version}"` },
+    });
     const replaced = await conditionalWrite(writeDeps(), {
       objectId: value.id,
       userId: 'u1',

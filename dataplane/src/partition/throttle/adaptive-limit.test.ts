@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { AdaptiveConcurrencyLimit, type AdaptiveLimitOptions, type Ticket } from './adaptive-limit.ts';
 
-const base: AdaptiveLimitOptions = { min: 4, max: 256, initial: 32, tolerance: 1.5, windowMs: 100, minWindowSamples: 20, probeIntervalMs: 30_000, random: () => 0.5 };
+const base: AdaptiveLimitOptions = {
+  min: 4,
+  max: 256,
+  initial: 32,
+  tolerance: 1.5,
+  windowMs: 100,
+  minWindowSamples: 20,
+  probeIntervalMs: 30_000,
+  random: () => 0.5,
+};
 
 /**
  * Runs `rounds` rounds from `start`: each admits up to `concurrency` requests at once and

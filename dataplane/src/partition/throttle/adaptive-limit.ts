@@ -77,7 +77,8 @@ export class AdaptiveConcurrencyLimit {
   #nextProbeAt: number;
 
   constructor(options: AdaptiveLimitOptions, now: number) {
-    if (!(options.min >= 1 && options.min <= options.max)) throw new RangeError(`the concurrency limit needs 1 <= min <= max, not ${options.min} and ${options.max}`);
+    if (!(options.min >= 1 && options.min <= options.max))
+      throw new RangeError(`the concurrency limit needs 1 <= min <= max, not ${options.min} and ${options.max}`);
     this.min = options.min;
     this.max = options.max;
     this.#limit = Math.min(options.max, Math.max(options.min, options.initial ?? 32));
@@ -121,7 +122,8 @@ export class AdaptiveConcurrencyLimit {
 
   /** Admits a request at `now` if under the limit; undefined means refuse it. */
   tryAcquire(now: number): Ticket | undefined {
-    if (this.#probe === undefined && this.#noLoadRtt !== undefined && now >= this.#nextProbeAt) this.#probe = { startedAt: now, samples: [] };
+    if (this.#probe === undefined && this.#noLoadRtt !== undefined && now >= this.#nextProbeAt)
+      this.#probe = { startedAt: now, samples: [] };
     else if (this.#probe !== undefined && now - this.#probe.startedAt > this.#probeTimeoutMs) this.#endProbe(now);
     if (this.#inflight >= this.limit) return undefined;
     this.#inflight++;

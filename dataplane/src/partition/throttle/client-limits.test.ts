@@ -55,7 +55,7 @@ describe('ClientLimits: requests per second', () => {
     expect(limits.admit({ userId: 'ua', deviceId: 'd9' }, 0)).toMatchObject({ reason: 'user_rate' });
   });
 
-  it("leaves other users alone while one floods", () => {
+  it('leaves other users alone while one floods', () => {
     const limits = new ClientLimits(config);
     for (let t = 0; t < 1000; t++) limits.admit(laptop, t);
     expect(admitted(limits, bob, 8, 1000)).toBe(8);

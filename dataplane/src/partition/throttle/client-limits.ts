@@ -9,10 +9,20 @@ import type { ThrottleConfig } from '../../config.ts';
 import { fullBucket, isFull, take, waitFor, type BucketLimit, type BucketState } from './token-bucket.ts';
 
 /** Why a request was throttled; the `reason` label of meshwork_throttled_requests_total. */
-export type ThrottleReason = 'user_rate' | 'device_rate' | 'user_bytes' | 'device_bytes' | 'long_polls' | 'entry_size' | 'concurrency' | 'event_loop_lag';
+export type ThrottleReason =
+  'user_rate' | 'device_rate' | 'user_bytes' | 'device_bytes' | 'long_polls' | 'entry_size' | 'concurrency' | 'event_loop_lag';
 
 /** Every reason, to initialise the counter's series. */
-export const throttleReasons: readonly ThrottleReason[] = ['user_rate', 'device_rate', 'user_bytes', 'device_bytes', 'long_polls', 'entry_size', 'concurrency', 'event_loop_lag'];
+export const throttleReasons: readonly ThrottleReason[] = [
+  'user_rate',
+  'device_rate',
+  'user_bytes',
+  'device_bytes',
+  'long_polls',
+  'entry_size',
+  'concurrency',
+  'event_loop_lag',
+];
 
 /** The caller a static bound applies to. */
 export interface Client {
@@ -103,11 +113,17 @@ export class ClientLimits {
     this.#config = config;
     // A byte bucket holds one second of its rate; the debt rule lets any single body through.
     this.#users = new ClientTable(
-      { requests: { perSecond: config.userRequestsPerSecond, capacity: config.userBurst }, bytes: { perSecond: config.userBytesPerSecond, capacity: config.userBytesPerSecond } },
+      {
+        requests: { perSecond: config.userRequestsPerSecond, capacity: config.userBurst },
+        bytes: { perSecond: config.userBytesPerSecond, capacity: config.userBytesPerSecond },
+      },
       maxClients,
     );
     this.#devices = new ClientTable(
-      { requests: { perSecond: config.deviceRequestsPerSecond, capacity: config.deviceBurst }, bytes: { perSecond: config.deviceBytesPerSecond, capacity: config.deviceBytesPerSecond } },
+      {
+        requests: { perSecond: config.deviceRequestsPerSecond, capacity: config.deviceBurst },
+        bytes: { perSecond: config.deviceBytesPerSecond, capacity: config.deviceBytesPerSecond },
+      },
       maxClients,
     );
   }
@@ -138,8 +154,15 @@ export class ClientLimits {
     const device = client.deviceId === undefined ? undefined : this.#devices.touch(client.deviceId, now);
     const users = this.#users.limit;
     const devices = this.#devices.limit;
-    const waits: [ThrottleReason, number][] = [['user_rate', waitFor(user.requests, users.requests, now, 1)], ['user_bytes', waitFor(user.bytes, users.bytes, now, 0)]];
-    if (device) waits.push(['device_rate', waitFor(device.requests, devices.requests, now, 1)], ['device_bytes', waitFor(device.bytes, devices.bytes, now, 0)]);
+    const waits: [ThrottleReason, number][] = [
+      ['user_rate', waitFor(user.requests, users.requests, now, 1)],
+      ['user_bytes', waitFor(user.bytes, users.bytes, now, 0)],
+    ];
+    if (device)
+      waits.push(
+        ['device_rate', waitFor(device.requests, devices.requests, now, 1)],
+        ['device_bytes', waitFor(device.bytes, devices.bytes, now, 0)],
+      );
     let worst: [ThrottleReason, number] | undefined;
     for (const wait of waits) if (wait[1] > 0 && (worst === undefined || wait[1] > worst[1])) worst = wait;
     return worst === undefined ? undefined : { reason: worst[0], retryAfterMs: worst[1], message: this.#describe(worst[0], client) };

@@ -70,7 +70,12 @@ function refusal(code: 'overloaded' | 'rate_limited', reason: ThrottleReason, re
   const body = Buffer.from(JSON.stringify(error.toJSON()));
   return {
     status: error.status as Refusal['status'],
-    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length, 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' },
+    headers: {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': body.length,
+      'Retry-After': String(retryAfter),
+      'Cache-Control': 'no-store',
+    },
     body,
   };
 }
@@ -110,7 +115,13 @@ function holdPlace(throttle: GateDeps['throttle'], res: ServerResponse, ticket: 
 }
 
 /** Charges the response's bytes (and a chunked request's) to the client when the exchange ends. */
-function meterBytes(throttle: GateDeps['throttle'], req: IncomingMessage, res: ServerResponse, client: Client, declared: number | undefined): void {
+function meterBytes(
+  throttle: GateDeps['throttle'],
+  req: IncomingMessage,
+  res: ServerResponse,
+  client: Client,
+  declared: number | undefined,
+): void {
   const socket = req.socket;
   const writtenBefore = socket.bytesWritten;
   const readBefore = socket.bytesRead;
@@ -143,7 +154,13 @@ export function throttleGate(deps: GateDeps, app: RequestListener): RequestListe
   };
 
   /** Step 5: a place under the limit (not for long polls), then the charge. False if refused. */
-  const admit = (req: IncomingMessage, res: ServerResponse, longPoll: boolean, client: Client | undefined, declared: number | undefined): boolean => {
+  const admit = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    longPoll: boolean,
+    client: Client | undefined,
+    declared: number | undefined,
+  ): boolean => {
     if (!longPoll) {
       const ticket = throttle.concurrency.tryAcquire(throttle.now());
       if (ticket === undefined) {

@@ -57,7 +57,9 @@ const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data
 
 /** A new user of `partition` with its own connection pool, as a separate client would have, and no retries. */
 async function newUser(partition: RunningPartition, name: string): Promise<MeshworkClient> {
-  const user = await new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken, retry: { maxAttempts: 1 } }).createUser(name);
+  const user = await new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken, retry: { maxAttempts: 1 } }).createUser(
+    name,
+  );
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   agents.push(agent);
   return new MeshworkClient({ baseUrl: partition.url, token: user.token, fetch: nodeHttpFetch(agent), retry: { maxAttempts: 1 } });
@@ -65,7 +67,10 @@ async function newUser(partition: RunningPartition, name: string): Promise<Meshw
 
 /** Commits a file's block list with If-None-Match: * and answers the raw exchange. */
 function commit(client: MeshworkClient, objectId: string, path: string, blocks: BlockRef[]): Promise<RawResponse> {
-  return client.raw('PUT', `/v1/objects/${objectId}/entries/${path}`, { body: { kind: 'file', blocks }, headers: { 'if-none-match': '*' } });
+  return client.raw('PUT', `/v1/objects/${objectId}/entries/${path}`, {
+    body: { kind: 'file', blocks },
+    headers: { 'if-none-match': '*' },
+  });
 }
 
 async function statuses(responses: Promise<RawResponse>[]): Promise<number[]> {
@@ -80,7 +85,9 @@ describe('static bounds', () => {
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBe('1');
     expect(refused.body).toMatchObject({ error: { code: 'rate_limited', reason: 'user_rate', retryAfterSeconds: 1 } });
-    expect((refused.body as { error: { message: string } }).error.message).toMatch(/^user u\S+ is over its limit of 2 requests per second \(burst 10\); retry after 1 s$/);
+    expect((refused.body as { error: { message: string } }).error.message).toMatch(
+      /^user u\S+ is over its limit of 2 requests per second \(burst 10\); retry after 1 s$/,
+    );
     // The bucket refills at 2 per second: the client is back once Retry-After has passed.
     const started = Date.now();
     await waitFor(async () => (await user.raw('GET', '/v1/me')).status === 200, {
@@ -142,7 +149,13 @@ describe('static bounds', () => {
     ]);
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.body).toEqual({
-      error: { code: 'entry_too_large', message: 'the entry is 64 KiB; an entry may be at most 64 KiB', reason: 'entry_size', size: 64 * KiB + 1, maxEntryBytes: 64 * KiB },
+      error: {
+        code: 'entry_too_large',
+        message: 'the entry is 64 KiB; an entry may be at most 64 KiB',
+        reason: 'entry_size',
+        size: 64 * KiB + 1,
+        maxEntryBytes: 64 * KiB,
+      },
     });
   });
 });

@@ -30,7 +30,16 @@ describe('Throttle', () => {
     const registry = new Registry();
     new Throttle(config, { registry, now: () => 0 });
     const text = await registry.metrics();
-    for (const reason of ['user_rate', 'device_rate', 'user_bytes', 'device_bytes', 'long_polls', 'entry_size', 'concurrency', 'event_loop_lag']) {
+    for (const reason of [
+      'user_rate',
+      'device_rate',
+      'user_bytes',
+      'device_bytes',
+      'long_polls',
+      'entry_size',
+      'concurrency',
+      'event_loop_lag',
+    ]) {
       expect(text).toContain(`meshwork_throttled_requests_total{reason="${reason}"} 0`);
     }
     expect(text).toContain('meshwork_concurrency_limit 32');
@@ -55,7 +64,12 @@ describe('Throttle', () => {
       refused = err;
     }
     expect(refused).toBeInstanceOf(ApiError);
-    expect(refused).toMatchObject({ status: 429, code: 'too_many_long_polls', headers: { 'Retry-After': '1' }, details: { reason: 'long_polls' } });
+    expect(refused).toMatchObject({
+      status: 429,
+      code: 'too_many_long_polls',
+      headers: { 'Retry-After': '1' },
+      details: { reason: 'long_polls' },
+    });
     expect(await throttledCount(registry, 'long_polls')).toBe(1);
     expect(() => throttle.acquireLongPoll('d2')).not.toThrow();
     releases[0]!();
@@ -90,7 +104,9 @@ describe('Throttle', () => {
       expect(() => throttle.checkEntrySize(bytes)).not.toThrow();
       return;
     }
-    expect(() => throttle.checkEntrySize(bytes)).toThrow(expect.objectContaining({ status: 413, code: 'entry_too_large', message: 'the entry is 1 GiB; an entry may be at most 1 GiB' }));
+    expect(() => throttle.checkEntrySize(bytes)).toThrow(
+      expect.objectContaining({ status: 413, code: 'entry_too_large', message: 'the entry is 1 GiB; an entry may be at most 1 GiB' }),
+    );
     expect(await throttledCount(registry, 'entry_size')).toBe(1);
   });
 
@@ -109,7 +125,13 @@ describe('Throttle', () => {
     throttle.summarise();
     throttle.summarise();
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 40, msg: 'Throttled requests', refused: { concurrency: 3, user_rate: 1 }, concurrencyLimit: 32, inflight: 0 });
+    expect(lines[0]).toMatchObject({
+      level: 40,
+      msg: 'Throttled requests',
+      refused: { concurrency: 3, user_rate: 1 },
+      concurrencyLimit: 32,
+      inflight: 0,
+    });
   });
 });
 

@@ -51,7 +51,10 @@ export class Throttle {
     this.config = config;
     this.now = options.now ?? (() => performance.now());
     this.clients = new ClientLimits(config, options.maxClients ?? defaultMaxClients);
-    this.concurrency = new AdaptiveConcurrencyLimit({ ...options.adaptive, min: config.concurrency.min, max: config.concurrency.max }, this.now());
+    this.concurrency = new AdaptiveConcurrencyLimit(
+      { ...options.adaptive, min: config.concurrency.min, max: config.concurrency.max },
+      this.now(),
+    );
     this.longPolls = new LongPollLimit(config.deviceLongPolls);
     this.eventLoop = new EventLoopLagMonitor(config.eventLoopLagMs);
     this.#logger = options.logger;
@@ -162,7 +165,10 @@ export class Throttle {
     return new ApiError(
       'too_many_long_polls',
       `device ${deviceId} already holds ${this.longPolls.perDevice} long polls, the most allowed; end one before opening another`,
-      { details: { reason: 'long_polls', retryAfterSeconds: longPollRetryAfterSeconds }, headers: { 'Retry-After': String(longPollRetryAfterSeconds) } },
+      {
+        details: { reason: 'long_polls', retryAfterSeconds: longPollRetryAfterSeconds },
+        headers: { 'Retry-After': String(longPollRetryAfterSeconds) },
+      },
     );
   }
 
@@ -170,8 +176,12 @@ export class Throttle {
   checkEntrySize(bytes: number): void {
     if (bytes <= this.config.maxEntryBytes) return;
     this.count('entry_size');
-    throw new ApiError('entry_too_large', `the entry is ${formatByteSize(bytes)}; an entry may be at most ${formatByteSize(this.config.maxEntryBytes)}`, {
-      details: { reason: 'entry_size', size: bytes, maxEntryBytes: this.config.maxEntryBytes },
-    });
+    throw new ApiError(
+      'entry_too_large',
+      `the entry is ${formatByteSize(bytes)}; an entry may be at most ${formatByteSize(this.config.maxEntryBytes)}`,
+      {
+        details: { reason: 'entry_size', size: bytes, maxEntryBytes: this.config.maxEntryBytes },
+      },
+    );
   }
 }
