@@ -102,7 +102,12 @@ describe('etcd outage longer than the slot lease', () => {
       abortIf: exitedEarly,
     });
     expect(partition.process.exitStatus).toBeUndefined();
-    expect(partition.process.logTail(200)).toContain('Re-acquired the slots under a new lease');
+    // The log reaches the file through a pipe, possibly after readiness flipped: wait for the line.
+    await waitFor(() => partition.process.logTail(200).includes('Re-acquired the slots under a new lease'), {
+      description: 'the partition to log that it re-acquired its slots',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
 
     expect((await device.raw('GET', `/v1/objects/${objectId}/entries/before`)).status).toBe(200);
     const after = await device.raw('PUT', `/v1/objects/${objectId}/entries/after`, {
