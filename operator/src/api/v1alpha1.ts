@@ -386,11 +386,3 @@ export interface MeshPartition {
   spec: MeshPartitionSpec;
   status?: MeshPartitionStatus;
 }
-
-/** Writes slot ranges the way people read them: `0-1023,2048-2100` (a single slot as `7`). */
-export function formatSlots(slots: readonly SlotRange[]): string {
-  return [...slots]
-    .sort((a, b) => a.start - b.start)
-    .map((r) => (r.start === r.end ? `${r.start}` : `${r.start}-${r.end}`))
-    .join(',');
-}

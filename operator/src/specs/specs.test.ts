@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { configHashAnnotation } from '@meshwork/contract';
 import { samplePartition } from '../api/fixtures.ts';
-import { formatSlots } from '../api/v1alpha1.ts';
 import { parsePartitionConfig } from '../../../dataplane/src/config.ts';
 import { buildConfigMap, configHash } from './configmap.ts';
 import { buildPodDisruptionBudget } from './poddisruptionbudget.ts';
 import { buildClientService, buildHeadlessService } from './services.ts';
 import { buildStatefulSet } from './statefulset.ts';
-import { unsuitableNodeLabel } from './common.ts';
+import { slotsText, unsuitableNodeLabel } from './common.ts';
 
 describe('buildStatefulSet', () => {
   it.each([
@@ -169,7 +168,7 @@ describe('partition configuration', () => {
     },
     { slots: [{ start: 7, end: 7 }], text: '7' },
   ])('writes slots $text', ({ slots, text }) => {
-    expect(formatSlots(slots)).toBe(text);
+    expect(slotsText(slots)).toBe(text);
     expect(buildConfigMap(samplePartition('p0', { slots })).data!.MESHWORK_SLOTS).toBe(text);
   });
 
