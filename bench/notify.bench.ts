@@ -34,7 +34,7 @@ import { MeshworkClient } from '@meshwork/client';
 import { nodeHttpFetch } from '@meshwork/client/node';
 import { MetadataStore } from '../dataplane/src/stores/metadata-store.ts';
 import { startPartition, unthrottledEnv } from '../e2e/dataplane/partition-process.ts';
-import { dataplaneNodeFlags } from '../dataplane/src/node-flags.ts';
+import { dataplaneNodeFlags } from '@meshwork/contract';
 import { holdPoll, openSockets, pool, populateInStore, requireOpenFiles, type HeldPoll } from '../e2e/dataplane/population.ts';
 import { printTable } from './table.ts';
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
 import { ManagedProcess } from '../../e2e/harness/process.ts';
 import { makeReadOnly, makeWritable } from '../../e2e/harness/read-only.ts';
-import { ExitCode } from './exit-codes.ts';
+import { ExitCode } from '@meshwork/contract';
 
 const stack = inject('stack');
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../harness/ports.ts';
 import { ManagedProcess } from '../harness/process.ts';
-import { dataplaneNodeFlags } from '../../dataplane/src/node-flags.ts';
+import { dataplaneNodeFlags } from '@meshwork/contract';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -12,7 +12,7 @@ import { startMinio } from '../../../e2e/harness/minio.ts';
 import { makeReadOnly, makeWritable } from '../../../e2e/harness/read-only.ts';
 import { fillVolume, mountSmallVolume, type SmallVolume } from '../../../e2e/harness/small-volume.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { ExitCode } from '../exit-codes.ts';
+import { ExitCode } from '@meshwork/contract';
 import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 import { canaryFile } from './volumes.ts';
 

@@ -13,7 +13,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { ExitCode } from '../exit-codes.ts';
+import { ExitCode } from '@meshwork/contract';
 import { slotMapKey } from '../stores/keys.ts';
 import { MeshworkClient } from '@meshwork/client';
 import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';

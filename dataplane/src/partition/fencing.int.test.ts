@@ -2,7 +2,7 @@
 // cannot commit when it wakes up; it answers 503 and exits with the ownership-lost code.
 // Slots 3072-3583 belong to this file.
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { ExitCode } from '../exit-codes.ts';
+import { ExitCode } from '@meshwork/contract';
 import { MeshworkClient } from '@meshwork/client';
 import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 

@@ -1,10 +1,9 @@
 // The watchdog reads the deaths the data plane reports: each termination is made here by the
 // data plane's own code (its exit codes, its VolumeFaultError and ConfigError, the message as
 // termination.ts writes it), so a change on either side that breaks the classification fails here.
-import { formatTerminationMessage } from '@meshwork/contract';
+import { ExitCode, formatTerminationMessage } from '@meshwork/contract';
 import { describe, expect, it } from 'vitest';
 import { parsePartitionConfig } from '../../../dataplane/src/config.ts';
-import { ExitCode } from '../../../dataplane/src/exit-codes.ts';
 import { VolumeFaultError } from '../../../dataplane/src/health/volumes.ts';
 import { classifyMember, isVolumeFault, watchdogSettings, type MemberSignals, type Verdict } from './ladder.ts';
 
