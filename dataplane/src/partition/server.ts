@@ -15,7 +15,7 @@ import { VolumeChecks } from '../health/volume-checks.ts';
 import { DataVolume, VolumeFaultError, type VolumeCheckLimits } from '../health/volumes.ts';
 import { terminate } from '../termination.ts';
 import { BlockStore, type S3CallHook } from '../stores/block-store.ts';
-import { asEtcdCallError, MetadataStore } from '../stores/metadata-store.ts';
+import { MetadataStore } from '../stores/metadata-store.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
@@ -135,17 +135,8 @@ export async function runPartition(): Promise<void> {
       failed,
     );
   const etcd = new Etcd3({ hosts: config.etcdEndpoints });
-  // The etcd client's errors become EtcdCallError, which the app answers 503 store_unavailable, not 500.
-  const etcdCall: StoreCall = (store, operation, run, failed) =>
-    storeCall(
-      store,
-      operation,
-      () =>
-        run().catch((err: unknown) => {
-          throw asEtcdCallError(operation, err);
-        }),
-      failed,
-    );
+  // The etcd client's own errors pass through as they are: errors.ts recognises them by class (503).
+  const etcdCall: StoreCall = storeCall;
   const metadata = instrumentAsyncMethods(new MetadataStore(etcd), 'etcd', etcdCall);
   const blocks = new BlockStore(config.s3, s3Call);
   await waitForStores(config, metadata, blocks, log);

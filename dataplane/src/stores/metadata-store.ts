@@ -3,19 +3,7 @@
 // owner record), so a paused former owner cannot commit after another process took over. While
 // the process re-acquires its slots (its lease lapsed), writes are refused before reaching etcd.
 import { MeshworkError } from '@meshwork/contract';
-import {
-  ClientRuntimeError,
-  CompareResult,
-  CompareTarget,
-  EtcdError,
-  EtcdLeaseInvalidError,
-  GRPCGenericError,
-  Range,
-  type Etcd3,
-  type ICompare,
-  type IKeyValue,
-  type IRequestOp,
-} from 'etcd3';
+import { CompareResult, CompareTarget, Range, type Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import {
   blockHolderKey,
   blockHoldersPrefix,
@@ -122,24 +110,13 @@ export class OwnershipLostError extends MeshworkError {
 }
 
 /**
- * A call to etcd failed (unreachable, timed out, refused): the etcd client's own errors, which
- * carry no name of their own ("Error"), wrapped so that callers can tell a store failure from a
- * bug. The cause is the client's error.
+ * A metadata operation etcd could not complete (a record that kept changing under it): a store
+ * failure, answered like the etcd client's own errors (503, retry), not a bug. `cause` says why.
  */
 export class EtcdCallError extends MeshworkError {
   constructor(operation: string, cause: unknown) {
     super('etcd_call_failed', `etcd ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
-}
-
-/** `err` as an EtcdCallError when the etcd client raised it; any other error unchanged. */
-export function asEtcdCallError(operation: string, err: unknown): unknown {
-  const fromClient =
-    err instanceof GRPCGenericError ||
-    err instanceof EtcdError ||
-    err instanceof EtcdLeaseInvalidError ||
-    err instanceof ClientRuntimeError;
-  return fromClient ? new EtcdCallError(operation, err) : err;
 }
 
 /** Raised when the requested revision was compacted away by etcd. */
