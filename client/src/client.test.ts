@@ -189,3 +189,104 @@ describe('device and token routes', () => {
     expect(requests).toHaveLength(1);
   });
 });
+
+describe('MeshworkClient upload pipeline', () => {
+  // A service that answers every block missing and holds each block PUT until the test lets it go.
+  function slowService(failPut?: number) {
+    let puts = 0;
+    let running = 0;
+    let maxRunning = 0;
+    let done = 0;
+    const releases: (() => void)[] = [];
+    const log: string[] = [];
+    const client = new MeshworkClient({
+      baseUrl: 'http://api.test/',
+      token: 'mwd.t',
+      fetch: async (input, init) => {
+        const url = input as string;
+        const method = init?.method ?? 'GET';
+        if (url.endsWith('/v1/blocks/missing')) {
+          const { blocks } = JSON.parse(init?.body as string) as { blocks: string[] };
+          log.push(`missing ${blocks.length} while ${running} PUTs run`);
+          return json(200, { missing: blocks });
+        }
+        if (method === 'PUT' && url.includes('/v1/blocks/')) {
+          const n = ++puts;
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await new Promise<void>((resolve) => releases.push(resolve));
+          running--;
+          done++;
+          if (n === failPut) return json(503, { error: { code: 'store_unavailable', message: 'S3 is down' } });
+          return json(201, { sha256: url.slice(-64), size: 1 });
+        }
+        log.push(`${method} entry`);
+        return json(201, { path: 'f', version: '9', kind: 'file' }, { etag: '"9"' });
+      },
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, jitter: 0 },
+    });
+    // Lets a PUT go only while `full` PUTs run (or the source is read to its end): a client that
+    // waits for a whole batch before reading on stalls here, until a bounded number of idle turns.
+    const pump = async (stop: () => boolean, full: number, sourceDone: () => boolean): Promise<void> => {
+      let idle = 0;
+      while (!stop()) {
+        if (releases.length > 0 && (running >= full || sourceDone() || idle > 20_000)) {
+          releases.shift()!();
+          idle = 0;
+        } else idle++;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    return { client, log, pump, stats: () => ({ puts, maxRunning, done }) };
+  }
+
+  it('keeps `parallelism` PUTs running, asks about the next batch meanwhile, and holds at most 2 × parallelism blocks', async () => {
+    const service = slowService();
+    let read = 0;
+    let maxAhead = 0;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 20; i++) {
+        read++;
+        maxAhead = Math.max(maxAhead, read - service.stats().done);
+        yield new Uint8Array([i]);
+      }
+    }
+    let finished = false;
+    const upload = client_upload(service.client, source()).finally(() => (finished = true));
+    await service.pump(
+      () => finished,
+      3,
+      () => read === 20,
+    );
+    const result = await upload;
+    expect(result.uploadedBlocks).toBe(20);
+    expect(service.stats().maxRunning).toBe(3);
+    expect(maxAhead).toBeLessThanOrEqual(2 * 3);
+    // Batches after the first are asked about while earlier blocks are still being PUT.
+    expect(service.log.filter((l) => /^missing 3 while [1-9]/.test(l)).length).toBeGreaterThan(0);
+    expect(service.log.at(-1)).toBe('PUT entry');
+  });
+
+  it('fails on a failed PUT without committing', async () => {
+    const service = slowService(4);
+    async function* source(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 20; i++) yield new Uint8Array([i]);
+    }
+    let finished = false;
+    const upload = client_upload(service.client, source()).finally(() => (finished = true));
+    const pumping = service.pump(
+      () => finished,
+      1,
+      () => true,
+    );
+    const err = await upload.catch((e: unknown) => e);
+    await pumping;
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe('store_unavailable');
+    expect(service.log).not.toContain('PUT entry');
+  });
+});
+
+function client_upload(client: MeshworkClient, source: AsyncIterable<Uint8Array>) {
+  return client.upload('o', 'f', source, { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 3 });
+}

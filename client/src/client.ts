@@ -527,15 +527,35 @@ export class MeshworkClient {
     const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, ...call } = options;
     if (!Number.isInteger(parallelism) || parallelism < 1)
       throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
-    // One batch uploads while the next is read: at most 2 × parallelism blocks are held.
+    // Blocks are hashed and asked about a batch at a time while up to `parallelism` PUTs run:
+    // a batch of read blocks plus the PUTs in flight keep at most 2 × parallelism blocks held.
     const batchSize = parallelism;
     const blocks: BlockRef[] = [];
-    const present = new Set<string>();
+    // Blocks known to the service or on their way to it: each is sent once per upload.
+    const sent = new Set<string>();
+    const inFlight = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
     let uploadedBlocks = 0;
     let uploadedBytes = 0;
 
+    const failed = async (): Promise<never> => {
+      await Promise.allSettled(inFlight);
+      throw failure!.error;
+    };
+    const startPut = (b: { sha256: string; data: Uint8Array }): void => {
+      const put = this.putBlock(b.data, { ...call, sha256: b.sha256 }).then(
+        (ref) => {
+          uploadedBlocks++;
+          uploadedBytes += b.data.length;
+          onBlockUploaded?.(ref);
+        },
+        (error: unknown) => void (failure ??= { error }),
+      );
+      const tracked = put.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    };
     const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
-      const unique = [...new Map(batch.filter((b) => !present.has(b.sha256)).map((b) => [b.sha256, b])).values()];
+      const unique = [...new Map(batch.filter((b) => !sent.has(b.sha256)).map((b) => [b.sha256, b])).values()];
       if (unique.length === 0) return;
       const missing = new Set(
         await this.missingBlocks(
@@ -543,38 +563,44 @@ export class MeshworkClient {
           call,
         ),
       );
-      const queue = unique.filter((b) => missing.has(b.sha256));
-      const worker = async (): Promise<void> => {
-        for (let b = queue.shift(); b !== undefined; b = queue.shift()) {
-          const ref = await this.putBlock(b.data, { ...call, sha256: b.sha256 });
-          uploadedBlocks++;
-          uploadedBytes += b.data.length;
-          onBlockUploaded?.(ref);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(parallelism, queue.length) }, worker));
-      for (const b of unique) present.add(b.sha256);
+      for (const b of unique) {
+        sent.add(b.sha256);
+        if (!missing.has(b.sha256)) continue;
+        while (inFlight.size >= parallelism && failure === undefined) await Promise.race(inFlight);
+        if (failure !== undefined) return;
+        startPut(b);
+      }
     };
 
-    // One batch uploads while the next is read and hashed.
-    let inFlight: Promise<void> = Promise.resolve();
     let batch: { sha256: string; data: Uint8Array }[] = [];
     for await (const data of splitBlocks(source, blockSize)) {
-      if (call.signal?.aborted) throw new RequestAbortedError(`upload of ${path} aborted`, { cause: call.signal.reason });
+      if (failure !== undefined) await failed();
+      if (call.signal?.aborted) {
+        await Promise.allSettled(inFlight);
+        throw new RequestAbortedError(`upload of ${path} aborted`, { cause: call.signal.reason });
+      }
       const sha256 = await sha256Hex(data);
       blocks.push({ sha256, size: data.length });
       batch.push({ sha256, data });
       if (batch.length >= batchSize) {
-        await inFlight;
-        inFlight = send(batch);
-        // Its failure is raised where it is awaited; this only keeps it from being reported as
-        // unhandled while the next batch is being read.
-        inFlight.catch(() => undefined);
+        const ready = batch;
         batch = [];
+        try {
+          await send(ready);
+        } catch (error) {
+          failure ??= { error };
+        }
       }
     }
-    await inFlight;
-    await send(batch);
+    if (failure === undefined) {
+      try {
+        await send(batch);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    await Promise.allSettled(inFlight);
+    if (failure !== undefined) await failed();
     const commit = await this.putEntry(
       objectId,
       path,

@@ -113,13 +113,13 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.use(
     entryRoutes(
       routeHooks,
-      { entries: { metadata, blocks, access }, changes: { metadata, changeFeed, access }, longPolls, throttle },
+      { entries: { metadata, blocks, access, possession: ctx.possession }, changes: { metadata, changeFeed, access }, longPolls, throttle },
       json,
     ),
   );
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
   app.use(presenceRoutes(routeHooks, { metadata, presence }, json));
-  app.use(contentRoutes(routeHooks, { blocks, metadata, logger }, json));
+  app.use(contentRoutes(routeHooks, { blocks, metadata, logger, possession: ctx.possession }, json));
   // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
   app.get('/v1/notifications', notificationHandler(routeHooks, longPolls));
 

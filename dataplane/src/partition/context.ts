@@ -15,6 +15,7 @@ import type { ChangeFeed } from './change-feed.ts';
 import type { LongPolls } from './long-poll/long-polls.ts';
 import type { SlotMap } from './slot-map.ts';
 import type { ObjectWriteCache } from './sync/access.ts';
+import type { PossessionCache } from './sync/possession-cache.ts';
 import type { Throttle } from './throttle/throttle.ts';
 
 /** The parts of one partition process, as server.ts builds them. */
@@ -22,6 +23,8 @@ export interface PartitionContext {
   config: PartitionConfig;
   /** Object records recently read for writes; see ObjectAccess.loadForWrite. */
   objectCache: ObjectWriteCache;
+  /** Proofs of possession remembered from uploads, for the commits that follow. */
+  possession: PossessionCache;
   metadata: MetadataStore;
   blocks: BlockStore;
   slotMap: SlotMap;

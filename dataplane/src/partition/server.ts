@@ -27,6 +27,7 @@ import { Authenticator, CredentialWatch } from './auth.ts';
 import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { ConnectionTracker, drainServer } from './drain.ts';
+import { PossessionCache } from './sync/possession-cache.ts';
 import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { throttleGate } from './throttle/gate.ts';
@@ -221,6 +222,7 @@ export async function runPartition(): Promise<void> {
     presence,
     logger: log,
     objectCache: new Map(),
+    possession: new PossessionCache(),
     metrics,
     tracing,
     health,

@@ -621,6 +621,23 @@ export class MetadataStore {
   }
 
   /**
+   * What an upload of a block by `userId` needs, read at one revision in one round trip: the
+   * block's state, whether the user holds it already, and the user's record (its quota).
+   */
+  async readForUpload(sha256: string, userId: string): Promise<{ state: Versioned<BlockState> | undefined; holds: boolean; user: UserRecord | undefined }> {
+    const res = await this.#etcd
+      .if('/mw/revision-probe', 'Mod', '!=', -1)
+      .then(this.#etcd.get(blockStateKey(sha256)), this.#etcd.get(blockHolderKey(sha256, userId)), this.#etcd.get(userKey(userId)))
+      .commit();
+    const [stateKv, holderKv, userKv] = res.responses.map((r) => r.response_range.kvs[0]);
+    return {
+      state: stateKv === undefined ? undefined : decode<BlockState>(stateKv),
+      holds: holderKv !== undefined,
+      user: userKv === undefined ? undefined : decode<UserRecord>(userKv).value,
+    };
+  }
+
+  /**
    * Records that a user uploaded a block, if its state is still at `stateVersion` (what it was
    * before the bytes went to S3); false when the collector marked it meanwhile.
    */

@@ -29,6 +29,7 @@ import { DataplaneMetrics } from '../../telemetry/metrics.ts';
 import { noTracing } from '../../telemetry/tracing.ts';
 import { Registry } from 'prom-client';
 import { Throttle } from '../throttle/throttle.ts';
+import { PossessionCache } from '../sync/possession-cache.ts';
 
 const stack = inject('stack');
 const adminToken = 'admin-token-for-long-polls';
@@ -93,6 +94,7 @@ beforeAll(async () => {
     presence: new PresenceStore(etcd, config.presenceTtlSeconds),
     logger,
     objectCache: new Map(),
+    possession: new PossessionCache(),
     metrics: new DataplaneMetrics('partition', () => longPolls.open),
     tracing: noTracing,
     throttle: new Throttle(config.throttle, { registry: new Registry(), logger }),

@@ -20,12 +20,15 @@ import { entryPathParam } from '../request-params.ts';
 import { missingBlocksBody, validate } from '../schemas.ts';
 import { missingBlocks, readableBlockSize, uploadBlock, uploadSize, type BlockMetadata } from '../sync/blocks.ts';
 import { liveEntry } from '../sync/entries.ts';
+import type { PossessionCache } from '../sync/possession-cache.ts';
 
 /** What the content routes need besides the hooks. */
 export interface ContentRouteDeps {
   blocks: BlockStore;
   metadata: Pick<MetadataStore, 'getEntry'> & BlockMetadata;
   logger: Logger;
+  /** Where uploads remember their proofs for the commits that follow. */
+  possession?: PossessionCache;
 }
 
 function shaParam(value: unknown): string {
@@ -83,7 +86,7 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
       },
       async ({ req, res, principal, input }) => {
         const { sha256, size } = input;
-        await uploadBlock({ blocks, metadata: deps.metadata }, principal.userId, sha256, size, req);
+        await uploadBlock({ blocks, metadata: deps.metadata, possession: deps.possession }, principal.userId, sha256, size, req);
         res.status(201).setHeader('ETag', strongEtag(sha256)).json({ sha256, size });
       },
     ),

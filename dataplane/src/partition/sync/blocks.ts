@@ -9,17 +9,20 @@ import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/has
 import type { BlockRecords, BlockToReference, MetadataStore } from '../../stores/metadata-store.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import { maxBlockBytes } from '../schemas.ts';
+import type { PossessionCache } from './possession-cache.ts';
 
 /** What a proof of possession reads. */
 export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'listMemberships' | 'getEntry'>;
 
 /** What the block service needs from the metadata store. */
-export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'recordHolder' | 'getUser' | 'storageUsed'>;
+export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'readForUpload' | 'recordHolder' | 'storageUsed'>;
 
 /** What the block service needs. */
 export interface BlockDeps {
   blocks: Pick<BlockStore, 'put' | 'sizeOf'>;
   metadata: BlockMetadata;
+  /** Where an upload remembers its proof for the commit that follows (none: not remembered). */
+  possession?: PossessionCache;
 }
 
 // Possession checks of one request run this many blocks at once.
@@ -139,12 +142,14 @@ export async function uploadBlock(
   body: Readable,
   now = new Date(),
 ): Promise<void> {
-  const before = await deps.metadata.readBlock(sha256);
+  const before = await deps.metadata.readForUpload(sha256, userId);
   if (before.state?.value.state === 'deleting') throw beingDeleted(sha256);
   // A block the caller holds already costs nothing more; anything else is checked before a byte is stored.
-  if (!before.holders.some((h) => h.userId === userId)) await checkQuota(deps.metadata, userId, size);
+  if (!before.holds) await checkQuota(deps.metadata, userId, before.user?.quotaBytes, size);
   await storeBlock(deps.blocks, sha256, size, body);
-  if (!(await deps.metadata.recordHolder(sha256, userId, before.state?.version ?? 0, now, size))) throw beingDeleted(sha256);
+  const stateVersion = before.state?.version ?? 0;
+  if (!(await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size))) throw beingDeleted(sha256);
+  deps.possession?.remember(userId, sha256, { stateVersion, size });
 }
 
 /** Whether `size` more bytes fit in a quota (null or absent: unlimited) with `used` bytes in use. */
@@ -152,8 +157,7 @@ export function quotaAllows(used: number, size: number, quotaBytes: number | nul
   return quotaBytes === null || quotaBytes === undefined || used + size <= quotaBytes;
 }
 
-async function checkQuota(metadata: BlockMetadata, userId: string, size: number): Promise<void> {
-  const quota = (await metadata.getUser(userId))?.quotaBytes;
+async function checkQuota(metadata: BlockMetadata, userId: string, quota: number | null | undefined, size: number): Promise<void> {
   if (quota === null || quota === undefined) return;
   const used = await metadata.storageUsed(userId);
   if (!quotaAllows(used, size, quota)) {

@@ -1,6 +1,7 @@
 // Entries of a mesh object as the sync protocol sees them (ADR 0004): commit a block list or a
 // directory under a precondition, delete to a tombstone, read the live entry, and list the live
 // entries page by page at one snapshot. No HTTP here: routes parse and answer.
+import { ApiError } from '@meshwork/contract';
 import { formatCursor, formatPageToken, type PageToken } from '../../cursor.ts';
 import type { WritePrecondition } from '../../http/preconditions.ts';
 import type { BlockStore } from '../../stores/block-store.ts';
@@ -16,6 +17,7 @@ import { contentHashOf } from '../content-plan.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { CommitEntryBody } from '../schemas.ts';
 import { blocksMissing, proveBlocks } from './blocks.ts';
+import type { PossessionCache } from './possession-cache.ts';
 import { conditionalWrite, entryView, type EntryWriteDeps } from './conditional-write.ts';
 
 /** Who writes: the user whose access is checked, and the device (or user) recorded as `modifiedBy`. */
@@ -59,6 +61,39 @@ export function committedRecord(path: string, body: CommitEntryBody, size: numbe
 export interface EntryDeps extends EntryWriteDeps {
   metadata: Pick<MetadataStore, 'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'>;
   blocks: Pick<BlockStore, 'sizesOf'>;
+  /** Proofs remembered from this process's uploads (none: every proof is read from the store). */
+  possession?: PossessionCache;
+}
+
+/**
+ * The caller's proofs of possession of `shas` and the blocks' sizes: remembered from the
+ * caller's uploads through this process where possible, read from etcd and S3 otherwise.
+ */
+async function proofsAndSizes(
+  deps: EntryDeps,
+  userId: string,
+  shas: readonly string[],
+  useRemembered: boolean,
+): Promise<{ proofs: Map<string, BlockToReference | undefined>; sizes: Map<string, number | undefined>; remembered: boolean }> {
+  const proofs = new Map<string, BlockToReference | undefined>();
+  const sizes = new Map<string, number | undefined>();
+  const unknown: string[] = [];
+  for (const sha256 of new Set(shas)) {
+    const known = useRemembered ? deps.possession?.recall(userId, sha256) : undefined;
+    if (known === undefined) {
+      unknown.push(sha256);
+      proofs.set(sha256, undefined);
+    } else {
+      proofs.set(sha256, { sha256, stateVersion: known.stateVersion });
+      sizes.set(sha256, known.size);
+    }
+  }
+  if (unknown.length > 0) {
+    const [read, readSizes] = await Promise.all([proveBlocks(deps.metadata, userId, unknown), deps.blocks.sizesOf(unknown)]);
+    for (const [sha256, proof] of read) proofs.set(sha256, proof);
+    for (const [sha256, size] of readSizes) sizes.set(sha256, size);
+  }
+  return { proofs, sizes, remembered: unknown.length < proofs.size };
 }
 
 /**
@@ -76,11 +111,30 @@ export async function commitEntry(
     const record = committedRecord(path, body, 0, writer.modifiedBy, new Date());
     return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true });
   }
+  try {
+    return await commitFile(deps, request, body, true);
+  } catch (err) {
+    // A remembered proof went stale (the block was marked since): forget them, prove from the store.
+    if (!(err instanceof ApiError && err.code === 'blocks_missing') || deps.possession === undefined) throw err;
+    const shas = body.blocks.map((b) => b.sha256);
+    if (!shas.some((sha) => deps.possession?.recall(writer.userId, sha) !== undefined)) throw err;
+    deps.possession.forget(writer.userId, shas);
+    return commitFile(deps, request, body, false);
+  }
+}
+
+async function commitFile(
+  deps: EntryDeps,
+  request: { objectId: string; path: string; precondition: WritePrecondition; writer: Writer },
+  body: CommitEntryBody & { kind: 'file' },
+  useRemembered: boolean,
+): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
+  const { objectId, path, precondition, writer } = request;
   const shas = body.blocks.map((b) => b.sha256);
-  const proofs = await proveBlocks(deps.metadata, writer.userId, shas);
+  const { proofs, sizes } = await proofsAndSizes(deps, writer.userId, shas, useRemembered);
   const unproved = [...proofs].filter(([, proof]) => proof === undefined).map(([sha]) => sha);
   if (unproved.length > 0) throw blocksMissing(unproved);
-  const size = checkCommittedBlocks(body, await deps.blocks.sizesOf(shas));
+  const size = checkCommittedBlocks(body, sizes);
   const record = committedRecord(path, body, size, writer.modifiedBy, new Date());
   const proved = [...proofs.values()].filter((p): p is BlockToReference => p !== undefined);
   // Most files fit in the entry's own transaction; a larger one writes its references first.
