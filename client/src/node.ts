@@ -4,9 +4,10 @@
 // of the web UI never pulls in `node:` modules.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { request as httpRequest, type Agent } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import type { ContentOptions, MeshworkClient, RawResponse, UploadOptions, UploadResult } from './client.ts';
@@ -38,13 +39,104 @@ export async function downloadToFile(
   file: string,
   options: ContentOptions = {},
 ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
-  const sink = Writable.toWeb(createWriteStream(file)) as WritableStream<Uint8Array>;
   try {
-    return await client.download(objectId, path, sink, options);
+    return await downloadToStream(client, objectId, path, createWriteStream(file), options);
   } catch (err) {
     await rm(file, { force: true });
     throw err;
   }
+}
+
+/**
+ * Streams a file's content into a Node stream with back-pressure and ends it; answers how many
+ * bytes arrived (a body cut short raises `NetworkError`). With `nodeHttpFetch` the socket is
+ * piped straight into `destination`, without the WHATWG stream layer that `download` needs.
+ */
+export async function downloadToStream(
+  client: MeshworkClient,
+  objectId: string,
+  path: string,
+  destination: Writable,
+  options: ContentOptions = {},
+): Promise<{ bytes: number; etag: string | undefined; status: number }> {
+  const answer = await client.content(objectId, path, options);
+  if (answer.body === null) {
+    destination.end();
+    return { bytes: 0, etag: answer.etag, status: answer.status };
+  }
+  const source = claimNodeBody(answer.body) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
+  let bytes = 0;
+  source.on('data', (chunk: Uint8Array) => void (bytes += chunk.length));
+  try {
+    await pipeline(source, destination, options.signal === undefined ? {} : { signal: options.signal });
+  } catch (err) {
+    if (options.signal?.aborted) throw new RequestAbortedError(`download of ${path} aborted`, { cause: options.signal.reason });
+    throw new NetworkError(`download of ${path} failed after ${bytes} bytes`, { cause: err });
+  }
+  if (answer.contentLength !== undefined && bytes !== answer.contentLength) {
+    throw new NetworkError(`download of ${path} ended after ${bytes} of ${answer.contentLength} bytes`, { cause: undefined });
+  }
+  return { bytes, etag: answer.etag, status: answer.status };
+}
+
+// The Node answers behind the bodies nodeHttpFetch made, until a reader pulls from the body or
+// downloadToStream claims the answer itself.
+const nodeBodies = new WeakMap<ReadableStream<Uint8Array>, { res: IncomingMessage; pulled: boolean }>();
+
+/** The Node answer behind a body of nodeHttpFetch that nobody read from yet (then only the caller reads it). */
+function claimNodeBody(body: ReadableStream<Uint8Array>): IncomingMessage | undefined {
+  const source = nodeBodies.get(body);
+  if (source === undefined || source.pulled || body.locked) return undefined;
+  nodeBodies.delete(body);
+  source.pulled = true;
+  return source.res;
+}
+
+/**
+ * A WHATWG body over a Node answer that reads nothing until it is pulled (high-water mark 0),
+ * so that downloadToStream can still take the answer whole; each pull takes what is buffered.
+ */
+function webBodyOf(res: IncomingMessage): ReadableStream<Uint8Array> {
+  const source = { res, pulled: false };
+  const body = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        source.pulled = true;
+        return new Promise<void>((resolve) => {
+          const settle = (finish: () => void): void => {
+            res.off('readable', tryRead);
+            res.off('end', onEnd);
+            res.off('error', onError);
+            res.off('close', onClose);
+            finish();
+            resolve();
+          };
+          const tryRead = (): void => {
+            const chunk = res.read() as Buffer | null;
+            if (chunk !== null) settle(() => controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
+            else if (res.readableEnded) settle(() => controller.close());
+          };
+          const onEnd = (): void => settle(() => controller.close());
+          const onError = (err: Error): void => settle(() => controller.error(err));
+          // A socket closed before the end: the body is cut short.
+          const onClose = (): void => {
+            if (!res.readableEnded) settle(() => controller.error(new Error('the answer was cut short')));
+          };
+          res.on('readable', tryRead);
+          res.once('end', onEnd);
+          res.once('error', onError);
+          res.once('close', onClose);
+          tryRead();
+        });
+      },
+      cancel(reason) {
+        res.destroy(reason instanceof Error ? reason : undefined);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  nodeBodies.set(body, source);
+  return body;
 }
 
 /** A request `rawHttp` sends byte for byte. */
@@ -149,7 +241,7 @@ export function nodeHttpFetch(agent: Agent): typeof fetch {
           const status = res.statusCode ?? 0;
           const empty = status === 204 || status === 304 || method === 'HEAD';
           if (empty) res.resume();
-          const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+          const stream = empty ? null : webBodyOf(res);
           resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: answer }));
         },
       );

@@ -624,7 +624,10 @@ export class MetadataStore {
    * What an upload of a block by `userId` needs, read at one revision in one round trip: the
    * block's state, whether the user holds it already, and the user's record (its quota).
    */
-  async readForUpload(sha256: string, userId: string): Promise<{ state: Versioned<BlockState> | undefined; holds: boolean; user: UserRecord | undefined }> {
+  async readForUpload(
+    sha256: string,
+    userId: string,
+  ): Promise<{ state: Versioned<BlockState> | undefined; holds: boolean; user: UserRecord | undefined }> {
     const res = await this.#etcd
       .if('/mw/revision-probe', 'Mod', '!=', -1)
       .then(this.#etcd.get(blockStateKey(sha256)), this.#etcd.get(blockHolderKey(sha256, userId)), this.#etcd.get(userKey(userId)))
