@@ -244,7 +244,7 @@ describe('MeshworkClient upload pipeline', () => {
     const service = slowService();
     let read = 0;
     let maxAhead = 0;
-    async function* source(): AsyncGenerator<Uint8Array> {
+    function* source(): Generator<Uint8Array> {
       for (let i = 0; i < 20; i++) {
         read++;
         maxAhead = Math.max(maxAhead, read - service.stats().done);
@@ -269,7 +269,7 @@ describe('MeshworkClient upload pipeline', () => {
 
   it('fails on a failed PUT without committing', async () => {
     const service = slowService(4);
-    async function* source(): AsyncGenerator<Uint8Array> {
+    function* source(): Generator<Uint8Array> {
       for (let i = 0; i < 20; i++) yield new Uint8Array([i]);
     }
     let finished = false;
@@ -287,6 +287,6 @@ describe('MeshworkClient upload pipeline', () => {
   });
 });
 
-function client_upload(client: MeshworkClient, source: AsyncIterable<Uint8Array>) {
+function client_upload(client: MeshworkClient, source: Iterable<Uint8Array>) {
   return client.upload('o', 'f', source, { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 3 });
 }
