@@ -16,6 +16,7 @@ import type { LongPolls } from './long-poll/long-polls.ts';
 import type { SlotMap } from './slot-map.ts';
 import type { ObjectWriteCache } from './sync/access.ts';
 import type { PossessionCache } from './sync/possession-cache.ts';
+import type { QuotaCache } from './sync/quota-cache.ts';
 import type { Throttle } from './throttle/throttle.ts';
 
 /** The parts of one partition process, as server.ts builds them. */
@@ -25,6 +26,8 @@ export interface PartitionContext {
   objectCache: ObjectWriteCache;
   /** Proofs of possession remembered from uploads, for the commits that follow. */
   possession: PossessionCache;
+  /** Users' quotas as uploads read them (a few seconds old at most). */
+  quotas: QuotaCache;
   metadata: MetadataStore;
   blocks: BlockStore;
   slotMap: SlotMap;

@@ -28,6 +28,7 @@ import { ChangeFeed } from './change-feed.ts';
 import type { PartitionContext } from './context.ts';
 import { ConnectionTracker, drainServer } from './drain.ts';
 import { PossessionCache } from './sync/possession-cache.ts';
+import { QuotaCache } from './sync/quota-cache.ts';
 import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
 import { throttleGate } from './throttle/gate.ts';
@@ -223,6 +224,7 @@ export async function runPartition(): Promise<void> {
     logger: log,
     objectCache: new Map(),
     possession: new PossessionCache(),
+    quotas: new QuotaCache(metadata),
     metrics,
     tracing,
     health,

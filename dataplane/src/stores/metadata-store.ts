@@ -642,13 +642,23 @@ export class MetadataStore {
 
   /**
    * Records that a user uploaded a block, if its state is still at `stateVersion` (what it was
-   * before the bytes went to S3); false when the collector marked it meanwhile.
+   * before the bytes went to S3; 0: no state record, the block was never collected). When the
+   * state moved, writes nothing and answers the state as it is now.
    */
-  async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date, size: number): Promise<boolean> {
+  async recordHolder(
+    sha256: string,
+    userId: string,
+    stateVersion: number,
+    now: Date,
+    size: number,
+  ): Promise<{ ok: true } | { ok: false; state: Versioned<BlockState> | undefined }> {
     const key = blockHolderKey(sha256, userId);
     const holder = this.#etcd.put(key).value(JSON.stringify({ createdAt: now.toISOString() }));
     const usage = this.#etcd.put(usageKey(userId, sha256)).value(String(size));
-    return (await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder, usage])).succeeded;
+    const result = await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder, usage], [blockStateKey(sha256)]);
+    if (result.succeeded) return { ok: true };
+    const kv = result.reads[0];
+    return { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) };
   }
 
   /** The bytes a user holds: the sizes of the blocks it uploaded that were not collected since. */

@@ -30,6 +30,7 @@ import { noTracing } from '../../telemetry/tracing.ts';
 import { Registry } from 'prom-client';
 import { Throttle } from '../throttle/throttle.ts';
 import { PossessionCache } from '../sync/possession-cache.ts';
+import { QuotaCache } from '../sync/quota-cache.ts';
 
 const stack = inject('stack');
 const adminToken = 'admin-token-for-long-polls';
@@ -95,6 +96,7 @@ beforeAll(async () => {
     logger,
     objectCache: new Map(),
     possession: new PossessionCache(),
+    quotas: new QuotaCache(metadata),
     metrics: new DataplaneMetrics('partition', () => longPolls.open),
     tracing: noTracing,
     throttle: new Throttle(config.throttle, { registry: new Registry(), logger }),

@@ -18,9 +18,14 @@ import {
   rotateAccountToken,
   type AccountDeps,
 } from '../sync/accounts.ts';
+import type { QuotaCache } from '../sync/quota-cache.ts';
 
 /** Routes for users, devices, account tokens and `GET /v1/me`. */
-export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: express.RequestHandler): Router {
+export function accountRoutes(
+  hooks: RouteHooks,
+  accounts: AccountDeps & { quotas?: Pick<QuotaCache, 'set'> },
+  json: express.RequestHandler,
+): Router {
   const router = Router();
 
   router.post(
@@ -100,6 +105,8 @@ export function accountRoutes(hooks: RouteHooks, accounts: AccountDeps, json: ex
       const userId = String(req.params.id);
       const user = await accounts.metadata.setUserQuota(userId, input.quotaBytes);
       if (user === undefined) throw notFound(`user ${userId}`);
+      // Applies here at once; other processes read it within quotaCacheMillis.
+      accounts.quotas?.set(userId, user.quotaBytes ?? null);
       res.json({ userId, quotaBytes: user.quotaBytes ?? null, usedBytes: await accounts.metadata.storageUsed(userId) });
     }),
   );

@@ -21,6 +21,7 @@ import { missingBlocksBody, validate } from '../schemas.ts';
 import { missingBlocks, readableBlockSize, uploadBlock, uploadSize, type BlockMetadata } from '../sync/blocks.ts';
 import { liveEntry } from '../sync/entries.ts';
 import type { PossessionCache } from '../sync/possession-cache.ts';
+import type { QuotaCache } from '../sync/quota-cache.ts';
 
 /** What the content routes need besides the hooks. */
 export interface ContentRouteDeps {
@@ -29,6 +30,8 @@ export interface ContentRouteDeps {
   logger: Logger;
   /** Where uploads remember their proofs for the commits that follow. */
   possession?: PossessionCache;
+  /** The users' quotas, as recently read. */
+  quotas: Pick<QuotaCache, 'quotaOf'>;
 }
 
 function shaParam(value: unknown): string {
@@ -86,7 +89,13 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
       },
       async ({ req, res, principal, input }) => {
         const { sha256, size } = input;
-        await uploadBlock({ blocks, metadata: deps.metadata, possession: deps.possession }, principal.userId, sha256, size, req);
+        await uploadBlock(
+          { blocks, metadata: deps.metadata, possession: deps.possession, quotas: deps.quotas },
+          principal.userId,
+          sha256,
+          size,
+          req,
+        );
         res.status(201).setHeader('ETag', strongEtag(sha256)).json({ sha256, size });
       },
     ),

@@ -10,6 +10,7 @@ import type { BlockRecords, BlockToReference, MetadataStore } from '../../stores
 import { invalidRequest, notFound } from '../errors.ts';
 import { maxBlockBytes } from '../schemas.ts';
 import type { PossessionCache } from './possession-cache.ts';
+import type { QuotaCache } from './quota-cache.ts';
 
 /** What a proof of possession reads. */
 export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'listMemberships' | 'getEntry'>;
@@ -21,6 +22,8 @@ export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'readForUpload' 
 export interface BlockDeps {
   blocks: Pick<BlockStore, 'put' | 'sizeOf'>;
   metadata: BlockMetadata;
+  /** The users' quotas, as recently read. */
+  quotas: Pick<QuotaCache, 'quotaOf'>;
   /** Where an upload remembers its proof for the commit that follows (none: not remembered). */
   possession?: PossessionCache;
 }
@@ -133,6 +136,11 @@ function beingDeleted(sha256: string): ApiError {
  * Uploads a block for `userId`: the bytes are verified and stored (deduplicated under the
  * block's name), then the caller's possession is recorded, only if the collector did not mark
  * the block since before the bytes went out (503 `busy` otherwise: the client uploads again).
+ *
+ * A user without a quota reads nothing first: the holder record is written in one transaction
+ * if the block never had a state record (it was never collected, so nothing deleted its bytes).
+ * A block collected once is checked after the fact: its bytes must be in S3 now and its state
+ * unchanged since it was read, which proves they were stored after the collector deleted them.
  */
 export async function uploadBlock(
   deps: BlockDeps,
@@ -142,13 +150,25 @@ export async function uploadBlock(
   body: Readable,
   now = new Date(),
 ): Promise<void> {
-  const before = await deps.metadata.readForUpload(sha256, userId);
-  if (before.state?.value.state === 'deleting') throw beingDeleted(sha256);
-  // A block the caller holds already costs nothing more; anything else is checked before a byte is stored.
-  if (!before.holds) await checkQuota(deps.metadata, userId, before.user?.quotaBytes, size);
+  const quota = await deps.quotas.quotaOf(userId);
+  let stateVersion = 0;
+  if (quota !== null) {
+    const before = await deps.metadata.readForUpload(sha256, userId);
+    if (before.state?.value.state === 'deleting') throw beingDeleted(sha256);
+    // A block the caller holds already costs nothing more; anything else is checked before a byte is stored.
+    if (!before.holds) await checkQuota(deps.metadata, userId, quota, size);
+    stateVersion = before.state?.version ?? 0;
+  }
   await storeBlock(deps.blocks, sha256, size, body);
-  const stateVersion = before.state?.version ?? 0;
-  if (!(await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size))) throw beingDeleted(sha256);
+  let recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+  if (!recorded.ok && quota === null && recorded.state !== undefined && recorded.state.value.state === 'deleted') {
+    // Collected before: the bytes in S3 now were stored after its deletion, and stay unless it is marked again.
+    const state = recorded.state;
+    if ((await deps.blocks.sizeOf(sha256)) !== size) throw beingDeleted(sha256);
+    stateVersion = state.version;
+    recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+  }
+  if (!recorded.ok) throw beingDeleted(sha256);
   deps.possession?.remember(userId, sha256, { stateVersion, size });
 }
 
@@ -157,8 +177,7 @@ export function quotaAllows(used: number, size: number, quotaBytes: number | nul
   return quotaBytes === null || quotaBytes === undefined || used + size <= quotaBytes;
 }
 
-async function checkQuota(metadata: BlockMetadata, userId: string, quota: number | null | undefined, size: number): Promise<void> {
-  if (quota === null || quota === undefined) return;
+async function checkQuota(metadata: BlockMetadata, userId: string, quota: number, size: number): Promise<void> {
   const used = await metadata.storageUsed(userId);
   if (!quotaAllows(used, size, quota)) {
     throw new ApiError('insufficient_storage', `the upload needs ${size} bytes; ${used} of the user's ${quota} bytes are in use`, {
@@ -168,7 +187,7 @@ async function checkQuota(metadata: BlockMetadata, userId: string, quota: number
 }
 
 /** The size of a block the caller may read (it proved possession); 404, as for an absent block, otherwise. */
-export async function readableBlockSize(deps: BlockDeps, userId: string, sha256: string): Promise<number> {
+export async function readableBlockSize(deps: Pick<BlockDeps, 'blocks' | 'metadata'>, userId: string, sha256: string): Promise<number> {
   const proof = await proveBlock(deps.metadata, userId, sha256, readableObjectsOf(deps.metadata, userId));
   const size = proof === undefined ? undefined : await deps.blocks.sizeOf(sha256);
   if (size === undefined) throw notFound(`block ${sha256}`);
