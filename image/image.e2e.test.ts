@@ -210,6 +210,8 @@ describe('the Meshwork image', () => {
     expect(licenses).toBe(readFileSync(join(dir, 'a', 'licenses.tsv'), 'utf8'));
     expect(licenses).toMatch(/^node\tnode\t24\.\d+\.\d+\tMIT/m);
     expect(licenses).toMatch(/^npm\tetcd3\t[^\t]+\tMIT$/m);
+    expect(licenses).toMatch(/^npm\t@meshwork\/contract\t[^\t]+\tApache-2\.0$/m);
+    expect(licenses.split('\n').filter((l) => l.includes('UNKNOWN'))).toEqual([]);
     for (const p of debianPackages(readFileSync(join(rootfs, 'var/lib/dpkg/status'), 'utf8'))) {
       expect(licenses).toContain(`debian\t${p.name}\t${p.version}\t`);
       expect(existsSync(join(rootfs, 'usr/share/doc', p.name, 'copyright')), p.name).toBe(true);

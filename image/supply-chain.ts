@@ -11,6 +11,7 @@ interface CycloneDxLicense {
 }
 
 interface CycloneDxComponent {
+  'bom-ref'?: string;
   group?: string;
   name: string;
   version?: string;
@@ -45,10 +46,18 @@ export function reproducibleSbom(raw: CycloneDxBom, timestamp: string): CycloneD
   return { ...bom, serialNumber: `urn:uuid:${uuid}` };
 }
 
-/** A component's licences as one SPDX-like expression (`UNKNOWN` when the package names none). */
-function licenseOf(component: CycloneDxComponent): string {
+/** A component's licences as one SPDX-like expression, or undefined when the package names none. */
+function licenseOf(component: CycloneDxComponent): string | undefined {
   const parts = (component.licenses ?? []).map((l) => l.expression ?? l.license?.id ?? l.license?.name ?? '').filter((s) => s !== '');
-  return parts.length === 0 ? 'UNKNOWN' : parts.join(' AND ');
+  return parts.length === 0 ? undefined : parts.join(' AND ');
+}
+
+/** A component's package name with its scope: npm names a workspace by its folder, its bom-ref has the real name. */
+function packageNameOf(component: CycloneDxComponent): string {
+  const ref = component['bom-ref'];
+  if (ref !== undefined && component.version !== undefined && ref.endsWith(`@${component.version}`))
+    return ref.slice(0, -component.version.length - 1);
+  return component.group ? `${component.group}/${component.name}` : component.name;
 }
 
 /** The packages listed in a dpkg status file, with their versions. */
@@ -64,7 +73,13 @@ export function debianPackages(status: string): { name: string; version: string 
 export function licenseList(bom: CycloneDxBom, dpkgStatus: string, nodeVersion: string): string {
   const rows = [['source', 'name', 'version', 'license']];
   rows.push(['node', 'node', nodeVersion, 'MIT (bundled components: /usr/local/share/doc/node/LICENSE)']);
-  const npm = (bom.components ?? []).map((c) => ['npm', c.group ? `${c.group}/${c.name}` : c.name, c.version ?? '', licenseOf(c)]);
+  // The project's own workspaces (@meshwork/*) declare no licence of their own: they are the project's.
+  const project = bom.metadata?.component ? licenseOf(bom.metadata.component) : undefined;
+  const npm = (bom.components ?? []).map((c) => {
+    const name = packageNameOf(c);
+    const license = licenseOf(c) ?? (name.startsWith('@meshwork/') ? project : undefined) ?? 'UNKNOWN';
+    return ['npm', name, c.version ?? '', license];
+  });
   rows.push(...npm.sort((a, b) => (`${a[1]}@${a[2]}` < `${b[1]}@${b[2]}` ? -1 : 1)));
   for (const p of debianPackages(dpkgStatus)) rows.push(['debian', p.name, p.version, `see /usr/share/doc/${p.name}/copyright`]);
   return rows.map((r) => r.join('\t')).join('\n') + '\n';
