@@ -2,8 +2,9 @@
 // the same digest, and its contents and configuration are what the chart and the supply-chain
 // promises say. Then its root filesystem, unpacked by umoci into an OCI bundle, runs under runc
 // as the image says (uid 65532, entrypoint, read-only root, /tmp a tmpfs, host network): the
-// partition role against etcd and MinIO started by the harness, a bad configuration, and the
-// operator role against the shared control plane.
+// partition role against etcd and MinIO started by the harness (also as uid 10001, which the
+// operator's StatefulSet sets), a bad configuration, and the operator role against the shared
+// control plane.
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import { repoRoot } from '../e2e/harness/binaries.ts';
 import { startEtcd, type EtcdServer } from '../e2e/harness/etcd.ts';
 import { startMinio, type MinioServer } from '../e2e/harness/minio.ts';
 import { freePort } from '../e2e/harness/ports.ts';
-import { ManagedProcess } from '../e2e/harness/process.ts';
+import { ManagedProcess, type ExitStatus } from '../e2e/harness/process.ts';
 import { installCrds, kubectlOk } from '../e2e/operator/harness.ts';
 import { debianPackages, imageSize } from './supply-chain.ts';
 
@@ -82,20 +83,28 @@ async function build(command: string, args: string[], dist: string): Promise<str
 
 interface ContainerOptions {
   name: string;
+  /** The user to run as; the image's own (65532) unless given, as a pod's runAsUser would. */
+  uid?: number;
   args: string[];
   env: Record<string, string>;
   /** Host paths bound read-only at the same or another path. */
   binds?: { source: string; destination: string; writable?: boolean }[];
 }
 
+interface Container {
+  id: string;
+  process: ManagedProcess;
+}
+
 /** Runs the unpacked image under the runtime, as a Kubernetes pod would: read-only root, no capabilities. */
-function startContainer(options: ContainerOptions): ManagedProcess {
+function startContainer(options: ContainerOptions): Container {
   const bundle = join(dir, 'bundles', options.name);
   mkdirSync(bundle, { recursive: true });
   const spec = structuredClone(baseSpec);
   spec.root = { path: rootfs, readonly: true };
   spec.hostname = options.name;
   spec.process.terminal = false;
+  if (options.uid !== undefined) spec.process.user = { uid: options.uid, gid: options.uid };
   spec.process.args = [...spec.process.args, ...options.args];
   spec.process.env = [...spec.process.env, ...Object.entries(options.env).map(([k, v]) => `${k}=${v}`)];
   for (const set of Object.keys(spec.process.capabilities)) spec.process.capabilities[set] = [];
@@ -108,19 +117,40 @@ function startContainer(options: ContainerOptions): ManagedProcess {
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   const id = `meshwork-image-test-${process.pid}-${options.name}`;
   containers.push(id);
-  return ManagedProcess.start({
+  const managed = ManagedProcess.start({
     component: `image ${options.name}`,
     binary: runtime,
     args: ['run', '--bundle', bundle, id],
     logFile: join(bundle, 'container.log'),
     env: { PATH: process.env.PATH },
   });
+  return { id, process: managed };
+}
+
+/** The real and effective user ids of a running container's first process, as the kernel sees them. */
+async function containerUids(container: Container): Promise<string> {
+  const { stdout } = await run(runtime, ['state', container.id]);
+  const { pid } = JSON.parse(stdout) as { pid: number };
+  return /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!.trim();
+}
+
+/** The container's exit, or an error after `ms`. */
+async function exitWithin(container: Container, ms: number, what: string): Promise<ExitStatus> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      container.process.exited,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no exit within ${ms} ms`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A file the container's user owns and may read (Secrets are mounted so). */
-function fileForContainer(path: string, content: string, mode = 0o400): string {
+function fileForContainer(path: string, content: string, mode = 0o400, owner = uid): string {
   writeFileSync(path, content, { mode });
-  chownSync(path, uid, uid);
+  chownSync(path, owner, owner);
   return path;
 }
 
@@ -218,44 +248,46 @@ describe('the Meshwork image', () => {
     }
   });
 
-  it('runs the partition role read-only as uid 65532, answers /readyz and drains on SIGTERM', async () => {
-    const home = join(dir, 'partition');
-    mkdirSync(join(home, 'secrets'), { recursive: true });
-    fileForContainer(join(home, 'secrets', 'admin-token'), 'admin-token-of-the-image-test');
-    const terminationLog = fileForContainer(join(home, 'termination-log'), '', 0o600);
-    const port = await freePort();
-    const env = partitionEnv(
-      {
-        etcdEndpoint: etcd!.endpoint,
-        minio: { endpoint: minio!.endpoint, accessKey: minio!.accessKey, secretKey: minio!.secretKey, bucket: minio!.bucket },
-      },
-      { partition: 'image', port, adminTokenFile: '/var/run/secrets/meshwork/admin-token', dir: home },
-    );
-    delete env.PATH;
-    delete env.MESHWORK_TERMINATION_MESSAGE_PATH;
-    const container = startContainer({
-      name: 'partition',
-      args: ['partition'],
-      env: { ...(env as Record<string, string>), NODE_OPTIONS: dataplaneNodeOptions, MESHWORK_POD_NAME: 'image-0' },
-      binds: [
-        { source: join(home, 'secrets'), destination: '/var/run/secrets/meshwork' },
-        { source: terminationLog, destination: '/dev/termination-log', writable: true },
-      ],
-    });
-    await container.waitReady(async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok, {
-      timeoutMs: 90_000,
-      what: 'to answer /readyz from the image',
-    });
-    const health = await fetch(`http://127.0.0.1:${port}/livez`);
-    expect(health.status).toBe(200);
-    container.signal('SIGTERM');
-    const exit = await Promise.race([
-      container.exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit 60 s after SIGTERM')), 60_000)),
-    ]);
-    expect(exit.code, container.logTail()).toBe(ExitCode.ok);
-    expect(container.logTail(200)).not.toMatch(/EROFS|EACCES/);
-  });
+  // The image's own user, and the one the operator's StatefulSet sets for data-plane pods.
+  it.each([{ user: 65532 }, { user: 10001 }])(
+    'runs the partition role read-only as uid $user, answers /readyz and drains on SIGTERM',
+    async ({ user }) => {
+      const home = join(dir, `partition-${user}`);
+      mkdirSync(join(home, 'secrets'), { recursive: true });
+      fileForContainer(join(home, 'secrets', 'admin-token'), 'admin-token-of-the-image-test', 0o400, user);
+      const terminationLog = fileForContainer(join(home, 'termination-log'), '', 0o600, user);
+      const port = await freePort();
+      const env = partitionEnv(
+        {
+          etcdEndpoint: etcd!.endpoint,
+          minio: { endpoint: minio!.endpoint, accessKey: minio!.accessKey, secretKey: minio!.secretKey, bucket: minio!.bucket },
+        },
+        { partition: `image-${user}`, port, adminTokenFile: '/var/run/secrets/meshwork/admin-token', dir: home },
+      );
+      delete env.PATH;
+      delete env.MESHWORK_TERMINATION_MESSAGE_PATH;
+      const container = startContainer({
+        name: `partition-${user}`,
+        uid: user,
+        args: ['partition'],
+        env: { ...(env as Record<string, string>), NODE_OPTIONS: dataplaneNodeOptions, MESHWORK_POD_NAME: `image-${user}-0` },
+        binds: [
+          { source: join(home, 'secrets'), destination: '/var/run/secrets/meshwork' },
+          { source: terminationLog, destination: '/dev/termination-log', writable: true },
+        ],
+      });
+      await container.process.waitReady(
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok,
+        { timeoutMs: 90_000, what: 'to answer /readyz from the image' },
+      );
+      expect(await containerUids(container)).toBe(`${user}\t${user}\t${user}\t${user}`);
+      expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(200);
+      container.process.signal('SIGTERM');
+      const exit = await exitWithin(container, 60_000, 'the partition after SIGTERM');
+      expect(exit.code, container.process.logTail()).toBe(ExitCode.ok);
+      expect(container.process.logTail(200)).not.toMatch(/EROFS|EACCES/);
+    },
+  );
 
   it('exits with the configuration code and a termination message naming the bad field', async () => {
     const home = join(dir, 'bad-config');
@@ -267,11 +299,8 @@ describe('the Meshwork image', () => {
       env: { MESHWORK_PARTITION: 'image', MESHWORK_SLOTS: '0-9999', MESHWORK_ETCD_ENDPOINTS: etcd!.endpoint },
       binds: [{ source: terminationLog, destination: '/dev/termination-log', writable: true }],
     });
-    const exit = await Promise.race([
-      container.exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still running after 60 s')), 60_000)),
-    ]);
-    expect(exit.code, container.logTail()).toBe(ExitCode.configInvalid);
+    const exit = await exitWithin(container, 60_000, 'the partition with a bad configuration');
+    expect(exit.code, container.process.logTail()).toBe(ExitCode.configInvalid);
     const message = readFileSync(terminationLog, 'utf8');
     expect(message.startsWith(configInvalidMessagePrefix), message).toBe(true);
     expect(message).toContain('MESHWORK_SLOTS');
@@ -300,10 +329,13 @@ describe('the Meshwork image', () => {
       binds: [{ source: home, destination: '/var/run/meshwork' }],
     });
     try {
-      await container.waitReady(async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok, {
-        timeoutMs: 90_000,
-        what: 'to answer /readyz from the image',
-      });
+      await container.process.waitReady(
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok,
+        {
+          timeoutMs: 90_000,
+          what: 'to answer /readyz from the image',
+        },
+      );
       const lease = await kubectlOk(kubeconfig, [
         'get',
         'lease',
@@ -314,8 +346,9 @@ describe('the Meshwork image', () => {
         'jsonpath={.spec.holderIdentity}',
       ]);
       expect(lease).not.toBe('');
+      expect(await containerUids(container)).toBe(`${uid}\t${uid}\t${uid}\t${uid}`);
     } finally {
-      await container.stop();
+      await container.process.stop();
       await kubectlOk(kubeconfig, ['delete', 'namespace', namespace, '--wait=false']);
     }
   });
