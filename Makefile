@@ -9,6 +9,20 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_DEPS := node_modules/.package-lock.json
 DEBIAN_PACKAGES := openssl ca-certificates
+# What make image and its tests need: mmdebstrap extracts the root filesystem, umoci assembles
+# and unpacks the OCI image, skopeo writes the docker-archive, runc runs the unpacked bundle.
+DEBIAN_IMAGE_PACKAGES := mmdebstrap umoci skopeo runc
+
+# Installs the Debian packages named in $(1) that are missing, waiting for another apt to finish.
+define install_debian
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
 
 .PHONY: help
 help: ## List the targets
@@ -22,13 +36,12 @@ $(NODE_DEPS): package.json package-lock.json
 	@touch $@
 
 .PHONY: deps-debian
-deps-debian: ## Install missing Debian packages (openssl, ...) with apt-get
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+deps-debian: ## Install missing Debian packages (openssl, ...; and the image's: mmdebstrap, umoci, ...) with apt-get
+	$(call install_debian,$(DEBIAN_PACKAGES) $(DEBIAN_IMAGE_PACKAGES))
+
+.PHONY: deps-image
+deps-image: ## Install missing Debian packages that make image needs (mmdebstrap, umoci, skopeo, runc)
+	$(call install_debian,$(DEBIAN_IMAGE_PACKAGES))
 
 .PHONY: tools
 tools: ## Build the pinned infrastructure into bin/ (kube-*, kubectl, etcd, minio, helm); a no-op when up to date
@@ -80,21 +93,32 @@ up: deps tools ## Start the local stack in the background (etcd, MinIO, control 
 down: ## Stop the local stack; nothing is left running
 	@if [ -d node_modules ]; then node e2e/stack/down.ts; else echo "Nothing to stop (no node_modules)."; fi
 
+# The image: meshwork/meshwork:<version of package.json>, the chart's default (its appVersion).
+IMAGE_VERSION := $(shell node -p 'require("./package.json").version' 2>/dev/null)
+IMAGE_DIST ?= dist
+IMAGE_ARCHIVE := $(IMAGE_DIST)/meshwork-$(IMAGE_VERSION).docker.tar
+
+.PHONY: image
+image: deps-image $(NODE_DEPS) ## Build the OCI image without a container engine into dist/ (layout, archives, SBOM, licences) and print its size (as root)
+	IMAGE_DIST=$(IMAGE_DIST) bash image/build.sh
+
+.PHONY: test-image
+test-image: deps-image $(NODE_DEPS) tools ## Build the image twice (same digest), then run it with runc against etcd, MinIO and the control plane
+	vitest run image/image.e2e.test.ts
+
 KIND_CLUSTER ?= meshwork
-IMAGE ?= meshwork/meshwork:dev
 
 .PHONY: kind-up
-kind-up: tools ## On a machine with Docker: build the image, create a kind cluster and load the image into it
+kind-up: image tools ## On a machine with Docker: create a kind cluster and load the image's archive into it
 	@command -v kind >/dev/null || { echo "kind is not installed; see https://kind.sigs.k8s.io (without Docker use make up)"; exit 1; }
-	docker build -t $(IMAGE) .
 	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --wait 120s
-	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
-	@echo "kind cluster $(KIND_CLUSTER) is up: bin/kubectl --context kind-$(KIND_CLUSTER) get nodes"
+	kind load image-archive $(IMAGE_ARCHIVE) --name $(KIND_CLUSTER)
+	@echo "kind cluster $(KIND_CLUSTER) is up with meshwork/meshwork:$(IMAGE_VERSION): bin/kubectl --context kind-$(KIND_CLUSTER) get nodes"
 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: clean
-clean: ## Remove build output and test results (keeps the Go caches)
-	rm -rf bin test-results
+clean: ## Remove build output, the image and test results (keeps the Go caches)
+	rm -rf bin test-results dist .cache/image

@@ -2,7 +2,7 @@
 // run by the harness), e2e (the system driven from outside).
 import { defineConfig } from 'vitest/config';
 
-const roots = '{contract,operator,dataplane,client,e2e,bench,lint}';
+const roots = '{contract,operator,dataplane,client,e2e,bench,lint,image}';
 
 export default defineConfig({
   test: {
@@ -27,7 +27,7 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
-          include: ['e2e/**/*.e2e.test.ts'],
+          include: ['e2e/**/*.e2e.test.ts', 'image/**/*.e2e.test.ts'],
           globalSetup: ['e2e/harness/global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
