@@ -225,6 +225,28 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     });
   });
 
+  it("sets the gateway Service's annotations from the Mesh, and removes one the Mesh no longer has", async () => {
+    // A merge patch: a key set to null is removed from the Mesh.
+    const annotate = async (annotations: Record<string, string | null> | null): Promise<void> => {
+      const patch = { spec: { gateway: { service: { annotations } } } };
+      await kubectlOk(admin, ['patch', '-n', namespace, 'mesh/mesh', '--type=merge', '-p', JSON.stringify(patch)]);
+    };
+    const annotations = async (): Promise<Record<string, string>> =>
+      (await getJson<V1Service>('service', 'mesh-gateway')).metadata!.annotations ?? {};
+    await annotate({ 'lb.example.com/internal': 'true', 'lb.example.com/zone': 'a' });
+    await waitFor(async () => (await annotations())['lb.example.com/zone'] === 'a', {
+      description: 'the annotations to reach the Service',
+      timeoutMs: 30_000,
+    });
+    await annotate({ 'lb.example.com/zone': null });
+    await waitFor(async () => !('lb.example.com/zone' in (await annotations())), {
+      description: 'the removed annotation to leave the Service',
+      timeoutMs: 30_000,
+    });
+    expect(await annotations()).toMatchObject({ 'lb.example.com/internal': 'true' });
+    await annotate(null);
+  });
+
   it('makes no API writes for the Mesh in the steady state', async () => {
     await settledMesh(2);
     await waitForWritesToSettle(operator, { description: 'the write count to stop moving', timeoutMs: 60_000, intervalMs: 2_000 });

@@ -13,7 +13,14 @@ import {
 } from '@meshwork/contract';
 import type { Mesh } from '../api/v1alpha1.ts';
 import { defaultImage } from './common.ts';
-import { gatewayComponent, gatewaySelectorLabels, meshLabel, meshNames, meshOwnedMetadata } from './mesh-common.ts';
+import {
+  gatewayComponent,
+  gatewaySelectorLabels,
+  managedAnnotationsAnnotation,
+  meshLabel,
+  meshNames,
+  meshOwnedMetadata,
+} from './mesh-common.ts';
 
 /** The gateway's own variables (beside those it shares with a partition). */
 export const gatewayEnvNames = {
@@ -120,11 +127,14 @@ export function buildGatewayDeployment(mesh: Mesh, options: GatewayOptions = {})
 export function buildGatewayService(mesh: Mesh): V1Service {
   const { service } = mesh.spec.gateway;
   const tls = gatewayServesTls(mesh);
-  const metadata = meshOwnedMetadata(mesh, meshNames.gatewayService(mesh), gatewayComponent);
+  const annotations = service.annotations ?? {};
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: service.annotations ? { ...metadata, annotations: { ...service.annotations } } : metadata,
+    metadata: {
+      ...meshOwnedMetadata(mesh, meshNames.gatewayService(mesh), gatewayComponent),
+      annotations: { ...annotations, [managedAnnotationsAnnotation]: Object.keys(annotations).sort().join(',') },
+    },
     spec: {
       type: service.type,
       selector: gatewaySelectorLabels(mesh),

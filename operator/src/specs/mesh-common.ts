@@ -8,6 +8,12 @@ import { ReconcileError } from '../errors.ts';
 
 /** Label naming the Mesh an object was built for (its MeshPartitions, the gateway's objects and pods). */
 export const meshLabel = 'meshwork.io/mesh';
+/**
+ * Annotation of the gateway Service listing the annotation keys the Mesh sets on it: when one is
+ * removed from the Mesh, this value changes, so the drift check applies the Service again and
+ * server-side apply removes the key.
+ */
+export const managedAnnotationsAnnotation = 'meshwork.io/managed-annotations';
 /** The value of `app.kubernetes.io/component` on gateway pods. */
 export const gatewayComponent = 'gateway';
 

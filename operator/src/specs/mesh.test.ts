@@ -5,6 +5,7 @@ import { sampleMesh } from '../api/fixtures.ts';
 import { defaultedMeshPartitionSpec, throttlingDefaults, watchdogSpecDefaults } from '../api/v1alpha1.ts';
 import { buildGatewayDeployment, buildGatewayPodDisruptionBudget, buildGatewayService, gatewayEnvironment } from './gateway.ts';
 import { buildMeshPartition } from './meshpartition.ts';
+import { containsDesired } from '../meshpartition/compare.ts';
 
 const owner = {
   apiVersion: 'meshwork.io/v1alpha1',
@@ -121,7 +122,13 @@ describe('buildGatewayDeployment', () => {
 
 describe('buildGatewayService', () => {
   it.each([
-    { case: 'defaults', gateway: {}, type: 'ClusterIP', port: { name: 'http', port: 80 }, annotations: undefined },
+    {
+      case: 'defaults',
+      gateway: {},
+      type: 'ClusterIP',
+      port: { name: 'http', port: 80 },
+      annotations: { 'meshwork.io/managed-annotations': '' },
+    },
     {
       case: 'a load balancer with annotations and TLS',
       gateway: {
@@ -130,9 +137,15 @@ describe('buildGatewayService', () => {
       },
       type: 'LoadBalancer',
       port: { name: 'https', port: 443 },
-      annotations: { 'lb.example.com/internal': 'true' },
+      annotations: { 'lb.example.com/internal': 'true', 'meshwork.io/managed-annotations': 'lb.example.com/internal' },
     },
-    { case: 'a node port', gateway: { service: { type: 'NodePort' as const } }, type: 'NodePort', port: { name: 'http', port: 80 } },
+    {
+      case: 'a node port',
+      gateway: { service: { type: 'NodePort' as const } },
+      type: 'NodePort',
+      port: { name: 'http', port: 80 },
+      annotations: { 'meshwork.io/managed-annotations': '' },
+    },
   ])('exposes the gateway pods ($case)', ({ gateway, type, port, annotations }) => {
     const mesh = sampleMesh('m', { gateway: { ...sampleMesh().spec.gateway, ...gateway } });
     const service = buildGatewayService(mesh);
@@ -159,5 +172,16 @@ describe('gatewayEnvironment', () => {
       (e) => e.name,
     );
     expect(new Set(names).size).toBe(names.length);
+  });
+});
+
+describe('the gateway Service under the drift check', () => {
+  it('differs from the live Service when an annotation is removed from the Mesh, so that it is applied again', () => {
+    const gateway = sampleMesh().spec.gateway;
+    const withTwo = sampleMesh('m', { gateway: { ...gateway, service: { type: 'ClusterIP', annotations: { a: '1', b: '2' } } } });
+    const withOne = sampleMesh('m', { gateway: { ...gateway, service: { type: 'ClusterIP', annotations: { a: '1' } } } });
+    const live = buildGatewayService(withTwo);
+    expect(containsDesired(buildGatewayService(withTwo), live)).toBe(true);
+    expect(containsDesired(buildGatewayService(withOne), live)).toBe(false);
   });
 });
