@@ -460,8 +460,8 @@ const meshSpec = object({
     .validate(between(1, maxMeshPartitions)),
   replicasPerPartition: integer()
     .default(meshDefaults.replicasPerPartition)
-    .describe('Replicas of each MeshPartition.')
-    .validate(between(0, 100)),
+    .describe('Replicas of each MeshPartition (at least one: a partition without members serves nothing).')
+    .validate(between(1, 100)),
   image: string()
     .describe("Container image of the partitions and the gateway; the operator's default when empty.")
     .with({ maxLength: 512 }),

@@ -314,7 +314,7 @@ describe('validation of a Mesh by the API server', () => {
   it.each([
     { case: 'no partitions', spec: { partitions: 0 }, message: 'partitions must be between 1 and 256' },
     { case: '257 partitions', spec: { partitions: 257 }, message: 'partitions must be between 1 and 256' },
-    { case: 'negative replicas', spec: { replicasPerPartition: -1 }, message: 'replicasPerPartition must be between 0 and 100' },
+    { case: 'no replicas', spec: { replicasPerPartition: 0 }, message: 'replicasPerPartition must be between 1 and 100' },
     {
       case: 'a Service type the gateway does not use',
       spec: { gateway: { service: { type: 'ExternalName' } } },
