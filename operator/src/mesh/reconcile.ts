@@ -83,6 +83,10 @@ export class MeshReconciler {
       owned.map((p) => p.metadata.name),
     );
 
+    const gatewayDeployment = buildGatewayDeployment(mesh, { defaultImage: this.#options.defaultImage });
+    const gatewayService = buildGatewayService(mesh);
+    const gatewayBudget = buildGatewayPodDisruptionBudget(mesh);
+    const named = (body: { metadata?: { name?: string } }): string => body.metadata!.name!;
     const desired: DesiredObject[] = [
       ...plan.keep.map((p) => ({
         kind: 'MeshPartition',
@@ -92,34 +96,27 @@ export class MeshReconciler {
       })),
       {
         kind: 'Deployment',
-        ref: { apiVersion: 'apps/v1', resource: 'deployments', namespace },
-        observed: undefined,
-        body: buildGatewayDeployment(mesh, { defaultImage: this.#options.defaultImage }) as KubeObject,
+        ref: { apiVersion: 'apps/v1', resource: 'deployments', namespace, name: named(gatewayDeployment) },
+        observed: caches.deployments.get(named(gatewayDeployment), namespace),
+        body: gatewayDeployment as KubeObject,
       },
       {
         kind: 'Service',
-        ref: { apiVersion: 'v1', resource: 'services', namespace },
-        observed: undefined,
-        body: buildGatewayService(mesh) as KubeObject,
+        ref: { apiVersion: 'v1', resource: 'services', namespace, name: named(gatewayService) },
+        observed: caches.services.get(named(gatewayService), namespace),
+        body: gatewayService as KubeObject,
       },
       {
         kind: 'PodDisruptionBudget',
-        ref: { apiVersion: 'policy/v1', resource: 'poddisruptionbudgets', namespace },
-        observed: undefined,
-        body: buildGatewayPodDisruptionBudget(mesh) as KubeObject,
+        ref: { apiVersion: 'policy/v1', resource: 'poddisruptionbudgets', namespace, name: named(gatewayBudget) },
+        observed: caches.podDisruptionBudgets.get(named(gatewayBudget), namespace),
+        body: gatewayBudget as KubeObject,
       },
     ];
-    for (const d of desired) {
-      const objectName = d.body.metadata!.name!;
-      d.ref = { ...d.ref, name: objectName };
-      if (d.kind === 'Deployment') d.observed = caches.deployments.get(objectName, namespace);
-      if (d.kind === 'Service') d.observed = caches.services.get(objectName, namespace);
-      if (d.kind === 'PodDisruptionBudget') d.observed = caches.podDisruptionBudgets.get(objectName, namespace);
-    }
 
     const changed: string[] = [];
     let problem: ApplyProblem | undefined;
-    let gateway = caches.deployments.get(desired.find((d) => d.kind === 'Deployment')!.ref.name!, namespace);
+    let gateway = caches.deployments.get(named(gatewayDeployment), namespace);
     const applied = new Map<string, MeshPartition>();
     const outcomes = await Promise.allSettled([
       ...desired.map(async (d) => {
