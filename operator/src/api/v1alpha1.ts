@@ -1,7 +1,7 @@
-// The meshwork.io/v1alpha1 custom resources, defined once (ADR 23): the schema below is what
-// `make crds` writes into crds/meshwork.io_meshpartitions.yaml and the chart, and the types
-// the operator reads objects with are inferred from it, so the two cannot drift. Choices of
-// the schema itself are in ADR 12.
+// The meshwork.io/v1alpha1 custom resources, defined once (ADR 23): the schemas below are what
+// `make crds` writes into crds/meshwork.io_meshpartitions.yaml, crds/meshwork.io_meshes.yaml and
+// the chart, and the types the operator reads objects with are inferred from them, so the two
+// cannot drift. Choices of the schemas themselves are in ADR 12 (MeshPartition) and ADR 33 (Mesh).
 import { throttlingDefaults } from '@meshwork/contract';
 import {
   applyDefaults,
