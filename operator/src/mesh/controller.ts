@@ -103,6 +103,10 @@ export class MeshController {
       log,
       events,
       defaultImage: options.defaultImage,
+      coverage: (ns, mesh, covered) => {
+        if (covered === undefined) metrics.meshSlotsCovered.remove({ namespace: ns, mesh });
+        else metrics.meshSlotsCovered.set({ namespace: ns, mesh }, covered);
+      },
       caches: { meshes, partitions, deployments, services, podDisruptionBudgets },
     });
   }

@@ -166,6 +166,7 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
       expect.objectContaining({ name: 'mesh-p1', slots: '2048-4095', ready: false }),
     ]);
     expect(status.gateway).toMatchObject({ service: 'mesh-gateway', readyReplicas: 0 });
+    expect(await operator.metrics()).toContain(`meshwork_mesh_slots_covered{namespace="${namespace}",mesh="mesh"} 0`);
 
     const out = await kubectlOk(admin, ['get', 'meshes', '-n', namespace]);
     const [header, row] = out
@@ -292,6 +293,10 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
       { description: 'the garbage collector to remove what the Mesh owned', timeoutMs: 60_000 },
     );
     expect(await operator.metric('meshwork_reconcile_errors_total', { controller: 'mesh' })).toBe(0);
+    await waitFor(async () => !(await operator.metrics()).includes(`mesh="mesh"`), {
+      description: "the Mesh's coverage series to go with it",
+      timeoutMs: 30_000,
+    });
   });
 });
 

@@ -34,6 +34,8 @@ export interface MeshReconcilerOptions {
   events: EventRecorder;
   log: Logger;
   defaultImage?: string;
+  /** Hears each Mesh's slot coverage after its status is computed, and `undefined` once the Mesh is gone (for a metric). */
+  coverage?: (namespace: string, mesh: string, slotsCovered: number | undefined) => void;
 }
 
 /** One object the Mesh wants: how to reach it, where its cache is, and its body. */
@@ -74,6 +76,7 @@ export class MeshReconciler {
     // Deleted: the garbage collector removes what it owned.
     if (!mesh || mesh.metadata.deletionTimestamp) {
       this.#written.delete(key);
+      this.#options.coverage?.(namespace, name, undefined);
       return {};
     }
     const owned = caches.partitions.list(namespace).filter((p) => ownedByMesh(p as KubernetesObject, mesh));
@@ -201,6 +204,7 @@ export class MeshReconciler {
     const written = this.#written.get(ref);
     const live = written && written.uid === mesh.metadata.uid ? written.status : mesh.status;
     const status = compute(live);
+    this.#options.coverage?.(namespace, name, status.slotsCovered);
     if (meshStatusUpToDate(status, live)) return;
     try {
       await this.#options.client.apply(
