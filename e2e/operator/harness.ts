@@ -42,20 +42,22 @@ export function repoFile(path: string): string {
   return readFileSync(join(repoRoot, path), 'utf8');
 }
 
-/** Installs the MeshPartition CRD (server-side, so concurrent test files agree) and waits until it is served. */
+/** The CRDs the operator serves, as `kind`, resource name and file under crds/. */
+const crds = [
+  { kind: 'MeshPartition', plural: 'meshpartitions' },
+  { kind: 'Mesh', plural: 'meshes' },
+].map((c) => ({ ...c, file: join(repoRoot, `crds/meshwork.io_${c.plural}.yaml`) }));
+
+/** Installs every CRD (server-side, so concurrent test files agree) and waits until each is served. */
 export async function installCrds(kubeconfig: string): Promise<void> {
-  await kubectlOk(kubeconfig, [
-    'apply',
-    '--server-side',
-    '--force-conflicts',
-    '-f',
-    join(repoRoot, 'crds/meshwork.io_meshpartitions.yaml'),
-  ]);
-  await kubectlOk(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/meshpartitions.meshwork.io']);
-  await waitFor(async () => (await kubectl(kubeconfig, ['get', 'meshpartitions', '-A'])).code === 0, {
-    description: 'the MeshPartition resource to be served',
-    timeoutMs: 30_000,
-  });
+  await kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', ...crds.flatMap((c) => ['-f', c.file])]);
+  await kubectlOk(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', ...crds.map((c) => `crd/${c.plural}.meshwork.io`)]);
+  for (const crd of crds) {
+    await waitFor(async () => (await kubectl(kubeconfig, ['get', crd.plural, '-A'])).code === 0, {
+      description: `the ${crd.kind} resource to be served`,
+      timeoutMs: 30_000,
+    });
+  }
 }
 
 /**

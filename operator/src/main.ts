@@ -1,12 +1,13 @@
 // The operator role: `node operator/src/main.ts`. Reads its configuration, connects to
 // the API server (in-cluster or KUBECONFIG), serves metrics and health, campaigns for the
-// leader Lease, and reconciles MeshPartitions only while it leads.
+// leader Lease, and reconciles Meshes and MeshPartitions only while it leads.
 import { pino } from 'pino';
 import { ConfigError, OperatorExitCode } from '@meshwork/contract';
 import { loadConfig, type OperatorConfig } from './config.ts';
 import { LeaderElector } from './controller/leaderelection.ts';
 import { KubeClient } from './kube/client.ts';
 import { loadInClusterCredentials, loadKubeconfigFile, type Credentials } from './kube/credentials.ts';
+import { MeshController } from './mesh/controller.ts';
 import { MeshPartitionController } from './meshpartition/controller.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { startOperatorServer } from './server.ts';
@@ -42,13 +43,26 @@ async function main(): Promise<void> {
     defaultImage: config.image,
     maxUnhealthyPercent: config.maxUnhealthyPercent,
   });
-  const server = await startOperatorServer({ ...config.http, registry: metrics.registry, ready: () => controller.synced });
+  const meshes = new MeshController({
+    client,
+    metrics,
+    log,
+    watchNamespace: config.watchNamespace,
+    concurrency: config.concurrency,
+    identity: config.identity,
+    defaultImage: config.image,
+  });
+  const server = await startOperatorServer({
+    ...config.http,
+    registry: metrics.registry,
+    ready: () => controller.synced && meshes.synced,
+  });
   log.info({ address: `${config.http.host}:${config.http.port}`, server: kc.server.origin }, 'Started the operator');
 
   const elector: { current?: LeaderElector } = {};
   const shutdown = async (signal: string): Promise<void> => {
     log.info({ signal }, 'Stopping the operator');
-    await controller.stop();
+    await Promise.all([controller.stop(), meshes.stop()]);
     await elector.current?.stop();
     server.close();
     client.close();
@@ -57,11 +71,12 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
-  await controller.startInformers();
+  await Promise.all([controller.startInformers(), meshes.startInformers()]);
   const lead = (): void => {
     metrics.leader.set(1);
-    log.info('Started reconciling MeshPartitions');
+    log.info('Started reconciling Meshes and MeshPartitions');
     controller.startWorkers();
+    meshes.startWorkers();
   };
   if (!config.leaderElect) {
     lead();

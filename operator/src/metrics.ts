@@ -97,6 +97,12 @@ export class OperatorMetrics {
     labelNames: ['level'] as const,
     registers: [this.registry],
   });
+  readonly meshSlotsCovered = new Gauge({
+    name: 'meshwork_mesh_slots_covered',
+    help: 'Slots (of 4096) owned by exactly one ready partition, per Mesh (status.slotsCovered); set by the leader.',
+    labelNames: ['namespace', 'mesh'] as const,
+    registers: [this.registry],
+  });
   readonly watchdogPaused = new Gauge({
     name: 'meshwork_watchdog_remediation_paused',
     help: '1 while the watchdog repairs nothing because too many members are unhealthy.',

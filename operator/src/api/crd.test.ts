@@ -1,12 +1,12 @@
 // The committed CRD files are what the definition in v1alpha1.ts generates (the drift check),
-// the chart's copy is the same CRD, and the definition agrees with the fixtures and the sample.
+// the chart's copy is the same CRD, and the definitions agree with the fixtures and the samples.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { samplePartition } from './fixtures.ts';
+import { sampleMesh, samplePartition } from './fixtures.ts';
 import { chartCrdDir, customResourceDefinitions, generatedCrdFiles } from './crd.ts';
-import { meshPartitionOpenApiSchema, throttlingDefaults, watchdogSpecDefaults } from './v1alpha1.ts';
+import { meshOpenApiSchema, meshPartitionOpenApiSchema, throttlingDefaults, watchdogSpecDefaults } from './v1alpha1.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const committed = (path: string): string => readFileSync(`${root}${path}`, 'utf8');
@@ -84,6 +84,61 @@ describe('the MeshPartition definition', () => {
 
   it('knows every field of the sample in crds/samples/', () => {
     const sample = parse(committed('crds/samples/meshpartition.yaml')) as { spec: unknown };
+    const unknown: string[] = [];
+    const walk = (value: unknown, node: Schema, path: string): void => {
+      if (Array.isArray(value)) value.forEach((item, i) => walk(item, node.items ?? {}, `${path}[${i}]`));
+      else if (value !== null && typeof value === 'object' && node.properties) {
+        for (const [k, v] of Object.entries(value)) {
+          const child = node.properties[k];
+          if (child === undefined) unknown.push(`${path}.${k}`);
+          else walk(v, child, `${path}.${k}`);
+        }
+      }
+    };
+    walk(sample.spec, spec, 'spec');
+    expect(unknown).toEqual([]);
+  });
+});
+
+describe('the Mesh definition', () => {
+  const schema = meshOpenApiSchema() as Schema;
+  const spec = schema.properties!.spec!;
+
+  it('passes partitions the same stores, throttling, watchdog, resources and storage schema as a MeshPartition has', () => {
+    const partitionSpec = (meshPartitionOpenApiSchema() as Schema).properties!.spec!;
+    const stores = { ...(spec.properties!.stores as Schema & { description?: string }) };
+    delete stores.description;
+    expect(stores).toEqual(partitionSpec.properties!.stores);
+    for (const field of ['throttling', 'watchdog', 'resources', 'storage']) {
+      expect(spec.properties![field], field).toEqual(partitionSpec.properties![field]);
+    }
+  });
+
+  it('bounds the name so that partition names stay short, and gives every rule a message', () => {
+    expect(schema['x-kubernetes-validations']).toEqual([
+      { rule: 'self.metadata.name.size() <= 40', message: expect.stringContaining('at most 40 characters') as unknown },
+    ]);
+    const walk = (node: Schema): void => {
+      for (const v of node['x-kubernetes-validations'] ?? []) expect(v.message, v.rule).not.toBe('');
+      for (const child of Object.values(node.properties ?? {})) walk(child);
+      if (node.items) walk(node.items);
+    };
+    walk(schema);
+  });
+
+  it("gives the test fixture exactly the CRD's defaults", () => {
+    expect(sampleMesh().spec).toMatchObject({
+      partitions: 1,
+      replicasPerPartition: 3,
+      throttling: throttlingDefaults,
+      watchdog: watchdogSpecDefaults,
+      gateway: { replicas: 2, resources: { cpu: '1', memory: '1Gi' }, service: { type: 'ClusterIP' } },
+    });
+  });
+
+  it('knows every field of the sample in crds/samples/', () => {
+    const sample = parse(committed('crds/samples/mesh.yaml')) as { kind: string; spec: unknown };
+    expect(sample.kind).toBe('Mesh');
     const unknown: string[] = [];
     const walk = (value: unknown, node: Schema, path: string): void => {
       if (Array.isArray(value)) value.forEach((item, i) => walk(item, node.items ?? {}, `${path}[${i}]`));

@@ -6,6 +6,10 @@ import { Document, isPair, isScalar, visit } from 'yaml';
 import { MeshworkError } from '@meshwork/contract';
 import {
   group,
+  meshKind,
+  meshOpenApiSchema,
+  meshPlural,
+  meshPrinterColumns,
   meshPartitionKind,
   meshPartitionOpenApiSchema,
   meshPartitionPlural,
@@ -33,46 +37,79 @@ export interface CrdDefinition {
   object: Record<string, unknown> & { metadata: { name: string; labels: Record<string, string>; annotations?: Record<string, string> } };
 }
 
+interface CrdParts {
+  kind: string;
+  plural: string;
+  shortNames?: string[];
+  comment: string;
+  subresources: Record<string, unknown>;
+  printerColumns: readonly Record<string, unknown>[];
+  schema: Record<string, unknown>;
+}
+
+function crd(parts: CrdParts): CrdDefinition {
+  return {
+    file: `${group}_${parts.plural}.yaml`,
+    comment: parts.comment,
+    object: {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: {
+        name: `${parts.plural}.${group}`,
+        labels: { 'app.kubernetes.io/name': 'meshwork', 'app.kubernetes.io/component': 'crd' },
+      },
+      spec: {
+        group,
+        scope: 'Namespaced',
+        names: {
+          kind: parts.kind,
+          listKind: `${parts.kind}List`,
+          plural: parts.plural,
+          singular: parts.kind.toLowerCase(),
+          ...(parts.shortNames ? { shortNames: parts.shortNames } : {}),
+          categories: ['meshwork'],
+        },
+        versions: [
+          {
+            name: version,
+            served: true,
+            storage: true,
+            subresources: parts.subresources,
+            additionalPrinterColumns: parts.printerColumns.map((c) => ({ ...c })),
+            schema: { openAPIV3Schema: parts.schema },
+          },
+        ],
+      },
+    },
+  };
+}
+
 /** Every CustomResourceDefinition Meshwork ships. */
 export function customResourceDefinitions(): CrdDefinition[] {
   return [
-    {
-      file: `${group}_${meshPartitionPlural}.yaml`,
+    crd({
+      kind: meshPartitionKind,
+      plural: meshPartitionPlural,
+      shortNames: ['mp'],
       comment: [
         'MeshPartition: one slice of the slot space, served by a StatefulSet of symmetric',
         'data-plane pods. The operator reconciles it; see docs/operations.md.',
       ].join('\n'),
-      object: {
-        apiVersion: 'apiextensions.k8s.io/v1',
-        kind: 'CustomResourceDefinition',
-        metadata: {
-          name: `${meshPartitionPlural}.${group}`,
-          labels: { 'app.kubernetes.io/name': 'meshwork', 'app.kubernetes.io/component': 'crd' },
-        },
-        spec: {
-          group,
-          scope: 'Namespaced',
-          names: {
-            kind: meshPartitionKind,
-            listKind: `${meshPartitionKind}List`,
-            plural: meshPartitionPlural,
-            singular: meshPartitionKind.toLowerCase(),
-            shortNames: ['mp'],
-            categories: ['meshwork'],
-          },
-          versions: [
-            {
-              name: version,
-              served: true,
-              storage: true,
-              subresources: { status: {}, scale: { ...meshPartitionScale } },
-              additionalPrinterColumns: meshPartitionPrinterColumns.map((c) => ({ ...c })),
-              schema: { openAPIV3Schema: meshPartitionOpenApiSchema() },
-            },
-          ],
-        },
-      },
-    },
+      subresources: { status: {}, scale: { ...meshPartitionScale } },
+      printerColumns: meshPartitionPrinterColumns,
+      schema: meshPartitionOpenApiSchema(),
+    }),
+    crd({
+      kind: meshKind,
+      plural: meshPlural,
+      comment: [
+        'Mesh: the whole service. The operator creates its MeshPartitions with an even slot',
+        'layout and the gateway in front of them; see docs/adr/0033-mesh-resource.md.',
+      ].join('\n'),
+      subresources: { status: {} },
+      printerColumns: meshPrinterColumns,
+      schema: meshOpenApiSchema(),
+    }),
   ];
 }
 

@@ -6,12 +6,14 @@ import {
   array,
   atLeast,
   between,
+  boolean,
   integer,
   object,
   oneOf,
   quantity,
   SchemaDefinitionError,
   string,
+  stringMap,
   toOpenApi,
   wholeBytes,
   type Infer,
@@ -68,6 +70,18 @@ describe('toOpenApi', () => {
     expect(Object.keys(count)).toEqual(['type', 'format', 'default', 'x-kubernetes-validations']);
   });
 
+  it('writes booleans and string maps', () => {
+    const schema = object({ on: boolean().default(false), labels: stringMap().with({ maxProperties: 4 }) });
+    expect(toOpenApi(schema)).toEqual({
+      type: 'object',
+      properties: {
+        on: { type: 'boolean', default: false },
+        labels: { type: 'object', maxProperties: 4, additionalProperties: { type: 'string' } },
+      },
+    });
+    expectTypeOf<Infer<typeof schema>>().toEqualTypeOf<{ on: boolean; labels?: Record<string, string> }>();
+  });
+
   it.each([
     [0, 'f must be 0 or more'],
     [1, 'f must be at least 1'],
@@ -81,6 +95,7 @@ describe('toOpenApi', () => {
     ['a default outside the enum', object({ m: oneOf(['A', 'B']).default('C' as 'A') })],
     ['a default of the wrong type', object({ n: integer().default('3' as unknown as number) })],
     ['a fractional integer default', object({ n: integer().default(1.5) })],
+    ['a boolean default that is a string', object({ b: boolean().default('true' as unknown as boolean) })],
     ['an object default naming an unknown property', object({ o: object({ a: integer() }).default({ b: 1 } as unknown as { a: number }) })],
     [
       'a map list whose key its items do not require',

@@ -14,7 +14,7 @@ export interface ValidationRule {
 
 /** The keywords of a node itself, as they appear in the CRD (children are kept apart). */
 interface Keywords {
-  type?: 'string' | 'integer' | 'object' | 'array';
+  type?: 'string' | 'integer' | 'boolean' | 'object' | 'array';
   format?: string;
   description?: string;
   pattern?: string;
@@ -29,6 +29,8 @@ interface Keywords {
   anyOf?: readonly { type: string }[];
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: readonly string[];
+  additionalProperties?: { type: 'string' };
+  maxProperties?: number;
 }
 
 /** The keywords a caller may add with `with()`: constraints and list semantics, not the type. */
@@ -41,6 +43,7 @@ export type Constraints = Pick<
   | 'maxLength'
   | 'minItems'
   | 'maxItems'
+  | 'maxProperties'
   | 'x-kubernetes-list-type'
   | 'x-kubernetes-list-map-keys'
 >;
@@ -159,6 +162,16 @@ export function quantity(): SchemaNode<string | number> {
   });
 }
 
+/** A boolean. */
+export function boolean(): SchemaNode<boolean> {
+  return node({ type: 'boolean' });
+}
+
+/** A map of strings to strings (annotations, for example). */
+export function stringMap(): SchemaNode<Record<string, string>> {
+  return node({ type: 'object', additionalProperties: { type: 'string' } });
+}
+
 /** A list of `items`. */
 export function array<I extends AnyNode>(items: I): SchemaNode<Infer<I>[]> {
   return node({ type: 'array' }, { items });
@@ -190,11 +203,13 @@ const keywordOrder = [
   'maxLength',
   'minItems',
   'maxItems',
+  'maxProperties',
   'x-kubernetes-list-type',
   'x-kubernetes-list-map-keys',
   'required',
   'x-kubernetes-validations',
   'properties',
+  'additionalProperties',
   'items',
 ] as const;
 
@@ -251,6 +266,8 @@ function checkDefault(n: AnyNode, value: unknown, where: string): void {
     if (keywords.enum && !keywords.enum.includes(value as string)) fail(`is not one of ${keywords.enum.join(', ')}`);
   } else if (keywords.type === 'integer') {
     if (!Number.isInteger(value)) fail('is not an integer');
+  } else if (keywords.type === 'boolean') {
+    if (typeof value !== 'boolean') fail('is not a boolean');
   } else if (keywords.type === 'object' && properties !== undefined) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('is not an object');
     for (const [key, inner] of Object.entries(value as Record<string, unknown>)) {

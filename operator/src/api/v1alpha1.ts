@@ -1,19 +1,21 @@
-// The meshwork.io/v1alpha1 custom resources, defined once (ADR 23): the schema below is what
-// `make crds` writes into crds/meshwork.io_meshpartitions.yaml and the chart, and the types
-// the operator reads objects with are inferred from it, so the two cannot drift. Choices of
-// the schema itself are in ADR 12.
+// The meshwork.io/v1alpha1 custom resources, defined once (ADR 23): the schemas below are what
+// `make crds` writes into crds/meshwork.io_meshpartitions.yaml, crds/meshwork.io_meshes.yaml and
+// the chart, and the types the operator reads objects with are inferred from them, so the two
+// cannot drift. Choices of the schemas themselves are in ADR 12 (MeshPartition) and ADR 33 (Mesh).
 import { throttlingDefaults } from '@meshwork/contract';
 import {
   applyDefaults,
   array,
   atLeast,
   between,
+  boolean,
   integer,
   object,
   oneOf,
   opaqueObject,
   quantity,
   string,
+  stringMap,
   toOpenApi,
   wholeBytes,
   type Infer,
@@ -84,6 +86,39 @@ const slotRange = object({
   { rule: `self.start >= 0 && self.end <= ${slotCount - 1}`, message: `slot ranges must lie inside 0-${slotCount - 1}` },
   { rule: 'self.start <= self.end', message: "a slot range's start must not be after its end" },
 );
+
+// Shared by MeshPartition and Mesh (which passes them to its partitions).
+const stores = object({
+  etcd: object({
+    endpoints: array(string().with({ minLength: 1, maxLength: 512 }))
+      .required()
+      .with({ minItems: 1, maxItems: 16 }),
+  }).required(),
+  s3: object({
+    endpoint: string().required().with({ minLength: 1, maxLength: 512 }),
+    bucket: string().required().with({ minLength: 3, maxLength: 63 }),
+    credentialsSecretRef: secretRef('A Secret in the same namespace with keys accessKeyId and secretAccessKey.').required(),
+  }).required(),
+});
+
+const resources = object({
+  cpu: quantity().default(resourceDefaults.cpu),
+  memory: quantity().default(resourceDefaults.memory),
+})
+  .default({})
+  .describe('Requests and limits of each data-plane container (a commodity server by default).');
+
+const storage = object({
+  volumes: integer()
+    .default(storageDefaults.volumes)
+    .describe('Volumes per replica (one PersistentVolumeClaim each).')
+    .validate(between(1, 8)),
+  size: quantity().default(storageDefaults.size),
+  storageClassName: string().with({ maxLength: 253 }),
+})
+  .default({})
+  .describe("Volumes of each replica; fixed once created (a StatefulSet's claim templates cannot change).")
+  .validate({ rule: 'self == oldSelf', message: 'storage cannot be changed after creation' });
 
 const byteRate = (description: string, fallback: string) =>
   quantity().default(fallback).describe(description).validate(wholeBytes('1', '1Pi'));
@@ -213,38 +248,12 @@ const spec = object({
       message: 'slot ranges must not overlap',
     }),
   image: string().describe("Container image of the data plane; the operator's default when empty.").with({ maxLength: 512 }),
-  resources: object({
-    cpu: quantity().default(resourceDefaults.cpu),
-    memory: quantity().default(resourceDefaults.memory),
-  })
-    .default({})
-    .describe('Requests and limits of each data-plane container (a commodity server by default).'),
-  storage: object({
-    volumes: integer()
-      .default(storageDefaults.volumes)
-      .describe('Volumes per replica (one PersistentVolumeClaim each).')
-      .validate(between(1, 8)),
-    size: quantity().default(storageDefaults.size),
-    storageClassName: string().with({ maxLength: 253 }),
-  })
-    .default({})
-    .describe("Volumes of each replica; fixed once created (a StatefulSet's claim templates cannot change).")
-    .validate({ rule: 'self == oldSelf', message: 'storage cannot be changed after creation' }),
+  resources,
+  storage,
   adminTokenSecretRef: secretRef(
     "A Secret in the same namespace whose key `token` is the data plane's administrator token (16 characters or more). Defaults to `<name>-admin`.",
   ),
-  stores: object({
-    etcd: object({
-      endpoints: array(string().with({ minLength: 1, maxLength: 512 }))
-        .required()
-        .with({ minItems: 1, maxItems: 16 }),
-    }).required(),
-    s3: object({
-      endpoint: string().required().with({ minLength: 1, maxLength: 512 }),
-      bucket: string().required().with({ minLength: 3, maxLength: 63 }),
-      credentialsSecretRef: secretRef('A Secret in the same namespace with keys accessKeyId and secretAccessKey.').required(),
-    }).required(),
-  }).required(),
+  stores: stores.required(),
   throttling,
   watchdog,
   rollout: object({
@@ -385,4 +394,164 @@ export interface MeshPartition {
   metadata: ObjectMeta;
   spec: MeshPartitionSpec;
   status?: MeshPartitionStatus;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mesh: the whole service (ADR 33). It reuses the MeshPartition's stores, resources, storage,
+// throttling and watchdog definitions, so what a Mesh passes to its partitions has the same
+// schema, defaults and rules as what a MeshPartition accepts.
+// ---------------------------------------------------------------------------------------------
+
+/** The Mesh kind. */
+export const meshKind = 'Mesh';
+/** The Mesh resource in URLs and RBAC rules. */
+export const meshPlural = 'meshes';
+
+/** The longest Mesh name: its partitions are `<mesh>-p<index>`, and their pods' names and labels must stay short enough. */
+export const maxMeshNameLength = 40;
+/** The most partitions a Mesh may have. */
+export const maxMeshPartitions = 256;
+
+/** A Mesh's values when left out. */
+export const meshDefaults = {
+  partitions: 1,
+  replicasPerPartition: 3,
+  gateway: { replicas: 2, resources: { cpu: '1', memory: '1Gi' }, serviceType: 'ClusterIP' },
+} as const;
+
+const gatewayServiceType = oneOf(['ClusterIP', 'NodePort', 'LoadBalancer']);
+
+const meshGateway = object({
+  replicas: integer()
+    .default(meshDefaults.gateway.replicas)
+    .describe('Gateway pods (a Deployment); a PodDisruptionBudget keeps all but one of them through voluntary disruptions.')
+    .validate(between(0, 100)),
+  resources: object({
+    cpu: quantity().default(meshDefaults.gateway.resources.cpu),
+    memory: quantity().default(meshDefaults.gateway.resources.memory),
+  })
+    .default({})
+    .describe('Requests and limits of each gateway container.'),
+  service: object({
+    type: gatewayServiceType.default(meshDefaults.gateway.serviceType).describe('The type of the Service in front of the gateway pods.'),
+    annotations: stringMap()
+      .with({ maxProperties: 64 })
+      .describe("Annotations of the gateway's Service (for a cloud load balancer, for example)."),
+  })
+    .default({})
+    .describe("The gateway's Service: the one address of the Mesh."),
+  tls: object({
+    secretName: string()
+      .required()
+      .with({ minLength: 1, maxLength: 253 })
+      .describe('A Secret in the same namespace with keys tls.crt and tls.key (the layout cert-manager writes).'),
+  }).describe('Serve HTTPS with this certificate; without it the gateway serves plain HTTP (behind an ingress that terminates TLS).'),
+})
+  .default({})
+  .describe('The gateway: the one entry point that routes each request to the partition owning its slot.');
+
+const meshSpec = object({
+  partitions: integer()
+    .default(meshDefaults.partitions)
+    .describe(
+      `How many MeshPartitions share the ${slotCount} slots, laid out evenly in contiguous ranges. ` +
+        'Changing it re-lays every range (docs/adr/0033-mesh-resource.md says what that means for live data).',
+    )
+    .validate(between(1, maxMeshPartitions)),
+  replicasPerPartition: integer()
+    .default(meshDefaults.replicasPerPartition)
+    .describe('Replicas of each MeshPartition (at least one: a partition without members serves nothing).')
+    .validate(between(1, 100)),
+  image: string()
+    .describe("Container image of the partitions and the gateway; the operator's default when empty.")
+    .with({ maxLength: 512 }),
+  adminTokenSecretRef: secretRef(
+    "A Secret in the same namespace whose key `token` is the data plane's administrator token, shared by every partition. Defaults to `<name>-admin`.",
+  ),
+  stores: stores.required().describe('The etcd cluster and S3 bucket every partition of the Mesh shares.'),
+  resources,
+  storage,
+  throttling,
+  watchdog,
+  gateway: meshGateway,
+});
+
+const meshPartitionReadiness = object({
+  name: string().required(),
+  slots: string().describe('The slot ranges the Mesh gives the partition, written as 0-1023,2048-2100.'),
+  ready: boolean().required().describe('The partition reports Ready=True for its current generation.'),
+  replicas: integer(),
+  readyReplicas: integer(),
+  reason: string().describe("The reason of the partition's Ready condition."),
+});
+
+const meshStatus = object({
+  observedGeneration: integer('int64'),
+  readyPartitions: integer().describe('Partitions of the layout that are ready.'),
+  slotsCovered: integer().describe(`Slots (of ${slotCount}) owned by exactly one ready partition.`),
+  uncoveredSlots: string().describe('The slots not owned by exactly one ready partition, written as 0-1023,2048-2100; empty when all are.'),
+  partitions: array(meshPartitionReadiness)
+    .describe('One entry per MeshPartition the Mesh owns, with the slots it is given and whether it is ready.')
+    .with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+  gateway: object({
+    replicas: integer(),
+    readyReplicas: integer(),
+    service: string().describe("The gateway Service's name."),
+  }),
+  conditions: array(condition).with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+});
+
+/** The schema of a whole Mesh, root of the CRD's openAPIV3Schema. */
+export const meshSchema = object({
+  apiVersion: string(),
+  kind: string(),
+  metadata: opaqueObject(),
+  spec: meshSpec.required(),
+  status: meshStatus,
+})
+  .describe('A Mesh is the whole service: its MeshPartitions with the slot layout, and the gateway in front of them.')
+  .validate({
+    rule: `self.metadata.name.size() <= ${maxMeshNameLength}`,
+    message: `a Mesh name must be at most ${maxMeshNameLength} characters (its partitions are named <mesh>-p<index>)`,
+  });
+
+/** The Mesh CRD's openAPIV3Schema. */
+export function meshOpenApiSchema(): JsonSchemaProps {
+  return toOpenApi(meshSchema);
+}
+
+/** A Mesh spec as the API server returns it, its defaults applied. */
+export function defaultedMeshSpec(input: Partial<MeshSpec> & Pick<MeshSpec, 'stores'>): MeshSpec {
+  return applyDefaults(meshSpec, input) as MeshSpec;
+}
+
+/** The columns of `kubectl get meshes` (priority 1: only with `-o wide`). */
+export const meshPrinterColumns = [
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Partitions', type: 'integer', jsonPath: '.spec.partitions' },
+  { name: 'Ready-Partitions', type: 'integer', jsonPath: '.status.readyPartitions' },
+  { name: 'Slots-Covered', type: 'integer', jsonPath: '.status.slotsCovered' },
+  { name: 'Gateway', type: 'integer', jsonPath: '.status.gateway.readyReplicas' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicasPerPartition', priority: 1 },
+  { name: 'Image', type: 'string', jsonPath: '.spec.image', priority: 1 },
+  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+] as const;
+
+/** The Mesh spec, as stored after defaulting. */
+export type MeshSpec = Infer<typeof meshSpec>;
+/** The Mesh status the operator writes. */
+export type MeshStatus = Infer<typeof meshStatus>;
+/** One partition's entry in a Mesh's status. */
+export type MeshPartitionReadiness = Infer<typeof meshPartitionReadiness>;
+/** The type of the gateway's Service. */
+export type GatewayServiceType = Infer<typeof gatewayServiceType>;
+
+/** A Mesh as the operator reads it. */
+export interface Mesh {
+  apiVersion: typeof apiVersion;
+  kind: typeof meshKind;
+  metadata: ObjectMeta;
+  spec: MeshSpec;
+  status?: MeshStatus;
 }

@@ -1,0 +1,223 @@
+// The Mesh reconciler: read the Mesh and what it owns from the caches, plan the partitions
+// (layout.ts), apply the MeshPartitions and the gateway's objects that drifted (server-side
+// apply, the operator's field manager), delete partitions the layout no longer has, record
+// what changed as one Event, and write status through /status only when it changed.
+// Level-triggered and idempotent: the steady state writes nothing.
+import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { fieldManager } from '@meshwork/contract';
+import { apiVersion, meshKind, meshPartitionPlural, meshPlural, type Mesh, type MeshPartition, type MeshStatus } from '../api/v1alpha1.ts';
+import type { HandlerResult } from '../controller/workqueue.ts';
+import { ReconcileError } from '../errors.ts';
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
+import { containsDesired, firstDifference } from '../meshpartition/compare.ts';
+import type { EventRecorder } from '../meshpartition/events.ts';
+import type { ObjectLookup } from '../meshpartition/reconcile.ts';
+import type { ApplyProblem } from '../meshpartition/status.ts';
+import { buildGatewayDeployment, buildGatewayPodDisruptionBudget, buildGatewayService } from '../specs/gateway.ts';
+import { buildMeshPartition } from '../specs/meshpartition.ts';
+import { planPartitions } from './layout.ts';
+import { computeMeshStatus, meshStatusUpToDate } from './status.ts';
+
+/** The caches the Mesh reconciler reads instead of the API server. */
+export interface MeshCaches {
+  meshes: ObjectLookup<Mesh>;
+  partitions: ObjectLookup<MeshPartition>;
+  deployments: ObjectLookup<V1Deployment>;
+  services: ObjectLookup<KubernetesObject>;
+  podDisruptionBudgets: ObjectLookup<KubernetesObject>;
+}
+
+export interface MeshReconcilerOptions {
+  client: KubeClient;
+  caches: MeshCaches;
+  events: EventRecorder;
+  log: Logger;
+  defaultImage?: string;
+  /** Hears each Mesh's slot coverage after its status is computed, and `undefined` once the Mesh is gone (for a metric). */
+  coverage?: (namespace: string, mesh: string, slotsCovered: number | undefined) => void;
+}
+
+/** One object the Mesh wants: how to reach it, where its cache is, and its body. */
+interface DesiredObject {
+  kind: string;
+  ref: ResourceRef;
+  observed: KubernetesObject | undefined;
+  body: KubeObject;
+}
+
+/** The uid of the object's controller, when it has one. */
+function controllerOf(obj: KubernetesObject): { uid: string; what: string } | undefined {
+  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller);
+  return owner ? { uid: owner.uid, what: `${owner.kind} ${owner.name}` } : undefined;
+}
+
+/** Whether `obj` is controlled by the Mesh `mesh`. */
+export function ownedByMesh(obj: KubernetesObject, mesh: Mesh): boolean {
+  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller);
+  return owner !== undefined && owner.kind === meshKind && owner.apiVersion === apiVersion && owner.uid === mesh.metadata.uid;
+}
+
+/** Reconciles one Mesh per call; keys are `namespace/name`. */
+export class MeshReconciler {
+  readonly #options: MeshReconcilerOptions;
+  /** The status this process last wrote per Mesh, which the informer may not have delivered yet. */
+  readonly #written = new Map<string, { uid: string | undefined; status: MeshStatus }>();
+
+  constructor(options: MeshReconcilerOptions) {
+    this.#options = options;
+  }
+
+  /** Brings the Mesh's partitions, gateway and status in line with its spec. */
+  async reconcile(key: string): Promise<HandlerResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const { caches, client, log } = this.#options;
+    const mesh = caches.meshes.get(name, namespace);
+    // Deleted: the garbage collector removes what it owned.
+    if (!mesh || mesh.metadata.deletionTimestamp) {
+      this.#written.delete(key);
+      this.#options.coverage?.(namespace, name, undefined);
+      return {};
+    }
+    const owned = caches.partitions.list(namespace).filter((p) => ownedByMesh(p as KubernetesObject, mesh));
+    const plan = planPartitions(
+      name,
+      mesh.spec.partitions,
+      owned.map((p) => p.metadata.name),
+    );
+
+    const gatewayDeployment = buildGatewayDeployment(mesh, { defaultImage: this.#options.defaultImage });
+    const gatewayService = buildGatewayService(mesh);
+    const gatewayBudget = buildGatewayPodDisruptionBudget(mesh);
+    const named = (body: { metadata?: { name?: string } }): string => body.metadata!.name!;
+    const desired: DesiredObject[] = [
+      ...plan.keep.map((p) => ({
+        kind: 'MeshPartition',
+        ref: { apiVersion, resource: meshPartitionPlural, namespace, name: p.name },
+        observed: caches.partitions.get(p.name, namespace) as KubernetesObject | undefined,
+        body: buildMeshPartition(mesh, p.name, p.slots) as unknown as KubeObject,
+      })),
+      {
+        kind: 'Deployment',
+        ref: { apiVersion: 'apps/v1', resource: 'deployments', namespace, name: named(gatewayDeployment) },
+        observed: caches.deployments.get(named(gatewayDeployment), namespace),
+        body: gatewayDeployment as KubeObject,
+      },
+      {
+        kind: 'Service',
+        ref: { apiVersion: 'v1', resource: 'services', namespace, name: named(gatewayService) },
+        observed: caches.services.get(named(gatewayService), namespace),
+        body: gatewayService as KubeObject,
+      },
+      {
+        kind: 'PodDisruptionBudget',
+        ref: { apiVersion: 'policy/v1', resource: 'poddisruptionbudgets', namespace, name: named(gatewayBudget) },
+        observed: caches.podDisruptionBudgets.get(named(gatewayBudget), namespace),
+        body: gatewayBudget as KubeObject,
+      },
+    ];
+
+    const changed: string[] = [];
+    let problem: ApplyProblem | undefined;
+    let gateway = caches.deployments.get(named(gatewayDeployment), namespace);
+    const applied = new Map<string, MeshPartition>();
+    const outcomes = await Promise.allSettled([
+      ...desired.map(async (d) => {
+        const objectName = d.ref.name!;
+        if (d.observed) {
+          // Never adopted: an object of the same name that this Mesh does not control is someone else's.
+          const controller = controllerOf(d.observed);
+          if (controller?.uid !== mesh.metadata.uid) {
+            const by = controller ? `controlled by ${controller.what}` : 'not controlled by this Mesh';
+            problem = { reason: 'ObjectConflict', message: `${d.kind} ${objectName} exists and is ${by}` };
+            return;
+          }
+          if (containsDesired(d.body, d.observed)) return;
+        }
+        let result: KubernetesObject;
+        try {
+          result = await client.apply<KubernetesObject>(d.ref, d.body, fieldManager);
+        } catch (err) {
+          if (err instanceof KubeApiError && err.status === 422) {
+            // A spec the API server refuses will not pass on retry; report it and wait for a change.
+            problem = { reason: 'ApplyRejected', message: `${d.kind} ${objectName}: ${err.message}` };
+            return;
+          }
+          throw new ReconcileError(`Could not apply ${d.kind} ${namespace}/${objectName}`, { cause: err });
+        }
+        if (d.kind === 'Deployment') gateway = result;
+        if (d.kind === 'MeshPartition') applied.set(objectName, result as unknown as MeshPartition);
+        const verb = d.observed ? 'Updated' : 'Created';
+        changed.push(`${verb} ${d.kind} ${objectName}`);
+        log.info(
+          { mesh: key, kind: d.kind, name: objectName, field: d.observed ? firstDifference(d.body, d.observed) : undefined },
+          `${verb} ${d.kind} ${namespace}/${objectName}`,
+        );
+      }),
+      ...plan.remove.map(async (partitionName) => {
+        const partition = owned.find((p) => p.metadata.name === partitionName);
+        if (!partition || partition.metadata.deletionTimestamp) return;
+        try {
+          await client.delete(
+            { apiVersion, resource: meshPartitionPlural, namespace, name: partitionName },
+            { ...(partition.metadata.uid ? { uid: partition.metadata.uid } : {}) },
+          );
+        } catch (err) {
+          throw new ReconcileError(`Could not delete MeshPartition ${namespace}/${partitionName}`, { cause: err });
+        }
+        changed.push(`Deleted MeshPartition ${partitionName}`);
+        log.info({ mesh: key, name: partitionName }, `Deleted MeshPartition ${namespace}/${partitionName}`);
+      }),
+    ]);
+    const recorded: Promise<void>[] = [];
+    if (changed.length > 0) recorded.push(this.#event(mesh, 'Normal', 'Applied', changed.sort().join(', ')));
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failure) {
+      await Promise.all(recorded);
+      throw failure.reason;
+    }
+    const reported = mesh.status?.conditions?.find((c) => c.type === 'Degraded');
+    if (problem && reported?.message !== problem.message) recorded.push(this.#event(mesh, 'Warning', problem.reason, problem.message));
+
+    // What was just applied is newer than the cache; partitions being deleted still count until they are gone.
+    const partitions = [...owned.filter((p) => !applied.has(p.metadata.name)), ...applied.values()];
+    try {
+      await this.#writeStatus(mesh, (live) =>
+        computeMeshStatus({ mesh: { ...mesh, status: live }, plan, partitions, gateway, problem, now: new Date() }),
+      );
+    } finally {
+      await Promise.all(recorded);
+    }
+    // A conflict may clear itself (an old owner being garbage-collected): look again later.
+    return problem?.reason === 'ObjectConflict' ? { requeueAfterMs: 10_000 } : {};
+  }
+
+  async #event(mesh: Mesh, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const { name, namespace, uid, resourceVersion } = mesh.metadata;
+    await this.#options.events.recordOn({ apiVersion, kind: meshKind, name, namespace, uid, resourceVersion }, type, reason, message);
+  }
+
+  /** Writes the status `compute` makes from the live one, through /status, unless the live one says the same. */
+  async #writeStatus(mesh: Mesh, compute: (live: MeshStatus | undefined) => MeshStatus): Promise<void> {
+    const { name, namespace } = mesh.metadata;
+    const ref = `${namespace}/${name}`;
+    const written = this.#written.get(ref);
+    const live = written && written.uid === mesh.metadata.uid ? written.status : mesh.status;
+    const status = compute(live);
+    this.#options.coverage?.(namespace, name, status.slotsCovered);
+    if (meshStatusUpToDate(status, live)) return;
+    try {
+      await this.#options.client.apply(
+        { apiVersion, resource: meshPlural, namespace, name, subresource: 'status' },
+        { apiVersion, kind: meshKind, metadata: { name, namespace }, status },
+        fieldManager,
+      );
+    } catch (err) {
+      // Deleted while we worked: nothing left to report on.
+      if (err instanceof KubeApiError && err.status === 404) return;
+      throw new ReconcileError(`Could not write the status of Mesh ${ref}`, { cause: err });
+    }
+    this.#written.set(ref, { uid: mesh.metadata.uid, status });
+    this.#options.log.debug({ mesh: ref, generation: mesh.metadata.generation }, `Updated status of Mesh ${ref}`);
+  }
+}

@@ -1,0 +1,225 @@
+// The Mesh's status as tables: which partitions count as ready, slot coverage, and the
+// conditions for each state of partitions and gateway.
+import type { V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { sampleMesh, samplePartition } from '../api/fixtures.ts';
+import type { Condition, Mesh, MeshPartition } from '../api/v1alpha1.ts';
+import { planPartitions } from './layout.ts';
+import { computeMeshStatus, meshStatusUpToDate, partitionReadiness, partitionReady } from './status.ts';
+
+const now = new Date('2026-01-02T03:04:05Z');
+const earlier = '2026-01-01T00:00:00Z';
+
+interface PartitionState {
+  ready?: boolean;
+  generation?: number;
+  observed?: number;
+  progressing?: boolean;
+  degraded?: string;
+}
+
+function partition(name: string, start: number, end: number, state: PartitionState = {}): MeshPartition {
+  const { ready = true, generation = 1, observed = generation, progressing = false, degraded } = state;
+  const p = samplePartition(name, { slots: [{ start, end }] }, 'mesh');
+  p.metadata.generation = generation;
+  const cond = (type: string, status: boolean, reason: string): Condition => ({
+    type,
+    status: status ? 'True' : 'False',
+    reason,
+    message: reason,
+    observedGeneration: observed,
+    lastTransitionTime: earlier,
+  });
+  p.status = {
+    observedGeneration: observed,
+    replicas: 3,
+    readyReplicas: ready ? 3 : 1,
+    conditions: [
+      cond('Ready', ready, ready ? 'AllReplicasReady' : 'ReplicasNotReady'),
+      cond('Progressing', progressing, progressing ? 'RollingUpdate' : 'Settled'),
+      degraded ? { ...cond('Degraded', true, 'InvalidConfiguration'), message: degraded } : cond('Degraded', false, 'AsExpected'),
+    ],
+  };
+  return p;
+}
+
+function gateway(ready: number, updated = ready, replicas = 2): V1Deployment {
+  return {
+    metadata: { name: 'm-gateway', generation: 1 },
+    spec: { replicas, selector: {}, template: {} },
+    status: { observedGeneration: 1, replicas, readyReplicas: ready, updatedReplicas: updated },
+  };
+}
+
+function statusOf(
+  mesh: Mesh,
+  partitions: MeshPartition[],
+  deployment: V1Deployment | undefined,
+  problem?: { reason: string; message: string },
+) {
+  const plan = planPartitions(
+    mesh.metadata.name,
+    mesh.spec.partitions,
+    partitions.map((p) => p.metadata.name),
+  );
+  return computeMeshStatus({ mesh, plan, partitions, gateway: deployment, now, ...(problem ? { problem } : {}) });
+}
+
+const two = sampleMesh('m', { partitions: 2 });
+const three = sampleMesh('m', { partitions: 3 });
+const laidForTwo = () => [partition('m-p0', 0, 2047), partition('m-p1', 2048, 4095)];
+
+describe('partitionReady', () => {
+  it.each([
+    { case: 'Ready for its generation', state: {}, ready: true, reason: 'AllReplicasReady' },
+    { case: 'not Ready', state: { ready: false }, ready: false, reason: 'ReplicasNotReady' },
+    { case: 'Ready for an older generation', state: { generation: 2, observed: 1 }, ready: false, reason: 'NotObserved' },
+  ])('$case', ({ state, ready, reason }) => {
+    const p = partition('m-p0', 0, 4095, state);
+    expect(partitionReady(p)).toBe(ready);
+    expect(partitionReadiness(p)).toMatchObject({ name: 'm-p0', slots: '0-4095', ready, reason });
+  });
+
+  it('is not ready before it has any status', () => {
+    const p = samplePartition('m-p0');
+    expect(partitionReadiness(p)).toEqual({
+      name: 'm-p0',
+      slots: '0-1023',
+      ready: false,
+      replicas: 0,
+      readyReplicas: 0,
+      reason: 'NotObserved',
+    });
+  });
+});
+
+describe('computeMeshStatus', () => {
+  it.each([
+    {
+      case: 'everything ready',
+      mesh: two,
+      partitions: laidForTwo(),
+      gateway: gateway(2),
+      ready: ['True', 'AllReady'],
+      progressing: ['False', 'Settled'],
+      degraded: ['False', 'AsExpected'],
+      covered: 4096,
+      uncovered: '',
+      readyPartitions: 2,
+    },
+    {
+      case: 'a new Mesh with nothing created yet',
+      mesh: two,
+      partitions: [],
+      gateway: undefined,
+      ready: ['False', 'SlotsNotCovered'],
+      progressing: ['True', 'CreatingPartitions'],
+      degraded: ['False', 'AsExpected'],
+      covered: 0,
+      uncovered: '0-4095',
+      readyPartitions: 0,
+    },
+    {
+      case: 'one partition not ready',
+      mesh: two,
+      partitions: [partition('m-p0', 0, 2047), partition('m-p1', 2048, 4095, { ready: false, progressing: true })],
+      gateway: gateway(2),
+      ready: ['False', 'SlotsNotCovered'],
+      progressing: ['True', 'PartitionsProgressing'],
+      degraded: ['False', 'AsExpected'],
+      covered: 2048,
+      uncovered: '2048-4095',
+      readyPartitions: 1,
+    },
+    {
+      case: 'grown to 3: the old two re-laid but not yet observed, the third missing',
+      mesh: three,
+      partitions: [
+        partition('m-p0', 0, 1364, { generation: 2, observed: 1 }),
+        partition('m-p1', 1365, 2729, { generation: 2, observed: 1 }),
+      ],
+      gateway: gateway(2),
+      ready: ['False', 'SlotsNotCovered'],
+      progressing: ['True', 'CreatingPartitions'],
+      degraded: ['False', 'AsExpected'],
+      covered: 0,
+      uncovered: '0-4095',
+      readyPartitions: 0,
+    },
+    {
+      case: 'shrunk to 2 with the third still there and ready: its slots overlap',
+      mesh: two,
+      partitions: [...laidForTwo(), partition('m-p2', 2730, 4095)],
+      gateway: gateway(2),
+      ready: ['False', 'SlotsNotCovered'],
+      progressing: ['True', 'RemovingPartitions'],
+      degraded: ['False', 'AsExpected'],
+      covered: 2730,
+      uncovered: '2730-4095',
+      readyPartitions: 2,
+    },
+    {
+      case: 'the gateway not ready',
+      mesh: two,
+      partitions: laidForTwo(),
+      gateway: gateway(1),
+      ready: ['False', 'GatewayNotReady'],
+      progressing: ['True', 'GatewayRollingOut'],
+      degraded: ['False', 'AsExpected'],
+      covered: 4096,
+      uncovered: '',
+      readyPartitions: 2,
+    },
+    {
+      case: 'a degraded partition',
+      mesh: two,
+      partitions: [partition('m-p0', 0, 2047), partition('m-p1', 2048, 4095, { ready: false, degraded: 'm-p1-0: bad slots' })],
+      gateway: gateway(2),
+      ready: ['False', 'SlotsNotCovered'],
+      progressing: ['False', 'Settled'],
+      degraded: ['True', 'PartitionDegraded'],
+      covered: 2048,
+      uncovered: '2048-4095',
+      readyPartitions: 1,
+    },
+  ])('$case', ({ mesh, partitions, gateway: deployment, ready, progressing, degraded, covered, uncovered, readyPartitions }) => {
+    const status = statusOf(mesh, partitions, deployment);
+    const conditions = Object.fromEntries(status.conditions!.map((c) => [c.type, [c.status, c.reason]]));
+    expect(conditions).toEqual({ Ready: ready, Progressing: progressing, Degraded: degraded });
+    expect(status).toMatchObject({ observedGeneration: 1, slotsCovered: covered, uncoveredSlots: uncovered, readyPartitions });
+    expect(status.partitions!.map((p) => p.name)).toEqual(partitions.map((p) => p.metadata.name));
+    expect(status.gateway).toEqual({
+      replicas: deployment?.status?.replicas ?? 0,
+      readyReplicas: deployment?.status?.readyReplicas ?? 0,
+      service: 'm-gateway',
+    });
+    for (const c of status.conditions!) {
+      expect(c.reason).toMatch(/^[A-Z][A-Za-z]*$/);
+      expect(c.message).not.toBe('');
+    }
+  });
+
+  it('reports a problem met while applying as Degraded and not Ready', () => {
+    const status = statusOf(two, laidForTwo(), gateway(2), { reason: 'ObjectConflict', message: 'Service m-gateway exists' });
+    expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ObjectConflict' });
+    expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', message: 'Service m-gateway exists' });
+  });
+
+  it('lists partitions by index, p10 after p9', () => {
+    const mesh = sampleMesh('m', { partitions: 11 });
+    const partitions = [10, 2, 9, 0, 1, 3, 4, 5, 6, 7, 8].map((i) => partition(`m-p${i}`, i, i));
+    expect(statusOf(mesh, partitions, gateway(2)).partitions!.map((p) => p.name)).toEqual(Array.from({ length: 11 }, (_, i) => `m-p${i}`));
+  });
+
+  it('keeps a transition time while a condition keeps its status, and moves it when the status changes', () => {
+    const first = statusOf(two, laidForTwo(), gateway(2));
+    const settled = { ...two, status: { ...first, conditions: first.conditions!.map((c) => ({ ...c, lastTransitionTime: earlier })) } };
+    const again = statusOf(settled, laidForTwo(), gateway(2));
+    expect(again.conditions!.every((c) => c.lastTransitionTime === earlier)).toBe(true);
+    expect(meshStatusUpToDate(again, settled.status)).toBe(true);
+    const worse = statusOf(settled, laidForTwo(), gateway(1));
+    expect(worse.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime).toBe('2026-01-02T03:04:05Z');
+    expect(worse.conditions!.find((c) => c.type === 'Degraded')!.lastTransitionTime).toBe(earlier);
+    expect(meshStatusUpToDate(worse, settled.status)).toBe(false);
+  });
+});
