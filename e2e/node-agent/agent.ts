@@ -31,6 +31,7 @@ import {
   ipCommand,
   removeNodeNetworks,
   removePodAddress,
+  setNodeLink,
   type NetworkPlan,
   type NodeNetworkPlan,
 } from './network.ts';
@@ -208,6 +209,7 @@ export class NodeAgent {
         requireBinary('kube-proxy'),
         `--kubeconfig=${this.options.kubeconfig}`,
         `--hostname-override=${node.name}`,
+        `--bind-address=${node.ip}`,
         '--proxy-mode=nftables',
         `--cluster-cidr=${this.options.network!.plan.cidr}`,
         // The conntrack table is the host's; a namespace must not resize it.
@@ -615,7 +617,10 @@ export class NodeAgent {
     throw new Error(`pod ${namespace}/${name} is not running on a local node`);
   }
 
-  /** Powers a node off: heartbeats stop and its pods' processes are frozen or killed. */
+  /**
+   * Powers a node off: heartbeats stop and its pods' processes are frozen or killed; with real
+   * networking its veth goes down and its kube-proxy is frozen too.
+   */
   async powerOff(name: string, mode: 'freeze' | 'kill' = 'kill'): Promise<void> {
     const node = this.#node(name);
     node.powered = false;
@@ -629,6 +634,11 @@ export class NodeAgent {
       for (const runner of node.runners.values()) await this.#releaseIP(node, runner.podIP);
       node.runners.clear();
     }
+    if (node.network) {
+      // With real networking the node also drops off the network, kube-proxy with it.
+      node.kubeProxy?.signal('SIGSTOP');
+      await setNodeLink(node.network, false);
+    }
     this.#log('Powered off node', { node: name, mode });
   }
 
@@ -636,6 +646,10 @@ export class NodeAgent {
   async powerOn(name: string): Promise<void> {
     const node = this.#node(name);
     node.powered = true;
+    if (node.network) {
+      await setNodeLink(node.network, true);
+      node.kubeProxy?.signal('SIGCONT');
+    }
     for (const runner of node.runners.values()) {
       runner.setFrozen(false);
       runner.resync();

@@ -133,6 +133,11 @@ export async function addPodAddress(node: NodeNetworkPlan, podIP: string): Promi
   await ip('-n', node.netns, 'addr', 'replace', `${podIP}/32`, 'dev', 'eth0');
 }
 
+/** Cuts a node off the bridge (a powered-off node answers nobody) or joins it again. */
+export async function setNodeLink(node: NodeNetworkPlan, up: boolean): Promise<void> {
+  await ip('link', 'set', node.hostVeth, up ? 'up' : 'down');
+}
+
 /** Takes a pod's address away (its sockets are gone with its process). */
 export async function removePodAddress(node: NodeNetworkPlan, podIP: string): Promise<void> {
   await ip('-n', node.netns, 'addr', 'del', `${podIP}/32`, 'dev', 'eth0').catch(() => undefined);
