@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../harness/binaries.ts';
 import { tailFile } from '../harness/process.ts';
 import { waitFor } from '../harness/wait.ts';
+import { networkSupport } from '../node-agent/network.ts';
 import { processAlive, readState, stackDir, type StackState } from './state.ts';
 
 const dir = stackDir();
@@ -42,6 +43,12 @@ if (existing && processAlive(existing.pid)) {
   process.exit(0);
 }
 
+const support = networkSupport();
+if (!support.ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback') {
+  console.log(
+    `WARNING: ${support.reason}; starting without real pod networking: pods get loopback addresses, Services have no endpoints and there is no cluster DNS (see docs/local-cluster.md). Run make up as root for networking.`,
+  );
+}
 mkdirSync(dir, { recursive: true });
 const logFile = join(dir, 'stack.log');
 const out = openSync(logFile, 'a');
