@@ -98,9 +98,21 @@ export function netnsEtcDir(netns: string): string {
   return join('/etc/netns', netns);
 }
 
-/** Creates the bridge and gives the host its address on it. Removes a leftover of the same block first. */
+/** The error of a block whose bridge exists: another stack or test holds it, or one left it behind. */
+export class NetworkBlockInUseError extends Error {
+  readonly block: number;
+  constructor(block: number) {
+    super(
+      `network block ${block} is in use: the bridge mwbr${block} exists (another local stack or test runs on it, or one was killed without its reaper: make down removes a stack's leftovers)`,
+    );
+    this.name = 'NetworkBlockInUseError';
+    this.block = block;
+  }
+}
+
+/** Creates the bridge and gives the host its address on it; never takes over an existing one. */
 export async function createBridge(plan: NetworkPlan): Promise<void> {
-  await removeNetwork(plan);
+  if (existsSync(join('/sys/class/net', plan.bridge))) throw new NetworkBlockInUseError(plan.block);
   registerCleanup('link', plan.bridge);
   await ip('link', 'add', plan.bridge, 'type', 'bridge');
   await ip('addr', 'add', `${plan.hostIP}/${plan.prefixLength}`, 'dev', plan.bridge);

@@ -8,7 +8,8 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startControlPlane } from '../harness/controlplane.ts';
-import { startCoreDns } from '../harness/coredns.ts';
+import { mustRun } from '../harness/commands.ts';
+import { clusterDnsIP, kubeDnsManifest, startCoreDns } from '../harness/coredns.ts';
 import { startEtcd } from '../harness/etcd.ts';
 import { startMinio } from '../harness/minio.ts';
 import { freePorts } from '../harness/ports.ts';
@@ -103,15 +104,16 @@ async function main(): Promise<void> {
   if (plan) {
     const dns = await startCoreDns({ address: plan.hostIP, kubeconfig: cp.adminKubeconfig, dir: join(dir, 'coredns') });
     stops.push(() => dns.stop());
-    log('Started CoreDNS', { nameserver: dns.address });
-    network = { mode: 'netns', block: plan.block, hostIP: plan.hostIP, nameserver: dns.address, cidr: plan.cidr };
+    await mustRun('kubectl', ['apply', '-f', '-'], { kubeconfig: cp.adminKubeconfig, input: kubeDnsManifest(plan.hostIP) });
+    log('Started CoreDNS behind the kube-dns Service', { clusterIP: clusterDnsIP, endpoint: dns.address });
+    network = { mode: 'netns', block: plan.block, hostIP: plan.hostIP, nameserver: clusterDnsIP, cidr: plan.cidr };
   }
 
   const agent = new NodeAgent({
     kubeconfig: cp.adminKubeconfig,
     dataDir: join(dir, 'nodes'),
     log,
-    ...(plan ? { network: { plan, nameserver: plan.hostIP } } : {}),
+    ...(plan ? { network: { plan, nameserver: clusterDnsIP } } : {}),
   });
   stops.push(() => agent.stop());
   await agent.start();

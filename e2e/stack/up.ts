@@ -25,7 +25,7 @@ function describe(state: StackState): string {
     ...(state.network.mode === 'netns'
       ? [
           `  network          nodes are network namespaces ${state.nodes.map((_, i) => `mw${(state.network as { block: number }).block}-n${i + 1}`).join(', ')} on ${state.network.cidr}; host ${state.network.hostIP}`,
-          `                   kube-proxy (nftables) per node; CoreDNS at ${state.network.nameserver}; e.g. ip netns exec mw${state.network.block}-n1 getent hosts p0-peers.meshwork.svc.cluster.local`,
+          `                   kube-proxy (nftables) per node; DNS: CoreDNS behind kube-system/kube-dns ${state.network.nameserver}; e.g. ip netns exec mw${state.network.block}-n1 getent hosts p0-peers.meshwork.svc.cluster.local`,
         ]
       : [`  network          WARNING: loopback pod IPs only (${state.network.reason}): Services have no endpoints, no cluster DNS`]),
     `  etcd             ${state.etcd}`,
