@@ -71,8 +71,11 @@ async function main(): Promise<void> {
     const [etcdPort, minioPort, apiPort] = await freePorts(3);
     settings = earlier?.ports ? { ports: earlier.ports } : { ports: { etcd: etcdPort!, minio: minioPort!, apiServer: apiPort! } };
   }
-  if (earlier?.block !== undefined && !plan)
-    log('WARNING: this stack ran with real networking before; its stored store addresses will not answer', {});
+  if (earlier && (earlier.block !== undefined) !== (plan !== undefined))
+    log(
+      'WARNING: this stack ran in the other network mode before; the store addresses it stored will not answer (make reset starts anew)',
+      {},
+    );
   await writeFile(settingsFile(dir), JSON.stringify(settings, null, 2));
   if (plan) {
     const network = plan;
