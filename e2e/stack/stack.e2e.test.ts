@@ -29,7 +29,7 @@ function processesMentioning(text: string): number[] {
   return pids.filter(processAlive);
 }
 
-const networked = networkSupport().ok;
+const networked = networkSupport().ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback';
 const upTimeoutMs = 420_000;
 
 describe('make up and make down', () => {
