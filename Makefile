@@ -8,7 +8,8 @@ SHELL := /usr/bin/env bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_DEPS := node_modules/.package-lock.json
-DEBIAN_PACKAGES := openssl ca-certificates
+# iproute2 and nftables: the local stack's network namespaces and kube-proxy (ADR 27).
+DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables
 # What make image and its tests need: mmdebstrap extracts the root filesystem, umoci assembles
 # and unpacks the OCI image, skopeo writes the docker-archive, runc runs the unpacked bundle.
 DEBIAN_IMAGE_PACKAGES := mmdebstrap umoci skopeo runc
@@ -44,7 +45,7 @@ deps-image: ## Install missing Debian packages that make image needs (mmdebstrap
 	$(call install_debian,$(DEBIAN_IMAGE_PACKAGES))
 
 .PHONY: tools
-tools: ## Build the pinned infrastructure into bin/ (kube-*, kubectl, etcd, minio, helm); a no-op when up to date
+tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns); a no-op when up to date
 	@bash tools/build.sh
 
 .PHONY: typecheck
@@ -86,12 +87,17 @@ crds: $(NODE_DEPS) ## Write crds/*.yaml and the Helm chart's CRD templates from 
 chart-crds: crds ## The same as make crds (the chart's CRD templates are written with crds/)
 
 .PHONY: up
-up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes) and say how to reach it
+up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes; as root with pod networking, kube-proxy and CoreDNS) and say how to reach it
 	node e2e/stack/up.ts
 
+WIPE ?=
 .PHONY: down
-down: ## Stop the local stack; nothing is left running
-	@if [ -d node_modules ]; then node e2e/stack/down.ts; else echo "Nothing to stop (no node_modules)."; fi
+down: ## Stop the local stack, keeping its data for the next make up (WIPE=1: remove it, as make reset); nothing is left running
+	@if [ -d node_modules ]; then node e2e/stack/down.ts $(if $(WIPE),--wipe); else echo "Nothing to stop (no node_modules)."; fi
+
+.PHONY: reset
+reset: ## Stop the local stack and remove all its data (.cache/stack): the next make up starts a new cluster
+	@$(MAKE) --no-print-directory down WIPE=1
 
 # The image: meshwork/meshwork:<version of package.json>, the chart's default (its appVersion).
 IMAGE_VERSION := $(shell node -p 'require("./package.json").version' 2>/dev/null)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the pinned real infrastructure (Kubernetes control plane and kubectl,
-# etcd, MinIO, Helm) from the Go module proxy into bin/, with each binary's
+# Builds the pinned real infrastructure (Kubernetes control plane, kube-proxy
+# and kubectl, etcd, MinIO, Helm, CoreDNS) from the Go module proxy into bin/, with each binary's
 # real version stamped in. A tool whose inputs (go.mod, go.sum, this script,
 # the Go version) are unchanged since its last build is skipped, so a second
 # run costs nothing.
 #
-# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm]   (default: all)
+# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +39,8 @@ stamp_of() {
   {
     go version
     cat "$1/go.mod" "$1/go.sum" "$here/build.sh"
+    # A tool built from a main package of its own (CoreDNS's plugin list).
+    if [ -f "$1/main.go" ]; then cat "$1/main.go"; fi
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -73,10 +75,10 @@ build_kubernetes() {
     flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
   done
-  build kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl -- \
+  build kubernetes kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl -- \
     -ldflags "-s -w$flags" -o "$bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl
 }
 
 build_etcd() {
@@ -113,11 +115,20 @@ build_helm() {
   build helm helm -- -ldflags "-s -w $flags" -o "$bin/helm" helm.sh/helm/v3/cmd/helm
 }
 
+build_coredns() {
+  local dir="$here/coredns" v
+  v=$(module_version "$dir" github.com/coredns/coredns)
+  # CoreDNS's version is a constant of coremain; GitCommit is the only stamp.
+  build coredns coredns -- \
+    -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-$v" \
+    -o "$bin/coredns" .
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm kubernetes)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns kubernetes)
 for t in "${targets[@]}"; do
   case "$t" in
-    kubernetes|etcd|minio|helm) "build_$t" ;;
-    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm)" >&2; exit 2 ;;
+    kubernetes|etcd|minio|helm|coredns) "build_$t" ;;
+    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns)" >&2; exit 2 ;;
   esac
 done

@@ -18,6 +18,12 @@ export interface ControlPlaneOptions {
   dir?: string;
   /** Fixed API server port; a free one otherwise. */
   apiServerPort?: number;
+  /**
+   * Address the API server listens on and advertises (default 127.0.0.1). A non-loopback
+   * address (the local stack's host address, ADR 27) also becomes the `kubernetes` Service's
+   * endpoint.
+   */
+  address?: string;
   /** Extra flags per component. */
   extraArgs?: Partial<Record<'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler', string[]>>;
   timeoutMs?: number;
@@ -104,12 +110,15 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
 
   const pki = await LocalPki.open(pkiDir);
   const sa = await pki.serviceAccountKey();
+  // One serving certificate per address, so a stack dir that changes mode gets the right names.
+  const servingAddress = options.address ?? '127.0.0.1';
   const serving = await pki.issue({
-    name: 'apiserver',
+    name: servingAddress === '127.0.0.1' ? 'apiserver' : `apiserver-${servingAddress}`,
     commonName: 'kube-apiserver',
     usage: 'server',
     altNames: [
       'IP:127.0.0.1',
+      ...(servingAddress === '127.0.0.1' ? [] : [`IP:${servingAddress}`]),
       'IP:198.18.128.1',
       'DNS:localhost',
       'DNS:kubernetes',
@@ -132,7 +141,9 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
   try {
     const [freeApi, cmPort, schedPort] = await freePorts(3);
     const apiPort = options.apiServerPort ?? freeApi!;
-    const server = `https://127.0.0.1:${apiPort}`;
+    const address = options.address ?? '127.0.0.1';
+    const loopback = address.startsWith('127.');
+    const server = `https://${address}:${apiPort}`;
     const caData = await LocalPki.base64(pki.caCert);
     const clientKubeconfig = async (name: string, pair: { cert: string; key: string }): Promise<string> => {
       const path = join(dir, `${name}.kubeconfig`);
@@ -156,8 +167,8 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
       logFile: join(logDir, 'kube-apiserver.log'),
       args: [
         `--etcd-servers=${etcd.endpoint}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
         `--secure-port=${apiPort}`,
         `--tls-cert-file=${serving.cert}`,
         `--tls-private-key-file=${serving.key}`,
@@ -169,7 +180,7 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-cluster-ip-range=${serviceCidr}`,
         // Loopback cannot be published as the kubernetes Service's endpoint.
-        '--endpoint-reconciler-type=none',
+        ...(loopback ? ['--endpoint-reconciler-type=none'] : []),
         '--allow-privileged=true',
         '--profiling=false',
         '--v=1',

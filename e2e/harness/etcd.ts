@@ -1,4 +1,4 @@
-// etcd on loopback for tests and the local stack.
+// etcd on loopback (or on the local stack's host address) for tests and the local stack.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,13 +14,15 @@ export interface EtcdOptions {
   dataDir?: string;
   /** Client port; a free one otherwise. */
   port?: number;
+  /** Address the client port listens on (default 127.0.0.1); the peer port stays on loopback. */
+  host?: string;
   /** Extra etcd flags, e.g. ["--auto-compaction-retention=10"]. */
   extraArgs?: string[];
   timeoutMs?: number;
 }
 
 export interface EtcdServer {
-  /** http://127.0.0.1:PORT */
+  /** http://HOST:PORT (127.0.0.1 unless `host` was given) */
   endpoint: string;
   dataDir: string;
   logFile: string;
@@ -46,7 +48,7 @@ async function startEtcdOnce(options: EtcdOptions): Promise<EtcdServer> {
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshwork-etcd-')));
   await mkdir(dir, { recursive: true });
   const [clientPort, peerPort] = options.port === undefined ? await freePorts(2) : [options.port, (await freePorts(1))[0]];
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `http://${options.host ?? '127.0.0.1'}:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const logFile = join(dir, `${component}.log`);
   const proc = ManagedProcess.start({

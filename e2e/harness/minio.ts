@@ -15,6 +15,8 @@ export interface MinioOptions {
   /** Keep data here (kept on stop); a fresh temporary directory otherwise (removed on stop). */
   dataDir?: string;
   port?: number;
+  /** Address it listens on (default 127.0.0.1). */
+  host?: string;
   /** Credentials; generated at random otherwise. */
   accessKey?: string;
   secretKey?: string;
@@ -55,7 +57,7 @@ async function startMinioOnce(options: MinioOptions): Promise<MinioServer> {
   await mkdir(join(dir, 'data'), { recursive: true });
   const [apiPort, consolePort] = await freePorts(2);
   const port = options.port ?? apiPort!;
-  const host = '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   const accessKey = options.accessKey ?? `mw${randomBytes(8).toString('hex')}`;
   const secretKey = options.secretKey ?? randomBytes(24).toString('base64url');
   const bucket = options.bucket ?? 'meshwork';
@@ -64,7 +66,7 @@ async function startMinioOnce(options: MinioOptions): Promise<MinioServer> {
     component: 'minio',
     binary,
     logFile,
-    args: ['server', join(dir, 'data'), `--address=${host}:${port}`, `--console-address=${host}:${consolePort}`, '--quiet'],
+    args: ['server', join(dir, 'data'), `--address=${host}:${port}`, `--console-address=127.0.0.1:${consolePort}`, '--quiet'],
     env: {
       ...process.env,
       MINIO_ROOT_USER: accessKey,

@@ -39,6 +39,19 @@ function reaperChannel(): ChildProcess {
   return reaper;
 }
 
+/**
+ * Asks the reaper to delete a network namespace (`netns`, with its /etc/netns directory) or a
+ * link (`link`) if this process dies before it removes them itself (ADR 27).
+ */
+export function registerCleanup(kind: 'netns' | 'link', name: string): void {
+  reaperChannel().stdin?.write(`+${kind} ${name}\n`);
+}
+
+/** Tells the reaper that a namespace or link registered with registerCleanup is gone. */
+export function forgetCleanup(kind: 'netns' | 'link', name: string): void {
+  reaper?.stdin?.write(`-${kind} ${name}\n`);
+}
+
 /** Whether a process with this pid exists and is not a zombie. */
 export function processAlive(pid: number): boolean {
   try {

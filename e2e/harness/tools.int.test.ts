@@ -34,7 +34,7 @@ describe('the pinned binaries', () => {
     }
   });
 
-  it.each(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'])(
+  it.each(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy'])(
     '%s --version prints the pinned Kubernetes version',
     (binary) => {
       expect(run(binary, ['--version']).trim()).toBe(`Kubernetes ${kubernetes}`);
@@ -65,9 +65,16 @@ describe('the pinned binaries', () => {
     expect(run('helm', ['version', '--template', '{{.Version}}'])).toBe(version);
   });
 
+  it('coredns -version prints the pinned release, with the plugins the local stack uses', () => {
+    const version = pinned('coredns', 'github.com/coredns/coredns');
+    expect(run('coredns', ['-version'])).toContain(`CoreDNS-${version.slice(1)}`);
+    const plugins = run('coredns', ['-plugins']).split(/\s+/);
+    expect(plugins).toEqual(expect.arrayContaining(['bind', 'kubernetes', 'ready', 'errors']));
+  });
+
   it('a second make tools with nothing changed builds nothing', () => {
     const output = execFileSync('bash', [join(repoRoot, 'tools', 'build.sh')], { encoding: 'utf8', env: { ...process.env } });
-    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm']) expect(output).toContain(`tools: ${tool} is up to date`);
+    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns']) expect(output).toContain(`tools: ${tool} is up to date`);
     expect(output).not.toContain('building');
   });
 });

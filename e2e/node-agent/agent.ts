@@ -1,6 +1,7 @@
 // A node agent that speaks the Kubernetes API as kubelets do, for N local nodes: it registers
 // Nodes, renews their Leases and Ready condition, runs the pods bound to them as local
-// processes on their own loopback pod IPs, provisions `meshwork-local` volumes, and injects
+// processes on their own pod IPs (loopback addresses, or with `network` each node a network
+// namespace running kube-proxy, ADR 27), provisions `meshwork-local` volumes, and injects
 // faults (power a node off and on, freeze or kill a pod, break a volume).
 import { execFile } from 'node:child_process';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
@@ -22,7 +23,18 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { repoRoot } from '../harness/binaries.ts';
+import { repoRoot, requireBinary } from '../harness/binaries.ts';
+import { ManagedProcess } from '../harness/process.ts';
+import {
+  addPodAddress,
+  createNodeNetwork,
+  ipCommand,
+  removeNodeNetworks,
+  removePodAddress,
+  setNodeLink,
+  type NetworkPlan,
+  type NodeNetworkPlan,
+} from './network.ts';
 import { PodRunner } from './pod-runner.ts';
 
 const run = promisify(execFile);
@@ -58,6 +70,13 @@ export interface NodeAgentOptions {
   heartbeatMs?: number;
   leaseDurationSeconds?: number;
   backoff?: { baseMs: number; maxMs: number; resetAfterMs: number };
+  /**
+   * Real networking (ADR 27): nodes become network namespaces on this plan's bridge (which the
+   * caller has made, see createBridge), each with kube-proxy, and pods resolve names through
+   * `nameserver`. The kubeconfig's server must be reachable from the namespaces then.
+   * Without it, pods get loopback addresses 127.X.i.k in the host's namespace.
+   */
+  network?: { plan: NetworkPlan; nameserver: string };
   /** Structured log sink; silent by default. */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -76,11 +95,14 @@ interface LocalNode {
   freeIPs: string[];
   informer: ListWatch<V1Pod> | undefined;
   heartbeat: NodeJS.Timeout | undefined;
+  /** The node's namespace, with real networking. */
+  network: NodeNetworkPlan | undefined;
+  kubeProxy: ManagedProcess | undefined;
 }
 
 /** Runs N local nodes against a Kubernetes API server. */
 export class NodeAgent {
-  readonly options: Required<Omit<NodeAgentOptions, 'log'>> & Pick<NodeAgentOptions, 'log'>;
+  readonly options: Required<Omit<NodeAgentOptions, 'log' | 'network'>> & Pick<NodeAgentOptions, 'log' | 'network'>;
   readonly kc: KubeConfig;
   readonly core: CoreV1Api;
   readonly nodes = new Map<string, LocalNode>();
@@ -119,20 +141,35 @@ export class NodeAgent {
     for (let i = 1; i <= this.options.nodeCount; i++) {
       const name = `${this.options.namePrefix}-${i}`;
       const block = this.options.addressBlock;
+      const network = this.options.network?.plan.nodes[i - 1];
+      if (this.options.network && !network) throw new Error(`the network plan has no node ${i}`);
       const node: LocalNode = {
         name,
         index: i,
-        ip: `127.${block}.${i}.1`,
+        ip: network?.ip ?? `127.${block}.${i}.1`,
         powered: true,
         runners: new Map(),
-        freeIPs: Array.from({ length: 253 }, (_, k) => `127.${block}.${i}.${k + 2}`),
+        freeIPs: network ? [...network.podIPs] : Array.from({ length: 253 }, (_, k) => `127.${block}.${i}.${k + 2}`),
         informer: undefined,
         heartbeat: undefined,
+        network,
+        kubeProxy: undefined,
       };
       this.nodes.set(name, node);
+      if (network && this.options.network) {
+        await createNodeNetwork(this.options.network.plan, network, {
+          nameserver: this.options.network.nameserver,
+          search: ['svc.cluster.local', 'cluster.local'],
+        });
+      }
       await this.#register(node);
       this.#startHeartbeat(node);
       this.#watchPods(node);
+    }
+    if (this.options.network) {
+      await mkdir(join(this.options.dataDir, 'kube-proxy'), { recursive: true });
+      for (const node of this.nodes.values()) node.kubeProxy = this.#startKubeProxy(node);
+      await Promise.all([...this.nodes.values()].map((node) => this.#waitKubeProxy(node)));
     }
     this.#watchVolumes();
   }
@@ -146,11 +183,51 @@ export class NodeAgent {
       if (node.heartbeat) clearInterval(node.heartbeat);
       await node.informer?.stop();
       await Promise.all([...node.runners.values()].map((r) => r.kill()));
+      await node.kubeProxy?.stop(5000);
       if (options.deregister) {
         await this.core.deleteNode({ name: node.name }).catch(() => undefined);
         await this.#leases.deleteNamespacedLease({ name: node.name, namespace: 'kube-node-lease' }).catch(() => undefined);
       }
     }
+    await removeNodeNetworks([...this.nodes.values()].flatMap((n) => (n.network ? [n.network] : [])));
+  }
+
+  // ---- kube-proxy --------------------------------------------------------------------------
+
+  /** Runs kube-proxy (nftables mode) inside a node's namespace, as a node of a real cluster does. */
+  #startKubeProxy(node: LocalNode): ManagedProcess {
+    const network = node.network!;
+    const logDir = join(this.options.dataDir, 'kube-proxy');
+    return ManagedProcess.start({
+      component: `kube-proxy ${node.name}`,
+      binary: ipCommand(),
+      logFile: join(logDir, `${node.name}.log`),
+      args: [
+        'netns',
+        'exec',
+        network.netns,
+        requireBinary('kube-proxy'),
+        `--kubeconfig=${this.options.kubeconfig}`,
+        `--hostname-override=${node.name}`,
+        `--bind-address=${node.ip}`,
+        '--proxy-mode=nftables',
+        `--cluster-cidr=${this.options.network!.plan.cidr}`,
+        // The conntrack table is the host's; a namespace must not resize it.
+        '--conntrack-max-per-core=0',
+        `--metrics-bind-address=${node.ip}:10249`,
+        `--healthz-bind-address=${node.ip}:10256`,
+        '--v=1',
+      ],
+    });
+  }
+
+  /** Waits until kube-proxy has programmed the node's rules once (its /healthz answers 200). */
+  async #waitKubeProxy(node: LocalNode): Promise<void> {
+    await node.kubeProxy!.waitReady(
+      async () =>
+        (await fetch(`http://${node.ip}:10256/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.ok ?? false,
+      { timeoutMs: 120_000, what: 'to sync its rules' },
+    );
   }
 
   // ---- nodes -------------------------------------------------------------------------------
@@ -331,8 +408,7 @@ export class NodeAgent {
       const runner = node.runners.get(pod.metadata?.uid ?? '');
       if (!runner) return;
       node.runners.delete(runner.uid);
-      node.freeIPs.push(runner.podIP);
-      void runner.kill();
+      void runner.kill().then(() => this.#releaseIP(node, runner.podIP));
     });
     node.informer = informer;
     this.#keepWatching(`pods on ${node.name}`, informer);
@@ -361,6 +437,7 @@ export class NodeAgent {
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
     const ip = node.freeIPs.shift();
     if (!ip) throw new Error(`node ${node.name} has no free pod IP left`);
+    if (node.network) await addPodAddress(node.network, ip);
     const podDir = join(this.options.dataDir, 'pods', uid);
     const runner = new PodRunner(
       {
@@ -368,6 +445,7 @@ export class NodeAgent {
         repoRoot,
         nodeName: node.name,
         hostIP: node.ip,
+        netns: node.network?.netns,
         podDir,
         entrypoint: (image) => this.options.images.find((i) => i.pattern.test(image))?.entrypoint,
         claimPath: (namespace, claim) => this.#claimPath(namespace, claim),
@@ -381,6 +459,12 @@ export class NodeAgent {
     node.runners.set(uid, runner);
     this.#log('Admitted pod', { node: node.name, pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, podIP: ip });
     await runner.start();
+  }
+
+  /** Returns a pod's address to its node's pool (and takes it off the node's interface). */
+  async #releaseIP(node: LocalNode, ip: string): Promise<void> {
+    if (node.network) await removePodAddress(node.network, ip);
+    node.freeIPs.push(ip);
   }
 
   async #claimPath(namespace: string, claim: string): Promise<string> {
@@ -533,7 +617,10 @@ export class NodeAgent {
     throw new Error(`pod ${namespace}/${name} is not running on a local node`);
   }
 
-  /** Powers a node off: heartbeats stop and its pods' processes are frozen or killed. */
+  /**
+   * Powers a node off: heartbeats stop and its pods' processes are frozen or killed; with real
+   * networking its veth goes down and its kube-proxy is frozen too.
+   */
   async powerOff(name: string, mode: 'freeze' | 'kill' = 'kill'): Promise<void> {
     const node = this.#node(name);
     node.powered = false;
@@ -544,8 +631,13 @@ export class NodeAgent {
       else await runner.kill();
     }
     if (mode === 'kill') {
-      for (const runner of node.runners.values()) node.freeIPs.push(runner.podIP);
+      for (const runner of node.runners.values()) await this.#releaseIP(node, runner.podIP);
       node.runners.clear();
+    }
+    if (node.network) {
+      // With real networking the node also drops off the network, kube-proxy with it.
+      node.kubeProxy?.signal('SIGSTOP');
+      await setNodeLink(node.network, false);
     }
     this.#log('Powered off node', { node: name, mode });
   }
@@ -554,6 +646,10 @@ export class NodeAgent {
   async powerOn(name: string): Promise<void> {
     const node = this.#node(name);
     node.powered = true;
+    if (node.network) {
+      await setNodeLink(node.network, true);
+      node.kubeProxy?.signal('SIGCONT');
+    }
     for (const runner of node.runners.values()) {
       runner.setFrozen(false);
       runner.resync();

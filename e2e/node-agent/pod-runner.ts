@@ -25,6 +25,7 @@ import {
   type PodFacts,
   type ReferenceResolver,
 } from './container-env.ts';
+import { ipCommand } from './network.ts';
 import { ProbeTracker, probeOnce, restartDelayMs } from './probes.ts';
 
 /** What a pod runner needs from its node agent. */
@@ -33,6 +34,8 @@ export interface PodHost {
   repoRoot: string;
   nodeName: string;
   hostIP: string;
+  /** The node's network namespace: containers run inside it (`ip netns exec`), ADR 27. */
+  netns?: string | undefined;
   /** The directory for this pod's files (containers' logs, emptyDirs, projected volumes). */
   podDir: string;
   /** The command a Meshwork image runs when the container names none; undefined for other images. */
@@ -327,10 +330,13 @@ export class PodRunner {
     const [command, ...args] = argv;
     const binary = command === 'node' ? process.execPath : (command ?? '');
     c.instance++;
+    const path = binary.startsWith('/') ? binary : join(this.#host.repoRoot, binary);
+    // `ip netns exec` enters the namespace and execs the command: the pid is the container's.
+    const netns = this.#host.netns;
     c.process = ManagedProcess.start({
       component: `${this.#key()}/${spec.name}`,
-      binary: binary.startsWith('/') ? binary : join(this.#host.repoRoot, binary),
-      args,
+      binary: netns ? ipCommand() : path,
+      args: netns ? ['netns', 'exec', netns, path, ...args] : args,
       cwd: this.#host.repoRoot,
       logFile: join(containerDir, `${c.restartCount}.log`),
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: containerDir, ...env },

@@ -1,16 +1,23 @@
 // The local stack's supervisor, started in the background by `make up`: etcd, MinIO, a
-// Kubernetes control plane and the node agent, kept running until SIGTERM (`make down`).
+// Kubernetes control plane and the node agent (as root with real networking: a bridge, a
+// network namespace and kube-proxy per node, and CoreDNS; ADR 27), kept running until SIGTERM
+// (`make down`). Addresses and ports stay the same from one start to the next (settings.json),
+// so the cluster's stored objects keep pointing at the right servers.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startControlPlane } from '../harness/controlplane.ts';
+import { mustRun } from '../harness/commands.ts';
+import { clusterDnsIP, kubeDnsManifest, startCoreDns } from '../harness/coredns.ts';
 import { startEtcd } from '../harness/etcd.ts';
 import { startMinio } from '../harness/minio.ts';
+import { freePorts } from '../harness/ports.ts';
 import { NodeAgent } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
+import { createBridge, freeNetworkBlock, networkSupport, planNetwork, removeNetwork, type NetworkPlan } from '../node-agent/network.ts';
 import { applySamplePartition, installOperator, sampleNamespace, samplePartition, waitForPartitionReady } from './meshwork.ts';
-import { stackDir, stateFile, type StackState } from './state.ts';
+import { readSettings, settingsFile, stackDir, stateFile, type StackSettings, type StackState } from './state.ts';
 
 const dir = process.argv[2] ?? stackDir();
 const log = (msg: string, fields: Record<string, unknown> = {}): void => {
@@ -39,17 +46,53 @@ async function main(): Promise<void> {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log('Failed to stop a component', { error: String(err) }));
     await rm(stateFile(dir), { force: true });
     log('Stopped the local stack');
-    process.exit(0);
+    process.exit(process.exitCode ?? 0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
+  // Real networking needs root; without it the stack runs as before, on loopback addresses.
+  const support =
+    process.env.MESHWORK_STACK_NETWORK === 'loopback'
+      ? { ok: false as const, reason: 'MESHWORK_STACK_NETWORK=loopback' }
+      : networkSupport();
+  const earlier = readSettings(dir);
+  let plan: NetworkPlan | undefined;
+  let settings: StackSettings;
+  if (support.ok) {
+    const block = earlier?.block ?? freeNetworkBlock();
+    plan = planNetwork(block, ['mw-node-1', 'mw-node-2', 'mw-node-3']);
+    // On the stack's own address the well-known ports are free.
+    settings = { block, ports: { etcd: 2379, minio: 9000, apiServer: 6443 } };
+  } else {
+    log('WARNING: running without real pod networking (loopback pod IPs, Services have no endpoints, no cluster DNS)', {
+      reason: support.reason,
+    });
+    const [etcdPort, minioPort, apiPort] = await freePorts(3);
+    settings = earlier?.ports ? { ports: earlier.ports } : { ports: { etcd: etcdPort!, minio: minioPort!, apiServer: apiPort! } };
+  }
+  if (earlier && (earlier.block !== undefined) !== (plan !== undefined))
+    log(
+      'WARNING: this stack ran in the other network mode before; the store addresses it stored will not answer (make reset starts anew)',
+      {},
+    );
+  await writeFile(settingsFile(dir), JSON.stringify(settings, null, 2));
+  if (plan) {
+    const network = plan;
+    await createBridge(network);
+    stops.push(() => removeNetwork(network));
+    log('Created the bridge of the local network', { bridge: plan.bridge, hostIP: plan.hostIP, cidr: plan.cidr });
+  }
+  const host = plan?.hostIP ?? '127.0.0.1';
+
   log('Starting etcd, MinIO and the control plane');
   const [etcd, minio, cp] = await Promise.all([
-    startEtcd({ dataDir: join(dir, 'etcd') }),
-    startMinio({ dataDir: join(dir, 'minio'), ...credentials }),
+    startEtcd({ dataDir: join(dir, 'etcd'), host, port: settings.ports.etcd }),
+    startMinio({ dataDir: join(dir, 'minio'), host, port: settings.ports.minio, ...credentials }),
     startControlPlane({
       dir: join(dir, 'kubernetes'),
+      address: host,
+      apiServerPort: settings.ports.apiServer,
       extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
     }),
   ]);
@@ -60,9 +103,23 @@ async function main(): Promise<void> {
   );
   log('Started etcd, MinIO and the control plane', { etcd: etcd.endpoint, minio: minio.endpoint, apiServer: cp.server });
 
-  const agent = new NodeAgent({ kubeconfig: cp.adminKubeconfig, dataDir: join(dir, 'nodes'), log });
-  await agent.start();
+  let network: StackState['network'] = { mode: 'loopback', reason: support.ok ? '' : support.reason };
+  if (plan) {
+    const dns = await startCoreDns({ address: plan.hostIP, kubeconfig: cp.adminKubeconfig, dir: join(dir, 'coredns') });
+    stops.push(() => dns.stop());
+    await mustRun('kubectl', ['apply', '-f', '-'], { kubeconfig: cp.adminKubeconfig, input: kubeDnsManifest(plan.hostIP) });
+    log('Started CoreDNS behind the kube-dns Service', { clusterIP: clusterDnsIP, endpoint: dns.address });
+    network = { mode: 'netns', block: plan.block, hostIP: plan.hostIP, nameserver: clusterDnsIP, cidr: plan.cidr };
+  }
+
+  const agent = new NodeAgent({
+    kubeconfig: cp.adminKubeconfig,
+    dataDir: join(dir, 'nodes'),
+    log,
+    ...(plan ? { network: { plan, nameserver: clusterDnsIP } } : {}),
+  });
   stops.push(() => agent.stop());
+  await agent.start();
   const faults = await startFaultServer(agent);
   stops.push(() => new Promise<void>((resolve) => faults.server.close(() => resolve())));
 
@@ -84,6 +141,7 @@ async function main(): Promise<void> {
     faults: faults.url,
     nodes: [...agent.nodes.keys()],
     partition: { namespace: sampleNamespace, name: samplePartition },
+    network,
     startedAt: new Date().toISOString(),
   };
   await writeFile(`${stateFile(dir)}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
@@ -93,5 +151,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   log('Failed to start the local stack', { error: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
+  // Whatever started is stopped (and the network removed) before exiting.
+  process.exitCode = 1;
+  process.kill(process.pid, 'SIGTERM');
 });

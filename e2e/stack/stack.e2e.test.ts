@@ -1,12 +1,18 @@
-// `make up` brings the local stack up and says how to reach it; `make down` leaves nothing running.
-import { execFileSync, spawnSync } from 'node:child_process';
+// `make up` brings the local stack up and says how to reach it; pods get real addresses that
+// Services and cluster DNS route to (as root, ADR 27); `make down` leaves nothing running and
+// no network behind, and the next `make up` brings the same cluster back with its data.
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MeshworkClient } from '@meshwork/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot, requireBinary } from '../harness/binaries.ts';
-import { processAlive, readState } from './state.ts';
+import { waitFor } from '../harness/wait.ts';
+import { leftovers, networkSupport } from '../node-agent/network.ts';
+import { processAlive, readSettings, readState, type StackState } from './state.ts';
 
 /** Pids of processes whose command line or environment mentions `text` (pods have HOME in the stack). */
 function processesMentioning(text: string): number[] {
@@ -23,84 +29,288 @@ function processesMentioning(text: string): number[] {
   return pids.filter(processAlive);
 }
 
+const networked = networkSupport().ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback';
+const upTimeoutMs = 420_000;
+
 describe('make up and make down', () => {
   let dir = '';
+  let state: StackState;
+  const env = (): NodeJS.ProcessEnv => ({ ...process.env, MESHWORK_STACK_DIR: dir });
+  const kubectl = (...args: string[]): string =>
+    execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const up = (): SpawnSyncReturns<string> =>
+    spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env: env(), encoding: 'utf8', timeout: upTimeoutMs });
+  const down = (...args: string[]): SpawnSyncReturns<string> =>
+    spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts'), ...args], { env: env(), encoding: 'utf8', timeout: 120_000 });
+  const memberIPs = (): string[] =>
+    kubectl('get', 'pods', '-n', state.partition.namespace, '-l', 'meshwork.io/partition=p0', '-o', 'jsonpath={.items[*].status.podIP}')
+      .split(' ')
+      .filter(Boolean);
+
   afterAll(async () => {
     if (dir) {
-      spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts')], { env: { ...process.env, MESHWORK_STACK_DIR: dir } });
+      spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts'), '--wipe'], { env: env() });
       await rm(dir, { recursive: true, force: true });
     }
   });
 
-  it('starts the stack, reports how to reach it, and stops it without leaving a process', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'meshwork-stack-'));
-    const env = { ...process.env, MESHWORK_STACK_DIR: dir };
-    const up = spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env, encoding: 'utf8', timeout: 420_000 });
-    expect(up.status, up.stderr).toBe(0);
-    expect(up.stdout).toMatch(/Up in \d+\.\d s\./);
-    expect(up.stdout).toContain('export KUBECONFIG=');
-    const state = readState(dir)!;
-    expect(state.ready).toBe(true);
+  it(
+    'starts the stack, reports how to reach it, and gives pods addresses that EndpointSlices list',
+    { timeout: upTimeoutMs + 60_000 },
+    async () => {
+      dir = await mkdtemp(join(tmpdir(), 'meshwork-stack-'));
+      const started = up();
+      expect(started.status, started.stderr).toBe(0);
+      expect(started.stdout).toMatch(/Up in \d+\.\d s\./);
+      expect(started.stdout).toContain('export KUBECONFIG=');
+      state = readState(dir)!;
+      expect(state.ready).toBe(true);
+      expect(state.network.mode).toBe(networked ? 'netns' : 'loopback');
+      if (!networked) expect(started.stdout).toContain('WARNING: loopback pod IPs only');
 
-    const nodes = execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, 'get', 'nodes', '--no-headers'], {
-      encoding: 'utf8',
-    });
-    expect(
-      nodes
-        .trim()
-        .split('\n')
-        .map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
-    ).toEqual(['mw-node-1 Ready', 'mw-node-2 Ready', 'mw-node-3 Ready']);
+      const nodes = kubectl('get', 'nodes', '--no-headers');
+      expect(
+        nodes
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
+      ).toEqual(['mw-node-1 Ready', 'mw-node-2 Ready', 'mw-node-3 Ready']);
 
-    // The operator (installed with the chart) has brought the sample partition up: every
-    // member is a data-plane process answering on its pod IP.
-    const partition = execFileSync(
-      requireBinary('kubectl'),
-      [
-        '--kubeconfig',
-        state.kubeconfig,
-        'get',
-        'meshpartition',
-        state.partition.name,
-        '-n',
-        state.partition.namespace,
-        '-o',
-        'jsonpath={.status.readyReplicas} {.status.conditions[?(@.type=="Ready")].status}',
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(partition).toBe('3 True');
-    const ips = execFileSync(
-      requireBinary('kubectl'),
-      ['--kubeconfig', state.kubeconfig, 'get', 'pods', '-n', state.partition.namespace, '-o', 'jsonpath={.items[*].status.podIP}'],
-      {
-        encoding: 'utf8',
-      },
-    ).split(' ');
-    expect(ips).toHaveLength(3);
-    for (const ip of ips) {
-      expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
-      // Every member checks its four volumes (the claims the node agent provisioned) and the stores.
-      const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as {
-        status: string;
-        checks: { name: string; ok: boolean }[];
+      // The operator (installed with the chart) has brought the sample partition up: every
+      // member is a data-plane process answering on its pod IP.
+      expect(
+        kubectl(
+          'get',
+          'meshpartition',
+          state.partition.name,
+          '-n',
+          state.partition.namespace,
+          '-o',
+          'jsonpath={.status.readyReplicas} {.status.conditions[?(@.type=="Ready")].status}',
+        ),
+      ).toBe('3 True');
+      const ips = memberIPs();
+      expect(ips).toHaveLength(3);
+      for (const ip of ips) {
+        if (networked) expect(ip).toMatch(/^198\.19\.\d+\.\d+$/);
+        expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
+        // Every member checks its four volumes (the claims the node agent provisioned) and the stores.
+        const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as {
+          status: string;
+          checks: { name: string; ok: boolean }[];
+        };
+        expect(deep.status).toBe('ok');
+        expect(deep.checks.filter((c) => c.name.startsWith('volume:') && c.ok)).toHaveLength(4);
+      }
+      if (networked) {
+        // The partition's Services list every Ready member by its address, and nothing complained.
+        const listed = await waitFor(
+          () => {
+            const slice = kubectl(
+              'get',
+              'endpointslices',
+              '-n',
+              state.partition.namespace,
+              '-l',
+              'kubernetes.io/service-name=p0-peers',
+              '-o',
+              'jsonpath={.items[*].endpoints[*].addresses[0]}',
+            );
+            const addresses = slice.split(' ').filter(Boolean).sort();
+            return addresses.length === 3 ? addresses : undefined;
+          },
+          { description: 'the EndpointSlice of p0-peers to list the 3 members', timeoutMs: 60_000 },
+        );
+        expect(listed).toEqual([...ips].sort());
+        expect(kubectl('get', 'events', '-A', '-o', 'jsonpath={.items[*].reason}')).not.toMatch(/FailedToUpdateEndpoint/);
+      }
+
+      // A second make up finds the stack running and only describes it.
+      const again = spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env: env(), encoding: 'utf8', timeout: 30_000 });
+      expect(again.stdout).toContain(`pid ${state.pid}`);
+      expect(again.stdout).not.toContain('Starting');
+    },
+  );
+
+  it.runIf(networked)(
+    'routes a ClusterIP Service and a headless Service’s DNS names to the right pods, and drops a NotReady pod',
+    { timeout: 300_000 },
+    async () => {
+      const namespace = `net-${randomBytes(3).toString('hex')}`;
+      const manifest = `
+apiVersion: v1
+kind: Namespace
+metadata: { name: ${namespace} }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: ${namespace} }
+spec:
+  selector: { app: web }
+  ports: [{ port: 80, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web-peers, namespace: ${namespace} }
+spec:
+  clusterIP: None
+  selector: { app: web }
+  ports: [{ port: 8080 }]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: web, namespace: ${namespace} }
+spec:
+  replicas: 2
+  serviceName: web-peers
+  podManagementPolicy: Parallel
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: web
+          image: meshwork/meshwork:dev
+          command: [node, e2e/node-agent/fixtures/web.ts]
+          resources: { requests: { cpu: 10m } }
+          ports: [{ name: http, containerPort: 8080 }]
+          readinessProbe: { httpGet: { path: /readyz, port: http }, periodSeconds: 1, failureThreshold: 1 }
+`;
+      execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, 'apply', '-f', '-'], { input: manifest, timeout: 60_000 });
+      const pods = await waitFor(
+        () => {
+          const out = kubectl(
+            'get',
+            'pods',
+            '-n',
+            namespace,
+            '-o',
+            'jsonpath={range .items[*]}{.metadata.name}={.status.podIP}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+          );
+          const rows = out
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => l.split('='));
+          return rows.length === 2 && rows.every((r) => r[2] === 'True') ? new Map(rows.map((r) => [r[0]!, r[1]!])) : undefined;
+        },
+        { description: 'two Ready web pods', timeoutMs: 120_000 },
+      );
+      const ip0 = pods.get('web-0')!;
+      const ip1 = pods.get('web-1')!;
+      expect(ip0).toMatch(/^198\.19\./);
+      const clusterIP = kubectl('get', 'service', 'web', '-n', namespace, '-o', 'jsonpath={.spec.clusterIP}');
+      expect(clusterIP).toMatch(/^198\.18\.1(2[89]|3\d|4[0-3])\./);
+
+      /** Asks pod web-0 (from inside its node's namespace) to fetch a URL; answers the pod that served it. */
+      const servedBy = async (url: string): Promise<string | undefined> => {
+        const res = (await (await fetch(`http://${ip0}:8080/fetch?url=${encodeURIComponent(url)}`)).json()) as {
+          status?: number;
+          body?: string;
+        };
+        return res.status === 200 ? (JSON.parse(res.body!) as { pod: string }).pod : undefined;
       };
-      expect(deep.status).toBe('ok');
-      expect(deep.checks.filter((c) => c.name.startsWith('volume:') && c.ok)).toHaveLength(4);
-    }
+      const resolve = async (name: string): Promise<string[] | undefined> =>
+        ((await (await fetch(`http://${ip0}:8080/resolve?name=${encodeURIComponent(name)}`)).json()) as { addresses?: string[] }).addresses;
+      /** The pods that answered `tries` requests through the ClusterIP. */
+      const servers = async (tries: number): Promise<Set<string | undefined>> => {
+        const seen = new Set<string | undefined>();
+        for (let i = 0; i < tries; i++) seen.add(await servedBy(`http://${clusterIP}/whoami`));
+        return seen;
+      };
 
-    // A second make up finds the stack running and only describes it.
-    const again = spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env, encoding: 'utf8', timeout: 30_000 });
-    expect(again.stdout).toContain(`pid ${state.pid}`);
-    expect(again.stdout).not.toContain('Starting');
+      // The ClusterIP reaches both pods (kube-proxy picks one at random per connection).
+      await waitFor(async () => ((await servers(10)).size === 2 ? true : undefined), {
+        description: 'the ClusterIP to reach both pods',
+        timeoutMs: 60_000,
+      });
+      expect([...(await servers(10))].every((p) => p === 'web-0' || p === 'web-1')).toBe(true);
+      /** Waits until `read` answers `expected` (CoreDNS and kube-proxy follow the API with a lag). */
+      const settles = async <T>(what: string, read: () => Promise<T>, expected: T): Promise<void> => {
+        let last: T | undefined;
+        await waitFor(
+          async () => {
+            last = await read();
+            return JSON.stringify(last) === JSON.stringify(expected) ? true : undefined;
+          },
+          { description: what, timeoutMs: 60_000 },
+        ).catch((err: unknown) => {
+          expect(last, String(err)).toEqual(expected);
+        });
+      };
+      // Cluster DNS: the Service's name gives its ClusterIP; the headless Service's name gives
+      // the pods, and each pod's own name reaches that pod.
+      await settles('the Service name to give its ClusterIP', () => resolve(`web.${namespace}.svc.cluster.local`), [clusterIP]);
+      await settles('the headless name to give both pods', () => resolve(`web-peers.${namespace}.svc.cluster.local`), [ip0, ip1].sort());
+      await settles('a pod’s own name to give its address', () => resolve(`web-1.web-peers.${namespace}.svc.cluster.local`), [ip1]);
+      expect(await servedBy(`http://web-1.web-peers.${namespace}.svc.cluster.local:8080/whoami`)).toBe('web-1');
+      expect(await servedBy(`http://web.${namespace}:80/whoami`)).toMatch(/^web-[01]$/);
+      // The partition's own headless Service, as the issue asks.
+      await settles('p0-peers to give the members', () => resolve('p0-peers.meshwork.svc.cluster.local'), memberIPs().sort());
+
+      // web-1 turns NotReady: it leaves the headless name and the ClusterIP's rotation.
+      await fetch(`http://${ip1}:8080/ready?value=false`);
+      await settles('the headless name to drop the NotReady pod', () => resolve(`web-peers.${namespace}.svc.cluster.local`), [ip0]);
+      await settles('kube-proxy to drop the NotReady pod', async () => [...(await servers(8))], ['web-0']);
+      expect([...(await servers(12))]).toEqual(['web-0']);
+      // Ready again: it comes back.
+      await fetch(`http://${ip1}:8080/ready?value=true`);
+      await waitFor(async () => ((await servers(6)).has('web-1') ? true : undefined), {
+        description: 'the pod to rejoin the Service',
+        timeoutMs: 60_000,
+      });
+      kubectl('delete', 'namespace', namespace, '--wait=false');
+    },
+  );
+
+  it('stops without leaving a process or a network, and comes back with its data', { timeout: 2 * upTimeoutMs }, async () => {
+    // Data of every kind: a user, a device, an object, a file's blocks, the MeshPartition.
+    const adminToken = Buffer.from(
+      kubectl('get', 'secret', 'p0-admin', '-n', state.partition.namespace, '-o', 'jsonpath={.data.token}'),
+      'base64',
+    ).toString('utf8');
+    const [ip] = memberIPs();
+    const admin = new MeshworkClient({ baseUrl: `http://${ip}:8080`, token: adminToken });
+    const user = await admin.createUser('restart');
+    const device = await admin.as(user.token).registerDeviceClient('laptop');
+    const object = await device.createObject({ name: 'kept', cloudStorage: true });
+    const content = randomBytes(300_000);
+    await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
 
     const running = processesMentioning(dir);
     // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members
     expect(running.length).toBeGreaterThanOrEqual(11);
-    const down = spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts')], { env, encoding: 'utf8', timeout: 90_000 });
-    expect(down.status, down.stderr).toBe(0);
-    expect(down.stdout).toContain('Stopped');
-    expect(running.filter(processAlive)).toEqual([]);
+    const stopped = down();
+    expect(stopped.status, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toContain('Stopped');
+    // Asked again rather than by pid: on a busy machine a pid can be reused meanwhile.
+    expect(processesMentioning(dir)).toEqual([]);
     expect(readState(dir)).toBeUndefined();
+    const block = readSettings(dir)?.block;
+    if (networked) {
+      expect(block).toBeDefined();
+      expect(leftovers(block!)).toEqual([]);
+    }
+
+    const again = up();
+    expect(again.status, again.stderr).toBe(0);
+    state = readState(dir)!;
+    expect(readSettings(dir)?.block).toBe(block);
+    const [ipAfter] = memberIPs();
+    const reader = new MeshworkClient({ baseUrl: `http://${ipAfter}:8080`, token: device.token });
+    expect((await reader.me()).id).toBe(user.id);
+    expect((await reader.listObjects()).map((o) => o.id)).toContain(object.id);
+    const answer = await reader.content(object.id, 'dir/file.bin');
+    expect(answer.status).toBe(200);
+    expect(Buffer.from(await new Response(answer.body).arrayBuffer()).equals(content)).toBe(true);
+
+    // make reset: nothing left, not even the data.
+    const reset = down('--wipe');
+    expect(reset.status, reset.stderr).toBe(0);
+    expect(processesMentioning(dir)).toEqual([]);
+    if (networked) expect(leftovers(block!)).toEqual([]);
+    expect(readdirSync(tmpdir())).not.toContain(dir.split('/').pop());
+    dir = '';
   });
 });

@@ -18,7 +18,34 @@ export interface StackState {
   nodes: string[];
   /** The sample MeshPartition. */
   partition: { namespace: string; name: string };
+  /** How pods are networked (ADR 27); `reason` says why the stack fell back to loopback. */
+  network: { mode: 'netns'; block: number; hostIP: string; nameserver: string; cidr: string } | { mode: 'loopback'; reason: string };
   startedAt: string;
+}
+
+/**
+ * What the stack keeps the same from one `make up` to the next, so that what the cluster
+ * stored (the MeshPartition's store endpoints in its spec and Secrets, pod kubeconfigs) still
+ * points at the right servers: the network block and the servers' ports. Made by the first
+ * `make up`, removed by `make reset`.
+ */
+export interface StackSettings {
+  /** The network block (198.19.(8b).0/21) of the namespaces, when the stack runs with real networking. */
+  block?: number;
+  ports: { etcd: number; minio: number; apiServer: number };
+}
+
+export function settingsFile(dir = stackDir()): string {
+  return join(dir, 'settings.json');
+}
+
+/** The settings of an earlier `make up` in this directory, if any. */
+export function readSettings(dir = stackDir()): StackSettings | undefined {
+  try {
+    return JSON.parse(readFileSync(settingsFile(dir), 'utf8')) as StackSettings;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The stack's directory: MESHWORK_STACK_DIR, or .cache/stack in the repository. */

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../harness/binaries.ts';
 import { tailFile } from '../harness/process.ts';
 import { waitFor } from '../harness/wait.ts';
+import { networkSupport } from '../node-agent/network.ts';
 import { processAlive, readState, stackDir, type StackState } from './state.ts';
 
 const dir = stackDir();
@@ -21,12 +22,18 @@ function describe(state: StackState): string {
     `                   bin/kubectl get nodes`,
     `  operator         Helm release meshwork in meshwork-system (bin/helm --kubeconfig ... status meshwork -n meshwork-system)`,
     `  partition        bin/kubectl get meshpartitions -n ${state.partition.namespace} -o wide; members: bin/kubectl get pods -n ${state.partition.namespace} -o wide`,
+    ...(state.network.mode === 'netns'
+      ? [
+          `  network          nodes are network namespaces ${state.nodes.map((_, i) => `mw${(state.network as { block: number }).block}-n${i + 1}`).join(', ')} on ${state.network.cidr}; host ${state.network.hostIP}`,
+          `                   kube-proxy (nftables) per node; DNS: CoreDNS behind kube-system/kube-dns ${state.network.nameserver}; e.g. ip netns exec mw${state.network.block}-n1 getent hosts p0-peers.meshwork.svc.cluster.local`,
+        ]
+      : [`  network          WARNING: loopback pod IPs only (${state.network.reason}): Services have no endpoints, no cluster DNS`]),
     `  etcd             ${state.etcd}`,
     `  MinIO (S3)       ${state.minio.endpoint}  bucket ${state.minio.bucket}  credentials in ${rel(join(state.dir, 'minio-credentials.json'))}`,
     `  faults           npm run fault -- power-off --node ${state.nodes[0]}   (see npm run fault -- help)`,
     `  logs             ${rel(join(state.dir, 'stack.log'))}, ${rel(join(state.dir, 'kubernetes', 'logs'))}/`,
     '',
-    'Stop it with: make down',
+    'Stop it with: make down (keeps the data for the next make up); remove everything with: make reset',
   ].join('\n');
 }
 
@@ -36,6 +43,12 @@ if (existing && processAlive(existing.pid)) {
   process.exit(0);
 }
 
+const support = networkSupport();
+if (!support.ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback') {
+  console.log(
+    `WARNING: ${support.reason}; starting without real pod networking: pods get loopback addresses, Services have no endpoints and there is no cluster DNS (see docs/local-cluster.md). Run make up as root for networking.`,
+  );
+}
 mkdirSync(dir, { recursive: true });
 const logFile = join(dir, 'stack.log');
 const out = openSync(logFile, 'a');
