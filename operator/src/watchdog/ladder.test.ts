@@ -208,7 +208,13 @@ describe('classifyMember', () => {
       { ready: false, node: { ready: false, leaseRenewed: now - 3000 * s }, ownerLease: { live: true, registeredAt: longAgo } },
       'nodeUnreachable',
     ],
-    ['a member on a fresh node whose owner lease expired is hung', { ownerLease: expired(3 * s) }, 'leaseExpired', 'OwnerLeaseExpired'],
+    ['a member on a fresh node whose owner lease expired is hung', { ownerLease: expired(10 * s) }, 'leaseExpired', 'OwnerLeaseExpired'],
+    [
+      'a member whose owner lease expired on a node that has not heartbeated since may be on a dead node: wait',
+      { ownerLease: expired(3 * s), node: { ready: true, leaseRenewed: now - 9 * s, leaseDurationMs: 40 * s } },
+      'nodeUnreachable',
+      'NodeUnreachable',
+    ],
     [
       'a member whose owner lease went with its crash is the kubelet’s to restart',
       { ready: false, ownerLease: expired(3 * s), lastTermination: { exitCode: 1, finishedAt: now - 3 * s } },
@@ -598,6 +604,22 @@ describe('nextLadderLevel', () => {
     const decision = nextLadderLevel(previous, verdict, now, settings, { podCreated: longAgo });
     expect(decision.state).toMatchObject(expected);
     expect(decision.action?.action).toBe(action);
+  });
+
+  it('fences a member restarted on a node that turned out lost', () => {
+    const previous = state({
+      level: 1,
+      lastAction: 'Restart',
+      lastActionTime: now - 10 * s,
+      lastActionPod: 'uid-1',
+      healthy: false,
+      since: now - 20 * s,
+    });
+    const decision = nextLadderLevel(previous, { kind: 'nodeLost', reason: 'NodeLost' }, now, settings, {
+      podCreated: longAgo,
+      podUid: 'uid-1',
+    });
+    expect(decision.action).toMatchObject({ action: 'Fence', level: 2 });
   });
 
   it.each<Verdict>([

@@ -106,6 +106,11 @@ const defaultLeaseDurationMs = 40_000;
  * is after 200 ms), and the one read of the slot map that missed it is not acted on.
  */
 export const ownerLeaseExpiryGraceMs = 1500;
+/**
+ * A process renews its 10 s owner lease every 3.3 s, so it stopped at least 6.7 s before its
+ * record went; a node heartbeat later than 5 s before that shows the node outlived the process.
+ */
+const heartbeatAfterStallMs = 5000;
 /** While a silent node's member keeps renewing its owner lease, how often to look again. */
 const ownerLeaseRecheckMs = 10_000;
 /** The scheduler's reason for a node where the pod's bound volumes cannot be used. */
@@ -164,10 +169,18 @@ export function classifyMember(signals: MemberSignals, now: number, settings: Wa
     nodeFresh &&
     !signals.terminating &&
     signals.ownerLease !== undefined &&
+    !signals.ownerLease.live &&
     !signals.waitingReason &&
     !(termination && termination.finishedAt >= signals.ownerLease.registeredAt - timestampSlackMs)
   ) {
-    return { kind: 'leaseExpired', reason: 'OwnerLeaseExpired', at: signals.ownerLease.live ? now : signals.ownerLease.goneAt };
+    const goneAt = signals.ownerLease.goneAt;
+    // The node must have heartbeated after the process stopped renewing, or it may be the node
+    // that died (powered off, frozen) and is not yet NotReady: then it is fenced once it is,
+    // not restarted through it.
+    if ((node?.leaseRenewed ?? -Infinity) <= goneAt - heartbeatAfterStallMs) {
+      return { kind: 'nodeUnreachable', reason: 'NodeUnreachable', lostAt: now + ownerLeaseRecheckMs / 5 };
+    }
+    return { kind: 'leaseExpired', reason: 'OwnerLeaseExpired', at: goneAt };
   }
   // How the process last died says what is wrong, as long as it has not come back since.
   if (!signals.terminating && termination && !(signals.ready && signals.deepCheck !== 'failing')) {
@@ -288,7 +301,8 @@ export function nextLadderLevel(
   const otherPod = state.lastActionPod !== undefined ? context.podUid !== state.lastActionPod : context.podCreated > lastAction;
   if (verdict.kind === 'volumeFault' && verdict.at > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
   if (verdict.kind === 'pinned' && otherPod) return take(state.level < 3 ? 3 : state.level + 1);
-  if (verdict.kind === 'nodeLost' && otherPod) return take(state.level < 2 ? 2 : state.level + 1);
+  // A restart cannot take a pod off a lost node (nobody is there to stop it): fence it.
+  if (verdict.kind === 'nodeLost' && (otherPod || state.lastAction === 'Restart')) return take(state.level < 2 ? 2 : state.level + 1);
   if (verdict.kind === 'listenFailed' && verdict.at > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
   if (verdict.kind === 'leaseExpired' && verdict.at > lastAction) return take(state.level + 1);
   // Neither a restart nor a move can fix a wrong configuration or a store that is down.
