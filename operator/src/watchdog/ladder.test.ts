@@ -229,6 +229,20 @@ describe('classifyMember', () => {
     ],
     ['a member being deleted has released its lease', { terminating: true, ownerLease: expired(3 * s) }, 'failing', 'Terminating'],
     ['a member whose owner lease is renewed', { ownerLease: { live: true, registeredAt: longAgo } }, 'healthy'],
+    [
+      'a member never seen registering is not hung (it may be starting)',
+      { ownerLease: { live: false, registeredAt: NaN, goneAt: now - 60 * s } },
+      'healthy',
+    ],
+    [
+      'a member on a NotReady node with no owner record since the operator started is lost',
+      {
+        ready: false,
+        node: { ready: false, leaseRenewed: now - 25 * s },
+        ownerLease: { live: false, registeredAt: NaN, goneAt: now - 5 * s },
+      },
+      'nodeLost',
+    ],
   ])('%s', (_name, over, kind, reason) => {
     const verdict = classifyMember(signals(over), now, settings);
     expect(verdict.kind).toBe(kind);

@@ -170,6 +170,8 @@ export function classifyMember(signals: MemberSignals, now: number, settings: Wa
     !signals.terminating &&
     signals.ownerLease !== undefined &&
     !signals.ownerLease.live &&
+    // Only a record this pod's process was seen to write and lose is a hang; one never seen may be a slow start.
+    Number.isFinite(signals.ownerLease.registeredAt) &&
     !signals.waitingReason &&
     !(termination && termination.finishedAt >= signals.ownerLease.registeredAt - timestampSlackMs)
   ) {

@@ -24,7 +24,7 @@ export interface OwnerRecordSighting {
   present: boolean;
   /** The advertise URL of the last record seen (it names the pod's address). */
   url: string;
-  /** When the last record seen was written (ms, the writer's clock). */
+  /** When the last record seen was written (ms, the writer's clock); NaN when no record was ever seen. */
   registeredAt: number;
   /** When this process first found the record missing (ms, its own clock). */
   goneAt?: number;
@@ -49,6 +49,8 @@ interface Store {
   partitions: Map<string, Set<string>>;
   records: Map<string, OwnerRecordSighting>;
   lastRead: number;
+  /** When the slot map was first read (ms); a replica without a record since holds no lease. */
+  firstRead?: number;
   reading: boolean;
 }
 
@@ -140,11 +142,17 @@ export class OwnerLeases {
     }
   }
 
-  /** What was last seen of a replica's record; undefined when nothing is known (never seen, or etcd not read lately). */
+  /**
+   * What was last seen of a replica's record: undefined when nothing is known (etcd not read
+   * lately); a replica never seen has had no record since the first read (`registeredAt` NaN,
+   * `goneAt` that read), which says something only about a pod older than that read.
+   */
   sighting(partition: MeshPartition, replica: string): OwnerRecordSighting | undefined {
     const store = this.#stores.get(storeKey(partition));
-    if (!store || this.#now() - store.lastRead > staleAfterMs) return undefined;
-    return store.records.get(`${partition.metadata.name}/${replica}`);
+    if (!store || store.firstRead === undefined || this.#now() - store.lastRead > staleAfterMs) return undefined;
+    return (
+      store.records.get(`${partition.metadata.name}/${replica}`) ?? { present: false, url: '', registeredAt: NaN, goneAt: store.firstRead }
+    );
   }
 
   #readAll(): void {
@@ -191,6 +199,7 @@ export class OwnerLeases {
       setTimeout(() => this.#enqueue(store, partition), this.#options.expiryGraceMs + 50).unref();
     }
     store.lastRead = now;
+    store.firstRead ??= now;
     for (const partition of changed) this.#enqueue(store, partition);
   }
 

@@ -144,6 +144,12 @@ export interface SignalSources {
  */
 export function ownerLeaseOf(pod: V1Pod, sighting: OwnerRecordSighting | undefined, podCreated: number): MemberSignals['ownerLease'] {
   if (!sighting) return undefined;
+  if (!sighting.present && Number.isNaN(sighting.registeredAt)) {
+    // No record since the operator first read the slot map (it started after the record went,
+    // or the process never registered): a pod older than that read holds no lease now.
+    const since = sighting.goneAt ?? Infinity;
+    return since > podCreated + timestampSlackMs ? { live: false, registeredAt: NaN, goneAt: since } : undefined;
+  }
   const ip = pod.status?.podIP;
   let host: string | undefined;
   try {
