@@ -64,7 +64,7 @@ describe('watchdogSettings', () => {
 });
 
 const volumeMessage =
-  '0/4 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 3 node(s) had volume node affinity conflict.';
+  "0/4 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 3 node(s) didn't match PersistentVolume's node affinity.";
 const cpuMessage =
   '0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 2 Insufficient cpu. preemption: 0/3 nodes are available.';
 const expired = (forMs: number): MemberSignals['ownerLease'] => ({ live: false, registeredAt: longAgo, goneAt: now - forMs });

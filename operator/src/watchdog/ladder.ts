@@ -113,8 +113,8 @@ export const ownerLeaseExpiryGraceMs = 1500;
 const heartbeatAfterStallMs = 5000;
 /** While a silent node's member keeps renewing its owner lease, how often to look again. */
 const ownerLeaseRecheckMs = 10_000;
-/** The scheduler's reason for a node where the pod's bound volumes cannot be used. */
-const volumeConflict = /volume node affinity conflict/i;
+/** The scheduler's reason for a node where the pod's bound volumes cannot be used (today's wording, and older releases'). */
+const volumeConflict = /didn't match PersistentVolume's node affinity|volume node affinity conflict/i;
 
 /** Whether the member's owner lease has expired (and stayed so past the grace). */
 function ownerLeaseExpired(signals: MemberSignals, now: number): boolean {
