@@ -1,5 +1,5 @@
 // The watchdog's I/O: informers on nodes, node Leases and member claims, the deep-health
-// prober, the cluster-wide pause, and carrying out the actions the ladder chose (delete a
+// prober, the members' owner leases in etcd (ADR 29), the cluster-wide pause, and carrying out the actions the ladder chose (delete a
 // pod, mark a node unsuitable, fence a lost node, delete a member's claims), with Events
 // and metrics. It runs inside the MeshPartition reconcile, so only the leader acts.
 import type { KubernetesObject, V1Lease, V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
