@@ -3,6 +3,7 @@ import {
   admitAction,
   classifyMember,
   nextLadderLevel,
+  probationServed,
   repairInProgress,
   systemicFailure,
   watchdogDefaults,
@@ -697,6 +698,19 @@ describe('bounds', () => {
     [{ level: 4, healthy: false, lastActionTime: now - s }, false],
   ])('repairInProgress(%j) is %s', (over, expected) => {
     expect(repairInProgress(state(over))).toBe(expected);
+  });
+});
+
+describe('probationServed', () => {
+  it.each<[string, number | undefined, string, boolean]>([
+    ['a node not Ready', undefined, String((now - 3600 * s) / 1000), false],
+    ['Ready long enough after a mark long ago', now - 61 * s, String((now - 3600 * s) / 1000), true],
+    ['Ready again only just', now - 10 * s, String((now - 3600 * s) / 1000), false],
+    ['Ready all along, marked just now (a reschedule)', now - 3600 * s, String((now - 10 * s) / 1000), false],
+    ['Ready all along, marked long enough ago', now - 3600 * s, String((now - 60 * s) / 1000), true],
+    ['a mark whose value is not a time', now - 61 * s, 'x', true],
+  ])('%s', (_name, readySince, markedAt, expected) => {
+    expect(probationServed(readySince, markedAt, 60 * s, now)).toBe(expected);
   });
 });
 

@@ -331,6 +331,17 @@ export function nextLadderLevel(
   return take(state.level + 1);
 }
 
+/**
+ * Whether a node's unsuitable mark has served its probation (ADR 30): the node has been Ready
+ * with a fresh Lease since `readySince` (undefined: it is not), and both that and the mark
+ * (`markedAt`, the label's value in seconds) are at least `probationMs` old.
+ */
+export function probationServed(readySince: number | undefined, markedAt: string, probationMs: number, now: number): boolean {
+  if (readySince === undefined) return false;
+  const marked = Number(markedAt) * 1000;
+  return now - Math.max(readySince, Number.isNaN(marked) ? 0 : marked) >= probationMs;
+}
+
 /** Why an action may not happen now. */
 export type Refusal = 'Observe' | 'Paused' | 'MaxConcurrent' | 'ActionBudget';
 

@@ -19,7 +19,7 @@ import type { OperatorMetrics } from '../metrics.ts';
 import { unsuitableNodeLabel } from '../specs/common.ts';
 import type { EventRecorder } from '../meshpartition/events.ts';
 import { assessPartition, type Assessment, type MemberAction } from './assess.ts';
-import { ownerLeaseExpiryGraceMs, systemicFailure, watchdogSettings } from './ladder.ts';
+import { ownerLeaseExpiryGraceMs, probationServed, systemicFailure, watchdogSettings } from './ladder.ts';
 import { OwnerLeases } from './owner-leases.ts';
 import { DeepProber } from './prober.ts';
 import { memberClaimNames, memberSignals, nodeReady, outOfServiceTaint, slimClaim, slimLease, slimNode } from './signals.ts';
@@ -370,10 +370,7 @@ export class Watchdog {
           stale[label] = null;
           continue;
         }
-        const probationMs = watchdogSettings(partition.spec.watchdog).nodeProbationMs;
-        const markedAt = Number(value) * 1000;
-        const served = readySince !== undefined && now - Math.max(readySince, Number.isNaN(markedAt) ? 0 : markedAt) >= probationMs;
-        if (served) stale[label] = null;
+        if (probationServed(readySince, value, watchdogSettings(partition.spec.watchdog).nodeProbationMs, now)) stale[label] = null;
       }
       if (Object.keys(stale).length > 0) {
         await client.mergePatch({ ...nodeRef, name }, { metadata: { labels: stale } });
