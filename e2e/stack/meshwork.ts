@@ -62,9 +62,11 @@ metadata: { name: ${samplePartition}, namespace: ${sampleNamespace} }
 spec:
   replicas: 3
   slots: [{ start: 0, end: 4095 }]
-  # Smaller than the commodity default so that three members fit beside the operator on
-  # the local nodes (2 CPU / 8 GiB each).
-  resources: { cpu: '1', memory: 2Gi }
+  # Smaller than the commodity default so that the three members and the operator fit on two
+  # of the three local nodes (2 CPU / 8 GiB each): room for one lost node (N+1).
+  resources: { cpu: 500m, memory: 2Gi }
+  # A node the watchdog marked unsuitable takes members again after a minute Ready (600 s by default).
+  watchdog: { nodeProbationSeconds: 60 }
   storage: { volumes: 4, size: 10Gi, storageClassName: meshwork-local }
   stores:
     etcd: { endpoints: ['${stores.etcd}'] }

@@ -37,6 +37,8 @@ export class WatchdogCluster {
   readonly suffix = randomBytes(3).toString('hex');
   readonly namespace = `watchdog-${this.suffix}`;
   readonly operatorNamespace = `watchdog-operator-${this.suffix}`;
+  /** The partitions' administrator token (Secret `admin`). */
+  readonly adminToken = randomBytes(24).toString('base64url');
   readonly options: WatchdogClusterOptions;
   readonly kc = new KubeConfig();
   readonly core: CoreV1Api;
@@ -103,7 +105,7 @@ export class WatchdogCluster {
           apiVersion: 'v1',
           kind: 'Secret',
           metadata: { name: 'admin' },
-          stringData: { token: randomBytes(24).toString('base64url') },
+          stringData: { token: this.adminToken },
         }),
       ].join('\n---\n'),
     );
@@ -157,8 +159,8 @@ export class WatchdogCluster {
     this.etcd = await startEtcd({ dataDir: this.#etcdDir, port: this.#etcdPort, name: `etcd-watchdog-${this.suffix}` });
   }
 
-  /** Applies a 3-member partition with the given watchdog settings. */
-  async applyPartition(name: string, watchdog: Partial<WatchdogSpec>, replicas = 3): Promise<void> {
+  /** Applies a 3-member partition with the given watchdog settings (and each member's CPU request, 100m by default). */
+  async applyPartition(name: string, watchdog: Partial<WatchdogSpec>, replicas = 3, cpu = '100m'): Promise<void> {
     if (!this.#slots.has(name)) this.#slots.set(name, this.#slots.size % 16);
     const block = this.#slots.get(name)!;
     const body = {
@@ -168,7 +170,7 @@ export class WatchdogCluster {
       spec: {
         replicas,
         slots: [{ start: block * 256, end: block * 256 + 255 }],
-        resources: { cpu: '100m', memory: '256Mi' },
+        resources: { cpu, memory: '256Mi' },
         storage: { volumes: 2, size: '1Gi', storageClassName: 'meshwork-local' },
         adminTokenSecretRef: { name: 'admin' },
         stores: {

@@ -70,6 +70,7 @@ export const watchdogSpecDefaults = {
   recoverySeconds: 180,
   probeTimeoutSeconds: 5,
   probePeriodSeconds: 10,
+  nodeProbationSeconds: 600,
 } as const;
 
 const slotCount = 4096;
@@ -198,7 +199,7 @@ const watchdog = object({
       `Actions the watchdog may take on this partition in any hour (counted from status.remediations, which keeps ${maxRemediations}).`,
     )
     .validate(between(0, maxRemediations)),
-  // The four fields below came after the others; code that builds a partial watchdog spec
+  // The fields below came after the others; code that builds a partial watchdog spec
   // (tests, benchmarks) leaves them out and `watchdogSettings` fills them.
   fencing: fencingPolicy
     .default(watchdogSpecDefaults.fencing)
@@ -222,6 +223,13 @@ const watchdog = object({
     .optionalInType()
     .describe("Time between two probes of a member's /healthz/deep.")
     .validate(between(1, 300)),
+  nodeProbationSeconds: integer()
+    .default(watchdogSpecDefaults.nodeProbationSeconds)
+    .optionalInType()
+    .describe(
+      "How long a node the watchdog marked unsuitable for this partition must be Ready, with a fresh Lease, before it may take the partition's members again.",
+    )
+    .validate(between(0, 86400)),
 })
   .default(watchdogSpecDefaults)
   .describe(`The watchdog's thresholds and bounds (docs/operations.md, "The watchdog").`)

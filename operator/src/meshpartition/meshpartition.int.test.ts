@@ -148,9 +148,12 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     const partition = await waitFor(
       async () => {
         const p = await getJson<MeshPartition>('meshpartition', 'p0');
-        return p.status?.observedGeneration === p.metadata.generation && p.status?.members?.length === 3 ? p : undefined;
+        const caughtUp = p.status?.observedGeneration === p.metadata.generation && p.status?.members?.length === 3;
+        // The scheduler reports that no node takes the pods a moment after they are created.
+        const reported = p.status?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True');
+        return caughtUp && reported ? p : undefined;
       },
-      { description: 'status to catch up with generation 1', timeoutMs: 30_000 },
+      { description: 'status to catch up with generation 1 and report the unschedulable members', timeoutMs: 30_000 },
     );
     const conditions = partition.status!.conditions!;
     expect(conditions.map((c) => c.type).sort()).toEqual(['Degraded', 'Progressing', 'Ready', 'RemediationPaused']);
@@ -163,7 +166,9 @@ describe('the operator under its ServiceAccount with the shipped RBAC', () => {
     }
     // No kubelets run the pods, so the partition is not ready, and says why.
     expect(conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ReplicasNotReady' });
-    expect(conditions.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'False' });
+    // No node at all can take them: Degraded names the members and the scheduler's reason (ADR 30).
+    expect(conditions.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'Unschedulable' });
+    expect(conditions.find((c) => c.type === 'Degraded')!.message).toMatch(/^p0-\d cannot be scheduled: /);
     // Every member is still starting: that is not a systemic failure, and nothing was done yet.
     expect(conditions.find((c) => c.type === 'RemediationPaused')).toMatchObject({ status: 'False', reason: 'AsExpected' });
     expect(partition.status!.remediations).toBeUndefined();

@@ -111,6 +111,24 @@ function progress(partition: MeshPartition, sts: V1StatefulSet | undefined): Con
   return undefined;
 }
 
+/**
+ * Degraded for members no node takes (reason InsufficientCapacity when the scheduler names a
+ * resource no node has enough of), with the scheduler's own message: the watchdog does not act
+ * on them, since neither a restart nor new volumes would place them (ADR 30).
+ */
+function unschedulableCondition(members: readonly { pod: string; reason: string; message: string }[]): ConditionDraft {
+  const capacity = members.some((m) => m.reason === 'InsufficientCapacity');
+  return {
+    type: 'Degraded',
+    status: 'True',
+    reason: capacity ? 'InsufficientCapacity' : 'Unschedulable',
+    message: members
+      .map((m) => `${m.pod} cannot be scheduled: ${m.message}`)
+      .join('; ')
+      .slice(0, 1024),
+  };
+}
+
 /** Computes the whole status the operator owns. */
 export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
   const { partition, statefulSet: sts, pods, problem, now, watchdog } = inputs;
@@ -147,7 +165,9 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
               reason: 'RemediationExhausted',
               message: `The watchdog gave up on ${watchdog.assessment.gaveUp.join(', ')}: every level of its ladder failed; a person must replace the hardware and reset them`,
             }
-          : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
+          : watchdog && watchdog.assessment.unschedulable.length > 0
+            ? unschedulableCondition(watchdog.assessment.unschedulable)
+            : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' },
   ];
   if (watchdog) {
     drafts.push(

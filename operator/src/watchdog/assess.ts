@@ -50,6 +50,8 @@ export interface Assessment {
   actions: MemberAction[];
   /** Members still failing after the whole ladder. */
   gaveUp: string[];
+  /** Members no node takes for a reason other than their volumes, with the scheduler's message. */
+  unschedulable: { pod: string; reason: 'Unschedulable' | 'InsufficientCapacity'; message: string }[];
   /** Members whose process says its configuration is invalid, with what it said. */
   misconfigured: { pod: string; message: string }[];
   /** Why an action was held back, per pod (for a log line, not for status). */
@@ -146,6 +148,7 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     remediations: history,
     actions: [],
     gaveUp: [],
+    unschedulable: [],
     misconfigured: [],
     refused: [],
     unhealthy: 0,
@@ -169,7 +172,10 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     // evidence of a systemic failure: creating a partition must not pause the watchdog.
     // Nor is a pod no node takes: the watchdog does nothing for it, so it cannot hold anything back.
     const starting = verdict.kind === 'failing' && stillStarting(decision.state, signals.podCreated, now, settings);
-    const unscheduled = verdict.kind === 'failing' && verdict.reason === 'Unschedulable';
+    const unscheduled = verdict.kind === 'failing' && (verdict.reason === 'Unschedulable' || verdict.reason === 'InsufficientCapacity');
+    if (unscheduled && pod && verdict.message !== undefined) {
+      result.unschedulable.push({ pod: name, reason: verdict.reason, message: verdict.message });
+    }
     if (verdict.kind !== 'healthy' && verdict.kind !== 'misconfigured' && !starting && !unscheduled) result.unhealthy++;
     if (verdict.kind === 'misconfigured') result.misconfigured.push({ pod: name, message: verdict.message });
     let state = decision.state;

@@ -3,6 +3,7 @@ import {
   admitAction,
   classifyMember,
   nextLadderLevel,
+  probationServed,
   repairInProgress,
   systemicFailure,
   watchdogDefaults,
@@ -41,6 +42,7 @@ describe('watchdogSettings', () => {
       recoveryMs: 180 * s,
       probeTimeoutMs: 5 * s,
       probePeriodMs: 10 * s,
+      nodeProbationMs: 600 * s,
     });
     // A failure is tolerated for a while, a probe answers well within its period, and the
     // probation outlasts both the toleration and the recovery allowance.
@@ -61,6 +63,12 @@ describe('watchdogSettings', () => {
     });
   });
 });
+
+const volumeMessage =
+  "0/4 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 3 node(s) didn't match PersistentVolume's node affinity.";
+const cpuMessage =
+  '0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 2 Insufficient cpu. preemption: 0/3 nodes are available.';
+const expired = (forMs: number): MemberSignals['ownerLease'] => ({ live: false, registeredAt: longAgo, goneAt: now - forMs });
 
 describe('classifyMember', () => {
   it.each<[string, Partial<MemberSignals>, Verdict['kind'], string?]>([
@@ -149,15 +157,92 @@ describe('classifyMember', () => {
     ],
     [
       'a pending member whose volume is on a lost node',
-      { scheduled: false, ready: false, node: undefined, pinnedTo: { node: 'n1', why: 'lost' } },
+      { scheduled: false, ready: false, node: undefined, pinnedTo: { node: 'n1', why: 'lost' }, schedulerMessage: volumeMessage },
       'pinned',
       'VolumePinnedToLostNode',
     ],
     [
       'a pending member whose volume is on an unsuitable node',
-      { scheduled: false, ready: false, node: undefined, pinnedTo: { node: 'n1', why: 'unsuitable' } },
+      { scheduled: false, ready: false, node: undefined, pinnedTo: { node: 'n1', why: 'unsuitable' }, schedulerMessage: volumeMessage },
       'pinned',
       'VolumePinnedToUnsuitableNode',
+    ],
+    [
+      'a pending member pinned to an unsuitable node, before the scheduler has said why',
+      { scheduled: false, ready: false, node: undefined, pinnedTo: { node: 'n1', why: 'unsuitable' } },
+      'failing',
+      'Unschedulable',
+    ],
+    [
+      'a pending member pinned to an unsuitable node that no other node has room for: new volumes would not help',
+      { scheduled: false, ready: false, node: undefined, pinnedTo: { node: 'n1', why: 'unsuitable' }, schedulerMessage: cpuMessage },
+      'failing',
+      'InsufficientCapacity',
+    ],
+    [
+      'a pending member no node has room for',
+      { scheduled: false, ready: false, node: undefined, schedulerMessage: cpuMessage },
+      'failing',
+      'InsufficientCapacity',
+    ],
+    [
+      'a pending member that no node tolerates',
+      { scheduled: false, ready: false, node: undefined, schedulerMessage: '0/3 nodes are available: 3 node(s) had untolerated taint.' },
+      'failing',
+      'Unschedulable',
+    ],
+    // The owner lease in etcd (ADR 29).
+    [
+      'a member on a NotReady node whose owner lease expired is lost at once',
+      { ready: false, node: { ready: false, leaseRenewed: now - 25 * s }, ownerLease: expired(3 * s) },
+      'nodeLost',
+      'NodeLost',
+    ],
+    [
+      'a member on a NotReady node whose owner lease has just gone is not lost yet (it may re-acquire)',
+      { ready: false, node: { ready: false, leaseRenewed: now - 25 * s }, ownerLease: expired(0.5 * s) },
+      'failing',
+      'NotReady',
+    ],
+    [
+      'a member on a node silent past nodeLost that still renews its owner lease is never lost',
+      { ready: false, node: { ready: false, leaseRenewed: now - 3000 * s }, ownerLease: { live: true, registeredAt: longAgo } },
+      'nodeUnreachable',
+    ],
+    ['a member on a fresh node whose owner lease expired is hung', { ownerLease: expired(10 * s) }, 'leaseExpired', 'OwnerLeaseExpired'],
+    [
+      'a member whose owner lease expired on a node that has not heartbeated since may be on a dead node: wait',
+      { ownerLease: expired(3 * s), node: { ready: true, leaseRenewed: now - 9 * s, leaseDurationMs: 40 * s } },
+      'nodeUnreachable',
+      'NodeUnreachable',
+    ],
+    [
+      'a member whose owner lease went with its crash is the kubelet’s to restart',
+      { ready: false, ownerLease: expired(3 * s), lastTermination: { exitCode: 1, finishedAt: now - 3 * s } },
+      'failing',
+      'NotReady',
+    ],
+    [
+      'a member waiting to restart after its lease went is not hung',
+      { ready: false, ownerLease: expired(3 * s), waitingReason: 'CrashLoopBackOff' },
+      'failing',
+      'CrashLoop',
+    ],
+    ['a member being deleted has released its lease', { terminating: true, ownerLease: expired(3 * s) }, 'failing', 'Terminating'],
+    ['a member whose owner lease is renewed', { ownerLease: { live: true, registeredAt: longAgo } }, 'healthy'],
+    [
+      'a member never seen registering is not hung (it may be starting)',
+      { ownerLease: { live: false, registeredAt: NaN, goneAt: now - 60 * s } },
+      'healthy',
+    ],
+    [
+      'a member on a NotReady node with no owner record since the operator started is lost',
+      {
+        ready: false,
+        node: { ready: false, leaseRenewed: now - 25 * s },
+        ownerLease: { live: false, registeredAt: NaN, goneAt: now - 5 * s },
+      },
+      'nodeLost',
     ],
   ])('%s', (_name, over, kind, reason) => {
     const verdict = classifyMember(signals(over), now, settings);
@@ -515,6 +600,51 @@ describe('nextLadderLevel', () => {
     expect(decision.wakeAt).toBe(wakeAt);
   });
 
+  it.each<[string, LadderState, Partial<LadderState>, string | undefined]>([
+    ['a hung member is restarted at once, without the toleration', state({}), { level: 1, lastAction: 'Restart' }, 'Restart'],
+    [
+      'a member hung again after a restart is rescheduled',
+      state({ level: 1, lastAction: 'Restart', lastActionTime: now - 120 * s, since: now - 60 * s }),
+      { level: 2 },
+      'Reschedule',
+    ],
+    [
+      'a lease that went before the last action is not news',
+      state({ level: 1, lastAction: 'Restart', lastActionTime: now - 2 * s, healthy: false, since: now - 10 * s }),
+      { level: 1 },
+      undefined,
+    ],
+  ])('owner lease expired: %s', (_name, previous, expected, action) => {
+    const verdict: Verdict = { kind: 'leaseExpired', reason: 'OwnerLeaseExpired', at: now - 5 * s };
+    const decision = nextLadderLevel(previous, verdict, now, settings, { podCreated: longAgo });
+    expect(decision.state).toMatchObject(expected);
+    expect(decision.action?.action).toBe(action);
+  });
+
+  it('fences a member restarted on a node that turned out lost', () => {
+    const previous = state({
+      level: 1,
+      lastAction: 'Restart',
+      lastActionTime: now - 10 * s,
+      lastActionPod: 'uid-1',
+      healthy: false,
+      since: now - 20 * s,
+    });
+    const decision = nextLadderLevel(previous, { kind: 'nodeLost', reason: 'NodeLost' }, now, settings, {
+      podCreated: longAgo,
+      podUid: 'uid-1',
+    });
+    expect(decision.action).toMatchObject({ action: 'Fence', level: 2 });
+  });
+
+  it.each<Verdict>([
+    { kind: 'failing', reason: 'InsufficientCapacity', message: 'x' },
+    { kind: 'failing', reason: 'Unschedulable' },
+  ])('leaves a pod no node takes to the scheduler: %o', (verdict) => {
+    const decision = nextLadderLevel(state({ healthy: false, since: now - 3600 * s }), verdict, now, settings, ctx);
+    expect(decision.action).toBeUndefined();
+  });
+
   it('walks the whole ladder for a member that never recovers', () => {
     let t = now;
     let current: LadderState | undefined = state({});
@@ -568,6 +698,19 @@ describe('bounds', () => {
     [{ level: 4, healthy: false, lastActionTime: now - s }, false],
   ])('repairInProgress(%j) is %s', (over, expected) => {
     expect(repairInProgress(state(over))).toBe(expected);
+  });
+});
+
+describe('probationServed', () => {
+  it.each<[string, number | undefined, string, boolean]>([
+    ['a node not Ready', undefined, String((now - 3600 * s) / 1000), false],
+    ['Ready long enough after a mark long ago', now - 61 * s, String((now - 3600 * s) / 1000), true],
+    ['Ready again only just', now - 10 * s, String((now - 3600 * s) / 1000), false],
+    ['Ready all along, marked just now (a reschedule)', now - 3600 * s, String((now - 10 * s) / 1000), false],
+    ['Ready all along, marked long enough ago', now - 3600 * s, String((now - 60 * s) / 1000), true],
+    ['a mark whose value is not a time', now - 61 * s, 'x', true],
+  ])('%s', (_name, readySince, markedAt, expected) => {
+    expect(probationServed(readySince, markedAt, 60 * s, now)).toBe(expected);
   });
 });
 

@@ -19,6 +19,7 @@ export interface WatchdogSettings {
   recoveryMs: number;
   probeTimeoutMs: number;
   probePeriodMs: number;
+  nodeProbationMs: number;
 }
 
 /** Production defaults: the CRD's defaults of spec.watchdog, from the one definition. */
@@ -38,6 +39,7 @@ export function watchdogSettings(spec: Partial<WatchdogSpec> | undefined): Watch
     recoveryMs: s.recoverySeconds * 1000,
     probeTimeoutMs: s.probeTimeoutSeconds * 1000,
     probePeriodMs: s.probePeriodSeconds * 1000,
+    nodeProbationMs: s.nodeProbationSeconds * 1000,
   };
 }
 
@@ -60,13 +62,24 @@ export interface MemberSignals {
   node?: { ready: boolean; leaseRenewed?: number; leaseDurationMs?: number; notReadySince?: number };
   /** For an unscheduled pod: a node its volumes are bound to that it can no longer run on. */
   pinnedTo?: { node: string; why: 'lost' | 'unsuitable' };
+  /** For an unscheduled pod: why the scheduler found no node for it. */
+  schedulerMessage?: string;
+  /**
+   * The pod's owner lease in etcd (ADR 29), when known: alive (its record exists), or expired
+   * (the record this pod's process wrote at `registeredAt` is gone since `goneAt`, ms).
+   */
+  ownerLease?: { live: true; registeredAt: number } | { live: false; registeredAt: number; goneAt: number };
 }
 
 /** What the signals say: healthy, a soft failure (tolerated for a while), or a hard one. */
 export type Verdict =
   | { kind: 'healthy' }
   /** `heartbeat`: the last renewal of the node's Lease, when the member has a node. */
-  | { kind: 'failing'; reason: 'NotReady' | 'DeepCheckFailing' | 'CrashLoop' | 'Unschedulable' | 'Terminating'; heartbeat?: number }
+  | { kind: 'failing'; reason: 'NotReady' | 'DeepCheckFailing' | 'CrashLoop' | 'Terminating'; heartbeat?: number }
+  /** No node takes the pod, for a reason other than its volumes (capacity, affinity): the scheduler's message. */
+  | { kind: 'failing'; reason: 'Unschedulable' | 'InsufficientCapacity'; message?: string; heartbeat?: undefined }
+  /** Its process stopped renewing its owner lease while its node is fine: hung (or cut off from etcd). */
+  | { kind: 'leaseExpired'; reason: 'OwnerLeaseExpired'; at: number }
   /** The node stopped heartbeating, but not yet for `nodeLostSeconds`: nothing can be done through it, so wait. */
   | { kind: 'nodeUnreachable'; reason: 'NodeUnreachable'; lostAt: number }
   | { kind: 'nodeLost'; reason: 'NodeLost' }
@@ -79,8 +92,35 @@ export type Verdict =
   | { kind: 'storesUnreachable'; reason: 'StoresUnreachable' }
   | { kind: 'pinned'; reason: 'VolumePinnedToLostNode' | 'VolumePinnedToUnsuitableNode' };
 
+/**
+ * Slack when comparing a pod's creationTimestamp (whole seconds, the API server's clock) with
+ * the operator's own times.
+ */
+export const timestampSlackMs = 5000;
+
 /** Default Lease duration of a kubelet, used when a Lease does not say. */
 const defaultLeaseDurationMs = 40_000;
+/**
+ * How long an owner record must stay missing before its lease counts as expired: a process
+ * whose lease lapsed while it could still reach etcd re-acquires within this (its first retry
+ * is after 200 ms), and the one read of the slot map that missed it is not acted on.
+ */
+export const ownerLeaseExpiryGraceMs = 1500;
+/**
+ * A process renews its 10 s owner lease every 3.3 s, so it stopped at least 6.7 s before its
+ * record went; a node heartbeat later than 5 s before that shows the node outlived the process.
+ */
+const heartbeatAfterStallMs = 5000;
+/** While a silent node's member keeps renewing its owner lease, how often to look again. */
+const ownerLeaseRecheckMs = 10_000;
+/** The scheduler's reason for a node where the pod's bound volumes cannot be used (today's wording, and older releases'). */
+const volumeConflict = /didn't match PersistentVolume's node affinity|volume node affinity conflict/i;
+
+/** Whether the member's owner lease has expired (and stayed so past the grace). */
+function ownerLeaseExpired(signals: MemberSignals, now: number): boolean {
+  const owner = signals.ownerLease;
+  return owner !== undefined && !owner.live && now - owner.goneAt >= ownerLeaseExpiryGraceMs;
+}
 
 /** Whether a termination is the data plane's volume-fault exit. */
 export function isVolumeFault(termination: { exitCode: number; message?: string } | undefined): boolean {
@@ -90,11 +130,20 @@ export function isVolumeFault(termination: { exitCode: number; message?: string 
 /** Reads a member's signals into a verdict. */
 export function classifyMember(signals: MemberSignals, now: number, settings: WatchdogSettings): Verdict {
   const node = signals.node;
+  const leaseExpired = ownerLeaseExpired(signals, now);
+  let nodeFresh = false;
   if (signals.scheduled && node) {
+    // The member's own lease decides what the node's silence cannot (ADR 29): a NotReady node
+    // whose member let its owner lease expire holds nothing that can still commit, so the
+    // member is fenced at once; a member still renewing is alive, and never fenced.
+    if (!node.ready && leaseExpired) return { kind: 'nodeLost', reason: 'NodeLost' };
     // Without a Lease, the Ready condition's last transition is the last sign of life.
     const renewed = node.leaseRenewed ?? (node.ready ? undefined : node.notReadySince);
     const leaseAge = renewed === undefined ? Infinity : now - renewed;
     const fresh = leaseAge <= (node.leaseDurationMs ?? defaultLeaseDurationMs);
+    nodeFresh = fresh && node.ready;
+    if (!fresh && signals.ownerLease?.live)
+      return { kind: 'nodeUnreachable', reason: 'NodeUnreachable', lostAt: now + ownerLeaseRecheckMs };
     // Never act through a node whose Lease is fresh as if it were lost; never act through a silent one at all.
     if (!fresh) {
       const lostAt = (renewed ?? now) + settings.nodeLostMs;
@@ -102,10 +151,39 @@ export function classifyMember(signals: MemberSignals, now: number, settings: Wa
       return { kind: 'nodeUnreachable', reason: 'NodeUnreachable', lostAt: node.ready ? Math.max(lostAt, now + 1000) : lostAt };
     }
   }
-  if (!signals.scheduled && !signals.terminating && signals.pinnedTo) {
-    return { kind: 'pinned', reason: signals.pinnedTo.why === 'lost' ? 'VolumePinnedToLostNode' : 'VolumePinnedToUnsuitableNode' };
+  if (!signals.scheduled && !signals.terminating) {
+    // New volumes help only when the scheduler says the old ones are what keeps every node away.
+    const message = signals.schedulerMessage;
+    if (signals.pinnedTo && message !== undefined && volumeConflict.test(message)) {
+      return { kind: 'pinned', reason: signals.pinnedTo.why === 'lost' ? 'VolumePinnedToLostNode' : 'VolumePinnedToUnsuitableNode' };
+    }
+    if (message !== undefined) {
+      return { kind: 'failing', reason: /\bInsufficient\b/.test(message) ? 'InsufficientCapacity' : 'Unschedulable', message };
+    }
   }
   const termination = signals.lastTermination;
+  // A hang: the process stopped renewing its owner lease on a node that is fine, and did not
+  // die (a crash is the kubelet's to restart, and shows as a later termination).
+  if (
+    leaseExpired &&
+    nodeFresh &&
+    !signals.terminating &&
+    signals.ownerLease !== undefined &&
+    !signals.ownerLease.live &&
+    // Only a record this pod's process was seen to write and lose is a hang; one never seen may be a slow start.
+    Number.isFinite(signals.ownerLease.registeredAt) &&
+    !signals.waitingReason &&
+    !(termination && termination.finishedAt >= signals.ownerLease.registeredAt - timestampSlackMs)
+  ) {
+    const goneAt = signals.ownerLease.goneAt;
+    // The node must have heartbeated after the process stopped renewing, or it may be the node
+    // that died (powered off, frozen) and is not yet NotReady: then it is fenced once it is,
+    // not restarted through it.
+    if ((node?.leaseRenewed ?? -Infinity) <= goneAt - heartbeatAfterStallMs) {
+      return { kind: 'nodeUnreachable', reason: 'NodeUnreachable', lostAt: now + ownerLeaseRecheckMs / 5 };
+    }
+    return { kind: 'leaseExpired', reason: 'OwnerLeaseExpired', at: goneAt };
+  }
   // How the process last died says what is wrong, as long as it has not come back since.
   if (!signals.terminating && termination && !(signals.ready && signals.deepCheck !== 'failing')) {
     if (isVolumeFault(termination)) return { kind: 'volumeFault', reason: 'VolumeFault', at: termination.finishedAt };
@@ -136,12 +214,6 @@ export interface LadderState {
   /** The uid of the pod the last action was taken on. */
   lastActionPod?: string;
 }
-
-/**
- * Slack when comparing a pod's creationTimestamp (whole seconds, the API server's clock) with
- * the operator's own times.
- */
-const timestampSlackMs = 5000;
 
 /** What else the ladder needs to know about the member and the watchdog. */
 export interface LadderContext {
@@ -231,14 +303,16 @@ export function nextLadderLevel(
   const otherPod = state.lastActionPod !== undefined ? context.podUid !== state.lastActionPod : context.podCreated > lastAction;
   if (verdict.kind === 'volumeFault' && verdict.at > lastAction) return take(state.level < 3 ? 3 : state.level + 1);
   if (verdict.kind === 'pinned' && otherPod) return take(state.level < 3 ? 3 : state.level + 1);
-  if (verdict.kind === 'nodeLost' && otherPod) return take(state.level < 2 ? 2 : state.level + 1);
+  // A restart cannot take a pod off a lost node (nobody is there to stop it): fence it.
+  if (verdict.kind === 'nodeLost' && (otherPod || state.lastAction === 'Restart')) return take(state.level < 2 ? 2 : state.level + 1);
   if (verdict.kind === 'listenFailed' && verdict.at > lastAction) return take(state.level < 2 ? 2 : state.level + 1);
+  if (verdict.kind === 'leaseExpired' && verdict.at > lastAction) return take(state.level + 1);
   // Neither a restart nor a move can fix a wrong configuration or a store that is down.
   if (verdict.kind === 'misconfigured' || verdict.kind === 'storesUnreachable') return { state };
 
   // A pod no node will take is the scheduler's and the cluster's problem (capacity, affinity):
   // deleting or moving it changes nothing, so the watchdog only reports it.
-  if (verdict.kind === 'failing' && verdict.reason === 'Unschedulable') return { state };
+  if (verdict.kind === 'failing' && (verdict.reason === 'Unschedulable' || verdict.reason === 'InsufficientCapacity')) return { state };
 
   // The allowances for a starting pod and for an action last only until the member is first
   // healthy: a member that came back and then failed again gets the toleration alone.
@@ -255,6 +329,17 @@ export function nextLadderLevel(
   if (verdict.kind === 'failing' && verdict.heartbeat !== undefined && verdict.heartbeat < state.since)
     return { state, wakeAt: now + 2000 };
   return take(state.level + 1);
+}
+
+/**
+ * Whether a node's unsuitable mark has served its probation (ADR 30): the node has been Ready
+ * with a fresh Lease since `readySince` (undefined: it is not), and both that and the mark
+ * (`markedAt`, the label's value in seconds) are at least `probationMs` old.
+ */
+export function probationServed(readySince: number | undefined, markedAt: string, probationMs: number, now: number): boolean {
+  if (readySince === undefined) return false;
+  const marked = Number(markedAt) * 1000;
+  return now - Math.max(readySince, Number.isNaN(marked) ? 0 : marked) >= probationMs;
 }
 
 /** Why an action may not happen now. */

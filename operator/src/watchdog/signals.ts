@@ -5,7 +5,8 @@ import type { KubernetesObject, V1Lease, V1Node, V1PersistentVolumeClaim, V1Pod 
 import { outOfServiceAnnotation, unsuitableNodeLabelPrefix } from '@meshwork/contract';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { names } from '../specs/common.ts';
-import type { DeepCheck, MemberSignals } from './ladder.ts';
+import { timestampSlackMs, type DeepCheck, type MemberSignals } from './ladder.ts';
+import type { OwnerRecordSighting } from './owner-leases.ts';
 
 /** The taint that tells Kubernetes a node is shut down, so its pods and volumes are released. */
 export const outOfServiceTaint = { key: 'node.kubernetes.io/out-of-service', value: 'nodeshutdown', effect: 'NoExecute' } as const;
@@ -24,7 +25,13 @@ function ms(value: Date | string | undefined): number | undefined {
 export function slimMemberPod(pod: V1Pod): V1Pod {
   const conditions = (pod.status?.conditions ?? [])
     .filter((c) => c.type === 'Ready' || c.type === 'PodScheduled')
-    .map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}) }));
+    .map((c) => ({
+      type: c.type,
+      status: c.status,
+      ...(c.reason ? { reason: c.reason } : {}),
+      // Why the scheduler found no node: the watchdog reports it, and recreates volumes only when they are the cause.
+      ...(c.type === 'PodScheduled' && c.status === 'False' && c.message ? { message: c.message.slice(0, messageLimit * 4) } : {}),
+    }));
   const container = pod.status?.containerStatuses?.[0];
   const terminated = container?.lastState?.terminated;
   return {
@@ -127,6 +134,33 @@ export interface SignalSources {
   lease(name: string): V1Lease | undefined;
   claim(namespace: string, name: string): V1PersistentVolumeClaim | undefined;
   deepCheck(pod: V1Pod): DeepCheck;
+  /** What was last seen of the replica's owner record in the slot map; undefined when unknown. */
+  ownerRecord?(replica: string): OwnerRecordSighting | undefined;
+}
+
+/**
+ * The pod's owner lease, from the last sighting of its replica's record: only a record this
+ * pod's process wrote speaks for it (the same address, written after the pod was created).
+ */
+export function ownerLeaseOf(pod: V1Pod, sighting: OwnerRecordSighting | undefined, podCreated: number): MemberSignals['ownerLease'] {
+  if (!sighting) return undefined;
+  if (!sighting.present && Number.isNaN(sighting.registeredAt)) {
+    // No record since the operator first read the slot map (it started after the record went,
+    // or the process never registered): a pod older than that read holds no lease now.
+    const since = sighting.goneAt ?? Infinity;
+    return since > podCreated + timestampSlackMs ? { live: false, registeredAt: NaN, goneAt: since } : undefined;
+  }
+  const ip = pod.status?.podIP;
+  let host: string | undefined;
+  try {
+    host = new URL(sighting.url).hostname;
+  } catch {
+    host = undefined;
+  }
+  if (ip && host && host !== ip && host !== `[${ip}]`) return undefined;
+  if (sighting.registeredAt < podCreated - timestampSlackMs) return undefined;
+  if (sighting.present) return { live: true, registeredAt: sighting.registeredAt };
+  return { live: false, registeredAt: sighting.registeredAt, goneAt: sighting.goneAt ?? 0 };
 }
 
 /** Whether `node` is lost: silent past `nodeLostMs` and not Ready. */
@@ -163,6 +197,10 @@ export function memberSignals(
     };
   }
   if (container?.state?.waiting?.reason) signals.waitingReason = container.state.waiting.reason;
+  const ownerLease = ownerLeaseOf(pod, sources.ownerRecord?.(pod.metadata?.name ?? ''), signals.podCreated);
+  if (ownerLease) signals.ownerLease = ownerLease;
+  const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (!nodeName && unschedulable?.message) signals.schedulerMessage = unschedulable.message;
   if (nodeName) {
     const node = sources.node(nodeName);
     if (node) {

@@ -1,5 +1,5 @@
 // The watchdog's I/O: informers on nodes, node Leases and member claims, the deep-health
-// prober, the cluster-wide pause, and carrying out the actions the ladder chose (delete a
+// prober, the members' owner leases in etcd (ADR 29), the cluster-wide pause, and carrying out the actions the ladder chose (delete a
 // pod, mark a node unsuitable, fence a lost node, delete a member's claims), with Events
 // and metrics. It runs inside the MeshPartition reconcile, so only the leader acts.
 import type { KubernetesObject, V1Lease, V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
@@ -19,16 +19,15 @@ import type { OperatorMetrics } from '../metrics.ts';
 import { unsuitableNodeLabel } from '../specs/common.ts';
 import type { EventRecorder } from '../meshpartition/events.ts';
 import { assessPartition, type Assessment, type MemberAction } from './assess.ts';
-import { systemicFailure, watchdogSettings } from './ladder.ts';
+import { ownerLeaseExpiryGraceMs, probationServed, systemicFailure, watchdogSettings } from './ladder.ts';
+import { OwnerLeases } from './owner-leases.ts';
 import { DeepProber } from './prober.ts';
 import { memberClaimNames, memberSignals, nodeReady, outOfServiceTaint, slimClaim, slimLease, slimNode } from './signals.ts';
 
 /** How long a watchdog-deleted member gets to stop: it is failing, so a graceful stop helps nobody. */
 export const remediationGraceSeconds = 1;
-/** How long a node stays marked unsuitable for a partition before the watchdog lifts the mark. */
-export const unsuitableNodeTtlSeconds = 3600;
 /** How often the leader sweeps nodes for marks and taints it no longer needs. */
-const sweepIntervalMs = 30_000;
+const sweepIntervalMs = 5000;
 
 export interface WatchdogOptions {
   client: KubeClient;
@@ -55,10 +54,12 @@ export class Watchdog {
   readonly leases: ResilientInformer<V1Lease>;
   readonly claims: ResilientInformer<V1PersistentVolumeClaim>;
   readonly prober: DeepProber;
+  readonly ownerLeases: OwnerLeases;
   readonly #options: WatchdogOptions;
   /** Unhealthy and total members per partition, as of its last assessment. */
   readonly #counts = new Map<string, { unhealthy: number; total: number; levels: number[] }>();
-  readonly #nodeReady = new Map<string, boolean>();
+  /** Each node's Ready state and since when this process has seen it so (its own clock, immune to the node's). */
+  readonly #nodeReady = new Map<string, { ready: boolean; since: number }>();
   #paused = false;
   #resumedAt: number | undefined;
   #sweep: NodeJS.Timeout | undefined;
@@ -87,12 +88,13 @@ export class Watchdog {
     this.nodes.onChange((node, event) => {
       const name = node.metadata?.name ?? '';
       const ready = event !== 'delete' && nodeReady(node);
-      if (this.#nodeReady.get(name) === ready) return;
-      this.#nodeReady.set(name, ready);
+      if (this.#nodeReady.get(name)?.ready === ready) return;
+      this.#nodeReady.set(name, { ready, since: this.#now() });
       for (const pod of options.memberPods()) {
         if (pod.spec?.nodeName === name) options.enqueue(`${pod.metadata?.namespace}/${pod.metadata?.labels?.[partitionLabel]}`);
       }
     });
+    this.ownerLeases = new OwnerLeases({ log, enqueue: options.enqueue, expiryGraceMs: ownerLeaseExpiryGraceMs, now: () => this.#now() });
     this.prober = new DeepProber({
       targets: () =>
         options.memberPods().flatMap((pod) => {
@@ -121,6 +123,7 @@ export class Watchdog {
   /** Starts probing and sweeping; only the leader calls this. */
   startActing(): void {
     this.prober.start();
+    this.ownerLeases.start();
     this.#sweep ??= setInterval(
       () => void this.sweepNodes().catch((err: unknown) => this.#options.log.warn({ err }, 'Node sweep failed')),
       sweepIntervalMs,
@@ -131,6 +134,7 @@ export class Watchdog {
   /** Stops probing and sweeping. */
   stop(): void {
     this.prober.stop();
+    this.ownerLeases.stop();
     if (this.#sweep) clearInterval(this.#sweep);
     this.#sweep = undefined;
   }
@@ -138,6 +142,7 @@ export class Watchdog {
   /** Forgets a deleted partition. */
   forget(key: string): void {
     this.#counts.delete(key);
+    this.ownerLeases.forget(key);
     this.#updateLevels();
   }
 
@@ -147,6 +152,7 @@ export class Watchdog {
     const key = `${partition.metadata.namespace}/${partition.metadata.name}`;
     const settings = watchdogSettings(partition.spec.watchdog);
     const label = unsuitableNodeLabel(partition);
+    this.ownerLeases.watch(key, partition);
     const signals = (pod: V1Pod) =>
       memberSignals(
         partition,
@@ -156,6 +162,7 @@ export class Watchdog {
           lease: (name) => this.leases.get(name, 'kube-node-lease'),
           claim: (namespace, name) => this.claims.get(name, namespace),
           deepCheck: (p) => this.prober.result(p),
+          ownerRecord: (replica) => this.ownerLeases.sighting(partition, replica),
         },
         label,
         now,
@@ -335,38 +342,42 @@ export class Watchdog {
 
   /**
    * Lifts what the watchdog put on nodes once it is no longer needed: a partition's
-   * unsuitable mark after `unsuitableNodeTtlSeconds` or when the partition is gone, and the
+   * unsuitable mark once the node has been Ready, with a fresh Lease, for the partition's
+   * `nodeProbationSeconds` since it was marked (or at once when the partition is gone), and the
    * out-of-service taint once the node is Ready again.
    */
   async sweepNodes(): Promise<void> {
     const { client, log } = this.#options;
     const now = this.#now();
-    const known = new Set(this.#options.partitionKeys().map((key) => key.replace('/', '.')));
+    const byLabel = new Map<string, MeshPartition>();
+    for (const key of this.#options.partitionKeys()) {
+      const p = this.#options.partition(key);
+      if (p) byLabel.set(unsuitableNodeLabel(p), p);
+    }
     for (const node of this.nodes.list()) {
       const name = node.metadata?.name ?? '';
+      const lease = this.leases.get(name, 'kube-node-lease');
+      const renewed = lease?.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+      const fresh = now - renewed < (lease?.spec?.leaseDurationSeconds ?? 40) * 1000;
+      const seen = this.#nodeReady.get(name);
+      // Ready since (this process's clock); a node not seen turning Ready counts from when it was first seen.
+      const readySince = nodeReady(node) && fresh && seen?.ready ? seen.since : undefined;
       const stale: Record<string, null> = {};
       for (const [label, value] of Object.entries(node.metadata?.labels ?? {})) {
         if (!label.startsWith(unsuitableNodeLabelPrefix)) continue;
-        const expired = now / 1000 - Number(value) >= unsuitableNodeTtlSeconds;
-        const partitionGone = !known.has(label.slice(unsuitableNodeLabelPrefix.length)) && !this.#hashedLabelInUse(label);
-        if (expired || partitionGone) stale[label] = null;
+        const partition = byLabel.get(label);
+        if (!partition) {
+          stale[label] = null;
+          continue;
+        }
+        if (probationServed(readySince, value, watchdogSettings(partition.spec.watchdog).nodeProbationMs, now)) stale[label] = null;
       }
       if (Object.keys(stale).length > 0) {
         await client.mergePatch({ ...nodeRef, name }, { metadata: { labels: stale } });
         log.info({ node: name, labels: Object.keys(stale) }, `Removed unsuitable marks from node ${name}`);
       }
-      const lease = this.leases.get(name, 'kube-node-lease');
-      const renewed = lease?.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
-      const fresh = now - renewed < (lease?.spec?.leaseDurationSeconds ?? 40) * 1000;
       if (node.metadata?.annotations?.[outOfServiceAnnotation] && nodeReady(node) && fresh) await this.#untaint(name);
     }
-  }
-
-  #hashedLabelInUse(label: string): boolean {
-    return this.#options.partitionKeys().some((key) => {
-      const p = this.#options.partition(key);
-      return p !== undefined && unsuitableNodeLabel(p) === label;
-    });
   }
 
   async #untaint(name: string): Promise<void> {
