@@ -323,6 +323,7 @@ const status = object({
   readyReplicas: integer(),
   selector: string(),
   slots: string().describe('The slot ranges, written as 0-1023,2048-2100.'),
+  image: string().describe("The image the members' StatefulSet runs: spec.image, or the operator's default when that is empty."),
   currentRevision: string(),
   updateRevision: string(),
   conditions: array(condition).with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
@@ -370,7 +371,7 @@ export const meshPartitionPrinterColumns = [
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   { name: 'Ready-Replicas', type: 'integer', jsonPath: '.status.readyReplicas', priority: 1 },
   { name: 'Revision', type: 'string', jsonPath: '.status.updateRevision', priority: 1 },
-  { name: 'Image', type: 'string', jsonPath: '.spec.image', priority: 1 },
+  { name: 'Image', type: 'string', jsonPath: '.status.image', priority: 1 },
   { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
 ] as const;
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { samplePartition } from '../api/fixtures.ts';
 import type { Condition, MeshPartition } from '../api/v1alpha1.ts';
 import { computeStatus, memberHealth, statusUpToDate } from './status.ts';
+import { buildStatefulSet } from '../specs/statefulset.ts';
 import type { Assessment } from '../watchdog/assess.ts';
 
 const now = new Date('2026-01-02T03:04:05.678Z');
@@ -74,6 +75,16 @@ describe('computeStatus', () => {
     expect(condition(status.conditions, 'Progressing')!.status).toBe(progressing);
     expect(condition(status.conditions, 'Degraded')!.status).toBe('False');
     expect(status.observedGeneration).toBe(1);
+  });
+
+  it("reports the image the members' StatefulSet runs, also when the spec names none", () => {
+    const partition = samplePartition();
+    expect(partition.spec.image ?? '').toBe('');
+    const sts = buildStatefulSet(partition, { defaultImage: 'registry.example/meshwork:1.2.3' });
+    sts.status = { replicas: 3, readyReplicas: 3, observedGeneration: 1 };
+    sts.metadata = { ...sts.metadata, generation: 1 };
+    expect(computeStatus({ partition, statefulSet: sts, pods: [], now }).image).toBe('registry.example/meshwork:1.2.3');
+    expect(computeStatus({ partition, statefulSet: undefined, pods: [], now }).image).toBeUndefined();
   });
 
   it('reports an apply problem as Degraded and not Ready', () => {

@@ -186,6 +186,8 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
     members: watchdog ? watchdog.assessment.members : members(pods),
   };
   if (watchdog && watchdog.assessment.remediations.length > 0) status.remediations = watchdog.assessment.remediations;
+  const image = sts?.spec?.template.spec?.containers.find((c) => c.name === 'partition')?.image;
+  if (image) status.image = image;
   if (sts?.status?.currentRevision) status.currentRevision = sts.status.currentRevision;
   if (sts?.status?.updateRevision) status.updateRevision = sts.status.updateRevision;
   return status;
