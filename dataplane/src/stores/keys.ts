@@ -1,6 +1,7 @@
 // The etcd key layout. Keys are prefixed by a zero-padded slot, so that one slot, or a range
 // of slots, is one contiguous key range that can be scanned, moved or dropped as a unit.
 import { slotOf } from '../slots.ts';
+import { slotMapPrefix } from '@meshwork/contract';
 
 /** The four-digit form of a slot used in keys ("0042"). */
 export function slotSegment(slot: number): string {
@@ -90,8 +91,8 @@ export function tombstoneKey(objectId: string, path: string): string {
   return `${tombstonesPrefix(slotOf(objectId))}${objectId}/${path}`;
 }
 
-/** Prefix of the slot map: one record per replica of each partition. */
-export const slotMapPrefix = '/mw/slotmap/';
+/** Prefix of the slot map: one record per replica of each partition (the gateway watches it too). */
+export { slotMapPrefix };
 
 /** A replica's owner record in the slot map; a newer process of the same replica replaces it. */
 export function slotMapKey(partition: string, replica: string): string {
