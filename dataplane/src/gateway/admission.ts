@@ -1,10 +1,12 @@
 // Admission at the gateway: an adaptive concurrency limit per partition, so that excess load is
 // refused here, where a refusal is cheap, and the partitions stay in their efficient range
-// (a refusal still costs a partition a pass through its HTTP server). The limit grows by about
-// one per round trip while requests come back fast and the limit is in use, and shrinks by a
-// tenth when the partition answers `503 overloaded` or the time to its answer's headers rises
-// well above the partition's baseline (the fastest answers of the last window). Long polls are
-// not counted: they wait by design. Pure: the time comes in as an argument.
+// (a refusal still costs a partition a pass through its HTTP server). While the limit is in use
+// (at least 80 % of it in flight), it grows by about one per round trip as long as answers come
+// back fast, and shrinks by a tenth when the time to an answer's headers rises well above the
+// partition's baseline (the fastest answers of the last window); a `503` from the partition
+// shrinks it whatever the load. Below 80 % nothing changes: latency at low load says nothing of
+// capacity. Long polls and streamed uploads (whose answer waits for the body) are not measured,
+// and long polls are not counted. Pure: the time comes in as an argument.
 
 /** Bounds of the limit. */
 export interface LimitBounds {
@@ -39,7 +41,7 @@ export class AdaptiveLimit {
   #windowStart = 0;
   #lastDecrease = Number.NEGATIVE_INFINITY;
 
-  constructor(bounds: LimitBounds, initial = Math.min(bounds.max, Math.max(bounds.min, 64))) {
+  constructor(bounds: LimitBounds, initial = Math.min(bounds.max, Math.max(bounds.min, 128))) {
     this.#bounds = bounds;
     this.#limit = initial;
   }
@@ -69,7 +71,7 @@ export class AdaptiveLimit {
       outcome.latencyMs !== undefined &&
       this.#baselineMs !== undefined &&
       outcome.latencyMs > this.#baselineMs * latencyTolerance + latencyFloorMs;
-    if (outcome.overloaded || slow) {
+    if (outcome.overloaded || (busy && slow)) {
       if (nowMs - this.#lastDecrease >= decreaseEveryMs) {
         this.#lastDecrease = nowMs;
         this.#limit = Math.max(this.#bounds.min, this.#limit * decreaseFactor);

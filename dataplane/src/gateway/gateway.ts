@@ -239,7 +239,8 @@ export class GatewayRouter {
         idleTimeoutMs: this.#deps.upstreamTimeoutMs + plan.waitSeconds * 1000,
         signal,
       });
-      const latencyMs = outcome.kind === 'answer' ? performance.now() - sentAt : undefined;
+      // A streamed body's answer waits for the body: its time says nothing of the partition's load.
+      const latencyMs = outcome.kind === 'answer' && body.kind !== 'stream' ? performance.now() - sentAt : undefined;
       const release = (overloaded: boolean): void => limit?.complete({ overloaded, latencyMs }, Date.now());
       if (body.kind === 'stream' && outcome.kind !== 'unreachable' && outcome.kind !== 'aborted')
         bodyGone = bodyGone || outcome.kind === 'answer' || outcome.bodySent;
