@@ -233,19 +233,20 @@ export async function runGateway(): Promise<void> {
         ...keyPair,
         allowHTTP1: true,
         settings: { maxHeaderListSize: config.maxHeaderBytes },
+        // The HTTP/1.1 side of the secure server takes the plain server's limits and timeouts.
         maxHeaderSize: config.maxHeaderBytes,
+        requestTimeout: config.requestTimeoutMs,
+        headersTimeout: config.headersTimeoutMs,
+        keepAliveTimeout: keepAliveTimeoutMs,
+        connectionsCheckingInterval: 1000,
       } as Parameters<typeof createSecureServer>[0],
       (req: Http2ServerRequest, res) => handle(req, res),
     );
-    // The HTTP/1.1 side of the secure server honours the same timeouts as the plain server.
-    Object.assign(secure, {
-      requestTimeout: config.requestTimeoutMs,
-      headersTimeout: config.headersTimeoutMs,
-      keepAliveTimeout: keepAliveTimeoutMs,
-    });
     secure.on('session', (session: Http2Session) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
+      // An HTTP/2 session idle (no frame either way) for the keep-alive timeout is closed.
+      session.setTimeout(keepAliveTimeoutMs, () => session.close());
     });
     secure.on('sessionError', (err) => log.debug({ err }, 'An HTTP/2 session failed'));
     server = secure;

@@ -83,7 +83,7 @@ beforeAll(async () => {
   ca = readFileSync(pki.caCert);
   tlsDir = mkdtempSync(join(tmpdir(), 'meshwork-gateway-tls-'));
   await issueInto('gateway-one');
-  gateway = await startGateway({ etcdEndpoint: etcd.endpoint, tlsDir, ca });
+  gateway = await startGateway({ etcdEndpoint: etcd.endpoint, tlsDir, ca, env: { MESHWORK_GATEWAY_HEADERS_TIMEOUT_SECONDS: '2' } });
   userToken = (await new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken }).createUser('tls')).token;
 });
 
@@ -127,6 +127,22 @@ describe('the HTTPS edge', () => {
       req.on('error', reject);
     });
     expect(answer).toEqual({ status: 200, alpn: 'http/1.1' });
+  });
+
+  it('answers 408 in the envelope to an HTTPS client that sends its headers too slowly', async () => {
+    const started = performance.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: gateway.port, ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+        socket.write('GET /v1/me HTTP/1.1\r\nHost: x\r\n');
+      });
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 408 /);
+    expect(answer).toContain('"code":"request_timeout"');
+    expect(performance.now() - started).toBeLessThan(15_000);
   });
 
   it('takes up a replaced certificate for new connections and keeps open sessions', async () => {
