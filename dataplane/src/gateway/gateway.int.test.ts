@@ -99,10 +99,10 @@ async function expectHealthy(): Promise<void> {
   expect(gateway.process.exitStatus).toBeUndefined();
 }
 
-describe('the API through the gateway', () => {
-  let alice: DeviceClient;
-  let bob: DeviceClient;
+let alice: DeviceClient;
+let bob: DeviceClient;
 
+describe('the API through the gateway', () => {
   it('creates users on both partitions and serves each from its own', async () => {
     const aliceUser = await userOn(a, 'alice');
     const bobUser = await userOn(b, 'bob');
@@ -156,6 +156,46 @@ describe('the API through the gateway', () => {
 
   it('never answered 421', () => {
     expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses).not.toContain(421);
+  });
+});
+
+describe('a replica that shuts down', () => {
+  it('costs the clients nothing: its draining answers and refused connections go to the other replica', async () => {
+    const stores = { etcdEndpoint: etcd.endpoint, minio };
+    const second = await startPartition(stores, {
+      partition: 'gw-b',
+      slots: '1024-2047',
+      adminToken: a.adminToken,
+      env: { ...unthrottledEnv, MESHWORK_POD_NAME: 'gw-b-second' },
+    });
+    // The gateway knows the second replica and has found it ready.
+    await waitFor(async () => ((await (await fetch(`${gateway.url}/v1/slots`)).text()).includes('gw-b-second') ? true : undefined), {
+      description: 'the gateway to see the second replica',
+      timeoutMs: 10_000,
+    });
+    const first = b;
+    const failures: unknown[] = [];
+    let served = 0;
+    let stopped = false;
+    const load = (async () => {
+      while (!stopped) {
+        try {
+          await bob.me();
+          served++;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    })();
+    await waitFor(() => (served > 20 ? true : undefined), { description: 'load to flow', timeoutMs: 10_000 });
+    await first.stop();
+    const after = served;
+    await waitFor(() => (served > after + 50 ? true : undefined), { description: 'load to go on', timeoutMs: 20_000 });
+    stopped = true;
+    await load;
+    b = second;
+    expect(failures.map((e) => `${(e as { code?: string }).code}: ${(e as Error).message}`)).toEqual([]);
     expect(statuses).not.toContain(421);
   });
 });

@@ -35,3 +35,18 @@ describe('MemberStates', () => {
     expect(states.stateOf('http://a')).toBe('unknown');
   });
 });
+
+describe('MemberStates.probed', () => {
+  it.each([
+    [['ready'], 'ready'],
+    [['not_ready'], 'unready'],
+    [['refused'], 'unready'],
+    [['ready', 'no_answer', 'no_answer'], 'ready'],
+    [['ready', 'no_answer', 'no_answer', 'no_answer'], 'unready'],
+    [['no_answer', 'no_answer', 'ready', 'no_answer', 'no_answer'], 'ready'],
+  ] as const)('after %j the member is %s', (results, state) => {
+    const states = new MemberStates();
+    for (const r of results) states.probed('http://a', r);
+    expect(states.stateOf('http://a')).toBe(state);
+  });
+});

@@ -21,7 +21,7 @@ import { terminate } from '../termination.ts';
 import { AdaptiveLimit } from './admission.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayRouter, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
-import { MemberStates } from './members.ts';
+import { MemberStates, type ProbeResult } from './members.ts';
 import { answerOperations, answerSlots, isOperationsPath } from './operations.ts';
 import { SlotWatch } from './slot-watch.ts';
 import { readKeyPair, watchKeyPair, type KeyPair } from './tls.ts';
@@ -31,6 +31,8 @@ import { readKeyPair, watchKeyPair, type KeyPair } from './tls.ts';
 const upstreamIdleMs = 30_000;
 // Idle client connections are kept this long.
 const keepAliveTimeoutMs = 65_000;
+// A member's /readyz gets at least this long to answer (and the probe interval if longer).
+const probeTimeoutMs = 2000;
 // etcd round trips for readiness, as the partition's.
 const storeProbe = { intervalMs: 5000, timeoutMs: 2000, staleAfterMs: 15_000 };
 
@@ -274,8 +276,8 @@ export async function runGateway(): Promise<void> {
       for (const member of partition.members) {
         if (probing.has(member.url)) continue;
         probing.add(member.url);
-        void fetchReady(member.url, probeAgent, config.probeIntervalMs)
-          .then((ready) => members.set(member.url, ready ? 'ready' : 'unready'))
+        void probeReady(member.url, probeAgent, Math.max(probeTimeoutMs, config.probeIntervalMs))
+          .then((result) => members.probed(member.url, result))
           .finally(() => probing.delete(member.url));
       }
     }
@@ -314,14 +316,17 @@ export async function runGateway(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-/** Whether the member at `base` answers /readyz with 200 within `timeoutMs`. */
-function fetchReady(base: string, agent: Agent, timeoutMs: number): Promise<boolean> {
+/** What the member at `base` answers to /readyz within `timeoutMs`. */
+function probeReady(base: string, agent: Agent, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const req = httpGet(new URL(healthPaths.ready, base), { agent, timeout: timeoutMs }, (res) => {
       res.resume();
-      resolve(res.statusCode === 200);
+      resolve(res.statusCode === 200 ? 'ready' : 'not_ready');
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      resolve('no_answer');
+      req.destroy();
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' ? 'refused' : 'no_answer'));
   });
 }
