@@ -108,12 +108,17 @@ async function readAll(stream: Readable, limit: number): Promise<Buffer | undefi
   return Buffer.concat(chunks);
 }
 
-/** The route label of a request for metrics: its area, never ids. */
+const knownAreas = new Set(['objects', 'devices', 'users', 'me', 'notifications', 'blocks', 'slots']);
+const knownParts = new Set(['entries', 'changes', 'content', 'members', 'presence', 'quota', 'token']);
+
+/** The route label of a request for metrics: its area, never ids, and only names the API has (a client cannot add labels). */
 function routeLabel(pathname: string): string {
   const [, , area, id, sub] = pathname.split('/');
-  if (area === undefined) return '/v1';
+  if (area === undefined || !knownAreas.has(area)) return '/v1/other';
   if (id === undefined || id === '') return `/v1/${area}`;
-  return sub === undefined ? `/v1/${area}/:id` : `/v1/${area}/:id/${sub}`;
+  if (area === 'me') return knownParts.has(id) ? `/v1/me/${id}` : '/v1/me/other';
+  if (sub === undefined) return `/v1/${area}/:id`;
+  return `/v1/${area}/:id/${knownParts.has(sub) ? sub : 'other'}`;
 }
 
 /** The gateway's handler of `/v1` requests. */
