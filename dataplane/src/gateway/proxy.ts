@@ -11,6 +11,33 @@ import type { Readable } from 'node:stream';
 /** The body of a request to forward: none, bytes held in memory (may be sent again), or the client's stream. */
 export type ForwardBody = { kind: 'none' } | { kind: 'buffered'; bytes: Buffer } | { kind: 'stream'; stream: Readable };
 
+/** Tells the exchanges of a request that its client went away (cheaper than an AbortSignal, whose abort builds a DOMException). */
+export class ClientGone {
+  #gone = false;
+  readonly #listeners = new Set<() => void>();
+
+  /** Whether the client went away. */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  /** Records that the client went away and tells every listener once. */
+  notify(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    for (const listener of this.#listeners) listener();
+    this.#listeners.clear();
+  }
+
+  on(listener: () => void): void {
+    this.#listeners.add(listener);
+  }
+
+  off(listener: () => void): void {
+    this.#listeners.delete(listener);
+  }
+}
+
 /** What to send. */
 export interface ForwardRequest {
   /** The member's base URL (`http://host:port`). */
@@ -24,7 +51,7 @@ export interface ForwardRequest {
   /** No byte either way for this long is a hang. */
   idleTimeoutMs: number;
   /** Fires when the client went away: the exchange is abandoned. */
-  signal: AbortSignal;
+  clientGone: ClientGone;
 }
 
 /** How an exchange went. */
@@ -38,10 +65,24 @@ export type ForwardOutcome =
   | { kind: 'broken'; error: Error; bodySent: boolean }
   | { kind: 'aborted' };
 
+// Members' base URLs, parsed once (a few per partition; cleared if it ever grows past this).
+const parsedBases = new Map<string, URL>();
+const maxParsedBases = 1024;
+
+function parseBase(base: string): URL {
+  let url = parsedBases.get(base);
+  if (url === undefined) {
+    if (parsedBases.size >= maxParsedBases) parsedBases.clear();
+    url = new URL(base);
+    parsedBases.set(base, url);
+  }
+  return url;
+}
+
 /** Sends one request to a member and resolves once its answer's headers arrived or it failed. */
 export function forward(req: ForwardRequest): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const url = new URL(req.base);
+    const url = parseBase(req.base);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     let connected = false;
     let bodySent = false;
@@ -49,7 +90,7 @@ export function forward(req: ForwardRequest): Promise<ForwardOutcome> {
     const settle = (outcome: ForwardOutcome): void => {
       if (settled) return;
       settled = true;
-      req.signal.removeEventListener('abort', onAbort);
+      req.clientGone.off(onAbort);
       resolve(outcome);
     };
     const upstream = send({
@@ -65,8 +106,8 @@ export function forward(req: ForwardRequest): Promise<ForwardOutcome> {
       upstream.destroy();
       settle({ kind: 'aborted' });
     };
-    req.signal.addEventListener('abort', onAbort, { once: true });
-    if (req.signal.aborted) {
+    req.clientGone.on(onAbort);
+    if (req.clientGone.gone) {
       onAbort();
       return;
     }
