@@ -18,7 +18,7 @@ export interface LimitBounds {
 export interface Completion {
   /** The partition answered 503 (overloaded, draining, ...): a sign of pressure. */
   overloaded: boolean;
-  /** Time until the answer's headers, in ms; undefined when there was no answer. */
+  /** Time until the answer's headers, in ms; undefined when there was no answer or it says nothing (the gateway itself lagged). */
   latencyMs: number | undefined;
 }
 

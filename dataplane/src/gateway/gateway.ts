@@ -30,6 +30,8 @@ export type GatewayResponse = ServerResponse | Http2ServerResponse;
 export const replayableBodyBytes = 64 * 1024;
 // An answer read to decide on it (a 421, a 503) is at most this long; a longer one is passed on.
 const peekBytes = 64 * 1024;
+// While the gateway's own event loop lags more than this (mean ms), answer times measure the gateway.
+const selfLagMs = 10;
 // A request is tried this many times at most: the first member, then after a 421 or a member that failed.
 const maxAttempts = 3;
 
@@ -41,6 +43,8 @@ export interface GatewayDeps {
   agents: { regular: Agent; longPoll: Agent };
   /** How long a member may stay silent (no byte either way), a long poll's wait added. */
   upstreamTimeoutMs: number;
+  /** The gateway's own event-loop lag (mean ms of the last sample). */
+  loopLagMs(): number;
   /** The scheme clients reach the gateway by, for X-Forwarded-Proto. */
   proto: 'https' | 'http';
   logger: Logger;
@@ -244,7 +248,9 @@ export class GatewayRouter {
         clientGone,
       });
       // A streamed body's answer waits for the body: its time says nothing of the partition's load.
-      const latencyMs = outcome.kind === 'answer' && body.kind !== 'stream' ? performance.now() - sentAt : undefined;
+      // Nor does it while the gateway's own loop lags: the time is then the gateway's queue.
+      const measurable = outcome.kind === 'answer' && body.kind !== 'stream' && this.#deps.loopLagMs() < selfLagMs;
+      const latencyMs = measurable ? performance.now() - sentAt : undefined;
       const release = (overloaded: boolean): void => limit?.complete({ overloaded, latencyMs }, Date.now());
       if (body.kind === 'stream' && outcome.kind !== 'unreachable' && outcome.kind !== 'aborted')
         bodyGone = bodyGone || outcome.kind === 'answer' || outcome.bodySent;

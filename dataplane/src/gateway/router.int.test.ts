@@ -78,6 +78,7 @@ beforeAll(async () => {
     slots,
     members,
     limitOf: () => new AdaptiveLimit({ min: 1, max: 100 }),
+    loopLagMs: () => 0,
     agents,
     upstreamTimeoutMs: 5000,
     proto: 'http',

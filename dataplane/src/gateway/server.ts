@@ -23,6 +23,7 @@ import { parseGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayRouter, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
 import { MemberStates, type ProbeResult } from './members.ts';
 import { answerOperations, answerSlots, isOperationsPath } from './operations.ts';
+import { LoopLag } from './loop-lag.ts';
 import { SlotWatch } from './slot-watch.ts';
 import { readKeyPair, watchKeyPair, type KeyPair } from './tls.ts';
 
@@ -31,6 +32,8 @@ import { readKeyPair, watchKeyPair, type KeyPair } from './tls.ts';
 const upstreamIdleMs = 30_000;
 // Idle client connections are kept this long.
 const keepAliveTimeoutMs = 65_000;
+// Past this mean event-loop lag (ms) the gateway refuses new API requests itself.
+const shedLagMs = 100;
 // A member's /readyz gets at least this long to answer (and the probe interval if longer).
 const probeTimeoutMs = 2000;
 // etcd round trips for readiness, as the partition's.
@@ -161,7 +164,10 @@ export async function runGateway(): Promise<void> {
     longPoll: new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 1024, timeout: upstreamIdleMs }),
   };
   const probeAgent = new Agent({ keepAlive: true, maxSockets: 2, timeout: upstreamIdleMs });
+  const loopLag = new LoopLag();
+  loopLag.start();
   const router = new GatewayRouter({
+    loopLagMs: () => loopLag.meanMs,
     slots,
     members,
     limitOf,
@@ -200,6 +206,18 @@ export async function runGateway(): Promise<void> {
       if (isOperationsPath(pathname)) served = answerOperations({ health, metrics: httpMetrics }, method, pathname, res);
       else if (pathname === '/v1/slots') {
         answerSlots(res, method, router.slotsAnswer());
+        return;
+      } else if (pathname.startsWith('/v1/') && loopLag.meanMs > shedLagMs) {
+        // Refused before any work: the gateway's own loop is the bottleneck.
+        metrics.shed('gateway');
+        sendError(
+          res,
+          new ApiError('overloaded', `the gateway's event loop runs ${Math.round(loopLag.meanMs)} ms late; retry`, {
+            details: { reason: 'event_loop_lag', retryAfterSeconds: 1 },
+            headers: { 'Retry-After': '1' },
+          }),
+          true,
+        );
         return;
       } else if (pathname.startsWith('/v1/')) served = router.serve(req, res, pathname, search);
       else {
@@ -308,6 +326,7 @@ export async function runGateway(): Promise<void> {
     await slots.stop();
     await tracing.shutdown(1000);
     eventLoop.stop();
+    loopLag.stop();
     etcd.close();
     log.info('Stopped gateway');
     process.exit(ExitCode.ok);
