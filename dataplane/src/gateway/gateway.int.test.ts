@@ -348,3 +348,27 @@ describe('bad clients', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not_found');
   });
 });
+
+describe('a gateway that shuts down', () => {
+  it('answers the long poll it holds, then exits 0', async () => {
+    const second = await startGateway({ etcdEndpoint: etcd.endpoint });
+    try {
+      const device = new MeshworkClient({ baseUrl: second.url, token: bob.token, retry: { maxAttempts: 1 } });
+      const { cursor } = await device.notifications({ wait: 0 });
+      const poll = device.notifications({ cursor, wait: 3 });
+      await waitFor(
+        async () =>
+          (await (await fetch(`${second.url}/metrics`)).text()).match(/meshwork_http_requests_in_flight (\d+)/)?.[1] !== '0'
+            ? true
+            : undefined,
+        { description: 'the poll to be in flight', timeoutMs: 5000 },
+      );
+      second.process.signal('SIGTERM');
+      // The poll runs out its wait and is answered (nothing changed: the same cursor).
+      expect((await poll).cursor).toBe(cursor);
+      expect((await second.process.exited).code).toBe(0);
+    } finally {
+      await second.stop();
+    }
+  });
+});
