@@ -247,3 +247,79 @@ export const partitionEnvSchema = z
 
 /** A partition pod's environment after parsing: typed values, defaults filled. */
 export type ParsedPartitionEnv = z.output<typeof partitionEnvSchema>;
+
+/**
+ * Every variable of a gateway pod's environment. The gateway shares the names it has in common
+ * with a partition (listen address, etcd, logs, health, shutdown, tracing) and adds its own.
+ */
+export const GatewayEnv = {
+  listen: PartitionEnv.listen,
+  etcdEndpoints: PartitionEnv.etcdEndpoints,
+  /** A directory holding `tls.crt` and `tls.key` (a mounted `kubernetes.io/tls` Secret); re-read when they change. */
+  tlsDir: 'MESHWORK_GATEWAY_TLS_DIR',
+  /** `true` serves plain HTTP/1.1 (behind an ingress that terminates TLS); the default is HTTPS. */
+  plainHttp: 'MESHWORK_GATEWAY_PLAIN_HTTP',
+  /** How long a partition may take to answer with headers (a long poll's `wait` is added). */
+  upstreamTimeoutSeconds: 'MESHWORK_GATEWAY_UPSTREAM_TIMEOUT_SECONDS',
+  /** How long a client may take to send its request's headers. */
+  headersTimeoutSeconds: 'MESHWORK_GATEWAY_HEADERS_TIMEOUT_SECONDS',
+  /** How long a client may take to send its whole request. */
+  requestTimeoutSeconds: 'MESHWORK_GATEWAY_REQUEST_TIMEOUT_SECONDS',
+  /** The largest request line and headers a client may send. */
+  maxHeaderBytes: 'MESHWORK_GATEWAY_MAX_HEADER_BYTES',
+  /** Connections to each partition replica for ordinary requests (long polls have a pool of their own). */
+  upstreamSockets: 'MESHWORK_GATEWAY_UPSTREAM_SOCKETS',
+  /** How often each replica's `/readyz` is asked. */
+  probeIntervalMs: 'MESHWORK_GATEWAY_PROBE_INTERVAL_MS',
+  /** Bounds of the adaptive concurrency limit the gateway keeps per partition. */
+  concurrencyMin: 'MESHWORK_GATEWAY_CONCURRENCY_MIN',
+  concurrencyMax: 'MESHWORK_GATEWAY_CONCURRENCY_MAX',
+  logLevel: PartitionEnv.logLevel,
+  terminationMessagePath: PartitionEnv.terminationMessagePath,
+  shutdownGraceSeconds: PartitionEnv.shutdownGraceSeconds,
+  livenessMaxEventLoopDelayMs: PartitionEnv.livenessMaxEventLoopDelayMs,
+  otlpEndpoint: PartitionEnv.otlpEndpoint,
+} as const;
+
+/** The name of a variable of a gateway pod's environment. */
+export type GatewayEnvName = (typeof GatewayEnv)[keyof typeof GatewayEnv];
+
+/** The gateway's default port for HTTPS (and plain HTTP); the data plane's port, so probes and Services look alike. */
+export const gatewayDefaultListen = { host: '0.0.0.0', port: dataplaneHttpPort } as const;
+
+/** A gateway pod's environment: names, formats, bounds and defaults. */
+export const gatewayEnvSchema = z
+  .object({
+    [GatewayEnv.listen]: listenAddress.default({ ...gatewayDefaultListen }),
+    [GatewayEnv.etcdEndpoints]: partitionEnvSchema.shape[PartitionEnv.etcdEndpoints],
+    [GatewayEnv.tlsDir]: z.string().startsWith('/', 'must be an absolute path').default('/etc/meshwork/tls'),
+    [GatewayEnv.plainHttp]: z
+      .enum(['true', 'false'], { error: 'must be true or false' })
+      .default('false')
+      .transform((v) => v === 'true'),
+    [GatewayEnv.upstreamTimeoutSeconds]: seconds(30, 1),
+    [GatewayEnv.headersTimeoutSeconds]: seconds(20, 1),
+    [GatewayEnv.requestTimeoutSeconds]: seconds(120, 1),
+    [GatewayEnv.maxHeaderBytes]: bytes('16Ki'),
+    [GatewayEnv.upstreamSockets]: count(256, 100_000),
+    [GatewayEnv.probeIntervalMs]: z.coerce.number().int().min(100).default(1000),
+    [GatewayEnv.concurrencyMin]: count(8, 100_000),
+    [GatewayEnv.concurrencyMax]: count(1024, 100_000),
+    [GatewayEnv.logLevel]: z.enum(logLevels).default('info'),
+    [GatewayEnv.terminationMessagePath]: z.string().default(defaultTerminationMessagePath),
+    [GatewayEnv.shutdownGraceSeconds]: seconds(25, 1),
+    [GatewayEnv.livenessMaxEventLoopDelayMs]: z.coerce.number().int().min(10).default(5000),
+    [GatewayEnv.otlpEndpoint]: z.preprocess((v) => (v === '' ? undefined : v), httpUrl.optional()),
+  })
+  .superRefine((env, ctx) => {
+    if (env[GatewayEnv.concurrencyMin] > env[GatewayEnv.concurrencyMax]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [GatewayEnv.concurrencyMin],
+        message: `must not exceed ${GatewayEnv.concurrencyMax} (${env[GatewayEnv.concurrencyMax]})`,
+      });
+    }
+  });
+
+/** A gateway pod's environment after parsing. */
+export type ParsedGatewayEnv = z.output<typeof gatewayEnvSchema>;

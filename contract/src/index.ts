@@ -10,3 +10,4 @@ export * from './labels.ts';
 export * from './node-flags.ts';
 export * from './slots.ts';
 export * from './byte-size.ts';
+export * from './slot-map.ts';

@@ -47,10 +47,3 @@ export function formatSlotRanges(ranges: readonly SlotRange[]): string {
     .map((r) => (r.first === r.last ? `${r.first}` : `${r.first}-${r.last}`))
     .join(',');
 }
-
-/**
- * Prefix of the slot map in etcd: one owner record per replica, `<prefix><partition>/<replica>`,
- * held under the replica's lease. The data plane writes it; the operator's watchdog reads it to
- * know whether a member's lease is alive (etcd deletes the record when the lease expires).
- */
-export const slotMapPrefix = '/mw/slotmap/';

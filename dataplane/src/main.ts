@@ -11,9 +11,13 @@ switch (role) {
     await runPartition();
     break;
   }
-  case 'gateway':
+  case 'gateway': {
+    const { runGateway } = await import('./gateway/server.ts');
+    await runGateway();
+    break;
+  }
   case 'prober':
-    terminate(ExitCode.usage, `role ${role} is not implemented in this version; available: partition`);
+    terminate(ExitCode.usage, `role ${role} is not implemented in this version; available: partition, gateway`);
     break;
   default:
     terminate(

@@ -12,23 +12,14 @@
 // another partition claiming some of the slots). Writes are suspended while it does.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { MeshworkError } from '@meshwork/contract';
+import { MeshworkError, type SlotMapRecord } from '@meshwork/contract';
 import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { formatSlotRanges, parseSlotRanges, rangesContain, type SlotRange } from '../slots.ts';
 import { slotMapKey, slotMapPrefix } from '../stores/keys.ts';
 
-/** A partition's owner record. */
-export interface SlotMapRecord {
-  partition: string;
-  /** The replica (pod name) within the partition. */
-  replica: string;
-  slots: string;
-  url: string;
-  /** Random per process start, so a restart is told apart from the process before it. */
-  instance: string;
-  registeredAt: string;
-}
+/** A partition's owner record; its shape is the contract the gateway reads. */
+export type { SlotMapRecord };
 
 /** Raised when another live partition already claims some of our slots. */
 export class SlotConflictError extends Error {

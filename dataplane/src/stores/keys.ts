@@ -91,7 +91,7 @@ export function tombstoneKey(objectId: string, path: string): string {
   return `${tombstonesPrefix(slotOf(objectId))}${objectId}/${path}`;
 }
 
-/** Prefix of the slot map: one record per replica of each partition (the operator reads it too). */
+/** Prefix of the slot map: one record per replica of each partition (the operator and the gateway read it too). */
 export { slotMapPrefix };
 
 /** A replica's owner record in the slot map; a newer process of the same replica replaces it. */

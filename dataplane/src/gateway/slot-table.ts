@@ -1,0 +1,81 @@
+// The gateway's view of the slot map: which partition owns each of the 4096 slots and which
+// replicas (members) serve it, built from the owner records the partitions keep in etcd. Pure:
+// the watch (slot-watch.ts) feeds it records and swaps in a new table on every change, so a
+// request reads an array and never a store.
+import { parseSlotRanges, slotCount, type SlotMapRecord } from '@meshwork/contract';
+
+/** One replica of a partition, as the slot map names it. */
+export interface Member {
+  partition: string;
+  replica: string;
+  url: string;
+}
+
+/** A partition: its name and its members, in a stable order. */
+export interface PartitionView {
+  name: string;
+  members: readonly Member[];
+}
+
+/** An owner record and the etcd revision it was written at (a newer claim on a slot wins). */
+export interface RevisionedRecord {
+  record: SlotMapRecord;
+  revision: number;
+}
+
+/** The slot map as the gateway routes by it. */
+export class SlotTable {
+  /** The partitions, by name. */
+  readonly partitions: ReadonlyMap<string, PartitionView>;
+  /** Every record the table was built from (for `GET /v1/slots`). */
+  readonly records: readonly SlotMapRecord[];
+  readonly #owners: (PartitionView | undefined)[];
+
+  constructor(partitions: Map<string, PartitionView>, owners: (PartitionView | undefined)[], records: SlotMapRecord[]) {
+    this.partitions = partitions;
+    this.#owners = owners;
+    this.records = records;
+  }
+
+  /** The partition that owns `slot`, if any. */
+  ownerOf(slot: number): PartitionView | undefined {
+    return this.#owners[slot];
+  }
+
+  /** How many slots some partition owns. */
+  get coveredSlots(): number {
+    return this.#owners.reduce((n, p) => n + (p === undefined ? 0 : 1), 0);
+  }
+}
+
+/**
+ * Builds the table from owner records. Replicas of a partition serve the same slots; when two
+ * partitions claim one slot (a move in progress), the claim written last wins: the other
+ * answers 421 if it no longer owns it, and the gateway refreshes. A record that does not parse
+ * is left out.
+ */
+export function buildSlotTable(entries: readonly RevisionedRecord[]): SlotTable {
+  const sorted = [...entries].sort((a, b) => a.revision - b.revision);
+  const partitions = new Map<string, { name: string; members: Member[] }>();
+  const owners: (PartitionView | undefined)[] = new Array<PartitionView | undefined>(slotCount).fill(undefined);
+  const records: SlotMapRecord[] = [];
+  for (const { record } of sorted) {
+    let ranges;
+    try {
+      ranges = parseSlotRanges(record.slots);
+    } catch {
+      continue;
+    }
+    if (typeof record.url !== 'string' || !/^https?:\/\//.test(record.url)) continue;
+    records.push(record);
+    let partition = partitions.get(record.partition);
+    if (partition === undefined) {
+      partition = { name: record.partition, members: [] };
+      partitions.set(record.partition, partition);
+    }
+    partition.members.push({ partition: record.partition, replica: record.replica, url: record.url.replace(/\/+$/, '') });
+    for (const r of ranges) for (let s = r.first; s <= r.last; s++) owners[s] = partition;
+  }
+  for (const p of partitions.values()) p.members.sort((a, b) => a.replica.localeCompare(b.replica));
+  return new SlotTable(partitions, owners, records);
+}

@@ -1,0 +1,152 @@
+// Keeps the gateway's slot table current from one etcd watch over the slot map: a listing at
+// start (and again after the watch reconnects, errs, or a partition answers 421), then every put
+// and delete of an owner record as it happens. Requests read the table in memory; the only
+// store reads are these listings. An event older than the last listing is ignored, so a listing
+// and the watch can interleave without bringing back a record that is gone.
+import { slotMapPrefix, type SlotMapRecord } from '@meshwork/contract';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { buildSlotTable, type RevisionedRecord, type SlotTable } from './slot-table.ts';
+
+// After a failed listing or watch, try again this often at most.
+const retryMs = { first: 200, max: 5000 };
+// A 421 storm refreshes at most this often.
+const refreshEveryMs = 100;
+
+/** The slot map, watched. */
+export class SlotWatch {
+  readonly #etcd: Etcd3;
+  readonly #logger: Logger;
+  readonly #onChange: (table: SlotTable) => void;
+  readonly #records = new Map<string, RevisionedRecord>();
+  #table: SlotTable = buildSlotTable([]);
+  #listRevision = 0;
+  #watcher: Watcher | undefined;
+  #loaded = false;
+  #watching = false;
+  #stopped = false;
+  #refresh: Promise<void> | undefined;
+  #lastRefresh = 0;
+
+  constructor(etcd: Etcd3, logger: Logger, onChange: (table: SlotTable) => void = () => undefined) {
+    this.#etcd = etcd;
+    this.#logger = logger;
+    this.#onChange = onChange;
+  }
+
+  /** The current table. */
+  get table(): SlotTable {
+    return this.#table;
+  }
+
+  /** Whether the map was listed and the watch is live (the gateway's readiness). */
+  status(): { ok: boolean; error?: string } {
+    if (!this.#loaded) return { ok: false, error: 'the slot map has not been read from etcd yet' };
+    if (!this.#watching) return { ok: false, error: 'the watch of the slot map is reconnecting' };
+    return { ok: true };
+  }
+
+  /** Starts the watch and lists the map; resolves once both are done, retrying until then. */
+  async start(): Promise<void> {
+    let wait = retryMs.first;
+    for (;;) {
+      try {
+        await this.#startWatch();
+        await this.#list();
+        return;
+      } catch (err) {
+        if (this.#stopped) return;
+        this.#logger.warn({ err }, 'Failed to read the slot map from etcd; retrying');
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        wait = Math.min(retryMs.max, wait * 2);
+      }
+    }
+  }
+
+  /** Lists the map again (a partition answered 421); concurrent callers share one listing. */
+  async refresh(): Promise<void> {
+    this.#refresh ??= (async () => {
+      const since = Date.now() - this.#lastRefresh;
+      if (since < refreshEveryMs) await new Promise((resolve) => setTimeout(resolve, refreshEveryMs - since));
+      try {
+        await this.#list();
+      } finally {
+        this.#lastRefresh = Date.now();
+        this.#refresh = undefined;
+      }
+    })();
+    return this.#refresh;
+  }
+
+  /** Stops watching. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#watcher?.cancel().catch(() => undefined);
+  }
+
+  async #startWatch(): Promise<void> {
+    const watcher = await this.#etcd.watch().prefix(slotMapPrefix).create();
+    if (this.#stopped) {
+      await watcher.cancel();
+      return;
+    }
+    this.#watcher = watcher;
+    this.#watching = true;
+    watcher.on('put', (kv) => this.#apply(kv, false));
+    watcher.on('delete', (kv) => this.#apply(kv, true));
+    watcher.on('disconnected', () => {
+      this.#watching = false;
+    });
+    // Resumed after a lost connection: etcd replays from the last revision, but list anyway.
+    watcher.on('connected', () => {
+      this.#watching = true;
+      this.refresh().catch((err: unknown) => this.#logger.warn({ err }, 'Failed to list the slot map after the watch reconnected'));
+    });
+    watcher.on('error', (err) => {
+      if (this.#watcher !== watcher || this.#stopped) return;
+      this.#logger.warn({ err }, 'Restarting the slot map watch after an error');
+      this.#watching = false;
+      this.#watcher = undefined;
+      void watcher.cancel().catch(() => undefined);
+      void this.start();
+    });
+  }
+
+  async #list(): Promise<void> {
+    const res = await this.#etcd.getAll().prefix(slotMapPrefix).exec();
+    const revision = Number(res.header.revision);
+    if (revision < this.#listRevision) return;
+    this.#listRevision = revision;
+    this.#records.clear();
+    for (const kv of res.kvs) {
+      const record = parseRecord(kv);
+      if (record) this.#records.set(kv.key.toString('utf8'), { record, revision: Number(kv.mod_revision) });
+    }
+    this.#loaded = true;
+    this.#rebuild();
+  }
+
+  #apply(kv: IKeyValue, deleted: boolean): void {
+    const revision = Number(kv.mod_revision);
+    if (revision <= this.#listRevision) return;
+    const key = kv.key.toString('utf8');
+    const record = deleted ? undefined : parseRecord(kv);
+    if (record) this.#records.set(key, { record, revision });
+    else this.#records.delete(key);
+    this.#rebuild();
+  }
+
+  #rebuild(): void {
+    this.#table = buildSlotTable([...this.#records.values()]);
+    this.#onChange(this.#table);
+  }
+}
+
+function parseRecord(kv: IKeyValue): SlotMapRecord | undefined {
+  try {
+    const value = JSON.parse(kv.value.toString('utf8')) as SlotMapRecord;
+    return typeof value === 'object' && value !== null && typeof value.slots === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
