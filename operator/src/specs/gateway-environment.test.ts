@@ -2,12 +2,20 @@
 // expansion), reads back as what the Mesh asked for with the contract's own parsers of the
 // variables the gateway shares with a partition: the listen address and the etcd endpoints.
 import type { V1Pod } from '@kubernetes/client-node';
-import { dataplaneHttpPort, dataplaneNodeOptions, listenAddress, PartitionEnv, partitionEnvSchema } from '@meshwork/contract';
+import {
+  dataplaneHttpPort,
+  dataplaneNodeOptions,
+  GatewayEnv,
+  gatewayEnvSchema,
+  listenAddress,
+  PartitionEnv,
+  partitionEnvSchema,
+} from '@meshwork/contract';
 import { describe, expect, it } from 'vitest';
 import { containerEnv, type PodFacts, type ReferenceResolver } from '../../../e2e/node-agent/container-env.ts';
 import { sampleMesh } from '../api/fixtures.ts';
 import type { Mesh } from '../api/v1alpha1.ts';
-import { buildGatewayDeployment, gatewayEnvNames, gatewayTlsMountPath } from './gateway.ts';
+import { buildGatewayDeployment, gatewayTlsMountPath } from './gateway.ts';
 
 const facts: PodFacts = { podIP: '198.18.0.9', hostIP: '198.18.0.1', nodeName: 'node-c' };
 
@@ -41,15 +49,19 @@ describe("the gateway pod's environment", () => {
     );
     expect(env[PartitionEnv.podName]).toBe(pod.metadata!.name);
     expect(env[PartitionEnv.nodeOptions]).toBe(dataplaneNodeOptions);
-    expect(env[gatewayEnvNames.plainHttp]).toBe(plain);
+    expect(env[GatewayEnv.plainHttp]).toBe(plain);
+    // The gateway's own parser takes the whole environment as the pod gets it.
+    const parsed = gatewayEnvSchema.parse(env);
+    expect(parsed[GatewayEnv.plainHttp]).toBe(plain === 'true');
+    expect(parsed[GatewayEnv.listen]).toEqual({ host: facts.podIP, port: dataplaneHttpPort });
     // With TLS, the directory the gateway reads tls.crt and tls.key from is where the Secret is mounted.
     const mounts = pod.spec!.containers[0]!.volumeMounts ?? [];
     const secretVolumes = (pod.spec!.volumes ?? []).filter((v) => v.secret?.secretName === tls?.secretName);
     if (tls) {
-      expect(env[gatewayEnvNames.tlsDir]).toBe(gatewayTlsMountPath);
-      expect(mounts.find((m) => m.mountPath === env[gatewayEnvNames.tlsDir])?.name).toBe(secretVolumes[0]?.name);
+      expect(env[GatewayEnv.tlsDir]).toBe(gatewayTlsMountPath);
+      expect(mounts.find((m) => m.mountPath === env[GatewayEnv.tlsDir])?.name).toBe(secretVolumes[0]?.name);
     } else {
-      expect(env[gatewayEnvNames.tlsDir]).toBeUndefined();
+      expect(env[GatewayEnv.tlsDir]).toBeUndefined();
       expect(mounts).toEqual([]);
     }
   });

@@ -4,6 +4,7 @@
 // serves HTTPS. Variables it shares with a partition are the contract's PartitionEnv names.
 import type { V1Deployment, V1EnvVar, V1PodDisruptionBudget, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
+  GatewayEnv,
   dataplaneHttpPort,
   dataplaneHttpPortName,
   dataplaneNodeOptions,
@@ -21,14 +22,6 @@ import {
   meshNames,
   meshOwnedMetadata,
 } from './mesh-common.ts';
-
-/** The gateway's own variables (beside those it shares with a partition). */
-export const gatewayEnvNames = {
-  /** A directory holding `tls.crt` and `tls.key`, re-read by the gateway when they change. */
-  tlsDir: 'MESHWORK_GATEWAY_TLS_DIR',
-  /** `true`: plain HTTP (behind an ingress that terminates TLS); otherwise HTTPS. */
-  plainHttp: 'MESHWORK_GATEWAY_PLAIN_HTTP',
-} as const;
 
 /** Where a gateway pod mounts the TLS Secret (`tls.crt`, `tls.key`). */
 export const gatewayTlsMountPath = '/etc/meshwork/tls';
@@ -54,8 +47,8 @@ export function gatewayEnvironment(mesh: Mesh): V1EnvVar[] {
     // Like a partition member, a gateway pod listens on its own pod IP.
     { name: PartitionEnv.listen, value: `$(${PartitionEnv.podIp}):${dataplaneHttpPort}` },
     { name: PartitionEnv.etcdEndpoints, value: mesh.spec.stores.etcd.endpoints.join(',') },
-    { name: gatewayEnvNames.plainHttp, value: tls ? 'false' : 'true' },
-    ...(tls ? [{ name: gatewayEnvNames.tlsDir, value: gatewayTlsMountPath }] : []),
+    { name: GatewayEnv.plainHttp, value: tls ? 'false' : 'true' },
+    ...(tls ? [{ name: GatewayEnv.tlsDir, value: gatewayTlsMountPath }] : []),
     { name: PartitionEnv.terminationMessagePath, value: defaultTerminationMessagePath },
     { name: PartitionEnv.nodeOptions, value: dataplaneNodeOptions },
   ];
