@@ -172,6 +172,19 @@ export interface BlockToReference {
   stateVersion: number;
 }
 
+/** What recordHolder answers: written, or not, with the block's state as it is now. */
+export type HolderWriteResult = { ok: true } | { ok: false; state: Versioned<BlockState> | undefined };
+
+interface HolderWrite {
+  sha256: string;
+  userId: string;
+  stateVersion: number;
+  createdAt: string;
+  size: number;
+  resolve: (result: HolderWriteResult) => void;
+  reject: (err: unknown) => void;
+}
+
 interface Fence {
   key: string;
   revision: number;
@@ -198,6 +211,7 @@ export class MetadataStore {
   #fence: Fence | undefined;
   // Set while ownership is being re-acquired: what a write raises meanwhile.
   #suspended: (() => Error) | undefined;
+  readonly #holderWrites: HolderWrite[] = [];
 
   constructor(etcd: Etcd3) {
     this.#etcd = etcd;
@@ -645,20 +659,65 @@ export class MetadataStore {
    * before the bytes went to S3; 0: no state record, the block was never collected). When the
    * state moved, writes nothing and answers the state as it is now.
    */
-  async recordHolder(
-    sha256: string,
-    userId: string,
-    stateVersion: number,
-    now: Date,
-    size: number,
-  ): Promise<{ ok: true } | { ok: false; state: Versioned<BlockState> | undefined }> {
-    const key = blockHolderKey(sha256, userId);
-    const holder = this.#etcd.put(key).value(JSON.stringify({ createdAt: now.toISOString() }));
-    const usage = this.#etcd.put(usageKey(userId, sha256)).value(String(size));
-    const result = await this.#txn([{ key: blockStateKey(sha256), mod: stateVersion }], [holder, usage], [blockStateKey(sha256)]);
-    if (result.succeeded) return { ok: true };
-    const kv = result.reads[0];
-    return { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) };
+  async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date, size: number): Promise<HolderWriteResult> {
+    return new Promise<HolderWriteResult>((resolve, reject) => {
+      this.#holderWrites.push({ sha256, userId, stateVersion, createdAt: now.toISOString(), size, resolve, reject });
+      if (this.#holderWrites.length === 1) setImmediate(() => void this.#writeHolders());
+    });
+  }
+
+  // Holder writes that arrived in the same turn of the event loop go to etcd in one transaction
+  // (each write's compare and puts, and the fence once): concurrent uploads cost one round trip.
+  // If any compare fails, each write of the batch is tried alone, so one moved block state
+  // fails only its own upload.
+  async #writeHolders(): Promise<void> {
+    // One write per (block, user): etcd refuses a transaction that puts one key twice, and two
+    // uploads of one block by one user write the same records.
+    const byKey = new Map<string, HolderWrite[]>();
+    for (const w of this.#holderWrites.splice(0)) {
+      const key = `${w.sha256}/${w.userId}`;
+      const same = byKey.get(key);
+      if (same === undefined) byKey.set(key, [w]);
+      else same.push(w);
+    }
+    const writes = [...byKey.values()];
+    const settle = (group: HolderWrite[], result: HolderWriteResult): void => {
+      for (const w of group) w.resolve(result);
+    };
+    // A compare and two puts per write, and the fence: within etcd's 128 operations.
+    const perTxn = 40;
+    for (let i = 0; i < writes.length; i += perTxn) {
+      const batch = writes.slice(i, i + perTxn);
+      try {
+        if (batch.length > 1 && (await this.#holderTxn(batch.map((g) => g[0]!))).succeeded) {
+          for (const group of batch) settle(group, { ok: true });
+          continue;
+        }
+        for (const group of batch) {
+          const w = group[0]!;
+          const result = await this.#holderTxn([w], [blockStateKey(w.sha256)]);
+          const kv = result.reads[0];
+          settle(group, result.succeeded ? { ok: true } : { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) });
+        }
+      } catch (err) {
+        for (const group of batch) for (const w of group) w.reject(err);
+      }
+    }
+  }
+
+  #holderTxn(
+    writes: readonly HolderWrite[],
+    reads: string[] = [],
+  ): Promise<{ succeeded: boolean; revision: number; reads: (IKeyValue | undefined)[] }> {
+    const ops = writes.flatMap((w) => [
+      this.#etcd.put(blockHolderKey(w.sha256, w.userId)).value(JSON.stringify({ createdAt: w.createdAt })),
+      this.#etcd.put(usageKey(w.userId, w.sha256)).value(String(w.size)),
+    ]);
+    return this.#txn(
+      writes.map((w) => ({ key: blockStateKey(w.sha256), mod: w.stateVersion })),
+      ops,
+      reads,
+    );
   }
 
   /** The bytes a user holds: the sizes of the blocks it uploaded that were not collected since. */
