@@ -124,6 +124,30 @@ export interface ContentAnswer {
   body: ReadableStream<Uint8Array> | null;
 }
 
+/**
+ * Runs a download's `pipe` and answers what arrived: `RequestAbortedError` when `signal` ended
+ * it, `NetworkError` for any other failure or a body shorter or longer than its Content-Length.
+ * (Shared by `download` and the Node entry's `downloadToStream`; not part of the public API.)
+ */
+export async function settleDownload(
+  path: string,
+  answer: Pick<ContentAnswer, 'contentLength' | 'etag' | 'status'>,
+  signal: AbortSignal | undefined,
+  bytes: () => number,
+  pipe: () => Promise<void>,
+): Promise<{ bytes: number; etag: string | undefined; status: number }> {
+  try {
+    await pipe();
+  } catch (err) {
+    if (signal?.aborted) throw new RequestAbortedError(`download of ${path} aborted`, { cause: signal.reason });
+    throw new NetworkError(`download of ${path} failed after ${bytes()} bytes`, { cause: err });
+  }
+  if (answer.contentLength !== undefined && bytes() !== answer.contentLength) {
+    throw new NetworkError(`download of ${path} ended after ${bytes()} of ${answer.contentLength} bytes`, { cause: undefined });
+  }
+  return { bytes: bytes(), etag: answer.etag, status: answer.status };
+}
+
 /** A committed entry with how it was committed. */
 export interface CommitResult {
   entry: Entry;
@@ -500,16 +524,14 @@ export class MeshworkClient {
         controller.enqueue(chunk);
       },
     });
-    try {
-      await answer.body.pipeThrough(counter).pipeTo(sink, options.signal === undefined ? {} : { signal: options.signal });
-    } catch (err) {
-      if (options.signal?.aborted) throw new RequestAbortedError(`download of ${path} aborted`, { cause: options.signal.reason });
-      throw new NetworkError(`download of ${path} failed after ${bytes} bytes`, { cause: err });
-    }
-    if (answer.contentLength !== undefined && bytes !== answer.contentLength) {
-      throw new NetworkError(`download of ${path} ended after ${bytes} of ${answer.contentLength} bytes`, { cause: undefined });
-    }
-    return { bytes, etag: answer.etag, status: answer.status };
+    const body = answer.body;
+    return settleDownload(
+      path,
+      answer,
+      options.signal,
+      () => bytes,
+      () => body.pipeThrough(counter).pipeTo(sink, options.signal === undefined ? {} : { signal: options.signal }),
+    );
   }
 
   /**

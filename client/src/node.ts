@@ -10,7 +10,14 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
-import type { ContentOptions, MeshworkClient, RawResponse, UploadOptions, UploadResult } from './client.ts';
+import {
+  settleDownload,
+  type ContentOptions,
+  type MeshworkClient,
+  type RawResponse,
+  type UploadOptions,
+  type UploadResult,
+} from './client.ts';
 import type { WritePrecondition } from './types.ts';
 
 /** Uploads a file from disk by the block protocol, reading it one block at a time. */
@@ -67,16 +74,13 @@ export async function downloadToStream(
   const source = claimNodeBody(answer.body) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
   let bytes = 0;
   source.on('data', (chunk: Uint8Array) => void (bytes += chunk.length));
-  try {
-    await pipeline(source, destination, options.signal === undefined ? {} : { signal: options.signal });
-  } catch (err) {
-    if (options.signal?.aborted) throw new RequestAbortedError(`download of ${path} aborted`, { cause: options.signal.reason });
-    throw new NetworkError(`download of ${path} failed after ${bytes} bytes`, { cause: err });
-  }
-  if (answer.contentLength !== undefined && bytes !== answer.contentLength) {
-    throw new NetworkError(`download of ${path} ended after ${bytes} of ${answer.contentLength} bytes`, { cause: undefined });
-  }
-  return { bytes, etag: answer.etag, status: answer.status };
+  return settleDownload(
+    path,
+    answer,
+    options.signal,
+    () => bytes,
+    () => pipeline(source, destination, options.signal === undefined ? {} : { signal: options.signal }),
+  );
 }
 
 // The Node answers behind the bodies nodeHttpFetch made, until a reader pulls from the body or
