@@ -144,9 +144,12 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     const mesh = await waitFor(
       async () => {
         const m = await getJson<Mesh>('mesh', 'mesh');
-        return m.status?.conditions?.find((c) => c.type === 'Progressing')?.status === 'False' ? m : undefined;
+        const settled = m.status?.conditions?.find((c) => c.type === 'Progressing')?.status === 'False';
+        // The scheduler reports a moment after the pods exist that no node takes them; the partitions say so, then the Mesh.
+        const reported = m.status?.conditions?.find((c) => c.type === 'Degraded')?.status === 'True';
+        return settled && reported ? m : undefined;
       },
-      { description: 'the Mesh to settle on its spec', timeoutMs: 60_000 },
+      { description: 'the Mesh to settle on its spec and report its unschedulable partitions', timeoutMs: 60_000 },
     );
     const status = mesh.status!;
     const conditions = Object.fromEntries(status.conditions!.map((c) => [c.type, c]));
@@ -156,9 +159,11 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
       expect(c.reason).toMatch(/^[A-Z][A-Za-z0-9]*$/);
       expect(Date.parse(c.lastTransitionTime)).not.toBeNaN();
     }
-    // No kubelets: no partition is ready, so no slot is covered, and the Mesh says so.
+    // No kubelets: no partition is ready, so no slot is covered, and the Mesh says so; no node
+    // takes the members, so each partition is Degraded (Unschedulable), and the Mesh names them.
     expect(conditions.Ready).toMatchObject({ status: 'False', reason: 'SlotsNotCovered' });
-    expect(conditions.Degraded).toMatchObject({ status: 'False' });
+    expect(conditions.Degraded).toMatchObject({ status: 'True', reason: 'PartitionDegraded' });
+    expect(conditions.Degraded!.message).toMatch(/^mesh-p\d: /);
     expect(conditions.Progressing).toMatchObject({ status: 'False', reason: 'Settled' });
     expect(status).toMatchObject({ slotsCovered: 0, uncoveredSlots: '0-4095', readyPartitions: 0 });
     expect(status.partitions).toEqual([
