@@ -4,6 +4,7 @@
 // differ only in which informers they open and which reconciler the queue calls.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { apiVersion } from '../api/v1alpha1.ts';
 import type { KubeClient, ResourceRef } from '../kube/client.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { ResilientInformer } from './informer.ts';
@@ -103,4 +104,11 @@ export function enqueueChanges<T extends Generational>(
       if (key) queue.add(key);
     });
   }
+}
+
+/** The `namespace/name` key of the Meshwork resource of `kind` that controls `obj`, if any. */
+export function controllerOwnerKey(obj: KubernetesObject, kind: string): string | undefined {
+  const namespace = obj.metadata?.namespace;
+  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller && o.kind === kind && o.apiVersion === apiVersion);
+  return namespace && owner ? `${namespace}/${owner.name}` : undefined;
 }

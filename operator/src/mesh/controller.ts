@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { appLabels, managedByOperator } from '@meshwork/contract';
 import { apiVersion, meshKind, meshPartitionPlural, meshPlural, type Mesh, type MeshPartition } from '../api/v1alpha1.ts';
 import type { ResilientInformer } from '../controller/informer.ts';
-import { enqueueChanges, informerFactory, reconcileQueue } from '../controller/wiring.ts';
+import { controllerOwnerKey, enqueueChanges, informerFactory, reconcileQueue } from '../controller/wiring.ts';
 import type { WorkQueue } from '../controller/workqueue.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { EventRecorder } from '../meshpartition/events.ts';
@@ -28,9 +28,7 @@ const controllerName = 'mesh';
 
 /** The `namespace/name` key of the Mesh that controls `obj`, if any. */
 export function meshOwnerKey(obj: KubernetesObject): string | undefined {
-  const namespace = obj.metadata?.namespace;
-  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller && o.kind === meshKind && o.apiVersion === apiVersion);
-  return namespace && owner ? `${namespace}/${owner.name}` : undefined;
+  return controllerOwnerKey(obj, meshKind);
 }
 
 /** Informers, work queue and reconciler of Meshes. */

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { appLabels, managedByOperator, partitionLabel } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition } from '../api/v1alpha1.ts';
 import type { ResilientInformer } from '../controller/informer.ts';
-import { enqueueChanges, informerFactory, reconcileQueue } from '../controller/wiring.ts';
+import { controllerOwnerKey, enqueueChanges, informerFactory, reconcileQueue } from '../controller/wiring.ts';
 import type { WorkQueue } from '../controller/workqueue.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { OperatorMetrics } from '../metrics.ts';
@@ -32,10 +32,10 @@ const controllerName = 'meshpartition';
 
 /** The `namespace/name` key of the MeshPartition that controls `obj`, if any. */
 export function ownerKey(obj: KubernetesObject): string | undefined {
-  const namespace = obj.metadata?.namespace;
-  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller && o.kind === meshPartitionKind && o.apiVersion === apiVersion);
-  if (namespace && owner) return `${namespace}/${owner.name}`;
+  const owned = controllerOwnerKey(obj, meshPartitionKind);
+  if (owned) return owned;
   // Pods are owned by the StatefulSet; the partition label names the MeshPartition.
+  const namespace = obj.metadata?.namespace;
   const partition = obj.metadata?.labels?.[partitionLabel];
   return namespace && partition ? `${namespace}/${partition}` : undefined;
 }
