@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot, requireBinary } from '../harness/binaries.ts';
+import { mintServiceAccountKubeconfig } from '../harness/controlplane.ts';
 import { freePort } from '../harness/ports.ts';
 import { ManagedProcess } from '../harness/process.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -175,4 +176,55 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
   );
   const metrics = async (): Promise<string> => (await fetch(`${url}/metrics`)).text();
   return { process: process_, url, metrics, metric: async (name, labels) => sumMetric(await metrics(), name, labels) };
+}
+
+/** `kubectl get -o json` in one namespace: `getJson` fails when the object is missing, `tryGet` answers undefined. */
+export function namespacedGetters(
+  kubeconfig: string,
+  namespace: string,
+): { getJson: <T>(...args: string[]) => Promise<T>; tryGet: <T>(...args: string[]) => Promise<T | undefined> } {
+  return {
+    getJson: async <T>(...args: string[]): Promise<T> =>
+      JSON.parse(await kubectlOk(kubeconfig, ['get', '-n', namespace, '-o', 'json', ...args])) as T,
+    tryGet: async <T>(...args: string[]): Promise<T | undefined> => {
+      const result = await kubectl(kubeconfig, ['get', '-n', namespace, '-o', 'json', ...args]);
+      return result.code === 0 ? (JSON.parse(result.stdout) as T) : undefined;
+    },
+  };
+}
+
+/** Where a test runs the operator: its own namespace (Lease, ServiceAccount) and the one it watches, named apart by `suffix`. */
+export interface OperatorTestNamespaces {
+  admin: string;
+  suffix: string;
+  operatorNamespace: string;
+  namespace: string;
+}
+
+/**
+ * Installs the CRDs, creates both namespaces and the shipped RBAC, and starts the operator
+ * authenticated as its ServiceAccount, watching `namespace`.
+ */
+export async function startOperatorUnderRbac(setup: OperatorTestNamespaces, logFile: string): Promise<OperatorProcess> {
+  const { admin, suffix, operatorNamespace, namespace } = setup;
+  await installCrds(admin);
+  await kubectlOk(admin, ['create', 'namespace', operatorNamespace]);
+  await kubectlOk(admin, ['create', 'namespace', namespace]);
+  await kubectlOk(admin, ['apply', '-f', '-'], rbacManifest(operatorNamespace, suffix));
+  const kubeconfig = await mintServiceAccountKubeconfig(admin, operatorNamespace, 'meshwork-operator');
+  return startOperator({
+    kubeconfig,
+    namespace: operatorNamespace,
+    watchNamespace: namespace,
+    logFile,
+    leaseName: `meshwork-operator-${suffix}`,
+  });
+}
+
+/** Stops the operator (if it started) and deletes the namespaces and cluster RBAC that startOperatorUnderRbac created. */
+export async function stopOperatorUnderRbac(setup: OperatorTestNamespaces, operator: OperatorProcess | undefined): Promise<void> {
+  const { admin, suffix, operatorNamespace, namespace } = setup;
+  await operator?.process.stop();
+  await kubectl(admin, ['delete', 'namespace', namespace, operatorNamespace, '--wait=false']);
+  await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`, `meshwork-operator-nodes-${suffix}`]);
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { MeshPartition, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
 import { installCrds, kubectl, kubectlOk, rbacManifest, startOperator, type OperatorProcess } from '../operator/harness.ts';
-import { mintServiceAccountKubeconfig } from '../harness/controlplane.ts';
+import { mintServiceAccountKubeconfig, startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { waitFor } from '../harness/wait.ts';
 import { NodeAgent } from '../node-agent/agent.ts';
@@ -193,6 +193,11 @@ export class WatchdogCluster {
     });
   }
 
+  /** Deletes every partition in the namespace: a scenario that failed leaves its partition behind. */
+  async deleteAllPartitions(): Promise<void> {
+    for (const p of await this.partitionNames()) await this.deletePartition(p);
+  }
+
   /** Names of the partitions in the namespace. */
   async partitionNames(): Promise<string[]> {
     const list = (await this.custom.listNamespacedCustomObject({
@@ -288,4 +293,37 @@ export class WatchdogCluster {
 /** Restarts of all of a pod's containers, as its status reports them. */
 export function containerRestarts(pod: V1Pod): number {
   return (pod.status?.containerStatuses ?? []).reduce((sum, c) => sum + c.restartCount, 0);
+}
+
+/**
+ * What a watchdog test file runs on: a control plane of its own (the cluster installs the CRDs
+ * and cluster-wide RBAC with kubectl, which would stand in the way of the Helm chart's tests on
+ * the shared one) and a WatchdogCluster on it. `stop` stops whatever of them started.
+ */
+export class WatchdogTestBed {
+  controlPlane: ControlPlane | undefined;
+  cluster: WatchdogCluster | undefined;
+
+  /** Starts the control plane and the cluster, its nodes on loopback block `addressBlock`. */
+  async start(minio: WatchdogClusterOptions['minio'], addressBlock: number): Promise<WatchdogCluster> {
+    this.controlPlane = await startControlPlane({
+      // As the shared one: a node is NotReady 20 s after its last heartbeat.
+      extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
+    });
+    this.cluster = new WatchdogCluster({
+      adminKubeconfig: this.controlPlane.adminKubeconfig,
+      minio,
+      logDir: process.env.MESHWORK_WATCHDOG_LOG_DIR ?? join(this.controlPlane.dir, 'logs'),
+      addressBlock,
+      verbose: Boolean(process.env.MESHWORK_NODE_AGENT_LOG),
+    });
+    await this.cluster.start();
+    return this.cluster;
+  }
+
+  /** Stops the cluster, then the control plane. */
+  async stop(): Promise<void> {
+    await this.cluster?.stop();
+    await this.controlPlane?.stop();
+  }
 }

@@ -3,14 +3,12 @@
 // member's former process can commit nothing, that a member cut off from the API server but
 // not from etcd is left alone, and that a node with no room left makes the partition report
 // InsufficientCapacity instead of rebuilding volumes, then heals once the node is back (ADR 29, 30).
-import { join } from 'node:path';
 import { MeshworkClient } from '@meshwork/client';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { MeshPartition, Remediation, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { waitFor } from '../harness/wait.ts';
-import { WatchdogCluster } from './cluster.ts';
+import { WatchdogTestBed, type WatchdogCluster } from './cluster.ts';
 
 const stack = inject('stack');
 
@@ -18,31 +16,16 @@ const stack = inject('stack');
 export const defaultTargets = { nodeLost: 45, hang: 20, volumeFault: 30 } as const;
 
 describe('the watchdog with its default settings', () => {
-  let controlPlane: ControlPlane;
+  const bed = new WatchdogTestBed();
   let cluster: WatchdogCluster;
 
   beforeAll(async () => {
-    controlPlane = await startControlPlane({
-      extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
-    });
-    cluster = new WatchdogCluster({
-      adminKubeconfig: controlPlane.adminKubeconfig,
-      minio: stack.minio,
-      logDir: process.env.MESHWORK_WATCHDOG_LOG_DIR ?? join(controlPlane.dir, 'logs'),
-      addressBlock: 6,
-      verbose: Boolean(process.env.MESHWORK_NODE_AGENT_LOG),
-    });
-    await cluster.start();
+    cluster = await bed.start(stack.minio, 6);
   });
 
-  afterAll(async () => {
-    await cluster?.stop();
-    await controlPlane?.stop();
-  });
+  afterAll(() => bed.stop());
 
-  afterEach(async () => {
-    for (const p of await cluster.partitionNames()) await cluster.deletePartition(p);
-  });
+  afterEach(() => cluster.deleteAllPartitions());
 
   const status = async (name: string): Promise<NonNullable<MeshPartition['status']>> => (await cluster.partition(name)).status ?? {};
   const remediations = async (name: string): Promise<Remediation[]> => (await status(name)).remediations ?? [];

@@ -2,13 +2,11 @@
 // powered-off nodes, failed volumes, a stopped etcd. One cluster (nodes, etcd, operator)
 // serves every scenario; each scenario has its own partition, deleted when it ends, so the
 // cluster-wide bound sees one partition at a time.
-import { join } from 'node:path';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { MeshPartition, Remediation, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { waitFor } from '../harness/wait.ts';
-import { WatchdogCluster } from './cluster.ts';
+import { WatchdogTestBed, type WatchdogCluster } from './cluster.ts';
 
 const stack = inject('stack');
 
@@ -25,35 +23,16 @@ export const testWatchdog: Partial<WatchdogSpec> = {
 };
 
 describe('the watchdog', () => {
-  // A control plane of its own: the cluster installs the CRDs and cluster-wide RBAC with
-  // kubectl, which would stand in the way of the Helm chart's tests on the shared one.
-  let controlPlane: ControlPlane;
+  const bed = new WatchdogTestBed();
   let cluster: WatchdogCluster;
 
   beforeAll(async () => {
-    controlPlane = await startControlPlane({
-      // As the shared one: a node is NotReady 20 s after its last heartbeat.
-      extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
-    });
-    cluster = new WatchdogCluster({
-      adminKubeconfig: controlPlane.adminKubeconfig,
-      minio: stack.minio,
-      logDir: process.env.MESHWORK_WATCHDOG_LOG_DIR ?? join(controlPlane.dir, 'logs'),
-      addressBlock: 5,
-      verbose: Boolean(process.env.MESHWORK_NODE_AGENT_LOG),
-    });
-    await cluster.start();
+    cluster = await bed.start(stack.minio, 5);
   });
 
-  afterAll(async () => {
-    await cluster?.stop();
-    await controlPlane?.stop();
-  });
+  afterAll(() => bed.stop());
 
-  // A scenario that failed leaves its partition behind; the next one must see only its own.
-  afterEach(async () => {
-    for (const p of await cluster.partitionNames()) await cluster.deletePartition(p);
-  });
+  afterEach(() => cluster.deleteAllPartitions());
 
   const status = async (name: string): Promise<NonNullable<MeshPartition['status']>> => (await cluster.partition(name)).status ?? {};
   const remediations = async (name: string): Promise<Remediation[]> => (await status(name)).remediations ?? [];

@@ -33,7 +33,8 @@ async function main(): Promise<void> {
   };
   const kc = credentialsFor(config);
   const client = new KubeClient(kc, { observe });
-  const controller = new MeshPartitionController({
+  // What both controllers are configured with; the MeshPartition controller adds the watchdog's bound.
+  const controllerOptions = {
     client,
     metrics,
     log,
@@ -41,17 +42,9 @@ async function main(): Promise<void> {
     concurrency: config.concurrency,
     identity: config.identity,
     defaultImage: config.image,
-    maxUnhealthyPercent: config.maxUnhealthyPercent,
-  });
-  const meshes = new MeshController({
-    client,
-    metrics,
-    log,
-    watchNamespace: config.watchNamespace,
-    concurrency: config.concurrency,
-    identity: config.identity,
-    defaultImage: config.image,
-  });
+  };
+  const controller = new MeshPartitionController({ ...controllerOptions, maxUnhealthyPercent: config.maxUnhealthyPercent });
+  const meshes = new MeshController(controllerOptions);
   const server = await startOperatorServer({
     ...config.http,
     registry: metrics.registry,

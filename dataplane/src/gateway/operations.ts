@@ -3,7 +3,8 @@
 // its watch is live, etcd answered recently, not draining), /healthz/deep (a round trip to etcd
 // now), /metrics; and GET /v1/slots, the slot map it routes by.
 import type { ServerResponse } from 'node:http';
-import { ApiError, deepHealthOk, healthPaths, type DeepHealthBody } from '@meshwork/contract';
+import { ApiError, healthPaths } from '@meshwork/contract';
+import { deepHealthAnswer, livenessAnswer, readinessAnswer, type HealthAnswer } from '../health/answers.ts';
 import type { ProcessHealth } from '../health/health.ts';
 import type { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { sendError, type GatewayResponse } from './gateway.ts';
@@ -25,8 +26,8 @@ function json(res: GatewayResponse, status: number, body: unknown, head: boolean
   else res.end(text);
 }
 
-function failing(res: GatewayResponse, body: Record<string, unknown>, code: string, message: string, head: boolean): void {
-  json(res, 503, { ...body, error: { code, message } }, head);
+function send(res: GatewayResponse, answer: HealthAnswer, head: boolean): void {
+  json(res, answer.status, answer.body, head);
 }
 
 /** Whether `pathname` is an operations path. */
@@ -43,49 +44,15 @@ export async function answerOperations(deps: OperationsDeps, method: string, pat
   const head = method === 'HEAD';
   const { health } = deps;
   switch (pathname) {
-    case healthPaths.live: {
-      const loop = health.liveness();
-      const body = {
-        status: loop.ok ? 'ok' : 'failing',
-        eventLoopDelayMs: loop.delayMs,
-        maxEventLoopDelayMs: loop.maxDelayMs,
-        limitMs: loop.limitMs,
-      };
-      if (loop.ok) json(res, 200, body, head);
-      else
-        failing(
-          res,
-          body,
-          'event_loop_stalled',
-          `the event loop stalled for ${loop.maxDelayMs} ms within the last ${loop.windowMs / 1000} s (limit ${loop.limitMs} ms)`,
-          head,
-        );
+    case healthPaths.live:
+      send(res, livenessAnswer(health.liveness()), head);
       return;
-    }
-    case healthPaths.ready: {
-      const report = health.readiness();
-      if (report.ok) json(res, 200, { status: 'ready', checks: report.checks }, head);
-      else {
-        const failed = report.checks.filter((c) => !c.ok);
-        const message = failed.map((c) => `${c.name}: ${c.error ?? 'failing'}`).join('; ');
-        failing(res, { status: 'not_ready', checks: report.checks }, 'not_ready', message, head);
-      }
+    case healthPaths.ready:
+      send(res, readinessAnswer(health.readiness()), head);
       return;
-    }
-    case healthPaths.deep: {
-      const report = await health.deep();
-      const body = {
-        status: report.ok ? deepHealthOk : 'failing',
-        checkedAt: report.checkedAt,
-        checks: report.checks,
-      } satisfies DeepHealthBody;
-      if (report.ok) json(res, 200, body, head);
-      else {
-        const failed = report.checks.filter((c) => !c.ok);
-        failing(res, body, 'unhealthy', failed.map((c) => `${c.name}: ${c.error ?? 'failing'}`).join('; '), head);
-      }
+    case healthPaths.deep:
+      send(res, deepHealthAnswer(await health.deep()), head);
       return;
-    }
     default: {
       const text = await deps.metrics.registry.metrics();
       (res as ServerResponse).writeHead(200, { 'content-type': deps.metrics.registry.contentType });

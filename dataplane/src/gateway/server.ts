@@ -17,7 +17,7 @@ import { VolumeChecks } from '../health/volume-checks.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
-import { terminate } from '../termination.ts';
+import { drainOnSignal, terminate } from '../termination.ts';
 import { AdaptiveLimit } from './admission.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayRouter, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
@@ -304,35 +304,29 @@ export async function runGateway(): Promise<void> {
   const probeTimer = setInterval(probe, config.probeIntervalMs);
   log.info({ partitions: slots.table.partitions.size, coveredSlots: slots.table.coveredSlots }, 'Started gateway');
 
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    const graceMs = config.shutdownGraceSeconds * 1000;
-    setTimeout(() => {
-      log.warn('Exited at the end of the grace period before the shutdown finished');
+  drainOnSignal({
+    graceSeconds: config.shutdownGraceSeconds,
+    log,
+    startDraining: () => health.startDraining(),
+    drain: async (signal) => {
+      log.info({ signal }, 'Started draining');
+      // No new connections; idle kept-alive ones close now, busy ones after their answer.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      if ('closeIdleConnections' in server) server.closeIdleConnections();
+      for (const session of sessions) session.close();
+      await closed;
+      clearInterval(probeTimer);
+      stopTls();
+      stores.stop();
+      await slots.stop();
+      await tracing.shutdown(1000);
+      eventLoop.stop();
+      loopLag.stop();
+      etcd.close();
+      log.info('Stopped gateway');
       process.exit(ExitCode.ok);
-    }, graceMs).unref();
-    health.startDraining();
-    log.info({ signal }, 'Started draining');
-    // No new connections; idle kept-alive ones close now, busy ones after their answer.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    if ('closeIdleConnections' in server) server.closeIdleConnections();
-    for (const session of sessions) session.close();
-    await closed;
-    clearInterval(probeTimer);
-    stopTls();
-    stores.stop();
-    await slots.stop();
-    await tracing.shutdown(1000);
-    eventLoop.stop();
-    loopLag.stop();
-    etcd.close();
-    log.info('Stopped gateway');
-    process.exit(ExitCode.ok);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+    },
+  });
 }
 
 /** What the member at `base` answers to /readyz within `timeoutMs`. */

@@ -13,7 +13,7 @@ import { StoreReachability } from '../health/store-reachability.ts';
 import { TimeoutError, withTimeout } from '../health/timeout.ts';
 import { VolumeChecks } from '../health/volume-checks.ts';
 import { DataVolume, VolumeFaultError, type VolumeCheckLimits } from '../health/volumes.ts';
-import { terminate } from '../termination.ts';
+import { drainOnSignal, terminate } from '../termination.ts';
 import { BlockStore, type S3CallHook } from '../stores/block-store.ts';
 import { MetadataStore } from '../stores/metadata-store.ts';
 import { createLogger } from '../telemetry/logger.ts';
@@ -270,41 +270,34 @@ export async function runPartition(): Promise<void> {
     'Started partition',
   );
 
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    const graceMs = config.shutdownGraceSeconds * 1000;
-    // The backstop: whatever hangs below, the process is gone before the kubelet's SIGKILL.
-    setTimeout(() => {
-      log.warn('Exited at the end of the grace period before the shutdown finished');
+  drainOnSignal({
+    graceSeconds: config.shutdownGraceSeconds,
+    log,
+    startDraining: () => health.startDraining(),
+    drain: async (signal, graceMs) => {
+      log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
+      stopSweeper();
+      stopCollector();
+      throttle.stop();
+      volumeChecks.stop();
+      stores.stop();
+      // Kept back from the grace period: releasing the lease and flushing traces.
+      const reserveMs = Math.min(2000, graceMs / 5);
+      const drained = await drainServer(connections, longPolls, graceMs - reserveMs);
+      if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
+      await longPolls.close().catch(() => undefined);
+      presence.close();
+      await changeFeed.stop().catch(() => undefined);
+      await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
+      // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
+      await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) =>
+        log.warn({ err }, 'Failed to release the slot lease; it will lapse'),
+      );
+      await tracing.shutdown(reserveMs / 4);
+      eventLoop.stop();
+      etcd.close();
+      log.info({ drained }, 'Stopped partition');
       process.exit(ExitCode.ok);
-    }, graceMs).unref();
-    health.startDraining();
-    log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
-    stopSweeper();
-    stopCollector();
-    throttle.stop();
-    volumeChecks.stop();
-    stores.stop();
-    // Kept back from the grace period: releasing the lease and flushing traces.
-    const reserveMs = Math.min(2000, graceMs / 5);
-    const drained = await drainServer(connections, longPolls, graceMs - reserveMs);
-    if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
-    await longPolls.close().catch(() => undefined);
-    presence.close();
-    await changeFeed.stop().catch(() => undefined);
-    await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
-    // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
-    await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) =>
-      log.warn({ err }, 'Failed to release the slot lease; it will lapse'),
-    );
-    await tracing.shutdown(reserveMs / 4);
-    eventLoop.stop();
-    etcd.close();
-    log.info({ drained }, 'Stopped partition');
-    process.exit(ExitCode.ok);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+    },
+  });
 }

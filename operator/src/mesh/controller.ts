@@ -5,9 +5,10 @@ import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { appLabels, managedByOperator } from '@meshwork/contract';
 import { apiVersion, meshKind, meshPartitionPlural, meshPlural, type Mesh, type MeshPartition } from '../api/v1alpha1.ts';
-import { ResilientInformer } from '../controller/informer.ts';
-import { WorkQueue } from '../controller/workqueue.ts';
-import type { KubeClient, ResourceRef } from '../kube/client.ts';
+import type { ResilientInformer } from '../controller/informer.ts';
+import { controllerOwnerKey, enqueueChanges, informerFactory, reconcileQueue } from '../controller/wiring.ts';
+import type { WorkQueue } from '../controller/workqueue.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { EventRecorder } from '../meshpartition/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { MeshReconciler } from './reconcile.ts';
@@ -27,9 +28,7 @@ const controllerName = 'mesh';
 
 /** The `namespace/name` key of the Mesh that controls `obj`, if any. */
 export function meshOwnerKey(obj: KubernetesObject): string | undefined {
-  const namespace = obj.metadata?.namespace;
-  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller && o.kind === meshKind && o.apiVersion === apiVersion);
-  return namespace && owner ? `${namespace}/${owner.name}` : undefined;
+  return controllerOwnerKey(obj, meshKind);
 }
 
 /** Informers, work queue and reconciler of Meshes. */
@@ -42,17 +41,7 @@ export class MeshController {
     const { client, metrics, log, watchNamespace } = options;
     const namespace = watchNamespace || undefined;
     const managed = `${appLabels.managedBy}=${managedByOperator}`;
-    const informer = <T extends KubernetesObject>(ref: ResourceRef, labelSelector?: string): ResilientInformer<T> => {
-      const made = new ResilientInformer<T>({
-        client,
-        ref: { ...ref, namespace },
-        labelSelector,
-        log,
-        restarted: () => metrics.informerRestarts.inc({ resource: ref.resource }),
-      });
-      this.#informers.push(made as unknown as ResilientInformer<KubernetesObject>);
-      return made;
-    };
+    const informer = informerFactory({ client, metrics, log, namespace, informers: this.#informers });
     const meshes = informer<Mesh & KubernetesObject>({ apiVersion, resource: meshPlural });
     // Every MeshPartition, not only those the operator labelled: one of a layout's names made by hand is a conflict to report.
     const partitions = informer<MeshPartition & KubernetesObject>({ apiVersion, resource: meshPartitionPlural });
@@ -61,42 +50,19 @@ export class MeshController {
     const podDisruptionBudgets = informer({ apiVersion: 'policy/v1', resource: 'poddisruptionbudgets' }, managed);
     const events = new EventRecorder(client, options.identity, log, (reason) => metrics.events.inc({ reason }));
 
-    this.queue = new WorkQueue({
+    this.queue = reconcileQueue({
+      controllerName,
       concurrency: options.concurrency,
-      handler: async (key) => {
-        const end = metrics.reconcileTime.startTimer({ controller: controllerName });
-        try {
-          const result = await this.reconciler.reconcile(key);
-          metrics.reconcileTotal.inc({ controller: controllerName, result: result.requeueAfterMs === undefined ? 'success' : 'requeue' });
-          return result;
-        } catch (err) {
-          metrics.reconcileTotal.inc({ controller: controllerName, result: 'error' });
-          metrics.reconcileErrors.inc({ controller: controllerName });
-          throw err;
-        } finally {
-          end();
-        }
-      },
-      hooks: {
-        depth: (depth) => metrics.workqueueDepth.set({ name: controllerName }, depth),
-        added: () => metrics.workqueueAdds.inc({ name: controllerName }),
-        waited: (seconds) => metrics.workqueueQueueDuration.observe({ name: controllerName }, seconds),
-        retried: () => metrics.workqueueRetries.inc({ name: controllerName }),
-        failed: (key, err, delayMs) => log.warn({ err, mesh: key, delayMs }, `Reconcile of Mesh ${key} failed; scheduled a retry`),
-      },
+      metrics,
+      reconcile: (key) => this.reconciler.reconcile(key),
+      failed: (key, err, delayMs) => log.warn({ err, mesh: key, delayMs }, `Reconcile of Mesh ${key} failed; scheduled a retry`),
     });
-
-    meshes.onChange((obj, event) => {
-      // A generation not yet observed is work to do; anything else only refreshes status.
-      const fresh = event === 'add' || obj.status?.observedGeneration !== obj.metadata.generation;
-      this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`, fresh ? 'high' : 'low');
-    });
-    for (const owned of [partitions, deployments, services, podDisruptionBudgets] as ResilientInformer<KubernetesObject>[]) {
-      owned.onChange((obj) => {
-        const key = meshOwnerKey(obj);
-        if (key) this.queue.add(key);
-      });
-    }
+    enqueueChanges(
+      this.queue,
+      meshes,
+      [partitions, deployments, services, podDisruptionBudgets] as ResilientInformer<KubernetesObject>[],
+      meshOwnerKey,
+    );
 
     this.reconciler = new MeshReconciler({
       client,

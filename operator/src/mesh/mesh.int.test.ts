@@ -6,17 +6,17 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { V1ConfigMap, V1Deployment, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { mintServiceAccountKubeconfig } from '../../../e2e/harness/controlplane.ts';
 import { repoRoot } from '../../../e2e/harness/binaries.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import type { Mesh, MeshPartition } from '../api/v1alpha1.ts';
 import {
   installCrds,
+  namespacedGetters,
+  startOperatorUnderRbac,
+  stopOperatorUnderRbac,
   kubectl,
   kubectlOk,
-  rbacManifest,
   reconcileWrites,
-  startOperator,
   waitForWritesToSettle,
   type OperatorProcess,
 } from '../../../e2e/operator/harness.ts';
@@ -28,14 +28,8 @@ const operatorNamespace = `mw-mesh-operator-${suffix}`;
 const namespace = `mw-mesh-${suffix}`;
 const sample = join(repoRoot, 'crds/samples/mesh.yaml');
 
-async function getJson<T>(...args: string[]): Promise<T> {
-  return JSON.parse(await kubectlOk(admin, ['get', '-n', namespace, '-o', 'json', ...args])) as T;
-}
-
-async function tryGet<T>(...args: string[]): Promise<T | undefined> {
-  const result = await kubectl(admin, ['get', '-n', namespace, '-o', 'json', ...args]);
-  return result.code === 0 ? (JSON.parse(result.stdout) as T) : undefined;
-}
+const setup = { admin, suffix, operatorNamespace, namespace };
+const { getJson, tryGet } = namespacedGetters(admin, namespace);
 
 /** The Mesh's MeshPartitions by name, each with its slots as text. */
 async function layout(): Promise<Record<string, string>> {
@@ -64,25 +58,10 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
   let operator: OperatorProcess;
 
   beforeAll(async () => {
-    await installCrds(admin);
-    await kubectlOk(admin, ['create', 'namespace', operatorNamespace]);
-    await kubectlOk(admin, ['create', 'namespace', namespace]);
-    await kubectlOk(admin, ['apply', '-f', '-'], rbacManifest(operatorNamespace, suffix));
-    const kubeconfig = await mintServiceAccountKubeconfig(admin, operatorNamespace, 'meshwork-operator');
-    operator = await startOperator({
-      kubeconfig,
-      namespace: operatorNamespace,
-      watchNamespace: namespace,
-      logFile: join(stack.controlPlane.dir, 'logs', `operator-mesh-${suffix}.log`),
-      leaseName: `meshwork-operator-${suffix}`,
-    });
+    operator = await startOperatorUnderRbac(setup, join(stack.controlPlane.dir, 'logs', `operator-mesh-${suffix}.log`));
   });
 
-  afterAll(async () => {
-    await operator?.process.stop();
-    await kubectl(admin, ['delete', 'namespace', namespace, operatorNamespace, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`, `meshwork-operator-nodes-${suffix}`]);
-  });
+  afterAll(() => stopOperatorUnderRbac(setup, operator));
 
   it('creates MeshPartitions with even slot ranges, owned by the Mesh, and the partitions get their StatefulSets', async () => {
     await kubectlOk(admin, ['apply', '-n', namespace, '-f', sample]);

@@ -7,6 +7,7 @@ import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { fieldManager } from '@meshwork/contract';
 import { apiVersion, meshKind, meshPartitionPlural, meshPlural, type Mesh, type MeshPartition, type MeshStatus } from '../api/v1alpha1.ts';
+import { applyOwned } from '../controller/apply.ts';
 import type { HandlerResult } from '../controller/workqueue.ts';
 import { ReconcileError } from '../errors.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
@@ -134,17 +135,12 @@ export class MeshReconciler {
           }
           if (containsDesired(d.body, d.observed)) return;
         }
-        let result: KubernetesObject;
-        try {
-          result = await client.apply<KubernetesObject>(d.ref, d.body, fieldManager);
-        } catch (err) {
-          if (err instanceof KubeApiError && err.status === 422) {
-            // A spec the API server refuses will not pass on retry; report it and wait for a change.
-            problem = { reason: 'ApplyRejected', message: `${d.kind} ${objectName}: ${err.message}` };
-            return;
-          }
-          throw new ReconcileError(`Could not apply ${d.kind} ${namespace}/${objectName}`, { cause: err });
+        const outcome = await applyOwned(client, d.ref, d.body, d.kind);
+        if (outcome.rejected) {
+          problem = outcome.rejected;
+          return;
         }
+        const result = outcome.applied;
         if (d.kind === 'Deployment') gateway = result;
         if (d.kind === 'MeshPartition') applied.set(objectName, result as unknown as MeshPartition);
         const verb = d.observed ? 'Updated' : 'Created';

@@ -5,6 +5,7 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { formatSlotRanges, slotCount } from '@meshwork/contract';
 import type { Condition, Mesh, MeshPartition, MeshPartitionReadiness, MeshStatus } from '../api/v1alpha1.ts';
+import { sameStatus } from '../api/status-equality.ts';
 import { slotsText } from '../specs/common.ts';
 import type { ApplyProblem } from '../meshpartition/status.ts';
 import { meshNames } from '../specs/mesh-common.ts';
@@ -183,20 +184,7 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
   return status;
 }
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, v]) => [k, canonical(v)]),
-    );
-  }
-  return value;
-}
-
 /** Whether the live status already says what `desired` says (so no write is needed). */
 export function meshStatusUpToDate(desired: MeshStatus, live: MeshStatus | undefined): boolean {
-  return JSON.stringify(canonical(desired)) === JSON.stringify(canonical(live ?? {}));
+  return sameStatus(desired, live ?? {});
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ownerKey } from './controller.ts';
 
+// What any controller reference maps to is controllerOwnerKey's table (controller/wiring.test.ts).
 describe('ownerKey', () => {
   const owner = { apiVersion: 'meshwork.io/v1alpha1', kind: 'MeshPartition', name: 'p0', uid: 'u', controller: true };
   it.each([
@@ -16,11 +17,10 @@ describe('ownerKey', () => {
       key: undefined,
     },
     {
-      case: 'a non-controller reference',
-      obj: { metadata: { namespace: 'mesh', name: 'x', ownerReferences: [{ ...owner, controller: false }] } },
+      case: 'a labelled pod with no namespace',
+      obj: { metadata: { name: 'p0-1', labels: { 'meshwork.io/partition': 'p0' } } },
       key: undefined,
     },
-    { case: 'no namespace', obj: { metadata: { name: 'x', ownerReferences: [owner] } }, key: undefined },
   ])('maps $case to $key', ({ obj, key }) => {
     expect(ownerKey(obj)).toBe(key);
   });

@@ -5,9 +5,10 @@ import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-
 import type { Logger } from 'pino';
 import { appLabels, managedByOperator, partitionLabel } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition } from '../api/v1alpha1.ts';
-import { ResilientInformer } from '../controller/informer.ts';
-import { WorkQueue } from '../controller/workqueue.ts';
-import type { KubeClient, ResourceRef } from '../kube/client.ts';
+import type { ResilientInformer } from '../controller/informer.ts';
+import { controllerOwnerKey, enqueueChanges, informerFactory, reconcileQueue } from '../controller/wiring.ts';
+import type { WorkQueue } from '../controller/workqueue.ts';
+import type { KubeClient } from '../kube/client.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { EventRecorder } from './events.ts';
 import { MeshPartitionReconciler } from './reconcile.ts';
@@ -31,10 +32,10 @@ const controllerName = 'meshpartition';
 
 /** The `namespace/name` key of the MeshPartition that controls `obj`, if any. */
 export function ownerKey(obj: KubernetesObject): string | undefined {
-  const namespace = obj.metadata?.namespace;
-  const owner = obj.metadata?.ownerReferences?.find((o) => o.controller && o.kind === meshPartitionKind && o.apiVersion === apiVersion);
-  if (namespace && owner) return `${namespace}/${owner.name}`;
+  const owned = controllerOwnerKey(obj, meshPartitionKind);
+  if (owned) return owned;
   // Pods are owned by the StatefulSet; the partition label names the MeshPartition.
+  const namespace = obj.metadata?.namespace;
   const partition = obj.metadata?.labels?.[partitionLabel];
   return namespace && partition ? `${namespace}/${partition}` : undefined;
 }
@@ -50,22 +51,7 @@ export class MeshPartitionController {
     const { client, metrics, log, watchNamespace } = options;
     const namespace = watchNamespace || undefined;
     const managed = `${appLabels.managedBy}=${managedByOperator}`;
-    const informer = <T extends KubernetesObject>(
-      ref: ResourceRef,
-      labelSelector?: string,
-      transform?: (obj: T) => T,
-    ): ResilientInformer<T> => {
-      const made = new ResilientInformer<T>({
-        client,
-        ref: { ...ref, namespace },
-        labelSelector,
-        transform,
-        log,
-        restarted: () => metrics.informerRestarts.inc({ resource: ref.resource }),
-      });
-      this.#informers.push(made as unknown as ResilientInformer<KubernetesObject>);
-      return made;
-    };
+    const informer = informerFactory({ client, metrics, log, namespace, informers: this.#informers });
     const partitions = informer<MeshPartition & KubernetesObject>({ apiVersion, resource: meshPartitionPlural });
     const statefulSets = informer<V1StatefulSet>({ apiVersion: 'apps/v1', resource: 'statefulsets' }, managed);
     const services = informer({ apiVersion: 'v1', resource: 'services' }, managed);
@@ -92,43 +78,20 @@ export class MeshPartitionController {
     );
     this.#informers.push(...this.watchdog.informers);
 
-    this.queue = new WorkQueue({
+    this.queue = reconcileQueue({
+      controllerName,
       concurrency: options.concurrency,
-      handler: async (key) => {
-        const end = metrics.reconcileTime.startTimer({ controller: controllerName });
-        try {
-          const result = await this.reconciler.reconcile(key);
-          metrics.reconcileTotal.inc({ controller: controllerName, result: result.requeueAfterMs === undefined ? 'success' : 'requeue' });
-          return result;
-        } catch (err) {
-          metrics.reconcileTotal.inc({ controller: controllerName, result: 'error' });
-          metrics.reconcileErrors.inc({ controller: controllerName });
-          throw err;
-        } finally {
-          end();
-        }
-      },
-      hooks: {
-        depth: (depth) => metrics.workqueueDepth.set({ name: controllerName }, depth),
-        added: () => metrics.workqueueAdds.inc({ name: controllerName }),
-        waited: (seconds) => metrics.workqueueQueueDuration.observe({ name: controllerName }, seconds),
-        retried: () => metrics.workqueueRetries.inc({ name: controllerName }),
-        failed: (key, err, delayMs) =>
-          log.warn({ err, meshpartition: key, delayMs }, `Reconcile of MeshPartition ${key} failed; scheduled a retry`),
-      },
+      metrics,
+      reconcile: (key) => this.reconciler.reconcile(key),
+      failed: (key, err, delayMs) =>
+        log.warn({ err, meshpartition: key, delayMs }, `Reconcile of MeshPartition ${key} failed; scheduled a retry`),
     });
-
-    partitions.onChange((obj, event) => {
-      // A generation not yet observed is work to do; anything else only refreshes status.
-      const fresh = event === 'add' || obj.status?.observedGeneration !== obj.metadata.generation;
-      this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`, fresh ? 'high' : 'low');
-    });
-    for (const owned of [statefulSets, services, configMaps, podDisruptionBudgets, pods] as ResilientInformer<KubernetesObject>[]) {
-      owned.onChange((obj) => {
-        const key = ownerKey(obj);
-        if (key) this.queue.add(key);
-      });
-    }
+    enqueueChanges(
+      this.queue,
+      partitions,
+      [statefulSets, services, configMaps, podDisruptionBudgets, pods] as ResilientInformer<KubernetesObject>[],
+      ownerKey,
+    );
 
     this.reconciler = new MeshPartitionReconciler({
       client,

@@ -10,6 +10,9 @@ import { waitFor } from '../../../e2e/harness/wait.ts';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import {
   installCrds,
+  namespacedGetters,
+  startOperatorUnderRbac,
+  stopOperatorUnderRbac,
   kubectl,
   kubectlOk,
   rbacManifest,
@@ -26,38 +29,17 @@ const operatorNamespace = `mw-operator-${suffix}`;
 const namespace = `mw-partitions-${suffix}`;
 const sample = join(repoRoot, 'crds/samples/meshpartition.yaml');
 
-async function getJson<T>(...args: string[]): Promise<T> {
-  return JSON.parse(await kubectlOk(admin, ['get', '-n', namespace, '-o', 'json', ...args])) as T;
-}
-
-async function tryGet<T>(...args: string[]): Promise<T | undefined> {
-  const result = await kubectl(admin, ['get', '-n', namespace, '-o', 'json', ...args]);
-  return result.code === 0 ? (JSON.parse(result.stdout) as T) : undefined;
-}
+const setup = { admin, suffix, operatorNamespace, namespace };
+const { getJson, tryGet } = namespacedGetters(admin, namespace);
 
 describe('the operator under its ServiceAccount with the shipped RBAC', () => {
   let operator: OperatorProcess;
 
   beforeAll(async () => {
-    await installCrds(admin);
-    await kubectlOk(admin, ['create', 'namespace', operatorNamespace]);
-    await kubectlOk(admin, ['create', 'namespace', namespace]);
-    await kubectlOk(admin, ['apply', '-f', '-'], rbacManifest(operatorNamespace, suffix));
-    const kubeconfig = await mintServiceAccountKubeconfig(admin, operatorNamespace, 'meshwork-operator');
-    operator = await startOperator({
-      kubeconfig,
-      namespace: operatorNamespace,
-      watchNamespace: namespace,
-      logFile: join(stack.controlPlane.dir, 'logs', `operator-${suffix}.log`),
-      leaseName: `meshwork-operator-${suffix}`,
-    });
+    operator = await startOperatorUnderRbac(setup, join(stack.controlPlane.dir, 'logs', `operator-${suffix}.log`));
   });
 
-  afterAll(async () => {
-    await operator?.process.stop();
-    await kubectl(admin, ['delete', 'namespace', namespace, operatorNamespace, '--wait=false']);
-    await kubectl(admin, ['delete', 'clusterrole,clusterrolebinding', `meshwork-operator-${suffix}`, `meshwork-operator-nodes-${suffix}`]);
-  });
+  afterAll(() => stopOperatorUnderRbac(setup, operator));
 
   it('creates the ConfigMap, Services, StatefulSet and PodDisruptionBudget of an applied MeshPartition', async () => {
     await kubectlOk(admin, ['apply', '-n', namespace, '-f', sample]);

@@ -6,6 +6,7 @@ import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-
 import type { Logger } from 'pino';
 import { fieldManager, partitionLabel } from '@meshwork/contract';
 import { apiVersion, meshPartitionKind, meshPartitionPlural, type MeshPartition, type MeshPartitionStatus } from '../api/v1alpha1.ts';
+import { applyOwned } from '../controller/apply.ts';
 import type { HandlerResult } from '../controller/workqueue.ts';
 import { ReconcileError } from '../errors.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from '../kube/client.ts';
@@ -134,17 +135,12 @@ export class MeshPartitionReconciler {
           }
           if (containsDesired(desired, observed)) return;
         }
-        try {
-          const applied = await client.apply<KubernetesObject>(owned.ref(namespace, objectName), desired, fieldManager);
-          if (owned.kind === 'StatefulSet') statefulSet = applied;
-        } catch (err) {
-          if (err instanceof KubeApiError && err.status === 422) {
-            // A spec the API server refuses will not pass on retry; report it and wait for a change.
-            problem = { reason: 'ApplyRejected', message: `${owned.kind} ${objectName}: ${err.message}` };
-            return;
-          }
-          throw new ReconcileError(`Could not apply ${owned.kind} ${namespace}/${objectName}`, { cause: err });
+        const outcome = await applyOwned(client, owned.ref(namespace, objectName), desired, owned.kind);
+        if (outcome.rejected) {
+          problem = outcome.rejected;
+          return;
         }
+        if (owned.kind === 'StatefulSet') statefulSet = outcome.applied;
         const verb = observed ? 'Updated' : 'Created';
         changed.push(`${verb} ${owned.kind} ${objectName}`);
         log.info(

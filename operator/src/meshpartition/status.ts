@@ -3,6 +3,7 @@
 // lastTransitionTime moves only when its status does, and each carries observedGeneration.
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Condition, Member, MemberHealth, MeshPartition, MeshPartitionStatus } from '../api/v1alpha1.ts';
+import { sameStatus } from '../api/status-equality.ts';
 import { selectorString, slotsText } from '../specs/common.ts';
 import type { Assessment } from '../watchdog/assess.ts';
 
@@ -193,22 +194,9 @@ export function computeStatus(inputs: StatusInputs): MeshPartitionStatus {
   return status;
 }
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, v]) => [k, canonical(v)]),
-    );
-  }
-  return value;
-}
-
 /** Whether the live status already says what `desired` says (so no write is needed). */
 export function statusUpToDate(desired: MeshPartitionStatus, live: MeshPartitionStatus | undefined): boolean {
   const liveMembers = live?.members ?? [];
   const normalized = { ...live, members: liveMembers.length === 0 ? [] : liveMembers };
-  return JSON.stringify(canonical(desired)) === JSON.stringify(canonical(normalized));
+  return sameStatus(desired, normalized);
 }

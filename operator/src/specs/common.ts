@@ -2,10 +2,13 @@
 // annotations, port and paths that other parts read (the data plane, the watchdog, Services,
 // tests) come from the contract (@meshwork/contract); what only the operator's builders need
 // to agree on among themselves is here.
-import type { V1OwnerReference } from '@kubernetes/client-node';
+import type { V1Container, V1OwnerReference, V1Probe } from '@kubernetes/client-node';
 import {
   appLabels,
+  dataplaneHttpPortName,
+  defaultTerminationMessagePath,
   formatSlotRanges,
+  healthPaths,
   managedByOperator,
   partitionLabel,
   partitionPodLabels,
@@ -19,6 +22,31 @@ export const adminTokenMountPath = '/etc/meshwork/admin';
 /** Where data volume `index` is mounted in data-plane pods; the same path is listed in MESHWORK_DATA_DIRS. */
 export function dataDirPath(index: number): string {
   return `/var/lib/meshwork/${names.volume(index)}`;
+}
+/**
+ * The probes, termination message and security context every data-plane container (partition
+ * member or gateway) has: they answer on the same health routes of the same port.
+ */
+export function dataplaneContainerChecks(
+  scheme: 'HTTP' | 'HTTPS',
+): Pick<
+  V1Container,
+  'startupProbe' | 'livenessProbe' | 'readinessProbe' | 'terminationMessagePath' | 'terminationMessagePolicy' | 'securityContext'
+> {
+  const probe = (path: string, periodSeconds: number, failureThreshold: number): V1Probe => ({
+    httpGet: { path, port: dataplaneHttpPortName, scheme },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold,
+  });
+  return {
+    startupProbe: probe(healthPaths.live, 2, 30),
+    livenessProbe: probe(healthPaths.live, 10, 3),
+    readinessProbe: probe(healthPaths.ready, 5, 2),
+    terminationMessagePath: defaultTerminationMessagePath,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+  };
 }
 /** Image used when neither the MeshPartition nor the operator's configuration names one. */
 export const defaultImage = 'meshwork/meshwork:0.1.0';

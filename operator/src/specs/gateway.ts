@@ -9,11 +9,10 @@ import {
   dataplaneHttpPortName,
   dataplaneNodeOptions,
   defaultTerminationMessagePath,
-  healthPaths,
   PartitionEnv,
 } from '@meshwork/contract';
 import type { Mesh } from '../api/v1alpha1.ts';
-import { defaultImage } from './common.ts';
+import { dataplaneContainerChecks, defaultImage } from './common.ts';
 import {
   gatewayComponent,
   gatewaySelectorLabels,
@@ -59,12 +58,6 @@ export function buildGatewayDeployment(mesh: Mesh, options: GatewayOptions = {})
   const { gateway } = mesh.spec;
   const tls = gateway.tls;
   const sizing = { cpu: String(gateway.resources.cpu), memory: String(gateway.resources.memory) };
-  const probe = (path: string, periodSeconds: number, failureThreshold: number): object => ({
-    httpGet: { path, port: dataplaneHttpPortName, scheme: tls ? 'HTTPS' : 'HTTP' },
-    periodSeconds,
-    timeoutSeconds: 2,
-    failureThreshold,
-  });
   const volumes: V1Volume[] = tls ? [{ name: 'tls', secret: { secretName: tls.secretName, defaultMode: 0o440 } }] : [];
   // Mounted whole (not by subPath), so that a renewed certificate reaches the running pods.
   const volumeMounts: V1VolumeMount[] = tls ? [{ name: 'tls', mountPath: gatewayTlsMountPath, readOnly: true }] : [];
@@ -100,12 +93,7 @@ export function buildGatewayDeployment(mesh: Mesh, options: GatewayOptions = {})
               ports: [{ name: dataplaneHttpPortName, containerPort: dataplaneHttpPort, protocol: 'TCP' }],
               env: gatewayEnvironment(mesh),
               resources: { requests: sizing, limits: sizing },
-              startupProbe: probe(healthPaths.live, 2, 30),
-              livenessProbe: probe(healthPaths.live, 10, 3),
-              readinessProbe: probe(healthPaths.ready, 5, 2),
-              terminationMessagePath: defaultTerminationMessagePath,
-              terminationMessagePolicy: 'FallbackToLogsOnError',
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              ...dataplaneContainerChecks(tls ? 'HTTPS' : 'HTTP'),
               volumeMounts,
             },
           ],

@@ -3,21 +3,14 @@
 // nodes, and a rolling update held back by `spec.rollout.partition`. The port, probe paths,
 // termination-message path and environment names are the contract's (@meshwork/contract).
 import type { V1EnvVar, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
-import {
-  configHashAnnotation,
-  dataplaneHttpPort,
-  dataplaneHttpPortName,
-  defaultTerminationMessagePath,
-  healthPaths,
-  PartitionEnv,
-  type PartitionEnvName,
-} from '@meshwork/contract';
+import { configHashAnnotation, dataplaneHttpPort, dataplaneHttpPortName, PartitionEnv, type PartitionEnvName } from '@meshwork/contract';
 import type { MeshPartition } from '../api/v1alpha1.ts';
 import { configHash } from './configmap.ts';
 import {
   adminTokenMountPath,
   commonLabels,
   dataDirPath,
+  dataplaneContainerChecks,
   defaultImage,
   names,
   ownedMetadata,
@@ -74,12 +67,6 @@ function volumeClaimTemplates(partition: MeshPartition): V1PersistentVolumeClaim
 export function buildStatefulSet(partition: MeshPartition, options: StatefulSetOptions = {}): V1StatefulSet {
   const { spec } = partition;
   const sizing = { cpu: quantity(spec.resources.cpu), memory: quantity(spec.resources.memory) };
-  const probe = (path: string, periodSeconds: number, failureThreshold: number): object => ({
-    httpGet: { path, port: dataplaneHttpPortName, scheme: 'HTTP' },
-    periodSeconds,
-    timeoutSeconds: 2,
-    failureThreshold,
-  });
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -127,12 +114,7 @@ export function buildStatefulSet(partition: MeshPartition, options: StatefulSetO
               envFrom: [{ configMapRef: { name: names.configMap(partition) } }],
               env: podEnvironment(partition),
               resources: { requests: sizing, limits: sizing },
-              startupProbe: probe(healthPaths.live, 2, 30),
-              livenessProbe: probe(healthPaths.live, 10, 3),
-              readinessProbe: probe(healthPaths.ready, 5, 2),
-              terminationMessagePath: defaultTerminationMessagePath,
-              terminationMessagePolicy: 'FallbackToLogsOnError',
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              ...dataplaneContainerChecks('HTTP'),
               volumeMounts: [
                 ...Array.from({ length: spec.storage.volumes }, (_, i) => ({
                   name: names.volume(i),
