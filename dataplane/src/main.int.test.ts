@@ -52,12 +52,18 @@ function validEnv(dir: string): Record<string, string> {
 describe('dataplane main', () => {
   it.each([
     [[], 'usage'],
-    [['gateway'], 'not implemented'],
+    [['prober'], 'not implemented'],
     [['janitor'], 'not "janitor"'],
   ])('exits with the usage code for role %j', async (args, message) => {
     const result = await runMain(args, {});
     expect(result.code).toBe(ExitCode.usage);
     expect(result.message).toContain(message);
+  });
+
+  it('starts the gateway role, which names its missing configuration', async () => {
+    const result = await runMain(['gateway'], {});
+    expect(result.code).toBe(ExitCode.configInvalid);
+    expect(result.message).toContain('MESHWORK_ETCD_ENDPOINTS');
   });
 
   it.each([
