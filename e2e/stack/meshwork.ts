@@ -31,7 +31,7 @@ export async function installOperator(kubeconfig: string): Promise<void> {
   );
 }
 
-/** Applies the sample partition (3 members, all 4096 slots) with its Secrets, unless it exists. */
+/** Applies the sample partition (3 members, all 4096 slots) with its Secrets; one that exists is pointed at the current stores. */
 export async function applySamplePartition(
   kubeconfig: string,
   stores: { etcd: string; minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string } },
@@ -39,7 +39,22 @@ export async function applySamplePartition(
   const existing = await mustRun('kubectl', ['get', 'meshpartitions', '-n', sampleNamespace, '--ignore-not-found', '-o', 'name'], {
     kubeconfig,
   }).catch(() => '');
-  if (existing.trim()) return;
+  if (existing.trim()) {
+    // A stack restored from an earlier run keeps its data; its partition is pointed at the stores
+    // as they run now (a stack made by an older layout had other ports), and the operator rolls it
+    // if anything moved. For a stack whose addresses were kept, this changes nothing.
+    const patch = {
+      spec: { stores: { etcd: { endpoints: [stores.etcd] }, s3: { endpoint: stores.minio.endpoint, bucket: stores.minio.bucket } } },
+    };
+    await mustRun(
+      'kubectl',
+      ['patch', 'meshpartition', samplePartition, '-n', sampleNamespace, '--type', 'merge', '-p', JSON.stringify(patch)],
+      {
+        kubeconfig,
+      },
+    );
+    return;
+  }
   const adminToken = randomBytes(24).toString('base64url');
   const manifest = `
 apiVersion: v1
