@@ -17,7 +17,7 @@
 //                     p99 at the knee. The first seconds (the limit adapting) are not counted.
 //
 // Usage: npm run bench -- gateway [--quick] [--no-overload]   (--quick: 64 MiB, shorter runs)
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { Agent } from 'node:http';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,7 +28,8 @@ import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
 import { startGateway } from '../e2e/dataplane/gateway-process.ts';
 import { startPartition, unthrottledEnv } from '../e2e/dataplane/partition-process.ts';
-import type { LoadJob, LoadResult } from './load-generator.ts';
+import type { LoadJob } from './load-generator.ts';
+import { runJob } from './load-job.ts';
 import { printTable } from './table.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,18 +51,6 @@ function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function runJob(generator: ChildProcess, job: LoadJob): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null): void => reject(new Error(`the load generator exited with ${code}`));
-    generator.once('exit', onExit);
-    generator.once('message', (result) => {
-      generator.off('exit', onExit);
-      resolve(result as LoadResult);
-    });
-    generator.send(job);
-  });
 }
 
 async function timed(task: () => Promise<void>): Promise<number> {

@@ -31,7 +31,7 @@
 //             so that the generator, which needs about as much CPU as the partition under
 //             overload, does not take the partition's core: in production the load comes
 //             from other machines. The generator always runs at a lower priority (nice 10).
-import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { availableParallelism, loadavg, setPriority } from 'node:os';
@@ -43,6 +43,7 @@ import { MeshworkClient } from '@meshwork/client';
 import { nodeHttpFetch } from '@meshwork/client/node';
 import { startPartition, type PartitionStores, type RunningPartition } from '../e2e/dataplane/partition-process.ts';
 import type { LoadJob, LoadResult } from './load-generator.ts';
+import { runJob } from './load-job.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
@@ -77,18 +78,6 @@ function cpuSeconds(pid: number): number {
 /** Moves a process and all its threads to one CPU (with --pin). */
 function pinTo(cpu: number, pid: number | undefined): void {
   if (pin && pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
-}
-
-function runJob(generator: ChildProcess, job: LoadJob): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null): void => reject(new Error(`the load generator exited with ${code}`));
-    generator.once('exit', onExit);
-    generator.once('message', (result) => {
-      generator.off('exit', onExit);
-      resolve(result as LoadResult);
-    });
-    generator.send(job);
-  });
 }
 
 // Other work on the machine takes the same cores: say how busy it was.
