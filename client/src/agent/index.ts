@@ -1,0 +1,101 @@
+// The device agent's sync engine: keeps one local folder and one mesh object in sync, two ways,
+// continuously. The `meshwork` command (client/src/cli) drives it; tests and benchmarks may
+// drive it in-process. Node only (files, node:sqlite).
+//
+// This file is the engine's public surface; the CLI depends on nothing else of the engine.
+import type { MeshworkClient } from '../client.ts';
+
+export interface AgentOptions {
+  /** A client holding this device's token (a device token: writes are attributed to it). */
+  client: MeshworkClient;
+  /** The local folder to keep in sync (created when missing). */
+  dir: string;
+  /** The mesh object the folder mirrors. */
+  objectId: string;
+  /** The agent's state database (node:sqlite) for this folder and object; its directory is created. */
+  statePath: string;
+  /** This device's name, used in conflict copies' names. */
+  deviceName: string;
+  /** Full rescan period in ms (file-system events are hints only). Default 60,000. */
+  scanIntervalMs?: number;
+  /** Progress and outcomes, for a progress display or logs. */
+  onEvent?: (event: AgentEvent) => void;
+}
+
+export type AgentEvent =
+  | { type: 'scan'; files: number; changed: number; ms: number }
+  | { type: 'upload'; path: string; bytes: number; totalBytes: number }
+  | { type: 'download'; path: string; bytes: number; totalBytes: number }
+  | { type: 'committed'; path: string; version: string; direction: 'up' | 'down' | 'delete-up' | 'delete-down' }
+  | { type: 'conflict'; path: string; copy: string }
+  | { type: 'problem'; path: string; code: ProblemCode; message: string }
+  | { type: 'idle' }
+  | { type: 'retry'; reason: string; delayMs: number };
+
+/** Why a path is not synced (kept in the state database until it is fixed). */
+export type ProblemCode =
+  | 'invalid_name' // the server refuses the name (too long, control characters, ...)
+  | 'symlink' // symlinks are not followed
+  | 'too_large' // over the partition's maximum entry size
+  | 'not_a_file' // a socket, fifo, device, ...
+  | 'read_error' // the file could not be read (permissions, ...)
+  | 'write_error' // the local file could not be written
+  | 'read_only'; // the object is shared with this user as a reader: local changes are not uploaded
+
+export interface AgentStatus {
+  objectId: string;
+  dir: string;
+  /** The last change-set cursor applied locally (null before the first sync). */
+  cursor: string | null;
+  /** Time of the last completed full pass, ISO 8601, or null. */
+  lastSyncAt: string | null;
+  /** Paths with local changes not yet committed, and remote changes not yet applied. */
+  pending: { path: string; direction: 'up' | 'down' }[];
+  /** Paths that cannot be synced, and why. */
+  problems: { path: string; code: ProblemCode; message: string; since: string }[];
+  /** Conflict copies made, newest first. */
+  conflicts: { path: string; copy: string; at: string }[];
+  /** Why the agent stopped for good, if it did (revoked device, removed from the object, ...). */
+  stopped: { code: StopCode; message: string; at: string } | null;
+}
+
+export type StopCode = 'unauthorized' | 'object_gone';
+
+/** The agent stopped for good: the device was revoked (401) or the object is gone for this user (404). */
+export class AgentStopped extends Error {
+  readonly code: StopCode;
+  constructor(code: StopCode, message: string) {
+    super(message);
+    this.name = 'AgentStopped';
+    this.code = code;
+  }
+}
+
+export interface SyncReport {
+  uploaded: number;
+  downloaded: number;
+  deletedRemote: number;
+  deletedLocal: number;
+  conflicts: number;
+  problems: number;
+  cursor: string;
+}
+
+export declare class SyncAgentShape {
+  /** One full pass: scan the folder, apply remote changes, push local ones. */
+  syncOnce(): Promise<SyncReport>;
+  /** Sync continuously (notification long poll + periodic scan + fs.watch hints) until `signal` aborts. Rejects with AgentStopped when it must stop for good. */
+  run(signal: AbortSignal): Promise<void>;
+  status(): AgentStatus;
+  close(): Promise<void>;
+}
+
+/** Opens (creating when needed) the agent for a folder and object. */
+export function openAgent(_options: AgentOptions): Promise<SyncAgentShape> {
+  throw new Error('the sync engine is not built yet');
+}
+
+/** Reads an agent's status from its state database, from another process (`meshwork status`). */
+export function readStatus(_statePath: string): AgentStatus {
+  throw new Error('the sync engine is not built yet');
+}
