@@ -87,8 +87,8 @@ crds: $(NODE_DEPS) ## Write crds/*.yaml and the Helm chart's CRD templates from 
 chart-crds: crds ## The same as make crds (the chart's CRD templates are written with crds/)
 
 .PHONY: up
-up: deps tools ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes; as root with pod networking, kube-proxy and CoreDNS) and say how to reach it
-	node e2e/stack/up.ts
+up: deps tools $(if $(IMAGE),image) ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes; as root with pod networking, kube-proxy and CoreDNS) and say how to reach it; IMAGE=1: pods run from the built image
+	node e2e/stack/up.ts $(if $(IMAGE),--image $(IMAGE_DIST)/oci:$(IMAGE_VERSION))
 
 WIPE ?=
 .PHONY: down

@@ -64,8 +64,11 @@ export interface NodeAgentOptions {
   namePrefix?: string;
   /** Second octet of the node and pod addresses 127.X.i.k (default 1), to keep agents apart. */
   addressBlock?: number;
-  /** Images the agent can run, with the command each runs when a container names none. */
-  images?: { pattern: RegExp; entrypoint: string[] }[];
+  /**
+   * Images the agent can run, with the command each runs when a container names none, and the
+   * directory it runs in (default: the repository, whose sources the pods then run).
+   */
+  images?: { pattern: RegExp; entrypoint: string[]; workingDir?: string }[];
   /** Heartbeat period for Leases and the Ready condition (default 5 s). */
   heartbeatMs?: number;
   leaseDurationSeconds?: number;
@@ -82,9 +85,25 @@ export interface NodeAgentOptions {
 }
 
 /** A Meshwork image runs the project's role entry point. */
-export const meshworkImages = [
-  { pattern: /^(?:[\w.-]+(?::\d+)?\/)?meshwork\/meshwork(?::[\w.-]+)?(?:@sha256:[a-f0-9]+)?$/, entrypoint: ['node', 'meshwork.ts'] },
-];
+export const meshworkImagePattern = /^(?:[\w.-]+(?::\d+)?\/)?meshwork\/meshwork(?::[\w.-]+)?(?:@sha256:[a-f0-9]+)?$/;
+
+export const meshworkImages = [{ pattern: meshworkImagePattern, entrypoint: ['node', 'meshwork.ts'] }];
+
+/**
+ * The Meshwork image run from its unpacked root filesystem (`make up IMAGE=1`): the image's own
+ * Node binary and `/app`, as its entrypoint and working directory say, instead of the work
+ * tree's sources. Processes are not confined to the root filesystem: the node agent runs pods
+ * as host processes (ADR 20), and the image's files are what they execute.
+ */
+export function imageRootfsImages(rootfs: string): NonNullable<NodeAgentOptions['images']> {
+  return [
+    {
+      pattern: meshworkImagePattern,
+      entrypoint: [join(rootfs, 'usr/local/bin/node'), join(rootfs, 'app/meshwork.ts')],
+      workingDir: join(rootfs, 'app'),
+    },
+  ];
+}
 
 interface LocalNode {
   name: string;
@@ -448,6 +467,7 @@ export class NodeAgent {
         netns: node.network?.netns,
         podDir,
         entrypoint: (image) => this.options.images.find((i) => i.pattern.test(image))?.entrypoint,
+        workingDir: (image) => this.options.images.find((i) => i.pattern.test(image))?.workingDir ?? repoRoot,
         claimPath: (namespace, claim) => this.#claimPath(namespace, claim),
         serviceAccountKubeconfig: (p, dir) => this.#serviceAccountFiles(p, dir),
         backoff: this.options.backoff,

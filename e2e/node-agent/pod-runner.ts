@@ -40,6 +40,8 @@ export interface PodHost {
   podDir: string;
   /** The command a Meshwork image runs when the container names none; undefined for other images. */
   entrypoint(image: string): string[] | undefined;
+  /** The directory a container of the image runs in (relative commands resolve there too). */
+  workingDir(image: string): string;
   /** Host directory of a PersistentVolumeClaim's volume, once bound. */
   claimPath(namespace: string, claim: string): Promise<string>;
   /** A kubeconfig file for the pod's ServiceAccount (undefined when it has no token). */
@@ -330,14 +332,15 @@ export class PodRunner {
     const [command, ...args] = argv;
     const binary = command === 'node' ? process.execPath : (command ?? '');
     c.instance++;
-    const path = binary.startsWith('/') ? binary : join(this.#host.repoRoot, binary);
+    const workingDir = this.#host.workingDir(spec.image ?? '');
+    const path = binary.startsWith('/') ? binary : join(workingDir, binary);
     // `ip netns exec` enters the namespace and execs the command: the pid is the container's.
     const netns = this.#host.netns;
     c.process = ManagedProcess.start({
       component: `${this.#key()}/${spec.name}`,
       binary: netns ? ipCommand() : path,
       args: netns ? ['netns', 'exec', netns, path, ...args] : args,
-      cwd: this.#host.repoRoot,
+      cwd: workingDir,
       logFile: join(containerDir, `${c.restartCount}.log`),
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: containerDir, ...env },
     });

@@ -13,13 +13,23 @@ import { clusterDnsIP, kubeDnsManifest, startCoreDns } from '../harness/coredns.
 import { startEtcd } from '../harness/etcd.ts';
 import { startMinio } from '../harness/minio.ts';
 import { freePorts } from '../harness/ports.ts';
-import { NodeAgent } from '../node-agent/agent.ts';
+import { NodeAgent, imageRootfsImages } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
 import { createBridge, freeNetworkBlock, networkSupport, planNetwork, removeNetwork, type NetworkPlan } from '../node-agent/network.ts';
 import { applySamplePartition, installOperator, sampleNamespace, samplePartition, waitForPartitionReady } from './meshwork.ts';
-import { readSettings, settingsFile, stackDir, stateFile, type StackSettings, type StackState } from './state.ts';
+import {
+  readSettings,
+  settingsFile,
+  stackDir,
+  stackImageEnv,
+  stateFile,
+  type StackImage,
+  type StackSettings,
+  type StackState,
+} from './state.ts';
 
 const dir = process.argv[2] ?? stackDir();
+const image = process.env[stackImageEnv] ? (JSON.parse(process.env[stackImageEnv]) as StackImage) : undefined;
 const log = (msg: string, fields: Record<string, unknown> = {}): void => {
   console.log(JSON.stringify({ time: new Date().toISOString(), msg, ...fields }));
 };
@@ -116,6 +126,7 @@ async function main(): Promise<void> {
     kubeconfig: cp.adminKubeconfig,
     dataDir: join(dir, 'nodes'),
     log,
+    ...(image ? { images: imageRootfsImages(image.rootfs) } : {}),
     ...(plan ? { network: { plan, nameserver: clusterDnsIP } } : {}),
   });
   stops.push(() => agent.stop());
@@ -142,6 +153,7 @@ async function main(): Promise<void> {
     nodes: [...agent.nodes.keys()],
     partition: { namespace: sampleNamespace, name: samplePartition },
     network,
+    ...(image ? { image } : {}),
     startedAt: new Date().toISOString(),
   };
   await writeFile(`${stateFile(dir)}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });

@@ -1,9 +1,10 @@
 // `make up` brings the local stack up and says how to reach it; pods get real addresses that
 // Services and cluster DNS route to (as root, ADR 27); `make down` leaves nothing running and
-// no network behind, and the next `make up` brings the same cluster back with its data.
+// no network behind, and the next `make up` brings the same cluster back with its data, here
+// with its pods run from the built image (`make up IMAGE=1`).
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ function processesMentioning(text: string): number[] {
   return pids.filter(processAlive);
 }
 
+const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const networked = networkSupport().ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback';
 const upTimeoutMs = 420_000;
 
@@ -38,8 +40,8 @@ describe('make up and make down', () => {
   const env = (): NodeJS.ProcessEnv => ({ ...process.env, MESHWORK_STACK_DIR: dir });
   const kubectl = (...args: string[]): string =>
     execFileSync(requireBinary('kubectl'), ['--kubeconfig', state.kubeconfig, ...args], { encoding: 'utf8', timeout: 60_000 });
-  const up = (): SpawnSyncReturns<string> =>
-    spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env: env(), encoding: 'utf8', timeout: upTimeoutMs });
+  const up = (...args: string[]): SpawnSyncReturns<string> =>
+    spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts'), ...args], { env: env(), encoding: 'utf8', timeout: upTimeoutMs });
   const down = (...args: string[]): SpawnSyncReturns<string> =>
     spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts'), ...args], { env: env(), encoding: 'utf8', timeout: 120_000 });
   const memberIPs = (): string[] =>
@@ -264,53 +266,72 @@ spec:
     },
   );
 
-  it('stops without leaving a process or a network, and comes back with its data', { timeout: 2 * upTimeoutMs }, async () => {
-    // Data of every kind: a user, a device, an object, a file's blocks, the MeshPartition.
-    const adminToken = Buffer.from(
-      kubectl('get', 'secret', 'p0-admin', '-n', state.partition.namespace, '-o', 'jsonpath={.data.token}'),
-      'base64',
-    ).toString('utf8');
-    const [ip] = memberIPs();
-    const admin = new MeshworkClient({ baseUrl: `http://${ip}:8080`, token: adminToken });
-    const user = await admin.createUser('restart');
-    const device = await admin.as(user.token).registerDeviceClient('laptop');
-    const object = await device.createObject({ name: 'kept', cloudStorage: true });
-    const content = randomBytes(300_000);
-    await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
+  it(
+    'stops without leaving a process or a network, and comes back with its data, from the image (make up IMAGE=1)',
+    { timeout: 3 * upTimeoutMs },
+    async () => {
+      // Data of every kind: a user, a device, an object, a file's blocks, the MeshPartition.
+      const adminToken = Buffer.from(
+        kubectl('get', 'secret', 'p0-admin', '-n', state.partition.namespace, '-o', 'jsonpath={.data.token}'),
+        'base64',
+      ).toString('utf8');
+      const [ip] = memberIPs();
+      const admin = new MeshworkClient({ baseUrl: `http://${ip}:8080`, token: adminToken });
+      const user = await admin.createUser('restart');
+      const device = await admin.as(user.token).registerDeviceClient('laptop');
+      const object = await device.createObject({ name: 'kept', cloudStorage: true });
+      const content = randomBytes(300_000);
+      await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
 
-    const running = processesMentioning(dir);
-    // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members
-    expect(running.length).toBeGreaterThanOrEqual(11);
-    const stopped = down();
-    expect(stopped.status, stopped.stderr).toBe(0);
-    expect(stopped.stdout).toContain('Stopped');
-    // Asked again rather than by pid: on a busy machine a pid can be reused meanwhile.
-    expect(processesMentioning(dir)).toEqual([]);
-    expect(readState(dir)).toBeUndefined();
-    const block = readSettings(dir)?.block;
-    if (networked) {
-      expect(block).toBeDefined();
-      expect(leftovers(block!)).toEqual([]);
-    }
+      const running = processesMentioning(dir);
+      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members
+      expect(running.length).toBeGreaterThanOrEqual(11);
+      const stopped = down();
+      expect(stopped.status, stopped.stderr).toBe(0);
+      expect(stopped.stdout).toContain('Stopped');
+      // Asked again rather than by pid: on a busy machine a pid can be reused meanwhile.
+      expect(processesMentioning(dir)).toEqual([]);
+      expect(readState(dir)).toBeUndefined();
+      const block = readSettings(dir)?.block;
+      if (networked) {
+        expect(block).toBeDefined();
+        expect(leftovers(block!)).toEqual([]);
+      }
 
-    const again = up();
-    expect(again.status, again.stderr).toBe(0);
-    state = readState(dir)!;
-    expect(readSettings(dir)?.block).toBe(block);
-    const [ipAfter] = memberIPs();
-    const reader = new MeshworkClient({ baseUrl: `http://${ipAfter}:8080`, token: device.token });
-    expect((await reader.me()).id).toBe(user.id);
-    expect((await reader.listObjects()).map((o) => o.id)).toContain(object.id);
-    const answer = await reader.content(object.id, 'dir/file.bin');
-    expect(answer.status).toBe(200);
-    expect(Buffer.from(await new Response(answer.body).arrayBuffer()).equals(content)).toBe(true);
+      // The image, built as make image does (as root, like this test); the stack comes back with its pods run from it.
+      execFileSync('bash', ['image/build.sh'], {
+        cwd: repoRoot,
+        env: { ...process.env, IMAGE_DIST: join(dir, 'dist'), IMAGE_WORK: join(dir, 'image-work') },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 420_000,
+      });
+      const again = up('--image', `${join(dir, 'dist', 'oci')}:${version}`);
+      expect(again.status, again.stderr).toBe(0);
+      state = readState(dir)!;
+      expect(readSettings(dir)?.block).toBe(block);
+      expect(state.image?.digest).toBe(readFileSync(join(dir, 'dist', 'digest'), 'utf8').trim());
+      expect(again.stdout).toContain(`pods run meshwork/meshwork:${version} (${state.image!.digest}) from its root filesystem`);
+      // Every member and the operator run the image's Node and the image's /app.
+      const fromImage = processesMentioning(join(state.image!.rootfs, 'app', 'meshwork.ts'));
+      const roles = fromImage.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[2]).sort();
+      expect(roles.filter((r) => r === 'partition')).toHaveLength(3);
+      expect(roles).toContain('operator');
+      for (const pid of fromImage) expect(readlinkSync(`/proc/${pid}/exe`)).toBe(join(state.image!.rootfs, 'usr/local/bin/node'));
+      const [ipAfter] = memberIPs();
+      const reader = new MeshworkClient({ baseUrl: `http://${ipAfter}:8080`, token: device.token });
+      expect((await reader.me()).id).toBe(user.id);
+      expect((await reader.listObjects()).map((o) => o.id)).toContain(object.id);
+      const answer = await reader.content(object.id, 'dir/file.bin');
+      expect(answer.status).toBe(200);
+      expect(Buffer.from(await new Response(answer.body).arrayBuffer()).equals(content)).toBe(true);
 
-    // make reset: nothing left, not even the data.
-    const reset = down('--wipe');
-    expect(reset.status, reset.stderr).toBe(0);
-    expect(processesMentioning(dir)).toEqual([]);
-    if (networked) expect(leftovers(block!)).toEqual([]);
-    expect(readdirSync(tmpdir())).not.toContain(dir.split('/').pop());
-    dir = '';
-  });
+      // make reset: nothing left, not even the data.
+      const reset = down('--wipe');
+      expect(reset.status, reset.stderr).toBe(0);
+      expect(processesMentioning(dir)).toEqual([]);
+      if (networked) expect(leftovers(block!)).toEqual([]);
+      expect(readdirSync(tmpdir())).not.toContain(dir.split('/').pop());
+      dir = '';
+    },
+  );
 });

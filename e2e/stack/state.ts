@@ -20,8 +20,20 @@ export interface StackState {
   partition: { namespace: string; name: string };
   /** How pods are networked (ADR 27); `reason` says why the stack fell back to loopback. */
   network: { mode: 'netns'; block: number; hostIP: string; nameserver: string; cidr: string } | { mode: 'loopback'; reason: string };
+  /** Pods run from the Meshwork image's unpacked root filesystem (`make up IMAGE=1`); absent: from the work tree. */
+  image?: StackImage;
   startedAt: string;
 }
+
+/** The image a stack's pods run from: its reference, manifest digest and unpacked root filesystem. */
+export interface StackImage {
+  ref: string;
+  digest: string;
+  rootfs: string;
+}
+
+/** How `make up` hands the unpacked image to the stack daemon (a JSON StackImage). */
+export const stackImageEnv = 'MESHWORK_STACK_IMAGE';
 
 /**
  * What the stack keeps the same from one `make up` to the next, so that what the cluster

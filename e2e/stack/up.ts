@@ -1,15 +1,18 @@
 // `make up`: starts the local stack in the background (or finds it running) and says how to reach it.
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../harness/binaries.ts';
 import { tailFile } from '../harness/process.ts';
 import { waitFor } from '../harness/wait.ts';
 import { networkSupport } from '../node-agent/network.ts';
-import { processAlive, readState, stackDir, type StackState } from './state.ts';
+import { processAlive, readState, stackDir, stackImageEnv, type StackImage, type StackState } from './state.ts';
 
 const dir = stackDir();
+// `--image <oci layout>:<tag>` (make up IMAGE=1): the pods run from that image's root filesystem.
+const imageFlag = process.argv.indexOf('--image');
+const imageRef = imageFlag === -1 ? undefined : process.argv[imageFlag + 1];
 const timeoutMs = Number(process.env.MESHWORK_UP_TIMEOUT_MS ?? 420_000);
 
 function describe(state: StackState): string {
@@ -28,6 +31,9 @@ function describe(state: StackState): string {
           `                   kube-proxy (nftables) per node; DNS: CoreDNS behind kube-system/kube-dns ${state.network.nameserver}; e.g. ip netns exec mw${state.network.block}-n1 getent hosts p0-peers.meshwork.svc.cluster.local`,
         ]
       : [`  network          WARNING: loopback pod IPs only (${state.network.reason}): Services have no endpoints, no cluster DNS`]),
+    state.image
+      ? `  image            pods run ${state.image.ref} (${state.image.digest}) from its root filesystem ${rel(state.image.rootfs)}`
+      : `  image            pods run the work tree's sources (make up IMAGE=1 runs them from the built image)`,
     `  etcd             ${state.etcd}`,
     `  MinIO (S3)       ${state.minio.endpoint}  bucket ${state.minio.bucket}  credentials in ${rel(join(state.dir, 'minio-credentials.json'))}`,
     `  faults           npm run fault -- power-off --node ${state.nodes[0]}   (see npm run fault -- help)`,
@@ -40,7 +46,28 @@ function describe(state: StackState): string {
 const existing = readState(dir);
 if (existing && processAlive(existing.pid)) {
   console.log(describe(existing));
+  if ((existing.image !== undefined) !== (imageRef !== undefined))
+    console.log(
+      `\nNOTE: the running stack's pods run ${existing.image ? 'from the image' : "the work tree's sources"}; make down, then make up${imageRef ? ' IMAGE=1' : ''} to change that.`,
+    );
   process.exit(0);
+}
+
+/** Unpacks the image into the stack's directory with umoci (replacing an earlier unpack). */
+function unpackImage(ref: string): StackImage {
+  const colon = ref.lastIndexOf(':');
+  if (colon <= 0) throw new Error(`--image wants <oci layout directory>:<tag>, not ${ref}`);
+  const layout = ref.slice(0, colon);
+  const tag = ref.slice(colon + 1);
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
+  const manifest = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (!manifest) throw new Error(`the OCI layout ${layout} has no image tagged ${tag}: run make image`);
+  const bundle = join(dir, 'image');
+  rmSync(bundle, { recursive: true, force: true });
+  execFileSync('umoci', ['unpack', '--image', `${layout}:${tag}`, bundle], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { ref: `meshwork/meshwork:${tag}`, digest: manifest.digest, rootfs: join(bundle, 'rootfs') };
 }
 
 const support = networkSupport();
@@ -50,12 +77,25 @@ if (!support.ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback') {
   );
 }
 mkdirSync(dir, { recursive: true });
+let image: StackImage | undefined;
+if (imageRef !== undefined) {
+  try {
+    image = unpackImage(imageRef);
+  } catch (err) {
+    console.error(`Cannot run the stack from the image: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+  console.log(
+    `Pods will run ${image.ref} (${image.digest}) from its root filesystem, unpacked at ${relative(process.cwd(), image.rootfs)}.`,
+  );
+}
 const logFile = join(dir, 'stack.log');
 const out = openSync(logFile, 'a');
 const daemon = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'daemon.ts'), dir], {
   cwd: repoRoot,
   detached: true,
   stdio: ['ignore', out, out],
+  env: { ...process.env, ...(image ? { [stackImageEnv]: JSON.stringify(image) } : {}) },
 });
 closeSync(out);
 daemon.unref();
