@@ -105,7 +105,7 @@ describe('parseRemotePath', () => {
     expect(parseRemotePath(text)).toEqual(expected);
   });
 
-  it.each(['a.txt', ':a.txt', 'o1:', 'o1:/', 'dir/o1:a'])('%s is bad input (exit 65)', (text) => {
+  it.each(['a.txt', ':a.txt', 'o1:', 'o1:/', 'dir/o1:a', 'o1:a/../b', 'o1:..'])('%s is bad input (exit 65)', (text) => {
     let error: unknown;
     try {
       parseRemotePath(text);

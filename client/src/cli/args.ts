@@ -188,7 +188,7 @@ export interface RemotePath {
   path: string;
 }
 
-/** Parses `ID:PATH`; an empty id or path is bad input (exit 65). Leading slashes of the path are dropped. */
+/** Parses `ID:PATH`; an empty id or path, or a `..` segment, is bad input (exit 65). Leading slashes of the path are dropped. */
 export function parseRemotePath(text: string): RemotePath {
   const colon = text.indexOf(':');
   if (colon <= 0) throw new CliError(CliExit.dataError, `expected ID:PATH, not ${JSON.stringify(text)}`);
@@ -196,6 +196,8 @@ export function parseRemotePath(text: string): RemotePath {
   const path = text.slice(colon + 1).replace(/^\/+/, '');
   if (objectId.includes('/')) throw new CliError(CliExit.dataError, `expected ID:PATH, not ${JSON.stringify(text)}`);
   if (path === '') throw new CliError(CliExit.dataError, `${JSON.stringify(text)} names no path after the colon`);
+  // fetch would resolve `..` away and quietly name another path; the server refuses them anyway.
+  if (path.split('/').includes('..')) throw new CliError(CliExit.dataError, `${JSON.stringify(text)}: a path may not contain .. segments`);
   return { objectId, path };
 }
 
@@ -231,7 +233,14 @@ export function helpText(name?: string): string {
   }
   if (groups.has(name)) {
     const members = commands.filter((c) => c.name.startsWith(`${name} `));
-    return [`Usage:`, ...members.map((c) => `  ${usageLine(c)}`), '', ...members.map((c) => `  ${c.name}: ${c.summary}`), ''].join('\n');
+    return [
+      `Usage: meshwork ${name} SUBCOMMAND [ARGS] [--json] [--help]`,
+      '',
+      ...members.map((c) => `  ${usageLine(c)}`),
+      '',
+      ...members.map((c) => `  ${c.name}: ${c.summary}`),
+      '',
+    ].join('\n');
   }
   const spec = commandSpec(name);
   if (spec === undefined) return helpText();
