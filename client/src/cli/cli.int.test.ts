@@ -16,8 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { startMinio, type MinioServer } from '../../../e2e/harness/minio.ts';
 import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
+import { Writable } from 'node:stream';
+import { AgentStopped, type AgentOptions, type AgentStatus, type SyncAgentShape, type SyncReport } from '../agent/index.ts';
 import { MeshworkClient } from '../index.ts';
 import { commands } from './args.ts';
+import { stateFileName } from './config.ts';
+import { main, type CliIo, type SyncEngine } from './main.ts';
 
 const program = join(dirname(fileURLToPath(import.meta.url)), 'meshwork.ts');
 const MiB = 1024 * 1024;
@@ -377,6 +381,185 @@ describe('the command line', () => {
       expect(run.stderr).toBe('');
     },
   );
+});
+
+// Until the sync engine lands, `sync` and `status` run in-process over a stand-in engine with the
+// engine's public surface: what is tested is the command's side (the state file it names and
+// indexes, the options it opens the engine with, events as lines, exit codes, signals, close).
+describe('sync and status over a stand-in engine', () => {
+  let desk: Device;
+  let objectId: string;
+
+  beforeAll(async () => {
+    desk = device('desk');
+    const login = await meshwork(desk, ['login', '--server', partition.url, '--name', 'desk', '--token-file', aliceTokenFile]);
+    expect(login.code, login.stderr).toBe(0);
+    objectId = (await alice.createObject({ name: 'Synced' })).id;
+  });
+
+  const report: SyncReport = { uploaded: 1, downloaded: 0, deletedRemote: 0, deletedLocal: 0, conflicts: 0, problems: 0, cursor: '5' };
+
+  /** A stand-in engine: records how it was opened and closed; `run` and `syncOnce` do what the test says. */
+  function standIn(behaviour: {
+    syncOnce?: (options: AgentOptions) => Promise<SyncReport>;
+    run?: (signal: AbortSignal, options: AgentOptions) => Promise<void>;
+    status?: (statePath: string) => AgentStatus;
+  }) {
+    const calls = { opened: [] as AgentOptions[], closed: 0 };
+    let resolveOpened: () => void = () => {};
+    const opened = new Promise<void>((resolve) => (resolveOpened = resolve));
+    const engine: SyncEngine = {
+      openAgent: (options: AgentOptions): Promise<SyncAgentShape> => {
+        calls.opened.push(options);
+        // The real engine creates its database where it is told.
+        writeFileSync(options.statePath, '');
+        resolveOpened();
+        return Promise.resolve({
+          syncOnce: () => (behaviour.syncOnce ?? (() => Promise.resolve(report)))(options),
+          run: (signal: AbortSignal) => (behaviour.run ?? (() => Promise.resolve()))(signal, options),
+          status: () => {
+            throw new Error('not used');
+          },
+          close: () => {
+            calls.closed++;
+            return Promise.resolve();
+          },
+        } as SyncAgentShape);
+      },
+      readStatus: (statePath: string) => {
+        if (behaviour.status === undefined) throw new Error('no status here');
+        return behaviour.status(statePath);
+      },
+    };
+    return { engine, calls, opened };
+  }
+
+  function inProcess(engine: SyncEngine) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const handlers = new Set<(signal: string) => void>();
+    const sink = (into: string[]) =>
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          into.push(chunk.toString());
+          done();
+        },
+      });
+    const io: CliIo = {
+      stdout: sink(out),
+      stderr: sink(err),
+      stdin: process.stdin,
+      env: { MESHWORK_CONFIG_DIR: desk.configDir, MESHWORK_STATE_DIR: desk.stateDir },
+      home: desk.cwd,
+      onSignal(handler) {
+        handlers.add(handler);
+        return () => void handlers.delete(handler);
+      },
+      engine,
+    };
+    return { io, out: () => out.join(''), err: () => err.join(''), signal: (name: string) => handlers.forEach((h) => h(name)) };
+  }
+
+  it('sync --once opens the engine for the folder with its own state file, prints events as JSON lines, and exits 2 on problems', async () => {
+    const dir = join(desk.cwd, 'Documents');
+    const { engine, calls } = standIn({
+      syncOnce: (options) => {
+        options.onEvent?.({ type: 'scan', files: 3, changed: 1, ms: 4 });
+        options.onEvent?.({ type: 'committed', path: 'a.txt', version: '9', direction: 'up' });
+        options.onEvent?.({ type: 'problem', path: 'link', code: 'symlink', message: 'symlinks are not followed' });
+        return Promise.resolve({ ...report, problems: 1 });
+      },
+    });
+    const run = inProcess(engine);
+    const code = await main(['sync', dir, '--object', objectId, '--once', '--json'], run.io);
+    expect(code, run.err()).toBe(2);
+    expect(calls.opened).toHaveLength(1);
+    const options = calls.opened[0]!;
+    expect(options).toMatchObject({ dir, objectId, deviceName: 'desk', statePath: join(desk.stateDir, stateFileName(dir, objectId)) });
+    expect(options.client.token).toMatch(/^mwd\./);
+    expect(statSync(dir).isDirectory()).toBe(true);
+    expect(calls.closed).toBe(1);
+    const lines = run
+      .out()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
+    expect(lines.map((l) => l.type)).toEqual(['scan', 'committed', 'problem', 'report']);
+    expect(lines[3]).toMatchObject({ type: 'report', problems: 1 });
+    const index = JSON.parse(readFileSync(join(desk.stateDir, 'index.json'), 'utf8')) as { databases: Record<string, unknown> };
+    expect(index.databases[stateFileName(dir, objectId)]).toEqual({ dir, objectId });
+  });
+
+  it('sync --once prints events for people and exits 0 without problems', async () => {
+    const { engine } = standIn({
+      syncOnce: (options) => {
+        options.onEvent?.({ type: 'committed', path: 'a.txt', version: '9', direction: 'up' });
+        options.onEvent?.({ type: 'conflict', path: 'b.txt', copy: 'b (conflict from phone 2026-01-01).txt' });
+        return Promise.resolve(report);
+      },
+    });
+    const run = inProcess(engine);
+    expect(await main(['sync', join(desk.cwd, 'Documents'), '--object', objectId, '--once'], run.io)).toBe(0);
+    expect(run.out()).toBe(
+      'uploaded a.txt\nconflict on b.txt: the other version is kept as b (conflict from phone 2026-01-01).txt\n' +
+        'synced: 1 uploaded, 0 downloaded, 0 deleted on the server, 0 deleted here, 0 conflicts, 0 problems\n',
+    );
+  });
+
+  it('sync runs until SIGINT, then aborts the run, closes the engine and exits 0', async () => {
+    const { engine, calls, opened } = standIn({
+      run: (signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+    });
+    const run = inProcess(engine);
+    const done = main(['sync', join(desk.cwd, 'Documents'), '--object', objectId], run.io);
+    await opened;
+    // The handler is subscribed right after the engine opens; wait for it with a deadline.
+    const deadline = Date.now() + 5000;
+    while (!run.err().includes('Ctrl-C stops') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    run.signal('SIGINT');
+    expect(await done).toBe(0);
+    expect(calls.closed).toBe(1);
+    expect(run.err()).toMatch(/stopped\n$/);
+  });
+
+  it('sync exits 77 with the revoked message when the engine stops for good', async () => {
+    const { engine, calls } = standIn({ run: () => Promise.reject(new AgentStopped('unauthorized', 'the server answered 401')) });
+    const run = inProcess(engine);
+    expect(await main(['sync', join(desk.cwd, 'Documents'), '--object', objectId], run.io)).toBe(77);
+    expect(run.err()).toMatch(/meshwork: this device was revoked; run meshwork login again\n$/);
+    expect(calls.closed).toBe(1);
+  });
+
+  it('status reads every state database, names its folder, and filters by object', async () => {
+    const dir = join(desk.cwd, 'Documents');
+    const status = (): AgentStatus => ({
+      objectId,
+      dir,
+      cursor: '5',
+      lastSyncAt: '2026-01-01T00:00:00.000Z',
+      pending: [{ path: 'new.txt', direction: 'up' }],
+      problems: [{ path: 'link', code: 'symlink', message: 'symlinks are not followed', since: '2026-01-01T00:00:00.000Z' }],
+      conflicts: [],
+      stopped: null,
+    });
+    const human = inProcess(standIn({ status }).engine);
+    expect(await main(['status'], human.io)).toBe(0);
+    expect(human.out()).toContain(`${dir}  <->  ${objectId}`);
+    expect(human.out()).toContain('link (symlink, since 2026-01-01T00:00:00.000Z): symlinks are not followed');
+
+    const asJson = inProcess(standIn({ status }).engine);
+    expect(await main(['status', '--json', '--object', objectId], asJson.io)).toBe(0);
+    const doc = JSON.parse(asJson.out()) as { folders: (AgentStatus & { statePath: string })[] };
+    expect(doc.folders.map((f) => f.statePath)).toEqual([join(desk.stateDir, stateFileName(dir, objectId))]);
+
+    const other = inProcess(standIn({ status }).engine);
+    expect(await main(['status', '--object', 'o-other'], other.io)).toBe(0);
+    expect(other.out()).toMatch(/^nothing synced yet/);
+
+    const broken = inProcess(standIn({}).engine);
+    expect(await main(['status'], broken.io)).toBe(0);
+    expect(broken.out()).toContain(`${dir}  <->  ${objectId}\n  cannot read its state: no status here`);
+  });
 });
 
 /** A port nothing listens on. */

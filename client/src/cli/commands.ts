@@ -49,7 +49,17 @@ export interface CliIo {
   home: string;
   /** Subscribes to SIGINT and SIGTERM; answers the unsubscribe. */
   onSignal(handler: (signal: string) => void): () => void;
+  /** The sync engine (default: `@meshwork/client/agent`); a test may run the command over a stand-in. */
+  engine?: SyncEngine;
 }
+
+/** The two functions of the sync engine's surface the command uses. */
+export interface SyncEngine {
+  openAgent: typeof openAgent;
+  readStatus: typeof readStatus;
+}
+
+const realEngine: SyncEngine = { openAgent, readStatus };
 
 /** What a command runs with. */
 interface Context {
@@ -496,7 +506,7 @@ async function sync(ctx: Context): Promise<CliExitCode> {
     const line = formatEvent(event);
     if (line !== undefined) ctx.io.stdout.write(`${line}\n`);
   };
-  const agent = await openAgent({ client, dir, objectId, statePath, deviceName: config.deviceName, onEvent });
+  const agent = await (ctx.io.engine ?? realEngine).openAgent({ client, dir, objectId, statePath, deviceName: config.deviceName, onEvent });
   try {
     if (ctx.cmd.flags.once === true) {
       const report = await agent.syncOnce();
@@ -527,7 +537,7 @@ async function status(ctx: Context): Promise<void> {
   const unreadable: { statePath: string; dir?: string; objectId?: string; error: string }[] = [];
   for (const db of databases) {
     try {
-      folders.push({ ...readStatus(db.path), statePath: db.path });
+      folders.push({ ...(ctx.io.engine ?? realEngine).readStatus(db.path), statePath: db.path });
     } catch (err) {
       unreadable.push({ statePath: db.path, dir: db.dir, objectId: db.objectId, error: outcomeOf(err).message });
     }

@@ -7,7 +7,7 @@ import { commandSpec, helpText, parseCommandLine, type ParsedCommand } from './a
 import { runCommand, type CliIo } from './commands.ts';
 import { CliExit, UsageError, outcomeOf, type CliExitCode } from './exit-codes.ts';
 
-export type { CliIo } from './commands.ts';
+export type { CliIo, SyncEngine } from './commands.ts';
 
 /** Runs `meshwork` with these arguments; answers the exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<CliExitCode> {
