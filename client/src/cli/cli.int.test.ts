@@ -250,6 +250,10 @@ describe('meshwork', () => {
     expect(missing.stderr).toBe(`meshwork: no file ${objectId}:nope.txt (no such path, or no such object for you)\n`);
     expect(existsSync(join(phone.cwd, 'nope.txt'))).toBe(false);
 
+    const noDir = await meshwork(phone, ['get', `${objectId}:media/big.bin`, 'no/such/dir/big.bin']);
+    expect(noDir.code).toBe(65);
+    expect(noDir.stderr).toMatch(/no directory .*no\/such\/dir to write big\.bin in/);
+
     const malformed = await meshwork(phone, ['get', 'no-colon']);
     expect(malformed.code).toBe(65);
     expect(malformed.stderr).toMatch(/expected ID:PATH/);

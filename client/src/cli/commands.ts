@@ -2,8 +2,8 @@
 // typed client (or drives the sync engine through its public surface), and prints the result
 // as JSON or for people. Parsing, formatting and the exit codes are in args.ts, format.ts and
 // exit-codes.ts; this file is the I/O around them.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Transform, Writable } from 'node:stream';
@@ -39,6 +39,7 @@ import {
   nothingSyncedYet,
 } from './format.ts';
 import { Progress } from './progress.ts';
+import { promptHidden } from './prompt.ts';
 
 /** The process's side of a command: streams, environment, home directory, signals. */
 export interface CliIo {
@@ -162,7 +163,7 @@ async function readAccountToken(ctx: Context): Promise<string> {
   } else if (ctx.io.env.MESHWORK_ACCOUNT_TOKEN) {
     token = ctx.io.env.MESHWORK_ACCOUNT_TOKEN;
   } else if (ctx.io.stdin.isTTY) {
-    token = await promptHidden(ctx.io, 'Account token: ');
+    token = await promptHidden(ctx.io.stdin, ctx.io.stderr, 'Account token: ');
   } else {
     token = await readAll(ctx.io.stdin);
   }
@@ -176,34 +177,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Reads a line from a terminal in raw mode, echoing nothing. */
-function promptHidden(io: CliIo, prompt: string): Promise<string> {
-  const stdin = io.stdin;
-  io.stderr.write(prompt);
-  return new Promise((resolvePrompt, reject) => {
-    let text = '';
-    const finish = (error?: Error): void => {
-      stdin.off('data', onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      io.stderr.write('\n');
-      if (error) reject(error);
-      else resolvePrompt(text);
-    };
-    const onData = (chunk: Buffer | string): void => {
-      for (const ch of chunk.toString()) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish();
-        if (ch === '\u0003') return finish(new CliError(CliExit.interrupted, 'interrupted'));
-        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
-        else text += ch;
-      }
-    };
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.on('data', onData);
-  });
 }
 
 function isUnreachable(err: unknown): boolean {
@@ -338,7 +311,17 @@ async function put(ctx: Context): Promise<void> {
     throw new CliError(CliExit.dataError, `cannot read ${local}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
   });
   if (!info.isFile()) throw new CliError(CliExit.dataError, `${local} is not a regular file`);
-  const { client } = await deviceClient(ctx);
+  // Opened before any request, so an unreadable file fails at once rather than mid-upload.
+  const handle = await open(local, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new CliError(CliExit.dataError, `cannot read ${local}: ${err.message}`, { cause: err });
+  });
+  let client: MeshworkClient;
+  try {
+    client = (await deviceClient(ctx)).client;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
   const force = ctx.cmd.flags.force === true;
   let precondition: WritePrecondition = { ifNoneMatch: '*' };
   if (force) {
@@ -349,7 +332,10 @@ async function put(ctx: Context): Promise<void> {
         precondition = { ifMatch: current.entry.version };
       }
     } catch (err) {
-      if (!(err instanceof ApiError && err.code === 'not_found')) throw err;
+      if (!(err instanceof ApiError && err.code === 'not_found')) {
+        await handle.close();
+        throw err;
+      }
     }
   }
   const progress = new Progress(ctx.io.stderr, basename(local), info.size);
@@ -359,7 +345,10 @@ async function put(ctx: Context): Promise<void> {
       done(null, chunk);
     },
   });
-  const source = createReadStream(local).pipe(counter);
+  const file = handle.createReadStream();
+  // pipe() does not pass errors on: a read error must end the upload, not stall it.
+  file.on('error', (err) => counter.destroy(new CliError(CliExit.failure, `cannot read ${local}: ${err.message}`, { cause: err })));
+  const source = file.pipe(counter);
   const aborter = new AbortController();
   const unsubscribe = ctx.io.onSignal(() => aborter.abort(new Error('interrupted')));
   let result;
@@ -385,6 +374,8 @@ async function put(ctx: Context): Promise<void> {
   } finally {
     unsubscribe();
     source.destroy();
+    file.destroy();
+    await handle.close().catch(() => undefined);
   }
   const json = {
     objectId: remote.objectId,
@@ -417,12 +408,17 @@ async function get(ctx: Context): Promise<void> {
     );
     if (exists) throw new CliError(CliExit.dataError, `${local} exists already; use --force to overwrite it`);
   }
+  if (!toStdout) {
+    const parent = await stat(dirname(local)).catch(() => undefined);
+    if (!parent?.isDirectory()) throw new CliError(CliExit.dataError, `no directory ${dirname(local)} to write ${basename(local)} in`);
+  }
   const { client } = await deviceClient(ctx);
   const aborter = new AbortController();
   const unsubscribe = ctx.io.onSignal(() => aborter.abort(new Error('interrupted')));
   // Written beside the target and renamed at the end, so an existing file is only replaced whole.
   const temp = toStdout ? undefined : join(dirname(local), `.${basename(local)}.meshwork-${process.pid}.part`);
-  const sink: Writable = toStdout ? stdoutSink(ctx.io.stdout) : createWriteStream(temp!, { mode: 0o644 });
+  let sink: Writable | undefined;
+  let writeError: Error | undefined;
   let progress: Progress | undefined;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -430,19 +426,28 @@ async function get(ctx: Context): Promise<void> {
       done(null, chunk);
     },
   });
-  counter.pipe(sink);
   let result;
   try {
     const entry = await client.getEntry(remote.objectId, remote.path, { signal: aborter.signal });
     const size = entry.notModified ? undefined : entry.entry.size;
+    // The local file is created only once the remote one is known to exist.
+    sink = toStdout ? stdoutSink(ctx.io.stdout) : createWriteStream(temp!, { mode: 0o644 });
+    // pipe() does not pass errors on: a failed write must end the download, not stall it.
+    sink.on('error', (err) => {
+      writeError = err;
+      counter.destroy(err);
+    });
+    counter.pipe(sink);
     progress = new Progress(ctx.io.stderr, basename(remote.path), size);
     result = await downloadToStream(client, remote.objectId, remote.path, counter, { signal: aborter.signal });
     await finished(sink);
     progress.finish();
   } catch (err) {
     progress?.finish(true);
-    sink.destroy();
+    sink?.destroy();
     if (temp) await rm(temp, { force: true });
+    if (writeError !== undefined)
+      throw new CliError(CliExit.failure, `cannot write ${local}: ${writeError.message}`, { cause: writeError });
     if (err instanceof ApiError && err.code === 'not_found') {
       throw new CliError(CliExit.dataError, `no file ${remoteText} (no such path, or no such object for you)`, { cause: err });
     }
@@ -494,7 +499,7 @@ async function sync(ctx: Context): Promise<CliExitCode> {
         bar = new Progress(ctx.io.stderr, `${event.type === 'upload' ? '↑' : '↓'} ${event.path}`, event.totalBytes);
         progress.set(key, bar);
       }
-      bar.add(event.bytes);
+      bar.set(event.bytes);
       return;
     }
     if (event.type === 'committed') {

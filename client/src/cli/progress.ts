@@ -30,7 +30,12 @@ export class Progress {
 
   /** Adds bytes done and redraws when the last draw is 100 ms old. */
   add(bytes: number): void {
-    this.#bytes += bytes;
+    this.set(this.#bytes + bytes);
+  }
+
+  /** Sets the bytes done so far (the engine's events carry the running total). */
+  set(bytes: number): void {
+    this.#bytes = bytes;
     const now = performance.now();
     if (this.#enabled && now - this.#drawnAt >= 100) {
       this.#drawnAt = now;
