@@ -155,6 +155,29 @@ describe('meshwork', () => {
     expect(readFileSync(join(tablet.configDir, 'config.json'), 'utf8')).not.toContain(token.trim());
   });
 
+  // util-linux `script` gives the program a terminal; `-E never` keeps script itself from echoing.
+  it.skipIf(!existsSync('/usr/bin/script'))('prompts for the token on a terminal without echoing it', async () => {
+    const pty = device('pty');
+    const token = readFileSync(aliceTokenFile, 'utf8').trim();
+    const command = `'${process.execPath}' '${program}' login --server ${partition.url} --name pty`;
+    const child = spawn('/usr/bin/script', ['-qeE', 'never', '-c', command, '/dev/null'], {
+      cwd: pty.cwd,
+      env: { PATH: process.env.PATH, HOME: pty.cwd, MESHWORK_CONFIG_DIR: pty.configDir, MESHWORK_STATE_DIR: pty.stateDir },
+    });
+    let seen = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      const before = seen;
+      seen += chunk.toString();
+      if (!before.includes('Account token: ') && seen.includes('Account token: ')) child.stdin.write(`${token}\r`);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, seen).toBe(0);
+    expect(seen).toMatch(/Account token: /);
+    expect(seen).toMatch(/logged in as device pty/);
+    expect(seen).not.toContain(token);
+    expect(existsSync(join(pty.configDir, 'config.json'))).toBe(true);
+  });
+
   it('refuses a wrong account token (77), an empty one (64) and a second login over a working device (1)', async () => {
     const other = device('other');
     const wrong = await meshwork(other, ['login', '--server', partition.url], { input: 'mwu.nobody' });
@@ -278,7 +301,7 @@ describe('meshwork', () => {
 
   it('lists devices and revokes one; the revoked device is told to log in again (77)', async () => {
     const listed = json<{ devices: { id: string; name: string; current: boolean }[] }>(await meshwork(laptop, ['devices', 'ls', '--json']));
-    expect(listed.devices.map((d) => d.name).sort()).toEqual(['laptop', 'phone', 'tablet']);
+    expect(listed.devices.map((d) => d.name).sort()).toEqual(['laptop', 'phone', 'pty', 'tablet']);
     expect(listed.devices.find((d) => d.current)?.id).toBe(laptopId);
 
     const revoked = json(await meshwork(laptop, ['devices', 'revoke', phoneId, '--token-file', aliceTokenFile, '--json']));
