@@ -57,10 +57,15 @@ function device(name: string): Device {
   return d;
 }
 
-/** Runs `meshwork` as a child process and collects what it printed. */
-function meshwork(dev: Device, args: string[], options: { env?: Record<string, string>; input?: string | Buffer } = {}): Promise<Run> {
+/** Runs `meshwork` (or another command line, with the device's environment) as a child process and collects what it printed. */
+function meshwork(
+  dev: Device,
+  args: string[],
+  options: { env?: Record<string, string>; input?: string | Buffer } = {},
+  commandLine: string[] = [process.execPath, program, ...args],
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [program, ...args], {
+    const child = spawn(commandLine[0]!, commandLine.slice(1), {
       cwd: dev.cwd,
       env: {
         PATH: process.env.PATH,
@@ -265,6 +270,15 @@ describe('meshwork', () => {
     expect(sha(piped.bytes)).toBe(sha(changed));
     // Not a terminal: no progress on stderr.
     expect(piped.stderr).toBe('');
+
+    // A reader that stops early closes the pipe: the command ends quietly.
+    const early = await meshwork(phone, [], {}, [
+      'bash',
+      '-c',
+      `'${process.execPath}' '${program}' get ${objectId}:media/big.bin - | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`,
+    ]);
+    expect(early.stdout).toBe('0\n');
+    expect(early.stderr).toBe('');
   });
 
   it('exits 65 with a clear message for a missing path, a bad ID:PATH, a missing local file and an invalid path', async () => {
