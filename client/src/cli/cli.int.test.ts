@@ -215,6 +215,9 @@ describe('meshwork', () => {
     const shared = json(await meshwork(laptop, ['objects', 'share', scratch, bobId, '--role', 'reader', '--json']));
     expect(shared).toEqual({ objectId: scratch, userId: bobId, role: 'reader' });
     expect((await bob.getObject(scratch)).role).toBe('reader');
+    const nobody = await meshwork(laptop, ['objects', 'share', scratch, `${bobId.slice(0, -1)}${bobId.endsWith('x') ? 'y' : 'x'}`]);
+    expect(nobody.code).toBe(65);
+    expect(nobody.stderr).toMatch(/^meshwork: .+\n$/);
     expect(json(await meshwork(laptop, ['objects', 'unshare', scratch, bobId, '--json']))).toEqual({
       objectId: scratch,
       userId: bobId,

@@ -93,7 +93,11 @@ const handlers: Record<string, Handler> = {
   'objects share': async (ctx) => {
     const { client } = await deviceClient(ctx);
     const [id, user] = ctx.cmd.args as [string, string];
-    const member = await objectCall(id, client.setMember(id, user, ctx.cmd.flags.role as 'writer' | 'reader'));
+    const member = await objectCall(
+      id,
+      client.setMember(id, user, ctx.cmd.flags.role as 'writer' | 'reader'),
+      `no object ${id} (or you are not a member of it), or no user ${user}`,
+    );
     print(ctx, { objectId: id, ...member }, () => `shared ${id} with ${member.userId} as ${member.role}\n`);
   },
   'objects unshare': async (ctx) => {
