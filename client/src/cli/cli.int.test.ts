@@ -371,6 +371,18 @@ describe('meshwork', () => {
     expect((await meshwork(laptop, ['logout'])).code).toBe(77);
   });
 
+  it('revokes this device itself with its own token, and forgets it', async () => {
+    const watch = device('watch');
+    const login = json<{ deviceId: string }>(
+      await meshwork(watch, ['login', '--server', partition.url, '--name', 'watch', '--token-file', aliceTokenFile, '--json']),
+    );
+    // No account token is given: a device may delete itself.
+    const revoked = json(await meshwork(watch, ['devices', 'revoke', login.deviceId, '--json']));
+    expect(revoked).toEqual({ deviceId: login.deviceId, revoked: true, configRemoved: true });
+    expect(existsSync(join(watch.configDir, 'config.json'))).toBe(false);
+    expect((await alice.listDevices()).map((d) => d.id)).not.toContain(login.deviceId);
+  });
+
   it('logs out offline with a warning', async () => {
     const offline = device('offline');
     const port = await closedPort();
