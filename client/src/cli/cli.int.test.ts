@@ -3,8 +3,9 @@
 // against a real partition process with its own etcd and MinIO. Login and the 0600 file
 // without the account token, whoami, objects, a byte-exact put/get round trip of a few MiB,
 // the exit codes of missing paths and usage errors, revocation seen by the revoked device, and
-// logout online and offline. `sync` and `status` of a real folder wait for the engine; `status`
-// with nothing synced is tested here.
+// logout online and offline, the token prompt on a terminal. Until the sync engine lands,
+// `sync` and `status` run in-process over a stand-in with the engine's surface (the last
+// describe); end-to-end runs of them against a real folder wait for the engine.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
