@@ -696,7 +696,9 @@ export class SyncAgent {
 
   /** Sync continuously until `signal` aborts; rejects with AgentStopped when it must stop for good. */
   async run(signal: AbortSignal): Promise<void> {
-    const both = AbortSignal.any([signal, this.#closing.signal]);
+    // `done` ends the background poll when the loop ends for any reason (a stop included).
+    const done = new AbortController();
+    const both = AbortSignal.any([signal, this.#closing.signal, done.signal]);
     let wake: (() => void) | undefined;
     let dirty = true;
     const poke = (): void => {
@@ -753,6 +755,7 @@ export class SyncAgent {
     } finally {
       watcher?.close();
       wake = undefined;
+      done.abort();
       await notifications.catch(() => undefined);
     }
     if (stopped !== undefined && !signal.aborted) throw stopped;
