@@ -18,7 +18,10 @@ import {
   writeFileSync,
   renameSync,
 } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
@@ -29,6 +32,7 @@ import { MeshworkClient } from '../client.ts';
 import { AgentStopped, openAgent, readStatus, type AgentEvent, type SyncAgentShape } from './index.ts';
 
 const MiB = 1024 * 1024;
+const here = fileURLToPath(new URL('.', import.meta.url));
 
 let etcd: EtcdServer;
 let minio: MinioServer;
@@ -39,6 +43,7 @@ let bob: MeshworkClient;
 let bobId: string;
 let objectId: string;
 const devices = new Map<string, MeshworkClient>();
+const tokens = new Map<string, string>();
 const open: SyncAgentShape[] = [];
 
 beforeAll(async () => {
@@ -55,7 +60,11 @@ beforeAll(async () => {
   const b = await admin.createUser('bob');
   bob = admin.as(b.token);
   bobId = b.id;
-  for (const name of ['laptop', 'phone', 'tablet']) devices.set(name, alice.as((await alice.registerDevice(name)).token));
+  for (const name of ['laptop', 'phone', 'tablet']) {
+    const token = (await alice.registerDevice(name)).token;
+    tokens.set(name, token);
+    devices.set(name, alice.as(token));
+  }
   devices.set('bob-pc', bob.as((await bob.registerDevice('bob-pc')).token));
   objectId = (await devices.get('laptop')!.createObject({ name: 'Documents' })).id;
   await alice.setMember(objectId, bobId, 'reader');
@@ -161,14 +170,18 @@ describe('two devices of one user', () => {
     expect(laptop.agent.status()).toMatchObject({ objectId, pending: [], problems: [], stopped: null });
   });
 
-  it('syncs an edit, a delete and the executable bit back the other way', async () => {
+  it("syncs an edit and a delete back the other way, keeping a replaced file's executable bit", async () => {
+    write(phone, 'run.sh', 'echo one\n');
+    await settle(phone, laptop);
+    chmodSync(join(laptop.dir, 'run.sh'), 0o755);
     write(phone, 'notes.txt', 'hello again');
     write(phone, 'run.sh', '#!/bin/sh\necho hi\n');
-    chmodSync(join(phone.dir, 'run.sh'), 0o755);
     rmSync(join(phone.dir, 'empty/inner'), { recursive: true });
     await settle(phone, laptop);
     expect(tree(laptop.dir)).toEqual(tree(phone.dir));
     expect(readFileSync(join(laptop.dir, 'notes.txt'), 'utf8')).toBe('hello again');
+    expect(readFileSync(join(laptop.dir, 'run.sh'), 'utf8')).toBe('#!/bin/sh\necho hi\n');
+    expect(statSync(join(laptop.dir, 'run.sh')).mode & 0o777).toBe(0o755);
     expect(existsSync(join(laptop.dir, 'empty/inner'))).toBe(false);
     const remote = await devices
       .get('laptop')!
@@ -297,6 +310,67 @@ describe('two devices of one user', () => {
     expect(tree(phone.dir)).toEqual(tree(laptop.dir));
   });
 
+  it('relists when the stored cursor is refused (410 cursor_expired) and carries on', async () => {
+    await laptop.agent.close();
+    const db = new DatabaseSync(laptop.statePath);
+    db.prepare("UPDATE meta SET value = '999999999999' WHERE key = 'cursor'").run();
+    db.close();
+    laptop = await device('laptop');
+    write(phone, 'after-relist.txt', 'relisted');
+    await phone.agent.syncOnce();
+    const r = await laptop.agent.syncOnce();
+    expect(r.downloaded).toBe(1);
+    expect(r.cursor).not.toBe('999999999999');
+    expect(tree(laptop.dir)).toEqual(tree(phone.dir));
+  });
+
+  it('loses nothing when the agent process is killed (SIGKILL) in the middle of an upload', async () => {
+    const data = randomBytes(24 * MiB);
+    write(laptop, 'killed.bin', data);
+    await laptop.agent.close();
+    // The agent in a process of its own, killed at its first block upload.
+    const script = join(root, 'agent-child.ts');
+    writeFileSync(
+      script,
+      [
+        `import { MeshworkClient } from ${JSON.stringify(join(here, '../client.ts'))};`,
+        `import { openAgent } from ${JSON.stringify(join(here, 'index.ts'))};`,
+        `const client = new MeshworkClient({ baseUrl: process.env.URL, token: process.env.TOKEN });`,
+        `const agent = await openAgent({ client, dir: process.env.DIR, objectId: process.env.OBJECT, statePath: process.env.STATE,`,
+        `  deviceName: 'laptop', onEvent: (e) => { if (e.type === 'upload') process.stdout.write('upload\\n'); } });`,
+        `await agent.syncOnce();`,
+        `process.stdout.write('done\\n');`,
+      ].join('\n'),
+    );
+    const child = spawn(process.execPath, [script], {
+      env: {
+        PATH: process.env.PATH,
+        URL: partition.url,
+        TOKEN: tokens.get('laptop'),
+        DIR: laptop.dir,
+        OBJECT: objectId,
+        STATE: laptop.statePath,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('upload')) child.kill('SIGKILL');
+    });
+    expect(await exited).toBe('SIGKILL');
+    expect(out).not.toContain('done');
+    laptop = await device('laptop');
+    const r = await laptop.agent.syncOnce();
+    expect(r.uploaded).toBeGreaterThanOrEqual(1);
+    // 6 blocks in all; at least the one reported before the kill is not sent again.
+    expect(r.uploadedBlocks).toBeLessThan(6);
+    await phone.agent.syncOnce();
+    expect(tree(phone.dir)['killed.bin']).toBe(sha(data));
+    expect(tree(phone.dir)).toEqual(tree(laptop.dir));
+  });
+
   it('syncs continuously: a file written on one device appears on the other', async () => {
     const stop = new AbortController();
     const runs = [laptop.agent.run(stop.signal), phone.agent.run(stop.signal)];
@@ -311,6 +385,29 @@ describe('two devices of one user', () => {
       );
       rmSync(join(phone.dir, 'live.txt'));
       await waitFor(() => !existsSync(join(laptop.dir, 'live.txt')), { description: 'the delete to reach the laptop', timeoutMs: 60_000 });
+    } finally {
+      stop.abort();
+      await Promise.all(runs);
+    }
+  });
+  it('waits out a partition restart and resumes', async () => {
+    const stop = new AbortController();
+    const runs = [laptop.agent.run(stop.signal), phone.agent.run(stop.signal)];
+    try {
+      await partition.stop();
+      write(laptop, 'offline.txt', 'written while the server was down');
+      await waitFor(() => laptop.events.some((e) => e.type === 'retry'), { description: 'the laptop to back off', timeoutMs: 60_000 });
+      partition = await startPartition(
+        { etcdEndpoint: etcd.endpoint, minio },
+        {
+          partition: 'agent',
+          port: partition.port,
+          adminToken: partition.adminToken,
+          env: { ...unthrottledEnv, MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '32Mi' },
+        },
+      );
+      await waitFor(() => existsSync(join(phone.dir, 'offline.txt')), { description: 'offline.txt to reach the phone', timeoutMs: 90_000 });
+      expect(readFileSync(join(phone.dir, 'offline.txt'), 'utf8')).toBe('written while the server was down');
     } finally {
       stop.abort();
       await Promise.all(runs);

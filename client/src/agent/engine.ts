@@ -762,10 +762,14 @@ export class SyncAgent {
   }
 
   #watch(poke: () => void): FSWatcher | undefined {
+    const own = new Set(this.#ownFiles());
     try {
       const watcher = watch(this.#dir, { recursive: true }, (_event, name) => {
-        // The agent's own temporary files are not news.
-        if (typeof name === 'string' && name.split(sep).pop()?.startsWith(tempPrefix)) return;
+        // The agent's own files (temporary downloads, the state database when it lives inside) are not news.
+        if (typeof name === 'string') {
+          const rel = name.split(sep).join('/');
+          if (own.has(rel) || rel.split('/').pop()?.startsWith(tempPrefix) === true) return;
+        }
         poke();
       });
       watcher.on('error', () => watcher.close());
