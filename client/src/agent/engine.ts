@@ -55,11 +55,15 @@ export function isTransient(err: unknown): boolean {
   return status === 429 || status === 502 || status === 503 || status === 504 || status === 408;
 }
 
-/** The wait before attempt `failures + 1` after consecutive failures: exponential, capped, full jitter on top of half. */
+/**
+ * The wait before the next attempt after `failures` consecutive failures: the server's
+ * Retry-After when it gave one (never less, plus up to 20 % so that clients told the same second
+ * spread out), else exponential from 500 ms, capped at 30 s, with jitter over its upper half.
+ */
 export function backoffMs(failures: number, random: number, retryAfterMs?: number): number {
+  if (retryAfterMs !== undefined) return Math.round(retryAfterMs * (1 + 0.2 * random));
   const exp = Math.min(maxBackoffMs, 500 * 2 ** Math.max(0, failures - 1));
-  const base = retryAfterMs !== undefined ? Math.max(retryAfterMs, 0) : exp;
-  return Math.round(Math.min(maxBackoffMs, base) * (0.5 + random * 0.5) + (retryAfterMs !== undefined ? random * 250 : 0));
+  return Math.round(exp * (0.5 + random * 0.5));
 }
 
 function retryAfterOf(err: unknown): number | undefined {

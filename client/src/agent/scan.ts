@@ -26,7 +26,8 @@ export const builtinIgnores: readonly string[] = [
   '*.swo',
   '*~',
   '.#*',
-  '#*#',
+  // A leading # starts a comment in gitignore syntax: escaped, it is Emacs's auto-save name.
+  '\\#*#',
   '.DS_Store',
   'Thumbs.db',
   'desktop.ini',
