@@ -34,6 +34,8 @@ import { StateDb, statusFromDb, type BaseRow } from './state.ts';
 const maxRounds = 6;
 /** The longest backoff after failures in `run`. */
 const maxBackoffMs = 30_000;
+/** Uploads and downloads carried out at once within a pass. */
+const actionParallelism = 4;
 /** How long fs.watch hints are gathered before a pass. */
 const hintDebounceMs = 300;
 
@@ -240,16 +242,45 @@ export class SyncAgent {
         this.#recordProblems(scan, blocked, actions);
         break;
       }
-      for (const a of actions) {
-        signal.throwIfAborted();
-        await this.#execute(a, scan, base, remote, report, signal);
-      }
+      await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal);
       this.#recordProblems(scan, blocked, actions);
     }
     report.problems = this.#state.allProblems().size;
     report.cursor = this.#state.getMeta('cursor') ?? '';
     this.#state.setMeta('lastSyncAt', new Date().toISOString());
     return report;
+  }
+
+  /**
+   * Carries out a plan in its order. Uploads and downloads, which touch one path each and come
+   * after the conflicts and before the deletes, run a few at a time: a folder of many small
+   * files is bound by round trips, not bandwidth. The rest run one by one (a directory is
+   * removed after what it held).
+   */
+  async #executeAll(actions: PlannedAction[], run: (a: PlannedAction) => Promise<void>, signal: AbortSignal): Promise<void> {
+    for (let i = 0; i < actions.length;) {
+      signal.throwIfAborted();
+      const type = actions[i]!.action.type;
+      if (type !== 'upload' && type !== 'download') {
+        await run(actions[i++]!);
+        continue;
+      }
+      let end = i;
+      while (end < actions.length && (actions[end]!.action.type === 'upload' || actions[end]!.action.type === 'download')) end++;
+      const group = actions.slice(i, end);
+      i = end;
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < group.length) {
+          signal.throwIfAborted();
+          await run(group[next++]!);
+        }
+      };
+      // A failure of one (the network, a stop) ends the pass: the others finish their current action first.
+      const results = await Promise.allSettled(Array.from({ length: Math.min(actionParallelism, group.length) }, worker));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    }
   }
 
   /** The state database and its WAL files when they live inside the folder: never synced. */
@@ -281,8 +312,14 @@ export class SyncAgent {
   ): { actions: PlannedAction[]; blocked: Set<string> } {
     const sticky = this.#stickyProblems(scan);
     const skipped = [...scan.skipped];
+    const isDirectory = (path: string): boolean =>
+      base.get(path)?.kind === 'directory' || remote.get(path)?.kind === 'directory' || scan.entries.get(path)?.kind === 'directory';
+    // Ignored paths are left alone on both sides: a remote `build/` is not made here when `build/` is ignored.
     const held = (path: string): boolean =>
-      scan.skipped.has(path) || sticky.has(path) || skipped.some((s) => path.startsWith(`${s}/`)) || isIgnored(rules, path);
+      scan.skipped.has(path) ||
+      sticky.has(path) ||
+      skipped.some((s) => path.startsWith(`${s}/`)) ||
+      isIgnored(rules, path, isDirectory(path));
     const paths = new Map<string, PathStates>();
     for (const path of new Set([...base.keys(), ...scan.entries.keys(), ...remote.keys()])) {
       if (held(path)) continue;

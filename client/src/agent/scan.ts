@@ -15,7 +15,7 @@ import ignore, { type Ignore } from 'ignore';
 import { maxBlockSize } from '../blocks.ts';
 import type { BlockRef } from '../types.ts';
 import type { ProblemCode } from './index.ts';
-import type { BaseRow, FileStat, StateDb } from './state.ts';
+import type { BaseRow, FileStat, HashRow, StateDb } from './state.ts';
 
 /** The prefix of the agent's own temporary files (downloads in progress). */
 export const tempPrefix = '.meshwork-tmp-';
@@ -147,6 +147,7 @@ export async function readBlocks(
 /** Scans the folder against the base and the hash cache (hashes only what changed). */
 export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<string, BaseRow>, rules: Ignore): Promise<ScanResult> {
   const result: ScanResult = { entries: new Map(), skipped: new Set(), problems: new Map(), files: 0, changed: 0 };
+  const hashed: HashRow[] = [];
   const problem = (path: string, code: ProblemCode, message: string, signature = ''): void => {
     result.problems.set(path, { code, message, signature });
     result.skipped.add(path);
@@ -198,7 +199,7 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
       result.changed++;
       try {
         const read = await readBlocks(abs, stat);
-        state.putHash({ path, ...read.stat, blocks: read.blocks, contentHash: read.contentHash });
+        hashed.push({ path, ...read.stat, blocks: read.blocks, contentHash: read.contentHash });
         result.entries.set(path, { kind: 'file', stat: read.stat, blocks: read.blocks, contentHash: read.contentHash });
       } catch (err) {
         if (err instanceof FileChangedError) result.skipped.add(path);
@@ -207,6 +208,10 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
     }
   };
   await walk('');
-  state.pruneHashes(new Set(result.entries.keys()));
+  // One durable commit for the whole scan rather than one per file hashed.
+  state.transaction(() => {
+    for (const row of hashed) state.putHash(row);
+    state.pruneHashes(new Set(result.entries.keys()));
+  });
   return result;
 }
