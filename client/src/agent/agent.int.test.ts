@@ -390,6 +390,43 @@ describe('two devices of one user', () => {
       await Promise.all(runs);
     }
   });
+  it('honours Retry-After when throttled and converges afterwards', async () => {
+    // The phone's requests are answered 429 (Retry-After: 1) for a while, longer than the client's own retries last.
+    let throttledUntil = 0;
+    let refused = 0;
+    const throttling: typeof fetch = async (input, init) => {
+      if (Date.now() < throttledUntil) {
+        refused++;
+        const body = { error: { code: 'rate_limited', reason: 'device_rate', retryAfterSeconds: 1, message: 'slow down' } };
+        return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': '1' } });
+      }
+      return fetch(input, init);
+    };
+    const client = new MeshworkClient({ baseUrl: partition.url, token: tokens.get('phone')!, fetch: throttling });
+    await phone.agent.close();
+    phone = await device('phone', client);
+    const stop = new AbortController();
+    const runs = [laptop.agent.run(stop.signal), phone.agent.run(stop.signal)];
+    try {
+      await waitFor(() => phone.events.some((e) => e.type === 'idle'), { description: 'the phone to sync', timeoutMs: 60_000 });
+      throttledUntil = Date.now() + 6000;
+      write(phone, 'throttled.txt', 'sent after the throttle');
+      await waitFor(() => existsSync(join(laptop.dir, 'throttled.txt')), {
+        description: 'throttled.txt to reach the laptop',
+        timeoutMs: 90_000,
+      });
+      expect(refused).toBeGreaterThan(3);
+      const retries = phone.events.filter((e): e is Extract<AgentEvent, { type: 'retry' }> => e.type === 'retry');
+      expect(retries.length).toBeGreaterThan(0);
+      expect(Math.min(...retries.map((r) => r.delayMs))).toBeGreaterThanOrEqual(1000);
+    } finally {
+      stop.abort();
+      await Promise.all(runs);
+    }
+    await phone.agent.close();
+    phone = await device('phone');
+  });
+
   it('waits out a partition restart and resumes', async () => {
     const stop = new AbortController();
     const runs = [laptop.agent.run(stop.signal), phone.agent.run(stop.signal)];
