@@ -434,6 +434,10 @@ describe('two devices of one user', () => {
       await partition.stop();
       write(laptop, 'offline.txt', 'written while the server was down');
       await waitFor(() => laptop.events.some((e) => e.type === 'retry'), { description: 'the laptop to back off', timeoutMs: 60_000 });
+      await waitFor(() => readStatus(laptop.statePath).pending.some((p) => p.path === 'offline.txt' && p.direction === 'up'), {
+        description: 'offline.txt to be pending',
+        timeoutMs: 60_000,
+      });
       partition = await startPartition(
         { etcdEndpoint: etcd.endpoint, minio },
         {

@@ -222,21 +222,28 @@ export class SyncAgent {
       uploadedBlocks: 0,
       uploadedBytes: 0,
     };
-    if (this.#role === undefined) await this.#checkObject(signal);
     for (let round = 0; round < maxRounds; round++) {
       signal.throwIfAborted();
-      await this.#pullRemote(signal);
       const started = performance.now();
       const rules = loadIgnore(this.#dir, this.#ownFiles());
       const base = this.#state.allBase();
       const scan = await scanFolder(this.#dir, this.#state, base, rules);
       this.#emit({ type: 'scan', files: scan.files, changed: scan.changed, ms: Math.round(performance.now() - started) });
+      let unreachable: Error | undefined;
+      try {
+        if (this.#role === undefined) await this.#checkObject(signal);
+        await this.#pullRemote(signal);
+      } catch (err) {
+        unreachable = err instanceof Error ? err : new Error(String(err));
+      }
       const remote = this.#state.allRemote();
       const { actions, blocked } = this.#plan(base, scan, remote, rules);
       const pending = actions
         .filter((a) => a.action.type !== 'record' && a.action.type !== 'read-only')
         .map((a) => ({ path: a.path, direction: directionOf(a) }));
+      // Recorded even when the server is out of reach: `meshwork status` shows what waits to go up.
       this.#state.setPending(pending);
+      if (unreachable !== undefined) throw unreachable;
       if (pending.length === 0) {
         for (const a of actions) await this.#execute(a, scan, base, remote, report, signal);
         this.#recordProblems(scan, blocked, actions);
