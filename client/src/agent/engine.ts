@@ -18,6 +18,7 @@ import { AgentStopped } from './stopped.ts';
 import { conflictCopyPath, invalidNameReason, planSync, type PathStates, type PlannedAction, type Precondition } from './plan.ts';
 import {
   FileChangedError,
+  fileChunks,
   contentHashOfBlocks,
   isIgnored,
   loadIgnore,
@@ -884,43 +885,4 @@ function isFsError(err: unknown): boolean {
 
 function directionOf(a: PlannedAction): 'up' | 'down' {
   return a.action.type === 'upload' || a.action.type === 'delete-remote' ? 'up' : 'down';
-}
-
-/**
- * A file's bytes in 4 MiB chunks for `upload` (which hashes what it sends: hash and upload are
- * one read); raises FileChangedError at the end when the file is no longer what was scanned,
- * before the commit, so a file edited during its upload is never committed half-old half-new.
- */
-async function* fileChunks(abs: string, expected: LocalEntry['stat'], signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  const handle = await open(abs, 'r');
-  try {
-    const s = await handle.stat();
-    if (!sameStat({ size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode }, expected)) throw new FileChangedError(abs);
-    let total = 0;
-    for (let position = 0; ;) {
-      signal.throwIfAborted();
-      const buffer = new Uint8Array(maxBlockSize);
-      let filled = 0;
-      while (filled < maxBlockSize) {
-        const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-        position += bytesRead;
-      }
-      total += filled;
-      if (filled > 0) yield buffer.subarray(0, filled);
-      if (filled < maxBlockSize) break;
-    }
-    const after = await handle.stat();
-    const named = await lstat(abs);
-    const now = { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino, mode: after.mode };
-    if (
-      !sameStat(now, expected) ||
-      !sameStat({ size: named.size, mtimeMs: named.mtimeMs, ino: named.ino, mode: named.mode }, expected) ||
-      total !== expected.size
-    )
-      throw new FileChangedError(abs);
-  } finally {
-    await handle.close();
-  }
 }

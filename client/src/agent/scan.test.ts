@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffMs, isTransient } from './engine.ts';
-import { FileChangedError, contentHashOfBlocks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
+import { FileChangedError, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
 import { StateDb } from './state.ts';
 import { ApiError } from '@meshwork/contract';
 import { NetworkError } from '../errors.ts';
@@ -108,6 +108,36 @@ describe('readBlocks', () => {
     writeFileSync(file, new Uint8Array(4 * 1024 * 1024 + 1));
     const { blocks } = await readBlocks(file, undefined);
     expect(blocks.map((b) => b.size)).toEqual([4 * 1024 * 1024, 1]);
+  });
+});
+
+describe('fileChunks (what an upload reads)', () => {
+  it('hands over the file in 4 MiB chunks', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, new Uint8Array(5 * 1024 * 1024));
+    const { stat } = await readBlocks(file, undefined);
+    const sizes: number[] = [];
+    for await (const chunk of fileChunks(file, stat)) sizes.push(chunk.length);
+    expect(sizes).toEqual([4 * 1024 * 1024, 1024 * 1024]);
+  });
+
+  it('raises FileChangedError when the file changes during the upload, before anything is committed', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, new Uint8Array(5 * 1024 * 1024));
+    const { stat } = await readBlocks(file, undefined);
+    const read = (async () => {
+      let read = 0;
+      for await (const chunk of fileChunks(file, stat)) {
+        read += chunk.length;
+        appendFileSync(file, 'more');
+      }
+      return read;
+    })();
+    await expect(read).rejects.toBeInstanceOf(FileChangedError);
+  });
+
+  it('fails for an unreadable folder instead of reporting it empty', async () => {
+    await expect(scanFolder(join(dir, 'missing'), state, new Map(), loadIgnore(dir))).rejects.toThrow(/cannot be read/);
   });
 });
 

@@ -157,8 +157,11 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
     try {
       names = await readdir(rel === '' ? dir : join(dir, rel));
     } catch (err) {
-      if (rel !== '') problem(rel, 'read_error', `the directory could not be read: ${(err as Error).message}`);
-      if (rel !== '') result.entries.delete(rel);
+      // A folder that is gone or unreadable (an unmounted disk) is not a folder whose files were
+      // all deleted: the pass fails rather than deleting everything on the server.
+      if (rel === '') throw new Error(`the folder ${dir} cannot be read: ${(err as Error).message}`, { cause: err });
+      problem(rel, 'read_error', `the directory could not be read: ${(err as Error).message}`);
+      result.entries.delete(rel);
       return;
     }
     for (const name of names.sort()) {
@@ -214,4 +217,43 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
     state.pruneHashes(new Set(result.entries.keys()));
   });
   return result;
+}
+
+/**
+ * A file's bytes in 4 MiB chunks for `upload` (which hashes what it sends: hash and upload are
+ * one read); raises FileChangedError at the end when the file is no longer what was scanned,
+ * before the commit, so a file edited during its upload is never committed half-old half-new.
+ */
+export async function* fileChunks(abs: string, expected: FileStat, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const handle = await open(abs, 'r');
+  try {
+    const s = await handle.stat();
+    if (!sameStat({ size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode }, expected)) throw new FileChangedError(abs);
+    let total = 0;
+    for (let position = 0; ;) {
+      signal?.throwIfAborted();
+      const buffer = new Uint8Array(maxBlockSize);
+      let filled = 0;
+      while (filled < maxBlockSize) {
+        const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+        position += bytesRead;
+      }
+      total += filled;
+      if (filled > 0) yield buffer.subarray(0, filled);
+      if (filled < maxBlockSize) break;
+    }
+    const after = await handle.stat();
+    const named = await lstat(abs);
+    const now = { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino, mode: after.mode };
+    if (
+      !sameStat(now, expected) ||
+      !sameStat({ size: named.size, mtimeMs: named.mtimeMs, ino: named.ino, mode: named.mode }, expected) ||
+      total !== expected.size
+    )
+      throw new FileChangedError(abs);
+  } finally {
+    await handle.close();
+  }
 }
