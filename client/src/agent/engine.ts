@@ -278,10 +278,16 @@ export class SyncAgent {
       const group = actions.slice(i, end);
       i = end;
       let next = 0;
+      let failing = false;
       const worker = async (): Promise<void> => {
-        while (next < group.length) {
+        while (next < group.length && !failing) {
           signal.throwIfAborted();
-          await run(group[next++]!);
+          try {
+            await run(group[next++]!);
+          } catch (err) {
+            failing = true;
+            throw err;
+          }
         }
       };
       // A failure of one (the network, a stop) ends the pass: the others finish their current action first.

@@ -165,7 +165,8 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
       return;
     }
     for (const name of names.sort()) {
-      const path = rel === '' ? name.normalize('NFC') : `${rel}/${name.normalize('NFC')}`;
+      // Not normalised: a name that is not NFC would come back from the server under another name, so it is refused (invalid_name) rather than renamed.
+      const path = rel === '' ? name : `${rel}/${name}`;
       const abs = join(dir, rel, name);
       let s;
       try {
