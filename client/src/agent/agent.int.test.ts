@@ -200,6 +200,17 @@ describe('two devices of one user', () => {
     expect(tree(phone.dir)['photos/big.bin']).toBeUndefined();
   });
 
+  it('commits a renamed directory without sending a block', async () => {
+    const before = tree(laptop.dir);
+    renameSync(join(laptop.dir, 'photos'), join(laptop.dir, 'pictures'));
+    const r = await laptop.agent.syncOnce();
+    expect(r).toMatchObject({ uploaded: 2, deletedRemote: 2, uploadedBlocks: 0 });
+    await phone.agent.syncOnce();
+    expect(tree(phone.dir)['pictures/renamed.bin']).toBe(before['photos/renamed.bin']);
+    expect(existsSync(join(phone.dir, 'photos'))).toBe(false);
+    expect(tree(phone.dir)).toEqual(tree(laptop.dir));
+  });
+
   it('keeps both versions of a file edited on both devices', async () => {
     write(laptop, 'plan.md', 'v1');
     await settle(laptop, phone);

@@ -256,6 +256,8 @@ export class SyncAgent {
     report.problems = this.#state.allProblems().size;
     report.cursor = this.#state.getMeta('cursor') ?? '';
     this.#state.setMeta('lastSyncAt', new Date().toISOString());
+    // A pass that went through clears an earlier stop (a device registered again, a member re-added).
+    this.#state.setMeta('stopped', null);
     return report;
   }
 

@@ -165,7 +165,8 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
       return;
     }
     for (const name of names.sort()) {
-      // Not normalised: a name that is not NFC would come back from the server under another name, so it is refused (invalid_name) rather than renamed.
+      // Not normalised: a name that is not NFC would come back from the server under another
+      // name, so it is refused (invalid_name) rather than renamed behind the user's back.
       const path = rel === '' ? name : `${rel}/${name}`;
       const abs = join(dir, rel, name);
       let s;
