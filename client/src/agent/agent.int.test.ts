@@ -83,23 +83,26 @@ interface Device {
   statePath: string;
   agent: SyncAgentShape;
   events: AgentEvent[];
+  /** Called with each event as it happens (synchronously, inside the agent). */
+  hook?: (event: AgentEvent) => void;
 }
 
 async function device(name: string, client = devices.get(name)!): Promise<Device> {
-  const dir = join(root, name, 'folder');
-  const statePath = join(root, name, 'state', 'agent.db');
-  const events: AgentEvent[] = [];
+  const d: Omit<Device, 'agent'> = { name, dir: join(root, name, 'folder'), statePath: join(root, name, 'state', 'agent.db'), events: [] };
   const agent = await openAgent({
     client,
-    dir,
+    dir: d.dir,
     objectId,
-    statePath,
+    statePath: d.statePath,
     deviceName: name,
     scanIntervalMs: 2000,
-    onEvent: (e) => events.push(e),
+    onEvent: (e) => {
+      d.events.push(e);
+      d.hook?.(e);
+    },
   });
   open.push(agent);
-  return { name, dir, statePath, agent, events };
+  return Object.assign(d, { agent });
 }
 
 async function reopen(d: Device): Promise<Device> {
@@ -306,11 +309,15 @@ describe('two devices of one user', () => {
     write(laptop, 'video.mp4', data);
     const cut = new AbortController();
     const agent = laptop.agent as SyncAgentShape & { syncOnce(signal?: AbortSignal): ReturnType<SyncAgentShape['syncOnce']> };
-    const stopAfterFirstBlock = setInterval(() => {
-      if (laptop.events.some((e) => e.type === 'upload' && e.path === 'video.mp4')) cut.abort();
-    }, 5);
-    await agent.syncOnce(cut.signal).catch(() => undefined);
-    clearInterval(stopAfterFirstBlock);
+    // Cut at the first block sent, from inside the agent, so the commit cannot have happened.
+    laptop.hook = (e) => {
+      if (e.type === 'upload' && e.path === 'video.mp4') cut.abort();
+    };
+    const cutShort = await agent.syncOnce(cut.signal).then(
+      () => false,
+      () => true,
+    );
+    expect(cutShort).toBe(true);
     laptop = await reopen(laptop);
     const r = await laptop.agent.syncOnce();
     expect(r.uploaded).toBeGreaterThanOrEqual(1);
@@ -348,7 +355,8 @@ describe('two devices of one user', () => {
         `import { openAgent } from ${JSON.stringify(join(here, 'index.ts'))};`,
         `const client = new MeshworkClient({ baseUrl: process.env.URL, token: process.env.TOKEN });`,
         `const agent = await openAgent({ client, dir: process.env.DIR, objectId: process.env.OBJECT, statePath: process.env.STATE,`,
-        `  deviceName: 'laptop', onEvent: (e) => { if (e.type === 'upload') process.stdout.write('upload\\n'); } });`,
+        // Stdout to a pipe is written synchronously; the process then stands still until it is killed, mid-upload.
+        `  deviceName: 'laptop', onEvent: (e) => { if (e.type === 'upload') { process.stdout.write('upload\\n'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000); } } });`,
         `await agent.syncOnce();`,
         `process.stdout.write('done\\n');`,
       ].join('\n'),
