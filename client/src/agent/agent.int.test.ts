@@ -232,6 +232,29 @@ describe('two devices of one user', () => {
     expect(phone.agent.status().conflicts[0]).toMatchObject({ path: 'plan.md', copy: copies[0] });
   });
 
+  it('never overwrites a local edit made after the scan: it becomes a conflict', async () => {
+    write(laptop, 'race.txt', 'base');
+    await settle(laptop, phone);
+    write(laptop, 'race.txt', 'remote edit');
+    await laptop.agent.syncOnce();
+    // The phone's edit lands just after its scan saw the old file, before the download replaces it.
+    phone.hook = (e) => {
+      if (e.type === 'scan') {
+        phone.hook = undefined;
+        write(phone, 'race.txt', 'local edit made during the pass');
+      }
+    };
+    const r = await phone.agent.syncOnce();
+    expect(r.conflicts).toBe(1);
+    await settle(laptop, phone);
+    const files = tree(phone.dir);
+    expect(files).toEqual(tree(laptop.dir));
+    expect(files['race.txt']).toBe(sha('remote edit'));
+    expect(
+      Object.entries(files).filter(([p, h]) => p.startsWith('race (conflict from phone') && h === sha('local edit made during the pass')),
+    ).toHaveLength(1);
+  });
+
   it('lets a modification win over a delete, whichever syncs first', async () => {
     write(laptop, 'a.txt', 'a');
     write(laptop, 'b.txt', 'b');
