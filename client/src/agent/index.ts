@@ -3,6 +3,9 @@
 // drive it in-process. Node only (files, node:sqlite).
 //
 // This file is the engine's public surface; the CLI depends on nothing else of the engine.
+// Behind it: plan.ts (the pure three-way planner), scan.ts (the folder, ignore rules, hashing),
+// state.ts (the node:sqlite state database), engine.ts (the executor and `run`). How conflicts
+// and deletes are decided: docs/adr/0036-agent-conflicts-and-deletes.md.
 import type { MeshworkClient } from '../client.ts';
 import { SyncAgent } from './engine.ts';
 import { readStatusFrom } from './state.ts';
