@@ -6,7 +6,7 @@
 // and the cursor are written in one transaction, and applying them is derived from the records
 // (a remote entry that differs from the base is still to apply), so the stored cursor never
 // runs ahead of what will be applied.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { BlockRef, Entry } from '../types.ts';
@@ -271,6 +271,7 @@ export function statusFromDb(db: DatabaseSync, objectId: string, dir: string): A
 
 /** Opens a state database read-only (another process's, for `meshwork status`) and reads the status. */
 export function readStatusFrom(statePath: string): AgentStatus {
+  if (!existsSync(statePath)) throw new Error(`no agent state at ${statePath}: the agent has not run for this folder yet`);
   const db = new DatabaseSync(statePath, { readOnly: true });
   try {
     return statusFromDb(db, '', '');
