@@ -294,6 +294,16 @@ describe('two devices of one user', () => {
     await tablet.agent.close();
   });
 
+  it('deletes a directory deleted elsewhere even when the OS dropped a .DS_Store in it', async () => {
+    write(laptop, 'trip/day1.txt', 'sun');
+    await settle(laptop, phone);
+    write(phone, 'trip/.DS_Store', 'finder state');
+    rmSync(join(laptop.dir, 'trip'), { recursive: true });
+    await settle(laptop, phone);
+    expect(existsSync(join(phone.dir, 'trip'))).toBe(false);
+    expect(existsSync(join(laptop.dir, 'trip'))).toBe(false);
+  });
+
   it('reports names the server refuses, symlinks and over-large files, and syncs the rest', async () => {
     write(laptop, 'bad\u0001name.txt', 'x');
     symlinkSync('/etc/hostname', join(laptop.dir, 'link'));

@@ -6,7 +6,7 @@
 // poll, fs.watch hints and the periodic scan, with backoff on failures (ADR 36).
 import { randomBytes, createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract';
 import { maxBlockSize } from '../blocks.ts';
@@ -20,6 +20,7 @@ import {
   FileChangedError,
   fileChunks,
   contentHashOfBlocks,
+  isBuiltinIgnored,
   isIgnored,
   loadIgnore,
   sameStat,
@@ -711,6 +712,10 @@ export class SyncAgent {
     const abs = this.#abs(path);
     if (local.kind === 'directory') {
       try {
+        // Editor and OS droppings (.DS_Store, Thumbs.db, swap files) do not keep a deleted directory alive.
+        for (const name of await readdir(abs)) {
+          if (isBuiltinIgnored(name)) await rm(join(abs, name), { force: true });
+        }
         await rmdir(abs);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

@@ -37,6 +37,13 @@ export const builtinIgnores: readonly string[] = [
   '.meshworkignore.tmp',
 ];
 
+const builtinRules = ignore().add(builtinIgnores);
+
+/** Whether a file name is one of the built-in ignores (a temporary file of an editor, the OS or the agent). */
+export function isBuiltinIgnored(name: string): boolean {
+  return builtinRules.ignores(name);
+}
+
 /** The ignore rules of a folder: built-ins, its `.meshworkignore`, and extra paths (the state database when it lives inside). */
 export function loadIgnore(dir: string, extra: readonly string[] = []): Ignore {
   const rules = ignore().add(builtinIgnores);
