@@ -651,6 +651,7 @@ export class SyncAgent {
       if (!Number.isNaN(mtime.getTime())) await utimes(temp, mtime, mtime);
       if (local?.kind === 'directory') await rmdir(abs);
       await rename(temp, abs);
+      await syncDirectory(dirname(abs));
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
@@ -717,6 +718,7 @@ export class SyncAgent {
           if (isBuiltinIgnored(name)) await rm(join(abs, name), { force: true });
         }
         await rmdir(abs);
+        await syncDirectory(dirname(abs));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         // Something new was put inside: the directory is modified here, and a modification wins.
@@ -726,6 +728,7 @@ export class SyncAgent {
       }
     } else {
       await unlink(abs);
+      await syncDirectory(dirname(abs));
     }
     this.#state.deleteBase(path);
     this.#emit({ type: 'committed', path, version: entry?.version ?? '', direction: 'delete-down' });
@@ -744,6 +747,7 @@ export class SyncAgent {
     const at = new Date();
     const copy = conflictCopyPath(path, this.#options.deviceName, at, (p) => scan.entries.has(p) || remote.has(p));
     await rename(this.#abs(path), this.#abs(copy));
+    await syncDirectory(dirname(this.#abs(path)));
     this.#state.transaction(() => {
       this.#state.addConflict(path, copy, at);
       this.#state.deleteBase(path);
@@ -888,6 +892,20 @@ export class SyncAgent {
     this.#closing.abort(new Error('the agent was closed'));
     await this.#running.catch(() => undefined);
     this.#state.close();
+  }
+}
+
+/**
+ * Makes a rename or unlink in `dir` durable before the base records it: after a power loss the
+ * folder must not hold the old file under a base that says the new one (it would read as a
+ * local edit and be uploaded over the newer version), nor a deleted file back (a resurrection).
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

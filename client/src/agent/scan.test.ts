@@ -1,6 +1,7 @@
 // The folder scan on a temp folder: what is ignored, what is a problem, that a file is hashed
 // only when its size, mtime or inode changed, and that a file changing while it is read is
 // never recorded half-old half-new. Also the backoff of `run`.
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,13 @@ describe('scanFolder', () => {
     expect(scan.entries.get('a/one.txt')?.contentHash).toBe(
       contentHashOfBlocks([{ sha256: '7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed', size: 3 }]),
     );
+  });
+
+  it('reports a fifo as not a file', async () => {
+    expect(spawnSync('mkfifo', [join(dir, 'pipe')]).status).toBe(0);
+    const scan = await scanFolder(dir, state, new Map(), rules());
+    expect(scan.problems.get('pipe')?.code).toBe('not_a_file');
+    expect(scan.entries.has('pipe')).toBe(false);
   });
 
   it('hashes a file again only when its size, mtime or inode changed', async () => {
