@@ -805,15 +805,15 @@ export class SyncAgent {
         }
         if (dirty || stopped !== undefined) continue;
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, Math.max(0, nextScan - Date.now()));
-          function done(): void {
+          const timer = setTimeout(resume, Math.max(0, nextScan - Date.now()));
+          function resume(): void {
             clearTimeout(timer);
-            both.removeEventListener('abort', done);
+            both.removeEventListener('abort', resume);
             wake = undefined;
             resolve();
           }
-          wake = done;
-          both.addEventListener('abort', done, { once: true });
+          wake = resume;
+          both.addEventListener('abort', resume, { once: true });
         });
         // Gather a burst of hints into one pass.
         if (dirty && !both.aborted) await sleep(hintDebounceMs, both);
