@@ -5,7 +5,7 @@
 // before the code runs (verbatimModuleSyntax keeps every other import), so the operator can use
 // client-node's model types without the image installing client-node. Plain JavaScript so that
 // ESLint loads it on any Node.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,10 +63,19 @@ function allowed(from, toName) {
   return from.may.some((m) => m === toName || (m.endsWith('/*') && toName.startsWith(m.slice(0, -1))));
 }
 
-let manifest;
-function declaredIn(field, name) {
-  manifest ??= JSON.parse(readFileSync(resolve(repoRoot, 'package.json'), 'utf8'));
-  return Object.hasOwn(manifest[field] ?? {}, name);
+const manifests = new Map();
+function manifestOf(dir) {
+  if (!manifests.has(dir)) {
+    const path = resolve(repoRoot, dir, 'package.json');
+    manifests.set(dir, existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {});
+  }
+  return manifests.get(dir);
+}
+
+/** Whether the root manifest, or the manifest of the workspace `file` is in (client/, contract/), declares `name` in `field`. */
+function declaredIn(field, name, file) {
+  const workspace = file.split('/')[0];
+  return [manifestOf('.'), manifestOf(workspace)].some((m) => Object.hasOwn(m[field] ?? {}, name));
 }
 
 function packageName(specifier) {
@@ -95,8 +104,8 @@ export function checkImport(file, specifier, { typeOnly = false } = {}) {
   const name = packageName(specifier);
   const area = packageAreas[name];
   if (area !== undefined) return allowed(from, area) ? undefined : `${from.name} must not import ${name}; see docs/architecture.md`;
-  if (declaredIn('dependencies', name)) return undefined;
-  if (typeOnly && declaredIn('devDependencies', name)) return undefined;
+  if (declaredIn('dependencies', name, file)) return undefined;
+  if (typeOnly && declaredIn('devDependencies', name, file)) return undefined;
   if (typeOnly) return `product code (${from.name}) must not import types from ${name}: it is not a dependency of the project`;
   return `product code (${from.name}) must not import ${name}: it is not a production dependency (only \`import type\` of a development dependency is allowed)`;
 }

@@ -8,9 +8,6 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-// `ignore` is a production dependency of @meshwork/client (client/package.json); the boundaries
-// rule reads only the root manifest's dependencies.
-// eslint-disable-next-line meshwork/boundaries
 import ignore, { type Ignore } from 'ignore';
 import { maxBlockSize } from '../blocks.ts';
 import type { BlockRef } from '../types.ts';
