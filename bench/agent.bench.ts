@@ -132,7 +132,10 @@ try {
     { etcdEndpoint: etcd.endpoint, minio },
     { partition: 'bench-agent', env: { MESHWORK_LOG_LEVEL: 'warn', ...unthrottledEnv } },
   );
-  cleanups.push(() => partition.stop());
+  cleanups.push(async () => {
+    await partition.stop();
+    await rm(partition.dir, { recursive: true, force: true });
+  });
 
   await measure('Meshwork', async () => {
     const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });

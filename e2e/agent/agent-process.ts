@@ -279,6 +279,22 @@ export class AgentProcess {
     await this.waitForEvent((e) => e.type === 'idle', { ...options, what: 'idle' });
   }
 
+  /** Waits until the latest event is `idle`: the agent has nothing left to do for now. */
+  async waitSettled(options: { timeoutMs?: number } = {}): Promise<void> {
+    await waitFor(
+      () => {
+        this.poll();
+        return this.events.at(-1)?.type === 'idle';
+      },
+      {
+        description: `agent ${this.home.name} to settle (its latest event idle)`,
+        timeoutMs: options.timeoutMs ?? 120_000,
+        intervalMs: 100,
+        abortIf: () => (this.exitStatus ? `it exited (${describe(this.exitStatus)}): ${this.tail()}` : undefined),
+      },
+    );
+  }
+
   /** The last lines the process wrote that were not events. */
   tail(lines = 20): string {
     this.poll();

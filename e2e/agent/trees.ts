@@ -19,16 +19,36 @@ export const bookkeeping = (relPath: string): boolean =>
   /(^|\/)(\.meshwork|\.stfolder|\.stversions|\.syncthing\.[^/]*\.tmp|~syncthing~[^/]*\.tmp)(\/|$)/.test(relPath) ||
   /\.partial$/.test(relPath);
 
-/** Every regular file under `dir` (relative path → sha256), bookkeeping left out. */
-export async function treeHashes(dir: string, options: { exclude?: (relPath: string) => boolean } = {}): Promise<Map<string, string>> {
+/** Hashes already computed, by absolute path, valid while size and mtime are unchanged. */
+export type HashCache = Map<string, { size: number; mtimeMs: number; sha: string }>;
+
+/**
+ * Every regular file under `dir` (relative path → sha256), bookkeeping left out, sorted by path.
+ * With `cache`, a file whose size and mtime did not change is not read again.
+ */
+export async function treeHashes(
+  dir: string,
+  options: { exclude?: (relPath: string) => boolean; cache?: HashCache } = {},
+): Promise<Map<string, string>> {
   const exclude = options.exclude ?? bookkeeping;
   const result = new Map<string, string>();
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   for (const entry of entries) {
     if (!entry.isFile()) continue;
-    const rel = relative(dir, join(entry.parentPath, entry.name));
+    const path = join(entry.parentPath, entry.name);
+    const rel = relative(dir, path);
     if (exclude(rel)) continue;
-    result.set(rel, await sha256File(join(dir, rel)));
+    const info = await stat(path).catch(() => undefined);
+    if (!info) continue; // gone since the listing
+    const cached = options.cache?.get(path);
+    if (cached && cached.size === info.size && cached.mtimeMs === info.mtimeMs) {
+      result.set(rel, cached.sha);
+      continue;
+    }
+    const sha = await sha256File(path).catch(() => undefined);
+    if (sha === undefined) continue;
+    options.cache?.set(path, { size: info.size, mtimeMs: info.mtimeMs, sha });
+    result.set(rel, sha);
   }
   return new Map([...result].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
