@@ -16,7 +16,7 @@ export async function sha256File(path: string): Promise<string> {
 
 /** Files to leave out of a tree: the agent's, Syncthing's and rclone's own bookkeeping. */
 export const bookkeeping = (relPath: string): boolean =>
-  /(^|\/)(\.meshwork|\.stfolder|\.stversions|\.syncthing\.[^/]*\.tmp|~syncthing~[^/]*\.tmp)(\/|$)/.test(relPath) ||
+  /(^|\/)(\.meshwork-tmp-[^/]*|\.meshwork|\.stfolder|\.stversions|\.syncthing\.[^/]*\.tmp|~syncthing~[^/]*\.tmp)(\/|$)/.test(relPath) ||
   /\.partial$/.test(relPath);
 
 /** Hashes already computed, by absolute path, valid while size and mtime are unchanged. */
