@@ -51,6 +51,9 @@ const fmt = (value: number | undefined, digits = 2): string => (value === undefi
 interface Figures {
   syncthingSmallS?: number;
   meshSmallS?: number;
+  /** When A had committed its last file, from the last write (s): the upload side of meshSmallS. */
+  meshSmallUpS?: number;
+  meshLargeUpS?: number;
   rcloneLargeS?: number;
   rcloneUpS?: number;
   rcloneDownS?: number;
@@ -76,6 +79,16 @@ async function measure(what: string, task: () => Promise<void>): Promise<void> {
     failures.push(`${what}: ${message.split('\n')[0]}`);
     console.error(`${what} failed: ${message}`);
   }
+}
+
+/** Seconds from `sinceWall` (ms since the epoch) to the last upward commit A reported after `mark` (the CLI stamps events with `at`). */
+function lastCommitUpS(agent: AgentProcess, mark: number, sinceWall: number): number | undefined {
+  agent.poll();
+  const last = agent.events
+    .slice(mark)
+    .filter((e) => e.type === 'committed' && e.direction === 'up')
+    .at(-1) as { at?: string } | undefined;
+  return last?.at === undefined ? undefined : (Date.parse(last.at) - sinceWall) / 1000;
 }
 
 const root = await mkdtemp(join(tmpdir(), 'meshwork-agent-bench-'));
@@ -156,25 +169,31 @@ try {
     await Promise.all([a.waitIdle({ timeoutMs: 120_000 }), b.waitIdle({ timeoutMs: 120_000 })]);
 
     await measure('Meshwork, small files', async () => {
+      const mark = a.mark();
       const expected = await writeSmallFiles(dirA, 'small', smallCount, smallSize);
       const lastWrite = performance.now();
+      const lastWriteAt = Date.now();
       const done = await waitForFiles(dirB, expected, {
         timeoutMs: transferTimeoutMs,
         sizes: new Map([...expected.keys()].map((k) => [k, smallSize])),
         description: `agent B to hold ${smallCount} files`,
       });
       figures.meshSmallS = seconds(done - lastWrite);
+      figures.meshSmallUpS = lastCommitUpS(a, mark, lastWriteAt);
     });
 
     await measure('Meshwork, large file', async () => {
+      const mark = a.mark();
       const sha = await writeRandomFile(join(dirA, 'large.bin'), largeBytes);
       const lastWrite = performance.now();
+      const lastWriteAt = Date.now();
       const done = await waitForFiles(dirB, new Map([['large.bin', sha]]), {
         timeoutMs: transferTimeoutMs,
         sizes: new Map([['large.bin', largeBytes]]),
         description: `agent B to hold the ${largeBytes / MiB} MiB file`,
       });
       figures.meshLargeS = seconds(done - lastWrite);
+      figures.meshLargeUpS = lastCommitUpS(a, mark, lastWriteAt);
     });
 
     await measure('Meshwork, memory', async () => {
@@ -264,6 +283,14 @@ const rows: string[][] = [
   ],
   [`  (rclone: up ${fmt(figures.rcloneUpS)} s, down ${fmt(figures.rcloneDownS)} s)`, '', '', '', '', ''],
   [
+    `  (A's last commit of the small files ${fmt(figures.meshSmallUpS)} s, of the large file ${fmt(figures.meshLargeUpS)} s after the last write)`,
+    '',
+    '',
+    '',
+    '',
+    '',
+  ],
+  [
     `  (${hugeBytes / MiB} MiB A to B in ${fmt(figures.meshHugeS)} s; sampled VmRSS peak ${fmt(figures.agentRssSampledMb, 0)} MiB)`,
     '',
     '',
@@ -285,6 +312,8 @@ console.log(
     rescan_10k_s: round(figures.rescanS),
     small_files_s: round(figures.meshSmallS),
     small_files_syncthing_s: round(figures.syncthingSmallS),
+    small_files_committed_on_a_s: round(figures.meshSmallUpS),
+    large_file_committed_on_a_s: round(figures.meshLargeUpS),
     large_file_s: round(figures.meshLargeS),
     large_file_rclone_s: round(figures.rcloneLargeS),
     huge_file_s: round(figures.meshHugeS),
