@@ -284,7 +284,10 @@ describe('three agents on one shared object', () => {
     );
     expect(notes.filter(([p]) => p.includes(conflictMarker)).length).toBeGreaterThanOrEqual(1);
     const conflictReported = all().some((d) => [...d.pastEvents, ...d.agent.events].some((e) => e.type === 'conflict'));
-    expect(conflictReported, 'some agent reported a conflict event').toBe(true);
+    const conflictLines = all()
+        .flatMap((d) => [...d.pastEvents, ...d.agent.events].map((e) => `${d.home.name}: ${JSON.stringify(e)}`))
+        .filter((l) => l.includes('conflict') || l.includes('notes'));
+      expect(conflictReported, `some agent reported a conflict event; what they said of notes.txt:\n${conflictLines.join('\n')}`).toBe(true);
     // No stray conflict copies: only the concurrent edit made one.
     expect([...tree.keys()].filter((p) => p.includes(conflictMarker) && !p.startsWith('shared/'))).toEqual([]);
     // Nothing left behind by the killed upload but the file itself.
