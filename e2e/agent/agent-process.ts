@@ -165,10 +165,8 @@ export class AgentProcess {
   readonly dir: string;
   readonly objectId: string;
   readonly process: ManagedProcess;
-  /** Every event seen so far, in order. */
-  readonly events: AgentEvent[] = [];
-  /** Lines of output that were not events (stderr: messages, warnings). */
-  readonly otherLines: string[] = [];
+  readonly #events: AgentEvent[] = [];
+  readonly #otherLines: string[] = [];
   readonly logFile: string;
   #offset = 0;
   #partial = '';
@@ -209,6 +207,18 @@ export class AgentProcess {
     return this.process.exitStatus;
   }
 
+  /** Every event the process has written so far, in order (read from its output now). */
+  get events(): readonly AgentEvent[] {
+    this.poll();
+    return this.#events;
+  }
+
+  /** Lines of output that were not events (stderr: messages, warnings), read now. */
+  get otherLines(): readonly string[] {
+    this.poll();
+    return this.#otherLines;
+  }
+
   /** Reads what the process wrote since the last call; returns the new events. */
   poll(): AgentEvent[] {
     const fresh: AgentEvent[] = [];
@@ -230,13 +240,13 @@ export class AgentProcess {
         for (const line of lines) {
           const event = parseEventLine(line);
           if (event) fresh.push(event);
-          else if (line.trim()) this.otherLines.push(line);
+          else if (line.trim()) this.#otherLines.push(line);
         }
       }
     } finally {
       closeSync(fd);
     }
-    this.events.push(...fresh);
+    this.#events.push(...fresh);
     return fresh;
   }
 

@@ -237,11 +237,14 @@ describe('three agents on one shared object', () => {
     desktop.agent.process.signal('SIGCONT');
     await Promise.all(
       [laptop, desktop].map((d, i) =>
-        d.agent.waitForEvent((e) => 'path' in e && (e.path === shared || e.path.includes(conflictMarker)) && e.type !== 'download', {
-          since: editMarks[i],
-          timeoutMs: 120_000,
-          what: `its handling of its own edit of ${shared}`,
-        }),
+        d.agent.waitForEvent(
+          (e) => (e.type === 'committed' && e.direction === 'up' && e.path === shared) || (e.type === 'conflict' && e.path === shared),
+          {
+            since: editMarks[i],
+            timeoutMs: 120_000,
+            what: `the commit of its own edit of ${shared}, or a conflict copy of it`,
+          },
+        ),
       ),
     );
 
@@ -285,9 +288,9 @@ describe('three agents on one shared object', () => {
     expect(notes.filter(([p]) => p.includes(conflictMarker)).length).toBeGreaterThanOrEqual(1);
     const conflictReported = all().some((d) => [...d.pastEvents, ...d.agent.events].some((e) => e.type === 'conflict'));
     const conflictLines = all()
-        .flatMap((d) => [...d.pastEvents, ...d.agent.events].map((e) => `${d.home.name}: ${JSON.stringify(e)}`))
-        .filter((l) => l.includes('conflict') || l.includes('notes'));
-      expect(conflictReported, `some agent reported a conflict event; what they said of notes.txt:\n${conflictLines.join('\n')}`).toBe(true);
+      .flatMap((d) => [...d.pastEvents, ...d.agent.events].map((e) => `${d.home.name}: ${JSON.stringify(e)}`))
+      .filter((l) => l.includes('conflict') || l.includes('notes'));
+    expect(conflictReported, `some agent reported a conflict event; what they said of notes.txt:\n${conflictLines.join('\n')}`).toBe(true);
     // No stray conflict copies: only the concurrent edit made one.
     expect([...tree.keys()].filter((p) => p.includes(conflictMarker) && !p.startsWith('shared/'))).toEqual([]);
     // Nothing left behind by the killed upload but the file itself.
