@@ -20,6 +20,13 @@ export const cliPath = join(repoRoot, 'client', 'src', 'cli', 'meshwork.ts');
 /** The exit code the CLI documents for a revoked device (401). */
 export const unauthorizedExitCode = 77;
 
+/** How `meshwork --json` reports a failure on stderr (docs/agent.md). */
+export interface CliFailure {
+  exitCode: number;
+  code: string;
+  message: string;
+}
+
 /** One device's identity on this machine: its CLI directories and name. */
 export interface AgentHome {
   name: string;
@@ -303,6 +310,20 @@ export class AgentProcess {
         abortIf: () => (this.exitStatus ? `it exited (${describe(this.exitStatus)}): ${this.tail()}` : undefined),
       },
     );
+  }
+
+  /** The failure the command reported on exit (`--json`: `{"error": {exitCode, code, message}}` on stderr), if any. */
+  reportedError(): CliFailure | undefined {
+    for (const line of [...this.otherLines].reverse()) {
+      if (!line.trim().startsWith('{')) continue;
+      try {
+        const value = JSON.parse(line) as { error?: CliFailure };
+        if (value.error && typeof value.error.message === 'string') return value.error;
+      } catch {
+        // Not JSON after all: a plain message.
+      }
+    }
+    return undefined;
   }
 
   /** The last lines the process wrote that were not events. */

@@ -310,7 +310,8 @@ describe('three agents on one shared object', () => {
     const message = bob.agent.tail();
     // The engine stops for good (AgentStopped object_gone): the command says why and exits 77 (docs/agent.md).
     expect(exit, `bob's agent exit; its last words:\n${message}`).toEqual({ code: unauthorizedExitCode, signal: null });
-    expect(message).toMatch(/removed from it|gone/i);
+    expect(bob.agent.reportedError(), message).toMatchObject({ exitCode: unauthorizedExitCode, code: 'object_gone' });
+    expect(bob.agent.reportedError()?.message).toMatch(/removed from it/);
     // The others still sync: the desktop gets the file, bob's folder never does.
     await waitFor(async () => (await treeHashes(desktop.dir)).get(after) === sha256(data), {
       description: `alice's desktop to receive ${after}`,
@@ -329,6 +330,9 @@ describe('three agents on one shared object', () => {
     const exit = await desktop.agent.waitExit(120_000);
     const message = desktop.agent.tail();
     expect(exit, `desktop agent's exit; its last words:\n${message}`).toEqual({ code: unauthorizedExitCode, signal: null });
-    expect(message).toMatch(/revoked/i);
+    expect(desktop.agent.reportedError(), message).toMatchObject({
+      exitCode: unauthorizedExitCode,
+      message: 'this device was revoked; run meshwork login again',
+    });
   }, 300_000);
 });
