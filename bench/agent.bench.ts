@@ -60,6 +60,9 @@ interface Figures {
   meshLargeS?: number;
   agentRssMb?: number;
   agentRssSampledMb?: number;
+  /** VmHWM of the sending agent (A) and of the receiving one (B). */
+  agentRssAMb?: number;
+  agentRssBMb?: number;
   meshHugeS?: number;
   rescanS?: number;
   rescanScanMs?: number;
@@ -217,6 +220,7 @@ try {
       const peaks = [a.peakRssMb(), b.peakRssMb()];
       if (peaks.some((p) => p === undefined)) throw new Error(`an agent exited: ${a.tail()}\n${b.tail()}`);
       figures.agentRssMb = Math.max(...(peaks as number[]));
+      [figures.agentRssAMb, figures.agentRssBMb] = peaks;
       figures.agentRssSampledMb = sampled;
     });
     await Promise.all([a.stop(), b.stop()]);
@@ -291,7 +295,7 @@ const rows: string[][] = [
     '',
   ],
   [
-    `  (${hugeBytes / MiB} MiB A to B in ${fmt(figures.meshHugeS)} s; sampled VmRSS peak ${fmt(figures.agentRssSampledMb, 0)} MiB)`,
+    `  (${hugeBytes / MiB} MiB A to B in ${fmt(figures.meshHugeS)} s; sampled VmRSS peak ${fmt(figures.agentRssSampledMb, 0)} MiB; VmHWM A ${fmt(figures.agentRssAMb, 0)}, B ${fmt(figures.agentRssBMb, 0)} MiB)`,
     '',
     '',
     '',
@@ -309,6 +313,8 @@ console.log(
     small_files_ratio: round(smallRatio),
     large_file_ratio: round(largeRatio),
     agent_rss_mb: round(figures.agentRssMb, 1),
+    agent_rss_sender_mb: round(figures.agentRssAMb, 1),
+    agent_rss_receiver_mb: round(figures.agentRssBMb, 1),
     rescan_10k_s: round(figures.rescanS),
     small_files_s: round(figures.meshSmallS),
     small_files_syncthing_s: round(figures.syncthingSmallS),
