@@ -118,7 +118,6 @@ async function waitConverged(timeoutMs = convergeTimeoutMs): Promise<Map<string,
   try {
     return await waitFor(
       async () => {
-        for (const d of all()) if (d.agent.exitStatus) throw new Error(`agent ${d.home.name} exited: ${d.agent.tail()}`);
         const trees = await Promise.all(all().map((d) => treeHashes(d.dir, { cache: caches.get(d)! })));
         const [first, ...others] = trees as [Map<string, string>, ...Map<string, string>[]];
         const expected = new Map(all().flatMap((d) => [...d.model]));
@@ -134,7 +133,15 @@ async function waitConverged(timeoutMs = convergeTimeoutMs): Promise<Map<string,
         }
         return first;
       },
-      { description: 'the three folders to converge', timeoutMs, intervalMs: 1000 },
+      {
+        description: 'the three folders to converge',
+        timeoutMs,
+        intervalMs: 1000,
+        abortIf: () => {
+          const gone = all().find((d) => d.agent.exitStatus);
+          return gone ? `agent ${gone.home.name} exited: ${gone.agent.tail()}` : undefined;
+        },
+      },
     );
   } catch (err) {
     throw new Error(
