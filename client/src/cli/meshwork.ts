@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// The `meshwork` command a person installs on a device: `node client/src/cli/meshwork.ts`, or
+// `npx meshwork` after `npm ci`. Everything is in main.ts; this file binds it to the process.
+import { homedir } from 'node:os';
+import { main } from './main.ts';
+
+const signalHandlers = new Set<(signal: string) => void>();
+let signalsSeen = 0;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    signalsSeen++;
+    // A second Ctrl-C ends at once, whatever is still being cleaned up.
+    if (signalsSeen > 1 || signalHandlers.size === 0) process.exit(130);
+    for (const handler of signalHandlers) handler(signal);
+  });
+}
+
+// A reader that stops early (`meshwork get ID:PATH - | head`) closes the pipe: end quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+const code = await main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  home: homedir(),
+  onSignal(handler) {
+    signalHandlers.add(handler);
+    return () => void signalHandlers.delete(handler);
+  },
+});
+process.exitCode = code;
