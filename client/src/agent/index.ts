@@ -3,7 +3,12 @@
 // drive it in-process. Node only (files, node:sqlite).
 //
 // This file is the engine's public surface; the CLI depends on nothing else of the engine.
+// Behind it: plan.ts (the pure three-way planner), scan.ts (the folder, ignore rules, hashing),
+// state.ts (the node:sqlite state database), engine.ts (the executor and `run`). How conflicts
+// and deletes are decided: docs/adr/0036-agent-conflicts-and-deletes.md.
 import type { MeshworkClient } from '../client.ts';
+import { SyncAgent } from './engine.ts';
+import { readStatusFrom } from './state.ts';
 
 export interface AgentOptions {
   /** A client holding this device's token (a device token: writes are attributed to it). */
@@ -61,15 +66,7 @@ export interface AgentStatus {
 
 export type StopCode = 'unauthorized' | 'object_gone';
 
-/** The agent stopped for good: the device was revoked (401) or the object is gone for this user (404). */
-export class AgentStopped extends Error {
-  readonly code: StopCode;
-  constructor(code: StopCode, message: string) {
-    super(message);
-    this.name = 'AgentStopped';
-    this.code = code;
-  }
-}
+export { AgentStopped } from './stopped.ts';
 
 export interface SyncReport {
   uploaded: number;
@@ -79,6 +76,9 @@ export interface SyncReport {
   conflicts: number;
   problems: number;
   cursor: string;
+  /** Blocks and bytes actually sent (a block the server already had for this user is not). */
+  uploadedBlocks?: number;
+  uploadedBytes?: number;
 }
 
 export declare class SyncAgentShape {
@@ -91,11 +91,11 @@ export declare class SyncAgentShape {
 }
 
 /** Opens (creating when needed) the agent for a folder and object. */
-export function openAgent(_options: AgentOptions): Promise<SyncAgentShape> {
-  throw new Error('the sync engine is not built yet');
+export function openAgent(options: AgentOptions): Promise<SyncAgentShape> {
+  return SyncAgent.open(options);
 }
 
 /** Reads an agent's status from its state database, from another process (`meshwork status`). */
-export function readStatus(_statePath: string): AgentStatus {
-  throw new Error('the sync engine is not built yet');
+export function readStatus(statePath: string): AgentStatus {
+  return readStatusFrom(statePath);
 }

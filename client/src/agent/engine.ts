@@ -1,0 +1,919 @@
+// The agent's executor: reads the world (the folder, the server's change feed, the state
+// database), asks the pure planner (plan.ts) what to do, and does it. Every step is idempotent
+// and level-triggered, so a pass cut short anywhere (kill -9 included) is finished by the next:
+// the base moves only after a commit or a local write succeeded, and the remote record with its
+// cursor is one transaction (state.ts). Continuous sync (`run`) adds the notification long
+// poll, fs.watch hints and the periodic scan, with backoff on failures (ADR 36).
+import { randomBytes, createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { ApiError } from '@meshwork/contract';
+import { maxBlockSize } from '../blocks.ts';
+import type { MeshworkClient } from '../client.ts';
+import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
+import type { BlockRef, Entry, Role } from '../types.ts';
+import type { AgentEvent, AgentOptions, AgentStatus, ProblemCode, SyncReport } from './index.ts';
+import { AgentStopped } from './stopped.ts';
+import { conflictCopyPath, invalidNameReason, planSync, type PathStates, type PlannedAction, type Precondition } from './plan.ts';
+import {
+  FileChangedError,
+  fileChunks,
+  contentHashOfBlocks,
+  isBuiltinIgnored,
+  isIgnored,
+  loadIgnore,
+  sameStat,
+  scanFolder,
+  signatureOf,
+  tempPrefix,
+  type LocalEntry,
+  type ScanResult,
+} from './scan.ts';
+import { StateDb, statusFromDb, type BaseRow } from './state.ts';
+
+/** Passes of scan-plan-execute within one `syncOnce` (a conflict copy is uploaded by the next). */
+const maxRounds = 6;
+/** The longest backoff after failures in `run`. */
+const maxBackoffMs = 30_000;
+/** Uploads and downloads carried out at once within a pass. */
+const actionParallelism = 4;
+/** How long fs.watch hints are gathered before a pass. */
+const hintDebounceMs = 300;
+
+const problemCodesRetriedEachPass: ReadonlySet<ProblemCode> = new Set(['symlink', 'not_a_file', 'read_error', 'write_error', 'read_only']);
+
+/** The HTTP status of an answer error, or undefined for anything else. */
+function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiError || err instanceof UnexpectedAnswerError ? err.status : undefined;
+}
+
+function codeOf(err: unknown): string | undefined {
+  return err instanceof ApiError || err instanceof UnexpectedAnswerError ? err.code : undefined;
+}
+
+/** Whether a failure is worth waiting out (the network, throttling, a server busy or restarting). */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof NetworkError || err instanceof RequestTimeoutError) return true;
+  const status = statusOf(err);
+  return status === 429 || status === 502 || status === 503 || status === 504 || status === 408;
+}
+
+/**
+ * The wait before the next attempt after `failures` consecutive failures: the server's
+ * Retry-After when it gave one (never less, plus up to 20 % so that clients told the same second
+ * spread out), else exponential from 500 ms, capped at 30 s, with jitter over its upper half.
+ */
+export function backoffMs(failures: number, random: number, retryAfterMs?: number): number {
+  if (retryAfterMs !== undefined) return Math.round(retryAfterMs * (1 + 0.2 * random));
+  const exp = Math.min(maxBackoffMs, 500 * 2 ** Math.max(0, failures - 1));
+  return Math.round(exp * (0.5 + random * 0.5));
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  if (!(err instanceof ApiError || err instanceof UnexpectedAnswerError)) return undefined;
+  const value = err.headers['retry-after'];
+  return value !== undefined && /^\d+$/.test(value.trim()) ? Number(value) * 1000 : undefined;
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** The sync engine of one folder and one object (see index.ts for the public surface). */
+export class SyncAgent {
+  readonly #options: AgentOptions;
+  readonly #client: MeshworkClient;
+  readonly #state: StateDb;
+  readonly #dir: string;
+  #role: Role | undefined;
+  #closed = false;
+  /** The pass in progress: passes never overlap. */
+  #running: Promise<unknown> = Promise.resolve();
+  /** Aborted by `close`, so that work in flight stops. */
+  readonly #closing = new AbortController();
+
+  private constructor(options: AgentOptions, state: StateDb) {
+    this.#options = options;
+    this.#client = options.client;
+    this.#state = state;
+    this.#dir = options.dir;
+  }
+
+  /** Opens the agent: creates the folder and the state database. */
+  static async open(options: AgentOptions): Promise<SyncAgent> {
+    await mkdir(options.dir, { recursive: true });
+    const state = new StateDb(options.statePath);
+    state.setMeta('objectId', options.objectId);
+    state.setMeta('dir', options.dir);
+    return new SyncAgent(options, state);
+  }
+
+  #emit(event: AgentEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch {
+      // A listener's failure is the listener's: the engine carries on.
+    }
+  }
+
+  #abs(path: string): string {
+    return join(this.#dir, ...path.split('/'));
+  }
+
+  /** What the engine cannot go on from: records it and answers the AgentStopped to raise. */
+  #stopFor(err: unknown): AgentStopped | undefined {
+    if (err instanceof AgentStopped) return err;
+    const status = statusOf(err);
+    let stopped: AgentStopped | undefined;
+    if (status === 401) {
+      stopped = new AgentStopped(
+        'unauthorized',
+        `The server refused this device's token (401): the device was revoked or its token is wrong; register the device again.`,
+      );
+    }
+    if (stopped !== undefined) this.#state.recordStopped(stopped.code, stopped.message, new Date());
+    return stopped;
+  }
+
+  #objectGone(detail: string): AgentStopped {
+    const stopped = new AgentStopped(
+      'object_gone',
+      `Object ${this.#options.objectId} is gone for this user (${detail}): it was deleted, or this user was removed from it.`,
+    );
+    this.#state.recordStopped(stopped.code, stopped.message, new Date());
+    return stopped;
+  }
+
+  /** Confirms a 404 on an entry route means the object is gone (and not just the entry). */
+  async #checkObject(signal: AbortSignal): Promise<void> {
+    try {
+      const object = await this.#client.getObject(this.#options.objectId, { signal });
+      this.#role = object.role;
+    } catch (err) {
+      if (statusOf(err) === 404) throw this.#objectGone('404 on the object');
+      throw err;
+    }
+  }
+
+  // ---- remote
+
+  /** Reads the change feed from the stored cursor into the remote record (relists when the cursor expired). */
+  async #pullRemote(signal: AbortSignal): Promise<void> {
+    const objectId = this.#options.objectId;
+    const cursor = this.#state.getMeta('cursor');
+    try {
+      if (cursor !== null) {
+        try {
+          const { changes, cursor: next } = await this.#client.listAllChanges(objectId, { cursor, signal });
+          this.#state.transaction(() => {
+            this.#state.putRemote(changes);
+            this.#state.setMeta('cursor', next);
+          });
+          return;
+        } catch (err) {
+          if (codeOf(err) !== 'cursor_expired') throw err;
+        }
+      }
+      const { entries, cursor: next } = await this.#client.listAllEntries(objectId, { signal });
+      this.#state.transaction(() => {
+        this.#state.replaceRemote(entries);
+        this.#state.setMeta('cursor', next);
+      });
+    } catch (err) {
+      if (statusOf(err) === 404) throw this.#objectGone('404 on its entries');
+      throw err;
+    }
+  }
+
+  // ---- one pass
+
+  /** One full pass: scan the folder, apply remote changes, push local ones. */
+  async syncOnce(signal?: AbortSignal): Promise<SyncReport> {
+    if (this.#closed) throw new Error('the agent is closed');
+    const previous = this.#running;
+    let release!: () => void;
+    this.#running = new Promise<void>((resolve) => (release = resolve));
+    await previous.catch(() => undefined);
+    try {
+      return await this.#pass(AbortSignal.any([this.#closing.signal, ...(signal === undefined ? [] : [signal])]));
+    } catch (err) {
+      throw this.#stopFor(err) ?? err;
+    } finally {
+      release();
+    }
+  }
+
+  async #pass(signal: AbortSignal): Promise<SyncReport> {
+    const report: SyncReport = {
+      uploaded: 0,
+      downloaded: 0,
+      deletedRemote: 0,
+      deletedLocal: 0,
+      conflicts: 0,
+      problems: 0,
+      cursor: '',
+      uploadedBlocks: 0,
+      uploadedBytes: 0,
+    };
+    for (let round = 0; round < maxRounds; round++) {
+      signal.throwIfAborted();
+      const started = performance.now();
+      const rules = loadIgnore(this.#dir, this.#ownFiles());
+      const base = this.#state.allBase();
+      const scan = await scanFolder(this.#dir, this.#state, base, rules);
+      this.#emit({ type: 'scan', files: scan.files, changed: scan.changed, ms: Math.round(performance.now() - started) });
+      let unreachable: Error | undefined;
+      try {
+        if (this.#role === undefined) await this.#checkObject(signal);
+        await this.#pullRemote(signal);
+      } catch (err) {
+        unreachable = err instanceof Error ? err : new Error(String(err));
+      }
+      const remote = this.#state.allRemote();
+      const { actions, blocked } = this.#plan(base, scan, remote, rules);
+      const pending = actions
+        .filter((a) => a.action.type !== 'record' && a.action.type !== 'read-only')
+        .map((a) => ({ path: a.path, direction: directionOf(a) }));
+      // Recorded even when the server is out of reach: `meshwork status` shows what waits to go up.
+      this.#state.setPending(pending);
+      if (unreachable !== undefined) throw unreachable;
+      if (pending.length === 0) {
+        for (const a of actions) await this.#execute(a, scan, base, remote, report, signal);
+        this.#recordProblems(scan, blocked, actions);
+        break;
+      }
+      await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal);
+      this.#recordProblems(scan, blocked, actions);
+    }
+    report.problems = this.#state.allProblems().size;
+    report.cursor = this.#state.getMeta('cursor') ?? '';
+    this.#state.setMeta('lastSyncAt', new Date().toISOString());
+    // A pass that went through clears an earlier stop (a device registered again, a member re-added).
+    this.#state.setMeta('stopped', null);
+    return report;
+  }
+
+  /**
+   * Carries out a plan in its order. Uploads and downloads, which touch one path each and come
+   * after the conflicts and before the deletes, run a few at a time: a folder of many small
+   * files is bound by round trips, not bandwidth. The rest run one by one (a directory is
+   * removed after what it held).
+   */
+  async #executeAll(actions: PlannedAction[], run: (a: PlannedAction) => Promise<void>, signal: AbortSignal): Promise<void> {
+    for (let i = 0; i < actions.length;) {
+      signal.throwIfAborted();
+      const type = actions[i]!.action.type;
+      if (type !== 'upload' && type !== 'download') {
+        await run(actions[i++]!);
+        continue;
+      }
+      let end = i;
+      while (end < actions.length && (actions[end]!.action.type === 'upload' || actions[end]!.action.type === 'download')) end++;
+      const group = actions.slice(i, end);
+      i = end;
+      let next = 0;
+      let failing = false;
+      const worker = async (): Promise<void> => {
+        while (next < group.length && !failing) {
+          signal.throwIfAborted();
+          try {
+            await run(group[next++]!);
+          } catch (err) {
+            failing = true;
+            throw err;
+          }
+        }
+      };
+      // A failure of one (the network, a stop) ends the pass: the others finish their current action first.
+      const results = await Promise.allSettled(Array.from({ length: Math.min(actionParallelism, group.length) }, worker));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    }
+  }
+
+  /** The state database and its WAL files when they live inside the folder: never synced. */
+  #ownFiles(): string[] {
+    const rel = relative(this.#dir, this.#options.statePath);
+    if (rel.startsWith('..') || rel === '') return [];
+    const p = rel.split(sep).join('/');
+    return [p, `${p}-wal`, `${p}-shm`, `${p}-journal`];
+  }
+
+  /** Problems that hold a path back until its file changes (invalid_name, too_large), by path. */
+  #stickyProblems(scan: ScanResult): Set<string> {
+    const out = new Set<string>();
+    for (const [path, p] of this.#state.allProblems()) {
+      if (problemCodesRetriedEachPass.has(p.code)) continue;
+      const local = scan.entries.get(path);
+      if (local !== undefined && (local.kind === 'directory' ? p.signature === 'directory' : signatureOf(local.stat) === p.signature))
+        out.add(path);
+      else this.#state.clearProblem(path);
+    }
+    return out;
+  }
+
+  #plan(
+    base: Map<string, BaseRow>,
+    scan: ScanResult,
+    remote: Map<string, Entry>,
+    rules: ReturnType<typeof loadIgnore>,
+  ): { actions: PlannedAction[]; blocked: Set<string> } {
+    const sticky = this.#stickyProblems(scan);
+    const skipped = [...scan.skipped];
+    const isDirectory = (path: string): boolean =>
+      base.get(path)?.kind === 'directory' || remote.get(path)?.kind === 'directory' || scan.entries.get(path)?.kind === 'directory';
+    // Ignored paths are left alone on both sides: a remote `build/` is not made here when `build/` is ignored.
+    const held = (path: string): boolean =>
+      scan.skipped.has(path) ||
+      sticky.has(path) ||
+      skipped.some((s) => path.startsWith(`${s}/`)) ||
+      isIgnored(rules, path, isDirectory(path));
+    const paths = new Map<string, PathStates>();
+    for (const path of new Set([...base.keys(), ...scan.entries.keys(), ...remote.keys()])) {
+      if (held(path)) continue;
+      const b = base.get(path);
+      const l = scan.entries.get(path);
+      const r = remote.get(path);
+      paths.set(path, {
+        base: b && { kind: b.kind, hash: b.contentHash, version: b.version },
+        local: l && { kind: l.kind, hash: l.contentHash },
+        remote: r && { kind: r.kind, hash: r.kind === 'file' ? r.contentHash : null, version: r.version, deleted: r.deleted },
+      });
+    }
+    // Content this device can commit without sending a block: committed by this device's
+    // user before (the base) or named by an entry of the object (possession through it).
+    const blocksKnown = new Map<string, string>();
+    for (const b of base.values())
+      if (b.kind === 'file' && b.contentHash !== null && b.blocks.length > 0) blocksKnown.set(b.contentHash, b.path);
+    for (const r of remote.values())
+      if (!r.deleted && r.kind === 'file' && r.blocks.length > 0 && !blocksKnown.has(r.contentHash)) blocksKnown.set(r.contentHash, r.path);
+    const readOnly = this.#role === 'reader';
+    return { actions: planSync(paths, { readOnly, blocksKnown }), blocked: sticky };
+  }
+
+  /** Writes this pass's problems: the scan's, the read-only paths, and the sticky ones kept. */
+  #recordProblems(scan: ScanResult, sticky: Set<string>, actions: PlannedAction[]): void {
+    const now = new Date();
+    const current = new Set<string>(sticky);
+    for (const [path, p] of scan.problems) {
+      current.add(path);
+      if (this.#state.putProblem(path, p.code, p.message, p.signature, now)) this.#emit({ type: 'problem', path, ...p });
+    }
+    for (const a of actions) {
+      if (a.action.type !== 'read-only') continue;
+      current.add(a.path);
+      const message = 'the object is shared with this user as a reader: the local change is not uploaded';
+      if (this.#state.putProblem(a.path, 'read_only', message, 'read_only', now))
+        this.#emit({ type: 'problem', path: a.path, code: 'read_only', message });
+    }
+    for (const [path, p] of this.#state.allProblems()) {
+      if (current.has(path) || this.#fresh.has(path)) continue;
+      if (problemCodesRetriedEachPass.has(p.code)) this.#state.clearProblem(path);
+    }
+    this.#fresh.clear();
+  }
+
+  /** Problems recorded by the executor during this pass (kept by `#recordProblems`). */
+  readonly #fresh = new Set<string>();
+
+  #problem(path: string, code: ProblemCode, message: string, signature: string): void {
+    this.#fresh.add(path);
+    if (this.#state.putProblem(path, code, message, signature, new Date())) this.#emit({ type: 'problem', path, code, message });
+  }
+
+  // ---- actions
+
+  async #execute(
+    planned: PlannedAction,
+    scan: ScanResult,
+    base: Map<string, BaseRow>,
+    remote: Map<string, Entry>,
+    report: SyncReport,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { path, action } = planned;
+    const local = scan.entries.get(path);
+    const entry = remote.get(path);
+    try {
+      switch (action.type) {
+        case 'nothing':
+        case 'read-only':
+          return;
+        case 'record':
+          this.#record(path, local, entry);
+          return;
+        case 'upload':
+          if (await this.#upload(path, local!, action.precondition, planned.reuseBlocksOf, base, remote, report, signal)) report.uploaded++;
+          return;
+        case 'download':
+          if (await this.#download(path, entry!, local, signal)) report.downloaded++;
+          return;
+        case 'delete-local':
+          if (await this.#deleteLocal(path, local!, entry, report, signal)) report.deletedLocal++;
+          return;
+        case 'delete-remote': {
+          const tombstone = await this.#client.deleteEntry(this.#options.objectId, path, action.ifMatch, { signal });
+          this.#state.transaction(() => {
+            this.#state.putRemote([tombstone]);
+            this.#state.deleteBase(path);
+          });
+          report.deletedRemote++;
+          this.#emit({ type: 'committed', path, version: tombstone.version, direction: 'delete-up' });
+          return;
+        }
+        case 'conflict':
+          if (await this.#conflict(path, local!, entry!, scan, remote, signal)) report.conflicts++;
+          return;
+      }
+    } catch (err) {
+      await this.#handleActionError(path, err, local, signal);
+    }
+  }
+
+  /** What a failed action means: stop, wait (raised to `run`), refresh and replan, or a problem. */
+  async #handleActionError(path: string, err: unknown, local: LocalEntry | undefined, signal: AbortSignal): Promise<void> {
+    if (err instanceof FileChangedError) return; // the next pass reads it again
+    if (err instanceof AgentStopped || isTransient(err) || err instanceof RequestAbortedError || signal.aborted) throw err;
+    const status = statusOf(err);
+    const code = codeOf(err);
+    if (status === 401) throw err;
+    const signature = local === undefined ? '' : local.kind === 'directory' ? 'directory' : signatureOf(local.stat);
+    if (code === 'precondition_failed' || code === 'not_found' || status === 404 || code === 'blocks_missing') {
+      if (status === 404) await this.#checkObject(signal);
+      // Someone committed first (or the entry is gone): read what is there now; the next round replans.
+      await this.#refreshEntry(path, err, signal);
+      return;
+    }
+    if (code === 'invalid_path' || (status === 400 && code !== 'invalid_request')) {
+      this.#problem(path, 'invalid_name', `the server refuses this name: ${(err as Error).message}`, signature);
+      return;
+    }
+    if (code === 'entry_too_large' || status === 413) {
+      this.#problem(path, 'too_large', `over the maximum entry size: ${(err as Error).message}`, signature);
+      return;
+    }
+    if (status === 403) {
+      this.#role = undefined; // the role changed: ask again
+      this.#problem(path, 'read_only', `the server refuses writes by this user (403): ${(err as Error).message}`, 'read_only');
+      return;
+    }
+    if (isFsError(err)) {
+      this.#problem(path, 'write_error', `the local file could not be written: ${(err as Error).message}`, '');
+      return;
+    }
+    throw err;
+  }
+
+  async #refreshEntry(path: string, err: unknown, signal: AbortSignal): Promise<void> {
+    const current = err instanceof ApiError ? (err.details.current as Entry | undefined) : undefined;
+    if (current !== undefined && typeof current === 'object' && typeof current.version === 'string') {
+      this.#state.putRemote([current]);
+      return;
+    }
+    try {
+      const answer = await this.#client.getEntry(this.#options.objectId, path, { signal });
+      if (!answer.notModified) this.#state.putRemote([answer.entry]);
+    } catch (e) {
+      if (statusOf(e) !== 404) throw e;
+      const known = this.#state.allRemote().get(path);
+      if (known !== undefined && !known.deleted) this.#state.putRemote([{ ...known, deleted: true, blocks: [] }]);
+    }
+  }
+
+  #record(path: string, local: LocalEntry | undefined, entry: Entry | undefined): void {
+    if (local === undefined || entry === undefined || entry.deleted) {
+      this.#state.deleteBase(path);
+      return;
+    }
+    this.#state.putBase({
+      path,
+      kind: entry.kind,
+      ...local.stat,
+      blocks: entry.kind === 'file' ? entry.blocks : [],
+      contentHash: entry.kind === 'file' ? entry.contentHash : null,
+      version: entry.version,
+    });
+  }
+
+  /** The local file still is what the scan saw (never overwrite or delete an edit made since). */
+  async #unchangedSinceScan(path: string, local: LocalEntry | undefined): Promise<boolean> {
+    try {
+      const s = await lstat(this.#abs(path));
+      if (local === undefined) return false;
+      if (local.kind === 'directory') return s.isDirectory();
+      return s.isFile() && sameStat({ size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode }, local.stat);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return local === undefined;
+      throw err;
+    }
+  }
+
+  async #upload(
+    path: string,
+    local: LocalEntry,
+    precondition: Precondition,
+    reuseBlocksOf: string | undefined,
+    base: Map<string, BaseRow>,
+    remote: Map<string, Entry>,
+    report: SyncReport,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const reason = invalidNameReason(path);
+    if (reason !== undefined) {
+      this.#problem(path, 'invalid_name', reason, local.kind === 'directory' ? 'directory' : signatureOf(local.stat));
+      return false;
+    }
+    const objectId = this.#options.objectId;
+    const mtime = new Date(local.stat.mtimeMs).toISOString();
+    let entry: Entry;
+    if (local.kind === 'directory') {
+      entry = (await this.#client.putEntry(objectId, path, { kind: 'directory', mtime }, precondition, { signal })).entry;
+    } else {
+      entry = await this.#uploadFile(path, local, precondition, reuseBlocksOf, base, remote, report, signal);
+    }
+    this.#state.transaction(() => {
+      this.#state.putRemote([entry]);
+      this.#state.putBase({
+        path,
+        kind: entry.kind,
+        ...local.stat,
+        blocks: entry.kind === 'file' ? entry.blocks : [],
+        contentHash: entry.kind === 'file' ? entry.contentHash : null,
+        version: entry.version,
+      });
+    });
+    this.#emit({ type: 'committed', path, version: entry.version, direction: 'up' });
+    return true;
+  }
+
+  async #uploadFile(
+    path: string,
+    local: LocalEntry,
+    precondition: Precondition,
+    reuseBlocksOf: string | undefined,
+    base: Map<string, BaseRow>,
+    remote: Map<string, Entry>,
+    report: SyncReport,
+    signal: AbortSignal,
+  ): Promise<Entry> {
+    const objectId = this.#options.objectId;
+    const abs = this.#abs(path);
+    const mtime = new Date(local.stat.mtimeMs).toISOString();
+    if (reuseBlocksOf !== undefined) {
+      // A rename or a copy: the blocks are already possessed, so the commit alone does it. The
+      // file must still be what was hashed; a 409 (blocks collected since) falls back to sending.
+      const known = base.get(reuseBlocksOf)?.blocks ?? remote.get(reuseBlocksOf)?.blocks;
+      if (known !== undefined && contentHashOfBlocks(known) === local.contentHash && (await this.#unchangedSinceScan(path, local))) {
+        try {
+          return (await this.#client.putEntry(objectId, path, { kind: 'file', blocks: known, mtime }, precondition, { signal })).entry;
+        } catch (err) {
+          if (codeOf(err) !== 'blocks_missing') throw err;
+        }
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const totalBytes = local.stat.size;
+        let sent = 0;
+        const result = await this.#client.upload(objectId, path, fileChunks(abs, local.stat, signal), precondition, {
+          signal,
+          mtime,
+          parallelism: 4,
+          onBlockUploaded: (block) => {
+            sent += block.size;
+            this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
+          },
+        });
+        report.uploadedBlocks = (report.uploadedBlocks ?? 0) + result.uploadedBlocks;
+        report.uploadedBytes = (report.uploadedBytes ?? 0) + result.uploadedBytes;
+        if (result.entry.contentHash !== local.contentHash) {
+          // The commit is the file as read now; the scan's hash was older. The base records what was committed.
+          local.contentHash = result.entry.contentHash;
+          local.blocks = result.entry.blocks;
+        }
+        return result.entry;
+      } catch (err) {
+        // Blocks collected between `missing` and the commit: ask `missing` again, once.
+        if (codeOf(err) === 'blocks_missing' && attempt < 2) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Downloads a remote entry into place: temp file in the same folder, fsync, verify, re-check the target, rename. */
+  async #download(path: string, entry: Entry, local: LocalEntry | undefined, signal: AbortSignal): Promise<boolean> {
+    const abs = this.#abs(path);
+    if (entry.kind === 'directory') {
+      await mkdir(abs, { recursive: true });
+      const s = await lstat(abs);
+      this.#state.putBase({
+        path,
+        kind: 'directory',
+        size: 0,
+        mtimeMs: s.mtimeMs,
+        ino: s.ino,
+        mode: s.mode,
+        blocks: [],
+        contentHash: null,
+        version: entry.version,
+      });
+      this.#emit({ type: 'committed', path, version: entry.version, direction: 'down' });
+      return true;
+    }
+    await mkdir(dirname(abs), { recursive: true });
+    const temp = join(dirname(abs), `${tempPrefix}${randomBytes(6).toString('hex')}`);
+    let blocks: BlockRef[];
+    try {
+      blocks = await this.#fetchTo(path, entry, temp, signal);
+      if (contentHashOfBlocks(blocks) !== entry.contentHash) {
+        // A newer version streamed (or the answer was cut): the change feed brings the new one.
+        await rm(temp, { force: true });
+        return false;
+      }
+      if (!(await this.#unchangedSinceScan(path, local))) {
+        // Edited (or created) here since the scan: never overwrite it; the next pass sees both changes.
+        await rm(temp, { force: true });
+        return false;
+      }
+      const previousMode = local?.stat.mode;
+      const mode = (entry as Entry & { mode?: number }).mode ?? previousMode;
+      if (mode !== undefined) await chmod(temp, mode & 0o7777);
+      const mtime = new Date(entry.mtime);
+      if (!Number.isNaN(mtime.getTime())) await utimes(temp, mtime, mtime);
+      if (local?.kind === 'directory') await rmdir(abs);
+      await rename(temp, abs);
+      await syncDirectory(dirname(abs));
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    const s = await lstat(abs);
+    const stat = { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode };
+    this.#state.transaction(() => {
+      this.#state.putBase({ path, kind: 'file', ...stat, blocks: entry.blocks, contentHash: entry.contentHash, version: entry.version });
+      this.#state.putHash({ path, ...stat, blocks, contentHash: entry.contentHash });
+    });
+    this.#emit({ type: 'committed', path, version: entry.version, direction: 'down' });
+    return true;
+  }
+
+  /** Streams the entry's content into `temp`, hashing it in blocks as it is written; fsyncs. */
+  async #fetchTo(path: string, entry: Entry, temp: string, signal: AbortSignal): Promise<BlockRef[]> {
+    const handle = await open(temp, 'wx', 0o644);
+    const blocks: BlockRef[] = [];
+    try {
+      let hash = createHash('sha256');
+      let inBlock = 0;
+      let written = 0;
+      const answer = await this.#client.content(this.#options.objectId, path, { signal });
+      if (answer.body !== null) {
+        const reader = answer.body.getReader();
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            await handle.write(value);
+            written += value.length;
+            this.#emit({ type: 'download', path, bytes: written, totalBytes: entry.size });
+            for (let offset = 0; offset < value.length;) {
+              const n = Math.min(maxBlockSize - inBlock, value.length - offset);
+              hash.update(value.subarray(offset, offset + n));
+              inBlock += n;
+              offset += n;
+              if (inBlock === maxBlockSize) {
+                blocks.push({ sha256: hash.digest('hex'), size: inBlock });
+                hash = createHash('sha256');
+                inBlock = 0;
+              }
+            }
+          }
+        } finally {
+          reader.releaseLock();
+        }
+      }
+      if (inBlock > 0) blocks.push({ sha256: hash.digest('hex'), size: inBlock });
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return blocks;
+  }
+
+  async #deleteLocal(path: string, local: LocalEntry, entry: Entry | undefined, report: SyncReport, signal: AbortSignal): Promise<boolean> {
+    if (!(await this.#unchangedSinceScan(path, local))) return false;
+    const abs = this.#abs(path);
+    if (local.kind === 'directory') {
+      try {
+        // Editor and OS droppings (.DS_Store, Thumbs.db, swap files) do not keep a deleted directory alive.
+        for (const name of await readdir(abs)) {
+          if (isBuiltinIgnored(name)) await rm(join(abs, name), { force: true });
+        }
+        await rmdir(abs);
+        await syncDirectory(dirname(abs));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // Something new was put inside: the directory is modified here, and a modification wins.
+        const ok = await this.#upload(path, local, { ifNoneMatch: '*' }, undefined, new Map(), new Map(), report, signal);
+        if (ok) report.uploaded++;
+        return false;
+      }
+    } else {
+      await unlink(abs);
+      await syncDirectory(dirname(abs));
+    }
+    this.#state.deleteBase(path);
+    this.#emit({ type: 'committed', path, version: entry?.version ?? '', direction: 'delete-down' });
+    return true;
+  }
+
+  async #conflict(
+    path: string,
+    local: LocalEntry,
+    entry: Entry,
+    scan: ScanResult,
+    remote: Map<string, Entry>,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    if (!(await this.#unchangedSinceScan(path, local))) return false;
+    const at = new Date();
+    const copy = conflictCopyPath(path, this.#options.deviceName, at, (p) => scan.entries.has(p) || remote.has(p));
+    await rename(this.#abs(path), this.#abs(copy));
+    await syncDirectory(dirname(this.#abs(path)));
+    this.#state.transaction(() => {
+      this.#state.addConflict(path, copy, at);
+      this.#state.deleteBase(path);
+    });
+    this.#emit({ type: 'conflict', path, copy });
+    // The remote version takes the name; the copy is uploaded as a new file by the next round.
+    await this.#download(path, entry, undefined, signal);
+    return true;
+  }
+
+  // ---- continuous
+
+  /** Sync continuously until `signal` aborts; rejects with AgentStopped when it must stop for good. */
+  async run(signal: AbortSignal): Promise<void> {
+    // `done` ends the background poll when the loop ends for any reason (a stop included).
+    const done = new AbortController();
+    const both = AbortSignal.any([signal, this.#closing.signal, done.signal]);
+    let wake: (() => void) | undefined;
+    let dirty = true;
+    const poke = (): void => {
+      dirty = true;
+      wake?.();
+    };
+    let stopped: Error | undefined;
+    const fail = (err: Error): void => {
+      stopped ??= err;
+      poke();
+    };
+    const watcher = this.#watch(poke);
+    const notifications = this.#pollNotifications(both, poke, fail);
+    const scanEvery = this.#options.scanIntervalMs ?? 60_000;
+    let failures = 0;
+    let nextScan = Date.now();
+    try {
+      while (!both.aborted) {
+        if (stopped !== undefined) throw stopped;
+        if (dirty || Date.now() >= nextScan) {
+          dirty = false;
+          try {
+            await this.syncOnce(both);
+            failures = 0;
+            nextScan = Date.now() + scanEvery;
+            this.#emit({ type: 'idle' });
+          } catch (err) {
+            if (both.aborted) break;
+            if (err instanceof AgentStopped) throw err;
+            // Anything else is waited out (the network, throttling, a server restarting, a local hiccup).
+            failures++;
+            const delayMs = backoffMs(failures, Math.random(), retryAfterOf(err));
+            this.#emit({ type: 'retry', reason: (err as Error).message ?? String(err), delayMs });
+            dirty = true;
+            await sleep(delayMs, both);
+            continue;
+          }
+        }
+        if (dirty || stopped !== undefined) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resume, Math.max(0, nextScan - Date.now()));
+          function resume(): void {
+            clearTimeout(timer);
+            both.removeEventListener('abort', resume);
+            wake = undefined;
+            resolve();
+          }
+          wake = resume;
+          both.addEventListener('abort', resume, { once: true });
+        });
+        // Gather a burst of hints into one pass.
+        if (dirty && !both.aborted) await sleep(hintDebounceMs, both);
+      }
+    } finally {
+      watcher?.close();
+      wake = undefined;
+      done.abort();
+      await notifications.catch(() => undefined);
+    }
+    if (stopped !== undefined && !signal.aborted) throw stopped;
+  }
+
+  #watch(poke: () => void): FSWatcher | undefined {
+    const own = new Set(this.#ownFiles());
+    try {
+      const watcher = watch(this.#dir, { recursive: true }, (_event, name) => {
+        // The agent's own files (temporary downloads, the state database when it lives inside) are not news.
+        if (typeof name === 'string') {
+          const rel = name.split(sep).join('/');
+          if (own.has(rel) || rel.split('/').pop()?.startsWith(tempPrefix) === true) return;
+        }
+        poke();
+      });
+      watcher.on('error', () => watcher.close());
+      return watcher;
+    } catch {
+      return undefined; // no fs.watch here: the periodic scan alone
+    }
+  }
+
+  /** The notification long poll: pokes the loop when this object changed, fails it when the object is gone or the token refused. */
+  async #pollNotifications(signal: AbortSignal, poke: () => void, fail: (err: Error) => void): Promise<void> {
+    let cursor: string | undefined;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const answer = await this.#client.notifications({ cursor, wait: cursor === undefined ? 0 : 30, signal });
+        failures = 0;
+        const mine = answer.objects.find((o) => o.id === this.#options.objectId);
+        if (cursor === undefined && mine === undefined) {
+          // The full list does not name the object: this user is not a member (any more).
+          fail(this.#objectGone('not among the objects of this user'));
+          return;
+        }
+        if (mine?.removed === true) {
+          fail(this.#objectGone('the notification said removed'));
+          return;
+        }
+        if (mine?.role !== undefined && mine.role !== this.#role) this.#role = mine.role;
+        cursor = answer.cursor;
+        if (mine !== undefined) poke();
+      } catch (err) {
+        if (signal.aborted) return;
+        const stop = this.#stopFor(err);
+        if (stop !== undefined) {
+          fail(stop);
+          return;
+        }
+        if (codeOf(err) === 'cursor_expired') cursor = undefined;
+        failures++;
+        await sleep(backoffMs(failures, Math.random(), retryAfterOf(err)), signal);
+      }
+    }
+  }
+
+  /** The agent's status from its state database. */
+  status(): AgentStatus {
+    return statusFromDb(this.#state.db, this.#options.objectId, this.#dir);
+  }
+
+  /** Stops work in flight and closes the state database. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort(new Error('the agent was closed'));
+    await this.#running.catch(() => undefined);
+    this.#state.close();
+  }
+}
+
+/**
+ * Makes a rename or unlink in `dir` durable before the base records it: after a power loss the
+ * folder must not hold the old file under a base that says the new one (it would read as a
+ * local edit and be uploaded over the newer version), nor a deleted file back (a resurrection).
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isFsError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+function directionOf(a: PlannedAction): 'up' | 'down' {
+  return a.action.type === 'upload' || a.action.type === 'delete-remote' ? 'up' : 'down';
+}

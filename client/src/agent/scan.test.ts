@@ -1,0 +1,175 @@
+// The folder scan on a temp folder: what is ignored, what is a problem, that a file is hashed
+// only when its size, mtime or inode changed, and that a file changing while it is read is
+// never recorded half-old half-new. Also the backoff of `run`.
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { backoffMs, isTransient } from './engine.ts';
+import { FileChangedError, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
+import { StateDb } from './state.ts';
+import { ApiError } from '@meshwork/contract';
+import { NetworkError } from '../errors.ts';
+
+let dir: string;
+let state: StateDb;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'meshwork-scan-'));
+  state = new StateDb(join(dir, '.state', 'agent.db'));
+});
+
+afterEach(() => {
+  state.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ignore rules', () => {
+  it.each([
+    ['notes.txt', false],
+    ['.notes.txt.swp', true],
+    ['draft~', true],
+    ['.#draft', true],
+    ['#draft#', true],
+    ['photos/.DS_Store', true],
+    ['Thumbs.db', true],
+    ['upload.tmp', true],
+    ['~$report.docx', true],
+    ['.meshwork-tmp-1a2b3c', true],
+    ['.meshworkignore', false],
+    ['build/out.o', true],
+    ['src/keep.log', false],
+    ['debug.log', true],
+  ])('%s ignored: %s', (path, ignored) => {
+    writeFileSync(join(dir, '.meshworkignore'), 'build/\n*.log\n!src/keep.log\n');
+    const rules = loadIgnore(dir);
+    expect(isIgnored(rules, path)).toBe(ignored);
+  });
+
+  it('ignores a directory named by a directory pattern', () => {
+    writeFileSync(join(dir, '.meshworkignore'), 'build/\n');
+    expect(isIgnored(loadIgnore(dir), 'build', true)).toBe(true);
+    expect(isIgnored(loadIgnore(dir), 'build', false)).toBe(false);
+  });
+});
+
+describe('scanFolder', () => {
+  const rules = (): ReturnType<typeof loadIgnore> => loadIgnore(dir, ['.state/']);
+
+  it('lists files and directories, skips ignored ones, reports symlinks', async () => {
+    mkdirSync(join(dir, 'a/b'), { recursive: true });
+    writeFileSync(join(dir, 'a/one.txt'), 'one');
+    writeFileSync(join(dir, 'x.swp'), 'swap');
+    symlinkSync('/etc/hostname', join(dir, 'link'));
+    const scan = await scanFolder(dir, state, new Map(), rules());
+    expect([...scan.entries.keys()].sort()).toEqual(['a', 'a/b', 'a/one.txt']);
+    expect(scan.problems.get('link')?.code).toBe('symlink');
+    expect(scan.skipped.has('link')).toBe(true);
+    expect(scan.entries.get('a/one.txt')?.contentHash).toBe(
+      contentHashOfBlocks([{ sha256: '7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed', size: 3 }]),
+    );
+  });
+
+  it('reports a fifo as not a file', async () => {
+    expect(spawnSync('mkfifo', [join(dir, 'pipe')]).status).toBe(0);
+    const scan = await scanFolder(dir, state, new Map(), rules());
+    expect(scan.problems.get('pipe')?.code).toBe('not_a_file');
+    expect(scan.entries.has('pipe')).toBe(false);
+  });
+
+  it('hashes a file again only when its size, mtime or inode changed', async () => {
+    writeFileSync(join(dir, 'f'), 'first');
+    expect((await scanFolder(dir, state, new Map(), rules())).changed).toBe(1);
+    expect((await scanFolder(dir, state, new Map(), rules())).changed).toBe(0);
+    utimesSync(join(dir, 'f'), new Date(), new Date(Date.now() + 5000));
+    expect((await scanFolder(dir, state, new Map(), rules())).changed).toBe(1);
+    writeFileSync(join(dir, 'f.new'), 'second');
+    rmSync(join(dir, 'f'));
+    const scan = await scanFolder(dir, state, new Map(), rules());
+    expect(scan.changed).toBe(1);
+    expect(scan.entries.has('f')).toBe(false);
+  });
+});
+
+describe('readBlocks', () => {
+  it('raises FileChangedError for a file that changed since it was scanned', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, 'v1');
+    const { stat } = await readBlocks(file, undefined);
+    writeFileSync(file, 'v2 longer');
+    await expect(readBlocks(file, stat)).rejects.toBeInstanceOf(FileChangedError);
+  });
+
+  it('raises FileChangedError for a file that changes while it is read', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, 'v1');
+    const read = readBlocks(file, undefined, async () => {
+      appendFileSync(file, ' and more');
+      await Promise.resolve();
+    });
+    await expect(read).rejects.toBeInstanceOf(FileChangedError);
+  });
+
+  it('splits into blocks of 4 MiB', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, new Uint8Array(4 * 1024 * 1024 + 1));
+    const { blocks } = await readBlocks(file, undefined);
+    expect(blocks.map((b) => b.size)).toEqual([4 * 1024 * 1024, 1]);
+  });
+});
+
+describe('fileChunks (what an upload reads)', () => {
+  it('hands over the file in 4 MiB chunks', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, new Uint8Array(5 * 1024 * 1024));
+    const { stat } = await readBlocks(file, undefined);
+    const sizes: number[] = [];
+    for await (const chunk of fileChunks(file, stat)) sizes.push(chunk.length);
+    expect(sizes).toEqual([4 * 1024 * 1024, 1024 * 1024]);
+  });
+
+  it('raises FileChangedError when the file changes during the upload, before anything is committed', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, new Uint8Array(5 * 1024 * 1024));
+    const { stat } = await readBlocks(file, undefined);
+    const read = (async () => {
+      let read = 0;
+      for await (const chunk of fileChunks(file, stat)) {
+        read += chunk.length;
+        appendFileSync(file, 'more');
+      }
+      return read;
+    })();
+    await expect(read).rejects.toBeInstanceOf(FileChangedError);
+  });
+
+  it('fails for an unreadable folder instead of reporting it empty', async () => {
+    await expect(scanFolder(join(dir, 'missing'), state, new Map(), loadIgnore(dir))).rejects.toThrow(/cannot be read/);
+  });
+});
+
+describe('backoff', () => {
+  it.each([
+    [1, 0, undefined, 250],
+    [1, 0.999, undefined, 500],
+    [3, 0, undefined, 1000],
+    [10, 0, undefined, 15_000],
+    [10, 0.999, undefined, 29_985],
+    [1, 0, 3000, 3000],
+    [1, 0.5, 3000, 3300],
+    [1, 0, 120_000, 120_000],
+  ])('after %i failures (random %f, Retry-After %s) waits %i ms', (failures, random, retryAfter, ms) => {
+    expect(backoffMs(failures, random, retryAfter)).toBe(ms);
+  });
+
+  it.each([
+    [new NetworkError('down', { cause: undefined }), true],
+    [new ApiError('rate_limited', 'slow down'), true],
+    [new ApiError('store_unavailable', 'etcd'), true],
+    [new ApiError('precondition_failed', 'lost a race'), false],
+    [new ApiError('unauthenticated', 'revoked'), false],
+  ])('%s is transient: %s', (err, transient) => {
+    expect(isTransient(err)).toBe(transient);
+  });
+});

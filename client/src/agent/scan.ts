@@ -1,0 +1,268 @@
+// Reading the folder: which paths are synced (`.meshworkignore` in gitignore syntax plus the
+// temporary files of editors, operating systems and the agent itself), what each holds, and
+// what cannot be synced (symlinks are not followed, sockets and devices are not files, an
+// unreadable file is a problem, not a deletion). A file is hashed only when its size, mtime or
+// inode differ from the base or the hash cache; a file that changes while it is read is left
+// for a later pass rather than recorded half-old half-new.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+// `ignore` is a production dependency of @meshwork/client (client/package.json); the boundaries
+// rule reads only the root manifest's dependencies.
+// eslint-disable-next-line meshwork/boundaries
+import ignore, { type Ignore } from 'ignore';
+import { maxBlockSize } from '../blocks.ts';
+import type { BlockRef } from '../types.ts';
+import type { ProblemCode } from './index.ts';
+import type { BaseRow, FileStat, HashRow, StateDb } from './state.ts';
+
+/** The prefix of the agent's own temporary files (downloads in progress). */
+export const tempPrefix = '.meshwork-tmp-';
+
+/** Names never synced: temporary files of common editors and operating systems, and the agent's own. */
+export const builtinIgnores: readonly string[] = [
+  '*.swp',
+  '*.swo',
+  '*~',
+  '.#*',
+  // A leading # starts a comment in gitignore syntax: escaped, it is Emacs's auto-save name.
+  '\\#*#',
+  '.DS_Store',
+  'Thumbs.db',
+  'desktop.ini',
+  '*.tmp',
+  '~$*',
+  `${tempPrefix}*`,
+  '.meshworkignore.tmp',
+];
+
+const builtinRules = ignore().add(builtinIgnores);
+
+/** Whether a file name is one of the built-in ignores (a temporary file of an editor, the OS or the agent). */
+export function isBuiltinIgnored(name: string): boolean {
+  return builtinRules.ignores(name);
+}
+
+/** The ignore rules of a folder: built-ins, its `.meshworkignore`, and extra paths (the state database when it lives inside). */
+export function loadIgnore(dir: string, extra: readonly string[] = []): Ignore {
+  const rules = ignore().add(builtinIgnores);
+  try {
+    rules.add(readFileSync(join(dir, '.meshworkignore'), 'utf8'));
+  } catch {
+    // No .meshworkignore: the built-ins alone.
+  }
+  return rules.add(extra);
+}
+
+/** Whether a relative path is ignored (a directory is asked about with a trailing slash too). */
+export function isIgnored(rules: Ignore, path: string, directory = false): boolean {
+  return rules.ignores(path) || (directory && rules.ignores(`${path}/`));
+}
+
+/** A local path as the scan saw it. */
+export interface LocalEntry {
+  kind: 'file' | 'directory';
+  stat: FileStat;
+  /** Blocks and content hash of a file (empty and null for a directory). */
+  blocks: BlockRef[];
+  contentHash: string | null;
+}
+
+/** What a scan found: the synced paths, the ones to leave alone this pass, and problems. */
+export interface ScanResult {
+  entries: Map<string, LocalEntry>;
+  /** Paths not to plan this pass (a problem, or a file changing while read): neither side acts on them. */
+  skipped: Set<string>;
+  problems: Map<string, { code: ProblemCode; message: string; signature: string }>;
+  files: number;
+  changed: number;
+}
+
+/** A stat's identity as a string (a problem is tried again once it changes). */
+export function signatureOf(stat: FileStat): string {
+  return `${stat.size}:${stat.mtimeMs}:${stat.ino}`;
+}
+
+/** Whether two stats name the same file contents as far as the file system tells. */
+export function sameStat(a: FileStat, b: FileStat): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
+
+/** The file changed while it was read: try again later. */
+export class FileChangedError extends Error {
+  constructor(path: string) {
+    super(`${path} changed while it was read`);
+    this.name = 'FileChangedError';
+  }
+}
+
+/** The content hash of a block list (docs/api.md): sha256 over `<sha256>:<size>\n` lines. */
+export function contentHashOfBlocks(blocks: readonly BlockRef[]): string {
+  return createHash('sha256')
+    .update(blocks.map((b) => `${b.sha256}:${b.size}\n`).join(''))
+    .digest('hex');
+}
+
+function statOf(s: { size: number; mtimeMs: number; ino: number; mode: number }): FileStat {
+  return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode };
+}
+
+/**
+ * Reads a file block by block, handing each block to `onBlock` (for an upload) and hashing it;
+ * answers the block list. Raises FileChangedError when the file's size, mtime or inode at the
+ * end differ from `expected` or from the start: nothing read that way is ever committed.
+ */
+export async function readBlocks(
+  file: string,
+  expected: FileStat | undefined,
+  onBlock?: (block: Uint8Array, ref: BlockRef) => Promise<void>,
+): Promise<{ blocks: BlockRef[]; contentHash: string; stat: FileStat }> {
+  const handle = await open(file, 'r');
+  try {
+    const before = statOf(await handle.stat());
+    if (expected !== undefined && !sameStat(before, expected)) throw new FileChangedError(file);
+    const blocks: BlockRef[] = [];
+    for (let position = 0; ;) {
+      // A fresh buffer per block: an upload may still hold the previous one.
+      const buffer = new Uint8Array(maxBlockSize);
+      let filled = 0;
+      while (filled < maxBlockSize) {
+        const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+        position += bytesRead;
+      }
+      if (filled === 0) break;
+      const block = buffer.subarray(0, filled);
+      const ref = { sha256: createHash('sha256').update(block).digest('hex'), size: filled };
+      blocks.push(ref);
+      await onBlock?.(block, ref);
+      if (filled < maxBlockSize) break;
+    }
+    const after = statOf(await handle.stat());
+    const named = statOf(await lstat(file));
+    if (!sameStat(before, after) || !sameStat(before, named) || blocks.reduce((n, b) => n + b.size, 0) !== before.size) {
+      throw new FileChangedError(file);
+    }
+    return { blocks, contentHash: contentHashOfBlocks(blocks), stat: before };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Scans the folder against the base and the hash cache (hashes only what changed). */
+export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<string, BaseRow>, rules: Ignore): Promise<ScanResult> {
+  const result: ScanResult = { entries: new Map(), skipped: new Set(), problems: new Map(), files: 0, changed: 0 };
+  const hashed: HashRow[] = [];
+  const problem = (path: string, code: ProblemCode, message: string, signature = ''): void => {
+    result.problems.set(path, { code, message, signature });
+    result.skipped.add(path);
+  };
+  const walk = async (rel: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await readdir(rel === '' ? dir : join(dir, rel));
+    } catch (err) {
+      // A folder that is gone or unreadable (an unmounted disk) is not a folder whose files were
+      // all deleted: the pass fails rather than deleting everything on the server.
+      if (rel === '') throw new Error(`the folder ${dir} cannot be read: ${(err as Error).message}`, { cause: err });
+      problem(rel, 'read_error', `the directory could not be read: ${(err as Error).message}`);
+      result.entries.delete(rel);
+      return;
+    }
+    for (const name of names.sort()) {
+      // Not normalised: a name that is not NFC would come back from the server under another
+      // name, so it is refused (invalid_name) rather than renamed behind the user's back.
+      const path = rel === '' ? name : `${rel}/${name}`;
+      const abs = join(dir, rel, name);
+      let s;
+      try {
+        s = await lstat(abs);
+      } catch {
+        continue; // gone since the listing: the next pass sees it as it is then
+      }
+      if (isIgnored(rules, path, s.isDirectory())) continue;
+      if (s.isSymbolicLink()) {
+        problem(path, 'symlink', 'symbolic links are not followed');
+        continue;
+      }
+      if (s.isDirectory()) {
+        result.entries.set(path, { kind: 'directory', stat: statOf(s), blocks: [], contentHash: null });
+        await walk(path);
+        continue;
+      }
+      if (!s.isFile()) {
+        problem(path, 'not_a_file', 'not a regular file (a socket, fifo or device)');
+        continue;
+      }
+      result.files++;
+      const stat = statOf(s);
+      const known = base.get(path);
+      if (known !== undefined && known.kind === 'file' && sameStat(known, stat) && known.contentHash !== null) {
+        result.entries.set(path, { kind: 'file', stat, blocks: known.blocks, contentHash: known.contentHash });
+        continue;
+      }
+      const cached = state.getHash(path);
+      if (cached !== undefined && sameStat(cached, stat)) {
+        result.entries.set(path, { kind: 'file', stat, blocks: cached.blocks, contentHash: cached.contentHash });
+        continue;
+      }
+      result.changed++;
+      try {
+        const read = await readBlocks(abs, stat);
+        hashed.push({ path, ...read.stat, blocks: read.blocks, contentHash: read.contentHash });
+        result.entries.set(path, { kind: 'file', stat: read.stat, blocks: read.blocks, contentHash: read.contentHash });
+      } catch (err) {
+        if (err instanceof FileChangedError) result.skipped.add(path);
+        else problem(path, 'read_error', `the file could not be read: ${(err as Error).message}`, signatureOf(stat));
+      }
+    }
+  };
+  await walk('');
+  // One durable commit for the whole scan rather than one per file hashed.
+  state.transaction(() => {
+    for (const row of hashed) state.putHash(row);
+    state.pruneHashes(new Set(result.entries.keys()));
+  });
+  return result;
+}
+
+/**
+ * A file's bytes in 4 MiB chunks for `upload` (which hashes what it sends: hash and upload are
+ * one read); raises FileChangedError at the end when the file is no longer what was scanned,
+ * before the commit, so a file edited during its upload is never committed half-old half-new.
+ */
+export async function* fileChunks(abs: string, expected: FileStat, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const handle = await open(abs, 'r');
+  try {
+    const s = await handle.stat();
+    if (!sameStat({ size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode }, expected)) throw new FileChangedError(abs);
+    let total = 0;
+    for (let position = 0; ;) {
+      signal?.throwIfAborted();
+      const buffer = new Uint8Array(maxBlockSize);
+      let filled = 0;
+      while (filled < maxBlockSize) {
+        const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+        position += bytesRead;
+      }
+      total += filled;
+      if (filled > 0) yield buffer.subarray(0, filled);
+      if (filled < maxBlockSize) break;
+    }
+    const after = await handle.stat();
+    const named = await lstat(abs);
+    const now = { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino, mode: after.mode };
+    if (
+      !sameStat(now, expected) ||
+      !sameStat({ size: named.size, mtimeMs: named.mtimeMs, ino: named.ino, mode: named.mode }, expected) ||
+      total !== expected.size
+    )
+      throw new FileChangedError(abs);
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,85 @@
+// The state database's rules that crash safety leans on: an older answer never replaces a newer
+// entry, a relist records what it no longer names as deleted, and the status reads back from
+// another (read-only) connection.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Entry } from '../types.ts';
+import { StateDb, compareVersions, readStatusFrom } from './state.ts';
+
+let dir: string;
+let state: StateDb;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'meshwork-state-'));
+  state = new StateDb(join(dir, 'agent.db'));
+});
+
+afterEach(() => {
+  state.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const entry = (path: string, version: string, deleted = false): Entry => ({
+  path,
+  kind: 'file',
+  size: 1,
+  blocks: deleted ? [] : [{ sha256: 'a'.repeat(64), size: 1 }],
+  contentHash: 'h',
+  modifiedBy: 'd1',
+  mtime: '2026-01-01T00:00:00.000Z',
+  deleted,
+  version,
+});
+
+describe('compareVersions', () => {
+  it.each([
+    ['9', '10', -1],
+    ['10', '9', 1],
+    ['123456789012345678901', '123456789012345678900', 1],
+    ['7', '7', 0],
+  ])('%s vs %s → %i', (a, b, expected) => {
+    expect(compareVersions(a, b)).toBe(expected);
+  });
+});
+
+describe('the remote record', () => {
+  it('keeps the newest version of each path whatever order answers arrive in', () => {
+    state.putRemote([entry('a', '12')]);
+    state.putRemote([entry('a', '9', true)]);
+    expect(state.allRemote().get('a')).toMatchObject({ version: '12', deleted: false });
+    state.putRemote([entry('a', '13', true)]);
+    expect(state.allRemote().get('a')).toMatchObject({ version: '13', deleted: true });
+  });
+
+  it('records what a relist no longer names as deleted', () => {
+    state.putRemote([entry('kept', '5'), entry('gone', '6')]);
+    state.replaceRemote([entry('kept', '5'), entry('new', '20')]);
+    const remote = state.allRemote();
+    expect(remote.get('gone')).toMatchObject({ deleted: true });
+    expect(remote.get('kept')).toMatchObject({ deleted: false });
+    expect(remote.get('new')).toMatchObject({ version: '20' });
+  });
+});
+
+describe('readStatusFrom', () => {
+  it('reads the status through a read-only connection while the agent holds the database', () => {
+    state.setMeta('cursor', '42');
+    state.putProblem('x', 'symlink', 'symbolic links are not followed', '', new Date('2026-01-01T00:00:00Z'));
+    state.addConflict('p.txt', 'p (conflict from a 2026-01-01 000000).txt', new Date('2026-01-01T00:00:00Z'));
+    state.setPending([{ path: 'up.txt', direction: 'up' }]);
+    state.recordStopped('unauthorized', 'revoked', new Date('2026-01-02T00:00:00Z'));
+    expect(readStatusFrom(join(dir, 'agent.db'))).toMatchObject({
+      cursor: '42',
+      pending: [{ path: 'up.txt', direction: 'up' }],
+      problems: [{ path: 'x', code: 'symlink', since: '2026-01-01T00:00:00.000Z' }],
+      conflicts: [{ path: 'p.txt', copy: 'p (conflict from a 2026-01-01 000000).txt' }],
+      stopped: { code: 'unauthorized', message: 'revoked', at: '2026-01-02T00:00:00.000Z' },
+    });
+  });
+
+  it('says so when the agent never ran', () => {
+    expect(() => readStatusFrom(join(dir, 'none.db'))).toThrow(/no agent state/);
+  });
+});

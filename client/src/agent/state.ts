@@ -1,0 +1,281 @@
+// The agent's state database (node:sqlite): what was last synced per path (the base of the
+// three-way plan), the server's entries as the change feed delivered them with the cursor they
+// were read at, a cache of local hashes keyed by size/mtime/inode (a file is rehashed only when
+// one of them changed), problems, conflicts and pending work. WAL with synchronous=FULL: a
+// commit that returned is on disk, so a kill -9 loses no recorded progress. The remote entries
+// and the cursor are written in one transaction, and applying them is derived from the records
+// (a remote entry that differs from the base is still to apply), so the stored cursor never
+// runs ahead of what will be applied.
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { BlockRef, Entry } from '../types.ts';
+import type { AgentStatus, ProblemCode, StopCode } from './index.ts';
+
+/** How a local file looked when it was hashed or synced: a change of any of these means rehash. */
+export interface FileStat {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  mode: number;
+}
+
+/** A base row: the content both sides agreed on, the server version, and the local file's stat then. */
+export interface BaseRow extends FileStat {
+  path: string;
+  kind: 'file' | 'directory';
+  blocks: BlockRef[];
+  contentHash: string | null;
+  version: string;
+}
+
+/** A cached hash of a local file at a given stat. */
+export interface HashRow extends FileStat {
+  path: string;
+  blocks: BlockRef[];
+  contentHash: string;
+}
+
+/** A problem row, with the stat the problem was seen at (a changed file is tried again). */
+export interface ProblemRow {
+  path: string;
+  code: ProblemCode;
+  message: string;
+  since: string;
+  signature: string;
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, mtime_ms REAL NOT NULL,
+  ino INTEGER NOT NULL, mode INTEGER NOT NULL, blocks TEXT NOT NULL, content_hash TEXT, version TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remote (path TEXT PRIMARY KEY, entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms REAL NOT NULL, ino INTEGER NOT NULL,
+  mode INTEGER NOT NULL, blocks TEXT NOT NULL, content_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS problems (path TEXT PRIMARY KEY, code TEXT NOT NULL, message TEXT NOT NULL, since TEXT NOT NULL,
+  signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, copy TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, direction TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+/** Compares two entry versions (etcd revisions, decimal); a non-numeric one compares as text. */
+export function compareVersions(a: string, b: string): number {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) {
+    const x = BigInt(a);
+    const y = BigInt(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The agent's state database for one folder and object. */
+export class StateDb {
+  readonly db: DatabaseSync;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.db = new DatabaseSync(path);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+    this.db.exec(schema);
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  /** Runs `fn` in one transaction (committed durably, or not at all). */
+  transaction<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  getMeta(key: string): string | null {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value ?? null;
+  }
+
+  setMeta(key: string, value: string | null): void {
+    if (value === null) this.db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+    else
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  // ---- base
+
+  allBase(): Map<string, BaseRow> {
+    const rows = this.db.prepare('SELECT * FROM base').all() as Record<string, unknown>[];
+    return new Map(rows.map((r) => [r.path as string, baseFromRow(r)]));
+  }
+
+  putBase(row: BaseRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO base (path, kind, size, mtime_ms, ino, mode, blocks, content_hash, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, ino = excluded.ino,
+         mode = excluded.mode, blocks = excluded.blocks, content_hash = excluded.content_hash, version = excluded.version`,
+      )
+      .run(row.path, row.kind, row.size, row.mtimeMs, row.ino, row.mode, JSON.stringify(row.blocks), row.contentHash, row.version);
+  }
+
+  deleteBase(path: string): void {
+    this.db.prepare('DELETE FROM base WHERE path = ?').run(path);
+  }
+
+  // ---- remote entries (the change feed, recorded)
+
+  allRemote(): Map<string, Entry> {
+    const rows = this.db.prepare('SELECT entry FROM remote').all() as { entry: string }[];
+    return new Map(rows.map((r) => JSON.parse(r.entry) as Entry).map((e) => [e.path, e]));
+  }
+
+  /** Records entries, keeping for each path the newest version (an older answer never replaces a newer one). */
+  putRemote(entries: readonly Entry[]): void {
+    const get = this.db.prepare('SELECT entry FROM remote WHERE path = ?');
+    const put = this.db.prepare('INSERT INTO remote (path, entry) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET entry = excluded.entry');
+    for (const e of entries) {
+      const row = get.get(e.path) as { entry: string } | undefined;
+      if (row !== undefined && compareVersions((JSON.parse(row.entry) as Entry).version, e.version) > 0) continue;
+      put.run(e.path, JSON.stringify(e));
+    }
+  }
+
+  /** Replaces the remote record by a full listing: paths it does not name are gone (recorded as tombstones). */
+  replaceRemote(live: readonly Entry[]): void {
+    const listed = new Set(live.map((e) => e.path));
+    const gone = [...this.allRemote().values()].filter((e) => !listed.has(e.path) && !e.deleted);
+    this.db.exec('DELETE FROM remote');
+    this.putRemote(live);
+    this.putRemote(gone.map((e) => ({ ...e, deleted: true, blocks: [] })));
+  }
+
+  // ---- local hash cache
+
+  getHash(path: string): HashRow | undefined {
+    const r = this.db.prepare('SELECT * FROM hashes WHERE path = ?').get(path) as Record<string, unknown> | undefined;
+    if (r === undefined) return undefined;
+    return {
+      path: r.path as string,
+      size: Number(r.size),
+      mtimeMs: Number(r.mtime_ms),
+      ino: Number(r.ino),
+      mode: Number(r.mode),
+      blocks: JSON.parse(r.blocks as string) as BlockRef[],
+      contentHash: r.content_hash as string,
+    };
+  }
+
+  putHash(row: HashRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO hashes (path, size, mtime_ms, ino, mode, blocks, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, ino = excluded.ino, mode = excluded.mode,
+         blocks = excluded.blocks, content_hash = excluded.content_hash`,
+      )
+      .run(row.path, row.size, row.mtimeMs, row.ino, row.mode, JSON.stringify(row.blocks), row.contentHash);
+  }
+
+  /** Drops cached hashes of paths no longer in the folder. */
+  pruneHashes(present: ReadonlySet<string>): void {
+    const rows = this.db.prepare('SELECT path FROM hashes').all() as { path: string }[];
+    const del = this.db.prepare('DELETE FROM hashes WHERE path = ?');
+    for (const r of rows) if (!present.has(r.path)) del.run(r.path);
+  }
+
+  // ---- problems, conflicts, pending
+
+  allProblems(): Map<string, ProblemRow> {
+    const rows = this.db.prepare('SELECT * FROM problems').all() as unknown as ProblemRow[];
+    return new Map(rows.map((r) => [r.path, { ...r }]));
+  }
+
+  putProblem(path: string, code: ProblemCode, message: string, signature: string, now: Date): boolean {
+    const old = this.db.prepare('SELECT code, signature FROM problems WHERE path = ?').get(path) as
+      { code: string; signature: string } | undefined;
+    if (old?.code === code && old.signature === signature) return false;
+    this.db
+      .prepare(
+        `INSERT INTO problems (path, code, message, since, signature) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(path) DO UPDATE SET code = excluded.code, message = excluded.message, since = excluded.since, signature = excluded.signature`,
+      )
+      .run(path, code, message, now.toISOString(), signature);
+    return true;
+  }
+
+  clearProblem(path: string): void {
+    this.db.prepare('DELETE FROM problems WHERE path = ?').run(path);
+  }
+
+  addConflict(path: string, copy: string, at: Date): void {
+    this.db.prepare('INSERT INTO conflicts (path, copy, at) VALUES (?, ?, ?)').run(path, copy, at.toISOString());
+  }
+
+  setPending(pending: readonly { path: string; direction: 'up' | 'down' }[]): void {
+    this.db.exec('DELETE FROM pending');
+    const put = this.db.prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
+    for (const p of pending) put.run(p.path, p.direction);
+  }
+
+  recordStopped(code: StopCode, message: string, at: Date): void {
+    this.setMeta('stopped', JSON.stringify({ code, message, at: at.toISOString() }));
+  }
+}
+
+function baseFromRow(r: Record<string, unknown>): BaseRow {
+  return {
+    path: r.path as string,
+    kind: r.kind as 'file' | 'directory',
+    size: Number(r.size),
+    mtimeMs: Number(r.mtime_ms),
+    ino: Number(r.ino),
+    mode: Number(r.mode),
+    blocks: JSON.parse(r.blocks as string) as BlockRef[],
+    contentHash: (r.content_hash as string | null) ?? null,
+    version: r.version as string,
+  };
+}
+
+/** The status as the database holds it (for `status()` and, read-only, for `readStatus`). */
+export function statusFromDb(db: DatabaseSync, objectId: string, dir: string): AgentStatus {
+  const meta = (key: string): string | null =>
+    (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value ?? null;
+  const stopped = meta('stopped');
+  return {
+    objectId: meta('objectId') ?? objectId,
+    dir: meta('dir') ?? dir,
+    cursor: meta('cursor'),
+    lastSyncAt: meta('lastSyncAt'),
+    pending: (db.prepare('SELECT path, direction FROM pending ORDER BY path').all() as { path: string; direction: 'up' | 'down' }[]).map(
+      (r) => ({ path: r.path, direction: r.direction }),
+    ),
+    problems: (
+      db.prepare('SELECT path, code, message, since FROM problems ORDER BY path').all() as {
+        path: string;
+        code: ProblemCode;
+        message: string;
+        since: string;
+      }[]
+    ).map((r) => ({ path: r.path, code: r.code, message: r.message, since: r.since })),
+    conflicts: (
+      db.prepare('SELECT path, copy, at FROM conflicts ORDER BY id DESC').all() as { path: string; copy: string; at: string }[]
+    ).map((r) => ({ path: r.path, copy: r.copy, at: r.at })),
+    stopped: stopped === null ? null : (JSON.parse(stopped) as AgentStatus['stopped']),
+  };
+}
+
+/** Opens a state database read-only (another process's, for `meshwork status`) and reads the status. */
+export function readStatusFrom(statePath: string): AgentStatus {
+  if (!existsSync(statePath)) throw new Error(`no agent state at ${statePath}: the agent has not run for this folder yet`);
+  const db = new DatabaseSync(statePath, { readOnly: true });
+  try {
+    return statusFromDb(db, '', '');
+  } finally {
+    db.close();
+  }
+}
