@@ -140,10 +140,20 @@ describe('a commit racing the collector', () => {
       const ref = await alice.putBlock(data);
       const path = `race/${i}.bin`;
       // The upload is past its (zero) grace period at once: the commit and the deletion race.
-      const delay = i % 3;
+      // Either side gets a head start in turn (on a busy machine a request is slow to leave,
+      // so without a head start for the collector the commit would win every race).
+      const [commitDelay, collectDelay] = (
+        [
+          [0, 0],
+          [0, 2],
+          [5, 0],
+          [20, 0],
+        ] as const
+      )[i % 4]!;
+      const after = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
       const [commit, outcome] = await Promise.allSettled([
-        alice.putEntry(objectId, path, { kind: 'file', blocks: [ref] }, { ifNoneMatch: '*' }),
-        new Promise((resolve) => setTimeout(resolve, delay)).then(() => collectBlock(collector, ref.sha256)),
+        after(commitDelay).then(() => alice.putEntry(objectId, path, { kind: 'file', blocks: [ref] }, { ifNoneMatch: '*' })),
+        after(collectDelay).then(() => collectBlock(collector, ref.sha256)),
       ]);
       if (outcome.status === 'rejected') throw outcome.reason;
       if (outcome.value === 'deleted') collected++;
