@@ -18,7 +18,8 @@ export class Progress {
   readonly #started = performance.now();
   readonly #enabled: boolean;
   #bytes = 0;
-  #drawnAt = 0;
+  // Never drawn: the first update draws, however soon after the process started (performance.now() counts from then).
+  #drawnAt = Number.NEGATIVE_INFINITY;
   #drawn = false;
 
   constructor(stream: ProgressStream, label: string, total: number | undefined) {
