@@ -6,7 +6,7 @@
 // for a later pass rather than recorded half-old half-new.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { lstat, open, readdir } from 'node:fs/promises';
+import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { maxBlockSize } from '../blocks.ts';
@@ -121,17 +121,10 @@ export async function readBlocks(
     if (expected !== undefined && !sameStat(before, expected)) throw new FileChangedError(file);
     const blocks: BlockRef[] = [];
     for (let position = 0; ;) {
-      // A fresh buffer per block: an upload may still hold the previous one.
-      const buffer = new Uint8Array(maxBlockSize);
-      let filled = 0;
-      while (filled < maxBlockSize) {
-        const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-        position += bytesRead;
-      }
+      const block = await readBlockAt(handle, position);
+      const filled = block.length;
+      position += filled;
       if (filled === 0) break;
-      const block = buffer.subarray(0, filled);
       const ref = { sha256: createHash('sha256').update(block).digest('hex'), size: filled };
       blocks.push(ref);
       await onBlock?.(block, ref);
@@ -225,6 +218,19 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
   return result;
 }
 
+/** The block at `position`: up to 4 MiB, shorter only at the end of the file (empty past it). */
+async function readBlockAt(handle: FileHandle, position: number): Promise<Uint8Array> {
+  // A fresh buffer per block: an upload may still hold the previous one.
+  const buffer = new Uint8Array(maxBlockSize);
+  let filled = 0;
+  while (filled < maxBlockSize) {
+    const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
+
 /**
  * A file's bytes in 4 MiB chunks for `upload` (which hashes what it sends: hash and upload are
  * one read); raises FileChangedError at the end when the file is no longer what was scanned,
@@ -238,16 +244,11 @@ export async function* fileChunks(abs: string, expected: FileStat, signal?: Abor
     let total = 0;
     for (let position = 0; ;) {
       signal?.throwIfAborted();
-      const buffer = new Uint8Array(maxBlockSize);
-      let filled = 0;
-      while (filled < maxBlockSize) {
-        const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-        position += bytesRead;
-      }
+      const block = await readBlockAt(handle, position);
+      const filled = block.length;
+      position += filled;
       total += filled;
-      if (filled > 0) yield buffer.subarray(0, filled);
+      if (filled > 0) yield block;
       if (filled < maxBlockSize) break;
     }
     const after = await handle.stat();
