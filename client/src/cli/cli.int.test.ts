@@ -162,7 +162,7 @@ describe('meshwork', () => {
   });
 
   // util-linux `script` gives the program a terminal; `-E never` keeps script itself from echoing.
-  it.skipIf(!existsSync('/usr/bin/script'))('prompts for the token on a terminal without echoing it', async () => {
+  it('prompts for the token on a terminal without echoing it', async () => {
     const pty = device('pty');
     const token = readFileSync(aliceTokenFile, 'utf8').trim();
     const command = `'${process.execPath}' '${program}' login --server ${partition.url} --name pty`;
