@@ -119,7 +119,7 @@ export async function createBridge(plan: NetworkPlan): Promise<void> {
   await ip('link', 'set', plan.bridge, 'up');
 }
 
-/** Creates one node's namespace, its veth pair on the bridge, its address, route and resolv.conf. */
+/** Creates one node's namespace (forwarding on), its veth pair on the bridge, its address, route and resolv.conf. */
 export async function createNodeNetwork(
   plan: NetworkPlan,
   node: NodeNetworkPlan,
@@ -134,6 +134,8 @@ export async function createNodeNetwork(
   await ip('-n', node.netns, 'addr', 'add', `${node.ip}/${plan.prefixLength}`, 'dev', 'eth0');
   await ip('-n', node.netns, 'link', 'set', 'eth0', 'up');
   await ip('-n', node.netns, 'route', 'add', 'default', 'via', plan.hostIP);
+  // A node forwards what kube-proxy sends on (a NodePort answered by a pod on another node).
+  await ip('netns', 'exec', node.netns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward');
   const etc = netnsEtcDir(node.netns);
   await mkdir(etc, { recursive: true });
   await writeFile(join(etc, 'resolv.conf'), `nameserver ${dns.nameserver}\nsearch ${dns.search.join(' ')}\noptions ndots:5\n`);

@@ -16,7 +16,15 @@ import { freePorts } from '../harness/ports.ts';
 import { NodeAgent, imageRootfsImages } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
 import { createBridge, freeNetworkBlock, networkSupport, planNetwork, removeNetwork, type NetworkPlan } from '../node-agent/network.ts';
-import { applySamplePartition, installOperator, sampleNamespace, samplePartition, waitForPartitionReady } from './meshwork.ts';
+import {
+  applySampleMesh,
+  gatewayUrl,
+  installOperator,
+  sampleMesh,
+  sampleNamespace,
+  samplePartition,
+  waitForMeshReady,
+} from './meshwork.ts';
 import {
   readSettings,
   settingsFile,
@@ -136,10 +144,11 @@ async function main(): Promise<void> {
 
   log('Installing the operator with the Helm chart');
   await installOperator(cp.adminKubeconfig);
-  await applySamplePartition(cp.adminKubeconfig, { etcd: etcd.endpoint, minio });
-  log('Applied the sample MeshPartition; waiting until it is Ready', { namespace: sampleNamespace, name: samplePartition });
-  const partition = await waitForPartitionReady(cp.adminKubeconfig, 180_000);
-  log('The sample MeshPartition is Ready', { readyReplicas: partition.readyReplicas });
+  await applySampleMesh(cp.adminKubeconfig, { etcd: etcd.endpoint, minio }, log);
+  log('Applied the sample Mesh; waiting until it is Ready', { namespace: sampleNamespace, name: sampleMesh });
+  const mesh = await waitForMeshReady(cp.adminKubeconfig, 180_000);
+  const gateway = plan ? await gatewayUrl(cp.adminKubeconfig) : undefined;
+  log('The sample Mesh is Ready', { readyPartitions: mesh.readyPartitions, gateway });
 
   const state: StackState = {
     pid: process.pid,
@@ -152,6 +161,7 @@ async function main(): Promise<void> {
     faults: faults.url,
     nodes: [...agent.nodes.keys()],
     partition: { namespace: sampleNamespace, name: samplePartition },
+    mesh: { namespace: sampleNamespace, name: sampleMesh, ...(gateway ? { gateway } : {}) },
     network,
     ...(image ? { image } : {}),
     startedAt: new Date().toISOString(),

@@ -30,6 +30,17 @@ function processesMentioning(text: string): number[] {
   return pids.filter(processAlive);
 }
 
+/** Each pid with its command line, so that a failure says what was left running. */
+function describeProcesses(pids: number[]): string[] {
+  return pids.map((pid) => {
+    try {
+      return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()}`;
+    } catch {
+      return `${pid} (gone)`;
+    }
+  });
+}
+
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const networked = networkSupport().ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback';
 const upTimeoutMs = 420_000;
@@ -45,7 +56,16 @@ describe('make up and make down', () => {
   const down = (...args: string[]): SpawnSyncReturns<string> =>
     spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts'), ...args], { env: env(), encoding: 'utf8', timeout: 120_000 });
   const memberIPs = (): string[] =>
-    kubectl('get', 'pods', '-n', state.partition.namespace, '-l', 'meshwork.io/partition=p0', '-o', 'jsonpath={.items[*].status.podIP}')
+    kubectl(
+      'get',
+      'pods',
+      '-n',
+      state.partition.namespace,
+      '-l',
+      `meshwork.io/partition=${state.partition.name}`,
+      '-o',
+      'jsonpath={.items[*].status.podIP}',
+    )
       .split(' ')
       .filter(Boolean);
 
@@ -114,16 +134,23 @@ describe('make up and make down', () => {
               '-n',
               state.partition.namespace,
               '-l',
-              'kubernetes.io/service-name=p0-peers',
+              `kubernetes.io/service-name=${state.partition.name}-peers`,
               '-o',
               'jsonpath={.items[*].endpoints[*].addresses[0]}',
             );
             const addresses = slice.split(' ').filter(Boolean).sort();
             return addresses.length === 3 ? addresses : undefined;
           },
-          { description: 'the EndpointSlice of p0-peers to list the 3 members', timeoutMs: 60_000 },
+          { description: 'the EndpointSlice of the peers Service to list the 3 members', timeoutMs: 60_000 },
         );
         expect(listed).toEqual([...ips].sort());
+        // The Mesh's gateway answers from this machine at the address make up printed (a node's
+        // address and the NodePort, forwarded by kube-proxy to the gateway pod wherever it runs).
+        const gateway = state.mesh?.gateway;
+        expect(gateway).toMatch(/^http:\/\/198\.19\.\d+\.\d+:\d+$/);
+        expect(started.stdout).toContain(`gateway          ${gateway}`);
+        const slots = (await (await fetch(`${gateway}/v1/slots`)).json()) as { partitions: { partition: string }[] };
+        expect(new Set(slots.partitions.map((p) => p.partition))).toEqual(new Set([state.partition.name]));
         expect(kubectl('get', 'events', '-A', '-o', 'jsonpath={.items[*].reason}')).not.toMatch(/FailedToUpdateEndpoint/);
       }
 
@@ -249,7 +276,11 @@ spec:
       expect(await servedBy(`http://web-1.web-peers.${namespace}.svc.cluster.local:8080/whoami`)).toBe('web-1');
       expect(await servedBy(`http://web.${namespace}:80/whoami`)).toMatch(/^web-[01]$/);
       // The partition's own headless Service, as the issue asks.
-      await settles('p0-peers to give the members', () => resolve('p0-peers.meshwork.svc.cluster.local'), memberIPs().sort());
+      await settles(
+        'the peers name to give the members',
+        () => resolve(`${state.partition.name}-peers.${state.partition.namespace}.svc.cluster.local`),
+        memberIPs().sort(),
+      );
 
       // web-1 turns NotReady: it leaves the headless name and the ClusterIP's rotation.
       await fetch(`http://${ip1}:8080/ready?value=false`);
@@ -270,9 +301,9 @@ spec:
     'stops without leaving a process or a network, and comes back with its data, from the image (make up IMAGE=1)',
     { timeout: 3 * upTimeoutMs },
     async () => {
-      // Data of every kind: a user, a device, an object, a file's blocks, the MeshPartition.
+      // Data of every kind: a user, a device, an object, a file's blocks, the Mesh.
       const adminToken = Buffer.from(
-        kubectl('get', 'secret', 'p0-admin', '-n', state.partition.namespace, '-o', 'jsonpath={.data.token}'),
+        kubectl('get', 'secret', `${state.mesh!.name}-admin`, '-n', state.partition.namespace, '-o', 'jsonpath={.data.token}'),
         'base64',
       ).toString('utf8');
       const [ip] = memberIPs();
@@ -283,14 +314,15 @@ spec:
       const content = randomBytes(300_000);
       await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
 
+      const gatewayBefore = state.mesh?.gateway;
       const running = processesMentioning(dir);
-      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members
-      expect(running.length).toBeGreaterThanOrEqual(11);
+      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members, a gateway
+      expect(running.length).toBeGreaterThanOrEqual(12);
       const stopped = down();
       expect(stopped.status, stopped.stderr).toBe(0);
       expect(stopped.stdout).toContain('Stopped');
       // Asked again rather than by pid: on a busy machine a pid can be reused meanwhile.
-      expect(processesMentioning(dir)).toEqual([]);
+      expect(describeProcesses(processesMentioning(dir))).toEqual([]);
       expect(readState(dir)).toBeUndefined();
       const block = readSettings(dir)?.block;
       if (networked) {
@@ -316,6 +348,7 @@ spec:
       const roles = fromImage.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[2]).sort();
       expect(roles.filter((r) => r === 'partition')).toHaveLength(3);
       expect(roles).toContain('operator');
+      expect(roles).toContain('gateway');
       for (const pid of fromImage) expect(readlinkSync(`/proc/${pid}/exe`)).toBe(join(state.image!.rootfs, 'usr/local/bin/node'));
       const [ipAfter] = memberIPs();
       const reader = new MeshworkClient({ baseUrl: `http://${ipAfter}:8080`, token: device.token });
@@ -324,11 +357,18 @@ spec:
       const answer = await reader.content(object.id, 'dir/file.bin');
       expect(answer.status).toBe(200);
       expect(Buffer.from(await new Response(answer.body).arrayBuffer()).equals(content)).toBe(true);
+      if (networked) {
+        // And through the gateway, at the address it had before.
+        expect(state.mesh?.gateway).toBe(gatewayBefore);
+        const viaGateway = new MeshworkClient({ baseUrl: state.mesh!.gateway!, token: device.token });
+        const again = await viaGateway.content(object.id, 'dir/file.bin');
+        expect(Buffer.from(await new Response(again.body).arrayBuffer()).equals(content)).toBe(true);
+      }
 
       // make reset: nothing left, not even the data.
       const reset = down('--wipe');
       expect(reset.status, reset.stderr).toBe(0);
-      expect(processesMentioning(dir)).toEqual([]);
+      expect(describeProcesses(processesMentioning(dir))).toEqual([]);
       if (networked) expect(leftovers(block!)).toEqual([]);
       expect(readdirSync(tmpdir())).not.toContain(dir.split('/').pop());
       dir = '';
