@@ -32,6 +32,7 @@ describe('splitBlocks', () => {
     ['chunks smaller than a block', (): UploadSource => chunked(data, [7])],
     ['chunks larger than a block', (): UploadSource => chunked(data, [333])],
     ['chunks of mixed sizes, empty ones too', (): UploadSource => chunked(data, [1, 0, 256, 99, 0, 500])],
+    ['a short chunk, then one of several blocks', (): UploadSource => chunked(data, [10, 990])],
     ['a sync iterable', (): UploadSource => [data.subarray(0, 10), data.subarray(10)]],
   ])('splits %s into exact blocks', async (_what, source) => {
     const blocks = await collect(source(), 256);
@@ -43,6 +44,15 @@ describe('splitBlocks', () => {
     expect((await collect(bytes(5), 256)).map((b) => b.length)).toEqual([5]);
     expect(await collect(new Uint8Array(0), 256)).toEqual([]);
     expect(await collect(chunked(new Uint8Array(0), [1]), 256)).toEqual([]);
+  });
+
+  it('hands on a last chunk shorter than a block as it came, without copying it into a block-sized buffer', async () => {
+    const small = bytes(100);
+    const out: Uint8Array[] = [];
+    for await (const block of splitBlocks(chunked(small, [100]), 256)) out.push(block);
+    expect(out).toHaveLength(1);
+    expect(out[0]!.buffer).toBe(small.buffer);
+    expect(out[0]!.buffer.byteLength).toBe(100);
   });
 
   it('yields an exact multiple without an empty tail', async () => {

@@ -44,7 +44,9 @@ async function* chunksOf(source: UploadSource): AsyncGenerator<Uint8Array> {
 /**
  * Splits a source into blocks of exactly `blockSize` bytes (the last may be shorter; an empty
  * source yields none). A `Uint8Array` source is cut without copying, and so is a chunk that
- * holds whole blocks; the rest of a stream's chunks are copied into each block as they arrive.
+ * holds whole blocks, or a last chunk shorter than a block (a small file read in one chunk is
+ * never copied into a block-sized buffer); the rest of a stream's chunks are copied into each
+ * block as they arrive.
  */
 export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSize): AsyncGenerator<Uint8Array> {
   if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > maxBlockSize) {
@@ -54,26 +56,41 @@ export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSiz
     for (let offset = 0; offset < source.length; offset += blockSize) yield source.subarray(offset, offset + blockSize);
     return;
   }
-  let block = new Uint8Array(blockSize);
+  let block: Uint8Array | undefined;
   let filled = 0;
+  // The start of a block held as the source gave it, until the next chunk says whether it must be copied.
+  let pending: Uint8Array | undefined;
   for await (const chunk of chunksOf(source)) {
-    let offset = 0;
-    // Whole blocks inside a chunk are handed on without a copy.
-    while (filled === 0 && chunk.length - offset >= blockSize) {
-      yield chunk.subarray(offset, offset + blockSize);
-      offset += blockSize;
+    if (chunk.length === 0) continue;
+    if (pending !== undefined) {
+      block = new Uint8Array(blockSize);
+      block.set(pending);
+      filled = pending.length;
+      pending = undefined;
     }
-    while (offset < chunk.length) {
+    for (let offset = 0; offset < chunk.length;) {
+      if (filled === 0) {
+        if (chunk.length - offset >= blockSize) {
+          // A whole block inside a chunk is handed on without a copy.
+          yield chunk.subarray(offset, offset + blockSize);
+          offset += blockSize;
+          continue;
+        }
+        // What is left is shorter than a block: held, not copied, in case nothing follows.
+        pending = chunk.subarray(offset);
+        break;
+      }
       const n = Math.min(blockSize - filled, chunk.length - offset);
-      block.set(chunk.subarray(offset, offset + n), filled);
+      block!.set(chunk.subarray(offset, offset + n), filled);
       filled += n;
       offset += n;
       if (filled === blockSize) {
-        yield block;
-        block = new Uint8Array(blockSize);
+        yield block!;
+        block = undefined;
         filled = 0;
       }
     }
   }
-  if (filled > 0) yield block.subarray(0, filled);
+  if (pending !== undefined) yield pending;
+  else if (filled > 0) yield block!.subarray(0, filled);
 }

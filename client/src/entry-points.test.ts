@@ -32,8 +32,15 @@ describe('entry points', () => {
     expect(files).not.toContain('node.ts');
     for (const file of files) {
       for (const specifier of importsOf(file))
-        expect(specifier.startsWith('./') || specifier === '@meshwork/contract', `${file} imports ${specifier}`).toBe(true);
+        expect(specifier.startsWith('./') || specifier === '@meshwork/contract/errors', `${file} imports ${specifier}`).toBe(true);
     }
+  });
+
+  it("takes only the contract's error catalogue, which imports nothing (the contract's index brings zod, about 17 MB of a process's memory)", () => {
+    const catalogue = readFileSync(join(here, '..', '..', 'contract', 'src', 'errors.ts'), 'utf8');
+    expect([...catalogue.matchAll(/^(?:import|export)\s[^;]*?from\s+'([^']+)'/gms)].map((m) => m[1])).toEqual([]);
+    const everyFile = ['index.ts', 'errors.ts', 'agent/engine.ts', 'cli/commands.ts', 'cli/exit-codes.ts'];
+    for (const file of everyFile) expect(importsOf(file), file).not.toContain('@meshwork/contract');
   });
 
   it('puts the Node-only helpers behind ./node', () => {

@@ -4,7 +4,7 @@
 // (an unknown code, a status the catalogue does not give that code, a body that is not the JSON
 // envelope) is an `UnexpectedAnswerError` that still carries the status. A request that got no
 // answer is a `NetworkError`, `RequestAbortedError` or `RequestTimeoutError`, never a bare TypeError.
-import { ApiError, MeshworkError, apiErrorCatalogue, isApiErrorCode } from '@meshwork/contract';
+import { ApiError, MeshworkError, apiErrorCatalogue, isApiErrorCode } from '@meshwork/contract/errors';
 
 /** An error answer whose code is not in the catalogue, or not with this status, or whose body is not the JSON envelope. */
 export class UnexpectedAnswerError extends MeshworkError {

@@ -1,7 +1,7 @@
 // @meshwork/client: the one typed client of Meshwork's public API (docs/api.md), for the device
 // agent, the gateway's tests, the web UI, the prober, benchmarks and tests. This entry point runs
 // in browsers and Node alike; files on disk and raw HTTP are in `@meshwork/client/node`.
-export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@meshwork/contract';
+export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@meshwork/contract/errors';
 export { MeshworkClient, NotificationWatch } from './client.ts';
 export type {
   ByteRange,

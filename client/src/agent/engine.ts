@@ -8,7 +8,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { ApiError } from '@meshwork/contract';
+import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
 import type { MeshworkClient } from '../client.ts';
 import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';

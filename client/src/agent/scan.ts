@@ -120,8 +120,11 @@ export async function readBlocks(
     const before = statOf(await handle.stat());
     if (expected !== undefined && !sameStat(before, expected)) throw new FileChangedError(file);
     const blocks: BlockRef[] = [];
+    // Hashing alone reads every block into one buffer; a caller given the blocks gets a fresh
+    // one each (it may keep it past the next read).
+    const reused = onBlock === undefined ? new Uint8Array(maxBlockSize) : undefined;
     for (let position = 0; ;) {
-      const block = await readBlockAt(handle, position);
+      const block = await readBlockAt(handle, position, before.size, reused);
       const filled = block.length;
       position += filled;
       if (filled === 0) break;
@@ -218,13 +221,18 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
   return result;
 }
 
-/** The block at `position`: up to 4 MiB, shorter only at the end of the file (empty past it). */
-async function readBlockAt(handle: FileHandle, position: number): Promise<Uint8Array> {
-  // A fresh buffer per block: an upload may still hold the previous one.
-  const buffer = new Uint8Array(maxBlockSize);
+/**
+ * The block at `position` of a file of `size` bytes: up to 4 MiB, shorter only at the end (empty
+ * past it). It is read into `into` when given, else into a fresh buffer of the block's size (an
+ * upload may still hold the previous one; a small file costs its size, not 4 MiB). A file that
+ * grew past `size` reads as ending there: the callers' check of its stat afterwards catches it.
+ */
+async function readBlockAt(handle: FileHandle, position: number, size: number, into?: Uint8Array): Promise<Uint8Array> {
+  const want = Math.min(maxBlockSize, Math.max(0, size - position));
+  const buffer = into === undefined ? new Uint8Array(want) : into.subarray(0, want);
   let filled = 0;
-  while (filled < maxBlockSize) {
-    const { bytesRead } = await handle.read(buffer, filled, maxBlockSize - filled, position + filled);
+  while (filled < want) {
+    const { bytesRead } = await handle.read(buffer, filled, want - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
@@ -244,7 +252,7 @@ export async function* fileChunks(abs: string, expected: FileStat, signal?: Abor
     let total = 0;
     for (let position = 0; ;) {
       signal?.throwIfAborted();
-      const block = await readBlockAt(handle, position);
+      const block = await readBlockAt(handle, position, expected.size);
       const filled = block.length;
       position += filled;
       total += filled;

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { ApiError } from '@meshwork/contract';
+import { ApiError } from '@meshwork/contract/errors';
 import { MeshworkClient } from '../client.ts';
 import { NetworkError, RequestTimeoutError } from '../errors.ts';
 import { downloadToStream } from '../node.ts';

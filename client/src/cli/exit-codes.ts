@@ -2,7 +2,7 @@
 // Pure: it looks only at the error, so the whole mapping is a table test (exit-codes.test.ts)
 // and docs/agent.md prints the same table. Codes follow sysexits(3) where one fits, so a shell
 // script or a service manager can tell "log in again" (77) from "try later" (75, 69).
-import { ApiError, MeshworkError } from '@meshwork/contract';
+import { ApiError, MeshworkError } from '@meshwork/contract/errors';
 import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
 import { AgentStopped } from '../agent/index.ts';
 
