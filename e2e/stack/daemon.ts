@@ -22,7 +22,7 @@ import {
   installOperator,
   sampleMesh,
   sampleNamespace,
-  samplePartition,
+  samplePartitions,
   waitForMeshReady,
 } from './meshwork.ts';
 import {
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     minio: { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: minio.bucket },
     faults: faults.url,
     nodes: [...agent.nodes.keys()],
-    partition: { namespace: sampleNamespace, name: samplePartition },
+    partitions: { namespace: sampleNamespace, names: samplePartitions },
     mesh: { namespace: sampleNamespace, name: sampleMesh, ...(gateway ? { gateway } : {}) },
     network,
     ...(image ? { image } : {}),

@@ -1,5 +1,5 @@
 // Meshwork on the local stack: the operator installed with the Helm chart, and a sample
-// Mesh (one partition of three members and a gateway) on the local etcd and MinIO, awaited
+// Mesh (two partitions of two members and a gateway) on the local etcd and MinIO, awaited
 // until Ready.
 import { randomBytes } from 'node:crypto';
 import { KubeConfig, CustomObjectsApi } from '@kubernetes/client-node';
@@ -9,8 +9,8 @@ import { waitFor } from '../harness/wait.ts';
 /** Where the sample Mesh lives, what it is called, and the names the operator gives its parts. */
 export const sampleNamespace = 'meshwork';
 export const sampleMesh = 'meshwork';
-/** The Mesh's one partition (the operator names them `<mesh>-p<i>`). */
-export const samplePartition = `${sampleMesh}-p0`;
+/** The Mesh's partitions (the operator names them `<mesh>-p<i>`): two, of two members each. */
+export const samplePartitions = [`${sampleMesh}-p0`, `${sampleMesh}-p1`];
 /** The gateway's Service (and Deployment): the one address of the Mesh. */
 export const sampleGateway = `${sampleMesh}-gateway`;
 /** The Secret holding the data plane's administrator token. */
@@ -41,10 +41,10 @@ export async function installOperator(kubeconfig: string): Promise<void> {
 }
 
 /**
- * Applies the sample Mesh (one partition of three members, all 4096 slots, one gateway behind a
- * NodePort Service) with its Secrets; one that exists is pointed at the current stores. A bare
+ * Applies the sample Mesh (two partitions of two members, slots 0-2047 and 2048-4095, one
+ * gateway behind a NodePort Service) with its Secrets; one that exists is pointed at the current stores. A bare
  * MeshPartition `p0` left by a stack made before the sample was a Mesh is deleted first: the
- * data lives in etcd and MinIO under slot keys, so the Mesh's partition serves it as it was.
+ * data lives in etcd and MinIO under slot keys, so the Mesh's partitions serve it as it was.
  */
 export async function applySampleMesh(
   kubeconfig: string,
@@ -114,9 +114,9 @@ apiVersion: meshwork.io/v1alpha1
 kind: Mesh
 metadata: { name: ${sampleMesh}, namespace: ${sampleNamespace} }
 spec:
-  partitions: 1
-  replicasPerPartition: 3
-  # Smaller than the commodity default so that the three members, the gateway and the operator
+  partitions: 2
+  replicasPerPartition: 2
+  # Smaller than the commodity default so that the four members, the gateway and the operator
   # fit on two of the three local nodes (2 CPU / 8 GiB each): room for one lost node (N+1).
   resources: { cpu: 500m, memory: 2Gi }
   # A node the watchdog marked unsuitable takes members again after a minute Ready (600 s by default).

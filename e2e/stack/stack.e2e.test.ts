@@ -55,19 +55,36 @@ describe('make up and make down', () => {
     spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts'), ...args], { env: env(), encoding: 'utf8', timeout: upTimeoutMs });
   const down = (...args: string[]): SpawnSyncReturns<string> =>
     spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/down.ts'), ...args], { env: env(), encoding: 'utf8', timeout: 120_000 });
-  const memberIPs = (): string[] =>
+  /** The pod IPs of one partition's members. */
+  const memberIPs = (partition: string): string[] =>
     kubectl(
       'get',
       'pods',
       '-n',
-      state.partition.namespace,
+      state.mesh.namespace,
       '-l',
-      `meshwork.io/partition=${state.partition.name}`,
+      `meshwork.io/partition=${partition}`,
       '-o',
       'jsonpath={.items[*].status.podIP}',
     )
       .split(' ')
       .filter(Boolean);
+
+  /** The API's one address: the gateway's NodePort, or without pod networking the gateway pod itself. */
+  const entry = (): string => {
+    if (state.mesh.gateway !== undefined) return state.mesh.gateway;
+    const ip = kubectl(
+      'get',
+      'pods',
+      '-n',
+      state.mesh.namespace,
+      '-l',
+      'app.kubernetes.io/component=gateway',
+      '-o',
+      'jsonpath={.items[0].status.podIP}',
+    );
+    return `http://${ip}:8080`;
+  };
 
   afterAll(async () => {
     if (dir) {
@@ -98,59 +115,78 @@ describe('make up and make down', () => {
           .map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
       ).toEqual(['mw-node-1 Ready', 'mw-node-2 Ready', 'mw-node-3 Ready']);
 
-      // The operator (installed with the chart) has brought the sample partition up: every
-      // member is a data-plane process answering on its pod IP.
+      // The operator (installed with the chart) has brought the sample Mesh up: two partitions,
+      // each member a data-plane process answering on its pod IP.
+      const { names } = state.partitions;
+      expect(names).toEqual(['meshwork-p0', 'meshwork-p1']);
       expect(
         kubectl(
           'get',
-          'meshpartition',
-          state.partition.name,
+          'mesh',
+          state.mesh.name,
           '-n',
-          state.partition.namespace,
+          state.mesh.namespace,
           '-o',
-          'jsonpath={.status.readyReplicas} {.status.conditions[?(@.type=="Ready")].status}',
+          'jsonpath={.status.slotsCovered} {.status.conditions[?(@.type=="Ready")].status}',
         ),
-      ).toBe('3 True');
-      const ips = memberIPs();
-      expect(ips).toHaveLength(3);
-      for (const ip of ips) {
-        if (networked) expect(ip).toMatch(/^198\.19\.\d+\.\d+$/);
-        expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
-        // Every member checks its four volumes (the claims the node agent provisioned) and the stores.
-        const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as {
-          status: string;
-          checks: { name: string; ok: boolean }[];
-        };
-        expect(deep.status).toBe('ok');
-        expect(deep.checks.filter((c) => c.name.startsWith('volume:') && c.ok)).toHaveLength(4);
+      ).toBe('4096 True');
+      for (const name of names) {
+        expect(
+          kubectl(
+            'get',
+            'meshpartition',
+            name,
+            '-n',
+            state.mesh.namespace,
+            '-o',
+            'jsonpath={.status.readyReplicas} {.status.conditions[?(@.type=="Ready")].status}',
+          ),
+        ).toBe('2 True');
+        const ips = memberIPs(name);
+        expect(ips).toHaveLength(2);
+        for (const ip of ips) {
+          if (networked) expect(ip).toMatch(/^198\.19\.\d+\.\d+$/);
+          expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
+          // Every member checks its four volumes (the claims the node agent provisioned) and the stores.
+          const deep = (await (await fetch(`http://${ip}:8080/healthz/deep`)).json()) as {
+            status: string;
+            checks: { name: string; ok: boolean }[];
+          };
+          expect(deep.status).toBe('ok');
+          expect(deep.checks.filter((c) => c.name.startsWith('volume:') && c.ok)).toHaveLength(4);
+        }
+        if (networked) {
+          // The partition's Services list every Ready member by its address.
+          const listed = await waitFor(
+            () => {
+              const slice = kubectl(
+                'get',
+                'endpointslices',
+                '-n',
+                state.mesh.namespace,
+                '-l',
+                `kubernetes.io/service-name=${name}-peers`,
+                '-o',
+                'jsonpath={.items[*].endpoints[*].addresses[0]}',
+              );
+              const addresses = slice.split(' ').filter(Boolean).sort();
+              return addresses.length === 2 ? addresses : undefined;
+            },
+            { description: `the EndpointSlice of ${name}-peers to list its 2 members`, timeoutMs: 60_000 },
+          );
+          expect(listed).toEqual([...ips].sort());
+        }
       }
       if (networked) {
-        // The partition's Services list every Ready member by its address, and nothing complained.
-        const listed = await waitFor(
-          () => {
-            const slice = kubectl(
-              'get',
-              'endpointslices',
-              '-n',
-              state.partition.namespace,
-              '-l',
-              `kubernetes.io/service-name=${state.partition.name}-peers`,
-              '-o',
-              'jsonpath={.items[*].endpoints[*].addresses[0]}',
-            );
-            const addresses = slice.split(' ').filter(Boolean).sort();
-            return addresses.length === 3 ? addresses : undefined;
-          },
-          { description: 'the EndpointSlice of the peers Service to list the 3 members', timeoutMs: 60_000 },
-        );
-        expect(listed).toEqual([...ips].sort());
         // The Mesh's gateway answers from this machine at the address make up printed (a node's
-        // address and the NodePort, forwarded by kube-proxy to the gateway pod wherever it runs).
-        const gateway = state.mesh?.gateway;
+        // address and the NodePort, forwarded by kube-proxy to the gateway pod wherever it runs),
+        // and its slot map names both partitions.
+        const gateway = state.mesh.gateway;
         expect(gateway).toMatch(/^http:\/\/198\.19\.\d+\.\d+:\d+$/);
         expect(started.stdout).toContain(`gateway          ${gateway}`);
         const slots = (await (await fetch(`${gateway}/v1/slots`)).json()) as { partitions: { partition: string }[] };
-        expect(new Set(slots.partitions.map((p) => p.partition))).toEqual(new Set([state.partition.name]));
+        expect(new Set(slots.partitions.map((p) => p.partition))).toEqual(new Set(names));
+        // Nothing complained about endpoints.
         expect(kubectl('get', 'events', '-A', '-o', 'jsonpath={.items[*].reason}')).not.toMatch(/FailedToUpdateEndpoint/);
       }
 
@@ -278,8 +314,8 @@ spec:
       // The partition's own headless Service, as the issue asks.
       await settles(
         'the peers name to give the members',
-        () => resolve(`${state.partition.name}-peers.${state.partition.namespace}.svc.cluster.local`),
-        memberIPs().sort(),
+        () => resolve(`${state.partitions.names[0]}-peers.${state.mesh.namespace}.svc.cluster.local`),
+        memberIPs(state.partitions.names[0]!).sort(),
       );
 
       // web-1 turns NotReady: it leaves the headless name and the ClusterIP's rotation.
@@ -303,21 +339,20 @@ spec:
     async () => {
       // Data of every kind: a user, a device, an object, a file's blocks, the Mesh.
       const adminToken = Buffer.from(
-        kubectl('get', 'secret', `${state.mesh!.name}-admin`, '-n', state.partition.namespace, '-o', 'jsonpath={.data.token}'),
+        kubectl('get', 'secret', `${state.mesh.name}-admin`, '-n', state.mesh.namespace, '-o', 'jsonpath={.data.token}'),
         'base64',
       ).toString('utf8');
-      const [ip] = memberIPs();
-      const admin = new MeshworkClient({ baseUrl: `http://${ip}:8080`, token: adminToken });
+      const admin = new MeshworkClient({ baseUrl: entry(), token: adminToken });
       const user = await admin.createUser('restart');
       const device = await admin.as(user.token).registerDeviceClient('laptop');
       const object = await device.createObject({ name: 'kept', cloudStorage: true });
       const content = randomBytes(300_000);
       await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
 
-      const gatewayBefore = state.mesh?.gateway;
+      const gatewayBefore = state.mesh.gateway;
       const running = processesMentioning(dir);
-      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members, a gateway
-      expect(running.length).toBeGreaterThanOrEqual(12);
+      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 4 members, a gateway
+      expect(running.length).toBeGreaterThanOrEqual(13);
       const stopped = down();
       expect(stopped.status, stopped.stderr).toBe(0);
       expect(stopped.stdout).toContain('Stopped');
@@ -346,24 +381,18 @@ spec:
       // Every member and the operator run the image's Node and the image's /app.
       const fromImage = processesMentioning(join(state.image!.rootfs, 'app', 'meshwork.ts'));
       const roles = fromImage.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[2]).sort();
-      expect(roles.filter((r) => r === 'partition')).toHaveLength(3);
+      expect(roles.filter((r) => r === 'partition')).toHaveLength(4);
       expect(roles).toContain('operator');
       expect(roles).toContain('gateway');
       for (const pid of fromImage) expect(readlinkSync(`/proc/${pid}/exe`)).toBe(join(state.image!.rootfs, 'usr/local/bin/node'));
-      const [ipAfter] = memberIPs();
-      const reader = new MeshworkClient({ baseUrl: `http://${ipAfter}:8080`, token: device.token });
+      // Through the gateway, at the address it had before.
+      expect(state.mesh.gateway).toBe(gatewayBefore);
+      const reader = new MeshworkClient({ baseUrl: entry(), token: device.token });
       expect((await reader.me()).id).toBe(user.id);
       expect((await reader.listObjects()).map((o) => o.id)).toContain(object.id);
       const answer = await reader.content(object.id, 'dir/file.bin');
       expect(answer.status).toBe(200);
       expect(Buffer.from(await new Response(answer.body).arrayBuffer()).equals(content)).toBe(true);
-      if (networked) {
-        // And through the gateway, at the address it had before.
-        expect(state.mesh?.gateway).toBe(gatewayBefore);
-        const viaGateway = new MeshworkClient({ baseUrl: state.mesh!.gateway!, token: device.token });
-        const again = await viaGateway.content(object.id, 'dir/file.bin');
-        expect(Buffer.from(await new Response(again.body).arrayBuffer()).equals(content)).toBe(true);
-      }
 
       // make reset: nothing left, not even the data.
       const reset = down('--wipe');

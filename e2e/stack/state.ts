@@ -16,10 +16,10 @@ export interface StackState {
   minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string };
   faults: string;
   nodes: string[];
-  /** The sample Mesh's one MeshPartition. */
-  partition: { namespace: string; name: string };
+  /** The sample Mesh's MeshPartitions (all in the Mesh's namespace). */
+  partitions: { namespace: string; names: string[] };
   /** The sample Mesh, and its gateway's address from this machine (absent without pod networking). */
-  mesh?: { namespace: string; name: string; gateway?: string };
+  mesh: { namespace: string; name: string; gateway?: string };
   /** How pods are networked (ADR 27); `reason` says why the stack fell back to loopback. */
   network: { mode: 'netns'; block: number; hostIP: string; nameserver: string; cidr: string } | { mode: 'loopback'; reason: string };
   /** Pods run from the Meshwork image's unpacked root filesystem (`make up IMAGE=1`); absent: from the work tree. */

@@ -24,17 +24,17 @@ function describe(state: StackState): string {
     `  kubeconfig       export KUBECONFIG=${rel(state.kubeconfig)}`,
     `                   bin/kubectl get nodes`,
     `  operator         Helm release meshwork in meshwork-system (bin/helm --kubeconfig ... status meshwork -n meshwork-system)`,
-    ...(state.mesh?.gateway
+    ...(state.mesh.gateway
       ? [
           `  gateway          ${state.mesh.gateway}   (the one address of the API: ${state.mesh.gateway}/v1/...)`,
           `  admin token      bin/kubectl get secret ${state.mesh.name}-admin -n ${state.mesh.namespace} -o jsonpath={.data.token} | base64 -d`,
         ]
       : []),
-    `  Mesh             bin/kubectl get meshes,meshpartitions -n ${state.partition.namespace} -o wide; pods: bin/kubectl get pods -n ${state.partition.namespace} -o wide`,
+    `  Mesh             bin/kubectl get meshes,meshpartitions -n ${state.mesh.namespace} -o wide; pods: bin/kubectl get pods -n ${state.mesh.namespace} -o wide`,
     ...(state.network.mode === 'netns'
       ? [
           `  network          nodes are network namespaces ${state.nodes.map((_, i) => `mw${(state.network as { block: number }).block}-n${i + 1}`).join(', ')} on ${state.network.cidr}; host ${state.network.hostIP}`,
-          `                   kube-proxy (nftables) per node; DNS: CoreDNS behind kube-system/kube-dns ${state.network.nameserver}; e.g. ip netns exec mw${state.network.block}-n1 getent hosts ${state.partition.name}-peers.${state.partition.namespace}.svc.cluster.local`,
+          `                   kube-proxy (nftables) per node; DNS: CoreDNS behind kube-system/kube-dns ${state.network.nameserver}; e.g. ip netns exec mw${state.network.block}-n1 getent hosts ${state.partitions.names[0]}-peers.${state.mesh.namespace}.svc.cluster.local`,
         ]
       : [`  network          WARNING: loopback pod IPs only (${state.network.reason}): Services have no endpoints, no cluster DNS`]),
     state.image
@@ -107,7 +107,7 @@ closeSync(out);
 daemon.unref();
 const started = Date.now();
 console.log(
-  `Starting Meshwork's local stack (etcd, MinIO, control plane, 3 nodes, the operator and a Mesh of one 3-member partition and a gateway); log: ${relative(process.cwd(), logFile)}`,
+  `Starting Meshwork's local stack (etcd, MinIO, control plane, 3 nodes, the operator and a Mesh of two 2-member partitions and a gateway); log: ${relative(process.cwd(), logFile)}`,
 );
 const progress = setInterval(() => process.stdout.write(`  ... ${Math.round((Date.now() - started) / 1000)} s\n`), 10_000);
 try {

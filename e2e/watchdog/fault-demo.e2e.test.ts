@@ -41,22 +41,21 @@ describe('the fault demo of the README', () => {
     dir = await mkdtemp(join(tmpdir(), 'meshwork-fault-demo-'));
     const up = spawnSync(process.execPath, [join(repoRoot, 'e2e/stack/up.ts')], { env: env(), encoding: 'utf8', timeout: 420_000 });
     expect(up.status, up.stderr).toBe(0);
-    const { namespace, name } = readState(dir)!.partition;
+    // As the README does: the node of meshwork-p0-1, and that partition.
+    const { namespace } = readState(dir)!.mesh;
+    const name = 'meshwork-p0';
+    const member = `${name}-1`;
+    const node = kubectl(['get', 'pod', member, '-n', namespace, '-o', 'jsonpath={.spec.nodeName}']).trim();
+    expect(node).toMatch(/^mw-node-[123]$/);
     const ready = (): string =>
       kubectl(['get', 'meshpartition', name, '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
     expect(ready()).toBe('True');
-    const onNode3 = (): string[] =>
-      kubectl(['get', 'pods', '-n', namespace, '--field-selector', 'spec.nodeName=mw-node-3', '-o', 'jsonpath={.items[*].metadata.name}'])
-        .split(' ')
-        .filter(Boolean);
-    const [member] = onNode3();
-    expect(member).toBeDefined();
 
-    expect(fault(['power-off', '--node', 'mw-node-3'])).toContain('powered off mw-node-3');
+    expect(fault(['power-off', '--node', node])).toContain(`powered off ${node}`);
     const offAt = Date.now();
     await waitFor(() => ready() === 'False', { description: 'the partition to be seen not Ready', timeoutMs: 60_000, intervalMs: 500 });
     await waitFor(() => ready() === 'True', { description: 'the partition Ready again', timeoutMs: 120_000, intervalMs: 1000 });
-    console.log(`Sample partition Ready again ${((Date.now() - offAt) / 1000).toFixed(1)} s after mw-node-3 was powered off`);
+    console.log(`Sample partition Ready again ${((Date.now() - offAt) / 1000).toFixed(1)} s after ${node} was powered off`);
     const actions = kubectl([
       'get',
       'mp',
@@ -68,11 +67,11 @@ describe('the fault demo of the README', () => {
     ]);
     expect(actions).toContain(`${member} Fence NodeLost`);
     const label = `unsuitable.meshwork.io/${namespace}.${name}`;
-    const mark = (): string => kubectl(['get', 'node', 'mw-node-3', '-o', `jsonpath={.metadata.labels.${label.replace(/\./g, '\\.')}}`]);
+    const mark = (): string => kubectl(['get', 'node', node, '-o', `jsonpath={.metadata.labels.${label.replace(/\./g, '\\.')}}`]);
     expect(mark()).toMatch(/^\d+$/);
 
-    expect(fault(['power-on', '--node', 'mw-node-3'])).toContain('mw-node-3');
-    await waitFor(() => mark() === '', { description: 'the unsuitable mark to leave mw-node-3', timeoutMs: 150_000, intervalMs: 1000 });
+    expect(fault(['power-on', '--node', node])).toContain(node);
+    await waitFor(() => mark() === '', { description: `the unsuitable mark to leave ${node}`, timeoutMs: 150_000, intervalMs: 1000 });
     expect(ready()).toBe('True');
   });
 });
