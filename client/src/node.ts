@@ -7,11 +7,12 @@ import { rm } from 'node:fs/promises';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
   settleDownload,
+  type ContentAnswer,
   type ContentOptions,
   type MeshworkClient,
   type RawResponse,
@@ -38,13 +39,24 @@ export async function uploadFile(
   }
 }
 
+/** How a download to a stream or file goes. */
+export interface DownloadOptions extends ContentOptions {
+  /**
+   * How many times a download cut short by the network (a gateway or partition restarting, a
+   * connection reset) is taken up again where it stopped: a `Range` request from the next byte
+   * with `If-Range` on the first answer's ETag, so that a file changed meanwhile is never
+   * spliced (default 5; 0 turns it off). Needs an ETag and no suffix range.
+   */
+  resumes?: number;
+}
+
 /** Streams a file's content to disk with back-pressure; a failed or short download removes the partial file. */
 export async function downloadToFile(
   client: MeshworkClient,
   objectId: string,
   path: string,
   file: string,
-  options: ContentOptions = {},
+  options: DownloadOptions = {},
 ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
   try {
     return await downloadToStream(client, objectId, path, createWriteStream(file), options);
@@ -56,31 +68,141 @@ export async function downloadToFile(
 
 /**
  * Streams a file's content into a Node stream with back-pressure and ends it; answers how many
- * bytes arrived (a body cut short raises `NetworkError`). With `nodeHttpFetch` the socket is
- * piped straight into `destination`, without the WHATWG stream layer that `download` needs.
+ * bytes arrived. A body cut short is taken up again where it stopped (`resumes` times, see
+ * DownloadOptions), else raises `NetworkError` and destroys `destination`. With
+ * `nodeHttpFetch` the socket is piped straight into `destination`, without the WHATWG stream
+ * layer that `download` needs.
  */
 export async function downloadToStream(
   client: MeshworkClient,
   objectId: string,
   path: string,
   destination: Writable,
-  options: ContentOptions = {},
+  options: DownloadOptions = {},
 ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
-  const answer = await client.content(objectId, path, options);
-  if (answer.body === null) {
+  const { resumes = 5, ...contentOptions } = options;
+  const first = await client.content(objectId, path, contentOptions);
+  if (first.body === null) {
     destination.end();
-    return { bytes: 0, etag: answer.etag, status: answer.status };
+    return { bytes: 0, etag: first.etag, status: first.status };
   }
-  const source = claimNodeBody(answer.body) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
-  let bytes = 0;
-  source.on('data', (chunk: Uint8Array) => void (bytes += chunk.length));
-  return settleDownload(
-    path,
-    answer,
-    options.signal,
-    () => bytes,
-    () => pipeline(source, destination, options.signal === undefined ? {} : { signal: options.signal }),
-  );
+  const range = contentOptions.range;
+  const resumable = first.etag !== undefined && (range === undefined || 'start' in range);
+  const from = range !== undefined && 'start' in range ? range.start : 0;
+  const signal = contentOptions.signal;
+  let answer: ContentAnswer = first;
+  let total = 0;
+  for (let attempt = 0; ; attempt++) {
+    const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
+    let bytes = 0;
+    source.on('data', (chunk: Uint8Array) => void (bytes += chunk.length));
+    try {
+      await settleDownload(
+        path,
+        answer,
+        signal,
+        () => bytes,
+        () => pump(source, destination, signal),
+      );
+      total += bytes;
+      break;
+    } catch (err) {
+      total += bytes;
+      source.destroy();
+      // Only the network's failures are taken up again: not the destination's own (a full disk).
+      if (!(err instanceof NetworkError) || !resumable || attempt >= resumes || destination.destroyed || destination.errored !== null) {
+        destination.destroy();
+        throw err;
+      }
+      try {
+        await sleep(Math.min(200 * 2 ** attempt, 3000), signal);
+        answer = await client.content(objectId, path, {
+          ...contentOptions,
+          range: { start: from + total, ...(range !== undefined && 'end' in range && range.end !== undefined ? { end: range.end } : {}) },
+          ifRange: first.etag!,
+        });
+      } catch (again) {
+        destination.destroy();
+        throw again;
+      }
+      if (answer.status !== 206 || answer.body === null) {
+        await answer.body?.cancel();
+        const changed = new NetworkError(
+          `download of ${path} was cut short after ${total} bytes, and the file changed before it could be taken up again`,
+          { cause: err },
+        );
+        destination.destroy();
+        throw changed;
+      }
+    }
+  }
+  destination.end();
+  await finished(destination, { readable: false });
+  if (first.contentLength !== undefined && total !== first.contentLength) {
+    throw new NetworkError(`download of ${path} ended after ${total} of ${first.contentLength} bytes`, { cause: undefined });
+  }
+  return { bytes: total, etag: first.etag, status: first.status };
+}
+
+/**
+ * Pipes `source` into `destination` with back-pressure and leaves `destination` open (the next
+ * part of a resumed download goes on after it); resolves when the source ended, rejects when it
+ * failed or closed early, when `destination` failed, or when `signal` aborted. It takes its
+ * listeners off again, as `pipeline` with `end: false` would not.
+ */
+function pump(source: Readable, destination: Writable, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      source.unpipe(destination);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      source.off('close', onClose);
+      destination.off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      source.destroy();
+      reject(err);
+    };
+    const onClose = (): void => {
+      if (!source.readableEnded) onError(new Error('the answer was cut short'));
+    };
+    const onAbort = (): void => onError(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    source.once('end', onEnd);
+    source.once('error', onError);
+    source.once('close', onClose);
+    destination.once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    source.pipe(destination, { end: false });
+  });
+}
+
+/** Waits `ms`, or rejects when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new RequestAbortedError('download aborted', { cause: signal.reason }));
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new RequestAbortedError('download aborted', { cause: signal!.reason }));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 // The Node answers behind the bodies nodeHttpFetch made, until a reader pulls from the body or
