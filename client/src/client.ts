@@ -3,6 +3,7 @@
 // on `fetch` alone so that the web UI runs it in a browser as the agent, the prober, the
 // benchmarks and the tests run it in Node; in Node, `fetch`'s global dispatcher keeps
 // connections alive and reuses them (the integration test measures it).
+import { ApiError } from '@meshwork/contract/errors';
 import {
   NetworkError,
   RequestAbortedError,
@@ -859,10 +860,31 @@ export class NotificationWatch implements AsyncIterable<Notifications> {
     return this.#cursor;
   }
 
-  /** Polls again and again; yields answers with objects, skips empty ones. Ends by abort (raised) or by the caller leaving the loop. */
+  /**
+   * Polls again and again; yields answers with objects, skips empty ones. Ends by abort (raised)
+   * or by the caller leaving the loop. A poll that gets no answer, or a 502, 503 or 504 past the
+   * client's own retries (a gateway or partition restarting), is sent again with the same cursor
+   * after a backoff (0.2 s doubling to 5 s), so nothing committed meanwhile is missed; any other
+   * error is raised.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<Notifications> {
+    let failures = 0;
     for (;;) {
-      const answer = await this.#client.notifications({ ...this.#options, cursor: this.#cursor });
+      let answer: Notifications;
+      try {
+        answer = await this.#client.notifications({ ...this.#options, cursor: this.#cursor });
+      } catch (err) {
+        const status = err instanceof ApiError ? err.status : undefined;
+        const passing = err instanceof NetworkError || err instanceof RequestTimeoutError || status === 502 || status === 503 || status === 504;
+        if (!passing) throw err;
+        try {
+          await abortableSleep(Math.min(5000, 200 * 2 ** failures++), this.#options.signal);
+        } catch (aborted) {
+          throw new RequestAbortedError('watching notifications aborted', { cause: aborted });
+        }
+        continue;
+      }
+      failures = 0;
       this.#cursor = answer.cursor;
       if (answer.objects.length > 0) yield answer;
     }
