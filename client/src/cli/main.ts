@@ -22,7 +22,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<CliExitC
       io.stdout.write(helpText(cmd.args[0]));
       return CliExit.ok;
     }
-    return await runCommand(io, cmd);
+    const parsed = cmd;
+    if (io.tracing === undefined) return await runCommand(io, parsed);
+    // One trace per command: every request it sends is a child span.
+    return await io.tracing.startTrace(`meshwork ${parsed.command}`, {}, () => runCommand(io, parsed));
   } catch (err) {
     const outcome = outcomeOf(err);
     const json = cmd?.json ?? argv.includes('--json');

@@ -143,13 +143,15 @@ export class GatewayRouter {
     const started = performance.now();
     const { metrics } = this.#deps;
     const route = routeLabel(pathname);
+    // Read here, inside the request's context: 'close' is emitted outside it.
+    const ids = this.#deps.tracing.activeIds();
     metrics.http.httpRequestsInFlight.inc();
     res.once('close', () => {
       metrics.http.httpRequestsInFlight.dec();
       const status = res.writableFinished ? res.statusCode : 499;
       metrics.http.httpRequestDuration.observe({ method: req.method, route, status: String(status) }, (performance.now() - started) / 1000);
       this.#deps.logger.info(
-        { method: req.method, route, status, ms: Math.round((performance.now() - started) * 10) / 10 },
+        { ...ids, method: req.method, route, status, ms: Math.round((performance.now() - started) * 10) / 10 },
         'Served request',
       );
     });
