@@ -115,7 +115,7 @@ const knownAreas = new Set(['objects', 'devices', 'users', 'me', 'notifications'
 const knownParts = new Set(['entries', 'changes', 'content', 'members', 'presence', 'quota', 'token']);
 
 /** The route label of a request for metrics: its area, never ids, and only names the API has (a client cannot add labels). */
-function routeLabel(pathname: string): string {
+export function routeLabel(pathname: string): string {
   const [, , area, id, sub] = pathname.split('/');
   if (area === undefined || !knownAreas.has(area)) return '/v1/other';
   if (id === undefined || id === '') return `/v1/${area}`;
