@@ -1,7 +1,7 @@
 // Jaeger (cmd/jaeger: collector, query service and UI in one process) on loopback with random
 // ports: traces kept in memory, received over OTLP/HTTP, read back through the query service's
 // HTTP JSON API (the one its UI uses).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBinary } from './binaries.ts';
@@ -125,6 +125,7 @@ async function startJaegerOnce(options: JaegerOptions): Promise<JaegerServer> {
   const binary = requireBinary('jaeger');
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'meshwork-jaeger-')));
+  await mkdir(dir, { recursive: true });
   const host = options.host ?? '127.0.0.1';
   const [queryPort, queryGrpcPort, otlpPort] = await freePorts(3);
   const config = join(dir, 'jaeger.yaml');

@@ -35,6 +35,7 @@ export async function installOperator(kubeconfig: string): Promise<void> {
 export async function applySamplePartition(
   kubeconfig: string,
   stores: { etcd: string; minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string } },
+  otlpEndpoint?: string,
 ): Promise<void> {
   const existing = await mustRun('kubectl', ['get', 'meshpartitions', '-n', sampleNamespace, '--ignore-not-found', '-o', 'name'], {
     kubeconfig,
@@ -44,7 +45,10 @@ export async function applySamplePartition(
     // as they run now (a stack made by an older layout had other ports), and the operator rolls it
     // if anything moved. For a stack whose addresses were kept, this changes nothing.
     const patch = {
-      spec: { stores: { etcd: { endpoints: [stores.etcd] }, s3: { endpoint: stores.minio.endpoint, bucket: stores.minio.bucket } } },
+      spec: {
+        stores: { etcd: { endpoints: [stores.etcd] }, s3: { endpoint: stores.minio.endpoint, bucket: stores.minio.bucket } },
+        ...(otlpEndpoint ? { telemetry: { otlpEndpoint } } : {}),
+      },
     };
     await mustRun(
       'kubectl',
@@ -86,7 +90,7 @@ spec:
   stores:
     etcd: { endpoints: ['${stores.etcd}'] }
     s3: { endpoint: '${stores.minio.endpoint}', bucket: ${stores.minio.bucket}, credentialsSecretRef: { name: ${samplePartition}-s3 } }
-`;
+${otlpEndpoint ? `  telemetry: { otlpEndpoint: '${otlpEndpoint}' }\n` : ''}`;
   await mustRun('kubectl', ['apply', '-f', '-'], { kubeconfig, input: manifest });
 }
 
