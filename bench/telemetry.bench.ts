@@ -22,7 +22,7 @@ import { startJaeger, type JaegerServer } from '../e2e/harness/jaeger.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
 import { MeshworkClient, sha256Hex, type ClientTracing } from '@meshwork/client';
 import { nodeHttpFetch } from '@meshwork/client/node';
-import { startPartition, type PartitionStores } from '../e2e/dataplane/partition-process.ts';
+import { startPartition, unthrottledEnv, type PartitionStores } from '../e2e/dataplane/partition-process.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
@@ -90,7 +90,8 @@ try {
     for (const mode of ['off', 'propagate', 'on'] as const) {
       const partition = await startPartition(stores, {
         partition: 'bench',
-        env: { MESHWORK_LOG_LEVEL: 'warn', ...(mode === 'on' ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlp } : {}) },
+        // Unthrottled: the benchmark measures tracing, not the per-device request rate.
+        env: { ...unthrottledEnv, MESHWORK_LOG_LEVEL: 'warn', ...(mode === 'on' ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlp } : {}) },
       });
       try {
         await delay(idleMs);

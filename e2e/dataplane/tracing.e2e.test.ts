@@ -1,7 +1,7 @@
 // Traces across every tier, checked in a real Jaeger: the `meshwork` command uploads a file
 // through the gateway with tracing on everywhere, and Jaeger's query API holds one trace with
 // spans of the command, the gateway, the partition, and the partition's etcd and S3 calls,
-// each tier the child of the one before. Then, with export off, a `traceparent` sent to the
+// each tier the child of the one before; a pass of the sync engine is a trace too. Then, with export off, a `traceparent` sent to the
 // gateway still puts its trace id on the log lines of the gateway and of the partition.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -154,6 +154,24 @@ describe('one trace across the tiers', () => {
     ]);
     // Raw paths (file names) are recorded nowhere.
     expect(JSON.stringify(spans)).not.toContain('report.bin');
+
+    // The sync engine makes each pass a trace of its own: here, the download of that file.
+    const synced = join(home, 'synced');
+    const once = await meshwork(home, ['sync', synced, '--object', object.id, '--once', '--json']);
+    expect(once.code, once.stderr).toBe(0);
+    const pass = await waitFor(
+      async () => {
+        const res = await fetch(`${jaeger.queryUrl}/api/traces?service=meshwork-cli&operation=${encodeURIComponent('meshwork sync pass')}`);
+        const traceId = ((await res.json()) as { data?: { traceID: string }[] | null }).data?.[0]?.traceID;
+        const all = traceId === undefined ? [] : await jaeger.trace(traceId);
+        const services = new Set(all.map((s) => s.service));
+        return services.has('meshwork-gateway') && all.some((s) => s.service === 'meshwork-partition' && s.operationName.startsWith('s3 '))
+          ? all
+          : undefined;
+      },
+      { description: 'Jaeger to hold a trace of the sync pass', timeoutMs: 30_000, intervalMs: 250 },
+    );
+    expect(pass.filter((s) => s.parentSpanId === '').map((s) => s.operationName)).toEqual(['meshwork sync pass']);
   });
 });
 

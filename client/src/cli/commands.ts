@@ -518,7 +518,15 @@ async function sync(ctx: Context): Promise<CliExitCode> {
     const line = formatEvent(event);
     if (line !== undefined) ctx.io.stdout.write(`${line}\n`);
   };
-  const agent = await (ctx.io.engine ?? realEngine).openAgent({ client, dir, objectId, statePath, deviceName: config.deviceName, onEvent });
+  const agent = await (ctx.io.engine ?? realEngine).openAgent({
+    client,
+    dir,
+    objectId,
+    statePath,
+    deviceName: config.deviceName,
+    onEvent,
+    ...(ctx.io.tracing ? { tracing: ctx.io.tracing } : {}),
+  });
   try {
     if (ctx.cmd.flags.once === true) {
       const report = await agent.syncOnce();

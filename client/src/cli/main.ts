@@ -23,8 +23,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<CliExitC
       return CliExit.ok;
     }
     const parsed = cmd;
-    if (io.tracing === undefined) return await runCommand(io, parsed);
-    // One trace per command: every request it sends is a child span.
+    // One trace per command: every request it sends is a child span. `sync` runs for as long as
+    // it is left running: there, each pass is a trace of its own (the agent starts it).
+    if (io.tracing === undefined || parsed.command === 'sync') return await runCommand(io, parsed);
     return await io.tracing.startTrace(`meshwork ${parsed.command}`, {}, () => runCommand(io, parsed));
   } catch (err) {
     const outcome = outcomeOf(err);
