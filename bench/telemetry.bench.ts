@@ -11,7 +11,7 @@
 //   tracing_throughput_ratio         files_per_s_on / files_per_s_off
 //   propagate_throughput_ratio       files_per_s_propagate / files_per_s_off
 //
-// Usage: npm run bench -- telemetry [--quick] [--jaeger]   (--quick: 1 round of 300 files)
+// Usage: npm run bench -- telemetry [--quick] [--jaeger] [--rounds N]   (--quick: 1 round of 300 files)
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -27,7 +27,8 @@ import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
 const useJaeger = process.argv.includes('--jaeger');
-const rounds = quick ? 1 : 3;
+const roundsFlag = process.argv.indexOf('--rounds');
+const rounds = roundsFlag !== -1 ? Number(process.argv[roundsFlag + 1]) : quick ? 1 : 3;
 const filesPerRound = quick ? 300 : 1500;
 const concurrency = 16;
 const idleMs = 8000;
@@ -137,8 +138,9 @@ const rateOff = median(results.off.rate);
 const rateOn = median(results.on.rate);
 const ratePropagate = median(results.propagate.rate);
 const loadRss = (mode: Mode): number => median(results[mode].loadRss);
+const signed = (mib: number): string => `${mib >= 0 ? '+' : ''}${mib.toFixed(1)}`;
 const rows: [string, string, string, string, string][] = [
-  ['idle RSS (MiB)', rssOn.toFixed(1), rssOff.toFixed(1), `+${(rssOn - rssOff).toFixed(1)}`, '< +10 MiB'],
+  ['idle RSS (MiB)', rssOn.toFixed(1), rssOff.toFixed(1), signed(rssOn - rssOff), '< +10 MiB'],
   [
     `${filesPerRound} files of 4 KiB, concurrency ${concurrency} (files/s)`,
     rateOn.toFixed(0),
@@ -146,7 +148,7 @@ const rows: [string, string, string, string, string][] = [
     (rateOn / rateOff).toFixed(2),
     '>= 0.9',
   ],
-  ['RSS after the files (MiB)', loadRss('on').toFixed(1), loadRss('off').toFixed(1), `+${(loadRss('on') - loadRss('off')).toFixed(1)}`, ''],
+  ['RSS after the files (MiB)', loadRss('on').toFixed(1), loadRss('off').toFixed(1), signed(loadRss('on') - loadRss('off')), ''],
   [
     'off, every request with a traceparent (files/s)',
     ratePropagate.toFixed(0),
@@ -171,6 +173,17 @@ console.log(
     load_rss_mb_on: Number(loadRss('on').toFixed(1)),
     propagate_throughput_ratio: Number((ratePropagate / rateOff).toFixed(3)),
     exporter: useJaeger ? 'jaeger' : 'receiver',
+    // Every round's figures, to judge the spread behind the medians.
+    rounds: Object.fromEntries(
+      Object.entries(results).map(([mode, r]) => [
+        mode,
+        {
+          files_per_s: r.rate.map((v) => Math.round(v)),
+          idle_rss_mb: r.rss.map((v) => Math.round(v)),
+          load_rss_mb: r.loadRss.map((v) => Math.round(v)),
+        },
+      ]),
+    ),
     tracing_throughput_ratio: Number((rateOn / rateOff).toFixed(3)),
     spans_received: spansReceived,
   }),
