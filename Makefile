@@ -47,7 +47,7 @@ deps-image: ## Install missing Debian packages that make image needs (mmdebstrap
 	$(call install_debian,$(DEBIAN_IMAGE_PACKAGES))
 
 .PHONY: tools
-tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns); a no-op when up to date
+tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns, jaeger); a no-op when up to date
 	@bash tools/build.sh
 
 .PHONY: typecheck

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the pinned real infrastructure (Kubernetes control plane, kube-proxy
-# and kubectl, etcd, MinIO, Helm, CoreDNS) from the Go module proxy into bin/, with each binary's
+# and kubectl, etcd, MinIO, Helm, CoreDNS, Jaeger) from the Go module proxy into bin/, with each binary's
 # real version stamped in. A tool whose inputs (go.mod, go.sum, this script,
 # the Go version) are unchanged since its last build is skipped, so a second
 # run costs nothing.
 #
-# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns]   (default: all)
+# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns] [jaeger]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -124,11 +124,23 @@ build_coredns() {
     -o "$bin/coredns" .
 }
 
+build_jaeger() {
+  local dir="$here/jaeger" v time
+  v=$(module_version "$dir" github.com/jaegertracing/jaeger)
+  time=$(module_time "$dir" github.com/jaegertracing/jaeger)
+  # cmd/jaeger is the collector + query service + UI in one binary; its
+  # version lives in internal/version (commitSHA is the only stamp we lack).
+  local p=github.com/jaegertracing/jaeger/internal/version
+  build jaeger jaeger -- \
+    -ldflags "-s -w -X $p.latestVersion=$v -X $p.commitSHA=module-$v -X $p.date=$time" \
+    -o "$bin/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns kubernetes)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns jaeger kubernetes)
 for t in "${targets[@]}"; do
   case "$t" in
-    kubernetes|etcd|minio|helm|coredns) "build_$t" ;;
-    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns)" >&2; exit 2 ;;
+    kubernetes|etcd|minio|helm|coredns|jaeger) "build_$t" ;;
+    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns jaeger)" >&2; exit 2 ;;
   esac
 done

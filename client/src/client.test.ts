@@ -3,7 +3,7 @@
 // abort are checked exactly. The real server is exercised in client.int.test.ts.
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '@meshwork/contract';
-import { MeshworkClient, type ClientOptions } from './client.ts';
+import { MeshworkClient, requestSpanName, type ClientOptions, type ClientTracing } from './client.ts';
 import { NetworkError, RequestAbortedError, UnexpectedAnswerError } from './errors.ts';
 
 type Scripted = Response | Error;
@@ -290,3 +290,41 @@ describe('MeshworkClient upload pipeline', () => {
 function client_upload(client: MeshworkClient, source: Iterable<Uint8Array>) {
   return client.upload('o', 'f', source, { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 3 });
 }
+
+describe('tracing', () => {
+  it('sends each request in a client span of its own, with its traceparent', async () => {
+    const spans: string[] = [];
+    let n = 0;
+    const tracing: ClientTracing = {
+      async inSpan(name, attributes, fn) {
+        spans.push(`${name} ${String(attributes['http.request.method'])}`);
+        n++;
+        return fn();
+      },
+      inject(headers) {
+        headers.traceparent = `00-0af7651916cd43dd8448eb211c80319c-00000000000000${String(n).padStart(2, '0')}-01`;
+      },
+    };
+    const { client, requests } = scripted([json(503, { error: { code: 'unavailable', message: 'later' } }), json(200, { id: 'u1' })], {
+      tracing,
+    });
+    await client.raw('GET', '/v1/objects/o1/entries/secret%20name.txt?x=1');
+    expect(spans).toEqual(['GET /v1/objects GET']);
+    expect(requests[0]!.headers.traceparent).toBe('00-0af7651916cd43dd8448eb211c80319c-0000000000000001-01');
+    await client.me();
+    expect(spans.at(-1)).toBe('GET /v1/me GET');
+    expect(requests.at(-1)!.headers.traceparent).toMatch(/-0000000000000002-01$/);
+  });
+
+  it('names spans without file names or ids past the collection', () => {
+    expect(requestSpanName('PUT', '/v1/objects/abc/entries/private/file.txt')).toBe('PUT /v1/objects');
+    expect(requestSpanName('PUT', '/v1/blocks/0123')).toBe('PUT /v1/blocks');
+    expect(requestSpanName('GET', '/healthz?x=1')).toBe('GET /healthz');
+  });
+
+  it('sends no traceparent without tracing', async () => {
+    const { client, requests } = scripted([json(200, { id: 'u1' })]);
+    await client.me();
+    expect(requests[0]!.headers).not.toHaveProperty('traceparent');
+  });
+});

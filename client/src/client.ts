@@ -41,6 +41,27 @@ import type {
   WritePrecondition,
 } from './types.ts';
 
+/**
+ * What the client needs from a tracer to take part in a distributed trace: a client span per
+ * request (a child of the caller's active span; none outside any span) and the W3C
+ * `traceparent` of the active span on the request. `@meshwork/client/tracing` makes one that
+ * exports over OTLP; the data plane's tracing fits too.
+ */
+export interface ClientTracing {
+  inSpan<T>(name: string, attributes: Record<string, string | number | boolean>, fn: () => Promise<T>): Promise<T>;
+  /** Adds `traceparent` (and `tracestate`) of the active span to the headers. */
+  inject(headers: Record<string, string>): void;
+}
+
+/** The span name of a request: its method and first two path segments (`PUT /v1/blocks`); file names never appear. */
+export function requestSpanName(method: string, path: string): string {
+  const segments = path
+    .split('?')[0]!
+    .split('/')
+    .filter((s) => s !== '');
+  return `${method} /${segments.slice(0, 2).join('/')}`;
+}
+
 /** How a client is set up; only `baseUrl` is required. */
 export interface ClientOptions {
   /** The API's base URL, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
@@ -55,6 +76,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Called before each repeat of a request (for logs and metrics). */
   onRetry?: (info: RetryInfo) => void;
+  /** Traces each request (a client span, and `traceparent` on the request); none by default. */
+  tracing?: ClientTracing;
   /** The wait between attempts (injectable for tests; default: an abortable timer). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** The source of jitter, in [0, 1) (default `Math.random`). */
@@ -827,8 +850,14 @@ export class MeshworkClient {
       init.cache = 'no-cache';
     if (body !== undefined) init.body = body;
     if (b !== undefined && 'stream' in b) init.duplex = 'half';
+    const tracing = this.#options.tracing;
     try {
-      return await this.#fetch(`${this.baseUrl}${path}`, init);
+      if (tracing === undefined) return await this.#fetch(`${this.baseUrl}${path}`, init);
+      return await tracing.inSpan(requestSpanName(method, path), { 'http.request.method': method }, async () => {
+        // `init.headers` is this object: the span's context goes out with the request.
+        tracing.inject(headers);
+        return this.#fetch(`${this.baseUrl}${path}`, init);
+      });
     } catch (err) {
       if (signal?.aborted) throw new RequestAbortedError(`${method} ${path} aborted`, { cause: signal.reason });
       if (timeout.signal.aborted) throw timeout.signal.reason as RequestTimeoutError;

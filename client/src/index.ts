@@ -2,11 +2,12 @@
 // agent, the gateway's tests, the web UI, the prober, benchmarks and tests. This entry point runs
 // in browsers and Node alike; files on disk and raw HTTP are in `@meshwork/client/node`.
 export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@meshwork/contract/errors';
-export { MeshworkClient, NotificationWatch } from './client.ts';
+export { MeshworkClient, NotificationWatch, requestSpanName } from './client.ts';
 export type {
   ByteRange,
   CallOptions,
   ClientOptions,
+  ClientTracing,
   CommitResult,
   ContentAnswer,
   ContentOptions,

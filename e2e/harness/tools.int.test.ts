@@ -72,9 +72,16 @@ describe('the pinned binaries', () => {
     expect(plugins).toEqual(expect.arrayContaining(['bind', 'kubernetes', 'ready', 'errors']));
   });
 
+  it('jaeger version prints the pinned v1.75 release', () => {
+    const version = pinned('jaeger', 'github.com/jaegertracing/jaeger');
+    expect(version).toBe('v1.75.0');
+    expect(JSON.parse(run('jaeger', ['version']).trim().split('\n').at(-1)!)).toMatchObject({ gitVersion: version });
+  });
+
   it('a second make tools with nothing changed builds nothing', () => {
     const output = execFileSync('bash', [join(repoRoot, 'tools', 'build.sh')], { encoding: 'utf8', env: { ...process.env } });
-    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns']) expect(output).toContain(`tools: ${tool} is up to date`);
+    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns', 'jaeger'])
+      expect(output).toContain(`tools: ${tool} is up to date`);
     expect(output).not.toContain('building');
   });
 });

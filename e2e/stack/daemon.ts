@@ -16,6 +16,7 @@ import { freePorts } from '../harness/ports.ts';
 import { NodeAgent, imageRootfsImages } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
 import { createBridge, freeNetworkBlock, networkSupport, planNetwork, removeNetwork, type NetworkPlan } from '../node-agent/network.ts';
+import { jaegerPorts, startStackJaeger } from './jaeger.ts';
 import {
   applySampleMesh,
   gatewayUrl,
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
     const [etcdPort, minioPort, apiPort] = await freePorts(3);
     settings = earlier?.ports ? { ports: earlier.ports } : { ports: { etcd: etcdPort!, minio: minioPort!, apiServer: apiPort! } };
   }
+  settings.jaeger = await jaegerPorts(earlier, plan !== undefined);
   if (earlier && (earlier.block !== undefined) !== (plan !== undefined))
     log(
       'WARNING: this stack ran in the other network mode before; the store addresses it stored will not answer (make reset starts anew)',
@@ -120,6 +122,9 @@ async function main(): Promise<void> {
     () => cp.stop(),
   );
   log('Started etcd, MinIO and the control plane', { etcd: etcd.endpoint, minio: minio.endpoint, apiServer: cp.server });
+  const jaeger = await startStackJaeger(dir, host, settings.jaeger);
+  stops.push(() => jaeger.stop());
+  log('Started Jaeger', { ui: jaeger.queryUrl, otlp: jaeger.otlpEndpoint });
 
   let network: StackState['network'] = { mode: 'loopback', reason: support.ok ? '' : support.reason };
   if (plan) {
@@ -144,7 +149,7 @@ async function main(): Promise<void> {
 
   log('Installing the operator with the Helm chart');
   await installOperator(cp.adminKubeconfig);
-  await applySampleMesh(cp.adminKubeconfig, { etcd: etcd.endpoint, minio }, log);
+  await applySampleMesh(cp.adminKubeconfig, { etcd: etcd.endpoint, minio }, jaeger.otlpEndpoint, log);
   log('Applied the sample Mesh; waiting until it is Ready', { namespace: sampleNamespace, name: sampleMesh });
   const mesh = await waitForMeshReady(cp.adminKubeconfig, 180_000);
   const gateway = plan ? await gatewayUrl(cp.adminKubeconfig) : undefined;
@@ -158,6 +163,7 @@ async function main(): Promise<void> {
     apiServer: cp.server,
     etcd: etcd.endpoint,
     minio: { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: minio.bucket },
+    jaeger: { ui: jaeger.queryUrl, otlp: jaeger.otlpEndpoint },
     faults: faults.url,
     nodes: [...agent.nodes.keys()],
     partitions: { namespace: sampleNamespace, names: samplePartitions },

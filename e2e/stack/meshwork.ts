@@ -49,6 +49,7 @@ export async function installOperator(kubeconfig: string): Promise<void> {
 export async function applySampleMesh(
   kubeconfig: string,
   stores: { etcd: string; minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string } },
+  otlpEndpoint?: string,
   log: (message: string, fields?: Record<string, unknown>) => void = () => undefined,
 ): Promise<void> {
   const legacy = await mustRun(
@@ -78,7 +79,10 @@ export async function applySampleMesh(
     // they run now (a stack made by an older layout had other ports), and the operator rolls the
     // partitions if anything moved. For a stack whose addresses were kept, this changes nothing.
     const patch = {
-      spec: { stores: { etcd: { endpoints: [stores.etcd] }, s3: { endpoint: stores.minio.endpoint, bucket: stores.minio.bucket } } },
+      spec: {
+        stores: { etcd: { endpoints: [stores.etcd] }, s3: { endpoint: stores.minio.endpoint, bucket: stores.minio.bucket } },
+        ...(otlpEndpoint ? { telemetry: { otlpEndpoint } } : {}),
+      },
     };
     await mustRun('kubectl', ['patch', 'mesh', sampleMesh, '-n', sampleNamespace, '--type', 'merge', '-p', JSON.stringify(patch)], {
       kubeconfig,
@@ -130,7 +134,7 @@ spec:
     resources: { cpu: 250m, memory: 512Mi }
     # Reachable from the machine at a node's address (make up prints it).
     service: { type: NodePort }
-`;
+${otlpEndpoint ? `  telemetry: { otlpEndpoint: '${otlpEndpoint}' }\n` : ''}`;
   await mustRun('kubectl', ['apply', '-f', '-'], { kubeconfig, input: manifest });
 }
 

@@ -105,6 +105,14 @@ describe('make up and make down', () => {
       state = readState(dir)!;
       expect(state.ready).toBe(true);
       expect(state.network.mode).toBe(networked ? 'netns' : 'loopback');
+      // Jaeger runs with its UI, and the sample Mesh is told to export to it (and tells its partitions).
+      expect(started.stdout).toContain(`Jaeger (traces)  ${state.jaeger!.ui}`);
+      expect((await fetch(`${state.jaeger!.ui}/api/services`)).status).toBe(200);
+      for (const [kind, name] of [['mesh', state.mesh.name], ...state.partitions.names.map((p) => ['meshpartition', p])] as const) {
+        expect(kubectl('get', kind, name, '-n', state.mesh.namespace, '-o', 'jsonpath={.spec.telemetry.otlpEndpoint}'), name).toBe(
+          state.jaeger!.otlp,
+        );
+      }
       if (!networked) expect(started.stdout).toContain('WARNING: loopback pod IPs only');
 
       const nodes = kubectl('get', 'nodes', '--no-headers');
@@ -348,11 +356,21 @@ spec:
       const object = await device.createObject({ name: 'kept', cloudStorage: true });
       const content = randomBytes(300_000);
       await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
+      // The gateway and the members export their spans to the stack's Jaeger.
+      const services = async (): Promise<string[]> =>
+        ((await (await fetch(`${state.jaeger!.ui}/api/services`)).json()) as { data: string[] | null }).data ?? [];
+      await waitFor(
+        async () => ((await services()).includes('meshwork-partition') && (await services()).includes('meshwork-gateway')) || undefined,
+        {
+          description: "the gateway's and the members' spans in Jaeger",
+          timeoutMs: 60_000,
+        },
+      );
 
       const gatewayBefore = state.mesh.gateway;
       const running = processesMentioning(dir);
-      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 4 members, a gateway
-      expect(running.length).toBeGreaterThanOrEqual(13);
+      // supervisor, 2 etcd, MinIO, Jaeger, apiserver, controller manager, scheduler, 2 operators, 4 members, a gateway
+      expect(running.length).toBeGreaterThanOrEqual(14);
       const stopped = down();
       expect(stopped.status, stopped.stderr).toBe(0);
       expect(stopped.stdout).toContain('Stopped');
@@ -376,6 +394,8 @@ spec:
       expect(again.status, again.stderr).toBe(0);
       state = readState(dir)!;
       expect(readSettings(dir)?.block).toBe(block);
+      // Jaeger is back at the same address (its traces were in memory).
+      expect((await fetch(`${state.jaeger!.ui}/api/services`)).status).toBe(200);
       expect(state.image?.digest).toBe(readFileSync(join(dir, 'dist', 'digest'), 'utf8').trim());
       expect(again.stdout).toContain(`pods run meshwork/meshwork:${version} (${state.image!.digest}) from its root filesystem`);
       // Every member and the operator run the image's Node and the image's /app.

@@ -14,6 +14,8 @@ export interface StackState {
   apiServer: string;
   etcd: string;
   minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string };
+  /** Jaeger: its UI and query API, and the OTLP/HTTP endpoint the pods export to. */
+  jaeger?: { ui: string; otlp: string };
   faults: string;
   nodes: string[];
   /** The sample Mesh's MeshPartitions (all in the Mesh's namespace). */
@@ -47,6 +49,8 @@ export interface StackSettings {
   /** The network block (198.19.(8b).0/21) of the namespaces, when the stack runs with real networking. */
   block?: number;
   ports: { etcd: number; minio: number; apiServer: number };
+  /** Jaeger's query (UI) and OTLP ports; absent in the settings of a stack made before Jaeger was part of it. */
+  jaeger?: { query: number; otlp: number };
 }
 
 export function settingsFile(dir = stackDir()): string {

@@ -7,6 +7,7 @@ import { repoRoot } from '../harness/binaries.ts';
 import { tailFile } from '../harness/process.ts';
 import { waitFor } from '../harness/wait.ts';
 import { networkSupport } from '../node-agent/network.ts';
+import { describeJaeger } from './jaeger.ts';
 import { processAlive, readState, stackDir, stackImageEnv, type StackImage, type StackState } from './state.ts';
 
 const dir = stackDir();
@@ -42,6 +43,7 @@ function describe(state: StackState): string {
       : `  image            pods run the work tree's sources (make up IMAGE=1 runs them from the built image)`,
     `  etcd             ${state.etcd}`,
     `  MinIO (S3)       ${state.minio.endpoint}  bucket ${state.minio.bucket}  credentials in ${rel(join(state.dir, 'minio-credentials.json'))}`,
+    ...describeJaeger(state),
     `  faults           npm run fault -- power-off --node ${state.nodes[0]}   (see npm run fault -- help)`,
     `  logs             ${rel(join(state.dir, 'stack.log'))}, ${rel(join(state.dir, 'kubernetes', 'logs'))}/`,
     '',

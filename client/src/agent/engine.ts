@@ -204,7 +204,10 @@ export class SyncAgent {
     this.#running = new Promise<void>((resolve) => (release = resolve));
     await previous.catch(() => undefined);
     try {
-      return await this.#pass(AbortSignal.any([this.#closing.signal, ...(signal === undefined ? [] : [signal])]));
+      const pass = (): Promise<SyncReport> =>
+        this.#pass(AbortSignal.any([this.#closing.signal, ...(signal === undefined ? [] : [signal])]));
+      const { tracing } = this.#options;
+      return await (tracing ? tracing.startTrace('meshwork sync pass', { 'meshwork.object_id': this.#options.objectId }, pass) : pass());
     } catch (err) {
       throw this.#stopFor(err) ?? err;
     } finally {

@@ -25,6 +25,12 @@ export interface AgentOptions {
   scanIntervalMs?: number;
   /** Progress and outcomes, for a progress display or logs. */
   onEvent?: (event: AgentEvent) => void;
+  /**
+   * Makes each pass one trace (root span `meshwork sync pass`), its requests child spans, when
+   * the client traces too (`startClientTracing` of `@meshwork/client/tracing`). Notification
+   * long polls between passes are not traced.
+   */
+  tracing?: { startTrace<T>(name: string, attributes: Record<string, string>, fn: () => Promise<T>): Promise<T> };
 }
 
 export type AgentEvent =

@@ -14,6 +14,7 @@ import { NetworkError, RequestTimeoutError } from '../errors.ts';
 import { downloadToStream } from '../node.ts';
 import { openAgent, readStatus, type AgentEvent, type AgentStatus } from '../agent/index.ts';
 import type { WritePrecondition } from '../types.ts';
+import type { ClientTracer } from '../tracing.ts';
 import { parseRemotePath, type ParsedCommand } from './args.ts';
 import {
   configDir,
@@ -52,6 +53,8 @@ export interface CliIo {
   onSignal(handler: (signal: string) => void): () => void;
   /** The sync engine (default: `@meshwork/client/agent`); a test may run the command over a stand-in. */
   engine?: SyncEngine;
+  /** Traces the command (a root span) and its requests; set when OTEL_EXPORTER_OTLP_ENDPOINT is. */
+  tracing?: ClientTracer;
 }
 
 /** The two functions of the sync engine's surface the command uses. */
@@ -137,11 +140,11 @@ function warn(ctx: Context, message: string): void {
 /** A client speaking as this device, with the configuration it came from. */
 async function deviceClient(ctx: Context): Promise<{ client: MeshworkClient; config: DeviceConfig }> {
   const config = await readConfig(configDir(ctx.io.env, ctx.io.home));
-  return { client: clientFor(config.server, config.deviceToken), config };
+  return { client: clientFor(ctx, config.server, config.deviceToken), config };
 }
 
-function clientFor(server: string, token: string): MeshworkClient {
-  return new MeshworkClient({ baseUrl: server, token });
+function clientFor(ctx: Context, server: string, token: string): MeshworkClient {
+  return new MeshworkClient({ baseUrl: server, token, ...(ctx.io.tracing ? { tracing: ctx.io.tracing } : {}) });
 }
 
 /** Runs an object call, turning `not_found` into a message naming the object. */
@@ -205,7 +208,7 @@ async function login(ctx: Context): Promise<void> {
   const existing = await readConfig(dir).catch(() => undefined);
   if (existing !== undefined) {
     // A configuration whose device still works is not overwritten: that would orphan the device.
-    const stillValid = await clientFor(existing.server, existing.deviceToken)
+    const stillValid = await clientFor(ctx, existing.server, existing.deviceToken)
       .me()
       .then(
         () => true,
@@ -222,7 +225,7 @@ async function login(ctx: Context): Promise<void> {
   const accountToken = await readAccountToken(ctx);
   let device;
   try {
-    device = await clientFor(server, accountToken).registerDevice(name);
+    device = await clientFor(ctx, server, accountToken).registerDevice(name);
   } catch (err) {
     if (err instanceof ApiError && err.code === 'unauthenticated') {
       throw new CliError(CliExit.noPermission, 'the server refused the account token', { cause: err });
@@ -257,7 +260,7 @@ async function logout(ctx: Context): Promise<void> {
   const config = await readConfig(dir);
   let deleted = true;
   try {
-    await clientFor(config.server, config.deviceToken).deleteDevice(config.deviceId);
+    await clientFor(ctx, config.server, config.deviceToken).deleteDevice(config.deviceId);
   } catch (err) {
     deleted = false;
     if (err instanceof ApiError && err.code === 'unauthenticated') {
@@ -293,7 +296,7 @@ async function revokeDevice(ctx: Context): Promise<void> {
     return;
   }
   // A device may delete only itself; another device needs the account token.
-  const account = clientFor(config.server, await readAccountToken(ctx));
+  const account = clientFor(ctx, config.server, await readAccountToken(ctx));
   try {
     await account.deleteDevice(id);
   } catch (err) {
@@ -515,7 +518,15 @@ async function sync(ctx: Context): Promise<CliExitCode> {
     const line = formatEvent(event);
     if (line !== undefined) ctx.io.stdout.write(`${line}\n`);
   };
-  const agent = await (ctx.io.engine ?? realEngine).openAgent({ client, dir, objectId, statePath, deviceName: config.deviceName, onEvent });
+  const agent = await (ctx.io.engine ?? realEngine).openAgent({
+    client,
+    dir,
+    objectId,
+    statePath,
+    deviceName: config.deviceName,
+    onEvent,
+    ...(ctx.io.tracing ? { tracing: ctx.io.tracing } : {}),
+  });
   try {
     if (ctx.cmd.flags.once === true) {
       const report = await agent.syncOnce();

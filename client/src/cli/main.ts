@@ -22,7 +22,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<CliExitC
       io.stdout.write(helpText(cmd.args[0]));
       return CliExit.ok;
     }
-    return await runCommand(io, cmd);
+    const parsed = cmd;
+    // One trace per command: every request it sends is a child span. `sync` runs for as long as
+    // it is left running: there, each pass is a trace of its own (the agent starts it).
+    if (io.tracing === undefined || parsed.command === 'sync') return await runCommand(io, parsed);
+    return await io.tracing.startTrace(`meshwork ${parsed.command}`, {}, () => runCommand(io, parsed));
   } catch (err) {
     const outcome = outcomeOf(err);
     const json = cmd?.json ?? argv.includes('--json');

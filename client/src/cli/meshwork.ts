@@ -2,6 +2,7 @@
 // The `meshwork` command a person installs on a device: `node client/src/cli/meshwork.ts`, or
 // `npx meshwork` after `npm ci`. Everything is in main.ts; this file binds it to the process.
 import { homedir } from 'node:os';
+import { startClientTracing } from '../tracing.ts';
 import { main } from './main.ts';
 
 const signalHandlers = new Set<(signal: string) => void>();
@@ -21,6 +22,12 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// Tracing only with an OTLP endpoint; OpenTelemetry is not even loaded otherwise.
+const tracing = await startClientTracing({
+  serviceName: 'meshwork-cli',
+  endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT,
+  warn: (message) => process.stderr.write(`meshwork: warning: tracing: ${message}\n`),
+});
 const code = await main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
@@ -31,5 +38,7 @@ const code = await main(process.argv.slice(2), {
     signalHandlers.add(handler);
     return () => void signalHandlers.delete(handler);
   },
+  ...(tracing ? { tracing } : {}),
 });
+await tracing?.shutdown(5000);
 process.exitCode = code;

@@ -115,7 +115,7 @@ const knownAreas = new Set(['objects', 'devices', 'users', 'me', 'notifications'
 const knownParts = new Set(['entries', 'changes', 'content', 'members', 'presence', 'quota', 'token']);
 
 /** The route label of a request for metrics: its area, never ids, and only names the API has (a client cannot add labels). */
-function routeLabel(pathname: string): string {
+export function routeLabel(pathname: string): string {
   const [, , area, id, sub] = pathname.split('/');
   if (area === undefined || !knownAreas.has(area)) return '/v1/other';
   if (id === undefined || id === '') return `/v1/${area}`;
@@ -143,13 +143,15 @@ export class GatewayRouter {
     const started = performance.now();
     const { metrics } = this.#deps;
     const route = routeLabel(pathname);
+    // Read here, inside the request's context: 'close' is emitted outside it.
+    const ids = this.#deps.tracing.activeIds();
     metrics.http.httpRequestsInFlight.inc();
     res.once('close', () => {
       metrics.http.httpRequestsInFlight.dec();
       const status = res.writableFinished ? res.statusCode : 499;
       metrics.http.httpRequestDuration.observe({ method: req.method, route, status: String(status) }, (performance.now() - started) / 1000);
       this.#deps.logger.info(
-        { method: req.method, route, status, ms: Math.round((performance.now() - started) * 10) / 10 },
+        { ...ids, method: req.method, route, status, ms: Math.round((performance.now() - started) * 10) / 10 },
         'Served request',
       );
     });

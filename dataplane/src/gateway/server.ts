@@ -20,7 +20,7 @@ import { startTracing } from '../telemetry/tracing.ts';
 import { drainOnSignal, terminate } from '../termination.ts';
 import { AdaptiveLimit } from './admission.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
-import { GatewayRouter, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
+import { GatewayRouter, routeLabel, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
 import { MemberStates, type ProbeResult } from './members.ts';
 import { answerOperations, answerSlots, isOperationsPath } from './operations.ts';
 import { LoopLag } from './loop-lag.ts';
@@ -230,7 +230,10 @@ export async function runGateway(): Promise<void> {
       });
     };
     const span = tracing.serveRequest(req as IncomingMessage, res as ServerResponse, run);
-    if (span) res.once('close', () => span.end(pathname.startsWith('/v1/') ? '/v1' : pathname, res.statusCode));
+    // Named like the metrics' route label: never a raw path (it may hold a file name).
+    const spanRoute = (): string =>
+      pathname.startsWith('/v1/') ? routeLabel(pathname) : isOperationsPath(pathname) ? pathname : 'unmatched';
+    if (span) res.once('close', () => span.end(spanRoute(), res.statusCode));
   };
 
   let server: Server | Http2SecureServer;

@@ -31,7 +31,9 @@ export function requestTelemetry({ metrics, tracing, logger }: Pick<PartitionCon
     const socket = req.socket;
     metrics.httpRequestsInFlight.inc();
     const span = tracing.serveRequest(req, res, () => {
-      // Added inside the span's context, so the log line carries its trace_id.
+      // Read inside the request's context: 'close' is emitted by the socket, outside it when
+      // no span binds the response (export off).
+      const ids = tracing.activeIds();
       res.once('close', () => {
         const route = routeOf(req);
         // A response that did not finish was cut short because the client went away.
@@ -44,7 +46,15 @@ export function requestTelemetry({ metrics, tracing, logger }: Pick<PartitionCon
         metrics.httpResponseBytes.inc({ route }, bytes.written);
         span?.end(route, status);
         logger.info(
-          { method: req.method, route, status, ms: Math.round(seconds * 10_000) / 10, bytesIn: bytes.read, bytesOut: bytes.written },
+          {
+            ...ids,
+            method: req.method,
+            route,
+            status,
+            ms: Math.round(seconds * 10_000) / 10,
+            bytesIn: bytes.read,
+            bytesOut: bytes.written,
+          },
           'Served request',
         );
       });

@@ -39,8 +39,8 @@ export function createLogger(options: LoggerOptions): Logger {
     level: options.level,
     base: options.base,
     redact: { paths: [...redactedPaths], censor: '[redacted]' },
-    // Without tracing there is no active span to read: no mixin at all.
-    ...(tracing.enabled ? { mixin: () => tracing.activeIds() ?? {} } : {}),
+    // The active span's ids, or with export off the trace id a request came with.
+    mixin: () => tracing.activeIds() ?? {},
   };
   return options.destination ? pino(settings, options.destination) : pino(settings);
 }

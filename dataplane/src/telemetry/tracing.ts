@@ -1,7 +1,9 @@
 // Tracing as the rest of the code sees it: server spans for incoming requests, child spans
 // around store calls, W3C trace context on outgoing requests, and the active ids for log
-// lines. Without an OTLP endpoint this is a no-op that loads none of OpenTelemetry, so a pod
-// that does not export traces pays neither the memory nor the time (see ADR 9).
+// lines. Without an OTLP endpoint no span is made and none of OpenTelemetry is loaded, so a pod
+// that does not export traces pays neither the memory nor the time (see ADR 9); a request that
+// came with a `traceparent` still has its trace_id on its log lines.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Attributes a span may carry. */
@@ -16,7 +18,8 @@ export interface RequestSpan {
 /** Ids of the active span, in the form log lines carry them. */
 export interface TraceIds {
   trace_id: string;
-  span_id: string;
+  /** Absent when no span is made here (export off): the line only joins the caller's trace. */
+  span_id?: string;
 }
 
 /** What the data plane needs from a tracer. */
@@ -43,7 +46,7 @@ export interface Tracing {
   shutdown(timeoutMs: number): Promise<void>;
 }
 
-/** Tracing that does nothing: the default without an OTLP endpoint. */
+/** Tracing that does nothing at all (tests, tools). */
 export const noTracing: Tracing = {
   enabled: false,
   serveRequest(_req, _res, handle) {
@@ -56,6 +59,40 @@ export const noTracing: Tracing = {
   activeIds: () => undefined,
   shutdown: () => Promise.resolve(),
 };
+
+// W3C trace context: version-traceid-parentid-flags, lower-case hex; version ff and all-zero
+// ids are invalid; a later version may append fields after a dash.
+const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** The trace id of a W3C `traceparent` header, or undefined when it is absent or malformed. */
+export function traceIdOf(traceparent: string | string[] | undefined): string | undefined {
+  if (typeof traceparent !== 'string') return undefined;
+  const m = traceparentPattern.exec(traceparent.trim());
+  if (m === null) return undefined;
+  const [, version, traceId, parentId, , rest] = m;
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  if (/^0+$/.test(traceId!) || /^0+$/.test(parentId!)) return undefined;
+  return traceId;
+}
+
+/**
+ * Tracing without export: no span is made and nothing is sent, but a request that came with a
+ * valid `traceparent` runs with the caller's trace id in an AsyncLocalStorage, so that its log
+ * lines carry `trace_id`. The default without an OTLP endpoint; it loads none of OpenTelemetry.
+ */
+export function logOnlyTracing(): Tracing {
+  const store = new AsyncLocalStorage<TraceIds>();
+  return {
+    ...noTracing,
+    serveRequest(req, _res, handle) {
+      const traceId = traceIdOf(req.headers.traceparent);
+      if (traceId === undefined) handle();
+      else store.run({ trace_id: traceId }, handle);
+      return undefined;
+    },
+    activeIds: () => store.getStore(),
+  };
+}
 
 /** Where and as what a process exports its traces. */
 export interface TracingOptions {
@@ -71,7 +108,7 @@ export interface TracingOptions {
 
 /** Starts tracing when an endpoint is configured, loading OpenTelemetry only then. */
 export async function startTracing(options: TracingOptions): Promise<Tracing> {
-  if (options.endpoint === undefined) return noTracing;
+  if (options.endpoint === undefined) return logOnlyTracing();
   const { startOtelTracing } = await import('./otel.ts');
   return startOtelTracing({ ...options, endpoint: options.endpoint });
 }

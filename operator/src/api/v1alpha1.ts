@@ -173,6 +173,17 @@ const throttling = object({
     fieldPath: '.concurrency.min',
   });
 
+const telemetry = object({
+  otlpEndpoint: string()
+    .describe(
+      'OTLP/HTTP base URL the pods export traces to (set as OTEL_EXPORTER_OTLP_ENDPOINT; spans go to <url>/v1/traces). ' +
+        'Empty or absent: no spans are made and OpenTelemetry is not loaded; log lines still carry the trace_id of a request that came with a traceparent.',
+    )
+    .with({ maxLength: 512, pattern: '^$|^https?://[^\\s]+$' }),
+})
+  .optionalInType()
+  .describe('Where the pods send telemetry that is pushed (traces); metrics are scraped from /metrics.');
+
 const fencingPolicy = oneOf(['ForceDelete', 'OutOfServiceTaint']);
 
 const watchdog = object({
@@ -264,6 +275,7 @@ const spec = object({
   stores: stores.required(),
   throttling,
   watchdog,
+  telemetry,
   rollout: object({
     partition: integer()
       .default(0)
@@ -482,6 +494,7 @@ const meshSpec = object({
   storage,
   throttling,
   watchdog,
+  telemetry: telemetry.describe('Where the pods (partitions and gateway) send traces; passed to every partition of the Mesh.'),
   gateway: meshGateway,
 });
 

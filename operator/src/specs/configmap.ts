@@ -39,6 +39,7 @@ export function partitionEnvironment(partition: MeshPartition): PartitionEnviron
     [PartitionEnv.terminationMessagePath]: defaultTerminationMessagePath,
     [PartitionEnv.adminTokenFile]: `${adminTokenMountPath}/token`,
     [PartitionEnv.nodeOptions]: dataplaneNodeOptions,
+    ...(spec.telemetry?.otlpEndpoint ? { [PartitionEnv.otlpEndpoint]: spec.telemetry.otlpEndpoint } : {}),
   };
 }
 

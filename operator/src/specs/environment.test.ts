@@ -123,6 +123,14 @@ describe('the partition environment the operator builds', () => {
     expect(config.dataDirs).toHaveLength(partition.spec.storage.volumes);
   });
 
+  it('exports traces where spec.telemetry says, and only then', async () => {
+    expect((await startMember(samplePartition())).config.otlpEndpoint).toBeUndefined();
+    const partition = samplePartition('p0', { telemetry: { otlpEndpoint: 'http://jaeger.observability:4318' } });
+    const { env, config } = await startMember(partition);
+    expect(env[PartitionEnv.otlpEndpoint]).toBe('http://jaeger.observability:4318');
+    expect(config.otlpEndpoint).toBe('http://jaeger.observability:4318');
+  });
+
   it('sets only variables of the contract, each read by the data plane or named as read elsewhere', async () => {
     const { env } = await startMember(samplePartition());
     const contractNames = new Set<string>(Object.values(PartitionEnv));

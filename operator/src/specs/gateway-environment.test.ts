@@ -65,4 +65,10 @@ describe("the gateway pod's environment", () => {
       expect(mounts).toEqual([]);
     }
   });
+
+  it('exports traces where spec.telemetry says, and only then', async () => {
+    expect((await gatewayEnv(sampleMesh())).env[GatewayEnv.otlpEndpoint]).toBeUndefined();
+    const { env } = await gatewayEnv(sampleMesh('m', { telemetry: { otlpEndpoint: 'http://jaeger.observability:4318' } }));
+    expect(gatewayEnvSchema.shape[GatewayEnv.otlpEndpoint].parse(env[GatewayEnv.otlpEndpoint])).toBe('http://jaeger.observability:4318');
+  });
 });

@@ -50,6 +50,7 @@ export function gatewayEnvironment(mesh: Mesh): V1EnvVar[] {
     ...(tls ? [{ name: GatewayEnv.tlsDir, value: gatewayTlsMountPath }] : []),
     { name: PartitionEnv.terminationMessagePath, value: defaultTerminationMessagePath },
     { name: PartitionEnv.nodeOptions, value: dataplaneNodeOptions },
+    ...(mesh.spec.telemetry?.otlpEndpoint ? [{ name: GatewayEnv.otlpEndpoint, value: mesh.spec.telemetry.otlpEndpoint }] : []),
   ];
 }
 

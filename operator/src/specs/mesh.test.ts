@@ -34,6 +34,7 @@ describe('buildMeshPartition', () => {
         storage: { volumes: 2, size: '10Gi', storageClassName: 'local' },
         throttling: { ...throttlingDefaults, userBurst: 7 },
         watchdog: { ...watchdogSpecDefaults, mode: 'Observe' as const },
+        telemetry: { otlpEndpoint: 'http://jaeger:4318' },
       },
       expected: {
         replicas: 5,
@@ -42,6 +43,7 @@ describe('buildMeshPartition', () => {
         storage: { volumes: 2, size: '10Gi', storageClassName: 'local' },
         throttling: { userBurst: 7 },
         watchdog: { mode: 'Observe' },
+        telemetry: { otlpEndpoint: 'http://jaeger:4318' },
       },
       image: 'r/m:2',
     },

@@ -30,6 +30,7 @@ export function buildMeshPartition(mesh: Mesh, name: string, slots: SlotRange): 
       storage: structuredClone(spec.storage),
       throttling: structuredClone(spec.throttling),
       watchdog: structuredClone(spec.watchdog),
+      ...(spec.telemetry?.otlpEndpoint ? { telemetry: { otlpEndpoint: spec.telemetry.otlpEndpoint } } : {}),
     },
   };
 }
