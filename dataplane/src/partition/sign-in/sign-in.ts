@@ -9,7 +9,7 @@ import { mintIdInSlot, slotOf } from '../../slots.ts';
 import type { MetadataStore } from '../../stores/metadata-store.ts';
 import { csrfTokenOf, mintSessionToken, type Principal } from '../auth.ts';
 import { invalidRequest } from '../errors.ts';
-import type { AddressFailures} from './lockout.ts';
+import type { AddressFailures } from './lockout.ts';
 import { afterFailure, lockedForMillis, retryAfterSeconds, signInLimits } from './lockout.ts';
 import { hashPassword, passwordProblem, verifyNothing, verifyPassword } from './passwords.ts';
 
