@@ -222,7 +222,7 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
                 <tr key={e.path} class={isConflictCopy(e.path) ? 'conflict' : undefined}>
                   <td>
                     {e.kind === 'directory' ? (
-                      <a href={link(e.path)}>📁 {name}</a>
+                      <a href={link(e.path)}>{name}/</a>
                     ) : (
                       <a
                         href={`/v1/objects/${encodeURIComponent(objectId)}/content/${e.path.split('/').map(encodeURIComponent).join('/')}`}
