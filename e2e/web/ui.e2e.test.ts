@@ -36,6 +36,8 @@ let browser: Browser;
 let evil: Server;
 let evilPort: number;
 let uploadPaths: string[];
+let resumePath: string;
+const MiB = 1024 * 1024;
 const people = { alice: { id: '', token: '' }, bob: { id: '', token: '' } };
 const password = 'a web password for tests';
 const big = new Uint8Array(randomBytes(20 * 1024 * 1024));
@@ -83,6 +85,8 @@ beforeAll(async () => {
   ];
   for (const [name, bytes] of files) writeFileSync(join(uploads, name), bytes);
   uploadPaths = files.map(([name]) => join(uploads, name));
+  resumePath = join(uploads, 'again.bin');
+  writeFileSync(resumePath, randomBytes(20 * MiB));
 }, 120_000);
 
 afterAll(async () => {
@@ -207,6 +211,42 @@ describe('the web UI', () => {
     const saved = join(mkdtempSync(join(tmpdir(), 'meshwork-download-')), 'big.bin');
     await download.saveAs(saved);
     expect(sha256(readFileSync(saved))).toBe(sha256(big));
+  });
+
+  it('resumes an upload interrupted by a reload, sending only the blocks that were missing', async () => {
+    const blockPuts = (): { done: number } => {
+      const counter = { done: 0 };
+      page.on('response', (r) => {
+        if (r.request().method() === 'PUT' && r.url().includes('/v1/blocks/') && r.status() === 201) counter.done++;
+      });
+      return counter;
+    };
+    // Uploads slowed to 4 MiB/s, so that the reload comes in the middle of the 20 MiB.
+    const cdp = await alice.newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MiB });
+    const before = blockPuts();
+    await page.getByLabel('Upload files').setInputFiles(resumePath);
+    await expect.poll(() => before.done, { timeout: 30_000 }).toBeGreaterThan(0);
+    const sentBeforeReload = before.done;
+    await page.reload();
+    page.removeAllListeners('response');
+    await page.getByText('An upload was interrupted: again.bin').waitFor();
+    expect(sentBeforeReload).toBeLessThan(5);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const after = blockPuts();
+    await page.getByLabel('Upload files').setInputFiles(resumePath);
+    await page.getByText('again.bin: done').waitFor({ timeout: 60_000 });
+    // No block is sent twice: those answered before the reload are not sent again (and PUTs that
+    // were still in flight during the reload may have landed too, leaving nothing to send).
+    expect(after.done).toBeLessThanOrEqual(5 - sentBeforeReload);
+    console.log(`Resumed upload: ${sentBeforeReload} of 5 blocks answered before the reload, ${after.done} sent after it`);
+    page.removeAllListeners('response');
+    await cdp.detach();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'again.bin' }).click()]);
+    const saved = join(mkdtempSync(join(tmpdir(), 'meshwork-download-')), 'again.bin');
+    await download.saveAs(saved);
+    expect(sha256(readFileSync(saved))).toBe(sha256(readFileSync(resumePath)));
   });
 
   it('shares the folder with a reader, who sees it and cannot delete', async () => {

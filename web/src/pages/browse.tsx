@@ -52,6 +52,9 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
   const [shareRole, setShareRole] = useState<'reader' | 'writer'>('reader');
   const [dragging, setDragging] = useState(false);
 
+  // The files of an upload that a reload or a closed tab interrupted (this tab's sessionStorage).
+  const pendingKey = `meshwork.uploads.${objectId}`;
+  const [interrupted, setInterrupted] = useState<string[]>(() => JSON.parse(sessionStorage.getItem(pendingKey) ?? '[]') as string[]);
   const fail = (err: unknown): void => setError(describeError(err));
   const load = (): void => {
     api.getObject(objectId).then(setObject, fail);
@@ -76,7 +79,11 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
     const update = (i: number, change: Partial<Upload>): void => {
       queue[i] = { ...queue[i]!, ...change };
       setUploads([...queue]);
+      const pending = queue.filter((u) => u.state === 'waiting' || u.state === 'uploading').map((u) => u.path);
+      if (pending.length === 0) sessionStorage.removeItem(pendingKey);
+      else sessionStorage.setItem(pendingKey, JSON.stringify(pending));
     };
+    setInterrupted([]);
     const known = new Map((entries ?? []).filter((e) => !e.deleted).map((e) => [e.path, e]));
     // Folders first (a dropped folder's structure, empty ones too), each created once.
     const folders = new Set<string>();
@@ -198,6 +205,12 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
       <h1>{crumbs[crumbs.length - 1]!.name}</h1>
       {object && <p class="muted">Your role: {object.role}</p>}
       {error && <p role="alert">{error}</p>}
+      {interrupted.length > 0 && (
+        <p role="status" class="interrupted">
+          An upload was interrupted: {interrupted.map(baseName).join(', ')}. Choose the same files again to resume: the blocks already sent
+          are not sent again.
+        </p>
+      )}
       {entries === undefined ? (
         <p>Loading…</p>
       ) : here.length === 0 ? (
