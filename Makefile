@@ -102,7 +102,7 @@ WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite
 web: web/dist/index.html ## Build the web UI into web/dist (Vite + Preact), which the gateway serves at /
 
 web/dist/index.html: $(NODE_DEPS) $(WEB_SOURCES)
-	npm run --silent build -w @meshwork/web -- --logLevel warn
+	npm run --silent build -w @meshwork/web -- --logLevel error
 
 .PHONY: up
 up: deps tools web $(if $(IMAGE),image) ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes; as root with pod networking, kube-proxy and CoreDNS) and say how to reach it; IMAGE=1: pods run from the built image
