@@ -290,6 +290,34 @@ describe('the web UI', () => {
     await checkPage(page, '5-devices');
   });
 
+  it('changes the password on the account page, asking for the current one', async () => {
+    await page.getByRole('link', { name: 'Account' }).click();
+    await page.getByRole('heading', { name: 'Change password' }).waitFor();
+    await checkPage(page, '6-account');
+    await page.getByLabel('Current password').fill('not the current one');
+    await page.getByLabel('New password (at least 10 characters)').fill('alice changed it');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByRole('alert').getByText('The current password is wrong.').waitFor();
+    await page.getByLabel('Current password').fill(password);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByRole('status').getByText('Password changed.').waitFor();
+    // This session goes on; the new password signs in, the old one no longer does.
+    expect((await page.request.get(`${gateway.url}/v1/me`)).status()).toBe(200);
+    const old = await fetch(`${gateway.url}/v1/users/${people.alice.id}/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ password }),
+    });
+    expect(old.status).toBe(401);
+    // A success clears the address's count of wrong passwords (the lock-out test below counts from zero).
+    const renewed = await fetch(`${gateway.url}/v1/users/${people.alice.id}/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ password: 'alice changed it' }),
+    });
+    expect(renewed.status).toBe(201);
+  });
+
   it('refuses a form posted from another site', async () => {
     const objectsBefore = (await alice.request.get(`${gateway.url}/v1/objects`).then((r) => r.json())) as { objects: unknown[] };
     const evilPage = await alice.newPage();
@@ -349,6 +377,6 @@ describe('the web UI', () => {
     expect(answer.status()).toBe(429);
     expect(Number(await answer.headerValue('retry-after'))).toBeGreaterThan(0);
     await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/try again in \d+ s/);
-    await page.screenshot({ path: join(artefacts, '6-sign-in-locked.png') });
+    await page.screenshot({ path: join(artefacts, '7-sign-in-locked.png') });
   });
 });

@@ -1,10 +1,11 @@
 // The web UI (docs/web.md, ADR 43): a signed-in person's shared folders, a folder's files
-// (browse, upload, download, rename, move, delete, create a folder, share) and devices. Pages
-// are chosen by the URL's hash (#/, #/o/{id}/{path}, #/devices), so that the gateway serves one
-// index.html and reload, back and forward keep the place.
+// (browse, upload, download, rename, move, delete, create a folder, share), devices and
+// account. Pages are chosen by the URL's hash (#/, #/o/{id}/{path}, #/devices, #/account), so
+// that the gateway serves one index.html and reload, back and forward keep the place.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { currentSession, describeError, signOut, type SessionInfo } from './api.ts';
+import { AccountPage } from './pages/account.tsx';
 import { BrowsePage } from './pages/browse.tsx';
 import { DevicesPage } from './pages/devices.tsx';
 import { ObjectsPage } from './pages/objects.tsx';
@@ -12,7 +13,7 @@ import { SignInPage } from './pages/sign-in.tsx';
 import './style.css';
 
 /** The page a hash names. */
-type Route = { page: 'objects' } | { page: 'browse'; objectId: string; dir: string } | { page: 'devices' };
+type Route = { page: 'objects' } | { page: 'browse'; objectId: string; dir: string } | { page: 'devices' } | { page: 'account' };
 
 function routeOf(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -27,6 +28,7 @@ function routeOf(hash: string): Route {
     };
   }
   if (parts[0] === 'devices') return { page: 'devices' };
+  if (parts[0] === 'account') return { page: 'account' };
   return { page: 'objects' };
 }
 
@@ -49,7 +51,7 @@ function App() {
   }, []);
   const route = routeOf(hash);
   useEffect(() => {
-    const titles = { objects: 'Shared folders', browse: 'Folder', devices: 'Devices' };
+    const titles = { objects: 'Shared folders', browse: 'Folder', devices: 'Devices', account: 'Account' };
     document.title = session ? `${titles[route.page]} · Meshwork` : 'Sign in · Meshwork';
   }, [route.page, session]);
 
@@ -69,7 +71,7 @@ function App() {
           <a href="#/" class="brand">
             Meshwork
           </a>
-          <a href="#/" aria-current={route.page !== 'devices' ? 'page' : undefined}>
+          <a href="#/" aria-current={route.page === 'objects' || route.page === 'browse' ? 'page' : undefined}>
             Shared folders
           </a>
           <a href="#/devices" aria-current={route.page === 'devices' ? 'page' : undefined}>
@@ -77,7 +79,9 @@ function App() {
           </a>
         </nav>
         <div class="account">
-          <span title="Your user id">{session.userId}</span>
+          <a href="#/account" aria-current={route.page === 'account' ? 'page' : undefined}>
+            Account
+          </a>
           <button type="button" onClick={() => leave(false)}>
             Sign out
           </button>
@@ -91,6 +95,7 @@ function App() {
         {route.page === 'objects' && <ObjectsPage />}
         {route.page === 'browse' && <BrowsePage objectId={route.objectId} dir={route.dir} userId={session.userId} />}
         {route.page === 'devices' && <DevicesPage />}
+        {route.page === 'account' && <AccountPage userId={session.userId} />}
       </main>
     </>
   );
