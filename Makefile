@@ -11,7 +11,8 @@ NODE_DEPS := node_modules/.package-lock.json
 # iproute2 and nftables: the local stack's network namespaces and kube-proxy (ADR 27).
 # syncthing and rclone: the baselines of the agent benchmark (bench/agent.bench.ts); bsdutils:
 # script(1), the terminal the meshwork command's token-prompt test runs in.
-DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables syncthing rclone bsdutils
+# chromium: the browser the web UI test drives headless through playwright-core (web/).
+DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables syncthing rclone bsdutils chromium
 # What make image and its tests need: mmdebstrap extracts the root filesystem, umoci assembles
 # and unpacks the OCI image, skopeo writes the docker-archive, runc runs the unpacked bundle.
 DEBIAN_IMAGE_PACKAGES := mmdebstrap umoci skopeo runc
@@ -51,8 +52,9 @@ tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl
 	@bash tools/build.sh
 
 .PHONY: typecheck
-typecheck: $(NODE_DEPS) ## Type-check the whole project with tsc
+typecheck: $(NODE_DEPS) ## Type-check the whole project with tsc (the web UI with the DOM's types: web/tsconfig.json)
 	tsc -p tsconfig.json --noEmit
+	tsc -p web/tsconfig.json --noEmit
 
 .PHONY: lint
 lint: $(NODE_DEPS) ## Check formatting (Prettier), then lint with typescript-eslint (type-aware rules and import boundaries)
@@ -93,8 +95,17 @@ crds: $(NODE_DEPS) ## Write crds/*.yaml and the Helm chart's CRD templates from 
 .PHONY: chart-crds
 chart-crds: crds ## The same as make crds (the chart's CRD templates are written with crds/)
 
+# The web UI the gateway serves (web/, docs/web.md): built by Vite into web/dist when its sources change.
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/package.json
+
+.PHONY: web
+web: web/dist/index.html ## Build the web UI into web/dist (Vite + Preact), which the gateway serves at /
+
+web/dist/index.html: $(NODE_DEPS) $(WEB_SOURCES)
+	npm run --silent build -w @meshwork/web -- --logLevel error
+
 .PHONY: up
-up: deps tools $(if $(IMAGE),image) ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes; as root with pod networking, kube-proxy and CoreDNS) and say how to reach it; IMAGE=1: pods run from the built image
+up: deps tools web $(if $(IMAGE),image) ## Start the local stack in the background (etcd, MinIO, control plane, 3 nodes; as root with pod networking, kube-proxy and CoreDNS) and say how to reach it; IMAGE=1: pods run from the built image
 	node e2e/stack/up.ts $(if $(IMAGE),--image $(IMAGE_DIST)/oci:$(IMAGE_VERSION))
 
 WIPE ?=
@@ -134,4 +145,4 @@ kind-down: ## Delete the kind cluster
 
 .PHONY: clean
 clean: ## Remove build output, the image and test results (keeps the Go caches)
-	rm -rf bin test-results dist .cache/image
+	rm -rf bin test-results dist web/dist .cache/image

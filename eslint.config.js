@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import { boundariesPlugin } from './lint/boundaries.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'bin/', 'charts/meshwork/', 'crds/', 'tools/', '.cache/', 'dist/'] },
+  { ignores: ['node_modules/', 'bin/', 'charts/meshwork/', 'crds/', 'tools/', '.cache/', 'dist/', 'web/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -27,7 +27,9 @@ licenses=$(node -p 'require("./package.json").license')
 debian_packages=${IMAGE_DEBIAN_PACKAGES:-base-files,libc6,libgcc-s1,libstdc++6,netbase}
 # The product: what the Dockerfile copies, tests and test helpers left out.
 product_paths=(meshwork.ts contract/src client/src operator/src dataplane/src)
-manifests=(package.json package-lock.json contract/package.json client/package.json)
+manifests=(package.json package-lock.json contract/package.json client/package.json web/package.json)
+# The web UI's sources: built into web/dist, which the image carries instead of them.
+web_sources=(web/src web/index.html web/vite.config.ts)
 
 if [ "$(id -u)" != 0 ]; then
   echo "image/build.sh runs as root (mmdebstrap's root mode, and the image's files belong to uid 0)" >&2
@@ -42,7 +44,7 @@ export TZ=UTC LC_ALL=C
 created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 revision=$(git rev-parse HEAD)
 # A build from a work tree whose product files differ from the commit says so in its label.
-if [ -n "$(git status --porcelain -- "${product_paths[@]}" "${manifests[@]}")" ]; then revision="$revision-dirty"; fi
+if [ -n "$(git status --porcelain -- "${product_paths[@]}" "${manifests[@]}" "${web_sources[@]}")" ]; then revision="$revision-dirty"; fi
 
 # The machine's own apt sources (deb822 .sources and one-line .list files), unless given.
 if [ -n "${IMAGE_APT_SOURCES:-}" ]; then
@@ -128,6 +130,11 @@ git ls-files --cached --others --exclude-standard -- "${product_paths[@]}" |
   grep -Ev '(\.test\.ts$|(^|/)(testing|fixtures)/)' | sort | while read -r f; do
   if [ -f "$f" ]; then install -D -m 0644 "$f" "$work/app/app/$f"; fi
 done
+# The web UI, built from the sources just copied (web/dist is not in git): the gateway's
+# default MESHWORK_GATEWAY_WEB_DIR is web/dist beside dataplane/.
+step "Building the web UI"
+npm run --silent build -w @meshwork/web -- --logLevel error
+(cd web/dist && find . -type f | sort) | while read -r f; do install -D -m 0644 "web/dist/$f" "$work/app/app/web/dist/${f#./}"; done
 doc=$work/app/usr/share/doc/meshwork
 mkdir -p "$doc"
 node image/supply-chain.ts sbom "$work/sbom.raw.json" "$doc/sbom.cdx.json"

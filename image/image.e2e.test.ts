@@ -224,6 +224,9 @@ describe('the Meshwork image', () => {
     }).split('\n');
     expect(files).toContain('app/meshwork.ts');
     expect(files).toContain('app/dataplane/src/main.ts');
+    // The web UI, built: the gateway's default MESHWORK_GATEWAY_WEB_DIR.
+    expect(files).toContain('app/web/dist/index.html');
+    expect(files.some((f) => /^app\/web\/dist\/assets\/index-[\w-]+\.js$/.test(f))).toBe(true);
     expect(files.filter((f) => /\.test\.ts$|\/(testing|fixtures)\//.test(f))).toEqual([]);
 
     const doc = join(rootfs, 'usr/share/doc/meshwork');

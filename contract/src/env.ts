@@ -274,6 +274,8 @@ export const GatewayEnv = {
   /** Bounds of the adaptive concurrency limit the gateway keeps per partition. */
   concurrencyMin: 'MESHWORK_GATEWAY_CONCURRENCY_MIN',
   concurrencyMax: 'MESHWORK_GATEWAY_CONCURRENCY_MAX',
+  /** The directory of the built web UI (index.html, assets/); default web/dist beside the sources. */
+  webDir: 'MESHWORK_GATEWAY_WEB_DIR',
   logLevel: PartitionEnv.logLevel,
   terminationMessagePath: PartitionEnv.terminationMessagePath,
   shutdownGraceSeconds: PartitionEnv.shutdownGraceSeconds,
@@ -305,6 +307,7 @@ export const gatewayEnvSchema = z
     [GatewayEnv.probeIntervalMs]: z.coerce.number().int().min(100).default(1000),
     [GatewayEnv.concurrencyMin]: count(8, 100_000),
     [GatewayEnv.concurrencyMax]: count(1024, 100_000),
+    [GatewayEnv.webDir]: z.preprocess((v) => (v === '' ? undefined : v), z.string().startsWith('/', 'must be an absolute path').optional()),
     [GatewayEnv.logLevel]: z.enum(logLevels).default('info'),
     [GatewayEnv.terminationMessagePath]: z.string().default(defaultTerminationMessagePath),
     [GatewayEnv.shutdownGraceSeconds]: seconds(25, 1),

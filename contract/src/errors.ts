@@ -46,6 +46,11 @@ export const apiErrorCatalogue = {
   hash_mismatch: { status: 422, retryable: false, summary: 'an uploaded block does not hash to its name' },
   precondition_required: { status: 428, retryable: false, summary: 'a write needs If-Match or If-None-Match: *' },
   rate_limited: { status: 429, retryable: true, summary: 'the caller is over its rate; retry after Retry-After' },
+  sign_in_locked: {
+    status: 429,
+    retryable: false,
+    summary: 'too many wrong passwords for the account or from the address; retry after Retry-After',
+  },
   too_many_long_polls: { status: 429, retryable: true, summary: 'the device holds its most long polls open' },
   too_many_polls: { status: 429, retryable: true, summary: 'the process holds its most long polls open' },
   request_timeout: { status: 408, retryable: false, summary: 'the request did not arrive in time (headers or body too slow)' },

@@ -11,3 +11,4 @@ export * from './node-flags.ts';
 export * from './slots.ts';
 export * from './byte-size.ts';
 export * from './slot-map.ts';
+export * from './sessions.ts';

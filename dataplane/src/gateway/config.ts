@@ -19,6 +19,8 @@ export interface GatewayConfig {
   shutdownGraceSeconds: number;
   livenessMaxEventLoopDelayMs: number;
   otlpEndpoint: string | undefined;
+  /** The built web UI's directory; undefined: the default (web.ts, defaultWebDir). */
+  webDir: string | undefined;
 }
 
 /** Parses and validates the gateway's configuration from `env`. */
@@ -39,5 +41,6 @@ export function parseGatewayConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     shutdownGraceSeconds: e[GatewayEnv.shutdownGraceSeconds],
     livenessMaxEventLoopDelayMs: e[GatewayEnv.livenessMaxEventLoopDelayMs],
     otlpEndpoint: e[GatewayEnv.otlpEndpoint],
+    webDir: e[GatewayEnv.webDir],
   };
 }

@@ -155,7 +155,7 @@ export class GatewayRouter {
         'Served request',
       );
     });
-    const plan = planRoute(req.method ?? 'GET', pathname, search, req.headers.authorization);
+    const plan = planRoute(req.method ?? 'GET', pathname, search, req.headers.authorization, req.headers.cookie);
     const clientGone = new ClientGone();
     // The client went away before its answer was complete: whatever is in flight upstream goes too.
     res.once('close', () => {

@@ -1,6 +1,6 @@
 // The gateway's routing rules as a table: which slot each route goes to, and which are long polls.
 import { describe, expect, it } from 'vitest';
-import { mintToken } from '../partition/auth.ts';
+import { mintSessionToken, mintToken } from '../partition/auth.ts';
 import { mintIdInSlot, slotOf } from '../slots.ts';
 import { planRoute } from './routing.ts';
 
@@ -10,6 +10,7 @@ const object = mintIdInSlot('o', 3000);
 const otherDevice = mintIdInSlot('d', 2000);
 const userToken = `Bearer ${mintToken('user', user).token}`;
 const deviceToken = `Bearer ${mintToken('device', device).token}`;
+const sessionCookie = `theme=dark; mw_session=${mintSessionToken(mintIdInSlot('s', 100)).token}`;
 
 describe('planRoute', () => {
   it.each([
@@ -29,6 +30,17 @@ describe('planRoute', () => {
     ['PUT', `/v1/users/${user}/quota`, '', 'Bearer admin-token', 100],
   ])('%s %s goes to the slot of the object, device or caller', (method, path, search, auth, slot) => {
     expect(planRoute(method, path, search, auth).target).toMatchObject({ kind: 'slot', slot });
+  });
+
+  it.each([
+    ['GET', '/v1/me/session', undefined, sessionCookie, 100],
+    ['POST', '/v1/objects', undefined, sessionCookie, 100],
+    ['GET', '/v1/devices', userToken, sessionCookie, 100],
+    // The cookie counts only without an Authorization header, as on the partition.
+    ['GET', '/v1/me', deviceToken, `mw_session=${mintSessionToken(mintIdInSlot('s', 900)).token}`, 100],
+    ['POST', `/v1/users/${mintIdInSlot('u', 700)}/sessions`, undefined, undefined, 700],
+  ])('%s %s with a session cookie goes to the slot of the session or token', (method, path, auth, cookie, slot) => {
+    expect(planRoute(method, path, '', auth, cookie).target).toMatchObject({ kind: 'slot', slot });
   });
 
   it.each([

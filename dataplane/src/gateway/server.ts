@@ -25,6 +25,7 @@ import { MemberStates, type ProbeResult } from './members.ts';
 import { answerOperations, answerSlots, isOperationsPath } from './operations.ts';
 import { LoopLag } from './loop-lag.ts';
 import { SlotWatch } from './slot-watch.ts';
+import { defaultWebDir, isWebPath, WebAssets } from './web.ts';
 import { readKeyPair, watchKeyPair, type KeyPair } from './tls.ts';
 
 // Idle connections to partitions are closed after this long, well before the partition's own
@@ -136,6 +137,11 @@ export async function runGateway(): Promise<void> {
     }
   }
 
+  // The web UI (web.ts); a gateway without a built UI serves the API alone.
+  const webDir = config.webDir ?? defaultWebDir;
+  const web = await WebAssets.load(webDir, keyPair !== undefined);
+  log.info({ webDir, files: web?.size ?? 0 }, web === undefined ? 'Serving no web UI: none is built there' : 'Loaded the web UI');
+
   const etcd = new Etcd3({ hosts: config.etcdEndpoints });
   const members = new MemberStates();
   const slots = new SlotWatch(etcd, log, (table) => {
@@ -220,7 +226,10 @@ export async function runGateway(): Promise<void> {
         );
         return;
       } else if (pathname.startsWith('/v1/')) served = router.serve(req, res, pathname, search);
-      else {
+      else if (web !== undefined && isWebPath(pathname)) {
+        web.serve(method, pathname, res);
+        return;
+      } else {
         sendError(res, new ApiError('not_found', `no route for ${method} ${pathname}`), true);
         return;
       }

@@ -21,6 +21,8 @@ import { jsonBody } from './json-body.ts';
 import { checkPercentEncoding } from './request-params.ts';
 import { requestTelemetry } from './request-telemetry.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { sessionRoutes } from './routes/sessions.ts';
+import { AddressFailures } from './sign-in/lockout.ts';
 import { contentRoutes } from './routes/content.ts';
 import { entryRoutes } from './routes/entries.ts';
 import { notificationHandler } from './routes/notifications.ts';
@@ -109,6 +111,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   });
 
   app.use(accountRoutes(routeHooks, { metadata, presence, slots: ctx.config.slots, logger, quotas: ctx.quotas }, json));
+  app.use(sessionRoutes(routeHooks, { metadata, addresses: new AddressFailures(), now: Date.now, logger }, json));
   app.use(objectRoutes(routeHooks, { metadata, access, logger }, json));
   app.use(
     entryRoutes(

@@ -1,5 +1,7 @@
 // Bearer tokens: the administrator's token (from a file or Secret), account tokens that a
-// user gets when created (and may rotate), and device tokens (revoked by deleting the device).
+// user gets when created (and may rotate), and device tokens (revoked by deleting the device);
+// and the session cookie of a person signed in with a password (ADR 42), a credential like the
+// others that signing out deletes.
 // Only a sha256 of a token's secret is stored, in the credential key of its user or device.
 // Principals are cached for a few seconds to save an etcd read per request; a revocation
 // reaches every process through one etcd watch over the credential keys, which drops the
@@ -9,14 +11,18 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { credentialIdOf, credentialsPrefix } from '../stores/keys.ts';
 import type { CredentialRecord, MetadataStore } from '../stores/metadata-store.ts';
-import { ApiError } from '@meshwork/contract';
+import { ApiError, parseSessionToken, sessionTokenOf } from '@meshwork/contract';
 
 /** Who is calling. */
-export type Principal = { kind: 'admin' } | { kind: 'user'; userId: string } | { kind: 'device'; userId: string; deviceId: string };
+export type Principal =
+  | { kind: 'admin' }
+  | { kind: 'user'; userId: string }
+  | { kind: 'device'; userId: string; deviceId: string }
+  | { kind: 'session'; userId: string; sessionId: string; csrfToken: string };
 
 /** The parts of a user ("mwu") or device ("mwd") token. */
 export interface ParsedToken {
-  kind: 'user' | 'device';
+  kind: 'user' | 'device' | 'session';
   id: string;
   secret: string;
 }
@@ -30,6 +36,20 @@ export function hashSecret(secret: string): string {
 export function mintToken(kind: 'user' | 'device', id: string): { token: string; tokenHash: string } {
   const secret = randomBytes(32).toString('base64url');
   return { token: `${kind === 'user' ? 'mwu' : 'mwd'}.${id}.${secret}`, tokenHash: hashSecret(secret) };
+}
+
+/** A new sign-in session token (`mws.{id}.{secret}`, the cookie's value) and the hash to store for it. */
+export function mintSessionToken(id: string): { token: string; tokenHash: string } {
+  const secret = randomBytes(32).toString('base64url');
+  return { token: `mws.${id}.${secret}`, tokenHash: hashSecret(secret) };
+}
+
+/**
+ * The CSRF token of a session: derived one way from the cookie's secret, so that no store
+ * holds it and a page can learn it (`GET /v1/me/session`) without the cookie being readable.
+ */
+export function csrfTokenOf(sessionSecret: string): string {
+  return createHash('sha256').update(`meshwork csrf\0${sessionSecret}`).digest('base64url');
 }
 
 /** Splits a token into kind, id and secret; undefined if it is not one of ours. */
@@ -63,6 +83,8 @@ interface CachedPrincipal {
   secretHash: string;
   principal: Principal;
   expires: number;
+  /** A session's end (epoch ms; Infinity for tokens). */
+  sessionEnds: number;
 }
 
 /** Resolves Authorization headers to principals. */
@@ -93,8 +115,15 @@ export class Authenticator {
     this.#now = options.now ?? Date.now;
   }
 
-  /** The principal of an `Authorization: Bearer ...` header; 401 when missing, wrong or revoked. */
-  async authenticate(header: string | undefined): Promise<Principal> {
+  /**
+   * The principal of an `Authorization: Bearer ...` header or, without one, of the session
+   * cookie in `cookie`; 401 when missing, wrong, expired or revoked.
+   */
+  async authenticate(header: string | undefined, cookie?: string): Promise<Principal> {
+    if (header === undefined) {
+      const session = sessionTokenOf(cookie);
+      if (session !== undefined) return this.#sessionPrincipal(session);
+    }
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw new ApiError('unauthenticated', 'a bearer token is required', { headers: { 'WWW-Authenticate': 'Bearer' } });
     const token = match[1]!;
@@ -107,6 +136,13 @@ export class Authenticator {
         headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
       });
     }
+    return principal;
+  }
+
+  async #sessionPrincipal(token: string): Promise<Principal> {
+    const parsed = parseSessionToken(token);
+    const principal = parsed === undefined ? undefined : await this.#principalOf({ kind: 'session', ...parsed }, hashSecret(token));
+    if (principal === undefined) throw new ApiError('unauthenticated', 'the session has ended; sign in again');
     return principal;
   }
 
@@ -130,7 +166,10 @@ export class Authenticator {
   async #principalOf(parsed: ParsedToken, tokenHash: string): Promise<Principal | undefined> {
     const secretHash = hashSecret(parsed.secret);
     const cached = this.#cache.get(parsed.id);
-    if (cached !== undefined && cached.expires > this.#now() && sameHash(cached.secretHash, secretHash)) return cached.principal;
+    if (cached !== undefined && cached.expires > this.#now() && sameHash(cached.secretHash, secretHash)) {
+      if (cached.principal.kind === 'session' && cached.sessionEnds <= this.#now()) return undefined;
+      return cached.principal;
+    }
     let pending = this.#pending.get(tokenHash);
     if (pending === undefined) {
       const lookup = this.#lookup(parsed, secretHash).finally(() => {
@@ -154,11 +193,18 @@ export class Authenticator {
     const revoked = Math.max(this.#lastRevokeAll, this.#revokedWhileLooking.get(parsed.id) ?? 0) > started;
     if (this.#lookups === 0) this.#revokedWhileLooking.clear();
     if (credential === undefined || credential.kind !== parsed.kind || !sameHash(credential.tokenHash, secretHash)) return undefined;
+    // A session past its end is refused even while etcd has not yet dropped its lease's keys.
+    const sessionEnds = credential.expiresAt === undefined ? Infinity : Date.parse(credential.expiresAt);
+    if (parsed.kind === 'session' && !(sessionEnds > this.#now())) return undefined;
     const principal: Principal =
-      parsed.kind === 'user' ? { kind: 'user', userId: parsed.id } : { kind: 'device', userId: credential.userId, deviceId: parsed.id };
+      parsed.kind === 'user'
+        ? { kind: 'user', userId: parsed.id }
+        : parsed.kind === 'device'
+          ? { kind: 'device', userId: credential.userId, deviceId: parsed.id }
+          : { kind: 'session', userId: credential.userId, sessionId: parsed.id, csrfToken: csrfTokenOf(parsed.secret) };
     if (!revoked) {
       if (this.#cache.size >= cacheLimit) this.#cache.clear();
-      this.#cache.set(parsed.id, { secretHash, principal, expires: this.#now() + this.#cacheMillis });
+      this.#cache.set(parsed.id, { secretHash, principal, expires: this.#now() + this.#cacheMillis, sessionEnds });
     }
     return principal;
   }

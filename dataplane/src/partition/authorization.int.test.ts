@@ -71,6 +71,8 @@ interface RouteCase {
 }
 
 const path = 'doc.txt';
+/** The owner's password, set before the matrix runs (and set again, unchanged, by its own row). */
+const ownerPassword = 'the owner password';
 /** A block nobody uploaded: what every block route answers about "none such". */
 const absentBlock = new TextEncoder().encode('a block that no caller ever uploaded');
 const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -105,6 +107,37 @@ const routes: RouteCase[] = [
     request: () => ({ method: 'POST', path: '/v1/me/token' }),
   },
   { route: 'GET /v1/me', existing: '200 200 200 200 200 200 401 403 401 401', request: () => ({ method: 'GET', path: '/v1/me' }) },
+  // Sign-in (ADR 42): the matrix's callers hold tokens, not sessions; sign-in takes none and ignores them.
+  {
+    route: 'PUT /v1/users/{id}/password',
+    existing: '403 204 403 403 403 403 401 204 401 401',
+    missing: '403 403 403 403 403 403 401 404 401 401',
+    request: (w, t) => ({
+      method: 'PUT',
+      path: `/v1/users/${t === 'existing' ? w.ownerUserId : missingLike(w.ownerUserId, 'u')}/password`,
+      body: { password: ownerPassword },
+    }),
+  },
+  {
+    route: 'POST /v1/users/{id}/sessions',
+    existing: '201 201 201 201 201 201 201 201 201 201',
+    request: (w) => ({ method: 'POST', path: `/v1/users/${w.ownerUserId}/sessions`, body: { password: ownerPassword } }),
+  },
+  {
+    route: 'GET /v1/me/session',
+    existing: '403 403 403 403 403 403 401 403 401 401',
+    request: () => ({ method: 'GET', path: '/v1/me/session' }),
+  },
+  {
+    route: 'DELETE /v1/me/session',
+    existing: '403 403 403 403 403 403 401 403 401 401',
+    request: () => ({ method: 'DELETE', path: '/v1/me/session' }),
+  },
+  {
+    route: 'DELETE /v1/me/sessions',
+    existing: '403 200 403 403 200 403 401 403 401 401',
+    request: () => ({ method: 'DELETE', path: '/v1/me/sessions' }),
+  },
   // Objects
   { route: 'POST /v1/objects', existing: '201 201 201 201 201 201 401 403 401 401', request: () => createNamed('/v1/objects') },
   {
@@ -280,6 +313,8 @@ beforeAll(async () => {
     account('stranger'),
   ]);
   users.owner = owner.id;
+  const set = await admin.raw('PUT', `/v1/users/${owner.id}/password`, { body: { password: ownerPassword } });
+  if (set.status !== 204) throw new Error(`setting the owner's password answered ${set.status}`);
   users.writer = writer.id;
   users.reader = reader.id;
   users.stranger = stranger.id;

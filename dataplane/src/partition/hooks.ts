@@ -6,7 +6,8 @@
 // answers. The hooks run inside one request handler: a waiting long poll keeps its handler
 // chain alive, and each level of it costs memory per poll.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ApiError } from '@meshwork/contract';
+import { timingSafeEqual } from 'node:crypto';
+import { ApiError, csrfHeaderName } from '@meshwork/contract';
 import { rangesContain, slotOf, type SlotRange } from '../slots.ts';
 import type { ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
 import type { Authenticator, Principal } from './auth.ts';
@@ -22,7 +23,7 @@ export type Caller = Exclude<Principal, { kind: 'admin' }>;
  * (what mints or replaces credentials: a stolen device token must not), the administrator, or
  * the device named by :id.
  */
-export type PrincipalRule = 'any' | 'member' | 'account' | 'admin' | 'device-itself';
+export type PrincipalRule = 'any' | 'member' | 'account' | 'admin' | 'device-itself' | 'session';
 
 type PrincipalOf<K extends PrincipalRule> = K extends 'any'
   ? Principal
@@ -32,7 +33,9 @@ type PrincipalOf<K extends PrincipalRule> = K extends 'any'
       ? Extract<Principal, { kind: 'device' }>
       : K extends 'account'
         ? Extract<Principal, { kind: 'user' }>
-        : Caller;
+        : K extends 'session'
+          ? Extract<Principal, { kind: 'session' }>
+          : Caller;
 
 /** The role a route needs on the object named by :id; `cached` lets a write use the write cache. */
 export interface AccessRule {
@@ -46,8 +49,8 @@ export interface RouteOptions<K extends PrincipalRule, I, A extends AccessRule |
   ids?: readonly string[];
   /** Other checks of the URL that come before authentication (a malformed name is 400 even without a token). */
   checkUrl?: (req: Request) => void;
-  /** The slot the request must be in: of the object or device named by :id (before authentication) or of the caller. */
-  slot?: 'object' | 'device' | 'caller';
+  /** The slot the request must be in: of the object, device or user named by :id (before authentication) or of the caller. */
+  slot?: 'object' | 'device' | 'user' | 'caller';
   principal: K;
   /** Parses the request (parameters, query, headers, body) before access is checked. */
   parse?: (req: Request, principal: PrincipalOf<K>) => I;
@@ -98,10 +101,57 @@ function checkPrincipal(rule: PrincipalRule, principal: Principal, id: string): 
   const caller = asCaller(principal);
   if (rule === 'account' && caller.kind !== 'user')
     throw new ApiError('forbidden', 'only an account token may do this, not a device token');
+  if (rule === 'session' && caller.kind !== 'session') throw new ApiError('forbidden', 'only a signed-in session may do this, not a token');
   if (rule === 'device-itself' && (caller.kind !== 'device' || caller.deviceId !== id)) {
     throw new ApiError('forbidden', 'only the device itself may set or clear its presence');
   }
   return caller;
+}
+
+/**
+ * Refuses a request that a signed-in browser might have been made to send by another site: a
+ * state-changing request needs the session's CSRF token in `X-CSRF-Token`, and any request
+ * marked cross-site by the browser (`Sec-Fetch-Site`) or from another origin (`Origin`) is
+ * refused. Reads may come from a top-level navigation (a download link), so only their origin
+ * markers are checked.
+ */
+export function checkSessionRequest(req: Pick<Request, 'method' | 'headers'>, csrfToken: string): void {
+  checkSameOrigin(req);
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return;
+  const presented = req.headers[csrfHeaderName];
+  if (typeof presented !== 'string' || !sameText(presented, csrfToken)) {
+    throw new ApiError('forbidden', `a signed-in session's ${req.method} needs its CSRF token in X-CSRF-Token (GET /v1/me/session)`);
+  }
+}
+
+/** Refuses a request the browser marks as coming from another site, or whose Origin is not the host it was sent to. */
+export function checkSameOrigin(req: Pick<Request, 'method' | 'headers'>): void {
+  const site = req.headers['sec-fetch-site'];
+  const navigation = req.headers['sec-fetch-mode'] === 'navigate' && (req.method === 'GET' || req.method === 'HEAD');
+  if (site !== undefined && site !== 'same-origin' && site !== 'none' && !navigation) {
+    throw new ApiError('forbidden', `a cross-site request (Sec-Fetch-Site: ${String(site)}) may not use the session cookie`);
+  }
+  const origin = req.headers.origin;
+  if (origin === 'null') throw new ApiError('forbidden', 'a request from an opaque origin may not use the session cookie');
+  if (origin !== undefined) {
+    const forwarded = req.headers['x-forwarded-host'];
+    const host = (Array.isArray(forwarded) ? forwarded[0] : forwarded) ?? req.headers.host;
+    let originHost: string | undefined;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      originHost = undefined;
+    }
+    if (originHost === undefined || originHost !== host) {
+      throw new ApiError('forbidden', `a request from origin ${origin} may not use the session cookie of ${String(host)}`);
+    }
+  }
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** The route hooks of one partition process. */
@@ -118,7 +168,7 @@ export class RouteHooks {
     if (known) return known;
     // The throttle's gate authenticated already and failed: the same answer, without a second lookup.
     if (res.locals.authError !== undefined) throw res.locals.authError;
-    const principal = await this.#deps.auth.authenticate(req.headers.authorization);
+    const principal = await this.#deps.auth.authenticate(req.headers.authorization, req.headers.cookie);
     res.locals.principal = principal;
     return principal;
   }
@@ -145,8 +195,13 @@ export class RouteHooks {
         if (name === 'id') id = value;
       }
       options.checkUrl?.(req);
-      if (options.slot === 'object' || options.slot === 'device') await this.requireOwnedSlot(slotOf(id), `${options.slot} ${id}`);
-      const principal = checkPrincipal(options.principal, await this.principalOf(req, res), id) as PrincipalOf<K>;
+      if (options.slot === 'object' || options.slot === 'device' || options.slot === 'user') {
+        await this.requireOwnedSlot(slotOf(id), `${options.slot} ${id}`);
+      }
+      const authenticated = await this.principalOf(req, res);
+      // A cookie comes with every request the browser makes, a cross-site one too: a session's writes need proof (ADR 42).
+      if (authenticated.kind === 'session') checkSessionRequest(req, authenticated.csrfToken);
+      const principal = checkPrincipal(options.principal, authenticated, id) as PrincipalOf<K>;
       if (options.slot === 'caller') {
         const userId = (principal as Caller).userId;
         await this.requireOwnedSlot(slotOf(userId), `user ${userId}`);

@@ -126,6 +126,10 @@ const routes: fc.Arbitrary<string>[] = [
     )
     .map((s) => `/v1/blocks/${s}`),
   segment(() => alice.deviceId).map((id) => `/v1/devices/${id}/presence`),
+  // Sign-in (ADR 42).
+  fc.constantFrom('/v1/me/session', '/v1/me/sessions'),
+  segment(() => bobId).map((id) => `/v1/users/${id}/sessions`),
+  segment(() => bobId).map((id) => `/v1/users/${id}/password`),
 ];
 
 const queryValue = fc.oneof(fc.constantFrom('0', '1', '-1', '61', 'abc', '1.5', '99999999999999999', '%ff', ''), junk);
@@ -158,6 +162,10 @@ const headers = fc.record(
     'if-none-match': fc.constantFrom('*', '"1"', 'nope'),
     range: fc.constantFrom('bytes=0-10', 'bytes=-5', 'bytes=99999999-', 'bytes=5-1', 'bytes=0-1,3-4', 'lines=1-2', 'bytes='),
     'if-range': fc.constantFrom('"x"', 'Wed, 21 Oct 2015 07:28:00 GMT'),
+    cookie: fc.constantFrom(`mw_session=mws.s1.${'a'.repeat(43)}`, 'mw_session=garbage', 'mw_session=', 'a=b; mw_session'),
+    'x-csrf-token': fc.constantFrom('x', ''),
+    'sec-fetch-site': fc.constantFrom('cross-site', 'same-origin', 'none', 'weird'),
+    origin: fc.constantFrom('null', 'http://evil.example', 'not a url'),
   },
   { requiredKeys: [] },
 );
@@ -177,6 +185,7 @@ const body = fc.oneof(
         { role: 'reader' },
         { blocks: ['b'.repeat(64)] },
         { endpoints: ['https://x:1'], holds: [] },
+        { password: 'a password long enough' },
       )
       .map((value) => Buffer.from(JSON.stringify(value))),
   },

@@ -14,6 +14,11 @@ export const createUserBody = z.strictObject({ name: displayName });
 export const createDeviceBody = z.strictObject({ name: displayName });
 /** A user's storage quota in bytes; null: unlimited (ADR 24). */
 export const quotaBody = z.strictObject({ quotaBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable() });
+/** A password as sent (its rules are checked by passwords.ts, which names them). */
+const password = z.string().max(1024);
+/** Setting a password: the current one when a signed-in session changes it (ADR 42). */
+export const setPasswordBody = z.strictObject({ password, currentPassword: password.optional() });
+export const signInBody = z.strictObject({ password });
 export const createObjectBody = z.strictObject({ name: displayName, cloudStorage: z.boolean().default(true) });
 export const updateObjectBody = z.strictObject({ name: displayName });
 export const putMemberBody = z.strictObject({ role: z.enum(['writer', 'reader']) });

@@ -241,7 +241,7 @@ export async function runPartition(): Promise<void> {
     },
     onVolumeFault,
   });
-  const gate = throttleGate({ throttle, authenticate: (header) => ctx.auth.authenticate(header), logger: log }, app);
+  const gate = throttleGate({ throttle, authenticate: (header, cookie) => ctx.auth.authenticate(header, cookie), logger: log }, app);
   const server = createServer(
     { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs },
     gate,

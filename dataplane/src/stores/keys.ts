@@ -106,7 +106,7 @@ export function slotMapKey(partition: string, replica: string): string {
  */
 export const credentialsPrefix = '/mw/k/';
 
-/** The credential of a user or device: what its token must hash to, and whose it is. */
+/** The credential of a user, device or sign-in session: what its token must hash to, and whose it is. */
 export function credentialKey(id: string): string {
   return `${credentialsPrefix}${slotSegment(slotOf(id))}/${id}`;
 }
@@ -114,6 +114,26 @@ export function credentialKey(id: string): string {
 /** The id a credential key names; undefined for any other key. */
 export function credentialIdOf(key: string): string | undefined {
   return /^\/mw\/k\/\d{4}\/([A-Za-z0-9_-]{1,64})$/.exec(key)?.[1];
+}
+
+/** A user's password (its scrypt hash and parameters; docs/web.md), apart from the record the API answers. */
+export function passwordKey(userId: string): string {
+  return `${userKey(userId)}/pw`;
+}
+
+/** A user's failed sign-ins in a row and how long sign-in is locked (ADR 42). */
+export function signInFailuresKey(userId: string): string {
+  return `${userKey(userId)}/lf`;
+}
+
+/** Prefix of the index of a user's sign-in sessions (one key per session, under the session's lease). */
+export function userSessionsPrefix(userId: string): string {
+  return `${userKey(userId)}/s/`;
+}
+
+/** One entry of a user's session index. */
+export function userSessionKey(userId: string, sessionId: string): string {
+  return `${userSessionsPrefix(userId)}${sessionId}`;
 }
 
 /** Prefix of the index of a user's devices (one key per device; the device's record is the authority). */

@@ -18,6 +18,10 @@ import {
 } from './keys.ts';
 import {
   credentialKey,
+  passwordKey,
+  signInFailuresKey,
+  userSessionKey,
+  userSessionsPrefix,
   deviceKey,
   entriesPrefix,
   entryKey,
@@ -61,10 +65,25 @@ export interface DeviceRecord {
  * from its cache at once.
  */
 export interface CredentialRecord {
-  kind: 'user' | 'device';
+  kind: 'user' | 'device' | 'session';
   userId: string;
   /** sha256 of the token's secret part; the token itself is never stored. */
   tokenHash: string;
+  /** A sign-in session's end (ISO 8601); its keys also go with their lease then. */
+  expiresAt?: string;
+}
+
+/** A user's stored password: the scrypt hash in the form passwords.ts writes, and when it was set. */
+export interface PasswordRecord {
+  hash: string;
+  setAt: string;
+}
+
+/** A user's failed sign-ins in a row (ADR 42): how many, since when, and until when sign-in is locked (epoch ms). */
+export interface SignInFailures {
+  failures: number;
+  firstAt: number;
+  lockedUntil: number;
 }
 
 /** A device as its user's listing shows it: the record, and whether it has presence now. */
@@ -718,6 +737,74 @@ export class MetadataStore {
       ops,
       reads,
     );
+  }
+
+  /** A user's password record; undefined when none was set. */
+  async getPassword(userId: string): Promise<PasswordRecord | undefined> {
+    return (await this.#getVersioned<PasswordRecord>(passwordKey(userId)))?.value;
+  }
+
+  /** Sets a user's password if the user exists; false when there is no such user. */
+  async setPassword(userId: string, record: PasswordRecord): Promise<boolean> {
+    const user = await this.#getVersioned<UserRecord>(userKey(userId));
+    if (user === undefined) return false;
+    const result = await this.#txn(
+      [{ key: userKey(userId), mod: user.version }],
+      [this.#etcd.put(passwordKey(userId)).value(JSON.stringify(record))],
+    );
+    // The user record changed meanwhile (a quota): it still exists, so write again without the compare.
+    if (!result.succeeded) await this.#txn([], [this.#etcd.put(passwordKey(userId)).value(JSON.stringify(record))]);
+    return true;
+  }
+
+  /** A user's failed sign-ins in a row, with their version (0 when there is none). */
+  async getSignInFailures(userId: string): Promise<{ value: SignInFailures | undefined; version: number }> {
+    const found = await this.#getVersioned<SignInFailures>(signInFailuresKey(userId));
+    return { value: found?.value, version: found?.version ?? 0 };
+  }
+
+  /** Replaces the failures record if still at `version` (0: absent); undefined `next` deletes it. False on a race. */
+  async putSignInFailures(userId: string, version: number, next: SignInFailures | undefined): Promise<boolean> {
+    const key = signInFailuresKey(userId);
+    const op = next === undefined ? this.#etcd.delete().key(key) : this.#etcd.put(key).value(JSON.stringify(next));
+    return (await this.#txn([{ key, mod: version }], [op])).succeeded;
+  }
+
+  /**
+   * Creates a sign-in session: its credential and its entry in the user's session index, both
+   * under an etcd lease of `ttlSeconds`, so that an expired session's keys go by themselves.
+   */
+  async createSession(sessionId: string, credential: CredentialRecord, ttlSeconds: number): Promise<boolean> {
+    const lease = this.#etcd.lease(ttlSeconds, { autoKeepAlive: false });
+    const leaseId = await lease.grant();
+    const result = await this.#txn(
+      [{ key: credentialKey(sessionId), mod: 0 }],
+      [
+        this.#etcd.put(credentialKey(sessionId)).value(JSON.stringify(credential)).lease(leaseId),
+        this.#etcd.put(userSessionKey(credential.userId, sessionId)).value('').lease(leaseId),
+      ],
+    );
+    lease.release();
+    return result.succeeded;
+  }
+
+  /** The ids of a user's sign-in sessions. */
+  async listSessions(userId: string): Promise<string[]> {
+    const prefix = userSessionsPrefix(userId);
+    const keys = await this.#etcd.getAll().prefix(prefix).keys();
+    return keys.map((k) => k.slice(prefix.length));
+  }
+
+  /** Deletes sign-in sessions of a user (their credentials and index entries); each stops working on every process. */
+  async deleteSessions(userId: string, sessionIds: readonly string[]): Promise<void> {
+    // Two operations per session, well under etcd's 128 operations per transaction.
+    for (let i = 0; i < sessionIds.length; i += 50) {
+      const batch = sessionIds.slice(i, i + 50);
+      await this.#txn(
+        [],
+        batch.flatMap((id) => [this.#etcd.delete().key(credentialKey(id)), this.#etcd.delete().key(userSessionKey(userId, id))]),
+      );
+    }
   }
 
   /** The bytes a user holds: the sizes of the blocks it uploaded that were not collected since. */

@@ -17,7 +17,7 @@
 // only after its buckets admitted it, so one client's flood is refused by its own buckets
 // and never occupies the places other clients need.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { ApiError, healthPaths } from '@meshwork/contract';
+import { ApiError, healthPaths, sessionTokenOf } from '@meshwork/contract';
 import type { Principal } from '../auth.ts';
 import type { Logger } from 'pino';
 import type { Ticket } from './adaptive-limit.ts';
@@ -88,8 +88,8 @@ function refuse(res: ServerResponse, answer: Refusal): void {
 /** What the gate needs: the throttle (its limits and the refusal counters it records), an authenticate function, a logger for its own bugs. */
 export interface GateDeps {
   throttle: Pick<Throttle, 'count' | 'concurrency' | 'clients' | 'eventLoop' | 'now'>;
-  /** The principal of an Authorization header; rejects (401, or a store failure) as the routes would. */
-  authenticate(header: string | undefined): Promise<Principal>;
+  /** The principal of an Authorization header or session cookie; rejects (401, or a store failure) as the routes would. */
+  authenticate(header: string | undefined, cookie?: string): Promise<Principal>;
   logger: Pick<Logger, 'error'>;
 }
 
@@ -196,7 +196,8 @@ export function throttleGate(deps: GateDeps, app: RequestListener): RequestListe
     }
     const declared = declaredLength(req);
     const authorization = req.headers.authorization;
-    if (authorization === undefined) {
+    const cookie = req.headers.cookie;
+    if (authorization === undefined && sessionTokenOf(cookie) === undefined) {
       if (admit(req, res, longPoll, undefined, declared)) app(req, res);
       return;
     }
@@ -224,7 +225,7 @@ export function throttleGate(deps: GateDeps, app: RequestListener): RequestListe
       app(req, res);
     };
     deps
-      .authenticate(authorization)
+      .authenticate(authorization, cookie)
       .then(admitPrincipal, admitUnauthenticated)
       .catch((err: unknown) => {
         // A bug here must cost one request, not the process (an unhandled rejection would).
