@@ -904,7 +904,8 @@ export class NotificationWatch implements AsyncIterable<Notifications> {
         answer = await this.#client.notifications({ ...this.#options, cursor: this.#cursor });
       } catch (err) {
         const status = err instanceof ApiError ? err.status : undefined;
-        const passing = err instanceof NetworkError || err instanceof RequestTimeoutError || status === 502 || status === 503 || status === 504;
+        const passing =
+          err instanceof NetworkError || err instanceof RequestTimeoutError || status === 502 || status === 503 || status === 504;
         if (!passing) throw err;
         try {
           await abortableSleep(Math.min(5000, 200 * 2 ** failures++), this.#options.signal);
