@@ -17,6 +17,8 @@ export interface DavStack {
   account: MeshworkClient;
   device: DeviceClient;
   userName: string;
+  /** The account token: not an app password, refused over WebDAV. */
+  accountToken: string;
   appPassword: string;
   object: MeshObject;
   /** `http://127.0.0.1:port/dav/{object}/` */
@@ -48,6 +50,7 @@ export async function startDavStack(name: string, objectName = 'files'): Promise
     account,
     device,
     userName: 'dav-user',
+    accountToken: user.token,
     appPassword: created.token,
     object,
     objectUrl: `${gateway.url}/dav/${encodeURIComponent(objectName)}/`,

@@ -381,7 +381,12 @@ export class DavHandler {
     return this.#statPath(ctx, object, target.path);
   }
 
-  async #statPath(ctx: Ctx, object: MeshObject, path: string): Promise<Resource | undefined> {
+  /**
+   * The resource at an entry path, or undefined. A folder no entry names but with entries below
+   * it is found in the object's listing, unless `implied` is false (a PUT's target: a new file's
+   * path would otherwise cost a listing of the whole object).
+   */
+  async #statPath(ctx: Ctx, object: MeshObject, path: string, implied = true): Promise<Resource | undefined> {
     if (path === '') return { kind: 'collection', object, path, entry: undefined };
     try {
       const answer = await ctx.client.getEntry(object.id, path);
@@ -391,6 +396,7 @@ export class DavHandler {
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 404) throw err;
     }
+    if (!implied) return undefined;
     // A folder no entry names, with entries below it (written by a client that commits no folders).
     const entries = await this.#listing(ctx, object);
     return entries.some((e) => e.path.startsWith(`${path}/`)) ? { kind: 'collection', object, path, entry: undefined } : undefined;
@@ -686,7 +692,7 @@ export class DavHandler {
     if (target.path === '') throw new DavError(405, 'an object is a collection', undefined, { allow });
     if (headerOf(ctx.req, 'content-range') !== undefined) throw new DavError(400, 'PUT with Content-Range is not supported');
     this.#requireWriter(object);
-    const existing = await this.#statPath(ctx, object, target.path);
+    const existing = await this.#statPath(ctx, object, target.path, false);
     if (existing?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
     await this.#requireParent(ctx, object, target.path);
     const etag = existing?.kind === 'file' ? fileEtag(existing.entry) : undefined;
