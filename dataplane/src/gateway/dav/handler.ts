@@ -48,11 +48,15 @@ import {
   type PropValue,
 } from './xml.ts';
 
+/** Blocks of one upload sent at once (each up to 4 MiB; about twice as many are held). */
+const uploadParallelism = 6;
 /** The largest XML body accepted (PROPFIND, PROPPATCH, LOCK). */
 export const maxXmlBodyBytes = 256 * 1024;
 /** A lock's longest timeout, and the one given when the client asks none. */
 export const maxLockSeconds = 3600;
 export const defaultLockSeconds = 600;
+// A folder seen to exist is taken to exist this long (ms) by MKCOL and a new file's parent check.
+const knownFolderMs = 1000;
 // An object list is reused this long for the same credentials (one API call less per request).
 const objectListTtlMs = 1000;
 const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK'];
@@ -252,6 +256,12 @@ const hasBody = (req: Req): boolean =>
 export class DavHandler {
   readonly #deps: DavDeps;
   readonly #objectLists = new Map<string, { at: number; objects: Promise<MeshObject[]> }>();
+  /**
+   * Folders seen to exist in the last second, by object id and path: a client that sends MKCOL
+   * for every file's folder and then PUTs the file asks the API once, not three times. Deletes
+   * and moves through this gateway forget an object's folders at once.
+   */
+  readonly #knownFolders = new Map<string, number>();
 
   constructor(deps: DavDeps) {
     this.#deps = deps;
@@ -392,6 +402,7 @@ export class DavHandler {
       const answer = await ctx.client.getEntry(object.id, path);
       if (answer.notModified) throw new Error('unreachable: no If-None-Match was sent');
       const { entry } = answer;
+      if (entry.kind === 'directory') this.#rememberFolder(object.id, path);
       return entry.kind === 'file' ? { kind: 'file', object, path, entry } : { kind: 'collection', object, path, entry };
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 404) throw err;
@@ -408,10 +419,24 @@ export class DavHandler {
     return undefined;
   }
 
+  #rememberFolder(objectId: string, path: string): void {
+    const now = Date.now();
+    if (this.#knownFolders.size > 10_000) for (const [k, until] of this.#knownFolders) if (until <= now) this.#knownFolders.delete(k);
+    this.#knownFolders.set(`${objectId}/${path}`, now + knownFolderMs);
+  }
+
+  #folderKnown(objectId: string, path: string): boolean {
+    return (this.#knownFolders.get(`${objectId}/${path}`) ?? 0) > Date.now();
+  }
+
+  #forgetFolders(objectId: string): void {
+    for (const key of this.#knownFolders.keys()) if (key.startsWith(`${objectId}/`)) this.#knownFolders.delete(key);
+  }
+
   /** 409 unless the parent of `path` is a collection. */
   async #requireParent(ctx: Ctx, object: MeshObject, path: string): Promise<void> {
     const parent = parentOf(path);
-    if (parent === '') return;
+    if (parent === '' || this.#folderKnown(object.id, parent)) return;
     const r = await this.#statPath(ctx, object, parent);
     if (r?.kind !== 'collection') throw new DavError(409, `the parent collection ${parent} does not exist`);
   }
@@ -518,7 +543,8 @@ export class DavHandler {
       }
     } else {
       const object = resource.object;
-      const listing = await this.#listing(ctx, object);
+      // A file's properties need no listing; a collection's ETag and children do.
+      const listing = resource.kind === 'collection' ? await this.#listing(ctx, object) : [];
       const me = resource.kind === 'collection' ? await this.#quota(ctx, request) : undefined;
       const locks = await this.#deps.state.locks(object.id);
       if (resource.kind === 'file' || depthHeader === '0') {
@@ -692,9 +718,8 @@ export class DavHandler {
     if (target.path === '') throw new DavError(405, 'an object is a collection', undefined, { allow });
     if (headerOf(ctx.req, 'content-range') !== undefined) throw new DavError(400, 'PUT with Content-Range is not supported');
     this.#requireWriter(object);
-    const existing = await this.#statPath(ctx, object, target.path, false);
+    const [existing] = await Promise.all([this.#statPath(ctx, object, target.path, false), this.#requireParent(ctx, object, target.path)]);
     if (existing?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
-    await this.#requireParent(ctx, object, target.path);
     const etag = existing?.kind === 'file' ? fileEtag(existing.entry) : undefined;
     const pre = readPreconditions(ctx.req.headers, etag, existing?.kind === 'file' ? existing.entry.mtime : undefined);
     if (pre !== undefined) throw new DavError(412, 'a precondition of the PUT does not hold');
@@ -718,10 +743,31 @@ export class DavHandler {
       }
     }
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
+    const options = { parallelism: uploadParallelism, ...(mtime === undefined ? {} : { mtime }) };
     let entry: Entry;
     try {
-      entry = (await ctx.client.upload(object.id, target.path, hashed(), precondition, { ...(mtime === undefined ? {} : { mtime }) }))
-        .entry;
+      // A body of one block (most files) is uploaded straight away: `missing` would cost a round trip.
+      const source = hashed();
+      const first = await source.next();
+      const second = first.done === true ? first : await source.next();
+      if (second.done === true) {
+        if (first.done !== true) await ctx.client.putBlock(first.value, { sha256: blocks[0]!.sha256 });
+        entry = (
+          await ctx.client.putEntry(
+            object.id,
+            target.path,
+            { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) },
+            precondition,
+          )
+        ).entry;
+      } else {
+        const rest = async function* (): AsyncGenerator<Uint8Array> {
+          yield first.value!;
+          yield second.value;
+          yield* source;
+        };
+        entry = (await ctx.client.upload(object.id, target.path, rest(), precondition, options)).entry;
+      }
     } catch (err) {
       // Someone committed between the read and this write: a PUT without its own precondition replaces it.
       const current = err instanceof ApiError && err.code === 'precondition_failed' ? err.details.currentVersion : undefined;
@@ -734,7 +780,8 @@ export class DavHandler {
     }
     const sums = { contentHash: entry.contentHash, sha1: sha1.digest('hex'), md5: md5.digest('hex') };
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
-    const stored = await this.#deps.state.props(object.id, target.path);
+    // A new file starts without properties; a replaced one keeps its dead properties.
+    const stored = existing === undefined ? { dead: {} } : await this.#deps.state.props(object.id, target.path);
     await this.#deps.state.setProps(object.id, target.path, { ...stored, sums });
     if (declared !== undefined && sums[declared.kind] !== declared.value) {
       this.#deps.logger.warn({ path: target.path }, 'A WebDAV upload did not match its OC-Checksum');
@@ -767,6 +814,7 @@ export class DavHandler {
 
   /** Deletes a resource and everything below it, with its properties and locks. */
   async #remove(ctx: Ctx, object: MeshObject, path: string, r: Resource): Promise<void> {
+    this.#forgetFolders(object.id);
     if (r.kind === 'file') await ctx.client.deleteEntry(object.id, path, r.entry.version);
     else {
       const below = (await this.#listing(ctx, object)).filter((e) => isWithin(e.path, path)).sort((a, b) => b.path.length - a.path.length);
@@ -791,11 +839,12 @@ export class DavHandler {
       throw new DavError(415, 'MKCOL takes no body');
     }
     this.#requireWriter(object);
-    if ((await this.#statPath(ctx, object, target.path)) !== undefined)
+    if (this.#folderKnown(object.id, target.path) || (await this.#statPath(ctx, object, target.path)) !== undefined)
       throw new DavError(405, 'the resource exists', undefined, { allow });
     await this.#requireParent(ctx, object, target.path);
     await this.#checkWrite(ctx, object, target.path, { membership: true, resource: undefined });
     await ctx.client.putEntry(object.id, target.path, { kind: 'directory' }, { ifNoneMatch: '*' });
+    this.#rememberFolder(object.id, target.path);
     ctx.res.writeHead(201, { 'content-length': '0' });
     ctx.res.end();
   }
