@@ -243,7 +243,7 @@ describe('rclone', () => {
       RCLONE_CONFIG_DAV_PASS: obscured.trim(),
     };
     await dav('MKCOL', '/dav/files/synced/');
-    const rclone = (...args: string[]) => run('rclone', [...args, '--transfers', '8', '--checkers', '8'], { env, timeout: 240_000 });
+    const rclone = (...args: string[]) => run('rclone', [...args, '--transfers', '8', '--checkers', '8'], { env, timeout: 300_000 });
     await rclone('sync', tree, 'dav:');
     const check = await rclone('check', tree, 'dav:');
     const checked = check.stderr + check.stdout;
@@ -255,5 +255,5 @@ describe('rclone', () => {
     const { entries } = await stack.device.listAllEntries(stack.object.id);
     expect(entries.filter((e) => e.kind === 'file' && e.path.startsWith('synced/'))).toHaveLength(1000);
     await expectHealthy();
-  }, 300_000);
+  }, 480_000);
 });
