@@ -213,9 +213,23 @@ describe('bad input', () => {
     if (status === 403) expect(res.text).toContain('<d:propfind-finite-depth/>');
   });
 
+  it('stores nothing of an upload that breaks off', async () => {
+    await new Promise<void>((resolve) => {
+      const req = request(`${stack.gateway.url}/dav/files/broken-off.bin`, {
+        method: 'PUT',
+        headers: { authorization: basic(stack.appPassword), 'content-length': String(10 * 1024 * 1024) },
+      });
+      req.on('error', () => resolve());
+      req.write(randomBytes(5 * 1024 * 1024), () => setImmediate(() => req.destroy()));
+      req.on('close', () => resolve());
+    });
+    // Nor later: the last test of this group lists the object's entries again.
+    expect((await dav('HEAD', '/dav/files/broken-off.bin')).status).toBe(404);
+  });
+
   it('stored nothing from any of them and stays healthy', async () => {
     const { entries } = await stack.device.listAllEntries(stack.object.id);
-    expect(entries.filter((e) => /escape|if\.txt|a\/b/.test(e.path))).toEqual([]);
+    expect(entries.filter((e) => /escape|if\.txt|a\/b|broken-off/.test(e.path))).toEqual([]);
     const props = await (await dav('PROPFIND', '/dav/files/from-dav.txt', { headers: { depth: '0' } })).text();
     expect(props).not.toContain('urn:x');
     await expectHealthy();

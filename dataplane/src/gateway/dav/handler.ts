@@ -280,7 +280,7 @@ export class DavHandler {
   }
 
   #fail(req: Req, res: Res, err: unknown): void {
-    const error = this.#asDavError(err);
+    const error = this.#asDavError(err, req);
     if (error.status >= 500 && error.status !== 507)
       this.#deps.logger.warn({ err, method: req.method, url: req.url }, 'WebDAV request failed');
     if (res.headersSent) {
@@ -295,7 +295,7 @@ export class DavHandler {
     res.end(body);
   }
 
-  #asDavError(err: unknown): DavError {
+  #asDavError(err: unknown, req: Req): DavError {
     if (err instanceof DavError) return err;
     if (err instanceof DavPathError || err instanceof DavXmlError || err instanceof IfHeaderError) return new DavError(400, err.message);
     if (err instanceof ApiError || err instanceof UnexpectedAnswerError) {
@@ -310,7 +310,9 @@ export class DavHandler {
       return new DavError(503, `the API answered ${status}; retry`, undefined, { 'retry-after': '1' });
     }
     if (err instanceof NetworkError) return new DavError(503, 'the API could not be reached; retry', undefined, { 'retry-after': '1' });
-    this.#deps.logger.error({ err }, 'WebDAV request failed unexpectedly');
+    // A client that broke off its upload leaves a stream error behind: nobody waits for the answer.
+    if (!req.complete) this.#deps.logger.debug({ err }, 'A WebDAV request broke off');
+    else this.#deps.logger.error({ err }, 'WebDAV request failed unexpectedly');
     return new DavError(503, 'the request failed; retry', undefined, { 'retry-after': '1' });
   }
 
