@@ -10,9 +10,10 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_DEPS := node_modules/.package-lock.json
 # iproute2 and nftables: the local stack's network namespaces and kube-proxy (ADR 27).
 # syncthing and rclone: the baselines of the agent benchmark (bench/agent.bench.ts); bsdutils:
-# script(1), the terminal the meshwork command's token-prompt test runs in.
+# script(1), the terminal the meshwork command's token-prompt test runs in. litmus and rclone:
+# the WebDAV test's clients (dataplane/src/gateway/dav/dav.int.test.ts).
 # chromium: the browser the web UI test drives headless through playwright-core (web/).
-DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables syncthing rclone bsdutils chromium
+DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables syncthing rclone bsdutils litmus chromium
 # What make image and its tests need: mmdebstrap extracts the root filesystem, umoci assembles
 # and unpacks the OCI image, skopeo writes the docker-archive, runc runs the unpacked bundle.
 DEBIAN_IMAGE_PACKAGES := mmdebstrap umoci skopeo runc

@@ -19,6 +19,7 @@ import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { drainOnSignal, terminate } from '../termination.ts';
 import { AdaptiveLimit } from './admission.ts';
+import { isDavPath, mountDav } from './dav/index.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayRouter, routeLabel, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
 import { MemberStates, type ProbeResult } from './members.ts';
@@ -185,6 +186,9 @@ export async function runGateway(): Promise<void> {
     tracing,
   });
 
+  // WebDAV at /dav (ADR 37): its own folder, calling the router above over an internal loopback listener.
+  const dav = await mountDav({ serveApi: (req, res, pathname, search) => router.serve(req, res, pathname, search), etcd, logger: log });
+
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
   eventLoop.start();
   const stores = new StoreReachability(
@@ -226,6 +230,7 @@ export async function runGateway(): Promise<void> {
         );
         return;
       } else if (pathname.startsWith('/v1/')) served = router.serve(req, res, pathname, search);
+      else if (isDavPath(pathname)) served = dav.serve(req, res);
       else if (web !== undefined && isWebPath(pathname)) {
         web.serve(method, pathname, res);
         return;
@@ -328,6 +333,7 @@ export async function runGateway(): Promise<void> {
       for (const session of sessions) session.close();
       await closed;
       clearInterval(probeTimer);
+      await dav.close();
       stopTls();
       stores.stop();
       await slots.stop();
