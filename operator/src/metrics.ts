@@ -103,6 +103,12 @@ export class OperatorMetrics {
     labelNames: ['namespace', 'mesh'] as const,
     registers: [this.registry],
   });
+  readonly watchdogRefused = new Gauge({
+    name: 'meshwork_watchdog_refused_members',
+    help: 'Partition members whose due action the watchdog holds back, by refusal (Paused, MaxConcurrent, ActionBudget: the hourly action budget is spent).',
+    labelNames: ['refusal'] as const,
+    registers: [this.registry],
+  });
   readonly watchdogPaused = new Gauge({
     name: 'meshwork_watchdog_remediation_paused',
     help: '1 while the watchdog repairs nothing because too many members are unhealthy.',
