@@ -16,6 +16,7 @@ import { freePorts } from '../harness/ports.ts';
 import { NodeAgent, imageRootfsImages } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
 import { createBridge, freeNetworkBlock, networkSupport, planNetwork, removeNetwork, type NetworkPlan } from '../node-agent/network.ts';
+import { startStackPrometheus } from './prometheus.ts';
 import { applySamplePartition, installOperator, sampleNamespace, samplePartition, waitForPartitionReady } from './meshwork.ts';
 import {
   readSettings,
@@ -134,6 +135,10 @@ async function main(): Promise<void> {
   const faults = await startFaultServer(agent);
   stops.push(() => new Promise<void>((resolve) => faults.server.close(() => resolve())));
 
+  const prometheus = await startStackPrometheus({ dir, host, settings, kubeconfig: cp.adminKubeconfig });
+  stops.push(() => prometheus.stop());
+  log('Started Prometheus', { url: prometheus.url });
+
   log('Installing the operator with the Helm chart');
   await installOperator(cp.adminKubeconfig);
   await applySamplePartition(cp.adminKubeconfig, { etcd: etcd.endpoint, minio });
@@ -150,6 +155,7 @@ async function main(): Promise<void> {
     etcd: etcd.endpoint,
     minio: { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: minio.bucket },
     faults: faults.url,
+    prometheus: prometheus.url,
     nodes: [...agent.nodes.keys()],
     partition: { namespace: sampleNamespace, name: samplePartition },
     network,

@@ -15,6 +15,8 @@ export interface StackState {
   etcd: string;
   minio: { endpoint: string; accessKey: string; secretKey: string; bucket: string };
   faults: string;
+  /** Prometheus' URL: it scrapes every Meshwork pod (observability/scrape.ts). */
+  prometheus?: string;
   nodes: string[];
   /** The sample MeshPartition. */
   partition: { namespace: string; name: string };
@@ -44,7 +46,7 @@ export const stackImageEnv = 'MESHWORK_STACK_IMAGE';
 export interface StackSettings {
   /** The network block (198.19.(8b).0/21) of the namespaces, when the stack runs with real networking. */
   block?: number;
-  ports: { etcd: number; minio: number; apiServer: number };
+  ports: { etcd: number; minio: number; apiServer: number; prometheus?: number };
 }
 
 export function settingsFile(dir = stackDir()): string {
