@@ -98,6 +98,24 @@ const cases: Case[] = [
     series: [[`${store}_count${m('role="partition", store="s3", operation="get", outcome="ok"')}`, '0+100x30']],
     fires: [],
   },
+  {
+    alert: 'MeshworkProberFailing',
+    at: '20m',
+    series: [
+      ['meshwork_prober_journeys_total{namespace="ns", pod="prober-0", outcome="ok"}', '0+1x10 10x20'],
+      ['meshwork_prober_journeys_total{namespace="ns", pod="prober-0", outcome="error"}', '0x10 0+2x20'],
+    ],
+    fires: [{ namespace: 'ns', pod: 'prober-0' }],
+  },
+  {
+    alert: 'MeshworkProberFailing',
+    at: '20m',
+    series: [
+      ['meshwork_prober_journeys_total{namespace="ns", pod="prober-0", outcome="ok"}', '0+2x30'],
+      ['meshwork_prober_journeys_total{namespace="ns", pod="prober-0", outcome="error"}', '0x10 0+1x20'],
+    ],
+    fires: [],
+  },
   { alert: 'MeshworkOperatorDown', at: '10m', series: [['up{role="operator", namespace="ops", pod="op-0"}', '0x30']], fires: [{}] },
   { alert: 'MeshworkOperatorDown', at: '10m', series: [operatorUp], fires: [] },
   {

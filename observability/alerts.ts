@@ -62,6 +62,16 @@ export const alertGroups: readonly AlertGroup[] = [
           'More than 1% of {{ $labels.store }} operations of {{ $labels.role }} in {{ $labels.namespace }} fail ({{ $value | humanizePercentage }}).',
         description: 'The data plane cannot reach or use its store reliably.',
       },
+      {
+        alert: 'MeshworkProberFailing',
+        expr: 'sum by (namespace, pod) (rate(meshwork_prober_journeys_total{outcome="error"}[10m])) / sum by (namespace, pod) (rate(meshwork_prober_journeys_total[10m])) > 0.5',
+        for: '5m',
+        severity: 'critical',
+        summary:
+          'More than half of the journeys of prober {{ $labels.namespace }}/{{ $labels.pod }} fail ({{ $value | humanizePercentage }}).',
+        description:
+          'Users cannot create, upload, get notified, download or delete through the gateway; the Prober step failures panel names the step.',
+      },
     ],
   },
   {

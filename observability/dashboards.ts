@@ -214,6 +214,42 @@ const overview: DashboardSpec = {
         },
       ],
     },
+    {
+      title: 'Prober',
+      panels: [
+        {
+          title: 'Prober journeys succeeded',
+          description:
+            'Share of the probe journeys (create, upload, notify, download, delete through the gateway) in which every step succeeded.',
+          unit: 'percentunit',
+          queries: [
+            {
+              expr: `sum by (namespace) (${rate(`meshwork_prober_journeys_total{${ns}, outcome="ok"}`)}) / sum by (namespace) (${rate(`meshwork_prober_journeys_total{${ns}}`)})`,
+              legend: '{{namespace}}',
+            },
+          ],
+        },
+        {
+          title: 'Prober step latency p95',
+          description: 'p95 time of each step of the probe journey that succeeded.',
+          unit: 's',
+          queries: [{ expr: p(0.95, 'step', `meshwork_prober_step_duration_seconds_bucket{${ns}, outcome="ok"}`), legend: '{{step}}' }],
+        },
+        {
+          title: 'Prober step failures',
+          description: 'Failed steps per second, by step: which part of the journey breaks.',
+          unit: 'ops',
+          queries: [{ expr: `sum by (step) (${rate(`meshwork_prober_steps_total{${ns}, outcome="error"}`)})`, legend: '{{step}}' }],
+        },
+        {
+          title: 'Since the last successful journey',
+          description: 'Time since each prober last completed a journey.',
+          unit: 's',
+          kind: 'stat',
+          queries: [{ expr: `time() - max by (pod) (meshwork_prober_last_success_timestamp_seconds{${ns}})`, legend: '{{pod}}' }],
+        },
+      ],
+    },
   ],
 };
 
@@ -422,7 +458,12 @@ const operator: DashboardSpec = {
           title: 'Events by reason',
           description: 'Kubernetes Events the operator recorded per second, by reason.',
           unit: 'ops',
-          queries: [{ expr: `sum by (reason) (${rate(`meshwork_events_total{${op}}`)})`, legend: '{{reason}}' }],
+          queries: [
+            {
+              expr: `sum by (reason) (${rate(`meshwork_events_total{${op}}`)}) or sum(${rate(`meshwork_reconcile_total{${op}}`)}) * 0`,
+              legend: '{{reason}}',
+            },
+          ],
         },
       ],
     },
