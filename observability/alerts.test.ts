@@ -163,13 +163,13 @@ const cases: Case[] = [
   {
     alert: 'MeshworkSlotsUncovered',
     at: '15m',
-    series: [['meshwork_mesh_slots_covered{namespace="ns", mesh="m", pod="op-0"}', '4000x20']],
-    fires: [{ namespace: 'ns', mesh: 'm' }],
+    series: [['meshwork_mesh_slots_covered{mesh_namespace="ns", mesh="m", pod="op-0"}', '4000x20']],
+    fires: [{ mesh_namespace: 'ns', mesh: 'm' }],
   },
   {
     alert: 'MeshworkSlotsUncovered',
     at: '15m',
-    series: [['meshwork_mesh_slots_covered{namespace="ns", mesh="m", pod="op-0"}', '4096x20']],
+    series: [['meshwork_mesh_slots_covered{mesh_namespace="ns", mesh="m", pod="op-0"}', '4096x20']],
     fires: [],
   },
   { alert: 'MeshworkRemediationPaused', at: '15m', series: [['meshwork_watchdog_remediation_paused{pod="op-0"}', '1x20']], fires: [{}] },

@@ -111,11 +111,11 @@ export const alertGroups: readonly AlertGroup[] = [
       },
       {
         alert: 'MeshworkSlotsUncovered',
-        expr: 'min by (namespace, mesh) (meshwork_mesh_slots_covered) < 4096',
+        expr: 'min by (mesh_namespace, mesh) (meshwork_mesh_slots_covered) < 4096',
         for: '10m',
         severity: 'critical',
         summary:
-          'Mesh {{ $labels.namespace }}/{{ $labels.mesh }} has slots that no ready partition serves alone ({{ $value }} of 4096 covered).',
+          'Mesh {{ $labels.mesh_namespace }}/{{ $labels.mesh }} has slots that no ready partition serves alone ({{ $value }} of 4096 covered).',
         description: 'Users whose slots are uncovered get 503s.',
       },
     ],

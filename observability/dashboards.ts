@@ -357,7 +357,12 @@ const partition: DashboardSpec = {
           title: 'Slots covered per Mesh',
           description: 'Slots (of 4096) owned by exactly one ready partition, as the operator sees it.',
           unit: 'short',
-          queries: [{ expr: `max by (namespace, mesh) (meshwork_mesh_slots_covered{${ns}})`, legend: '{{namespace}}/{{mesh}}' }],
+          queries: [
+            {
+              expr: 'max by (mesh_namespace, mesh) (meshwork_mesh_slots_covered{mesh_namespace=~"$namespace"})',
+              legend: '{{mesh_namespace}}/{{mesh}}',
+            },
+          ],
         },
       ],
     },

@@ -100,7 +100,8 @@ export class OperatorMetrics {
   readonly meshSlotsCovered = new Gauge({
     name: 'meshwork_mesh_slots_covered',
     help: 'Slots (of 4096) owned by exactly one ready partition, per Mesh (status.slotsCovered); set by the leader.',
-    labelNames: ['namespace', 'mesh'] as const,
+    // Not `namespace`: a scrape sets that to the operator pod's namespace.
+    labelNames: ['mesh_namespace', 'mesh'] as const,
     registers: [this.registry],
   });
   readonly watchdogRefused = new Gauge({

@@ -150,7 +150,7 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
       expect.objectContaining({ name: 'mesh-p1', slots: '2048-4095', ready: false }),
     ]);
     expect(status.gateway).toMatchObject({ service: 'mesh-gateway', readyReplicas: 0 });
-    expect(await operator.metrics()).toContain(`meshwork_mesh_slots_covered{namespace="${namespace}",mesh="mesh"} 0`);
+    expect(await operator.metrics()).toContain(`meshwork_mesh_slots_covered{mesh_namespace="${namespace}",mesh="mesh"} 0`);
 
     const out = await kubectlOk(admin, ['get', 'meshes', '-n', namespace]);
     const [header, row] = out
