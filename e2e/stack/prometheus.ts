@@ -8,10 +8,10 @@ import { freePorts } from '../harness/ports.ts';
 import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
 import { settingsFile, type StackSettings } from './state.ts';
 
-/** Prometheus' port on the stack's own address, when the stack has one (real networking). */
-const wellKnownPort = 9090;
-
-/** Starts the stack's Prometheus on `host`; a loopback stack gets a free port, remembered in settings. */
+/**
+ * Starts the stack's Prometheus on `host`, on a port chosen free by the first start and kept in
+ * settings (not 9090: a Prometheus the Debian package started as a service may hold it).
+ */
 export async function startStackPrometheus(options: {
   dir: string;
   host: string;
@@ -20,7 +20,7 @@ export async function startStackPrometheus(options: {
 }): Promise<PrometheusServer> {
   const { settings } = options;
   if (settings.ports.prometheus === undefined) {
-    settings.ports.prometheus = settings.block !== undefined ? wellKnownPort : (await freePorts(1))[0]!;
+    settings.ports.prometheus = (await freePorts(1, options.host))[0]!;
     await writeFile(settingsFile(options.dir), JSON.stringify(settings, null, 2));
   }
   return startPrometheus({

@@ -93,6 +93,20 @@ describe('make up and make down', () => {
       ).toBe('3 True');
       const ips = memberIPs();
       expect(ips).toHaveLength(3);
+
+      // Prometheus found every Meshwork pod through the API server and labels them by role.
+      expect(state.prometheus).toBeDefined();
+      expect(started.stdout).toContain(`Prometheus       ${state.prometheus}`);
+      const scraped = await waitFor(
+        async () => {
+          const res = await fetch(`${state.prometheus}/api/v1/query?query=${encodeURIComponent('up == 1')}`);
+          const body = (await res.json()) as { data: { result: { metric: Record<string, string> }[] } };
+          const roles = body.data.result.map((r) => `${r.metric.role}:${r.metric.partition ?? ''}`).sort();
+          return roles.filter((r) => r === 'partition:p0').length === 3 && roles.includes('operator:') ? roles : undefined;
+        },
+        { description: 'Prometheus to scrape the members and the operator', timeoutMs: 60_000, intervalMs: 1000 },
+      );
+      expect(scraped.filter((r) => r === 'partition:p0')).toHaveLength(3);
       for (const ip of ips) {
         if (networked) expect(ip).toMatch(/^198\.19\.\d+\.\d+$/);
         expect(await (await fetch(`http://${ip}:8080/readyz`)).json()).toMatchObject({ status: 'ready' });
