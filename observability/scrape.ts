@@ -1,16 +1,7 @@
-// The Prometheus scrape configuration that discovers every Meshwork pod through the Kubernetes
-// API and gives its series the labels the dashboards and alerts read (ADR 39): role,
-// partition, mesh, namespace, pod. The chart's PodMonitor and ServiceMonitor carry the same
-// relabelings (templates/_helpers.tpl); the local stack and the dashboards' e2e test use this.
-
-/** Pod labels copied onto every series, as `[meta label, target label]`. */
-export const podLabelTargets: readonly [string, string][] = [
-  ['__meta_kubernetes_pod_label_app_kubernetes_io_component', 'role'],
-  ['__meta_kubernetes_pod_label_meshwork_io_partition', 'partition'],
-  ['__meta_kubernetes_pod_label_meshwork_io_mesh', 'mesh'],
-  ['__meta_kubernetes_namespace', 'namespace'],
-  ['__meta_kubernetes_pod_name', 'pod'],
-];
+// The Prometheus scrape configuration of the local stack and the dashboards' e2e test, and the
+// pod discovery that gives every series the labels the dashboards and alerts read (ADR 39):
+// role (from app.kubernetes.io/component), partition, mesh, namespace, pod. The chart's
+// PodMonitor and ServiceMonitor add the same labels with relabelings (templates/_helpers.tpl).
 
 /** A target scraped without discovery, with the labels discovery would have given it. */
 export interface StaticTarget {
@@ -19,48 +10,71 @@ export interface StaticTarget {
   labels: Record<string, string>;
 }
 
-/** Options of the scrape configuration: pods discovered through `kubeconfig`, or fixed `targets`. */
+/** Options of the scrape configuration: pods listed by an HTTP discovery endpoint, or fixed `targets`. */
 export interface ScrapeOptions {
-  /** A kubeconfig that may list and watch pods in every namespace. */
-  kubeconfig?: string;
+  /**
+   * An http_sd endpoint that answers the Meshwork pods as target groups (podTargets). Debian's
+   * Prometheus is built without Kubernetes discovery, so the local stack lists the pods itself.
+   */
+  discoveryUrl?: string;
   /** Processes to scrape instead (tests that run the roles as plain processes). */
   targets?: StaticTarget[];
-  /** How often each pod is scraped, e.g. "5s". */
+  /** How often each target is scraped, e.g. "5s". */
   scrapeInterval: string;
   /** Rule files Prometheus evaluates (absolute paths). */
   ruleFiles?: string[];
 }
 
-/** A prometheus.yml (as an object) that scrapes the `http` port of every running Meshwork pod. */
+/** A prometheus.yml (as an object) that scrapes the given targets or the discovered pods. */
 export function prometheusConfig(options: ScrapeOptions): Record<string, unknown> {
+  const jobs: Record<string, unknown>[] = [];
+  if (options.targets)
+    jobs.push({
+      job_name: 'meshwork-processes',
+      metrics_path: '/metrics',
+      static_configs: options.targets.map((t) => ({ targets: [t.address], labels: t.labels })),
+    });
+  if (options.discoveryUrl !== undefined)
+    jobs.push({
+      job_name: 'meshwork-pods',
+      metrics_path: '/metrics',
+      http_sd_configs: [{ url: options.discoveryUrl, refresh_interval: options.scrapeInterval }],
+    });
   return {
     global: { scrape_interval: options.scrapeInterval, evaluation_interval: options.scrapeInterval },
     ...(options.ruleFiles?.length ? { rule_files: options.ruleFiles } : {}),
-    scrape_configs: [
-      ...(options.targets
-        ? [
-            {
-              job_name: 'meshwork-processes',
-              metrics_path: '/metrics',
-              static_configs: options.targets.map((t) => ({ targets: [t.address], labels: t.labels })),
-            },
-          ]
-        : []),
-      ...(options.kubeconfig === undefined ? [] : [podScrapeConfig(options.kubeconfig)]),
-    ],
+    scrape_configs: jobs,
   };
 }
 
-function podScrapeConfig(kubeconfig: string): Record<string, unknown> {
-  return {
-    job_name: 'meshwork-pods',
-    metrics_path: '/metrics',
-    kubernetes_sd_configs: [{ role: 'pod', kubeconfig_file: kubeconfig }],
-    relabel_configs: [
-      { source_labels: ['__meta_kubernetes_pod_label_app_kubernetes_io_name'], regex: 'meshwork', action: 'keep' },
-      { source_labels: ['__meta_kubernetes_pod_container_port_name'], regex: 'http', action: 'keep' },
-      { source_labels: ['__meta_kubernetes_pod_phase'], regex: 'Succeeded|Failed', action: 'drop' },
-      ...podLabelTargets.map(([source, target]) => ({ source_labels: [source], target_label: target })),
-    ],
-  };
+/** The parts of a pod that discovery reads. */
+export interface DiscoveredPod {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  spec?: { containers: { ports?: { name?: string; containerPort: number }[] }[] };
+  status?: { phase?: string; podIP?: string };
+}
+
+const podLabels: readonly [string, string][] = [
+  ['app.kubernetes.io/component', 'role'],
+  ['meshwork.io/partition', 'partition'],
+  ['meshwork.io/mesh', 'mesh'],
+];
+
+/**
+ * The http_sd target groups of the Meshwork pods among `pods`: the `http` port of every pod
+ * labelled `app.kubernetes.io/name: meshwork` that has an address and has not ended, with the
+ * labels role, partition, mesh, namespace and pod (as the chart's monitors add them).
+ */
+export function podTargets(pods: readonly DiscoveredPod[]): { targets: string[]; labels: Record<string, string> }[] {
+  return pods.flatMap((pod) => {
+    const labels = pod.metadata?.labels ?? {};
+    const ip = pod.status?.podIP;
+    if (labels['app.kubernetes.io/name'] !== 'meshwork' || !ip || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed')
+      return [];
+    const port = pod.spec?.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === 'http');
+    if (!port) return [];
+    const target: Record<string, string> = { namespace: pod.metadata?.namespace ?? '', pod: pod.metadata?.name ?? '' };
+    for (const [label, name] of podLabels) if (labels[label]) target[name] = labels[label];
+    return [{ targets: [`${ip}:${port.containerPort}`], labels: target }];
+  });
 }

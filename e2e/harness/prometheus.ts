@@ -1,6 +1,6 @@
-// Prometheus (the Debian package's binary) for the local stack and the dashboards' e2e test: it
-// discovers Meshwork's pods through the API server (observability/scrape.ts) and keeps its
-// data in `dataDir`, so that a stack's history survives make down / make up.
+// Prometheus (the Debian package's binary) for the local stack and the dashboards' e2e test:
+// it scrapes fixed targets or the pods an http_sd endpoint lists (observability/scrape.ts) and
+// keeps its data in `dataDir`, so that a stack's history survives make down / make up.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
