@@ -74,7 +74,8 @@ async function main(): Promise<void> {
     const block = earlier?.block ?? freeNetworkBlock();
     plan = planNetwork(block, ['mw-node-1', 'mw-node-2', 'mw-node-3']);
     // On the stack's own address the well-known ports are free.
-    settings = { block, ports: { etcd: 2379, minio: 9000, apiServer: 6443 } };
+    const prometheus = earlier?.ports.prometheus;
+    settings = { block, ports: { etcd: 2379, minio: 9000, apiServer: 6443, ...(prometheus === undefined ? {} : { prometheus }) } };
   } else {
     log('WARNING: running without real pod networking (loopback pod IPs, Services have no endpoints, no cluster DNS)', {
       reason: support.reason,
