@@ -298,8 +298,8 @@ spec:
       await device.upload(object.id, 'dir/file.bin', content, { ifNoneMatch: '*' }, { blockSize: 65_536 });
 
       const running = processesMentioning(dir);
-      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, 2 operators, 3 members
-      expect(running.length).toBeGreaterThanOrEqual(11);
+      // supervisor, 2 etcd, MinIO, apiserver, controller manager, scheduler, Prometheus, 2 operators, 3 members
+      expect(running.length).toBeGreaterThanOrEqual(12);
       const stopped = down();
       expect(stopped.status, stopped.stderr).toBe(0);
       expect(stopped.stdout).toContain('Stopped');
@@ -319,10 +319,13 @@ spec:
         stdio: ['ignore', 'ignore', 'pipe'],
         timeout: 420_000,
       });
+      const prometheusBefore = state.prometheus;
       const again = up('--image', `${join(dir, 'dist', 'oci')}:${version}`);
       expect(again.status, again.stderr).toBe(0);
       state = readState(dir)!;
       expect(readSettings(dir)?.block).toBe(block);
+      // Prometheus comes back on the same address.
+      expect(state.prometheus).toBe(prometheusBefore);
       expect(state.image?.digest).toBe(readFileSync(join(dir, 'dist', 'digest'), 'utf8').trim());
       expect(again.stdout).toContain(`pods run meshwork/meshwork:${version} (${state.image!.digest}) from its root filesystem`);
       // Every member and the operator run the image's Node and the image's /app.
