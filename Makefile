@@ -93,6 +93,10 @@ test-busy: ## make test with a CPU hog pinned to core 0 for the whole run: the s
 crds: $(NODE_DEPS) ## Write crds/*.yaml and the Helm chart's CRD templates from operator/src/api/v1alpha1.ts
 	node operator/src/api/generate-crds.ts
 
+.PHONY: dashboards
+dashboards: $(NODE_DEPS) ## Write the chart's Grafana dashboards and alert rules file from observability/*.ts
+	node observability/generate.ts
+
 .PHONY: chart-crds
 chart-crds: crds ## The same as make crds (the chart's CRD templates are written with crds/)
 

@@ -2,7 +2,7 @@
 // run by the harness), e2e (the system driven from outside).
 import { defineConfig } from 'vitest/config';
 
-const roots = '{contract,operator,dataplane,client,e2e,bench,lint,image,web}';
+const roots = '{contract,operator,dataplane,client,e2e,bench,lint,image,web,observability}';
 
 export default defineConfig({
   test: {

@@ -326,3 +326,41 @@ export const gatewayEnvSchema = z
 
 /** A gateway pod's environment after parsing. */
 export type ParsedGatewayEnv = z.output<typeof gatewayEnvSchema>;
+
+/**
+ * Every variable of a prober pod's environment: it runs a user's journey through the gateway
+ * as a dedicated probe account, every interval, and exports how each step went.
+ */
+export const ProberEnv = {
+  listen: PartitionEnv.listen,
+  /** The gateway's base URL, as users reach it (`https://mesh.example.com`). */
+  target: 'MESHWORK_PROBER_TARGET',
+  /** The probe account's token (a user made for probing, not a person's). */
+  accountToken: 'MESHWORK_PROBER_ACCOUNT_TOKEN',
+  /** Seconds between the starts of two journeys. */
+  intervalSeconds: 'MESHWORK_PROBER_INTERVAL_SECONDS',
+  /** How long one step may take before it counts as failed. */
+  stepTimeoutSeconds: 'MESHWORK_PROBER_STEP_TIMEOUT_SECONDS',
+  /** Size of the file each journey uploads and downloads. */
+  fileBytes: 'MESHWORK_PROBER_FILE_BYTES',
+  logLevel: PartitionEnv.logLevel,
+  terminationMessagePath: PartitionEnv.terminationMessagePath,
+} as const;
+
+/** The name of a variable of a prober pod's environment. */
+export type ProberEnvName = (typeof ProberEnv)[keyof typeof ProberEnv];
+
+/** A prober pod's environment: names, formats, bounds and defaults. */
+export const proberEnvSchema = z.object({
+  [ProberEnv.listen]: listenAddress.default({ host: '0.0.0.0', port: dataplaneHttpPort }),
+  [ProberEnv.target]: httpUrl,
+  [ProberEnv.accountToken]: z.string().min(1, 'must not be empty'),
+  [ProberEnv.intervalSeconds]: seconds(30, 1),
+  [ProberEnv.stepTimeoutSeconds]: seconds(20, 1),
+  [ProberEnv.fileBytes]: bytes('64Ki'),
+  [ProberEnv.logLevel]: z.enum(logLevels).default('info'),
+  [ProberEnv.terminationMessagePath]: z.string().default(defaultTerminationMessagePath),
+});
+
+/** A prober pod's environment after parsing. */
+export type ParsedProberEnv = z.output<typeof proberEnvSchema>;

@@ -52,12 +52,17 @@ function validEnv(dir: string): Record<string, string> {
 describe('dataplane main', () => {
   it.each([
     [[], 'usage'],
-    [['prober'], 'not implemented'],
     [['janitor'], 'not "janitor"'],
   ])('exits with the usage code for role %j', async (args, message) => {
     const result = await runMain(args, {});
     expect(result.code).toBe(ExitCode.usage);
     expect(result.message).toContain(message);
+  });
+
+  it('starts the prober role, which names its missing configuration', async () => {
+    const result = await runMain(['prober'], {});
+    expect(result.code).toBe(ExitCode.configInvalid);
+    expect(result.message).toContain('MESHWORK_PROBER_TARGET');
   });
 
   it('starts the gateway role, which names its missing configuration', async () => {

@@ -16,9 +16,11 @@ switch (role) {
     await runGateway();
     break;
   }
-  case 'prober':
-    terminate(ExitCode.usage, `role ${role} is not implemented in this version; available: partition, gateway`);
+  case 'prober': {
+    const { runProber } = await import('./prober/server.ts');
+    await runProber();
     break;
+  }
   default:
     terminate(
       ExitCode.usage,

@@ -37,11 +37,12 @@ describe('the Helm chart', () => {
     for (const name of ['meshwork-system', 'tenant-a']) {
       await core.createNamespace({ body: { metadata: { name } } }).catch(() => undefined);
     }
-    // prometheus-operator's kinds, so that ServiceMonitor and PrometheusRule can be dry-run:
+    // prometheus-operator's kinds, so that its monitors and PrometheusRule can be dry-run:
     // the real CRDs are not available here, so these accept any spec.
     const ext = kc.makeApiClient(ApiextensionsV1Api);
     for (const [kind, plural] of [
       ['ServiceMonitor', 'servicemonitors'],
+      ['PodMonitor', 'podmonitors'],
       ['PrometheusRule', 'prometheusrules'],
     ] as const) {
       await ext
@@ -144,6 +145,27 @@ describe('the Helm chart', () => {
       path.split('.').some((_, i, parts) => readme.includes(`| \`${parts.slice(0, i + 1).join('.')}\` |`));
     const missing = leaves(values, []).filter((path) => !documented(path));
     expect(missing).toEqual([]);
+  });
+
+  it('ships the generated dashboards and alerts only when asked, with the sidecar label', async () => {
+    const none = await render();
+    expect(none.filter((o) => o.kind === 'ConfigMap' || o.kind === 'PrometheusRule' || o.kind === 'PodMonitor')).toEqual([]);
+    const on = await render(['--values', join(chartDir, 'ci', 'monitoring-values.yaml')]);
+    const maps = on.filter((o) => o.kind === 'ConfigMap') as (K8sObject & {
+      metadata: { labels?: Record<string, string> };
+      data: Record<string, string>;
+    })[];
+    const files = readdirSync(join(chartDir, 'dashboards')).filter((f) => f.endsWith('.json'));
+    expect(maps).toHaveLength(files.length);
+    for (const file of files) {
+      const map = maps.find((m) => m.metadata.name === `mw-meshwork-dashboard-${file.replace(/\.json$/, '')}`)!;
+      expect(map.metadata.labels?.grafana_dashboard).toBe('1');
+      expect(JSON.parse(map.data[`meshwork-${file}`]!)).toEqual(JSON.parse(readFileSync(join(chartDir, 'dashboards', file), 'utf8')));
+    }
+    const rule = on.find((o) => o.kind === 'PrometheusRule')!;
+    const source = parseAllDocuments(readFileSync(join(chartDir, 'alerts', 'meshwork.rules.yaml'), 'utf8'))[0]!.toJS() as unknown;
+    expect(rule.spec).toEqual(source);
+    expect(on.some((o) => o.kind === 'PodMonitor')).toBe(true);
   });
 
   it('never puts the chart version in a selector', async () => {

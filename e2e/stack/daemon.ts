@@ -16,6 +16,7 @@ import { freePorts } from '../harness/ports.ts';
 import { NodeAgent, imageRootfsImages } from '../node-agent/agent.ts';
 import { startFaultServer } from '../node-agent/fault-server.ts';
 import { createBridge, freeNetworkBlock, networkSupport, planNetwork, removeNetwork, type NetworkPlan } from '../node-agent/network.ts';
+import { startStackPrometheus } from './prometheus.ts';
 import { jaegerPorts, startStackJaeger } from './jaeger.ts';
 import {
   applySampleMesh,
@@ -82,7 +83,8 @@ async function main(): Promise<void> {
     const block = earlier?.block ?? freeNetworkBlock();
     plan = planNetwork(block, ['mw-node-1', 'mw-node-2', 'mw-node-3']);
     // On the stack's own address the well-known ports are free.
-    settings = { block, ports: { etcd: 2379, minio: 9000, apiServer: 6443 } };
+    const prometheus = earlier?.ports.prometheus;
+    settings = { block, ports: { etcd: 2379, minio: 9000, apiServer: 6443, ...(prometheus === undefined ? {} : { prometheus }) } };
   } else {
     log('WARNING: running without real pod networking (loopback pod IPs, Services have no endpoints, no cluster DNS)', {
       reason: support.reason,
@@ -147,6 +149,10 @@ async function main(): Promise<void> {
   const faults = await startFaultServer(agent);
   stops.push(() => new Promise<void>((resolve) => faults.server.close(() => resolve())));
 
+  const prometheus = await startStackPrometheus({ dir, host, settings, kubeconfig: cp.adminKubeconfig });
+  stops.push(() => prometheus.stop());
+  log('Started Prometheus', { url: prometheus.url });
+
   log('Installing the operator with the Helm chart');
   await installOperator(cp.adminKubeconfig);
   await applySampleMesh(cp.adminKubeconfig, { etcd: etcd.endpoint, minio }, jaeger.otlpEndpoint, log);
@@ -165,6 +171,7 @@ async function main(): Promise<void> {
     minio: { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, bucket: minio.bucket },
     jaeger: { ui: jaeger.queryUrl, otlp: jaeger.otlpEndpoint },
     faults: faults.url,
+    prometheus: prometheus.url,
     nodes: [...agent.nodes.keys()],
     partitions: { namespace: sampleNamespace, names: samplePartitions },
     mesh: { namespace: sampleNamespace, name: sampleMesh, ...(gateway ? { gateway } : {}) },

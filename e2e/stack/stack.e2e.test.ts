@@ -185,6 +185,24 @@ describe('make up and make down', () => {
           expect(listed).toEqual([...ips].sort());
         }
       }
+
+      // Prometheus found every Meshwork pod through the API server and labels them by role.
+      expect(state.prometheus).toBeDefined();
+      expect(started.stdout).toContain(`Prometheus       ${state.prometheus}`);
+      const scraped = await waitFor(
+        async () => {
+          const res = await fetch(`${state.prometheus}/api/v1/query?query=${encodeURIComponent('up == 1')}`);
+          const body = (await res.json()) as { data: { result: { metric: Record<string, string> }[] } };
+          const roles = body.data.result.map((r) => `${r.metric.role}:${r.metric.partition ?? ''}`).sort();
+          const complete =
+            names.every((name) => roles.filter((r) => r === `partition:${name}`).length === 2) &&
+            roles.includes('operator:') &&
+            roles.includes('gateway:');
+          return complete ? roles : undefined;
+        },
+        { description: 'Prometheus to scrape the members, the gateway and the operator', timeoutMs: 60_000, intervalMs: 1000 },
+      );
+      for (const name of names) expect(scraped.filter((r) => r === `partition:${name}`)).toHaveLength(2);
       if (networked) {
         // The Mesh's gateway answers from this machine at the address make up printed (a node's
         // address and the NodePort, forwarded by kube-proxy to the gateway pod wherever it runs),
@@ -369,8 +387,8 @@ spec:
 
       const gatewayBefore = state.mesh.gateway;
       const running = processesMentioning(dir);
-      // supervisor, 2 etcd, MinIO, Jaeger, apiserver, controller manager, scheduler, 2 operators, 4 members, a gateway
-      expect(running.length).toBeGreaterThanOrEqual(14);
+      // supervisor, 2 etcd, MinIO, Jaeger, Prometheus, apiserver, controller manager, scheduler, 2 operators, 4 members, a gateway
+      expect(running.length).toBeGreaterThanOrEqual(15);
       const stopped = down();
       expect(stopped.status, stopped.stderr).toBe(0);
       expect(stopped.stdout).toContain('Stopped');
@@ -390,12 +408,15 @@ spec:
         stdio: ['ignore', 'ignore', 'pipe'],
         timeout: 420_000,
       });
+      const prometheusBefore = state.prometheus;
       const again = up('--image', `${join(dir, 'dist', 'oci')}:${version}`);
       expect(again.status, again.stderr).toBe(0);
       state = readState(dir)!;
       expect(readSettings(dir)?.block).toBe(block);
       // Jaeger is back at the same address (its traces were in memory).
       expect((await fetch(`${state.jaeger!.ui}/api/services`)).status).toBe(200);
+      // Prometheus comes back on the same address.
+      expect(state.prometheus).toBe(prometheusBefore);
       expect(state.image?.digest).toBe(readFileSync(join(dir, 'dist', 'digest'), 'utf8').trim());
       expect(again.stdout).toContain(`pods run meshwork/meshwork:${version} (${state.image!.digest}) from its root filesystem`);
       // Every member and the operator run the image's Node and the image's /app.

@@ -17,6 +17,8 @@ export interface StackState {
   /** Jaeger: its UI and query API, and the OTLP/HTTP endpoint the pods export to. */
   jaeger?: { ui: string; otlp: string };
   faults: string;
+  /** Prometheus' URL: it scrapes every Meshwork pod (observability/scrape.ts). */
+  prometheus?: string;
   nodes: string[];
   /** The sample Mesh's MeshPartitions (all in the Mesh's namespace). */
   partitions: { namespace: string; names: string[] };
@@ -48,7 +50,7 @@ export const stackImageEnv = 'MESHWORK_STACK_IMAGE';
 export interface StackSettings {
   /** The network block (198.19.(8b).0/21) of the namespaces, when the stack runs with real networking. */
   block?: number;
-  ports: { etcd: number; minio: number; apiServer: number };
+  ports: { etcd: number; minio: number; apiServer: number; prometheus?: number };
   /** Jaeger's query (UI) and OTLP ports; absent in the settings of a stack made before Jaeger was part of it. */
   jaeger?: { query: number; otlp: number };
 }

@@ -43,6 +43,9 @@ function describe(state: StackState): string {
       : `  image            pods run the work tree's sources (make up IMAGE=1 runs them from the built image)`,
     `  etcd             ${state.etcd}`,
     `  MinIO (S3)       ${state.minio.endpoint}  bucket ${state.minio.bucket}  credentials in ${rel(join(state.dir, 'minio-credentials.json'))}`,
+    ...(state.prometheus
+      ? [`  Prometheus       ${state.prometheus}  (every Meshwork pod, 5 s; dashboards: charts/meshwork/dashboards, docs/operations.md)`]
+      : []),
     ...describeJaeger(state),
     `  faults           npm run fault -- power-off --node ${state.nodes[0]}   (see npm run fault -- help)`,
     `  logs             ${rel(join(state.dir, 'stack.log'))}, ${rel(join(state.dir, 'kubernetes', 'logs'))}/`,

@@ -100,7 +100,14 @@ export class OperatorMetrics {
   readonly meshSlotsCovered = new Gauge({
     name: 'meshwork_mesh_slots_covered',
     help: 'Slots (of 4096) owned by exactly one ready partition, per Mesh (status.slotsCovered); set by the leader.',
-    labelNames: ['namespace', 'mesh'] as const,
+    // Not `namespace`: a scrape sets that to the operator pod's namespace.
+    labelNames: ['mesh_namespace', 'mesh'] as const,
+    registers: [this.registry],
+  });
+  readonly watchdogRefused = new Gauge({
+    name: 'meshwork_watchdog_refused_members',
+    help: 'Partition members whose due action the watchdog holds back, by refusal (Paused, MaxConcurrent, ActionBudget: the hourly action budget is spent).',
+    labelNames: ['refusal'] as const,
     registers: [this.registry],
   });
   readonly watchdogPaused = new Gauge({

@@ -47,3 +47,21 @@ app.kubernetes.io/component: operator
 {{- define "meshwork.watchNamespace" -}}
 {{- default .Release.Namespace .Values.operator.watchNamespace }}
 {{- end }}
+
+{{/*
+Relabelings that give every scraped Meshwork series the labels the dashboards and alerts read
+(observability/scrape.ts holds the same for the local stack): role from
+app.kubernetes.io/component, partition and mesh from Meshwork's labels, namespace and pod.
+*/}}
+{{- define "meshwork.metricsRelabelings" -}}
+- sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
+  targetLabel: role
+- sourceLabels: [__meta_kubernetes_pod_label_meshwork_io_partition]
+  targetLabel: partition
+- sourceLabels: [__meta_kubernetes_pod_label_meshwork_io_mesh]
+  targetLabel: mesh
+- sourceLabels: [__meta_kubernetes_namespace]
+  targetLabel: namespace
+- sourceLabels: [__meta_kubernetes_pod_name]
+  targetLabel: pod
+{{- end }}

@@ -62,6 +62,10 @@ function gatewayMetrics(http: DataplaneMetrics, limits: Map<string, AdaptiveLimi
     help: "Requests the gateway refused with 503 because the partition was at the gateway's concurrency limit.",
     labelNames: ['partition'] as const,
     registers: [http.registry],
+    // Every partition the gateway has limited shows at zero before its first shed.
+    collect() {
+      for (const partition of limits.keys()) this.inc({ partition }, 0);
+    },
   });
   const retried = new Counter({
     name: 'meshwork_gateway_retries_total',
@@ -69,6 +73,7 @@ function gatewayMetrics(http: DataplaneMetrics, limits: Map<string, AdaptiveLimi
     labelNames: ['reason'] as const,
     registers: [http.registry],
   });
+  for (const reason of ['misdirected', 'unreachable', 'draining', 'broken']) retried.inc({ reason }, 0);
   new Gauge({
     name: 'meshwork_gateway_concurrency_limit',
     help: "The gateway's adaptive concurrency limit per partition.",

@@ -471,6 +471,20 @@ const meshGateway = object({
   .default({})
   .describe('The gateway: the one entry point that routes each request to the partition owning its slot.');
 
+const meshProber = object({
+  accountTokenSecretRef: secretRef(
+    "A Secret in the same namespace whose key `token` is the probe account's token (a user made for probing).",
+  ).required(),
+  intervalSeconds: integer().default(30).describe('Seconds between the starts of two journeys.').validate(between(1, 3600)),
+  target: string()
+    .with({ maxLength: 2048 })
+    .describe(
+      "The URL the prober reaches the gateway at; the gateway Service's in-cluster address when empty (set the public name when the gateway serves TLS).",
+    ),
+}).describe(
+  "A prober: one pod that runs a user's journey (create, upload, notification, download, delete) through the gateway every interval and exports how each step went.",
+);
+
 const meshSpec = object({
   partitions: integer()
     .default(meshDefaults.partitions)
@@ -496,6 +510,7 @@ const meshSpec = object({
   watchdog,
   telemetry: telemetry.describe('Where the pods (partitions and gateway) send traces; passed to every partition of the Mesh.'),
   gateway: meshGateway,
+  prober: meshProber,
 });
 
 const meshPartitionReadiness = object({

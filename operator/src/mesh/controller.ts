@@ -70,8 +70,8 @@ export class MeshController {
       events,
       defaultImage: options.defaultImage,
       coverage: (ns, mesh, covered) => {
-        if (covered === undefined) metrics.meshSlotsCovered.remove({ namespace: ns, mesh });
-        else metrics.meshSlotsCovered.set({ namespace: ns, mesh }, covered);
+        if (covered === undefined) metrics.meshSlotsCovered.remove({ mesh_namespace: ns, mesh });
+        else metrics.meshSlotsCovered.set({ mesh_namespace: ns, mesh }, covered);
       },
       caches: { meshes, partitions, deployments, services, podDisruptionBudgets },
     });

@@ -105,6 +105,14 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     expect(service.metadata!.ownerReferences).toEqual([expect.objectContaining(owner)]);
     expect(service.spec).toMatchObject({ type: 'ClusterIP', selector: deployment.spec!.selector.matchLabels });
     expect(service.spec!.ports).toEqual([expect.objectContaining({ name: 'http', port: 80, targetPort: 'http' })]);
+    // The prober's Deployment exists too, at zero pods: the sample Mesh asks for no prober.
+    const prober = await waitFor(() => tryGet<V1Deployment>('deployment', 'mesh-prober'), {
+      description: 'Deployment mesh-prober',
+      timeoutMs: 30_000,
+    });
+    expect(prober.metadata!.ownerReferences).toEqual([expect.objectContaining(owner)]);
+    expect(prober.spec!.replicas).toBe(0);
+    expect(prober.spec!.template.spec!.containers[0]!.args).toEqual(['prober']);
     const pdb = await waitFor(() => tryGet<V1PodDisruptionBudget>('pdb', 'mesh-gateway'), {
       description: 'PodDisruptionBudget mesh-gateway',
       timeoutMs: 30_000,
@@ -150,7 +158,7 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
       expect.objectContaining({ name: 'mesh-p1', slots: '2048-4095', ready: false }),
     ]);
     expect(status.gateway).toMatchObject({ service: 'mesh-gateway', readyReplicas: 0 });
-    expect(await operator.metrics()).toContain(`meshwork_mesh_slots_covered{namespace="${namespace}",mesh="mesh"} 0`);
+    expect(await operator.metrics()).toContain(`meshwork_mesh_slots_covered{mesh_namespace="${namespace}",mesh="mesh"} 0`);
 
     const out = await kubectlOk(admin, ['get', 'meshes', '-n', namespace]);
     const [header, row] = out

@@ -16,6 +16,7 @@ import type { EventRecorder } from '../meshpartition/events.ts';
 import type { ObjectLookup } from '../meshpartition/reconcile.ts';
 import type { ApplyProblem } from '../meshpartition/status.ts';
 import { buildGatewayDeployment, buildGatewayPodDisruptionBudget, buildGatewayService } from '../specs/gateway.ts';
+import { buildProberDeployment } from '../specs/prober.ts';
 import { buildMeshPartition } from '../specs/meshpartition.ts';
 import { planPartitions } from './layout.ts';
 import { computeMeshStatus, meshStatusUpToDate } from './status.ts';
@@ -90,6 +91,7 @@ export class MeshReconciler {
     const gatewayDeployment = buildGatewayDeployment(mesh, { defaultImage: this.#options.defaultImage });
     const gatewayService = buildGatewayService(mesh);
     const gatewayBudget = buildGatewayPodDisruptionBudget(mesh);
+    const proberDeployment = buildProberDeployment(mesh, { defaultImage: this.#options.defaultImage });
     const named = (body: { metadata?: { name?: string } }): string => body.metadata!.name!;
     const desired: DesiredObject[] = [
       ...plan.keep.map((p) => ({
@@ -116,6 +118,12 @@ export class MeshReconciler {
         observed: caches.podDisruptionBudgets.get(named(gatewayBudget), namespace),
         body: gatewayBudget as KubeObject,
       },
+      {
+        kind: 'Deployment',
+        ref: { apiVersion: 'apps/v1', resource: 'deployments', namespace, name: named(proberDeployment) },
+        observed: caches.deployments.get(named(proberDeployment), namespace),
+        body: proberDeployment as KubeObject,
+      },
     ];
 
     const changed: string[] = [];
@@ -141,7 +149,7 @@ export class MeshReconciler {
           return;
         }
         const result = outcome.applied;
-        if (d.kind === 'Deployment') gateway = result;
+        if (d.kind === 'Deployment' && objectName === named(gatewayDeployment)) gateway = result;
         if (d.kind === 'MeshPartition') applied.set(objectName, result as unknown as MeshPartition);
         const verb = d.observed ? 'Updated' : 'Created';
         changed.push(`${verb} ${d.kind} ${objectName}`);

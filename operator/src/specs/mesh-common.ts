@@ -16,11 +16,14 @@ export const meshLabel = 'meshwork.io/mesh';
 export const managedAnnotationsAnnotation = 'meshwork.io/managed-annotations';
 /** The value of `app.kubernetes.io/component` on gateway pods. */
 export const gatewayComponent = 'gateway';
+/** The value of `app.kubernetes.io/component` on a Mesh's prober. */
+export const proberComponent = 'prober';
 
 /** The names of the objects built for a Mesh (its partitions are named by layout.ts). */
 export const meshNames = {
   gatewayDeployment: (mesh: Mesh): string => `${mesh.metadata.name}-gateway`,
   gatewayService: (mesh: Mesh): string => `${mesh.metadata.name}-gateway`,
+  proberDeployment: (mesh: Mesh): string => `${mesh.metadata.name}-prober`,
   gatewayPodDisruptionBudget: (mesh: Mesh): string => `${mesh.metadata.name}-gateway`,
   adminTokenSecret: (mesh: Mesh): string => mesh.spec.adminTokenSecretRef?.name ?? `${mesh.metadata.name}-admin`,
 };

@@ -345,6 +345,9 @@ export function probationServed(readySince: number | undefined, markedAt: string
 /** Why an action may not happen now. */
 export type Refusal = 'Observe' | 'Paused' | 'MaxConcurrent' | 'ActionBudget';
 
+/** The refusals that leave a due action undone (Observe records it as an intention instead). */
+export const refusals: readonly Exclude<Refusal, 'Observe'>[] = ['Paused', 'MaxConcurrent', 'ActionBudget'];
+
 export interface BoundsContext {
   settings: WatchdogSettings;
   paused: boolean;

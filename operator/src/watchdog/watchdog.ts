@@ -19,7 +19,7 @@ import type { OperatorMetrics } from '../metrics.ts';
 import { unsuitableNodeLabel } from '../specs/common.ts';
 import type { EventRecorder } from '../meshpartition/events.ts';
 import { assessPartition, type Assessment, type MemberAction } from './assess.ts';
-import { ownerLeaseExpiryGraceMs, probationServed, systemicFailure, watchdogSettings } from './ladder.ts';
+import { ownerLeaseExpiryGraceMs, probationServed, refusals, systemicFailure, watchdogSettings, type Refusal } from './ladder.ts';
 import { OwnerLeases } from './owner-leases.ts';
 import { DeepProber } from './prober.ts';
 import { memberClaimNames, memberSignals, nodeReady, outOfServiceTaint, slimClaim, slimLease, slimNode } from './signals.ts';
@@ -57,7 +57,7 @@ export class Watchdog {
   readonly ownerLeases: OwnerLeases;
   readonly #options: WatchdogOptions;
   /** Unhealthy and total members per partition, as of its last assessment. */
-  readonly #counts = new Map<string, { unhealthy: number; total: number; levels: number[] }>();
+  readonly #counts = new Map<string, { unhealthy: number; total: number; levels: number[]; refused: Refusal[] }>();
   /** Each node's Ready state and since when this process has seen it so (its own clock, immune to the node's). */
   readonly #nodeReady = new Map<string, { ready: boolean; since: number }>();
   #paused = false;
@@ -177,10 +177,10 @@ export class Watchdog {
     // assess again in the rare pass where that count flips the pause.
     const pausedBefore = this.#paused;
     let assessment = run(pausedBefore);
-    this.#counts.set(key, { unhealthy: assessment.unhealthy, total: assessment.total, levels: assessment.levels });
+    this.#counts.set(key, countsOf(assessment));
     if (this.#updatePause(now) !== pausedBefore) {
       assessment = run(this.#paused);
-      this.#counts.set(key, { unhealthy: assessment.unhealthy, total: assessment.total, levels: assessment.levels });
+      this.#counts.set(key, countsOf(assessment));
     }
     this.#updateLevels();
     return assessment;
@@ -217,6 +217,9 @@ export class Watchdog {
     const perLevel = [0, 0, 0, 0, 0];
     for (const c of this.#counts.values()) for (const level of c.levels) perLevel[Math.min(level, 4)]!++;
     perLevel.forEach((count, level) => this.#options.metrics.watchdogMembers.set({ level: String(level) }, count));
+    const perRefusal = new Map<Refusal, number>(refusals.map((r) => [r, 0]));
+    for (const c of this.#counts.values()) for (const r of c.refused) perRefusal.set(r, (perRefusal.get(r) ?? 0) + 1);
+    perRefusal.forEach((count, refusal) => this.#options.metrics.watchdogRefused.set({ refusal }, count));
   }
 
   /** What the RemediationPaused condition says; no counts, so it does not change (and cause a write) while they move. */
@@ -425,5 +428,15 @@ function podObject(
     name: action.pod,
     namespace: partition.metadata.namespace,
     ...(action.uid ? { uid: action.uid } : {}),
+  };
+}
+
+/** What the watchdog keeps of a partition's assessment to count across partitions. */
+function countsOf(assessment: Assessment): { unhealthy: number; total: number; levels: number[]; refused: Refusal[] } {
+  return {
+    unhealthy: assessment.unhealthy,
+    total: assessment.total,
+    levels: assessment.levels,
+    refused: assessment.refused.map((r) => r.refusal),
   };
 }
