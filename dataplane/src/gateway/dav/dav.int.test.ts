@@ -1,18 +1,19 @@
 // WebDAV at /dav/ on a real gateway, partition, etcd and MinIO: litmus's suites all pass; rclone
 // (webdav, vendor owncloud) syncs a tree of 1,000 files with Unicode names, empty files, nested
 // folders and a 100 MiB file, `rclone check` finds the hashes identical and a second sync sends
-// nothing; WebDAV and the API see the same entries with the same ETags; a lock held by one
+// nothing; WebDAV, the API and a device agent see the same entries with the same ETags; a lock held by one
 // client makes another's PUT 423 until UNLOCK; app passwords, roles, and bad input.
 import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshworkClient } from '@meshwork/client';
 import { startDavStack, type DavStack } from '../../../../e2e/dataplane/dav-stack.ts';
+import { login, makeAgentHome, syncOnce } from '../../../../e2e/agent/agent-process.ts';
 
 const run = promisify(execFile);
 let stack: DavStack;
@@ -131,6 +132,32 @@ describe('WebDAV and the API', () => {
     expect(Buffer.from(await range.arrayBuffer()).equals(data.subarray(10, 20))).toBe(true);
     expect((await dav('GET', '/dav/files/from-api.bin', { headers: { 'if-none-match': etag! } })).status).toBe(304);
     expect((await dav('PUT', '/dav/files/from-api.bin', { body: 'x', headers: { 'if-match': '"1"' } })).status).toBe(412);
+  });
+
+  it("hands a file PUT through WebDAV to a device agent, and serves the agent's file with the ETag of its commit", async () => {
+    const home = await makeAgentHome('dav-laptop');
+    const folder = join(home.dir, 'folder');
+    try {
+      const put = await dav('PUT', '/dav/files/for-agent.txt', { body: 'written through WebDAV', headers: { 'x-oc-mtime': '1700000000' } });
+      expect(put.status).toBe(201);
+      await login(home, stack.gateway.url, stack.accountToken);
+      const first = await syncOnce(home, folder, stack.object.id);
+      expect(first.events.some((e) => e.type === 'committed' && e.path === 'for-agent.txt' && e.direction === 'down')).toBe(true);
+      expect(readFileSync(join(folder, 'for-agent.txt'), 'utf8')).toBe('written through WebDAV');
+      // The mtime that X-OC-Mtime gave the WebDAV upload is the file's on the device.
+      expect(statSync(join(folder, 'for-agent.txt')).mtimeMs).toBe(1_700_000_000_000);
+
+      writeFileSync(join(folder, 'from-agent.txt'), 'written on the laptop');
+      const second = await syncOnce(home, folder, stack.object.id);
+      const committed = second.events.find((e) => e.type === 'committed' && e.path === 'from-agent.txt' && e.direction === 'up');
+      expect(committed).toBeDefined();
+      const get = await dav('GET', '/dav/files/from-agent.txt');
+      expect(get.status).toBe(200);
+      expect(await get.text()).toBe('written on the laptop');
+      expect(get.headers.get('etag')).toBe(`"${(committed as { version: string }).version}"`);
+    } finally {
+      rmSync(home.dir, { recursive: true, force: true });
+    }
   });
 
   it('reports the quota of GET /v1/me', async () => {
