@@ -3,6 +3,7 @@
 // in browsers and Node alike; files on disk and raw HTTP are in `@meshwork/client/node`.
 export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@meshwork/contract/errors';
 export { MeshworkClient, NotificationWatch, requestSpanName } from './client.ts';
+export { formatBytes } from './sizes.ts';
 export type {
   ByteRange,
   CallOptions,

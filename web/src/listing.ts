@@ -1,6 +1,6 @@
 // Pure helpers of the folder view: which entries are a folder's children, the breadcrumbs of a
 // path, conflict copies (ADR 36 names them "name (conflict from …).ext"), sizes and dates.
-import type { Entry } from '@meshwork/client';
+import { formatBytes, type Entry } from '@meshwork/client';
 
 /** The live entries directly inside `dir` ('' is the root), folders first, then by name. */
 export function childrenOf(entries: readonly Entry[], dir: string): Entry[] {
@@ -34,17 +34,8 @@ export function isConflictCopy(path: string): boolean {
   return / \(conflict from [^)]*\)(\.[^./]*)?$/.test(baseName(path));
 }
 
-/** A size for people: 0 B, 1.5 KiB, 20.0 MiB. */
-export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+/** A size for people: 0 B, 1.5 KiB, 20.0 MiB (the meshwork command's sizes). */
+export const formatSize = formatBytes;
 
 /** A date for people, in their locale, to the minute. */
 export function formatDate(iso: string): string {

@@ -2,20 +2,10 @@
 // progress line, one line per sync event, and the status of synced folders. Pure: every
 // function takes values (the time included) and answers text, so format.test.ts pins it.
 import type { AgentEvent, AgentStatus, SyncReport } from '../agent/index.ts';
+import { formatBytes } from '../sizes.ts';
 import type { Device, Me, MeshObject } from '../types.ts';
 
-const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** A byte count for people: `512 B`, `1.5 MiB`. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+export { formatBytes };
 
 /** A transfer rate from bytes and milliseconds: `12.3 MiB/s` (`-` before any time passed). */
 export function formatRate(bytes: number, ms: number): string {
