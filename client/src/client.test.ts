@@ -1,6 +1,7 @@
 // The client's exchange without a network: an injected `fetch` answers from a script and an
 // injected sleep records the waits, so the retry loop, its limits, what is never repeated and
 // abort are checked exactly. The real server is exercised in client.int.test.ts.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '@meshwork/contract';
 import { MeshworkClient, requestSpanName, type ClientOptions, type ClientTracing } from './client.ts';
@@ -284,6 +285,57 @@ describe('MeshworkClient upload pipeline', () => {
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).code).toBe('store_unavailable');
     expect(service.log).not.toContain('PUT entry');
+  });
+});
+
+describe('MeshworkClient upload releases', () => {
+  it('releases every block once, when its PUT is answered or the service has it already, never while a PUT still holds it', async () => {
+    const present = new Set<string>();
+    const inFlight = new Set<string>();
+    const released: number[] = [];
+    const client = new MeshworkClient({
+      baseUrl: 'http://api.test/',
+      token: 'mwd.t',
+      fetch: async (input, init) => {
+        const url = input as string;
+        if (url.endsWith('/v1/blocks/missing')) {
+          const { blocks } = JSON.parse(init?.body as string) as { blocks: string[] };
+          return json(200, { missing: blocks.filter((b) => !present.has(b)) });
+        }
+        if (init?.method === 'PUT' && url.includes('/v1/blocks/')) {
+          const sha = url.slice(-64);
+          inFlight.add(sha);
+          await new Promise((resolve) => setImmediate(resolve));
+          inFlight.delete(sha);
+          return json(201, { sha256: sha, size: 1 });
+        }
+        return json(201, { path: 'f', version: '9', kind: 'file' }, { etag: '"9"' });
+      },
+    });
+    // Blocks 0..9, block 3 twice, and blocks 5 and 6 known to the service already.
+    const values = [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9];
+    for (const v of [5, 6])
+      present.add(
+        createHash('sha256')
+          .update(new Uint8Array([v]))
+          .digest('hex'),
+      );
+    const blocks = values.map((v) => new Uint8Array([v]));
+    await client.upload(
+      'o',
+      'f',
+      blocks,
+      { ifNoneMatch: '*' },
+      {
+        blockSize: 1,
+        parallelism: 2,
+        onBlockReleased: (data) => {
+          expect(inFlight.has(createHash('sha256').update(data).digest('hex'))).toBe(false);
+          released.push(blocks.findIndex((b) => b.buffer === data.buffer));
+        },
+      },
+    );
+    expect(released.sort((a, b) => a - b)).toEqual(values.map((_, i) => i));
   });
 });
 

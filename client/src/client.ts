@@ -192,6 +192,12 @@ export interface UploadOptions extends CallOptions {
   mtime?: string;
   /** Called after each block upload, with its reference. */
   onBlockUploaded?: (block: BlockRef) => void;
+  /**
+   * Called once for each block of the source when the upload holds it no more (sent, known to
+   * the service already, or given up on): a source that reads into buffers of its own may use
+   * that block's buffer again from then on.
+   */
+  onBlockReleased?: (data: Uint8Array) => void;
 }
 
 /** What `upload` did: the committed entry, its blocks, and what had to be sent. */
@@ -570,7 +576,14 @@ export class MeshworkClient {
     precondition: WritePrecondition,
     options: UploadOptions = {},
   ): Promise<UploadResult> {
-    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, ...call } = options;
+    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, onBlockReleased, ...call } = options;
+    const release = (data: Uint8Array): void => {
+      try {
+        onBlockReleased?.(data);
+      } catch {
+        // The caller's listener is the caller's.
+      }
+    };
     if (!Number.isInteger(parallelism) || parallelism < 1)
       throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
     // Blocks are hashed and asked about a batch at a time while up to `parallelism` PUTs run:
@@ -597,24 +610,33 @@ export class MeshworkClient {
         },
         (error: unknown) => void (failure ??= { error }),
       );
+      // Answered or failed, the request holds the bytes no more.
+      void put.finally(() => release(b.data));
       const tracked = put.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
     };
     const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
       const unique = [...new Map(batch.filter((b) => !sent.has(b.sha256)).map((b) => [b.sha256, b])).values()];
-      if (unique.length === 0) return;
-      const missing = new Set(
-        await this.missingBlocks(
-          unique.map((b) => b.sha256),
-          call,
-        ),
-      );
-      for (const b of unique) {
-        sent.add(b.sha256);
-        if (!missing.has(b.sha256)) continue;
-        while (inFlight.size >= parallelism && failure === undefined) await Promise.race(inFlight);
-        if (failure !== undefined) return;
-        startPut(b);
+      // Blocks of this batch that are not sent (repeats, present already, or not reached) are released here.
+      const putting = new Set<Uint8Array>();
+      try {
+        if (unique.length === 0) return;
+        const missing = new Set(
+          await this.missingBlocks(
+            unique.map((b) => b.sha256),
+            call,
+          ),
+        );
+        for (const b of unique) {
+          sent.add(b.sha256);
+          if (!missing.has(b.sha256)) continue;
+          while (inFlight.size >= parallelism && failure === undefined) await Promise.race(inFlight);
+          if (failure !== undefined) return;
+          putting.add(b.data);
+          startPut(b);
+        }
+      } finally {
+        for (const b of batch) if (!putting.has(b.data)) release(b.data);
       }
     };
 

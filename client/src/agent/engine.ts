@@ -18,6 +18,7 @@ import { AgentStopped } from './stopped.ts';
 import { conflictCopyPath, invalidNameReason, planSync, type PathStates, type PlannedAction, type Precondition } from './plan.ts';
 import {
   FileChangedError,
+  BlockBuffers,
   fileChunks,
   contentHashOfBlocks,
   isBuiltinIgnored,
@@ -100,6 +101,8 @@ export class SyncAgent {
   #running: Promise<unknown> = Promise.resolve();
   /** Aborted by `close`, so that work in flight stops. */
   readonly #closing = new AbortController();
+  /** Read buffers of uploads, used again block after block (scan.ts). */
+  readonly #buffers = new BlockBuffers();
 
   private constructor(options: AgentOptions, state: StateDb) {
     this.#options = options;
@@ -587,10 +590,11 @@ export class SyncAgent {
       try {
         const totalBytes = local.stat.size;
         let sent = 0;
-        const result = await this.#client.upload(objectId, path, fileChunks(abs, local.stat, signal), precondition, {
+        const result = await this.#client.upload(objectId, path, fileChunks(abs, local.stat, signal, this.#buffers), precondition, {
           signal,
           mtime,
           parallelism: 4,
+          onBlockReleased: (data) => this.#buffers.give(data),
           onBlockUploaded: (block) => {
             sent += block.size;
             this.#emit({ type: 'upload', path, bytes: sent, totalBytes });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffMs, isTransient } from './engine.ts';
-import { FileChangedError, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
+import { BlockBuffers, FileChangedError, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
 import { StateDb } from './state.ts';
 import { ApiError } from '@meshwork/contract';
 import { NetworkError } from '../errors.ts';
@@ -171,5 +171,25 @@ describe('backoff', () => {
     [new ApiError('unauthenticated', 'revoked'), false],
   ])('%s is transient: %s', (err, transient) => {
     expect(isTransient(err)).toBe(transient);
+  });
+});
+
+describe('BlockBuffers', () => {
+  it('hands out 4 MiB buffers, takes back only its own, once each, and keeps a bounded number', () => {
+    const pool = new BlockBuffers(2);
+    const a = pool.take();
+    const b = pool.take();
+    const c = pool.take();
+    expect(a.byteLength).toBe(4 * 1024 * 1024);
+    pool.give(a.subarray(0, 10)); // a block shorter than 4 MiB lies in the same buffer
+    pool.give(a); // a second release of the same buffer is ignored
+    pool.give(new Uint8Array(4 * 1024 * 1024)); // not one of its own
+    expect(pool.free).toBe(1);
+    pool.give(b);
+    pool.give(c); // over the bound: left to the garbage collector
+    expect(pool.free).toBe(2);
+    const again = [pool.take(), pool.take()];
+    expect(again.some((x) => x.buffer === a.buffer) && again.some((x) => x.buffer === b.buffer)).toBe(true);
+    expect(pool.take().buffer).not.toBe(c.buffer);
   });
 });

@@ -240,11 +240,52 @@ async function readBlockAt(handle: FileHandle, position: number, size: number, i
 }
 
 /**
+ * 4 MiB read buffers for uploads, taken again once `upload` released them (its
+ * `onBlockReleased`): a large file then costs a few buffers for its whole length instead of a
+ * fresh one per block that only the garbage collector gives back, so the agent's memory stays
+ * flat. Only buffers it handed out come back, each once.
+ */
+export class BlockBuffers {
+  readonly #free: Uint8Array[] = [];
+  readonly #out = new WeakSet<ArrayBufferLike>();
+  readonly #keep: number;
+
+  /** Keeps at most `keep` free buffers. */
+  constructor(keep = 16) {
+    this.#keep = keep;
+  }
+
+  /** A buffer of 4 MiB, used before or new. */
+  take(): Uint8Array {
+    const buffer = this.#free.pop() ?? new Uint8Array(maxBlockSize);
+    this.#out.add(buffer.buffer);
+    return buffer;
+  }
+
+  /** Takes back the buffer `data` lies in, if this pool handed it out and it is not back yet. */
+  give(data: Uint8Array): void {
+    if (!this.#out.delete(data.buffer)) return;
+    if (this.#free.length < this.#keep) this.#free.push(new Uint8Array(data.buffer, 0, maxBlockSize));
+  }
+
+  /** Free buffers held now. */
+  get free(): number {
+    return this.#free.length;
+  }
+}
+
+/**
  * A file's bytes in 4 MiB chunks for `upload` (which hashes what it sends: hash and upload are
  * one read); raises FileChangedError at the end when the file is no longer what was scanned,
  * before the commit, so a file edited during its upload is never committed half-old half-new.
+ * With `buffers`, each chunk is read into one of them (the upload gives it back).
  */
-export async function* fileChunks(abs: string, expected: FileStat, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function* fileChunks(
+  abs: string,
+  expected: FileStat,
+  signal?: AbortSignal,
+  buffers?: BlockBuffers,
+): AsyncGenerator<Uint8Array> {
   const handle = await open(abs, 'r');
   try {
     const s = await handle.stat();
@@ -252,11 +293,19 @@ export async function* fileChunks(abs: string, expected: FileStat, signal?: Abor
     let total = 0;
     for (let position = 0; ;) {
       signal?.throwIfAborted();
-      const block = await readBlockAt(handle, position, expected.size);
+      const into = buffers?.take();
+      let block: Uint8Array;
+      try {
+        block = await readBlockAt(handle, position, expected.size, into);
+      } catch (err) {
+        if (into !== undefined) buffers!.give(into);
+        throw err;
+      }
       const filled = block.length;
       position += filled;
       total += filled;
       if (filled > 0) yield block;
+      else if (into !== undefined) buffers!.give(into);
       if (filled < maxBlockSize) break;
     }
     const after = await handle.stat();
