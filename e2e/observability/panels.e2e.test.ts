@@ -156,7 +156,10 @@ beforeAll(async () => {
         'count(up == 1) == 4',
         'sum(rate(meshwork_prober_journeys_total{outcome="ok"}[10s])) > 0',
         'sum(rate(meshwork_http_request_duration_seconds_count{role="partition"}[10s])) > 0',
-        'max_over_time(sum(rate(meshwork_reconcile_total[10s]))[5m:1s]) > 0',
+        // Reconciles seen at least 3 s ago: the panels' range queries step every 2 s from the
+        // start, so their last point may lie up to 2 s before now; a rate first seen in the last
+        // second would be missing from them.
+        'max_over_time(sum(rate(meshwork_reconcile_total{role="operator"}[10s]))[5m:1s] offset 3s) > 0',
         'count(meshwork_mesh_slots_covered)',
         'count(meshwork_watchdog_members)',
       ];
