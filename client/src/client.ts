@@ -222,7 +222,8 @@ interface SendOptions extends CallOptions {
   token?: string | null;
 }
 
-const abortableSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+/** Waits `ms`; rejects with the signal's reason when `signal` aborts first. */
+export const abortableSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason as Error);

@@ -11,6 +11,7 @@ import { finished } from 'node:stream/promises';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
+  abortableSleep,
   settleDownload,
   type ContentAnswer,
   type ContentOptions,
@@ -115,7 +116,9 @@ export async function downloadToStream(
         throw err;
       }
       try {
-        await sleep(Math.min(200 * 2 ** attempt, 3000), signal);
+        await abortableSleep(Math.min(200 * 2 ** attempt, 3000), signal).catch((cause: unknown) => {
+          throw new RequestAbortedError('download aborted', { cause });
+        });
         answer = await client.content(objectId, path, {
           ...contentOptions,
           range: { start: from + total, ...(range !== undefined && 'end' in range && range.end !== undefined ? { end: range.end } : {}) },
@@ -183,25 +186,6 @@ function pump(source: Readable, destination: Writable, signal: AbortSignal | und
     destination.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
     source.pipe(destination, { end: false });
-  });
-}
-
-/** Waits `ms`, or rejects when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new RequestAbortedError('download aborted', { cause: signal.reason }));
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new RequestAbortedError('download aborted', { cause: signal!.reason }));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
