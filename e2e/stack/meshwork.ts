@@ -52,19 +52,15 @@ export async function applySampleMesh(
   otlpEndpoint?: string,
   log: (message: string, fields?: Record<string, unknown>) => void = () => undefined,
 ): Promise<void> {
-  const legacy = await mustRun(
-    'kubectl',
-    ['get', 'meshpartition', legacyPartition, '-n', sampleNamespace, '--ignore-not-found', '-o', 'jsonpath={.metadata.ownerReferences}'],
-    { kubeconfig },
-  ).catch(() => '');
-  const legacyExists = await mustRun(
-    'kubectl',
-    ['get', 'meshpartition', legacyPartition, '-n', sampleNamespace, '--ignore-not-found', '-o', 'name'],
-    {
+  // One read of p0: absent (nothing printed), or its owners (none: the bare partition of an older stack).
+  const legacy = (
+    await mustRun('kubectl', ['get', 'meshpartition', legacyPartition, '-n', sampleNamespace, '--ignore-not-found', '-o', 'json'], {
       kubeconfig,
-    },
-  ).catch(() => '');
-  if (legacyExists.trim() && !legacy.trim()) {
+    }).catch(() => '')
+  ).trim();
+  const bareLegacy =
+    legacy !== '' && !((JSON.parse(legacy) as { metadata?: { ownerReferences?: unknown[] } }).metadata?.ownerReferences?.length ?? 0);
+  if (bareLegacy) {
     log('Deleting the MeshPartition p0 of an older stack: the sample is a Mesh now, and its partition takes the same slots and data');
     await mustRun('kubectl', ['delete', 'meshpartition', legacyPartition, '-n', sampleNamespace, '--wait=true', '--timeout=120s'], {
       kubeconfig,
