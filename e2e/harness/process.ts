@@ -47,6 +47,11 @@ export function registerCleanup(kind: 'netns' | 'link', name: string): void {
   reaperChannel().stdin?.write(`+${kind} ${name}\n`);
 }
 
+/** The pid of this process's reaper, if it has one (it starts with the first process group or cleanup registered). */
+export function reaperPid(): number | undefined {
+  return reaper?.exitCode === null ? reaper.pid : undefined;
+}
+
 /** Tells the reaper that a namespace or link registered with registerCleanup is gone. */
 export function forgetCleanup(kind: 'netns' | 'link', name: string): void {
   reaper?.stdin?.write(`-${kind} ${name}\n`);

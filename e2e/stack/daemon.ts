@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startControlPlane } from '../harness/controlplane.ts';
 import { mustRun } from '../harness/commands.ts';
+import { reaperPid } from '../harness/process.ts';
 import { clusterDnsIP, kubeDnsManifest, startCoreDns } from '../harness/coredns.ts';
 import { startEtcd } from '../harness/etcd.ts';
 import { startMinio } from '../harness/minio.ts';
@@ -163,6 +164,7 @@ async function main(): Promise<void> {
 
   const state: StackState = {
     pid: process.pid,
+    ...(reaperPid() !== undefined ? { reaper: reaperPid() } : {}),
     ready: true,
     dir,
     kubeconfig: cp.adminKubeconfig,

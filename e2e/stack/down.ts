@@ -20,6 +20,15 @@ if (!state || !processAlive(state.pid)) {
     process.kill(state.pid, 'SIGKILL');
     await waitFor(() => !processAlive(state.pid), { description: 'the local stack to die', timeoutMs: 10_000, intervalMs: 100 });
   }
+  // The stack's reaper kills what is left of it and removes its network; `make down` returns after it.
+  const reaper = state.reaper;
+  if (reaper !== undefined) {
+    await waitFor(() => !processAlive(reaper), {
+      description: "the local stack's reaper to finish",
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    }).catch(() => undefined);
+  }
   console.log("Stopped Meshwork's local stack.");
 }
 const block = readSettings(dir)?.block;

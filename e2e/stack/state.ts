@@ -8,6 +8,8 @@ export { processAlive } from '../harness/process.ts';
 /** What the stack daemon publishes once everything is up. */
 export interface StackState {
   pid: number;
+  /** The stack's reaper (e2e/harness/reaper.ts): it outlives the stack briefly, killing and removing what is left. */
+  reaper?: number;
   ready: boolean;
   dir: string;
   kubeconfig: string;
