@@ -3,12 +3,15 @@
 // no network behind, and the next `make up` brings the same cluster back with its data, here
 // with its pods run from the built image (`make up IMAGE=1`).
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
+import { Writable } from 'node:stream';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MeshworkClient } from '@meshwork/client';
+import { MeshworkClient, type Notifications } from '@meshwork/client';
+import { downloadToStream, nodeHttpFetch } from '@meshwork/client/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot, requireBinary } from '../harness/binaries.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -41,6 +44,7 @@ function describeProcesses(pids: number[]): string[] {
   });
 }
 
+const MiB = 1024 * 1024;
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const networked = networkSupport().ok && process.env.MESHWORK_STACK_NETWORK !== 'loopback';
 const upTimeoutMs = 420_000;
@@ -358,6 +362,102 @@ spec:
       kubectl('delete', 'namespace', namespace, '--wait=false');
     },
   );
+
+  it('a gateway pod killed during a download and during a long poll: the client goes on and finishes', { timeout: 300_000 }, async () => {
+    const namespace = state.mesh.namespace;
+    const adminToken = Buffer.from(
+      kubectl('get', 'secret', `${state.mesh.name}-admin`, '-n', namespace, '-o', 'jsonpath={.data.token}'),
+      'base64',
+    ).toString('utf8');
+    const gatewayPod = (): { name: string; restarts: number; ready: boolean } => {
+      const pod = JSON.parse(kubectl('get', 'pods', '-n', namespace, '-l', 'app.kubernetes.io/component=gateway', '-o', 'json')) as {
+        items: { metadata: { name: string }; status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }[];
+      };
+      const [only] = pod.items;
+      const status = only?.status.containerStatuses?.[0];
+      return { name: only?.metadata.name ?? '', restarts: status?.restartCount ?? 0, ready: status?.ready ?? false };
+    };
+    /** SIGKILLs the gateway's container (the node agent restarts it, as a kubelet does); resolves once it is back and ready. */
+    const killGateway = async (): Promise<void> => {
+      const before = gatewayPod();
+      const res = await fetch(`${state.faults}/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'kill-pod', namespace, pod: before.name }),
+      });
+      expect(res.status, await res.text()).toBe(200);
+      await waitFor(
+        () => {
+          const now = gatewayPod();
+          return now.name === before.name && now.restarts > before.restarts && now.ready ? true : undefined;
+        },
+        { description: 'the gateway container restarted and ready', timeoutMs: 120_000, intervalMs: 250 },
+      );
+    };
+    const agent = new Agent({ keepAlive: true });
+    let pollRetries = 0;
+    // As a device program does: patient with an entry point that is briefly away.
+    const retry = { maxAttempts: 40, baseDelayMs: 250, maxDelayMs: 2000 };
+    const admin = new MeshworkClient({ baseUrl: entry(), token: adminToken, retry });
+    const user = await admin.createUser('gateway-restart');
+    const device = await new MeshworkClient({
+      baseUrl: entry(),
+      token: user.token,
+      fetch: nodeHttpFetch(agent),
+      retry,
+      onRetry: (info) => void (info.path.startsWith('/v1/notifications') && pollRetries++),
+    }).registerDeviceClient('laptop');
+    const objectId = (await device.createObject({ name: 'gateway-restart' })).id;
+    try {
+      // A download: the gateway's container dies a quarter in; the sink takes nothing more until
+      // it is back, so the cut lands in the middle of the body.
+      const content = randomBytes(32 * MiB);
+      await device.upload(objectId, 'big.bin', content, { ifNoneMatch: '*' });
+      const hash = createHash('sha256');
+      let received = 0;
+      let killed: Promise<void> | undefined;
+      const sink = new Writable({
+        highWaterMark: 64 * 1024,
+        write(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          received += chunk.length;
+          if (killed === undefined && received >= 8 * MiB) {
+            killed = killGateway();
+            killed.then(() => done(), done);
+            return;
+          }
+          done();
+        },
+      });
+      const got = await downloadToStream(device, objectId, 'big.bin', sink);
+      expect(killed).toBeDefined();
+      expect(got.bytes).toBe(content.length);
+      expect(received).toBe(content.length);
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(content).digest('hex'));
+
+      // A long poll: it waits in the gateway when the container dies; the watch polls again with
+      // its cursor and sees a commit made once the gateway is back.
+      const controller = new AbortController();
+      const watch = device.watchNotifications({ wait: 30, signal: controller.signal });
+      const iterator: AsyncIterator<Notifications, undefined> = watch[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      expect(first.value?.objects.map((o) => o.id)).toContain(objectId);
+      const cursor = watch.cursor;
+      const next = iterator.next();
+      const retriesBefore = pollRetries;
+      await killGateway();
+      await device.putEntry(objectId, 'after-restart', { kind: 'directory' }, { ifNoneMatch: '*' });
+      const seen = await next;
+      controller.abort();
+      expect(seen.done).toBe(false);
+      expect(seen.value!.objects.map((o) => o.id)).toContain(objectId);
+      expect(seen.value!.cursor).not.toBe(cursor);
+      // The poll that was waiting did not answer: the client sent it again.
+      expect(pollRetries).toBeGreaterThan(retriesBefore);
+    } finally {
+      agent.destroy();
+    }
+  });
 
   it(
     'stops without leaving a process or a network, and comes back with its data, from the image (make up IMAGE=1)',
