@@ -260,8 +260,6 @@ export class GatewayRouter {
         idleTimeoutMs: this.#deps.upstreamTimeoutMs + plan.waitSeconds * 1000,
         clientGone,
       });
-      // A streamed body's answer waits for the body: its time says nothing of the partition's load.
-      // Nor does it while the gateway's own loop lags: the time is then the gateway's queue.
       if (span) {
         if (outcome.kind === 'answer') {
           const status = outcome.response.statusCode ?? 0;
@@ -269,6 +267,8 @@ export class GatewayRouter {
           outcome.response.once('close', () => span.end({ status }));
         } else span.end({ error: outcome.kind });
       }
+      // A streamed body's answer waits for the body: its time says nothing of the partition's load.
+      // Nor does it while the gateway's own loop lags: the time is then the gateway's queue.
       const measurable = outcome.kind === 'answer' && body.kind !== 'stream' && this.#deps.loopLagMs() < selfLagMs;
       const latencyMs = measurable ? performance.now() - sentAt : undefined;
       const release = (overloaded: boolean): void => limit?.complete({ overloaded, latencyMs }, Date.now());
