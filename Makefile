@@ -49,8 +49,12 @@ deps-image: ## Install missing Debian packages that make image needs (mmdebstrap
 	$(call install_debian,$(DEBIAN_IMAGE_PACKAGES))
 
 .PHONY: tools
-tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns, jaeger); a no-op when up to date
+tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns, jaeger, prometheus, promtool); a no-op when up to date
 	@bash tools/build.sh
+
+.PHONY: tools-prometheus
+tools-prometheus: ## Build only Prometheus and promtool into bin/ (the unit tests' rule checks need promtool)
+	@bash tools/build.sh prometheus
 
 .PHONY: typecheck
 typecheck: $(NODE_DEPS) ## Type-check the whole project with tsc (the web UI with the DOM's types: web/tsconfig.json)
@@ -67,7 +71,7 @@ format: $(NODE_DEPS) ## Format the sources with Prettier
 	prettier --write --log-level=warn .
 
 .PHONY: test-unit
-test-unit: $(NODE_DEPS) ## Unit tests only (no servers)
+test-unit: $(NODE_DEPS) tools-prometheus ## Unit tests only (no servers; promtool checks the alert rules)
 	vitest run --project unit
 
 .PHONY: test-integration

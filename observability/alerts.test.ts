@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { requireBinary } from '../e2e/harness/binaries.ts';
 import { alertGroups, rulesFile, runbookFile } from './alerts.ts';
 import { repoRoot } from './generate.ts';
 import { exportedSeries, seriesIn } from './metrics.ts';
@@ -15,7 +16,9 @@ import { exportedSeries, seriesIn } from './metrics.ts';
 const dir = mkdtempSync(join(tmpdir(), 'meshwork-rules-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const promtool = (...args: string[]): string => execFileSync('promtool', args, { encoding: 'utf8', stdio: 'pipe' });
+// The promtool `make tools` builds with Prometheus (tools/prometheus), the version the stack runs.
+const promtoolBinary = requireBinary('promtool');
+const promtool = (...args: string[]): string => execFileSync(promtoolBinary, args, { encoding: 'utf8', stdio: 'pipe' });
 
 interface Case {
   alert: string;
@@ -215,7 +218,7 @@ describe('alert rules', () => {
       ],
     }));
     writeFileSync(join(dir, 'tests.yaml'), stringify({ rule_files: ['rules.yaml'], evaluation_interval: '1m', tests }));
-    const run = spawnSync('promtool', ['test', 'rules', 'tests.yaml'], { cwd: dir, encoding: 'utf8' });
+    const run = spawnSync(promtoolBinary, ['test', 'rules', 'tests.yaml'], { cwd: dir, encoding: 'utf8' });
     expect(run.status, `promtool test rules failed:\n${run.stdout}${run.stderr}`).toBe(0);
     expect(run.stdout).toContain('SUCCESS');
   });

@@ -478,7 +478,7 @@ const operator: DashboardSpec = {
         {
           title: 'Members by ladder level',
           description:
-            'Partition members at each level of the watchdog ladder (0 observe, 1 restarted, 2 rescheduled, 3 volume recreated, 4 given up). How long members stay above 0 is the time to recover.',
+            'Partition members at each level of the watchdog ladder (0 observe, 1 restarted, 2 rescheduled, 3 volume recreated, 4 given up); a member stays above 0 until it has been healthy for healthyResetSeconds.',
           unit: 'short',
           queries: [{ expr: `max by (level) (meshwork_watchdog_members{${op}})`, legend: 'level {{level}}' }],
         },
@@ -494,6 +494,22 @@ const operator: DashboardSpec = {
             {
               expr: `sum by (action) (${rate(`meshwork_watchdog_intentions_total{${op}}`)}) or sum(meshwork_watchdog_members{${op}}) * 0`,
               legend: 'observed {{action}}',
+            },
+          ],
+        },
+        {
+          title: 'Time to recover',
+          description:
+            'From the watchdog first seeing a member unhealthy to seeing it healthy again, over the time range shown: the mean and the p90, by the level of the last remediation in between (0: it came back without one). Empty while nothing recovered.',
+          unit: 's',
+          queries: [
+            {
+              expr: `sum by (level) (increase(meshwork_watchdog_recovery_seconds_sum{${op}}[$__range])) / sum by (level) (increase(meshwork_watchdog_recovery_seconds_count{${op}}[$__range]))`,
+              legend: 'mean, level {{level}}',
+            },
+            {
+              expr: `histogram_quantile(0.9, sum by (level, le) (increase(meshwork_watchdog_recovery_seconds_bucket{${op}}[$__range])))`,
+              legend: 'p90, level {{level}}',
             },
           ],
         },

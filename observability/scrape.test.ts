@@ -1,40 +1,25 @@
-// Pod discovery for the local stack's Prometheus: which pods become targets, with which labels.
-import { describe, expect, it } from 'vitest';
-import { podTargets, prometheusConfig, type DiscoveredPod } from './scrape.ts';
+// The scrape configuration: Kubernetes pod discovery with the chart's relabelings, checked by
+// the promtool that `make tools` builds with Prometheus.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { requireBinary } from '../e2e/harness/binaries.ts';
+import { repoRoot } from './generate.ts';
+import { podRelabelings, prometheusConfig } from './scrape.ts';
 
-const pod = (name: string, labels: Record<string, string>, extra: { ip?: string; phase?: string; port?: string } = {}): DiscoveredPod => ({
-  metadata: { name, namespace: 'ns', labels },
-  spec: { containers: [{ ports: [{ name: extra.port ?? 'http', containerPort: 8080 }] }] },
-  status: { phase: extra.phase ?? 'Running', ...(extra.ip === '' ? {} : { podIP: extra.ip ?? '198.19.9.2' }) },
-});
-const member = { 'app.kubernetes.io/name': 'meshwork', 'app.kubernetes.io/component': 'partition', 'meshwork.io/partition': 'p0' };
+const dir = mkdtempSync(join(tmpdir(), 'meshwork-scrape-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('podTargets', () => {
-  it.each([
-    [
-      'a partition member',
-      pod('p0-0', member),
-      [{ targets: ['198.19.9.2:8080'], labels: { namespace: 'ns', pod: 'p0-0', role: 'partition', partition: 'p0' } }],
-    ],
-    [
-      'a gateway pod',
-      pod('m-gateway-x', { 'app.kubernetes.io/name': 'meshwork', 'app.kubernetes.io/component': 'gateway', 'meshwork.io/mesh': 'm' }),
-      [{ targets: ['198.19.9.2:8080'], labels: { namespace: 'ns', pod: 'm-gateway-x', role: 'gateway', mesh: 'm' } }],
-    ],
-    ['a pod of another application', pod('web-0', { app: 'web' }), []],
-    ['a pod without an address yet', pod('p0-1', member, { ip: '' }), []],
-    ['a pod that ended', pod('p0-2', member, { phase: 'Failed' }), []],
-    ['a pod without an http port', pod('p0-3', member, { port: 'metrics' }), []],
-  ])('%s', (_name, input, expected) => {
-    expect(podTargets([input])).toEqual(expected);
-  });
-});
+const kubernetes = { apiServer: 'https://127.0.0.1:6443', caFile: join(dir, 'ca.crt'), tokenFile: join(dir, 'token') };
 
 describe('prometheusConfig', () => {
-  it('scrapes fixed targets and discovered pods at the interval, with the rule files', () => {
+  it('scrapes fixed targets and the pods discovered through the API server, at the interval, with the rule files', () => {
     const config = prometheusConfig({
       scrapeInterval: '5s',
-      discoveryUrl: 'http://127.0.0.1:1/targets',
+      kubernetes,
       targets: [{ address: '127.0.0.1:2', labels: { role: 'operator' } }],
       ruleFiles: ['/rules.yaml'],
     });
@@ -50,9 +35,37 @@ describe('prometheusConfig', () => {
         {
           job_name: 'meshwork-pods',
           metrics_path: '/metrics',
-          http_sd_configs: [{ url: 'http://127.0.0.1:1/targets', refresh_interval: '5s' }],
+          kubernetes_sd_configs: [
+            {
+              role: 'pod',
+              api_server: 'https://127.0.0.1:6443',
+              tls_config: { ca_file: kubernetes.caFile },
+              authorization: { type: 'Bearer', credentials_file: kubernetes.tokenFile },
+              selectors: [{ role: 'pod', label: 'app.kubernetes.io/name=meshwork' }],
+            },
+          ],
+          relabel_configs: podRelabelings,
         },
       ],
     });
+  });
+
+  it('gives pods the labels the chart gives them', () => {
+    // meshwork.metricsRelabelings: `- sourceLabels: [X]` then `targetLabel: Y`.
+    const helpers = readFileSync(join(repoRoot, 'charts/meshwork/templates/_helpers.tpl'), 'utf8');
+    const block = /define "meshwork\.metricsRelabelings"([\s\S]*?)\{\{- end/.exec(helpers)![1]!;
+    const chart = [...block.matchAll(/sourceLabels: \[(\w+)\]\s+targetLabel: (\w+)/g)].map((m) => [m[1], m[2]]);
+    expect(chart.length).toBe(5);
+    const ours = podRelabelings.filter((r) => r.target_label !== undefined).map((r) => [(r.source_labels as string[])[0], r.target_label]);
+    expect(ours).toEqual(chart);
+  });
+
+  it('is a configuration Prometheus accepts', () => {
+    writeFileSync(kubernetes.caFile, '');
+    writeFileSync(kubernetes.tokenFile, 'token\n');
+    const file = join(dir, 'prometheus.yml');
+    writeFileSync(file, stringify(prometheusConfig({ scrapeInterval: '5s', kubernetes })));
+    const run = spawnSync(requireBinary('promtool'), ['check', 'config', '--syntax-only', file], { encoding: 'utf8' });
+    expect(run.status, `${run.stdout}${run.stderr}`).toBe(0);
   });
 });

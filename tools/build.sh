@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the pinned real infrastructure (Kubernetes control plane, kube-proxy
-# and kubectl, etcd, MinIO, Helm, CoreDNS, Jaeger) from the Go module proxy into bin/, with each binary's
+# and kubectl, etcd, MinIO, Helm, CoreDNS, Jaeger, Prometheus and promtool) from the Go module proxy into bin/, with each binary's
 # real version stamped in. A tool whose inputs (go.mod, go.sum, this script,
 # the Go version) are unchanged since its last build is skipped, so a second
 # run costs nothing.
 #
-# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns] [jaeger]   (default: all)
+# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns] [jaeger] [prometheus]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -136,11 +136,28 @@ build_jaeger() {
     -o "$bin/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 }
 
+build_prometheus() {
+  local dir="$here/prometheus" v version time
+  v=$(module_version "$dir" github.com/prometheus/prometheus)
+  time=$(module_time "$dir" github.com/prometheus/prometheus)
+  # Module v0.MMM.P is Prometheus 3.(MMM-300).P.
+  local minor=${v#v0.}; minor=${minor%%.*}
+  version="3.$((minor - 300)).${v##*.}"
+  # Only Kubernetes discovery (file and HTTP discovery are always in): the other discoveries'
+  # SDKs are most of the build. No builtinassets tag: the web UI is not embedded (the HTTP API
+  # and /metrics are all the stack and the tests use).
+  local p=github.com/prometheus/common/version
+  build prometheus prometheus promtool -- \
+    -tags remove_all_sd,enable_kubernetes_sd \
+    -ldflags "-s -w -X $p.Version=$version -X $p.Revision=module-$v -X $p.Branch=HEAD -X $p.BuildUser=meshwork -X $p.BuildDate=${time:0:4}${time:5:2}${time:8:2}-${time:11:8}" \
+    -o "$bin/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns jaeger kubernetes)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns jaeger prometheus kubernetes)
 for t in "${targets[@]}"; do
   case "$t" in
-    kubernetes|etcd|minio|helm|coredns|jaeger) "build_$t" ;;
-    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns jaeger)" >&2; exit 2 ;;
+    kubernetes|etcd|minio|helm|coredns|jaeger|prometheus) "build_$t" ;;
+    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns jaeger prometheus)" >&2; exit 2 ;;
   esac
 done

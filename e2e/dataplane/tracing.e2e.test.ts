@@ -1,7 +1,7 @@
 // Traces across every tier, checked in a real Jaeger: the `meshwork` command uploads a file
 // through the gateway with tracing on everywhere, and Jaeger's query API holds one trace with
-// spans of the command, the gateway, the partition, and the partition's etcd and S3 calls,
-// each tier the child of the one before; a pass of the sync engine is a trace too. Then, with export off, a `traceparent` sent to the
+// spans of the command, the gateway (its server span and the client span of its call to the
+// partition), the partition, and the partition's etcd and S3 calls, each tier the child of the one before; a pass of the sync engine is a trace too. Then, with export off, a `traceparent` sent to the
 // gateway still puts its trace id on the log lines of the gateway and of the partition.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -114,6 +114,7 @@ describe('one trace across the tiers', () => {
           has('meshwork-cli', /^meshwork put$/) &&
           has('meshwork-cli', /^PUT \/v1\/blocks$/) &&
           has('meshwork-gateway', /^PUT \/v1\/blocks\/:id$/) &&
+          has('meshwork-gateway', /^partition PUT \/v1\/blocks\/:id$/) &&
           has('meshwork-partition', /^PUT \/v1\/objects\/:id\/entries/) &&
           has('meshwork-partition', /^etcd /) &&
           has('meshwork-partition', /^s3 PutObject$/);
@@ -140,7 +141,8 @@ describe('one trace across the tiers', () => {
     expect(ancestry(s3).map((a) => a.split(' ')[0])).toEqual([
       'meshwork-partition', // s3 PutObject
       'meshwork-partition', // PUT /v1/blocks/:sha256
-      'meshwork-gateway', // PUT /v1/blocks/:id
+      'meshwork-gateway', // partition PUT /v1/blocks/:id (client)
+      'meshwork-gateway', // PUT /v1/blocks/:id (server)
       'meshwork-cli', // PUT /v1/blocks
       'meshwork-cli', // meshwork put
     ]);
@@ -149,9 +151,27 @@ describe('one trace across the tiers', () => {
       'meshwork-partition',
       'meshwork-partition',
       'meshwork-gateway',
+      'meshwork-gateway',
       'meshwork-cli',
       'meshwork-cli',
     ]);
+    // Each tier's call to the next is a client span, child of its own server span, and the next
+    // tier's server span continues from it (the traceparent it sent): cli → gateway → partition.
+    const kind = (s: JaegerSpan | undefined): unknown => s?.tags['span.kind'];
+    const forwarded = spans.find((s) => s.service === 'meshwork-gateway' && s.operationName === 'partition PUT /v1/blocks/:id')!;
+    expect(kind(forwarded)).toBe('client');
+    expect(forwarded.tags['meshwork.partition']).toBe('traced');
+    expect(forwarded.tags['http.response.status_code']).toBe(201);
+    const gatewayServer = byId.get(forwarded.parentSpanId);
+    expect([gatewayServer?.service, gatewayServer?.operationName, kind(gatewayServer)]).toEqual([
+      'meshwork-gateway',
+      'PUT /v1/blocks/:id',
+      'server',
+    ]);
+    const cliCall = byId.get(gatewayServer!.parentSpanId);
+    expect([cliCall?.service, kind(cliCall)]).toEqual(['meshwork-cli', 'client']);
+    const partitionServer = byId.get(s3.parentSpanId)!;
+    expect([partitionServer.parentSpanId, kind(partitionServer)]).toEqual([forwarded.spanId, 'server']);
     // Raw paths (file names) are recorded nowhere.
     expect(JSON.stringify(spans)).not.toContain('report.bin');
 

@@ -1,16 +1,14 @@
-// Prometheus (the Debian package's binary) for the local stack and the dashboards' e2e test:
-// it scrapes fixed targets or the pods an http_sd endpoint lists (observability/scrape.ts) and
-// keeps its data in `dataDir`, so that a stack's history survives make down / make up.
+// Prometheus (bin/prometheus, built by `make tools` from tools/prometheus) for the local stack
+// and the dashboards' e2e test: it scrapes fixed targets or the pods it discovers through an
+// API server (observability/scrape.ts) and keeps its data in `dataDir`, so that a stack's
+// history survives make down / make up.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { prometheusConfig, type ScrapeOptions } from '../../observability/scrape.ts';
+import { requireBinary } from './binaries.ts';
 import { freePorts } from './ports.ts';
 import { ManagedProcess } from './process.ts';
-
-/** Where the Debian `prometheus` package puts its binary (make deps-debian installs it). */
-export const prometheusBinary = '/usr/bin/prometheus';
 
 export interface PrometheusOptions extends ScrapeOptions {
   /** Configuration, TSDB and log go here (kept on stop). */
@@ -31,7 +29,7 @@ export interface PrometheusServer {
 
 /** Starts Prometheus and waits until /-/ready answers. */
 export async function startPrometheus(options: PrometheusOptions): Promise<PrometheusServer> {
-  if (!existsSync(prometheusBinary)) throw new Error(`${prometheusBinary} is missing: make deps-debian installs the prometheus package`);
+  const binary = requireBinary('prometheus');
   await mkdir(options.dataDir, { recursive: true });
   const port = options.port ?? (await freePorts(1))[0]!;
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
@@ -40,7 +38,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   const logFile = join(options.dataDir, 'prometheus.log');
   const proc = ManagedProcess.start({
     component: 'prometheus',
-    binary: prometheusBinary,
+    binary,
     logFile,
     args: [
       `--config.file=${configFile}`,

@@ -78,9 +78,21 @@ describe('the pinned binaries', () => {
     expect(JSON.parse(run('jaeger', ['version']).trim().split('\n').at(-1)!)).toMatchObject({ gitVersion: version });
   });
 
+  it.each(['prometheus', 'promtool'])(
+    '%s --version prints the Prometheus 3 release of the pinned module, with Kubernetes discovery only',
+    (binary) => {
+      const version = pinned('prometheus', 'github.com/prometheus/prometheus');
+      // Module v0.3MM.P is Prometheus 3.MM.P.
+      const [, minor, patch] = /^v0\.3(\d\d)\.(\d+)$/.exec(version)!;
+      const output = run(binary, ['--version']);
+      expect(output).toContain(`${binary}, version 3.${Number(minor)}.${patch} `);
+      expect(output).toMatch(/tags:\s+remove_all_sd,enable_kubernetes_sd/);
+    },
+  );
+
   it('a second make tools with nothing changed builds nothing', () => {
     const output = execFileSync('bash', [join(repoRoot, 'tools', 'build.sh')], { encoding: 'utf8', env: { ...process.env } });
-    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns', 'jaeger'])
+    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns', 'jaeger', 'prometheus'])
       expect(output).toContain(`tools: ${tool} is up to date`);
     expect(output).not.toContain('building');
   });

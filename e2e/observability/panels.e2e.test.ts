@@ -1,7 +1,8 @@
 // Proof that no panel is empty: a partition, a gateway, a prober and the operator run as real
 // processes (the operator against the shared control plane, with a sample Mesh), a user works
-// through the gateway, and a real Prometheus scrapes them all with the labels the scrape
-// configuration gives pods. Then every panel's queries and every alert expression go through
+// through the gateway, a second operator on a control plane of its own watches a one-member
+// partition on a process-backed node whose process is killed (its time to recover), and a real
+// Prometheus scrapes them all with the labels the scrape configuration gives pods. Then every panel's queries and every alert expression go through
 // Prometheus' HTTP API: each parses, each panel returns data, and every metric they name was
 // scraped (a metric that no component exports fails the test by name).
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import { alertGroups } from '../../observability/alerts.ts';
 import { dashboardSpecs } from '../../observability/dashboards.ts';
 import { seriesIn } from '../../observability/metrics.ts';
 import { repoRoot } from '../harness/binaries.ts';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { startMinio, type MinioServer } from '../harness/minio.ts';
 import { freePort } from '../harness/ports.ts';
@@ -24,6 +26,7 @@ import { waitFor } from '../harness/wait.ts';
 import { startGateway, type RunningGateway } from '../dataplane/gateway-process.ts';
 import { startPartition, type RunningPartition } from '../dataplane/partition-process.ts';
 import { kubectlOk, startOperatorUnderRbac, stopOperatorUnderRbac, type OperatorProcess } from '../operator/harness.ts';
+import { WatchdogCluster } from '../watchdog/cluster.ts';
 
 const stack = inject('stack');
 const suffix = randomBytes(3).toString('hex');
@@ -36,7 +39,7 @@ const setup = {
 const namespace = setup.namespace;
 const dir = mkdtempSync(join(tmpdir(), 'meshwork-panels-'));
 /** What Grafana would put in the variables: every namespace and partition, a short rate window. */
-const variables: Record<string, string> = { $__rate_interval: '10s', $namespace: '.*', $partition: '.*' };
+const variables: Record<string, string> = { $__rate_interval: '10s', $__range: '1h', $namespace: '.*', $partition: '.*' };
 
 /**
  * Counters that have no series until their first event (an error, a retry, a watchdog action):
@@ -59,6 +62,8 @@ let prober: ManagedProcess;
 let operator: OperatorProcess;
 let prometheus: PrometheusServer;
 let startedAt: number;
+let watchdogPlane: ControlPlane | undefined;
+let watchdogCluster: WatchdogCluster | undefined;
 
 const hostPort = (url: string): string => new URL(url).host;
 
@@ -77,8 +82,59 @@ async function queryRange(expr: string): Promise<{ status: string; data: RangeRe
 const substitute = (expr: string): string => Object.entries(variables).reduce((e, [k, v]) => e.split(k).join(v), expr);
 const hasData = (r: RangeResult): boolean => r.result.some((s) => s.values.some(([, v]) => v !== 'NaN'));
 
+/**
+ * A control plane of its own with one process-backed node and an operator watching a
+ * one-member partition, until that member is Ready and the watchdog has seen it healthy (the
+ * watchdog's cluster installs CRDs and cluster-wide RBAC, which the shared control plane's
+ * operator test must not see; its node must not take the shared cluster's pods).
+ */
+async function startWatchdogCluster(): Promise<{ cluster: WatchdogCluster; member: string }> {
+  watchdogPlane = await startControlPlane({
+    extraArgs: { 'kube-controller-manager': ['--node-monitor-grace-period=20s', '--node-monitor-period=2s'] },
+  });
+  watchdogCluster = new WatchdogCluster({
+    adminKubeconfig: watchdogPlane.adminKubeconfig,
+    minio: stack.minio,
+    logDir: dir,
+    nodeCount: 1,
+    addressBlock: 9,
+  });
+  const cluster = watchdogCluster;
+  await cluster.start();
+  await cluster.applyPartition('ttr', { tolerationSeconds: 30, probePeriodSeconds: 1, probeTimeoutSeconds: 1 }, 1);
+  const [pod] = await cluster.waitForReadyMembers('ttr', 1, 120_000);
+  const member = pod!.metadata!.name!;
+  await waitFor(
+    async () => (await cluster.partition('ttr')).status?.members?.find((m) => m.pod === member)?.health === 'Healthy' || undefined,
+    {
+      description: `the watchdog to see member ${member} healthy`,
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    },
+  );
+  return { cluster, member };
+}
+
+/** Kills the member's process: the node restarts it, and the watchdog sees it unhealthy, then healthy again. */
+async function killAndRecover(cluster: WatchdogCluster, member: string): Promise<void> {
+  const before = await cluster.pod(member);
+  cluster.agent.killPod(cluster.namespace, member);
+  await cluster.waitForMemberReady(member, 90_000, before?.metadata?.uid, containerRestartsOf(before));
+  await waitFor(async () => ((await cluster.operator.metric('meshwork_watchdog_recovery_seconds_count')) > 0 ? true : undefined), {
+    description: `the watchdog to record the recovery of member ${member}`,
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
+}
+
+const containerRestartsOf = (pod: Awaited<ReturnType<WatchdogCluster['pod']>>): number =>
+  (pod?.status?.containerStatuses ?? []).reduce((sum, c) => sum + c.restartCount, 0);
+
 beforeAll(async () => {
   startedAt = Date.now();
+  const watchdogReady = startWatchdogCluster();
+  // Awaited below; a failure here must not go unhandled meanwhile.
+  watchdogReady.catch(() => undefined);
   [etcd, minio] = await Promise.all([startEtcd({ name: 'panels-etcd' }), startMinio({ bucket: 'panels' })]);
   const adminToken = `admin-${randomBytes(16).toString('hex')}`;
   partition = await startPartition({ etcdEndpoint: etcd.endpoint, minio }, { partition: 'obs', slots: '0-4095', adminToken });
@@ -113,6 +169,7 @@ beforeAll(async () => {
     what: 'to answer /readyz',
   });
   operator = await startOperatorUnderRbac(setup, join(dir, 'operator.log'));
+  const { cluster: watchdog, member } = await watchdogReady;
 
   const common = { namespace };
   prometheus = await startPrometheus({
@@ -124,6 +181,10 @@ beforeAll(async () => {
       { address: hostPort(gateway.url), labels: { ...common, role: 'gateway', mesh: 'mesh', pod: 'mesh-gateway-0' } },
       { address: hostPort(proberUrl), labels: { ...common, role: 'prober', mesh: 'mesh', pod: 'mesh-prober-0' } },
       { address: hostPort(operator.url), labels: { namespace: setup.operatorNamespace, role: 'operator', pod: 'meshwork-operator-0' } },
+      {
+        address: hostPort(watchdog.operator.url),
+        labels: { namespace: watchdog.operatorNamespace, role: 'operator', pod: 'meshwork-operator-watchdog' },
+      },
     ],
   });
 
@@ -135,6 +196,17 @@ beforeAll(async () => {
     { description: 'Prometheus to have scraped the operator twice', timeoutMs: 30_000, intervalMs: 250 },
   );
   await kubectlOk(setup.admin, ['apply', '-n', namespace, '-f', join(repoRoot, 'crds/samples/mesh.yaml')]);
+  // The recovery once Prometheus has scraped the watchdog's zero series: increase() sees it then.
+  await waitFor(
+    async () =>
+      (
+        await promApi<{ result: unknown[] }>('query', {
+          query: 'meshwork_watchdog_recovery_seconds_count{pod="meshwork-operator-watchdog"}',
+        })
+      ).data.result.length > 0 || undefined,
+    { description: "Prometheus to have scraped the watchdog's operator", timeoutMs: 30_000, intervalMs: 250 },
+  );
+  const recovered = killAndRecover(watchdog, member);
 
   // A user's work through the gateway besides the prober's: several files, long polls, a miss.
   const user = await admin.createUser('alice');
@@ -147,13 +219,14 @@ beforeAll(async () => {
     await alice.download(object.id, `file-${i}.bin`, new WritableStream());
   }
   await alice.getObject('00000000000000000000000000').catch(() => undefined);
+  await recovered;
 
   // Enough scrapes for every rate window (a rate needs two samples in it), good journeys, the
   // operator's reconciles and its view of the Mesh.
   await waitFor(
     async () => {
       const checks = [
-        'count(up == 1) == 4',
+        'count(up == 1) == 5',
         'sum(rate(meshwork_prober_journeys_total{outcome="ok"}[10s])) > 0',
         'sum(rate(meshwork_http_request_duration_seconds_count{role="partition"}[10s])) > 0',
         // Reconciles seen at least 3 s ago: the panels' range queries step every 2 s from the
@@ -162,6 +235,8 @@ beforeAll(async () => {
         'max_over_time(sum(rate(meshwork_reconcile_total{role="operator"}[10s]))[5m:1s] offset 3s) > 0',
         'count(meshwork_mesh_slots_covered)',
         'count(meshwork_watchdog_members)',
+        // Seen at least 3 s ago, as the reconciles above.
+        'max_over_time(sum(increase(meshwork_watchdog_recovery_seconds_count[1h]))[5m:1s] offset 3s) > 0',
       ];
       const results = await Promise.all(
         checks.map(async (q) => (await promApi<{ result: unknown[] }>('query', { query: q })).data.result.length > 0),
@@ -178,6 +253,8 @@ afterAll(async () => {
   await prometheus?.stop();
   await prober?.stop();
   await stopOperatorUnderRbac(setup, operator);
+  await watchdogCluster?.stop();
+  await watchdogPlane?.stop();
   await Promise.all([gateway?.stop(), partition?.stop()]);
   await Promise.all([etcd?.stop(), minio?.stop()]);
   rmSync(dir, { recursive: true, force: true });

@@ -150,7 +150,14 @@ async function main(): Promise<void> {
   const faults = await startFaultServer(agent);
   stops.push(() => new Promise<void>((resolve) => faults.server.close(() => resolve())));
 
-  const prometheus = await startStackPrometheus({ dir, host, settings, kubeconfig: cp.adminKubeconfig });
+  const prometheus = await startStackPrometheus({
+    dir,
+    host,
+    settings,
+    kubeconfig: cp.adminKubeconfig,
+    apiServer: cp.server,
+    caFile: cp.caFile,
+  });
   stops.push(() => prometheus.stop());
   log('Started Prometheus', { url: prometheus.url });
 

@@ -207,6 +207,31 @@ describe('make up and make down', () => {
         { description: 'Prometheus to scrape the members, the gateway and the operator', timeoutMs: 60_000, intervalMs: 1000 },
       );
       for (const name of names) expect(scraped.filter((r) => r === `partition:${name}`)).toHaveLength(2);
+      // It found them with Kubernetes discovery, as a ServiceAccount that may list and watch pods and do nothing else.
+      const targets = (await (await fetch(`${state.prometheus}/api/v1/targets?state=active`)).json()) as {
+        data: { activeTargets: { scrapePool: string; discoveredLabels: Record<string, string> }[] };
+      };
+      const discovered = targets.data.activeTargets.filter((t) => t.scrapePool === 'meshwork-pods');
+      expect(discovered.length).toBeGreaterThanOrEqual(2 * names.length + 2);
+      for (const t of discovered) expect(t.discoveredLabels.__meta_kubernetes_pod_container_port_name).toBe('http');
+      const may = (verb: string, resource: string): string => {
+        const sa = 'system:serviceaccount:meshwork-monitoring:prometheus';
+        const run = spawnSync(
+          requireBinary('kubectl'),
+          ['--kubeconfig', state.kubeconfig, 'auth', 'can-i', verb, resource, '-A', '--as', sa],
+          {
+            encoding: 'utf8',
+          },
+        );
+        return run.stdout.trim();
+      };
+      expect([may('list', 'pods'), may('watch', 'pods'), may('get', 'secrets'), may('delete', 'pods'), may('list', 'nodes')]).toEqual([
+        'yes',
+        'yes',
+        'no',
+        'no',
+        'no',
+      ]);
       if (networked) {
         // The Mesh's gateway answers from this machine at the address make up printed (a node's
         // address and the NodePort, forwarded by kube-proxy to the gateway pod wherever it runs),

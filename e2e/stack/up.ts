@@ -44,7 +44,9 @@ function describe(state: StackState): string {
     `  etcd             ${state.etcd}`,
     `  MinIO (S3)       ${state.minio.endpoint}  bucket ${state.minio.bucket}  credentials in ${rel(join(state.dir, 'minio-credentials.json'))}`,
     ...(state.prometheus
-      ? [`  Prometheus       ${state.prometheus}  (every Meshwork pod, 5 s; dashboards: charts/meshwork/dashboards, docs/operations.md)`]
+      ? [
+          `  Prometheus       ${state.prometheus}  (every Meshwork pod, 5 s; its HTTP API, no web UI: ${state.prometheus}/api/v1/query?query=up; dashboards: charts/meshwork/dashboards, docs/operations.md)`,
+        ]
       : []),
     ...describeJaeger(state),
     `  faults           npm run fault -- power-off --node ${state.nodes[0]}   (see npm run fault -- help)`,

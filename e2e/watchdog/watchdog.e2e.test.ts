@@ -74,7 +74,18 @@ describe('the watchdog', () => {
       timeoutMs: 10_000,
     });
     expect(await cluster.operator.metric('meshwork_watchdog_actions_total', { action: 'Restart', reason: restart!.reason })).toBe(1);
-    console.log(`Frozen member Ready again after ${restartedIn.toFixed(1)} s`);
+    // Its time to recover is recorded once the watchdog sees it healthy, under the level of the restart.
+    const recovered = await waitFor(
+      async () => ((await cluster.operator.metric('meshwork_watchdog_recovery_seconds_count', { level: '1' })) >= 1 ? true : undefined),
+      { description: 'the time to recover of the restarted member', timeoutMs: 30_000, intervalMs: 250 },
+    );
+    expect(recovered).toBe(true);
+    expect(await cluster.operator.metric('meshwork_watchdog_recovery_seconds_count', { level: '1' })).toBe(1);
+    const recoverySeconds = await cluster.operator.metric('meshwork_watchdog_recovery_seconds_sum', { level: '1' });
+    // From the watchdog's first unhealthy sighting (after the freeze) to its healthy one (after Ready).
+    expect(recoverySeconds).toBeGreaterThan(0);
+    expect(recoverySeconds).toBeLessThan((Date.now() - frozenAt) / 1000);
+    console.log(`Frozen member Ready again after ${restartedIn.toFixed(1)} s; time to recover recorded: ${recoverySeconds.toFixed(1)} s`);
 
     // 2. It fails again inside probation (healthyResetSeconds): the ladder goes on to level 2.
     // Its volumes are local to the node, so the pod it leaves behind is pinned there, and the

@@ -110,6 +110,13 @@ export class OperatorMetrics {
     labelNames: ['refusal'] as const,
     registers: [this.registry],
   });
+  readonly watchdogRecovery = new Histogram({
+    name: 'meshwork_watchdog_recovery_seconds',
+    help: 'Time to recover: seconds from the watchdog first seeing a partition member unhealthy to seeing it healthy again, by the level of the last remediation in between (0: none).',
+    labelNames: ['level'] as const,
+    buckets: [1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [this.registry],
+  });
   readonly watchdogPaused = new Gauge({
     name: 'meshwork_watchdog_remediation_paused',
     help: '1 while the watchdog repairs nothing because too many members are unhealthy.',
@@ -118,6 +125,8 @@ export class OperatorMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'meshwork_operator_' });
+    // Every level's series exists from the start, so a first recovery counts in increase().
+    for (const level of ['0', '1', '2', '3', '4']) this.watchdogRecovery.zero({ level });
   }
 }
 

@@ -188,7 +188,7 @@ export class GatewayRouter {
       proto: this.#deps.proto,
       host: (req.headers[':authority'] as string | undefined) ?? req.headers.host,
     });
-    await this.#forwardWithRetries(req, res, plan, body, headers, clientGone);
+    await this.#forwardWithRetries(req, res, plan, body, headers, clientGone, route);
   }
 
   async #forwardWithRetries(
@@ -198,6 +198,7 @@ export class GatewayRouter {
     body: ForwardBody,
     headers: ReturnType<typeof upstreamRequestHeaders>,
     clientGone: ClientGone,
+    route: string,
   ): Promise<void> {
     const { members, metrics } = this.#deps;
     const tried = new Set<string>();
@@ -206,7 +207,6 @@ export class GatewayRouter {
     let lastFailure: ApiError | undefined;
     // A streamed body whose first byte has left cannot be sent again.
     let bodyGone = false;
-    if (this.#deps.tracing.enabled) this.#deps.tracing.inject(headers as Record<string, string>);
     for (let attempt = 1; ; attempt++) {
       const partition = this.#partitionFor(plan);
       if (partition === undefined) {
@@ -238,17 +238,35 @@ export class GatewayRouter {
         );
         return;
       }
+      // Each attempt is a client span of its own, child of the request's server span; the member's
+      // server span continues from it (without export, the client's traceparent goes through as sent).
+      const method = req.method ?? 'GET';
+      const span = this.#deps.tracing.startClientSpan(`partition ${method} ${route}`, {
+        'http.request.method': method,
+        'meshwork.partition': partition.name,
+        'meshwork.member': member.url,
+        'meshwork.attempt': attempt,
+      });
+      const attemptHeaders = span ? { ...headers } : headers;
+      span?.inject(attemptHeaders as Record<string, string>);
       const sentAt = performance.now();
       const outcome = await forward({
         base: member.url,
-        method: req.method ?? 'GET',
+        method,
         path: req.url ?? '/',
-        headers,
+        headers: attemptHeaders,
         body,
         agent: plan.longPoll ? this.#deps.agents.longPoll : this.#deps.agents.regular,
         idleTimeoutMs: this.#deps.upstreamTimeoutMs + plan.waitSeconds * 1000,
         clientGone,
       });
+      if (span) {
+        if (outcome.kind === 'answer') {
+          const status = outcome.response.statusCode ?? 0;
+          // Ends once the answer is relayed, drained or dropped.
+          outcome.response.once('close', () => span.end({ status }));
+        } else span.end({ error: outcome.kind });
+      }
       // A streamed body's answer waits for the body: its time says nothing of the partition's load.
       // Nor does it while the gateway's own loop lags: the time is then the gateway's queue.
       const measurable = outcome.kind === 'answer' && body.kind !== 'stream' && this.#deps.loopLagMs() < selfLagMs;

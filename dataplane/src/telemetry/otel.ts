@@ -20,7 +20,7 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_SERVICE_NAME,
 } from '@opentelemetry/semantic-conventions';
-import type { RequestSpan, SpanAttributes, TraceIds, Tracing, TracingOptions } from './tracing.ts';
+import type { ClientSpan, RequestSpan, SpanAttributes, TraceIds, Tracing, TracingOptions } from './tracing.ts';
 
 /** Reads a positive integer from the environment, or the fallback. */
 function envInteger(name: string, fallback: number): number {
@@ -119,6 +119,31 @@ export function startOtelTracing(options: TracingOptions & { endpoint: string })
       // their own: noise, so they run untraced.
       if (trace.getSpan(context.active()) === undefined) return fn();
       return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, (span: Span) => runInSpan(span, fn));
+    },
+
+    startClientSpan(name: string, attributes: SpanAttributes): ClientSpan | undefined {
+      const parent = context.active();
+      if (trace.getSpan(parent) === undefined) return undefined;
+      const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+      const active = trace.setSpan(parent, span);
+      let ended = false;
+      return {
+        inject(headers) {
+          propagation.inject(active, headers);
+        },
+        end(outcome) {
+          if (ended) return;
+          ended = true;
+          if ('status' in outcome) {
+            span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, outcome.status);
+            if (outcome.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          } else {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error });
+            span.setAttribute('error.type', outcome.error);
+          }
+          span.end();
+        },
+      };
     },
 
     async startTrace<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T> {

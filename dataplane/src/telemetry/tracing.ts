@@ -15,6 +15,14 @@ export interface RequestSpan {
   end(route: string, status: number): void;
 }
 
+/** A client span around a call whose end is known only later (a forwarded request whose answer is still streaming). */
+export interface ClientSpan {
+  /** Adds this span's trace context (`traceparent`, `tracestate`) to the call's headers. */
+  inject(headers: Record<string, string>): void;
+  /** Ends the span with the answer's status, or with what went wrong when there was none. */
+  end(outcome: { status: number } | { error: string }): void;
+}
+
 /** Ids of the active span, in the form log lines carry them. */
 export interface TraceIds {
   trace_id: string;
@@ -36,6 +44,11 @@ export interface Tracing {
    * outside any span it just runs `fn`, so background work does not start traces of its own.
    */
   inSpan<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Starts a client span, child of the active span, for a call that `end` closes later; undefined
+   * outside any span or when tracing is off.
+   */
+  startClientSpan(name: string, attributes: SpanAttributes): ClientSpan | undefined;
   /** Runs `fn` as the root span of a new trace (a client's operation, a prober's journey). */
   startTrace<T>(name: string, attributes: SpanAttributes, fn: () => Promise<T>): Promise<T>;
   /** Adds the active trace context (`traceparent`, `tracestate`) to outgoing request headers. */
@@ -54,6 +67,7 @@ export const noTracing: Tracing = {
     return undefined;
   },
   inSpan: (_name, _attributes, fn) => fn(),
+  startClientSpan: () => undefined,
   startTrace: (_name, _attributes, fn) => fn(),
   inject: () => undefined,
   activeIds: () => undefined,

@@ -171,6 +171,7 @@ describe('computeStatus with the watchdog', () => {
     unhealthy: 0,
     total: 1,
     levels: [0],
+    recovered: [],
     ...over,
   });
   const conditionOf = (type: string, over: Partial<Assessment>, paused = false): Condition | undefined =>

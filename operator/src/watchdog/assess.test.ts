@@ -103,6 +103,26 @@ describe('assessPartition', () => {
     expect(a.actions).toEqual([]);
   });
 
+  it('reports the members healthy again, since when they were not, and the level of the last action in between', () => {
+    const a = assess({
+      members: [
+        // Came back by itself.
+        failingFor('p0-0', 30),
+        // Restarted (level 1) 20 s ago, failing for 90 s.
+        failingFor('p0-1', 90, { level: 1, lastAction: 'Restart', lastActionTime: iso(now - 20 * s) }),
+        // Still at level 2 from a reschedule before this spell began: none in it.
+        failingFor('p0-2', 10, { level: 2, lastAction: 'Reschedule', lastActionTime: iso(now - 300 * s) }),
+      ],
+    });
+    expect(a.recovered).toEqual([
+      { pod: 'p0-0', unhealthySince: now - 30 * s, level: 0 },
+      { pod: 'p0-1', unhealthySince: now - 90 * s, level: 1 },
+      { pod: 'p0-2', unhealthySince: now - 10 * s, level: 0 },
+    ]);
+    // Healthy before and after, or failing still: nothing recovered.
+    expect(assess({ members: [healthy('p0-0'), failingFor('p0-1', 5), healthy('p0-2')], signals: { 'p0-1': hung } }).recovered).toEqual([]);
+  });
+
   it('restarts a member failing past the toleration and records it before anything else', () => {
     const a = assess({ members: [healthy('p0-0'), failingFor('p0-1', 61), healthy('p0-2')], signals: { 'p0-1': hung } });
     expect(a.actions).toEqual([

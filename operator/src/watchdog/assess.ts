@@ -62,6 +62,11 @@ export interface Assessment {
   /** The earliest time something is due (ms). */
   wakeAt?: number;
   levels: number[];
+  /**
+   * Members healthy again in this pass after an unhealthy spell: since when they were unhealthy
+   * (ms) and the level of the last action taken in that spell (0: none).
+   */
+  recovered: { pod: string; unhealthySince: number; level: number }[];
 }
 
 export interface AssessInputs {
@@ -154,6 +159,7 @@ export function assessPartition(inputs: AssessInputs): Assessment {
     unhealthy: 0,
     total: evaluated.length,
     levels: [],
+    recovered: [],
   };
   let performedThisHour = actionsInLastHour(history, now);
   const states = new Map<string, LadderState | undefined>(evaluated.map((e) => [e.name, e.before]));
@@ -223,6 +229,10 @@ export function assessPartition(inputs: AssessInputs): Assessment {
         result.refused.push({ pod: name, action: planned.action, refusal });
         wake(now + 5000);
       }
+    }
+    if (before && !before.healthy && state.healthy) {
+      const actedInSpell = before.lastActionTime !== undefined && before.lastActionTime >= before.since;
+      result.recovered.push({ pod: name, unhealthySince: before.since, level: actedInSpell ? before.level : 0 });
     }
     states.set(name, state);
     if (state.level >= gaveUpLevel && !state.healthy) result.gaveUp.push(name);

@@ -95,3 +95,74 @@ describe('Watchdog pause', () => {
     client.close();
   });
 });
+
+describe('Watchdog time to recover', () => {
+  it('observes a member healthy again after an unhealthy spell once, and not a new member coming up', async () => {
+    let now = start;
+    const client = new KubeClient({ server: new URL('https://127.0.0.1:1') });
+    const log = pino({ level: 'silent' });
+    const metrics = new OperatorMetrics();
+    const partition = samplePartition('p0', {
+      watchdog: {
+        mode: 'Enforce',
+        tolerationSeconds: 60,
+        healthyResetSeconds: 600,
+        nodeLostSeconds: 300,
+        maxConcurrent: 1,
+        actionsPerHour: 6,
+        recoverySeconds: 30,
+      },
+    });
+    const watchdog = new Watchdog(
+      {
+        client,
+        log,
+        metrics,
+        events: new EventRecorder(client, 'test', log),
+        maxUnhealthyPercent: 100,
+        partitionKeys: () => ['mesh/p0'],
+        memberPods: () => [],
+        partition: () => partition,
+        enqueue: () => undefined,
+        now: () => now,
+      },
+      undefined,
+    );
+    let live: MeshPartitionStatus | undefined;
+    // p0-1's pod is new.
+    const created = new Date(start);
+    const pass = (ready: boolean[], write = true) => {
+      const pods = ready.map((r, i) => member(`p0-${i}`, r));
+      pods[1]!.metadata!.creationTimestamp = created;
+      const a = watchdog.assess(partition, pods, live);
+      if (write) live = { members: a.members, remediations: a.remediations };
+      return a;
+    };
+    const observed = async (): Promise<Record<string, number>> => {
+      const counts: Record<string, number> = {};
+      for (const v of (await metrics.watchdogRecovery.get()).values)
+        if (v.metricName === 'meshwork_watchdog_recovery_seconds_count') counts[String(v.labels.level)] = v.value;
+      return counts;
+    };
+    const sum = async (): Promise<number> =>
+      (await metrics.watchdogRecovery.get()).values.find((v) => v.metricName === 'meshwork_watchdog_recovery_seconds_sum')?.value ?? 0;
+
+    // p0-1 is first seen not ready (a new member starting), then ready: that is no recovery.
+    pass([true, false, true]);
+    now += 5 * s;
+    pass([true, true, true]);
+    const none = { '0': 0, '1': 0, '2': 0, '3': 0, '4': 0 };
+    expect(await observed()).toEqual(none);
+
+    // p0-1 fails for 12 s and comes back by itself.
+    now += 5 * s;
+    pass([true, false, true]);
+    now += 12 * s;
+    expect(pass([true, true, true], false).recovered.map((r) => r.pod)).toEqual(['p0-1']);
+    // The same pass again before its status was written records it once.
+    pass([true, true, true]);
+    expect(await observed()).toEqual({ ...none, '0': 1 });
+    expect(await sum()).toBe(12);
+    client.close();
+  });
+});

@@ -60,6 +60,10 @@ export class Watchdog {
   readonly #counts = new Map<string, { unhealthy: number; total: number; levels: number[]; refused: Refusal[] }>();
   /** Each node's Ready state and since when this process has seen it so (its own clock, immune to the node's). */
   readonly #nodeReady = new Map<string, { ready: boolean; since: number }>();
+  /** Members (namespace/partition/pod) this process has seen healthy: only they can recover (a new member is starting). */
+  readonly #seenHealthy = new Set<string>();
+  /** The unhealthy spell (its start, ms) last recorded as a recovery, per member: a pass repeated before its status is written records it once. */
+  readonly #recoveredSpell = new Map<string, number>();
   #paused = false;
   #resumedAt: number | undefined;
   #sweep: NodeJS.Timeout | undefined;
@@ -142,6 +146,8 @@ export class Watchdog {
   /** Forgets a deleted partition. */
   forget(key: string): void {
     this.#counts.delete(key);
+    for (const member of [...this.#seenHealthy]) if (member.startsWith(`${key}/`)) this.#seenHealthy.delete(member);
+    for (const member of [...this.#recoveredSpell.keys()]) if (member.startsWith(`${key}/`)) this.#recoveredSpell.delete(member);
     this.ownerLeases.forget(key);
     this.#updateLevels();
   }
@@ -183,7 +189,26 @@ export class Watchdog {
       this.#counts.set(key, countsOf(assessment));
     }
     this.#updateLevels();
+    this.#recordRecoveries(key, assessment, now);
     return assessment;
+  }
+
+  /**
+   * Observes the time to recover of the members healthy again. A member counts once it has been
+   * seen healthy (by this process) or the watchdog acted on it: a new member coming up for the
+   * first time is starting, not recovering.
+   */
+  #recordRecoveries(key: string, assessment: Assessment, now: number): void {
+    for (const { pod, unhealthySince, level } of assessment.recovered) {
+      const member = `${key}/${pod}`;
+      if (this.#recoveredSpell.get(member) === unhealthySince) continue;
+      if (!this.#seenHealthy.has(member) && level === 0) continue;
+      this.#recoveredSpell.set(member, unhealthySince);
+      const seconds = Math.max(0, now - unhealthySince) / 1000;
+      this.#options.metrics.watchdogRecovery.observe({ level: String(level) }, seconds);
+      this.#options.log.info({ meshpartition: key, pod, level, seconds }, `Member ${pod} recovered after ${seconds.toFixed(1)} s`);
+    }
+    for (const m of assessment.members) if (m.health === 'Healthy') this.#seenHealthy.add(`${key}/${m.pod}`);
   }
 
   /** Share of unhealthy members across partitions, and whether it is past the bound. */
