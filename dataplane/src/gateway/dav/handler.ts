@@ -4,11 +4,10 @@
 // Basic password), so roles, quotas and the change feed apply exactly as to any client; only
 // locks and properties live beside the entries, in etcd (state.ts). See docs/webdav.md.
 import { createHash } from 'node:crypto';
-import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ApiError } from '@meshwork/contract';
-import { nodeHttpFetch } from '@meshwork/client/node';
 import {
   MeshworkClient,
   NetworkError,
@@ -62,6 +61,8 @@ const knownFolderMs = 1000;
 const objectListTtlMs = 1000;
 const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK'];
 const allow = methods.join(', ');
+// The headers that make a PUT conditional: with none, its target is not read before the commit.
+const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if'];
 
 /** A WebDAV answer other than success: status, an optional DAV:error condition, a message. */
 export class DavError extends Error {
@@ -87,8 +88,10 @@ function headerOf(req: Req, name: string): string | undefined {
 
 /** What WebDAV needs from the gateway. */
 export interface DavDeps {
-  /** Where the gateway's own API is reached (its internal loopback listener). */
+  /** The base URL the API client's calls name (only their path and query matter to `fetch`). */
   apiBase: string;
+  /** How the API client's calls are sent: the gateway's router in process (in-process.ts). */
+  fetch: typeof fetch;
   state: DavState;
   logger: Logger;
 }
@@ -256,8 +259,6 @@ const hasBody = (req: Req): boolean =>
 /** Serves `/dav/`. */
 export class DavHandler {
   readonly #deps: DavDeps;
-  // node:http with a keep-alive pool of its own: cheaper per call than the global fetch.
-  readonly #fetch = nodeHttpFetch(new Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 }));
   readonly #objectLists = new Map<string, { at: number; objects: Promise<MeshObject[]> }>();
   /**
    * Folders seen to exist in the last second, by object id and path: a client that sends MKCOL
@@ -325,7 +326,7 @@ export class DavHandler {
     const client = new MeshworkClient({
       baseUrl: this.#deps.apiBase,
       token: credentials.token,
-      fetch: this.#fetch,
+      fetch: this.#deps.fetch,
       retry: { maxAttempts: 2 },
     });
     const ctx: Ctx = {
@@ -470,11 +471,11 @@ export class DavHandler {
     ctx: Ctx,
     object: MeshObject,
     path: string,
-    options: { recursive?: boolean; membership?: boolean; resource?: Resource | undefined },
+    options: { recursive?: boolean; membership?: boolean; resource?: Resource | undefined; locks?: DavLock[] },
   ): Promise<void> {
     const lists = this.#ifLists(ctx);
     const tokens = lists === undefined ? new Set<string>() : submittedTokens(lists);
-    const locks = await this.#deps.state.locks(object.id);
+    const locks = options.locks ?? (await this.#deps.state.locks(object.id));
     // The If header first (412), then the locks it must pass (423).
     if (lists !== undefined) await this.#checkIf(ctx, lists, object, path, options.resource, locks);
     for (const lock of locks) {
@@ -536,6 +537,19 @@ export class DavHandler {
       throw new DavError(400, 'Depth must be 0, 1 or infinity');
     }
     const request = parsePropfind(await readBody(ctx.req, maxXmlBodyBytes));
+    // The locks and stored properties are read alongside the entry, not after it.
+    const named = target.objectName === undefined ? undefined : ctx.objects.get(target.objectName);
+    const stateReads =
+      named === undefined
+        ? undefined
+        : Promise.all([
+            this.#deps.state.locks(named.id),
+            depthHeader === '0'
+              ? this.#deps.state.props(named.id, target.path).then((p) => new Map([[target.path, p]]))
+              : this.#deps.state.propsBelow(named.id, target.path),
+          ]);
+    // Not left unhandled when the entry's read fails first.
+    stateReads?.catch(() => undefined);
     const resource = await this.#stat(ctx, target);
     if (resource === undefined) throw new DavError(404, 'no such resource');
     const responses: DavResponse[] = [];
@@ -554,15 +568,13 @@ export class DavHandler {
     } else {
       const object = resource.object;
       // A file's properties need no listing; a collection's ETag and children do.
-      const listing = resource.kind === 'collection' ? await this.#listing(ctx, object) : [];
-      const me = resource.kind === 'collection' ? await this.#quota(ctx, request) : undefined;
-      const locks = await this.#deps.state.locks(object.id);
-      if (resource.kind === 'file' || depthHeader === '0') {
-        const props = new Map([[resource.path, await this.#deps.state.props(object.id, resource.path)]]);
-        responses.push(this.#describe(ctx, request, resource, listing, props, me, locks));
-      } else {
-        const props = await this.#deps.state.propsBelow(object.id, resource.path);
-        responses.push(this.#describe(ctx, request, resource, listing, props, me, locks));
+      const [listing, me, [locks, props]] = await Promise.all([
+        resource.kind === 'collection' ? this.#listing(ctx, object) : [],
+        resource.kind === 'collection' ? this.#quota(ctx, request) : undefined,
+        stateReads!,
+      ]);
+      responses.push(this.#describe(ctx, request, resource, listing, props, me, locks));
+      if (resource.kind === 'collection' && depthHeader === '1') {
         for (const child of childrenOf(object, resource.path, listing))
           responses.push(this.#describe(ctx, request, child, listing, props, me, locks));
       }
@@ -728,12 +740,24 @@ export class DavHandler {
     if (target.path === '') throw new DavError(405, 'an object is a collection', undefined, { allow });
     if (headerOf(ctx.req, 'content-range') !== undefined) throw new DavError(400, 'PUT with Content-Range is not supported');
     this.#requireWriter(object);
-    const [existing] = await Promise.all([this.#statPath(ctx, object, target.path, false), this.#requireParent(ctx, object, target.path)]);
+    // Without a precondition of the client's (rclone's and most file managers' PUTs), the entry is
+    // not read first: the commit says `If-None-Match: *`, and only when that finds a file (412) is
+    // the entry read and the file replaced. With one, the entry is read first to judge it.
+    const conditional = conditionalHeaders.some((h) => ctx.req.headers[h] !== undefined);
+    const [locks, read] = await Promise.all([
+      this.#deps.state.locks(object.id),
+      conditional ? this.#statPath(ctx, object, target.path, false) : undefined,
+      this.#requireParent(ctx, object, target.path),
+    ]);
+    // A new file needs its parent's depth-0 locks too: when one could apply, the entry is read.
+    const blind = !conditional && !locks.some((l) => lockCovers(l, target.path) || l.root === parentOf(target.path));
+    const existing = blind || conditional ? read : await this.#statPath(ctx, object, target.path, false);
     if (existing?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
     const etag = existing?.kind === 'file' ? fileEtag(existing.entry) : undefined;
     const pre = readPreconditions(ctx.req.headers, etag, existing?.kind === 'file' ? existing.entry.mtime : undefined);
     if (pre !== undefined) throw new DavError(412, 'a precondition of the PUT does not hold');
-    await this.#checkWrite(ctx, object, target.path, { membership: existing === undefined, resource: existing });
+    if (!blind) await this.#checkWrite(ctx, object, target.path, { membership: existing === undefined, resource: existing, locks });
+    let replaced = existing !== undefined;
     const mtime = mtimeOf(headerOf(ctx.req, 'x-oc-mtime'));
     const sha1 = createHash('sha1');
     const md5 = createHash('md5');
@@ -779,19 +803,27 @@ export class DavHandler {
         entry = (await ctx.client.upload(object.id, target.path, rest(), precondition, options)).entry;
       }
     } catch (err) {
-      // Someone committed between the read and this write: a PUT without its own precondition replaces it.
-      const current = err instanceof ApiError && err.code === 'precondition_failed' ? err.details.currentVersion : undefined;
+      // A file is there (a PUT not read first), or someone committed between the read and this
+      // write: a PUT without its own precondition replaces the file, never a collection.
       if (ctx.req.headers['if-match'] !== undefined || ctx.req.headers['if-none-match'] !== undefined || !req.complete) throw err;
-      const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
       if (!(err instanceof ApiError && err.code === 'precondition_failed')) throw err;
+      const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
+      const current = await this.#statPath(ctx, object, target.path, false);
+      if (current?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
+      if (current !== undefined) replaced = true;
       entry = (
-        await ctx.client.putEntry(object.id, target.path, commit, typeof current === 'string' ? { ifMatch: current } : { ifNoneMatch: '*' })
+        await ctx.client.putEntry(
+          object.id,
+          target.path,
+          commit,
+          current?.kind === 'file' ? { ifMatch: current.entry.version } : { ifNoneMatch: '*' },
+        )
       ).entry;
     }
     const sums = { contentHash: entry.contentHash, sha1: sha1.digest('hex'), md5: md5.digest('hex') };
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
     // A new file starts without properties; a replaced one keeps its dead properties.
-    const stored = existing === undefined ? { dead: {} } : await this.#deps.state.props(object.id, target.path);
+    const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
     await this.#deps.state.setProps(object.id, target.path, { ...stored, sums });
     if (declared !== undefined && sums[declared.kind] !== declared.value) {
       this.#deps.logger.warn({ path: target.path }, 'A WebDAV upload did not match its OC-Checksum');
@@ -802,7 +834,7 @@ export class DavHandler {
       'oc-fileid': fileIdOf(object.id, target.path),
     };
     if (mtime !== undefined) headers['x-oc-mtime'] = 'accepted';
-    ctx.res.writeHead(existing === undefined ? 201 : 204, { ...headers, 'content-length': '0' });
+    ctx.res.writeHead(replaced ? 204 : 201, { ...headers, 'content-length': '0' });
     ctx.res.end();
   }
 
