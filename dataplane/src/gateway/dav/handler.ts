@@ -17,6 +17,7 @@ import {
   type MeshObject,
   type BlockRef,
 } from '@meshwork/client';
+import { HashWorker, UploadHashes } from './hashing.ts';
 import { evaluateIf, IfHeaderError, parseIfHeader, submittedTokens, type IfList } from './if-header.ts';
 import {
   DavPathError,
@@ -259,6 +260,7 @@ const hasBody = (req: Req): boolean =>
 /** Serves `/dav/`. */
 export class DavHandler {
   readonly #deps: DavDeps;
+  readonly #hashWorker = new HashWorker();
   readonly #objectLists = new Map<string, { at: number; objects: Promise<MeshObject[]> }>();
   /**
    * Folders seen to exist in the last second, by object id and path: a client that sends MKCOL
@@ -269,6 +271,11 @@ export class DavHandler {
 
   constructor(deps: DavDeps) {
     this.#deps = deps;
+  }
+
+  /** Stops the hashing worker. */
+  close(): Promise<void> {
+    return this.#hashWorker.close();
   }
 
   /** Serves one request whose path is under `/dav`. */
@@ -759,55 +766,25 @@ export class DavHandler {
     if (!blind) await this.#checkWrite(ctx, object, target.path, { membership: existing === undefined, resource: existing, locks });
     let replaced = existing !== undefined;
     const mtime = mtimeOf(headerOf(ctx.req, 'x-oc-mtime'));
-    const sha1 = createHash('sha1');
-    const md5 = createHash('md5');
     const blocks: BlockRef[] = [];
     const req = ctx.req;
-    async function* hashed(): AsyncGenerator<Uint8Array> {
-      async function* source(): AsyncGenerator<Uint8Array> {
-        for await (const chunk of req) {
-          sha1.update(chunk as Buffer);
-          md5.update(chunk as Buffer);
-          yield chunk as Buffer;
-        }
-      }
-      for await (const block of splitBlocks(source())) {
-        blocks.push({ sha256: createHash('sha256').update(block).digest('hex'), size: block.length });
-        yield block;
-      }
-    }
+    const hashes = new UploadHashes(this.#hashWorker);
+    const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
-    const options = { parallelism: uploadParallelism, ...(mtime === undefined ? {} : { mtime }) };
     let entry: Entry;
     try {
-      // A body of one block (most files) is uploaded straight away: `missing` would cost a round trip.
-      const source = hashed();
-      const first = await source.next();
-      const second = first.done === true ? first : await source.next();
-      if (second.done === true) {
-        if (first.done !== true) await ctx.client.putBlock(first.value, { sha256: blocks[0]!.sha256 });
-        entry = (
-          await ctx.client.putEntry(
-            object.id,
-            target.path,
-            { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) },
-            precondition,
-          )
-        ).entry;
-      } else {
-        const rest = async function* (): AsyncGenerator<Uint8Array> {
-          yield first.value!;
-          yield second.value;
-          yield* source;
-        };
-        entry = (await ctx.client.upload(object.id, target.path, rest(), precondition, options)).entry;
+      try {
+        await uploadBlocks(ctx.client, req, hashes, blocks);
+      } catch (err) {
+        hashes.drop();
+        throw err;
       }
+      entry = (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry;
     } catch (err) {
       // A file is there (a PUT not read first), or someone committed between the read and this
       // write: a PUT without its own precondition replaces the file, never a collection.
       if (ctx.req.headers['if-match'] !== undefined || ctx.req.headers['if-none-match'] !== undefined || !req.complete) throw err;
       if (!(err instanceof ApiError && err.code === 'precondition_failed')) throw err;
-      const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
       const current = await this.#statPath(ctx, object, target.path, false);
       if (current?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
       if (current !== undefined) replaced = true;
@@ -820,7 +797,7 @@ export class DavHandler {
         )
       ).entry;
     }
-    const sums = { contentHash: entry.contentHash, sha1: sha1.digest('hex'), md5: md5.digest('hex') };
+    const sums = { contentHash: entry.contentHash, ...(await hashes.digests()) };
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
     // A new file starts without properties; a replaced one keeps its dead properties.
     const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
@@ -1110,6 +1087,66 @@ function pick(headers: Record<string, string>, name: string): Record<string, str
 export function mtimeOf(header: string | undefined): string | undefined {
   if (header === undefined || !/^\d{1,12}(\.\d+)?$/.test(header.trim())) return undefined;
   return new Date(Math.floor(Number(header) * 1000)).toISOString();
+}
+
+/**
+ * Uploads a body's blocks: a body of one block straight away (`missing` would cost a round
+ * trip); a longer one hashed on the worker a batch at a time, asked about with `missing`, and
+ * put `uploadParallelism` at once. `blocks` gets every block's reference, in order.
+ */
+async function uploadBlocks(
+  client: MeshworkClient,
+  body: AsyncIterable<Uint8Array>,
+  hashes: UploadHashes,
+  blocks: BlockRef[],
+): Promise<void> {
+  const source = splitBlocks(body)[Symbol.asyncIterator]();
+  const first = await source.next();
+  if (first.done === true) return;
+  const second = await source.next();
+  if (second.done === true) {
+    const { sha256, data } = await hashes.block(first.value, true);
+    blocks.push({ sha256, size: data.byteLength });
+    await client.putBlock(data, { sha256 });
+    return;
+  }
+  const inFlight = new Set<Promise<void>>();
+  const sent = new Set<string>();
+  let failure: { error: unknown } | undefined;
+  let batch: Promise<{ sha256: string; data: Uint8Array }>[] = [];
+  const flush = async (): Promise<void> => {
+    const hashed = await Promise.all(batch);
+    batch = [];
+    for (const h of hashed) blocks.push({ sha256: h.sha256, size: h.data.byteLength });
+    const fresh = [...new Map(hashed.filter((h) => !sent.has(h.sha256)).map((h) => [h.sha256, h])).values()];
+    if (fresh.length === 0) return;
+    const missing = new Set(await client.missingBlocks(fresh.map((h) => h.sha256)));
+    for (const h of fresh) {
+      sent.add(h.sha256);
+      if (!missing.has(h.sha256)) continue;
+      while (inFlight.size >= uploadParallelism && failure === undefined) await Promise.race(inFlight);
+      if (failure !== undefined) return;
+      const put = client.putBlock(h.data, { sha256: h.sha256 }).then(
+        () => undefined,
+        (error: unknown) => void (failure ??= { error }),
+      );
+      const tracked = put.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    }
+  };
+  try {
+    batch.push(hashes.block(first.value, false), hashes.block(second.value, false));
+    for (;;) {
+      const step = await source.next();
+      if (step.done === true || failure !== undefined) break;
+      batch.push(hashes.block(step.value, false));
+      if (batch.length >= uploadParallelism) await flush();
+    }
+    if (failure === undefined) await flush();
+  } finally {
+    await Promise.allSettled([...inFlight, ...batch]);
+  }
+  if (failure !== undefined) throw failure.error;
 }
 
 function checksumHeader(header: string | undefined): { kind: 'sha1' | 'md5'; value: string } | undefined {

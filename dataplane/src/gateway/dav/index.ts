@@ -11,7 +11,7 @@ import { DavState } from './state.ts';
 
 export { isDavPath } from './paths.ts';
 
-/** WebDAV, mounted: `serve` answers a `/dav` request, `close` stops it. */
+/** WebDAV, mounted: `serve` answers a `/dav` request, `close` stops its hashing worker. */
 export interface MountedDav {
   serve(req: GatewayRequest, res: GatewayResponse): Promise<void>;
   close(): Promise<void>;
@@ -31,6 +31,6 @@ export function mountDav(deps: { serveApi: ServeApi; etcd: Etcd3; logger: Logger
   });
   return {
     serve: (req, res) => handler.serve(req as IncomingMessage, res as ServerResponse),
-    close: () => Promise.resolve(),
+    close: () => handler.close(),
   };
 }
