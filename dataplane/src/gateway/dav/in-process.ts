@@ -206,10 +206,16 @@ export function inProcessFetch(serveApi: ServeApi, logger: Logger): typeof fetch
       }
       const req = new InProcessRequest(method, pathAndQuery, headers, body);
       const res = new InProcessResponse(method, resolve, reject);
+      // A body that fails to arrive is a caller that went away mid-request: the response closes,
+      // which the router takes as a client gone (its upstream exchange is cut). Errors are
+      // handled here, as a socket's are by the HTTP server: none may reach the process.
+      req.on('error', () => res.destroy());
+      res.on('error', () => undefined);
       if (signal !== undefined) {
         const onAbort = (): void => {
           if (!res.headersSent) reject(signal.reason as Error);
-          res.destroy(signal.reason instanceof Error ? signal.reason : undefined);
+          // Destroyed without an error: nobody listens for one on the response, as on a socket that closed.
+          res.destroy();
           req.destroy();
         };
         signal.addEventListener('abort', onAbort, { once: true });
