@@ -191,8 +191,8 @@ export async function runGateway(): Promise<void> {
     tracing,
   });
 
-  // WebDAV at /dav (ADR 37): its own folder, calling the router above over an internal loopback listener.
-  const dav = await mountDav({ serveApi: (req, res, pathname, search) => router.serve(req, res, pathname, search), etcd, logger: log });
+  // WebDAV at /dav (ADR 37, ADR 46): its own folder, calling the router above in process.
+  const dav = mountDav({ serveApi: (req, res, pathname, search) => router.serve(req, res, pathname, search), etcd, logger: log });
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
   eventLoop.start();

@@ -4,11 +4,10 @@
 // Basic password), so roles, quotas and the change feed apply exactly as to any client; only
 // locks and properties live beside the entries, in etcd (state.ts). See docs/webdav.md.
 import { createHash } from 'node:crypto';
-import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ApiError } from '@meshwork/contract';
-import { nodeHttpFetch } from '@meshwork/client/node';
 import {
   MeshworkClient,
   NetworkError,
@@ -18,6 +17,7 @@ import {
   type MeshObject,
   type BlockRef,
 } from '@meshwork/client';
+import { HashWorker, UploadHashes } from './hashing.ts';
 import { evaluateIf, IfHeaderError, parseIfHeader, submittedTokens, type IfList } from './if-header.ts';
 import {
   DavPathError,
@@ -62,6 +62,8 @@ const knownFolderMs = 1000;
 const objectListTtlMs = 1000;
 const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK'];
 const allow = methods.join(', ');
+// The headers that make a PUT conditional: with none, its target is not read before the commit.
+const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if'];
 
 /** A WebDAV answer other than success: status, an optional DAV:error condition, a message. */
 export class DavError extends Error {
@@ -87,8 +89,10 @@ function headerOf(req: Req, name: string): string | undefined {
 
 /** What WebDAV needs from the gateway. */
 export interface DavDeps {
-  /** Where the gateway's own API is reached (its internal loopback listener). */
+  /** The base URL the API client's calls name (only their path and query matter to `fetch`). */
   apiBase: string;
+  /** How the API client's calls are sent: the gateway's router in process (in-process.ts). */
+  fetch: typeof fetch;
   state: DavState;
   logger: Logger;
 }
@@ -256,8 +260,7 @@ const hasBody = (req: Req): boolean =>
 /** Serves `/dav/`. */
 export class DavHandler {
   readonly #deps: DavDeps;
-  // node:http with a keep-alive pool of its own: cheaper per call than the global fetch.
-  readonly #fetch = nodeHttpFetch(new Agent({ keepAlive: true, maxSockets: 256, timeout: 30_000 }));
+  readonly #hashWorker = new HashWorker();
   readonly #objectLists = new Map<string, { at: number; objects: Promise<MeshObject[]> }>();
   /**
    * Folders seen to exist in the last second, by object id and path: a client that sends MKCOL
@@ -268,6 +271,11 @@ export class DavHandler {
 
   constructor(deps: DavDeps) {
     this.#deps = deps;
+  }
+
+  /** Stops the hashing worker. */
+  close(): Promise<void> {
+    return this.#hashWorker.close();
   }
 
   /** Serves one request whose path is under `/dav`. */
@@ -325,7 +333,7 @@ export class DavHandler {
     const client = new MeshworkClient({
       baseUrl: this.#deps.apiBase,
       token: credentials.token,
-      fetch: this.#fetch,
+      fetch: this.#deps.fetch,
       retry: { maxAttempts: 2 },
     });
     const ctx: Ctx = {
@@ -470,11 +478,11 @@ export class DavHandler {
     ctx: Ctx,
     object: MeshObject,
     path: string,
-    options: { recursive?: boolean; membership?: boolean; resource?: Resource | undefined },
+    options: { recursive?: boolean; membership?: boolean; resource?: Resource | undefined; locks?: DavLock[] },
   ): Promise<void> {
     const lists = this.#ifLists(ctx);
     const tokens = lists === undefined ? new Set<string>() : submittedTokens(lists);
-    const locks = await this.#deps.state.locks(object.id);
+    const locks = options.locks ?? (await this.#deps.state.locks(object.id));
     // The If header first (412), then the locks it must pass (423).
     if (lists !== undefined) await this.#checkIf(ctx, lists, object, path, options.resource, locks);
     for (const lock of locks) {
@@ -536,6 +544,19 @@ export class DavHandler {
       throw new DavError(400, 'Depth must be 0, 1 or infinity');
     }
     const request = parsePropfind(await readBody(ctx.req, maxXmlBodyBytes));
+    // The locks and stored properties are read alongside the entry, not after it.
+    const named = target.objectName === undefined ? undefined : ctx.objects.get(target.objectName);
+    const stateReads =
+      named === undefined
+        ? undefined
+        : Promise.all([
+            this.#deps.state.locks(named.id),
+            depthHeader === '0'
+              ? this.#deps.state.props(named.id, target.path).then((p) => new Map([[target.path, p]]))
+              : this.#deps.state.propsBelow(named.id, target.path),
+          ]);
+    // Not left unhandled when the entry's read fails first.
+    stateReads?.catch(() => undefined);
     const resource = await this.#stat(ctx, target);
     if (resource === undefined) throw new DavError(404, 'no such resource');
     const responses: DavResponse[] = [];
@@ -554,15 +575,13 @@ export class DavHandler {
     } else {
       const object = resource.object;
       // A file's properties need no listing; a collection's ETag and children do.
-      const listing = resource.kind === 'collection' ? await this.#listing(ctx, object) : [];
-      const me = resource.kind === 'collection' ? await this.#quota(ctx, request) : undefined;
-      const locks = await this.#deps.state.locks(object.id);
-      if (resource.kind === 'file' || depthHeader === '0') {
-        const props = new Map([[resource.path, await this.#deps.state.props(object.id, resource.path)]]);
-        responses.push(this.#describe(ctx, request, resource, listing, props, me, locks));
-      } else {
-        const props = await this.#deps.state.propsBelow(object.id, resource.path);
-        responses.push(this.#describe(ctx, request, resource, listing, props, me, locks));
+      const [listing, me, [locks, props]] = await Promise.all([
+        resource.kind === 'collection' ? this.#listing(ctx, object) : [],
+        resource.kind === 'collection' ? this.#quota(ctx, request) : undefined,
+        stateReads!,
+      ]);
+      responses.push(this.#describe(ctx, request, resource, listing, props, me, locks));
+      if (resource.kind === 'collection' && depthHeader === '1') {
         for (const child of childrenOf(object, resource.path, listing))
           responses.push(this.#describe(ctx, request, child, listing, props, me, locks));
       }
@@ -728,70 +747,60 @@ export class DavHandler {
     if (target.path === '') throw new DavError(405, 'an object is a collection', undefined, { allow });
     if (headerOf(ctx.req, 'content-range') !== undefined) throw new DavError(400, 'PUT with Content-Range is not supported');
     this.#requireWriter(object);
-    const [existing] = await Promise.all([this.#statPath(ctx, object, target.path, false), this.#requireParent(ctx, object, target.path)]);
+    // Without a precondition of the client's (rclone's and most file managers' PUTs), the entry is
+    // not read first: the commit says `If-None-Match: *`, and only when that finds a file (412) is
+    // the entry read and the file replaced. With one, the entry is read first to judge it.
+    const conditional = conditionalHeaders.some((h) => ctx.req.headers[h] !== undefined);
+    const [locks, read] = await Promise.all([
+      this.#deps.state.locks(object.id),
+      conditional ? this.#statPath(ctx, object, target.path, false) : undefined,
+      this.#requireParent(ctx, object, target.path),
+    ]);
+    // A new file needs its parent's depth-0 locks too: when one could apply, the entry is read.
+    const blind = !conditional && !locks.some((l) => lockCovers(l, target.path) || l.root === parentOf(target.path));
+    const existing = blind || conditional ? read : await this.#statPath(ctx, object, target.path, false);
     if (existing?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
     const etag = existing?.kind === 'file' ? fileEtag(existing.entry) : undefined;
     const pre = readPreconditions(ctx.req.headers, etag, existing?.kind === 'file' ? existing.entry.mtime : undefined);
     if (pre !== undefined) throw new DavError(412, 'a precondition of the PUT does not hold');
-    await this.#checkWrite(ctx, object, target.path, { membership: existing === undefined, resource: existing });
+    if (!blind) await this.#checkWrite(ctx, object, target.path, { membership: existing === undefined, resource: existing, locks });
+    let replaced = existing !== undefined;
     const mtime = mtimeOf(headerOf(ctx.req, 'x-oc-mtime'));
-    const sha1 = createHash('sha1');
-    const md5 = createHash('md5');
     const blocks: BlockRef[] = [];
     const req = ctx.req;
-    async function* hashed(): AsyncGenerator<Uint8Array> {
-      async function* source(): AsyncGenerator<Uint8Array> {
-        for await (const chunk of req) {
-          sha1.update(chunk as Buffer);
-          md5.update(chunk as Buffer);
-          yield chunk as Buffer;
-        }
-      }
-      for await (const block of splitBlocks(source())) {
-        blocks.push({ sha256: createHash('sha256').update(block).digest('hex'), size: block.length });
-        yield block;
-      }
-    }
+    const hashes = new UploadHashes(this.#hashWorker);
+    const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
-    const options = { parallelism: uploadParallelism, ...(mtime === undefined ? {} : { mtime }) };
     let entry: Entry;
     try {
-      // A body of one block (most files) is uploaded straight away: `missing` would cost a round trip.
-      const source = hashed();
-      const first = await source.next();
-      const second = first.done === true ? first : await source.next();
-      if (second.done === true) {
-        if (first.done !== true) await ctx.client.putBlock(first.value, { sha256: blocks[0]!.sha256 });
-        entry = (
-          await ctx.client.putEntry(
-            object.id,
-            target.path,
-            { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) },
-            precondition,
-          )
-        ).entry;
-      } else {
-        const rest = async function* (): AsyncGenerator<Uint8Array> {
-          yield first.value!;
-          yield second.value;
-          yield* source;
-        };
-        entry = (await ctx.client.upload(object.id, target.path, rest(), precondition, options)).entry;
+      try {
+        await uploadBlocks(ctx.client, req, hashes, blocks);
+      } catch (err) {
+        hashes.drop();
+        throw err;
       }
+      entry = (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry;
     } catch (err) {
-      // Someone committed between the read and this write: a PUT without its own precondition replaces it.
-      const current = err instanceof ApiError && err.code === 'precondition_failed' ? err.details.currentVersion : undefined;
+      // A file is there (a PUT not read first), or someone committed between the read and this
+      // write: a PUT without its own precondition replaces the file, never a collection.
       if (ctx.req.headers['if-match'] !== undefined || ctx.req.headers['if-none-match'] !== undefined || !req.complete) throw err;
-      const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
       if (!(err instanceof ApiError && err.code === 'precondition_failed')) throw err;
+      const current = await this.#statPath(ctx, object, target.path, false);
+      if (current?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
+      if (current !== undefined) replaced = true;
       entry = (
-        await ctx.client.putEntry(object.id, target.path, commit, typeof current === 'string' ? { ifMatch: current } : { ifNoneMatch: '*' })
+        await ctx.client.putEntry(
+          object.id,
+          target.path,
+          commit,
+          current?.kind === 'file' ? { ifMatch: current.entry.version } : { ifNoneMatch: '*' },
+        )
       ).entry;
     }
-    const sums = { contentHash: entry.contentHash, sha1: sha1.digest('hex'), md5: md5.digest('hex') };
+    const sums = { contentHash: entry.contentHash, ...(await hashes.digests()) };
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
     // A new file starts without properties; a replaced one keeps its dead properties.
-    const stored = existing === undefined ? { dead: {} } : await this.#deps.state.props(object.id, target.path);
+    const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
     await this.#deps.state.setProps(object.id, target.path, { ...stored, sums });
     if (declared !== undefined && sums[declared.kind] !== declared.value) {
       this.#deps.logger.warn({ path: target.path }, 'A WebDAV upload did not match its OC-Checksum');
@@ -802,7 +811,7 @@ export class DavHandler {
       'oc-fileid': fileIdOf(object.id, target.path),
     };
     if (mtime !== undefined) headers['x-oc-mtime'] = 'accepted';
-    ctx.res.writeHead(existing === undefined ? 201 : 204, { ...headers, 'content-length': '0' });
+    ctx.res.writeHead(replaced ? 204 : 201, { ...headers, 'content-length': '0' });
     ctx.res.end();
   }
 
@@ -1078,6 +1087,66 @@ function pick(headers: Record<string, string>, name: string): Record<string, str
 export function mtimeOf(header: string | undefined): string | undefined {
   if (header === undefined || !/^\d{1,12}(\.\d+)?$/.test(header.trim())) return undefined;
   return new Date(Math.floor(Number(header) * 1000)).toISOString();
+}
+
+/**
+ * Uploads a body's blocks: a body of one block straight away (`missing` would cost a round
+ * trip); a longer one hashed on the worker a batch at a time, asked about with `missing`, and
+ * put `uploadParallelism` at once. `blocks` gets every block's reference, in order.
+ */
+async function uploadBlocks(
+  client: MeshworkClient,
+  body: AsyncIterable<Uint8Array>,
+  hashes: UploadHashes,
+  blocks: BlockRef[],
+): Promise<void> {
+  const source = splitBlocks(body)[Symbol.asyncIterator]();
+  const first = await source.next();
+  if (first.done === true) return;
+  const second = await source.next();
+  if (second.done === true) {
+    const { sha256, data } = await hashes.block(first.value, true);
+    blocks.push({ sha256, size: data.byteLength });
+    await client.putBlock(data, { sha256 });
+    return;
+  }
+  const inFlight = new Set<Promise<void>>();
+  const sent = new Set<string>();
+  let failure: { error: unknown } | undefined;
+  let batch: Promise<{ sha256: string; data: Uint8Array }>[] = [];
+  const flush = async (): Promise<void> => {
+    const hashed = await Promise.all(batch);
+    batch = [];
+    for (const h of hashed) blocks.push({ sha256: h.sha256, size: h.data.byteLength });
+    const fresh = [...new Map(hashed.filter((h) => !sent.has(h.sha256)).map((h) => [h.sha256, h])).values()];
+    if (fresh.length === 0) return;
+    const missing = new Set(await client.missingBlocks(fresh.map((h) => h.sha256)));
+    for (const h of fresh) {
+      sent.add(h.sha256);
+      if (!missing.has(h.sha256)) continue;
+      while (inFlight.size >= uploadParallelism && failure === undefined) await Promise.race(inFlight);
+      if (failure !== undefined) return;
+      const put = client.putBlock(h.data, { sha256: h.sha256 }).then(
+        () => undefined,
+        (error: unknown) => void (failure ??= { error }),
+      );
+      const tracked = put.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    }
+  };
+  try {
+    batch.push(hashes.block(first.value, false), hashes.block(second.value, false));
+    for (;;) {
+      const step = await source.next();
+      if (step.done === true || failure !== undefined) break;
+      batch.push(hashes.block(step.value, false));
+      if (batch.length >= uploadParallelism) await flush();
+    }
+    if (failure === undefined) await flush();
+  } finally {
+    await Promise.allSettled([...inFlight, ...batch]);
+  }
+  if (failure !== undefined) throw failure.error;
 }
 
 function checksumHeader(header: string | undefined): { kind: 'sha1' | 'md5'; value: string } | undefined {
