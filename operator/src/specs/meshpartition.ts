@@ -14,7 +14,7 @@ export const templateRevisionAnnotation = 'meshwork.io/template-revision';
 export interface MeshPartitionApply {
   apiVersion: typeof apiVersion;
   kind: typeof meshPartitionKind;
-  metadata: ReturnType<typeof meshOwnedMetadata> & { annotations: Record<string, string> };
+  metadata: ReturnType<typeof meshOwnedMetadata> & { annotations?: Record<string, string> };
   spec: MeshPartitionSpec;
 }
 
@@ -65,7 +65,7 @@ export function buildMeshPartition(mesh: Mesh, name: string, slots: SlotRange, r
     kind: meshPartitionKind,
     metadata: {
       ...meshOwnedMetadata(mesh, name, partitionComponent),
-      annotations: rollout ? { [templateRevisionAnnotation]: rollout.revision } : {},
+      ...(rollout ? { annotations: { [templateRevisionAnnotation]: rollout.revision } } : {}),
     },
     spec: {
       replicas: mesh.spec.replicasPerPartition,
