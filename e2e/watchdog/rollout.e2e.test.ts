@@ -1,9 +1,14 @@
 // The gradual rollout of a Mesh's partition template on the local cluster, with real data-plane
-// members: a good version moves through three partitions in order, one member at a time, each
-// step baking before the next; a bad version (an S3 endpoint nothing answers on, so the member
+// members and a gateway: a good version moves through three partitions in order, one member at
+// a time, each step baking before the next, while writes to every partition go on through the
+// gateway and not one acknowledged commit is lost, and an operator restarted in the middle
+// resumes where it was; a bad version (an S3 endpoint nothing answers on, so the member
 // never turns ready) halts at the canary with the figure and threshold in the Mesh's status,
 // the other partitions never change, and autoRollback returns the canary (ADR 48).
+import { setTimeout as delay } from 'node:timers/promises';
+import { MeshworkClient, type DeviceClient } from '@meshwork/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { slotOf } from '../../dataplane/src/slots.ts';
 import type { Mesh, MeshPartition } from '../../operator/src/api/v1alpha1.ts';
 import { kubectlOk } from '../operator/harness.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -66,6 +71,42 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
     );
   }
 
+  /** The partition index serving `id`'s slot (the even layout of 3: 0-1364, 1365-2729, 2730-4095). */
+  const partitionOf = (id: string): number => Math.min(2, Math.floor((slotOf(id) * 3) / 4096));
+
+  /**
+   * Writes directory entries (`If-None-Match: *`) into each writer's object, one loop per
+   * object, until stopped; resolves with what was acknowledged and what failed, by object.
+   */
+  function writeLoad(writers: readonly { device: DeviceClient; objectId: string }[]) {
+    let stopped = false;
+    const acknowledged = new Map<string, string[]>(writers.map((w) => [w.objectId, []]));
+    const failures: string[] = [];
+    const loops = writers.map(async ({ device, objectId }) => {
+      for (let i = 0; !stopped; i++) {
+        const path = `w${i}`;
+        try {
+          await device.putEntry(objectId, path, { kind: 'directory' }, { ifNoneMatch: '*' });
+          acknowledged.get(objectId)!.push(path);
+        } catch (err) {
+          const status = (err as { status?: number }).status;
+          // A repeat of a create whose first answer was lost finds the entry there: 412, committed.
+          if (status === 412) acknowledged.get(objectId)!.push(path);
+          else failures.push(`${path}: ${status ?? ''} ${(err as Error).message}`);
+        }
+        // Paced below the per-device rate limit, so that every failure would be the ramp's.
+        await delay(100);
+      }
+    });
+    return {
+      stop: async () => {
+        stopped = true;
+        await Promise.all(loops);
+        return { acknowledged, failures };
+      },
+    };
+  }
+
   beforeAll(async () => {
     cluster = await bed.start(stack.minio, 11);
     goodS3 = stack.minio.endpoint;
@@ -83,8 +124,9 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
           etcd: { endpoints: [cluster.etcd.endpoint] },
           s3: { endpoint: goodS3, bucket: stack.minio.bucket, credentialsSecretRef: { name: 's3' } },
         },
-        gateway: { replicas: 0 },
-        rollout: { bakeSeconds, progressDeadlineSeconds: 25 },
+        gateway: { replicas: 1, resources: { cpu: '100m', memory: '256Mi' } },
+        // A member on a busy machine may take a minute to start; the bad version's test shortens this.
+        rollout: { bakeSeconds, progressDeadlineSeconds: 180 },
       },
     };
     await kubectlOk(bed.controlPlane!.adminKubeconfig, ['apply', '--server-side', '-f', '-'], JSON.stringify(body));
@@ -97,10 +139,32 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
 
   afterAll(() => bed.stop());
 
-  it('rolls a good version through the partitions in order, one member at a time, baking each step', async () => {
+  it('rolls a good version through the partitions in order, one member at a time, baking each step, across a leader change', async () => {
     const before = await mesh();
     expect(before.status?.rollout).toMatchObject({ state: 'Complete', steps: 3 });
     const stable = before.status!.rollout!.revision!;
+    // Writers in every partition, reached through the gateway.
+    const gatewayPod = (
+      await cluster.core.listNamespacedPod({ namespace: cluster.namespace, labelSelector: 'app.kubernetes.io/component=gateway' })
+    ).items.find((p) => p.status?.podIP && !p.metadata?.deletionTimestamp)!;
+    const baseUrl = `http://${gatewayPod.status!.podIP}:8080`;
+    const retry = { maxAttempts: 10, baseDelayMs: 200, maxDelayMs: 2_000 };
+    const admin = new MeshworkClient({ baseUrl, token: cluster.adminToken, retry });
+    // An object lives in its owner's slot: one user (and device) per partition, two objects each.
+    const owners: (DeviceClient | undefined)[] = [undefined, undefined, undefined];
+    for (let i = 0; i < 60 && owners.some((o) => o === undefined); i++) {
+      const user = await admin.createUser(`ramp${i}`);
+      const index = partitionOf(user.id);
+      if (owners[index]) continue;
+      owners[index] = await new MeshworkClient({ baseUrl, token: user.token, retry }).registerDeviceClient('laptop');
+    }
+    expect(owners.every((o) => o !== undefined)).toBe(true);
+    const writers: { device: DeviceClient; objectId: string }[] = [];
+    for (const device of owners as DeviceClient[]) {
+      for (const name of ['a', 'b']) writers.push({ device, objectId: (await device.createObject({ name })).id });
+    }
+    const load = writeLoad(writers);
+
     const started = Date.now();
     // A throttling change is a new partition template: every member's configuration changes.
     await patchMesh({ throttling: { userBurst: 250 } });
@@ -114,6 +178,9 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
 
     // Watch until done: when each partition first carried the new revision, and what the others looked like then.
     const firstChanged = new Map<string, number>();
+    // In the middle of step 2 the operator stops and a new process takes the lead.
+    let restart: { step: number; message: string } | undefined;
+    let halted: string | undefined;
     const seenAtChange = new Map<string, { earlierSettled: boolean; laterUntouched: boolean }>();
     await waitFor(
       async () => {
@@ -130,13 +197,32 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
             });
           }
         });
+        if (!restart && m.status?.rollout?.step === 2 && m.status.rollout.revision === target) {
+          restart = { step: 2, message: m.status.rollout.message ?? '' };
+          await cluster.restartOperator();
+        }
+        if (m.status?.rollout?.state === 'Halted') halted = `it halted: ${m.status.rollout.message ?? ''}`;
         return m.status?.rollout?.state === 'Complete' && m.status.rollout.revision === target;
       },
-      { description: 'the good version to reach every partition', timeoutMs: 240_000, intervalMs: 200 },
+      { description: 'the good version to reach every partition', timeoutMs: 240_000, intervalMs: 200, abortIf: () => halted },
     );
     const seconds = (Date.now() - started) / 1000;
-    console.log(`A 3-partition ramp of ${replicas} members each with bakeSeconds ${bakeSeconds} took ${seconds.toFixed(1)} s`);
+    const { acknowledged, failures } = await load.stop();
+    const acked = [...acknowledged.values()].reduce((n, paths) => n + paths.length, 0);
+    console.log(
+      `A 3-partition ramp of ${replicas} members each with bakeSeconds ${bakeSeconds} took ${seconds.toFixed(1)} s; ` +
+        `${acked} writes acknowledged meanwhile, ${failures.length} failed${failures.length > 0 ? `: ${failures.slice(0, 5).join('; ')}` : ''}`,
+    );
+    // Writes kept flowing into every partition, none failed, and every acknowledged one is there.
+    for (const { device, objectId } of writers) {
+      const paths = acknowledged.get(objectId)!;
+      expect(paths.length, `writes acknowledged by the partition of ${objectId}`).toBeGreaterThan(0);
+      const listed = new Set((await device.listAllEntries(objectId)).entries.map((e) => e.path));
+      expect(paths.filter((p) => !listed.has(p))).toEqual([]);
+    }
+    expect(failures).toEqual([]);
 
+    expect(restart, 'the operator was restarted during step 2').toBeDefined();
     const order = [...firstChanged.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
     expect(order).toEqual(partitions);
     for (const p of partitions) expect(seenAtChange.get(p)).toEqual({ earlierSettled: true, laterUntouched: true });
@@ -158,7 +244,7 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
     const stable = (await mesh()).status!.rollout!.revision!;
     const untouched = { p1: await podUids('ramp-p1'), p2: await podUids('ramp-p2') };
     // Nothing listens there: a member cannot reach its object store, so it never reports ready.
-    await patchMesh({ stores: { s3: { endpoint: 'http://127.0.0.1:9' } } });
+    await patchMesh({ stores: { s3: { endpoint: 'http://127.0.0.1:9' } }, rollout: { progressDeadlineSeconds: 25 } });
     const halted = await waitForState('Halted', 120_000);
     const { halt } = halted.status!.rollout!;
     console.log(`The rollout halted: ${halt?.figure}; threshold ${halt?.threshold}`);
@@ -183,5 +269,37 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
     expect(p0.spec.stores.s3.endpoint).toBe(goodS3);
     expect(settled(p0)).toBe(true);
     expect({ p1: await podUids('ramp-p1'), p2: await podUids('ramp-p2') }).toEqual(untouched);
+  });
+
+  it('holds a new version while paused, and a version set back to the stable one completes without moving a member', async () => {
+    const stable = (await mesh()).status!.rollout!.stableRevision!;
+    const uids = Object.fromEntries(await Promise.all(partitions.map(async (p) => [p, await podUids(p)] as const)));
+    // Paused first, then a new version: the rollout sees it and moves nothing.
+    await patchMesh({ rollout: { paused: true } });
+    await patchMesh({ stores: { s3: { endpoint: goodS3 } }, throttling: { userBurst: 251 } });
+    const paused = await waitFor(
+      async () => {
+        const m = await mesh();
+        const r = m.status?.rollout;
+        return r?.state === 'Paused' && r.revision !== stable && m.status!.observedGeneration === m.metadata.generation ? m : undefined;
+      },
+      { description: 'the rollout of the new version to be Paused', timeoutMs: 30_000 },
+    );
+    expect(paused.status!.rollout).toMatchObject({ step: 1, message: 'Paused at step 1 of 3' });
+    expect(paused.status!.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'True', reason: 'RolloutPaused' });
+    expect(Object.values(await revisions())).toEqual([stable, stable, stable]);
+    // Back to the stable template, resumed: every step passes at once, since no partition has to change.
+    await patchMesh({ throttling: { userBurst: 250 } });
+    await patchMesh({ rollout: { paused: false } });
+    const done = await waitFor(
+      async () => {
+        const m = await mesh();
+        const r = m.status?.rollout;
+        return r?.state === 'Complete' && r.revision === stable ? m : undefined;
+      },
+      { description: 'the rollout back to the stable revision to complete', timeoutMs: 30_000 },
+    );
+    expect(done.status!.conditions!.find((c) => c.type === 'RolloutHalted')).toMatchObject({ status: 'False' });
+    expect(Object.fromEntries(await Promise.all(partitions.map(async (p) => [p, await podUids(p)] as const)))).toEqual(uids);
   });
 });
