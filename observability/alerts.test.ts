@@ -175,6 +175,18 @@ const cases: Case[] = [
     series: [['meshwork_mesh_slots_covered{mesh_namespace="ns", mesh="m", pod="op-0"}', '4096x20']],
     fires: [],
   },
+  {
+    alert: 'MeshworkRolloutHalted',
+    at: '10m',
+    series: [['meshwork_mesh_rollout_halted{mesh_namespace="ns", mesh="m", pod="op-0"}', '1x20']],
+    fires: [{ mesh_namespace: 'ns', mesh: 'm' }],
+  },
+  {
+    alert: 'MeshworkRolloutHalted',
+    at: '10m',
+    series: [['meshwork_mesh_rollout_halted{mesh_namespace="ns", mesh="m", pod="op-0"}', '0x20']],
+    fires: [],
+  },
   { alert: 'MeshworkRemediationPaused', at: '15m', series: [['meshwork_watchdog_remediation_paused{pod="op-0"}', '1x20']], fires: [{}] },
   { alert: 'MeshworkRemediationPaused', at: '15m', series: [['meshwork_watchdog_remediation_paused{pod="op-0"}', '0x20']], fires: [] },
   {

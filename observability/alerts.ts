@@ -118,6 +118,14 @@ export const alertGroups: readonly AlertGroup[] = [
           'Mesh {{ $labels.mesh_namespace }}/{{ $labels.mesh }} has slots that no ready partition serves alone ({{ $value }} of 4096 covered).',
         description: 'Users whose slots are uncovered get 503s.',
       },
+      {
+        alert: 'MeshworkRolloutHalted',
+        expr: 'max by (mesh_namespace, mesh) (meshwork_mesh_rollout_halted) == 1',
+        for: '5m',
+        severity: 'warning',
+        summary: 'The rollout of Mesh {{ $labels.mesh_namespace }}/{{ $labels.mesh }} halted on its analysis.',
+        description: 'A new partition template failed a step; the partitions that did not take it are untouched.',
+      },
     ],
   },
   {

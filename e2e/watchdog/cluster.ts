@@ -11,7 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { MeshPartition, WatchdogSpec } from '../../operator/src/api/v1alpha1.ts';
-import { installCrds, kubectl, kubectlOk, rbacManifest, startOperator, type OperatorProcess } from '../operator/harness.ts';
+import {
+  installCrds,
+  kubectl,
+  kubectlOk,
+  rbacManifest,
+  startOperator,
+  type OperatorProcess,
+  type StartOperatorOptions,
+} from '../operator/harness.ts';
 import { mintServiceAccountKubeconfig, startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -47,6 +55,8 @@ export class WatchdogCluster {
   agent!: NodeAgent;
   etcd!: EtcdServer;
   operator!: OperatorProcess;
+  #operatorOptions: StartOperatorOptions | undefined;
+  #operatorStarts = 0;
   #dataDir = '';
   #etcdDir = '';
   #etcdPort = 0;
@@ -109,14 +119,23 @@ export class WatchdogCluster {
         }),
       ].join('\n---\n'),
     );
-    this.operator = await startOperator({
+    this.#operatorOptions = {
       kubeconfig: await mintServiceAccountKubeconfig(admin, this.operatorNamespace, 'meshwork-operator'),
       namespace: this.operatorNamespace,
       watchNamespace: this.namespace,
       logFile: join(this.options.logDir, `operator-watchdog-${this.suffix}.log`),
       leaseName: `meshwork-operator-${this.suffix}`,
       extraEnv: { MESHWORK_WATCHDOG_MAX_UNHEALTHY_PERCENT: String(this.options.maxUnhealthyPercent ?? 50), MESHWORK_LOG_LEVEL: 'debug' },
-    });
+    };
+    this.operator = await startOperator(this.#operatorOptions);
+  }
+
+  /** Stops the operator (it releases its Lease) and starts a new process with the same settings: a leader change. */
+  async restartOperator(): Promise<void> {
+    await this.operator.process.stop();
+    this.#operatorStarts += 1;
+    const logFile = this.#operatorOptions!.logFile.replace(/\.log$/, `-${this.#operatorStarts}.log`);
+    this.operator = await startOperator({ ...this.#operatorOptions!, logFile });
   }
 
   /** Stops everything it started and removes what it created. */

@@ -97,6 +97,18 @@ export class OperatorMetrics {
     labelNames: ['level'] as const,
     registers: [this.registry],
   });
+  readonly meshRolloutHalts = new Counter({
+    name: 'meshwork_mesh_rollout_halts_total',
+    help: "Rollouts of a Mesh's partition template that halted, by the analysis' reason (MemberNotReady, ErrorRatioExceeded, WatchdogActed).",
+    labelNames: ['mesh_namespace', 'mesh', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly meshRolloutHalted = new Gauge({
+    name: 'meshwork_mesh_rollout_halted',
+    help: "1 while a Mesh's rollout is halted (condition RolloutHalted=True), else 0; set by the leader.",
+    labelNames: ['mesh_namespace', 'mesh'] as const,
+    registers: [this.registry],
+  });
   readonly meshSlotsCovered = new Gauge({
     name: 'meshwork_mesh_slots_covered',
     help: 'Slots (of 4096) owned by exactly one ready partition, per Mesh (status.slotsCovered); set by the leader.',

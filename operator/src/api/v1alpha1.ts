@@ -485,6 +485,99 @@ const meshProber = object({
   "A prober: one pod that runs a user's journey (create, upload, notification, download, delete) through the gateway every interval and exports how each step went.",
 );
 
+/** The ramp's values when left out (docs/operations.md, "Rolling out a new version"). */
+export const rolloutDefaults = {
+  canaryPartitions: 1,
+  bakeSeconds: 300,
+  maxUnavailablePartitions: 1,
+  progressDeadlineSeconds: 600,
+  paused: false,
+  autoRollback: false,
+  analysis: { maxErrorPercent: 5, minRequests: 100, maxWatchdogActions: 0 },
+} as const;
+
+const meshRollout = object({
+  canaryPartitions: integer()
+    .default(rolloutDefaults.canaryPartitions)
+    .describe('Partitions (the first ones, in index order) that take a new version first and bake before any other partition changes.')
+    .validate(between(1, maxMeshPartitions)),
+  bakeSeconds: integer()
+    .default(rolloutDefaults.bakeSeconds)
+    .describe(
+      "How long a step's partitions must stay ready and pass the analysis, once all their members run the new version, before the next step.",
+    )
+    .validate(between(0, 86400)),
+  maxUnavailablePartitions: integer()
+    .default(rolloutDefaults.maxUnavailablePartitions)
+    .describe('Partitions that roll at once in each step after the canary (each moves one member at a time).')
+    .validate(between(1, maxMeshPartitions)),
+  progressDeadlineSeconds: integer()
+    .default(rolloutDefaults.progressDeadlineSeconds)
+    .describe('How long a member that took the new version may take to become ready before the rollout halts.')
+    .validate(between(1, 86400)),
+  paused: boolean()
+    .default(rolloutDefaults.paused)
+    .describe('Moves no further member and starts no further step while true; the rollout resumes where it was when set back to false.'),
+  autoRollback: boolean()
+    .default(rolloutDefaults.autoRollback)
+    .describe('When a step fails its analysis, return the partitions that took the new version to the last good revision.'),
+  analysis: object({
+    maxErrorPercent: integer()
+      .default(rolloutDefaults.analysis.maxErrorPercent)
+      .describe("Highest share (percent) of 5xx answers among the updated members' requests; 100 turns the check off.")
+      .validate(between(0, 100)),
+    minRequests: integer()
+      .default(rolloutDefaults.analysis.minRequests)
+      .describe('Requests the updated members must have answered before their error ratio is judged.')
+      .validate(between(1, 1_000_000_000)),
+    maxWatchdogActions: integer()
+      .default(rolloutDefaults.analysis.maxWatchdogActions)
+      .describe("Watchdog actions on a step's partitions, since the step began, that a step tolerates.")
+      .validate(between(0, maxRemediations)),
+  })
+    .default({})
+    .describe("The thresholds each step is judged by, from the data plane's own metrics and the partitions' status."),
+})
+  .default({})
+  .describe(
+    "How a change of the partitions' template (image, resources, throttling, watchdog, stores, telemetry) reaches them: " +
+      'the canary partitions first, then maxUnavailablePartitions at a time, one member at a time, each step baking before the next.',
+  );
+
+/** The partition template a rollout moves between: what every partition of a Mesh shares, besides replicas and slots. */
+const partitionTemplate = object({
+  image: string().with({ maxLength: 512 }),
+  adminTokenSecretRef: secretRef(),
+  stores: stores.required(),
+  resources,
+  storage,
+  throttling,
+  watchdog,
+  telemetry,
+});
+
+const rolloutHalt = object({
+  reason: oneOf(['MemberNotReady', 'ErrorRatioExceeded', 'WatchdogActed']).required(),
+  partition: string().required(),
+  figure: string().required().describe('What the analysis measured.'),
+  threshold: string().required().describe('The threshold the figure broke.'),
+  time: dateTime().required(),
+});
+
+const meshRolloutStatus = object({
+  revision: string().describe("The revision (a hash of the partition template) the rollout moves to: the Mesh's spec."),
+  stableRevision: string().describe('The last revision every partition ran after a completed rollout.'),
+  stableTemplate: partitionTemplate.describe('The partition template of stableRevision, which a rollback returns to.'),
+  state: oneOf(['Progressing', 'Baking', 'Paused', 'Halted', 'RollingBack', 'RolledBack', 'Complete']),
+  step: integer().describe('The step under way, counting from 1 (the canary); equal to steps once Complete.'),
+  steps: integer(),
+  stepStartedAt: dateTime(),
+  movedAt: dateTime().describe("When the step's last member was given the new version."),
+  bakeStartedAt: dateTime().describe("When every member of the step's partitions was ready on the new version."),
+  message: string(),
+  halt: rolloutHalt.describe('Why the rollout halted: the figure and the threshold it broke.'),
+});
+
 const meshSpec = object({
   partitions: integer()
     .default(meshDefaults.partitions)
@@ -511,6 +604,7 @@ const meshSpec = object({
   telemetry: telemetry.describe('Where the pods (partitions and gateway) send traces; passed to every partition of the Mesh.'),
   gateway: meshGateway,
   prober: meshProber,
+  rollout: meshRollout,
 });
 
 const meshPartitionReadiness = object({
@@ -520,6 +614,7 @@ const meshPartitionReadiness = object({
   replicas: integer(),
   readyReplicas: integer(),
   reason: string().describe("The reason of the partition's Ready condition."),
+  revision: string().describe('The partition template revision the partition runs (or is moving to).'),
 });
 
 const meshStatus = object({
@@ -535,6 +630,7 @@ const meshStatus = object({
     readyReplicas: integer(),
     service: string().describe("The gateway Service's name."),
   }),
+  rollout: meshRolloutStatus.describe('Where the rollout of the partition template stands (docs/operations.md).'),
   conditions: array(condition).with({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
 });
 
@@ -569,6 +665,9 @@ export const meshPrinterColumns = [
   { name: 'Ready-Partitions', type: 'integer', jsonPath: '.status.readyPartitions' },
   { name: 'Slots-Covered', type: 'integer', jsonPath: '.status.slotsCovered' },
   { name: 'Gateway', type: 'integer', jsonPath: '.status.gateway.readyReplicas' },
+  { name: 'Rollout', type: 'string', jsonPath: '.status.rollout.state' },
+  { name: 'Step', type: 'integer', jsonPath: '.status.rollout.step' },
+  { name: 'Revision', type: 'string', jsonPath: '.status.rollout.revision' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicasPerPartition', priority: 1 },
   { name: 'Image', type: 'string', jsonPath: '.spec.image', priority: 1 },
@@ -579,6 +678,14 @@ export const meshPrinterColumns = [
 export type MeshSpec = Infer<typeof meshSpec>;
 /** The Mesh status the operator writes. */
 export type MeshStatus = Infer<typeof meshStatus>;
+/** How a Mesh rolls a new partition template out. */
+export type MeshRollout = Infer<typeof meshRollout>;
+/** Where a Mesh's rollout stands. */
+export type MeshRolloutStatus = Infer<typeof meshRolloutStatus>;
+/** Why a rollout halted. */
+export type RolloutHalt = Infer<typeof rolloutHalt>;
+/** What every partition of a Mesh shares besides replicas and slots; a rollout moves partitions between two of these. */
+export type PartitionTemplate = Infer<typeof partitionTemplate>;
 /** One partition's entry in a Mesh's status. */
 export type MeshPartitionReadiness = Infer<typeof meshPartitionReadiness>;
 /** The type of the gateway's Service. */

@@ -73,6 +73,17 @@ export class MeshController {
         if (covered === undefined) metrics.meshSlotsCovered.remove({ mesh_namespace: ns, mesh });
         else metrics.meshSlotsCovered.set({ mesh_namespace: ns, mesh }, covered);
       },
+      rollout: (ns, mesh, state, haltReason) => {
+        if (state === undefined) {
+          metrics.meshRolloutHalted.remove({ mesh_namespace: ns, mesh });
+          return;
+        }
+        metrics.meshRolloutHalted.set(
+          { mesh_namespace: ns, mesh },
+          state === 'Halted' || state === 'RollingBack' || state === 'RolledBack' ? 1 : 0,
+        );
+        if (haltReason) metrics.meshRolloutHalts.inc({ mesh_namespace: ns, mesh, reason: haltReason });
+      },
       caches: { meshes, partitions, deployments, services, podDisruptionBudgets },
     });
   }

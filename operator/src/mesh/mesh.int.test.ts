@@ -140,7 +140,7 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     );
     const status = mesh.status!;
     const conditions = Object.fromEntries(status.conditions!.map((c) => [c.type, c]));
-    expect(Object.keys(conditions).sort()).toEqual(['Degraded', 'Progressing', 'Ready']);
+    expect(Object.keys(conditions).sort()).toEqual(['Degraded', 'Progressing', 'Ready', 'RolloutHalted']);
     for (const c of status.conditions!) {
       expect(c.observedGeneration).toBe(mesh.metadata.generation);
       expect(c.reason).toMatch(/^[A-Z][A-Za-z0-9]*$/);
@@ -152,6 +152,12 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     expect(conditions.Degraded).toMatchObject({ status: 'True', reason: 'PartitionDegraded' });
     expect(conditions.Degraded!.message).toMatch(/^mesh-p\d: /);
     expect(conditions.Progressing).toMatchObject({ status: 'False', reason: 'Settled' });
+    expect(conditions.RolloutHalted).toMatchObject({ status: 'False', reason: 'NotHalted' });
+    // A new Mesh takes its spec at once: its first revision is the stable one, on every partition.
+    const revision = status.rollout?.revision;
+    expect(status.rollout).toMatchObject({ state: 'Complete', stableRevision: revision, step: 2, steps: 2 });
+    expect(revision).toMatch(/^[0-9a-f]{10}$/);
+    expect(status.partitions!.map((p) => p.revision)).toEqual([revision, revision]);
     expect(status).toMatchObject({ slotsCovered: 0, uncoveredSlots: '0-4095', readyPartitions: 0 });
     expect(status.partitions).toEqual([
       expect.objectContaining({ name: 'mesh-p0', slots: '0-2047', ready: false }),
@@ -165,10 +171,21 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
       .trim()
       .split('\n')
       .map((l) => l.trim().split(/\s+/));
-    expect(header).toEqual(['NAME', 'READY', 'PARTITIONS', 'READY-PARTITIONS', 'SLOTS-COVERED', 'GATEWAY', 'AGE']);
-    expect(row!.slice(0, 6)).toEqual(['mesh', 'False', '2', '0', '0', '0']);
+    expect(header).toEqual([
+      'NAME',
+      'READY',
+      'PARTITIONS',
+      'READY-PARTITIONS',
+      'SLOTS-COVERED',
+      'GATEWAY',
+      'ROLLOUT',
+      'STEP',
+      'REVISION',
+      'AGE',
+    ]);
+    expect(row!.slice(0, 9)).toEqual(['mesh', 'False', '2', '0', '0', '0', 'Complete', '2', revision]);
     const wide = await kubectlOk(admin, ['get', 'meshes', '-n', namespace, '-o', 'wide']);
-    expect(wide.split('\n')[0]!.trim().split(/\s+/).slice(7)).toEqual(['REPLICAS', 'IMAGE', 'REASON']);
+    expect(wide.split('\n')[0]!.trim().split(/\s+/).slice(10)).toEqual(['REPLICAS', 'IMAGE', 'REASON']);
   });
 
   it('re-lays the slot ranges when partitions goes from 2 to 3, and back when it returns to 2', async () => {

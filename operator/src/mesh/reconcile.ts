@@ -1,12 +1,23 @@
 // The Mesh reconciler: read the Mesh and what it owns from the caches, plan the partitions
-// (layout.ts), apply the MeshPartitions and the gateway's objects that drifted (server-side
-// apply, the operator's field manager), delete partitions the layout no longer has, record
-// what changed as one Event, and write status through /status only when it changed.
-// Level-triggered and idempotent: the steady state writes nothing.
-import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+// (layout.ts) and the rollout of their template (rollout.ts), apply the MeshPartitions and the
+// gateway's objects that drifted (server-side apply, the operator's field manager), delete
+// partitions the layout no longer has, record what changed as Events, and write status through
+// /status only when it changed. Level-triggered and idempotent: the steady state writes nothing.
+// The rollout's whole state is in the Mesh's status, so a new leader resumes where it was.
+import type { KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { fieldManager } from '@meshwork/contract';
-import { apiVersion, meshKind, meshPartitionPlural, meshPlural, type Mesh, type MeshPartition, type MeshStatus } from '../api/v1alpha1.ts';
+import { dataplaneHttpPort, fieldManager, partitionPodLabels } from '@meshwork/contract';
+import {
+  apiVersion,
+  meshKind,
+  meshPartitionPlural,
+  meshPlural,
+  type Mesh,
+  type MeshPartition,
+  type MeshRolloutStatus,
+  type MeshStatus,
+  type PartitionTemplate,
+} from '../api/v1alpha1.ts';
 import { applyOwned } from '../controller/apply.ts';
 import type { HandlerResult } from '../controller/workqueue.ts';
 import { ReconcileError } from '../errors.ts';
@@ -17,8 +28,24 @@ import type { ObjectLookup } from '../meshpartition/reconcile.ts';
 import type { ApplyProblem } from '../meshpartition/status.ts';
 import { buildGatewayDeployment, buildGatewayPodDisruptionBudget, buildGatewayService } from '../specs/gateway.ts';
 import { buildProberDeployment } from '../specs/prober.ts';
-import { buildMeshPartition } from '../specs/meshpartition.ts';
+import {
+  buildMeshPartition,
+  meshPartitionTemplate,
+  partitionTemplateOf,
+  templateRevisionAnnotation,
+  type PartitionRollout,
+} from '../specs/meshpartition.ts';
+import { addFigures, readMemberFigures } from './analysis.ts';
 import { planPartitions } from './layout.ts';
+import {
+  partitionProgressOf,
+  planRollout,
+  stepUnderAnalysis,
+  templateRevision,
+  type PartitionAssignment,
+  type RequestFigures,
+  type RolloutPlan,
+} from './rollout.ts';
 import { computeMeshStatus, meshStatusUpToDate } from './status.ts';
 
 /** The caches the Mesh reconciler reads instead of the API server. */
@@ -38,7 +65,14 @@ export interface MeshReconcilerOptions {
   defaultImage?: string;
   /** Hears each Mesh's slot coverage after its status is computed, and `undefined` once the Mesh is gone (for a metric). */
   coverage?: (namespace: string, mesh: string, slotsCovered: number | undefined) => void;
+  /** Hears each Mesh's rollout state after planning (`undefined` once the Mesh is gone) and the reason of a halt as it happens (for metrics). */
+  rollout?: (namespace: string, mesh: string, state: MeshRolloutStatus['state'], haltReason?: string) => void;
+  /** Reads one member's request figures (the data plane's /metrics); tests replace it. */
+  readFigures?: (ip: string, port: number, timeoutMs: number) => Promise<RequestFigures | undefined>;
 }
+
+/** How long reading one member's /metrics may take before the analysis does without it. */
+const figuresTimeoutMs = 2_000;
 
 /** One object the Mesh wants: how to reach it, where its cache is, and its body. */
 interface DesiredObject {
@@ -79,6 +113,7 @@ export class MeshReconciler {
     if (!mesh || mesh.metadata.deletionTimestamp) {
       this.#written.delete(key);
       this.#options.coverage?.(namespace, name, undefined);
+      this.#options.rollout?.(namespace, name, undefined);
       return {};
     }
     const owned = caches.partitions.list(namespace).filter((p) => ownedByMesh(p as KubernetesObject, mesh));
@@ -86,6 +121,12 @@ export class MeshReconciler {
       name,
       mesh.spec.partitions,
       owned.map((p) => p.metadata.name),
+    );
+
+    const rollout = await this.#planRollout(
+      mesh,
+      plan.keep.map((p) => p.name),
+      owned,
     );
 
     const gatewayDeployment = buildGatewayDeployment(mesh, { defaultImage: this.#options.defaultImage });
@@ -98,7 +139,16 @@ export class MeshReconciler {
         kind: 'MeshPartition',
         ref: { apiVersion, resource: meshPartitionPlural, namespace, name: p.name },
         observed: caches.partitions.get(p.name, namespace) as KubernetesObject | undefined,
-        body: buildMeshPartition(mesh, p.name, p.slots) as unknown as KubeObject,
+        body: buildMeshPartition(
+          mesh,
+          p.name,
+          p.slots,
+          this.#partitionRollout(
+            rollout,
+            p.name,
+            owned.find((o) => o.metadata.name === p.name),
+          ),
+        ) as unknown as KubeObject,
       })),
       {
         kind: 'Deployment',
@@ -175,6 +225,7 @@ export class MeshReconciler {
     ]);
     const recorded: Promise<void>[] = [];
     if (changed.length > 0) recorded.push(this.#event(mesh, 'Normal', 'Applied', changed.sort().join(', ')));
+    recorded.push(...this.#rolloutEvents(mesh, rollout.plan));
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failure) {
       await Promise.all(recorded);
@@ -187,13 +238,133 @@ export class MeshReconciler {
     const partitions = [...owned.filter((p) => !applied.has(p.metadata.name)), ...applied.values()];
     try {
       await this.#writeStatus(mesh, (live) =>
-        computeMeshStatus({ mesh: { ...mesh, status: live }, plan, partitions, gateway, problem, now: new Date() }),
+        computeMeshStatus({
+          mesh: { ...mesh, status: live },
+          plan,
+          partitions,
+          gateway,
+          problem,
+          rollout: rollout.plan.status,
+          now: new Date(),
+        }),
       );
     } finally {
       await Promise.all(recorded);
     }
+    const halt = rollout.plan.actions.find((a) => a.kind === 'halt');
+    this.#options.rollout?.(namespace, name, rollout.plan.status.state, halt?.kind === 'halt' ? halt.halt.reason : undefined);
     // A conflict may clear itself (an old owner being garbage-collected): look again later.
-    return problem?.reason === 'ObjectConflict' ? { requeueAfterMs: 10_000 } : {};
+    const waits = [problem?.reason === 'ObjectConflict' ? 10_000 : undefined, rollout.plan.requeueAfterMs].filter(
+      (ms): ms is number => ms !== undefined,
+    );
+    return waits.length > 0 ? { requeueAfterMs: Math.max(0, Math.min(...waits)) } : {};
+  }
+
+  /** Plans the rollout of the Mesh's partition template from the caches, the live status and the step's own figures. */
+  async #planRollout(
+    mesh: Mesh,
+    layout: readonly string[],
+    owned: readonly MeshPartition[],
+  ): Promise<{ plan: RolloutPlan; template: PartitionTemplate; target: string }> {
+    const template = meshPartitionTemplate(mesh);
+    const target = templateRevision(template);
+    const previous = this.#liveStatus(mesh)?.rollout;
+    const byName = new Map(owned.map((p) => [p.metadata.name, p]));
+    const progress = layout.map((n) => partitionProgressOf(n, byName.get(n), mesh.spec.replicasPerPartition));
+    const analysed = stepUnderAnalysis(previous, target, layout, mesh.spec.rollout);
+    const requests = await this.#stepFigures(
+      mesh,
+      analysed.flatMap((n) => byName.get(n) ?? []),
+    );
+    const plan = planRollout({ settings: mesh.spec.rollout, target, partitions: progress, previous, requests, now: new Date() });
+    if (plan.completed) plan.status.stableTemplate = structuredClone(template);
+    return { plan, template, target };
+  }
+
+  /** What one partition of the layout is built with: the template the plan chose for it and its hold. */
+  #partitionRollout(
+    rollout: { plan: RolloutPlan; template: PartitionTemplate; target: string },
+    name: string,
+    observed: MeshPartition | undefined,
+  ): PartitionRollout {
+    const assignment: PartitionAssignment = rollout.plan.assignments.get(name) ?? { template: 'target', hold: 0 };
+    const { stableTemplate, stableRevision } = rollout.plan.status;
+    if (assignment.template === 'stable' && stableTemplate && stableRevision) {
+      return { template: stableTemplate, revision: stableRevision, hold: assignment.hold };
+    }
+    if (assignment.template === 'current' && observed) {
+      const template = partitionTemplateOf(observed.spec);
+      const revision = observed.metadata.annotations?.[templateRevisionAnnotation] ?? templateRevision(template);
+      return { template, revision, hold: assignment.hold };
+    }
+    return { template: rollout.template, revision: rollout.target, hold: assignment.hold };
+  }
+
+  /** The request figures of the updated, ready members of `partitions`, summed; undefined when none answered. */
+  async #stepFigures(mesh: Mesh, partitions: readonly MeshPartition[]): Promise<RequestFigures | undefined> {
+    if (partitions.length === 0) return undefined;
+    const read = this.#options.readFigures ?? readMemberFigures;
+    const pods = await Promise.all(
+      partitions.map(async (p) => {
+        const selector = Object.entries(partitionPodLabels(p.metadata.name))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
+        const list = await this.#options.client.list<V1Pod>(
+          { apiVersion: 'v1', resource: 'pods', namespace: mesh.metadata.namespace },
+          { labelSelector: selector },
+        );
+        const revision = p.status?.updateRevision;
+        return list.items.filter(
+          (pod) =>
+            revision !== undefined &&
+            pod.metadata?.labels?.['controller-revision-hash'] === revision &&
+            pod.status?.podIP &&
+            pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        );
+      }),
+    );
+    const figures = await Promise.all(pods.flat().map((pod) => read(pod.status!.podIP!, dataplaneHttpPort, figuresTimeoutMs)));
+    const answered = figures.filter((f): f is RequestFigures => f !== undefined);
+    return answered.length > 0 ? answered.reduce(addFigures) : undefined;
+  }
+
+  /** Events for the rollout's moves: a new version, each step, a halt, a rollback, the end. */
+  #rolloutEvents(mesh: Mesh, plan: RolloutPlan): Promise<void>[] {
+    const previous = this.#liveStatus(mesh)?.rollout;
+    const { status } = plan;
+    const events: Promise<void>[] = [];
+    if (previous?.revision && previous.revision !== status.revision) {
+      events.push(this.#event(mesh, 'Normal', 'RolloutStarted', `Rolling out revision ${status.revision} in ${status.steps ?? 0} steps`));
+    }
+    for (const action of plan.actions) {
+      if (action.kind === 'halt') {
+        const h = action.halt;
+        events.push(this.#event(mesh, 'Warning', 'RolloutHalted', `Partition ${h.partition}: ${h.figure}; threshold ${h.threshold}`));
+      } else if (action.kind === 'advance') {
+        events.push(this.#event(mesh, 'Normal', 'RolloutAdvanced', `Started step ${action.step} of ${status.steps ?? 0}`));
+      } else if (action.kind === 'rollback' && previous?.state !== 'RollingBack') {
+        events.push(
+          this.#event(
+            mesh,
+            'Warning',
+            'RolloutRollingBack',
+            `Returning ${action.partitions.join(', ')} to revision ${status.stableRevision ?? ''}`,
+          ),
+        );
+      } else if (action.kind === 'done' && plan.completed && previous?.revision && previous.state !== 'Complete') {
+        events.push(this.#event(mesh, 'Normal', 'RolloutComplete', `Revision ${status.revision} runs on every partition`));
+      }
+    }
+    if (status.state === 'RolledBack' && previous?.state === 'RollingBack') {
+      events.push(this.#event(mesh, 'Normal', 'RolloutRolledBack', `Every partition runs revision ${status.stableRevision ?? ''} again`));
+    }
+    return events;
+  }
+
+  /** The status this process last wrote for the Mesh, or the cache's when it wrote none (or for an older Mesh of the name). */
+  #liveStatus(mesh: Mesh): MeshStatus | undefined {
+    const written = this.#written.get(`${mesh.metadata.namespace}/${mesh.metadata.name}`);
+    return written && written.uid === mesh.metadata.uid ? written.status : mesh.status;
   }
 
   async #event(mesh: Mesh, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
@@ -205,8 +376,7 @@ export class MeshReconciler {
   async #writeStatus(mesh: Mesh, compute: (live: MeshStatus | undefined) => MeshStatus): Promise<void> {
     const { name, namespace } = mesh.metadata;
     const ref = `${namespace}/${name}`;
-    const written = this.#written.get(ref);
-    const live = written && written.uid === mesh.metadata.uid ? written.status : mesh.status;
+    const live = this.#liveStatus(mesh);
     const status = compute(live);
     this.#options.coverage?.(namespace, name, status.slotsCovered);
     if (meshStatusUpToDate(status, live)) return;

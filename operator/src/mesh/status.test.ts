@@ -3,7 +3,7 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { sampleMesh, samplePartition } from '../api/fixtures.ts';
-import type { Condition, Mesh, MeshPartition } from '../api/v1alpha1.ts';
+import type { Condition, Mesh, MeshPartition, MeshRolloutStatus } from '../api/v1alpha1.ts';
 import { planPartitions } from './layout.ts';
 import { computeMeshStatus, meshStatusUpToDate, partitionReadiness, partitionReady } from './status.ts';
 
@@ -196,5 +196,54 @@ describe('computeMeshStatus', () => {
     expect(worse.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime).toBe('2026-01-02T03:04:05Z');
     expect(worse.conditions!.find((c) => c.type === 'Degraded')!.lastTransitionTime).toBe(earlier);
     expect(meshStatusUpToDate(worse, settled.status)).toBe(false);
+  });
+});
+
+describe('the rollout in the Mesh status', () => {
+  const rolloutStatus = (rollout: MeshRolloutStatus) =>
+    computeMeshStatus({
+      mesh: two,
+      plan: planPartitions('m', 2, ['m-p0', 'm-p1']),
+      partitions: laidForTwo(),
+      gateway: gateway(2),
+      rollout,
+      now,
+    });
+  const halt = {
+    reason: 'MemberNotReady' as const,
+    partition: 'm-p0',
+    figure: '1 of 1 updated member not ready after 61s',
+    threshold: 'progressDeadlineSeconds 60',
+    time: earlier,
+  };
+
+  it.each([
+    { state: 'Complete' as const, progressing: 'False Settled', halted: 'False NotHalted' },
+    { state: 'Progressing' as const, progressing: 'True RollingOut', halted: 'False NotHalted' },
+    { state: 'Baking' as const, progressing: 'True RollingOut', halted: 'False NotHalted' },
+    { state: 'Paused' as const, progressing: 'True RolloutPaused', halted: 'False NotHalted' },
+    { state: 'Halted' as const, progressing: 'False Settled', halted: 'True MemberNotReady' },
+    { state: 'RollingBack' as const, progressing: 'False Settled', halted: 'True MemberNotReady' },
+    { state: 'RolledBack' as const, progressing: 'False Settled', halted: 'True MemberNotReady' },
+  ])('$state: Progressing $progressing, RolloutHalted $halted', ({ state, progressing, halted }) => {
+    const status = rolloutStatus({
+      revision: 'abc',
+      state,
+      step: 1,
+      steps: 2,
+      message: 'm',
+      ...(halted.startsWith('True') ? { halt } : {}),
+    });
+    const conditions = Object.fromEntries(status.conditions!.map((c) => [c.type, `${c.status} ${c.reason}`]));
+    expect(conditions.Progressing).toBe(progressing);
+    expect(conditions.RolloutHalted).toBe(halted);
+    expect(status.rollout).toMatchObject({ revision: 'abc', state });
+  });
+
+  it("shows each partition's template revision", () => {
+    const partitions = laidForTwo();
+    partitions[0]!.metadata.annotations = { 'meshwork.io/template-revision': 'abc' };
+    expect(partitionReadiness(partitions[0]!).revision).toBe('abc');
+    expect(partitionReadiness(partitions[1]!).revision).toBeUndefined();
   });
 });

@@ -4,7 +4,8 @@
 // ready when its Ready condition is True for its current generation.
 import type { V1Deployment } from '@kubernetes/client-node';
 import { formatSlotRanges, slotCount } from '@meshwork/contract';
-import type { Condition, Mesh, MeshPartition, MeshPartitionReadiness, MeshStatus } from '../api/v1alpha1.ts';
+import type { Condition, Mesh, MeshPartition, MeshPartitionReadiness, MeshRolloutStatus, MeshStatus } from '../api/v1alpha1.ts';
+import { templateRevisionAnnotation } from '../specs/meshpartition.ts';
 import { sameStatus } from '../api/status-equality.ts';
 import { slotsText } from '../specs/common.ts';
 import type { ApplyProblem } from '../meshpartition/status.ts';
@@ -19,7 +20,32 @@ export interface MeshStatusInputs {
   partitions: readonly MeshPartition[];
   gateway: V1Deployment | undefined;
   problem?: ApplyProblem;
+  /** Where the rollout stands (rollout.ts), when the reconciler planned one. */
+  rollout?: MeshRolloutStatus;
   now: Date;
+}
+
+/** Rollout states in which the RolloutHalted condition is True. */
+const haltedStates: ReadonlySet<string> = new Set(['Halted', 'RollingBack', 'RolledBack']);
+
+/** The RolloutHalted condition: True, with the figure and threshold, from a halt until the next version. */
+function rolloutHaltedDraft(rollout: MeshRolloutStatus | undefined): ConditionDraft {
+  if (rollout?.state && haltedStates.has(rollout.state)) {
+    return {
+      type: 'RolloutHalted',
+      status: 'True',
+      reason: rollout.halt?.reason ?? 'Halted',
+      message: rollout.message ?? `Halted at step ${rollout.step ?? 0} of ${rollout.steps ?? 0}`,
+    };
+  }
+  return { type: 'RolloutHalted', status: 'False', reason: 'NotHalted', message: 'The rollout has not halted' };
+}
+
+/** Progressing while a rollout moves or waits (when nothing else is moving). */
+function rolloutProgress(rollout: MeshRolloutStatus | undefined): ConditionDraft | undefined {
+  if (!rollout?.state || rollout.state === 'Complete' || haltedStates.has(rollout.state)) return undefined;
+  const reason = rollout.state === 'Paused' ? 'RolloutPaused' : 'RollingOut';
+  return { type: 'Progressing', status: 'True', reason, message: rollout.message ?? `Rolling out revision ${rollout.revision ?? ''}` };
 }
 
 type ConditionDraft = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
@@ -61,6 +87,8 @@ export function partitionReadiness(partition: MeshPartition): MeshPartitionReadi
   };
   const reason = observedCurrent(partition) ? condition(partition, 'Ready')?.reason : 'NotObserved';
   if (reason) entry.reason = reason;
+  const revision = partition.metadata.annotations?.[templateRevisionAnnotation];
+  if (revision) entry.revision = revision;
   return entry;
 }
 
@@ -129,7 +157,7 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
   const gatewayWant = mesh.spec.gateway.replicas;
   const gatewayReady = gateway?.status?.readyReplicas ?? 0;
   const degradedPartitions = sorted.filter((p) => condition(p, 'Degraded')?.status === 'True');
-  const moving = progress(inputs);
+  const moving = progress(inputs) ?? rolloutProgress(inputs.rollout);
   const uncovered = formatSlotRanges(coverage.uncovered);
 
   const readyDraft: ConditionDraft = problem
@@ -170,6 +198,7 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
     readyDraft,
     moving ?? { type: 'Progressing', status: 'False', reason: 'Settled', message: 'The partitions and the gateway match the spec' },
     degradedDraft,
+    ...(inputs.rollout ? [rolloutHaltedDraft(inputs.rollout)] : []),
   ] satisfies ConditionDraft[];
 
   const status: MeshStatus = {
@@ -179,6 +208,7 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
     uncoveredSlots: uncovered,
     partitions: entries,
     gateway: { replicas: gateway?.status?.replicas ?? 0, readyReplicas: gatewayReady, service: meshNames.gatewayService(mesh) },
+    ...(inputs.rollout ? { rollout: inputs.rollout } : {}),
     conditions: drafts.map((d) => settle(d, previous, generation, now)),
   };
   return status;

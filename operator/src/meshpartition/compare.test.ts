@@ -14,6 +14,8 @@ describe('containsDesired', () => {
       expected: true,
     },
     { case: 'list grown by hand', desired: { l: [1] }, observed: { l: [1, 2] }, expected: false },
+    { case: 'empty list the API server dropped', desired: { l: [] }, observed: {}, expected: true },
+    { case: 'empty list where one was added by hand', desired: { l: [] }, observed: { l: [1] }, expected: false },
     { case: 'list reordered', desired: { l: ['a', 'b'] }, observed: { l: ['b', 'a'] }, expected: false },
     { case: 'quantity normalised', desired: { cpu: '0.5' }, observed: { cpu: '500m' }, expected: true },
     { case: 'numeric quantity', desired: { cpu: 2 }, observed: { cpu: '2' }, expected: true },

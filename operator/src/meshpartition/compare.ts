@@ -53,6 +53,8 @@ function scalarsEqual(desired: unknown, observed: unknown): boolean {
 export function containsDesired(desired: unknown, observed: unknown): boolean {
   if (desired === undefined) return true;
   if (Array.isArray(desired)) {
+    // The API server drops an empty list (Go's omitempty): absent is what an empty one reads back as.
+    if (desired.length === 0 && observed === undefined) return true;
     return Array.isArray(observed) && observed.length === desired.length && desired.every((item, i) => containsDesired(item, observed[i]));
   }
   if (desired !== null && typeof desired === 'object') {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { sampleMesh } from '../api/fixtures.ts';
 import { defaultedMeshPartitionSpec, throttlingDefaults, watchdogSpecDefaults } from '../api/v1alpha1.ts';
 import { buildGatewayDeployment, buildGatewayPodDisruptionBudget, buildGatewayService, gatewayEnvironment } from './gateway.ts';
-import { buildMeshPartition } from './meshpartition.ts';
+import { buildMeshPartition, meshPartitionTemplate, partitionTemplateOf } from './meshpartition.ts';
 import { containsDesired } from '../meshpartition/compare.ts';
 
 const owner = {
@@ -62,6 +62,32 @@ describe('buildMeshPartition', () => {
     expect(partition.spec.image).toBe(image);
     // What the API server would store is what the Mesh asked for: the defaults add nothing new.
     expect(defaultedMeshPartitionSpec(partition.spec)).toEqual(partition.spec);
+  });
+});
+
+describe('buildMeshPartition during a rollout', () => {
+  it('takes the given template, names its revision and holds members back', () => {
+    const mesh = sampleMesh('m', { image: 'r/m:3' });
+    const older = { ...meshPartitionTemplate(sampleMesh('m', { image: 'r/m:2' })) };
+    const partition = buildMeshPartition(mesh, 'm-p0', { first: 0, last: 4095 }, { template: older, revision: 'r2', hold: 2 });
+    expect(partition.spec.image).toBe('r/m:2');
+    expect(partition.spec.rollout).toEqual({ partition: 2 });
+    expect(partition.metadata.annotations).toEqual({ 'meshwork.io/template-revision': 'r2' });
+    expect(partitionTemplateOf(defaultedMeshPartitionSpec(partition.spec))).toEqual(older);
+  });
+
+  it('holds no more members than the partition has', () => {
+    const partition = buildMeshPartition(
+      sampleMesh('m', { replicasPerPartition: 2 }),
+      'm-p0',
+      { first: 0, last: 4095 },
+      {
+        template: meshPartitionTemplate(sampleMesh('m')),
+        revision: 'r',
+        hold: 5,
+      },
+    );
+    expect(partition.spec.rollout).toEqual({ partition: 2 });
   });
 });
 

@@ -1,36 +1,77 @@
-// The MeshPartitions of a Mesh: each gets one range of the layout (mesh/layout.ts) and
-// everything else from the Mesh (replicas, image, stores, the shared administrator token,
-// sizing, throttling and watchdog), so that every partition of a Mesh runs alike.
+// The MeshPartitions of a Mesh: each gets one range of the layout (mesh/layout.ts), the Mesh's
+// replica count, and a partition template (image, stores, the shared administrator token,
+// sizing, throttling, watchdog and telemetry). The template is the Mesh's own, or during a
+// rollout the one the partition already runs or the last good one (mesh/rollout.ts, ADR 48);
+// the annotation `meshwork.io/template-revision` names which.
 import { partitionComponent, type SlotRange } from '@meshwork/contract';
-import { apiVersion, meshPartitionKind, type Mesh, type MeshPartitionSpec } from '../api/v1alpha1.ts';
+import { apiVersion, meshPartitionKind, type Mesh, type MeshPartitionSpec, type PartitionTemplate } from '../api/v1alpha1.ts';
 import { meshNames, meshOwnedMetadata } from './mesh-common.ts';
+
+/** Annotation of a Mesh's MeshPartition naming the partition template revision its spec carries. */
+export const templateRevisionAnnotation = 'meshwork.io/template-revision';
 
 /** The body the Mesh reconciler applies for one MeshPartition (the API server fills the defaults). */
 export interface MeshPartitionApply {
   apiVersion: typeof apiVersion;
   kind: typeof meshPartitionKind;
-  metadata: ReturnType<typeof meshOwnedMetadata>;
+  metadata: ReturnType<typeof meshOwnedMetadata> & { annotations?: Record<string, string> };
   spec: MeshPartitionSpec;
 }
 
-/** Builds the MeshPartition `name` of the Mesh's layout, serving `slots`. */
-export function buildMeshPartition(mesh: Mesh, name: string, slots: SlotRange): MeshPartitionApply {
+/** The partition template the Mesh's spec asks for. */
+export function meshPartitionTemplate(mesh: Mesh): PartitionTemplate {
   const { spec } = mesh;
+  return {
+    ...(spec.image ? { image: spec.image } : {}),
+    adminTokenSecretRef: { name: meshNames.adminTokenSecret(mesh) },
+    stores: structuredClone(spec.stores),
+    resources: structuredClone(spec.resources),
+    storage: structuredClone(spec.storage),
+    throttling: structuredClone(spec.throttling),
+    watchdog: structuredClone(spec.watchdog),
+    ...(spec.telemetry?.otlpEndpoint ? { telemetry: { otlpEndpoint: spec.telemetry.otlpEndpoint } } : {}),
+  };
+}
+
+/** The partition template a MeshPartition's spec carries. */
+export function partitionTemplateOf(spec: MeshPartitionSpec): PartitionTemplate {
+  return {
+    ...(spec.image ? { image: spec.image } : {}),
+    ...(spec.adminTokenSecretRef ? { adminTokenSecretRef: structuredClone(spec.adminTokenSecretRef) } : {}),
+    stores: structuredClone(spec.stores),
+    resources: structuredClone(spec.resources),
+    storage: structuredClone(spec.storage),
+    throttling: structuredClone(spec.throttling),
+    watchdog: structuredClone(spec.watchdog),
+    ...(spec.telemetry?.otlpEndpoint ? { telemetry: { otlpEndpoint: spec.telemetry.otlpEndpoint } } : {}),
+  };
+}
+
+/** How one MeshPartition is built: which template (and its revision) and how many members the StatefulSet holds back. */
+export interface PartitionRollout {
+  template: PartitionTemplate;
+  revision: string;
+  hold: number;
+}
+
+/**
+ * Builds the MeshPartition `name` of the Mesh's layout, serving `slots`, with `rollout`'s template
+ * and hold (the Mesh's own template and no hold when left out).
+ */
+export function buildMeshPartition(mesh: Mesh, name: string, slots: SlotRange, rollout?: PartitionRollout): MeshPartitionApply {
+  const template = rollout?.template ?? meshPartitionTemplate(mesh);
   return {
     apiVersion,
     kind: meshPartitionKind,
-    metadata: meshOwnedMetadata(mesh, name, partitionComponent),
+    metadata: {
+      ...meshOwnedMetadata(mesh, name, partitionComponent),
+      ...(rollout ? { annotations: { [templateRevisionAnnotation]: rollout.revision } } : {}),
+    },
     spec: {
-      replicas: spec.replicasPerPartition,
+      replicas: mesh.spec.replicasPerPartition,
       slots: [{ start: slots.first, end: slots.last }],
-      ...(spec.image ? { image: spec.image } : {}),
-      adminTokenSecretRef: { name: meshNames.adminTokenSecret(mesh) },
-      stores: structuredClone(spec.stores),
-      resources: structuredClone(spec.resources),
-      storage: structuredClone(spec.storage),
-      throttling: structuredClone(spec.throttling),
-      watchdog: structuredClone(spec.watchdog),
-      ...(spec.telemetry?.otlpEndpoint ? { telemetry: { otlpEndpoint: spec.telemetry.otlpEndpoint } } : {}),
+      ...structuredClone(template),
+      rollout: { partition: Math.min(rollout?.hold ?? 0, mesh.spec.replicasPerPartition) },
     },
   };
 }
