@@ -217,9 +217,12 @@ export class StateDb {
   }
 
   setPending(pending: readonly { path: string; direction: 'up' | 'down' }[]): void {
-    this.db.exec('DELETE FROM pending');
-    const put = this.db.prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
-    for (const p of pending) put.run(p.path, p.direction);
+    // One transaction: one commit for the whole list, not one per row.
+    this.transaction(() => {
+      this.db.exec('DELETE FROM pending');
+      const put = this.db.prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
+      for (const p of pending) put.run(p.path, p.direction);
+    });
   }
 
   recordStopped(code: StopCode, message: string, at: Date): void {
