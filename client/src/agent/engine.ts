@@ -41,6 +41,8 @@ const maxBackoffMs = 30_000;
 const actionParallelism = 4;
 /** How long fs.watch hints are gathered before a pass. */
 const hintDebounceMs = 300;
+/** Blocks per `missing` request (the API's limit, docs/api.md). */
+const maxMissingAsked = 10_000;
 
 const problemCodesRetriedEachPass: ReadonlySet<ProblemCode> = new Set(['symlink', 'not_a_file', 'read_error', 'write_error', 'read_only']);
 
@@ -257,6 +259,7 @@ export class SyncAgent {
         this.#recordProblems(scan, blocked, actions);
         break;
       }
+      this.#known = await this.#askMissing(actions, scan, signal);
       await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal);
       this.#recordProblems(scan, blocked, actions);
     }
@@ -305,6 +308,34 @@ export class SyncAgent {
       if (failed !== undefined) throw failed.reason;
     }
   }
+
+  /**
+   * Asks `missing` once for the blocks of every file this round uploads (as the scan hashed
+   * them), so that each upload of a small file is its block and its commit, not three round
+   * trips. A single upload asks for itself, as before. An answer gone stale by the time a file
+   * is sent costs at most a block sent again, or a `409 blocks_missing` that its upload
+   * answers by asking again.
+   */
+  async #askMissing(actions: PlannedAction[], scan: ScanResult, signal: AbortSignal): Promise<Map<string, boolean>> {
+    const known = new Map<string, boolean>();
+    const uploads = actions.filter((a) => a.action.type === 'upload' && a.reuseBlocksOf === undefined);
+    if (uploads.length < 2) return known;
+    const wanted = new Set<string>();
+    for (const a of uploads) {
+      const local = scan.entries.get(a.path);
+      if (local?.kind === 'file') for (const b of local.blocks) wanted.add(b.sha256);
+    }
+    const all = [...wanted];
+    for (let i = 0; i < all.length; i += maxMissingAsked) {
+      const chunk = all.slice(i, i + maxMissingAsked);
+      const missing = new Set(await this.#client.missingBlocks(chunk, { signal }));
+      for (const sha256 of chunk) known.set(sha256, missing.has(sha256));
+    }
+    return known;
+  }
+
+  /** This round's answers of `missing` (see #askMissing); a block sent is marked present. */
+  #known = new Map<string, boolean>();
 
   /** The state database and its WAL files when they live inside the folder: never synced. */
   #ownFiles(): string[] {
@@ -595,7 +626,10 @@ export class SyncAgent {
           mtime,
           parallelism: 4,
           onBlockReleased: (data) => this.#buffers.give(data),
+          // A second attempt (blocks collected since) asks again.
+          ...(attempt === 1 ? { known: this.#known } : {}),
           onBlockUploaded: (block) => {
+            this.#known.set(block.sha256, false);
             sent += block.size;
             this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
           },
