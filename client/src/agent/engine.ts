@@ -39,8 +39,10 @@ const maxRounds = 6;
 const maxBackoffMs = 30_000;
 /** Uploads and downloads carried out at once within a pass. */
 const actionParallelism = 4;
-/** How long fs.watch hints are gathered before a pass. */
-const hintDebounceMs = 300;
+/** A pass after fs.watch hints waits until no hint came for this long (a burst of writes is one pass)... */
+const hintQuietMs = 100;
+/** ...but no longer than this after the first. */
+const hintDebounceMs = 1000;
 /** Blocks per `missing` request (the API's limit, docs/api.md). */
 const maxMissingAsked = 10_000;
 
@@ -812,12 +814,18 @@ export class SyncAgent {
       dirty = true;
       wake?.();
     };
+    // Only the folder's hints are gathered: a notification means the server has news to fetch now.
+    let lastHint = -Infinity;
+    const hint = (): void => {
+      lastHint = performance.now();
+      poke();
+    };
     let stopped: Error | undefined;
     const fail = (err: Error): void => {
       stopped ??= err;
       poke();
     };
-    const watcher = this.#watch(poke);
+    const watcher = this.#watch(hint);
     const notifications = this.#pollNotifications(both, poke, fail);
     const scanEvery = this.#options.scanIntervalMs ?? 60_000;
     let failures = 0;
@@ -856,8 +864,14 @@ export class SyncAgent {
           wake = resume;
           both.addEventListener('abort', resume, { once: true });
         });
-        // Gather a burst of hints into one pass.
-        if (dirty && !both.aborted) await sleep(hintDebounceMs, both);
+        // Gather a burst of hints into one pass: wait for a quiet moment, within a bound.
+        const since = performance.now();
+        while (dirty && !both.aborted) {
+          const now = performance.now();
+          const wait = Math.min(lastHint + hintQuietMs - now, since + hintDebounceMs - now);
+          if (wait <= 0) break;
+          await sleep(wait, both);
+        }
       }
     } finally {
       watcher?.close();
