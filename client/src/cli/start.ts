@@ -1,6 +1,5 @@
-#!/usr/bin/env node
-// The `meshwork` command a person installs on a device: `node client/src/cli/meshwork.ts`, or
-// `npx meshwork` after `npm ci`. Everything is in main.ts; this file binds it to the process.
+// The `meshwork` command bound to the process (signals, stdout, tracing, the exit code);
+// meshwork.ts loads it. Everything else is in main.ts.
 import { homedir } from 'node:os';
 import { startClientTracing } from '../tracing.ts';
 import { main } from './main.ts';
