@@ -5,7 +5,6 @@
 // cursor is one transaction (state.ts). Continuous sync (`run`) adds the notification long
 // poll, fs.watch hints and the periodic scan, with backoff on failures (ADR 36).
 import { randomBytes, createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
@@ -32,6 +31,7 @@ import {
   type ScanResult,
 } from './scan.ts';
 import { StateDb, statusFromDb, type BaseRow } from './state.ts';
+import { FolderWatcher } from './watch.ts';
 
 /** Passes of scan-plan-execute within one `syncOnce` (a conflict copy is uploaded by the next). */
 const maxRounds = 6;
@@ -240,6 +240,8 @@ export class SyncAgent {
       const rules = loadIgnore(this.#dir, this.#ownFiles());
       const base = this.#state.allBase();
       const scan = await scanFolder(this.#dir, this.#state, base, rules);
+      this.#rules = rules;
+      this.#dirs = [...scan.entries].filter(([, e]) => e.kind === 'directory').map(([path]) => path);
       this.#emit({ type: 'scan', files: scan.files, changed: scan.changed, ms: Math.round(performance.now() - started) });
       let unreachable: Error | undefined;
       try {
@@ -335,6 +337,10 @@ export class SyncAgent {
     }
     return known;
   }
+
+  /** The ignore rules and the directories of the last scan: what `run` watches. */
+  #rules: ReturnType<typeof loadIgnore> | undefined;
+  #dirs: string[] = [];
 
   /** This round's answers of `missing` (see #askMissing); a block sent is marked present. */
   #known = new Map<string, boolean>();
@@ -825,7 +831,15 @@ export class SyncAgent {
       stopped ??= err;
       poke();
     };
-    const watcher = this.#watch(hint);
+    const own = new Set(this.#ownFiles());
+    // The agent's own files (temporary downloads, the state database when it lives inside) are not news.
+    const watcher = new FolderWatcher(
+      this.#dir,
+      (path) => {
+        if (!own.has(path) && path.split('/').pop()?.startsWith(tempPrefix) !== true) hint();
+      },
+      (path) => this.#rules !== undefined && isIgnored(this.#rules, path, true),
+    );
     const notifications = this.#pollNotifications(both, poke, fail);
     const scanEvery = this.#options.scanIntervalMs ?? 60_000;
     let failures = 0;
@@ -837,12 +851,15 @@ export class SyncAgent {
           dirty = false;
           try {
             await this.syncOnce(both);
+            // A directory first seen by this pass is watched from now: look once more for what came before its watch.
+            if (watcher.update(this.#dirs)) dirty = true;
             failures = 0;
             nextScan = Date.now() + scanEvery;
             this.#emit({ type: 'idle' });
           } catch (err) {
             if (both.aborted) break;
             if (err instanceof AgentStopped) throw err;
+            watcher.update(this.#dirs);
             // Anything else is waited out (the network, throttling, a server restarting, a local hiccup).
             failures++;
             const delayMs = backoffMs(failures, Math.random(), retryAfterOf(err));
@@ -874,30 +891,12 @@ export class SyncAgent {
         }
       }
     } finally {
-      watcher?.close();
+      watcher.close();
       wake = undefined;
       done.abort();
       await notifications.catch(() => undefined);
     }
     if (stopped !== undefined && !signal.aborted) throw stopped;
-  }
-
-  #watch(poke: () => void): FSWatcher | undefined {
-    const own = new Set(this.#ownFiles());
-    try {
-      const watcher = watch(this.#dir, { recursive: true }, (_event, name) => {
-        // The agent's own files (temporary downloads, the state database when it lives inside) are not news.
-        if (typeof name === 'string') {
-          const rel = name.split(sep).join('/');
-          if (own.has(rel) || rel.split('/').pop()?.startsWith(tempPrefix) === true) return;
-        }
-        poke();
-      });
-      watcher.on('error', () => watcher.close());
-      return watcher;
-    } catch {
-      return undefined; // no fs.watch here: the periodic scan alone
-    }
   }
 
   /** The notification long poll: pokes the loop when this object changed, fails it when the object is gone or the token refused. */
