@@ -39,6 +39,8 @@ const maxRounds = 6;
 const maxBackoffMs = 30_000;
 /** Uploads and downloads carried out at once within a pass. */
 const actionParallelism = 4;
+/** ...when each of them is one block at most: round trips, not bytes, bound those. */
+const smallFileParallelism = 16;
 /** A pass after fs.watch hints waits until no hint came for this long (a burst of writes is one pass)... */
 const hintQuietMs = 100;
 /** ...but no longer than this after the first. */
@@ -264,7 +266,9 @@ export class SyncAgent {
         break;
       }
       this.#known = await this.#askMissing(actions, scan, signal);
-      await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal);
+      const sizeOf = (a: PlannedAction): number | undefined =>
+        a.action.type === 'upload' ? scan.entries.get(a.path)?.stat.size : remote.get(a.path)?.size;
+      await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal, sizeOf);
       this.#recordProblems(scan, blocked, actions);
     }
     report.problems = this.#state.allProblems().size;
@@ -281,7 +285,12 @@ export class SyncAgent {
    * files is bound by round trips, not bandwidth. The rest run one by one (a directory is
    * removed after what it held).
    */
-  async #executeAll(actions: PlannedAction[], run: (a: PlannedAction) => Promise<void>, signal: AbortSignal): Promise<void> {
+  async #executeAll(
+    actions: PlannedAction[],
+    run: (a: PlannedAction) => Promise<void>,
+    signal: AbortSignal,
+    sizeOf: (a: PlannedAction) => number | undefined,
+  ): Promise<void> {
     for (let i = 0; i < actions.length;) {
       signal.throwIfAborted();
       const type = actions[i]!.action.type;
@@ -307,7 +316,9 @@ export class SyncAgent {
         }
       };
       // A failure of one (the network, a stop) ends the pass: the others finish their current action first.
-      const results = await Promise.allSettled(Array.from({ length: Math.min(actionParallelism, group.length) }, worker));
+      // Files of one block each hold one buffer each at most: more of them at once cost little memory.
+      const width = group.every((a) => (sizeOf(a) ?? Infinity) <= maxBlockSize) ? smallFileParallelism : actionParallelism;
+      const results = await Promise.allSettled(Array.from({ length: Math.min(width, group.length) }, worker));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
     }
