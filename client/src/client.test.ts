@@ -339,6 +339,52 @@ describe('MeshworkClient upload releases', () => {
   });
 });
 
+describe('MeshworkClient upload with known answers', () => {
+  const sha = (v: number): string =>
+    createHash('sha256')
+      .update(new Uint8Array([v]))
+      .digest('hex');
+
+  it('asks missing only about blocks it has no answer for, and puts the ones known missing', async () => {
+    const asked: string[][] = [];
+    const put: string[] = [];
+    const client = new MeshworkClient({
+      baseUrl: 'http://api.test/',
+      token: 'mwd.t',
+      fetch: (input, init) => {
+        const url = input as string;
+        if (url.endsWith('/v1/blocks/missing')) {
+          const { blocks } = JSON.parse(init?.body as string) as { blocks: string[] };
+          asked.push(blocks);
+          return Promise.resolve(json(200, { missing: blocks }));
+        }
+        if (init?.method === 'PUT' && url.includes('/v1/blocks/')) {
+          put.push(url.slice(-64));
+          return Promise.resolve(json(201, { sha256: url.slice(-64), size: 1 }));
+        }
+        return Promise.resolve(json(201, { path: 'f', version: '9', kind: 'file' }, { etag: '"9"' }));
+      },
+    });
+    // Block 0 known present, block 1 known missing, block 2 not known.
+    const known = new Map([
+      [sha(0), false],
+      [sha(1), true],
+    ]);
+    const source = [0, 1, 2].map((v) => new Uint8Array([v]));
+    const result = await client.upload('o', 'f', source, { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 4, known });
+    expect(asked).toEqual([[sha(2)]]);
+    expect(put.sort()).toEqual([sha(1), sha(2)].sort());
+    expect(result.uploadedBlocks).toBe(2);
+
+    // Every block known: no missing request at all.
+    asked.length = 0;
+    put.length = 0;
+    await client.upload('o', 'g', [new Uint8Array([0])], { ifNoneMatch: '*' }, { blockSize: 1, known });
+    expect(asked).toEqual([]);
+    expect(put).toEqual([]);
+  });
+});
+
 function client_upload(client: MeshworkClient, source: Iterable<Uint8Array>) {
   return client.upload('o', 'f', source, { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 3 });
 }

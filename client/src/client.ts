@@ -198,6 +198,12 @@ export interface UploadOptions extends CallOptions {
    * that block's buffer again from then on.
    */
   onBlockReleased?: (data: Uint8Array) => void;
+  /**
+   * Answers the caller already has from `missingBlocks` (sha256 → whether it was missing), for
+   * instance from one request for the blocks of many files: blocks found here are not asked
+   * about again, so a file whose blocks are all known costs no `missing` request.
+   */
+  known?: ReadonlyMap<string, boolean>;
 }
 
 /** What `upload` did: the committed entry, its blocks, and what had to be sent. */
@@ -577,7 +583,7 @@ export class MeshworkClient {
     precondition: WritePrecondition,
     options: UploadOptions = {},
   ): Promise<UploadResult> {
-    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, onBlockReleased, ...call } = options;
+    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, onBlockReleased, known, ...call } = options;
     const release = (data: Uint8Array): void => {
       try {
         onBlockReleased?.(data);
@@ -622,15 +628,11 @@ export class MeshworkClient {
       const putting = new Set<Uint8Array>();
       try {
         if (unique.length === 0) return;
-        const missing = new Set(
-          await this.missingBlocks(
-            unique.map((b) => b.sha256),
-            call,
-          ),
-        );
+        const ask = unique.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
+        const missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
         for (const b of unique) {
           sent.add(b.sha256);
-          if (!missing.has(b.sha256)) continue;
+          if (!(known?.get(b.sha256) ?? missing.has(b.sha256))) continue;
           while (inFlight.size >= parallelism && failure === undefined) await Promise.race(inFlight);
           if (failure !== undefined) return;
           putting.add(b.data);

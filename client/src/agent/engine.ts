@@ -5,7 +5,6 @@
 // cursor is one transaction (state.ts). Continuous sync (`run`) adds the notification long
 // poll, fs.watch hints and the periodic scan, with backoff on failures (ADR 36).
 import { randomBytes, createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
@@ -32,6 +31,7 @@ import {
   type ScanResult,
 } from './scan.ts';
 import { StateDb, statusFromDb, type BaseRow } from './state.ts';
+import { FolderWatcher } from './watch.ts';
 
 /** Passes of scan-plan-execute within one `syncOnce` (a conflict copy is uploaded by the next). */
 const maxRounds = 6;
@@ -39,8 +39,14 @@ const maxRounds = 6;
 const maxBackoffMs = 30_000;
 /** Uploads and downloads carried out at once within a pass. */
 const actionParallelism = 4;
-/** How long fs.watch hints are gathered before a pass. */
-const hintDebounceMs = 300;
+/** ...when each of them is one block at most: round trips, not bytes, bound those. */
+const smallFileParallelism = 16;
+/** A pass after fs.watch hints waits until no hint came for this long (a burst of writes is one pass)... */
+const hintQuietMs = 100;
+/** ...but no longer than this after the first. */
+const hintDebounceMs = 1000;
+/** Blocks per `missing` request (the API's limit, docs/api.md). */
+const maxMissingAsked = 10_000;
 
 const problemCodesRetriedEachPass: ReadonlySet<ProblemCode> = new Set(['symlink', 'not_a_file', 'read_error', 'write_error', 'read_only']);
 
@@ -236,6 +242,8 @@ export class SyncAgent {
       const rules = loadIgnore(this.#dir, this.#ownFiles());
       const base = this.#state.allBase();
       const scan = await scanFolder(this.#dir, this.#state, base, rules);
+      this.#rules = rules;
+      this.#dirs = [...scan.entries].filter(([, e]) => e.kind === 'directory').map(([path]) => path);
       this.#emit({ type: 'scan', files: scan.files, changed: scan.changed, ms: Math.round(performance.now() - started) });
       let unreachable: Error | undefined;
       try {
@@ -257,7 +265,10 @@ export class SyncAgent {
         this.#recordProblems(scan, blocked, actions);
         break;
       }
-      await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal);
+      this.#known = await this.#askMissing(actions, scan, signal);
+      const sizeOf = (a: PlannedAction): number | undefined =>
+        a.action.type === 'upload' ? scan.entries.get(a.path)?.stat.size : remote.get(a.path)?.size;
+      await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal, sizeOf);
       this.#recordProblems(scan, blocked, actions);
     }
     report.problems = this.#state.allProblems().size;
@@ -274,7 +285,12 @@ export class SyncAgent {
    * files is bound by round trips, not bandwidth. The rest run one by one (a directory is
    * removed after what it held).
    */
-  async #executeAll(actions: PlannedAction[], run: (a: PlannedAction) => Promise<void>, signal: AbortSignal): Promise<void> {
+  async #executeAll(
+    actions: PlannedAction[],
+    run: (a: PlannedAction) => Promise<void>,
+    signal: AbortSignal,
+    sizeOf: (a: PlannedAction) => number | undefined,
+  ): Promise<void> {
     for (let i = 0; i < actions.length;) {
       signal.throwIfAborted();
       const type = actions[i]!.action.type;
@@ -300,11 +316,45 @@ export class SyncAgent {
         }
       };
       // A failure of one (the network, a stop) ends the pass: the others finish their current action first.
-      const results = await Promise.allSettled(Array.from({ length: Math.min(actionParallelism, group.length) }, worker));
+      // Files of one block each hold one buffer each at most: more of them at once cost little memory.
+      const width = group.every((a) => (sizeOf(a) ?? Infinity) <= maxBlockSize) ? smallFileParallelism : actionParallelism;
+      const results = await Promise.allSettled(Array.from({ length: Math.min(width, group.length) }, worker));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
     }
   }
+
+  /**
+   * Asks `missing` once for the blocks of every file this round uploads (as the scan hashed
+   * them), so that each upload of a small file is its block and its commit, not three round
+   * trips. A single upload asks for itself, as before. An answer gone stale by the time a file
+   * is sent costs at most a block sent again, or a `409 blocks_missing` that its upload
+   * answers by asking again.
+   */
+  async #askMissing(actions: PlannedAction[], scan: ScanResult, signal: AbortSignal): Promise<Map<string, boolean>> {
+    const known = new Map<string, boolean>();
+    const uploads = actions.filter((a) => a.action.type === 'upload' && a.reuseBlocksOf === undefined);
+    if (uploads.length < 2) return known;
+    const wanted = new Set<string>();
+    for (const a of uploads) {
+      const local = scan.entries.get(a.path);
+      if (local?.kind === 'file') for (const b of local.blocks) wanted.add(b.sha256);
+    }
+    const all = [...wanted];
+    for (let i = 0; i < all.length; i += maxMissingAsked) {
+      const chunk = all.slice(i, i + maxMissingAsked);
+      const missing = new Set(await this.#client.missingBlocks(chunk, { signal }));
+      for (const sha256 of chunk) known.set(sha256, missing.has(sha256));
+    }
+    return known;
+  }
+
+  /** The ignore rules and the directories of the last scan: what `run` watches. */
+  #rules: ReturnType<typeof loadIgnore> | undefined;
+  #dirs: string[] = [];
+
+  /** This round's answers of `missing` (see #askMissing); a block sent is marked present. */
+  #known = new Map<string, boolean>();
 
   /** The state database and its WAL files when they live inside the folder: never synced. */
   #ownFiles(): string[] {
@@ -595,7 +645,10 @@ export class SyncAgent {
           mtime,
           parallelism: 4,
           onBlockReleased: (data) => this.#buffers.give(data),
+          // A second attempt (blocks collected since) asks again.
+          ...(attempt === 1 ? { known: this.#known } : {}),
           onBlockUploaded: (block) => {
+            this.#known.set(block.sha256, false);
             sent += block.size;
             this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
           },
@@ -778,12 +831,26 @@ export class SyncAgent {
       dirty = true;
       wake?.();
     };
+    // Only the folder's hints are gathered: a notification means the server has news to fetch now.
+    let lastHint = -Infinity;
+    const hint = (): void => {
+      lastHint = performance.now();
+      poke();
+    };
     let stopped: Error | undefined;
     const fail = (err: Error): void => {
       stopped ??= err;
       poke();
     };
-    const watcher = this.#watch(poke);
+    const own = new Set(this.#ownFiles());
+    // The agent's own files (temporary downloads, the state database when it lives inside) are not news.
+    const watcher = new FolderWatcher(
+      this.#dir,
+      (path) => {
+        if (!own.has(path) && path.split('/').pop()?.startsWith(tempPrefix) !== true) hint();
+      },
+      (path) => this.#rules !== undefined && isIgnored(this.#rules, path, true),
+    );
     const notifications = this.#pollNotifications(both, poke, fail);
     const scanEvery = this.#options.scanIntervalMs ?? 60_000;
     let failures = 0;
@@ -795,12 +862,15 @@ export class SyncAgent {
           dirty = false;
           try {
             await this.syncOnce(both);
+            // A directory first seen by this pass is watched from now: look once more for what came before its watch.
+            if (watcher.update(this.#dirs)) dirty = true;
             failures = 0;
             nextScan = Date.now() + scanEvery;
             this.#emit({ type: 'idle' });
           } catch (err) {
             if (both.aborted) break;
             if (err instanceof AgentStopped) throw err;
+            watcher.update(this.#dirs);
             // Anything else is waited out (the network, throttling, a server restarting, a local hiccup).
             failures++;
             const delayMs = backoffMs(failures, Math.random(), retryAfterOf(err));
@@ -822,34 +892,22 @@ export class SyncAgent {
           wake = resume;
           both.addEventListener('abort', resume, { once: true });
         });
-        // Gather a burst of hints into one pass.
-        if (dirty && !both.aborted) await sleep(hintDebounceMs, both);
+        // Gather a burst of hints into one pass: wait for a quiet moment, within a bound.
+        const since = performance.now();
+        while (dirty && !both.aborted) {
+          const now = performance.now();
+          const wait = Math.min(lastHint + hintQuietMs - now, since + hintDebounceMs - now);
+          if (wait <= 0) break;
+          await sleep(wait, both);
+        }
       }
     } finally {
-      watcher?.close();
+      watcher.close();
       wake = undefined;
       done.abort();
       await notifications.catch(() => undefined);
     }
     if (stopped !== undefined && !signal.aborted) throw stopped;
-  }
-
-  #watch(poke: () => void): FSWatcher | undefined {
-    const own = new Set(this.#ownFiles());
-    try {
-      const watcher = watch(this.#dir, { recursive: true }, (_event, name) => {
-        // The agent's own files (temporary downloads, the state database when it lives inside) are not news.
-        if (typeof name === 'string') {
-          const rel = name.split(sep).join('/');
-          if (own.has(rel) || rel.split('/').pop()?.startsWith(tempPrefix) === true) return;
-        }
-        poke();
-      });
-      watcher.on('error', () => watcher.close());
-      return watcher;
-    } catch {
-      return undefined; // no fs.watch here: the periodic scan alone
-    }
   }
 
   /** The notification long poll: pokes the loop when this object changed, fails it when the object is gone or the token refused. */

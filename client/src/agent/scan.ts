@@ -120,9 +120,10 @@ export async function readBlocks(
     const before = statOf(await handle.stat());
     if (expected !== undefined && !sameStat(before, expected)) throw new FileChangedError(file);
     const blocks: BlockRef[] = [];
-    // Hashing alone reads every block into one buffer; a caller given the blocks gets a fresh
-    // one each (it may keep it past the next read).
-    const reused = onBlock === undefined ? new Uint8Array(maxBlockSize) : undefined;
+    // Hashing alone reads every block into one buffer, no larger than the file (a 4 KiB file
+    // does not cost a zeroed 4 MiB); a caller given the blocks gets a fresh one each (it may
+    // keep it past the next read).
+    const reused = onBlock === undefined ? new Uint8Array(Math.min(maxBlockSize, before.size)) : undefined;
     for (let position = 0; ;) {
       const block = await readBlockAt(handle, position, before.size, reused);
       const filled = block.length;

@@ -1,8 +1,10 @@
 // The agent's state database (node:sqlite): what was last synced per path (the base of the
 // three-way plan), the server's entries as the change feed delivered them with the cursor they
 // were read at, a cache of local hashes keyed by size/mtime/inode (a file is rehashed only when
-// one of them changed), problems, conflicts and pending work. WAL with synchronous=FULL: a
-// commit that returned is on disk, so a kill -9 loses no recorded progress. The remote entries
+// one of them changed), problems, conflicts and pending work. WAL with synchronous=NORMAL
+// (ADR 50): a commit that returned is in the WAL, so a kill -9 loses no recorded progress; a
+// power loss may drop the last commits, which leaves the records behind the folder and the
+// server, never ahead of them, and the next pass redoes what they miss. The remote entries
 // and the cursor are written in one transaction, and applying them is derived from the records
 // (a remote entry that differs from the base is still to apply), so the stored cursor never
 // runs ahead of what will be applied.
@@ -75,7 +77,7 @@ export class StateDb {
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new DatabaseSync(path);
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
     this.db.exec(schema);
   }
 
@@ -217,9 +219,12 @@ export class StateDb {
   }
 
   setPending(pending: readonly { path: string; direction: 'up' | 'down' }[]): void {
-    this.db.exec('DELETE FROM pending');
-    const put = this.db.prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
-    for (const p of pending) put.run(p.path, p.direction);
+    // One transaction: one commit for the whole list, not one per row.
+    this.transaction(() => {
+      this.db.exec('DELETE FROM pending');
+      const put = this.db.prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
+      for (const p of pending) put.run(p.path, p.direction);
+    });
   }
 
   recordStopped(code: StopCode, message: string, at: Date): void {
