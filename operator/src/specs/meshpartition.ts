@@ -4,7 +4,14 @@
 // rollout the one the partition already runs or the last good one (mesh/rollout.ts, ADR 48);
 // the annotation `meshwork.io/template-revision` names which.
 import { partitionComponent, type SlotRange } from '@meshwork/contract';
-import { apiVersion, meshPartitionKind, type Mesh, type MeshPartitionSpec, type PartitionTemplate } from '../api/v1alpha1.ts';
+import {
+  apiVersion,
+  meshPartitionKind,
+  type Mesh,
+  type MeshPartitionSpec,
+  type MeshSpec,
+  type PartitionTemplate,
+} from '../api/v1alpha1.ts';
 import { meshNames, meshOwnedMetadata } from './mesh-common.ts';
 
 /** Annotation of a Mesh's MeshPartition naming the partition template revision its spec carries. */
@@ -20,24 +27,21 @@ export interface MeshPartitionApply {
 
 /** The partition template the Mesh's spec asks for. */
 export function meshPartitionTemplate(mesh: Mesh): PartitionTemplate {
-  const { spec } = mesh;
-  return {
-    ...(spec.image ? { image: spec.image } : {}),
-    adminTokenSecretRef: { name: meshNames.adminTokenSecret(mesh) },
-    stores: structuredClone(spec.stores),
-    resources: structuredClone(spec.resources),
-    storage: structuredClone(spec.storage),
-    throttling: structuredClone(spec.throttling),
-    watchdog: structuredClone(spec.watchdog),
-    ...(spec.telemetry?.otlpEndpoint ? { telemetry: { otlpEndpoint: spec.telemetry.otlpEndpoint } } : {}),
-  };
+  return { ...sharedTemplate(mesh.spec), adminTokenSecretRef: { name: meshNames.adminTokenSecret(mesh) } };
 }
 
 /** The partition template a MeshPartition's spec carries. */
 export function partitionTemplateOf(spec: MeshPartitionSpec): PartitionTemplate {
   return {
-    ...(spec.image ? { image: spec.image } : {}),
+    ...sharedTemplate(spec),
     ...(spec.adminTokenSecretRef ? { adminTokenSecretRef: structuredClone(spec.adminTokenSecretRef) } : {}),
+  };
+}
+
+/** The template fields a Mesh's spec and a MeshPartition's spec both carry, copied. */
+function sharedTemplate(spec: MeshSpec | MeshPartitionSpec): Omit<PartitionTemplate, 'adminTokenSecretRef'> {
+  return {
+    ...(spec.image ? { image: spec.image } : {}),
     stores: structuredClone(spec.stores),
     resources: structuredClone(spec.resources),
     storage: structuredClone(spec.storage),

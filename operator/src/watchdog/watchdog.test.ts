@@ -25,40 +25,55 @@ function member(name: string, ready: boolean): V1Pod {
   };
 }
 
+/** A watchdog over one partition p0 (Enforce, one action at a time) that is never started: its informers stay empty and its client is never called. */
+function watchdogOver(options: {
+  tolerationSeconds: number;
+  maxUnhealthyPercent: number;
+  now: () => number;
+  enqueue?: (key: string) => void;
+}) {
+  const client = new KubeClient({ server: new URL('https://127.0.0.1:1') });
+  const log = pino({ level: 'silent' });
+  const metrics = new OperatorMetrics();
+  const partition = samplePartition('p0', {
+    watchdog: {
+      mode: 'Enforce',
+      tolerationSeconds: options.tolerationSeconds,
+      healthyResetSeconds: 600,
+      nodeLostSeconds: 300,
+      maxConcurrent: 1,
+      actionsPerHour: 6,
+      recoverySeconds: 30,
+    },
+  });
+  const watchdog = new Watchdog(
+    {
+      client,
+      log,
+      metrics,
+      events: new EventRecorder(client, 'test', log),
+      maxUnhealthyPercent: options.maxUnhealthyPercent,
+      partitionKeys: () => ['mesh/p0'],
+      memberPods: () => [],
+      partition: () => partition,
+      enqueue: options.enqueue ?? (() => undefined),
+      now: options.now,
+    },
+    undefined,
+  );
+  return { client, metrics, partition, watchdog };
+}
+
 describe('Watchdog pause', () => {
   it('pauses when most members fail, and after resuming gives the rest the recovery allowance', () => {
     let now = start;
     const enqueued: string[] = [];
-    // Never started: the informers stay empty and the client is never called.
-    const client = new KubeClient({ server: new URL('https://127.0.0.1:1') });
-    const log = pino({ level: 'silent' });
-    const metrics = new OperatorMetrics();
-    const partition = samplePartition('p0', {
-      watchdog: {
-        mode: 'Enforce',
-        tolerationSeconds: 5,
-        healthyResetSeconds: 600,
-        nodeLostSeconds: 300,
-        maxConcurrent: 1,
-        actionsPerHour: 6,
-        recoverySeconds: 30,
-      },
+    const { client, partition, watchdog } = watchdogOver({
+      tolerationSeconds: 5,
+      maxUnhealthyPercent: 50,
+      now: () => now,
+      enqueue: (key) => enqueued.push(key),
     });
-    const watchdog = new Watchdog(
-      {
-        client,
-        log,
-        metrics,
-        events: new EventRecorder(client, 'test', log),
-        maxUnhealthyPercent: 50,
-        partitionKeys: () => ['mesh/p0'],
-        memberPods: () => [],
-        partition: () => partition,
-        enqueue: (key) => enqueued.push(key),
-        now: () => now,
-      },
-      undefined,
-    );
     let live: MeshPartitionStatus | undefined;
     const pass = (ready: boolean[]) => {
       const a = watchdog.assess(
@@ -99,35 +114,7 @@ describe('Watchdog pause', () => {
 describe('Watchdog time to recover', () => {
   it('observes a member healthy again after an unhealthy spell once, and not a new member coming up', async () => {
     let now = start;
-    const client = new KubeClient({ server: new URL('https://127.0.0.1:1') });
-    const log = pino({ level: 'silent' });
-    const metrics = new OperatorMetrics();
-    const partition = samplePartition('p0', {
-      watchdog: {
-        mode: 'Enforce',
-        tolerationSeconds: 60,
-        healthyResetSeconds: 600,
-        nodeLostSeconds: 300,
-        maxConcurrent: 1,
-        actionsPerHour: 6,
-        recoverySeconds: 30,
-      },
-    });
-    const watchdog = new Watchdog(
-      {
-        client,
-        log,
-        metrics,
-        events: new EventRecorder(client, 'test', log),
-        maxUnhealthyPercent: 100,
-        partitionKeys: () => ['mesh/p0'],
-        memberPods: () => [],
-        partition: () => partition,
-        enqueue: () => undefined,
-        now: () => now,
-      },
-      undefined,
-    );
+    const { client, metrics, partition, watchdog } = watchdogOver({ tolerationSeconds: 60, maxUnhealthyPercent: 100, now: () => now });
     let live: MeshPartitionStatus | undefined;
     // p0-1's pod is new.
     const created = new Date(start);
