@@ -17,6 +17,8 @@ import {
   symlinkSync,
   writeFileSync,
   renameSync,
+  unlinkSync,
+  watch,
 } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -269,6 +271,28 @@ describe('two devices of one user', () => {
     await settle(phone, laptop);
     expect(readFileSync(join(laptop.dir, 'a.txt'), 'utf8')).toBe('a modified');
     expect(readFileSync(join(laptop.dir, 'b.txt'), 'utf8')).toBe('b modified');
+    expect(tree(laptop.dir)).toEqual(tree(phone.dir));
+  });
+
+  it('keeps a file deleted the moment its download lands deleted, and sends the delete', async () => {
+    write(laptop, 'vanishing.txt', 'here and gone');
+    await settle(laptop);
+    // A person (or a program) removes the file as soon as it appears on the phone, while the
+    // agent is still making the rename durable and recording it.
+    const watcher = watch(phone.dir, (_event, name) => {
+      if (name === 'vanishing.txt' && existsSync(join(phone.dir, 'vanishing.txt'))) unlinkSync(join(phone.dir, 'vanishing.txt'));
+    });
+    try {
+      const down = await phone.agent.syncOnce();
+      expect(down.downloaded).toBe(1);
+    } finally {
+      watcher.close();
+    }
+    expect(existsSync(join(phone.dir, 'vanishing.txt'))).toBe(false);
+    await settle(phone, laptop);
+    // The delete went out: the file is gone on both devices and on the server, not downloaded again.
+    expect(existsSync(join(phone.dir, 'vanishing.txt'))).toBe(false);
+    expect(existsSync(join(laptop.dir, 'vanishing.txt'))).toBe(false);
     expect(tree(laptop.dir)).toEqual(tree(phone.dir));
   });
 
@@ -526,13 +550,14 @@ describe('a reader, revocation and removal', () => {
   it('stops with object_gone when the user is removed from the object', async () => {
     const reader = await device('bob-pc');
     const stop = new AbortController();
-    const run = reader.agent.run(stop.signal);
-    await waitFor(() => reader.events.some((e) => e.type === 'idle'), { description: 'the reader to sync', timeoutMs: 60_000 });
-    await alice.removeMember(objectId, bobId);
-    const err = await run.then(
+    // Its outcome is taken at once: the stop can come before this test next awaits it.
+    const outcome = reader.agent.run(stop.signal).then(
       () => undefined,
       (e: unknown) => e,
     );
+    await waitFor(() => reader.events.some((e) => e.type === 'idle'), { description: 'the reader to sync', timeoutMs: 60_000 });
+    await alice.removeMember(objectId, bobId);
+    const err = await outcome;
     stop.abort();
     expect(err).toBeInstanceOf(AgentStopped);
     expect((err as AgentStopped).code).toBe('object_gone');
@@ -544,15 +569,16 @@ describe('a reader, revocation and removal', () => {
     devices.set('old-laptop', client);
     const old = await device('old-laptop');
     const stop = new AbortController();
-    const run = old.agent.run(stop.signal);
+    // Its outcome is taken at once: the stop can come before this test next awaits it.
+    const outcome = old.agent.run(stop.signal).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await waitFor(() => old.events.some((e) => e.type === 'idle'), { description: 'the device to sync', timeoutMs: 60_000 });
     const me = await client.me();
     await alice.deleteDevice(me.deviceId!);
     write(old, 'after-revocation.txt', 'x');
-    const err = await run.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await outcome;
     stop.abort();
     expect(err).toBeInstanceOf(AgentStopped);
     expect((err as AgentStopped).code).toBe('unauthorized');

@@ -5,6 +5,7 @@
 // cursor is one transaction (state.ts). Continuous sync (`run`) adds the notification long
 // poll, fs.watch hints and the periodic scan, with backoff on failures (ADR 36).
 import { randomBytes, createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
@@ -692,6 +693,7 @@ export class SyncAgent {
     await mkdir(dirname(abs), { recursive: true });
     const temp = join(dirname(abs), `${tempPrefix}${randomBytes(6).toString('hex')}`);
     let blocks: BlockRef[];
+    let placed: Stats;
     try {
       blocks = await this.#fetchTo(path, entry, temp, signal);
       if (contentHashOfBlocks(blocks) !== entry.contentHash) {
@@ -710,14 +712,17 @@ export class SyncAgent {
       const mtime = new Date(entry.mtime);
       if (!Number.isNaN(mtime.getTime())) await utimes(temp, mtime, mtime);
       if (local?.kind === 'directory') await rmdir(abs);
+      // Stat what is about to land (a rename keeps the inode, size, mtime and mode): the file may
+      // be deleted or changed the moment it appears, and the record must describe what was
+      // written, so that the next scan sees that as a local change instead of a missing download.
+      placed = await lstat(temp);
       await rename(temp, abs);
       await syncDirectory(dirname(abs));
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
     }
-    const s = await lstat(abs);
-    const stat = { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, mode: s.mode };
+    const stat = { size: placed.size, mtimeMs: placed.mtimeMs, ino: placed.ino, mode: placed.mode };
     this.#state.transaction(() => {
       this.#state.putBase({ path, kind: 'file', ...stat, blocks: entry.blocks, contentHash: entry.contentHash, version: entry.version });
       this.#state.putHash({ path, ...stat, blocks, contentHash: entry.contentHash });
