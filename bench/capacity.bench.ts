@@ -50,7 +50,7 @@ const maxArg = process.argv.find((a) => a.startsWith('--max='));
 // --unthrottled lifts the throttle's bounds and its adaptive concurrency limit: what the process serves before the limiter decides.
 const unthrottled = process.argv.includes('--unthrottled');
 const devicesPerUser = 4;
-const allSteps = quick ? [1000, 2000, 4000] : [5000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000];
+const allSteps = quick ? [1000, 2000, 4000] : [5000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000, 60_000];
 const maxDevices = maxArg ? Number(maxArg.slice('--max='.length)) : Infinity;
 const steps = allSteps.filter((n) => n <= maxDevices);
 const stepSeconds = quick ? 15 : 40;
@@ -83,7 +83,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const fileLimit = raiseOpenFiles(2 * steps.at(-1)! + 2000);
+// This process and the partition each hold one connection per device (the partition inherits the limit).
+const fileLimit = raiseOpenFiles(steps.at(-1)! + 2000);
 const etcd = await startEtcd();
 const minio = await startMinio();
 const partition = await startPartition(
@@ -249,10 +250,10 @@ async function runStep(): Promise<StepResult> {
 let passed: StepResult | undefined;
 let stoppedBy = `the largest step (${steps.at(-1)} devices) passed`;
 try {
-  if (fileLimit < 2 * steps[0]! + 1000) throw new Error(`the open-file limit is ${fileLimit}: raise it (ulimit -n) to hold the long polls`);
+  if (fileLimit < steps[0]! + 1000) throw new Error(`the open-file limit is ${fileLimit}: raise it (ulimit -n) to hold the long polls`);
   const idleRss = rssBytes(pid);
   for (const step of steps) {
-    if (2 * step + 1000 > fileLimit) {
+    if (step + 1000 > fileLimit) {
       stoppedBy = `the open-file limit (${fileLimit}) allows no more than ${passed?.devices ?? 0} devices here`;
       break;
     }
