@@ -13,7 +13,7 @@ NODE_DEPS := node_modules/.package-lock.json
 # script(1), the terminal the meshwork command's token-prompt test runs in. litmus and rclone:
 # the WebDAV test's clients (dataplane/src/gateway/dav/dav.int.test.ts).
 # chromium: the browser the web UI test drives headless through playwright-core (web/).
-DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables syncthing rclone bsdutils litmus chromium
+DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables iptables syncthing rclone bsdutils litmus chromium
 # What make image and its tests need: mmdebstrap extracts the root filesystem, umoci assembles
 # and unpacks the OCI image, skopeo writes the docker-archive, runc runs the unpacked bundle.
 DEBIAN_IMAGE_PACKAGES := mmdebstrap umoci skopeo runc
