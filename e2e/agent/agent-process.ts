@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { AgentEvent } from '@meshwork/client/agent';
 import { repoRoot } from '../harness/binaries.ts';
 import { ManagedProcess, type ExitStatus } from '../harness/process.ts';
+import { ipCommand } from '../node-agent/network.ts';
 import { waitFor } from '../harness/wait.ts';
 
 /** The CLI's entry point. */
@@ -33,6 +34,14 @@ export interface AgentHome {
   /** Holds config/ and state/ (MESHWORK_CONFIG_DIR, MESHWORK_STATE_DIR) and the logs. */
   dir: string;
   env: NodeJS.ProcessEnv;
+  /** A network namespace every command of this device runs in (a device behind a NAT in the p2p tests). */
+  netns?: string;
+}
+
+/** The command that runs node with `args` for `home`: inside its namespace when it has one. */
+export function nodeCommand(home: AgentHome, args: string[]): { binary: string; args: string[] } {
+  if (home.netns === undefined) return { binary: process.execPath, args };
+  return { binary: ipCommand(), args: ['netns', 'exec', home.netns, process.execPath, ...args] };
 }
 
 export interface CliResult {
@@ -63,7 +72,8 @@ export async function makeAgentHome(name: string, parent?: string): Promise<Agen
 /** Runs `meshwork ARGS` for `home` and resolves with its output whatever its exit; killed after `timeoutMs`. */
 export function runCli(home: AgentHome, args: string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
   const start = performance.now();
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  const command = nodeCommand(home, [cliPath, ...args]);
+  const child = spawn(command.binary, command.args, {
     cwd: repoRoot,
     env: home.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -195,10 +205,20 @@ export class AgentProcess {
   ): Promise<AgentProcess> {
     await mkdir(dir, { recursive: true });
     const logFile = join(home.dir, `sync-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.log`);
+    const command = nodeCommand(home, [
+      ...(options.nodeArgs ?? []),
+      cliPath,
+      'sync',
+      dir,
+      '--object',
+      objectId,
+      '--json',
+      ...(options.extraArgs ?? []),
+    ]);
     const proc = ManagedProcess.start({
       component: `agent ${home.name}`,
-      binary: process.execPath,
-      args: [...(options.nodeArgs ?? []), cliPath, 'sync', dir, '--object', objectId, '--json', ...(options.extraArgs ?? [])],
+      binary: command.binary,
+      args: command.args,
       logFile,
       cwd: repoRoot,
       env: home.env,
