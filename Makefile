@@ -9,11 +9,13 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_DEPS := node_modules/.package-lock.json
 # iproute2 and nftables: the local stack's network namespaces and kube-proxy (ADR 27).
-# syncthing and rclone: the baselines of the agent benchmark (bench/agent.bench.ts); bsdutils:
-# script(1), the terminal the meshwork command's token-prompt test runs in. litmus and rclone:
-# the WebDAV test's clients (dataplane/src/gateway/dav/dav.int.test.ts).
+# iptables: the router of the peer-to-peer tests' NAT (e2e/p2p/nat.ts).
+# syncthing: the baseline of the agent benchmark (bench/agent.bench.ts); bsdutils:
+# script(1), the terminal the meshwork command's token-prompt test runs in. litmus: a client of
+# the WebDAV test (dataplane/src/gateway/dav/dav.int.test.ts). rclone is not taken from Debian:
+# `make tools` builds a pinned one (tools/rclone, ADR 61).
 # chromium: the browser the web UI test drives headless through playwright-core (web/).
-DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables iptables syncthing rclone bsdutils litmus chromium
+DEBIAN_PACKAGES := openssl ca-certificates iproute2 nftables iptables syncthing bsdutils litmus chromium
 # What make image and its tests need: mmdebstrap extracts the root filesystem, umoci assembles
 # and unpacks the OCI image, skopeo writes the docker-archive, runc runs the unpacked bundle.
 DEBIAN_IMAGE_PACKAGES := mmdebstrap umoci skopeo runc
@@ -49,7 +51,7 @@ deps-image: ## Install missing Debian packages that make image needs (mmdebstrap
 	$(call install_debian,$(DEBIAN_IMAGE_PACKAGES))
 
 .PHONY: tools
-tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns, jaeger, prometheus, promtool); a no-op when up to date
+tools: ## Build the pinned infrastructure into bin/ (kube-*, kube-proxy, kubectl, etcd, minio, helm, coredns, jaeger, prometheus, promtool, rclone); a no-op when up to date
 	@bash tools/build.sh
 
 .PHONY: tools-prometheus

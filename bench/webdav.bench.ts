@@ -11,8 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { rcloneEnv, rcloneRemote, runRclone } from '../e2e/agent/rclone.ts';
+import { rcloneDavRemote, rcloneEnv, rcloneRemote, runRclone } from '../e2e/agent/rclone.ts';
 import { startDavStack } from '../e2e/dataplane/dav-stack.ts';
 import { printTable } from './table.ts';
 
@@ -34,15 +33,7 @@ const stack = await startDavStack('webdavbench');
 const figures: Record<string, number> = {};
 try {
   const s3 = rcloneEnv(stack.minio, root);
-  const obscured = spawnSync('rclone', ['obscure', stack.appPassword], { encoding: 'utf8' }).stdout.trim();
-  const dav = {
-    ...s3,
-    RCLONE_CONFIG_DAV_TYPE: 'webdav',
-    RCLONE_CONFIG_DAV_URL: stack.objectUrl,
-    RCLONE_CONFIG_DAV_VENDOR: 'owncloud',
-    RCLONE_CONFIG_DAV_USER: stack.userName,
-    RCLONE_CONFIG_DAV_PASS: obscured,
-  };
+  const dav = { ...s3, ...rcloneDavRemote('dav', { url: stack.objectUrl, user: stack.userName, password: stack.appPassword }) };
   await runRclone(['mkdir', `${rcloneRemote}:baseline`], s3);
   figures.s3SmallS = await runRclone(['copy', small, `${rcloneRemote}:baseline/small`, ...transfers], s3);
   figures.davSmallS = await runRclone(['copy', small, 'dav:small', ...transfers], dav);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the pinned real infrastructure (Kubernetes control plane, kube-proxy
-# and kubectl, etcd, MinIO, Helm, CoreDNS, Jaeger, Prometheus and promtool) from the Go module proxy into bin/, with each binary's
-# real version stamped in. A tool whose inputs (go.mod, go.sum, this script,
-# the Go version) are unchanged since its last build is skipped, so a second
-# run costs nothing.
+# and kubectl, etcd, MinIO, Helm, CoreDNS, Jaeger, Prometheus and promtool,
+# rclone) from the Go module proxy into bin/, with each binary's real version
+# stamped in. A tool whose inputs (go.mod, go.sum, main.go, the shell functions
+# that build it, the Go version) are unchanged since its last build is skipped,
+# so a second run costs nothing, and a change to one tool's build rebuilds only
+# that tool.
 #
-# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns] [jaeger] [prometheus]   (default: all)
+# Usage: tools/build.sh [kubernetes] [etcd] [minio] [helm] [coredns] [jaeger] [prometheus] [rclone]   (default: all)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,13 +36,18 @@ module_time() {
   (cd "$1" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$2")
 }
 
-# stamp_of DIR prints a digest of everything that decides what DIR builds.
+# stamp_of NAME prints a digest of everything that decides what tools/NAME builds.
 stamp_of() {
+  local dir="$here/$1"
   {
     go version
-    cat "$1/go.mod" "$1/go.sum" "$here/build.sh"
-    # A tool built from a main package of its own (CoreDNS's plugin list).
-    if [ -f "$1/main.go" ]; then cat "$1/main.go"; fi
+    cat "$dir/go.mod" "$dir/go.sum"
+    # A tool built from a main package of its own (CoreDNS's plugin list, rclone's subset).
+    if [ -f "$dir/main.go" ]; then cat "$dir/main.go"; fi
+    # The shell that builds it: its own function and the shared ones (not the whole script,
+    # so that adding or changing another tool does not rebuild this one).
+    declare -f "build_$1" build stamp_of module_version module_time
+    echo "$CGO_ENABLED $GOFLAGS"
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -51,7 +58,7 @@ build() {
   while [ "$1" != "--" ]; do outputs+=("$1"); shift; done
   shift
   local dir="$here/$name" stamp
-  stamp=$(stamp_of "$dir")
+  stamp=$(stamp_of "$name")
   local fresh=1
   for out in "${outputs[@]}"; do [ -x "$bin/$out" ] || fresh=0; done
   if [ "$fresh" = 1 ] && [ "$(cat "$stamps/$name" 2>/dev/null)" = "$stamp" ]; then
@@ -153,11 +160,20 @@ build_prometheus() {
     -o "$bin/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
 }
 
+build_rclone() {
+  local dir="$here/rclone" v
+  v=$(module_version "$dir" github.com/rclone/rclone)
+  # Only the backends and commands the tests and benchmarks use (main.go).
+  build rclone rclone -- \
+    -ldflags "-s -w -X github.com/rclone/rclone/fs.Version=$v" \
+    -o "$bin/rclone" .
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns jaeger prometheus kubernetes)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd minio helm coredns jaeger prometheus rclone kubernetes)
 for t in "${targets[@]}"; do
   case "$t" in
-    kubernetes|etcd|minio|helm|coredns|jaeger|prometheus) "build_$t" ;;
-    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns jaeger prometheus)" >&2; exit 2 ;;
+    kubernetes|etcd|minio|helm|coredns|jaeger|prometheus|rclone) "build_$t" ;;
+    *) echo "tools/build.sh: unknown tool '$t' (known: kubernetes etcd minio helm coredns jaeger prometheus rclone)" >&2; exit 2 ;;
   esac
 done

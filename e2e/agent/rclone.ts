@@ -1,19 +1,43 @@
 // rclone against a MinIO server: the baseline the agent benchmark compares a large file's
 // transfer against (`rclone copy` up to the bucket, then down into another directory).
-// Debian's `rclone` (`make deps-debian`); the remote is configured by environment only
-// (RCLONE_CONFIG_<NAME>_*), with an empty config file so nothing outside the temp dir is read.
+// rclone is the pinned build in bin/ (`make tools`, tools/rclone); the remote is configured by
+// environment only (RCLONE_CONFIG_<NAME>_*), with an empty config file so nothing outside the
+// temp dir is read.
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { requireBinary } from '../harness/binaries.ts';
 
 /** The remote's name in rclone paths: `benchminio:bucket/key`. */
 export const rcloneRemote = 'benchminio';
 
-/** The rclone binary on PATH, or an error naming the remedy. */
+/** The pinned rclone (bin/rclone), or an error telling to run `make tools`. */
 export function rcloneBinary(): string {
-  const found = spawnSync('sh', ['-c', 'command -v rclone'], { encoding: 'utf8' }).stdout.trim();
-  if (!found) throw new Error('rclone is not installed: run "make deps-debian" (Debian package rclone)');
-  return found;
+  return requireBinary('rclone');
+}
+
+/**
+ * What a WebDAV remote `name` for Meshwork needs besides its URL and credentials (docs/webdav.md):
+ * vendor owncloud (modification times and checksums), and no pacing between calls (rclone's
+ * WebDAV default spaces calls 10 ms apart across all transfers).
+ */
+export function rcloneDavRemote(name: string, remote: { url: string; user: string; password: string }): NodeJS.ProcessEnv {
+  const prefix = `RCLONE_CONFIG_${name.toUpperCase()}_`;
+  return {
+    [`${prefix}TYPE`]: 'webdav',
+    [`${prefix}URL`]: remote.url,
+    [`${prefix}VENDOR`]: 'owncloud',
+    [`${prefix}USER`]: remote.user,
+    [`${prefix}PASS`]: rcloneObscure(remote.password),
+    [`${prefix}PACER_MIN_SLEEP`]: '0.01ms',
+  };
+}
+
+/** `rclone obscure`: the form rclone's configuration keeps a password in. */
+export function rcloneObscure(password: string): string {
+  const result = spawnSync(rcloneBinary(), ['obscure', password], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`rclone obscure failed: ${result.stderr}`);
+  return result.stdout.trim();
 }
 
 /** The environment that defines the S3 remote `rcloneRemote` for `minio`; writes an empty config under `dir`. */

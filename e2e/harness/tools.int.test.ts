@@ -90,9 +90,17 @@ describe('the pinned binaries', () => {
     },
   );
 
+  it('rclone version prints the pinned release, with only the WebDAV, S3 and local backends', () => {
+    const version = pinned('rclone', 'github.com/rclone/rclone');
+    expect(run('rclone', ['version']).split('\n')[0]).toBe(`rclone ${version}`);
+    const backends = run('rclone', ['help', 'backends']);
+    for (const backend of ['local', 's3', 'webdav']) expect(backends).toMatch(new RegExp(`^\\s+${backend}\\s`, 'm'));
+    expect(backends).not.toMatch(/^\s+drive\s/m);
+  });
+
   it('a second make tools with nothing changed builds nothing', () => {
     const output = execFileSync('bash', [join(repoRoot, 'tools', 'build.sh')], { encoding: 'utf8', env: { ...process.env } });
-    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns', 'jaeger', 'prometheus'])
+    for (const tool of ['kubernetes', 'etcd', 'minio', 'helm', 'coredns', 'jaeger', 'prometheus', 'rclone'])
       expect(output).toContain(`tools: ${tool} is up to date`);
     expect(output).not.toContain('building');
   });

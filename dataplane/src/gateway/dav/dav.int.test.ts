@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshworkClient } from '@meshwork/client';
 import { startDavStack, type DavStack } from '../../../../e2e/dataplane/dav-stack.ts';
 import { login, makeAgentHome, syncOnce } from '../../../../e2e/agent/agent-process.ts';
+import { rcloneBinary, rcloneDavRemote } from '../../../../e2e/agent/rclone.ts';
 
 const run = promisify(execFile);
 let stack: DavStack;
@@ -273,18 +274,13 @@ describe('rclone', () => {
       writeFileSync(join(dir, `${names[i % 7]}-${i}.txt`), i % 50 === 0 ? Buffer.alloc(0) : randomBytes(1 + (i % 4096)));
     }
     writeFileSync(join(tree, 'big.bin'), randomBytes(100 * 1024 * 1024));
-    const { stdout: obscured } = await run('rclone', ['obscure', stack.appPassword]);
     const env = {
       ...process.env,
       RCLONE_CONFIG: join(work, 'rclone.conf'),
-      RCLONE_CONFIG_DAV_TYPE: 'webdav',
-      RCLONE_CONFIG_DAV_URL: `${stack.objectUrl}synced/`,
-      RCLONE_CONFIG_DAV_VENDOR: 'owncloud',
-      RCLONE_CONFIG_DAV_USER: 'user',
-      RCLONE_CONFIG_DAV_PASS: obscured.trim(),
+      ...rcloneDavRemote('dav', { url: `${stack.objectUrl}synced/`, user: 'user', password: stack.appPassword }),
     };
     await dav('MKCOL', '/dav/files/synced/');
-    const rclone = (...args: string[]) => run('rclone', [...args, '--transfers', '8', '--checkers', '8'], { env, timeout: 300_000 });
+    const rclone = (...args: string[]) => run(rcloneBinary(), [...args, '--transfers', '8', '--checkers', '8'], { env, timeout: 300_000 });
     await rclone('sync', tree, 'dav:');
     const check = await rclone('check', tree, 'dav:');
     const checked = check.stderr + check.stdout;
