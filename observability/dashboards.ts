@@ -7,6 +7,7 @@
 // not exist yet (a counter that no error has touched) adds `or <a series that does exist> * 0`,
 // so it shows a zero line rather than "No data" while the component is up, and stays empty
 // when the component is not scraped at all.
+import { longPollRouteLabels } from '@meshwork/contract';
 import {
   DashboardBuilder,
   DatasourceVariableBuilder,
@@ -48,7 +49,7 @@ export interface DashboardSpec {
 }
 
 /** Routes whose requests wait by design (long polls): kept out of latency panels and alerts. */
-export const longPollRoutes = '/v1/notifications|/v1/objects/:id/changes';
+export const longPollRoutes = longPollRouteLabels.join('|');
 
 const ns = 'namespace=~"$namespace"';
 const http = 'meshwork_http_request_duration_seconds';

@@ -28,3 +28,9 @@ export interface DeepHealthBody {
   /** One entry per volume and per store. */
   checks: readonly { name: string; ok: boolean; error?: string }[];
 }
+
+/**
+ * The `route` label values of requests that wait by design (long polls): latency panels, the
+ * latency alert and a rollout's latency analysis leave them out.
+ */
+export const longPollRouteLabels = ['/v1/notifications', '/v1/objects/:id/changes'] as const;

@@ -42,6 +42,8 @@ export interface PartitionOptions {
   env?: Record<string, string>;
   /** Reuse a port (to restart on the same address). */
   port?: number;
+  /** The address to listen on (default 127.0.0.1; the NAT tests use the testbed's wide-area address). */
+  host?: string;
   /** Reuse an administrator token. */
   adminToken?: string;
   /** Extra flags for node (for example --inspect for a benchmark that measures memory). */
@@ -65,7 +67,7 @@ export function partitionEnv(
 ): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
-    MESHWORK_LISTEN: `127.0.0.1:${options.port}`,
+    MESHWORK_LISTEN: `${options.host ?? '127.0.0.1'}:${options.port}`,
     MESHWORK_PARTITION: options.partition,
     MESHWORK_SLOTS: options.slots ?? '0-4095',
     MESHWORK_ETCD_ENDPOINTS: stores.etcdEndpoint,
@@ -86,7 +88,7 @@ export async function startPartition(stores: PartitionStores, options: Partition
   const adminToken = options.adminToken ?? `admin-${randomBytes(16).toString('hex')}`;
   const adminTokenFile = join(dir, 'admin-token');
   writeFileSync(adminTokenFile, adminToken, { mode: 0o600 });
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await freePort(options.host));
   const proc = ManagedProcess.start({
     component: `partition ${options.partition}`,
     binary: process.execPath,
@@ -95,7 +97,7 @@ export async function startPartition(stores: PartitionStores, options: Partition
     cwd: repoRoot,
     env: partitionEnv(stores, { ...options, port, adminTokenFile, dir }),
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   try {
     await proc.waitReady(async () => (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok, {
       timeoutMs: 30_000,

@@ -4,7 +4,13 @@
 // gateway and not one acknowledged commit is lost, and an operator restarted in the middle
 // resumes where it was; a bad version (an S3 endpoint nothing answers on, so the member
 // never turns ready) halts at the canary with the figure and threshold in the Mesh's status,
-// the other partitions never change, and autoRollback returns the canary (ADR 48).
+// the other partitions never change, and autoRollback returns the canary (ADR 48); so does a
+// version that turns ready but fails every upload (a store that refuses object writes), on
+// its error ratio.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MeshworkClient, type DeviceClient } from '@meshwork/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -69,6 +75,14 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
       },
       { description: `the Mesh's rollout to be ${state}`, timeoutMs, intervalMs: 250 },
     );
+  }
+
+  /** The address of a running gateway pod. */
+  async function gatewayUrl(): Promise<string> {
+    const gatewayPod = (
+      await cluster.core.listNamespacedPod({ namespace: cluster.namespace, labelSelector: 'app.kubernetes.io/component=gateway' })
+    ).items.find((p) => p.status?.podIP && !p.metadata?.deletionTimestamp)!;
+    return `http://${gatewayPod.status!.podIP}:8080`;
   }
 
   /** The partition index serving `id`'s slot (the even layout of 3: 0-1364, 1365-2729, 2730-4095). */
@@ -144,10 +158,7 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
     expect(before.status?.rollout).toMatchObject({ state: 'Complete', steps: 3 });
     const stable = before.status!.rollout!.revision!;
     // Writers in every partition, reached through the gateway.
-    const gatewayPod = (
-      await cluster.core.listNamespacedPod({ namespace: cluster.namespace, labelSelector: 'app.kubernetes.io/component=gateway' })
-    ).items.find((p) => p.status?.podIP && !p.metadata?.deletionTimestamp)!;
-    const baseUrl = `http://${gatewayPod.status!.podIP}:8080`;
+    const baseUrl = await gatewayUrl();
     const retry = { maxAttempts: 10, baseDelayMs: 200, maxDelayMs: 2_000 };
     const admin = new MeshworkClient({ baseUrl, token: cluster.adminToken, retry });
     // An object lives in its owner's slot: one user (and device) per partition, two objects each.
@@ -269,6 +280,92 @@ describe('the gradual rollout of a Mesh on the local cluster', () => {
     expect(p0.spec.stores.s3.endpoint).toBe(goodS3);
     expect(settled(p0)).toBe(true);
     expect({ p1: await podUids('ramp-p1'), p2: await podUids('ramp-p2') }).toEqual(untouched);
+  });
+
+  it('halts a version that stays ready but fails a share of requests at the canary, on its error ratio', async () => {
+    const stable = (await mesh()).status!.rollout!.stableRevision!;
+    const untouched = { p1: await podUids('ramp-p1'), p2: await podUids('ramp-p2') };
+    // The bad version's object store: MinIO behind a proxy that answers every object upload with
+    // 500 InternalError and passes the rest (the readiness check's HeadBucket among it): its
+    // members turn ready, then fail every block upload with 503.
+    const minio = new URL(goodS3);
+    let refused = 0;
+    const proxy = createServer((req, res) => {
+      const [, bucket, key] = /^\/([^/?]+)\/?([^?]*)/.exec(req.url ?? '') ?? [];
+      if (req.method === 'PUT' && bucket && key) {
+        refused++;
+        req.resume();
+        res.writeHead(500, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
+        return;
+      }
+      const upstream = httpRequest(
+        { host: minio.hostname, port: minio.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
+    // Uploads into the canary partition, through the gateway, never retried: each failure counts.
+    const baseUrl = await gatewayUrl();
+    const admin = new MeshworkClient({ baseUrl, token: cluster.adminToken });
+    let uploader: DeviceClient | undefined;
+    for (let i = 0; i < 60 && uploader === undefined; i++) {
+      const user = await admin.createUser(`upload${i}`);
+      if (partitionOf(user.id) === 0)
+        uploader = await new MeshworkClient({ baseUrl, token: user.token, retry: { maxAttempts: 1 } }).registerDeviceClient('uploader');
+    }
+    expect(uploader).toBeDefined();
+    let stopped = false;
+    const outcomes = { stored: 0, failed: new Map<number, number>() };
+    const uploads = Array.from({ length: 3 }, async () => {
+      while (!stopped) {
+        try {
+          await uploader!.putBlock(randomBytes(1024));
+          outcomes.stored++;
+        } catch (err) {
+          const status = (err as { status?: number }).status ?? 0;
+          outcomes.failed.set(status, (outcomes.failed.get(status) ?? 0) + 1);
+        }
+        await delay(50);
+      }
+    });
+    try {
+      // Judged from 20 requests on, so that the bake cannot end before the figure is read.
+      await patchMesh({ stores: { s3: { endpoint: proxyUrl } }, rollout: { autoRollback: false, analysis: { minRequests: 20 } } });
+      const halted = await waitForState('Halted', 180_000);
+      const { halt } = halted.status!.rollout!;
+      console.log(`The rollout halted: ${halt?.figure}; threshold ${halt?.threshold}; ${refused} uploads refused by the store`);
+      expect(halt).toMatchObject({ reason: 'ErrorRatioExceeded', partition: 'ramp-p0', threshold: 'maxErrorPercent 5%' });
+      expect(halt?.figure).toMatch(/^error ratio \d+\.\d% \(\d+ of \d+ requests answered 5xx\)$/);
+      // The member that took the version was ready all along: the halt is the analysis's, not readiness's.
+      const p0 = await cluster.partition('ramp-p0');
+      const updated = (p0.status?.members ?? []).filter((m) => m.revision === p0.status?.updateRevision);
+      expect(updated.length).toBeGreaterThan(0);
+      expect(updated.map((m) => m.health)).toEqual(updated.map(() => 'Healthy'));
+      expect({ p1: await podUids('ramp-p1'), p2: await podUids('ramp-p2') }).toEqual(untouched);
+      const revs = await revisions();
+      expect([revs['ramp-p1'], revs['ramp-p2']]).toEqual([stable, stable]);
+    } finally {
+      stopped = true;
+      await Promise.all(uploads);
+    }
+    // What the clients saw: documented 503s, nothing else of the 5xx kind.
+    expect([...outcomes.failed.keys()].filter((s) => s >= 500 && s !== 503)).toEqual([]);
+    expect(outcomes.failed.get(503) ?? 0).toBeGreaterThan(0);
+
+    await patchMesh({ rollout: { autoRollback: true, analysis: { minRequests: 100 } } });
+    const back = await waitForState('RolledBack', 120_000);
+    expect(back.status!.rollout).toMatchObject({ stableRevision: stable });
+    expect((await cluster.partition('ramp-p0')).spec.stores.s3.endpoint).toBe(goodS3);
+    proxy.close();
   });
 
   it('holds a new version while paused, and a version set back to the stable one completes without moving a member', async () => {

@@ -493,7 +493,7 @@ export const rolloutDefaults = {
   progressDeadlineSeconds: 600,
   paused: false,
   autoRollback: false,
-  analysis: { maxErrorPercent: 5, minRequests: 100, maxWatchdogActions: 0 },
+  analysis: { maxErrorPercent: 5, maxP99Milliseconds: 5000, minRequests: 100, maxWatchdogActions: 0 },
 } as const;
 
 const meshRollout = object({
@@ -526,9 +526,13 @@ const meshRollout = object({
       .default(rolloutDefaults.analysis.maxErrorPercent)
       .describe("Highest share (percent) of 5xx answers among the updated members' requests; 100 turns the check off.")
       .validate(between(0, 100)),
+    maxP99Milliseconds: integer()
+      .default(rolloutDefaults.analysis.maxP99Milliseconds)
+      .describe("Highest p99 latency (milliseconds) of the updated members' requests, long polls left out; 0 turns the check off.")
+      .validate(between(0, 3_600_000)),
     minRequests: integer()
       .default(rolloutDefaults.analysis.minRequests)
-      .describe('Requests the updated members must have answered before their error ratio is judged.')
+      .describe('Requests the updated members must have answered before their error ratio and latency are judged.')
       .validate(between(1, 1_000_000_000)),
     maxWatchdogActions: integer()
       .default(rolloutDefaults.analysis.maxWatchdogActions)
@@ -557,7 +561,7 @@ const partitionTemplate = object({
 });
 
 const rolloutHalt = object({
-  reason: oneOf(['MemberNotReady', 'ErrorRatioExceeded', 'WatchdogActed']).required(),
+  reason: oneOf(['MemberNotReady', 'ErrorRatioExceeded', 'LatencyExceeded', 'WatchdogActed']).required(),
   partition: string().required(),
   figure: string().required().describe('What the analysis measured.'),
   threshold: string().required().describe('The threshold the figure broke.'),

@@ -307,6 +307,18 @@ describe('planRollout', () => {
       threshold: 'maxErrorPercent 5%',
     },
     {
+      case: 'a p99 latency above the threshold halts',
+      over: {
+        partitions: [part('m-p0', 'new', { hold: 1, updatedFrom: 1 }), part('m-p1', 'old'), part('m-p2', 'old')],
+        previous: rolling({ movedAt: ago(10) }),
+        // 190 of 200 within 1 s, 196 within 5 s, the rest within 10 s: p99 (rank 198) is at 7.5 s.
+        requests: { total: 200, errors: 0, latency: { bounds: [1, 5, 10, Infinity], counts: [190, 196, 200, 200] } },
+      },
+      reason: 'LatencyExceeded',
+      figure: 'p99 latency 7500 ms (long polls left out)',
+      threshold: 'maxP99Milliseconds 5000',
+    },
+    {
       case: 'a watchdog action during the bake halts',
       over: {
         partitions: [part('m-p0', 'new', { watchdogActions: [new Date(now.getTime() - 5000)] }), part('m-p1', 'old'), part('m-p2', 'old')],
@@ -330,7 +342,9 @@ describe('planRollout', () => {
     { case: 'too few requests to judge', requests: { total: 99, errors: 99 } },
     { case: 'a ratio at the threshold', requests: { total: 200, errors: 10 } },
     { case: 'no figures', requests: undefined },
-  ])('does not halt on the error ratio with $case', ({ requests }) => {
+    { case: 'a p99 at the threshold', requests: { total: 200, errors: 0, latency: { bounds: [5, Infinity], counts: [200, 200] } } },
+    { case: 'too few requests to judge latency', requests: { total: 99, errors: 0, latency: { bounds: [60, Infinity], counts: [0, 99] } } },
+  ])('does not halt on the error ratio or latency with $case', ({ requests }) => {
     const plan = planRollout(
       inputs({
         partitions: [part('m-p0', 'new'), part('m-p1', 'old'), part('m-p2', 'old')],

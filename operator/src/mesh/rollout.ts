@@ -43,10 +43,37 @@ export interface PartitionProgress {
   watchdogActions: readonly Date[];
 }
 
+/** A cumulative latency histogram: `counts[i]` requests took at most `bounds[i]` seconds (the last bound is +Inf). */
+export interface LatencyHistogram {
+  bounds: number[];
+  counts: number[];
+}
+
 /** Requests answered by the updated members of the step's partitions (their own counters). */
 export interface RequestFigures {
   total: number;
   errors: number;
+  /** Their latency, long polls left out. */
+  latency?: LatencyHistogram | undefined;
+}
+
+/**
+ * The q-quantile of a cumulative histogram, interpolated linearly inside its bucket as
+ * Prometheus's histogram_quantile does (the lowest bucket starts at 0; a quantile in the +Inf
+ * bucket is the highest finite bound); undefined for an empty histogram.
+ */
+export function histogramQuantile(q: number, h: LatencyHistogram): number | undefined {
+  const total = h.counts.at(-1) ?? 0;
+  if (total <= 0) return undefined;
+  const rank = q * total;
+  const i = h.counts.findIndex((c) => c >= rank);
+  if (i < 0) return undefined;
+  const upper = h.bounds[i]!;
+  if (upper === Infinity) return h.bounds.at(-2) ?? undefined;
+  const lower = i === 0 ? 0 : h.bounds[i - 1]!;
+  const below = i === 0 ? 0 : h.counts[i - 1]!;
+  const inBucket = h.counts[i]! - below;
+  return inBucket === 0 ? upper : lower + ((upper - lower) * (rank - below)) / inBucket;
 }
 
 export interface RolloutInputs {
@@ -161,6 +188,16 @@ export function analyseStep(
         partition: step.map((p) => p.name).join(','),
         figure: `error ratio ${percent(requests.errors, requests.total)} (${requests.errors} of ${requests.total} requests answered 5xx)`,
         threshold: `maxErrorPercent ${analysis.maxErrorPercent}%`,
+        time: iso(now),
+      };
+    }
+    const p99 = requests.latency && analysis.maxP99Milliseconds > 0 ? histogramQuantile(0.99, requests.latency) : undefined;
+    if (p99 !== undefined && p99 * 1000 > analysis.maxP99Milliseconds) {
+      return {
+        reason: 'LatencyExceeded',
+        partition: step.map((p) => p.name).join(','),
+        figure: `p99 latency ${Math.round(p99 * 1000)} ms (long polls left out)`,
+        threshold: `maxP99Milliseconds ${analysis.maxP99Milliseconds}`,
         time: iso(now),
       };
     }
