@@ -493,7 +493,14 @@ export const rolloutDefaults = {
   progressDeadlineSeconds: 600,
   paused: false,
   autoRollback: false,
-  analysis: { maxErrorPercent: 5, maxP99Milliseconds: 5000, minRequests: 100, maxWatchdogActions: 0 },
+  analysis: {
+    maxErrorPercent: 5,
+    maxP99Milliseconds: 5000,
+    minRequests: 100,
+    maxWatchdogActions: 0,
+    minProberSuccessPercent: 80,
+    minProberJourneys: 5,
+  },
 } as const;
 
 const meshRollout = object({
@@ -538,6 +545,14 @@ const meshRollout = object({
       .default(rolloutDefaults.analysis.maxWatchdogActions)
       .describe("Watchdog actions on a step's partitions, since the step began, that a step tolerates.")
       .validate(between(0, maxRemediations)),
+    minProberSuccessPercent: integer()
+      .default(rolloutDefaults.analysis.minProberSuccessPercent)
+      .describe("Lowest share (percent) of the Mesh prober's journeys since the step began that must succeed; 0 turns the check off.")
+      .validate(between(0, 100)),
+    minProberJourneys: integer()
+      .default(rolloutDefaults.analysis.minProberJourneys)
+      .describe('Prober journeys since the step began before their success is judged.')
+      .validate(between(1, 1_000_000)),
   })
     .default({})
     .describe("The thresholds each step is judged by, from the data plane's own metrics and the partitions' status."),
@@ -561,7 +576,7 @@ const partitionTemplate = object({
 });
 
 const rolloutHalt = object({
-  reason: oneOf(['MemberNotReady', 'ErrorRatioExceeded', 'LatencyExceeded', 'WatchdogActed']).required(),
+  reason: oneOf(['MemberNotReady', 'ErrorRatioExceeded', 'LatencyExceeded', 'ProberFailing', 'WatchdogActed']).required(),
   partition: string().required(),
   figure: string().required().describe('What the analysis measured.'),
   threshold: string().required().describe('The threshold the figure broke.'),
@@ -580,6 +595,11 @@ const meshRolloutStatus = object({
   bakeStartedAt: dateTime().describe("When every member of the step's partitions was ready on the new version."),
   message: string(),
   halt: rolloutHalt.describe('Why the rollout halted: the figure and the threshold it broke.'),
+  proberBaseline: object({
+    ok: integer().required(),
+    error: integer().required(),
+    pods: array(string()).required().describe('The uids of the prober pods these counters are from.'),
+  }).describe("The prober's journey counters when the step began: its success is judged from there."),
 });
 
 const meshSpec = object({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addFigures, requestFiguresOf } from './analysis.ts';
+import { addFigures, proberJourneysOf, requestFiguresOf } from './analysis.ts';
 import { histogramQuantile } from './rollout.ts';
 
 const exposition = [
@@ -50,6 +50,20 @@ describe('requestFiguresOf', () => {
     const b = { total: 6, errors: 0, latency: { bounds: [0.1, 0.5, Infinity], counts: [1, 5, 6] } };
     expect(addFigures(a, b).latency).toEqual({ bounds: [0.1, 0.5, 1, Infinity], counts: [3, 7, 8, 10] });
     expect(addFigures(a, { total: 1, errors: 1 }).latency).toEqual(a.latency);
+  });
+});
+
+describe('proberJourneysOf', () => {
+  it('reads the journeys by outcome, or nothing from text without both', () => {
+    const text = [
+      '# TYPE meshwork_prober_journeys_total counter',
+      'meshwork_prober_journeys_total{outcome="ok"} 41',
+      'meshwork_prober_journeys_total{outcome="error"} 2',
+      'meshwork_prober_steps_total{step="create",outcome="ok"} 43',
+    ].join('\n');
+    expect(proberJourneysOf(text)).toEqual({ ok: 41, error: 2 });
+    expect(proberJourneysOf('meshwork_prober_journeys_total{outcome="ok"} 41')).toBeUndefined();
+    expect(proberJourneysOf('<html>nope</html>')).toBeUndefined();
   });
 });
 

@@ -81,8 +81,35 @@ export function addFigures(a: RequestFigures, b: RequestFigures): RequestFigures
   return { total: a.total + b.total, errors: a.errors + b.errors, ...(latency ? { latency } : {}) };
 }
 
+/** A prober's journeys by outcome in its /metrics exposition (meshwork_prober_journeys_total). */
+export function proberJourneysOf(exposition: string): { ok: number; error: number } | undefined {
+  let ok: number | undefined;
+  let error: number | undefined;
+  for (const line of exposition.split('\n')) {
+    const match = /^meshwork_prober_journeys_total\{outcome="(ok|error)"\}\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const value = Number(match[2]);
+    if (!Number.isFinite(value)) continue;
+    if (match[1] === 'ok') ok = value;
+    else error = value;
+  }
+  return ok === undefined || error === undefined ? undefined : { ok, error };
+}
+
 /** Reads one member's request figures, or undefined when it does not answer within `timeoutMs`. */
 export async function readMemberFigures(ip: string, port: number, timeoutMs: number): Promise<RequestFigures | undefined> {
+  const text = await readMetrics(ip, port, timeoutMs);
+  return text === undefined ? undefined : requestFiguresOf(text);
+}
+
+/** Reads one prober pod's journey counters, or undefined when it does not answer within `timeoutMs`. */
+export async function readProberJourneys(ip: string, port: number, timeoutMs: number): Promise<{ ok: number; error: number } | undefined> {
+  const text = await readMetrics(ip, port, timeoutMs);
+  return text === undefined ? undefined : proberJourneysOf(text);
+}
+
+/** GET /metrics of a pod: its text, or undefined when it does not answer 200 within `timeoutMs`. */
+async function readMetrics(ip: string, port: number, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const req = http.get({ host: ip, port, path: healthPaths.metrics, timeout: timeoutMs, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -92,7 +119,7 @@ export async function readMemberFigures(ip: string, port: number, timeoutMs: num
         // An exposition is tens of kilobytes; anything far larger is not one.
         if (size <= 8 * 1024 * 1024) chunks.push(c);
       });
-      res.on('end', () => resolve(res.statusCode === 200 ? requestFiguresOf(Buffer.concat(chunks).toString('utf8')) : undefined));
+      res.on('end', () => resolve(res.statusCode === 200 ? Buffer.concat(chunks).toString('utf8') : undefined));
       res.on('error', () => resolve(undefined));
     });
     req.on('timeout', () => req.destroy(new Error('metrics read timed out')));

@@ -27,7 +27,7 @@ import type { EventRecorder } from '../meshpartition/events.ts';
 import type { ObjectLookup } from '../meshpartition/reconcile.ts';
 import type { ApplyProblem } from '../meshpartition/status.ts';
 import { buildGatewayDeployment, buildGatewayPodDisruptionBudget, buildGatewayService } from '../specs/gateway.ts';
-import { buildProberDeployment } from '../specs/prober.ts';
+import { buildProberDeployment, proberSelectorLabels } from '../specs/prober.ts';
 import {
   buildMeshPartition,
   meshPartitionTemplate,
@@ -35,7 +35,7 @@ import {
   templateRevisionAnnotation,
   type PartitionRollout,
 } from '../specs/meshpartition.ts';
-import { addFigures, readMemberFigures } from './analysis.ts';
+import { addFigures, readMemberFigures, readProberJourneys } from './analysis.ts';
 import { planPartitions } from './layout.ts';
 import {
   partitionProgressOf,
@@ -43,6 +43,7 @@ import {
   stepUnderAnalysis,
   templateRevision,
   type PartitionAssignment,
+  type ProberFigures,
   type RequestFigures,
   type RolloutPlan,
 } from './rollout.ts';
@@ -69,6 +70,8 @@ export interface MeshReconcilerOptions {
   rollout?: (namespace: string, mesh: string, state: MeshRolloutStatus['state'], haltReason?: string) => void;
   /** Reads one member's request figures (the data plane's /metrics); tests replace it. */
   readFigures?: (ip: string, port: number, timeoutMs: number) => Promise<RequestFigures | undefined>;
+  /** Reads one prober pod's journey counters (its /metrics); tests replace it. */
+  readProber?: (ip: string, port: number, timeoutMs: number) => Promise<{ ok: number; error: number } | undefined>;
 }
 
 /** How long reading one member's /metrics may take before the analysis does without it. */
@@ -276,7 +279,8 @@ export class MeshReconciler {
       mesh,
       analysed.flatMap((n) => byName.get(n) ?? []),
     );
-    const plan = planRollout({ settings: mesh.spec.rollout, target, partitions: progress, previous, requests, now: new Date() });
+    const prober = await this.#proberFigures(mesh);
+    const plan = planRollout({ settings: mesh.spec.rollout, target, partitions: progress, previous, requests, prober, now: new Date() });
     if (plan.completed) plan.status.stableTemplate = structuredClone(template);
     return { plan, template, target };
   }
@@ -298,6 +302,30 @@ export class MeshReconciler {
       return { template, revision, hold: assignment.hold };
     }
     return { template: rollout.template, revision: rollout.target, hold: assignment.hold };
+  }
+
+  /** The journey counters of the Mesh's ready prober pods, summed; undefined unless every one of them answered. */
+  async #proberFigures(mesh: Mesh): Promise<ProberFigures | undefined> {
+    const selector = Object.entries(proberSelectorLabels(mesh))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const list = await this.#options.client.list<V1Pod>(
+      { apiVersion: 'v1', resource: 'pods', namespace: mesh.metadata.namespace },
+      { labelSelector: selector },
+    );
+    const pods = list.items.filter(
+      (pod) => pod.metadata?.uid && pod.status?.podIP && pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
+    if (pods.length === 0) return undefined;
+    const read = this.#options.readProber ?? readProberJourneys;
+    const counts = await Promise.all(pods.map((pod) => read(pod.status!.podIP!, dataplaneHttpPort, figuresTimeoutMs)));
+    // A pod that did not answer would make the sum look like a drop: judge nothing this pass.
+    if (counts.some((c) => c === undefined)) return undefined;
+    return {
+      ok: counts.reduce((sum, c) => sum + c!.ok, 0),
+      error: counts.reduce((sum, c) => sum + c!.error, 0),
+      pods: pods.map((pod) => pod.metadata!.uid!),
+    };
   }
 
   /** The request figures of the updated, ready members of `partitions`, summed; undefined when none answered. */

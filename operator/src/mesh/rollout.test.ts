@@ -355,6 +355,70 @@ describe('planRollout', () => {
     expect(plan.status.state).toBe('Baking');
   });
 
+  describe("the prober's success", () => {
+    const baseline = { ok: 100, error: 2, pods: ['prober-a'] };
+    const baking = (prober: RolloutInputs['prober'], over: Partial<MeshRolloutStatus> = {}) =>
+      planRollout(
+        inputs({
+          partitions: [part('m-p0', 'new'), part('m-p1', 'old'), part('m-p2', 'old')],
+          previous: rolling({ state: 'Baking', movedAt: ago(30), bakeStartedAt: ago(20), proberBaseline: baseline, ...over }),
+          prober,
+        }),
+      );
+
+    it('halts when too few journeys since the step began succeeded', () => {
+      const plan = baking({ ok: 103, error: 5, pods: ['prober-a'] });
+      expect(plan.status.state).toBe('Halted');
+      expect(plan.status.halt).toMatchObject({
+        reason: 'ProberFailing',
+        partition: 'm-p0',
+        figure: 'prober success 50.0% (3 of 6 journeys since the step began)',
+        threshold: 'minProberSuccessPercent 80%',
+      });
+    });
+
+    it.each([
+      { case: 'too few journeys to judge', prober: { ok: 100, error: 6, pods: ['prober-a'] } },
+      { case: 'a success at the threshold', prober: { ok: 104, error: 3, pods: ['prober-a'] } },
+      { case: 'no prober figures this pass', prober: undefined },
+    ])('does not halt with $case, and keeps the baseline', ({ prober }) => {
+      const plan = baking(prober);
+      expect(plan.status.state).toBe('Baking');
+      expect(plan.status.proberBaseline).toEqual(baseline);
+    });
+
+    it('judges from now on when the prober restarted (other pods, or counters that went down)', () => {
+      for (const prober of [
+        { ok: 1, error: 30, pods: ['prober-b'] },
+        { ok: 50, error: 40, pods: ['prober-a'] },
+      ]) {
+        const plan = baking(prober);
+        expect(plan.status.state).toBe('Baking');
+        expect(plan.status.proberBaseline).toEqual(prober);
+      }
+    });
+
+    it('takes the counters as the baseline of a step that starts', () => {
+      const now = { ok: 130, error: 3, pods: ['prober-a'] };
+      const plan = baking(now, { bakeStartedAt: ago(400) });
+      expect(plan.status).toMatchObject({ step: 2, proberBaseline: now });
+      const started = planRollout(inputs({ previous: complete('old'), prober: now }));
+      expect(started.status).toMatchObject({ step: 1, proberBaseline: now });
+    });
+
+    it('is off at minProberSuccessPercent 0', () => {
+      const plan = planRollout(
+        inputs({
+          settings: settings({ analysis: { ...rolloutDefaults.analysis, minProberSuccessPercent: 0 } }),
+          partitions: [part('m-p0', 'new'), part('m-p1', 'old'), part('m-p2', 'old')],
+          previous: rolling({ state: 'Baking', movedAt: ago(30), bakeStartedAt: ago(20), proberBaseline: baseline }),
+          prober: { ok: 100, error: 50, pods: ['prober-a'] },
+        }),
+      );
+      expect(plan.status.state).toBe('Baking');
+    });
+  });
+
   it('ignores watchdog actions from before the step began', () => {
     const plan = planRollout(
       inputs({

@@ -76,6 +76,13 @@ export function histogramQuantile(q: number, h: LatencyHistogram): number | unde
   return inBucket === 0 ? upper : lower + ((upper - lower) * (rank - below)) / inBucket;
 }
 
+/** The prober's journeys by outcome, summed over its pods (whose uids say which counters these are). */
+export interface ProberFigures {
+  ok: number;
+  error: number;
+  pods: string[];
+}
+
 export interface RolloutInputs {
   settings: MeshRollout;
   /** The revision of the Mesh's partition template. */
@@ -85,6 +92,8 @@ export interface RolloutInputs {
   previous: MeshRolloutStatus | undefined;
   /** Requests figures of the current step's updated members, when they could be read. */
   requests?: RequestFigures | undefined;
+  /** The prober's journey counters now, when its pods could be read. */
+  prober?: ProberFigures | undefined;
   now: Date;
 }
 
@@ -178,9 +187,23 @@ export function analyseStep(
   requests: RequestFigures | undefined,
   stepStartedAt: Date,
   now: Date,
+  prober?: { since: ProberFigures; now: ProberFigures },
 ): RolloutHalt | undefined {
   const { analysis } = settings;
   const first = step[0]?.name ?? '';
+  if (prober && analysis.minProberSuccessPercent > 0) {
+    const ok = prober.now.ok - prober.since.ok;
+    const journeys = ok + prober.now.error - prober.since.error;
+    if (journeys >= analysis.minProberJourneys && ok * 100 < analysis.minProberSuccessPercent * journeys) {
+      return {
+        reason: 'ProberFailing',
+        partition: step.map((p) => p.name).join(','),
+        figure: `prober success ${percent(ok, journeys)} (${ok} of ${journeys} journeys since the step began)`,
+        threshold: `minProberSuccessPercent ${analysis.minProberSuccessPercent}%`,
+        time: iso(now),
+      };
+    }
+  }
   if (requests && requests.total >= analysis.minRequests && analysis.maxErrorPercent < 100) {
     if (requests.errors * 100 > analysis.maxErrorPercent * requests.total) {
       return {
@@ -274,6 +297,7 @@ export function planRollout(inputs: RolloutInputs): RolloutPlan {
   const group = (steps[stepIndex] ?? []).map((n) => byName.get(n)!);
   for (const p of partitions) keep(p);
   const stepStartedAt = previous.stepStartedAt ?? iso(now);
+  const proberBaseline = proberBaselineOf(previous.proberBaseline, inputs.prober);
   const progressing: MeshRolloutStatus = {
     ...base,
     state: 'Progressing',
@@ -281,6 +305,7 @@ export function planRollout(inputs: RolloutInputs): RolloutPlan {
     stepStartedAt,
     ...(previous.movedAt ? { movedAt: previous.movedAt } : {}),
     ...(previous.bakeStartedAt ? { bakeStartedAt: previous.bakeStartedAt } : {}),
+    ...(proberBaseline ? { proberBaseline } : {}),
   };
 
   if (settings.paused) {
@@ -304,7 +329,14 @@ export function planRollout(inputs: RolloutInputs): RolloutPlan {
   };
 
   // The analysis runs whenever the step has members on the new version.
-  const finding = analyseStep(settings, group, inputs.requests, new Date(stepStartedAt), now);
+  const finding = analyseStep(
+    settings,
+    group,
+    inputs.requests,
+    new Date(stepStartedAt),
+    now,
+    proberBaseline && inputs.prober ? { since: proberBaseline, now: inputs.prober } : undefined,
+  );
   if (finding) return halt(finding);
 
   const actions: RolloutAction[] = [];
@@ -417,11 +449,24 @@ export function planRollout(inputs: RolloutInputs): RolloutPlan {
       state: 'Progressing',
       step: stepIndex + 2,
       stepStartedAt: iso(now),
+      ...(inputs.prober ? { proberBaseline: structuredClone(inputs.prober) } : {}),
       message: `Started step ${stepIndex + 2} of ${steps.length}`,
     },
     completed: false,
     requeueAfterMs: 0,
   };
+}
+
+/**
+ * The prober's counters a step is judged against: those recorded when it began, unless the
+ * prober's pods changed since (a restarted prober counts from zero), in which case the step is
+ * judged from now on.
+ */
+function proberBaselineOf(recorded: ProberFigures | undefined, current: ProberFigures | undefined): ProberFigures | undefined {
+  if (current === undefined) return recorded;
+  const samePods = recorded !== undefined && [...recorded.pods].sort().join(',') === [...current.pods].sort().join(',');
+  const sane = samePods && current.ok >= recorded.ok && current.error >= recorded.error;
+  return sane ? recorded : structuredClone(current);
 }
 
 function rollingMessage(stepIndex: number, steps: number, actions: readonly RolloutAction[]): string {
