@@ -69,8 +69,13 @@ export function planNetwork(block: number, nodeNames: string[]): NetworkPlan {
 
 /** Whether this process can build namespaces: root, with `ip` and `nft` installed. */
 export function networkSupport(): { ok: true } | { ok: false; reason: string } {
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'network namespaces, veth pairs and nftables need root' };
-  for (const tool of ['ip', 'nft']) {
+  return rootWithTools(['ip', 'nft'], 'network namespaces, veth pairs and nftables need root');
+}
+
+/** Whether this process runs as root with every one of `tools` installed; `why` says why root is needed. */
+export function rootWithTools(tools: string[], why: string): { ok: true } | { ok: false; reason: string } {
+  if (process.getuid?.() !== 0) return { ok: false, reason: why };
+  for (const tool of tools) {
     if (!['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((d) => existsSync(join(d, tool))))
       return { ok: false, reason: `the ${tool} command is missing (make deps installs it)` };
   }

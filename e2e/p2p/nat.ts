@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { forgetCleanup, registerCleanup } from '../harness/process.ts';
-import { ipCommand } from '../node-agent/network.ts';
+import { ipCommand, rootWithTools } from '../node-agent/network.ts';
 
 const run = promisify(execFile);
 
@@ -77,12 +77,7 @@ export function planNat(block: number, lanNames: string[], outsideNames: string[
 
 /** Whether this process can build a testbed: root, with `ip` and `iptables`. */
 export function natSupport(): { ok: true } | { ok: false; reason: string } {
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'network namespaces, veth pairs and iptables need root' };
-  for (const tool of ['ip', 'iptables']) {
-    if (!['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((d) => existsSync(join(d, tool))))
-      return { ok: false, reason: `the ${tool} command is missing (make deps installs it)` };
-  }
-  return { ok: true };
+  return rootWithTools(['ip', 'iptables'], 'network namespaces, veth pairs and iptables need root');
 }
 
 async function ip(...args: string[]): Promise<void> {
@@ -134,6 +129,25 @@ export async function createNat(lanNames: string[], outsideNames: string[]): Pro
   throw new Error(`every NAT block (0..${natBlocks - 1}) is in use`);
 }
 
+/**
+ * Makes a host's namespace and a veth pair whose near end `link` `plug` attaches somewhere; the
+ * far end is the host's eth0 with `address` and a default route through `gateway`.
+ */
+async function attachHost(
+  host: NatHost,
+  link: string,
+  net: { address: string; gateway: string },
+  plug: () => Promise<void>,
+): Promise<void> {
+  await newNamespace(host.netns);
+  registerCleanup('link', link);
+  await ip('link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.netns);
+  await plug();
+  await ip('-n', host.netns, 'addr', 'add', net.address, 'dev', 'eth0');
+  await ip('-n', host.netns, 'link', 'set', 'eth0', 'up');
+  await ip('-n', host.netns, 'route', 'add', 'default', 'via', net.gateway);
+}
+
 /** Builds the testbed of `plan`; on failure removes what it made. */
 export async function buildNat(plan: NatPlan): Promise<NatTestbed> {
   const testbed: NatTestbed = { ...plan, remove: () => removeNat(plan) };
@@ -167,33 +181,24 @@ export async function buildNat(plan: NatPlan): Promise<NatTestbed> {
     await iptables('-A', 'FORWARD', '-i', 'wan0', '-o', 'lanbr', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
     await iptables('-A', 'FORWARD', '-i', 'wan0', '-o', 'lanbr', '-j', 'DROP');
 
-    // LAN devices: a veth whose far end joins the router's LAN bridge.
+    // LAN devices: a veth whose far end joins the router's LAN bridge (inside the router's
+    // namespace, which takes it along when deleted: the reaper's link entry is then moot).
     for (const [i, host] of plan.lan.entries()) {
       const link = `mwnat${plan.block}l${i + 1}`;
-      await newNamespace(host.netns);
-      registerCleanup('link', link);
-      await ip('link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.netns);
-      await ip('link', 'set', link, 'netns', router.netns);
-      // Inside the router now: the reaper's link entry is moot (the namespace takes it along).
-      forgetCleanup('link', link);
-      await ip('-n', router.netns, 'link', 'set', link, 'master', 'lanbr');
-      await ip('-n', router.netns, 'link', 'set', link, 'up');
-      await ip('-n', host.netns, 'addr', 'add', `${host.ip}/24`, 'dev', 'eth0');
-      await ip('-n', host.netns, 'link', 'set', 'eth0', 'up');
-      await ip('-n', host.netns, 'route', 'add', 'default', 'via', router.lanIP);
+      await attachHost(host, link, { address: `${host.ip}/24`, gateway: router.lanIP }, async () => {
+        await ip('link', 'set', link, 'netns', router.netns);
+        forgetCleanup('link', link);
+        await ip('-n', router.netns, 'link', 'set', link, 'master', 'lanbr');
+        await ip('-n', router.netns, 'link', 'set', link, 'up');
+      });
     }
-
     // Outside devices: on the wide-area bridge; everything not on it goes to the router.
     for (const [i, host] of plan.outside.entries()) {
       const link = `mwnat${plan.block}o${i + 1}`;
-      await newNamespace(host.netns);
-      registerCleanup('link', link);
-      await ip('link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.netns);
-      await ip('link', 'set', link, 'master', plan.bridge);
-      await ip('link', 'set', link, 'up');
-      await ip('-n', host.netns, 'addr', 'add', `${host.ip}/28`, 'dev', 'eth0');
-      await ip('-n', host.netns, 'link', 'set', 'eth0', 'up');
-      await ip('-n', host.netns, 'route', 'add', 'default', 'via', router.wanIP);
+      await attachHost(host, link, { address: `${host.ip}/28`, gateway: router.wanIP }, async () => {
+        await ip('link', 'set', link, 'master', plan.bridge);
+        await ip('link', 'set', link, 'up');
+      });
     }
   } catch (err) {
     await removeNat(plan).catch(() => undefined);
