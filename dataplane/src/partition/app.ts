@@ -121,7 +121,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     ),
   );
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
-  app.use(presenceRoutes(routeHooks, { metadata, presence }, json));
+  app.use(presenceRoutes(routeHooks, { metadata, presence, grants: ctx.grants }, json));
   app.use(contentRoutes(routeHooks, { blocks, metadata, logger, possession: ctx.possession, quotas: ctx.quotas }, json));
   // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
   app.get('/v1/notifications', notificationHandler(routeHooks, longPolls));

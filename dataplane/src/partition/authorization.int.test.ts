@@ -226,6 +226,12 @@ const routes: RouteCase[] = [
     method: 'GET',
     path: `/v1/objects/${id}/content/${path}/sources`,
   })),
+  // Grant keys (ADR 51): any principal, the administrator too.
+  {
+    route: 'GET /v1/grants/keys',
+    existing: '200 200 200 200 200 200 401 200 401 401',
+    request: () => ({ method: 'GET', path: '/v1/grants/keys' }),
+  },
   // Operations: no token needed, and a token of any kind is not looked at.
   ...['/v1/slots', '/livez', '/readyz', '/healthz/deep', '/metrics'].map((route): RouteCase => ({
     route: `GET ${route}`,

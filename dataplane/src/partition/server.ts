@@ -20,6 +20,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
+import { GrantKeys } from '../stores/grant-keys.ts';
 import { PresenceStore } from '../stores/presence-store.ts';
 import { ApiError, ExitCode } from '@meshwork/contract';
 import { createPartitionApp } from './app.ts';
@@ -188,6 +189,10 @@ export async function runPartition(): Promise<void> {
   // Each device may hold at most MESHWORK_THROTTLE_DEVICE_LONG_POLLS polls open at once.
   const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger: log, admission: throttle.longPollAdmission });
   const presence = new PresenceStore(etcd, config.presenceTtlSeconds);
+  // Created by the first process of the mesh, read by every other (ADR 51).
+  const grants = new GrantKeys(etcd);
+  await grants.load();
+  grants.startRefresh(60_000, (err) => log.warn({ err }, 'Failed to re-read the grant keys; signing with those held'));
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
   eventLoop.start();
@@ -221,6 +226,7 @@ export async function runPartition(): Promise<void> {
     changeFeed,
     longPolls,
     presence,
+    grants,
     logger: log,
     objectCache: new Map(),
     possession: new PossessionCache(),
@@ -287,6 +293,7 @@ export async function runPartition(): Promise<void> {
       if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
       await longPolls.close().catch(() => undefined);
       presence.close();
+      grants.stop();
       await changeFeed.stop().catch(() => undefined);
       await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
       // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
