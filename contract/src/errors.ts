@@ -31,6 +31,11 @@ export const apiErrorCatalogue = {
   conflict: { status: 409, retryable: false, summary: 'the request conflicts with the current state' },
   blocks_missing: { status: 409, retryable: false, summary: 'a commit names blocks the caller has not uploaded; error.missing lists them' },
   not_a_file: { status: 409, retryable: false, summary: 'the entry is a directory, not a file' },
+  peer_to_peer_only: {
+    status: 409,
+    retryable: false,
+    summary: "the object keeps its content on devices only (cloudStorage: false); fetch it from a device (sources, or the device's remote routes)",
+  },
   cursor_expired: { status: 410, retryable: false, summary: 'the cursor is older than the retained history; list again (relist: true)' },
   length_required: { status: 411, retryable: false, summary: 'the upload has no Content-Length' },
   precondition_failed: { status: 412, retryable: false, summary: 'If-Match or If-None-Match did not hold; error.current is what is there' },

@@ -94,6 +94,7 @@ const dataCodes = new Set([
   'conflict',
   'blocks_missing',
   'not_a_file',
+  'peer_to_peer_only',
   'precondition_failed',
   'too_large',
   'entry_too_large',

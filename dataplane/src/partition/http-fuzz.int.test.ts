@@ -90,7 +90,16 @@ const entryPath = fc
   .chain((dirs) => segment(() => 'file.bin').map((last) => [...dirs, last].join('/')));
 
 const routes: fc.Arbitrary<string>[] = [
-  fc.constantFrom('/v1/users', '/v1/devices', '/v1/me', '/v1/objects', '/v1/slots', '/v1/notifications', '/v1/blocks/missing'),
+  fc.constantFrom(
+    '/v1/users',
+    '/v1/devices',
+    '/v1/me',
+    '/v1/objects',
+    '/v1/slots',
+    '/v1/notifications',
+    '/v1/blocks/missing',
+    '/v1/grants/keys',
+  ),
   fc.constantFrom('/livez', '/readyz', '/metrics', '/healthz/deep', '/v1/nowhere', '/', '/v1'),
   segment(() => objectId).map((id) => `/v1/objects/${id}`),
   fc
