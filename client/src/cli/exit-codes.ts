@@ -67,6 +67,8 @@ export interface Outcome {
 
 const temporaryCodes = new Set([
   'rate_limited',
+  'device_offline',
+  'relay_busy',
   'too_many_long_polls',
   'too_many_polls',
   'busy',

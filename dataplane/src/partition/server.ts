@@ -21,6 +21,8 @@ import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { GrantKeys } from '../stores/grant-keys.ts';
+import { RelayHub } from './relay/relay-hub.ts';
+import { relayUpgradeHandler } from './relay/relay-upgrade.ts';
 import { PresenceStore } from '../stores/presence-store.ts';
 import { ApiError, ExitCode } from '@meshwork/contract';
 import { createPartitionApp } from './app.ts';
@@ -192,6 +194,7 @@ export async function runPartition(): Promise<void> {
   // Created by the first process of the mesh, read by every other (ADR 51).
   const grants = new GrantKeys(etcd);
   await grants.load();
+  const relay = new RelayHub({ etcd, self: { pod: config.replica, address: config.advertiseUrl }, logger: log });
   grants.startRefresh(60_000, (err) => log.warn({ err }, 'Failed to re-read the grant keys; signing with those held'));
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
@@ -227,6 +230,7 @@ export async function runPartition(): Promise<void> {
     longPolls,
     presence,
     grants,
+    relay,
     logger: log,
     objectCache: new Map(),
     possession: new PossessionCache(),
@@ -252,6 +256,7 @@ export async function runPartition(): Promise<void> {
     { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs },
     gate,
   );
+  server.on('upgrade', relayUpgradeHandler({ auth, partition: config.partition, slots: config.slots, slotMap, hub: relay, logger: log }));
   // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
   const connections = new ConnectionTracker(server);
   await new Promise<void>((resolve) => {
@@ -284,6 +289,8 @@ export async function runPartition(): Promise<void> {
       log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
       stopSweeper();
       stopCollector();
+      // Upgraded sockets are no request the drain waits for: close the relays now, devices reconnect to another replica.
+      await relay.close();
       throttle.stop();
       volumeChecks.stop();
       stores.stop();

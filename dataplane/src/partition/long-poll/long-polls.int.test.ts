@@ -13,6 +13,7 @@ import { parsePartitionConfig } from '../../config.ts';
 import { BlockStore } from '../../stores/block-store.ts';
 import { MetadataStore } from '../../stores/metadata-store.ts';
 import { GrantKeys } from '../../stores/grant-keys.ts';
+import { RelayHub } from '../relay/relay-hub.ts';
 import { PresenceStore } from '../../stores/presence-store.ts';
 import { createPartitionApp } from '../app.ts';
 import { Authenticator } from '../auth.ts';
@@ -97,6 +98,7 @@ beforeAll(async () => {
     longPolls,
     presence: new PresenceStore(etcd, config.presenceTtlSeconds),
     grants,
+    relay: new RelayHub({ etcd, self: { pod: 'long-polls', address: 'http://127.0.0.1:1' }, logger }),
     logger,
     objectCache: new Map(),
     possession: new PossessionCache(),
