@@ -16,12 +16,14 @@ import { MeshworkClient, type DeviceClient } from '@meshwork/client';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { startMinio, type MinioServer } from '../../../e2e/harness/minio.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
+import { startGateway, type RunningGateway } from '../../../e2e/dataplane/gateway-process.ts';
 import { startPartition, unthrottledEnv, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 
 let etcd: EtcdServer;
 let minio: MinioServer;
 let replicaA: RunningPartition;
 let replicaB: RunningPartition;
+let gateway: RunningGateway;
 let owner: DeviceClient;
 let aliceId: string;
 let account: MeshworkClient;
@@ -169,6 +171,7 @@ beforeAll(async () => {
     adminToken: replicaA.adminToken,
     env: { ...unthrottledEnv, MESHWORK_POD_NAME: 'relay-b' },
   });
+  gateway = await startGateway({ etcdEndpoint: etcd.endpoint, env: { MESHWORK_GATEWAY_PROBE_INTERVAL_MS: '200' } });
   const admin = new MeshworkClient({ baseUrl: replicaA.url, token: replicaA.adminToken, retry: { maxAttempts: 1 } });
   const alice = await admin.createUser('alice');
   account = admin.as(alice.token);
@@ -185,7 +188,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([replicaA?.stop(), replicaB?.stop()]);
+  await Promise.all([gateway?.stop(), replicaA?.stop(), replicaB?.stop()]);
   await Promise.all([etcd?.stop(), minio?.stop()]);
 });
 
@@ -251,6 +254,31 @@ describe('the relay', () => {
     }
   });
 
+  it('passes the relay and remote access through the gateway', async () => {
+    const device = await connectDevice(gateway.url, nas);
+    try {
+      const viaGateway = new MeshworkClient({ baseUrl: gateway.url, token: owner.token, retry: { maxAttempts: 1 } });
+      await relayed(viaGateway, nas.deviceId);
+      const res = await fetch(`${gateway.url}/v1/devices/${nas.deviceId}/remote/files/${objectId}/big.bin`, {
+        headers: { authorization: `Bearer ${owner.token ?? ''}` },
+      });
+      expect(res.status).toBe(200);
+      expect(
+        createHash('sha256')
+          .update(Buffer.from(await res.arrayBuffer()))
+          .digest('hex'),
+      ).toBe(bigSha);
+      // A refusal comes back as the partition wrote it.
+      const refused = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/devices/${nas.deviceId}/relay`, {
+        headers: { authorization: `Bearer ${owner.token ?? ''}` },
+      });
+      const [, answer] = (await once(refused, 'unexpected-response')) as [unknown, IncomingMessage];
+      expect(answer.statusCode).toBe(403);
+    } finally {
+      await device.close();
+    }
+  });
+
   it('lets a member reach only the objects it may read, and nobody else', async () => {
     const device = await connectDevice(replicaA.url, nas);
     try {
@@ -295,8 +323,8 @@ describe('the relay', () => {
       ).toBe(blockSha);
       // The grant names the reader's device as its subject: another device cannot use it.
       expect((await owner.raw('GET', path, { headers: { 'meshwork-grant': source.grant } })).status).toBe(403);
-      expect((await reader.raw('GET', path)).status).toBe(401);
-      expect((await reader.raw('GET', path, { headers: { 'meshwork-grant': 'forged.grant' } })).status).toBe(401);
+      expect((await reader.raw('GET', path)).status).toBe(403);
+      expect((await reader.raw('GET', path, { headers: { 'meshwork-grant': 'forged.grant' } })).status).toBe(403);
       expect(
         (
           await reader.raw('GET', `/v1/devices/${owner.deviceId}/remote/blocks/${blockSha}`, {

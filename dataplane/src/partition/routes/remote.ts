@@ -249,19 +249,13 @@ export function remoteRoutes(hooks: RouteHooks, deps: RemoteRouteDeps): Router {
         if (principal.kind !== 'device') throw new ApiError('forbidden', 'only a device fetches blocks from a peer');
         const sha256 = String(req.params.sha256);
         const token = req.headers[grantHeaderName];
-        if (typeof token !== 'string') {
-          throw new ApiError('unauthenticated', `a block from a peer needs its grant in ${grantHeaderName}`, {
-            headers: { 'WWW-Authenticate': 'Grant' },
-          });
-        }
+        // The caller is authenticated (its bearer token); a missing or bad grant is a lacking permission: 403.
+        if (typeof token !== 'string') throw new ApiError('forbidden', `a block from a peer needs its grant in ${grantHeaderName}`);
         try {
           const payload = verifyGrant(token, { keys: deps.grants.verifying, audience: id, request: { kind: 'blocks', sha256 } });
           if (payload.sub !== principal.deviceId) throw new GrantError('forbidden', 'the grant is for another requesting device');
         } catch (err) {
-          if (err instanceof GrantError) {
-            const headers: Record<string, string> = err.code === 'unauthenticated' ? { 'WWW-Authenticate': 'Grant' } : {};
-            throw new ApiError(err.code, `${grantHeaderName}: ${err.message}`, { headers });
-          }
+          if (err instanceof GrantError) throw new ApiError('forbidden', `${grantHeaderName}: ${err.message}`);
           throw err;
         }
         await toDevice(deps, id, { path: `/p2p/v1/blocks/${sha256}`, authorization: `Grant ${token}` }, req, res);
