@@ -135,6 +135,24 @@ const routes: fc.Arbitrary<string>[] = [
     )
     .map((s) => `/v1/blocks/${s}`),
   segment(() => alice.deviceId).map((id) => `/v1/devices/${id}/presence`),
+  // The relay and remote access (ADR 52).
+  segment(() => alice.deviceId).map((id) => `/v1/devices/${id}/relay`),
+  fc
+    .tuple(
+      segment(() => alice.deviceId),
+      segment(() => objectId),
+      entryPath,
+    )
+    .map(([device, id, path]) => `/v1/devices/${device}/remote/files/${id}/${path}`),
+  fc
+    .tuple(
+      segment(() => alice.deviceId),
+      fc.oneof(
+        segment(() => sha),
+        hex64,
+      ),
+    )
+    .map(([device, s]) => `/v1/devices/${device}/remote/blocks/${s}`),
   // Sign-in (ADR 42).
   fc.constantFrom('/v1/me/session', '/v1/me/sessions'),
   segment(() => bobId).map((id) => `/v1/users/${id}/sessions`),
