@@ -148,7 +148,7 @@ export class RelayHub {
   readonly #deps: RelayHubDeps;
   readonly #bounds: RelayBounds;
   readonly #sessions = new Map<string, RelaySession>();
-  readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 * 1024 });
+  readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 8 * 1024 * 1024 });
   /** Granted with the first relay; kept alive by the etcd client while the process lives. */
   #lease: Lease | undefined;
   #closed = false;
