@@ -229,6 +229,7 @@ describe('the relay', () => {
         ]) as unknown,
       });
       expect(listing.headers['set-cookie']).toBeUndefined();
+      expect(await (await fetch(`${replicaA.url}/metrics`)).text()).toMatch(/^meshwork_relays_open 1$/m);
       const res = await fetch(`${replicaA.url}/v1/devices/${nas.deviceId}/remote/files/${objectId}/big.bin`, {
         headers: { authorization: `Bearer ${owner.token ?? ''}`, cookie: 'mw_session=mws.x.y' },
       });

@@ -20,6 +20,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
+import { Gauge } from 'prom-client';
 import { GrantKeys } from '../stores/grant-keys.ts';
 import { RelayHub } from './relay/relay-hub.ts';
 import { relayUpgradeHandler } from './relay/relay-upgrade.ts';
@@ -195,6 +196,14 @@ export async function runPartition(): Promise<void> {
   const grants = new GrantKeys(etcd);
   await grants.load();
   const relay = new RelayHub({ etcd, self: { pod: config.replica, address: config.advertiseUrl }, logger: log });
+  new Gauge({
+    name: 'meshwork_relays_open',
+    help: 'Device relays (ADR 52) this process holds now.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(relay.size);
+    },
+  });
   grants.startRefresh(60_000, (err) => log.warn({ err }, 'Failed to re-read the grant keys; signing with those held'));
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
@@ -256,7 +265,18 @@ export async function runPartition(): Promise<void> {
     { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs },
     gate,
   );
-  server.on('upgrade', relayUpgradeHandler({ auth, partition: config.partition, slots: config.slots, slotMap, hub: relay, logger: log }));
+  server.on(
+    'upgrade',
+    relayUpgradeHandler({
+      auth,
+      partition: config.partition,
+      slots: config.slots,
+      slotMap,
+      hub: relay,
+      draining: () => health.draining,
+      logger: log,
+    }),
+  );
   // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
   const connections = new ConnectionTracker(server);
   await new Promise<void>((resolve) => {

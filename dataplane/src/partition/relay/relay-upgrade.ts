@@ -1,6 +1,7 @@
 // The WebSocket upgrade of `GET /v1/devices/{id}/relay` (ADR 52), on the HTTP server itself:
 // express never sees upgrades. The same checks as the route hooks, in the same order: the id,
-// the device's slot (421 with the owner), the caller (401), only the device itself (403). A
+// the device's slot (421 with the owner), the caller (401), only the device itself (403); and
+// none while the process drains (503 draining). A
 // refusal is an HTTP answer with the JSON error envelope, and the socket is closed.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -18,6 +19,8 @@ export interface RelayUpgradeDeps {
   slots: readonly SlotRange[];
   slotMap: Pick<SlotMap, 'ownerOf'>;
   hub: Pick<RelayHub, 'accept'>;
+  /** Whether the process is shutting down: a new relay is refused (503 draining), the device connects elsewhere. */
+  draining: () => boolean;
   logger: Logger;
 }
 
@@ -41,6 +44,9 @@ export function relayUpgradeHandler(deps: RelayUpgradeDeps): (req: IncomingMessa
       const match = relayPath.exec(pathname);
       if (match === null || req.method !== 'GET') throw new ApiError('not_found', `no WebSocket at ${req.method ?? ''} ${pathname}`);
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new ApiError('invalid_request', 'upgrade: only websocket');
+      if (deps.draining()) {
+        throw new ApiError('draining', 'this process is shutting down; open the relay again', { headers: { 'Retry-After': '1' } });
+      }
       const deviceId = match[1]!;
       const slot = slotOf(deviceId);
       if (!rangesContain(deps.slots, slot)) {
