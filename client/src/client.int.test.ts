@@ -363,7 +363,8 @@ describe('presence and sources', () => {
     expect(presence.ttlSeconds).toBeGreaterThan(0);
     const sources = await phone.sources(objectId, 'big/copy.bin');
     expect(sources.sources).toEqual([
-      { kind: 'device', deviceId: laptopId, endpoints: ['https://laptop.example:7443'] },
+      // A device caller gets a grant to present to the holder (ADR 51).
+      { kind: 'device', deviceId: laptopId, endpoints: ['https://laptop.example:7443'], grant: expect.any(String) as unknown },
       { kind: 'cloud', url: `/v1/objects/${objectId}/content/big/copy.bin` },
     ]);
     await expectApiError(phone.setPresence(laptopId, { endpoints: [], holds: [] }), 'forbidden', 403);

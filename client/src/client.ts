@@ -32,6 +32,7 @@ import type {
   Member,
   MeshObject,
   Notifications,
+  GrantKeySet,
   Presence,
   PresenceUpdate,
   Role,
@@ -702,6 +703,11 @@ export class MeshworkClient {
   async sources(objectId: string, path: string, options: CallOptions & { version?: string } = {}): Promise<Sources> {
     const { version, ...rest } = options;
     return this.#json<Sources>('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}/sources${query({ version })}`, rest);
+  }
+
+  /** `GET /v1/grants/keys`: the service's public keys that verify grants (ADR 51). */
+  async grantKeys(options?: CallOptions): Promise<GrantKeySet> {
+    return this.#json<GrantKeySet>('GET', '/v1/grants/keys', options);
   }
 
   // ---- operations

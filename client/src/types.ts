@@ -133,6 +133,8 @@ export type Hold = { objectId: string; path: string; version: string } | { objec
 /** The body of `PUT /v1/devices/{id}/presence`. */
 export interface PresenceUpdate {
   endpoints: string[];
+  /** The lowercase hex sha256 of the DER of the device's TLS certificate (peers pin it). */
+  fingerprint?: string;
   holds: Hold[];
 }
 
@@ -144,8 +146,17 @@ export interface Presence {
   ttlSeconds: number;
 }
 
-/** Where a file's content can be fetched from: an online device, or the cloud. */
-export type Source = { kind: 'device'; deviceId: string; endpoints: string[] } | { kind: 'cloud'; url: string };
+/**
+ * Where a file's content can be fetched from: an online device (the certificate fingerprint to
+ * pin, and for a device caller a blocks grant to present to it, ADR 51), or the cloud.
+ */
+export type Source =
+  { kind: 'device'; deviceId: string; endpoints: string[]; fingerprint?: string; grant?: string } | { kind: 'cloud'; url: string };
+
+/** The answer of `GET /v1/grants/keys`: the public keys grants are verified with. */
+export interface GrantKeySet {
+  keys: { kid: string; alg: 'Ed25519'; publicKey: string }[];
+}
 
 /** The answer of `GET /v1/objects/{id}/content/{path}/sources`. */
 export interface Sources {

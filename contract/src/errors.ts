@@ -31,6 +31,12 @@ export const apiErrorCatalogue = {
   conflict: { status: 409, retryable: false, summary: 'the request conflicts with the current state' },
   blocks_missing: { status: 409, retryable: false, summary: 'a commit names blocks the caller has not uploaded; error.missing lists them' },
   not_a_file: { status: 409, retryable: false, summary: 'the entry is a directory, not a file' },
+  peer_to_peer_only: {
+    status: 409,
+    retryable: false,
+    summary:
+      "the object keeps its content on devices only (cloudStorage: false); fetch it from a device (sources, or the device's remote routes)",
+  },
   cursor_expired: { status: 410, retryable: false, summary: 'the cursor is older than the retained history; list again (relist: true)' },
   length_required: { status: 411, retryable: false, summary: 'the upload has no Content-Length' },
   precondition_failed: { status: 412, retryable: false, summary: 'If-Match or If-None-Match did not hold; error.current is what is there' },
@@ -72,6 +78,16 @@ export const apiErrorCatalogue = {
     status: 503,
     retryable: true,
     summary: 'the gateway has no ready member of the partition that owns the slot, or the slot moved under a streamed body; retry',
+  },
+  device_offline: {
+    status: 503,
+    retryable: true,
+    summary: 'the device has no relay connection to the service (or it dropped); retry after Retry-After',
+  },
+  relay_busy: {
+    status: 503,
+    retryable: true,
+    summary: "the device's relay is at its bound of concurrent requests or bytes per second; retry after Retry-After",
   },
   not_ready: { status: 503, retryable: true, summary: 'a readiness check failed' },
   unhealthy: { status: 503, retryable: true, summary: 'a deep health check failed' },

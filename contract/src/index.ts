@@ -12,3 +12,4 @@ export * from './slots.ts';
 export * from './byte-size.ts';
 export * from './slot-map.ts';
 export * from './sessions.ts';
+export * from './grants.ts';

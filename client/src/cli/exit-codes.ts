@@ -67,6 +67,8 @@ export interface Outcome {
 
 const temporaryCodes = new Set([
   'rate_limited',
+  'device_offline',
+  'relay_busy',
   'too_many_long_polls',
   'too_many_polls',
   'busy',
@@ -94,6 +96,7 @@ const dataCodes = new Set([
   'conflict',
   'blocks_missing',
   'not_a_file',
+  'peer_to_peer_only',
   'precondition_failed',
   'too_large',
   'entry_too_large',

@@ -299,6 +299,12 @@ export class GatewayRouter {
     }
   }
 
+  /** The address of a member of the partition that owns a relay's device (`GET /v1/devices/{id}/relay`), for its WebSocket upgrade. */
+  relayMember(pathname: string, authorization: string | undefined): string | undefined {
+    const partition = this.#partitionFor(planRoute('GET', pathname, '', authorization));
+    return partition === undefined ? undefined : this.#deps.members.pick(partition)?.url;
+  }
+
   #partitionFor(plan: RoutePlan): PartitionView | undefined {
     const { table } = this.#deps.slots;
     if (plan.target.kind === 'slot') {

@@ -23,6 +23,7 @@ import { isDavPath, mountDav } from './dav/index.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayRouter, routeLabel, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
 import { MemberStates, type ProbeResult } from './members.ts';
+import { gatewayRelayUpgrade } from './relay-upgrade.ts';
 import { answerOperations, answerSlots, isOperationsPath } from './operations.ts';
 import { LoopLag } from './loop-lag.ts';
 import { SlotWatch } from './slot-watch.ts';
@@ -294,6 +295,10 @@ export async function runGateway(): Promise<void> {
     server = secure;
   }
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
+  server.on(
+    'upgrade',
+    gatewayRelayUpgrade((pathname, authorization) => router.relayMember(pathname, authorization), log),
+  );
   const stopTls =
     keyPair === undefined || config.tlsDir === undefined
       ? () => undefined

@@ -29,6 +29,7 @@ import { notificationHandler } from './routes/notifications.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { presenceRoutes } from './routes/presence.ts';
+import { remoteRoutes } from './routes/remote.ts';
 import { ObjectAccess } from './sync/access.ts';
 
 /** The largest JSON body accepted (an entry of 10,000 blocks fits). */
@@ -121,7 +122,8 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     ),
   );
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
-  app.use(presenceRoutes(routeHooks, { metadata, presence }, json));
+  app.use(presenceRoutes(routeHooks, { metadata, presence, grants: ctx.grants }, json));
+  app.use(remoteRoutes(routeHooks, { metadata, access, grants: ctx.grants, relay: ctx.relay, logger }));
   app.use(contentRoutes(routeHooks, { blocks, metadata, logger, possession: ctx.possession, quotas: ctx.quotas }, json));
   // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
   app.get('/v1/notifications', notificationHandler(routeHooks, longPolls));

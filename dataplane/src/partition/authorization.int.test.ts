@@ -226,6 +226,43 @@ const routes: RouteCase[] = [
     method: 'GET',
     path: `/v1/objects/${id}/content/${path}/sources`,
   })),
+  // The relay and remote access (ADR 52). A plain GET of the relay is 400 for the device itself
+  // (it must be a WebSocket upgrade); remote routes reach the device's peer API, and the device
+  // has no relay here: a caller who may reach it gets 503 device_offline.
+  {
+    route: 'GET /v1/devices/{id}/relay',
+    existing: '400 403 403 403 403 403 401 403 401 401',
+    missing: '403 403 403 403 403 403 401 403 401 401',
+    request: (_w, t) => ({
+      method: 'GET',
+      path: `/v1/devices/${t === 'existing' ? ownerDeviceId : missingLike(ownerDeviceId, 'd')}/relay`,
+    }),
+  },
+  {
+    route: 'GET /v1/devices/{id}/remote/files/{objectId}/{path}',
+    existing: '503 503 503 503 404 404 401 403 401 401',
+    missing: '404 404 404 404 404 404 401 403 401 401',
+    request: (w, t) => ({
+      method: 'GET',
+      path: `/v1/devices/${t === 'existing' ? ownerDeviceId : missingLike(ownerDeviceId, 'd')}/remote/files/${w.objectId}/${path}`,
+    }),
+  },
+  {
+    route: 'GET /v1/devices/{id}/remote/blocks/{sha256}',
+    existing: '403 403 403 403 403 403 401 403 401 401',
+    missing: '403 403 403 403 403 403 401 403 401 401',
+    request: (w, t) => ({
+      method: 'GET',
+      path: `/v1/devices/${t === 'existing' ? ownerDeviceId : missingLike(ownerDeviceId, 'd')}/remote/blocks/${w.blockSha}`,
+      headers: { 'meshwork-grant': 'not-a-grant' },
+    }),
+  },
+  // Grant keys (ADR 51): any principal, the administrator too.
+  {
+    route: 'GET /v1/grants/keys',
+    existing: '200 200 200 200 200 200 401 200 401 401',
+    request: () => ({ method: 'GET', path: '/v1/grants/keys' }),
+  },
   // Operations: no token needed, and a token of any kind is not looked at.
   ...['/v1/slots', '/livez', '/readyz', '/healthz/deep', '/metrics'].map((route): RouteCase => ({
     route: `GET ${route}`,

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { PartitionConfig } from '../config.ts';
 import type { ProcessHealth } from '../health/health.ts';
 import type { BlockStore } from '../stores/block-store.ts';
+import type { GrantKeys } from '../stores/grant-keys.ts';
 import type { PresenceStore } from '../stores/presence-store.ts';
 import type { MetadataStore } from '../stores/metadata-store.ts';
 import type { DataplaneMetrics } from '../telemetry/metrics.ts';
@@ -13,6 +14,7 @@ import type { Tracing } from '../telemetry/tracing.ts';
 import type { Authenticator } from './auth.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { LongPolls } from './long-poll/long-polls.ts';
+import type { RelayHub } from './relay/relay-hub.ts';
 import type { SlotMap } from './slot-map.ts';
 import type { ObjectWriteCache } from './sync/access.ts';
 import type { PossessionCache } from './sync/possession-cache.ts';
@@ -37,6 +39,10 @@ export interface PartitionContext {
   longPolls: LongPolls;
   /** Devices online, their endpoints and what they hold (under etcd leases). */
   presence: PresenceStore;
+  /** The device relays this process holds (ADR 52). */
+  relay: RelayHub;
+  /** The service's grant keys (ADR 51): the one this process signs with, and the public ones. */
+  grants: GrantKeys;
   logger: Logger;
   /** This process's metrics; other modules register theirs on `metrics.registry`. */
   metrics: DataplaneMetrics;

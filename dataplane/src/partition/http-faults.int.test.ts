@@ -461,6 +461,8 @@ describe('an etcd outage', () => {
       ['PATCH', `/v1/objects/${id}`, { body: { name: 'renamed' } }],
       ['PUT', `/v1/devices/${alice.deviceId}/presence`, { body: { endpoints: [], holds: [] } }],
       ['GET', `/v1/objects/${id}/content/file.bin/sources`],
+      ['GET', `/v1/devices/${alice.deviceId}/remote/files/`],
+      ['GET', `/v1/devices/${alice.deviceId}/remote/files/${id}/file.bin`],
       ['GET', `/v1/notifications?cursor=${notified.cursor}&wait=2`],
       ['GET', '/v1/notifications?wait=2'],
     ];

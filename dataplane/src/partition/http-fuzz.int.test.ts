@@ -90,7 +90,16 @@ const entryPath = fc
   .chain((dirs) => segment(() => 'file.bin').map((last) => [...dirs, last].join('/')));
 
 const routes: fc.Arbitrary<string>[] = [
-  fc.constantFrom('/v1/users', '/v1/devices', '/v1/me', '/v1/objects', '/v1/slots', '/v1/notifications', '/v1/blocks/missing'),
+  fc.constantFrom(
+    '/v1/users',
+    '/v1/devices',
+    '/v1/me',
+    '/v1/objects',
+    '/v1/slots',
+    '/v1/notifications',
+    '/v1/blocks/missing',
+    '/v1/grants/keys',
+  ),
   fc.constantFrom('/livez', '/readyz', '/metrics', '/healthz/deep', '/v1/nowhere', '/', '/v1'),
   segment(() => objectId).map((id) => `/v1/objects/${id}`),
   fc
@@ -126,6 +135,24 @@ const routes: fc.Arbitrary<string>[] = [
     )
     .map((s) => `/v1/blocks/${s}`),
   segment(() => alice.deviceId).map((id) => `/v1/devices/${id}/presence`),
+  // The relay and remote access (ADR 52).
+  segment(() => alice.deviceId).map((id) => `/v1/devices/${id}/relay`),
+  fc
+    .tuple(
+      segment(() => alice.deviceId),
+      segment(() => objectId),
+      entryPath,
+    )
+    .map(([device, id, path]) => `/v1/devices/${device}/remote/files/${id}/${path}`),
+  fc
+    .tuple(
+      segment(() => alice.deviceId),
+      fc.oneof(
+        segment(() => sha),
+        hex64,
+      ),
+    )
+    .map(([device, s]) => `/v1/devices/${device}/remote/blocks/${s}`),
   // Sign-in (ADR 42).
   fc.constantFrom('/v1/me/session', '/v1/me/sessions'),
   segment(() => bobId).map((id) => `/v1/users/${id}/sessions`),

@@ -3,6 +3,7 @@
 // checked against the object, and a presence lapses after its TTL (2 s here) unless renewed.
 // Slots 3840-3967 belong to this file.
 import { randomBytes } from 'node:crypto';
+import { grantKeysOf, verifyGrant } from '@meshwork/contract';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { MeshworkClient, type DeviceClient, type Hold, type PresenceUpdate, type Sources } from '@meshwork/client';
@@ -82,6 +83,8 @@ describe('PUT /v1/devices/{id}/presence', () => {
     [{ endpoints: [], holds: [{ objectId: 'o1', path: 'a', version: 'x' }] }, 400, 'body.holds.0.version'],
     [{ endpoints: [], holds: [{ path: '../x', version: '5', objectId: 'OBJECT' }] }, 400, 'body.holds.0.path'],
     [{ endpoints: [], holds: [], extra: true }, 400, 'body'],
+    [{ endpoints: [], fingerprint: 'AB'.repeat(32), holds: [] }, 400, 'body.fingerprint'],
+    [{ endpoints: [], fingerprint: 'ab', holds: [] }, 400, 'body.fingerprint'],
     [{ endpoints: [], holds: [{ objectId: 'oNotMine', path: 'a', version: '5' }] }, 404, 'body.holds.0.objectId'],
   ])('answers %j with %i naming %s', async (body, status, field) => {
     const payload = JSON.parse(JSON.stringify(body).replace('OBJECT', objectId)) as PresenceUpdate;
@@ -91,20 +94,82 @@ describe('PUT /v1/devices/{id}/presence', () => {
 
 describe('GET /v1/objects/{id}/content/{path}/sources', () => {
   it('lists the online devices holding the version, and the cloud', async () => {
-    await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }]);
+    const fingerprint = 'ab'.repeat(32);
+    await laptop.setPresence(laptop.deviceId, {
+      endpoints: [`https://${laptop.deviceId}.example:7443`],
+      fingerprint,
+      holds: [{ objectId, path: 'album/beach.jpg', version }],
+    });
     await announce(phone, [{ objectId, path: 'album/other.jpg', version }]);
     const res = await sourcesOf(tablet);
     expect(res).toEqual({
       path: 'album/beach.jpg',
       version,
       sources: [
-        { kind: 'device', deviceId: laptop.deviceId, endpoints: [`https://${laptop.deviceId}.example:7443`] },
+        {
+          kind: 'device',
+          deviceId: laptop.deviceId,
+          endpoints: [`https://${laptop.deviceId}.example:7443`],
+          fingerprint,
+          grant: expect.any(String) as unknown,
+        },
         { kind: 'cloud', url: `/v1/objects/${objectId}/content/album/beach.jpg` },
       ],
     });
     // A member of another user sees it too; the holder is not offered to itself.
     expect(deviceIds(await sourcesOf(bob))).toEqual([laptop.deviceId]);
     expect(deviceIds(await sourcesOf(laptop))).toEqual([]);
+    // An account (a person, not a device) sees the holders without grants.
+    const byAccount = await sourcesOf(account);
+    expect(byAccount.sources[0]).toEqual({
+      kind: 'device',
+      deviceId: laptop.deviceId,
+      endpoints: [`https://${laptop.deviceId}.example:7443`],
+      fingerprint,
+    });
+  });
+
+  it("gives a device caller a grant for each holder that verifies with the service's keys and covers the file's blocks", async () => {
+    await announce(laptop, [{ objectId, path: 'album/beach.jpg', version }]);
+    const source = (await sourcesOf(tablet)).sources[0];
+    if (source?.kind !== 'device' || source.grant === undefined)
+      throw new Error(`expected a device source with a grant, got ${JSON.stringify(source)}`);
+    const keys = await tablet.grantKeys();
+    expect(keys.keys).toEqual([
+      {
+        kid: expect.stringMatching(/^[A-Za-z0-9_-]+$/) as unknown,
+        alg: 'Ed25519',
+        publicKey: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) as unknown,
+      },
+    ]);
+    const answer = await tablet.getEntry(objectId, 'album/beach.jpg');
+    if (answer.notModified) throw new Error('expected the entry');
+    const [block] = answer.entry.blocks;
+    const payload = verifyGrant(source.grant, {
+      keys: grantKeysOf(keys),
+      audience: laptop.deviceId,
+      request: { kind: 'blocks', sha256: block!.sha256 },
+    });
+    expect(payload).toMatchObject({
+      v: 1,
+      aud: laptop.deviceId,
+      sub: tablet.deviceId,
+      scope: { kind: 'blocks', objectId, blocks: [block!.sha256] },
+    });
+    expect(payload.exp - payload.iat).toBe(300);
+    // The grant is for the laptop only, and for these blocks only.
+    expect(() => verifyGrant(source.grant!, { keys: grantKeysOf(keys), audience: phone.deviceId })).toThrow(/another device/);
+    expect(() =>
+      verifyGrant(source.grant!, {
+        keys: grantKeysOf(keys),
+        audience: laptop.deviceId,
+        request: { kind: 'blocks', sha256: 'f'.repeat(64) },
+      }),
+    ).toThrow(/does not cover/);
+    // Any principal may read the keys; nobody without a token.
+    expect(await account.grantKeys()).toEqual(keys);
+    const anonymous = new MeshworkClient({ baseUrl: partition.url });
+    await expect(anonymous.grantKeys()).rejects.toMatchObject({ status: 401 });
   });
 
   it('answers 404 to a stranger, like every object route', async () => {

@@ -20,6 +20,10 @@ import { createLogger } from '../telemetry/logger.ts';
 import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { instrumentAsyncMethods, storeCallRecorder, type StoreCall } from '../telemetry/store-calls.ts';
 import { startTracing } from '../telemetry/tracing.ts';
+import { Gauge } from 'prom-client';
+import { GrantKeys } from '../stores/grant-keys.ts';
+import { RelayHub } from './relay/relay-hub.ts';
+import { relayUpgradeHandler } from './relay/relay-upgrade.ts';
 import { PresenceStore } from '../stores/presence-store.ts';
 import { ApiError, ExitCode } from '@meshwork/contract';
 import { createPartitionApp } from './app.ts';
@@ -188,6 +192,19 @@ export async function runPartition(): Promise<void> {
   // Each device may hold at most MESHWORK_THROTTLE_DEVICE_LONG_POLLS polls open at once.
   const longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger: log, admission: throttle.longPollAdmission });
   const presence = new PresenceStore(etcd, config.presenceTtlSeconds);
+  // Created by the first process of the mesh, read by every other (ADR 51).
+  const grants = new GrantKeys(etcd);
+  await grants.load();
+  const relay = new RelayHub({ etcd, self: { pod: config.replica, address: config.advertiseUrl }, logger: log });
+  new Gauge({
+    name: 'meshwork_relays_open',
+    help: 'Device relays (ADR 52) this process holds now.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(relay.size);
+    },
+  });
+  grants.startRefresh(60_000, (err) => log.warn({ err }, 'Failed to re-read the grant keys; signing with those held'));
 
   const eventLoop = new EventLoopMonitor({ limitMs: config.livenessMaxEventLoopDelayMs });
   eventLoop.start();
@@ -221,6 +238,8 @@ export async function runPartition(): Promise<void> {
     changeFeed,
     longPolls,
     presence,
+    grants,
+    relay,
     logger: log,
     objectCache: new Map(),
     possession: new PossessionCache(),
@@ -245,6 +264,18 @@ export async function runPartition(): Promise<void> {
   const server = createServer(
     { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs },
     gate,
+  );
+  server.on(
+    'upgrade',
+    relayUpgradeHandler({
+      auth,
+      partition: config.partition,
+      slots: config.slots,
+      slotMap,
+      hub: relay,
+      draining: () => health.draining,
+      logger: log,
+    }),
   );
   // From the first connection: the drain closes a kept-alive socket only once it is idle and quiet.
   const connections = new ConnectionTracker(server);
@@ -278,6 +309,8 @@ export async function runPartition(): Promise<void> {
       log.info({ signal, graceSeconds: config.shutdownGraceSeconds, longPolls: ctx.longPolls.open }, 'Started draining');
       stopSweeper();
       stopCollector();
+      // Upgraded sockets are no request the drain waits for: close the relays now, devices reconnect to another replica.
+      await relay.close();
       throttle.stop();
       volumeChecks.stop();
       stores.stop();
@@ -287,6 +320,7 @@ export async function runPartition(): Promise<void> {
       if (!drained) log.warn('Closed connections whose requests were still running at the drain deadline');
       await longPolls.close().catch(() => undefined);
       presence.close();
+      grants.stop();
       await changeFeed.stop().catch(() => undefined);
       await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
       // Only now: in-flight writes are fenced on the owner record the lease keeps alive.

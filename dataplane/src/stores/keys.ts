@@ -187,3 +187,14 @@ export function blockRefKey(sha256: string, objectId: string, path: string): str
 export function refEpochKey(objectId: string, path: string): string {
   return `${objectKey(objectId)}/re/${path}`;
 }
+
+/** The service's grant signing keys (ADR 51): one record every partition replica reads, created once. */
+export const grantKeysKey = '/mw/grant-keys';
+
+/** Prefix of relay records: which pod holds a device's relay connection (ADR 52), each under that pod's lease. */
+export const relayPrefix = '/mw/relay/';
+
+/** The relay record of a device. */
+export function relayKey(deviceId: string): string {
+  return `${relayPrefix}${deviceId}`;
+}

@@ -28,6 +28,8 @@ export interface Presence {
   userId: string;
   /** URLs the device serves blocks at. */
   endpoints: string[];
+  /** The lowercase hex sha256 of the DER of the device's TLS certificate, which requesters pin. */
+  fingerprint?: string;
   /** Object id → what the device holds of it. */
   holds: Map<string, ObjectHolds>;
 }
@@ -37,6 +39,7 @@ export interface Holding extends ObjectHolds {
   deviceId: string;
   userId: string;
   endpoints: string[];
+  fingerprint?: string;
 }
 
 /** Whether a holding includes version `version` of `path`. */
@@ -153,7 +156,7 @@ class LeaseRenewer {
 function digestOf(presence: Presence): string {
   const holds = [...presence.holds.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return createHash('sha256')
-    .update(JSON.stringify([presence.endpoints, holds]))
+    .update(JSON.stringify([presence.endpoints, holds, presence.fingerprint ?? null]))
     .digest('hex');
 }
 
@@ -243,7 +246,13 @@ export class PresenceStore {
   ): Promise<boolean> {
     const ops: IRequestOp[] = [];
     for (const [objectId, holds] of presence.holds) {
-      const holding: Holding = { deviceId: presence.deviceId, userId: presence.userId, endpoints: presence.endpoints, ...holds };
+      const holding: Holding = {
+        deviceId: presence.deviceId,
+        userId: presence.userId,
+        endpoints: presence.endpoints,
+        ...(presence.fingerprint === undefined ? {} : { fingerprint: presence.fingerprint }),
+        ...holds,
+      };
       ops.push(await this.#etcd.put(holdingKey(objectId, presence.deviceId)).value(JSON.stringify(holding)).lease(lease).op());
     }
     for (const objectId of previous?.record.objects ?? []) {

@@ -67,6 +67,9 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
   }, [objectId]);
 
   const canWrite = object !== undefined && object.role !== 'reader';
+  // A peer-to-peer only folder keeps its content on devices: the browser can neither upload to nor download from the cloud.
+  const inCloud = object?.cloudStorage !== false;
+  const canUpload = canWrite && inCloud;
   const isOwner = object?.role === 'owner';
   const here = entries === undefined ? [] : childrenOf(entries, dir);
   const whoIs = (id: string): string => (id === userId ? 'you' : (deviceNames.get(id) ?? id));
@@ -183,12 +186,12 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
     <section
       class={dragging ? 'browse dragging' : 'browse'}
       onDragOver={(e) => {
-        if (!canWrite) return;
+        if (!canUpload) return;
         e.preventDefault();
         setDragging(true);
       }}
       onDragLeave={() => setDragging(false)}
-      onDrop={(e) => (canWrite ? drop(e) : undefined)}
+      onDrop={(e) => (canUpload ? drop(e) : undefined)}
     >
       <nav aria-label="Breadcrumbs" class="crumbs">
         <ol>
@@ -204,6 +207,11 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
       </nav>
       <h1>{crumbs[crumbs.length - 1]!.name}</h1>
       {object && <p class="muted">Your role: {object.role}</p>}
+      {object && !inCloud && (
+        <p role="note" class="muted">
+          This folder is peer-to-peer only: its files stay on the devices that sync it, so they cannot be uploaded or downloaded here.
+        </p>
+      )}
       {error && <p role="alert">{error}</p>}
       {interrupted.length > 0 && (
         <p role="status" class="interrupted">
@@ -236,6 +244,8 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
                   <td>
                     {e.kind === 'directory' ? (
                       <a href={link(e.path)}>{name}/</a>
+                    ) : !inCloud ? (
+                      <span>{name}</span>
                     ) : (
                       <a
                         href={`/v1/objects/${encodeURIComponent(objectId)}/content/${e.path.split('/').map(encodeURIComponent).join('/')}`}
@@ -274,11 +284,13 @@ export function BrowsePage({ objectId, dir, userId }: { objectId: string; dir: s
             <input id="new-folder" value={folderName} onInput={(e) => setFolderName(e.currentTarget.value)} />
             <button type="submit">Create folder</button>
           </form>
-          <div class="inline">
-            <label for="upload">Upload files</label>
-            <input id="upload" type="file" multiple onChange={pickFiles} />
-            <span class="muted">or drop files and folders here</span>
-          </div>
+          {canUpload && (
+            <div class="inline">
+              <label for="upload">Upload files</label>
+              <input id="upload" type="file" multiple onChange={pickFiles} />
+              <span class="muted">or drop files and folders here</span>
+            </div>
+          )}
         </div>
       )}
       {uploads.length > 0 && (

@@ -747,6 +747,8 @@ export class DavHandler {
     if (target.path === '') throw new DavError(405, 'an object is a collection', undefined, { allow });
     if (headerOf(ctx.req, 'content-range') !== undefined) throw new DavError(400, 'PUT with Content-Range is not supported');
     this.#requireWriter(object);
+    // Its content lives on devices only: the gateway would have to put the bytes in S3.
+    if (!object.cloudStorage) throw new DavError(409, `${object.name} keeps its content on devices only; write to it from a device`);
     // Without a precondition of the client's (rclone's and most file managers' PUTs), the entry is
     // not read first: the commit says `If-None-Match: *`, and only when that finds a file (412) is
     // the entry read and the file replaced. With one, the entry is read first to judge it.

@@ -12,6 +12,8 @@ import { waitFor } from '../../../../e2e/harness/wait.ts';
 import { parsePartitionConfig } from '../../config.ts';
 import { BlockStore } from '../../stores/block-store.ts';
 import { MetadataStore } from '../../stores/metadata-store.ts';
+import { GrantKeys } from '../../stores/grant-keys.ts';
+import { RelayHub } from '../relay/relay-hub.ts';
 import { PresenceStore } from '../../stores/presence-store.ts';
 import { createPartitionApp } from '../app.ts';
 import { Authenticator } from '../auth.ts';
@@ -84,6 +86,8 @@ beforeAll(async () => {
   changeFeed = new ChangeFeed(etcd, config.slots, logger);
   await changeFeed.start();
   longPolls = new LongPolls({ metadata, etcd, changeFeed, slots: config.slots, logger, admission });
+  const grants = new GrantKeys(etcd);
+  await grants.load();
   const ctx: PartitionContext = {
     config,
     metadata,
@@ -93,6 +97,8 @@ beforeAll(async () => {
     changeFeed,
     longPolls,
     presence: new PresenceStore(etcd, config.presenceTtlSeconds),
+    grants,
+    relay: new RelayHub({ etcd, self: { pod: 'long-polls', address: 'http://127.0.0.1:1' }, logger }),
     logger,
     objectCache: new Map(),
     possession: new PossessionCache(),

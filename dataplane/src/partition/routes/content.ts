@@ -125,9 +125,13 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
 
   router.get(
     '/v1/objects/:id/content/*path',
-    hooks.route(readFile, async ({ req, res, id, input: path }) => {
+    hooks.route(readFile, async ({ req, res, id, object, input: path }) => {
       const entry = await liveEntry(deps.metadata, id, path);
       if (entry.value.kind !== 'file') throw new ApiError('not_a_file', `entry ${path} is a directory`);
+      // Its blocks were never uploaded: the service has nothing to stream.
+      if (!object.value.cloudStorage) {
+        throw new ApiError('peer_to_peer_only', `object ${id} keeps its content on devices only; ${path} is not in the cloud`);
+      }
       const file = entry.value;
       const etag = strongEtag(file.contentHash!);
       res

@@ -49,9 +49,11 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
       // Access is checked before the blocks, so a stranger learns nothing from a 409.
       access: { need: 'writer', cached: true },
     },
-    async ({ res, id, principal, input }) => {
+    async ({ res, id, principal, input, object }) => {
       const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
-      const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer });
+      // cloudStorage never changes after creation, so the write cache's record is good for it.
+      const peerToPeerOnly = !object.value.cloudStorage;
+      const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer, peerToPeerOnly });
       res
         .status(created ? 201 : 200)
         .setHeader('ETag', strongEtag(String(entry.version)))

@@ -3,6 +3,8 @@
 // devices holding its version, and the cloud when the object keeps content there.
 import { Router } from 'express';
 import type express from 'express';
+import { signGrant } from '@meshwork/contract';
+import type { GrantKeys } from '../../stores/grant-keys.ts';
 import type { MetadataStore } from '../../stores/metadata-store.ts';
 import type { PresenceStore } from '../../stores/presence-store.ts';
 import { invalidRequest } from '../errors.ts';
@@ -15,6 +17,7 @@ import { announcePresence, presenceBody, sourcesOf, type PresenceDeps } from '..
 export interface PresenceRouteDeps extends PresenceDeps {
   metadata: Pick<MetadataStore, 'listMemberships' | 'getEntry'>;
   presence: Pick<PresenceStore, 'put' | 'holdings' | 'remove' | 'ttlSeconds'>;
+  grants: Pick<GrantKeys, 'signing' | 'published'>;
 }
 
 /** Routes for presence (`/v1/devices/{id}/presence`) and sources of content. */
@@ -58,8 +61,23 @@ export function presenceRoutes(hooks: RouteHooks, deps: PresenceRouteDeps, json:
       const current = String(entry.version);
       const wanted = versionText ?? current;
       const self = principal.kind === 'device' ? principal.deviceId : undefined;
-      const sources = sourcesOf(object, await deps.presence.holdings(id), { path, current, wanted }, self);
+      // A device caller gets a blocks grant per holder for the version's blocks; only the current
+      // version's block list is kept, so an older version's holders come without one.
+      const blocks = [...new Set(entry.value.blocks.map((b) => b.sha256))];
+      const grantFor =
+        self === undefined || wanted !== current
+          ? undefined
+          : (holder: string): string =>
+              signGrant(deps.grants.signing, { aud: holder, sub: self, scope: { kind: 'blocks', objectId: id, blocks } });
+      const sources = sourcesOf(object, await deps.presence.holdings(id), { path, current, wanted }, self, grantFor);
       res.setHeader('Cache-Control', 'private, no-cache').json({ path, version: wanted, sources });
+    }),
+  );
+
+  router.get(
+    '/v1/grants/keys',
+    hooks.route({ principal: 'any' }, ({ res }) => {
+      res.setHeader('Cache-Control', 'private, max-age=60').json({ keys: deps.grants.published });
     }),
   );
 

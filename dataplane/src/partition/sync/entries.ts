@@ -97,18 +97,48 @@ async function proofsAndSizes(
 }
 
 /**
+ * The record of a file in a peer-to-peer only object (`cloudStorage: false`): its content never
+ * reaches the service, so only the block list's shape and sizes are checked (by the body's
+ * schema), no proof of possession is asked and no block reference is written. Without a
+ * reference the entry gives nobody possession of a block in the store (ADR 24): naming a hash
+ * in such an object proves nothing, so it must grant nothing.
+ */
+export function peerToPeerRecord(path: string, body: CommitEntryBody & { kind: 'file' }, modifiedBy: string, now: Date): EntryRecord {
+  return committedRecord(
+    path,
+    body,
+    body.blocks.reduce((n, b) => n + b.size, 0),
+    modifiedBy,
+    now,
+  );
+}
+
+/**
  * Commits a file's block list or a directory; the caller's write access was checked already.
- * Every block must be one the caller proved possession of (409 `blocks_missing` otherwise).
+ * Every block must be one the caller proved possession of (409 `blocks_missing` otherwise),
+ * unless the object is peer-to-peer only (`peerToPeerOnly`, see peerToPeerRecord).
  * The entry's block references are written first, each only if its block was not marked for
  * collection since the proof, and the entry's transaction checks none was dropped (ADR 24).
  */
 export async function commitEntry(
   deps: EntryDeps,
-  request: { objectId: string; path: string; body: CommitEntryBody; precondition: WritePrecondition; writer: Writer },
+  request: {
+    objectId: string;
+    path: string;
+    body: CommitEntryBody;
+    precondition: WritePrecondition;
+    writer: Writer;
+    peerToPeerOnly?: boolean;
+  },
 ): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
   const { objectId, path, body, precondition, writer } = request;
   if (body.kind !== 'file') {
     const record = committedRecord(path, body, 0, writer.modifiedBy, new Date());
+    return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true });
+  }
+  if (request.peerToPeerOnly === true) {
+    // Like a directory: no references to keep.
+    const record = peerToPeerRecord(path, body, writer.modifiedBy, new Date());
     return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true });
   }
   try {

@@ -31,6 +31,11 @@ const endpoint = z
 /** The body of `PUT /v1/devices/{id}/presence`. */
 export const presenceBody = z.strictObject({
   endpoints: z.array(endpoint).max(maxEndpoints),
+  /** The lowercase hex sha256 of the DER of the device's TLS certificate. */
+  fingerprint: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be the lower-case hex sha256 of the certificate')
+    .optional(),
   holds: z
     .array(
       z.union([
@@ -96,7 +101,13 @@ export async function announcePresence(
     if (!memberOf.has(hold.objectId))
       throw new ApiError('not_found', `object ${hold.objectId} not found`, { details: { field: `body.holds.${i}.objectId` } });
   });
-  const presence: Presence = { deviceId: device.deviceId, userId: device.userId, endpoints: body.endpoints, holds };
+  const presence: Presence = {
+    deviceId: device.deviceId,
+    userId: device.userId,
+    endpoints: body.endpoints,
+    ...(body.fingerprint === undefined ? {} : { fingerprint: body.fingerprint }),
+    holds,
+  };
   try {
     await deps.presence.put(presence);
   } catch (err) {
@@ -106,22 +117,36 @@ export async function announcePresence(
   return { objects: holds.size };
 }
 
-/** One place a file version can be fetched from. */
-export type Source = { kind: 'device'; deviceId: string; endpoints: string[] } | { kind: 'cloud'; url: string };
+/** One place a file version can be fetched from: a device (with the certificate fingerprint to pin, and a grant to present when the caller is a device), or the cloud. */
+export type Source =
+  { kind: 'device'; deviceId: string; endpoints: string[]; fingerprint?: string; grant?: string } | { kind: 'cloud'; url: string };
 
-/** The sources of version `wanted` of the file at `path`, current at `current`, for a caller other than device `self`. */
+/**
+ * The sources of version `wanted` of the file at `path`, current at `current`, for a caller other
+ * than device `self`. `grantFor` (given for a device caller) issues the grant each holder is listed with.
+ */
 export function sourcesOf(
   object: Versioned<ObjectRecord>,
   holdings: readonly Holding[],
   file: { path: string; current: string; wanted: string },
   self: string | undefined,
+  grantFor?: (holder: string) => string | undefined,
 ): Source[] {
   const { path, current, wanted } = file;
   const devices: Source[] = holdings
     .filter((h) => h.deviceId !== self && object.value.members[h.userId] !== undefined && holdsVersion(h, path, wanted))
     .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
-    .map((h) => ({ kind: 'device', deviceId: h.deviceId, endpoints: h.endpoints }));
-  // The cloud keeps only the current version.
+    .map((h) => {
+      const grant = grantFor?.(h.deviceId);
+      return {
+        kind: 'device',
+        deviceId: h.deviceId,
+        endpoints: h.endpoints,
+        ...(h.fingerprint === undefined ? {} : { fingerprint: h.fingerprint }),
+        ...(grant === undefined ? {} : { grant }),
+      };
+    });
+  // The cloud keeps only the current version, and nothing of a peer-to-peer only object.
   const url = `/v1/objects/${object.value.id}/content/${encodeEntryPath(path)}`;
   const cloud: Source[] = object.value.cloudStorage && wanted === current ? [{ kind: 'cloud', url }] : [];
   return [...devices, ...cloud];
