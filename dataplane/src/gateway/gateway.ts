@@ -305,7 +305,7 @@ export class GatewayRouter {
       const owner = table.ownerOf(plan.target.slot);
       return owner !== undefined && this.#deps.members.serves(owner) ? owner : undefined;
     }
-    const serving = [...table.partitions.values()].filter((p) => this.#deps.members.serves(p));
+    const serving = table.owning.filter((p) => this.#deps.members.serves(p));
     if (serving.length === 0) return undefined;
     return serving[this.#anyTurn++ % serving.length];
   }

@@ -56,6 +56,19 @@ describe('buildSlotTable', () => {
     // A key naming a partition with no member: no owner to send to (503), never the claim's.
     expect(table.ownerOf(3000)).toBeUndefined();
     expect(table.coveredSlots).toBe(4095);
+    expect(table.owning.map((p) => p.name)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('sends requests for any partition only to partitions that own a slot', () => {
+    const table = buildSlotTable(
+      [
+        { record: record('a', 'a-0', '0-4095'), revision: 2 },
+        { record: record('new', 'new-0', '2730-4095'), revision: 3 },
+      ],
+      new Map(Array.from({ length: 4096 }, (_, slot) => [slot, { partition: 'a', epoch: 1 }] as const)),
+    );
+    expect(table.partitions.has('new')).toBe(true);
+    expect(table.owning.map((p) => p.name)).toEqual(['a']);
   });
 
   it('leaves out records whose slots or URL do not parse', () => {

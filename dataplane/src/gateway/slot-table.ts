@@ -29,12 +29,15 @@ export class SlotTable {
   readonly partitions: ReadonlyMap<string, PartitionView>;
   /** Every record the table was built from (for `GET /v1/slots`). */
   readonly records: readonly SlotMapRecord[];
+  /** The partitions that own at least one slot, in name order: where a request for any partition goes (one that owns nothing could not create a user). */
+  readonly owning: readonly PartitionView[];
   readonly #owners: (PartitionView | undefined)[];
 
   constructor(partitions: Map<string, PartitionView>, owners: (PartitionView | undefined)[], records: SlotMapRecord[]) {
     this.partitions = partitions;
     this.#owners = owners;
     this.records = records;
+    this.owning = [...new Set(owners.filter((p) => p !== undefined))].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** The partition that owns `slot`, if any. */
