@@ -2,7 +2,8 @@
 // admitted before its slot moved is fenced and never applied; then a mesh grows from two
 // partitions to three and shrinks back to two while eight clients keep committing through the
 // gateway, and every commit a client saw acknowledged is in the final state exactly once, every
-// other answer was a documented 503 with Retry-After, and no slot answered only 503 for long.
+// other answer was a documented 503 with Retry-After, no slot answered only 503 for long, and a
+// long poller on a moving object, resuming by cursor, saw every commit.
 // Its own etcd: owner keys are mesh-wide, and the shared stack's slots belong to other files.
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +103,34 @@ async function write(device: DeviceClient, objectId: string, log: WriterLog, sto
   }
 }
 
+/** What a long poller on one object saw: every path its change sets named, and every refusal. */
+interface PollLog {
+  seen: Set<string>;
+  refusals: { status: number; code: string; retryAfter: string | undefined }[];
+  polls: number;
+}
+
+/** Follows an object's changes by long poll through the gateway from `cursor` until `stop.now`, resuming by cursor after a refusal. */
+async function follow(device: DeviceClient, objectId: string, cursor: string, log: PollLog, stop: { now: boolean }): Promise<void> {
+  let from = cursor;
+  while (!stop.now) {
+    const res = await device.raw('GET', `/v1/objects/${objectId}/changes?cursor=${encodeURIComponent(from)}&wait=2`).catch(() => undefined);
+    log.polls++;
+    if (res?.status === 200) {
+      const page = res.body as { changes: { path: string }[]; cursor: string; next: string | null };
+      for (const change of page.changes) log.seen.add(change.path);
+      // A full page: the rest comes with the next poll from the page's cursor, as with `next`.
+      from = page.cursor;
+      continue;
+    }
+    if (res !== undefined) {
+      const code = (res.body as { error?: { code?: string } } | undefined)?.error?.code ?? `status ${res.status}`;
+      log.refusals.push({ status: res.status, code, retryAfter: res.headers['retry-after'] });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe('online slot moves', () => {
   it('never applies a write admitted before its slot moved', async () => {
     const store = new MetadataStore(client);
@@ -148,6 +177,12 @@ describe('online slot moves', () => {
 
     const stop = { now: false };
     const running = devices.map((device, i) => write(device, logs[i]!.objectId, logs[i]!, stop));
+    // A long poller on the object of a writer whose slot moves both ways.
+    const followed = devices.findIndex((d, i) => moving.has(slotOf(logs[i]!.objectId)));
+    const poll: PollLog = { seen: new Set(), refusals: [], polls: 0 };
+    const stopPolling = { now: false };
+    const { cursor } = await devices[followed]!.listAllEntries(logs[followed]!.objectId);
+    const polling = follow(devices[followed]!, logs[followed]!.objectId, cursor, poll, stopPolling);
     /** Waits until every writer has had `more` commits acknowledged beyond what it has now. */
     const progress = async (more: number, description: string): Promise<void> => {
       const from = logs.map((l) => l.acked.size);
@@ -192,6 +227,19 @@ describe('online slot moves', () => {
     await progress(10, 'every writer to commit after shrinking');
     stop.now = true;
     await Promise.all(running);
+    // The poller, resumed by cursor across both moves, saw every commit made on its object.
+    await waitFor(() => [...logs[followed]!.acked].every((path) => poll.seen.has(path)) || undefined, {
+      description: 'the long poller to have seen every acknowledged commit of its object',
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
+    stopPolling.now = true;
+    await polling;
+    for (const refusal of poll.refusals) {
+      expect(refusal.status, JSON.stringify(refusal)).toBe(503);
+      expect(documented.has(refusal.code), JSON.stringify(refusal)).toBe(true);
+      expect(refusal.retryAfter, JSON.stringify(refusal)).toBeDefined();
+    }
 
     for (const [i, log] of logs.entries()) {
       const { entries } = await devices[i]!.listAllEntries(log.objectId);
@@ -211,6 +259,7 @@ describe('online slot moves', () => {
     const acked = logs.reduce((n, l) => n + l.acked.size, 0);
     console.log(
       `slot moves: grow 2→3 took ${growMs} ms, shrink 3→2 ${shrinkMs} ms; ${acked} commits acknowledged, ${refused} refused; ` +
+        `long poller: ${poll.polls} polls, ${poll.refusals.length} refused; ` +
         `longest a writer's slot answered only 503: ${longest} ms`,
     );
     expect(longest).toBeLessThan(5000);
