@@ -18,7 +18,7 @@ import { MetadataStore } from '../../../dataplane/src/stores/metadata-store.ts';
 import { SlotMovedError, withSlotFence } from '../../../dataplane/src/stores/slot-fence.ts';
 import { slotOf } from '../../../dataplane/src/slots.ts';
 import { planMoves, rangesToSlots } from './moves.ts';
-import { readSlotOwners, runMovePlan, seedOwnerKeys } from './slot-mover.ts';
+import { moveChunk, movePlanKey, readRecordedPlan, readSlotOwners, runMovePlan, seedOwnerKeys } from './slot-mover.ts';
 
 const writers = 8;
 /** Statuses a client of the gateway may see besides 2xx while slots move, each with Retry-After (docs/api.md). */
@@ -264,4 +264,27 @@ describe('online slot moves', () => {
     );
     expect(longest).toBeLessThan(5000);
   }, 180_000);
+
+  it('lets a new operator leader finish a plan the last one left half done', async () => {
+    const { owners: before, keys: keysBefore } = await readSlotOwners(client);
+    const plan = planMoves(before, ['p0']);
+    expect(plan.moves.length).toBeGreaterThan(3);
+    // The last leader recorded the plan and swapped three chunks, then died; its record says
+    // none were done (it died between its swaps and a write of progress it never made).
+    await client.put(movePlanKey('resumed')).value(JSON.stringify({ moves: plan.moves, done: 0, startedAt: new Date().toISOString() }));
+    for (const move of plan.moves.slice(0, 3)) await moveChunk(client, move);
+    // The new leader asks for something else; the recorded plan is finished first, its swapped chunks skipped.
+    const swapped: number[] = [];
+    await runMovePlan(client, 'resumed', { moves: [] }, (_move, revision) => swapped.push(revision));
+    expect(swapped).toHaveLength(plan.moves.length);
+    expect(swapped.slice(0, 3)).toEqual([0, 0, 0]);
+    expect(swapped.slice(3).every((r) => r > 0)).toBe(true);
+    const after = await readSlotOwners(client);
+    expect(after.owners).toEqual(plan.target);
+    // Each slot that moved raised its epoch by one, once.
+    for (const slot of rangesToSlots(plan.moves.flatMap((m) => m.slots))) {
+      expect(after.keys.get(slot)!.record.epoch, `slot ${slot}`).toBe(keysBefore.get(slot)!.record.epoch + 1);
+    }
+    expect(await readRecordedPlan(client, 'resumed')).toBeUndefined();
+  });
 });
