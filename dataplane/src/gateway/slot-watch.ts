@@ -96,18 +96,11 @@ export class SlotWatch {
   }
 
   async #startWatch(): Promise<void> {
-    if (this.#ownerWatcher === undefined) {
-      // Owner keys change only by moves: one watch for the life of the process (etcd3 resumes it after a reconnection).
-      const ownerWatcher = await this.#etcd.watch().prefix(slotOwnerPrefix).create();
-      this.#ownerWatcher = ownerWatcher;
-      ownerWatcher.on('put', (kv) => this.#applyOwner(kv, false));
-      ownerWatcher.on('delete', (kv) => this.#applyOwner(kv, true));
-      ownerWatcher.on('error', (err) => this.#logger.warn({ err }, 'Found an error on the owner key watch'));
-    }
+    if (this.#ownerWatcher === undefined) await this.#startOwnerWatch();
     const watcher = await this.#etcd.watch().prefix(slotMapPrefix).create();
     if (this.#stopped) {
       await watcher.cancel();
-      await this.#ownerWatcher.cancel();
+      await this.#ownerWatcher?.cancel();
       return;
     }
     this.#watcher = watcher;
@@ -129,6 +122,33 @@ export class SlotWatch {
       this.#watcher = undefined;
       void watcher.cancel().catch(() => undefined);
       void this.start();
+    });
+  }
+
+  /** Watches the owner keys; after an error, watches again and lists both prefixes, retrying until it can. */
+  async #startOwnerWatch(): Promise<void> {
+    // Owner keys change only by moves; etcd3 resumes the watch after a lost connection.
+    const ownerWatcher = await this.#etcd.watch().prefix(slotOwnerPrefix).create();
+    this.#ownerWatcher = ownerWatcher;
+    ownerWatcher.on('put', (kv) => this.#applyOwner(kv, false));
+    ownerWatcher.on('delete', (kv) => this.#applyOwner(kv, true));
+    ownerWatcher.on('error', (err) => {
+      if (this.#ownerWatcher !== ownerWatcher || this.#stopped) return;
+      this.#logger.warn({ err }, 'Restarting the owner key watch after an error');
+      this.#ownerWatcher = undefined;
+      void ownerWatcher.cancel().catch(() => undefined);
+      void (async () => {
+        for (let wait = retryMs.first; !this.#stopped; wait = Math.min(retryMs.max, wait * 2)) {
+          try {
+            await this.#startOwnerWatch();
+            await this.#list();
+            return;
+          } catch (failure) {
+            this.#logger.warn({ err: failure }, 'Failed to watch the owner keys again; retrying');
+            await new Promise((resolve) => setTimeout(resolve, wait));
+          }
+        }
+      })();
     });
   }
 

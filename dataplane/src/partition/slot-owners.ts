@@ -45,6 +45,7 @@ export class SlotOwners {
   #watcher: Watcher | undefined;
   #ranges: SlotRange[] = [];
   #recomputeQueued = false;
+  #stopped = false;
 
   constructor(etcd: Etcd3, partition: string, claimed: readonly SlotRange[], logger: Logger) {
     this.#etcd = etcd;
@@ -57,19 +58,47 @@ export class SlotOwners {
   /** Lists the owner keys and watches them from the listing's revision on. */
   async start(): Promise<void> {
     const res = await this.#etcd.getAll().prefix(slotOwnerPrefix).exec();
+    this.#owners.clear();
     for (const kv of res.kvs) this.#apply(kv, false);
     this.#recompute();
-    this.#watcher = await this.#etcd
+    const watcher = await this.#etcd
       .watch()
       .prefix(slotOwnerPrefix)
       .startRevision(String(Number(res.header.revision) + 1))
       .create();
-    this.#watcher.on('put', (kv) => this.#apply(kv, false));
-    this.#watcher.on('delete', (kv) => this.#apply(kv, true));
+    if (this.#stopped) {
+      await watcher.cancel();
+      return;
+    }
+    this.#watcher = watcher;
+    watcher.on('put', (kv) => this.#apply(kv, false));
+    watcher.on('delete', (kv) => this.#apply(kv, true));
+    watcher.on('error', (err) => {
+      // Typically compaction past a reconnect: what was missed is unknown, so list again. The
+      // view may lag meanwhile; the fence keeps writes safe, a lagging view only delays a 421.
+      if (this.#watcher !== watcher || this.#stopped) return;
+      this.#logger.warn({ err }, 'Restarting the owner key watch after an error');
+      this.#watcher = undefined;
+      void watcher.cancel().catch(() => undefined);
+      void this.#restart();
+    });
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await this.#watcher?.cancel();
+  }
+
+  async #restart(): Promise<void> {
+    for (let wait = 200; !this.#stopped; wait = Math.min(5000, wait * 2)) {
+      try {
+        await this.start();
+        return;
+      } catch (err) {
+        this.#logger.warn({ err }, 'Failed to list the owner keys; retrying');
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 
   /** The slot fence of a request in `slot` if this partition serves it now; undefined if it does not. */
