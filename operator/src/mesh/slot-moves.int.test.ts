@@ -108,6 +108,8 @@ interface PollLog {
   seen: Set<string>;
   refusals: { status: number; code: string; retryAfter: string | undefined }[];
   polls: number;
+  /** The last polls: when, the cursor asked from, the answer's status, cursor and number of changes (for a failure's message). */
+  recent: string[];
 }
 
 /** Follows an object's changes by long poll through the gateway from `cursor` until `stop.now`, resuming by cursor after a refusal. */
@@ -116,6 +118,10 @@ async function follow(device: DeviceClient, objectId: string, cursor: string, lo
   while (!stop.now) {
     const res = await device.raw('GET', `/v1/objects/${objectId}/changes?cursor=${encodeURIComponent(from)}&wait=2`).catch(() => undefined);
     log.polls++;
+    log.recent.push(
+      `${new Date().toISOString().slice(11, 23)} from ${from} → ${res?.status ?? 'no answer'} ${(JSON.stringify(res?.body) ?? '').slice(0, 120)}`,
+    );
+    if (log.recent.length > 12) log.recent.shift();
     if (res?.status === 200) {
       const page = res.body as { changes: { path: string }[]; cursor: string; next: string | null };
       for (const change of page.changes) log.seen.add(change.path);
@@ -175,14 +181,14 @@ describe('online slot moves', () => {
       logs.push({ objectId: (await device.createObject({ name: 'load' })).id, acked: new Set(), refusals: [], longestOutageMs: 0 });
     }
 
-    const stop = { now: false };
-    const running = devices.map((device, i) => write(device, logs[i]!.objectId, logs[i]!, stop));
-    // A long poller on the object of a writer whose slot moves both ways.
+    // A long poller on the object of a writer whose slot moves both ways, from before the first commit.
     const followed = devices.findIndex((d, i) => moving.has(slotOf(logs[i]!.objectId)));
-    const poll: PollLog = { seen: new Set(), refusals: [], polls: 0 };
+    const poll: PollLog = { seen: new Set(), refusals: [], polls: 0, recent: [] };
     const stopPolling = { now: false };
     const { cursor } = await devices[followed]!.listAllEntries(logs[followed]!.objectId);
     const polling = follow(devices[followed]!, logs[followed]!.objectId, cursor, poll, stopPolling);
+    const stop = { now: false };
+    const running = devices.map((device, i) => write(device, logs[i]!.objectId, logs[i]!, stop));
     /** Waits until every writer has had `more` commits acknowledged beyond what it has now. */
     const progress = async (more: number, description: string): Promise<void> => {
       const from = logs.map((l) => l.acked.size);
@@ -232,6 +238,14 @@ describe('online slot moves', () => {
       description: 'the long poller to have seen every acknowledged commit of its object',
       timeoutMs: 30_000,
       intervalMs: 50,
+    }).catch((err: unknown) => {
+      const missing = [...logs[followed]!.acked].filter((path) => !poll.seen.has(path));
+      throw new Error(
+        `the poller missed ${missing.length} commits (${missing.slice(0, 10).join(', ')}); its last polls:\n${poll.recent.join('\n')}`,
+        {
+          cause: err,
+        },
+      );
     });
     stopPolling.now = true;
     await polling;
