@@ -134,8 +134,8 @@ export class GatewayRouter {
   }
 
   /** `GET /v1/slots`: the slot map the gateway routes by. */
-  slotsAnswer(): { partitions: SlotMapRecord[] } {
-    return { partitions: [...this.#deps.slots.table.records] };
+  slotsAnswer(): { partitions: SlotMapRecord[]; served: Record<string, string> } {
+    return { partitions: [...this.#deps.slots.table.records], served: this.#deps.slots.table.served() };
   }
 
   /** Serves one `/v1` request. */

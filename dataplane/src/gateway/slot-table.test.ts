@@ -57,6 +57,7 @@ describe('buildSlotTable', () => {
     expect(table.ownerOf(3000)).toBeUndefined();
     expect(table.coveredSlots).toBe(4095);
     expect(table.owning.map((p) => p.name)).toEqual(['a', 'b', 'c']);
+    expect(table.served()).toEqual({ a: '0-9,11-999,1500,2000-2047', b: '2048-2999,3001-4095', c: '10,1000-1499,1501-1999' });
   });
 
   it('sends requests for any partition only to partitions that own a slot', () => {

@@ -2,7 +2,7 @@
 // replicas (members) serve it, built from the owner records the partitions keep in etcd. Pure:
 // the watch (slot-watch.ts) feeds it records and swaps in a new table on every change, so a
 // request reads an array and never a store.
-import { parseSlotRanges, slotCount, type SlotMapRecord, type SlotOwnerRecord } from '@meshwork/contract';
+import { formatSlotRanges, parseSlotRanges, slotCount, type SlotMapRecord, type SlotOwnerRecord, type SlotRange } from '@meshwork/contract';
 
 /** One replica of a partition, as the slot map names it. */
 export interface Member {
@@ -43,6 +43,27 @@ export class SlotTable {
   /** The partition that owns `slot`, if any. */
   ownerOf(slot: number): PartitionView | undefined {
     return this.#owners[slot];
+  }
+
+  /** The slots each partition serves, in the `0-1023,2048` form (for `GET /v1/slots`). */
+  served(): Record<string, string> {
+    const slots = new Map<string, number[]>();
+    this.#owners.forEach((p, slot) => {
+      if (p === undefined) return;
+      const list = slots.get(p.name);
+      if (list) list.push(slot);
+      else slots.set(p.name, [slot]);
+    });
+    const ranges = (list: number[]): string =>
+      formatSlotRanges(
+        list.reduce<SlotRange[]>((acc, slot) => {
+          const last = acc.at(-1);
+          if (last !== undefined && last.last === slot - 1) last.last = slot;
+          else acc.push({ first: slot, last: slot });
+          return acc;
+        }, []),
+      );
+    return Object.fromEntries([...slots].sort(([a], [b]) => a.localeCompare(b)).map(([name, list]) => [name, ranges(list)]));
   }
 
   /** How many slots some partition owns. */

@@ -30,6 +30,9 @@ export class SlotWatch {
   #ownerWatcher: Watcher | undefined;
   #table: SlotTable = buildSlotTable([]);
   #listRevision = 0;
+  /** The newest revision each watch has delivered (records, owner keys). */
+  #recordEventRevision = 0;
+  #ownerEventRevision = 0;
   #watcher: Watcher | undefined;
   #loaded = false;
   #watching = false;
@@ -97,6 +100,8 @@ export class SlotWatch {
 
   async #startWatch(): Promise<void> {
     if (this.#ownerWatcher === undefined) await this.#startOwnerWatch();
+    // A new watch starts now, not where the last one stopped: the listing after it must apply.
+    this.#recordEventRevision = 0;
     const watcher = await this.#etcd.watch().prefix(slotMapPrefix).create();
     if (this.#stopped) {
       await watcher.cancel();
@@ -128,6 +133,7 @@ export class SlotWatch {
   /** Watches the owner keys; after an error, watches again and lists both prefixes, retrying until it can. */
   async #startOwnerWatch(): Promise<void> {
     // Owner keys change only by moves; etcd3 resumes the watch after a lost connection.
+    this.#ownerEventRevision = 0;
     const ownerWatcher = await this.#etcd.watch().prefix(slotOwnerPrefix).create();
     this.#ownerWatcher = ownerWatcher;
     ownerWatcher.on('put', (kv) => this.#applyOwner(kv, false));
@@ -161,19 +167,27 @@ export class SlotWatch {
     const revision = Number(res.header.revision);
     if (revision < this.#listRevision) return;
     this.#listRevision = revision;
-    this.#records.clear();
-    for (const kv of res.responses[0]?.response_range.kvs ?? []) {
-      const record = parseRecord(kv);
-      if (record) this.#records.set(kv.key.toString('utf8'), { record, revision: Number(kv.mod_revision) });
+    // A listing read before an event its watch already delivered is older than the map: each
+    // watch delivers in revision order, so that part of the map already has all it could say.
+    // (Applying it would undo a move heard meanwhile, a race a 421 during a move triggers.)
+    if (revision >= this.#recordEventRevision) {
+      this.#records.clear();
+      for (const kv of res.responses[0]?.response_range.kvs ?? []) {
+        const record = parseRecord(kv);
+        if (record) this.#records.set(kv.key.toString('utf8'), { record, revision: Number(kv.mod_revision) });
+      }
     }
-    this.#slotOwners.clear();
-    for (const kv of res.responses[1]?.response_range.kvs ?? []) this.#setOwner(kv, false);
+    if (revision >= this.#ownerEventRevision) {
+      this.#slotOwners.clear();
+      for (const kv of res.responses[1]?.response_range.kvs ?? []) this.#setOwner(kv, false);
+    }
     this.#loaded = true;
     this.#rebuild();
   }
 
   #apply(kv: IKeyValue, deleted: boolean): void {
     const revision = Number(kv.mod_revision);
+    this.#recordEventRevision = Math.max(this.#recordEventRevision, revision);
     if (revision <= this.#listRevision) return;
     const key = kv.key.toString('utf8');
     const record = deleted ? undefined : parseRecord(kv);
@@ -183,6 +197,7 @@ export class SlotWatch {
   }
 
   #applyOwner(kv: IKeyValue, deleted: boolean): void {
+    this.#ownerEventRevision = Math.max(this.#ownerEventRevision, Number(kv.mod_revision));
     if (Number(kv.mod_revision) <= this.#listRevision) return;
     this.#setOwner(kv, deleted);
     // A move's transaction arrives as one event per slot of its chunk: rebuild once for them all.

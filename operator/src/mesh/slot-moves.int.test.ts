@@ -226,6 +226,15 @@ describe('online slot moves', () => {
     const growMs = Date.now() - grownAt;
     const grown = await readSlotOwners(client);
     expect(grown.owners.filter((o) => o === 'p2')).toHaveLength(1365);
+    // The gateway routes by the keys at once, and says so.
+    let served: Record<string, string> | undefined;
+    await waitFor(async () => (served = (await admin.slots()).served)?.p2 === '1366-2047,3413-4095' || undefined, {
+      description: "the gateway's slot map to show the third partition's share",
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    }).catch((err: unknown) => {
+      throw new Error(`the gateway serves ${JSON.stringify(served)}`, { cause: err });
+    });
     await progress(10, 'every writer to commit after growing');
     // While the third partition serves the followed object (in a slot outside its configured ranges).
     await caughtUp('after growing');
