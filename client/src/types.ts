@@ -177,6 +177,8 @@ export interface SlotMapReplica {
 /** The answer of `GET /v1/slots`. */
 export interface SlotMap {
   partitions: SlotMapReplica[];
+  /** Through the gateway: the slots each partition serves, by the owner keys where slots have them (ADR 34), in the `0-1023,2048` form. */
+  served?: Record<string, string>;
 }
 
 /** One check of a health answer. */

@@ -73,6 +73,11 @@ export const apiErrorCatalogue = {
   draining: { status: 503, retryable: true, summary: 'the process is shutting down; retry (another replica answers)' },
   overloaded: { status: 503, retryable: true, summary: 'the partition sheds load; retry after Retry-After' },
   ownership_lost: { status: 503, retryable: true, summary: 'the process no longer owns the slot; retry' },
+  slot_moving: {
+    status: 503,
+    retryable: true,
+    summary: 'the slot moved to another partition while the write was on its way; it was not applied; retry after Retry-After',
+  },
   store_unavailable: { status: 503, retryable: true, summary: 'etcd or S3 did not answer; retry after Retry-After' },
   partition_unavailable: {
     status: 503,

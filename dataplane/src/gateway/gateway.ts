@@ -134,8 +134,8 @@ export class GatewayRouter {
   }
 
   /** `GET /v1/slots`: the slot map the gateway routes by. */
-  slotsAnswer(): { partitions: SlotMapRecord[] } {
-    return { partitions: [...this.#deps.slots.table.records] };
+  slotsAnswer(): { partitions: SlotMapRecord[]; served: Record<string, string> } {
+    return { partitions: [...this.#deps.slots.table.records], served: this.#deps.slots.table.served() };
   }
 
   /** Serves one `/v1` request. */
@@ -311,7 +311,7 @@ export class GatewayRouter {
       const owner = table.ownerOf(plan.target.slot);
       return owner !== undefined && this.#deps.members.serves(owner) ? owner : undefined;
     }
-    const serving = [...table.partitions.values()].filter((p) => this.#deps.members.serves(p));
+    const serving = table.owning.filter((p) => this.#deps.members.serves(p));
     if (serving.length === 0) return undefined;
     return serving[this.#anyTurn++ % serving.length];
   }

@@ -36,6 +36,42 @@ describe('buildSlotTable', () => {
     expect(table.coveredSlots).toBe(1024);
   });
 
+  it('routes a slot with an owner key to the partition the key names, whatever the claims say', () => {
+    const table = buildSlotTable(
+      [
+        { record: record('a', 'a-0', '0-2047'), revision: 2 },
+        { record: record('b', 'b-0', '2048-4095'), revision: 3 },
+        { record: record('c', 'c-0', '1000-1999'), revision: 4 },
+      ],
+      new Map([
+        [1500, { partition: 'a', epoch: 1 }],
+        [10, { partition: 'c', epoch: 2 }],
+        [3000, { partition: 'gone', epoch: 2 }],
+      ]),
+    );
+    expect(table.ownerOf(1500)?.name).toBe('a');
+    expect(table.ownerOf(1400)?.name).toBe('c');
+    expect(table.ownerOf(10)?.name).toBe('c');
+    expect(table.ownerOf(11)?.name).toBe('a');
+    // A key naming a partition with no member: no owner to send to (503), never the claim's.
+    expect(table.ownerOf(3000)).toBeUndefined();
+    expect(table.coveredSlots).toBe(4095);
+    expect(table.owning.map((p) => p.name)).toEqual(['a', 'b', 'c']);
+    expect(table.served()).toEqual({ a: '0-9,11-999,1500,2000-2047', b: '2048-2999,3001-4095', c: '10,1000-1499,1501-1999' });
+  });
+
+  it('sends requests for any partition only to partitions that own a slot', () => {
+    const table = buildSlotTable(
+      [
+        { record: record('a', 'a-0', '0-4095'), revision: 2 },
+        { record: record('new', 'new-0', '2730-4095'), revision: 3 },
+      ],
+      new Map(Array.from({ length: 4096 }, (_, slot) => [slot, { partition: 'a', epoch: 1 }] as const)),
+    );
+    expect(table.partitions.has('new')).toBe(true);
+    expect(table.owning.map((p) => p.name)).toEqual(['a']);
+  });
+
   it('leaves out records whose slots or URL do not parse', () => {
     const table = buildSlotTable([
       { record: record('x', 'x-0', 'nonsense'), revision: 1 },

@@ -95,7 +95,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   const routeHooks = new RouteHooks({
     auth: ctx.auth,
     partition: ctx.config.partition,
-    slots: ctx.config.slots,
+    owners: ctx.owners,
     slotMap: ctx.slotMap,
     access,
   });
@@ -111,7 +111,8 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     res.json({ partitions: await ctx.slotMap.list() });
   });
 
-  app.use(accountRoutes(routeHooks, { metadata, presence, slots: ctx.config.slots, logger, quotas: ctx.quotas }, json));
+  const accounts = { slots: () => ctx.owners.ranges(), fenceFor: (slot: number) => ctx.owners.fenceFor(slot) };
+  app.use(accountRoutes(routeHooks, { metadata, presence, ...accounts, logger, quotas: ctx.quotas }, json));
   app.use(sessionRoutes(routeHooks, { metadata, addresses: new AddressFailures(), now: Date.now, logger }, json));
   app.use(objectRoutes(routeHooks, { metadata, access, logger }, json));
   app.use(

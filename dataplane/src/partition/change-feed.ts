@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import type { SlotRange } from '../slots.ts';
+import { slotOf, type SlotRange } from '../slots.ts';
 import { slotSegment } from '../stores/keys.ts';
 import { ChangeLog } from './change-log.ts';
 
@@ -25,6 +25,8 @@ const objectKeyPattern = /^\/mw\/s\/\d{4}\/o\/([A-Za-z0-9_-]+)$/;
 export class ChangeFeed {
   readonly #etcd: Etcd3;
   readonly #slots: readonly SlotRange[];
+  /** The slots the watch covers: from the first to the last of the ranges. */
+  readonly #span: { first: number; last: number };
   readonly #logger: Logger;
   #log: ChangeLog | undefined;
   #watcher: Watcher | undefined;
@@ -38,6 +40,7 @@ export class ChangeFeed {
     this.#etcd = etcd;
     this.#slots = slots;
     this.#logger = logger;
+    this.#span = { first: Math.min(...slots.map((r) => r.first)), last: Math.max(...slots.map((r) => r.last)) };
   }
 
   /** Starts watching from the current revision. */
@@ -77,6 +80,7 @@ export class ChangeFeed {
    * `since` or does not catch up in time.
    */
   async changedPaths(objectId: string, since: number, upTo: number, complete: number, timeoutMs = 1000): Promise<string[] | undefined> {
+    if (!this.covers(objectId)) return undefined;
     if (this.#log === undefined || since < this.#log.horizon) return undefined;
     if (!(await this.#caughtUp(complete, timeoutMs))) return undefined;
     // The log may have restarted while we waited.
@@ -88,6 +92,7 @@ export class ChangeFeed {
    * and the revision the feed has seen; undefined when the log does not reach back to `since`.
    */
   peek(objectId: string, since: number): { paths: string[]; seen: number } | undefined {
+    if (!this.covers(objectId)) return undefined;
     const paths = this.#log?.changedPaths(objectId, since, Number.MAX_SAFE_INTEGER);
     return paths === undefined ? undefined : { paths, seen: this.#seen };
   }
@@ -103,6 +108,16 @@ export class ChangeFeed {
   /** Whether the watch is connected to etcd, so that what it has not delivered has not happened. */
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /**
+   * Whether the watch covers the object's slot (the span of the ranges the process was started
+   * with). An object in a slot this partition gained by a move (ADR 34) is outside it: its
+   * changes are not in the log, so an empty list from the log would be wrong, not empty.
+   */
+  covers(objectId: string): boolean {
+    const slot = slotOf(objectId);
+    return slot >= this.#span.first && slot <= this.#span.last;
   }
 
   /** Adds a listener for the changes this process's one watch delivers (long polls build on it). */

@@ -16,6 +16,7 @@ import type { ChangeFeed } from './change-feed.ts';
 import type { LongPolls } from './long-poll/long-polls.ts';
 import type { RelayHub } from './relay/relay-hub.ts';
 import type { SlotMap } from './slot-map.ts';
+import type { SlotOwners } from './slot-owners.ts';
 import type { ObjectWriteCache } from './sync/access.ts';
 import type { PossessionCache } from './sync/possession-cache.ts';
 import type { QuotaCache } from './sync/quota-cache.ts';
@@ -33,6 +34,8 @@ export interface PartitionContext {
   metadata: MetadataStore;
   blocks: BlockStore;
   slotMap: SlotMap;
+  /** The slots served now, from the owner keys (ADR 34). */
+  owners: SlotOwners;
   auth: Authenticator;
   changeFeed: ChangeFeed;
   /** Waiting notification and changes polls: `open` for a gauge, `drain()` on SIGTERM. */

@@ -9,6 +9,7 @@ import { InvalidPathError } from '../paths.ts';
 import { BlockStoreError } from '../stores/block-store.ts';
 import { HistoryCompactedError, OwnershipLostError } from '../stores/metadata-store.ts';
 import { EtcdKeepAliveError, PresenceConflictError } from '../stores/presence-store.ts';
+import { SlotMovedError } from '../stores/slot-fence.ts';
 import { classifyFailure, isEtcdFailure, type FailureKind } from './errors.ts';
 import { ValidationError } from './schemas.ts';
 
@@ -38,6 +39,7 @@ describe('classifyFailure', () => {
     ['a bad cursor', new InvalidCursorError('bad'), 'answer', 'invalid_cursor', 400, { field: 'cursor' }, {}],
     ['a compacted revision', new HistoryCompactedError('gone'), 'answer', 'cursor_expired', 410, { relist: true }, {}],
     ['a moved fence', new OwnershipLostError('moved'), 'ownership_lost', 'ownership_lost', 503, {}, { 'Retry-After': '1' }],
+    ['a slot that moved under a write', new SlotMovedError('moved'), 'answer', 'slot_moving', 503, {}, { 'Retry-After': '1' }],
     ['an over-large body', { type: 'entity.too.large', status: 413, message: 'x' }, 'answer', 'too_large', 413, {}, {}],
     ['unparsable JSON', { type: 'entity.parse.failed', status: 400, message: 'x' }, 'answer', 'invalid_json', 400, { field: 'body' }, {}],
     [
@@ -104,6 +106,7 @@ describe('typed errors', () => {
     new ValidationError('f', 'm'),
     new HistoryCompactedError('m'),
     new OwnershipLostError('m'),
+    new SlotMovedError('m'),
     new EtcdKeepAliveError('m'),
     new PresenceConflictError('m'),
   ];

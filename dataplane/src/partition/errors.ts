@@ -16,6 +16,7 @@ import { InvalidCursorError } from '../cursor.ts';
 import { InvalidPathError } from '../paths.ts';
 import { BlockStoreError } from '../stores/block-store.ts';
 import { EtcdCallError, HistoryCompactedError, OwnershipLostError } from '../stores/metadata-store.ts';
+import { SlotMovedError } from '../stores/slot-fence.ts';
 import { EtcdKeepAliveError } from '../stores/presence-store.ts';
 import { ValidationError } from './schemas.ts';
 
@@ -111,6 +112,10 @@ export function classifyFailure(err: unknown, maxJsonBytes: number): Failure {
   if (err instanceof OwnershipLostError) {
     const message = 'this process no longer owns these slots; retry';
     return { error: new ApiError('ownership_lost', message, { headers: { 'Retry-After': '1' }, cause: err }), kind: 'ownership_lost' };
+  }
+  if (err instanceof SlotMovedError) {
+    const message = 'the slot moved to another partition while this write was on its way; nothing was written; retry';
+    return { error: new ApiError('slot_moving', message, { headers: { 'Retry-After': '1' }, cause: err }), kind: 'answer' };
   }
   if (isBodyParserError(err)) return bodyParserFailure(err, maxJsonBytes);
   if (err instanceof BlockStoreError || isEtcdFailure(err)) {

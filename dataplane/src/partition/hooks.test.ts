@@ -51,8 +51,12 @@ const hooks = new RouteHooks({
     },
   },
   partition: 'p1',
-  slots: [owned],
+  owners: {
+    fenceFor: (slot) => (slot >= owned.first && slot <= owned.last ? { slot, revision: 0 } : undefined),
+    keyedOwner: () => undefined,
+  },
   slotMap: {
+    memberOf: () => Promise.resolve(undefined),
     ownerOf: () =>
       Promise.resolve({
         partition: 'p2',

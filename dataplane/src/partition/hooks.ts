@@ -8,11 +8,13 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import { ApiError, csrfHeaderName } from '@meshwork/contract';
-import { rangesContain, slotOf, type SlotRange } from '../slots.ts';
+import { slotOf } from '../slots.ts';
+import { withSlotFence, type SlotFence } from '../stores/slot-fence.ts';
 import type { ObjectRecord, Role, Versioned } from '../stores/metadata-store.ts';
 import type { Authenticator, Principal } from './auth.ts';
 import { invalidRequest } from './errors.ts';
 import type { SlotMap } from './slot-map.ts';
+import type { SlotOwners } from './slot-owners.ts';
 import type { ObjectAccess } from './sync/access.ts';
 
 /** A principal acting for a user: an account or a device token. */
@@ -73,8 +75,9 @@ export interface RouteCall<K extends PrincipalRule, I, A extends AccessRule | un
 export interface HookDeps {
   auth: Pick<Authenticator, 'authenticate'>;
   partition: string;
-  slots: readonly SlotRange[];
-  slotMap: Pick<SlotMap, 'ownerOf'>;
+  /** Which slots this partition serves now, and each one's fence (slot-owners.ts). */
+  owners: Pick<SlotOwners, 'fenceFor' | 'keyedOwner'>;
+  slotMap: Pick<SlotMap, 'ownerOf' | 'memberOf'>;
   access: Pick<ObjectAccess, 'load' | 'loadForWrite'>;
 }
 
@@ -173,10 +176,13 @@ export class RouteHooks {
     return principal;
   }
 
-  /** Answers 421 with the owner's address unless this partition owns `slot`. */
-  async requireOwnedSlot(slot: number, what: string): Promise<void> {
-    if (rangesContain(this.#deps.slots, slot)) return;
-    const owner = await this.#deps.slotMap.ownerOf(slot);
+  /** Answers 421 with the owner's address unless this partition owns `slot`; the request's slot fence when it does. */
+  async requireOwnedSlot(slot: number, what: string): Promise<SlotFence> {
+    const fence = this.#deps.owners.fenceFor(slot);
+    if (fence !== undefined) return fence;
+    // An owner key, once a slot has one, names the owner; the claims in the slot map otherwise.
+    const keyed = this.#deps.owners.keyedOwner(slot);
+    const owner = keyed === undefined ? await this.#deps.slotMap.ownerOf(slot) : await this.#deps.slotMap.memberOf(keyed);
     throw new ApiError('misdirected', `${what} is in slot ${slot}, which partition ${this.#deps.partition} does not own`, {
       details: { slot, owner: owner?.url ?? null, ownerPartition: owner?.partition ?? null },
     });
@@ -195,8 +201,9 @@ export class RouteHooks {
         if (name === 'id') id = value;
       }
       options.checkUrl?.(req);
+      let fence: SlotFence | undefined;
       if (options.slot === 'object' || options.slot === 'device' || options.slot === 'user') {
-        await this.requireOwnedSlot(slotOf(id), `${options.slot} ${id}`);
+        fence = await this.requireOwnedSlot(slotOf(id), `${options.slot} ${id}`);
       }
       const authenticated = await this.principalOf(req, res);
       // A cookie comes with every request the browser makes, a cross-site one too: a session's writes need proof (ADR 42).
@@ -204,7 +211,7 @@ export class RouteHooks {
       const principal = checkPrincipal(options.principal, authenticated, id) as PrincipalOf<K>;
       if (options.slot === 'caller') {
         const userId = (principal as Caller).userId;
-        await this.requireOwnedSlot(slotOf(userId), `user ${userId}`);
+        fence = await this.requireOwnedSlot(slotOf(userId), `user ${userId}`);
       }
       const input = options.parse === undefined ? (undefined as I) : options.parse(req, principal);
       let object: Versioned<ObjectRecord> | undefined;
@@ -213,7 +220,8 @@ export class RouteHooks {
         const { need, cached } = options.access;
         object = cached ? await this.#deps.access.loadForWrite(userId, id, need) : await this.#deps.access.load(userId, id, need);
       }
-      await handler({ req, res, next, principal, id, input, object: object as RouteCall<K, I, A>['object'] });
+      // Every metadata write of the handler compares the slot's owner key (ADR 34).
+      await withSlotFence(fence, () => handler({ req, res, next, principal, id, input, object: object as RouteCall<K, I, A>['object'] }));
     };
   }
 }

@@ -35,6 +35,7 @@ import { PossessionCache } from './sync/possession-cache.ts';
 import { QuotaCache } from './sync/quota-cache.ts';
 import { LongPolls } from './long-poll/long-polls.ts';
 import { SlotConflictError, SlotMap } from './slot-map.ts';
+import { SlotOwners } from './slot-owners.ts';
 import { throttleGate } from './throttle/gate.ts';
 import { Throttle } from './throttle/throttle.ts';
 import { startTombstoneSweeper } from './tombstone-sweeper.ts';
@@ -181,6 +182,9 @@ export async function runPartition(): Promise<void> {
     throw err;
   }
   metadata.setFence(fence.key, fence.revision);
+  // Before the first request: what this partition serves is what the owner keys say (ADR 34).
+  const owners = new SlotOwners(etcd, config.partition, config.slots, log);
+  await owners.start();
 
   const changeFeed = new ChangeFeed(etcd, config.slots, log);
   await changeFeed.start();
@@ -234,6 +238,7 @@ export async function runPartition(): Promise<void> {
     metadata,
     blocks,
     slotMap,
+    owners,
     auth,
     changeFeed,
     longPolls,
@@ -322,6 +327,7 @@ export async function runPartition(): Promise<void> {
       presence.close();
       grants.stop();
       await changeFeed.stop().catch(() => undefined);
+      await owners.stop().catch(() => undefined);
       await credentialWatch.stop().catch((err: unknown) => log.warn({ err }, 'Failed to stop the credential watch'));
       // Only now: in-flight writes are fenced on the owner record the lease keeps alive.
       await withTimeout(slotMap.release(), reserveMs / 2).catch((err: unknown) =>

@@ -12,7 +12,7 @@
 // another partition claiming some of the slots). Writes are suspended while it does.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { MeshworkError, type SlotMapRecord } from '@meshwork/contract';
+import { MeshworkError, slotOfOwnerKey, slotOwnerPrefix, type SlotMapRecord } from '@meshwork/contract';
 import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { formatSlotRanges, parseSlotRanges, rangesContain, type SlotRange } from '../slots.ts';
@@ -155,6 +155,15 @@ export class SlotMap {
     return find(await this.list());
   }
 
+  /** A record of a replica of `partition`, if any: where to send a client of a slot whose owner key names it. */
+  async memberOf(partition: string): Promise<SlotMapRecord | undefined> {
+    if (this.#cache && Date.now() - this.#cache.at < cacheMillis) {
+      const hit = this.#cache.records.find((r) => r.partition === partition);
+      if (hit) return hit;
+    }
+    return (await this.list()).find((r) => r.partition === partition);
+  }
+
   /** Gives up the claim (on clean shutdown), so the next owner need not wait for the lease. */
   async release(): Promise<void> {
     this.#released = true;
@@ -163,12 +172,27 @@ export class SlotMap {
     if (lease && !lease.revoked()) await lease.revoke();
   }
 
-  /** Another partition's live claim on some of `slots`, described; undefined when there is none. */
+  /**
+   * Another partition's live claim on some of `slots`, described; undefined when there is none.
+   * Slots that have an owner key do not count: their key, not the claims, says who serves them
+   * (ADR 34), so a partition created for a new layout starts beside the owners of its ranges.
+   */
   async #conflictingClaim(partition: string, slots: SlotRange[]): Promise<string | undefined> {
-    for (const other of await this.list()) {
+    const records = await this.list();
+    const keyed = new Set<number>();
+    for (const key of await this.#etcd.getAll().prefix(slotOwnerPrefix).keys()) {
+      const slot = slotOfOwnerKey(key);
+      if (slot !== undefined) keyed.add(slot);
+    }
+    for (const other of records) {
       if (other.partition === partition) continue;
       const theirs = parseSlotRanges(other.slots);
-      const overlap = slots.some((r) => theirs.some((t) => r.first <= t.last && t.first <= r.last));
+      const overlap = slots.some((r) =>
+        theirs.some((t) => {
+          for (let slot = Math.max(r.first, t.first); slot <= Math.min(r.last, t.last); slot++) if (!keyed.has(slot)) return true;
+          return false;
+        }),
+      );
       if (overlap) return `slots ${formatSlotRanges(slots)} overlap ${other.slots} owned by partition ${other.partition} at ${other.url}`;
     }
     return undefined;

@@ -16,6 +16,7 @@ import {
   usageKey,
   usagePrefix,
 } from './keys.ts';
+import { currentSlotFence, SlotMovedError, withoutSlotFence } from './slot-fence.ts';
 import {
   credentialKey,
   passwordKey,
@@ -681,7 +682,8 @@ export class MetadataStore {
   async recordHolder(sha256: string, userId: string, stateVersion: number, now: Date, size: number): Promise<HolderWriteResult> {
     return new Promise<HolderWriteResult>((resolve, reject) => {
       this.#holderWrites.push({ sha256, userId, stateVersion, createdAt: now.toISOString(), size, resolve, reject });
-      if (this.#holderWrites.length === 1) setImmediate(() => void this.#writeHolders());
+      // Outside any request's slot fence: a batch carries the block records of many requests (blocks are not slotted, ADR 24).
+      if (this.#holderWrites.length === 1) withoutSlotFence(() => setImmediate(() => void this.#writeHolders()));
     });
   }
 
@@ -936,17 +938,43 @@ export class MetadataStore {
   async #rangeTxn(compares: ICompare[], ops: IRequestOp[]): Promise<number | undefined> {
     if (this.#suspended) throw this.#suspended();
     const fence = this.#fence;
-    const fenceCompare: ICompare[] = fence
-      ? [{ key: Buffer.from(fence.key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: fence.revision }]
-      : [];
-    const fenceRead = fence ? [await this.#etcd.get(fence.key).op()] : [];
+    const slotFence = currentSlotFence();
+    const fenceCompare: ICompare[] = [...(fence ? [fence] : []), ...(slotFence ? [slotFence] : [])].map((f) => ({
+      key: Buffer.from(f.key),
+      target: CompareTarget.Mod,
+      result: CompareResult.Equal,
+      mod_revision: f.revision,
+    }));
+    const fenceRead = [
+      ...(fence ? [await this.#etcd.get(fence.key).op()] : []),
+      ...(slotFence ? [await this.#etcd.get(slotFence.key).op()] : []),
+    ];
     const res = await this.#etcd.kv.txn({ compare: [...fenceCompare, ...compares], success: ops, failure: fenceRead });
     if (res.succeeded) return Number(res.header.revision);
-    const owner = res.responses[0]?.response_range.kvs[0];
-    if (fence && (owner === undefined || Number(owner.mod_revision) !== fence.revision)) {
-      throw new OwnershipLostError(`the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`);
-    }
+    const values = res.responses.map((r) => r.response_range.kvs[0]);
+    this.#checkFences(fence, slotFence, values);
     return undefined;
+  }
+
+  /**
+   * After a failed transaction, raises OwnershipLostError if the owner record moved and
+   * SlotMovedError if the request's slot changed owner; takes the fences' reads off `values`.
+   */
+  #checkFences(fence: Fence | undefined, slotFence: Fence | undefined, values: (IKeyValue | undefined)[]): void {
+    if (fence) {
+      const owner = values.shift();
+      if (owner === undefined || Number(owner.mod_revision) !== fence.revision) {
+        throw new OwnershipLostError(
+          `the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`,
+        );
+      }
+    }
+    if (slotFence) {
+      const slotOwner = values.shift();
+      if (Number(slotOwner?.mod_revision ?? 0) !== slotFence.revision) {
+        throw new SlotMovedError(`the owner key ${slotFence.key} moved from revision ${slotFence.revision}: the slot is moving`);
+      }
+    }
   }
 
   async #getVersioned<T>(key: string): Promise<Versioned<T> | undefined> {
@@ -975,9 +1003,18 @@ export class MetadataStore {
   ): Promise<{ succeeded: boolean; revision: number; reads: (IKeyValue | undefined)[] }> {
     if (this.#suspended) throw this.#suspended();
     const fence = this.#fence;
-    const all = fence ? [{ key: fence.key, mod: fence.revision }, ...compares] : compares;
+    const slotFence = currentSlotFence();
+    const all = [
+      ...(fence ? [{ key: fence.key, mod: fence.revision }] : []),
+      ...(slotFence ? [{ key: slotFence.key, mod: slotFence.revision }] : []),
+      ...compares,
+    ];
     const first = all[0];
-    const elseOps = [...(fence ? [this.#etcd.get(fence.key)] : []), ...reads.map((k) => this.#etcd.get(k))];
+    const elseOps = [
+      ...(fence ? [this.#etcd.get(fence.key)] : []),
+      ...(slotFence ? [this.#etcd.get(slotFence.key)] : []),
+      ...reads.map((k) => this.#etcd.get(k)),
+    ];
     let builder;
     if (first === undefined) {
       // Nothing to compare: an empty comparison list always succeeds.
@@ -992,14 +1029,7 @@ export class MetadataStore {
       .commit();
     if (res.succeeded) return { succeeded: true, revision: Number(res.header.revision), reads: [] };
     const values = res.responses.map((r) => r.response_range.kvs[0]);
-    if (fence) {
-      const owner = values.shift();
-      if (owner === undefined || Number(owner.mod_revision) !== fence.revision) {
-        throw new OwnershipLostError(
-          `the owner record ${fence.key} moved from revision ${fence.revision}: another process owns these slots`,
-        );
-      }
-    }
+    this.#checkFences(fence, slotFence, values);
     return { succeeded: false, revision: Number(res.header.revision), reads: values };
   }
 }

@@ -20,6 +20,7 @@ import { Authenticator } from '../auth.ts';
 import { ChangeFeed } from '../change-feed.ts';
 import type { PartitionContext } from '../context.ts';
 import { ApiError } from '@meshwork/contract';
+import { SlotOwners } from '../slot-owners.ts';
 import { SlotMap } from '../slot-map.ts';
 import { MeshworkClient, type DeviceClient, type RawResponse } from '@meshwork/client';
 import { LongPolls } from './long-polls.ts';
@@ -93,6 +94,8 @@ beforeAll(async () => {
     metadata,
     blocks: new BlockStore(config.s3),
     slotMap: new SlotMap(etcd, logger),
+    // Not started: the claim alone, since no owner key names these slots.
+    owners: new SlotOwners(etcd, config.partition, config.slots, logger),
     auth: new Authenticator(adminToken, metadata),
     changeFeed,
     longPolls,

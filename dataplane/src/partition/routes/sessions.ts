@@ -7,6 +7,7 @@ import type express from 'express';
 import { ApiError, sessionCookieName } from '@meshwork/contract';
 import { checkSameOrigin, idParam, type RouteHooks } from '../hooks.ts';
 import { setPasswordBody, signInBody, validate } from '../schemas.ts';
+import { withSlotFence } from '../../stores/slot-fence.ts';
 import { slotOf } from '../../slots.ts';
 import { sessionLifetimeSeconds, setPassword, signIn, signOut, signOutEverywhere, type SignInDeps } from '../sign-in/sign-in.ts';
 
@@ -53,10 +54,10 @@ export function sessionRoutes(hooks: RouteHooks, deps: SignInDeps, json: express
 
   router.post('/v1/users/:id/sessions', json, async (req, res) => {
     const userId = idParam(req.params.id, 'id');
-    await hooks.requireOwnedSlot(slotOf(userId), `user ${userId}`);
+    const fence = await hooks.requireOwnedSlot(slotOf(userId), `user ${userId}`);
     checkSameOrigin(req);
     const input = validate(signInBody, req.body);
-    const session = await signIn(deps, userId, input.password, clientAddress(req));
+    const session = await withSlotFence(fence, () => signIn(deps, userId, input.password, clientAddress(req)));
     res
       .status(201)
       .setHeader('Cache-Control', 'no-store')

@@ -7,6 +7,7 @@ import { ApiError } from '@meshwork/contract';
 import type { Logger } from 'pino';
 import { mintIdInSlot, slotOf, type SlotRange } from '../../slots.ts';
 import type { DeviceRecord, ListedDevice, MetadataStore, UserRecord } from '../../stores/metadata-store.ts';
+import { withSlotFence, type SlotFence } from '../../stores/slot-fence.ts';
 import type { PresenceStore } from '../../stores/presence-store.ts';
 import { mintToken, type Principal } from '../auth.ts';
 
@@ -38,7 +39,10 @@ export interface AccountDeps {
     | 'setUserQuota'
   >;
   presence: Pick<PresenceStore, 'remove'>;
-  slots: readonly SlotRange[];
+  /** The slots this partition serves: fixed ranges, or read at each creation when owner keys can move them (ADR 34). */
+  slots: readonly SlotRange[] | (() => readonly SlotRange[]);
+  /** The slot fence of a new user's slot (undefined: unfenced). */
+  fenceFor?: (slot: number) => SlotFence | undefined;
   logger: Logger;
 }
 
@@ -64,10 +68,16 @@ export function deviceRemovalDecision(caller: Caller, device: DeviceRecord | und
 
 /** Creates a user in a random owned slot; the token is answered once and never stored. */
 export async function createUser(deps: AccountDeps, name: string): Promise<{ id: string; name: string; createdAt: string; token: string }> {
-  const id = mintIdInSlot('u', slotAt(deps.slots, Math.random()));
+  const ranges = typeof deps.slots === 'function' ? deps.slots() : deps.slots;
+  if (ranges.length === 0) {
+    throw new ApiError('slot_moving', 'this partition serves no slots at the moment; retry', { headers: { 'Retry-After': '1' } });
+  }
+  const slot = slotAt(ranges, Math.random());
+  const id = mintIdInSlot('u', slot);
   const { token, tokenHash } = mintToken('user', id);
   const createdAt = new Date().toISOString();
-  if (!(await deps.metadata.createUser({ id, name, tokenHash, createdAt }))) throw new ApiError('conflict', `user ${id} already exists`);
+  const created = await withSlotFence(deps.fenceFor?.(slot), () => deps.metadata.createUser({ id, name, tokenHash, createdAt }));
+  if (!created) throw new ApiError('conflict', `user ${id} already exists`);
   deps.logger.info({ userId: id }, 'Created user');
   return { id, name, createdAt, token };
 }
