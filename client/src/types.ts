@@ -134,6 +134,8 @@ export type Hold = { objectId: string; path: string; version: string } | { objec
 export interface PresenceUpdate {
   endpoints: string[];
   holds: Hold[];
+  /** The lowercase hex sha256 of the DER of the device's peer TLS certificate. */
+  fingerprint?: string;
 }
 
 /** The answer of `PUT /v1/devices/{id}/presence`. */
@@ -145,7 +147,17 @@ export interface Presence {
 }
 
 /** Where a file's content can be fetched from: an online device, or the cloud. */
-export type Source = { kind: 'device'; deviceId: string; endpoints: string[] } | { kind: 'cloud'; url: string };
+export type Source =
+  | {
+      kind: 'device';
+      deviceId: string;
+      endpoints: string[];
+      /** The certificate fingerprint the device announced, to pin. */
+      fingerprint?: string;
+      /** A `blocks` grant for this device's blocks of the file (to a device caller only). */
+      grant?: string;
+    }
+  | { kind: 'cloud'; url: string };
 
 /** The answer of `GET /v1/objects/{id}/content/{path}/sources`. */
 export interface Sources {
