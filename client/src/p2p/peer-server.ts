@@ -97,8 +97,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
     stream.on('error', () => undefined); // a requester that went away: nothing to answer
     const method = headers[':method'];
     const path = String(headers[':path'] ?? '');
-    if (method !== 'GET' && method !== 'HEAD')
-      return answerError(stream, 405, 'method_not_allowed', 'the peer API is read only', { allow: 'GET' });
+    if (method !== 'GET') return answerError(stream, 405, 'method_not_allowed', 'the peer API is read only', { allow: 'GET' });
     const match = /^\/p2p\/v1\/blocks\/([^/?]*)$/.exec(path);
     if (match === null) return answerError(stream, 404, 'not_found', 'no such peer route');
     if (active >= maxConcurrent)
