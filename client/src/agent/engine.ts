@@ -123,6 +123,8 @@ export class SyncAgent {
   readonly #state: StateDb;
   readonly #dir: string;
   #role: Role | undefined;
+  /** False for a peer-to-peer-only object: its blocks are never sent to the service (ADR 55). */
+  #cloudStorage = true;
   #closed = false;
   /** The pass in progress: passes never overlap. */
   #running: Promise<unknown> = Promise.resolve();
@@ -188,6 +190,7 @@ export class SyncAgent {
     try {
       const object = await this.#client.getObject(this.#options.objectId, { signal });
       this.#role = object.role;
+      this.#cloudStorage = object.cloudStorage;
     } catch (err) {
       if (statusOf(err) === 404) throw this.#objectGone('404 on the object');
       throw err;
@@ -248,6 +251,15 @@ export class SyncAgent {
 
   // ---- peer-to-peer (ADR 55)
 
+  /** Files found waiting for a holder during the pass in progress. */
+  readonly #waitingInPass = new Map<string, WaitingForHolder>();
+
+  #waiting(path: string, detail: string): WaitingForHolder {
+    const err = new WaitingForHolder(detail);
+    this.#waitingInPass.set(path, err);
+    return err;
+  }
+
   /** Where each block of the synced files sits, from the base: rebuilt after every pass (a stale entry fails the stat check, never serves). */
   #blockIndex = new Map<string, BlockLocation[]>();
 
@@ -286,6 +298,9 @@ export class SyncAgent {
   async #fetchFromSources(path: string, entry: Entry, handle: FileHandle, signal: AbortSignal): Promise<boolean> {
     const peer = this.#options.peer!;
     const objectId = this.#options.objectId;
+    // Found waiting earlier in this pass: its later rounds do not ask (and time out on) the same peers again.
+    const already = this.#waitingInPass.get(path);
+    if (already !== undefined) throw already;
     let sources: Sources;
     try {
       sources = peer.sources
@@ -303,7 +318,7 @@ export class SyncAgent {
     }
     if (peers.length === 0) {
       if (cloud) return false;
-      throw new WaitingForHolder('no device that holds it is online');
+      throw this.#waiting(path, 'no device that holds it is online');
     }
     const wanted: WantedBlock[] = [];
     let offset = 0;
@@ -331,7 +346,7 @@ export class SyncAgent {
       },
     });
     if (result.left.length === 0) return true;
-    if (!cloud) throw new WaitingForHolder(`no device that holds it answered: ${[...result.dropped.values()].join('; ')}`);
+    if (!cloud) throw this.#waiting(path, `no device that holds it answered: ${[...result.dropped.values()].join('; ')}`);
     for (const b of result.left) {
       signal.throwIfAborted();
       const data = await this.#client.getBlock(b.sha256, { signal });
@@ -355,6 +370,7 @@ export class SyncAgent {
       uploadedBlocks: 0,
       uploadedBytes: 0,
     };
+    this.#waitingInPass.clear();
     for (let round = 0; round < maxRounds; round++) {
       signal.throwIfAborted();
       const started = performance.now();
@@ -458,7 +474,8 @@ export class SyncAgent {
   async #askMissing(actions: PlannedAction[], scan: ScanResult, signal: AbortSignal): Promise<Map<string, boolean>> {
     const known = new Map<string, boolean>();
     const uploads = actions.filter((a) => a.action.type === 'upload' && a.reuseBlocksOf === undefined);
-    if (uploads.length < 2) return known;
+    // A peer-to-peer-only object's blocks stay on its devices: nothing to ask.
+    if (uploads.length < 2 || !this.#cloudStorage) return known;
     const wanted = new Set<string>();
     for (const a of uploads) {
       const local = scan.entries.get(a.path);
@@ -762,6 +779,17 @@ export class SyncAgent {
         } catch (err) {
           if (codeOf(err) !== 'blocks_missing') throw err;
         }
+      }
+    }
+    if (!this.#cloudStorage) {
+      // Peer-to-peer only: the commit names the blocks as the scan hashed them and no block is
+      // sent; devices fetch them from this one. The file must still be what was hashed. A server
+      // that still asks for the blocks (409 blocks_missing) gets them as for any object.
+      if (!(await this.#unchangedSinceScan(path, local))) throw new FileChangedError(path);
+      try {
+        return (await this.#client.putEntry(objectId, path, { kind: 'file', blocks: local.blocks, mtime }, precondition, { signal })).entry;
+      } catch (err) {
+        if (codeOf(err) !== 'blocks_missing') throw err;
       }
     }
     for (let attempt = 1; ; attempt++) {

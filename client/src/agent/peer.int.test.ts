@@ -150,4 +150,76 @@ describe('peer-first downloads', () => {
     expect(sha(readFileSync(join(root, 'phone', 'second.bin')))).toBe(sha(second));
     expect(b.status().transfer).toMatchObject({ fromPeers: content.length, fromCloud: second.length });
   });
+
+  it('waits for a device that holds a peer-to-peer-only file, and fetches it from the device as soon as it serves again', async () => {
+    const p2pId = (await laptop.createObject({ name: 'Private', cloudStorage: false })).id;
+    const open = (device: MeshworkClient & { deviceId: string }, name: string, peer: Parameters<typeof openAgent>[0]['peer']) =>
+      openAgent({
+        client: device,
+        dir: join(root, `${name}-private`),
+        objectId: p2pId,
+        statePath: join(root, 'state', `${name}-private.db`),
+        deviceName: name,
+        peer,
+      });
+    // The laptop serves on a port of its own, chosen now and announced; it is closed for the first part.
+    const probe = await startPeerListener(identity, { handle: () => undefined }, '127.0.0.1', 0);
+    const port = probe.port;
+    await probe.close();
+    const a2 = await open(laptop, 'laptop', {
+      deviceId: laptop.deviceId,
+      announce: { endpoints: [`https://127.0.0.1:${port}`], fingerprint: identity.fingerprint },
+    });
+    const b2 = await open(phone, 'phone', {
+      deviceId: phone.deviceId,
+      sources: sourcesWithGrants,
+      connectTimeoutMs: 1000,
+      waitingRetryMs: 300,
+    });
+    const stop = new AbortController();
+    let listener2: PeerListener | undefined;
+    try {
+      const content = randomBytes(6 * MiB);
+      writeFileSync(join(root, 'laptop-private', 'diary.bin'), content);
+      await a2.syncOnce();
+      const runA2 = a2.run(stop.signal);
+      await waitFor(
+        async () => (await phone.sources(p2pId, 'diary.bin')).sources.some((s) => s.kind === 'device' && s.deviceId === laptop.deviceId),
+        { description: 'the laptop to be listed as a source', timeoutMs: 30_000 },
+      );
+      expect((await phone.sources(p2pId, 'diary.bin')).sources.some((s) => s.kind === 'cloud')).toBe(false);
+
+      // The laptop is announced but does not answer: the phone waits, and says so.
+      await b2.syncOnce();
+      const waiting = b2.status().problems.find((p) => p.path === 'diary.bin');
+      expect(waiting).toMatchObject({ code: 'waiting' });
+      expect(waiting?.message).toMatch(/^waiting for a device that holds it/);
+      expect(b2.status().pending).toEqual([{ path: 'diary.bin', direction: 'down' }]);
+
+      // The phone syncs continuously; the laptop starts serving: the file comes from it, without a notification.
+      const runB2 = b2.run(stop.signal);
+      listener2 = await startPeerListener(
+        identity,
+        createPeerHandler({
+          deviceId: laptop.deviceId,
+          keys: staticGrantKeys({ test: service.publicKey }),
+          content: { locateBlock: (o, s) => a2.locateBlock(o, s) },
+        }),
+        '127.0.0.1',
+        port,
+      );
+      await waitFor(() => b2.status().problems.length === 0 && b2.status().pending.length === 0, {
+        description: 'the phone to fetch the file',
+        timeoutMs: 30_000,
+      });
+      expect(sha(readFileSync(join(root, 'phone-private', 'diary.bin')))).toBe(sha(content));
+      expect(b2.status().transfer).toMatchObject({ fromPeers: content.length, fromCloud: 0 });
+      stop.abort();
+      await Promise.all([runA2, runB2]);
+    } finally {
+      stop.abort();
+      await listener2?.close();
+      await Promise.allSettled([a2.close(), b2.close()]);
+    }
+  });
 });
