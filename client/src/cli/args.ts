@@ -104,6 +104,7 @@ export const commands: readonly CommandSpec[] = [
         valueName: 'URLS',
         description: "the https://host:port endpoints presence announces (comma-separated; default: the listener's addresses)",
       },
+      'no-relay': { type: 'boolean', description: 'keep no relay connection to the server (remote access and relayed fetches)' },
     },
     summary: 'keep DIR and an object in sync until Ctrl-C (or once, with --once)',
     details:

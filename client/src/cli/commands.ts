@@ -18,7 +18,7 @@ import { openAgent, readStatus, type AgentEvent, type AgentStatus, type SyncAgen
 import type { WritePrecondition } from '../types.ts';
 import type { ClientTracer } from '../tracing.ts';
 import { parseRemotePath, type ParsedCommand } from './args.ts';
-import { defaultPeerListen, parseAnnounce, parsePeerListen, startSyncPeer } from './peer.ts';
+import { defaultPeerListen, parseAnnounce, parsePeerListen, startSyncPeer, startSyncRelay, syncPeerHandler } from './peer.ts';
 import {
   configDir,
   configFile,
@@ -543,18 +543,18 @@ async function sync(ctx: Context): Promise<CliExitCode> {
   const announce = typeof ctx.cmd.flags.announce === 'string' ? parseAnnounce(ctx.cmd.flags.announce) : undefined;
   // The agent and the listener need each other: the listener reads the agent's blocks, the agent announces the listener.
   const opened: { agent?: SyncAgentShape } = {};
+  const handler = syncPeerHandler(client, config.deviceId, { locateBlock: (o, sha) => opened.agent?.locateBlock(o, sha) ?? [] }, (n) =>
+    opened.agent?.countServed(n),
+  );
   const peer =
-    once || listen === 'off'
+    once || listen === 'off' ? undefined : await startSyncPeer({ stateDir: stateDir(ctx.io.env, ctx.io.home), listen, announce, handler });
+  const log = (line: string): void => {
+    if (!ctx.cmd.json) ctx.io.stderr.write(`${line}\n`);
+  };
+  const relay =
+    once || ctx.cmd.flags['no-relay'] === true
       ? undefined
-      : await startSyncPeer({
-          stateDir: stateDir(ctx.io.env, ctx.io.home),
-          listen,
-          announce,
-          client,
-          deviceId: config.deviceId,
-          content: { locateBlock: (o, sha) => opened.agent?.locateBlock(o, sha) ?? [] },
-          onServed: (n) => opened.agent?.countServed(n),
-        });
+      : startSyncRelay(config.server, config.deviceId, config.deviceToken, handler, log);
   const agent = await (ctx.io.engine ?? realEngine)
     .openAgent({
       client,
@@ -570,6 +570,7 @@ async function sync(ctx: Context): Promise<CliExitCode> {
       },
     })
     .catch(async (err: unknown) => {
+      await relay?.close();
       await peer?.listener.close();
       throw err;
     });
@@ -596,6 +597,7 @@ async function sync(ctx: Context): Promise<CliExitCode> {
     if (!ctx.cmd.json) ctx.io.stderr.write('stopped\n');
     return CliExit.ok;
   } finally {
+    await relay?.close();
     await peer?.listener.close();
     await agent.close();
   }

@@ -1,7 +1,7 @@
 // `meshwork sync`'s peer flags: what --peer-listen and --announce accept, and the endpoints announced by default.
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { defaultEndpoints, parseAnnounce, parsePeerListen } from './peer.ts';
+import { defaultEndpoints, parseAnnounce, parsePeerListen, relayUrl } from './peer.ts';
 
 describe('--peer-listen', () => {
   it.each([
@@ -57,5 +57,15 @@ describe('the endpoints announced by default', () => {
     ['::', ['https://198.51.100.7:7443', 'https://[2001:db8::7]:7443']],
   ])('for a listener on %s', (host, expected) => {
     expect(defaultEndpoints(host, 7443, interfaces)).toEqual(expected);
+  });
+});
+
+describe('the relay URL', () => {
+  it.each([
+    ['https://mesh.example.com', 'wss://mesh.example.com/v1/devices/d1/relay'],
+    ['http://127.0.0.1:8080/', 'ws://127.0.0.1:8080/v1/devices/d1/relay'],
+    ['https://example.com/mesh', 'wss://example.com/mesh/v1/devices/d1/relay'],
+  ])('of a device on %s', (server, url) => {
+    expect(relayUrl(server, 'd1')).toBe(url);
   });
 });

@@ -10,6 +10,7 @@ import type { MeshworkClient } from '../client.ts';
 import { loadOrCreatePeerIdentity, type PeerIdentity } from '../p2p/certificate.ts';
 import { fetchedGrantKeys } from '../p2p/grant.ts';
 import { createPeerHandler, startPeerListener, type PeerContent, type PeerListener } from '../p2p/peer-server.ts';
+import { startRelay } from '../p2p/relay.ts';
 import { UsageError } from './exit-codes.ts';
 
 /** The default `--peer-listen`: every interface, a port chosen on the first start and kept. */
@@ -72,17 +73,10 @@ export async function startSyncPeer(options: {
   stateDir: string;
   listen: { host: string; port: number };
   announce: string[] | undefined;
-  client: MeshworkClient;
-  deviceId: string;
-  content: PeerContent;
-  onServed: (bytes: number) => void;
+  handler: PeerHandler;
 }): Promise<RunningPeer> {
   const identity = await loadOrCreatePeerIdentity(options.stateDir);
-  const keys = fetchedGrantKeys(
-    async () => (await options.client.raw<{ keys: { kid: string; alg: string; publicKey: string }[] }>('GET', '/v1/grants/keys')).body,
-  );
-  void keys.refresh?.();
-  const handler = createPeerHandler({ deviceId: options.deviceId, keys, content: options.content, onServed: options.onServed });
+  const handler = options.handler;
   const keptFile = join(options.stateDir, 'peer.json');
   let port = options.listen.port;
   if (port === 0) {
@@ -103,4 +97,48 @@ export async function startSyncPeer(options: {
     await rename(`${keptFile}.tmp`, keptFile);
   }
   return { listener, identity, endpoints: options.announce ?? defaultEndpoints(options.listen.host, listener.port) };
+}
+
+type PeerHandler = ReturnType<typeof createPeerHandler>;
+
+/** The relay URL of a device: `ws(s)://<server>/v1/devices/{id}/relay`. */
+export function relayUrl(server: string, deviceId: string): string {
+  const url = new URL(`v1/devices/${encodeURIComponent(deviceId)}/relay`, server.endsWith('/') ? server : `${server}/`);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
+}
+
+/** The peer API handler `sync` serves on its listener and over the relay, verifying grants with the service's keys. */
+export function syncPeerHandler(
+  client: MeshworkClient,
+  deviceId: string,
+  content: PeerContent,
+  onServed: (bytes: number) => void,
+): PeerHandler {
+  const keys = fetchedGrantKeys(
+    async () => (await client.raw<{ keys: { kid: string; alg: string; publicKey: string }[] }>('GET', '/v1/grants/keys')).body,
+  );
+  void keys.refresh?.();
+  return createPeerHandler({ deviceId, keys, content, onServed });
+}
+
+/** Starts `sync`'s relay connection (the same handler; reconnects with backoff); logs each connect and the first drop after it. */
+export function startSyncRelay(
+  server: string,
+  deviceId: string,
+  token: string,
+  handler: PeerHandler,
+  log: (line: string) => void,
+): { close(): Promise<void> } {
+  let connected = false;
+  return startRelay({
+    url: relayUrl(server, deviceId),
+    token,
+    handler,
+    onState: (state) => {
+      if (state.connected) log('relay connected');
+      else if (connected) log(`relay dropped: ${state.reason ?? ''}; connecting again in ${Math.round((state.retryInMs ?? 0) / 1000)} s`);
+      connected = state.connected;
+    },
+  });
 }
