@@ -509,7 +509,7 @@ async function sync(ctx: Context): Promise<CliExitCode> {
   const objectId = String(ctx.cmd.flags.object);
   const existing = await stat(dir).catch(() => undefined);
   if (existing !== undefined && !existing.isDirectory()) throw new CliError(CliExit.dataError, `${dir} is not a directory`);
-  await objectCall(objectId, client.getObject(objectId));
+  const object = await objectCall(objectId, client.getObject(objectId));
   await mkdir(dir, { recursive: true });
   const statePath = await registerStateDatabase(stateDir(ctx.io.env, ctx.io.home), dir, objectId);
   const progress = new Map<string, Progress>();
@@ -543,9 +543,11 @@ async function sync(ctx: Context): Promise<CliExitCode> {
   const announce = typeof ctx.cmd.flags.announce === 'string' ? parseAnnounce(ctx.cmd.flags.announce) : undefined;
   // The agent and the listener need each other: the listener reads the agent's blocks, the agent announces the listener.
   const opened: { agent?: SyncAgentShape } = {};
-  const handler = syncPeerHandler(client, config.deviceId, { locateBlock: (o, sha) => opened.agent?.locateBlock(o, sha) ?? [] }, (n) =>
-    opened.agent?.countServed(n),
-  );
+  const content = {
+    locateBlock: (o: string, sha: string) => opened.agent?.locateBlock(o, sha) ?? [],
+    folders: () => [{ objectId, name: object.name, dir }],
+  };
+  const handler = syncPeerHandler(client, config.deviceId, content, (n) => opened.agent?.countServed(n));
   const peer =
     once || listen === 'off' ? undefined : await startSyncPeer({ stateDir: stateDir(ctx.io.env, ctx.io.home), listen, announce, handler });
   const log = (line: string): void => {

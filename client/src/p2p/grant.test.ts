@@ -1,7 +1,10 @@
 // Grant verification (ADR 54): every way a grant is refused, and the certificate the listener presents.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { certificateDer, createPeerIdentity, oid } from './certificate.ts';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { certificateDer, createPeerIdentity, loadOrCreatePeerIdentity, oid } from './certificate.ts';
 import { grantPublicKey, signGrant, staticGrantKeys, verifyGrant, type GrantPayload } from './grant.ts';
 
 const service = generateKeyPairSync('ed25519');
@@ -82,5 +85,17 @@ describe('the peer certificate', () => {
     ['1.2.840.113549', '06062a864886f70d'],
   ])('encodes the OID %s', (dotted, hex) => {
     expect(oid(dotted).toString('hex')).toBe(hex);
+  });
+
+  it('is made once in the state directory and read back from there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshwork-identity-'));
+    try {
+      const first = await loadOrCreatePeerIdentity(join(dir, 'state'));
+      expect(statSync(join(dir, 'state', 'peer-key.pem')).mode & 0o777).toBe(0o600);
+      const again = await loadOrCreatePeerIdentity(join(dir, 'state'));
+      expect(again).toEqual(first);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -128,6 +128,23 @@ export class PeerConnection {
     });
   }
 
+  /** A GET of the peer API, its whole answer in memory (directory listings, small files, tests). */
+  get(
+    path: string,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = this.#session.request({ ':method': 'GET', ':path': path, ...headers }, { signal });
+      const chunks: Buffer[] = [];
+      let answer: http2.IncomingHttpHeaders = {};
+      req.on('response', (h) => (answer = h));
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('error', (err: Error) => reject(new PeerError(`${path}: ${err.message}`, undefined, undefined, { cause: err })));
+      req.on('close', () => resolve({ status: Number(answer[':status'] ?? 0), headers: answer, body: Buffer.concat(chunks) }));
+    });
+  }
+
   close(): void {
     this.#session.close();
   }

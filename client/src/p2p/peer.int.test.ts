@@ -2,7 +2,7 @@
 // certificates pinned, blocks spread over two peers and verified, a dead or silent peer dropped,
 // a changed file never served.
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,7 +72,13 @@ beforeAll(async () => {
     const handler = createPeerHandler({
       deviceId,
       keys,
-      content: { locateBlock: (objectId, sha256) => (objectId === 'o1' ? held.filter((l, i) => blocks[i]!.sha256 === sha256) : []) },
+      content: {
+        locateBlock: (objectId, sha256) => (objectId === 'o1' ? held.filter((l, i) => blocks[i]!.sha256 === sha256) : []),
+        folders: () => [
+          { objectId: 'o1', name: 'Held', dir },
+          { objectId: 'o2', name: 'Other', dir: join(dir, 'sub') },
+        ],
+      },
       onServed: (n) => (peer.served += n),
     });
     peer.listener = await startPeerListener(identity, handler, '127.0.0.1', 0);
@@ -197,6 +203,43 @@ describe('the peer listener and fetchFromPeers', () => {
     } finally {
       connection.close();
       await writeFile(file, content);
+    }
+  });
+
+  it('serves the files route to a remote grant: objects, listings, files with ranges, and nothing outside the grant', async () => {
+    const a = peers[0]!;
+    await mkdir(join(dir, 'sub'), { recursive: true });
+    await writeFile(join(dir, 'sub', 'note.txt'), 'hello, remote');
+    const now = Math.floor(Date.now() / 1000);
+    const remote = grant('dA', { sub: 'user:u1', iat: now, exp: now + 300, scope: { kind: 'remote', objects: { o2: 'reader' } } });
+    const auth = { authorization: `Grant ${remote}` };
+    const connection = await PeerConnection.connect(a.endpoint, a.fingerprint);
+    try {
+      const json = async (path: string) => {
+        const r = await connection.get(path, auth);
+        return { status: r.status, body: JSON.parse(r.body.toString()) as unknown };
+      };
+      expect(await json('/p2p/v1/files/')).toEqual({ status: 200, body: { objects: [{ objectId: 'o2', name: 'Other' }] } });
+      expect(await json('/p2p/v1/files/o2/')).toMatchObject({
+        status: 200,
+        body: { entries: [{ name: 'note.txt', kind: 'file', size: 13 }] },
+      });
+      const whole = await connection.get('/p2p/v1/files/o2/note.txt', auth);
+      expect(whole).toMatchObject({ status: 200, headers: { 'accept-ranges': 'bytes' } });
+      expect(whole.body.toString()).toBe('hello, remote');
+      expect(whole.headers.etag).toMatch(/^"[0-9a-f]{32}"$/);
+      const part = await connection.get('/p2p/v1/files/o2/note.txt', { ...auth, range: 'bytes=7-' });
+      expect(part).toMatchObject({ status: 206, headers: { 'content-range': 'bytes 7-12/13' } });
+      expect(part.body.toString()).toBe('remote');
+      expect((await connection.get('/p2p/v1/files/o2/note.txt', { ...auth, range: 'bytes=99-' })).status).toBe(416);
+      // Another object than the grant names, a way out of the folder, a blocks grant, no grant.
+      expect((await connection.get('/p2p/v1/files/o1/held.bin', auth)).status).toBe(403);
+      expect((await connection.get('/p2p/v1/files/o2/%2e%2e/held.bin', auth)).status).toBe(400);
+      expect((await connection.get('/p2p/v1/files/o2/note.txt', { authorization: `Grant ${grant('dA')}` })).status).toBe(403);
+      expect((await connection.get('/p2p/v1/files/o2/note.txt')).status).toBe(401);
+      expect((await connection.get('/p2p/v1/files/o2/missing.txt', auth)).status).toBe(404);
+    } finally {
+      connection.close();
     }
   });
 });
