@@ -260,6 +260,57 @@ export class SyncAgent {
     return err;
   }
 
+  /**
+   * Fetches blocks through the holders' relays (`GET /v1/devices/{id}/remote/blocks/{sha}` with
+   * the holder's grant in `Meshwork-Grant`), holder after holder; a holder whose relay answers
+   * anything but the block (offline, busy, no such route) is left for the next. Answers what is
+   * still missing.
+   */
+  async #fetchThroughRelays(
+    left: WantedBlock[],
+    peers: PeerSource[],
+    write: (b: WantedBlock, data: Uint8Array) => Promise<void>,
+    signal: AbortSignal,
+    counted: (n: number) => void,
+  ): Promise<WantedBlock[]> {
+    let missing = left;
+    for (const peer of peers) {
+      const still: WantedBlock[] = [];
+      let failed = false;
+      for (const b of missing) {
+        if (failed) {
+          still.push(b);
+          continue;
+        }
+        signal.throwIfAborted();
+        try {
+          const answer = await this.#client.raw('GET', `/v1/devices/${encodeURIComponent(peer.deviceId)}/remote/blocks/${b.sha256}`, {
+            headers: { 'meshwork-grant': peer.grant },
+            signal,
+          });
+          if (
+            answer.status !== 200 ||
+            answer.bytes.length !== b.size ||
+            createHash('sha256').update(answer.bytes).digest('hex') !== b.sha256
+          ) {
+            failed = true;
+            still.push(b);
+            continue;
+          }
+          await write(b, answer.bytes);
+          counted(answer.bytes.length);
+        } catch (err) {
+          if (signal.aborted || isFsError(err)) throw err;
+          failed = true;
+          still.push(b);
+        }
+      }
+      missing = still;
+      if (missing.length === 0) break;
+    }
+    return missing;
+  }
+
   /** Where each block of the synced files sits, from the base: rebuilt after every pass (a stale entry fails the stat check, never serves). */
   #blockIndex = new Map<string, BlockLocation[]>();
 
@@ -344,6 +395,12 @@ export class SyncAgent {
         this.#state.addCount('bytesFromPeers', n);
         progress(n);
       },
+    });
+    if (result.left.length === 0) return true;
+    // No direct path to a holder: through its relay, one hop via the service (ADR 52).
+    result.left = await this.#fetchThroughRelays(result.left, peers, write, signal, (n) => {
+      this.#state.addCount('bytesFromRelays', n);
+      progress(n);
     });
     if (result.left.length === 0) return true;
     if (!cloud) throw this.#waiting(path, `no device that holds it answered: ${[...result.dropped.values()].join('; ')}`);

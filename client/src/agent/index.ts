@@ -87,8 +87,8 @@ export interface AgentStatus {
   conflicts: { path: string; copy: string; at: string }[];
   /** Why the agent stopped for good, if it did (revoked device, removed from the object, ...). */
   stopped: { code: StopCode; message: string; at: string } | null;
-  /** Bytes of downloaded files by where they came from, and bytes this device served to peers, since the database was made. */
-  transfer: { fromPeers: number; fromCloud: number; served: number };
+  /** Bytes of downloaded files by where they came from (peers directly, peers through their relays, the cloud), and bytes served to peers, since the database was made. */
+  transfer: { fromPeers: number; fromRelays: number; fromCloud: number; served: number };
 }
 
 export type StopCode = 'unauthorized' | 'object_gone';

@@ -148,7 +148,7 @@ describe('peer-first downloads', () => {
     await b.syncOnce();
     expect(performance.now() - started).toBeLessThan(20_000);
     expect(sha(readFileSync(join(root, 'phone', 'second.bin')))).toBe(sha(second));
-    expect(b.status().transfer).toMatchObject({ fromPeers: content.length, fromCloud: second.length });
+    expect(b.status().transfer).toMatchObject({ fromPeers: content.length, fromRelays: 0, fromCloud: second.length });
   });
 
   it('waits for a device that holds a peer-to-peer-only file, and fetches it from the device as soon as it serves again', async () => {

@@ -288,6 +288,7 @@ export function statusFromDb(db: DatabaseSync, objectId: string, dir: string): A
     stopped: stopped === null ? null : (JSON.parse(stopped) as AgentStatus['stopped']),
     transfer: {
       fromPeers: Number(meta('bytesFromPeers') ?? 0),
+      fromRelays: Number(meta('bytesFromRelays') ?? 0),
       fromCloud: Number(meta('bytesFromCloud') ?? 0),
       served: Number(meta('bytesServed') ?? 0),
     },

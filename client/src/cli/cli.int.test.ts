@@ -601,7 +601,7 @@ describe('sync and status over a stand-in engine', () => {
       problems: [{ path: 'link', code: 'symlink', message: 'symlinks are not followed', since: '2026-01-01T00:00:00.000Z' }],
       conflicts: [],
       stopped: null,
-      transfer: { fromPeers: 0, fromCloud: 0, served: 0 },
+      transfer: { fromPeers: 0, fromRelays: 0, fromCloud: 0, served: 0 },
     });
     const human = inProcess(standIn({ status }).engine);
     expect(await main(['status'], human.io)).toBe(0);

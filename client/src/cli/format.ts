@@ -125,6 +125,8 @@ export function formatStatus(status: AgentStatus): string {
   lines.push(`  conflicts: ${status.conflicts.length}`);
   for (const c of status.conflicts.slice(0, 20)) lines.push(`    ${c.path} -> ${c.copy} (${c.at})`);
   const t = status.transfer;
-  lines.push(`  bytes: ${t.fromPeers} from peers, ${t.fromCloud} from the cloud, ${t.served} served to peers`);
+  lines.push(
+    `  bytes: ${t.fromPeers} from peers, ${t.fromRelays} through relays, ${t.fromCloud} from the cloud, ${t.served} served to peers`,
+  );
   return lines.join('\n') + '\n';
 }
