@@ -244,7 +244,7 @@ export class SyncAgent {
     } catch (err) {
       throw this.#stopFor(err) ?? err;
     } finally {
-      if (this.#options.peer !== undefined && !this.#closed) this.#indexBlocks();
+      this.#blockIndex = undefined;
       release();
     }
   }
@@ -311,10 +311,13 @@ export class SyncAgent {
     return missing;
   }
 
-  /** Where each block of the synced files sits, from the base: rebuilt after every pass (a stale entry fails the stat check, never serves). */
-  #blockIndex = new Map<string, BlockLocation[]>();
+  /**
+   * Where each block of the synced files sits, from the base: dropped after every pass and built
+   * again when a peer next asks (a stale entry fails the stat check, never serves).
+   */
+  #blockIndex: Map<string, BlockLocation[]> | undefined;
 
-  #indexBlocks(): void {
+  #indexBlocks(): Map<string, BlockLocation[]> {
     const index = new Map<string, BlockLocation[]>();
     for (const b of this.#state.allBase().values()) {
       if (b.kind !== 'file') continue;
@@ -328,11 +331,13 @@ export class SyncAgent {
       }
     }
     this.#blockIndex = index;
+    return index;
   }
 
   /** Where this agent holds a block of its object (the peer listener reads and verifies it there). */
   locateBlock(objectId: string, sha256: string): BlockLocation[] {
-    return objectId === this.#options.objectId ? (this.#blockIndex.get(sha256) ?? []) : [];
+    if (objectId !== this.#options.objectId || this.#closed) return [];
+    return (this.#blockIndex ?? this.#indexBlocks()).get(sha256) ?? [];
   }
 
   /** Counts bytes the peer listener served. */
