@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import tls from 'node:tls';
+import { peerSessionMemoryMb } from './peer-server.ts';
 
 /** A peer failed: unreachable, the wrong certificate, a refusal, a bad block, too slow. */
 export class PeerError extends Error {
@@ -72,7 +73,13 @@ export class PeerConnection {
         resolve(s);
       });
     });
-    const session = http2.connect(`https://${url.host}`, { createConnection: () => socket });
+    const session = http2.connect(`https://${url.host}`, {
+      createConnection: () => socket,
+      maxSessionMemory: peerSessionMemoryMb,
+      // Windows of a few blocks: the 64 KiB default holds a peer's sending to one round trip in 64 KiB.
+      settings: { initialWindowSize: 4 * 1024 * 1024 },
+    });
+    session.setLocalWindowSize(16 * 1024 * 1024);
     return new PeerConnection(session);
   }
 

@@ -202,6 +202,9 @@ export function createPeerHandler(options: PeerHandlerOptions): {
   return { handle, active: () => active };
 }
 
+/** The HTTP/2 session memory bound (MB) of peer connections, on both sides and over the relay. */
+export const peerSessionMemoryMb = 96;
+
 /** A running peer listener. */
 export interface PeerListener {
   port: number;
@@ -220,6 +223,9 @@ export async function startPeerListener(
     key: identity.keyPem,
     cert: identity.certPem,
     settings: { maxConcurrentStreams: 64 },
+    // Blocks of 4 MiB, up to 16 served at once, wait in the session's memory until the requester
+    // reads them: the 10 MB default would reset streams (ENHANCE_YOUR_CALM) under load.
+    maxSessionMemory: peerSessionMemoryMb,
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('stream', (stream, headers) => handler.handle(stream, headers));

@@ -242,4 +242,58 @@ describe('the peer listener and fetchFromPeers', () => {
       connection.close();
     }
   });
+
+  it('sends full 4 MiB blocks, many in flight on one connection, without the connection resetting them', async () => {
+    const big = randomBytes(12 * 4 * 1024 * 1024);
+    const bigFile = join(dir, 'big.bin');
+    await writeFile(bigFile, big);
+    const s = await stat(bigFile);
+    const wanted: WantedBlock[] = [];
+    for (let offset = 0; offset < big.length; offset += 4 * 1024 * 1024)
+      wanted.push({ sha256: sha(big.subarray(offset, offset + 4 * 1024 * 1024)), size: 4 * 1024 * 1024, offset });
+    const identity = createPeerIdentity();
+    const listener = await startPeerListener(
+      identity,
+      createPeerHandler({
+        deviceId: 'dBig',
+        keys,
+        content: {
+          locateBlock: (_, h) =>
+            wanted.filter((b) => b.sha256 === h).map((b) => ({ path: bigFile, offset: b.offset, size: b.size, stat: s })),
+        },
+      }),
+      '127.0.0.1',
+      0,
+    );
+    try {
+      const iat = Math.floor(Date.now() / 1000);
+      const token = signGrant(
+        {
+          v: 1,
+          kid: 'k1',
+          aud: 'dBig',
+          sub: 'dRequester',
+          iat,
+          exp: iat + 300,
+          scope: { kind: 'blocks', objectId: 'o1', blocks: wanted.map((b) => b.sha256) },
+        },
+        service.privateKey,
+      );
+      const out = Buffer.alloc(big.length);
+      const result = await fetchFromPeers({
+        blocks: wanted,
+        peers: [{ deviceId: 'dBig', endpoints: [`https://127.0.0.1:${listener.port}`], fingerprint: identity.fingerprint, grant: token }],
+        streamsPerPeer: 8,
+        write: (b, data) => {
+          data.copy(out, b.offset);
+          return Promise.resolve();
+        },
+      });
+      expect(result.dropped).toEqual(new Map());
+      expect(result.left).toEqual([]);
+      expect(out.equals(big)).toBe(true);
+    } finally {
+      await listener.close();
+    }
+  });
 });

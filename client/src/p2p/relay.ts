@@ -6,6 +6,7 @@
 // client (undici's) is used, so the agent needs no WebSocket package.
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Duplex } from 'node:stream';
+import { peerSessionMemoryMb } from './peer-server.ts';
 
 export interface RelayOptions {
   /** The relay URL: `ws(s)://server/v1/devices/{id}/relay`. */
@@ -75,7 +76,7 @@ export function startRelay(options: RelayOptions): { close(): Promise<void> } {
     ws.addEventListener('open', () => {
       failures = 0;
       options.onState?.({ connected: true });
-      session = http2.performServerHandshake(duplexOf(ws));
+      session = http2.performServerHandshake(duplexOf(ws), { maxSessionMemory: peerSessionMemoryMb });
       session.on('stream', (stream, headers) => options.handler.handle(stream, headers));
       session.on('error', () => ws.close());
     });
