@@ -65,6 +65,8 @@ export async function makeAgentHome(name: string, parent?: string): Promise<Agen
       HOME: dir,
       MESHWORK_CONFIG_DIR: join(dir, 'config'),
       MESHWORK_STATE_DIR: join(dir, 'state'),
+      // Tests serve on loopback only.
+      MESHWORK_PEER_LISTEN: '127.0.0.1:0',
     },
   };
 }

@@ -44,6 +44,7 @@ function meshwork(home: string, args: string[]): Promise<Run> {
         HOME: home,
         MESHWORK_CONFIG_DIR: join(home, 'config'),
         MESHWORK_STATE_DIR: join(home, 'state'),
+        MESHWORK_PEER_LISTEN: '127.0.0.1:0',
         OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,13 +6,15 @@
 // poll, fs.watch hints and the periodic scan, with backoff on failures (ADR 36).
 import { randomBytes, createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
 import type { MeshworkClient } from '../client.ts';
 import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
-import type { BlockRef, Entry, Role } from '../types.ts';
+import { fetchFromPeers, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
+import type { BlockLocation } from '../p2p/peer-server.ts';
+import type { BlockRef, Entry, Role, Sources } from '../types.ts';
 import type { AgentEvent, AgentOptions, AgentStatus, ProblemCode, SyncReport } from './index.ts';
 import { AgentStopped } from './stopped.ts';
 import { conflictCopyPath, invalidNameReason, planSync, type PathStates, type PlannedAction, type Precondition } from './plan.ts';
@@ -49,7 +51,25 @@ const hintDebounceMs = 1000;
 /** Blocks per `missing` request (the API's limit, docs/api.md). */
 const maxMissingAsked = 10_000;
 
-const problemCodesRetriedEachPass: ReadonlySet<ProblemCode> = new Set(['symlink', 'not_a_file', 'read_error', 'write_error', 'read_only']);
+const problemCodesRetriedEachPass: ReadonlySet<ProblemCode> = new Set([
+  'symlink',
+  'not_a_file',
+  'read_error',
+  'write_error',
+  'read_only',
+  'waiting',
+]);
+
+/** What `meshwork status` says of a peer-to-peer-only file no online device holds. */
+export const waitingMessage = 'waiting for a device that holds it';
+
+/** A file's content is on devices only, and none that holds it answered. */
+class WaitingForHolder extends Error {
+  constructor(detail: string) {
+    super(`${waitingMessage} (${detail})`);
+    this.name = 'WaitingForHolder';
+  }
+}
 
 /** The HTTP status of an answer error, or undefined for anything else. */
 function statusOf(err: unknown): number | undefined {
@@ -103,6 +123,8 @@ export class SyncAgent {
   readonly #state: StateDb;
   readonly #dir: string;
   #role: Role | undefined;
+  /** False for a peer-to-peer-only object: its blocks are never sent to the service (ADR 55). */
+  #cloudStorage = true;
   #closed = false;
   /** The pass in progress: passes never overlap. */
   #running: Promise<unknown> = Promise.resolve();
@@ -168,6 +190,7 @@ export class SyncAgent {
     try {
       const object = await this.#client.getObject(this.#options.objectId, { signal });
       this.#role = object.role;
+      this.#cloudStorage = object.cloudStorage;
     } catch (err) {
       if (statusOf(err) === 404) throw this.#objectGone('404 on the object');
       throw err;
@@ -221,8 +244,180 @@ export class SyncAgent {
     } catch (err) {
       throw this.#stopFor(err) ?? err;
     } finally {
+      this.#blockIndex = undefined;
       release();
     }
+  }
+
+  // ---- peer-to-peer (ADR 55)
+
+  /** Files found waiting for a holder during the pass in progress. */
+  readonly #waitingInPass = new Map<string, WaitingForHolder>();
+
+  #waiting(path: string, detail: string): WaitingForHolder {
+    const err = new WaitingForHolder(detail);
+    this.#waitingInPass.set(path, err);
+    return err;
+  }
+
+  /**
+   * Fetches blocks through the holders' relays (`GET /v1/devices/{id}/remote/blocks/{sha}` with
+   * the holder's grant in `Meshwork-Grant`), holder after holder; a holder whose relay answers
+   * anything but the block (offline, busy, no such route) is left for the next. Answers what is
+   * still missing.
+   */
+  async #fetchThroughRelays(
+    left: WantedBlock[],
+    peers: PeerSource[],
+    write: (b: WantedBlock, data: Uint8Array) => Promise<void>,
+    signal: AbortSignal,
+    counted: (n: number) => void,
+  ): Promise<WantedBlock[]> {
+    let missing = left;
+    for (const peer of peers) {
+      const still: WantedBlock[] = [];
+      let failed = false;
+      for (const b of missing) {
+        if (failed) {
+          still.push(b);
+          continue;
+        }
+        signal.throwIfAborted();
+        try {
+          const answer = await this.#client.raw('GET', `/v1/devices/${encodeURIComponent(peer.deviceId)}/remote/blocks/${b.sha256}`, {
+            headers: { 'meshwork-grant': peer.grant },
+            signal,
+          });
+          if (
+            answer.status !== 200 ||
+            answer.bytes.length !== b.size ||
+            createHash('sha256').update(answer.bytes).digest('hex') !== b.sha256
+          ) {
+            failed = true;
+            still.push(b);
+            continue;
+          }
+          await write(b, answer.bytes);
+          counted(answer.bytes.length);
+        } catch (err) {
+          if (signal.aborted || isFsError(err)) throw err;
+          failed = true;
+          still.push(b);
+        }
+      }
+      missing = still;
+      if (missing.length === 0) break;
+    }
+    return missing;
+  }
+
+  /**
+   * Where each block of the synced files sits, from the base: dropped after every pass and built
+   * again when a peer next asks (a stale entry fails the stat check, never serves).
+   */
+  #blockIndex: Map<string, BlockLocation[]> | undefined;
+
+  #indexBlocks(): Map<string, BlockLocation[]> {
+    const index = new Map<string, BlockLocation[]>();
+    for (const b of this.#state.allBase().values()) {
+      if (b.kind !== 'file') continue;
+      let offset = 0;
+      const path = this.#abs(b.path);
+      for (const block of b.blocks) {
+        const list = index.get(block.sha256) ?? [];
+        if (list.length < 4) list.push({ path, offset, size: block.size, stat: { size: b.size, mtimeMs: b.mtimeMs, ino: b.ino } });
+        index.set(block.sha256, list);
+        offset += block.size;
+      }
+    }
+    this.#blockIndex = index;
+    return index;
+  }
+
+  /** Where this agent holds a block of its object (the peer listener reads and verifies it there). */
+  locateBlock(objectId: string, sha256: string): BlockLocation[] {
+    if (objectId !== this.#options.objectId || this.#closed) return [];
+    return (this.#blockIndex ?? this.#indexBlocks()).get(sha256) ?? [];
+  }
+
+  /** Counts bytes the peer listener served. */
+  countServed(bytes: number): void {
+    if (!this.#closed) this.#state.addCount('bytesServed', bytes);
+  }
+
+  /**
+   * Fetches a file from the devices that hold it, then what they did not deliver from the cloud
+   * block by block (ADR 55). Answers false when the whole file is better streamed from the cloud
+   * (no device holds it, or its sources cannot be read); throws WaitingForHolder when neither a
+   * device nor the cloud has it.
+   */
+  async #fetchFromSources(path: string, entry: Entry, handle: FileHandle, signal: AbortSignal): Promise<boolean> {
+    const peer = this.#options.peer!;
+    const objectId = this.#options.objectId;
+    // Found waiting earlier in this pass: its later rounds do not ask (and time out on) the same peers again.
+    const already = this.#waitingInPass.get(path);
+    if (already !== undefined) throw already;
+    let sources: Sources;
+    try {
+      sources = peer.sources
+        ? await peer.sources(objectId, path, entry.version, signal)
+        : await this.#client.sources(objectId, path, { version: entry.version, signal });
+    } catch (err) {
+      if (isTransient(err) || signal.aborted || statusOf(err) === 401) throw err;
+      return false; // e.g. a newer version replaced this one (404): the cloud stream and the change feed sort it out
+    }
+    const cloud = sources.sources.some((s) => s.kind === 'cloud');
+    const peers: PeerSource[] = [];
+    for (const s of sources.sources) {
+      if (s.kind !== 'device' || s.grant === undefined || s.fingerprint === undefined || s.endpoints.length === 0) continue;
+      peers.push({ deviceId: s.deviceId, endpoints: s.endpoints, fingerprint: s.fingerprint, grant: s.grant });
+    }
+    if (peers.length === 0) {
+      if (cloud) return false;
+      throw this.#waiting(path, 'no device that holds it is online');
+    }
+    const wanted: WantedBlock[] = [];
+    let offset = 0;
+    for (const b of entry.blocks) {
+      wanted.push({ ...b, offset });
+      offset += b.size;
+    }
+    let written = 0;
+    const progress = (n: number): void => {
+      written += n;
+      this.#emit({ type: 'download', path, bytes: written, totalBytes: entry.size });
+    };
+    const write = async (b: WantedBlock, data: Uint8Array): Promise<void> => {
+      await handle.write(data, 0, data.length, b.offset);
+    };
+    const result = await fetchFromPeers({
+      blocks: wanted,
+      peers,
+      write,
+      signal,
+      connectTimeoutMs: peer.connectTimeoutMs ?? 2000,
+      onBlock: (_, n) => {
+        this.#state.addCount('bytesFromPeers', n);
+        progress(n);
+      },
+    });
+    if (result.left.length === 0) return true;
+    // No direct path to a holder: through its relay, one hop via the service (ADR 52).
+    result.left = await this.#fetchThroughRelays(result.left, peers, write, signal, (n) => {
+      this.#state.addCount('bytesFromRelays', n);
+      progress(n);
+    });
+    if (result.left.length === 0) return true;
+    if (!cloud) throw this.#waiting(path, `no device that holds it answered: ${[...result.dropped.values()].join('; ')}`);
+    for (const b of result.left) {
+      signal.throwIfAborted();
+      const data = await this.#client.getBlock(b.sha256, { signal });
+      if (data.length !== b.size || createHash('sha256').update(data).digest('hex') !== b.sha256) return false;
+      await write(b, data);
+      this.#state.addCount('bytesFromCloud', data.length);
+      progress(data.length);
+    }
+    return true;
   }
 
   async #pass(signal: AbortSignal): Promise<SyncReport> {
@@ -237,6 +432,7 @@ export class SyncAgent {
       uploadedBlocks: 0,
       uploadedBytes: 0,
     };
+    this.#waitingInPass.clear();
     for (let round = 0; round < maxRounds; round++) {
       signal.throwIfAborted();
       const started = performance.now();
@@ -274,6 +470,11 @@ export class SyncAgent {
     }
     report.problems = this.#state.allProblems().size;
     report.cursor = this.#state.getMeta('cursor') ?? '';
+    // Every entry up to the cursor is here: presence may say so (one hold for the whole object).
+    if (this.#state.pendingDownloads() === 0 && report.cursor !== '' && this.#state.getMeta('heldCursor') !== report.cursor) {
+      this.#state.setMeta('heldCursor', report.cursor);
+      this.#presenceWake?.();
+    }
     this.#state.setMeta('lastSyncAt', new Date().toISOString());
     // A pass that went through clears an earlier stop (a device registered again, a member re-added).
     this.#state.setMeta('stopped', null);
@@ -335,7 +536,8 @@ export class SyncAgent {
   async #askMissing(actions: PlannedAction[], scan: ScanResult, signal: AbortSignal): Promise<Map<string, boolean>> {
     const known = new Map<string, boolean>();
     const uploads = actions.filter((a) => a.action.type === 'upload' && a.reuseBlocksOf === undefined);
-    if (uploads.length < 2) return known;
+    // A peer-to-peer-only object's blocks stay on its devices: nothing to ask.
+    if (uploads.length < 2 || !this.#cloudStorage) return known;
     const wanted = new Set<string>();
     for (const a of uploads) {
       const local = scan.entries.get(a.path);
@@ -499,6 +701,10 @@ export class SyncAgent {
   /** What a failed action means: stop, wait (raised to `run`), refresh and replan, or a problem. */
   async #handleActionError(path: string, err: unknown, local: LocalEntry | undefined, signal: AbortSignal): Promise<void> {
     if (err instanceof FileChangedError) return; // the next pass reads it again
+    if (err instanceof WaitingForHolder) {
+      this.#problem(path, 'waiting', err.message, '');
+      return;
+    }
     if (err instanceof AgentStopped || isTransient(err) || err instanceof RequestAbortedError || signal.aborted) throw err;
     const status = statusOf(err);
     const code = codeOf(err);
@@ -637,6 +843,17 @@ export class SyncAgent {
         }
       }
     }
+    if (!this.#cloudStorage) {
+      // Peer-to-peer only: the commit names the blocks as the scan hashed them and no block is
+      // sent; devices fetch them from this one. The file must still be what was hashed. A server
+      // that still asks for the blocks (409 blocks_missing) gets them as for any object.
+      if (!(await this.#unchangedSinceScan(path, local))) throw new FileChangedError(path);
+      try {
+        return (await this.#client.putEntry(objectId, path, { kind: 'file', blocks: local.blocks, mtime }, precondition, { signal })).entry;
+      } catch (err) {
+        if (codeOf(err) !== 'blocks_missing') throw err;
+      }
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         const totalBytes = local.stat.size;
@@ -731,11 +948,17 @@ export class SyncAgent {
     return true;
   }
 
-  /** Streams the entry's content into `temp`, hashing it in blocks as it is written; fsyncs. */
+  /** Fetches the entry's content into `temp` (peers first when enabled), hashing it in blocks as it is written; fsyncs. */
   async #fetchTo(path: string, entry: Entry, temp: string, signal: AbortSignal): Promise<BlockRef[]> {
     const handle = await open(temp, 'wx', 0o644);
     const blocks: BlockRef[] = [];
     try {
+      if (this.#options.peer !== undefined && entry.blocks.length > 0 && (await this.#fetchFromSources(path, entry, handle, signal))) {
+        // Every block was verified against its sha256 on arrival.
+        await handle.sync();
+        return entry.blocks;
+      }
+      await handle.truncate(0);
       let hash = createHash('sha256');
       let inBlock = 0;
       let written = 0;
@@ -766,6 +989,7 @@ export class SyncAgent {
         }
       }
       if (inBlock > 0) blocks.push({ sha256: hash.digest('hex'), size: inBlock });
+      this.#state.addCount('bytesFromCloud', written);
       await handle.sync();
     } finally {
       await handle.close();
@@ -857,6 +1081,8 @@ export class SyncAgent {
       (path) => this.#rules !== undefined && isIgnored(this.#rules, path, true),
     );
     const notifications = this.#pollNotifications(both, poke, fail);
+    const presence = this.#options.peer?.announce !== undefined ? this.#announcePresence(both) : Promise.resolve();
+    const waitingRetryMs = this.#options.peer?.waitingRetryMs ?? 10_000;
     const scanEvery = this.#options.scanIntervalMs ?? 60_000;
     let failures = 0;
     let nextScan = Date.now();
@@ -870,7 +1096,9 @@ export class SyncAgent {
             // A directory first seen by this pass is watched from now: look once more for what came before its watch.
             if (watcher.update(this.#dirs)) dirty = true;
             failures = 0;
-            nextScan = Date.now() + scanEvery;
+            // A file waiting for a device that holds it is tried again soon: a holder coming online is not notified.
+            const waiting = [...this.#state.allProblems().values()].some((p) => p.code === 'waiting');
+            nextScan = Date.now() + (waiting ? Math.min(waitingRetryMs, scanEvery) : scanEvery);
             this.#emit({ type: 'idle' });
           } catch (err) {
             if (both.aborted) break;
@@ -911,8 +1139,59 @@ export class SyncAgent {
       wake = undefined;
       done.abort();
       await notifications.catch(() => undefined);
+      await presence.catch(() => undefined);
     }
     if (stopped !== undefined && !signal.aborted) throw stopped;
+  }
+
+  /** Wakes the presence loop to announce now (a pass moved the held cursor). */
+  #presenceWake: (() => void) | undefined;
+
+  /**
+   * Announces this device while `run` runs: its peer endpoints, certificate fingerprint and the
+   * cursor it holds the object through, again every third of the presence TTL and after a pass
+   * that moved the cursor; cleared when the loop ends. A server that predates the fingerprint
+   * field refuses the body (400): the announcement goes on without it.
+   */
+  async #announcePresence(signal: AbortSignal): Promise<void> {
+    const { deviceId, announce } = this.#options.peer!;
+    let withFingerprint = true;
+    let failures = 0;
+    while (!signal.aborted) {
+      const cursor = this.#state.getMeta('heldCursor');
+      const body = {
+        endpoints: announce!.endpoints,
+        holds: cursor === null ? [] : [{ objectId: this.#options.objectId, cursor }],
+        ...(withFingerprint ? { fingerprint: announce!.fingerprint } : {}),
+      };
+      let delayMs: number;
+      try {
+        const answer = await this.#client.setPresence(deviceId, body, { signal });
+        failures = 0;
+        delayMs = (answer.ttlSeconds * 1000) / 3;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (withFingerprint && statusOf(err) === 400) {
+          withFingerprint = false;
+          continue;
+        }
+        failures++;
+        delayMs = backoffMs(failures, Math.random(), retryAfterOf(err));
+      }
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', wake);
+          this.#presenceWake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(wake, delayMs);
+        this.#presenceWake = wake;
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+    // Offline at once rather than when the TTL lapses (best effort: the TTL covers a failure).
+    await this.#client.clearPresence(deviceId, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
   }
 
   /** The notification long poll: pokes the loop when this object changed, fails it when the object is gone or the token refused. */

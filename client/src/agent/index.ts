@@ -7,6 +7,8 @@
 // state.ts (the node:sqlite state database), engine.ts (the executor and `run`). How conflicts
 // and deletes are decided: docs/adr/0036-agent-conflicts-and-deletes.md.
 import type { MeshworkClient } from '../client.ts';
+import type { BlockLocation } from '../p2p/peer-server.ts';
+import type { Sources } from '../types.ts';
 import { SyncAgent } from './engine.ts';
 import { readStatusFrom } from './state.ts';
 
@@ -31,6 +33,22 @@ export interface AgentOptions {
    * long polls between passes are not traced.
    */
   tracing?: { startTrace<T>(name: string, attributes: Record<string, string>, fn: () => Promise<T>): Promise<T> };
+  /** Peer-to-peer: fetch from the devices that hold a file first, and announce this device (ADR 55). Unset: the cloud only. */
+  peer?: AgentPeerOptions;
+}
+
+/** How the engine takes part in peer-to-peer transfer. */
+export interface AgentPeerOptions {
+  /** This device's id. */
+  deviceId: string;
+  /** What presence announces (the peer listener's `https://host:port` endpoints and certificate fingerprint); unset: no presence. */
+  announce?: { endpoints: string[]; fingerprint: string };
+  /** Where a file's sources are read; default `client.sources` (`GET …/sources` with the entry's version). */
+  sources?: (objectId: string, path: string, version: string, signal: AbortSignal) => Promise<Sources>;
+  /** How long a peer may take to accept a TLS connection before it is dropped. Default 2,000 ms. */
+  connectTimeoutMs?: number;
+  /** How often a file that no online device holds is tried again, at most. Default 10,000 ms. */
+  waitingRetryMs?: number;
 }
 
 export type AgentEvent =
@@ -51,7 +69,8 @@ export type ProblemCode =
   | 'not_a_file' // a socket, fifo, device, ...
   | 'read_error' // the file could not be read (permissions, ...)
   | 'write_error' // the local file could not be written
-  | 'read_only'; // the object is shared with this user as a reader: local changes are not uploaded
+  | 'read_only' // the object is shared with this user as a reader: local changes are not uploaded
+  | 'waiting'; // a peer-to-peer-only file that no online device holds: fetched as soon as one appears
 
 export interface AgentStatus {
   objectId: string;
@@ -68,6 +87,8 @@ export interface AgentStatus {
   conflicts: { path: string; copy: string; at: string }[];
   /** Why the agent stopped for good, if it did (revoked device, removed from the object, ...). */
   stopped: { code: StopCode; message: string; at: string } | null;
+  /** Bytes of downloaded files by where they came from (peers directly, peers through their relays, the cloud), and bytes served to peers, since the database was made. */
+  transfer: { fromPeers: number; fromRelays: number; fromCloud: number; served: number };
 }
 
 export type StopCode = 'unauthorized' | 'object_gone';
@@ -93,6 +114,10 @@ export declare class SyncAgentShape {
   /** Sync continuously (notification long poll + periodic scan + fs.watch hints) until `signal` aborts. Rejects with AgentStopped when it must stop for good. */
   run(signal: AbortSignal): Promise<void>;
   status(): AgentStatus;
+  /** Where this agent holds a block of `objectId` (for the peer listener): synced files, with the stat they were synced at. */
+  locateBlock(objectId: string, sha256: string): BlockLocation[];
+  /** Counts bytes served to peers (shown in `status`). */
+  countServed(bytes: number): void;
   close(): Promise<void>;
 }
 

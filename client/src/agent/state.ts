@@ -109,6 +109,16 @@ export class StateDb {
       this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
+  /** Adds `n` to a counter kept in meta (bytes by source). */
+  addCount(key: string, n: number): void {
+    if (n === 0) return;
+    this.db
+      .prepare(
+        `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)`,
+      )
+      .run(key, String(n));
+  }
+
   // ---- base
 
   allBase(): Map<string, BaseRow> {
@@ -227,6 +237,11 @@ export class StateDb {
     });
   }
 
+  /** How many paths wait to be downloaded. */
+  pendingDownloads(): number {
+    return (this.db.prepare(`SELECT count(*) AS n FROM pending WHERE direction = 'down'`).get() as { n: number }).n;
+  }
+
   recordStopped(code: StopCode, message: string, at: Date): void {
     this.setMeta('stopped', JSON.stringify({ code, message, at: at.toISOString() }));
   }
@@ -271,6 +286,12 @@ export function statusFromDb(db: DatabaseSync, objectId: string, dir: string): A
       db.prepare('SELECT path, copy, at FROM conflicts ORDER BY id DESC').all() as { path: string; copy: string; at: string }[]
     ).map((r) => ({ path: r.path, copy: r.copy, at: r.at })),
     stopped: stopped === null ? null : (JSON.parse(stopped) as AgentStatus['stopped']),
+    transfer: {
+      fromPeers: Number(meta('bytesFromPeers') ?? 0),
+      fromRelays: Number(meta('bytesFromRelays') ?? 0),
+      fromCloud: Number(meta('bytesFromCloud') ?? 0),
+      served: Number(meta('bytesServed') ?? 0),
+    },
   };
 }
 

@@ -3,6 +3,7 @@
 // answers, and args.test.ts holds the table of accepted and refused command lines.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CliError, CliExit, UsageError } from './exit-codes.ts';
+import { parseAnnounce, parsePeerListen } from './peer.ts';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
@@ -92,8 +93,22 @@ export const commands: readonly CommandSpec[] = [
     options: {
       object: { type: 'string', valueName: 'ID', description: 'the object the folder mirrors (required)' },
       once: { type: 'boolean', description: 'one full pass, then exit (exit 2 when some paths have problems)' },
+      'peer-listen': {
+        type: 'string',
+        valueName: 'HOST:PORT',
+        description:
+          'where the peer listener serves other devices (default $MESHWORK_PEER_LISTEN, else 0.0.0.0:0: port chosen once and kept); off: none',
+      },
+      announce: {
+        type: 'string',
+        valueName: 'URLS',
+        description: "the https://host:port endpoints presence announces (comma-separated; default: the listener's addresses)",
+      },
+      'no-relay': { type: 'boolean', description: 'keep no relay connection to the server (remote access and relayed fetches)' },
     },
     summary: 'keep DIR and an object in sync until Ctrl-C (or once, with --once)',
+    details:
+      "Files are fetched from the devices that hold them first (TLS, certificate pinned, grants from the server), then from the cloud. While it runs, the peer listener serves this folder's blocks to devices the server grants them to.",
   },
   {
     name: 'status',
@@ -175,6 +190,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
     }
     if (name === 'login' && flags.server === undefined) throw new UsageError('login needs --server URL', name);
     if (name === 'sync' && flags.object === undefined) throw new UsageError('sync needs --object ID', name);
+    if (name === 'sync' && typeof flags['peer-listen'] === 'string') parsePeerListen(flags['peer-listen']);
+    if (name === 'sync' && typeof flags.announce === 'string') parseAnnounce(flags.announce);
     if (name === 'objects share' && flags.role !== 'writer' && flags.role !== 'reader') {
       throw new UsageError(`--role is writer or reader, not ${String(flags.role)}`, name);
     }

@@ -73,6 +73,7 @@ function meshwork(
         HOME: join(dev.cwd, 'home'),
         MESHWORK_CONFIG_DIR: dev.configDir,
         MESHWORK_STATE_DIR: dev.stateDir,
+        MESHWORK_PEER_LISTEN: '127.0.0.1:0',
         ...options.env,
       },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -474,6 +475,8 @@ describe('sync and status over a stand-in engine', () => {
         return Promise.resolve({
           syncOnce: () => (behaviour.syncOnce ?? (() => Promise.resolve(report)))(options),
           run: (signal: AbortSignal) => (behaviour.run ?? (() => Promise.resolve()))(signal, options),
+          locateBlock: () => [],
+          countServed: () => undefined,
           status: () => {
             throw new Error('not used');
           },
@@ -506,7 +509,7 @@ describe('sync and status over a stand-in engine', () => {
       stdout: sink(out),
       stderr: sink(err),
       stdin: process.stdin,
-      env: { MESHWORK_CONFIG_DIR: desk.configDir, MESHWORK_STATE_DIR: desk.stateDir },
+      env: { MESHWORK_CONFIG_DIR: desk.configDir, MESHWORK_STATE_DIR: desk.stateDir, MESHWORK_PEER_LISTEN: '127.0.0.1:0' },
       home: desk.cwd,
       onSignal(handler) {
         handlers.add(handler);
@@ -598,6 +601,7 @@ describe('sync and status over a stand-in engine', () => {
       problems: [{ path: 'link', code: 'symlink', message: 'symlinks are not followed', since: '2026-01-01T00:00:00.000Z' }],
       conflicts: [],
       stopped: null,
+      transfer: { fromPeers: 0, fromRelays: 0, fromCloud: 0, served: 0 },
     });
     const human = inProcess(standIn({ status }).engine);
     expect(await main(['status'], human.io)).toBe(0);

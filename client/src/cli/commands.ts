@@ -14,10 +14,11 @@ import { ApiError } from '@meshwork/contract/errors';
 import { MeshworkClient } from '../client.ts';
 import { NetworkError, RequestTimeoutError } from '../errors.ts';
 import { downloadToStream, nodeHttpFetch } from '../node.ts';
-import { openAgent, readStatus, type AgentEvent, type AgentStatus } from '../agent/index.ts';
+import { openAgent, readStatus, type AgentEvent, type AgentStatus, type SyncAgentShape } from '../agent/index.ts';
 import type { WritePrecondition } from '../types.ts';
 import type { ClientTracer } from '../tracing.ts';
 import { parseRemotePath, type ParsedCommand } from './args.ts';
+import { defaultPeerListen, parseAnnounce, parsePeerListen, startSyncPeer, startSyncRelay, syncPeerHandler } from './peer.ts';
 import {
   configDir,
   configFile,
@@ -508,7 +509,7 @@ async function sync(ctx: Context): Promise<CliExitCode> {
   const objectId = String(ctx.cmd.flags.object);
   const existing = await stat(dir).catch(() => undefined);
   if (existing !== undefined && !existing.isDirectory()) throw new CliError(CliExit.dataError, `${dir} is not a directory`);
-  await objectCall(objectId, client.getObject(objectId));
+  const object = await objectCall(objectId, client.getObject(objectId));
   await mkdir(dir, { recursive: true });
   const statePath = await registerStateDatabase(stateDir(ctx.io.env, ctx.io.home), dir, objectId);
   const progress = new Map<string, Progress>();
@@ -536,17 +537,52 @@ async function sync(ctx: Context): Promise<CliExitCode> {
     const line = formatEvent(event);
     if (line !== undefined) ctx.io.stdout.write(`${line}\n`);
   };
-  const agent = await (ctx.io.engine ?? realEngine).openAgent({
-    client,
-    dir,
-    objectId,
-    statePath,
-    deviceName: config.deviceName,
-    onEvent,
-    ...(ctx.io.tracing ? { tracing: ctx.io.tracing } : {}),
-  });
+  const once = ctx.cmd.flags.once === true;
+  const listenFlag = typeof ctx.cmd.flags['peer-listen'] === 'string' ? ctx.cmd.flags['peer-listen'] : ctx.io.env.MESHWORK_PEER_LISTEN;
+  const listen = parsePeerListen(listenFlag ?? defaultPeerListen);
+  const announce = typeof ctx.cmd.flags.announce === 'string' ? parseAnnounce(ctx.cmd.flags.announce) : undefined;
+  // The agent and the listener need each other: the listener reads the agent's blocks, the agent announces the listener.
+  const opened: { agent?: SyncAgentShape } = {};
+  const content = {
+    locateBlock: (o: string, sha: string) => opened.agent?.locateBlock(o, sha) ?? [],
+    folders: () => [{ objectId, name: object.name, dir }],
+  };
+  const handler = syncPeerHandler(client, config.deviceId, content, (n) => opened.agent?.countServed(n));
+  const peer =
+    once || listen === 'off' ? undefined : await startSyncPeer({ stateDir: stateDir(ctx.io.env, ctx.io.home), listen, announce, handler });
+  const log = (line: string): void => {
+    if (!ctx.cmd.json) ctx.io.stderr.write(`${line}\n`);
+  };
+  const relay =
+    once || ctx.cmd.flags['no-relay'] === true
+      ? undefined
+      : startSyncRelay(config.server, config.deviceId, config.deviceToken, handler, log);
+  const agent = await (ctx.io.engine ?? realEngine)
+    .openAgent({
+      client,
+      dir,
+      objectId,
+      statePath,
+      deviceName: config.deviceName,
+      onEvent,
+      ...(ctx.io.tracing ? { tracing: ctx.io.tracing } : {}),
+      peer: {
+        deviceId: config.deviceId,
+        ...(peer === undefined ? {} : { announce: { endpoints: peer.endpoints, fingerprint: peer.identity.fingerprint } }),
+      },
+    })
+    .catch(async (err: unknown) => {
+      await relay?.close();
+      await peer?.listener.close();
+      throw err;
+    });
+  opened.agent = agent;
+  if (peer !== undefined && !ctx.cmd.json)
+    ctx.io.stderr.write(
+      `serving peers on ${peer.listener.host}:${peer.listener.port}, announced as ${peer.endpoints.join(', ') || 'nothing'}\n`,
+    );
   try {
-    if (ctx.cmd.flags.once === true) {
+    if (once) {
       const report = await agent.syncOnce();
       if (ctx.cmd.json) ctx.io.stdout.write(`${JSON.stringify({ type: 'report', ...report })}\n`);
       else ctx.io.stdout.write(formatReport(report));
@@ -563,6 +599,8 @@ async function sync(ctx: Context): Promise<CliExitCode> {
     if (!ctx.cmd.json) ctx.io.stderr.write('stopped\n');
     return CliExit.ok;
   } finally {
+    await relay?.close();
+    await peer?.listener.close();
     await agent.close();
   }
 }

@@ -132,6 +132,7 @@ describe('status', () => {
     problems: [{ path: 'big.iso', code: 'too_large', message: 'over 5 GiB', since: '2026-01-01T00:00:00.000Z' }],
     conflicts: [{ path: 'c.txt', copy: 'c (conflict from phone 2026-01-01).txt', at: '2026-01-01T00:00:00.000Z' }],
     stopped: null,
+    transfer: { fromPeers: 3, fromRelays: 4, fromCloud: 2, served: 1 },
   };
 
   it('shows pending, problems and conflicts', () => {
@@ -143,6 +144,7 @@ describe('status', () => {
     expect(text).toContain('big.iso (too_large, since 2026-01-01T00:00:00.000Z): over 5 GiB');
     expect(text).toContain('c.txt -> c (conflict from phone 2026-01-01).txt');
     expect(text).not.toContain('STOPPED');
+    expect(text).toContain('bytes: 3 from peers, 4 through relays, 2 from the cloud, 1 served to peers');
   });
 
   it('says why a folder stopped', () => {

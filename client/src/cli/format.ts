@@ -124,5 +124,9 @@ export function formatStatus(status: AgentStatus): string {
   for (const p of status.problems) lines.push(`    ${p.path} (${p.code}, since ${p.since}): ${p.message}`);
   lines.push(`  conflicts: ${status.conflicts.length}`);
   for (const c of status.conflicts.slice(0, 20)) lines.push(`    ${c.path} -> ${c.copy} (${c.at})`);
+  const t = status.transfer;
+  lines.push(
+    `  bytes: ${t.fromPeers} from peers, ${t.fromRelays} through relays, ${t.fromCloud} from the cloud, ${t.served} served to peers`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -1,0 +1,282 @@
+// The requesting side of the peer API (ADR 54, ADR 55): a TLS connection to a peer's listener
+// that is used only once the certificate's sha256 equals the fingerprint the service announced
+// (nothing, the grant included, is sent before), HTTP/2 over it so that many block requests share
+// one connection, and `fetchFromPeers`, which spreads a file's blocks over several peers.
+import { createHash } from 'node:crypto';
+import http2, { type ClientHttp2Session } from 'node:http2';
+import tls from 'node:tls';
+import { peerSessionMemoryMb } from './peer-server.ts';
+
+/** A peer failed: unreachable, the wrong certificate, a refusal, a bad block, too slow. */
+export class PeerError extends Error {
+  readonly status: number | undefined;
+  readonly code: string | undefined;
+
+  constructor(message: string, status?: number, code?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PeerError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** A connection to one peer, its certificate pinned. */
+export class PeerConnection {
+  readonly #session: ClientHttp2Session;
+
+  private constructor(session: ClientHttp2Session) {
+    this.#session = session;
+    session.on('error', () => undefined); // failures surface on the requests
+  }
+
+  /** Connects to `endpoint` (`https://host:port`), checking the certificate against `fingerprint` before anything is sent. */
+  static async connect(
+    endpoint: string,
+    fingerprint: string,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<PeerConnection> {
+    const url = new URL(endpoint);
+    if (url.protocol !== 'https:') throw new PeerError(`${endpoint}: a peer endpoint is https`);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 443);
+    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({
+        host,
+        port,
+        ALPNProtocols: ['h2'],
+        // Self-signed: the pin below is the check, not a chain of issuers.
+        rejectUnauthorized: false,
+        ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
+      });
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        s.destroy();
+        reject(err);
+      };
+      const onAbort = (): void => fail(new PeerError(`${endpoint}: aborted`));
+      const timer = setTimeout(
+        () => fail(new PeerError(`${endpoint}: no TLS connection within ${options.timeoutMs ?? 2000} ms`)),
+        options.timeoutMs ?? 2000,
+      );
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      s.once('error', (err: Error) => fail(new PeerError(`${endpoint}: ${err.message}`, undefined, undefined, { cause: err })));
+      s.once('secureConnect', () => {
+        const cert = s.getPeerX509Certificate();
+        const seen = cert === undefined ? '' : createHash('sha256').update(cert.raw).digest('hex');
+        if (seen !== fingerprint.toLowerCase())
+          return fail(new PeerError(`${endpoint}: the certificate is not the one the device announced`));
+        if (s.alpnProtocol !== 'h2') return fail(new PeerError(`${endpoint}: the peer does not speak HTTP/2`));
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+    });
+    const session = http2.connect(`https://${url.host}`, {
+      createConnection: () => socket,
+      maxSessionMemory: peerSessionMemoryMb,
+      // Windows of a few blocks: the 64 KiB default holds a peer's sending to one round trip in 64 KiB.
+      settings: { initialWindowSize: 4 * 1024 * 1024 },
+    });
+    session.setLocalWindowSize(16 * 1024 * 1024);
+    return new PeerConnection(session);
+  }
+
+  /**
+   * `GET /p2p/v1/blocks/{sha256}` with the grant; the answer must hash to `sha256` and be
+   * `size` bytes. A request with no bytes for `stallMs` fails (a slow peer is dropped).
+   */
+  fetchBlock(sha256: string, size: number, grant: string, options: { stallMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      let req: http2.ClientHttp2Stream;
+      try {
+        req = this.#session.request(
+          { ':method': 'GET', ':path': `/p2p/v1/blocks/${sha256}`, authorization: `Grant ${grant}` },
+          { signal: options.signal },
+        );
+      } catch (err) {
+        reject(new PeerError(`the peer connection is closed`, undefined, undefined, { cause: err }));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let status = 0;
+      req.setTimeout(options.stallMs ?? 5000, () => req.close(http2.constants.NGHTTP2_CANCEL));
+      req.on('response', (headers) => (status = Number(headers[':status'])));
+      req.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        // A peer sending more than the block (or an error) holds is broken: stop reading at once.
+        if (received > (status === 200 ? size : 65_536)) req.close(http2.constants.NGHTTP2_CANCEL);
+        else chunks.push(chunk);
+      });
+      req.on('error', (err: Error) => reject(new PeerError(`block ${sha256}: ${err.message}`, undefined, undefined, { cause: err })));
+      req.on('close', () => {
+        const body = Buffer.concat(chunks);
+        if (status !== 200) {
+          let code: string | undefined;
+          try {
+            code = (JSON.parse(body.toString('utf8')) as { error?: { code?: string } }).error?.code;
+          } catch {
+            code = undefined;
+          }
+          return reject(
+            new PeerError(
+              `block ${sha256}: the peer answered ${status || 'nothing'}${code ? ` (${code})` : ''}`,
+              status || undefined,
+              code,
+            ),
+          );
+        }
+        if (body.length !== size || createHash('sha256').update(body).digest('hex') !== sha256)
+          return reject(new PeerError(`block ${sha256}: the peer's bytes do not hash to the block`));
+        resolve(body);
+      });
+    });
+  }
+
+  /** A GET of the peer API, its whole answer in memory (directory listings, small files, tests). */
+  get(
+    path: string,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = this.#session.request({ ':method': 'GET', ':path': path, ...headers }, { signal });
+      const chunks: Buffer[] = [];
+      let answer: http2.IncomingHttpHeaders = {};
+      req.on('response', (h) => (answer = h));
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('error', (err: Error) => reject(new PeerError(`${path}: ${err.message}`, undefined, undefined, { cause: err })));
+      req.on('close', () => resolve({ status: Number(answer[':status'] ?? 0), headers: answer, body: Buffer.concat(chunks) }));
+    });
+  }
+
+  close(): void {
+    this.#session.close();
+  }
+}
+
+/** A device that holds the file, as `…/sources` names it. */
+export interface PeerSource {
+  deviceId: string;
+  endpoints: string[];
+  fingerprint: string;
+  grant: string;
+}
+
+/** One block of the file, with where it goes. */
+export interface WantedBlock {
+  sha256: string;
+  size: number;
+  offset: number;
+}
+
+export interface FetchFromPeersOptions {
+  blocks: WantedBlock[];
+  peers: PeerSource[];
+  /** Writes a verified block into place. */
+  write(block: WantedBlock, data: Buffer): Promise<void>;
+  signal?: AbortSignal;
+  /** Requests in flight per peer. Default 4. */
+  streamsPerPeer?: number;
+  connectTimeoutMs?: number;
+  stallMs?: number;
+  /** Each block received, by device (progress and the per-source byte counts). */
+  onBlock?: (deviceId: string, bytes: number) => void;
+}
+
+export interface FetchFromPeersResult {
+  /** Blocks that are still to fetch (from the cloud, or later). */
+  left: WantedBlock[];
+  bytesByDevice: Map<string, number>;
+  /** Why each dropped peer was dropped. */
+  dropped: Map<string, string>;
+}
+
+/** The first endpoint of a peer that connects with the announced certificate, or a PeerError. */
+async function connectPeer(peer: PeerSource, timeoutMs: number, signal?: AbortSignal): Promise<PeerConnection> {
+  const errors: string[] = [];
+  for (const endpoint of peer.endpoints) {
+    try {
+      return await PeerConnection.connect(endpoint, peer.fingerprint, { timeoutMs, signal });
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  throw new PeerError(errors.length === 0 ? 'no endpoint announced' : errors.join('; '));
+}
+
+/**
+ * Fetches the blocks from the peers, in parallel: every reachable peer takes blocks from one
+ * queue, `streamsPerPeer` at a time, so a faster peer takes more. A peer that cannot be
+ * connected to (within the connect timeout), answers anything but the block, or stalls is
+ * dropped and its block goes back to the queue for the others. What no peer delivered is
+ * returned in `left`. A block is written only once it hashed right.
+ */
+export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<FetchFromPeersResult> {
+  const queue = [...options.blocks];
+  const bytesByDevice = new Map<string, number>();
+  const dropped = new Map<string, string>();
+  let inFlight = 0;
+  let changed: (() => void) | undefined;
+  const notify = (): void => {
+    const c = changed;
+    changed = undefined;
+    c?.();
+  };
+  const peerRun = async (peer: PeerSource): Promise<void> => {
+    let connection: PeerConnection;
+    try {
+      connection = await connectPeer(peer, options.connectTimeoutMs ?? 2000, options.signal);
+    } catch (err) {
+      dropped.set(peer.deviceId, (err as Error).message);
+      return;
+    }
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (failed || options.signal?.aborted === true) return;
+        const block = queue.shift();
+        if (block === undefined) {
+          // Another peer's block may come back to the queue when that peer fails: wait for it.
+          if (inFlight === 0) return;
+          await new Promise<void>((resolve) => {
+            const prev = changed;
+            changed = () => {
+              prev?.();
+              resolve();
+            };
+          });
+          continue;
+        }
+        inFlight++;
+        try {
+          const data = await connection.fetchBlock(block.sha256, block.size, peer.grant, {
+            stallMs: options.stallMs,
+            signal: options.signal,
+          });
+          await options.write(block, data);
+          bytesByDevice.set(peer.deviceId, (bytesByDevice.get(peer.deviceId) ?? 0) + data.length);
+          options.onBlock?.(peer.deviceId, data.length);
+        } catch (err) {
+          queue.unshift(block);
+          if (!failed) dropped.set(peer.deviceId, (err as Error).message);
+          failed = true;
+          // A local write failure is not the peer's: it ends the whole fetch.
+          if (!(err instanceof PeerError)) throw err;
+        } finally {
+          inFlight--;
+          notify();
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: options.streamsPerPeer ?? 4 }, worker));
+    } finally {
+      connection.close();
+    }
+  };
+  await Promise.all(options.peers.map(peerRun));
+  return { left: queue, bytesByDevice, dropped };
+}

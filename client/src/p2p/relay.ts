@@ -1,0 +1,104 @@
+// The relay client (ADR 52's device half): one outbound WebSocket to the service,
+// `GET /v1/devices/{id}/relay` with the device token, whose binary messages carry one HTTP/2
+// connection in which this device is the server (`http2.performServerHandshake`), serving the
+// same peer API as the TLS listener. It reconnects with backoff when it drops: 1 s doubling to
+// 60 s, jittered, back to 1 s after a connection that opened. Node 24's built-in WebSocket
+// client (undici's) is used, so the agent needs no WebSocket package.
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { Duplex } from 'node:stream';
+import { peerSessionMemoryMb } from './peer-server.ts';
+
+export interface RelayOptions {
+  /** The relay URL: `ws(s)://server/v1/devices/{id}/relay`. */
+  url: string;
+  token: string;
+  handler: { handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void };
+  /** Connected, dropped (with why) — for logs and tests. */
+  onState?: (state: { connected: boolean; reason?: string; retryInMs?: number }) => void;
+}
+
+/** The wait before reconnect attempt `failures` (1-based): 1 s doubling to 60 s, jittered over its upper half. */
+export function relayBackoffMs(failures: number, random: number): number {
+  const exp = Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
+  return Math.round(exp * (0.5 + random * 0.5));
+}
+
+/** Bytes the WebSocket may hold unsent before writes wait (back-pressure onto HTTP/2). */
+const maxBuffered = 4 * 1024 * 1024;
+
+/** A Duplex over a WebSocket's binary messages. */
+function duplexOf(ws: WebSocket): Duplex {
+  const duplex = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      if (ws.readyState !== WebSocket.OPEN) return callback(new Error('the relay connection closed'));
+      ws.send(chunk);
+      if (ws.bufferedAmount < maxBuffered) return callback();
+      const wait = (): void => {
+        if (ws.readyState !== WebSocket.OPEN) callback(new Error('the relay connection closed'));
+        else if (ws.bufferedAmount < maxBuffered) callback();
+        else setTimeout(wait, 5);
+      };
+      setTimeout(wait, 5);
+    },
+    final(callback) {
+      ws.close();
+      callback();
+    },
+    destroy(err, callback) {
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close();
+      callback(err);
+    },
+  });
+  ws.addEventListener('message', (event: MessageEvent) => {
+    if (event.data instanceof ArrayBuffer) duplex.push(Buffer.from(event.data));
+  });
+  ws.addEventListener('close', () => duplex.push(null));
+  return duplex;
+}
+
+/** Keeps the relay connection open until `close` (reconnecting with backoff). */
+export function startRelay(options: RelayOptions): { close(): Promise<void> } {
+  let closed = false;
+  let current: WebSocket | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let loopDone!: () => void;
+  const finished = new Promise<void>((resolve) => (loopDone = resolve));
+
+  const connect = (): void => {
+    if (closed) return loopDone();
+    // Node's (undici's) WebSocket takes request headers in its init object, unlike the browser's.
+    const ws = new WebSocket(options.url, { headers: { authorization: `Bearer ${options.token}` } });
+    ws.binaryType = 'arraybuffer';
+    current = ws;
+    let session: http2.ServerHttp2Session | undefined;
+    ws.addEventListener('open', () => {
+      failures = 0;
+      options.onState?.({ connected: true });
+      session = http2.performServerHandshake(duplexOf(ws), { maxSessionMemory: peerSessionMemoryMb });
+      session.on('stream', (stream, headers) => options.handler.handle(stream, headers));
+      session.on('error', () => ws.close());
+    });
+    ws.addEventListener('close', (event: CloseEvent) => {
+      session?.destroy();
+      current = undefined;
+      if (closed) return loopDone();
+      failures++;
+      const retryInMs = relayBackoffMs(failures, Math.random());
+      options.onState?.({ connected: false, reason: `closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`, retryInMs });
+      timer = setTimeout(connect, retryInMs);
+    });
+    ws.addEventListener('error', () => undefined); // a close event follows
+  };
+  connect();
+  return {
+    async close() {
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (current === undefined) loopDone();
+      else current.close();
+      await finished;
+    },
+  };
+}
