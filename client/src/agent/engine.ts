@@ -1150,19 +1150,17 @@ export class SyncAgent {
   /**
    * Announces this device while `run` runs: its peer endpoints, certificate fingerprint and the
    * cursor it holds the object through, again every third of the presence TTL and after a pass
-   * that moved the cursor; cleared when the loop ends. A server that predates the fingerprint
-   * field refuses the body (400): the announcement goes on without it.
+   * that moved the cursor; cleared when the loop ends.
    */
   async #announcePresence(signal: AbortSignal): Promise<void> {
     const { deviceId, announce } = this.#options.peer!;
-    let withFingerprint = true;
     let failures = 0;
     while (!signal.aborted) {
       const cursor = this.#state.getMeta('heldCursor');
       const body = {
         endpoints: announce!.endpoints,
         holds: cursor === null ? [] : [{ objectId: this.#options.objectId, cursor }],
-        ...(withFingerprint ? { fingerprint: announce!.fingerprint } : {}),
+        fingerprint: announce!.fingerprint,
       };
       let delayMs: number;
       try {
@@ -1171,10 +1169,6 @@ export class SyncAgent {
         delayMs = (answer.ttlSeconds * 1000) / 3;
       } catch (err) {
         if (signal.aborted) break;
-        if (withFingerprint && statusOf(err) === 400) {
-          withFingerprint = false;
-          continue;
-        }
         failures++;
         delayMs = backoffMs(failures, Math.random(), retryAfterOf(err));
       }

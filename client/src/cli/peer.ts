@@ -115,9 +115,7 @@ export function syncPeerHandler(
   content: PeerContent,
   onServed: (bytes: number) => void,
 ): PeerHandler {
-  const keys = fetchedGrantKeys(
-    async () => (await client.raw<{ keys: { kid: string; alg: string; publicKey: string }[] }>('GET', '/v1/grants/keys')).body,
-  );
+  const keys = fetchedGrantKeys(() => client.grantKeys());
   void keys.refresh?.();
   return createPeerHandler({ deviceId, keys, content, onServed });
 }

@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { certificateDer, createPeerIdentity, loadOrCreatePeerIdentity, oid } from './certificate.ts';
-import { grantPublicKey, signGrant, staticGrantKeys, verifyGrant, type GrantPayload } from './grant.ts';
+import { publicKeyFromRaw } from '@meshwork/contract';
+import { signGrant } from '../testing/grants.ts';
+import { fetchedGrantKeys, staticGrantKeys, verifyGrant, type GrantPayload } from './grant.ts';
 
 const service = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -53,9 +55,8 @@ describe('verifyGrant', () => {
 
   it('reads the raw public keys /v1/grants/keys lists and refetches for an unknown kid', async () => {
     const raw = service.publicKey.export({ format: 'jwk' }).x!;
-    const key = grantPublicKey(raw);
+    const key = publicKeyFromRaw(raw);
     let fetched = 0;
-    const { fetchedGrantKeys } = await import('./grant.ts');
     const fetchedKeys = fetchedGrantKeys(() => {
       fetched++;
       return Promise.resolve({ keys: [{ kid: 'k1', alg: 'Ed25519', publicKey: raw }] });

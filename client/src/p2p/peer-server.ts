@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import http2, { type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { GrantRefused, verifyGrant, type GrantKeys } from './grant.ts';
+import { GrantError, verifyGrant, type GrantKeys } from './grant.ts';
 import type { PeerIdentity } from './certificate.ts';
 
 /** One place a block sits in a synced file, with the file's stat when it was synced. */
@@ -89,7 +89,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
     if (!shaPattern.test(sha256)) return answerError(stream, 400, 'invalid_request', 'the block is named by its lowercase hex sha256');
     const grant = await verified(headers);
     if (grant.scope.kind !== 'blocks' || !grant.scope.blocks.includes(sha256))
-      throw new GrantRefused(403, 'forbidden', 'the grant does not cover this block');
+      throw new GrantError('forbidden', 'the grant does not cover this block');
     for (const location of options.content.locateBlock(grant.scope.objectId, sha256)) {
       const data = await readVerifiedBlock(location, sha256);
       if (data === undefined) continue;
@@ -111,7 +111,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
   /** `GET /p2p/v1/files/` (the objects the grant covers) and `GET /p2p/v1/files/{objectId}/{path…}` (a directory listing or a file, with Range). */
   async function files(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rest: string): Promise<void> {
     const grant = await verified(headers);
-    if (grant.scope.kind !== 'remote') throw new GrantRefused(403, 'forbidden', 'the grant is not for remote access');
+    if (grant.scope.kind !== 'remote') throw new GrantError('forbidden', 'the grant is not for remote access');
     const allowed = grant.scope.objects;
     const folders = options.content.folders?.() ?? [];
     let segments: string[];
@@ -130,7 +130,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
       return answerJson(stream, { objects });
     }
     const [objectId, ...path] = segments as [string, ...string[]];
-    if (!Object.hasOwn(allowed, objectId)) throw new GrantRefused(403, 'forbidden', 'the grant does not cover this object');
+    if (!Object.hasOwn(allowed, objectId)) throw new GrantError('forbidden', 'the grant does not cover this object');
     const folder = folders.find((f) => f.objectId === objectId);
     if (folder === undefined) return answerError(stream, 404, 'not_found', 'this device does not sync that object');
     const abs = join(folder.dir, ...path);
@@ -193,7 +193,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
     active++;
     (match !== null ? blocks(stream, headers, match[1]!) : files(stream, headers, filesMatch![1] ?? ''))
       .catch((err: unknown) => {
-        if (err instanceof GrantRefused) answerError(stream, err.status, err.code, err.message);
+        if (err instanceof GrantError) answerError(stream, err.status, err.code, err.message);
         else answerError(stream, 503, 'unavailable', 'the content could not be read');
       })
       .finally(() => active--);

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPeerIdentity } from './certificate.ts';
-import { signGrant, staticGrantKeys, type GrantPayload } from './grant.ts';
+import { signGrant } from '../testing/grants.ts';
+import { staticGrantKeys, type GrantPayload } from './grant.ts';
 import { PeerConnection, fetchFromPeers, type WantedBlock } from './peer-client.ts';
 import { createPeerHandler, startPeerListener, type BlockLocation, type PeerListener } from './peer-server.ts';
 
@@ -156,9 +157,9 @@ describe('the peer listener and fetchFromPeers', () => {
   });
 
   it.each([
-    ['no grant', undefined, 401, 'unauthorized'],
-    ['a forged grant', 'forged', 401, 'unauthorized'],
-    ['an expired grant', 'expired', 401, 'unauthorized'],
+    ['no grant', undefined, 401, 'unauthenticated'],
+    ['a forged grant', 'forged', 401, 'unauthenticated'],
+    ['an expired grant', 'expired', 401, 'unauthenticated'],
     ['another device’s grant', 'other', 403, 'forbidden'],
     ['a grant for other blocks', 'scope', 403, 'forbidden'],
   ])('refuses a request with %s', async (_, kind, status, code) => {

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../e2e/harness/wait.ts';
-import { signGrant, staticGrantKeys } from './grant.ts';
+import { signGrant } from '../testing/grants.ts';
+import { staticGrantKeys } from './grant.ts';
 import { createPeerHandler } from './peer-server.ts';
 import { relayBackoffMs, startRelay } from './relay.ts';
 
