@@ -225,4 +225,25 @@ describe('AdaptiveConcurrencyLimit', () => {
     expect(Math.min(...limits)).toBeLessThan(32);
     expect(limits.at(-1)).toBe(32);
   });
+
+  it.each([
+    { utilization: 0.3, grows: true },
+    { utilization: 0.69, grows: true },
+    { utilization: 0.7, grows: false },
+    { utilization: 0.95, grows: false },
+  ])(
+    'with the thread busy $utilization of the time, a full window three times slower grows the limit: $grows',
+    ({ utilization, grows }) => {
+      let busy = 1;
+      const limiter = new AdaptiveConcurrencyLimit({ ...base, utilization: () => busy }, 0);
+      const t = drive(limiter, 0, 100, 32, 1);
+      const before = limiter.limit;
+      busy = utilization;
+      // Every place taken, three times the no-load latency: waits on a store with the thread
+      // idle, or this process's own queue with the thread busy.
+      drive(limiter, t, 34, 40, 3);
+      if (grows) expect(limiter.limit).toBe(Math.floor(before + Math.sqrt(before)));
+      else expect(limiter.limit).toBeLessThan(before);
+    },
+  );
 });

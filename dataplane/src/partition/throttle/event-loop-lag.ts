@@ -27,6 +27,8 @@ export class EventLoopLagMonitor {
   #lastCheck = 0;
   #lagMs = 0;
   #previousLagMs = 0;
+  #threadCpu: NodeJS.CpuUsage | undefined;
+  #utilization = 1;
 
   constructor(thresholdMs: number, options: { intervalMs?: number; resolutionMs?: number } = {}) {
     this.thresholdMs = thresholdMs;
@@ -37,6 +39,16 @@ export class EventLoopLagMonitor {
   /** The lag measured over the last interval (half a second by default), in ms. */
   get lagMs(): number {
     return this.#lagMs;
+  }
+
+  /**
+   * The CPU time of the event loop's thread over the last interval, as a share of the
+   * interval (`process.threadCpuUsage`): how busy the process kept itself, which a process
+   * starved by its neighbours or its CPU limit is not (the lag above sees that). 1 until the
+   * first interval ends, and while stopped.
+   */
+  get utilization(): number {
+    return this.#utilization;
   }
 
   /** Whether new work should be refused now. */
@@ -50,6 +62,7 @@ export class EventLoopLagMonitor {
     this.#histogram = monitorEventLoopDelay({ resolution: this.#resolutionMs });
     this.#histogram.enable();
     this.#lastCheck = performance.now();
+    this.#threadCpu = process.threadCpuUsage();
     this.#timer = setInterval(() => this.#check(), this.#intervalMs);
     this.#timer.unref();
   }
@@ -62,14 +75,23 @@ export class EventLoopLagMonitor {
     this.#histogram = undefined;
     this.#lagMs = 0;
     this.#previousLagMs = 0;
+    this.#threadCpu = undefined;
+    this.#utilization = 1;
   }
 
   #check(): void {
     const histogram = this.#histogram!;
     const now = performance.now();
-    this.record(intervalLagMs(histogram.percentile(50), histogram.count, this.#resolutionMs, now - this.#lastCheck - this.#intervalMs));
+    const elapsedMs = now - this.#lastCheck;
+    this.record(intervalLagMs(histogram.percentile(50), histogram.count, this.#resolutionMs, elapsedMs - this.#intervalMs));
     this.#lastCheck = now;
     histogram.reset();
+    const cpu = process.threadCpuUsage();
+    if (this.#threadCpu !== undefined && elapsedMs > 0) {
+      const usedMs = (cpu.user - this.#threadCpu.user + cpu.system - this.#threadCpu.system) / 1000;
+      this.#utilization = Math.min(1, usedMs / elapsedMs);
+    }
+    this.#threadCpu = cpu;
   }
 
   /** Sets the lag of the interval just ended (what the timer does; tests call it directly). */
