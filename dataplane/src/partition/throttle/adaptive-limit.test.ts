@@ -228,11 +228,11 @@ describe('AdaptiveConcurrencyLimit', () => {
 
   it.each([
     { utilization: 0.3, grows: true },
-    { utilization: 0.69, grows: true },
-    { utilization: 0.7, grows: false },
-    { utilization: 0.95, grows: false },
+    { utilization: 0.89, grows: true },
+    { utilization: 0.9, grows: false },
+    { utilization: 1, grows: false },
   ])(
-    'with the thread busy $utilization of the time, a full window three times slower grows the limit: $grows',
+    'with the event loop busy $utilization of the time, a full window three times slower grows the limit: $grows',
     ({ utilization, grows }) => {
       let busy = 1;
       const limiter = new AdaptiveConcurrencyLimit({ ...base, utilization: () => busy }, 0);

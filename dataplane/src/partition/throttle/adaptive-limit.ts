@@ -15,11 +15,10 @@
 //   per window. A window that used under half of the limit neither shrinks it (the limit was
 //   not what made it slow) nor grows it beyond `initial` (growth must be earned); it only
 //   brings a limit that a burst shrank back up to `initial` (ADR 59).
-// - The gradient counts only while the process keeps its event loop's thread busy (its CPU
-//   time at least `busyUtilization`, 0.7, of wall time): with time to spare, a slow window is
-//   waits (a store, a pause, a burst admitted at once after one, a process starved by its
-//   neighbours, which the event-loop lag shedder sees), and a window that used half the limit
-//   grows it (ADR 59).
+// - The gradient counts only while the event loop is busy (`utilization`, its utilization over
+//   the last 2 s, at least `busyUtilization`, 0.9): with time to spare, a slow window is waits
+//   (a store, a pause, a burst admitted at once after one), and a window that used half the
+//   limit grows it (ADR 59).
 // - Over the limit a request is refused at once (no queue: see ADR 7).
 //
 // Time is passed in (milliseconds, monotonic), so the limiter is a pure state machine.
@@ -44,9 +43,9 @@ export interface AdaptiveLimitOptions {
   /** Uniform in [0, 1), for probe jitter. */
   random?: () => number;
   /**
-   * How busy the process kept its event loop's thread lately: its CPU time as a share of
-   * wall time (0 to 1); 1 when absent. Below `busyUtilization` a window's latency is not
-   * taken as this process's overload.
+   * How busy the process's event loop was lately: the share of time it ran rather than waited
+   * for I/O (0 to 1); 1 when absent. Below `busyUtilization` a window's latency is not taken
+   * as this process's overload.
    */
   utilization?: () => number;
   busyUtilization?: number;
@@ -110,7 +109,7 @@ export class AdaptiveConcurrencyLimit {
     this.#probeAtMinMs = options.probeAtMinMs ?? 2000;
     this.#random = options.random ?? Math.random;
     this.#utilization = options.utilization ?? (() => 1);
-    this.#busyUtilization = options.busyUtilization ?? 0.7;
+    this.#busyUtilization = options.busyUtilization ?? 0.9;
     this.#windowStart = now;
     this.#nextProbeAt = now + this.#jittered(this.#probeIntervalMs);
   }
@@ -180,8 +179,8 @@ export class AdaptiveConcurrencyLimit {
       this.#noLoadRtt = rtt;
     }
     // A floor on the latency compared, so that sub-millisecond noise does not swing the gradient.
-    // While the process's thread has CPU to spare, latency that rose came from waits (a store,
-    // a pause), not from this process's queue, and refusing work would not bring it down (ADR 59).
+    // While the event loop has time to spare, latency that rose came from waits (a store, a
+    // pause), not from this process's queue, and refusing work would not bring it down (ADR 59).
     const busy = this.#utilization() >= this.#busyUtilization;
     const gradient = busy ? Math.min(1, Math.max(0.5, (this.#tolerance * Math.max(this.#noLoadRtt, 0.05)) / Math.max(rtt, 0.05))) : 1;
     // A window that used under half the limit says nothing about the limit (Netflix's Gradient2

@@ -1,7 +1,11 @@
 // Event-loop lag, the backstop of the dynamic limits: when the loop itself runs late (CPU
 // starved, long synchronous work, GC), latency measured per request no longer sees the
 // queue in front of it, and the only safe move is to stop taking new work until it recovers.
-import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type ELDHistogram, type EventLoopUtilization } from 'node:perf_hooks';
+
+// Intervals the utilization is averaged over: two seconds at the default half second, so that
+// the catching up after one pause does not read as a busy process, and an overload does.
+const utilizationIntervals = 4;
 
 /**
  * The lag of one interval in ms: the median timer delay beyond the sampling resolution (a
@@ -27,8 +31,8 @@ export class EventLoopLagMonitor {
   #lastCheck = 0;
   #lagMs = 0;
   #previousLagMs = 0;
-  #threadCpu: NodeJS.CpuUsage | undefined;
-  #utilization = 1;
+  #elu: EventLoopUtilization | undefined;
+  #utilizations: number[] = [];
 
   constructor(thresholdMs: number, options: { intervalMs?: number; resolutionMs?: number } = {}) {
     this.thresholdMs = thresholdMs;
@@ -42,13 +46,13 @@ export class EventLoopLagMonitor {
   }
 
   /**
-   * The CPU time of the event loop's thread over the last interval, as a share of the
-   * interval (`process.threadCpuUsage`): how busy the process kept itself, which a process
-   * starved by its neighbours or its CPU limit is not (the lag above sees that). 1 until the
+   * The share of the last two seconds the event loop spent running rather than waiting for
+   * I/O (`performance.eventLoopUtilization`, averaged over the last 4 intervals); 1 until the
    * first interval ends, and while stopped.
    */
   get utilization(): number {
-    return this.#utilization;
+    const recent = this.#utilizations;
+    return recent.length === 0 ? 1 : recent.reduce((a, b) => a + b, 0) / recent.length;
   }
 
   /** Whether new work should be refused now. */
@@ -62,7 +66,7 @@ export class EventLoopLagMonitor {
     this.#histogram = monitorEventLoopDelay({ resolution: this.#resolutionMs });
     this.#histogram.enable();
     this.#lastCheck = performance.now();
-    this.#threadCpu = process.threadCpuUsage();
+    this.#elu = performance.eventLoopUtilization();
     this.#timer = setInterval(() => this.#check(), this.#intervalMs);
     this.#timer.unref();
   }
@@ -75,23 +79,25 @@ export class EventLoopLagMonitor {
     this.#histogram = undefined;
     this.#lagMs = 0;
     this.#previousLagMs = 0;
-    this.#threadCpu = undefined;
-    this.#utilization = 1;
+    this.#elu = undefined;
+    this.#utilizations = [];
   }
 
   #check(): void {
     const histogram = this.#histogram!;
     const now = performance.now();
-    const elapsedMs = now - this.#lastCheck;
-    this.record(intervalLagMs(histogram.percentile(50), histogram.count, this.#resolutionMs, elapsedMs - this.#intervalMs));
+    this.record(intervalLagMs(histogram.percentile(50), histogram.count, this.#resolutionMs, now - this.#lastCheck - this.#intervalMs));
     this.#lastCheck = now;
     histogram.reset();
-    const cpu = process.threadCpuUsage();
-    if (this.#threadCpu !== undefined && elapsedMs > 0) {
-      const usedMs = (cpu.user - this.#threadCpu.user + cpu.system - this.#threadCpu.system) / 1000;
-      this.#utilization = Math.min(1, usedMs / elapsedMs);
-    }
-    this.#threadCpu = cpu;
+    const elu = performance.eventLoopUtilization();
+    if (this.#elu !== undefined) this.recordUtilization(performance.eventLoopUtilization(elu, this.#elu).utilization);
+    this.#elu = elu;
+  }
+
+  /** Adds the event loop's utilization of the interval just ended (what the timer does; tests call it directly). */
+  recordUtilization(utilization: number): void {
+    this.#utilizations.push(utilization);
+    if (this.#utilizations.length > utilizationIntervals) this.#utilizations.shift();
   }
 
   /** Sets the lag of the interval just ended (what the timer does; tests call it directly). */
