@@ -6,9 +6,11 @@
 // percent-decode is 400 before routing, a known path under another method is 405 with Allow,
 // and what a client still sends of a refused body is drained, bounded, before the connection
 // is closed (RFC 9112 §9.6), so that the client reads the answer instead of a reset.
+// `GET /v1/notifications` is answered before express's router, through the same middleware,
+// hooks and error answers: a waiting poll then keeps no router state (ADR 60).
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { ApiError, type ApiError as CatalogueError } from '@meshwork/contract';
 import type { VolumeFaultError } from '../health/volumes.ts';
 import type { OwnershipLostError } from '../stores/metadata-store.ts';
@@ -76,13 +78,29 @@ export interface AppHooks {
   onVolumeFault(fault: VolumeFaultError): void;
 }
 
+// `GET /v1/notifications` as express's router matches it: any case, one optional trailing slash.
+const notificationsPath = /^\/v1\/notifications\/?$/i;
+// The route the request telemetry labels it with, as the router would have set it.
+const notificationsRoute = Object.freeze({ path: '/v1/notifications' });
+
+/** The path of a request target, as express reads it: before any query or fragment. */
+function pathOf(url: string): string {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}
+
+/** Whether a request goes to the notification long poll's own dispatch rather than the router. */
+export function isNotificationPoll(method: string | undefined, url: string): boolean {
+  return method === 'GET' && notificationsPath.test(pathOf(url));
+}
+
 function sendError(res: Response, error: CatalogueError): void {
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
   res.status(error.status).json(error.toJSON());
 }
 
-/** Builds the express app of the partition role. */
-export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): express.Express {
+/** Builds the request listener of the partition role: its express app, and the long poll's dispatch in front of it. */
+export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -100,8 +118,10 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     access,
   });
 
-  app.use(requestTelemetry(ctx));
-  app.use(drainGate(ctx.health));
+  const telemetry = requestTelemetry(ctx);
+  const drain = drainGate(ctx.health);
+  app.use(telemetry);
+  app.use(drain);
   app.use((req, _res, next) => {
     checkPercentEncoding(req.path);
     next();
@@ -126,8 +146,9 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
   app.use(presenceRoutes(routeHooks, { metadata, presence, grants: ctx.grants }, json));
   app.use(remoteRoutes(routeHooks, { metadata, access, grants: ctx.grants, relay: ctx.relay, logger }));
   app.use(contentRoutes(routeHooks, { blocks, metadata, logger, possession: ctx.possession, quotas: ctx.quotas }, json));
-  // On the app, not in a Router: a waiting poll keeps its router chain alive, and each level costs memory per poll.
-  app.get('/v1/notifications', notificationHandler(routeHooks, longPolls));
+  // GET is answered before the router (below); the route stays for HEAD and the 405's list of methods.
+  const notifications = notificationHandler(routeHooks, longPolls);
+  app.get('/v1/notifications', notifications);
 
   // Built on the first request that matched no route, once every route is in place.
   let routes: AllowedRoute[] | undefined;
@@ -142,11 +163,7 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     sendError(res, new ApiError('not_found', `no route for ${req.method} ${req.path}`));
   });
 
-  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) {
-      next(err);
-      return;
-    }
+  const answerFailure = (err: unknown, req: Request, res: Response): void => {
     const failure = classifyFailure(err, maxJsonBytes);
     if (failure.kind === 'store') logger.error({ err, method: req.method, path: req.path }, 'Failed to reach a store');
     else if (failure.kind === 'internal')
@@ -154,7 +171,58 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): expr
     sendError(res, failure.error);
     drainRefusedBody(req);
     if (failure.kind === 'ownership_lost') hooks.onOwnershipLost(err as OwnershipLostError);
+  };
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    answerFailure(err, req, res);
   });
 
-  return app;
+  // A waiting poll keeps what its request holds. Through the router that is the router's
+  // next() closures, req.params, req.next and the parsed URL (about 1 KB a poll); here it is
+  // the request and response express would have set up, and one small closure.
+  const serveNotifications = (incoming: IncomingMessage, outgoing: ServerResponse): void => {
+    const req = incoming as Request;
+    const res = outgoing as Response;
+    // What express's app.handle does before routing (express/lib/application.js) ...
+    req.res = res;
+    res.req = req;
+    Object.setPrototypeOf(req, app.request);
+    Object.setPrototypeOf(res, app.response);
+    res.locals ??= Object.create(null) as Response['locals'];
+    // ... and what routing would have set: the route the telemetry labels the request with.
+    req.route = notificationsRoute;
+    req.baseUrl = '';
+    // Express's next() for the last handler of the last route: an error is answered as the
+    // error handler above answers it (after the headers went out, the connection is cut, as
+    // express's final handler does); without one, the request matched nothing after all.
+    const next = (err?: unknown): void => {
+      if (res.headersSent) {
+        if (err !== undefined) req.socket.destroy();
+        return;
+      }
+      answerFailure(err ?? new ApiError('not_found', `no route for ${req.method} ${req.path}`), req, res);
+    };
+    try {
+      telemetry(req, res, () => {
+        drain(req, res, () => {
+          try {
+            checkPercentEncoding(pathOf(req.url));
+            void Promise.resolve(notifications(req, res, next)).catch(next);
+          } catch (err) {
+            next(err);
+          }
+        });
+      });
+    } catch (err) {
+      next(err);
+    }
+  };
+
+  return (req, res) => {
+    if (isNotificationPoll(req.method, req.url ?? '/')) serveNotifications(req, res);
+    else app(req, res);
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkPercentEncoding, pageLimit } from './request-params.ts';
+import { checkPercentEncoding, pageLimit, queryOf, queryValue } from './request-params.ts';
 
 describe('checkPercentEncoding', () => {
   it.each([
@@ -26,5 +26,25 @@ describe('pageLimit', () => {
     [undefined, {}, 1000],
   ])('limit %j with token %j: %i', (value, token, expected) => {
     expect(pageLimit(value, token)).toBe(expected);
+  });
+});
+
+describe('queryOf', () => {
+  it.each([
+    ['/v1/notifications', {}],
+    ['/v1/notifications?', {}],
+    ['/v1/notifications?cursor=12&wait=30', { cursor: '12', wait: '30' }],
+    ['/v1/notifications?cursor=1&cursor=2', { cursor: ['1', '2'] }],
+    ['/v1/notifications?wait=5#cursor=9', { wait: '5' }],
+    ['/v1/notifications#x?wait=5', {}],
+    ['/v1/notifications?cursor=a%20b&wait', { cursor: 'a b', wait: '' }],
+  ])('reads %s as express reads its query', (url, expected) => {
+    expect({ ...queryOf(url) }).toEqual(expected);
+  });
+
+  it('refuses a parameter given twice, naming it', () => {
+    expect(() => queryValue(queryOf('/v1/notifications?cursor=1&cursor=2'), 'cursor')).toThrow(/cursor: must be given once/);
+    expect(queryValue(queryOf('/v1/notifications?cursor=1'), 'cursor')).toBe('1');
+    expect(queryValue(queryOf('/v1/notifications'), 'cursor')).toBeUndefined();
   });
 });

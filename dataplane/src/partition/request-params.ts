@@ -1,6 +1,7 @@
 // Parsing of URL parts shared by several route files: the percent-encoding of the whole path,
 // an entry path from a `*path` wildcard, a page size, a query parameter given once. Route files import these, never each other.
 import type { Request } from 'express';
+import { parse as parseQueryString, type ParsedUrlQuery } from 'node:querystring';
 import { ApiError } from '@meshwork/contract';
 import { normalizeEntryPath } from '../paths.ts';
 import { invalidRequest } from './errors.ts';
@@ -32,7 +33,24 @@ export function pageLimit(value: unknown, token: { limit?: number } | undefined)
 
 /** A query parameter that may be given at most once. */
 export function queryString(req: Request, name: string): string | undefined {
-  const value = req.query[name];
+  return queryValue(req.query, name);
+}
+
+/**
+ * The query of a request target as express reads it with the app's 'simple' parser
+ * (node:querystring, the part after `?` and before any `#`), without the parsed URL that
+ * `req.query` leaves on the request: a waiting long poll should not keep one.
+ */
+export function queryOf(url: string): ParsedUrlQuery {
+  const hash = url.indexOf('#');
+  const target = hash === -1 ? url : url.slice(0, hash);
+  const start = target.indexOf('?');
+  return parseQueryString(start === -1 ? '' : target.slice(start + 1));
+}
+
+/** A parameter of a parsed query that may be given at most once. */
+export function queryValue(query: Request['query'] | ParsedUrlQuery, name: string): string | undefined {
+  const value = query[name];
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw invalidRequest(name, `${name}: must be given once`);
   return value;

@@ -5,7 +5,7 @@ import { parseCursor } from '../../cursor.ts';
 import { modifierOf, type RouteHooks } from '../hooks.ts';
 import { defaultNotificationWaitSeconds, type LongPolls } from '../long-poll/long-polls.ts';
 import { parseWaitSeconds } from '../long-poll/params.ts';
-import { queryString } from '../request-params.ts';
+import { queryOf, queryValue } from '../request-params.ts';
 
 /** The handler of `GET /v1/notifications`. */
 export function notificationHandler(hooks: RouteHooks, longPolls: Pick<LongPolls, 'notifications'>): RequestHandler {
@@ -14,9 +14,11 @@ export function notificationHandler(hooks: RouteHooks, longPolls: Pick<LongPolls
       principal: 'member',
       slot: 'caller',
       parse: (req) => {
-        const cursorText = queryString(req, 'cursor');
+        // Parsed from the URL here, not through req.query, which would leave a parsed URL on the waiting request.
+        const query = queryOf(req.url);
+        const cursorText = queryValue(query, 'cursor');
         // No cursor: the live objects of the user at once, whatever `wait` says (validated all the same).
-        const wait = parseWaitSeconds(req.query.wait, defaultNotificationWaitSeconds);
+        const wait = parseWaitSeconds(query.wait, defaultNotificationWaitSeconds);
         return { cursor: cursorText === undefined ? undefined : parseCursor(cursorText), wait };
       },
     },

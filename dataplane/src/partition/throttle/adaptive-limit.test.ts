@@ -150,4 +150,100 @@ describe('AdaptiveConcurrencyLimit', () => {
     // At least 90 % of the throughput an ideal limit of `knee` would give (knee per ms).
     expect(served / 60_000).toBeGreaterThan(0.9 * knee);
   });
+
+  it('keeps its limit when a lightly used window is slow: the limit was not what made it slow', () => {
+    const limiter = new AdaptiveConcurrencyLimit(base, 0);
+    // Busy windows, then quiet ones; then ten at a time (under half the limit), ten times
+    // slower: a slow store or a collection.
+    const t = drive(limiter, drive(limiter, 0, 100, 32, 1), 200, 10, 1);
+    const limit = limiter.limit;
+    drive(limiter, t, 100, 10, 10);
+    expect(limiter.noLoadRtt).toBe(1);
+    expect(limiter.limit).toBe(limit);
+  });
+
+  it('brings a limit that a burst shrank back up to its initial value in quiet windows, and no further', () => {
+    const limiter = new AdaptiveConcurrencyLimit(base, 0);
+    let t = drive(limiter, 0, 100, 4, 1);
+    expect(limiter.limit).toBe(32);
+    // A burst that fills the limit at ten times the latency: it shrinks, as under overload.
+    t = drive(limiter, t, 10, 40, 10);
+    expect(limiter.limit).toBeLessThan(32);
+    // Then quiet again: two at a time, at no-load latency.
+    const seen: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      t = drive(limiter, t, 50, 2, 1);
+      seen.push(limiter.limit);
+    }
+    expect(seen.at(-1)).toBe(32);
+    expect(Math.max(...seen)).toBe(32);
+  });
+
+  it('lets a window of a handful of samples decide nothing', () => {
+    const limiter = new AdaptiveConcurrencyLimit({ ...base, initial: 8, max: 8, maxWindowMs: 1000 }, 0);
+    // Busy windows at no load, then one at a time until a window has just closed.
+    let t = drive(limiter, drive(limiter, 0, 100, 8, 1), 100, 1, 1);
+    expect(limiter.limit).toBe(8);
+    // Four slow requests at half the limit, and the window closes on its age.
+    const tickets = Array.from({ length: 4 }, () => limiter.tryAcquire(t)!);
+    t += 1500;
+    for (const ticket of tickets) limiter.release(ticket, t, true);
+    expect(limiter.limit).toBe(8);
+  });
+
+  it('serves a light, bursty load with mixed latencies and pauses without refusing it', () => {
+    // The capacity bench's shape at 10,000 devices: about 170 requests a second, a third of
+    // them four times slower than the rest (commits beside reads), and a 100 ms pause every
+    // 2 s (a collection, a wave of answered long polls) during which nothing finishes.
+    const limiter = new AdaptiveConcurrencyLimit({ ...base, initial: 32 }, 0);
+    let seed = 1;
+    const random = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const running: { ticket: Ticket; done: number }[] = [];
+    let refused = 0;
+    let offered = 0;
+    const limits: number[] = [];
+    for (let t = 0; t < 120_000; t += 1) {
+      const paused = t % 2000 < 100;
+      for (let i = running.length - 1; i >= 0; i--) {
+        if (!paused && running[i]!.done <= t) {
+          limiter.release(running[i]!.ticket, t, true);
+          running.splice(i, 1);
+        }
+      }
+      if (random() < 0.17) {
+        offered++;
+        const ticket = limiter.tryAcquire(t);
+        if (ticket) running.push({ ticket, done: t + (random() < 0.33 ? 8 : 2) });
+        else refused++;
+      }
+      if (t % 100 === 0) limits.push(limiter.limit);
+    }
+    expect(offered).toBeGreaterThan(19_000);
+    expect(refused).toBe(0);
+    // Each pause shrinks the limit (it cannot tell a pause from overload), and the quiet
+    // windows after it bring it back.
+    expect(Math.min(...limits)).toBeLessThan(32);
+    expect(limits.at(-1)).toBe(32);
+  });
+
+  it.each([
+    { utilization: 0.3, grows: true },
+    { utilization: 0.89, grows: true },
+    { utilization: 0.9, grows: false },
+    { utilization: 1, grows: false },
+  ])(
+    'with the event loop busy $utilization of the time, a full window three times slower grows the limit: $grows',
+    ({ utilization, grows }) => {
+      let busy = 1;
+      const limiter = new AdaptiveConcurrencyLimit({ ...base, utilization: () => busy }, 0);
+      const t = drive(limiter, 0, 100, 32, 1);
+      const before = limiter.limit;
+      busy = utilization;
+      // Every place taken, three times the no-load latency: waits on a store with the thread
+      // idle, or this process's own queue with the thread busy.
+      drive(limiter, t, 34, 40, 3);
+      if (grows) expect(limiter.limit).toBe(Math.floor(before + Math.sqrt(before)));
+      else expect(limiter.limit).toBeLessThan(before);
+    },
+  );
 });

@@ -11,8 +11,14 @@
 //   instead of ratcheting down.
 // - At the end of each window: gradient = clamp(tolerance × noLoad / latency, 0.5, 1), and
 //   limit = limit × gradient + √limit. While latency stays within `tolerance` of no load the
-//   limit grows by √limit per window (not while the window used under half of it: growth
-//   must be earned); when latency rises the limit shrinks, at most halving per window.
+//   limit grows by √limit per window; when latency rises the limit shrinks, at most halving
+//   per window. A window that used under half of the limit neither shrinks it (the limit was
+//   not what made it slow) nor grows it beyond `initial` (growth must be earned); it only
+//   brings a limit that a burst shrank back up to `initial` (ADR 59).
+// - The gradient counts only while the event loop is busy (`utilization`, its utilization over
+//   the last 2 s, at least `busyUtilization`, 0.9): with time to spare, a slow window is waits
+//   (a store, a pause, a burst admitted at once after one), and a window that used half the
+//   limit grows it (ADR 59).
 // - Over the limit a request is refused at once (no queue: see ADR 7).
 //
 // Time is passed in (milliseconds, monotonic), so the limiter is a pure state machine.
@@ -36,6 +42,13 @@ export interface AdaptiveLimitOptions {
   probeAtMinMs?: number;
   /** Uniform in [0, 1), for probe jitter. */
   random?: () => number;
+  /**
+   * How busy the process's event loop was lately: the share of time it ran rather than waited
+   * for I/O (0 to 1); 1 when absent. Below `busyUtilization` a window's latency is not taken
+   * as this process's overload.
+   */
+  utilization?: () => number;
+  busyUtilization?: number;
 }
 
 /** An admitted request's place under the limit. */
@@ -67,6 +80,9 @@ export class AdaptiveConcurrencyLimit {
   readonly #probeTimeoutMs: number;
   readonly #probeAtMinMs: number;
   readonly #random: () => number;
+  readonly #utilization: () => number;
+  readonly #busyUtilization: number;
+  readonly #initial: number;
   #limit: number;
   #inflight = 0;
   #noLoadRtt: number | undefined;
@@ -82,6 +98,7 @@ export class AdaptiveConcurrencyLimit {
     this.min = options.min;
     this.max = options.max;
     this.#limit = Math.min(options.max, Math.max(options.min, options.initial ?? 32));
+    this.#initial = this.#limit;
     this.#tolerance = options.tolerance ?? 1.5;
     this.#windowMs = options.windowMs ?? 100;
     this.#minWindowSamples = options.minWindowSamples ?? 20;
@@ -91,6 +108,8 @@ export class AdaptiveConcurrencyLimit {
     this.#probeTimeoutMs = options.probeTimeoutMs ?? 1000;
     this.#probeAtMinMs = options.probeAtMinMs ?? 2000;
     this.#random = options.random ?? Math.random;
+    this.#utilization = options.utilization ?? (() => 1);
+    this.#busyUtilization = options.busyUtilization ?? 0.9;
     this.#windowStart = now;
     this.#nextProbeAt = now + this.#jittered(this.#probeIntervalMs);
   }
@@ -160,10 +179,23 @@ export class AdaptiveConcurrencyLimit {
       this.#noLoadRtt = rtt;
     }
     // A floor on the latency compared, so that sub-millisecond noise does not swing the gradient.
-    const gradient = Math.min(1, Math.max(0.5, (this.#tolerance * Math.max(this.#noLoadRtt, 0.05)) / Math.max(rtt, 0.05)));
+    // While the event loop has time to spare, latency that rose came from waits (a store, a
+    // pause), not from this process's queue, and refusing work would not bring it down (ADR 59).
+    const busy = this.#utilization() >= this.#busyUtilization;
+    const gradient = busy ? Math.min(1, Math.max(0.5, (this.#tolerance * Math.max(this.#noLoadRtt, 0.05)) / Math.max(rtt, 0.05))) : 1;
+    // A window that used under half the limit says nothing about the limit (Netflix's Gradient2
+    // holds it there too): its latency rose for reasons no refusal would help (a garbage
+    // collection, a slow store, a mix of heavier requests), and shrinking on it ratcheted the
+    // limit down on a lightly loaded process until ordinary bursts met it (ADR 59). Such a
+    // window may only bring a limit that an earlier burst shrank back up to `initial`; growth
+    // beyond that must be earned by a busy window. A window of a handful of samples decides nothing.
     const appLimited = this.#windowPeak < this.#limit / 2;
-    if (!(gradient >= 1 && appLimited)) {
-      this.#limit = Math.min(this.max, Math.max(this.min, this.#limit * gradient + Math.sqrt(this.#limit)));
+    const decisive = this.#samples.length >= minProbeSamples;
+    const grow = gradient >= 1 && (!appLimited || this.#limit < this.#initial);
+    if (decisive && (grow || (gradient < 1 && !appLimited))) {
+      const next = this.#limit * gradient + Math.sqrt(this.#limit);
+      const ceiling = appLimited ? this.#initial : this.max;
+      this.#limit = Math.min(this.max, ceiling, Math.max(this.min, next));
     }
     if (this.#limit <= this.min) this.#nextProbeAt = Math.min(this.#nextProbeAt, now + this.#probeAtMinMs);
     this.#startWindow(now);

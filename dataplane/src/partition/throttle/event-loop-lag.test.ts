@@ -51,3 +51,12 @@ describe('EventLoopLagMonitor', () => {
     expect(monitor.shedding).toBe(false);
   });
 });
+
+describe('EventLoopLagMonitor utilization', () => {
+  it('is 1 before any interval, then the mean of the last four intervals', () => {
+    const monitor = new EventLoopLagMonitor(100);
+    expect(monitor.utilization).toBe(1);
+    for (const u of [1, 1, 1, 1, 0.2, 0.2]) monitor.recordUtilization(u);
+    expect(monitor.utilization).toBeCloseTo(0.6);
+  });
+});

@@ -1,7 +1,11 @@
 // Event-loop lag, the backstop of the dynamic limits: when the loop itself runs late (CPU
 // starved, long synchronous work, GC), latency measured per request no longer sees the
 // queue in front of it, and the only safe move is to stop taking new work until it recovers.
-import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type ELDHistogram, type EventLoopUtilization } from 'node:perf_hooks';
+
+// Intervals the utilization is averaged over: two seconds at the default half second, so that
+// the catching up after one pause does not read as a busy process, and an overload does.
+const utilizationIntervals = 4;
 
 /**
  * The lag of one interval in ms: the median timer delay beyond the sampling resolution (a
@@ -27,6 +31,8 @@ export class EventLoopLagMonitor {
   #lastCheck = 0;
   #lagMs = 0;
   #previousLagMs = 0;
+  #elu: EventLoopUtilization | undefined;
+  #utilizations: number[] = [];
 
   constructor(thresholdMs: number, options: { intervalMs?: number; resolutionMs?: number } = {}) {
     this.thresholdMs = thresholdMs;
@@ -37,6 +43,16 @@ export class EventLoopLagMonitor {
   /** The lag measured over the last interval (half a second by default), in ms. */
   get lagMs(): number {
     return this.#lagMs;
+  }
+
+  /**
+   * The share of the last two seconds the event loop spent running rather than waiting for
+   * I/O (`performance.eventLoopUtilization`, averaged over the last 4 intervals); 1 until the
+   * first interval ends, and while stopped.
+   */
+  get utilization(): number {
+    const recent = this.#utilizations;
+    return recent.length === 0 ? 1 : recent.reduce((a, b) => a + b, 0) / recent.length;
   }
 
   /** Whether new work should be refused now. */
@@ -50,6 +66,7 @@ export class EventLoopLagMonitor {
     this.#histogram = monitorEventLoopDelay({ resolution: this.#resolutionMs });
     this.#histogram.enable();
     this.#lastCheck = performance.now();
+    this.#elu = performance.eventLoopUtilization();
     this.#timer = setInterval(() => this.#check(), this.#intervalMs);
     this.#timer.unref();
   }
@@ -62,6 +79,8 @@ export class EventLoopLagMonitor {
     this.#histogram = undefined;
     this.#lagMs = 0;
     this.#previousLagMs = 0;
+    this.#elu = undefined;
+    this.#utilizations = [];
   }
 
   #check(): void {
@@ -70,6 +89,15 @@ export class EventLoopLagMonitor {
     this.record(intervalLagMs(histogram.percentile(50), histogram.count, this.#resolutionMs, now - this.#lastCheck - this.#intervalMs));
     this.#lastCheck = now;
     histogram.reset();
+    const elu = performance.eventLoopUtilization();
+    if (this.#elu !== undefined) this.recordUtilization(performance.eventLoopUtilization(elu, this.#elu).utilization);
+    this.#elu = elu;
+  }
+
+  /** Adds the event loop's utilization of the interval just ended (what the timer does; tests call it directly). */
+  recordUtilization(utilization: number): void {
+    this.#utilizations.push(utilization);
+    if (this.#utilizations.length > utilizationIntervals) this.#utilizations.shift();
   }
 
   /** Sets the lag of the interval just ended (what the timer does; tests call it directly). */

@@ -51,12 +51,13 @@ export class Throttle {
     this.config = config;
     this.now = options.now ?? (() => performance.now());
     this.clients = new ClientLimits(config, options.maxClients ?? defaultMaxClients);
+    this.eventLoop = new EventLoopLagMonitor(config.eventLoopLagMs);
+    const eventLoop = this.eventLoop;
     this.concurrency = new AdaptiveConcurrencyLimit(
-      { ...options.adaptive, min: config.concurrency.min, max: config.concurrency.max },
+      { utilization: () => eventLoop.utilization, ...options.adaptive, min: config.concurrency.min, max: config.concurrency.max },
       this.now(),
     );
     this.longPolls = new LongPollLimit(config.deviceLongPolls);
-    this.eventLoop = new EventLoopLagMonitor(config.eventLoopLagMs);
     this.#logger = options.logger;
 
     const registers = [options.registry];
@@ -68,7 +69,6 @@ export class Throttle {
     });
     for (const reason of throttleReasons) this.#throttled.labels(reason).inc(0);
     const concurrency = this.concurrency;
-    const eventLoop = this.eventLoop;
     new Gauge({
       name: 'meshwork_concurrency_limit',
       help: 'The adaptive concurrency limit of the process: requests admitted at once',
