@@ -124,7 +124,8 @@ export class SyncAgent {
   readonly #dir: string;
   #role: Role | undefined;
   /** False for a peer-to-peer-only object: its blocks are never sent to the service (ADR 55). */
-  #cloudStorage = true;
+  /** Whether the object keeps content in the cloud; undefined until the object was read. */
+  #cloudStorage: boolean | undefined;
   #closed = false;
   /** The pass in progress: passes never overlap. */
   #running: Promise<unknown> = Promise.resolve();
@@ -444,7 +445,9 @@ export class SyncAgent {
       this.#emit({ type: 'scan', files: scan.files, changed: scan.changed, ms: Math.round(performance.now() - started) });
       let unreachable: Error | undefined;
       try {
-        if (this.#role === undefined) await this.#checkObject(signal);
+        // The role may come from a notification first; whether the object keeps content in the
+        // cloud only from the object itself, before anything is uploaded.
+        if (this.#role === undefined || this.#cloudStorage === undefined) await this.#checkObject(signal);
         await this.#pullRemote(signal);
       } catch (err) {
         unreachable = err instanceof Error ? err : new Error(String(err));
@@ -537,7 +540,7 @@ export class SyncAgent {
     const known = new Map<string, boolean>();
     const uploads = actions.filter((a) => a.action.type === 'upload' && a.reuseBlocksOf === undefined);
     // A peer-to-peer-only object's blocks stay on its devices: nothing to ask.
-    if (uploads.length < 2 || !this.#cloudStorage) return known;
+    if (uploads.length < 2 || this.#cloudStorage === false) return known;
     const wanted = new Set<string>();
     for (const a of uploads) {
       const local = scan.entries.get(a.path);
@@ -843,7 +846,7 @@ export class SyncAgent {
         }
       }
     }
-    if (!this.#cloudStorage) {
+    if (this.#cloudStorage === false) {
       // Peer-to-peer only: the commit names the blocks as the scan hashed them and no block is
       // sent; devices fetch them from this one. The file must still be what was hashed. A server
       // that still asks for the blocks (409 blocks_missing) gets them as for any object.
