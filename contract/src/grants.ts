@@ -208,3 +208,10 @@ export function grantKeysOf(body: { keys: readonly GrantPublicKey[] }): Map<stri
   }
   return keys;
 }
+
+/**
+ * The WebSocket close code of a device's relay that a newer relay of the same device replaced
+ * (a second `meshwork sync` on the device, ADR 52): the agent does not reconnect on it, so two
+ * processes of one device do not take the relay from each other in turn.
+ */
+export const relayReplacedCloseCode = 4001;

@@ -135,6 +135,7 @@ export function startSyncRelay(
     handler,
     onState: (state) => {
       if (state.connected) log('relay connected');
+      else if (state.retryInMs === undefined) log(`relay stopped: ${state.reason ?? ''}`);
       else if (connected) log(`relay dropped: ${state.reason ?? ''}; connecting again in ${Math.round((state.retryInMs ?? 0) / 1000)} s`);
       connected = state.connected;
     },

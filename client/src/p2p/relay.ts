@@ -6,6 +6,7 @@
 // client (undici's) is used, so the agent needs no WebSocket package.
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Duplex } from 'node:stream';
+import { relayReplacedCloseCode } from '@meshwork/contract';
 import { peerSessionMemoryMb } from './peer-server.ts';
 
 export interface RelayOptions {
@@ -84,6 +85,14 @@ export function startRelay(options: RelayOptions): { close(): Promise<void> } {
       session?.destroy();
       current = undefined;
       if (closed) return loopDone();
+      if (event.code === relayReplacedCloseCode) {
+        // Another process of this device holds the relay now: taking it back would start a tug of war.
+        options.onState?.({
+          connected: false,
+          reason: 'replaced by another relay of this device (another meshwork sync); not reconnecting',
+        });
+        return loopDone();
+      }
       failures++;
       const retryInMs = relayBackoffMs(failures, Math.random());
       options.onState?.({ connected: false, reason: `closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`, retryInMs });

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
+import { relayReplacedCloseCode } from '@meshwork/contract';
 import { relayKey } from '../../stores/keys.ts';
 
 /** Per-device bounds of the relay. */
@@ -125,7 +126,7 @@ export class RelaySession {
   }
 
   /** Closes the connection (a newer one replaced it, or the process is stopping). */
-  close(code = 1001, reason = 'replaced'): void {
+  close(code = 1001, reason = 'going away'): void {
     this.session.destroy();
     this.#ws.close(code, reason);
   }
@@ -205,7 +206,8 @@ export class RelayHub {
     session.on('error', (err) => this.#deps.logger.debug({ err, deviceId }, 'A relay session failed'));
     const previous = this.#sessions.get(deviceId);
     this.#sessions.set(deviceId, relay);
-    previous?.close();
+    // The newest connection of a device wins; the one it replaces is told so, and does not come back.
+    previous?.close(relayReplacedCloseCode, 'replaced by a newer relay of this device');
     let alive = true;
     ws.on('pong', () => (alive = true));
     const ping = setInterval(() => {
