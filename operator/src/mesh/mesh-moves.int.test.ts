@@ -1,16 +1,23 @@
 // A Mesh's rebalancing passes against a real etcd: from the partitions' claims in the slot map,
 // the owner keys are seeded; 2 → 3 waits for the new partition to be ready and then moves 1365 slots to it; 3 → 2 moves
 // them back and only then names the surplus partition for deletion; a plan left half done by a
-// former leader is finished by the next pass, once its targets are ready.
+// former leader is finished by the next pass, once its targets are ready. The operator's
+// background reading of the owner keys says nothing before any key exists, and queues the Mesh
+// once they appear.
 import { Etcd3 } from 'etcd3';
+import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { slotMapPrefix, slotOwnerPrefix, type SlotMapRecord } from '@meshwork/contract';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
+import { freePorts } from '../../../e2e/harness/ports.ts';
+import { waitFor } from '../../../e2e/harness/wait.ts';
+import { sampleMesh } from '../api/fixtures.ts';
 import { evenSlotLayout } from './layout.ts';
 import { driveMeshMoves } from './mesh-moves.ts';
 import { planMoves } from './moves.ts';
 import { ownedRanges } from './move-step.ts';
-import { moveChunk, movePlanKey, readRecordedPlan, readSlotOwners, type RecordedPlan } from './slot-mover.ts';
+import { MeshOwnerKeys } from './owner-keys.ts';
+import { moveChunk, movePlanKey, readRecordedPlan, readSlotOwners, seedOwnerKeys, type RecordedPlan } from './slot-mover.ts';
 
 let etcd: EtcdServer;
 let client: Etcd3;
@@ -115,5 +122,40 @@ describe('driveMeshMoves', () => {
     const outcome = await driveMeshMoves(client, { mesh: 'm', layout: ['m-p0', 'm-p1'], ready: new Set(['m-p0', 'm-p1']), surplus: [] });
     expect(outcome.step).toEqual({ kind: 'unowned', slots: 2048 });
     expect(await client.getAll().prefix(slotOwnerPrefix).keys()).toEqual([]);
+  });
+});
+
+describe('MeshOwnerKeys', () => {
+  it('says nothing before the etcd has owner keys, then gives the owners and queues the Mesh', async () => {
+    const queued: string[] = [];
+    const keys = new MeshOwnerKeys({ log: pino({ level: 'silent' }), enqueue: (key) => queued.push(key), pollMs: 100 });
+    const mesh = sampleMesh('m', { stores: { ...sampleMesh('m').spec.stores, etcd: { endpoints: [etcd.endpoint] } } });
+    keys.start();
+    try {
+      expect(keys.owners('mesh/m', mesh)).toBeUndefined();
+      await new Promise<void>((resolve) => setTimeout(resolve, 300));
+      expect(keys.owners('mesh/m', mesh)).toBeUndefined();
+      expect(queued).toEqual([]);
+      await seedOwnerKeys(client);
+      const owners = await waitFor(() => keys.owners('mesh/m', mesh), { description: 'the owners by their keys', timeoutMs: 10_000 });
+      expect(sizes(owners)).toEqual({ 'm-p0': 2048, 'm-p1': 2048 });
+      expect(queued).toEqual(['mesh/m']);
+    } finally {
+      keys.stop();
+    }
+  });
+
+  it('says nothing when the etcd does not answer', async () => {
+    const [port] = await freePorts(1);
+    const keys = new MeshOwnerKeys({ log: pino({ level: 'silent' }), enqueue: () => undefined, pollMs: 100 });
+    const mesh = sampleMesh('m', { stores: { ...sampleMesh('m').spec.stores, etcd: { endpoints: [`http://127.0.0.1:${port}`] } } });
+    keys.start();
+    try {
+      expect(keys.owners('mesh/m', mesh)).toBeUndefined();
+      await new Promise<void>((resolve) => setTimeout(resolve, 500));
+      expect(keys.owners('mesh/m', mesh)).toBeUndefined();
+    } finally {
+      keys.stop();
+    }
   });
 });
