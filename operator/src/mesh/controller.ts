@@ -11,6 +11,7 @@ import type { WorkQueue } from '../controller/workqueue.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { EventRecorder } from '../meshpartition/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
+import { MeshOwnerKeys } from './owner-keys.ts';
 import { MeshReconciler } from './reconcile.ts';
 
 export interface MeshControllerOptions {
@@ -35,6 +36,7 @@ export function meshOwnerKey(obj: KubernetesObject): string | undefined {
 export class MeshController {
   readonly queue: WorkQueue;
   readonly reconciler: MeshReconciler;
+  readonly #ownerKeys: MeshOwnerKeys;
   readonly #informers: ResilientInformer<KubernetesObject>[] = [];
 
   constructor(options: MeshControllerOptions) {
@@ -64,10 +66,12 @@ export class MeshController {
       meshOwnerKey,
     );
 
+    this.#ownerKeys = new MeshOwnerKeys({ log, enqueue: (key) => this.queue.add(key) });
     this.reconciler = new MeshReconciler({
       client,
       log,
       events,
+      ownerKeys: this.#ownerKeys,
       defaultImage: options.defaultImage,
       coverage: (ns, mesh, covered) => {
         if (covered === undefined) metrics.meshSlotsCovered.remove({ mesh_namespace: ns, mesh });
@@ -100,12 +104,14 @@ export class MeshController {
 
   /** Starts reconciling; only the leader calls this. */
   startWorkers(): void {
+    this.#ownerKeys.start();
     this.queue.start();
   }
 
   /** Stops reconciling, lets running reconciles finish, and stops the informers. */
   async stop(): Promise<void> {
     await this.queue.shutdown();
+    this.#ownerKeys.stop();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
 }

@@ -68,6 +68,8 @@ export interface MeshReconcilerOptions {
   coverage?: (namespace: string, mesh: string, slotsCovered: number | undefined) => void;
   /** Hears each Mesh's rollout state after planning (`undefined` once the Mesh is gone) and the reason of a halt as it happens (for metrics). */
   rollout?: (namespace: string, mesh: string, state: MeshRolloutStatus['state'], haltReason?: string) => void;
+  /** The owner of every slot by the Mesh's owner keys, when its etcd has some (owner-keys.ts); coverage is counted from them. */
+  ownerKeys?: { owners(key: string, mesh: Mesh): string[] | undefined; forget(key: string): void };
   /** Reads one member's request figures (the data plane's /metrics); tests replace it. */
   readFigures?: (ip: string, port: number, timeoutMs: number) => Promise<RequestFigures | undefined>;
   /** Reads one prober pod's journey counters (its /metrics); tests replace it. */
@@ -115,6 +117,7 @@ export class MeshReconciler {
     // Deleted: the garbage collector removes what it owned.
     if (!mesh || mesh.metadata.deletionTimestamp) {
       this.#written.delete(key);
+      this.#options.ownerKeys?.forget(key);
       this.#options.coverage?.(namespace, name, undefined);
       this.#options.rollout?.(namespace, name, undefined);
       return {};
@@ -239,6 +242,7 @@ export class MeshReconciler {
 
     // What was just applied is newer than the cache; partitions being deleted still count until they are gone.
     const partitions = [...owned.filter((p) => !applied.has(p.metadata.name)), ...applied.values()];
+    const owners = this.#options.ownerKeys?.owners(key, mesh);
     try {
       await this.#writeStatus(mesh, (live) =>
         computeMeshStatus({
@@ -248,6 +252,7 @@ export class MeshReconciler {
           gateway,
           problem,
           rollout: rollout.plan.status,
+          ...(owners ? { owners } : {}),
           now: new Date(),
         }),
       );

@@ -174,6 +174,22 @@ describe('computeMeshStatus', () => {
     }
   });
 
+  it('counts coverage from the owner keys when it has them, not from the specs', () => {
+    // After a 2 → 3 grow, p0 and p1 still carry their old ranges in their specs; the keys say who serves.
+    const partitions = [partition('m-p0', 0, 2047), partition('m-p1', 2048, 4095), partition('m-p2', 0, 4095)];
+    const plan = planPartitions('m', 3, ['m-p0', 'm-p1', 'm-p2']);
+    const owners = Array.from({ length: 4096 }, (_, slot) => (slot < 1366 ? 'm-p0' : slot < 2731 ? 'm-p1' : 'm-p2'));
+    const settled = computeMeshStatus({ mesh: three, plan, partitions, gateway: gateway(2), owners, now });
+    expect(settled).toMatchObject({ slotsCovered: 4096, uncoveredSlots: '' });
+    expect(settled.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'AllReady' });
+    // The same specs without the keys overlap everywhere.
+    expect(computeMeshStatus({ mesh: three, plan, partitions, gateway: gateway(2), now }).slotsCovered).toBe(0);
+    // A partition that is not ready leaves exactly the slots its keys give it uncovered.
+    partitions[2] = partition('m-p2', 0, 4095, { ready: false });
+    const oneDown = computeMeshStatus({ mesh: three, plan, partitions, gateway: gateway(2), owners, now });
+    expect(oneDown).toMatchObject({ slotsCovered: 2731, uncoveredSlots: '2731-4095' });
+  });
+
   it('reports a problem met while applying as Degraded and not Ready', () => {
     const status = statusOf(two, laidForTwo(), gateway(2), { reason: 'ObjectConflict', message: 'Service m-gateway exists' });
     expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ObjectConflict' });

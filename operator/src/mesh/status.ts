@@ -1,7 +1,9 @@
 // The Mesh's status, computed from the MeshPartitions it owns and its gateway Deployment.
 // Pure: the reconciler passes what its caches hold and the time. Slot coverage counts the
 // slots owned by exactly one ready partition, so a gap and an overlap both show; a partition is
-// ready when its Ready condition is True for its current generation.
+// ready when its Ready condition is True for its current generation. Once a Mesh's slots have
+// owner keys (ADR 34), the reconciler passes the owners and coverage counts the slots whose
+// owner is a ready partition instead, since moves leave the partitions' specs behind.
 import type { V1Deployment } from '@kubernetes/client-node';
 import { formatSlotRanges, slotCount } from '@meshwork/contract';
 import type { Condition, Mesh, MeshPartition, MeshPartitionReadiness, MeshRolloutStatus, MeshStatus } from '../api/v1alpha1.ts';
@@ -12,6 +14,7 @@ import type { ApplyProblem } from '../meshpartition/status.ts';
 import { meshNames } from '../specs/mesh-common.ts';
 import type { PartitionPlan } from './layout.ts';
 import { slotCoverage } from './layout.ts';
+import { ownerCoverage } from './move-step.ts';
 
 export interface MeshStatusInputs {
   mesh: Mesh;
@@ -22,6 +25,8 @@ export interface MeshStatusInputs {
   problem?: ApplyProblem;
   /** Where the rollout stands (rollout.ts), when the reconciler planned one. */
   rollout?: MeshRolloutStatus;
+  /** The partition serving each slot by its owner key ('' for none), when the Mesh's slots have keys: coverage is counted from them. */
+  owners?: readonly string[];
   now: Date;
 }
 
@@ -151,7 +156,9 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
   );
   const entries = sorted.map(partitionReadiness);
   const ready = sorted.filter(partitionReady);
-  const coverage = slotCoverage(ready.flatMap((p) => p.spec.slots.map((r) => ({ first: r.start, last: r.end }))));
+  const coverage = inputs.owners
+    ? ownerCoverage(inputs.owners, new Set(ready.map((p) => p.metadata.name)))
+    : slotCoverage(ready.flatMap((p) => p.spec.slots.map((r) => ({ first: r.start, last: r.end }))));
   const layoutNames = new Set(plan.keep.map((p) => p.name));
   const readyInLayout = ready.filter((p) => layoutNames.has(p.metadata.name)).length;
   const gatewayWant = mesh.spec.gateway.replicas;
