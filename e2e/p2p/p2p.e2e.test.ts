@@ -10,225 +10,109 @@
 //   through the relay, byte for byte.
 // - A forged, expired or other-device grant is refused by the peer; a non-member cannot reach a
 //   device's remote routes.
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MeshworkClient, type DeviceClient } from '@meshwork/client';
-import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
-import { startMinio, type MinioServer } from '../harness/minio.ts';
-import { waitFor } from '../harness/wait.ts';
-import { startPartition, unthrottledEnv, type RunningPartition } from '../dataplane/partition-process.ts';
-import { AgentProcess, login, makeAgentHome, mustRunCli, parseJsonOutput, type AgentHome } from '../agent/agent-process.ts';
-import { createNat, execIn, natSupport, type NatHost, type NatTestbed } from './nat.ts';
+import { MeshworkClient } from '@meshwork/client';
+import { execIn, natSupport } from './nat.ts';
+import { sha256, startP2pStack, type P2pStack } from './p2p-stack.ts';
 
 const MiB = 1024 * 1024;
-const syncTimeoutMs = 240_000;
-
-interface Transfer {
-  fromPeers: number;
-  fromRelays: number;
-  fromCloud: number;
-  served: number;
-}
-
-const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 describe.runIf(natSupport().ok)('peer-to-peer content across a NAT', () => {
-  let nat: NatTestbed;
-  let etcd: EtcdServer;
-  let minio: MinioServer;
-  let partition: RunningPartition;
-  /** Alice's own client (a device registered by the test), to watch sources and entries. */
-  let observer: DeviceClient;
-  let aliceToken: string;
-  const homes = {} as Record<'a' | 'b' | 'outside', AgentHome>;
-  const hosts = {} as Record<'a' | 'b' | 'outside', NatHost>;
-  const agents: AgentProcess[] = [];
-
-  /** The agent's transfer counters for its folder of `objectId` (`meshwork status --json`). */
-  async function transfer(home: AgentHome, objectId: string): Promise<Transfer> {
-    const status = parseJsonOutput<{ folders: { objectId: string; transfer: Transfer }[] }>(
-      await mustRunCli(home, ['status', '--object', objectId, '--json']),
-    );
-    const folder = status.folders.find((f) => f.objectId === objectId);
-    if (folder === undefined) throw new Error(`${home.name} has no folder of ${objectId}`);
-    return folder.transfer;
-  }
-
-  /** Bytes the partition has sent in answers to block and content downloads (its /metrics). */
-  async function partitionContentBytes(): Promise<number> {
-    const text = await (await fetch(`${partition.url}/metrics`)).text();
-    let bytes = 0;
-    for (const line of text.split('\n')) {
-      const match = /^meshwork_http_response_bytes_total\{route="([^"]+)"\} (\S+)/.exec(line);
-      // Block downloads and file downloads; not `…/sources` or `/v1/blocks/missing`, whose answers are small JSON.
-      if (match && (match[1] === '/v1/blocks/:sha256' || match[1] === '/v1/objects/:id/content/*path')) bytes += Number(match[2]);
-    }
-    return bytes;
-  }
-
-  async function bucketObjects(): Promise<string[]> {
-    const names: string[] = [];
-    for await (const item of minio.client().listObjectsV2(minio.bucket, '', true)) names.push((item as { name: string }).name);
-    return names;
-  }
-
-  async function createObject(home: AgentHome, name: string, cloud: boolean): Promise<string> {
-    const args = ['objects', 'create', name, '--json', ...(cloud ? [] : ['--no-cloud'])];
-    return parseJsonOutput<{ id: string }>(await mustRunCli(home, args)).id;
-  }
-
-  async function startAgent(key: 'a' | 'b' | 'outside', dir: string, objectId: string): Promise<AgentProcess> {
-    await mkdir(dir, { recursive: true });
-    const agent = await AgentProcess.start(homes[key], dir, objectId, { extraArgs: ['--peer-listen', `${hosts[key].ip}:0`] });
-    agents.push(agent);
-    return agent;
-  }
-
-  async function stopAgents(): Promise<void> {
-    await Promise.all(agents.splice(0).map((a) => a.process.stop()));
-  }
-
-  async function waitForFile(path: string, digest: string, what: string): Promise<void> {
-    await waitFor(
-      async () => {
-        try {
-          return sha256(await readFile(path)) === digest || undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      { description: what, timeoutMs: syncTimeoutMs, intervalMs: 250 },
-    );
-  }
-
-  /** Waits until `device` is listed as a source of the file (it announced that it holds it). */
-  async function waitForHolder(objectId: string, path: string, deviceName: string): Promise<void> {
-    const deviceId = (await observer.listDevices()).find((d) => d.name === deviceName)?.id;
-    expect(deviceId).toBeDefined();
-    await waitFor(
-      async () => {
-        try {
-          const { sources } = await observer.sources(objectId, path);
-          return sources.some((s) => s.kind === 'device' && s.deviceId === deviceId) || undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      { description: `${deviceName} to announce that it holds ${path}`, timeoutMs: syncTimeoutMs, intervalMs: 250 },
-    );
-  }
+  let stack: P2pStack;
 
   beforeAll(async () => {
-    nat = await createNat(['lan-a', 'lan-b'], ['outside']);
-    [etcd, minio] = await Promise.all([startEtcd({ name: 'p2p-etcd' }), startMinio({ bucket: 'p2p' })]);
-    partition = await startPartition(
-      { etcdEndpoint: etcd.endpoint, minio },
-      { partition: 'p2p', host: nat.serviceIP, env: { ...unthrottledEnv } },
-    );
-    const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
-    const alice = await admin.createUser('alice');
-    aliceToken = alice.token;
-    observer = await new MeshworkClient({ baseUrl: partition.url, token: alice.token }).registerDeviceClient('observer');
-    Object.assign(hosts, { a: nat.lan[0]!, b: nat.lan[1]!, outside: nat.outside[0]! });
-    for (const key of ['a', 'b', 'outside'] as const) {
-      const home = await makeAgentHome(`p2p-${key}`);
-      home.netns = hosts[key].netns;
-      await login(home, partition.url, alice.token);
-      homes[key] = home;
-    }
+    stack = await startP2pStack('p2p');
   }, 180_000);
 
   afterAll(async () => {
-    await stopAgents();
-    await partition?.stop();
-    await Promise.allSettled([etcd?.stop(), minio?.stop()]);
-    await nat?.remove();
+    await stack?.stop();
   });
 
   it('syncs 64 MiB between two LAN devices directly: counted at the serving peer, not at the cloud', async () => {
-    const objectId = await createObject(homes.a, 'photos', true);
+    const objectId = await stack.createObject('a', 'photos', true);
     const data = randomBytes(64 * MiB);
-    const dirA = join(homes.a.dir, 'photos');
-    const dirB = join(homes.b.dir, 'photos');
+    const dirA = join(stack.homes.a.dir, 'photos');
+    const dirB = join(stack.homes.b.dir, 'photos');
     await mkdir(dirA, { recursive: true });
     await writeFile(join(dirA, 'video.bin'), data);
-    await startAgent('a', dirA, objectId);
+    await stack.startAgent('a', dirA, objectId);
     // A uploads (a cloud object) and announces that it holds the file; only then does B start.
-    await waitForHolder(objectId, 'video.bin', 'p2p-a');
-    const before = { partition: await partitionContentBytes(), served: (await transfer(homes.a, objectId)).served };
-    await startAgent('b', dirB, objectId);
-    await waitForFile(join(dirB, 'video.bin'), sha256(data), 'B to hold the 64 MiB file');
-    const [tA, tB] = [await transfer(homes.a, objectId), await transfer(homes.b, objectId)];
+    await stack.waitForHolder(objectId, 'video.bin', 'a');
+    const before = { partition: await stack.partitionContentBytes(), served: (await stack.transfer('a', objectId)).served };
+    await stack.startAgent('b', dirB, objectId);
+    await stack.waitForFile(join(dirB, 'video.bin'), sha256(data), 'B to hold the 64 MiB file');
+    const [tA, tB] = [await stack.transfer('a', objectId), await stack.transfer('b', objectId)];
     console.log(`LAN: B took ${tB.fromPeers} bytes from peers and ${tB.fromCloud} from the cloud; A served ${tA.served - before.served}`);
     expect(tB.fromPeers).toBe(64 * MiB);
     expect(tB.fromCloud).toBe(0);
     expect(tA.served - before.served).toBeGreaterThanOrEqual(64 * MiB);
-    expect(await partitionContentBytes()).toBe(before.partition);
-    await stopAgents();
+    expect(await stack.partitionContentBytes()).toBe(before.partition);
+    await stack.stopAgents();
   });
 
   it('syncs a p2p-only object between the LAN devices, and the bucket gains no object', async () => {
-    const objectId = await createObject(homes.a, 'notes', false);
-    const stored = await bucketObjects();
+    const objectId = await stack.createObject('a', 'notes', false);
+    const stored = await stack.bucketObjects();
     const data = randomBytes(3 * MiB);
-    const dirA = join(homes.a.dir, 'notes');
-    const dirB = join(homes.b.dir, 'notes');
+    const dirA = join(stack.homes.a.dir, 'notes');
+    const dirB = join(stack.homes.b.dir, 'notes');
     await mkdir(join(dirA, 'sub'), { recursive: true });
     await writeFile(join(dirA, 'sub', 'draft.txt'), data);
-    await startAgent('a', dirA, objectId);
-    await waitForHolder(objectId, 'sub/draft.txt', 'p2p-a');
-    await startAgent('b', dirB, objectId);
-    await waitForFile(join(dirB, 'sub', 'draft.txt'), sha256(data), 'B to hold the p2p-only file');
-    expect((await transfer(homes.b, objectId)).fromCloud).toBe(0);
-    expect(await bucketObjects()).toEqual(stored);
-    await stopAgents();
+    await stack.startAgent('a', dirA, objectId);
+    await stack.waitForHolder(objectId, 'sub/draft.txt', 'a');
+    await stack.startAgent('b', dirB, objectId);
+    await stack.waitForFile(join(dirB, 'sub', 'draft.txt'), sha256(data), 'B to hold the p2p-only file');
+    expect((await stack.transfer('b', objectId)).fromCloud).toBe(0);
+    expect(await stack.bucketObjects()).toEqual(stored);
+    await stack.stopAgents();
   });
 
   it('fetches a p2p-only file of a LAN device from outside through the relay, which no direct connection reaches', async () => {
-    const objectId = await createObject(homes.a, 'travel', false);
+    const objectId = await stack.createObject('a', 'travel', false);
     const data = randomBytes(16 * MiB);
-    const dirA = join(homes.a.dir, 'travel');
-    const dirC = join(homes.outside.dir, 'travel');
+    const dirA = join(stack.homes.a.dir, 'travel');
+    const dirC = join(stack.homes.outside.dir, 'travel');
     await mkdir(dirA, { recursive: true });
     await writeFile(join(dirA, 'map.bin'), data);
-    await startAgent('a', dirA, objectId);
-    await waitForHolder(objectId, 'map.bin', 'p2p-a');
+    await stack.startAgent('a', dirA, objectId);
+    await stack.waitForHolder(objectId, 'map.bin', 'a');
     // From outside, A's announced address answers nothing (the router drops the attempt).
-    const { sources } = await observer.sources(objectId, 'map.bin');
+    const { sources } = await stack.observer.sources(objectId, 'map.bin');
     const endpoint = sources.flatMap((s) => (s.kind === 'device' ? s.endpoints : []))[0]!;
     const url = new URL(endpoint);
     const probe = `const s = require('node:net').connect({ host: ${JSON.stringify(url.hostname)}, port: ${url.port}, timeout: 1500 });
       s.on('connect', () => { console.log('connected'); process.exit(0); });
       s.on('timeout', () => { console.log('timeout'); process.exit(0); });
       s.on('error', (e) => { console.log(e.code); process.exit(0); });`;
-    expect((await execIn(hosts.outside.netns, process.execPath, ['-e', probe])).trim()).not.toBe('connected');
+    expect((await execIn(stack.hosts.outside.netns, process.execPath, ['-e', probe])).trim()).not.toBe('connected');
 
-    const stored = await bucketObjects();
-    await startAgent('outside', dirC, objectId);
-    await waitForFile(join(dirC, 'map.bin'), sha256(data), 'the outside device to hold the p2p-only file');
-    const tC = await transfer(homes.outside, objectId);
+    const stored = await stack.bucketObjects();
+    await stack.startAgent('outside', dirC, objectId);
+    await stack.waitForFile(join(dirC, 'map.bin'), sha256(data), 'the outside device to hold the p2p-only file');
+    const tC = await stack.transfer('outside', objectId);
     console.log(
       `Relay: the outside device took ${tC.fromRelays} bytes through relays, ${tC.fromPeers} from peers directly, ${tC.fromCloud} from the cloud`,
     );
     expect(tC.fromRelays).toBe(16 * MiB);
     expect(tC.fromPeers).toBe(0);
     expect(tC.fromCloud).toBe(0);
-    expect(await bucketObjects()).toEqual(stored);
-    await stopAgents();
+    expect(await stack.bucketObjects()).toEqual(stored);
+    await stack.stopAgents();
   });
 
   it('refuses forged, expired and other-device grants at the peer, and a non-member at the remote routes', async () => {
-    const objectId = await createObject(homes.a, 'vault', false);
-    const dirA = join(homes.a.dir, 'vault');
+    const objectId = await stack.createObject('a', 'vault', false);
+    const dirA = join(stack.homes.a.dir, 'vault');
     await mkdir(dirA, { recursive: true });
     const data = randomBytes(64 * 1024);
     await writeFile(join(dirA, 'key.bin'), data);
-    await startAgent('a', dirA, objectId);
-    await waitForHolder(objectId, 'key.bin', 'p2p-a');
+    await stack.startAgent('a', dirA, objectId);
+    await stack.waitForHolder(objectId, 'key.bin', 'a');
     // Another device of alice's asks for sources: a grant for it, to fetch from A.
-    const b = await new MeshworkClient({ baseUrl: partition.url, token: aliceToken }).registerDeviceClient('b-probe');
+    const b = await new MeshworkClient({ baseUrl: stack.partition.url, token: stack.userToken }).registerDeviceClient('b-probe');
     const { sources } = await b.sources(objectId, 'key.bin');
     const source = sources.find((s) => s.kind === 'device');
     if (source?.kind !== 'device') throw new Error(`A is not a source of key.bin: ${JSON.stringify(sources)}`);
@@ -244,7 +128,7 @@ describe.runIf(natSupport().ok)('peer-to-peer content across a NAT', () => {
       'DEBUG',
       JSON.stringify(payload),
       'A is',
-      (await observer.listDevices()).map((d) => `${d.name}=${d.id}`).join(' '),
+      (await stack.observer.listDevices()).map((d) => `${d.name}=${d.id}`).join(' '),
       'block',
       block,
     );
@@ -266,7 +150,7 @@ describe.runIf(natSupport().ok)('peer-to-peer content across a NAT', () => {
           req.on('end', () => { console.log(status); process.exit(0); });
           req.on('error', (e) => { console.log(e.code); process.exit(0); });
         });`;
-      const out = await execIn(hosts.b.netns, process.execPath, [
+      const out = await execIn(stack.hosts.b.netns, process.execPath, [
         '-e',
         script,
         endpoint.origin,
@@ -282,32 +166,32 @@ describe.runIf(natSupport().ok)('peer-to-peer content across a NAT', () => {
     expect(await fetchBlock(forge({ exp: Math.floor(Date.now() / 1000) - 3600 }))).toBe(401);
     // A genuine grant for another serving device: b-probe announces that it holds the file too,
     // c-probe asks for sources and gets a grant for b-probe, which it presents to A.
-    const answer = await observer.getEntry(objectId, 'key.bin');
+    const answer = await stack.observer.getEntry(objectId, 'key.bin');
     expect(answer.notModified).toBe(false);
     if (answer.notModified) return;
     await b.setPresence(b.deviceId, {
       endpoints: ['https://198.51.100.99:7443'],
       holds: [{ objectId, path: 'key.bin', version: String(answer.entry.version) }],
     });
-    const c = await new MeshworkClient({ baseUrl: partition.url, token: aliceToken }).registerDeviceClient('c-probe');
+    const c = await new MeshworkClient({ baseUrl: stack.partition.url, token: stack.userToken }).registerDeviceClient('c-probe');
     const forB = (await c.sources(objectId, 'key.bin')).sources.find((s) => s.kind === 'device' && s.deviceId === b.deviceId);
     if (forB?.kind !== 'device' || forB.grant === undefined) throw new Error('b-probe is not listed with a grant');
     expect(await fetchBlock(forB.grant)).toBe(403);
     // A non-member's device cannot reach A's remote routes, nor A's relay.
-    const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
+    const admin = new MeshworkClient({ baseUrl: stack.partition.url, token: stack.partition.adminToken });
     const mallory = await new MeshworkClient({
-      baseUrl: partition.url,
+      baseUrl: stack.partition.url,
       token: (await admin.createUser('mallory')).token,
     }).registerDeviceClient('laptop');
-    const aId = (await observer.listDevices()).find((d) => d.name === 'p2p-a')!.id;
+    const aId = (await stack.observer.listDevices()).find((d) => d.name === 'p2p-a')!.id;
     for (const path of [
       `/v1/devices/${aId}/remote/files/`,
       `/v1/devices/${aId}/remote/files/${objectId}/key.bin`,
       `/v1/devices/${aId}/relay`,
     ]) {
-      const res = await fetch(`${partition.url}${path}`, { headers: { authorization: `Bearer ${mallory.token}` } });
+      const res = await fetch(`${stack.partition.url}${path}`, { headers: { authorization: `Bearer ${mallory.token}` } });
       expect([403, 404], `${path} answered ${res.status}`).toContain(res.status);
     }
-    await stopAgents();
+    await stack.stopAgents();
   });
 });
