@@ -328,6 +328,7 @@ describe('the web UI', () => {
       await page.getByRole('heading', { name: 'On alice-nas' }).waitFor();
       await page.getByRole('link', { name: 'Films' }).click();
       await page.getByRole('link', { name: 'summer/' }).click();
+      await page.getByRole('link', { name: 'film.bin' }).waitFor();
       await checkPage(page, '5-device');
       const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'film.bin' }).click()]);
       const saved = join(mkdtempSync(join(tmpdir(), 'meshwork-download-')), 'film.bin');

@@ -30,14 +30,23 @@ export function DevicePage({ place }: { place: DevicePlace }) {
   useEffect(() => {
     setError(undefined);
     setEntries(undefined);
-    const fail = (err: unknown): void => setError(deviceProblem(err) ?? describeError(err));
+    // An answer for a place the person has left is dropped.
+    let current = true;
+    const fail = (err: unknown): void => {
+      if (current) setError(deviceProblem(err) ?? describeError(err));
+    };
     // The objects are listed on every page of the device: they name the crumbs.
-    remoteApi.remoteObjects(deviceId).then(setObjects, fail);
-    if (objectId === undefined) return;
-    remoteApi.remoteList(deviceId, objectId, dir).then((listing) => {
-      if (listing.kind === 'dir') setEntries(listing.entries);
-      else setError('This is a file, not a folder.');
-    }, fail);
+    remoteApi.remoteObjects(deviceId).then((o) => current && setObjects(o), fail);
+    if (objectId !== undefined) {
+      remoteApi.remoteList(deviceId, objectId, dir).then((listing) => {
+        if (!current) return;
+        if (listing.kind === 'dir') setEntries(listing.entries);
+        else setError('This is a file, not a folder.');
+      }, fail);
+    }
+    return () => {
+      current = false;
+    };
   }, [deviceId, objectId, dir]);
   const objectName = objects?.find((o) => o.objectId === objectId)?.name ?? objectId ?? '';
   const crumbs = objectId === undefined ? [] : breadcrumbs(dir, objectName);
