@@ -426,3 +426,42 @@ describe('tracing', () => {
     expect(requests[0]!.headers).not.toHaveProperty('traceparent');
   });
 });
+
+describe('remote access', () => {
+  it('lists a directory on a device, and a file by its size and ETag from one byte of it', async () => {
+    const entries = [{ name: 'a b', kind: 'dir', size: 0, mtime: '2026-01-01T00:00:00.000Z' }];
+    const { client, requests } = scripted([
+      json(200, { entries }),
+      new Response('x', { status: 206, headers: { 'content-range': 'bytes 0-0/1234', etag: '"e1"' } }),
+      json(416, { error: { code: 'range_not_satisfiable', message: 'the file is 0 bytes' } }, { 'content-range': 'bytes */0' }),
+    ]);
+    expect(await client.remoteList('d1', 'o1', '')).toEqual({ kind: 'dir', entries });
+    expect(requests[0]!.url).toBe('http://api.test/v1/devices/d1/remote/files/o1/');
+    expect(requests[0]!.headers.range).toBe('bytes=0-0');
+    expect(await client.remoteList('d1', 'o1', 'a b/c.bin')).toEqual({ kind: 'file', size: 1234, etag: '"e1"', lastModified: undefined });
+    expect(requests[1]!.url).toBe('http://api.test/v1/devices/d1/remote/files/o1/a%20b/c.bin');
+    expect(await client.remoteList('d1', 'o1', 'empty')).toMatchObject({ kind: 'file', size: 0 });
+  });
+
+  it('reads a file from a device with Range, and calls a directory not a file', async () => {
+    const { client, requests } = scripted([
+      new Response('cd', { status: 206, headers: { 'content-range': 'bytes 2-3/4', 'content-length': '2', etag: '"e1"' } }),
+      json(200, { entries: [] }),
+    ]);
+    const answer = await client.remoteContent('d1', 'o1', 'f', { range: { start: 2 } });
+    expect(answer).toMatchObject({ status: 206, contentLength: 2, etag: '"e1"' });
+    expect(await new Response(answer.body).text()).toBe('cd');
+    expect(requests[0]!.headers.range).toBe('bytes=2-');
+    const err = await client.remoteContent('d1', 'o1', 'dir').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'not_a_file' });
+  });
+
+  it('says an offline device at once when its Retry-After is longer than the client waits', async () => {
+    const { client, requests } = scripted(
+      [json(503, { error: { code: 'device_offline', message: 'device d1 is not connected' } }, { 'retry-after': '5' })],
+      { retry: { maxDelayMs: 2000 } },
+    );
+    expect(await client.remoteObjects('d1').catch((e: unknown) => e)).toMatchObject({ code: 'device_offline' });
+    expect(requests).toHaveLength(1);
+  });
+});

@@ -35,6 +35,9 @@ import type {
   GrantKeySet,
   Presence,
   PresenceUpdate,
+  RemoteEntry,
+  RemoteListing,
+  RemoteObject,
   Role,
   RotatedToken,
   SlotMap,
@@ -705,6 +708,67 @@ export class MeshworkClient {
     return this.#json<Sources>('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}/sources${query({ version })}`, rest);
   }
 
+  /** `GET /v1/devices/{id}/remote/files/`: the objects the device syncs that the caller may browse there (through its relay). */
+  async remoteObjects(deviceId: string, options?: CallOptions): Promise<RemoteObject[]> {
+    const body = await this.#json<{ objects: RemoteObject[] }>('GET', `/v1/devices/${segment(deviceId)}/remote/files/`, options);
+    return body.objects;
+  }
+
+  /**
+   * `GET /v1/devices/{id}/remote/files/{objectId}/{path}` of a directory or a file (`path` empty:
+   * the object's top directory). Asked with `Range: bytes=0-0`, so that a file answers its size
+   * and ETag and only one byte of it crosses the relay.
+   */
+  async remoteList(deviceId: string, objectId: string, path: string, options: CallOptions = {}): Promise<RemoteListing> {
+    const res = await this.#send('GET', remoteFilesPath(deviceId, objectId, path), {
+      ...options,
+      headers: { ...options.headers, range: 'bytes=0-0' },
+      accept: [416],
+    });
+    const type = res.headers.get('content-type') ?? '';
+    if (res.status === 200 && type.startsWith('application/json')) {
+      const body = await this.#parse<{ entries?: RemoteEntry[] }>(res, `GET ${remoteFilesPath(deviceId, objectId, path)}`);
+      if (!Array.isArray(body.entries))
+        throw new UnexpectedAnswerError('invalid_answer', res.status, 'a directory listing without entries', { body: '' });
+      return { kind: 'dir', entries: body.entries };
+    }
+    await res.body?.cancel();
+    // `bytes 0-0/SIZE` (206), `bytes */0` (416: an empty file), or a whole file's Content-Length (200).
+    const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? res.headers.get('content-length') ?? '0';
+    return {
+      kind: 'file',
+      size: Number(total),
+      etag: res.headers.get('etag') ?? undefined,
+      lastModified: res.headers.get('last-modified') ?? undefined,
+    };
+  }
+
+  /** `GET /v1/devices/{id}/remote/files/{objectId}/{path}` of a file: its bytes from the device, with Range. */
+  async remoteContent(deviceId: string, objectId: string, path: string, options: ContentOptions = {}): Promise<ContentAnswer> {
+    const { range, ifNoneMatch, ifRange, ...rest } = options;
+    const headers: Record<string, string> = { ...rest.headers };
+    if (range !== undefined) headers.range = rangeHeader(range);
+    if (ifNoneMatch !== undefined) headers['if-none-match'] = asEtag(ifNoneMatch);
+    if (ifRange !== undefined) headers['if-range'] = asEtag(ifRange);
+    const res = await this.#send('GET', remoteFilesPath(deviceId, objectId, path), { ...rest, headers, accept: [304] });
+    const type = res.headers.get('content-type') ?? '';
+    if (res.status === 200 && type.startsWith('application/json')) {
+      await res.body?.cancel();
+      throw new ApiError('not_a_file', `${objectId}:${path} is a directory on device ${deviceId}`);
+    }
+    const length = res.headers.get('content-length');
+    if (res.status === 304) await res.body?.cancel();
+    return {
+      status: res.status as 200 | 206 | 304,
+      notModified: res.status === 304,
+      etag: res.headers.get('etag') ?? undefined,
+      contentLength: length === null ? undefined : Number(length),
+      contentRange: res.headers.get('content-range') ?? undefined,
+      headers: headersOf(res),
+      body: res.status === 304 ? null : res.body,
+    };
+  }
+
   /** `GET /v1/grants/keys`: the service's public keys that verify grants (ADR 51). */
   async grantKeys(options?: CallOptions): Promise<GrantKeySet> {
     return this.#json<GrantKeySet>('GET', '/v1/grants/keys', options);
@@ -950,4 +1014,10 @@ export class NotificationWatch implements AsyncIterable<Notifications> {
       if (answer.objects.length > 0) yield answer;
     }
   }
+}
+
+/** The path of a file or directory of an object on a device, through its relay. */
+export function remoteFilesPath(deviceId: string, objectId: string, path: string): string {
+  const rest = path.replace(/^\/+/, '');
+  return `/v1/devices/${segment(deviceId)}/remote/files/${segment(objectId)}/${rest === '' ? '' : encodePath(rest)}`;
 }

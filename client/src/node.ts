@@ -81,8 +81,21 @@ export async function downloadToStream(
   destination: Writable,
   options: DownloadOptions = {},
 ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
+  return downloadContentToStream((o) => client.content(objectId, path, o), path, destination, options);
+}
+
+/**
+ * `downloadToStream` over any content read that takes ContentOptions (`client.content`, or
+ * `client.remoteContent` of a device): `path` only names the file in errors.
+ */
+export async function downloadContentToStream(
+  read: (options: ContentOptions) => Promise<ContentAnswer>,
+  path: string,
+  destination: Writable,
+  options: DownloadOptions = {},
+): Promise<{ bytes: number; etag: string | undefined; status: number }> {
   const { resumes = 5, ...contentOptions } = options;
-  const first = await client.content(objectId, path, contentOptions);
+  const first = await read(contentOptions);
   if (first.body === null) {
     destination.end();
     return { bytes: 0, etag: first.etag, status: first.status };
@@ -119,7 +132,7 @@ export async function downloadToStream(
         await abortableSleep(Math.min(200 * 2 ** attempt, 3000), signal).catch((cause: unknown) => {
           throw new RequestAbortedError('download aborted', { cause });
         });
-        answer = await client.content(objectId, path, {
+        answer = await read({
           ...contentOptions,
           range: { start: from + total, ...(range !== undefined && 'end' in range && range.end !== undefined ? { end: range.end } : {}) },
           ifRange: first.etag!,
@@ -128,7 +141,8 @@ export async function downloadToStream(
         destination.destroy();
         throw again;
       }
-      if (answer.status !== 206 || answer.body === null) {
+      // The ETag is checked too: a device's peer API serves a range without honouring If-Range.
+      if (answer.status !== 206 || answer.body === null || answer.etag !== first.etag) {
         await answer.body?.cancel();
         const changed = new NetworkError(
           `download of ${path} was cut short after ${total} bytes, and the file changed before it could be taken up again`,

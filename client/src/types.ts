@@ -204,3 +204,22 @@ export interface HealthReport {
   status: number;
   body: HealthBody;
 }
+
+/** An object a device syncs that the caller may browse there (`GET /v1/devices/{id}/remote/files/`). */
+export interface RemoteObject {
+  objectId: string;
+  name: string;
+}
+
+/** One name in a directory on a device, as the device's peer API lists it. */
+export interface RemoteEntry {
+  name: string;
+  kind: 'file' | 'dir';
+  /** Bytes (0 for a directory). */
+  size: number;
+  mtime: string;
+}
+
+/** What a path in an object on a device is: a directory with its entries, or a file with its size and ETag. */
+export type RemoteListing =
+  { kind: 'dir'; entries: RemoteEntry[] } | { kind: 'file'; size: number; etag: string | undefined; lastModified: string | undefined };

@@ -3,8 +3,10 @@
 // A person signs in, creates a shared folder and a folder in it, uploads three files (one of
 // 20 MiB, its progress seen moving), downloads it back (sha256 compared), shares the folder
 // with a second person as a reader (who sees it and cannot delete), deletes a file and signs
-// out. Every page is checked by axe-core (no serious or critical violations) and screenshotted
-// under test-results/web/. Security: the gateway's headers, the cookie's flags, a form posted
+// out. An online device of alice's (a real `meshwork sync`, its relay through the gateway) is
+// browsed and a file downloaded from it, then said to be offline once it stops. Every page is
+// checked by axe-core (no serious or critical violations) and screenshotted under
+// test-results/web/. Security: the gateway's headers, the cookie's flags, a form posted
 // from another site is refused, and ten wrong passwords lock sign-in (429 with Retry-After).
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,6 +19,7 @@ import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshworkClient } from '@meshwork/client';
+import { AgentProcess, createObject, login, makeAgentHome } from '../agent/agent-process.ts';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { startMinio, type MinioServer } from '../harness/minio.ts';
 import { freePort } from '../harness/ports.ts';
@@ -288,6 +291,54 @@ describe('the web UI', () => {
     await page.getByRole('link', { name: 'Devices' }).click();
     await page.getByRole('cell', { name: 'alice-laptop', exact: true }).waitFor();
     await checkPage(page, '5-devices');
+  });
+
+  it('browses an online device through its relay, downloads from it, and says when it is offline', async () => {
+    // A real `meshwork sync` of alice's, through the gateway: it announces its presence and keeps its relay.
+    const home = await makeAgentHome('alice-nas');
+    await login(home, gateway.url, people.alice.token);
+    const objectId = await createObject(home, 'Films');
+    const folder = join(home.dir, 'Films');
+    const film = randomBytes(3 * MiB);
+    mkdirSync(join(folder, 'summer'), { recursive: true });
+    writeFileSync(join(folder, 'summer', 'film.bin'), film);
+    const agent = await AgentProcess.start(home, folder, objectId);
+    try {
+      const account = new MeshworkClient({ baseUrl: gateway.url, token: people.alice.token, retry: { maxAttempts: 1 } });
+      const nasId = (await account.listDevices()).find((d) => d.name === 'alice-nas')!.id;
+      await expect
+        .poll(
+          async () => agent.exitStatus !== undefined || (await account.raw('GET', `/v1/devices/${nasId}/remote/files/`)).status === 200,
+          { timeout: 30_000 },
+        )
+        .toBe(true);
+      expect(agent.exitStatus, agent.tail()).toBeUndefined();
+      await page.getByRole('link', { name: 'Devices' }).click();
+      // Online once its presence is announced: the page is loaded again until it shows.
+      await expect
+        .poll(
+          async () => {
+            await page.reload();
+            return page.getByRole('link', { name: 'Browse alice-nas' }).isVisible();
+          },
+          { timeout: 30_000 },
+        )
+        .toBe(true);
+      await page.getByRole('link', { name: 'Browse alice-nas' }).click();
+      await page.getByRole('heading', { name: 'On alice-nas' }).waitFor();
+      await page.getByRole('link', { name: 'Films' }).click();
+      await page.getByRole('link', { name: 'summer/' }).click();
+      await page.getByRole('link', { name: 'film.bin' }).waitFor();
+      await checkPage(page, '5-device');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'film.bin' }).click()]);
+      const saved = join(mkdtempSync(join(tmpdir(), 'meshwork-download-')), 'film.bin');
+      await download.saveAs(saved);
+      expect(sha256(readFileSync(saved))).toBe(sha256(film));
+    } finally {
+      await agent.stop();
+    }
+    await page.reload();
+    await page.getByRole('alert').getByText('This device is offline').waitFor();
   });
 
   it('changes the password on the account page, asking for the current one', async () => {

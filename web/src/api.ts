@@ -6,7 +6,7 @@ import { ApiError, MeshworkClient } from '@meshwork/client';
 let csrfToken: string | undefined;
 
 /** fetch with the session's CSRF token on every state-changing request. */
-const sessionFetch: typeof fetch = (input, init) => {
+export const sessionFetch: typeof fetch = (input, init) => {
   const method = (init?.method ?? 'GET').toUpperCase();
   if (csrfToken === undefined || method === 'GET' || method === 'HEAD') return fetch(input, { ...init, credentials: 'same-origin' });
   const headers = new Headers(init?.headers);

@@ -1,19 +1,27 @@
 // The web UI (docs/web.md, ADR 43): a signed-in person's shared folders, a folder's files
 // (browse, upload, download, rename, move, delete, create a folder, share), devices and
-// account. Pages are chosen by the URL's hash (#/, #/o/{id}/{path}, #/devices, #/account), so
+// account, another device's folders through its relay. Pages are chosen by the URL's hash
+// (#/, #/o/{id}/{path}, #/devices, #/d/{deviceId}/{objectId}/{path}, #/account), so
 // that the gateway serves one index.html and reload, back and forward keep the place.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { currentSession, describeError, signOut, type SessionInfo } from './api.ts';
 import { AccountPage } from './pages/account.tsx';
 import { BrowsePage } from './pages/browse.tsx';
+import { DevicePage } from './pages/device.tsx';
 import { DevicesPage } from './pages/devices.tsx';
+import { placeOf, type DevicePlace } from './remote.ts';
 import { ObjectsPage } from './pages/objects.tsx';
 import { SignInPage } from './pages/sign-in.tsx';
 import './style.css';
 
 /** The page a hash names. */
-type Route = { page: 'objects' } | { page: 'browse'; objectId: string; dir: string } | { page: 'devices' } | { page: 'account' };
+type Route =
+  | { page: 'objects' }
+  | { page: 'browse'; objectId: string; dir: string }
+  | { page: 'devices' }
+  | { page: 'device'; place: DevicePlace }
+  | { page: 'account' };
 
 function routeOf(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -27,6 +35,7 @@ function routeOf(hash: string): Route {
         .join('/'),
     };
   }
+  if (parts[0] === 'd' && parts[1] !== undefined && parts[1] !== '') return { page: 'device', place: placeOf(parts.slice(1)) };
   if (parts[0] === 'devices') return { page: 'devices' };
   if (parts[0] === 'account') return { page: 'account' };
   return { page: 'objects' };
@@ -51,7 +60,7 @@ function App() {
   }, []);
   const route = routeOf(hash);
   useEffect(() => {
-    const titles = { objects: 'Shared folders', browse: 'Folder', devices: 'Devices', account: 'Account' };
+    const titles = { objects: 'Shared folders', browse: 'Folder', devices: 'Devices', device: 'Device', account: 'Account' };
     document.title = session ? `${titles[route.page]} · Meshwork` : 'Sign in · Meshwork';
   }, [route.page, session]);
 
@@ -74,7 +83,7 @@ function App() {
           <a href="#/" aria-current={route.page === 'objects' || route.page === 'browse' ? 'page' : undefined}>
             Shared folders
           </a>
-          <a href="#/devices" aria-current={route.page === 'devices' ? 'page' : undefined}>
+          <a href="#/devices" aria-current={route.page === 'devices' || route.page === 'device' ? 'page' : undefined}>
             Devices
           </a>
         </nav>
@@ -95,6 +104,7 @@ function App() {
         {route.page === 'objects' && <ObjectsPage />}
         {route.page === 'browse' && <BrowsePage objectId={route.objectId} dir={route.dir} userId={session.userId} />}
         {route.page === 'devices' && <DevicesPage />}
+        {route.page === 'device' && <DevicePage place={route.place} />}
         {route.page === 'account' && <AccountPage userId={session.userId} />}
       </main>
     </>

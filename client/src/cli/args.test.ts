@@ -1,7 +1,7 @@
 // The command line of `meshwork`: what parses into which command, and what is a usage error
 // (exit 64) or bad input (exit 65).
 import { describe, expect, it } from 'vitest';
-import { commands, helpText, parseCommandLine, parseRemotePath } from './args.ts';
+import { commands, helpText, parseCommandLine, parseRemoteDirectory, parseRemotePath } from './args.ts';
 import { CliError, CliExit, UsageError } from './exit-codes.ts';
 
 describe('parseCommandLine', () => {
@@ -29,6 +29,10 @@ describe('parseCommandLine', () => {
     [['get', 'o1:a.txt'], 'get', ['o1:a.txt'], {}],
     [['get', 'o1:a.txt', '-'], 'get', ['o1:a.txt', '-'], {}],
     [['get', 'o1:a.txt', 'b.txt', '--force'], 'get', ['o1:a.txt', 'b.txt'], { force: true }],
+    [['remote', 'ls', 'laptop'], 'remote ls', ['laptop'], {}],
+    [['remote', 'ls', 'd1', 'o1:docs'], 'remote ls', ['d1', 'o1:docs'], {}],
+    [['remote', 'get', 'laptop', 'o1:a.txt'], 'remote get', ['laptop', 'o1:a.txt'], {}],
+    [['remote', 'get', 'laptop', 'o1:a.txt', 'b.txt', '-f'], 'remote get', ['laptop', 'o1:a.txt', 'b.txt'], { force: true }],
     [['sync', 'dir', '--object', 'o1'], 'sync', ['dir'], { object: 'o1' }],
     [['sync', 'dir', '--object', 'o1', '--once'], 'sync', ['dir'], { object: 'o1', once: true }],
     [['status'], 'status', [], {}],
@@ -80,6 +84,8 @@ describe('parseCommandLine', () => {
     [['put', 'a.txt'], /put needs LOCAL_FILE ID:PATH/],
     [['get'], /get needs ID:PATH/],
     [['get', 'o:a', 'b', 'c'], /unexpected argument c/],
+    [['remote', 'get', 'laptop'], /remote get needs DEVICE ID:PATH/],
+    [['remote', 'ls'], /remote ls needs DEVICE/],
     [['sync', 'dir'], /sync needs --object ID/],
     [['sync', '--object', 'o'], /sync needs DIR/],
     [['help', 'nothing'], /unknown command: nothing/],
@@ -114,6 +120,21 @@ describe('parseRemotePath', () => {
     }
     expect(error).toBeInstanceOf(CliError);
     expect((error as CliError).exitCode).toBe(CliExit.dataError);
+  });
+});
+
+describe('parseRemoteDirectory', () => {
+  it.each([
+    ['o1', { objectId: 'o1', path: '' }],
+    ['o1:', { objectId: 'o1', path: '' }],
+    ['o1:/docs/', { objectId: 'o1', path: 'docs' }],
+    ['o1:docs/q3', { objectId: 'o1', path: 'docs/q3' }],
+  ])('%s', (text, expected) => {
+    expect(parseRemoteDirectory(text)).toEqual(expected);
+  });
+
+  it.each([':docs', 'a/b:c', 'o1:a/../b'])('%s is bad input (exit 65)', (text) => {
+    expect(() => parseRemoteDirectory(text)).toThrow(CliError);
   });
 });
 

@@ -88,6 +88,22 @@ export const commands: readonly CommandSpec[] = [
     details: 'Without --force an existing LOCAL_FILE is left alone and the command fails.',
   },
   {
+    name: 'remote ls',
+    args: ['DEVICE', 'ID[:PATH]?'],
+    options: {},
+    summary: 'list what a device holds, through the server: its objects, or a directory of object ID on it',
+    details:
+      'DEVICE is a device id or the name of one of your devices. The device must be running meshwork sync with its relay on; one that is not is offline (exit 75).',
+  },
+  {
+    name: 'remote get',
+    args: ['DEVICE', 'ID:PATH', 'LOCAL_FILE?'],
+    options: { force },
+    summary: 'download PATH of object ID from the device DEVICE itself, through the server (default: its base name here; - for stdout)',
+    details:
+      'Works for peer-to-peer-only objects too. An interrupted download leaves a .part file beside LOCAL_FILE; running the same command again continues it where it stopped while the file on the device is unchanged. Without --force an existing LOCAL_FILE is left alone.',
+  },
+  {
     name: 'sync',
     args: ['DIR'],
     options: {
@@ -214,6 +230,17 @@ export function parseRemotePath(text: string): RemotePath {
   if (objectId.includes('/')) throw new CliError(CliExit.dataError, `expected ID:PATH, not ${JSON.stringify(text)}`);
   if (path === '') throw new CliError(CliExit.dataError, `${JSON.stringify(text)} names no path after the colon`);
   // fetch would resolve `..` away and quietly name another path; the server refuses them anyway.
+  if (path.split('/').includes('..')) throw new CliError(CliExit.dataError, `${JSON.stringify(text)}: a path may not contain .. segments`);
+  return { objectId, path };
+}
+
+/** Parses `ID[:PATH]` (a place in an object to list): the path may be absent or empty (the top directory). */
+export function parseRemoteDirectory(text: string): RemotePath {
+  const colon = text.indexOf(':');
+  const objectId = colon < 0 ? text : text.slice(0, colon);
+  const path = colon < 0 ? '' : text.slice(colon + 1).replace(/^\/+|\/+$/g, '');
+  if (objectId === '' || objectId.includes('/'))
+    throw new CliError(CliExit.dataError, `expected ID or ID:PATH, not ${JSON.stringify(text)}`);
   if (path.split('/').includes('..')) throw new CliError(CliExit.dataError, `${JSON.stringify(text)}: a path may not contain .. segments`);
   return { objectId, path };
 }

@@ -2,6 +2,7 @@
 // typed client (or drives the sync engine through its public surface), and prints the result
 // as JSON or for people. Parsing, formatting and the exit codes are in args.ts, format.ts and
 // exit-codes.ts; this file is the I/O around them.
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
@@ -12,12 +13,12 @@ import { Transform, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { ApiError } from '@meshwork/contract/errors';
 import { MeshworkClient } from '../client.ts';
-import { NetworkError, RequestTimeoutError } from '../errors.ts';
-import { downloadToStream, nodeHttpFetch } from '../node.ts';
+import { NetworkError, RequestAbortedError, RequestTimeoutError } from '../errors.ts';
+import { downloadContentToStream, downloadToStream, nodeHttpFetch } from '../node.ts';
 import { openAgent, readStatus, type AgentEvent, type AgentStatus, type SyncAgentShape } from '../agent/index.ts';
 import type { WritePrecondition } from '../types.ts';
 import type { ClientTracer } from '../tracing.ts';
-import { parseRemotePath, type ParsedCommand } from './args.ts';
+import { parseRemoteDirectory, parseRemotePath, type ParsedCommand } from './args.ts';
 import { defaultPeerListen, parseAnnounce, parsePeerListen, startSyncPeer, startSyncRelay, syncPeerHandler } from './peer.ts';
 import {
   configDir,
@@ -32,12 +33,15 @@ import {
   type Env,
 } from './config.ts';
 import { CliError, CliExit, UsageError, outcomeOf, type CliExitCode } from './exit-codes.ts';
+import type { RetryPolicy } from '../retry.ts';
 import {
   formatDevices,
   formatEvent,
   formatMe,
   formatObject,
   formatObjects,
+  formatRemoteEntries,
+  formatRemoteObjects,
   formatReport,
   formatStatus,
   nothingSyncedYet,
@@ -125,6 +129,8 @@ const handlers: Record<string, Handler> = {
   'devices revoke': revokeDevice,
   put,
   get,
+  'remote ls': remoteLs,
+  'remote get': remoteGet,
   sync,
   status,
 };
@@ -141,15 +147,15 @@ function warn(ctx: Context, message: string): void {
 }
 
 /** A client speaking as this device, with the configuration it came from. */
-async function deviceClient(ctx: Context): Promise<{ client: MeshworkClient; config: DeviceConfig }> {
+async function deviceClient(ctx: Context, retry?: Partial<RetryPolicy>): Promise<{ client: MeshworkClient; config: DeviceConfig }> {
   const config = await readConfig(configDir(ctx.io.env, ctx.io.home));
-  return { client: clientFor(ctx, config.server, config.deviceToken), config };
+  return { client: clientFor(ctx, config.server, config.deviceToken, retry), config };
 }
 
 /** One keep-alive connection pool per protocol for the whole command: the device's own. */
 const pools = new Map<string, HttpAgent>();
 
-function clientFor(ctx: Context, server: string, token: string): MeshworkClient {
+function clientFor(ctx: Context, server: string, token: string, retry?: Partial<RetryPolicy>): MeshworkClient {
   // node:http rather than the global fetch: fetch copies every request body (a 4 MiB copy per
   // block uploaded), and nodeHttpFetch pipes downloads straight into files.
   const https = server.startsWith('https:');
@@ -162,6 +168,7 @@ function clientFor(ctx: Context, server: string, token: string): MeshworkClient 
     baseUrl: server,
     token,
     fetch: nodeHttpFetch(pool),
+    ...(retry ? { retry } : {}),
     ...(ctx.io.tracing ? { tracing: ctx.io.tracing } : {}),
   });
 }
@@ -489,6 +496,173 @@ async function get(ctx: Context): Promise<void> {
   if (toStdout) {
     if (ctx.cmd.json) ctx.io.stderr.write(`${JSON.stringify(json)}\n`);
   } else print(ctx, json, () => `downloaded ${remoteText} to ${local} (${result.bytes} bytes)\n`);
+}
+
+// ---- remote access (through a device's relay)
+
+/**
+ * Remote calls wait out a short Retry-After (a relay that is busy for a second) but not the
+ * longer one of an offline device: that is said at once.
+ */
+const remoteRetry: Partial<RetryPolicy> = { maxDelayMs: 2_000 };
+
+/** A device a remote command names: the id or the name of one of the user's devices, else taken as another user's device id. */
+async function resolveDevice(client: MeshworkClient, text: string): Promise<{ id: string; label: string }> {
+  const devices = await client.listDevices();
+  const byId = devices.find((d) => d.id === text);
+  if (byId !== undefined) return { id: byId.id, label: `${byId.name} (${byId.id})` };
+  const named = devices.filter((d) => d.name === text);
+  if (named.length === 1) return { id: named[0]!.id, label: `${named[0]!.name} (${named[0]!.id})` };
+  if (named.length > 1)
+    throw new CliError(
+      CliExit.dataError,
+      `${named.length} of your devices are named ${text}: name one by its id (${named.map((d) => d.id).join(', ')})`,
+    );
+  return { id: text, label: text };
+}
+
+/** Runs a remote call, turning the answers a person meets into messages that name the device. */
+async function remoteCall<T>(device: { label: string }, what: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'device_offline') {
+      const retry = err.headers['retry-after'];
+      throw new CliError(
+        CliExit.temporary,
+        `device ${device.label} is offline: it has no connection to the server (it runs meshwork sync with its relay on when it is online)${retry ? `; try again in ${retry} s or later` : ''}`,
+        { cause: err },
+      );
+    }
+    if (err instanceof ApiError && err.code === 'relay_busy')
+      throw new CliError(CliExit.temporary, `device ${device.label} is busy serving other requests; try again later`, { cause: err });
+    if (err instanceof ApiError && err.code === 'not_found')
+      throw new CliError(CliExit.dataError, `${what} on device ${device.label}: ${err.message}`, { cause: err });
+    if (err instanceof ApiError && err.code === 'forbidden')
+      throw new CliError(CliExit.noPermission, `${what} on device ${device.label}: not allowed: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+async function remoteLs(ctx: Context): Promise<void> {
+  const [deviceText, placeText] = ctx.cmd.args as [string, string | undefined];
+  const place = placeText === undefined ? undefined : parseRemoteDirectory(placeText);
+  const { client } = await deviceClient(ctx, remoteRetry);
+  const device = await resolveDevice(client, deviceText);
+  if (place === undefined) {
+    const objects = await remoteCall(device, 'the objects', client.remoteObjects(device.id));
+    print(ctx, { deviceId: device.id, objects }, () => formatRemoteObjects(objects));
+    return;
+  }
+  const listing = await remoteCall(device, `${place.objectId}:${place.path}`, client.remoteList(device.id, place.objectId, place.path));
+  const json = { deviceId: device.id, objectId: place.objectId, path: place.path, ...listing };
+  if (listing.kind === 'dir') print(ctx, json, () => formatRemoteEntries(listing.entries));
+  else
+    print(ctx, json, () =>
+      formatRemoteEntries([{ name: place.path, kind: 'file', size: listing.size, mtime: listing.lastModified ?? '' }]),
+    );
+}
+
+/** Whether a download that failed this way may be continued later from its .part file. */
+function resumableFailure(err: unknown): boolean {
+  if (err instanceof NetworkError || err instanceof RequestTimeoutError || err instanceof RequestAbortedError) return true;
+  return err instanceof CliError && err.exitCode === CliExit.temporary;
+}
+
+async function remoteGet(ctx: Context): Promise<void> {
+  const [deviceText, remoteText, localArg] = ctx.cmd.args as [string, string, string | undefined];
+  const remote = parseRemotePath(remoteText);
+  const toStdout = localArg === '-';
+  const local = toStdout ? '-' : resolve(localArg ?? basename(remote.path));
+  if (!toStdout) {
+    const exists = await lstat(local).then(
+      () => true,
+      () => false,
+    );
+    if (exists && ctx.cmd.flags.force !== true)
+      throw new CliError(CliExit.dataError, `${local} exists already; use --force to overwrite it`);
+    const parent = await stat(dirname(local)).catch(() => undefined);
+    if (!parent?.isDirectory()) throw new CliError(CliExit.dataError, `no directory ${dirname(local)} to write ${basename(local)} in`);
+  }
+  const { client } = await deviceClient(ctx, remoteRetry);
+  const device = await resolveDevice(client, deviceText);
+  const info = await remoteCall(device, remoteText, client.remoteList(device.id, remote.objectId, remote.path));
+  if (info.kind === 'dir') throw new CliError(CliExit.dataError, `${remoteText} is a directory on device ${device.label}`);
+  // The .part file is named after the file's ETag on the device: a later run continues it only while that still matches.
+  const tag = info.etag === undefined ? `${process.pid}` : createHash('sha256').update(info.etag).digest('hex').slice(0, 16);
+  const part = toStdout ? undefined : join(dirname(local), `.${basename(local)}.${tag}.meshwork-part`);
+  let offset = part === undefined || info.etag === undefined ? 0 : ((await stat(part).catch(() => undefined))?.size ?? 0);
+  if (offset > info.size) offset = 0;
+  const aborter = new AbortController();
+  const unsubscribe = ctx.io.onSignal(() => aborter.abort(new Error('interrupted')));
+  let sink: Writable | undefined;
+  let writeError: Error | undefined;
+  const progress = new Progress(ctx.io.stderr, basename(remote.path), info.size);
+  progress.add(offset);
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      progress.add(chunk.length);
+      done(null, chunk);
+    },
+  });
+  let fetched = 0;
+  try {
+    sink = toStdout ? stdoutSink(ctx.io.stdout) : createWriteStream(part!, { flags: offset > 0 ? 'a' : 'w', mode: 0o644 });
+    sink.on('error', (err) => {
+      writeError = err;
+      counter.destroy(err);
+    });
+    counter.pipe(sink);
+    if (offset > 0 && offset === info.size) counter.end();
+    else {
+      const result = await remoteCall(
+        device,
+        remoteText,
+        downloadContentToStream((o) => client.remoteContent(device.id, remote.objectId, remote.path, o), remoteText, counter, {
+          signal: aborter.signal,
+          ...(offset > 0 ? { range: { start: offset } } : {}),
+        }),
+      );
+      fetched = result.bytes;
+      if (result.etag !== info.etag) {
+        if (part !== undefined) await rm(part, { force: true });
+        throw new CliError(CliExit.temporary, `${remoteText} changed on device ${device.label} while downloading; run the command again`);
+      }
+    }
+    await finished(sink);
+    progress.finish();
+  } catch (err) {
+    progress.finish(true);
+    sink?.destroy();
+    if (part !== undefined && (writeError !== undefined || !resumableFailure(err))) await rm(part, { force: true });
+    if (writeError !== undefined)
+      throw new CliError(CliExit.failure, `cannot write ${local}: ${writeError.message}`, { cause: writeError });
+    if (part !== undefined && resumableFailure(err) && err instanceof Error)
+      err.message += `; run the same command again to continue from ${basename(part)}`;
+    throw err;
+  } finally {
+    unsubscribe();
+  }
+  if (part !== undefined) await rename(part, local);
+  const bytes = offset + fetched;
+  const json = {
+    deviceId: device.id,
+    objectId: remote.objectId,
+    path: remote.path,
+    file: local,
+    bytes,
+    resumedFrom: offset,
+    etag: info.etag,
+  };
+  if (toStdout) {
+    if (ctx.cmd.json) ctx.io.stderr.write(`${JSON.stringify(json)}\n`);
+  } else
+    print(
+      ctx,
+      json,
+      () =>
+        `downloaded ${remoteText} from device ${device.label} to ${local} (${bytes} bytes${offset > 0 ? `, continued from ${offset}` : ''})\n`,
+    );
 }
 
 /** A Writable into stdout that never ends stdout itself. */

@@ -3,7 +3,7 @@
 // function takes values (the time included) and answers text, so format.test.ts pins it.
 import type { AgentEvent, AgentStatus, SyncReport } from '../agent/index.ts';
 import { formatBytes } from '../sizes.ts';
-import type { Device, Me, MeshObject } from '../types.ts';
+import type { Device, Me, MeshObject, RemoteEntry, RemoteObject } from '../types.ts';
 
 export { formatBytes };
 
@@ -54,6 +54,24 @@ export function formatDevices(devices: readonly Device[]): string {
   return formatTable(
     ['ID', 'NAME', 'ONLINE', 'CREATED', ''],
     devices.map((d) => [d.id, d.name, d.online ? 'yes' : 'no', d.createdAt, d.current ? '(this device)' : '']),
+  );
+}
+
+/** `meshwork remote ls DEVICE`: the objects of a device the caller may browse. */
+export function formatRemoteObjects(objects: readonly RemoteObject[]): string {
+  if (objects.length === 0) return 'no objects on that device that you may browse\n';
+  return formatTable(
+    ['ID', 'NAME'],
+    objects.map((o) => [o.objectId, o.name]),
+  );
+}
+
+/** `meshwork remote ls DEVICE ID[:PATH]`: a directory on a device (directories end in /). */
+export function formatRemoteEntries(entries: readonly RemoteEntry[]): string {
+  if (entries.length === 0) return 'empty directory\n';
+  return formatTable(
+    ['SIZE', 'MODIFIED', 'NAME'],
+    entries.map((e) => [e.kind === 'dir' ? '-' : formatBytes(e.size), e.mtime, e.kind === 'dir' ? `${e.name}/` : e.name]),
   );
 }
 

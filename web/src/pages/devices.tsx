@@ -1,8 +1,10 @@
-// The user's devices: online now or not, and revoking one (its token stops working).
+// The user's devices: online now or not, browsing an online one's folders (pages/device.tsx),
+// and revoking one (its token stops working).
 import { useEffect, useState } from 'preact/hooks';
 import type { Device } from '@meshwork/client';
 import { api, describeError } from '../api.ts';
 import { formatDate } from '../listing.ts';
+import { deviceHref } from '../remote.ts';
 
 /** The list of devices. */
 export function DevicesPage() {
@@ -42,7 +44,12 @@ export function DevicesPage() {
                 <td>{d.name}</td>
                 <td>{d.online ? <span class="online">online</span> : <span class="muted">offline</span>}</td>
                 <td>{formatDate(d.createdAt)}</td>
-                <td>
+                <td class="actions">
+                  {d.online && (
+                    <a href={deviceHref({ deviceId: d.id, dir: '' })}>
+                      Browse<span class="visually-hidden"> {d.name}</span>
+                    </a>
+                  )}
                   <button type="button" onClick={() => revoke(d)}>
                     Revoke<span class="visually-hidden"> {d.name}</span>
                   </button>
