@@ -59,7 +59,9 @@ async function connect(baseUrl: string, device: DeviceClient): Promise<WebSocket
   return ws;
 }
 
-const needed = total * 2 + 1000;
+// One descriptor per relay in this process (the simulated devices' sockets) and one in the
+// partition's, each process under its own limit; a thousand more for everything else.
+const needed = total + 1000;
 if (openFilesLimit() < needed) {
   console.error(`the open-files limit (${openFilesLimit()}) is below the ${needed} this run needs`);
   process.exit(1);
