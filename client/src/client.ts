@@ -262,6 +262,31 @@ function lowerCased(headers: Record<string, string> | undefined): Record<string,
   return out;
 }
 
+/** A content request's headers (Range, If-None-Match, If-Range) and the rest of its options. */
+function contentRequest(options: ContentOptions): { rest: CallOptions; headers: Record<string, string> } {
+  const { range, ifNoneMatch, ifRange, ...rest } = options;
+  const headers: Record<string, string> = { ...rest.headers };
+  if (range !== undefined) headers.range = rangeHeader(range);
+  if (ifNoneMatch !== undefined) headers['if-none-match'] = asEtag(ifNoneMatch);
+  if (ifRange !== undefined) headers['if-range'] = asEtag(ifRange);
+  return { rest, headers };
+}
+
+/** A content answer (200, 206 or 304) as `content` and `remoteContent` return it. */
+async function contentAnswerOf(res: Response): Promise<ContentAnswer> {
+  const length = res.headers.get('content-length');
+  if (res.status === 304) await res.body?.cancel();
+  return {
+    status: res.status as 200 | 206 | 304,
+    notModified: res.status === 304,
+    etag: res.headers.get('etag') ?? undefined,
+    contentLength: length === null ? undefined : Number(length),
+    contentRange: res.headers.get('content-range') ?? undefined,
+    headers: headersOf(res),
+    body: res.status === 304 ? null : res.body,
+  };
+}
+
 function rangeHeader(range: ByteRange): string {
   if ('suffix' in range) return `bytes=-${range.suffix}`;
   return `bytes=${range.start}-${range.end ?? ''}`;
@@ -520,27 +545,13 @@ export class MeshworkClient {
 
   /** `GET /v1/objects/{id}/content/{path}`: the file as a stream, with Range / If-None-Match / If-Range. */
   async content(objectId: string, path: string, options: ContentOptions = {}): Promise<ContentAnswer> {
-    const { range, ifNoneMatch, ifRange, ...rest } = options;
-    const headers: Record<string, string> = { ...rest.headers };
-    if (range !== undefined) headers.range = rangeHeader(range);
-    if (ifNoneMatch !== undefined) headers['if-none-match'] = asEtag(ifNoneMatch);
-    if (ifRange !== undefined) headers['if-range'] = asEtag(ifRange);
+    const { rest, headers } = contentRequest(options);
     const res = await this.#send('GET', `/v1/objects/${segment(objectId)}/content/${encodePath(path)}`, {
       ...rest,
       headers,
       accept: [304],
     });
-    const length = res.headers.get('content-length');
-    if (res.status === 304) await res.body?.cancel();
-    return {
-      status: res.status as 200 | 206 | 304,
-      notModified: res.status === 304,
-      etag: res.headers.get('etag') ?? undefined,
-      contentLength: length === null ? undefined : Number(length),
-      contentRange: res.headers.get('content-range') ?? undefined,
-      headers: headersOf(res),
-      body: res.status === 304 ? null : res.body,
-    };
+    return contentAnswerOf(res);
   }
 
   /**
@@ -745,28 +756,14 @@ export class MeshworkClient {
 
   /** `GET /v1/devices/{id}/remote/files/{objectId}/{path}` of a file: its bytes from the device, with Range. */
   async remoteContent(deviceId: string, objectId: string, path: string, options: ContentOptions = {}): Promise<ContentAnswer> {
-    const { range, ifNoneMatch, ifRange, ...rest } = options;
-    const headers: Record<string, string> = { ...rest.headers };
-    if (range !== undefined) headers.range = rangeHeader(range);
-    if (ifNoneMatch !== undefined) headers['if-none-match'] = asEtag(ifNoneMatch);
-    if (ifRange !== undefined) headers['if-range'] = asEtag(ifRange);
+    const { rest, headers } = contentRequest(options);
     const res = await this.#send('GET', remoteFilesPath(deviceId, objectId, path), { ...rest, headers, accept: [304] });
     const type = res.headers.get('content-type') ?? '';
     if (res.status === 200 && type.startsWith('application/json')) {
       await res.body?.cancel();
       throw new ApiError('not_a_file', `${objectId}:${path} is a directory on device ${deviceId}`);
     }
-    const length = res.headers.get('content-length');
-    if (res.status === 304) await res.body?.cancel();
-    return {
-      status: res.status as 200 | 206 | 304,
-      notModified: res.status === 304,
-      etag: res.headers.get('etag') ?? undefined,
-      contentLength: length === null ? undefined : Number(length),
-      contentRange: res.headers.get('content-range') ?? undefined,
-      headers: headersOf(res),
-      body: res.status === 304 ? null : res.body,
-    };
+    return contentAnswerOf(res);
   }
 
   /** `GET /v1/grants/keys`: the service's public keys that verify grants (ADR 51). */
