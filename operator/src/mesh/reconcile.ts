@@ -284,7 +284,11 @@ export class MeshReconciler {
       mesh,
       analysed.flatMap((n) => byName.get(n) ?? []),
     );
-    const prober = await this.#proberFigures(mesh);
+    // The prober is read only when its figures count: a step under analysis, or a new version
+    // whose first step takes them as its baseline; not on every pass of a settled Mesh.
+    const starting = previous?.revision !== undefined && previous.revision !== target;
+    const judged = mesh.spec.rollout.analysis.minProberSuccessPercent > 0 && (analysed.length > 0 || starting);
+    const prober = judged ? await this.#proberFigures(mesh) : undefined;
     const plan = planRollout({ settings: mesh.spec.rollout, target, partitions: progress, previous, requests, prober, now: new Date() });
     if (plan.completed) plan.status.stableTemplate = structuredClone(template);
     return { plan, template, target };
