@@ -543,6 +543,15 @@ export class MeshworkClient {
     return this.#bytes(res);
   }
 
+  /**
+   * `GET /v1/blocks/{sha256}` as a stream: the block's bytes, from the partition or, where it
+   * redirects block downloads (ADR 71), from the store (the redirect is followed without the
+   * caller's credentials). The bytes are not checked here; `downloadBlocksToStream` checks them.
+   */
+  async blockContent(sha256: string, options?: CallOptions): Promise<ContentAnswer> {
+    return contentAnswerOf(await this.#send('GET', `/v1/blocks/${segment(sha256)}`, options ?? {}));
+  }
+
   /** `GET /v1/objects/{id}/content/{path}`: the file as a stream, with Range / If-None-Match / If-Range. */
   async content(objectId: string, path: string, options: ContentOptions = {}): Promise<ContentAnswer> {
     const { rest, headers } = contentRequest(options);

@@ -137,3 +137,109 @@ describe('downloads over nodeHttpFetch', () => {
     expect(sink.destroyed).toBe(true);
   });
 });
+
+describe('redirects over nodeHttpFetch', () => {
+  // Two origins (two ports): `from` redirects as its query says, `to` echoes what arrived.
+  let from: Server;
+  let to: Server;
+  let fromUrl: string;
+  let toUrl: string;
+  const redirectAgent = new Agent({ keepAlive: true });
+  const fetchNode = nodeHttpFetch(redirectAgent);
+
+  beforeAll(async () => {
+    to = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+      });
+    });
+    from = createServer((req, res) => {
+      req.resume();
+      const url = new URL(req.url ?? '/', 'http://x');
+      const status = Number(url.searchParams.get('status') ?? '307');
+      const target = url.searchParams.get('to') ?? 'other';
+      const location =
+        target === 'self'
+          ? '/echo'
+          : target === 'loop'
+            ? `/r?status=${status}&to=loop`
+            : target === 'ftp'
+              ? 'ftp://127.0.0.1/x'
+              : `${toUrl}/echo`;
+      if (url.pathname === '/echo') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: '' }));
+        return;
+      }
+      res.writeHead(status, { location }).end();
+    });
+    await Promise.all([new Promise<void>((r) => from.listen(0, '127.0.0.1', r)), new Promise<void>((r) => to.listen(0, '127.0.0.1', r))]);
+    fromUrl = `http://127.0.0.1:${(from.address() as AddressInfo).port}`;
+    toUrl = `http://127.0.0.1:${(to.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    redirectAgent.destroy();
+    await Promise.all([new Promise((r) => from.close(r)), new Promise((r) => to.close(r))]);
+  });
+
+  interface Echo {
+    method: string;
+    url: string;
+    headers: Record<string, string>;
+    body: string;
+  }
+
+  it('follows a 307 to another origin without the credentials, keeping the method and other headers', async () => {
+    const res = await fetchNode(`${fromUrl}/r?status=307`, {
+      headers: { authorization: 'Bearer secret', cookie: 'session=1', 'x-keep': 'yes' },
+    });
+    expect(res.status).toBe(200);
+    const echo = (await res.json()) as Echo;
+    expect(echo.method).toBe('GET');
+    expect(echo.headers.authorization).toBeUndefined();
+    expect(echo.headers.cookie).toBeUndefined();
+    expect(echo.headers['x-keep']).toBe('yes');
+  });
+
+  it('keeps the credentials on a redirect within the same origin', async () => {
+    const echo = (await (
+      await fetchNode(`${fromUrl}/r?status=302&to=self`, { headers: { authorization: 'Bearer secret' } })
+    ).json()) as Echo;
+    expect(echo.url).toBe('/echo');
+    expect(echo.headers.authorization).toBe('Bearer secret');
+  });
+
+  it('turns a POST into a GET without body on 303, and repeats its bytes on 308', async () => {
+    const after303 = (await (await fetchNode(`${fromUrl}/r?status=303`, { method: 'POST', body: 'payload' })).json()) as Echo;
+    expect(after303.method).toBe('GET');
+    expect(after303.body).toBe('');
+    expect(after303.headers['content-length']).toBeUndefined();
+    const after308 = (await (await fetchNode(`${fromUrl}/r?status=308`, { method: 'PUT', body: 'payload' })).json()) as Echo;
+    expect(after308.method).toBe('PUT');
+    expect(after308.body).toBe('payload');
+  });
+
+  it('answers the redirect itself when asked to, or when the body was a stream it cannot send again', async () => {
+    const manual = await fetchNode(`${fromUrl}/r?status=307`, { redirect: 'manual' });
+    expect(manual.status).toBe(307);
+    expect(manual.headers.get('location')).toBe(`${toUrl}/echo`);
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('streamed'));
+        c.close();
+      },
+    });
+    const streamed = await fetchNode(`${fromUrl}/r?status=307`, { method: 'PUT', body: stream, duplex: 'half' });
+    expect(streamed.status).toBe(307);
+    await expect(fetchNode(`${fromUrl}/r?status=307`, { redirect: 'error' })).rejects.toThrow(TypeError);
+  });
+
+  it('refuses a redirect loop and a redirect to a scheme other than http(s)', async () => {
+    await expect(fetchNode(`${fromUrl}/r?status=302&to=loop`)).rejects.toThrow(/more than 20 redirects/);
+    await expect(fetchNode(`${fromUrl}/r?status=302&to=ftp`)).rejects.toThrow(/ftp:/);
+  });
+});

@@ -2,10 +2,11 @@
 // `node:http` Agent of the caller's (a connection pool of its own, as each real device has,
 // with its own socket limit), and raw HTTP for requests `fetch` cannot express. Kept out of the main entry point so that the browser build
 // of the web UI never pulls in `node:` modules.
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { maxBlockSize } from './blocks.ts';
@@ -20,7 +21,7 @@ import {
   type UploadOptions,
   type UploadResult,
 } from './client.ts';
-import type { WritePrecondition } from './types.ts';
+import type { BlockRef, WritePrecondition } from './types.ts';
 
 /** Uploads a file from disk by the block protocol, reading it one block at a time. */
 export async function uploadFile(
@@ -82,6 +83,67 @@ export async function downloadToStream(
   options: DownloadOptions = {},
 ): Promise<{ bytes: number; etag: string | undefined; status: number }> {
   return downloadContentToStream((o) => client.content(objectId, path, o), path, destination, options);
+}
+
+/**
+ * Streams `blocks` (a file's block list, from `getEntry`) one after the other into a Node stream
+ * with back-pressure and ends it; answers how many bytes arrived. Each block is read with
+ * `GET /v1/blocks/{sha256}`, so where the partition redirects block downloads to the store
+ * (ADR 71) the bytes come from the store, not through the partition. The next block is asked
+ * for while one streams, as the partition itself reads a file's blocks, so there is no round
+ * trip between blocks. Every block is checked against its sha256 and size: a block with other
+ * bytes, or one cut short, raises `NetworkError` and destroys `destination`.
+ */
+export async function downloadBlocksToStream(
+  client: MeshworkClient,
+  blocks: readonly BlockRef[],
+  destination: Writable,
+  options: { signal?: AbortSignal } = {},
+): Promise<{ bytes: number }> {
+  const { signal } = options;
+  const open = (b: BlockRef | undefined): Promise<ContentAnswer> | undefined => {
+    if (b === undefined) return undefined;
+    const opening = client.blockContent(b.sha256, signal === undefined ? {} : { signal });
+    opening.catch(() => undefined);
+    return opening;
+  };
+  let pending = open(blocks[0]);
+  let total = 0;
+  try {
+    for (let i = 0; i < blocks.length; i++) {
+      const block = blocks[i]!;
+      const answer = await pending!;
+      pending = open(blocks[i + 1]);
+      const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
+      const hash = createHash('sha256');
+      let bytes = 0;
+      source.on('data', (chunk: Uint8Array) => {
+        bytes += chunk.length;
+        hash.update(chunk);
+      });
+      await settleDownload(
+        `block ${block.sha256}`,
+        answer,
+        signal,
+        () => bytes,
+        () => pump(source, destination, signal),
+      );
+      if (bytes !== block.size || hash.digest('hex') !== block.sha256) {
+        throw new NetworkError(`block ${block.sha256} arrived as ${bytes} bytes that do not hash to its name`, { cause: undefined });
+      }
+      total += bytes;
+    }
+  } catch (err) {
+    destination.destroy();
+    pending?.then(
+      (a) => void a.body?.cancel().catch(() => undefined),
+      () => undefined,
+    );
+    throw err;
+  }
+  destination.end();
+  await finished(destination, { readable: false });
+  return { bytes: total };
 }
 
 /**
@@ -340,11 +402,37 @@ export async function rawHttp<T = Record<string, unknown>>(
  * A `fetch` over `node:http`/`node:https` with the given Agent: give it to `MeshworkClient`
  * (`fetch` option) for a connection pool of its own. The global `fetch` shares one pool per
  * process, which is right for one program and wrong for a test that plays several devices.
+ * The Agent serves URLs of its own protocol; others (an `https` store a block download is
+ * redirected to) use Node's default pool. Redirects are followed as `fetch` follows them
+ * (unless `redirect` is `manual` or `error`): at most 20; a 303 (or a POST's 301/302) becomes a
+ * GET without a body; a request whose body is a stream is not repeated (its answer is returned
+ * as it is); credentials (`authorization`, `cookie`, `proxy-authorization`) are not sent to
+ * another origin.
  */
 export function nodeHttpFetch(agent: Agent): typeof fetch {
-  return (input, init = {}) => {
-    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
-    const method = init.method ?? 'GET';
+  const agentIsHttps = agent instanceof HttpsAgent;
+
+  function exchange(
+    url: URL,
+    method: string,
+    headers: Headers,
+    body: ReadableStream | Buffer | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<IncomingMessage> {
+    const https = url.protocol === 'https:';
+    const send = https ? httpsRequest : httpRequest;
+    const own = https === agentIsHttps ? { agent } : {};
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(url, { method, ...own, headers: Object.fromEntries(headers), ...(signal ? { signal } : {}) }, resolve);
+      req.on('error', reject);
+      if (body instanceof ReadableStream) Readable.fromWeb(body as ReadableStream<Uint8Array>).pipe(req);
+      else req.end(body);
+    });
+  }
+
+  return async (input, init = {}) => {
+    let url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    let method = init.method ?? 'GET';
     const headers = new Headers(init.headers);
     const body = init.body;
     let payload: Buffer | undefined;
@@ -354,24 +442,41 @@ export function nodeHttpFetch(agent: Agent): typeof fetch {
       throw new TypeError('nodeHttpFetch sends strings, bytes and streams only');
     }
     if (payload !== undefined) headers.set('content-length', String(payload.length));
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise<Response>((resolve, reject) => {
-      const req = send(
-        url,
-        { method, agent, headers: Object.fromEntries(headers), ...(init.signal ? { signal: init.signal } : {}) },
-        (res) => {
-          const answer = new Headers();
-          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-          const status = res.statusCode ?? 0;
-          const empty = status === 204 || status === 304 || method === 'HEAD';
-          if (empty) res.resume();
-          const stream = empty ? null : webBodyOf(res);
-          resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: answer }));
-        },
-      );
-      req.on('error', reject);
-      if (body instanceof ReadableStream) Readable.fromWeb(body as ReadableStream<Uint8Array>).pipe(req);
-      else req.end(payload);
-    });
+    const stream = body instanceof ReadableStream ? body : undefined;
+    for (let redirects = 0; ; redirects++) {
+      const res = await exchange(url, method, headers, stream ?? payload, init.signal ?? undefined);
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if (!redirectStatuses.has(status) || location === undefined || init.redirect === 'manual' || stream !== undefined) {
+        return responseOf(res, method);
+      }
+      res.resume();
+      if (init.redirect === 'error') throw new TypeError(`${method} ${url.href} was redirected`);
+      if (redirects >= maxRedirects) throw new TypeError(`${method} ${url.href}: more than ${maxRedirects} redirects`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:')
+        throw new TypeError(`${method} ${url.href} was redirected to ${next.protocol}`);
+      if (next.origin !== url.origin) for (const name of crossOriginDropped) headers.delete(name);
+      if (status === 303 ? method !== 'HEAD' : (status === 301 || status === 302) && method === 'POST') {
+        method = 'GET';
+        payload = undefined;
+        for (const name of bodyHeaders) headers.delete(name);
+      }
+      url = next;
+    }
   };
+}
+
+const redirectStatuses = new Set([301, 302, 303, 307, 308]);
+const maxRedirects = 20;
+const crossOriginDropped = ['authorization', 'cookie', 'proxy-authorization'];
+const bodyHeaders = ['content-length', 'content-type', 'content-encoding', 'content-language', 'content-location'];
+
+function responseOf(res: IncomingMessage, method: string): Response {
+  const answer = new Headers();
+  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+  const status = res.statusCode ?? 0;
+  const empty = status === 204 || status === 304 || method === 'HEAD';
+  if (empty) res.resume();
+  return new Response(empty ? null : webBodyOf(res), { status, statusText: res.statusMessage ?? '', headers: answer });
 }

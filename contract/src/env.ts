@@ -40,6 +40,13 @@ export const PartitionEnv = {
   s3SessionTokenFile: 'MESHWORK_S3_SESSION_TOKEN_FILE',
   /** `path` (bucket in the path, the default: MinIO) or `virtual` (bucket in the host name). */
   s3Addressing: 'MESHWORK_S3_ADDRESSING',
+  /**
+   * The store's address as clients reach it (`https://s3.example.com`). When set, `GET
+   * /v1/blocks/{sha256}` answers `307` to a presigned URL there instead of streaming the block.
+   */
+  s3DownloadRedirectEndpoint: 'MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT',
+  /** How long a redirect's presigned URL stays valid. */
+  s3DownloadRedirectSeconds: 'MESHWORK_S3_DOWNLOAD_REDIRECT_SECONDS',
   /** A file holding the administrator token (from a Secret). */
   adminTokenFile: 'MESHWORK_ADMIN_TOKEN_FILE',
   tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
@@ -191,6 +198,19 @@ export const partitionEnvSchema = z
     [PartitionEnv.s3Region]: z.string().min(1).default('us-east-1'),
     // Path-style suits MinIO without a domain; AWS S3 also serves virtual-hosted (bucket.host).
     [PartitionEnv.s3Addressing]: z.enum(['path', 'virtual']).default('path'),
+    // An origin only: the presigned path is the store's own, which a proxy with a prefix would change.
+    [PartitionEnv.s3DownloadRedirectEndpoint]: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      httpUrl
+        .refine((u) => {
+          const url = new URL(u);
+          return url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+        }, 'must be an origin (scheme, host and port) with no path, query or credentials')
+        .transform((u) => new URL(u))
+        .optional(),
+    ),
+    // At least a minute (a slow client between the answer and its GET), at most a day.
+    [PartitionEnv.s3DownloadRedirectSeconds]: z.coerce.number().int().min(60).max(86_400).default(300),
     [PartitionEnv.tombstoneRetentionSeconds]: seconds(7 * 24 * 3600, 0),
     [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
     [PartitionEnv.blockGraceSeconds]: seconds(24 * 3600, 0),

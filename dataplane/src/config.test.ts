@@ -70,6 +70,38 @@ describe('parsePartitionConfig', () => {
     expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
   });
 
+  it("redirects block downloads only when given the store's public address, an origin, for 60 s to a day", () => {
+    expect(parsePartitionConfig(valid, readSecret).s3.downloadRedirect).toBeUndefined();
+    expect(parsePartitionConfig({ ...valid, MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: '' }, readSecret).s3.downloadRedirect).toBeUndefined();
+    const on = parsePartitionConfig({ ...valid, MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: 'https://s3.example.com' }, readSecret);
+    expect(on.s3.downloadRedirect?.endpoint.href).toBe('https://s3.example.com/');
+    expect(on.s3.downloadRedirect?.expiresInSeconds).toBe(300);
+    const seconds = {
+      ...valid,
+      MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: 'https://s3.example.com:9000',
+      MESHWORK_S3_DOWNLOAD_REDIRECT_SECONDS: '60',
+    };
+    expect(parsePartitionConfig(seconds, readSecret).s3.downloadRedirect?.expiresInSeconds).toBe(60);
+    for (const bad of [
+      'https://s3.example.com/prefix',
+      'https://s3.example.com/?x=1',
+      'https://user:pw@s3.example.com',
+      'ftp://s3.example.com',
+    ]) {
+      expect(() => parsePartitionConfig({ ...valid, MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: bad }, readSecret)).toThrow(
+        /MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT/,
+      );
+    }
+    for (const bad of ['59', '86401', 'soon']) {
+      const env = {
+        ...valid,
+        MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: 'https://s3.example.com',
+        MESHWORK_S3_DOWNLOAD_REDIRECT_SECONDS: bad,
+      };
+      expect(() => parsePartitionConfig(env, readSecret)).toThrow(/MESHWORK_S3_DOWNLOAD_REDIRECT_SECONDS/);
+    }
+  });
+
   it('names the replica after the pod, or after the host when no pod name is given', () => {
     expect(parsePartitionConfig({ ...valid, MESHWORK_POD_NAME: 'p0-2' }, readSecret).replica).toBe('p0-2');
     expect(parsePartitionConfig(valid, readSecret).replica).toBe(hostname());

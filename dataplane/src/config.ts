@@ -28,6 +28,8 @@ export interface PartitionConfig {
     /** The files credentials came from, re-read by the block store when they change. */
     credentialFiles: { accessKey: string | undefined; secretKey: string | undefined; sessionToken: string | undefined };
     addressing: 'path' | 'virtual';
+    /** Where block downloads are redirected (presigned URLs at the store's public address); off when absent. */
+    downloadRedirect: { endpoint: URL; expiresInSeconds: number } | undefined;
   };
   adminToken: string;
   /** How long deleted entries stay visible to `changes`; older cursors get 410. */
@@ -106,6 +108,10 @@ function readSecretFile(field: string, path: string, readSecret: SecretReader): 
   return value;
 }
 
+function downloadRedirectOf(endpoint: URL | undefined, expiresInSeconds: number): PartitionConfig['s3']['downloadRedirect'] {
+  return endpoint === undefined ? undefined : { endpoint, expiresInSeconds };
+}
+
 /** Parses and validates the partition role's configuration from `env`. */
 export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretReader): PartitionConfig {
   const e = parseEnvironment(partitionEnvSchema, env);
@@ -140,6 +146,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
         sessionToken: env[PartitionEnv.s3SessionTokenFile],
       },
       addressing: e[PartitionEnv.s3Addressing],
+      downloadRedirect: downloadRedirectOf(e[PartitionEnv.s3DownloadRedirectEndpoint], e[PartitionEnv.s3DownloadRedirectSeconds]),
     },
     adminToken,
     tombstoneRetentionSeconds: e[PartitionEnv.tombstoneRetentionSeconds],

@@ -145,7 +145,13 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): Requ
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
   app.use(presenceRoutes(routeHooks, { metadata, presence, grants: ctx.grants }, json));
   app.use(remoteRoutes(routeHooks, { metadata, access, grants: ctx.grants, relay: ctx.relay, logger }));
-  app.use(contentRoutes(routeHooks, { blocks, metadata, logger, possession: ctx.possession, quotas: ctx.quotas }, json));
+  app.use(
+    contentRoutes(
+      routeHooks,
+      { blocks, metadata, logger, possession: ctx.possession, quotas: ctx.quotas, downloadRedirect: ctx.config.s3.downloadRedirect },
+      json,
+    ),
+  );
   // GET is answered before the router (below); the route stays for HEAD and the 405's list of methods.
   const notifications = notificationHandler(routeHooks, longPolls);
   app.get('/v1/notifications', notifications);

@@ -212,6 +212,21 @@ export class BlockStore {
     throw new BlockStoreError(`reading block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
   }
 
+  /**
+   * A URL at which anyone may GET block `sha256` for `expiresInSeconds`, signed for `publicEndpoint`
+   * (the address clients reach the store at, which may differ from the one the partition uses)
+   * with the store's addressing style. No request is made: S3 checks the signature when the URL is
+   * used, and answers 403 once it expired.
+   */
+  async presignedGet(sha256: string, publicEndpoint: URL, expiresInSeconds: number, date = new Date()): Promise<string> {
+    const key = blockKey(sha256);
+    const hostname = this.#virtualHosted ? `${this.#bucket}.${publicEndpoint.hostname}` : publicEndpoint.hostname;
+    const path = this.#virtualHosted ? `/${key}` : `/${this.#bucket}/${key}`;
+    const host = publicEndpoint.port === '' ? hostname : `${hostname}:${publicEndpoint.port}`;
+    const query = await this.#signer.presign({ method: 'GET', hostname, host, path }, expiresInSeconds, date);
+    return `${publicEndpoint.protocol}//${host}${path}?${query.toString()}`;
+  }
+
   /** Deletes block `sha256` from the bucket; deleting an absent block succeeds (S3 answers 204 either way). */
   async delete(sha256: string): Promise<void> {
     const { res, error } = await this.#send('DeleteObject', 'DELETE', blockKey(sha256));

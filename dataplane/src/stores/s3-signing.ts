@@ -57,4 +57,32 @@ export class S3Signer {
     );
     return signed.headers;
   }
+
+  /**
+   * The query of a presigned request (SigV4 query authentication): only `host` is signed, the
+   * payload is `UNSIGNED-PAYLOAD` as S3 expects of a presigned URL, and the signature holds for
+   * `expiresInSeconds`. The caller appends it to the request's URL.
+   */
+  async presign(
+    request: Omit<SignableRequest, 'headers'> & { host: string },
+    expiresInSeconds: number,
+    date = new Date(),
+  ): Promise<URLSearchParams> {
+    const presigned = await this.#signer.presign(
+      {
+        method: request.method,
+        protocol: 'https:',
+        hostname: request.hostname,
+        path: request.path,
+        query: {},
+        headers: { host: request.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      },
+      { signingDate: date, expiresIn: expiresInSeconds },
+    );
+    const query = new URLSearchParams();
+    for (const [name, value] of Object.entries(presigned.query ?? {})) {
+      if (typeof value === 'string') query.set(name, value);
+    }
+    return query;
+  }
 }

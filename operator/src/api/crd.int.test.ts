@@ -47,6 +47,13 @@ describe('the generated MeshPartition CRD on a real API server', () => {
         rollout: {},
       },
     },
+    {
+      case: 'a download redirect without its expiry',
+      spec: {
+        ...required,
+        stores: { ...required.stores, s3: { ...required.stores.s3, downloadRedirect: { endpoint: 'https://s3.example.com' } } },
+      },
+    },
   ])('defaults $case as defaultedMeshPartitionSpec does', async ({ spec }) => {
     const output = await kubectlOk(admin, ['create', '--dry-run=server', '-o', 'json', '-f', '-'], manifest('defaults', spec));
     const created = JSON.parse(output) as { spec: unknown };
@@ -85,6 +92,23 @@ describe('the generated MeshPartition CRD on a real API server', () => {
       message: 'throttling.eventLoopLagMilliseconds must be between 1 and 60000',
     },
     { case: 'an unknown fencing policy', spec: { watchdog: { fencing: 'Reboot' } }, message: 'Unsupported value: "Reboot"' },
+    {
+      case: 'a redirect endpoint with a path',
+      spec: {
+        stores: { ...required.stores, s3: { ...required.stores.s3, downloadRedirect: { endpoint: 'https://s3.example.com/blocks' } } },
+      },
+      message: 'spec.stores.s3.downloadRedirect.endpoint',
+    },
+    {
+      case: 'a redirect valid for 30 s',
+      spec: {
+        stores: {
+          ...required.stores,
+          s3: { ...required.stores.s3, downloadRedirect: { endpoint: 'https://s3.example.com', expirySeconds: 30 } },
+        },
+      },
+      message: 'downloadRedirect.expirySeconds must be between 60 and 86400',
+    },
   ])('rejects $case with the rule message', async ({ spec, message }) => {
     const result = await kubectl(admin, ['create', '--dry-run=server', '-f', '-'], manifest('invalid', { ...required, ...spec }));
     expect(result.code).not.toBe(0);

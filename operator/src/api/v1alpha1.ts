@@ -99,6 +99,17 @@ const stores = object({
     endpoint: string().required().with({ minLength: 1, maxLength: 512 }),
     bucket: string().required().with({ minLength: 3, maxLength: 63 }),
     credentialsSecretRef: secretRef('A Secret in the same namespace with keys accessKeyId and secretAccessKey.').required(),
+    downloadRedirect: object({
+      endpoint: string()
+        .required()
+        .describe(
+          'The store as clients reach it: an origin (scheme, host, port) with no path. Block downloads (GET /v1/blocks/{sha256}) answer 307 to a URL presigned for this address; file content is still streamed.',
+        )
+        .with({ maxLength: 512, pattern: '^https?://[^/?#@\\s]+/?$' }),
+      expirySeconds: integer().default(300).describe('How long a presigned URL stays valid.').validate(between(60, 86400)),
+    })
+      .optionalInType()
+      .describe('Absent (the default): blocks are streamed through the partition. Set: clients fetch block bytes from the store itself.'),
   }).required(),
 });
 

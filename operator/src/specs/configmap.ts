@@ -34,6 +34,12 @@ export function partitionEnvironment(partition: MeshPartition): PartitionEnviron
     [PartitionEnv.etcdEndpoints]: spec.stores.etcd.endpoints.join(','),
     [PartitionEnv.s3Endpoint]: spec.stores.s3.endpoint,
     [PartitionEnv.s3Bucket]: spec.stores.s3.bucket,
+    ...(spec.stores.s3.downloadRedirect
+      ? {
+          [PartitionEnv.s3DownloadRedirectEndpoint]: spec.stores.s3.downloadRedirect.endpoint,
+          [PartitionEnv.s3DownloadRedirectSeconds]: String(spec.stores.s3.downloadRedirect.expirySeconds),
+        }
+      : {}),
     [PartitionEnv.dataDirs]: Array.from({ length: spec.storage.volumes }, (_, i) => dataDirPath(i)).join(','),
     ...throttlingEnvironment(spec.throttling),
     [PartitionEnv.terminationMessagePath]: defaultTerminationMessagePath,

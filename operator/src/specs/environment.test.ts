@@ -131,6 +131,20 @@ describe('the partition environment the operator builds', () => {
     expect(config.otlpEndpoint).toBe('http://jaeger.observability:4318');
   });
 
+  it('redirects block downloads to the store only when spec.stores.s3.downloadRedirect says, for its expiry', async () => {
+    expect((await startMember(samplePartition())).config.s3.downloadRedirect).toBeUndefined();
+    const s3 = {
+      endpoint: 'http://minio:9000',
+      bucket: 'blocks',
+      credentialsSecretRef: { name: 's3-credentials' },
+      downloadRedirect: { endpoint: 'https://s3.example.com', expirySeconds: 600 },
+    };
+    const partition = samplePartition('p0', { stores: { etcd: { endpoints: ['http://etcd-0:2379'] }, s3 } });
+    const { env, config } = await startMember(partition);
+    expect(env[PartitionEnv.s3DownloadRedirectEndpoint]).toBe('https://s3.example.com');
+    expect(config.s3.downloadRedirect).toEqual({ endpoint: new URL('https://s3.example.com'), expiresInSeconds: 600 });
+  });
+
   it('sets only variables of the contract, each read by the data plane or named as read elsewhere', async () => {
     const { env } = await startMember(samplePartition());
     const contractNames = new Set<string>(Object.values(PartitionEnv));

@@ -1,5 +1,5 @@
 // Content: which blocks the caller has not proved possession of, block upload and download
-// (scoped per caller, ADR 24), and a file's content streamed from its blocks with ETag,
+// (scoped per caller, ADR 24; a download may be a redirect to the store, ADR 71), and a file's content streamed from its blocks with ETag,
 // If-None-Match, Range and Cache-Control. Nothing here passes through a body parser: bodies
 // stream to and from S3 with backpressure.
 import { Router } from 'express';
@@ -32,6 +32,8 @@ export interface ContentRouteDeps {
   possession?: PossessionCache;
   /** The users' quotas, as recently read. */
   quotas: Pick<QuotaCache, 'quotaOf'>;
+  /** When set, a block GET answers `307` to a presigned URL at this address of the store. */
+  downloadRedirect?: { endpoint: URL; expiresInSeconds: number } | undefined;
 }
 
 function shaParam(value: unknown): string {
@@ -111,6 +113,14 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
         res.setHeader('ETag', etag).setHeader('Cache-Control', 'private, max-age=31536000, immutable');
         if (ifNoneMatchHits(req.headers['if-none-match'], etag)) {
           res.status(304).end();
+          return;
+        }
+        const redirect = deps.downloadRedirect;
+        if (redirect !== undefined && req.method === 'GET') {
+          // The bytes come from the store itself; the URL is the credential, so nothing may keep it.
+          const location = await blocks.presignedGet(sha256, redirect.endpoint, redirect.expiresInSeconds);
+          res.removeHeader('ETag');
+          res.status(307).setHeader('Location', location).setHeader('Cache-Control', 'no-store').end();
           return;
         }
         res.setHeader('Content-Type', 'application/octet-stream').setHeader('Content-Length', String(size));
