@@ -341,6 +341,11 @@ export class SyncAgent {
     return (this.#blockIndex ?? this.#indexBlocks()).get(sha256) ?? [];
   }
 
+  /** Whether a path relative to the folder is left out of syncing, by the rules of the last scan (read now before the first). */
+  ignores(path: string, directory: boolean): boolean {
+    return isIgnored(this.#rules ?? loadIgnore(this.#dir, this.#ownFiles()), path, directory);
+  }
+
   /** Counts bytes the peer listener served. */
   countServed(bytes: number): void {
     if (!this.#closed) this.#state.addCount('bytesServed', bytes);

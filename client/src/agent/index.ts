@@ -118,6 +118,8 @@ export declare class SyncAgentShape {
   locateBlock(objectId: string, sha256: string): BlockLocation[];
   /** Counts bytes served to peers (shown in `status`). */
   countServed(bytes: number): void;
+  /** Whether a path relative to the folder is left out of syncing (`.meshworkignore`, the built-in ignores, the state database): remote access shows none of it. */
+  ignores(path: string, directory: boolean): boolean;
   close(): Promise<void>;
 }
 

@@ -477,6 +477,7 @@ describe('sync and status over a stand-in engine', () => {
           run: (signal: AbortSignal) => (behaviour.run ?? (() => Promise.resolve()))(signal, options),
           locateBlock: () => [],
           countServed: () => undefined,
+          ignores: () => false,
           status: () => {
             throw new Error('not used');
           },

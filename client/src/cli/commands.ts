@@ -719,7 +719,10 @@ async function sync(ctx: Context): Promise<CliExitCode> {
   const opened: { agent?: SyncAgentShape } = {};
   const content = {
     locateBlock: (o: string, sha: string) => opened.agent?.locateBlock(o, sha) ?? [],
-    folders: () => [{ objectId, name: object.name, dir }],
+    // Until the agent is open nothing is shown: what it ignores is not known yet.
+    folders: () => [
+      { objectId, name: object.name, dir, ignores: (path: string, directory: boolean) => opened.agent?.ignores(path, directory) ?? true },
+    ],
   };
   const handler = syncPeerHandler(client, config.deviceId, content, (n) => opened.agent?.countServed(n));
   const peer =

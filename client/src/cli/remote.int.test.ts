@@ -1,8 +1,9 @@
 // `meshwork remote ls|get` as a person runs it, against a real partition (etcd, MinIO) and a
 // real `meshwork sync` on another device of the same user, its relay on: the device's objects
 // and a directory listed, a file downloaded byte-exact (by the device's name), a download
-// continued from a .part file, the file to stdout; a user who is not a member is refused; a
-// device whose `sync` stopped is said to be offline (exit 75).
+// continued from a .part file, the file to stdout; what the device's .meshworkignore leaves out
+// is neither listed nor served; a user who is not a member is refused; a device whose `sync`
+// stopped is said to be offline (exit 75).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -21,6 +22,7 @@ const program = join(dirname(fileURLToPath(import.meta.url)), 'meshwork.ts');
 const MiB = 1024 * 1024;
 const film = randomBytes(6 * MiB + 123);
 const note = Buffer.from('remote access works\n');
+const ignoreRules = 'private.txt\nsecrets/\n*.key\n';
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
 let etcd: EtcdServer;
@@ -115,6 +117,12 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'summer'), { recursive: true });
   writeFileSync(join(dir, 'summer', 'film.bin'), film);
   writeFileSync(join(dir, 'note.txt'), note);
+  // Kept on the laptop alone: not synced, so not reachable from elsewhere either.
+  writeFileSync(join(dir, '.meshworkignore'), ignoreRules);
+  writeFileSync(join(dir, 'private.txt'), 'not for the phone');
+  mkdirSync(join(dir, 'secrets'));
+  writeFileSync(join(dir, 'secrets', 'a.txt'), 'not for the phone either');
+  writeFileSync(join(dir, 'summer', 'wallet.key'), 'nor this');
   syncing = spawn(process.execPath, [program, 'sync', dir, '--object', objectId], { cwd: laptop.cwd, env: envOf(laptop), stdio: 'pipe' });
   syncing.stderr!.on('data', (c: Buffer) => (syncLog += c.toString('utf8')));
   syncing.stdout!.resume();
@@ -154,6 +162,7 @@ describe('meshwork remote', () => {
     );
     expect(top.kind).toBe('dir');
     expect(top.entries.map(({ name, kind, size }) => ({ name, kind, size }))).toEqual([
+      { name: '.meshworkignore', kind: 'file', size: ignoreRules.length },
       { name: 'note.txt', kind: 'file', size: note.length },
       { name: 'summer', kind: 'dir', size: 0 },
     ]);
@@ -199,6 +208,20 @@ describe('meshwork remote', () => {
     const dir = await meshwork(phone, ['remote', 'get', 'laptop', `${objectId}:summer`]);
     expect(dir.code).toBe(65);
     expect(dir.stderr).toMatch(/is a directory/);
+  });
+
+  it("neither lists nor serves what the device's .meshworkignore leaves out", async () => {
+    const summer = json<{ entries: { name: string }[] }>(await meshwork(phone, ['remote', 'ls', 'laptop', `${objectId}:summer`, '--json']));
+    expect(summer.entries.map((e) => e.name)).toEqual(['film.bin']);
+    for (const path of ['private.txt', 'secrets/a.txt', 'summer/wallet.key']) {
+      const get = await meshwork(phone, ['remote', 'get', 'laptop', `${objectId}:${path}`, '-']);
+      expect(get.code, path).toBe(65);
+      expect(get.stderr).toMatch(/no such file/);
+      expect(get.bytes.length).toBe(0);
+    }
+    const secrets = await meshwork(phone, ['remote', 'ls', 'laptop', `${objectId}:secrets`]);
+    expect(secrets.code).toBe(65);
+    expect(secrets.stdout).not.toMatch(/a\.txt/);
   });
 
   it('refuses a user who is not a member of the object', async () => {

@@ -21,11 +21,20 @@ export interface BlockLocation {
   stat: { size: number; mtimeMs: number; ino: number };
 }
 
+/** A synced folder the files route serves. */
+export interface PeerFolder {
+  objectId: string;
+  name: string;
+  dir: string;
+  /** Whether a path relative to `dir` is left out of syncing (`.meshworkignore`): never listed nor served. Absent: nothing is. */
+  ignores?(path: string, directory: boolean): boolean;
+}
+
 /** What the agent holds: where a block of an object can be read. */
 export interface PeerContent {
   locateBlock(objectId: string, sha256: string): BlockLocation[];
   /** The synced folders, for the files route (remote access); absent: that route finds nothing. */
-  folders?(): { objectId: string; name: string; dir: string }[];
+  folders?(): PeerFolder[];
 }
 
 export interface PeerHandlerOptions {
@@ -135,6 +144,9 @@ export function createPeerHandler(options: PeerHandlerOptions): {
     if (folder === undefined) return answerError(stream, 404, 'not_found', 'this device does not sync that object');
     const abs = join(folder.dir, ...path);
     const s = await lstat(abs).catch(() => undefined);
+    // What the device does not sync (its .meshworkignore) does not leave it this way either: as if absent.
+    const hidden = (rel: string[], directory: boolean): boolean => rel.length > 0 && folder.ignores?.(rel.join('/'), directory) === true;
+    if (hidden(path, s?.isDirectory() === true)) return answerError(stream, 404, 'not_found', 'no such file or directory on this device');
     if (s?.isDirectory() === true) {
       const entries = [];
       for (const name of (await readdir(abs)).sort()) {
@@ -142,6 +154,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
         const e = await lstat(join(abs, name)).catch(() => undefined);
         // Symlinks and special files are not synced: not shown either.
         if (e === undefined || (!e.isFile() && !e.isDirectory())) continue;
+        if (hidden([...path, name], e.isDirectory())) continue;
         entries.push({ name, kind: e.isFile() ? 'file' : 'dir', size: e.isFile() ? e.size : 0, mtime: e.mtime.toISOString() });
       }
       return answerJson(stream, { entries });
