@@ -246,6 +246,8 @@ export class SyncAgent {
       throw this.#stopFor(err) ?? err;
     } finally {
       this.#blockIndex = undefined;
+      // The read buffers serve the uploads of one pass; an agent waiting for the next change keeps none.
+      this.#buffers.clear();
       release();
     }
   }

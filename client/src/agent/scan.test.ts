@@ -2,6 +2,7 @@
 // only when its size, mtime or inode changed, and that a file changing while it is read is
 // never recorded half-old half-new. Also the backoff of `run`.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,29 @@ describe('fileChunks (what an upload reads)', () => {
     expect(sizes).toEqual([4 * 1024 * 1024, 1024 * 1024]);
   });
 
+  it.each([
+    { case: 'a small file', size: 4096, pooled: [false] },
+    { case: 'a file of exactly one block', size: 4 * 1024 * 1024, pooled: [true] },
+    { case: 'whole blocks and a shorter last one', size: 9 * 1024 * 1024, pooled: [true, true, false] },
+  ])('reads only whole 4 MiB blocks into pooled buffers: $case', async ({ size, pooled }) => {
+    const file = join(dir, 'f');
+    const content = randomBytes(size);
+    writeFileSync(file, content);
+    const { stat } = await readBlocks(file, undefined);
+    const pool = new BlockBuffers();
+    const seen: boolean[] = [];
+    const read: Uint8Array[] = [];
+    for await (const chunk of fileChunks(file, stat, undefined, pool)) {
+      seen.push(chunk.buffer.byteLength === 4 * 1024 * 1024);
+      read.push(Uint8Array.from(chunk));
+      pool.give(chunk);
+    }
+    expect(seen).toEqual(pooled);
+    expect(Buffer.concat(read).equals(content)).toBe(true);
+    // What went back to the pool is only its own 4 MiB buffers: at most one here, reused.
+    expect(pool.free).toBe(pooled.some(Boolean) ? 1 : 0);
+  });
+
   it('raises FileChangedError when the file changes during the upload, before anything is committed', async () => {
     const file = join(dir, 'f');
     writeFileSync(file, new Uint8Array(5 * 1024 * 1024));
@@ -191,5 +215,17 @@ describe('BlockBuffers', () => {
     const again = [pool.take(), pool.take()];
     expect(again.some((x) => x.buffer === a.buffer) && again.some((x) => x.buffer === b.buffer)).toBe(true);
     expect(pool.take().buffer).not.toBe(c.buffer);
+  });
+
+  it('lets go of its free buffers when cleared, and still takes back those handed out before', () => {
+    const pool = new BlockBuffers();
+    const a = pool.take();
+    const b = pool.take();
+    pool.give(a);
+    pool.clear();
+    expect(pool.free).toBe(0);
+    pool.give(b);
+    expect(pool.free).toBe(1);
+    expect(pool.take().buffer).toBe(b.buffer);
   });
 });

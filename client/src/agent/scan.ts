@@ -244,7 +244,8 @@ async function readBlockAt(handle: FileHandle, position: number, size: number, i
  * 4 MiB read buffers for uploads, taken again once `upload` released them (its
  * `onBlockReleased`): a large file then costs a few buffers for its whole length instead of a
  * fresh one per block that only the garbage collector gives back, so the agent's memory stays
- * flat. Only buffers it handed out come back, each once.
+ * flat. Only buffers it handed out come back, each once. It keeps eight by default: what one
+ * upload holds at most (2 × its parallelism of 4); the engine clears it after each pass.
  */
 export class BlockBuffers {
   readonly #free: Uint8Array[] = [];
@@ -252,7 +253,7 @@ export class BlockBuffers {
   readonly #keep: number;
 
   /** Keeps at most `keep` free buffers. */
-  constructor(keep = 16) {
+  constructor(keep = 8) {
     this.#keep = keep;
   }
 
@@ -267,6 +268,11 @@ export class BlockBuffers {
   give(data: Uint8Array): void {
     if (!this.#out.delete(data.buffer)) return;
     if (this.#free.length < this.#keep) this.#free.push(new Uint8Array(data.buffer, 0, maxBlockSize));
+  }
+
+  /** Lets go of the free buffers (the garbage collector takes them); those handed out still come back. */
+  clear(): void {
+    this.#free.length = 0;
   }
 
   /** Free buffers held now. */
@@ -294,7 +300,10 @@ export async function* fileChunks(
     let total = 0;
     for (let position = 0; ;) {
       signal?.throwIfAborted();
-      const into = buffers?.take();
+      // Only a whole 4 MiB block is read into a pooled buffer: a small file's (or a file's last,
+      // shorter) block gets a buffer of its size, so that sixteen small uploads at once do not
+      // leave sixteen 4 MiB buffers (64 MiB) in the pool for the life of the agent.
+      const into = expected.size - position >= maxBlockSize ? buffers?.take() : undefined;
       let block: Uint8Array;
       try {
         block = await readBlockAt(handle, position, expected.size, into);

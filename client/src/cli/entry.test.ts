@@ -1,11 +1,12 @@
-// The `meshwork` entry turns on Node's module compile cache before it loads the program, so that
+// The `meshwork` entry runs with its Node flags however it is started, and turns on Node's module compile cache before it loads the program, so that
 // later runs skip type stripping (about 20 MB less memory for a long `meshwork sync`).
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { agentNodeFlags } from './node-flags.ts';
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'meshwork.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'meshwork-entry-'));
@@ -31,5 +32,44 @@ describe('the meshwork entry', () => {
     const second = spawnSync(process.execPath, [entry, 'help'], { env, encoding: 'utf8', timeout: 60_000 });
     expect(second.status, second.stderr).toBe(0);
     expect(second.stdout).toBe(first.stdout);
+  });
+
+  // Prints, as the program ends, the process id and the Node flags it ran with (a process that
+  // replaced itself never reaches its own exit).
+  const reportFlags = `--import=data:text/javascript,process.on('exit',()=>process.stderr.write('FLAGS'+JSON.stringify([process.pid,process.execArgv])+'\\n'))`;
+
+  /** Runs `command args` with NODE_OPTIONS `nodeOptions` and answers the process id and the flags it ended with. */
+  async function flagsOf(
+    command: string,
+    args: string[],
+    nodeOptions: string,
+  ): Promise<{ spawned: number; pid: number; execArgv: string[] }> {
+    const env = { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: tmp, TMPDIR: tmp, NODE_OPTIONS: nodeOptions };
+    const child = spawn(command, [...args, 'help'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).toBe(0);
+    const lines = stderr.split('\n').filter((l) => l.startsWith('FLAGS'));
+    expect(lines, stderr).toHaveLength(1);
+    const [pid, execArgv] = JSON.parse(lines[0]!.slice('FLAGS'.length)) as [number, string[]];
+    return { spawned: child.pid!, pid, execArgv };
+  }
+
+  it('started as `node meshwork.ts`, replaces itself (same process) with one that has its flags', async () => {
+    const run = await flagsOf(process.execPath, [entry], reportFlags);
+    expect(run.execArgv).toEqual([...agentNodeFlags]);
+    expect(run.pid).toBe(run.spawned);
+  });
+
+  it('run as a program (how npm links it), gets its flags from its #! line', async () => {
+    expect(readFileSync(entry, 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${agentNodeFlags.join(' ')}`);
+    const run = await flagsOf(entry, [], reportFlags);
+    expect(run.execArgv).toEqual([...agentNodeFlags]);
+  });
+
+  it("keeps a person's own value of a flag given in NODE_OPTIONS", async () => {
+    const run = await flagsOf(process.execPath, [entry], `${reportFlags} --max-semi-space-size=8`);
+    expect(run.execArgv).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import http2, { type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { byteBudget } from './byte-budget.ts';
 import { GrantError, verifyGrant, type GrantKeys } from './grant.ts';
 import type { PeerIdentity } from './certificate.ts';
 
@@ -44,6 +45,12 @@ export interface PeerHandlerOptions {
   content: PeerContent;
   /** Requests served at once; more are answered `503 busy` with `Retry-After`. Default 16. */
   maxConcurrent?: number;
+  /**
+   * Bytes of blocks held in memory at once, from the read until the stream has sent them (or
+   * closed); a block request past it waits its turn. Default 8 MiB (two 4 MiB blocks); a block
+   * larger than the bound is served alone.
+   */
+  maxBlockBytes?: number;
   /** Called with the bytes of each block served (the agent counts them). */
   onServed?: (bytes: number) => void;
 }
@@ -90,8 +97,11 @@ export async function readVerifiedBlock(location: BlockLocation, sha256: string)
 export function createPeerHandler(options: PeerHandlerOptions): {
   handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
   active(): number;
+  /** Bytes of blocks read and not yet sent (at most maxBlockBytes, or one block). */
+  heldBlockBytes(): number;
 } {
   const maxConcurrent = options.maxConcurrent ?? 16;
+  const blockBytes = byteBudget(options.maxBlockBytes ?? 8 * 1024 * 1024);
   let active = 0;
 
   async function blocks(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, sha256: string): Promise<void> {
@@ -100,9 +110,18 @@ export function createPeerHandler(options: PeerHandlerOptions): {
     if (grant.scope.kind !== 'blocks' || !grant.scope.blocks.includes(sha256))
       throw new GrantError('forbidden', 'the grant does not cover this block');
     for (const location of options.content.locateBlock(grant.scope.objectId, sha256)) {
-      const data = await readVerifiedBlock(location, sha256);
-      if (data === undefined) continue;
+      // Without the bound, up to maxConcurrent blocks (64 MiB) would sit in memory while slow
+      // requesters read them; the bytes are given back once the stream is done with them.
+      const release = await blockBytes.acquire(location.size);
+      let data: Buffer | undefined;
+      try {
+        data = stream.destroyed ? undefined : await readVerifiedBlock(location, sha256);
+      } finally {
+        if (data === undefined || stream.destroyed) release();
+      }
       if (stream.destroyed) return;
+      if (data === undefined) continue;
+      stream.once('close', release);
       stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', 'content-length': data.length });
       stream.end(data);
       options.onServed?.(data.length);
@@ -212,7 +231,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
       .finally(() => active--);
   }
 
-  return { handle, active: () => active };
+  return { handle, active: () => active, heldBlockBytes: () => blockBytes.held() };
 }
 
 /** The HTTP/2 session memory bound (MB) of peer connections, on both sides and over the relay. */
@@ -236,8 +255,9 @@ export async function startPeerListener(
     key: identity.keyPem,
     cert: identity.certPem,
     settings: { maxConcurrentStreams: 64 },
-    // Blocks of 4 MiB, up to 16 served at once, wait in the session's memory until the requester
-    // reads them: the 10 MB default would reset streams (ENHANCE_YOUR_CALM) under load.
+    // Blocks of 4 MiB (the handler's byte bound lets two be in flight), wait in the session's
+    // memory until the requester reads them: the 10 MB default would reset streams
+    // (ENHANCE_YOUR_CALM) under load.
     maxSessionMemory: peerSessionMemoryMb,
   });
   const sessions = new Set<http2.ServerHttp2Session>();

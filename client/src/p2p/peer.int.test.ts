@@ -244,7 +244,7 @@ describe('the peer listener and fetchFromPeers', () => {
     }
   });
 
-  it('sends full 4 MiB blocks, many in flight on one connection, without the connection resetting them', async () => {
+  it('sends full 4 MiB blocks, many in flight on one connection, without the connection resetting them or holding more than two in memory', async () => {
     const big = randomBytes(12 * 4 * 1024 * 1024);
     const bigFile = join(dir, 'big.bin');
     await writeFile(bigFile, big);
@@ -253,19 +253,20 @@ describe('the peer listener and fetchFromPeers', () => {
     for (let offset = 0; offset < big.length; offset += 4 * 1024 * 1024)
       wanted.push({ sha256: sha(big.subarray(offset, offset + 4 * 1024 * 1024)), size: 4 * 1024 * 1024, offset });
     const identity = createPeerIdentity();
-    const listener = await startPeerListener(
-      identity,
-      createPeerHandler({
-        deviceId: 'dBig',
-        keys,
-        content: {
-          locateBlock: (_, h) =>
-            wanted.filter((b) => b.sha256 === h).map((b) => ({ path: bigFile, offset: b.offset, size: b.size, stat: s })),
+    let peakHeld = 0;
+    let peakActive = 0;
+    const handler = createPeerHandler({
+      deviceId: 'dBig',
+      keys,
+      content: {
+        locateBlock: (_, h) => {
+          peakActive = Math.max(peakActive, handler.active());
+          return wanted.filter((b) => b.sha256 === h).map((b) => ({ path: bigFile, offset: b.offset, size: b.size, stat: s }));
         },
-      }),
-      '127.0.0.1',
-      0,
-    );
+      },
+      onServed: () => (peakHeld = Math.max(peakHeld, handler.heldBlockBytes())),
+    });
+    const listener = await startPeerListener(identity, handler, '127.0.0.1', 0);
     try {
       const iat = Math.floor(Date.now() / 1000);
       const token = signGrant(
@@ -293,6 +294,11 @@ describe('the peer listener and fetchFromPeers', () => {
       expect(result.dropped).toEqual(new Map());
       expect(result.left).toEqual([]);
       expect(out.equals(big)).toBe(true);
+      // Eight requests were in at once; only two blocks (the default bound, 8 MiB) were read and unsent.
+      expect(peakActive).toBeGreaterThan(2);
+      expect(peakHeld).toBeGreaterThan(0);
+      expect(peakHeld).toBeLessThanOrEqual(8 * 1024 * 1024);
+      expect(handler.heldBlockBytes()).toBe(0);
     } finally {
       await listener.close();
     }
