@@ -1,6 +1,7 @@
 // Holder writes of concurrent uploads share one etcd transaction (MetadataStore.recordHolder):
 // each write still succeeds or fails on its own block's state, a block uploaded twice at once
-// by one user is written once, and a moved fence fails them all.
+// by one user is written once, and a moved fence fails them all. A holder written for an upload
+// whose bytes then did not reach S3 is removed only as written (dropHolder).
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
@@ -48,6 +49,23 @@ describe('holder writes', () => {
     }
     expect(await client.get(blockHolderKey(sha(3), 'alice')).string()).toBeNull();
     expect(await store.storageUsed('alice')).toBe(30);
+    // Each answer names the revision its holder record was written at.
+    const written = Number((await client.get(blockHolderKey(sha(1), 'bob')).exec()).kvs[0]!.mod_revision);
+    expect(results[3]).toEqual({ ok: true, version: written });
+  });
+
+  it('drops a holder and its usage only while it is the one written at the given version', async () => {
+    const store = new MetadataStore(client);
+    const first = await store.recordHolder(sha(21), 'dave', 0, new Date(), 5);
+    const second = await store.recordHolder(sha(21), 'dave', 0, new Date(), 5);
+    if (!first.ok || !second.ok) throw new Error('holder writes failed');
+    expect(second.version).toBeGreaterThan(first.version);
+    // An older upload's undo does not remove what a later upload wrote.
+    expect(await store.dropHolder(sha(21), 'dave', first.version)).toBe(false);
+    expect(await client.get(blockHolderKey(sha(21), 'dave')).string()).not.toBeNull();
+    expect(await store.dropHolder(sha(21), 'dave', second.version)).toBe(true);
+    expect(await client.get(blockHolderKey(sha(21), 'dave')).string()).toBeNull();
+    expect(await client.get(usageKey('dave', sha(21))).string()).toBeNull();
   });
 
   it('fails every write of a burst when the fence moved', async () => {

@@ -192,8 +192,8 @@ export interface BlockToReference {
   stateVersion: number;
 }
 
-/** What recordHolder answers: written, or not, with the block's state as it is now. */
-export type HolderWriteResult = { ok: true } | { ok: false; state: Versioned<BlockState> | undefined };
+/** What recordHolder answers: written (at `version`, the holder record's revision), or not, with the block's state as it is now. */
+export type HolderWriteResult = { ok: true; version: number } | { ok: false; state: Versioned<BlockState> | undefined };
 
 interface HolderWrite {
   sha256: string;
@@ -710,15 +710,21 @@ export class MetadataStore {
     for (let i = 0; i < writes.length; i += perTxn) {
       const batch = writes.slice(i, i + perTxn);
       try {
-        if (batch.length > 1 && (await this.#holderTxn(batch.map((g) => g[0]!))).succeeded) {
-          for (const group of batch) settle(group, { ok: true });
+        const together = batch.length > 1 ? await this.#holderTxn(batch.map((g) => g[0]!)) : undefined;
+        if (together?.succeeded === true) {
+          for (const group of batch) settle(group, { ok: true, version: together.revision });
           continue;
         }
         for (const group of batch) {
           const w = group[0]!;
           const result = await this.#holderTxn([w], [blockStateKey(w.sha256)]);
           const kv = result.reads[0];
-          settle(group, result.succeeded ? { ok: true } : { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) });
+          settle(
+            group,
+            result.succeeded
+              ? { ok: true, version: result.revision }
+              : { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) },
+          );
         }
       } catch (err) {
         for (const group of batch) for (const w of group) w.reject(err);
@@ -739,6 +745,22 @@ export class MetadataStore {
       ops,
       reads,
     );
+  }
+
+  /**
+   * Removes a user's holder record of a block (and its usage key) if it is still the one written
+   * at `version`: for an upload whose bytes did not reach S3 after its holder was written, or a
+   * holder whose block S3 lacks. False when the record moved or went meanwhile.
+   */
+  async dropHolder(sha256: string, userId: string, version: number): Promise<boolean> {
+    // Block records are in no request's slot (ADR 24).
+    return withoutSlotFence(async () => {
+      const result = await this.#txn(
+        [{ key: blockHolderKey(sha256, userId), mod: version }],
+        [this.#etcd.delete().key(blockHolderKey(sha256, userId)), this.#etcd.delete().key(usageKey(userId, sha256))],
+      );
+      return result.succeeded;
+    });
   }
 
   /** A user's password record; undefined when none was set. */

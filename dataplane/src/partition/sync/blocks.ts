@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { ApiError } from '@meshwork/contract';
 import type { BlockStore } from '../../stores/block-store.ts';
 import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/hash-verifier.ts';
-import type { BlockRecords, BlockToReference, MetadataStore } from '../../stores/metadata-store.ts';
+import type { BlockRecords, BlockToReference, HolderWriteResult, MetadataStore } from '../../stores/metadata-store.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import { maxBlockBytes } from '../schemas.ts';
 import type { PossessionCache } from './possession-cache.ts';
@@ -16,7 +16,7 @@ import type { QuotaCache } from './quota-cache.ts';
 export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'listMemberships' | 'getEntry'>;
 
 /** What the block service needs from the metadata store. */
-export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'readForUpload' | 'recordHolder' | 'storageUsed'>;
+export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'readForUpload' | 'recordHolder' | 'dropHolder' | 'storageUsed'>;
 
 /** What the block service needs. */
 export interface BlockDeps {
@@ -115,10 +115,19 @@ export function uploadSize(contentLength: string | undefined): number {
   return size;
 }
 
-/** Stores a block streamed from `body`: 422 when it does not hash to its name, 400 when it is not `size` bytes. */
-export async function storeBlock(blocks: Pick<BlockStore, 'put'>, sha256: string, size: number, body: Readable): Promise<void> {
+/**
+ * Stores a block streamed from `body`: 422 when it does not hash to its name, 400 when it is not
+ * `size` bytes. `onVerified` runs once the body hashed to its name, before S3 answers.
+ */
+export async function storeBlock(
+  blocks: Pick<BlockStore, 'put'>,
+  sha256: string,
+  size: number,
+  body: Readable,
+  onVerified?: () => void,
+): Promise<void> {
   try {
-    await blocks.put(sha256, size, body);
+    await blocks.put(sha256, size, body, onVerified);
   } catch (err) {
     if (err instanceof BlockHashMismatchError)
       throw new ApiError('hash_mismatch', `the body does not hash to ${sha256}; nothing was stored`, { cause: err });
@@ -159,8 +168,22 @@ export async function uploadBlock(
     if (!before.holds) await checkQuota(deps.metadata, userId, quota, size);
     stateVersion = before.state?.version ?? 0;
   }
-  await storeBlock(deps.blocks, sha256, size, body);
-  let recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+  // The holder is written as soon as the body proved to hash to its name (the caller has the
+  // content), while S3 is still storing it: the two round trips overlap. The upload is
+  // acknowledged only once both succeeded; if S3 fails, the holder is removed again.
+  let early: Promise<HolderWriteResult> | undefined;
+  const recordEarly = (): void => {
+    early = deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+    // Awaited below on every path; this only keeps a rejection from counting as unhandled meanwhile.
+    early.catch(() => undefined);
+  };
+  try {
+    await storeBlock(deps.blocks, sha256, size, body, recordEarly);
+  } catch (err) {
+    if (early !== undefined) await undoHolder(deps.metadata, sha256, userId, early);
+    throw err;
+  }
+  let recorded = await (early ?? deps.metadata.recordHolder(sha256, userId, stateVersion, now, size));
   if (!recorded.ok && quota === null && recorded.state !== undefined && recorded.state.value.state === 'deleted') {
     // Collected before: the bytes in S3 now were stored after its deletion, and stay unless it is marked again.
     const state = recorded.state;
@@ -170,6 +193,16 @@ export async function uploadBlock(
   }
   if (!recorded.ok) throw beingDeleted(sha256);
   deps.possession?.remember(userId, sha256, { stateVersion, size });
+}
+
+/** Removes the holder an upload wrote early when its bytes did not reach S3 (a failure to do so is left to the commit, see proveBlock). */
+async function undoHolder(metadata: BlockMetadata, sha256: string, userId: string, written: Promise<HolderWriteResult>): Promise<void> {
+  try {
+    const result = await written;
+    if (result.ok) await metadata.dropHolder(sha256, userId, result.version);
+  } catch {
+    // The upload fails with its own error either way.
+  }
 }
 
 /** Whether `size` more bytes fit in a quota (null or absent: unlimited) with `used` bytes in use. */
