@@ -1,12 +1,13 @@
 // Holder writes of concurrent uploads share one etcd transaction (MetadataStore.recordHolder):
 // each write still succeeds or fails on its own block's state, a block uploaded twice at once
 // by one user is written once, and a moved fence fails them all. A holder written for an upload
-// whose bytes then did not reach S3 is removed only as written (dropHolder).
+// whose bytes then did not reach S3 is removed only as written (dropHolder). Block records are
+// read many blocks per transaction (readBlocks).
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
-import { blockHolderKey, blockStateKey, usageKey } from './keys.ts';
-import { MetadataStore, OwnershipLostError } from './metadata-store.ts';
+import { blockHolderKey, blockRefKey, blockStateKey, usageKey } from './keys.ts';
+import { MetadataStore, OwnershipLostError, type BlockRecords } from './metadata-store.ts';
 
 let etcd: EtcdServer;
 let client: Etcd3;
@@ -82,5 +83,28 @@ describe('holder writes', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(OwnershipLostError);
     expect(await client.get(blockHolderKey(sha(11), 'carol')).string()).toBeNull();
+  });
+});
+
+describe('block records', () => {
+  it('reads the records of more blocks than one transaction holds, each as readBlock reads it, in the order asked', async () => {
+    const store = new MetadataStore(client);
+    const blocks = Array.from({ length: 100 }, (_, i) => sha(1000 + i));
+    // Every third block has a holder, every fifth a reference, every seventh a state.
+    const puts = blocks.flatMap((b, i) => [
+      ...(i % 3 === 0 ? [client.put(blockHolderKey(b, 'erin')).value(JSON.stringify({ createdAt: `t${i}` }))] : []),
+      ...(i % 5 === 0 ? [client.put(blockRefKey(b, 'object1', `path/${i}`)).value('')] : []),
+      ...(i % 7 === 0 ? [client.put(blockStateKey(b)).value(JSON.stringify({ state: 'deleted', since: `t${i}` }))] : []),
+    ]);
+    await Promise.all(puts.map((p) => p.exec()));
+    const asked = [...blocks].reverse();
+    const together = await store.readBlocks(asked);
+    expect(together).toHaveLength(asked.length);
+    const withoutRevision = ({ revision: _, ...rest }: BlockRecords): Omit<BlockRecords, 'revision'> => rest;
+    for (const [i, b] of asked.entries()) expect(withoutRevision(together[i]!)).toEqual(withoutRevision(await store.readBlock(b)));
+    expect(together.filter((r) => r.holders.length > 0)).toHaveLength(34);
+    expect(together.filter((r) => r.refs.length > 0)).toHaveLength(20);
+    expect(together.filter((r) => r.state !== undefined)).toHaveLength(15);
+    expect(await store.readBlocks([])).toEqual([]);
   });
 });

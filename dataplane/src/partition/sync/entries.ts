@@ -59,7 +59,10 @@ export function committedRecord(path: string, body: CommitEntryBody, size: numbe
 
 /** What the entry service needs: the metadata store (entries, block possession and references), the access rule and the block store's sizes. */
 export interface EntryDeps extends EntryWriteDeps {
-  metadata: Pick<MetadataStore, 'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'>;
+  metadata: Pick<
+    MetadataStore,
+    'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'readBlocks' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'
+  >;
   blocks: Pick<BlockStore, 'sizesOf'>;
   /** Proofs remembered from this process's uploads (none: every proof is read from the store). */
   possession?: PossessionCache;
