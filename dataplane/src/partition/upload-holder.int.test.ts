@@ -1,8 +1,10 @@
 // A block upload writes the caller's holder record as soon as the body hashed to the block's
 // name, while S3 is still storing it (ADR 67). Here S3 refuses the bytes after they were
 // verified (the bucket is gone): the holder written early is removed again, the upload is
-// answered 503, and the block stays missing for the caller. Run against a real partition
-// process, etcd and MinIO of its own.
+// answered 503, and the block stays missing for the caller. A holder left behind without its
+// bytes (a process that died between the two) is removed by the first commit naming the block
+// once no upload can still be storing it. Run against a real partition process, etcd and MinIO
+// of its own.
 import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,5 +75,42 @@ describe('a block upload whose bytes S3 refuses after they were verified', () =>
     expect(await alice.putBlock(data)).toEqual({ sha256, size: data.length });
     expect(await kv.get(key).string()).not.toBeNull();
     expect(await alice.missingBlocks([sha256])).toEqual([]);
+  });
+});
+
+describe('a holder record whose bytes S3 lacks', () => {
+  it('is removed by a commit naming the block once it is older than an upload in flight, so that missing lists the block again', async () => {
+    const objectId = (await alice.createObject({ name: 'Orphans' })).id;
+    const data = randomBytes(2048);
+    const sha256 = await sha256Hex(data);
+    const key = blockHolderKey(sha256, aliceId);
+    const commit = (): Promise<unknown> =>
+      alice.putEntry(objectId, 'orphan.bin', { kind: 'file', blocks: [{ sha256, size: data.length }] }, { ifNoneMatch: '*' });
+    const refusedCommit = async (): Promise<ApiError> => {
+      const err = await commit().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ApiError);
+      return err as ApiError;
+    };
+
+    // Written just now: it may be an upload whose bytes S3 is still storing, so it stays.
+    await kv.put(key).value(JSON.stringify({ createdAt: new Date().toISOString() }));
+    expect(await alice.missingBlocks([sha256])).toEqual([]);
+    const young = await refusedCommit();
+    expect([young.status, young.code, young.details?.missing]).toEqual([409, 'blocks_missing', [sha256]]);
+    expect(await kv.get(key).string()).not.toBeNull();
+
+    // Left behind ten minutes ago: the commit still answers 409, and removes it.
+    await kv.put(key).value(JSON.stringify({ createdAt: new Date(Date.now() - 10 * 60_000).toISOString() }));
+    const old = await refusedCommit();
+    expect([old.status, old.code, old.details?.missing]).toEqual([409, 'blocks_missing', [sha256]]);
+    expect(await kv.get(key).string()).toBeNull();
+    expect(await alice.missingBlocks([sha256])).toEqual([sha256]);
+
+    // The client uploads it as missing says, and the commit goes through.
+    await alice.putBlock(data);
+    await expect(commit()).resolves.toMatchObject({ created: true });
   });
 });

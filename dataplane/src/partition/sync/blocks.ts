@@ -36,12 +36,21 @@ export function possessionFromRecords(
   records: BlockRecords,
   userId: string,
   readableObjects: ReadonlySet<string>,
-): { kind: 'none' } | { kind: 'holder' } | { kind: 'refs'; refs: { objectId: string; path: string }[] } {
+):
+  | { kind: 'none' }
+  | { kind: 'holder'; holder: { version: number; createdAt: string } }
+  | { kind: 'refs'; refs: { objectId: string; path: string }[] } {
   // A block being deleted is missing for everyone: a commit naming it would lose the race.
   if (records.state?.value.state === 'deleting') return { kind: 'none' };
-  if (records.holders.some((h) => h.userId === userId)) return { kind: 'holder' };
+  const holder = records.holders.find((h) => h.userId === userId);
+  if (holder !== undefined) return { kind: 'holder', holder: { version: holder.version, createdAt: holder.createdAt } };
   const refs = records.refs.filter((r) => readableObjects.has(r.objectId));
   return refs.length > 0 ? { kind: 'refs', refs } : { kind: 'none' };
+}
+
+/** A proof of possession; `holder` when it rests on the caller's holder record (its revision and when it was written). */
+export interface BlockProof extends BlockToReference {
+  holder?: { version: number; createdAt: string };
 }
 
 /** The objects a caller may read: every object it is a member of, looked up once per request. */
@@ -60,7 +69,7 @@ export async function proveBlock(
   userId: string,
   sha256: string,
   readable: () => Promise<ReadonlySet<string>>,
-): Promise<BlockToReference | undefined> {
+): Promise<BlockProof | undefined> {
   return proveFromRecords(metadata, userId, sha256, await metadata.readBlock(sha256), readable);
 }
 
@@ -71,10 +80,10 @@ async function proveFromRecords(
   sha256: string,
   records: BlockRecords,
   readable: () => Promise<ReadonlySet<string>>,
-): Promise<BlockToReference | undefined> {
+): Promise<BlockProof | undefined> {
   const proof = { sha256, stateVersion: records.state?.version ?? 0 };
   const possession = possessionFromRecords(records, userId, records.refs.length > 0 ? await readable() : new Set());
-  if (possession.kind === 'holder') return proof;
+  if (possession.kind === 'holder') return { ...proof, holder: possession.holder };
   if (possession.kind === 'none') return undefined;
   for (const ref of possession.refs) {
     const entry = await metadata.getEntry(ref.objectId, ref.path);
@@ -91,12 +100,12 @@ export async function proveBlocks(
   metadata: ProofMetadata,
   userId: string,
   shas: readonly string[],
-): Promise<Map<string, BlockToReference | undefined>> {
+): Promise<Map<string, BlockProof | undefined>> {
   const unique = [...new Set(shas)];
   const readable = readableObjectsOf(metadata, userId);
   const records = unique.length === 0 ? [] : await metadata.readBlocks(unique);
   // Filled in the order asked, whatever order the lookups finish in.
-  const proofs = new Map<string, BlockToReference | undefined>(unique.map((sha) => [sha, undefined]));
+  const proofs = new Map<string, BlockProof | undefined>(unique.map((sha) => [sha, undefined]));
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < unique.length) {
@@ -187,7 +196,8 @@ export async function uploadBlock(
   // acknowledged only once both succeeded; if S3 fails, the holder is removed again.
   let early: Promise<HolderWriteResult> | undefined;
   const recordEarly = (): void => {
-    early = deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+    // Dated when the body was verified: a holder older than orphanHolderMs whose bytes S3 lacks is no upload in flight.
+    early = deps.metadata.recordHolder(sha256, userId, stateVersion, verifiedAt(now), size);
     // Awaited below on every path; this only keeps a rejection from counting as unhandled meanwhile.
     early.catch(() => undefined);
   };
@@ -207,6 +217,25 @@ export async function uploadBlock(
   }
   if (!recorded.ok) throw beingDeleted(sha256);
   deps.possession?.remember(userId, sha256, { stateVersion, size });
+}
+
+/** When the body of an upload that started at `started` was verified: now, unless the caller fixed the time (tests). */
+function verifiedAt(started: Date): Date {
+  const now = new Date();
+  return now > started ? now : started;
+}
+
+/**
+ * How old a holder record must be before a commit that finds its block absent from S3 removes
+ * it: an upload writes its holder once the body is verified and S3 answers within this, so an
+ * older one was left by a process that died in between, or by a failed removal (ADR 67).
+ */
+export const orphanHolderMs = 5 * 60_000;
+
+/** Whether a holder record written at `createdAt`, whose block S3 lacks, was left behind (see orphanHolderMs). */
+export function isOrphanHolder(createdAt: string, now: Date): boolean {
+  const written = Date.parse(createdAt);
+  return Number.isFinite(written) && now.getTime() - written > orphanHolderMs;
 }
 
 /** Removes the holder an upload wrote early when its bytes did not reach S3 (a failure to do so is left to the commit, see proveBlock). */
