@@ -168,13 +168,21 @@ export class BlockStore {
    * also told the expected sha256 (x-amz-content-sha256), so neither a mismatch nor a truncated
    * body ever becomes visible under the block's key. Tried once (see the file's header); when S3
    * refused the credentials, their files are re-read so that the client's retry uses new ones.
+   * `onVerified` is called once the whole body hashed to `sha256`, while S3 may still be storing
+   * it: S3 has not answered yet, and may still fail.
    */
-  async put(sha256: string, size: number, body: Readable): Promise<void> {
-    await this.#call('PutObject', (traceHeaders) => this.#put(sha256, size, body, traceHeaders));
+  async put(sha256: string, size: number, body: Readable, onVerified?: () => void): Promise<void> {
+    await this.#call('PutObject', (traceHeaders) => this.#put(sha256, size, body, traceHeaders, onVerified));
   }
 
-  async #put(sha256: string, size: number, body: Readable, traceHeaders: Record<string, string>): Promise<void> {
-    const verifier = new HashVerifier(sha256, size);
+  async #put(
+    sha256: string,
+    size: number,
+    body: Readable,
+    traceHeaders: Record<string, string>,
+    onVerified: (() => void) | undefined,
+  ): Promise<void> {
+    const verifier = new HashVerifier(sha256, size, onVerified);
     let req: ClientRequest;
     try {
       req = await this.#request('PUT', blockKey(sha256), sha256, { 'content-length': String(size) }, traceHeaders);

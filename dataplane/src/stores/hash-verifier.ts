@@ -31,11 +31,14 @@ export class HashVerifier extends Transform {
   readonly #hash: Hash = createHash('sha256');
   #held: Buffer | undefined;
   #bytes = 0;
+  readonly #onVerified: (() => void) | undefined;
 
-  constructor(expectedSha256: string, expectedBytes?: number) {
+  /** `onVerified` is called once the whole body hashed to `expectedSha256`, before its last chunk is passed on. */
+  constructor(expectedSha256: string, expectedBytes?: number, onVerified?: () => void) {
     super();
     this.#expected = expectedSha256;
     this.#expectedBytes = expectedBytes;
+    this.#onVerified = onVerified;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -60,6 +63,7 @@ export class HashVerifier extends Transform {
       callback(new BlockHashMismatchError(this.#expected, actual, this.#bytes));
       return;
     }
+    this.#onVerified?.();
     callback(null, this.#held);
   }
 }

@@ -192,8 +192,8 @@ export interface BlockToReference {
   stateVersion: number;
 }
 
-/** What recordHolder answers: written, or not, with the block's state as it is now. */
-export type HolderWriteResult = { ok: true } | { ok: false; state: Versioned<BlockState> | undefined };
+/** What recordHolder answers: written (at `version`, the holder record's revision), or not, with the block's state as it is now. */
+export type HolderWriteResult = { ok: true; version: number } | { ok: false; state: Versioned<BlockState> | undefined };
 
 interface HolderWrite {
   sha256: string;
@@ -630,28 +630,62 @@ export class MetadataStore {
 
   /** Everything recorded about a block (state, holders, references), read at one revision. */
   async readBlock(sha256: string): Promise<BlockRecords> {
-    const holdersAt = blockHoldersPrefix(sha256);
-    const refsAt = blockRefsPrefix(sha256);
+    return (await this.#readBlockBatch([sha256]))[0]!;
+  }
+
+  /**
+   * The records of each of `sha256s` (as readBlock, in the order asked): up to 42 blocks per
+   * read-only transaction (three ranges each, within etcd's 128 operations), up to 8 of those
+   * at once. Each block's records are read at one revision.
+   */
+  async readBlocks(sha256s: readonly string[]): Promise<BlockRecords[]> {
+    const perTxn = Math.floor(maxOpsPerTxn / 3);
+    const batches: string[][] = [];
+    for (let i = 0; i < sha256s.length; i += perTxn) batches.push(sha256s.slice(i, i + perTxn));
+    const read: BlockRecords[][] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const i = next++;
+        read[i] = await this.#readBlockBatch(batches[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, batches.length) }, worker));
+    return read.flat();
+  }
+
+  async #readBlockBatch(sha256s: readonly string[]): Promise<BlockRecords[]> {
     const res = await this.#etcd
       .if('/mw/revision-probe', 'Mod', '!=', -1)
-      .then(this.#etcd.get(blockStateKey(sha256)), this.#etcd.getAll().prefix(holdersAt), this.#etcd.getAll().prefix(refsAt))
+      .then(
+        ...sha256s.flatMap((sha256) => [
+          this.#etcd.get(blockStateKey(sha256)),
+          this.#etcd.getAll().prefix(blockHoldersPrefix(sha256)),
+          this.#etcd.getAll().prefix(blockRefsPrefix(sha256)),
+        ]),
+      )
       .commit();
-    const [stateKvs, holderKvs, refKvs] = res.responses.map((r) => r.response_range.kvs);
-    const stateKv = stateKvs?.[0];
-    return {
-      revision: Number(res.header.revision),
-      state: stateKv === undefined ? undefined : decode<BlockState>(stateKv),
-      holders: (holderKvs ?? []).map((kv) => ({
-        userId: kv.key.toString('utf8').slice(holdersAt.length),
-        createdAt: (JSON.parse(kv.value.toString('utf8')) as { createdAt: string }).createdAt,
-        version: Number(kv.mod_revision),
-      })),
-      refs: (refKvs ?? []).map((kv) => {
-        const rest = kv.key.toString('utf8').slice(refsAt.length);
-        const slash = rest.indexOf('/');
-        return { objectId: rest.slice(0, slash), path: rest.slice(slash + 1), version: Number(kv.mod_revision) };
-      }),
-    };
+    const ranges = res.responses.map((r) => r.response_range.kvs);
+    return sha256s.map((sha256, i) => {
+      const holdersAt = blockHoldersPrefix(sha256);
+      const refsAt = blockRefsPrefix(sha256);
+      const [stateKvs, holderKvs, refKvs] = ranges.slice(3 * i, 3 * i + 3);
+      const stateKv = stateKvs?.[0];
+      return {
+        revision: Number(res.header.revision),
+        state: stateKv === undefined ? undefined : decode<BlockState>(stateKv),
+        holders: (holderKvs ?? []).map((kv) => ({
+          userId: kv.key.toString('utf8').slice(holdersAt.length),
+          createdAt: (JSON.parse(kv.value.toString('utf8')) as { createdAt: string }).createdAt,
+          version: Number(kv.mod_revision),
+        })),
+        refs: (refKvs ?? []).map((kv) => {
+          const rest = kv.key.toString('utf8').slice(refsAt.length);
+          const slash = rest.indexOf('/');
+          return { objectId: rest.slice(0, slash), path: rest.slice(slash + 1), version: Number(kv.mod_revision) };
+        }),
+      };
+    });
   }
 
   /**
@@ -710,15 +744,21 @@ export class MetadataStore {
     for (let i = 0; i < writes.length; i += perTxn) {
       const batch = writes.slice(i, i + perTxn);
       try {
-        if (batch.length > 1 && (await this.#holderTxn(batch.map((g) => g[0]!))).succeeded) {
-          for (const group of batch) settle(group, { ok: true });
+        const together = batch.length > 1 ? await this.#holderTxn(batch.map((g) => g[0]!)) : undefined;
+        if (together?.succeeded === true) {
+          for (const group of batch) settle(group, { ok: true, version: together.revision });
           continue;
         }
         for (const group of batch) {
           const w = group[0]!;
           const result = await this.#holderTxn([w], [blockStateKey(w.sha256)]);
           const kv = result.reads[0];
-          settle(group, result.succeeded ? { ok: true } : { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) });
+          settle(
+            group,
+            result.succeeded
+              ? { ok: true, version: result.revision }
+              : { ok: false, state: kv === undefined ? undefined : decode<BlockState>(kv) },
+          );
         }
       } catch (err) {
         for (const group of batch) for (const w of group) w.reject(err);
@@ -739,6 +779,22 @@ export class MetadataStore {
       ops,
       reads,
     );
+  }
+
+  /**
+   * Removes a user's holder record of a block (and its usage key) if it is still the one written
+   * at `version`: for an upload whose bytes did not reach S3 after its holder was written, or a
+   * holder whose block S3 lacks. False when the record moved or went meanwhile.
+   */
+  async dropHolder(sha256: string, userId: string, version: number): Promise<boolean> {
+    // Block records are in no request's slot (ADR 24).
+    return withoutSlotFence(async () => {
+      const result = await this.#txn(
+        [{ key: blockHolderKey(sha256, userId), mod: version }],
+        [this.#etcd.delete().key(blockHolderKey(sha256, userId)), this.#etcd.delete().key(usageKey(userId, sha256))],
+      );
+      return result.succeeded;
+    });
   }
 
   /** A user's password record; undefined when none was set. */

@@ -159,7 +159,7 @@ describe('traces', () => {
       ['PUT /v1/blocks/:sha256', 's3 PutObject'],
       ['PUT /v1/objects/:id/entries/*path', 'etcd putEntry'],
       ['POST /v1/objects', 'etcd createObject'],
-      ['POST /v1/blocks/missing', 'etcd readBlock'],
+      ['POST /v1/blocks/missing', 'etcd readBlocks'],
     ] as const;
     await waitFor(() => named('meshwork-test-client', 'upload a file') && routes.every(([route]) => named('meshwork-partition', route)), {
       description: 'the spans of both processes to arrive',

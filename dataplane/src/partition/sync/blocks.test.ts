@@ -5,7 +5,7 @@ import { ApiError } from '@meshwork/contract';
 import { describe, expect, it } from 'vitest';
 import type { BlockRecords } from '../../stores/metadata-store.ts';
 import { maxBlockBytes } from '../schemas.ts';
-import { possessionFromRecords, quotaAllows, uploadSize } from './blocks.ts';
+import { isOrphanHolder, possessionFromRecords, quotaAllows, uploadSize } from './blocks.ts';
 
 const at = '2026-01-01T00:00:00.000Z';
 
@@ -78,5 +78,18 @@ describe('quotaAllows', () => {
     [0, 1, 0, false],
   ])('%i used + %i bytes under a quota of %s: %s', (used, size, quota, allowed) => {
     expect(quotaAllows(used, size, quota)).toBe(allowed);
+  });
+});
+
+describe('isOrphanHolder', () => {
+  const now = new Date('2026-12-05T12:00:00.000Z');
+  it.each([
+    ['2026-12-05T11:59:59.000Z', false],
+    ['2026-12-05T11:55:00.000Z', false],
+    ['2026-12-05T11:54:59.999Z', true],
+    ['2026-12-04T12:00:00.000Z', true],
+    ['not a time', false],
+  ])('a holder written at %s is left behind: %s', (createdAt, orphan) => {
+    expect(isOrphanHolder(createdAt, now)).toBe(orphan);
   });
 });

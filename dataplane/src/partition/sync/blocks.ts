@@ -6,17 +6,17 @@ import type { Readable } from 'node:stream';
 import { ApiError } from '@meshwork/contract';
 import type { BlockStore } from '../../stores/block-store.ts';
 import { BlockHashMismatchError, BlockSizeMismatchError } from '../../stores/hash-verifier.ts';
-import type { BlockRecords, BlockToReference, MetadataStore } from '../../stores/metadata-store.ts';
+import type { BlockRecords, BlockToReference, HolderWriteResult, MetadataStore } from '../../stores/metadata-store.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import { maxBlockBytes } from '../schemas.ts';
 import type { PossessionCache } from './possession-cache.ts';
 import type { QuotaCache } from './quota-cache.ts';
 
 /** What a proof of possession reads. */
-export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'listMemberships' | 'getEntry'>;
+export type ProofMetadata = Pick<MetadataStore, 'readBlock' | 'readBlocks' | 'listMemberships' | 'getEntry'>;
 
 /** What the block service needs from the metadata store. */
-export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'readForUpload' | 'recordHolder' | 'storageUsed'>;
+export type BlockMetadata = ProofMetadata & Pick<MetadataStore, 'readForUpload' | 'recordHolder' | 'dropHolder' | 'storageUsed'>;
 
 /** What the block service needs. */
 export interface BlockDeps {
@@ -28,7 +28,7 @@ export interface BlockDeps {
   possession?: PossessionCache;
 }
 
-// Possession checks of one request run this many blocks at once.
+// Possession checks of one request read the entries behind references for this many blocks at once.
 const proofParallelism = 16;
 
 /** How a caller may possess a block, from its records alone: by upload, through these references, or not at all. */
@@ -36,12 +36,21 @@ export function possessionFromRecords(
   records: BlockRecords,
   userId: string,
   readableObjects: ReadonlySet<string>,
-): { kind: 'none' } | { kind: 'holder' } | { kind: 'refs'; refs: { objectId: string; path: string }[] } {
+):
+  | { kind: 'none' }
+  | { kind: 'holder'; holder: { version: number; createdAt: string } }
+  | { kind: 'refs'; refs: { objectId: string; path: string }[] } {
   // A block being deleted is missing for everyone: a commit naming it would lose the race.
   if (records.state?.value.state === 'deleting') return { kind: 'none' };
-  if (records.holders.some((h) => h.userId === userId)) return { kind: 'holder' };
+  const holder = records.holders.find((h) => h.userId === userId);
+  if (holder !== undefined) return { kind: 'holder', holder: { version: holder.version, createdAt: holder.createdAt } };
   const refs = records.refs.filter((r) => readableObjects.has(r.objectId));
   return refs.length > 0 ? { kind: 'refs', refs } : { kind: 'none' };
+}
+
+/** A proof of possession; `holder` when it rests on the caller's holder record (its revision and when it was written). */
+export interface BlockProof extends BlockToReference {
+  holder?: { version: number; createdAt: string };
 }
 
 /** The objects a caller may read: every object it is a member of, looked up once per request. */
@@ -60,11 +69,21 @@ export async function proveBlock(
   userId: string,
   sha256: string,
   readable: () => Promise<ReadonlySet<string>>,
-): Promise<BlockToReference | undefined> {
-  const records = await metadata.readBlock(sha256);
+): Promise<BlockProof | undefined> {
+  return proveFromRecords(metadata, userId, sha256, await metadata.readBlock(sha256), readable);
+}
+
+/** proveBlock, given the block's records already read. */
+async function proveFromRecords(
+  metadata: ProofMetadata,
+  userId: string,
+  sha256: string,
+  records: BlockRecords,
+  readable: () => Promise<ReadonlySet<string>>,
+): Promise<BlockProof | undefined> {
   const proof = { sha256, stateVersion: records.state?.version ?? 0 };
   const possession = possessionFromRecords(records, userId, records.refs.length > 0 ? await readable() : new Set());
-  if (possession.kind === 'holder') return proof;
+  if (possession.kind === 'holder') return { ...proof, holder: possession.holder };
   if (possession.kind === 'none') return undefined;
   for (const ref of possession.refs) {
     const entry = await metadata.getEntry(ref.objectId, ref.path);
@@ -73,21 +92,25 @@ export async function proveBlock(
   return undefined;
 }
 
-/** Proofs for each distinct block of `shas` (undefined for each one the caller has not proved). */
+/**
+ * Proofs for each distinct block of `shas` (undefined for each one the caller has not proved).
+ * The blocks' records are read together (readBlocks: one etcd round trip per 42 blocks).
+ */
 export async function proveBlocks(
   metadata: ProofMetadata,
   userId: string,
   shas: readonly string[],
-): Promise<Map<string, BlockToReference | undefined>> {
+): Promise<Map<string, BlockProof | undefined>> {
   const unique = [...new Set(shas)];
   const readable = readableObjectsOf(metadata, userId);
+  const records = unique.length === 0 ? [] : await metadata.readBlocks(unique);
   // Filled in the order asked, whatever order the lookups finish in.
-  const proofs = new Map<string, BlockToReference | undefined>(unique.map((sha) => [sha, undefined]));
+  const proofs = new Map<string, BlockProof | undefined>(unique.map((sha) => [sha, undefined]));
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < unique.length) {
-      const sha = unique[next++]!;
-      proofs.set(sha, await proveBlock(metadata, userId, sha, readable));
+      const i = next++;
+      proofs.set(unique[i]!, await proveFromRecords(metadata, userId, unique[i]!, records[i]!, readable));
     }
   };
   await Promise.all(Array.from({ length: Math.min(proofParallelism, unique.length) }, worker));
@@ -115,10 +138,19 @@ export function uploadSize(contentLength: string | undefined): number {
   return size;
 }
 
-/** Stores a block streamed from `body`: 422 when it does not hash to its name, 400 when it is not `size` bytes. */
-export async function storeBlock(blocks: Pick<BlockStore, 'put'>, sha256: string, size: number, body: Readable): Promise<void> {
+/**
+ * Stores a block streamed from `body`: 422 when it does not hash to its name, 400 when it is not
+ * `size` bytes. `onVerified` runs once the body hashed to its name, before S3 answers.
+ */
+export async function storeBlock(
+  blocks: Pick<BlockStore, 'put'>,
+  sha256: string,
+  size: number,
+  body: Readable,
+  onVerified?: () => void,
+): Promise<void> {
   try {
-    await blocks.put(sha256, size, body);
+    await blocks.put(sha256, size, body, onVerified);
   } catch (err) {
     if (err instanceof BlockHashMismatchError)
       throw new ApiError('hash_mismatch', `the body does not hash to ${sha256}; nothing was stored`, { cause: err });
@@ -159,8 +191,23 @@ export async function uploadBlock(
     if (!before.holds) await checkQuota(deps.metadata, userId, quota, size);
     stateVersion = before.state?.version ?? 0;
   }
-  await storeBlock(deps.blocks, sha256, size, body);
-  let recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+  // The holder is written as soon as the body proved to hash to its name (the caller has the
+  // content), while S3 is still storing it: the two round trips overlap. The upload is
+  // acknowledged only once both succeeded; if S3 fails, the holder is removed again.
+  let early: Promise<HolderWriteResult> | undefined;
+  const recordEarly = (): void => {
+    // Dated when the body was verified: a holder older than orphanHolderMs whose bytes S3 lacks is no upload in flight.
+    early = deps.metadata.recordHolder(sha256, userId, stateVersion, verifiedAt(now), size);
+    // Awaited below on every path; this only keeps a rejection from counting as unhandled meanwhile.
+    early.catch(() => undefined);
+  };
+  try {
+    await storeBlock(deps.blocks, sha256, size, body, recordEarly);
+  } catch (err) {
+    if (early !== undefined) await undoHolder(deps.metadata, sha256, userId, early);
+    throw err;
+  }
+  let recorded = await (early ?? deps.metadata.recordHolder(sha256, userId, stateVersion, now, size));
   if (!recorded.ok && quota === null && recorded.state !== undefined && recorded.state.value.state === 'deleted') {
     // Collected before: the bytes in S3 now were stored after its deletion, and stay unless it is marked again.
     const state = recorded.state;
@@ -170,6 +217,35 @@ export async function uploadBlock(
   }
   if (!recorded.ok) throw beingDeleted(sha256);
   deps.possession?.remember(userId, sha256, { stateVersion, size });
+}
+
+/** When the body of an upload that started at `started` was verified: now, unless the caller fixed the time (tests). */
+function verifiedAt(started: Date): Date {
+  const now = new Date();
+  return now > started ? now : started;
+}
+
+/**
+ * How old a holder record must be before a commit that finds its block absent from S3 removes
+ * it: an upload writes its holder once the body is verified and S3 answers within this, so an
+ * older one was left by a process that died in between, or by a failed removal (ADR 67).
+ */
+export const orphanHolderMs = 5 * 60_000;
+
+/** Whether a holder record written at `createdAt`, whose block S3 lacks, was left behind (see orphanHolderMs). */
+export function isOrphanHolder(createdAt: string, now: Date): boolean {
+  const written = Date.parse(createdAt);
+  return Number.isFinite(written) && now.getTime() - written > orphanHolderMs;
+}
+
+/** Removes the holder an upload wrote early when its bytes did not reach S3 (a failure to do so is left to the commit, see proveBlock). */
+async function undoHolder(metadata: BlockMetadata, sha256: string, userId: string, written: Promise<HolderWriteResult>): Promise<void> {
+  try {
+    const result = await written;
+    if (result.ok) await metadata.dropHolder(sha256, userId, result.version);
+  } catch {
+    // The upload fails with its own error either way.
+  }
 }
 
 /** Whether `size` more bytes fit in a quota (null or absent: unlimited) with `used` bytes in use. */

@@ -16,7 +16,7 @@ import {
 import { contentHashOf } from '../content-plan.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { CommitEntryBody } from '../schemas.ts';
-import { blocksMissing, proveBlocks } from './blocks.ts';
+import { blocksMissing, isOrphanHolder, proveBlocks, type BlockProof } from './blocks.ts';
 import type { PossessionCache } from './possession-cache.ts';
 import { conditionalWrite, entryView, type EntryWriteDeps } from './conditional-write.ts';
 
@@ -59,7 +59,10 @@ export function committedRecord(path: string, body: CommitEntryBody, size: numbe
 
 /** What the entry service needs: the metadata store (entries, block possession and references), the access rule and the block store's sizes. */
 export interface EntryDeps extends EntryWriteDeps {
-  metadata: Pick<MetadataStore, 'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'listMemberships' | 'addBlockRefs' | 'refEpoch'>;
+  metadata: Pick<
+    MetadataStore,
+    'getEntry' | 'putEntry' | 'listEntries' | 'readBlock' | 'readBlocks' | 'listMemberships' | 'addBlockRefs' | 'refEpoch' | 'dropHolder'
+  >;
   blocks: Pick<BlockStore, 'sizesOf'>;
   /** Proofs remembered from this process's uploads (none: every proof is read from the store). */
   possession?: PossessionCache;
@@ -74,8 +77,8 @@ async function proofsAndSizes(
   userId: string,
   shas: readonly string[],
   useRemembered: boolean,
-): Promise<{ proofs: Map<string, BlockToReference | undefined>; sizes: Map<string, number | undefined>; remembered: boolean }> {
-  const proofs = new Map<string, BlockToReference | undefined>();
+): Promise<{ proofs: Map<string, BlockProof | undefined>; sizes: Map<string, number | undefined>; remembered: boolean }> {
+  const proofs = new Map<string, BlockProof | undefined>();
   const sizes = new Map<string, number | undefined>();
   const unknown: string[] = [];
   for (const sha256 of new Set(shas)) {
@@ -164,9 +167,12 @@ async function commitFile(
   const { proofs, sizes } = await proofsAndSizes(deps, writer.userId, shas, useRemembered);
   const unproved = [...proofs].filter(([, proof]) => proof === undefined).map(([sha]) => sha);
   if (unproved.length > 0) throw blocksMissing(unproved);
+  await dropOrphanHolders(deps, writer.userId, proofs, sizes);
   const size = checkCommittedBlocks(body, sizes);
   const record = committedRecord(path, body, size, writer.modifiedBy, new Date());
-  const proved = [...proofs.values()].filter((p): p is BlockToReference => p !== undefined);
+  const proved = [...proofs.values()]
+    .filter((p): p is BlockProof => p !== undefined)
+    .map((p): BlockToReference => ({ sha256: p.sha256, stateVersion: p.stateVersion }));
   // Most files fit in the entry's own transaction; a larger one writes its references first.
   const inline: EntryRefs = { kind: 'inline', blocks: proved };
   const prepare = async (): Promise<EntryRefs> => {
@@ -178,6 +184,27 @@ async function commitFile(
     return { kind: 'written', epoch };
   };
   return conditionalWrite(deps, { objectId, userId: writer.userId, path, precondition, build: () => record, blind: true, prepare });
+}
+
+/**
+ * Removes the caller's holder records that S3 lacks the bytes of and that no upload in flight can
+ * have written (isOrphanHolder): left by a process that died between an upload's holder and
+ * S3's answer (ADR 67). The commit still answers 409 `blocks_missing`; `missing` then lists them,
+ * so the client uploads them again.
+ */
+async function dropOrphanHolders(
+  deps: EntryDeps,
+  userId: string,
+  proofs: ReadonlyMap<string, BlockProof | undefined>,
+  sizes: ReadonlyMap<string, number | undefined>,
+): Promise<void> {
+  const now = new Date();
+  const orphans = [...proofs.values()].filter(
+    (p): p is BlockProof & { holder: NonNullable<BlockProof['holder']> } =>
+      p?.holder !== undefined && sizes.get(p.sha256) === undefined && isOrphanHolder(p.holder.createdAt, now),
+  );
+  // A holder that moved meanwhile (uploaded again) stays; the commit's answer is 409 either way.
+  await Promise.all(orphans.map((p) => deps.metadata.dropHolder(p.sha256, userId, p.holder.version).catch(() => false)));
 }
 
 /** Deletes an entry to a tombstone (404 when there is no live entry). */
