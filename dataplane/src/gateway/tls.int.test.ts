@@ -6,14 +6,11 @@
 // (NODE_EXTRA_CA_CERTS), serves another device's remote download over it.
 import type { X509Certificate } from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { get as httpsGet, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshworkClient } from '@meshwork/client';
@@ -23,6 +20,7 @@ import { LocalPki } from '../../../e2e/harness/pki.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { startPartition, unthrottledEnv, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 import { startGateway, type RunningGateway } from '../../../e2e/dataplane/gateway-process.ts';
+import { AgentProcess, login, makeAgentHome, mustRunCli, parseJsonOutput } from '../../../e2e/agent/agent-process.ts';
 
 let etcd: EtcdServer;
 let minio: MinioServer;
@@ -92,13 +90,10 @@ beforeAll(async () => {
   userToken = (await new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken }).createUser('tls')).token;
 });
 
-let syncing: ChildProcess | undefined;
+let syncing: AgentProcess | undefined;
 
 afterAll(async () => {
-  if (syncing !== undefined && syncing.exitCode === null) {
-    syncing.kill('SIGTERM');
-    await once(syncing, 'exit');
-  }
+  await syncing?.stop();
   for (const s of sessions) s.destroy();
   await Promise.all([gateway?.stop(), partition?.stop()]);
   await Promise.all([etcd?.stop(), minio?.stop()]);
@@ -171,57 +166,24 @@ describe('the HTTPS edge', () => {
 });
 
 describe('a device relay through the HTTPS edge', () => {
-  const program = join(dirname(fileURLToPath(import.meta.url)), '../../../client/src/cli/meshwork.ts');
   const note = randomBytes(300_000);
 
-  function meshwork(home: string, args: string[]): ChildProcess {
-    return spawn(process.execPath, [program, ...args], {
-      cwd: home,
-      env: {
-        PATH: process.env.PATH,
-        HOME: home,
-        MESHWORK_CONFIG_DIR: join(home, 'config'),
-        MESHWORK_STATE_DIR: join(home, 'state'),
-        MESHWORK_PEER_LISTEN: '127.0.0.1:0',
-        // How a user trusts a private CA for a Node program.
-        NODE_EXTRA_CA_CERTS: pki.caCert,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  }
-
-  async function run(home: string, args: string[]): Promise<string> {
-    const child = meshwork(home, args);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    const [code] = (await once(child, 'close')) as [number | null];
-    expect(code, err).toBe(0);
-    return out;
-  }
-
   it('serves a file from a device whose relay runs over TLS and ALPN through the gateway', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'meshwork-relay-tls-'));
+    const home = await makeAgentHome('laptop');
+    // How a user trusts a private CA for a Node program.
+    home.env.NODE_EXTRA_CA_CERTS = pki.caCert;
     try {
-      writeFileSync(join(home, 'token'), userToken, { mode: 0o600 });
-      const login = JSON.parse(
-        await run(home, ['login', '--server', gateway.url, '--name', 'laptop', '--token-file', join(home, 'token'), '--json']),
-      ) as {
-        deviceId: string;
-      };
-      const objectId = (JSON.parse(await run(home, ['objects', 'create', 'Notes', '--no-cloud', '--json'])) as { id: string }).id;
-      const folder = join(home, 'Notes');
+      await login(home, gateway.url, userToken);
+      const deviceId = (JSON.parse(readFileSync(join(home.dir, 'config', 'config.json'), 'utf8')) as { deviceId: string }).deviceId;
+      const objectId = parseJsonOutput<{ id: string }>(await mustRunCli(home, ['objects', 'create', 'Notes', '--no-cloud', '--json'])).id;
+      const folder = join(home.dir, 'Notes');
       mkdirSync(folder);
       writeFileSync(join(folder, 'note.bin'), note);
-      let log = '';
-      syncing = meshwork(home, ['sync', folder, '--object', objectId]);
-      syncing.stdout!.resume();
-      syncing.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+      syncing = await AgentProcess.start(home, folder, objectId);
 
       // Another client of the same user, over HTTP/2 to the same edge.
       const session = await openSession();
-      const path = `/v1/devices/${login.deviceId}/remote/files/${objectId}/note.bin`;
+      const path = `/v1/devices/${deviceId}/remote/files/${objectId}/note.bin`;
       const got = await waitFor(
         async () => {
           const answer = await h2Request(session, { ':method': 'GET', ':path': path, authorization: `Bearer ${userToken}` });
@@ -231,14 +193,14 @@ describe('a device relay through the HTTPS edge', () => {
           description: "the laptop's file through its relay",
           timeoutMs: 30_000,
           intervalMs: 250,
-          abortIf: () => (syncing?.exitCode != null ? log : undefined),
+          abortIf: () => (syncing?.exitStatus !== undefined ? syncing.otherLines.join('\n') : undefined),
         },
       );
       expect(got.body.equals(note)).toBe(true);
     } finally {
-      syncing?.kill('SIGTERM');
-      if (syncing !== undefined && syncing.exitCode === null) await once(syncing, 'exit');
-      rmSync(home, { recursive: true, force: true });
+      await syncing?.stop();
+      syncing = undefined;
+      rmSync(home.dir, { recursive: true, force: true });
     }
   }, 90_000);
 });
