@@ -1,0 +1,170 @@
+// Runs each Mesh's slot-move pass (`driveMeshMoves`, ADR 34) off the reconcile: the reconciler
+// asks for a pass with the layout and the partitions that are ready and reads what the last
+// finished pass answered, so that an etcd that is slow or unreachable never holds a reconcile.
+// One pass at a time per Mesh; a request made while one runs is kept and run right after it
+// with the latest inputs. Every pass has a deadline, after which its etcd client is closed (so
+// nothing of it keeps running) and a new one is dialled for the next. The Mesh is queued again
+// when a pass starts moving slots, when a pass answers something new, and after a failure.
+import { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Mesh } from '../api/v1alpha1.ts';
+import { driveMeshMoves, type MeshMovesInputs, type MeshMovesOutcome } from './mesh-moves.ts';
+
+/** The longest one pass may take before it is abandoned (1365 slots move in about a second). */
+export const movePassTimeoutMs = 30_000;
+/** After a failed pass, the Mesh is queued again this much later. */
+const retryAfterFailureMs = 5_000;
+/** Deadline of dialling etcd. */
+const dialTimeoutMs = 2_000;
+
+/** What the reconciler asks a pass to reach. */
+export type MovePassRequest = Pick<MeshMovesInputs, 'layout' | 'ready' | 'surplus'>;
+
+/** What is known of a Mesh's slot moves. */
+export interface MoveDriverState {
+  /** What the last finished pass answered; undefined before any pass finished. */
+  outcome?: MeshMovesOutcome;
+  /** How many passes finished, so that a pass's Event is recorded once. */
+  passes: number;
+  /** Slots moved so far by the pass that runs now (0 when none runs or it moved none yet). */
+  moving: number;
+  /** Why the last pass failed, when it did (cleared by the next that finishes). */
+  failure?: string;
+}
+
+export interface MeshMoveDriverOptions {
+  log: Logger;
+  /** Queues a Mesh (its `namespace/name`). */
+  enqueue: (key: string) => void;
+  /** Runs one pass; tests replace it. */
+  drive?: typeof driveMeshMoves;
+  passTimeoutMs?: number;
+}
+
+interface MeshEntry {
+  endpoints: string;
+  hosts: string[];
+  client: Etcd3 | undefined;
+  name: string;
+  state: MoveDriverState;
+  running: boolean;
+  pending: MovePassRequest | undefined;
+  retry: NodeJS.Timeout | undefined;
+}
+
+function sameStep(a: MeshMovesOutcome['step'] | undefined, b: MeshMovesOutcome['step']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Runs the slot-move passes of the Meshes, one at a time each, in the background. */
+export class MeshMoveDriver {
+  readonly #options: MeshMoveDriverOptions;
+  readonly #meshes = new Map<string, MeshEntry>();
+  #stopped = false;
+
+  constructor(options: MeshMoveDriverOptions) {
+    this.#options = options;
+  }
+
+  /** What is known of the Mesh's moves now (nothing before its first pass finished). */
+  state(key: string): MoveDriverState {
+    const entry = this.#meshes.get(key);
+    return entry ? { ...entry.state } : { passes: 0, moving: 0 };
+  }
+
+  /** Asks for a pass toward `request`; it starts now, or right after the one that runs. */
+  request(key: string, mesh: Mesh, request: MovePassRequest): void {
+    if (this.#stopped) return;
+    const hosts = [...mesh.spec.stores.etcd.endpoints];
+    const endpoints = [...hosts].sort().join(',');
+    let entry = this.#meshes.get(key);
+    if (entry && entry.endpoints !== endpoints) {
+      this.forget(key);
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = {
+        endpoints,
+        hosts,
+        client: undefined,
+        name: mesh.metadata.name,
+        state: { passes: 0, moving: 0 },
+        running: false,
+        pending: undefined,
+        retry: undefined,
+      };
+      this.#meshes.set(key, entry);
+    }
+    entry.pending = request;
+    if (!entry.running) void this.#run(key, entry);
+  }
+
+  /** Forgets a deleted Mesh and closes its etcd client (a pass that runs is cut short). */
+  forget(key: string): void {
+    const entry = this.#meshes.get(key);
+    if (!entry) return;
+    this.#meshes.delete(key);
+    entry.pending = undefined;
+    if (entry.retry) clearTimeout(entry.retry);
+    entry.client?.close();
+    entry.client = undefined;
+  }
+
+  /** Stops every pass and closes the etcd clients; only the leader runs passes. */
+  stop(): void {
+    this.#stopped = true;
+    for (const key of [...this.#meshes.keys()]) this.forget(key);
+  }
+
+  async #run(key: string, entry: MeshEntry): Promise<void> {
+    const { log, enqueue } = this.#options;
+    const drive = this.#options.drive ?? driveMeshMoves;
+    const timeoutMs = this.#options.passTimeoutMs ?? movePassTimeoutMs;
+    entry.running = true;
+    try {
+      while (entry.pending && this.#meshes.get(key) === entry) {
+        const request = entry.pending;
+        entry.pending = undefined;
+        entry.state.moving = 0;
+        entry.client ??= new Etcd3({ hosts: entry.hosts, dialTimeout: dialTimeoutMs });
+        const client = entry.client;
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`the pass did not finish in ${timeoutMs} ms`)), timeoutMs);
+        });
+        const onMoved: MeshMovesInputs['onMoved'] = (move) => {
+          const first = entry.state.moving === 0;
+          entry.state.moving += move.slots.reduce((n, r) => n + r.last - r.first + 1, 0);
+          // Once, so that the status can say slots are moving while the pass runs.
+          if (first) enqueue(key);
+        };
+        try {
+          const outcome = await Promise.race([drive(client, { mesh: entry.name, ...request, onMoved }), deadline]);
+          const news = outcome.moved > 0 || !sameStep(entry.state.outcome?.step, outcome.step) || entry.state.failure !== undefined;
+          entry.state = { outcome, passes: entry.state.passes + 1, moving: 0 };
+          if (outcome.moved > 0)
+            log.info({ mesh: key, moved: outcome.moved, step: outcome.step.kind }, `Moved ${outcome.moved} slots of Mesh ${key}`);
+          if (news) enqueue(key);
+        } catch (err) {
+          const failure = err instanceof Error ? err.message : String(err);
+          log.warn({ err, mesh: key }, `Failed to move the slots of Mesh ${key}`);
+          // A pass cut short may still hold calls on its client: close it, the next pass dials anew.
+          if (entry.client === client) {
+            client.close();
+            entry.client = undefined;
+          }
+          const changed = entry.state.failure !== failure;
+          entry.state = { ...entry.state, moving: 0, failure };
+          if (changed) enqueue(key);
+          if (entry.retry) clearTimeout(entry.retry);
+          entry.retry = setTimeout(() => enqueue(key), retryAfterFailureMs);
+          entry.retry.unref();
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    } finally {
+      entry.running = false;
+    }
+  }
+}
