@@ -50,12 +50,15 @@ describe('MeshMoveDriver', () => {
     pass.answer(1, { step: { kind: 'settled' }, owners, moved: 128 });
     await flush();
     expect(driver.state('ns/m')).toMatchObject({ passes: 2, moving: 0, outcome: { moved: 128, step: { kind: 'settled' } } });
+    expect(driver.state('ns/m').lastMove).toEqual({ pass: 2, moved: 128, step: { kind: 'settled' } });
     expect(queued).toHaveLength(3);
     // The same answer again is no news.
     driver.request('ns/m', mesh, request(['m-p0', 'm-p1', 'm-p2']));
     pass.answer(2, { step: { kind: 'settled' }, owners, moved: 0 });
     await flush();
     expect(driver.state('ns/m').passes).toBe(3);
+    // The last pass that moved is still known, for its Event, after one that moved nothing.
+    expect(driver.state('ns/m').lastMove).toMatchObject({ pass: 2, moved: 128 });
     expect(queued).toHaveLength(3);
     driver.stop();
   });

@@ -24,8 +24,13 @@ export type MovePassRequest = Pick<MeshMovesInputs, 'layout' | 'ready' | 'surplu
 export interface MoveDriverState {
   /** What the last finished pass answered; undefined before any pass finished. */
   outcome?: MeshMovesOutcome;
-  /** How many passes finished, so that a pass's Event is recorded once. */
+  /** How many passes finished. */
   passes: number;
+  /**
+   * The last pass that moved slots: its number (of `passes`), so that its Event is recorded
+   * once even when a later pass that moved nothing finished before the reconcile looked.
+   */
+  lastMove?: { pass: number; moved: number; step: MeshMovesOutcome['step'] };
   /** Slots moved so far by the pass that runs now (0 when none runs or it moved none yet). */
   moving: number;
   /** Why the last pass failed, when it did (cleared by the next that finishes). */
@@ -141,7 +146,9 @@ export class MeshMoveDriver {
         try {
           const outcome = await Promise.race([drive(client, { mesh: entry.name, ...request, onMoved }), deadline]);
           const news = outcome.moved > 0 || !sameStep(entry.state.outcome?.step, outcome.step) || entry.state.failure !== undefined;
-          entry.state = { outcome, passes: entry.state.passes + 1, moving: 0 };
+          const passes = entry.state.passes + 1;
+          const lastMove = outcome.moved > 0 ? { pass: passes, moved: outcome.moved, step: outcome.step } : entry.state.lastMove;
+          entry.state = { outcome, passes, moving: 0, ...(lastMove ? { lastMove } : {}) };
           if (outcome.moved > 0)
             log.info({ mesh: key, moved: outcome.moved, step: outcome.step.kind }, `Moved ${outcome.moved} slots of Mesh ${key}`);
           if (news) enqueue(key);

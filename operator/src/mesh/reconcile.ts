@@ -443,8 +443,8 @@ export class MeshReconciler {
     if (!moves) return [];
     const events: Promise<void>[] = [];
     const reported = this.#reportedPasses.get(key) ?? 0;
-    const outcome = moves.outcome;
-    if (moves.passes > reported && outcome && outcome.moved > 0) {
+    const outcome = moves.lastMove;
+    if (outcome && outcome.pass > reported) {
       const left = outcome.step.kind === 'remove' ? `; ${outcome.step.partitions.join(', ')} own no slot any more` : '';
       events.push(
         this.#event(
