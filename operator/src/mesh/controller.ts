@@ -76,6 +76,7 @@ export class MeshController {
       events,
       ownerKeys: this.#ownerKeys,
       moves: this.#moves,
+      enqueue: (key) => this.queue.add(key),
       defaultImage: options.defaultImage,
       coverage: (ns, mesh, covered) => {
         if (covered === undefined) metrics.meshSlotsCovered.remove({ mesh_namespace: ns, mesh });

@@ -295,6 +295,46 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     expect(await operator.metric('meshwork_reconcile_total', { controller: 'mesh' })).toBeGreaterThan(0);
   });
 
+  it('reports two Meshes on one etcd as Degraded on both, and clears it when one goes (ADR 63)', async () => {
+    const { spec } = await getJson<Mesh>('mesh', 'mesh');
+    const other = {
+      apiVersion: 'meshwork.io/v1alpha1',
+      kind: 'Mesh',
+      metadata: { name: 'other', namespace },
+      spec: { ...spec, partitions: 1 },
+    };
+    await kubectlOk(admin, ['apply', '-n', namespace, '-f', '-'], JSON.stringify(other));
+    const degraded = async (name: string) => (await getJson<Mesh>('mesh', name)).status?.conditions?.find((c) => c.type === 'Degraded');
+    for (const [name, names] of [
+      ['mesh', `Mesh ${namespace}/other`],
+      ['other', `Mesh ${namespace}/mesh`],
+    ] as const) {
+      const condition = await waitFor(async () => ((await degraded(name))?.reason === 'SharedEtcd' ? degraded(name) : undefined), {
+        description: `Mesh ${name} to report its shared etcd`,
+        timeoutMs: 30_000,
+      });
+      expect(condition).toMatchObject({ status: 'True' });
+      expect(condition.message).toContain(`also used by ${names}`);
+    }
+    const warnings = await kubectlOk(admin, [
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      'involvedObject.kind=Mesh,involvedObject.name=mesh,reason=SharedEtcd',
+      '-o',
+      'name',
+    ]);
+    expect(warnings.trim()).not.toBe('');
+    await kubectlOk(admin, ['delete', '-n', namespace, 'mesh/other', '--wait=true']);
+    // Its partitions are still Degraded (no node takes their pods): the shared etcd is no longer the reason.
+    await waitFor(async () => (await degraded('mesh'))?.reason === 'PartitionDegraded', {
+      description: 'Mesh mesh to be alone on its etcd again',
+      timeoutMs: 30_000,
+    });
+  });
+
   it('lets the garbage collector remove the partitions and the gateway when the Mesh is deleted', async () => {
     await kubectlOk(admin, ['delete', '-n', namespace, 'mesh/mesh', '--wait=true']);
     await waitFor(

@@ -41,6 +41,7 @@ import {
 import { addFigures, readMemberFigures, readProberJourneys } from './analysis.ts';
 import { layoutSlots, planPartitions, partitionsToDelete } from './layout.ts';
 import type { MeshMoveDriver } from './move-driver.ts';
+import { describeSharedEtcd, sharedEtcd } from './shared-etcd.ts';
 import {
   partitionProgressOf,
   planRollout,
@@ -84,6 +85,8 @@ export interface MeshReconcilerOptions {
   rollout?: (namespace: string, mesh: string, state: MeshRolloutStatus['state'], haltReason?: string) => void;
   /** The owner of every slot by the Mesh's owner keys, when its etcd has some (owner-keys.ts); coverage is counted from them. */
   ownerKeys?: { owners(key: string, mesh: Mesh): string[] | undefined; forget(key: string): void };
+  /** Queues a Mesh: another that shares the etcd of one that came, changed or went (ADR 63). */
+  enqueue?: (key: string) => void;
   /** Runs the slot-move passes (ADR 34); without it nothing moves and the layout is re-laid as in ADR 33. */
   moves?: Pick<MeshMoveDriver, 'state' | 'request' | 'forget'>;
   /** Reads one member's request figures (the data plane's /metrics); tests replace it. */
@@ -124,6 +127,8 @@ export class MeshReconciler {
   readonly #reportedPasses = new Map<string, number>();
   /** The last slot-move failure reported as an Event, per Mesh. */
   readonly #reportedFailures = new Map<string, string>();
+  /** The last shared-etcd message recorded as an Event, per Mesh. */
+  readonly #reportedSharing = new Map<string, string>();
 
   constructor(options: MeshReconcilerOptions) {
     this.#options = options;
@@ -141,6 +146,8 @@ export class MeshReconciler {
       this.#options.moves?.forget(key);
       this.#reportedPasses.delete(key);
       this.#reportedFailures.delete(key);
+      // The Meshes it shared its etcd with may be alone now.
+      if (this.#reportedSharing.delete(key)) for (const other of this.#reportedSharing.keys()) this.#options.enqueue?.(other);
       this.#options.coverage?.(namespace, name, undefined);
       this.#options.rollout?.(namespace, name, undefined);
       return {};
@@ -152,8 +159,10 @@ export class MeshReconciler {
       owned.map((p) => p.metadata.name),
     );
     // Without the move driver (or while nothing has registered) the layout is re-laid as in ADR 33.
-    const moves = this.#options.moves?.state(key);
-    const lastStep = this.#options.moves ? moves?.outcome?.step : { kind: 'unowned' as const, slots: 0 };
+    // A Mesh whose etcd another uses runs no pass: it would take the other's owners for its own (ADR 63).
+    const shared = sharedEtcd(mesh, caches.meshes.list(), caches.partitions.list());
+    const moves = shared ? undefined : this.#options.moves?.state(key);
+    const lastStep = !this.#options.moves ? { kind: 'unowned' as const, slots: 0 } : moves?.outcome?.step;
     const laid = layoutSlots(
       plan,
       new Map(owned.map((p) => [p.metadata.name, p.spec.slots.map((r) => ({ first: r.start, last: r.end }))])),
@@ -272,15 +281,25 @@ export class MeshReconciler {
     }
     const reported = mesh.status?.conditions?.find((c) => c.type === 'Degraded');
     if (problem && reported?.message !== problem.message) recorded.push(this.#event(mesh, 'Warning', problem.reason, problem.message));
+    const sharing = shared ? describeSharedEtcd(shared) : undefined;
+    if (sharing === undefined) {
+      if (this.#reportedSharing.delete(key)) for (const other of this.#reportedSharing.keys()) this.#options.enqueue?.(other);
+    } else if (this.#reportedSharing.get(key) !== sharing) {
+      this.#reportedSharing.set(key, sharing);
+      recorded.push(this.#event(mesh, 'Warning', 'SharedEtcd', sharing));
+      // The others learn of it now, not at their next change; each queues the rest only when its own finding changes.
+      for (const other of shared!.meshes) this.#options.enqueue?.(other);
+    }
 
     // What was just applied is newer than the cache; partitions being deleted still count until they are gone.
     const partitions = [...owned.filter((p) => !applied.has(p.metadata.name)), ...applied.values()];
     // The pass starts after the apply, so that a new partition exists before slots are planned for it.
-    this.#options.moves?.request(key, mesh, {
-      layout: plan.keep.map((p) => p.name),
-      ready: new Set(partitions.filter(partitionReady).map((p) => p.metadata.name)),
-      surplus: plan.remove.filter((name) => !toDelete.includes(name)),
-    });
+    if (!shared)
+      this.#options.moves?.request(key, mesh, {
+        layout: plan.keep.map((p) => p.name),
+        ready: new Set(partitions.filter(partitionReady).map((p) => p.metadata.name)),
+        surplus: plan.remove.filter((name) => !toDelete.includes(name)),
+      });
     const owners = this.#options.ownerKeys?.owners(key, mesh);
     try {
       await this.#writeStatus(mesh, (live) =>
@@ -293,6 +312,7 @@ export class MeshReconciler {
           rollout: rollout.plan.status,
           ...(owners ? { owners } : {}),
           ...(moves ? { slotMoves: slotMovesProgress(moves) } : {}),
+          ...(sharing ? { sharedEtcd: sharing } : {}),
           now: new Date(),
         }),
       );

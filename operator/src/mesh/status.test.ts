@@ -221,6 +221,24 @@ describe('computeMeshStatus', () => {
     expect(cond.message).toContain(message);
   });
 
+  it('reports a shared etcd as Degraded before a degraded partition, and Ready still by coverage', () => {
+    const plan = planPartitions('m', 2, ['m-p0', 'm-p1']);
+    const status = computeMeshStatus({
+      mesh: two,
+      plan,
+      partitions: [partition('m-p0', 0, 2047, { degraded: 'Unschedulable' }), partition('m-p1', 2048, 4095)],
+      gateway: gateway(2),
+      sharedEtcd: 'shared with Mesh x/y',
+      now,
+    });
+    expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'SharedEtcd',
+      message: 'shared with Mesh x/y',
+    });
+    expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+  });
+
   it('reports a problem met while applying as Degraded and not Ready', () => {
     const status = statusOf(two, laidForTwo(), gateway(2), { reason: 'ObjectConflict', message: 'Service m-gateway exists' });
     expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ObjectConflict' });

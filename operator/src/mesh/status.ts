@@ -29,6 +29,8 @@ export interface MeshStatusInputs {
   owners?: readonly string[];
   /** What the slot moves are doing (ADR 34), when the reconciler runs them. */
   slotMoves?: SlotMovesProgress;
+  /** Why slots cannot move: the Mesh's etcd is shared (shared-etcd.ts, ADR 63). */
+  sharedEtcd?: string;
   now: Date;
 }
 
@@ -227,16 +229,19 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
               reason: 'AllReady',
               message: `All ${slotCount} slots served by ${readyInLayout} ready partitions; ${gatewayReady} of ${gatewayWant} gateway pods ready`,
             };
+  // A shared etcd comes before the partitions' own problems: it is the Mesh's, and may be their cause.
   const degradedDraft: ConditionDraft = problem
     ? { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message }
-    : degradedPartitions.length > 0
-      ? {
-          type: 'Degraded',
-          status: 'True',
-          reason: 'PartitionDegraded',
-          message: degradedPartitions.map((p) => `${p.metadata.name}: ${condition(p, 'Degraded')!.message}`).join('; '),
-        }
-      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' };
+    : inputs.sharedEtcd
+      ? { type: 'Degraded', status: 'True', reason: 'SharedEtcd', message: inputs.sharedEtcd }
+      : degradedPartitions.length > 0
+        ? {
+            type: 'Degraded',
+            status: 'True',
+            reason: 'PartitionDegraded',
+            message: degradedPartitions.map((p) => `${p.metadata.name}: ${condition(p, 'Degraded')!.message}`).join('; '),
+          }
+        : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' };
   const drafts = [
     readyDraft,
     moving ?? { type: 'Progressing', status: 'False', reason: 'Settled', message: 'The partitions and the gateway match the spec' },
