@@ -3,7 +3,7 @@
 // may be deleted, and coverage that tells a gap from an overlap.
 import { describe, expect, it } from 'vitest';
 import { formatSlotRanges, slotCount } from '@meshwork/contract';
-import { evenSlotLayout, layoutSlots, partitionsToDelete, planPartitions, slotCoverage } from './layout.ts';
+import { answerForLayout, evenSlotLayout, layoutSlots, partitionsToDelete, planPartitions, slotCoverage } from './layout.ts';
 import type { MeshMovesOutcome } from './mesh-moves.ts';
 
 describe('evenSlotLayout', () => {
@@ -132,6 +132,20 @@ describe('partitionsToDelete', () => {
     { case: 'settled: nothing', step: { kind: 'settled' }, deleted: [] },
   ])('$case', ({ step, deleted }) => {
     expect(partitionsToDelete(shrunk, step)).toEqual(deleted);
+  });
+});
+
+describe('answerForLayout', () => {
+  const shrunk = planPartitions('m', 2, ['m-p0', 'm-p1', 'm-p2']);
+  const removeP2 = { step: { kind: 'remove' as const, partitions: ['m-p2'] } };
+  it.each([
+    { case: 'an idle driver whose last pass was for this layout', busy: false, layout: ['m-p0', 'm-p1'], trusted: true },
+    { case: 'a pass runs or is asked for after it', busy: true, layout: ['m-p0', 'm-p1'], trusted: false },
+    { case: 'the answer was for another layout', busy: false, layout: ['m-p0', 'm-p1', 'm-p2'], trusted: false },
+    { case: 'no pass has answered', busy: false, layout: undefined, trusted: false },
+  ])('$case: trusted $trusted', ({ busy, layout, trusted }) => {
+    const state = { busy, ...(layout ? { outcome: removeP2, outcomeLayout: layout } : {}) };
+    expect(answerForLayout(shrunk, state)).toEqual(trusted ? removeP2.step : undefined);
   });
 });
 

@@ -68,6 +68,21 @@ export function layoutSlots(plan: PartitionPlan, existing: ReadonlyMap<string, r
 }
 
 /**
+ * The last pass's answer when it may decide deletions: it was for this layout and no pass runs
+ * or is asked for after it (one that runs may be moving slots to a partition that an older
+ * answer found empty); undefined otherwise.
+ */
+export function answerForLayout(
+  plan: PartitionPlan,
+  state: { busy: boolean; outcome?: Pick<MeshMovesOutcome, 'step'>; outcomeLayout?: readonly string[] },
+): MeshMovesOutcome['step'] | undefined {
+  if (state.busy || !state.outcome || !state.outcomeLayout) return undefined;
+  const layout = plan.keep.map((p) => p.name);
+  const same = state.outcomeLayout.length === layout.length && state.outcomeLayout.every((name, i) => name === layout[i]);
+  return same ? state.outcome.step : undefined;
+}
+
+/**
  * The surplus partitions to delete now, from the last pass of the slot moves (`undefined`
  * while none has answered): those it names as owning no slot, or, while it answers `unowned`
  * (nothing registered, so nothing moves), every surplus partition as in ADR 33. Without an

@@ -1,10 +1,13 @@
 // Runs each Mesh's slot-move pass (`driveMeshMoves`, ADR 34) off the reconcile: the reconciler
 // asks for a pass with the layout and the partitions that are ready and reads what the last
 // finished pass answered, so that an etcd that is slow or unreachable never holds a reconcile.
-// One pass at a time per Mesh; a request made while one runs is kept and run right after it
-// with the latest inputs. Every pass has a deadline, after which its etcd client is closed (so
-// nothing of it keeps running) and a new one is dialled for the next. The Mesh is queued again
-// when a pass starts moving slots, when a pass answers something new, and after a failure.
+// One pass at a time per Mesh; a request made while one runs is not run after it: the Mesh is
+// queued when the pass ends, and its reconcile, seeing the driver idle and the answer, asks
+// again with the latest inputs (running the next pass at once would keep the driver busy for
+// every reconcile, and a busy driver's answer decides no deletion). Every pass has a deadline,
+// after which its etcd client is closed (so nothing of it keeps running) and a new one is
+// dialled for the next. The Mesh is also queued when a pass starts moving slots, when a pass
+// answers something new, and after a failure.
 import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Mesh } from '../api/v1alpha1.ts';
@@ -24,6 +27,10 @@ export type MovePassRequest = Pick<MeshMovesInputs, 'layout' | 'ready' | 'surplu
 export interface MoveDriverState {
   /** What the last finished pass answered; undefined before any pass finished. */
   outcome?: MeshMovesOutcome;
+  /** The layout that pass was asked to reach. */
+  outcomeLayout?: readonly string[];
+  /** A pass runs: the outcome may be about to change. */
+  busy: boolean;
   /** How many passes finished. */
   passes: number;
   /**
@@ -51,9 +58,10 @@ interface MeshEntry {
   hosts: string[];
   client: Etcd3 | undefined;
   name: string;
-  state: MoveDriverState;
+  state: Omit<MoveDriverState, 'busy'>;
   running: boolean;
-  pending: MovePassRequest | undefined;
+  /** A request came while the pass ran: queue the Mesh when it ends. */
+  again: boolean;
   retry: NodeJS.Timeout | undefined;
 }
 
@@ -74,10 +82,10 @@ export class MeshMoveDriver {
   /** What is known of the Mesh's moves now (nothing before its first pass finished). */
   state(key: string): MoveDriverState {
     const entry = this.#meshes.get(key);
-    return entry ? { ...entry.state } : { passes: 0, moving: 0 };
+    return entry ? { ...entry.state, busy: entry.running } : { passes: 0, moving: 0, busy: false };
   }
 
-  /** Asks for a pass toward `request`; it starts now, or right after the one that runs. */
+  /** Asks for a pass toward `request`: it starts now, or, while one runs, the Mesh is queued when that one ends. */
   request(key: string, mesh: Mesh, request: MovePassRequest): void {
     if (this.#stopped) return;
     const hosts = [...mesh.spec.stores.etcd.endpoints];
@@ -95,13 +103,13 @@ export class MeshMoveDriver {
         name: mesh.metadata.name,
         state: { passes: 0, moving: 0 },
         running: false,
-        pending: undefined,
+        again: false,
         retry: undefined,
       };
       this.#meshes.set(key, entry);
     }
-    entry.pending = request;
-    if (!entry.running) void this.#run(key, entry);
+    if (entry.running) entry.again = true;
+    else void this.#run(key, entry, request);
   }
 
   /** Forgets a deleted Mesh and closes its etcd client (a pass that runs is cut short). */
@@ -109,7 +117,6 @@ export class MeshMoveDriver {
     const entry = this.#meshes.get(key);
     if (!entry) return;
     this.#meshes.delete(key);
-    entry.pending = undefined;
     if (entry.retry) clearTimeout(entry.retry);
     entry.client?.close();
     entry.client = undefined;
@@ -121,57 +128,53 @@ export class MeshMoveDriver {
     for (const key of [...this.#meshes.keys()]) this.forget(key);
   }
 
-  async #run(key: string, entry: MeshEntry): Promise<void> {
+  async #run(key: string, entry: MeshEntry, request: MovePassRequest): Promise<void> {
     const { log, enqueue } = this.#options;
     const drive = this.#options.drive ?? driveMeshMoves;
     const timeoutMs = this.#options.passTimeoutMs ?? movePassTimeoutMs;
     entry.running = true;
+    entry.again = false;
+    entry.state.moving = 0;
+    entry.client ??= new Etcd3({ hosts: entry.hosts, dialTimeout: dialTimeoutMs });
+    const client = entry.client;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the pass did not finish in ${timeoutMs} ms`)), timeoutMs);
+    });
+    const onMoved: MeshMovesInputs['onMoved'] = (move) => {
+      const first = entry.state.moving === 0;
+      entry.state.moving += move.slots.reduce((n, r) => n + r.last - r.first + 1, 0);
+      // Once, so that the status can say slots are moving while the pass runs.
+      if (first) enqueue(key);
+    };
+    let news: boolean;
     try {
-      while (entry.pending && this.#meshes.get(key) === entry) {
-        const request = entry.pending;
-        entry.pending = undefined;
-        entry.state.moving = 0;
-        entry.client ??= new Etcd3({ hosts: entry.hosts, dialTimeout: dialTimeoutMs });
-        const client = entry.client;
-        let timer: NodeJS.Timeout | undefined;
-        const deadline = new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error(`the pass did not finish in ${timeoutMs} ms`)), timeoutMs);
-        });
-        const onMoved: MeshMovesInputs['onMoved'] = (move) => {
-          const first = entry.state.moving === 0;
-          entry.state.moving += move.slots.reduce((n, r) => n + r.last - r.first + 1, 0);
-          // Once, so that the status can say slots are moving while the pass runs.
-          if (first) enqueue(key);
-        };
-        try {
-          const outcome = await Promise.race([drive(client, { mesh: entry.name, ...request, onMoved }), deadline]);
-          const news = outcome.moved > 0 || !sameStep(entry.state.outcome?.step, outcome.step) || entry.state.failure !== undefined;
-          const passes = entry.state.passes + 1;
-          const lastMove = outcome.moved > 0 ? { pass: passes, moved: outcome.moved, step: outcome.step } : entry.state.lastMove;
-          entry.state = { outcome, passes, moving: 0, ...(lastMove ? { lastMove } : {}) };
-          if (outcome.moved > 0)
-            log.info({ mesh: key, moved: outcome.moved, step: outcome.step.kind }, `Moved ${outcome.moved} slots of Mesh ${key}`);
-          if (news) enqueue(key);
-        } catch (err) {
-          const failure = err instanceof Error ? err.message : String(err);
-          log.warn({ err, mesh: key }, `Failed to move the slots of Mesh ${key}`);
-          // A pass cut short may still hold calls on its client: close it, the next pass dials anew.
-          if (entry.client === client) {
-            client.close();
-            entry.client = undefined;
-          }
-          const changed = entry.state.failure !== failure;
-          entry.state = { ...entry.state, moving: 0, failure };
-          if (changed) enqueue(key);
-          if (entry.retry) clearTimeout(entry.retry);
-          entry.retry = setTimeout(() => enqueue(key), retryAfterFailureMs);
-          entry.retry.unref();
-        } finally {
-          clearTimeout(timer);
-        }
+      const outcome = await Promise.race([drive(client, { mesh: entry.name, ...request, onMoved }), deadline]);
+      news = outcome.moved > 0 || !sameStep(entry.state.outcome?.step, outcome.step) || entry.state.failure !== undefined;
+      const passes = entry.state.passes + 1;
+      const lastMove = outcome.moved > 0 ? { pass: passes, moved: outcome.moved, step: outcome.step } : entry.state.lastMove;
+      entry.state = { outcome, outcomeLayout: request.layout, passes, moving: 0, ...(lastMove ? { lastMove } : {}) };
+      if (outcome.moved > 0)
+        log.info({ mesh: key, moved: outcome.moved, step: outcome.step.kind }, `Moved ${outcome.moved} slots of Mesh ${key}`);
+    } catch (err) {
+      const failure = err instanceof Error ? err.message : String(err);
+      log.warn({ err, mesh: key }, `Failed to move the slots of Mesh ${key}`);
+      // A pass cut short may still hold calls on its client: close it, the next pass dials anew.
+      if (entry.client === client) {
+        client.close();
+        entry.client = undefined;
       }
+      news = entry.state.failure !== failure;
+      entry.state = { ...entry.state, moving: 0, failure };
+      if (entry.retry) clearTimeout(entry.retry);
+      entry.retry = setTimeout(() => enqueue(key), retryAfterFailureMs);
+      entry.retry.unref();
     } finally {
+      clearTimeout(timer);
       entry.running = false;
     }
+    // Queued after `running` is cleared, so that the reconcile sees the driver idle.
+    if ((news || entry.again) && this.#meshes.get(key) === entry) enqueue(key);
+    entry.again = false;
   }
 }

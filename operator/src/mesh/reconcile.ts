@@ -39,7 +39,7 @@ import {
   type PartitionRollout,
 } from '../specs/meshpartition.ts';
 import { addFigures, readMemberFigures, readProberJourneys } from './analysis.ts';
-import { layoutSlots, planPartitions, partitionsToDelete } from './layout.ts';
+import { answerForLayout, layoutSlots, planPartitions, partitionsToDelete } from './layout.ts';
 import type { MeshMoveDriver } from './move-driver.ts';
 import { describeSharedEtcd, sharedEtcd } from './shared-etcd.ts';
 import {
@@ -168,7 +168,8 @@ export class MeshReconciler {
       new Map(owned.map((p) => [p.metadata.name, p.spec.slots.map((r) => ({ first: r.start, last: r.end }))])),
       lastStep?.kind === 'unowned',
     );
-    const toDelete = partitionsToDelete(plan, lastStep);
+    // A partition is deleted only on the word of a pass for this layout with none after it (answerForLayout).
+    const toDelete = partitionsToDelete(plan, moves ? answerForLayout(plan, moves) : lastStep);
 
     const rollout = await this.#planRollout(
       mesh,
