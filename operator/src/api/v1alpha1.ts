@@ -617,8 +617,8 @@ const meshSpec = object({
   partitions: integer()
     .default(meshDefaults.partitions)
     .describe(
-      `How many MeshPartitions share the ${slotCount} slots, laid out evenly in contiguous ranges. ` +
-        'Changing it re-lays every range (docs/adr/0033-mesh-resource.md says what that means for live data).',
+      `How many MeshPartitions share the ${slotCount} slots, evenly. ` +
+        'Changing it moves slots between the running partitions online and deletes a surplus partition once it owns none (docs/adr/0034-online-slot-moves.md).',
     )
     .validate(between(1, maxMeshPartitions)),
   replicasPerPartition: integer()
@@ -644,7 +644,9 @@ const meshSpec = object({
 
 const meshPartitionReadiness = object({
   name: string().required(),
-  slots: string().describe('The slot ranges the Mesh gives the partition, written as 0-1023,2048-2100.'),
+  slots: string().describe(
+    "The slot ranges of the partition's spec, written as 0-1023,2048-2100: those it was created with; once slots have owner keys, the keys decide what it serves.",
+  ),
   ready: boolean().required().describe('The partition reports Ready=True for its current generation.'),
   replicas: integer(),
   readyReplicas: integer(),

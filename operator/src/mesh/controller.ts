@@ -11,6 +11,7 @@ import type { WorkQueue } from '../controller/workqueue.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { EventRecorder } from '../meshpartition/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
+import { MeshMoveDriver } from './move-driver.ts';
 import { MeshOwnerKeys } from './owner-keys.ts';
 import { MeshReconciler } from './reconcile.ts';
 
@@ -37,6 +38,7 @@ export class MeshController {
   readonly queue: WorkQueue;
   readonly reconciler: MeshReconciler;
   readonly #ownerKeys: MeshOwnerKeys;
+  readonly #moves: MeshMoveDriver;
   readonly #informers: ResilientInformer<KubernetesObject>[] = [];
 
   constructor(options: MeshControllerOptions) {
@@ -67,11 +69,14 @@ export class MeshController {
     );
 
     this.#ownerKeys = new MeshOwnerKeys({ log, enqueue: (key) => this.queue.add(key) });
+    this.#moves = new MeshMoveDriver({ log, enqueue: (key) => this.queue.add(key) });
     this.reconciler = new MeshReconciler({
       client,
       log,
       events,
       ownerKeys: this.#ownerKeys,
+      moves: this.#moves,
+      enqueue: (key) => this.queue.add(key),
       defaultImage: options.defaultImage,
       coverage: (ns, mesh, covered) => {
         if (covered === undefined) metrics.meshSlotsCovered.remove({ mesh_namespace: ns, mesh });
@@ -112,6 +117,7 @@ export class MeshController {
   async stop(): Promise<void> {
     await this.queue.shutdown();
     this.#ownerKeys.stop();
+    this.#moves.stop();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
 }

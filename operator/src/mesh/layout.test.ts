@@ -1,8 +1,10 @@
 // The slot layout as tables: even contiguous ranges, the plan when the partition count moves,
-// and coverage that tells a gap from an overlap.
+// the slots each partition is applied with once slots move online, which surplus partitions
+// may be deleted, and coverage that tells a gap from an overlap.
 import { describe, expect, it } from 'vitest';
 import { formatSlotRanges, slotCount } from '@meshwork/contract';
-import { evenSlotLayout, planPartitions, slotCoverage } from './layout.ts';
+import { answerForLayout, evenSlotLayout, layoutSlots, partitionsToDelete, planPartitions, slotCoverage } from './layout.ts';
+import type { MeshMovesOutcome } from './mesh-moves.ts';
 
 describe('evenSlotLayout', () => {
   it.each([
@@ -57,6 +59,93 @@ describe('planPartitions', () => {
     const plan = planPartitions('m', partitions, owned);
     expect(plan.keep.map((p) => `${p.name}:${formatSlotRanges([p.slots])}`)).toEqual(keep);
     expect(plan.remove).toEqual(remove);
+  });
+});
+
+describe('layoutSlots', () => {
+  const laidForTwo = new Map([
+    ['m-p0', [{ first: 0, last: 2047 }]],
+    ['m-p1', [{ first: 2048, last: 4095 }]],
+  ]);
+  const text = (laid: ReturnType<typeof layoutSlots>): string[] => laid.map((p) => `${p.name}:${formatSlotRanges(p.slots)}`);
+
+  it.each([
+    {
+      case: 'growing 2 to 3 keeps the two partitions as they are and gives the new one its even range',
+      partitions: 3,
+      existing: laidForTwo,
+      relay: false,
+      laid: ['m-p0:0-2047', 'm-p1:2048-4095', 'm-p2:2730-4095'],
+    },
+    {
+      case: 'growing 2 to 3 before anything registered re-lays every partition (ADR 33)',
+      partitions: 3,
+      existing: laidForTwo,
+      relay: true,
+      laid: ['m-p0:0-1364', 'm-p1:1365-2729', 'm-p2:2730-4095'],
+    },
+    {
+      case: 'shrinking 3 to 2 keeps the ranges the two were created with',
+      partitions: 2,
+      existing: new Map([
+        ['m-p0', [{ first: 0, last: 1364 }]],
+        ['m-p1', [{ first: 1365, last: 2729 }]],
+        ['m-p2', [{ first: 2730, last: 4095 }]],
+      ]),
+      relay: false,
+      laid: ['m-p0:0-1364', 'm-p1:1365-2729'],
+    },
+    {
+      case: 'a partition with several ranges keeps them all',
+      partitions: 2,
+      existing: new Map([
+        [
+          'm-p0',
+          [
+            { first: 0, last: 9 },
+            { first: 20, last: 29 },
+          ],
+        ],
+      ]),
+      relay: false,
+      laid: ['m-p0:0-9,20-29', 'm-p1:2048-4095'],
+    },
+    { case: 'a new Mesh gets the even layout', partitions: 2, existing: new Map(), relay: false, laid: ['m-p0:0-2047', 'm-p1:2048-4095'] },
+  ])('$case', ({ partitions, existing, relay, laid }) => {
+    const plan = planPartitions('m', partitions, [...existing.keys()]);
+    expect(text(layoutSlots(plan, existing, relay))).toEqual(laid);
+  });
+});
+
+describe('partitionsToDelete', () => {
+  const shrunk = planPartitions('m', 2, ['m-p0', 'm-p1', 'm-p2', 'm-p3']);
+  it.each<{ case: string; step: MeshMovesOutcome['step'] | undefined; deleted: string[] }>([
+    { case: 'no pass has answered yet: nothing, a surplus partition may still own slots', step: undefined, deleted: [] },
+    {
+      case: 'nothing registered yet: every surplus partition, as in ADR 33',
+      step: { kind: 'unowned', slots: 4096 },
+      deleted: ['m-p2', 'm-p3'],
+    },
+    { case: 'the pass names the surplus partitions that own no slot', step: { kind: 'remove', partitions: ['m-p3'] }, deleted: ['m-p3'] },
+    { case: 'a name the layout keeps again is not deleted', step: { kind: 'remove', partitions: ['m-p1', 'm-p2'] }, deleted: ['m-p2'] },
+    { case: 'the pass waits for partitions: nothing', step: { kind: 'wait', partitions: ['m-p1'] }, deleted: [] },
+    { case: 'settled: nothing', step: { kind: 'settled' }, deleted: [] },
+  ])('$case', ({ step, deleted }) => {
+    expect(partitionsToDelete(shrunk, step)).toEqual(deleted);
+  });
+});
+
+describe('answerForLayout', () => {
+  const shrunk = planPartitions('m', 2, ['m-p0', 'm-p1', 'm-p2']);
+  const removeP2 = { step: { kind: 'remove' as const, partitions: ['m-p2'] } };
+  it.each([
+    { case: 'an idle driver whose last pass was for this layout', busy: false, layout: ['m-p0', 'm-p1'], trusted: true },
+    { case: 'a pass runs or is asked for after it', busy: true, layout: ['m-p0', 'm-p1'], trusted: false },
+    { case: 'the answer was for another layout', busy: false, layout: ['m-p0', 'm-p1', 'm-p2'], trusted: false },
+    { case: 'no pass has answered', busy: false, layout: undefined, trusted: false },
+  ])('$case: trusted $trusted', ({ busy, layout, trusted }) => {
+    const state = { busy, ...(layout ? { outcome: removeP2, outcomeLayout: layout } : {}) };
+    expect(answerForLayout(shrunk, state)).toEqual(trusted ? removeP2.step : undefined);
   });
 });
 

@@ -1,7 +1,11 @@
 // The Mesh's slot layout, pure: which MeshPartitions a Mesh has and which contiguous slot range
-// each serves. The reconciler (reconcile.ts) applies what `planPartitions` decides; nothing
-// here reads the cluster or the clock (ADR 33).
+// each is given. The reconciler (reconcile.ts) applies what `planPartitions` and
+// `layoutSlots` decide and deletes what `partitionsToDelete` names; nothing here reads the
+// cluster or the clock (ADR 33). Once a Mesh's slots have owner keys, the keys decide what a
+// partition serves and slots move online (ADR 34): an existing partition keeps the slots it
+// was created with, and a surplus partition goes only once no slot names it.
 import { slotCount, type SlotRange } from '@meshwork/contract';
+import type { MeshMovesOutcome } from './mesh-moves.ts';
 
 /**
  * The slot space cut into `partitions` contiguous ranges, in order, whose sizes differ by at
@@ -42,6 +46,53 @@ export function planPartitions(mesh: string, partitions: number, owned: readonly
   const keep = evenSlotLayout(partitions).map((slots, index) => ({ name: meshPartitionName(mesh, index), index, slots }));
   const wanted = new Set(keep.map((p) => p.name));
   return { keep, remove: owned.filter((name) => !wanted.has(name)).sort() };
+}
+
+/** One partition of the layout as it is applied: its name and the slot ranges of its spec. */
+export interface LaidPartition {
+  name: string;
+  slots: SlotRange[];
+}
+
+/**
+ * The slots each partition of the layout is applied with. With `relay` (nothing has registered
+ * yet, ADR 33) every partition gets its even range; otherwise a partition in `existing` keeps
+ * its slots, since a change would roll its members for nothing (the owner keys decide what it
+ * serves), and a new one gets its even range (the span of its change feed and its sweeper).
+ */
+export function layoutSlots(plan: PartitionPlan, existing: ReadonlyMap<string, readonly SlotRange[]>, relay: boolean): LaidPartition[] {
+  return plan.keep.map((p) => {
+    const kept = relay ? undefined : existing.get(p.name);
+    return { name: p.name, slots: kept && kept.length > 0 ? kept.map((r) => ({ ...r })) : [{ ...p.slots }] };
+  });
+}
+
+/**
+ * The last pass's answer when it may decide deletions: it was for this layout and no pass runs
+ * or is asked for after it (one that runs may be moving slots to a partition that an older
+ * answer found empty); undefined otherwise.
+ */
+export function answerForLayout(
+  plan: PartitionPlan,
+  state: { busy: boolean; outcome?: Pick<MeshMovesOutcome, 'step'>; outcomeLayout?: readonly string[] },
+): MeshMovesOutcome['step'] | undefined {
+  if (state.busy || !state.outcome || !state.outcomeLayout) return undefined;
+  const layout = plan.keep.map((p) => p.name);
+  const same = state.outcomeLayout.length === layout.length && state.outcomeLayout.every((name, i) => name === layout[i]);
+  return same ? state.outcome.step : undefined;
+}
+
+/**
+ * The surplus partitions to delete now, from the last pass of the slot moves (`undefined`
+ * while none has answered): those it names as owning no slot, or, while it answers `unowned`
+ * (nothing registered, so nothing moves), every surplus partition as in ADR 33. Without an
+ * answer nothing is deleted, since a surplus partition may still own slots.
+ */
+export function partitionsToDelete(plan: PartitionPlan, step: MeshMovesOutcome['step'] | undefined): string[] {
+  if (step?.kind === 'unowned') return [...plan.remove];
+  if (step?.kind !== 'remove') return [];
+  const named = new Set(step.partitions);
+  return plan.remove.filter((p) => named.has(p));
 }
 
 /**

@@ -2,11 +2,15 @@
 // ServiceAccount with only the shipped RBAC, driven with kubectl against the real control
 // plane. No kubelets run the pods here, so partitions never become ready: the test checks
 // what the operator creates, the layout, the status it reports, and re-layout on a new count.
+// The Mesh's etcd is a real one on loopback, in which no partition ever registers: the slot
+// moves answer that no slot has an owner, and the operator falls back to ADR 33's re-layout.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1ConfigMap, V1Deployment, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../../e2e/harness/binaries.ts';
+import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import type { Mesh, MeshPartition } from '../api/v1alpha1.ts';
 import {
@@ -56,15 +60,23 @@ async function settledMesh(partitions: number): Promise<Mesh> {
 
 describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', () => {
   let operator: OperatorProcess;
+  let etcd: EtcdServer;
+  /** The sample Mesh with its etcd pointed at the test's own. */
+  let meshManifest: string;
 
   beforeAll(async () => {
+    etcd = await startEtcd({ name: `etcd-mesh-${suffix}` });
+    meshManifest = readFileSync(sample, 'utf8').replace('http://etcd.meshwork-system.svc:2379', etcd.endpoint);
     operator = await startOperatorUnderRbac(setup, join(stack.controlPlane.dir, 'logs', `operator-mesh-${suffix}.log`));
   });
 
-  afterAll(() => stopOperatorUnderRbac(setup, operator));
+  afterAll(async () => {
+    await stopOperatorUnderRbac(setup, operator);
+    await etcd?.stop();
+  });
 
   it('creates MeshPartitions with even slot ranges, owned by the Mesh, and the partitions get their StatefulSets', async () => {
-    await kubectlOk(admin, ['apply', '-n', namespace, '-f', sample]);
+    await kubectlOk(admin, ['apply', '-n', namespace, '-f', '-'], meshManifest);
     const mesh = await getJson<Mesh>('mesh', 'mesh');
     await waitFor(async () => Object.keys(await layout()).length === 2, { description: 'two MeshPartitions', timeoutMs: 30_000 });
     expect(await layout()).toEqual({ 'mesh-p0': '0-2047', 'mesh-p1': '2048-4095' });
@@ -94,7 +106,7 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     expect(container.args).toEqual(['gateway']);
     expect(container.env).toEqual(
       expect.arrayContaining([
-        { name: 'MESHWORK_ETCD_ENDPOINTS', value: 'http://etcd.meshwork-system.svc:2379' },
+        { name: 'MESHWORK_ETCD_ENDPOINTS', value: etcd.endpoint },
         { name: 'MESHWORK_GATEWAY_PLAIN_HTTP', value: 'true' },
       ]),
     );
@@ -188,7 +200,7 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     expect(wide.split('\n')[0]!.trim().split(/\s+/).slice(10)).toEqual(['REPLICAS', 'IMAGE', 'REASON']);
   });
 
-  it('re-lays the slot ranges when partitions goes from 2 to 3, and back when it returns to 2', async () => {
+  it('re-lays the slot ranges when partitions goes from 2 to 3 and back to 2 while no partition has registered (ADR 33)', async () => {
     await kubectlOk(admin, ['patch', '-n', namespace, 'mesh/mesh', '--type=merge', '-p', '{"spec":{"partitions":3}}']);
     await waitFor(async () => Object.keys(await layout()).length === 3, { description: 'a third MeshPartition', timeoutMs: 30_000 });
     await waitFor(async () => (await layout())['mesh-p0'] === '0-1364', { description: 'mesh-p0 to be re-laid', timeoutMs: 30_000 });
@@ -281,6 +293,46 @@ describe('the Mesh reconciler under its ServiceAccount with the shipped RBAC', (
     expect(await versions()).toBe(versionsBefore);
     expect(await meshVersion()).toBe(meshBefore);
     expect(await operator.metric('meshwork_reconcile_total', { controller: 'mesh' })).toBeGreaterThan(0);
+  });
+
+  it('reports two Meshes on one etcd as Degraded on both, and clears it when one goes (ADR 63)', async () => {
+    const { spec } = await getJson<Mesh>('mesh', 'mesh');
+    const other = {
+      apiVersion: 'meshwork.io/v1alpha1',
+      kind: 'Mesh',
+      metadata: { name: 'other', namespace },
+      spec: { ...spec, partitions: 1 },
+    };
+    await kubectlOk(admin, ['apply', '-n', namespace, '-f', '-'], JSON.stringify(other));
+    const degraded = async (name: string) => (await getJson<Mesh>('mesh', name)).status?.conditions?.find((c) => c.type === 'Degraded');
+    for (const [name, names] of [
+      ['mesh', `Mesh ${namespace}/other`],
+      ['other', `Mesh ${namespace}/mesh`],
+    ] as const) {
+      const condition = await waitFor(async () => ((await degraded(name))?.reason === 'SharedEtcd' ? degraded(name) : undefined), {
+        description: `Mesh ${name} to report its shared etcd`,
+        timeoutMs: 30_000,
+      });
+      expect(condition).toMatchObject({ status: 'True' });
+      expect(condition.message).toContain(`also used by ${names}`);
+    }
+    const warnings = await kubectlOk(admin, [
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      'involvedObject.kind=Mesh,involvedObject.name=mesh,reason=SharedEtcd',
+      '-o',
+      'name',
+    ]);
+    expect(warnings.trim()).not.toBe('');
+    await kubectlOk(admin, ['delete', '-n', namespace, 'mesh/other', '--wait=true']);
+    // Its partitions are still Degraded (no node takes their pods): the shared etcd is no longer the reason.
+    await waitFor(async () => (await degraded('mesh'))?.reason === 'PartitionDegraded', {
+      description: 'Mesh mesh to be alone on its etcd again',
+      timeoutMs: 30_000,
+    });
   });
 
   it('lets the garbage collector remove the partitions and the gateway when the Mesh is deleted', async () => {

@@ -1,9 +1,12 @@
 // The Mesh reconciler: read the Mesh and what it owns from the caches, plan the partitions
 // (layout.ts) and the rollout of their template (rollout.ts), apply the MeshPartitions and the
 // gateway's objects that drifted (server-side apply, the operator's field manager), delete
-// partitions the layout no longer has, record what changed as Events, and write status through
-// /status only when it changed. Level-triggered and idempotent: the steady state writes nothing.
-// The rollout's whole state is in the Mesh's status, so a new leader resumes where it was.
+// partitions the layout no longer has once no slot names them, record what changed as Events,
+// and write status through /status only when it changed. Level-triggered and idempotent: the
+// steady state writes nothing. The rollout's whole state is in the Mesh's status, so a new
+// leader resumes where it was. Slots move between running partitions (ADR 34): after the apply,
+// the reconciler asks the move driver (move-driver.ts) for a pass with the partitions that are
+// ready and reads what the last pass answered, never waiting on etcd itself.
 import type { KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { dataplaneHttpPort, fieldManager, partitionPodLabels } from '@meshwork/contract';
@@ -36,7 +39,9 @@ import {
   type PartitionRollout,
 } from '../specs/meshpartition.ts';
 import { addFigures, readMemberFigures, readProberJourneys } from './analysis.ts';
-import { planPartitions } from './layout.ts';
+import { answerForLayout, layoutSlots, planPartitions, partitionsToDelete } from './layout.ts';
+import type { MeshMoveDriver } from './move-driver.ts';
+import { describeSharedEtcd, sharedEtcd } from './shared-etcd.ts';
 import {
   partitionProgressOf,
   planRollout,
@@ -47,7 +52,17 @@ import {
   type RequestFigures,
   type RolloutPlan,
 } from './rollout.ts';
-import { computeMeshStatus, meshStatusUpToDate } from './status.ts';
+import { computeMeshStatus, meshStatusUpToDate, partitionReady, type SlotMovesProgress } from './status.ts';
+
+/** What the status says of the slot moves, from what the move driver knows. */
+function slotMovesProgress(moves: ReturnType<MeshMoveDriver['state']>): SlotMovesProgress {
+  const step = moves.outcome?.step;
+  return {
+    moving: moves.moving,
+    ...(step?.kind === 'wait' ? { waitingFor: step.partitions } : {}),
+    ...(moves.failure !== undefined ? { failure: moves.failure } : {}),
+  };
+}
 
 /** The caches the Mesh reconciler reads instead of the API server. */
 export interface MeshCaches {
@@ -70,6 +85,10 @@ export interface MeshReconcilerOptions {
   rollout?: (namespace: string, mesh: string, state: MeshRolloutStatus['state'], haltReason?: string) => void;
   /** The owner of every slot by the Mesh's owner keys, when its etcd has some (owner-keys.ts); coverage is counted from them. */
   ownerKeys?: { owners(key: string, mesh: Mesh): string[] | undefined; forget(key: string): void };
+  /** Queues a Mesh: another that shares the etcd of one that came, changed or went (ADR 63). */
+  enqueue?: (key: string) => void;
+  /** Runs the slot-move passes (ADR 34); without it nothing moves and the layout is re-laid as in ADR 33. */
+  moves?: Pick<MeshMoveDriver, 'state' | 'request' | 'forget'>;
   /** Reads one member's request figures (the data plane's /metrics); tests replace it. */
   readFigures?: (ip: string, port: number, timeoutMs: number) => Promise<RequestFigures | undefined>;
   /** Reads one prober pod's journey counters (its /metrics); tests replace it. */
@@ -104,6 +123,12 @@ export class MeshReconciler {
   readonly #options: MeshReconcilerOptions;
   /** The status this process last wrote per Mesh, which the informer may not have delivered yet. */
   readonly #written = new Map<string, { uid: string | undefined; status: MeshStatus }>();
+  /** The number of the last slot-move pass whose Events were recorded, per Mesh. */
+  readonly #reportedPasses = new Map<string, number>();
+  /** The last slot-move failure reported as an Event, per Mesh. */
+  readonly #reportedFailures = new Map<string, string>();
+  /** The last shared-etcd message recorded as an Event, per Mesh. */
+  readonly #reportedSharing = new Map<string, string>();
 
   constructor(options: MeshReconcilerOptions) {
     this.#options = options;
@@ -118,6 +143,11 @@ export class MeshReconciler {
     if (!mesh || mesh.metadata.deletionTimestamp) {
       this.#written.delete(key);
       this.#options.ownerKeys?.forget(key);
+      this.#options.moves?.forget(key);
+      this.#reportedPasses.delete(key);
+      this.#reportedFailures.delete(key);
+      // The Meshes it shared its etcd with may be alone now.
+      if (this.#reportedSharing.delete(key)) for (const other of this.#reportedSharing.keys()) this.#options.enqueue?.(other);
       this.#options.coverage?.(namespace, name, undefined);
       this.#options.rollout?.(namespace, name, undefined);
       return {};
@@ -128,6 +158,18 @@ export class MeshReconciler {
       mesh.spec.partitions,
       owned.map((p) => p.metadata.name),
     );
+    // Without the move driver (or while nothing has registered) the layout is re-laid as in ADR 33.
+    // A Mesh whose etcd another uses runs no pass: it would take the other's owners for its own (ADR 63).
+    const shared = sharedEtcd(mesh, caches.meshes.list(), caches.partitions.list());
+    const moves = shared ? undefined : this.#options.moves?.state(key);
+    const lastStep = !this.#options.moves ? { kind: 'unowned' as const, slots: 0 } : moves?.outcome?.step;
+    const laid = layoutSlots(
+      plan,
+      new Map(owned.map((p) => [p.metadata.name, p.spec.slots.map((r) => ({ first: r.start, last: r.end }))])),
+      lastStep?.kind === 'unowned',
+    );
+    // A partition is deleted only on the word of a pass for this layout with none after it (answerForLayout).
+    const toDelete = partitionsToDelete(plan, moves ? answerForLayout(plan, moves) : lastStep);
 
     const rollout = await this.#planRollout(
       mesh,
@@ -141,7 +183,7 @@ export class MeshReconciler {
     const proberDeployment = buildProberDeployment(mesh, { defaultImage: this.#options.defaultImage });
     const named = (body: { metadata?: { name?: string } }): string => body.metadata!.name!;
     const desired: DesiredObject[] = [
-      ...plan.keep.map((p) => ({
+      ...laid.map((p) => ({
         kind: 'MeshPartition',
         ref: { apiVersion, resource: meshPartitionPlural, namespace, name: p.name },
         observed: caches.partitions.get(p.name, namespace) as KubernetesObject | undefined,
@@ -214,7 +256,7 @@ export class MeshReconciler {
           `${verb} ${d.kind} ${namespace}/${objectName}`,
         );
       }),
-      ...plan.remove.map(async (partitionName) => {
+      ...toDelete.map(async (partitionName) => {
         const partition = owned.find((p) => p.metadata.name === partitionName);
         if (!partition || partition.metadata.deletionTimestamp) return;
         try {
@@ -230,6 +272,7 @@ export class MeshReconciler {
       }),
     ]);
     const recorded: Promise<void>[] = [];
+    recorded.push(...this.#moveEvents(key, mesh, moves));
     if (changed.length > 0) recorded.push(this.#event(mesh, 'Normal', 'Applied', changed.sort().join(', ')));
     recorded.push(...this.#rolloutEvents(mesh, rollout.plan));
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -239,9 +282,25 @@ export class MeshReconciler {
     }
     const reported = mesh.status?.conditions?.find((c) => c.type === 'Degraded');
     if (problem && reported?.message !== problem.message) recorded.push(this.#event(mesh, 'Warning', problem.reason, problem.message));
+    const sharing = shared ? describeSharedEtcd(shared) : undefined;
+    if (sharing === undefined) {
+      if (this.#reportedSharing.delete(key)) for (const other of this.#reportedSharing.keys()) this.#options.enqueue?.(other);
+    } else if (this.#reportedSharing.get(key) !== sharing) {
+      this.#reportedSharing.set(key, sharing);
+      recorded.push(this.#event(mesh, 'Warning', 'SharedEtcd', sharing));
+      // The others learn of it now, not at their next change; each queues the rest only when its own finding changes.
+      for (const other of shared!.meshes) this.#options.enqueue?.(other);
+    }
 
     // What was just applied is newer than the cache; partitions being deleted still count until they are gone.
     const partitions = [...owned.filter((p) => !applied.has(p.metadata.name)), ...applied.values()];
+    // The pass starts after the apply, so that a new partition exists before slots are planned for it.
+    if (!shared)
+      this.#options.moves?.request(key, mesh, {
+        layout: plan.keep.map((p) => p.name),
+        ready: new Set(partitions.filter(partitionReady).map((p) => p.metadata.name)),
+        surplus: plan.remove.filter((name) => !toDelete.includes(name)),
+      });
     const owners = this.#options.ownerKeys?.owners(key, mesh);
     try {
       await this.#writeStatus(mesh, (live) =>
@@ -253,6 +312,8 @@ export class MeshReconciler {
           problem,
           rollout: rollout.plan.status,
           ...(owners ? { owners } : {}),
+          ...(moves ? { slotMoves: slotMovesProgress(moves) } : {}),
+          ...(sharing ? { sharedEtcd: sharing } : {}),
           now: new Date(),
         }),
       );
@@ -394,6 +455,32 @@ export class MeshReconciler {
     }
     if (status.state === 'RolledBack' && previous?.state === 'RollingBack') {
       events.push(this.#event(mesh, 'Normal', 'RolloutRolledBack', `Every partition runs revision ${status.stableRevision ?? ''} again`));
+    }
+    return events;
+  }
+
+  /** An Event for each finished slot-move pass that moved slots, and a Warning when passes start failing. */
+  #moveEvents(key: string, mesh: Mesh, moves: ReturnType<MeshMoveDriver['state']> | undefined): Promise<void>[] {
+    if (!moves) return [];
+    const events: Promise<void>[] = [];
+    const reported = this.#reportedPasses.get(key) ?? 0;
+    const outcome = moves.lastMove;
+    if (outcome && outcome.pass > reported) {
+      const left = outcome.step.kind === 'remove' ? `; ${outcome.step.partitions.join(', ')} own no slot any more` : '';
+      events.push(
+        this.#event(
+          mesh,
+          'Normal',
+          'MovedSlots',
+          `Moved ${outcome.moved} slots to the layout of ${mesh.spec.partitions} partitions${left}`,
+        ),
+      );
+    }
+    this.#reportedPasses.set(key, moves.passes);
+    if (moves.failure === undefined) this.#reportedFailures.delete(key);
+    else if (this.#reportedFailures.get(key) !== moves.failure) {
+      this.#reportedFailures.set(key, moves.failure);
+      events.push(this.#event(mesh, 'Warning', 'SlotMovesFailed', `Could not move slots: ${moves.failure}`));
     }
     return events;
   }

@@ -190,6 +190,55 @@ describe('computeMeshStatus', () => {
     expect(oneDown).toMatchObject({ slotsCovered: 2731, uncoveredSlots: '2731-4095' });
   });
 
+  it.each([
+    { case: 'a pass moving slots', slotMoves: { moving: 128 }, owned: 3, progressing: 'True MovingSlots', message: '128 moved so far' },
+    {
+      case: 'a pass waiting for a new partition',
+      slotMoves: { moving: 0, waitingFor: ['m-p2'] },
+      owned: 3,
+      progressing: 'True WaitingToMoveSlots',
+      message: 'm-p2 have a ready member',
+    },
+    {
+      case: 'a surplus partition whose slots cannot move',
+      slotMoves: { moving: 0, failure: 'no answer from etcd' },
+      owned: 4,
+      progressing: 'True RemovingPartitions',
+      message: 'slots cannot move: no answer from etcd',
+    },
+    { case: 'nothing to move', slotMoves: { moving: 0 }, owned: 3, progressing: 'False Settled', message: 'match the spec' },
+  ])('slot moves: $case → Progressing $progressing', ({ slotMoves, owned, progressing, message }) => {
+    const partitions = [partition('m-p0', 0, 2047), partition('m-p1', 2048, 4095), partition('m-p2', 2730, 4095), partition('m-p3', 0, 0)];
+    const held = partitions.slice(0, owned);
+    const plan = planPartitions(
+      'm',
+      3,
+      held.map((p) => p.metadata.name),
+    );
+    const status = computeMeshStatus({ mesh: three, plan, partitions: held, gateway: gateway(2), slotMoves, now });
+    const cond = status.conditions!.find((c) => c.type === 'Progressing')!;
+    expect(`${cond.status} ${cond.reason}`).toBe(progressing);
+    expect(cond.message).toContain(message);
+  });
+
+  it('reports a shared etcd as Degraded before a degraded partition, and Ready still by coverage', () => {
+    const plan = planPartitions('m', 2, ['m-p0', 'm-p1']);
+    const status = computeMeshStatus({
+      mesh: two,
+      plan,
+      partitions: [partition('m-p0', 0, 2047, { degraded: 'Unschedulable' }), partition('m-p1', 2048, 4095)],
+      gateway: gateway(2),
+      sharedEtcd: 'shared with Mesh x/y',
+      now,
+    });
+    expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'SharedEtcd',
+      message: 'shared with Mesh x/y',
+    });
+    expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+  });
+
   it('reports a problem met while applying as Degraded and not Ready', () => {
     const status = statusOf(two, laidForTwo(), gateway(2), { reason: 'ObjectConflict', message: 'Service m-gateway exists' });
     expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ObjectConflict' });

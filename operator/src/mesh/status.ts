@@ -27,7 +27,21 @@ export interface MeshStatusInputs {
   rollout?: MeshRolloutStatus;
   /** The partition serving each slot by its owner key ('' for none), when the Mesh's slots have keys: coverage is counted from them. */
   owners?: readonly string[];
+  /** What the slot moves are doing (ADR 34), when the reconciler runs them. */
+  slotMoves?: SlotMovesProgress;
+  /** Why slots cannot move: the Mesh's etcd is shared (shared-etcd.ts, ADR 63). */
+  sharedEtcd?: string;
   now: Date;
+}
+
+/** What the status says of a Mesh's slot moves. */
+export interface SlotMovesProgress {
+  /** Slots moved so far by the pass that runs now (0: none moving). */
+  moving: number;
+  /** The layout's partitions the last pass waits for (no ready member yet). */
+  waitingFor?: string[];
+  /** Why the last pass failed, when it did. */
+  failure?: string;
 }
 
 /** Rollout states in which the RolloutHalted condition is True. */
@@ -114,9 +128,25 @@ function progress(inputs: MeshStatusInputs): ConditionDraft | undefined {
   if (missing.length > 0) {
     return { type: 'Progressing', status: 'True', reason: 'CreatingPartitions', message: `Creating MeshPartitions ${names(missing)}` };
   }
+  const slotMoves = inputs.slotMoves;
+  if (slotMoves && slotMoves.moving > 0) {
+    return {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'MovingSlots',
+      message: `Moving slots to the layout: ${slotMoves.moving} moved so far`,
+    };
+  }
   const removing = plan.remove.filter((name) => byName.has(name));
   if (removing.length > 0) {
-    return { type: 'Progressing', status: 'True', reason: 'RemovingPartitions', message: `Removing MeshPartitions ${names(removing)}` };
+    // A surplus partition goes once its slots have moved to the layout's partitions.
+    const why = slotMoves?.failure ? `; slots cannot move: ${slotMoves.failure}` : '';
+    return {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'RemovingPartitions',
+      message: `Removing MeshPartitions ${names(removing)}${why}`,
+    };
   }
   const moving = plan.keep
     .map((p) => byName.get(p.name)!)
@@ -128,6 +158,14 @@ function progress(inputs: MeshStatusInputs): ConditionDraft | undefined {
       status: 'True',
       reason: 'PartitionsProgressing',
       message: `MeshPartitions ${names(moving)} have not settled on their spec`,
+    };
+  }
+  if (slotMoves?.waitingFor && slotMoves.waitingFor.length > 0) {
+    return {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'WaitingToMoveSlots',
+      message: `Slots move once MeshPartitions ${names(slotMoves.waitingFor)} have a ready member`,
     };
   }
   if (!gateway)
@@ -191,16 +229,19 @@ export function computeMeshStatus(inputs: MeshStatusInputs): MeshStatus {
               reason: 'AllReady',
               message: `All ${slotCount} slots served by ${readyInLayout} ready partitions; ${gatewayReady} of ${gatewayWant} gateway pods ready`,
             };
+  // A shared etcd comes before the partitions' own problems: it is the Mesh's, and may be their cause.
   const degradedDraft: ConditionDraft = problem
     ? { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message }
-    : degradedPartitions.length > 0
-      ? {
-          type: 'Degraded',
-          status: 'True',
-          reason: 'PartitionDegraded',
-          message: degradedPartitions.map((p) => `${p.metadata.name}: ${condition(p, 'Degraded')!.message}`).join('; '),
-        }
-      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' };
+    : inputs.sharedEtcd
+      ? { type: 'Degraded', status: 'True', reason: 'SharedEtcd', message: inputs.sharedEtcd }
+      : degradedPartitions.length > 0
+        ? {
+            type: 'Degraded',
+            status: 'True',
+            reason: 'PartitionDegraded',
+            message: degradedPartitions.map((p) => `${p.metadata.name}: ${condition(p, 'Degraded')!.message}`).join('; '),
+          }
+        : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'No problem found' };
   const drafts = [
     readyDraft,
     moving ?? { type: 'Progressing', status: 'False', reason: 'Settled', message: 'The partitions and the gateway match the spec' },

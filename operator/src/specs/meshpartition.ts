@@ -62,7 +62,13 @@ export interface PartitionRollout {
  * Builds the MeshPartition `name` of the Mesh's layout, serving `slots`, with `rollout`'s template
  * and hold (the Mesh's own template and no hold when left out).
  */
-export function buildMeshPartition(mesh: Mesh, name: string, slots: SlotRange, rollout?: PartitionRollout): MeshPartitionApply {
+export function buildMeshPartition(
+  mesh: Mesh,
+  name: string,
+  slots: SlotRange | readonly SlotRange[],
+  rollout?: PartitionRollout,
+): MeshPartitionApply {
+  const ranges = 'first' in slots ? [slots] : slots;
   const template = rollout?.template ?? meshPartitionTemplate(mesh);
   return {
     apiVersion,
@@ -73,7 +79,7 @@ export function buildMeshPartition(mesh: Mesh, name: string, slots: SlotRange, r
     },
     spec: {
       replicas: mesh.spec.replicasPerPartition,
-      slots: [{ start: slots.first, end: slots.last }],
+      slots: ranges.map((r) => ({ start: r.first, end: r.last })),
       ...structuredClone(template),
       rollout: { partition: Math.min(rollout?.hold ?? 0, mesh.spec.replicasPerPartition) },
     },
