@@ -768,15 +768,15 @@ export class MeshworkClient {
 
   /**
    * `GET /v1/devices/{id}/remote/blocks/{sha256}` with a `blocks` grant (ADR 55): the block from
-   * a peer through its relay, as status and bytes; never repeated, never decoded as text (the
-   * caller verifies the bytes and moves on to another source on anything but the block).
+   * a peer through its relay, as status, headers and bytes; never repeated, never decoded as
+   * text (the caller verifies the bytes, and decides what a refusal means).
    */
   async remoteBlock(
     deviceId: string,
     sha256: string,
     grant: string,
     options: CallOptions = {},
-  ): Promise<{ status: number; bytes: Uint8Array }> {
+  ): Promise<{ status: number; headers: Record<string, string>; bytes: Uint8Array }> {
     const path = `/v1/devices/${segment(deviceId)}/remote/blocks/${segment(sha256)}`;
     const res = await this.#attempt(
       'GET',
@@ -784,7 +784,7 @@ export class MeshworkClient {
       { ...options, headers: { ...options.headers, 'meshwork-grant': grant } },
       this.#timeoutFor(undefined),
     );
-    return { status: res.status, bytes: await this.#bytes(res) };
+    return { status: res.status, headers: headersOf(res), bytes: await this.#bytes(res) };
   }
 
   /** `GET /v1/grants/keys`: the service's public keys that verify grants (ADR 51). */

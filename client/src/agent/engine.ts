@@ -11,12 +11,13 @@ import { networkInterfaces } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
-import type { MeshworkClient } from '../client.ts';
+import { abortableSleep, type MeshworkClient } from '../client.ts';
 import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
 import { fetchFromPeers, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
 import { connectTimeoutFor, FailedEndpoints } from '../p2p/reach.ts';
-import { fetchThroughRelay } from '../p2p/relay-fetch.ts';
+import { fetchThroughRelay, relayRetryDelayMs } from '../p2p/relay-fetch.ts';
+import { parseRetryAfter } from '../retry.ts';
 import type { BlockRef, Entry, Role, Sources } from '../types.ts';
 import type { AgentEvent, AgentOptions, AgentStatus, ProblemCode, SyncReport } from './index.ts';
 import { AgentStopped } from './stopped.ts';
@@ -299,15 +300,24 @@ export class SyncAgent {
     return fetchThroughRelay({
       blocks,
       fetch: async (b) => {
-        signal.throwIfAborted();
-        try {
-          const answer = await this.#client.remoteBlock(peer.deviceId, b.sha256, peer.grant, { signal });
-          const ok =
-            answer.status === 200 && answer.bytes.length === b.size && createHash('sha256').update(answer.bytes).digest('hex') === b.sha256;
-          return ok ? answer.bytes : undefined;
-        } catch (err) {
-          if (signal.aborted) throw err;
-          return undefined; // offline, busy, cut short: the next holder, or the cloud
+        for (let attempt = 1; ; attempt++) {
+          signal.throwIfAborted();
+          let answer: { status: number; headers: Record<string, string>; bytes: Uint8Array };
+          try {
+            answer = await this.#client.remoteBlock(peer.deviceId, b.sha256, peer.grant, { signal });
+          } catch (err) {
+            if (signal.aborted) throw err;
+            return undefined; // the connection failed or was cut short: the next holder, or the cloud
+          }
+          const { status, bytes } = answer;
+          if (status === 200) {
+            const ok = bytes.length === b.size && createHash('sha256').update(bytes).digest('hex') === b.sha256;
+            return ok ? bytes : undefined;
+          }
+          // Over this device's byte rate, or the holder's relay busy: wait as told, then the same block again.
+          const wait = relayRetryDelayMs(status, errorCodeOf(bytes), parseRetryAfter(answer.headers['retry-after'], Date.now()), attempt);
+          if (wait === undefined) return undefined;
+          await abortableSleep(wait, signal);
         }
       },
       write: async (b, data) => {
@@ -1260,6 +1270,17 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** The `error.code` of a JSON error envelope, if the bytes are one. */
+function errorCodeOf(bytes: Uint8Array): string | undefined {
+  if (bytes.length > 65_536) return undefined;
+  try {
+    const code = (JSON.parse(new TextDecoder().decode(bytes)) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -2,7 +2,7 @@
 // failing holder leaves, and that nothing is written once the fetch has failed.
 import { describe, expect, it } from 'vitest';
 import type { WantedBlock } from './peer-client.ts';
-import { fetchThroughRelay, relayStreamsPerHolder } from './relay-fetch.ts';
+import { fetchThroughRelay, relayRetryDelayMs, relayStreamsPerHolder } from './relay-fetch.ts';
 
 const blocks: WantedBlock[] = Array.from({ length: 10 }, (_, i) => ({ sha256: String(i).repeat(64), size: 1, offset: i }));
 
@@ -117,5 +117,20 @@ describe('fetchThroughRelay', () => {
     void outcome.finally(() => (done.settled = true));
     await drain(h, done);
     expect(await outcome).toBe('aborted');
+  });
+});
+
+describe('relayRetryDelayMs', () => {
+  it.each<[string, number, string | undefined, number | undefined, number, number | undefined]>([
+    ['the fetcher over its byte rate: wait as told', 429, 'throttled', 2000, 1, 2000],
+    ['a 429 without Retry-After: a second', 429, undefined, undefined, 1, 1000],
+    ["the holder's relay busy", 503, 'relay_busy', 1000, 2, 1000],
+    ['still slowed down at the last attempt: give up', 429, 'throttled', 1000, 5, undefined],
+    ['told to wait longer than 10 s: give up', 503, 'relay_busy', 11_000, 1, undefined],
+    ['the holder offline: give up at once', 503, 'device_offline', 5000, 1, undefined],
+    ['the grant refused', 403, 'forbidden', undefined, 1, undefined],
+    ['no such block', 404, 'not_found', undefined, 1, undefined],
+  ])('%s', (_, status, code, retryAfterMs, attempt, expected) => {
+    expect(relayRetryDelayMs(status, code, retryAfterMs, attempt)).toBe(expected);
   });
 });

@@ -4,6 +4,31 @@
 // The I/O is the caller's (`fetch`, `write`), so the scheduling is tested without servers.
 import type { WantedBlock } from './peer-client.ts';
 
+/** Attempts at one block while the service says to slow down (429, 503 relay_busy), before the holder is given up. */
+export const relaySlowDownAttempts = 5;
+
+/** The longest Retry-After a relayed block request waits out; a longer one gives the holder up. */
+export const relayMaxRetryAfterMs = 10_000;
+
+/**
+ * How long to wait before asking a relayed block again after the answer `status` with error
+ * `code` and `retryAfterMs` (attempt `attempt`, 1-based); undefined: give the holder up. Only
+ * "slow down" answers are waited out: the fetcher over its byte rate (`429`), the holder's relay
+ * busy (`503 relay_busy`). An offline holder (`503 device_offline`), a refusal or a bad block
+ * moves on at once.
+ */
+export function relayRetryDelayMs(
+  status: number,
+  code: string | undefined,
+  retryAfterMs: number | undefined,
+  attempt: number,
+): number | undefined {
+  const slowDown = status === 429 || (status === 503 && code === 'relay_busy');
+  if (!slowDown || attempt >= relaySlowDownAttempts) return undefined;
+  const wait = retryAfterMs ?? 1000;
+  return wait > relayMaxRetryAfterMs ? undefined : wait;
+}
+
 /** Blocks asked through one holder's relay at once: enough to keep it busy across round trips, few enough that at most 16 MiB of blocks (4 MiB each) are held. */
 export const relayStreamsPerHolder = 4;
 
