@@ -13,7 +13,8 @@ import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
 import { abortableSleep, type MeshworkClient } from '../client.ts';
 import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
-import { fetchFromPeers, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
+import { grantsByBlock } from '../p2p/grant.ts';
+import { fetchFromPeers, grantOf, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
 import { connectTimeoutFor, FailedEndpoints } from '../p2p/reach.ts';
 import { fetchThroughRelay, relayRetryDelayMs } from '../p2p/relay-fetch.ts';
@@ -304,7 +305,7 @@ export class SyncAgent {
           signal.throwIfAborted();
           let answer: { status: number; headers: Record<string, string>; bytes: Uint8Array };
           try {
-            answer = await this.#client.remoteBlock(peer.deviceId, b.sha256, peer.grant, { signal });
+            answer = await this.#client.remoteBlock(peer.deviceId, b.sha256, grantOf(peer, b.sha256), { signal });
           } catch (err) {
             if (signal.aborted) throw err;
             return undefined; // the connection failed or was cut short: the next holder, or the cloud
@@ -385,8 +386,17 @@ export class SyncAgent {
     const cloud = sources.sources.some((s) => s.kind === 'cloud');
     const peers: PeerSource[] = [];
     for (const s of sources.sources) {
-      if (s.kind !== 'device' || s.grant === undefined || s.fingerprint === undefined || s.endpoints.length === 0) continue;
-      peers.push({ deviceId: s.deviceId, endpoints: s.endpoints, fingerprint: s.fingerprint, grant: s.grant });
+      const grant = s.kind === 'device' ? (s.grant ?? s.grants?.[0]) : undefined;
+      if (s.kind !== 'device' || grant === undefined || s.fingerprint === undefined || s.endpoints.length === 0) continue;
+      // A file of more blocks than one grant names comes with several (ADR 66).
+      const blockGrants = s.grants !== undefined && s.grants.length > 1 ? grantsByBlock(s.grants) : undefined;
+      peers.push({
+        deviceId: s.deviceId,
+        endpoints: s.endpoints,
+        fingerprint: s.fingerprint,
+        grant,
+        ...(blockGrants === undefined ? {} : { blockGrants }),
+      });
     }
     if (peers.length === 0) {
       if (cloud) return false;

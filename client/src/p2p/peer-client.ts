@@ -166,7 +166,15 @@ export interface PeerSource {
   deviceId: string;
   endpoints: string[];
   fingerprint: string;
+  /** The grant to present for a block `blockGrants` does not name. */
   grant: string;
+  /** The grant naming each block, for a file whose blocks take several grants (ADR 66). */
+  blockGrants?: ReadonlyMap<string, string>;
+}
+
+/** The grant to present to `peer` for block `sha256`. */
+export function grantOf(peer: PeerSource, sha256: string): string {
+  return peer.blockGrants?.get(sha256) ?? peer.grant;
 }
 
 /** One block of the file, with where it goes. */
@@ -275,7 +283,7 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
         }
         inFlight++;
         try {
-          const data = await connection.fetchBlock(block.sha256, block.size, peer.grant, {
+          const data = await connection.fetchBlock(block.sha256, block.size, grantOf(peer, block.sha256), {
             stallMs: options.stallMs,
             signal: options.signal,
           });

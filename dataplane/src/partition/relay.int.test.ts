@@ -340,6 +340,43 @@ describe('the relay', () => {
     }
   });
 
+  it('splits the grants of a file of more blocks than one grant may name, each small enough for a request header (ADR 66)', async () => {
+    const device = await connectDevice(replicaA.url, nas);
+    try {
+      await relayed(owner, nas.deviceId);
+      // 300 distinct blocks (one the device serves, last) and one repeated: 300 × 89 bytes would
+      // make a single grant of 26 KiB, over the 16 KiB of headers an HTTP/1.1 request may carry.
+      const others = Array.from({ length: 299 }, () => ({ sha256: createHash('sha256').update(randomBytes(8)).digest('hex'), size: 1 }));
+      const list = [...others, others[0]!, { sha256: blockSha, size: block.length }];
+      await owner.putEntry(objectId, 'huge.bin', { kind: 'file', blocks: list }, { ifNoneMatch: '*' });
+      const answer = await owner.getEntry(objectId, 'huge.bin');
+      if (answer.notModified) throw new Error('expected the entry');
+      await nas.setPresence(nas.deviceId, { endpoints: [], holds: [{ objectId, path: 'huge.bin', version: answer.entry.version }] });
+      const source = (await reader.sources(objectId, 'huge.bin')).sources[0];
+      if (source?.kind !== 'device' || source.grants === undefined) throw new Error('expected a device source with grants');
+      expect(source.grant).toBeUndefined();
+      expect(source.grants).toHaveLength(3);
+      const named = source.grants.map((g) => {
+        expect(g.length).toBeLessThan(12 * 1024);
+        const payload = verifyGrant(g, { keys, audience: nas.deviceId });
+        if (payload.scope.kind !== 'blocks') throw new Error('expected a blocks grant');
+        return payload.scope.blocks;
+      });
+      // Every distinct block once, in order: 128, 128 and 44.
+      expect(named.map((b) => b.length)).toEqual([128, 128, 44]);
+      expect(named.flat()).toEqual([...others.map((b) => b.sha256), blockSha]);
+      const path = `/v1/devices/${nas.deviceId}/remote/blocks/${blockSha}`;
+      const res = await reader.raw('GET', path, { headers: { 'meshwork-grant': source.grants[2]! } });
+      expect(res.status).toBe(200);
+      expect(createHash('sha256').update(res.bytes).digest('hex')).toBe(blockSha);
+      // A grant that does not name the block does not do.
+      expect((await reader.raw('GET', path, { headers: { 'meshwork-grant': source.grants[0]! } })).status).toBe(403);
+      await nas.clearPresence(nas.deviceId);
+    } finally {
+      await device.close();
+    }
+  });
+
   it('reaches a relay held by replica A through replica B, one hop', async () => {
     const device = await connectDevice(replicaA.url, nas);
     try {
