@@ -18,7 +18,7 @@
 // Needs root (network namespaces, veth pairs, iptables), as the NAT test does.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { natSupport } from '../e2e/p2p/nat.ts';
 import { sha256, startP2pStack, type DeviceKey, type P2pStack } from '../e2e/p2p/p2p-stack.ts';
@@ -57,7 +57,11 @@ async function transfer(
   await stack.startAgent(to, dirTo, objectId, extraArgs);
   const data = randomBytes(fileBytes);
   const digest = sha256(data);
-  await writeFile(join(dirA, 'big.bin'), data);
+  // Written beside the folder and moved in: A never sees (and commits) a partial file whose
+  // blocks the fetcher would take before the whole one.
+  const partial = join(stack.homes.a.dir, `${name}.partial`);
+  await writeFile(partial, data);
+  await rename(partial, join(dirA, 'big.bin'));
   const written = performance.now();
   // When A announced that it holds the file (with peers off, A announces nothing: end to end only).
   let announced = written;

@@ -775,6 +775,27 @@ export class MeshworkClient {
     return contentAnswerOf(res);
   }
 
+  /**
+   * `GET /v1/devices/{id}/remote/blocks/{sha256}` with a `blocks` grant (ADR 55): the block from
+   * a peer through its relay, as status, headers and bytes; never repeated, never decoded as
+   * text (the caller verifies the bytes, and decides what a refusal means).
+   */
+  async remoteBlock(
+    deviceId: string,
+    sha256: string,
+    grant: string,
+    options: CallOptions = {},
+  ): Promise<{ status: number; headers: Record<string, string>; bytes: Uint8Array }> {
+    const path = `/v1/devices/${segment(deviceId)}/remote/blocks/${segment(sha256)}`;
+    const res = await this.#attempt(
+      'GET',
+      path,
+      { ...options, headers: { ...options.headers, 'meshwork-grant': grant } },
+      this.#timeoutFor(undefined),
+    );
+    return { status: res.status, headers: headersOf(res), bytes: await this.#bytes(res) };
+  }
+
   /** `GET /v1/grants/keys`: the service's public keys that verify grants (ADR 51). */
   async grantKeys(options?: CallOptions): Promise<GrantKeySet> {
     return this.#json<GrantKeySet>('GET', '/v1/grants/keys', options);

@@ -148,10 +148,12 @@ export interface Presence {
 
 /**
  * Where a file's content can be fetched from: an online device (the certificate fingerprint to
- * pin, and for a device caller a blocks grant to present to it, ADR 51), or the cloud.
+ * pin, and for a device caller the blocks grants to present to it, each naming up to 128 of the
+ * file's blocks, with `grant` as well when one names them all: ADR 51, ADR 66), or the cloud.
  */
 export type Source =
-  { kind: 'device'; deviceId: string; endpoints: string[]; fingerprint?: string; grant?: string } | { kind: 'cloud'; url: string };
+  | { kind: 'device'; deviceId: string; endpoints: string[]; fingerprint?: string; grant?: string; grants?: string[] }
+  | { kind: 'cloud'; url: string };
 
 /** The answer of `GET /v1/grants/keys`: the public keys grants are verified with. */
 export interface GrantKeySet {

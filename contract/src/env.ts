@@ -83,6 +83,10 @@ export const PartitionEnv = {
   throttleEventLoopLagMs: 'MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS',
   throttleConcurrencyMin: 'MESHWORK_THROTTLE_CONCURRENCY_MIN',
   throttleConcurrencyMax: 'MESHWORK_THROTTLE_CONCURRENCY_MAX',
+  /** Requests in flight to one device through its relay (ADR 52). */
+  relayMaxStreams: 'MESHWORK_RELAY_MAX_STREAMS',
+  /** Bytes per second one device's relay carries (ADR 52, ADR 65). */
+  relayBytesPerSecond: 'MESHWORK_RELAY_BYTES_PER_SECOND',
 } as const;
 
 /** The name of a variable of a partition pod's environment. */
@@ -132,6 +136,17 @@ export const throttlingDefaults = {
   maxEntrySize: '16Gi',
   eventLoopLagMilliseconds: 100,
   concurrency: { min: 4, max: 512 },
+} as const;
+
+/**
+ * The defaults of a device relay's bounds in a partition pod (ADR 52, ADR 65): requests in
+ * flight to one device, and the bytes per second its relay carries. Every relayed byte crosses
+ * the pod's event loop twice; the byte rate keeps one device from taking more of a 2-core pod
+ * than a busy user's downloads would.
+ */
+export const relayDefaults = {
+  maxStreams: 16,
+  bytesPerSecond: '64Mi',
 } as const;
 
 /** A `host:port` listen address, parsed. */
@@ -252,6 +267,9 @@ export const partitionEnvSchema = z
     [PartitionEnv.throttleEventLoopLagMs]: count(throttlingDefaults.eventLoopLagMilliseconds, 60_000),
     [PartitionEnv.throttleConcurrencyMin]: count(throttlingDefaults.concurrency.min, 100_000),
     [PartitionEnv.throttleConcurrencyMax]: count(throttlingDefaults.concurrency.max, 100_000),
+    // The relay's per-device bounds protect the pod's event loop (ADR 65); defaults as relayDefaults.
+    [PartitionEnv.relayMaxStreams]: count(relayDefaults.maxStreams, 1024),
+    [PartitionEnv.relayBytesPerSecond]: bytes(relayDefaults.bytesPerSecond),
   })
   .superRefine((env, ctx) => {
     const min = env[PartitionEnv.throttleConcurrencyMin];

@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeGrant,
   GrantError,
+  grantBlockLists,
+  maxBlocksPerGrant,
   grantKeysOf,
   privateKeyFromPkcs8,
   publicKeyFromRaw,
@@ -112,5 +114,35 @@ describe('grant keys', () => {
     });
     expect([...listed.keys()]).toEqual(['k1']);
     expect(verifyGrant(token, { keys: listed, audience: 'devB', now }).kid).toBe('k1');
+  });
+});
+
+describe('grantBlockLists (ADR 66)', () => {
+  const sha = (i: number): string => i.toString(16).padStart(64, '0');
+  it.each([
+    [0, []],
+    [1, [1]],
+    [128, [128]],
+    [129, [128, 1]],
+    [300, [128, 128, 44]],
+  ])('splits %d distinct blocks into lists of %j', (n, sizes) => {
+    const blocks = Array.from({ length: n }, (_, i) => sha(i));
+    const lists = grantBlockLists(blocks);
+    expect(lists.map((l) => l.length)).toEqual(sizes);
+    expect(lists.flat()).toEqual(blocks);
+  });
+
+  it('names a repeated block once, where it first appears', () => {
+    expect(grantBlockLists([sha(1), sha(2), sha(1), sha(3)])).toEqual([[sha(1), sha(2), sha(3)]]);
+  });
+
+  it('keeps a grant of the most blocks under 12 KiB', () => {
+    const keys = generateKeyPairSync('ed25519');
+    const blocks = Array.from({ length: maxBlocksPerGrant }, (_, i) => sha(i));
+    const token = signGrant(
+      { kid: 'k1', privateKey: keys.privateKey },
+      { aud: 'd'.repeat(22), sub: 'd'.repeat(22), scope: { kind: 'blocks', objectId: 'o'.repeat(22), blocks } },
+    );
+    expect(token.length).toBeLessThan(12 * 1024);
   });
 });

@@ -13,6 +13,22 @@ export const grantClockSkewSeconds = 30;
 /** The header a device sends a blocks grant in to `…/remote/blocks/{sha256}`. */
 export const grantHeaderName = 'meshwork-grant';
 
+/**
+ * The most blocks one blocks grant names (ADR 66). A block costs about 89 bytes of token (its
+ * hex sha256 quoted, in base64url), so 128 make a token of about 11.5 KiB: inside Node's 16 KiB
+ * limit of an HTTP/1.1 request's headers with room for the others. A file of more distinct
+ * blocks gets several grants.
+ */
+export const maxBlocksPerGrant = 128;
+
+/** A file's distinct blocks in the order they first appear, split into the block lists of its grants (ADR 66). */
+export function grantBlockLists(blocks: readonly string[]): string[][] {
+  const distinct = [...new Set(blocks)];
+  const lists: string[][] = [];
+  for (let i = 0; i < distinct.length; i += maxBlocksPerGrant) lists.push(distinct.slice(i, i + maxBlocksPerGrant));
+  return lists;
+}
+
 /** A role in a mesh object as a remote grant carries it. */
 export type GrantRole = 'reader' | 'writer' | 'owner';
 

@@ -53,6 +53,12 @@ describe('parsePartitionConfig', () => {
       eventLoopLagMs: 100,
       concurrency: { min: 4, max: 512 },
     });
+    expect(config.relay).toEqual({ maxStreams: 16, bytesPerSecond: 64 * 2 ** 20 });
+  });
+
+  it('reads the relay bounds', () => {
+    const config = parsePartitionConfig({ ...valid, MESHWORK_RELAY_MAX_STREAMS: '4', MESHWORK_RELAY_BYTES_PER_SECOND: '8Mi' }, readSecret);
+    expect(config.relay).toEqual({ maxStreams: 4, bytesPerSecond: 8 * 2 ** 20 });
   });
 
   it.each([
@@ -172,6 +178,9 @@ describe('parsePartitionConfig', () => {
     [{ MESHWORK_THROTTLE_MAX_ENTRY_BYTES: '0' }, 'MESHWORK_THROTTLE_MAX_ENTRY_BYTES', 'at least 1'],
     [{ MESHWORK_THROTTLE_DEVICE_LONG_POLLS: 'many' }, 'MESHWORK_THROTTLE_DEVICE_LONG_POLLS', ''],
     [{ MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS: '-5' }, 'MESHWORK_THROTTLE_EVENT_LOOP_LAG_MS', ''],
+    [{ MESHWORK_RELAY_MAX_STREAMS: '0' }, 'MESHWORK_RELAY_MAX_STREAMS', ''],
+    [{ MESHWORK_RELAY_MAX_STREAMS: '2000' }, 'MESHWORK_RELAY_MAX_STREAMS', ''],
+    [{ MESHWORK_RELAY_BYTES_PER_SECOND: '64MB/s' }, 'MESHWORK_RELAY_BYTES_PER_SECOND', 'whole number of bytes'],
     [
       { MESHWORK_THROTTLE_CONCURRENCY_MIN: '64', MESHWORK_THROTTLE_CONCURRENCY_MAX: '32' },
       'MESHWORK_THROTTLE_CONCURRENCY_MIN',

@@ -60,6 +60,8 @@ export interface PartitionConfig {
   /** Where traces are exported with OTLP/HTTP; tracing is off when absent. */
   otlpEndpoint: string | undefined;
   throttle: ThrottleConfig;
+  /** Per-device bounds of the relay (ADR 52, ADR 65). */
+  relay: { maxStreams: number; bytesPerSecond: number };
 }
 
 /** Static bounds per user and per device, and the process's dynamic limits (see partition/throttle/). */
@@ -175,5 +177,6 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
       eventLoopLagMs: e[PartitionEnv.throttleEventLoopLagMs],
       concurrency: { min: e[PartitionEnv.throttleConcurrencyMin], max: e[PartitionEnv.throttleConcurrencyMax] },
     },
+    relay: { maxStreams: e[PartitionEnv.relayMaxStreams], bytesPerSecond: e[PartitionEnv.relayBytesPerSecond] },
   };
 }

@@ -52,7 +52,8 @@ export interface P2pStack {
   stop(): Promise<void>;
 }
 
-export async function startP2pStack(name: string): Promise<P2pStack> {
+/** Starts the stack; `partitionEnv` adds to (or overrides) the partition's environment. */
+export async function startP2pStack(name: string, options: { partitionEnv?: Record<string, string> } = {}): Promise<P2pStack> {
   const nat = await createNat(['lan-a', 'lan-b'], ['outside']);
   const servers: { etcd?: EtcdServer; minio?: MinioServer; partition?: RunningPartition } = {};
   const agents: AgentProcess[] = [];
@@ -70,7 +71,7 @@ export async function startP2pStack(name: string): Promise<P2pStack> {
     const { etcd, minio } = servers as Required<typeof servers>;
     const partition = await startPartition(
       { etcdEndpoint: etcd.endpoint, minio },
-      { partition: name, host: nat.serviceIP, env: { ...unthrottledEnv } },
+      { partition: name, host: nat.serviceIP, env: { ...unthrottledEnv, ...options.partitionEnv } },
     );
     servers.partition = partition;
     const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });

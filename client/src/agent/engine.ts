@@ -7,13 +7,18 @@
 import { randomBytes, createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
-import type { MeshworkClient } from '../client.ts';
+import { abortableSleep, type MeshworkClient } from '../client.ts';
 import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
-import { fetchFromPeers, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
+import { grantsByBlock } from '../p2p/grant.ts';
+import { fetchFromPeers, grantOf, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
+import { connectTimeoutFor, FailedEndpoints } from '../p2p/reach.ts';
+import { fetchThroughRelay, relayRetryDelayMs } from '../p2p/relay-fetch.ts';
+import { parseRetryAfter } from '../retry.ts';
 import type { BlockRef, Entry, Role, Sources } from '../types.ts';
 import type { AgentEvent, AgentOptions, AgentStatus, ProblemCode, SyncReport } from './index.ts';
 import { AgentStopped } from './stopped.ts';
@@ -254,6 +259,9 @@ export class SyncAgent {
 
   // ---- peer-to-peer (ADR 55)
 
+  /** Peer endpoints whose direct connection timed out recently (ADR 65): the relay is asked at once. */
+  readonly #failedEndpoints = new FailedEndpoints();
+
   /** Files found waiting for a holder during the pass in progress. */
   readonly #waitingInPass = new Map<string, WaitingForHolder>();
 
@@ -265,9 +273,9 @@ export class SyncAgent {
 
   /**
    * Fetches blocks through the holders' relays (`GET /v1/devices/{id}/remote/blocks/{sha}` with
-   * the holder's grant in `Meshwork-Grant`), holder after holder; a holder whose relay answers
-   * anything but the block (offline, busy, no such route) is left for the next. Answers what is
-   * still missing.
+   * the holder's grant in `Meshwork-Grant`), holder after holder, several blocks
+   * in flight (ADR 65); a holder whose relay answers anything but the block (offline, busy, no
+   * such route) is left for the next. Answers what is still missing.
    */
   async #fetchThroughRelays(
     left: WantedBlock[],
@@ -278,40 +286,48 @@ export class SyncAgent {
   ): Promise<WantedBlock[]> {
     let missing = left;
     for (const peer of peers) {
-      const still: WantedBlock[] = [];
-      let failed = false;
-      for (const b of missing) {
-        if (failed) {
-          still.push(b);
-          continue;
-        }
-        signal.throwIfAborted();
-        try {
-          const answer = await this.#client.raw('GET', `/v1/devices/${encodeURIComponent(peer.deviceId)}/remote/blocks/${b.sha256}`, {
-            headers: { 'meshwork-grant': peer.grant },
-            signal,
-          });
-          if (
-            answer.status !== 200 ||
-            answer.bytes.length !== b.size ||
-            createHash('sha256').update(answer.bytes).digest('hex') !== b.sha256
-          ) {
-            failed = true;
-            still.push(b);
-            continue;
-          }
-          await write(b, answer.bytes);
-          counted(answer.bytes.length);
-        } catch (err) {
-          if (signal.aborted || isFsError(err)) throw err;
-          failed = true;
-          still.push(b);
-        }
-      }
-      missing = still;
+      missing = await this.#fetchThroughRelay(peer, missing, write, signal, counted);
       if (missing.length === 0) break;
     }
     return missing;
+  }
+
+  /** The blocks through one holder's relay, several at once; answers those it did not deliver. */
+  #fetchThroughRelay(
+    peer: PeerSource,
+    blocks: WantedBlock[],
+    write: (b: WantedBlock, data: Uint8Array) => Promise<void>,
+    signal: AbortSignal,
+    counted: (n: number) => void,
+  ): Promise<WantedBlock[]> {
+    return fetchThroughRelay({
+      blocks,
+      fetch: async (b) => {
+        for (let attempt = 1; ; attempt++) {
+          signal.throwIfAborted();
+          let answer: { status: number; headers: Record<string, string>; bytes: Uint8Array };
+          try {
+            answer = await this.#client.remoteBlock(peer.deviceId, b.sha256, grantOf(peer, b.sha256), { signal });
+          } catch (err) {
+            if (signal.aborted) throw err;
+            return undefined; // the connection failed or was cut short: the next holder, or the cloud
+          }
+          const { status, bytes } = answer;
+          if (status === 200) {
+            const ok = bytes.length === b.size && createHash('sha256').update(bytes).digest('hex') === b.sha256;
+            return ok ? bytes : undefined;
+          }
+          // Over this device's byte rate, or the holder's relay busy: wait as told, then the same block again.
+          const wait = relayRetryDelayMs(status, errorCodeOf(bytes), parseRetryAfter(answer.headers['retry-after'], Date.now()), attempt);
+          if (wait === undefined) return undefined;
+          await abortableSleep(wait, signal);
+        }
+      },
+      write: async (b, data) => {
+        await write(b, data);
+        counted(data.length);
+      },
+    });
   }
 
   /**
@@ -377,8 +393,17 @@ export class SyncAgent {
     const cloud = sources.sources.some((s) => s.kind === 'cloud');
     const peers: PeerSource[] = [];
     for (const s of sources.sources) {
-      if (s.kind !== 'device' || s.grant === undefined || s.fingerprint === undefined || s.endpoints.length === 0) continue;
-      peers.push({ deviceId: s.deviceId, endpoints: s.endpoints, fingerprint: s.fingerprint, grant: s.grant });
+      const grant = s.kind === 'device' ? (s.grant ?? s.grants?.[0]) : undefined;
+      if (s.kind !== 'device' || grant === undefined || s.fingerprint === undefined || s.endpoints.length === 0) continue;
+      // A file of more blocks than one grant names comes with several (ADR 66).
+      const blockGrants = s.grants !== undefined && s.grants.length > 1 ? grantsByBlock(s.grants) : undefined;
+      peers.push({
+        deviceId: s.deviceId,
+        endpoints: s.endpoints,
+        fingerprint: s.fingerprint,
+        grant,
+        ...(blockGrants === undefined ? {} : { blockGrants }),
+      });
     }
     if (peers.length === 0) {
       if (cloud) return false;
@@ -398,12 +423,15 @@ export class SyncAgent {
     const write = async (b: WantedBlock, data: Uint8Array): Promise<void> => {
       await handle.write(data, 0, data.length, b.offset);
     };
+    const interfaces = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
     const result = await fetchFromPeers({
       blocks: wanted,
       peers,
       write,
       signal,
-      connectTimeoutMs: peer.connectTimeoutMs ?? 2000,
+      // A set timeout (tests) is every endpoint's; otherwise an endpoint on no network of this device gets a short one (ADR 65).
+      connectTimeoutMs: peer.connectTimeoutMs ?? ((endpoint: string) => connectTimeoutFor(endpoint, interfaces)),
+      failedEndpoints: this.#failedEndpoints,
       onBlock: (_, n) => {
         this.#state.addCount('bytesFromPeers', n);
         progress(n);
@@ -1259,6 +1287,17 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** The `error.code` of a JSON error envelope, if the bytes are one. */
+function errorCodeOf(bytes: Uint8Array): string | undefined {
+  if (bytes.length > 65_536) return undefined;
+  try {
+    const code = (JSON.parse(new TextDecoder().decode(bytes)) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
 

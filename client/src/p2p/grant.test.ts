@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { certificateDer, createPeerIdentity, loadOrCreatePeerIdentity, oid } from './certificate.ts';
 import { publicKeyFromRaw } from '@meshwork/contract';
 import { signGrant } from '../testing/grants.ts';
-import { fetchedGrantKeys, staticGrantKeys, verifyGrant, type GrantPayload } from './grant.ts';
+import { fetchedGrantKeys, grantsByBlock, staticGrantKeys, verifyGrant, type GrantPayload } from './grant.ts';
 
 const service = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -98,5 +98,25 @@ describe('the peer certificate', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('grantsByBlock', () => {
+  it('maps every block to the first grant that names it, and skips what is not a blocks grant', () => {
+    const g1 = signGrant(
+      { ...payload, scope: { kind: 'blocks', objectId: 'o1', blocks: ['a'.repeat(64), 'b'.repeat(64)] } },
+      service.privateKey,
+    );
+    const g2 = signGrant(
+      { ...payload, scope: { kind: 'blocks', objectId: 'o1', blocks: ['b'.repeat(64), 'c'.repeat(64)] } },
+      service.privateKey,
+    );
+    const remote = signGrant({ ...payload, scope: { kind: 'remote', objects: { o1: 'reader' } } }, service.privateKey);
+    const byBlock = grantsByBlock([g1, g2, remote, 'garbage']);
+    expect([...byBlock.entries()]).toEqual([
+      ['a'.repeat(64), g1],
+      ['b'.repeat(64), g1],
+      ['c'.repeat(64), g2],
+    ]);
   });
 });

@@ -13,6 +13,17 @@ import {
 } from '@meshwork/contract';
 
 export type { GrantPayload, GrantScope } from '@meshwork/contract';
+
+/** Which of a holder's blocks grants (ADR 66) names each block: read from the tokens without verifying them (the holder does that). */
+export function grantsByBlock(grants: readonly string[]): Map<string, string> {
+  const byBlock = new Map<string, string>();
+  for (const grant of grants) {
+    const scope = decodeGrant(grant)?.scope;
+    if (scope?.kind !== 'blocks') continue;
+    for (const sha256 of scope.blocks) if (!byBlock.has(sha256)) byBlock.set(sha256, grant);
+  }
+  return byBlock;
+}
 export { GrantError } from '@meshwork/contract';
 
 /** Where the verifier finds the service's public keys; `refresh` is asked once for an unknown `kid`. */

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import tls from 'node:tls';
 import { peerSessionMemoryMb } from './peer-server.ts';
+import type { FailedEndpoints } from './reach.ts';
 
 /** A peer failed: unreachable, the wrong certificate, a refusal, a bad block, too slow. */
 export class PeerError extends Error {
@@ -19,6 +20,9 @@ export class PeerError extends Error {
     this.code = code;
   }
 }
+
+/** The code of a PeerError for an endpoint that did not complete a TLS handshake in time. */
+export const connectTimeoutCode = 'connect_timeout';
 
 /** A connection to one peer, its certificate pinned. */
 export class PeerConnection {
@@ -56,7 +60,7 @@ export class PeerConnection {
       };
       const onAbort = (): void => fail(new PeerError(`${endpoint}: aborted`));
       const timer = setTimeout(
-        () => fail(new PeerError(`${endpoint}: no TLS connection within ${options.timeoutMs ?? 2000} ms`)),
+        () => fail(new PeerError(`${endpoint}: no TLS connection within ${options.timeoutMs ?? 2000} ms`, undefined, connectTimeoutCode)),
         options.timeoutMs ?? 2000,
       );
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -170,7 +174,15 @@ export interface PeerSource {
   deviceId: string;
   endpoints: string[];
   fingerprint: string;
+  /** The grant to present for a block `blockGrants` does not name. */
   grant: string;
+  /** The grant naming each block, for a file whose blocks take several grants (ADR 66). */
+  blockGrants?: ReadonlyMap<string, string>;
+}
+
+/** The grant to present to `peer` for block `sha256`. */
+export function grantOf(peer: PeerSource, sha256: string): string {
+  return peer.blockGrants?.get(sha256) ?? peer.grant;
 }
 
 /** One block of the file, with where it goes. */
@@ -188,7 +200,10 @@ export interface FetchFromPeersOptions {
   signal?: AbortSignal;
   /** Requests in flight per peer. Default 4. */
   streamsPerPeer?: number;
-  connectTimeoutMs?: number;
+  /** The connect timeout of an endpoint (a default of 2 s for every endpoint). */
+  connectTimeoutMs?: number | ((endpoint: string) => number);
+  /** Endpoints that timed out recently: skipped, and told of every timeout and success (ADR 65). */
+  failedEndpoints?: FailedEndpoints;
   stallMs?: number;
   /** Each block received, by device (progress and the per-source byte counts). */
   onBlock?: (deviceId: string, bytes: number) => void;
@@ -203,12 +218,26 @@ export interface FetchFromPeersResult {
 }
 
 /** The first endpoint of a peer that connects with the announced certificate, or a PeerError. */
-async function connectPeer(peer: PeerSource, timeoutMs: number, signal?: AbortSignal): Promise<PeerConnection> {
+async function connectPeer(
+  peer: PeerSource,
+  timeoutOf: (endpoint: string) => number,
+  failedEndpoints: FailedEndpoints | undefined,
+  signal?: AbortSignal,
+): Promise<PeerConnection> {
   const errors: string[] = [];
   for (const endpoint of peer.endpoints) {
+    if (failedEndpoints?.skip(peer.deviceId, endpoint, Date.now()) === true) {
+      errors.push(`${endpoint}: failed to connect recently, not tried again yet`);
+      continue;
+    }
     try {
-      return await PeerConnection.connect(endpoint, peer.fingerprint, { timeoutMs, signal });
+      const connection = await PeerConnection.connect(endpoint, peer.fingerprint, { timeoutMs: timeoutOf(endpoint), signal });
+      failedEndpoints?.connected(peer.deviceId, endpoint);
+      return connection;
     } catch (err) {
+      if (signal?.aborted === true) throw err;
+      // Only a silent endpoint is remembered: a refusal costs a round trip, and the peer may be back at any moment.
+      if (err instanceof PeerError && err.code === connectTimeoutCode) failedEndpoints?.failed(peer.deviceId, endpoint, Date.now());
       errors.push((err as Error).message);
     }
   }
@@ -236,7 +265,9 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
   const peerRun = async (peer: PeerSource): Promise<void> => {
     let connection: PeerConnection;
     try {
-      connection = await connectPeer(peer, options.connectTimeoutMs ?? 2000, options.signal);
+      const timeout = options.connectTimeoutMs ?? 2000;
+      const timeoutOf = typeof timeout === 'number' ? () => timeout : timeout;
+      connection = await connectPeer(peer, timeoutOf, options.failedEndpoints, options.signal);
     } catch (err) {
       dropped.set(peer.deviceId, (err as Error).message);
       return;
@@ -260,7 +291,7 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
         }
         inFlight++;
         try {
-          const data = await connection.fetchBlock(block.sha256, block.size, peer.grant, {
+          const data = await connection.fetchBlock(block.sha256, block.size, grantOf(peer, block.sha256), {
             stallMs: options.stallMs,
             signal: options.signal,
           });

@@ -11,6 +11,7 @@ import { createPeerIdentity } from './certificate.ts';
 import { signGrant } from '../testing/grants.ts';
 import { staticGrantKeys, type GrantPayload } from './grant.ts';
 import { PeerConnection, fetchFromPeers, type WantedBlock } from './peer-client.ts';
+import { FailedEndpoints } from './reach.ts';
 import { createPeerHandler, startPeerListener, type BlockLocation, type PeerListener } from './peer-server.ts';
 
 const blockSize = 256 * 1024;
@@ -98,12 +99,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function fetchInto(sources: Parameters<typeof fetchFromPeers>[0]['peers'], wanted = blocks) {
+async function fetchInto(
+  sources: Parameters<typeof fetchFromPeers>[0]['peers'],
+  wanted = blocks,
+  options: Pick<Parameters<typeof fetchFromPeers>[0], 'connectTimeoutMs' | 'failedEndpoints'> = {},
+) {
   const out = Buffer.alloc(content.length);
   const result = await fetchFromPeers({
     blocks: wanted,
     peers: sources,
     connectTimeoutMs: 1000,
+    ...options,
     write: (b, data) => {
       data.copy(out, b.offset);
       return Promise.resolve();
@@ -145,6 +151,38 @@ describe('the peer listener and fetchFromPeers', () => {
     expect(dropped.get('dSilent')).toMatch(/no TLS connection within/);
     expect(dropped.get('dImpostor')).toMatch(/not the one the device announced/);
     expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it('skips an endpoint that timed out for a while, and keeps trying one that refused (ADR 65)', async () => {
+    const [a] = peers as [Peer];
+    const failedEndpoints = new FailedEndpoints();
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const refusingPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const sources = [
+      { deviceId: 'dSilent', endpoints: [`https://127.0.0.1:${silentPort}`], fingerprint: a.fingerprint, grant: grant('dSilent') },
+      { deviceId: 'dGone', endpoints: [`https://127.0.0.1:${refusingPort}`], fingerprint: a.fingerprint, grant: grant('dGone') },
+      { deviceId: 'dA', endpoints: [a.endpoint], fingerprint: a.fingerprint, grant: grant('dA') },
+    ];
+    // Per endpoint: the silent one gets 200 ms, the others the usual second.
+    const timeouts: string[] = [];
+    const connectTimeoutMs = (endpoint: string): number => {
+      timeouts.push(endpoint);
+      return endpoint.endsWith(`:${silentPort}`) ? 200 : 1000;
+    };
+    const first = await fetchInto(sources, blocks, { connectTimeoutMs, failedEndpoints });
+    expect(first.out.equals(content)).toBe(true);
+    expect(first.dropped.get('dSilent')).toMatch(/no TLS connection within 200 ms/);
+    expect(first.dropped.get('dGone')).toMatch(/ECONNREFUSED/);
+    timeouts.length = 0;
+    const second = await fetchInto(sources, blocks, { connectTimeoutMs, failedEndpoints });
+    expect(second.out.equals(content)).toBe(true);
+    // The silent endpoint is not tried again; the refusing one is (it may be back any moment).
+    expect(second.dropped.get('dSilent')).toMatch(/not tried again yet/);
+    expect(second.dropped.get('dGone')).toMatch(/ECONNREFUSED/);
+    expect(timeouts).not.toContain(`https://127.0.0.1:${silentPort}`);
+    expect(timeouts).toContain(`https://127.0.0.1:${refusingPort}`);
   });
 
   it('returns what no peer delivered: a peer refusing the grant is dropped', async () => {

@@ -104,7 +104,13 @@ describe('a peer-to-peer only object', () => {
     });
     const res = await phone.sources(objectId, 'song.flac');
     expect(res.sources).toEqual([
-      { kind: 'device', deviceId: laptop.deviceId, endpoints: ['https://198.51.100.7:7443'], grant: expect.any(String) as unknown },
+      {
+        kind: 'device',
+        deviceId: laptop.deviceId,
+        endpoints: ['https://198.51.100.7:7443'],
+        grant: expect.any(String) as unknown,
+        grants: [expect.any(String)] as unknown,
+      },
     ]);
     // Nobody holds it: no source at all (the agent waits for a device that holds it).
     await laptop.clearPresence(laptop.deviceId);

@@ -112,6 +112,7 @@ describe('GET /v1/objects/{id}/content/{path}/sources', () => {
           endpoints: [`https://${laptop.deviceId}.example:7443`],
           fingerprint,
           grant: expect.any(String) as unknown,
+          grants: [expect.any(String)] as unknown,
         },
         { kind: 'cloud', url: `/v1/objects/${objectId}/content/album/beach.jpg` },
       ],

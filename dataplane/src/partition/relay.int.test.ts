@@ -4,7 +4,8 @@
 // comes through byte-exact, with Range; a relay held by replica A is reached through replica B
 // (one hop); the caller's credentials never reach the device; a device dropping mid-stream ends
 // the caller's download with an error, not a hang; past the per-device bound of streams the
-// service answers 503 relay_busy; a device without a relay is 503 device_offline.
+// service answers 503 relay_busy; a replica given tighter bounds (MESHWORK_RELAY_*) holds a
+// device to them; a device without a relay is 503 device_offline.
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -339,6 +340,43 @@ describe('the relay', () => {
     }
   });
 
+  it('splits the grants of a file of more blocks than one grant may name, each small enough for a request header (ADR 66)', async () => {
+    const device = await connectDevice(replicaA.url, nas);
+    try {
+      await relayed(owner, nas.deviceId);
+      // 300 distinct blocks (one the device serves, last) and one repeated: 300 × 89 bytes would
+      // make a single grant of 26 KiB, over the 16 KiB of headers an HTTP/1.1 request may carry.
+      const others = Array.from({ length: 299 }, () => ({ sha256: createHash('sha256').update(randomBytes(8)).digest('hex'), size: 1 }));
+      const list = [...others, others[0]!, { sha256: blockSha, size: block.length }];
+      await owner.putEntry(objectId, 'huge.bin', { kind: 'file', blocks: list }, { ifNoneMatch: '*' });
+      const answer = await owner.getEntry(objectId, 'huge.bin');
+      if (answer.notModified) throw new Error('expected the entry');
+      await nas.setPresence(nas.deviceId, { endpoints: [], holds: [{ objectId, path: 'huge.bin', version: answer.entry.version }] });
+      const source = (await reader.sources(objectId, 'huge.bin')).sources[0];
+      if (source?.kind !== 'device' || source.grants === undefined) throw new Error('expected a device source with grants');
+      expect(source.grant).toBeUndefined();
+      expect(source.grants).toHaveLength(3);
+      const named = source.grants.map((g) => {
+        expect(g.length).toBeLessThan(12 * 1024);
+        const payload = verifyGrant(g, { keys, audience: nas.deviceId });
+        if (payload.scope.kind !== 'blocks') throw new Error('expected a blocks grant');
+        return payload.scope.blocks;
+      });
+      // Every distinct block once, in order: 128, 128 and 44.
+      expect(named.map((b) => b.length)).toEqual([128, 128, 44]);
+      expect(named.flat()).toEqual([...others.map((b) => b.sha256), blockSha]);
+      const path = `/v1/devices/${nas.deviceId}/remote/blocks/${blockSha}`;
+      const res = await reader.raw('GET', path, { headers: { 'meshwork-grant': source.grants[2]! } });
+      expect(res.status).toBe(200);
+      expect(createHash('sha256').update(res.bytes).digest('hex')).toBe(blockSha);
+      // A grant that does not name the block does not do.
+      expect((await reader.raw('GET', path, { headers: { 'meshwork-grant': source.grants[0]! } })).status).toBe(403);
+      await nas.clearPresence(nas.deviceId);
+    } finally {
+      await device.close();
+    }
+  });
+
   it('reaches a relay held by replica A through replica B, one hop', async () => {
     const device = await connectDevice(replicaA.url, nas);
     try {
@@ -412,6 +450,56 @@ describe('the relay', () => {
       );
     } finally {
       await device.close();
+    }
+  });
+
+  it('holds a device to the relay bounds its partition is given (MESHWORK_RELAY_*)', async () => {
+    // A third replica with tight bounds: 2 streams and 4 MiB/s per device.
+    const tight = await startPartition(
+      { etcdEndpoint: etcd.endpoint, minio },
+      {
+        partition: 'relay',
+        adminToken: replicaA.adminToken,
+        env: { ...unthrottledEnv, MESHWORK_POD_NAME: 'relay-c', MESHWORK_RELAY_MAX_STREAMS: '2', MESHWORK_RELAY_BYTES_PER_SECOND: '4Mi' },
+      },
+    );
+    const viaC = new MeshworkClient({ baseUrl: tight.url, token: owner.token, retry: { maxAttempts: 1 } });
+    const device = await connectDevice(tight.url, nas);
+    const controllers: AbortController[] = [];
+    try {
+      await relayed(viaC, nas.deviceId);
+      const url = `${tight.url}/v1/devices/${nas.deviceId}/remote/files/${objectId}`;
+      const pending = Array.from({ length: 2 }, () => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        return fetch(`${url}/hang.bin`, { headers: { authorization: `Bearer ${owner.token ?? ''}` }, signal: controller.signal }).catch(
+          () => undefined,
+        );
+      });
+      await waitFor(
+        () => Promise.resolve(device.seen.filter((h) => String(h[':path']).endsWith('hang.bin')).length === 2 ? true : undefined),
+        { description: 'the device to have 2 requests', timeoutMs: 10_000, intervalMs: 50 },
+      );
+      const busy = await viaC.raw('GET', `/v1/devices/${nas.deviceId}/remote/files/${objectId}/big.bin`);
+      expect(busy.status).toBe(503);
+      expect(busy.body).toMatchObject({ error: { code: 'relay_busy' } });
+      for (const c of controllers) c.abort();
+      await Promise.all(pending);
+      // 12 MiB at 4 MiB/s: the first second's 4 MiB at once, the other 8 MiB paced over 2 s at least.
+      const started = performance.now();
+      const res = await waitFor(
+        async () => {
+          const r = await fetch(`${url}/big.bin`, { headers: { authorization: `Bearer ${owner.token ?? ''}`, range: 'bytes=0-12582911' } });
+          return r.status === 206 ? r : undefined;
+        },
+        { description: 'the streams to be released', timeoutMs: 10_000, intervalMs: 100 },
+      );
+      expect(Buffer.from(await res.arrayBuffer()).equals(big.subarray(0, 12 * 1024 * 1024))).toBe(true);
+      expect(performance.now() - started).toBeGreaterThan(1900);
+    } finally {
+      for (const c of controllers) c.abort();
+      await device.close();
+      await tight.stop();
     }
   });
 });

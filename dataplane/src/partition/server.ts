@@ -199,7 +199,7 @@ export async function runPartition(): Promise<void> {
   // Created by the first process of the mesh, read by every other (ADR 51).
   const grants = new GrantKeys(etcd);
   await grants.load();
-  const relay = new RelayHub({ etcd, self: { pod: config.replica, address: config.advertiseUrl }, logger: log });
+  const relay = new RelayHub({ etcd, self: { pod: config.replica, address: config.advertiseUrl }, logger: log, bounds: config.relay });
   new Gauge({
     name: 'meshwork_relays_open',
     help: 'Device relays (ADR 52) this process holds now.',

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
-import { relayReplacedCloseCode } from '@meshwork/contract';
+import { parseByteSize, relayDefaults, relayReplacedCloseCode } from '@meshwork/contract';
 import { relayKey } from '../../stores/keys.ts';
 
 /** Per-device bounds of the relay. */
@@ -22,8 +22,24 @@ export interface RelayBounds {
   bytesPerSecond: number;
 }
 
-/** The defaults of the relay's bounds. */
-export const defaultRelayBounds: RelayBounds = { maxStreams: 16, bytesPerSecond: 32 * 1024 * 1024 };
+/** The defaults of the relay's bounds (the partition's `MESHWORK_RELAY_*` settings override them). */
+export const defaultRelayBounds: RelayBounds = {
+  maxStreams: relayDefaults.maxStreams,
+  bytesPerSecond: parseByteSize(relayDefaults.bytesPerSecond)!,
+};
+
+/**
+ * HTTP/2 flow-control windows this process grants a device's relay (ADR 65): with the 64 KiB
+ * defaults a relayed answer moves 64 KiB per round trip through both event loops and the
+ * WebSocket, a few MiB/s on a busy machine. A few blocks' worth keeps the device sending while
+ * the caller drains; memory stays bounded by the connection window (what the device may send
+ * before this process reads it), and a slow caller stops reads, hence the device's sending.
+ */
+export const relayStreamWindowBytes = 2 * 1024 * 1024;
+/** The relay connection's window: all streams of one device together. */
+export const relayConnectionWindowBytes = 8 * 1024 * 1024;
+/** The HTTP/2 session memory bound (MB) of a relay: above the connection window, so a full window never resets the session. */
+export const relaySessionMemoryMb = 32;
 
 /** How often the service pings a relay, and how long it waits for the pong before dropping it. */
 export const relayPingIntervalMs = 30_000;
@@ -201,7 +217,15 @@ export class RelayHub {
   #attach(deviceId: string, ws: WebSocket): void {
     const duplex = createWebSocketStream(ws);
     duplex.on('error', () => undefined);
-    const session = http2.connect(`http://${deviceId}.relay`, { createConnection: () => duplex });
+    const session = http2.connect(`http://${deviceId}.relay`, {
+      createConnection: () => duplex,
+      settings: { initialWindowSize: relayStreamWindowBytes },
+      maxSessionMemory: relaySessionMemoryMb,
+    });
+    // The session has no handle until it connects (over a stream that is not a socket: at once or a tick later).
+    const widen = (): void => session.setLocalWindowSize(relayConnectionWindowBytes);
+    if (session.connecting) session.once('connect', widen);
+    else widen();
     const relay = new RelaySession(deviceId, ws, session, this.#bounds);
     session.on('error', (err) => this.#deps.logger.debug({ err, deviceId }, 'A relay session failed'));
     const previous = this.#sessions.get(deviceId);

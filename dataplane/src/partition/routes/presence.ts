@@ -3,7 +3,7 @@
 // devices holding its version, and the cloud when the object keeps content there.
 import { Router } from 'express';
 import type express from 'express';
-import { signGrant } from '@meshwork/contract';
+import { grantBlockLists, signGrant } from '@meshwork/contract';
 import type { GrantKeys } from '../../stores/grant-keys.ts';
 import type { MetadataStore } from '../../stores/metadata-store.ts';
 import type { PresenceStore } from '../../stores/presence-store.ts';
@@ -61,14 +61,17 @@ export function presenceRoutes(hooks: RouteHooks, deps: PresenceRouteDeps, json:
       const current = String(entry.version);
       const wanted = versionText ?? current;
       const self = principal.kind === 'device' ? principal.deviceId : undefined;
-      // A device caller gets a blocks grant per holder for the version's blocks; only the current
-      // version's block list is kept, so an older version's holders come without one.
-      const blocks = [...new Set(entry.value.blocks.map((b) => b.sha256))];
+      // A device caller gets blocks grants per holder for the version's blocks (one per 128 distinct
+      // blocks, ADR 66); only the current version's block list is kept, so an older version's
+      // holders come without any.
+      const lists = grantBlockLists(entry.value.blocks.map((b) => b.sha256));
       const grantFor =
         self === undefined || wanted !== current
           ? undefined
-          : (holder: string): string =>
-              signGrant(deps.grants.signing, { aud: holder, sub: self, scope: { kind: 'blocks', objectId: id, blocks } });
+          : (holder: string): string[] =>
+              lists.map((blocks) =>
+                signGrant(deps.grants.signing, { aud: holder, sub: self, scope: { kind: 'blocks', objectId: id, blocks } }),
+              );
       const sources = sourcesOf(object, await deps.presence.holdings(id), { path, current, wanted }, self, grantFor);
       res.setHeader('Cache-Control', 'private, no-cache').json({ path, version: wanted, sources });
     }),

@@ -117,33 +117,39 @@ export async function announcePresence(
   return { objects: holds.size };
 }
 
-/** One place a file version can be fetched from: a device (with the certificate fingerprint to pin, and a grant to present when the caller is a device), or the cloud. */
+/**
+ * One place a file version can be fetched from: a device (with the certificate fingerprint to
+ * pin, and for a device caller the grants to present, each naming up to 128 of the file's blocks;
+ * `grant` as well when one covers them all), or the cloud.
+ */
 export type Source =
-  { kind: 'device'; deviceId: string; endpoints: string[]; fingerprint?: string; grant?: string } | { kind: 'cloud'; url: string };
+  | { kind: 'device'; deviceId: string; endpoints: string[]; fingerprint?: string; grant?: string; grants?: string[] }
+  | { kind: 'cloud'; url: string };
 
 /**
  * The sources of version `wanted` of the file at `path`, current at `current`, for a caller other
- * than device `self`. `grantFor` (given for a device caller) issues the grant each holder is listed with.
+ * than device `self`. `grantFor` (given for a device caller) issues the grants each holder is listed with.
  */
 export function sourcesOf(
   object: Versioned<ObjectRecord>,
   holdings: readonly Holding[],
   file: { path: string; current: string; wanted: string },
   self: string | undefined,
-  grantFor?: (holder: string) => string | undefined,
+  grantFor?: (holder: string) => string[] | undefined,
 ): Source[] {
   const { path, current, wanted } = file;
   const devices: Source[] = holdings
     .filter((h) => h.deviceId !== self && object.value.members[h.userId] !== undefined && holdsVersion(h, path, wanted))
     .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
     .map((h) => {
-      const grant = grantFor?.(h.deviceId);
+      const grants = grantFor?.(h.deviceId);
       return {
         kind: 'device',
         deviceId: h.deviceId,
         endpoints: h.endpoints,
         ...(h.fingerprint === undefined ? {} : { fingerprint: h.fingerprint }),
-        ...(grant === undefined ? {} : { grant }),
+        ...(grants?.length === 1 ? { grant: grants[0] } : {}),
+        ...(grants === undefined ? {} : { grants }),
       };
     });
   // The cloud keeps only the current version, and nothing of a peer-to-peer only object.
