@@ -363,10 +363,20 @@ describe('presence and sources', () => {
     expect(presence.ttlSeconds).toBeGreaterThan(0);
     const sources = await phone.sources(objectId, 'big/copy.bin');
     expect(sources.sources).toEqual([
-      // A device caller gets a grant to present to the holder (ADR 51).
-      { kind: 'device', deviceId: laptopId, endpoints: ['https://laptop.example:7443'], grant: expect.any(String) as unknown },
+      // A device caller gets grants to present to the holder (ADR 51), at most 128 blocks each (ADR 66).
+      {
+        kind: 'device',
+        deviceId: laptopId,
+        endpoints: ['https://laptop.example:7443'],
+        grant: expect.any(String) as unknown,
+        grants: [expect.any(String)] as unknown,
+      },
       { kind: 'cloud', url: `/v1/objects/${objectId}/content/big/copy.bin` },
     ]);
+    // A file whose blocks fit one grant: `grant` is that grant.
+    const device = sources.sources[0];
+    if (device?.kind !== 'device') throw new Error('expected the laptop first');
+    expect(device.grants).toEqual([device.grant]);
     await expectApiError(phone.setPresence(laptopId, { endpoints: [], holds: [] }), 'forbidden', 403);
     await laptop.clearPresence(laptopId);
     expect((await phone.sources(objectId, 'big/copy.bin', { version: entry.entry.version })).sources.map((s) => s.kind)).toEqual(['cloud']);
