@@ -12,7 +12,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
 import { abortableSleep, type MeshworkClient } from '../client.ts';
-import { NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
+import { errorFromAnswer, NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
 import { grantsByBlock } from '../p2p/grant.ts';
 import { fetchFromPeers, grantOf, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
@@ -312,13 +312,16 @@ export class SyncAgent {
             if (signal.aborted) throw err;
             return undefined; // the connection failed or was cut short: the next holder, or the cloud
           }
-          const { status, bytes } = answer;
+          const { status, headers, bytes } = answer;
           if (status === 200) {
             const ok = bytes.length === b.size && createHash('sha256').update(bytes).digest('hex') === b.sha256;
             return ok ? bytes : undefined;
           }
           // Over this device's byte rate, or the holder's relay busy: wait as told, then the same block again.
-          const wait = relayRetryDelayMs(status, errorCodeOf(bytes), parseRetryAfter(answer.headers['retry-after'], Date.now()), attempt);
+          // The error envelope's code, read as every answer's is (a body the size of a block is none).
+          const code =
+            bytes.length > 65_536 ? undefined : errorFromAnswer(status, headers, new TextDecoder().decode(bytes), 'relayed block').code;
+          const wait = relayRetryDelayMs(status, code, parseRetryAfter(headers['retry-after'], Date.now()), attempt);
           if (wait === undefined) return undefined;
           await abortableSleep(wait, signal);
         }
@@ -1287,17 +1290,6 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-/** The `error.code` of a JSON error envelope, if the bytes are one. */
-function errorCodeOf(bytes: Uint8Array): string | undefined {
-  if (bytes.length > 65_536) return undefined;
-  try {
-    const code = (JSON.parse(new TextDecoder().decode(bytes)) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
   }
 }
 
