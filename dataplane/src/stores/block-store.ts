@@ -15,8 +15,7 @@
 import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, type Readable, type Transform, type Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MeshworkError } from '@meshwork/contract';
 import { BlockHashMismatchError, BlockSizeMismatchError, HashVerifier } from './hash-verifier.ts';
@@ -193,7 +192,7 @@ export class BlockStore {
       req.once('response', resolve);
       req.once('error', reject);
     });
-    const [sent, response] = await Promise.allSettled([pipeline(body, verifier, req), answered]);
+    const [sent, response] = await Promise.allSettled([sendThrough(body, verifier, req), answered]);
     if (sent.status === 'rejected' && (sent.reason instanceof BlockHashMismatchError || sent.reason instanceof BlockSizeMismatchError))
       throw sent.reason;
     if (response.status === 'rejected') throw new BlockStoreError(`could not store block ${sha256}`, { cause: response.reason });
@@ -347,4 +346,31 @@ async function readText(res: IncomingMessage): Promise<string> {
     bytes += (chunk as Buffer).length;
   }
   return Buffer.concat(chunks).subarray(0, errorBodyLimit).toString('utf8');
+}
+
+/**
+ * `body` through `verifier` into `req`, settling as `pipeline` does (the first error destroys all
+ * three; success once `req` finished) without `pipeline`'s AbortController, whose abort at the
+ * end of every call builds a DOMException: a measurable share of a small upload's CPU.
+ */
+function sendThrough(body: Readable, verifier: Transform, req: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      for (const stream of [body, verifier, req]) stream.destroy(err);
+      reject(err);
+    };
+    finished(body, { writable: false }, (err) => err && fail(err));
+    finished(verifier, (err) => err && fail(err));
+    finished(req, { readable: false }, (err) => {
+      if (err) fail(err);
+      else if (!settled) {
+        settled = true;
+        resolve();
+      }
+    });
+    body.pipe(verifier).pipe(req);
+  });
 }
