@@ -23,7 +23,8 @@ function filesUnder(dir: string): string[] {
   }
 }
 
-describe('the meshwork entry', () => {
+// Each test starts Node two or three times: seconds on a busy machine, past the unit project's 5 s default.
+describe('the meshwork entry', { timeout: 60_000 }, () => {
   it("fills the compile cache in the system's temporary directory, and runs the same from it", () => {
     const env = { PATH: process.env.PATH, HOME: tmp, TMPDIR: tmp };
     const first = spawnSync(process.execPath, [entry, 'help'], { env, encoding: 'utf8', timeout: 60_000 });
