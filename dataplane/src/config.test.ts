@@ -53,7 +53,7 @@ describe('parsePartitionConfig', () => {
       eventLoopLagMs: 100,
       concurrency: { min: 4, max: 512 },
     });
-    expect(config.relay).toEqual({ maxStreams: 16, bytesPerSecond: 64 * 2 ** 20 });
+    expect(config.relay).toEqual({ maxStreams: 16, bytesPerSecond: 80 * 2 ** 20 });
   });
 
   it('reads the relay bounds', () => {

@@ -2,10 +2,12 @@
 // `GET /v1/devices/{id}/relay` with the device token, whose binary messages carry one HTTP/2
 // connection in which this device is the server (`http2.performServerHandshake`), serving the
 // same peer API as the TLS listener. It reconnects with backoff when it drops: 1 s doubling to
-// 60 s, jittered, back to 1 s after a connection that opened. Node 24's built-in WebSocket
-// client (undici's) is used, so the agent needs no WebSocket package.
+// 60 s, jittered, back to 1 s after a connection that opened. The WebSocket is `ws`'s, which
+// masks what the device sends with the native `bufferutil` where its prebuilt binary loads
+// (ADR 72): Node's built-in client masks every relayed byte in a JavaScript loop.
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Duplex } from 'node:stream';
+import WebSocket from 'ws';
 import { relayReplacedCloseCode } from '@meshwork/contract';
 import { peerSessionMemoryMb } from './peer-server.ts';
 
@@ -27,18 +29,21 @@ export function relayBackoffMs(failures: number, random: number): number {
 /** Bytes the WebSocket may hold unsent before writes wait (back-pressure onto HTTP/2). */
 const maxBuffered = 4 * 1024 * 1024;
 
+/** The largest message the device accepts from the service (the service's own bound on what it accepts). */
+const maxPayload = 8 * 1024 * 1024;
+
 /** A Duplex over a WebSocket's binary messages. */
 function duplexOf(ws: WebSocket): Duplex {
   const send = (chunk: Buffer, callback: (err?: Error | null) => void): void => {
     if (ws.readyState !== WebSocket.OPEN) return callback(new Error('the relay connection closed'));
-    ws.send(chunk);
+    // Over the bound, the write completes once this message reached the socket (and with it
+    // every one before it): no polling, and HTTP/2 waits meanwhile.
+    let waiting = false;
+    ws.send(chunk, { binary: true }, (err) => {
+      if (waiting) callback(err ?? null);
+    });
     if (ws.bufferedAmount < maxBuffered) return callback();
-    const wait = (): void => {
-      if (ws.readyState !== WebSocket.OPEN) callback(new Error('the relay connection closed'));
-      else if (ws.bufferedAmount < maxBuffered) callback();
-      else setTimeout(wait, 5);
-    };
-    setTimeout(wait, 5);
+    waiting = true;
   };
   const duplex = new Duplex({
     read() {},
@@ -60,10 +65,10 @@ function duplexOf(ws: WebSocket): Duplex {
       callback(err);
     },
   });
-  ws.addEventListener('message', (event: MessageEvent) => {
-    if (event.data instanceof ArrayBuffer) duplex.push(Buffer.from(event.data));
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) duplex.push(data);
   });
-  ws.addEventListener('close', () => duplex.push(null));
+  ws.on('close', () => duplex.push(null));
   return duplex;
 }
 
@@ -78,23 +83,25 @@ export function startRelay(options: RelayOptions): { close(): Promise<void> } {
 
   const connect = (): void => {
     if (closed) return loopDone();
-    // Node's (undici's) WebSocket takes request headers in its init object, unlike the browser's.
-    const ws = new WebSocket(options.url, { headers: { authorization: `Bearer ${options.token}` } });
-    ws.binaryType = 'arraybuffer';
+    const ws = new WebSocket(options.url, {
+      headers: { authorization: `Bearer ${options.token}` },
+      perMessageDeflate: false,
+      maxPayload,
+    });
     current = ws;
     let session: http2.ServerHttp2Session | undefined;
-    ws.addEventListener('open', () => {
+    ws.on('open', () => {
       failures = 0;
       options.onState?.({ connected: true });
       session = http2.performServerHandshake(duplexOf(ws), { maxSessionMemory: peerSessionMemoryMb });
       session.on('stream', (stream, headers) => options.handler.handle(stream, headers));
       session.on('error', () => ws.close());
     });
-    ws.addEventListener('close', (event: CloseEvent) => {
+    ws.on('close', (code: number, reasonBytes: Buffer) => {
       session?.destroy();
       current = undefined;
       if (closed) return loopDone();
-      if (event.code === relayReplacedCloseCode) {
+      if (code === relayReplacedCloseCode) {
         // Another process of this device holds the relay now: taking it back would start a tug of war.
         options.onState?.({
           connected: false,
@@ -104,10 +111,11 @@ export function startRelay(options: RelayOptions): { close(): Promise<void> } {
       }
       failures++;
       const retryInMs = relayBackoffMs(failures, Math.random());
-      options.onState?.({ connected: false, reason: `closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`, retryInMs });
+      const reason = reasonBytes.toString();
+      options.onState?.({ connected: false, reason: `closed (${code}${reason ? ` ${reason}` : ''})`, retryInMs });
       timer = setTimeout(connect, retryInMs);
     });
-    ws.addEventListener('error', () => undefined); // a close event follows
+    ws.on('error', () => undefined); // a close event follows
   };
   connect();
   return {
