@@ -65,8 +65,10 @@ const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPAT
 const allow = methods.join(', ');
 // The headers that make a PUT conditional: with none, its target is not read before the commit.
 const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if'];
-// The methods that change nothing: every other one forgets the recent writes of its path.
-const readMethods = new Set(['OPTIONS', 'GET', 'HEAD', 'PROPFIND']);
+// The methods that change no file's entry or properties, so forget no recent write (ADR 74): the
+// reads, UNLOCK, and MKCOL, which only creates a folder where no file is, nor anything below
+// (rclone sends one before every file it uploads).
+const keepRecentWrites = new Set(['OPTIONS', 'GET', 'HEAD', 'PROPFIND', 'MKCOL', 'UNLOCK']);
 
 /** A WebDAV answer other than success: status, an optional DAV:error condition, a message. */
 export class DavError extends Error {
@@ -358,7 +360,7 @@ export class DavHandler {
       return;
     }
     // A write forgets what recent PUTs remembered of its paths, before it starts and once done.
-    const touched = readMethods.has(method) ? [] : this.#pathsWritten(ctx, method, target);
+    const touched = keepRecentWrites.has(method) ? [] : this.#pathsWritten(ctx, method, target);
     for (const t of touched) this.#recent.forget(t.objectId, t.path, Date.now());
     let done = false;
     try {
@@ -592,9 +594,9 @@ export class DavHandler {
       request.kind === 'allprop' || (request.kind === 'prop' && request.props.some((p) => p.ns === davNs && p.name === 'lockdiscovery'))
         ? this.#deps.state.locks(objectId)
         : Promise.resolve([]);
-    // A file this client just PUT through this gateway: its answer is what the commit returned (ADR 74).
-    const recent =
-      named === undefined || depthHeader !== '0' ? undefined : this.#recent.recall(ctx.token, named.id, target.path, Date.now());
+    // A file this client just PUT through this gateway: its answer is what the commit returned
+    // (ADR 74), at either depth, since nothing is below a file (rclone reads back with Depth 1).
+    const recent = named === undefined ? undefined : this.#recent.recall(ctx.token, named.id, target.path, Date.now());
     if (named !== undefined && recent !== undefined) {
       const file: Resource = { kind: 'file', object: named, path: target.path, entry: recent.entry };
       const stored = new Map([[target.path, recent.props]]);
