@@ -161,6 +161,53 @@ describe('WebDAV and the API', () => {
     }
   });
 
+  it('reads back a PUT as committed, and shows every later write: through WebDAV at once, through the API within a second', async () => {
+    // Depth 1, as rclone reads back: a file has nothing below it.
+    const etagOf = async (password?: string): Promise<string | undefined> => {
+      const answer = await dav('PROPFIND', '/dav/files/read-back.txt', { headers: { depth: '1' }, ...(password ? { password } : {}) });
+      if (answer.status === 404) return undefined;
+      const text = await answer.text();
+      expect(text.match(/<d:response>/g)).toHaveLength(1);
+      return /<d:getetag>("[^"]+")<\/d:getetag>/.exec(text)?.[1];
+    };
+    const put = await dav('PUT', '/dav/files/read-back.txt', { body: 'v1' });
+    expect(put.status).toBe(201);
+    expect(await etagOf()).toBe(put.headers.get('etag'));
+    // Dead properties set since the PUT are shown.
+    const proppatch = `<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:z="urn:test"><d:set><d:prop><z:colour>blue</z:colour></d:prop></d:set></d:propertyupdate>`;
+    expect((await dav('PROPPATCH', '/dav/files/read-back.txt', { body: proppatch })).status).toBe(207);
+    const body = `<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:z="urn:test"><d:prop><z:colour/><d:lockdiscovery/></d:prop></d:propfind>`;
+    expect(await (await dav('PROPFIND', '/dav/files/read-back.txt', { headers: { depth: '0' }, body })).text()).toContain('blue');
+    // Another app password's write is seen by the first at once.
+    const other = await stack.account.registerDevice('read-back-app');
+    const second = await dav('PUT', '/dav/files/read-back.txt', { body: 'v2' });
+    const third = await dav('PUT', '/dav/files/read-back.txt', { password: other.token, body: 'v3' });
+    expect(third.status).toBe(204);
+    expect(await etagOf()).toBe(third.headers.get('etag'));
+    expect(third.headers.get('etag')).not.toBe(second.headers.get('etag'));
+    // A lock taken since the PUT is discovered.
+    const lockinfo = `<?xml version="1.0"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockinfo>`;
+    const fourth = await dav('PUT', '/dav/files/read-back.txt', { body: 'v4' });
+    const lock = await dav('LOCK', '/dav/files/read-back.txt', { body: lockinfo, headers: { timeout: 'Second-60' } });
+    expect(lock.status).toBe(200);
+    const token = lock.headers.get('lock-token')!.slice(1, -1);
+    expect(await (await dav('PROPFIND', '/dav/files/read-back.txt', { headers: { depth: '0' }, body })).text()).toContain(token);
+    expect((await dav('UNLOCK', '/dav/files/read-back.txt', { headers: { 'lock-token': `<${token}>` } })).status).toBe(204);
+    expect(await etagOf()).toBe(fourth.headers.get('etag'));
+    // A write through the API is shown within a second of the PUT (the read-back's time to live).
+    const fifth = await dav('PUT', '/dav/files/read-back.txt', { body: 'v5' });
+    const viaApi = await stack.device.upload(stack.object.id, 'read-back.txt', Buffer.from('v6'), {
+      ifMatch: fifth.headers.get('etag')!,
+    });
+    const deadline = Date.now() + 10_000;
+    while ((await etagOf()) !== viaApi.etag && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await etagOf()).toBe(viaApi.etag);
+    // A delete through WebDAV is seen at once.
+    expect((await dav('PUT', '/dav/files/read-back.txt', { body: 'v7' })).status).toBe(204);
+    expect((await dav('DELETE', '/dav/files/read-back.txt')).status).toBe(204);
+    expect(await etagOf()).toBeUndefined();
+  });
+
   it('reports the quota of GET /v1/me', async () => {
     const body = `<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:quota-used-bytes/></d:prop></d:propfind>`;
     const text = await (await dav('PROPFIND', '/dav/files/', { headers: { depth: '0' }, body })).text();

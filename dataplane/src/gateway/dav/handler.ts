@@ -18,6 +18,7 @@ import {
   type BlockRef,
 } from '@meshwork/client';
 import { HashWorker, UploadHashes } from './hashing.ts';
+import { RecentWrites } from './recent-writes.ts';
 import { evaluateIf, IfHeaderError, parseIfHeader, submittedTokens, type IfList } from './if-header.ts';
 import {
   DavPathError,
@@ -64,6 +65,10 @@ const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPAT
 const allow = methods.join(', ');
 // The headers that make a PUT conditional: with none, its target is not read before the commit.
 const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if'];
+// The methods that change no file's entry or properties, so forget no recent write (ADR 74): the
+// reads, UNLOCK, and MKCOL, which only creates a folder where no file is, nor anything below
+// (rclone sends one before every file it uploads).
+const keepRecentWrites = new Set(['OPTIONS', 'GET', 'HEAD', 'PROPFIND', 'MKCOL', 'UNLOCK']);
 
 /** A WebDAV answer other than success: status, an optional DAV:error condition, a message. */
 export class DavError extends Error {
@@ -111,6 +116,8 @@ interface Ctx {
   req: Req;
   res: Res;
   client: MeshworkClient;
+  /** The app password: what a recent write is remembered for. */
+  token: string;
   deviceId: string;
   objects: Map<string, MeshObject>;
   listings: Map<string, Promise<Entry[]>>;
@@ -268,6 +275,8 @@ export class DavHandler {
    * and moves through this gateway forget an object's folders at once.
    */
   readonly #knownFolders = new Map<string, number>();
+  /** What this gateway's PUTs just committed, for the PROPFIND that reads it back (ADR 74). */
+  readonly #recent = new RecentWrites();
 
   constructor(deps: DavDeps) {
     this.#deps = deps;
@@ -340,6 +349,7 @@ export class DavHandler {
       req,
       res,
       client,
+      token: credentials.token,
       deviceId: credentials.deviceId,
       objects: objectNames(await this.#objectsOf(credentials.token, client)),
       listings: new Map(),
@@ -349,6 +359,40 @@ export class DavHandler {
       res.end();
       return;
     }
+    // A write forgets what recent PUTs remembered of its paths, before it starts and once done.
+    const touched = keepRecentWrites.has(method) ? [] : this.#pathsWritten(ctx, method, target);
+    for (const t of touched) this.#recent.forget(t.objectId, t.path, Date.now());
+    let done = false;
+    try {
+      await this.#dispatch(ctx, method, target);
+      done = true;
+    } finally {
+      // A PUT that succeeded remembered its own answer instead.
+      if (method !== 'PUT' || !done) for (const t of touched) this.#recent.forget(t.objectId, t.path, Date.now());
+    }
+  }
+
+  /** The paths a write may change: its target and, for COPY and MOVE, the destination. */
+  #pathsWritten(ctx: Ctx, method: string, target: DavTarget): { objectId: string; path: string }[] {
+    const paths: { objectId: string; path: string }[] = [];
+    const add = (t: DavTarget): void => {
+      const object = t.objectName === undefined ? undefined : ctx.objects.get(t.objectName);
+      if (object !== undefined) paths.push({ objectId: object.id, path: t.path });
+    };
+    add(target);
+    const destination = headerOf(ctx.req, 'destination');
+    if ((method === 'COPY' || method === 'MOVE') && destination !== undefined) {
+      try {
+        add(parseDavPath(destinationPath(destination, ctx.req.headers.host)));
+      } catch (err) {
+        // The method answers 400 for it; nothing is written.
+        if (!(err instanceof DavPathError)) throw err;
+      }
+    }
+    return paths;
+  }
+
+  async #dispatch(ctx: Ctx, method: string, target: DavTarget): Promise<void> {
     switch (method) {
       case 'PROPFIND':
         return this.#propfind(ctx, target);
@@ -544,13 +588,27 @@ export class DavHandler {
       throw new DavError(400, 'Depth must be 0, 1 or infinity');
     }
     const request = parsePropfind(await readBody(ctx.req, maxXmlBodyBytes));
-    // The locks and stored properties are read alongside the entry, not after it.
     const named = target.objectName === undefined ? undefined : ctx.objects.get(target.objectName);
+    // Locks are read only for lockdiscovery (asked by name or with allprop).
+    const locksOf = (objectId: string): Promise<DavLock[]> =>
+      request.kind === 'allprop' || (request.kind === 'prop' && request.props.some((p) => p.ns === davNs && p.name === 'lockdiscovery'))
+        ? this.#deps.state.locks(objectId)
+        : Promise.resolve([]);
+    // A file this client just PUT through this gateway: its answer is what the commit returned
+    // (ADR 74), at either depth, since nothing is below a file (rclone reads back with Depth 1).
+    const recent = named === undefined ? undefined : this.#recent.recall(ctx.token, named.id, target.path, Date.now());
+    if (named !== undefined && recent !== undefined) {
+      const file: Resource = { kind: 'file', object: named, path: target.path, entry: recent.entry };
+      const stored = new Map([[target.path, recent.props]]);
+      answerMultistatus(ctx.res, [this.#describe(ctx, request, file, [], stored, undefined, await locksOf(named.id))]);
+      return;
+    }
+    // The locks and stored properties are read alongside the entry, not after it.
     const stateReads =
       named === undefined
         ? undefined
         : Promise.all([
-            this.#deps.state.locks(named.id),
+            locksOf(named.id),
             depthHeader === '0'
               ? this.#deps.state.props(named.id, target.path).then((p) => new Map([[target.path, p]]))
               : this.#deps.state.propsBelow(named.id, target.path),
@@ -586,9 +644,7 @@ export class DavHandler {
           responses.push(this.#describe(ctx, request, child, listing, props, me, locks));
       }
     }
-    const body = renderMultistatus(responses);
-    ctx.res.writeHead(207, { 'content-type': 'application/xml; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
-    ctx.res.end(body);
+    answerMultistatus(ctx.res, responses);
   }
 
   async #quota(ctx: Ctx, request: ReturnType<typeof parsePropfind>): Promise<{ used: number; available: number | undefined } | undefined> {
@@ -747,6 +803,7 @@ export class DavHandler {
     if (target.path === '') throw new DavError(405, 'an object is a collection', undefined, { allow });
     if (headerOf(ctx.req, 'content-range') !== undefined) throw new DavError(400, 'PUT with Content-Range is not supported');
     this.#requireWriter(object);
+    const mark = this.#recent.mark(Date.now());
     // Its content lives on devices only: the gateway would have to put the bytes in S3.
     if (!object.cloudStorage) throw new DavError(409, `${object.name} keeps its content on devices only; write to it from a device`);
     // Without a precondition of the client's (rclone's and most file managers' PUTs), the entry is
@@ -803,7 +860,9 @@ export class DavHandler {
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
     // A new file starts without properties; a replaced one keeps its dead properties.
     const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
-    await this.#deps.state.setProps(object.id, target.path, { ...stored, sums });
+    const props = { ...stored, sums };
+    await this.#deps.state.setProps(object.id, target.path, props);
+    this.#recent.remember(ctx.token, object.id, target.path, { entry, props }, mark, Date.now());
     if (declared !== undefined && sums[declared.kind] !== declared.value) {
       this.#deps.logger.warn({ path: target.path }, 'A WebDAV upload did not match its OC-Checksum');
     }
@@ -1073,6 +1132,13 @@ function activeLock(lock: DavLock, objectName: string): string {
     `<d:locktoken><d:href>${escapeText(lock.token)}</d:href></d:locktoken>` +
     `<d:lockroot><d:href>${escapeText(hrefOf(objectName, lock.root, lock.depth === 'infinity'))}</d:href></d:lockroot></d:activelock>`
   );
+}
+
+/** Answers 207 with a multistatus body. */
+function answerMultistatus(res: Res, responses: DavResponse[]): void {
+  const body = renderMultistatus(responses);
+  res.writeHead(207, { 'content-type': 'application/xml; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
+  res.end(body);
 }
 
 function unauthorized(): DavError {
