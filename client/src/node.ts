@@ -473,8 +473,9 @@ const crossOriginDropped = ['authorization', 'cookie', 'proxy-authorization'];
 const bodyHeaders = ['content-length', 'content-type', 'content-encoding', 'content-language', 'content-location'];
 
 function responseOf(res: IncomingMessage, method: string): Response {
-  const answer = new Headers();
-  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+  // Pairs, not a Headers: Response copies a Headers given to it pair by pair into its own.
+  const answer: [string, string][] = [];
+  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) answer.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
   const status = res.statusCode ?? 0;
   const empty = status === 204 || status === 304 || method === 'HEAD';
   if (empty) res.resume();
