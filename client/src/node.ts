@@ -2,14 +2,13 @@
 // `node:http` Agent of the caller's (a connection pool of its own, as each real device has,
 // with its own socket limit), and raw HTTP for requests `fetch` cannot express. Kept out of the main entry point so that the browser build
 // of the web UI never pulls in `node:` modules.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { maxBlockSize } from './blocks.ts';
+import { maxBlockSize, sha256Hex } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
   abortableSleep,
@@ -89,10 +88,13 @@ export async function downloadToStream(
  * Streams `blocks` (a file's block list, from `getEntry`) one after the other into a Node stream
  * with back-pressure and ends it; answers how many bytes arrived. Each block is read with
  * `GET /v1/blocks/{sha256}`, so where the partition redirects block downloads to the store
- * (ADR 71) the bytes come from the store, not through the partition. The next block is asked
- * for while one streams, as the partition itself reads a file's blocks, so there is no round
- * trip between blocks. Every block is checked against its sha256 and size: a block with other
- * bytes, or one cut short, raises `NetworkError` and destroys `destination`.
+ * (ADR 71) the bytes come from the store, not through the partition. Every block is read whole
+ * into memory and checked against its sha256 and size before any of its bytes is written to
+ * `destination`: a block with other bytes, one cut short or one longer than its size raises
+ * `NetworkError` and destroys `destination`, which then holds only the blocks before it. The
+ * check runs off the thread that reads the sockets (ADR 73) while the next block streams in,
+ * and the next block is asked for while one streams, so there is no round trip between blocks.
+ * At most two blocks are held at once: the one being read and the one being checked and written.
  */
 export async function downloadBlocksToStream(
   client: MeshworkClient,
@@ -108,31 +110,33 @@ export async function downloadBlocksToStream(
     return opening;
   };
   let pending = open(blocks[0]);
+  // The block before the one being read: checked, then written, while this one streams in.
+  let writing: Promise<void> = Promise.resolve();
   let total = 0;
   try {
     for (let i = 0; i < blocks.length; i++) {
       const block = blocks[i]!;
+      if (!Number.isSafeInteger(block.size) || block.size < 0 || block.size > maxBlockSize) {
+        throw new NetworkError(`block ${block.sha256} is listed with ${block.size} bytes, not 0 to ${maxBlockSize}`, { cause: undefined });
+      }
       const answer = await pending!;
       pending = open(blocks[i + 1]);
       const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
-      const hash = createHash('sha256');
-      let bytes = 0;
-      source.on('data', (chunk: Uint8Array) => {
-        bytes += chunk.length;
-        hash.update(chunk);
-      });
-      await settleDownload(
-        `block ${block.sha256}`,
-        answer,
-        signal,
-        () => bytes,
-        () => pump(source, destination, signal),
-      );
-      if (bytes !== block.size || hash.digest('hex') !== block.sha256) {
-        throw new NetworkError(`block ${block.sha256} arrived as ${bytes} bytes that do not hash to its name`, { cause: undefined });
+      const reading = readBlock(block, answer, source, signal);
+      reading.catch(() => undefined);
+      // Both at once, so that a block that failed its check stops the read of the next one.
+      let data: Buffer;
+      try {
+        [data] = await Promise.all([reading, writing]);
+      } catch (err) {
+        source.destroy();
+        throw err;
       }
-      total += bytes;
+      writing = checkAndWrite(block, data, destination, signal);
+      writing.catch(() => undefined);
+      total += block.size;
     }
+    await writing;
   } catch (err) {
     destination.destroy();
     pending?.then(
@@ -144,6 +148,106 @@ export async function downloadBlocksToStream(
   destination.end();
   await finished(destination, { readable: false });
   return { bytes: total };
+}
+
+/**
+ * Reads one block's answer whole into a buffer of the block's size; a body longer or shorter
+ * than the block raises `NetworkError`.
+ */
+async function readBlock(block: BlockRef, answer: ContentAnswer, source: Readable, signal: AbortSignal | undefined): Promise<Buffer> {
+  // Memory of its own rather than a slice of Node's shared pool: it is freed with the block.
+  const data = Buffer.allocUnsafeSlow(block.size);
+  let filled = 0;
+  await settleDownload(
+    `block ${block.sha256}`,
+    answer,
+    signal,
+    () => filled,
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const cleanup = (): void => {
+          source.off('data', onData);
+          source.off('end', onEnd);
+          source.off('error', onError);
+          source.off('close', onClose);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const onError = (err: Error): void => {
+          cleanup();
+          source.destroy();
+          reject(err);
+        };
+        const onData = (chunk: Buffer): void => {
+          if (filled + chunk.length > data.length) {
+            onError(new Error(`more than the block's ${data.length} bytes arrived`));
+            return;
+          }
+          chunk.copy(data, filled);
+          filled += chunk.length;
+        };
+        const onEnd = (): void => {
+          cleanup();
+          resolve();
+        };
+        const onClose = (): void => {
+          if (!source.readableEnded) onError(new Error('the answer was cut short'));
+        };
+        const onAbort = (): void => onError(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+        if (signal?.aborted) {
+          onAbort();
+          return;
+        }
+        source.on('data', onData);
+        source.once('end', onEnd);
+        source.once('error', onError);
+        source.once('close', onClose);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      }),
+  );
+  if (filled !== block.size) {
+    throw new NetworkError(`block ${block.sha256} ended after ${filled} of its ${block.size} bytes`, { cause: undefined });
+  }
+  return data;
+}
+
+/**
+ * Checks a whole block against its name, hashing on libuv's thread pool (WebCrypto), and only
+ * then writes it to `destination`; resolves once `destination` takes more.
+ */
+async function checkAndWrite(block: BlockRef, data: Buffer, destination: Writable, signal: AbortSignal | undefined): Promise<void> {
+  if ((await sha256Hex(data)) !== block.sha256) {
+    throw new NetworkError(`block ${block.sha256} arrived as ${data.length} bytes that do not hash to its name`, { cause: undefined });
+  }
+  if (signal?.aborted) throw new RequestAbortedError(`download of block ${block.sha256} aborted`, { cause: signal.reason });
+  if (destination.destroyed || destination.errored !== null) {
+    throw new NetworkError(`the destination of block ${block.sha256} was closed`, { cause: destination.errored ?? undefined });
+  }
+  if (destination.write(data)) return;
+  await new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      destination.off('drain', onDrain);
+      destination.off('error', onError);
+      destination.off('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => onError(new Error('the destination was closed'));
+    const onAbort = (): void => {
+      cleanup();
+      reject(new RequestAbortedError(`download of block ${block.sha256} aborted`, { cause: signal!.reason }));
+    };
+    destination.once('drain', onDrain);
+    destination.once('error', onError);
+    destination.once('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /**
