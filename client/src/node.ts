@@ -8,7 +8,8 @@ import { request as httpRequest, type Agent, type IncomingMessage } from 'node:h
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { maxBlockSize, sha256Hex } from './blocks.ts';
+import { HashBuffers, sha256OffThread } from './block-hasher.ts';
+import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
   abortableSleep,
@@ -110,6 +111,7 @@ export async function downloadBlocksToStream(
     return opening;
   };
   let pending = open(blocks[0]);
+  const buffers = new HashBuffers();
   // The block before the one being read: checked, then written, while this one streams in.
   let writing: Promise<void> = Promise.resolve();
   let total = 0;
@@ -122,17 +124,17 @@ export async function downloadBlocksToStream(
       const answer = await pending!;
       pending = open(blocks[i + 1]);
       const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
-      const reading = readBlock(block, answer, source, signal);
+      const reading = readBlock(block, answer, source, signal, buffers);
       reading.catch(() => undefined);
       // Both at once, so that a block that failed its check stops the read of the next one.
-      let data: Buffer;
+      let data: ReadBlock;
       try {
         [data] = await Promise.all([reading, writing]);
       } catch (err) {
         source.destroy();
         throw err;
       }
-      writing = checkAndWrite(block, data, destination, signal);
+      writing = checkAndWrite(block, data, destination, signal, buffers);
       writing.catch(() => undefined);
       total += block.size;
     }
@@ -150,13 +152,26 @@ export async function downloadBlocksToStream(
   return { bytes: total };
 }
 
+/** A block read whole: the chunks as they arrived, and a copy of them for the hashing thread. */
+interface ReadBlock {
+  chunks: Buffer[];
+  copy: ArrayBuffer;
+}
+
 /**
- * Reads one block's answer whole into a buffer of the block's size; a body longer or shorter
- * than the block raises `NetworkError`.
+ * Reads one block's answer whole, keeping its chunks and copying them into memory from `buffers`
+ * for the hashing thread; a body longer or shorter than the block raises `NetworkError`.
  */
-async function readBlock(block: BlockRef, answer: ContentAnswer, source: Readable, signal: AbortSignal | undefined): Promise<Buffer> {
-  // Memory of its own rather than a slice of Node's shared pool: it is freed with the block.
-  const data = Buffer.allocUnsafeSlow(block.size);
+async function readBlock(
+  block: BlockRef,
+  answer: ContentAnswer,
+  source: Readable,
+  signal: AbortSignal | undefined,
+  buffers: HashBuffers,
+): Promise<ReadBlock> {
+  const copy = buffers.take(block.size);
+  const into = new Uint8Array(copy, 0, block.size);
+  const chunks: Buffer[] = [];
   let filled = 0;
   await settleDownload(
     `block ${block.sha256}`,
@@ -178,11 +193,12 @@ async function readBlock(block: BlockRef, answer: ContentAnswer, source: Readabl
           reject(err);
         };
         const onData = (chunk: Buffer): void => {
-          if (filled + chunk.length > data.length) {
-            onError(new Error(`more than the block's ${data.length} bytes arrived`));
+          if (filled + chunk.length > block.size) {
+            onError(new Error(`more than the block's ${block.size} bytes arrived`));
             return;
           }
-          chunk.copy(data, filled);
+          into.set(chunk, filled);
+          chunks.push(chunk);
           filled += chunk.length;
         };
         const onEnd = (): void => {
@@ -207,22 +223,32 @@ async function readBlock(block: BlockRef, answer: ContentAnswer, source: Readabl
   if (filled !== block.size) {
     throw new NetworkError(`block ${block.sha256} ended after ${filled} of its ${block.size} bytes`, { cause: undefined });
   }
-  return data;
+  return { chunks, copy };
 }
 
 /**
- * Checks a whole block against its name, hashing on libuv's thread pool (WebCrypto), and only
- * then writes it to `destination`; resolves once `destination` takes more.
+ * Checks a whole block against its name on the hashing thread, and only then writes its chunks
+ * to `destination`; resolves once `destination` takes more.
  */
-async function checkAndWrite(block: BlockRef, data: Buffer, destination: Writable, signal: AbortSignal | undefined): Promise<void> {
-  if ((await sha256Hex(data)) !== block.sha256) {
-    throw new NetworkError(`block ${block.sha256} arrived as ${data.length} bytes that do not hash to its name`, { cause: undefined });
+async function checkAndWrite(
+  block: BlockRef,
+  data: ReadBlock,
+  destination: Writable,
+  signal: AbortSignal | undefined,
+  buffers: HashBuffers,
+): Promise<void> {
+  const { digest, memory } = await sha256OffThread(data.copy, block.size);
+  buffers.give(memory);
+  if (digest !== block.sha256) {
+    throw new NetworkError(`block ${block.sha256} arrived as ${block.size} bytes that do not hash to its name`, { cause: undefined });
   }
   if (signal?.aborted) throw new RequestAbortedError(`download of block ${block.sha256} aborted`, { cause: signal.reason });
   if (destination.destroyed || destination.errored !== null) {
     throw new NetworkError(`the destination of block ${block.sha256} was closed`, { cause: destination.errored ?? undefined });
   }
-  if (destination.write(data)) return;
+  let more = true;
+  for (const chunk of data.chunks) more = destination.write(chunk);
+  if (more) return;
   await new Promise<void>((resolve, reject) => {
     const cleanup = (): void => {
       destination.off('drain', onDrain);
