@@ -312,17 +312,22 @@ describe('downloadBlocksToStream against a store that may serve other bytes', ()
     expect(sink.writableFinished).toBe(true);
   });
 
-  it('writes nothing of a block whose bytes do not hash to its name, and nothing after it', async () => {
-    const [first, second, third] = stored(pattern(2 * 1024 * 1024, 5), pattern(3 * 1024 * 1024, 6), pattern(1000, 7));
-    // The store holds other bytes of the same size under the second block's name.
-    served.set(second!.sha256, pattern(3 * 1024 * 1024, 8));
-    for (const [refs, before] of [
-      [[first!, second!, third!], served.get(first!.sha256)!],
-      [[second!, first!], Buffer.alloc(0)],
+  it('writes nothing of a block whose bytes do not hash to its name, and nothing after it, large or small', async () => {
+    const [first, large, small, last] = stored(pattern(2 * 1024 * 1024, 5), pattern(3 * 1024 * 1024, 6), pattern(1000, 7), pattern(10, 8));
+    // The store holds other bytes of the same size under the names of a large block (hashed on
+    // the hashing thread) and of a small one (hashed as it arrives).
+    served.set(large!.sha256, pattern(3 * 1024 * 1024, 9));
+    served.set(small!.sha256, pattern(1000, 10));
+    const firstBytes = served.get(first!.sha256)!;
+    for (const [refs, bad, before] of [
+      [[first!, large!, last!], large!, firstBytes],
+      [[large!, first!], large!, Buffer.alloc(0)],
+      [[first!, small!, last!], small!, firstBytes],
+      [[small!], small!, Buffer.alloc(0)],
     ] as const) {
       const { sink, bytes } = collector();
       await expect(downloadBlocksToStream(storeClient, refs, sink)).rejects.toThrow(
-        new NetworkError(`block ${second!.sha256} arrived as ${second!.size} bytes that do not hash to its name`, { cause: undefined }),
+        new NetworkError(`block ${bad.sha256} arrived as ${bad.size} bytes that do not hash to its name`, { cause: undefined }),
       );
       expect(sink.destroyed).toBe(true);
       expect(bytes().equals(before)).toBe(true);
@@ -330,10 +335,12 @@ describe('downloadBlocksToStream against a store that may serve other bytes', ()
   });
 
   it('refuses a block longer or shorter than its size, and one listed above the largest block size, before writing any of it', async () => {
-    const [whole] = stored(pattern(100_000, 9));
-    const longer = { sha256: whole!.sha256, size: whole!.size - 1 };
-    const shorter = { sha256: whole!.sha256, size: whole!.size + 1 };
-    for (const ref of [longer, shorter]) {
+    const [whole, small] = stored(pattern(300_000, 11), pattern(100_000, 15));
+    const listed = [whole!, small!].flatMap((b) => [
+      { sha256: b.sha256, size: b.size - 1 },
+      { sha256: b.sha256, size: b.size + 1 },
+    ]);
+    for (const ref of listed) {
       const { sink, bytes } = collector();
       await expect(downloadBlocksToStream(storeClient, [ref], sink)).rejects.toBeInstanceOf(NetworkError);
       expect(bytes().length).toBe(0);
@@ -345,7 +352,7 @@ describe('downloadBlocksToStream against a store that may serve other bytes', ()
   });
 
   it('raises RequestAbortedError when aborted between blocks, and writes no more', async () => {
-    const refs = stored(pattern(1024 * 1024, 10), pattern(1024 * 1024, 11), pattern(1024 * 1024, 12));
+    const refs = stored(pattern(1024 * 1024, 12), pattern(1024 * 1024, 13), pattern(1024 * 1024, 14));
     const controller = new AbortController();
     let written = 0;
     const sink = new Writable({

@@ -6,6 +6,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createHash } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { HashBuffers, sha256OffThread } from './block-hasher.ts';
@@ -93,9 +94,10 @@ export async function downloadToStream(
  * into memory and checked against its sha256 and size before any of its bytes is written to
  * `destination`: a block with other bytes, one cut short or one longer than its size raises
  * `NetworkError` and destroys `destination`, which then holds only the blocks before it. The
- * check runs off the thread that reads the sockets (ADR 73) while the next block streams in,
- * and the next block is asked for while one streams, so there is no round trip between blocks.
- * At most two blocks are held at once: the one being read and the one being checked and written.
+ * check of a block over 256 KiB runs on a worker thread, off the thread that reads the sockets,
+ * while the next block streams in (ADR 73); the next block is asked for while one streams, so
+ * there is no round trip between blocks. At most two blocks are held at once (the one being
+ * read, the one being checked and written), with a copy of each for the hashing thread.
  */
 export async function downloadBlocksToStream(
   client: MeshworkClient,
@@ -152,15 +154,20 @@ export async function downloadBlocksToStream(
   return { bytes: total };
 }
 
-/** A block read whole: the chunks as they arrived, and a copy of them for the hashing thread. */
-interface ReadBlock {
-  chunks: Buffer[];
-  copy: ArrayBuffer;
-}
+// A block up to this size is hashed on the reading thread as it arrives: the hop to the hashing
+// thread and back would cost more than the hash (as the gateway decides, ADR 47).
+const inlineHashBytes = 256 * 1024;
 
 /**
- * Reads one block's answer whole, keeping its chunks and copying them into memory from `buffers`
- * for the hashing thread; a body longer or shorter than the block raises `NetworkError`.
+ * A block read whole: the chunks as they arrived, and either their digest (a small block) or a
+ * copy of them for the hashing thread.
+ */
+type ReadBlock = { chunks: Buffer[] } & ({ digest: string; copy?: undefined } | { digest?: undefined; copy: ArrayBuffer });
+
+/**
+ * Reads one block's answer whole, keeping its chunks and hashing them (a small block) or copying
+ * them into memory from `buffers` for the hashing thread; a body longer or shorter than the block
+ * raises `NetworkError`.
  */
 async function readBlock(
   block: BlockRef,
@@ -169,8 +176,9 @@ async function readBlock(
   signal: AbortSignal | undefined,
   buffers: HashBuffers,
 ): Promise<ReadBlock> {
-  const copy = buffers.take(block.size);
-  const into = new Uint8Array(copy, 0, block.size);
+  const inline = block.size <= inlineHashBytes ? createHash('sha256') : undefined;
+  const copy = inline === undefined ? buffers.take(block.size) : undefined;
+  const into = copy === undefined ? undefined : new Uint8Array(copy, 0, block.size);
   const chunks: Buffer[] = [];
   let filled = 0;
   await settleDownload(
@@ -197,7 +205,8 @@ async function readBlock(
             onError(new Error(`more than the block's ${block.size} bytes arrived`));
             return;
           }
-          into.set(chunk, filled);
+          if (inline !== undefined) inline.update(chunk);
+          else into!.set(chunk, filled);
           chunks.push(chunk);
           filled += chunk.length;
         };
@@ -223,12 +232,13 @@ async function readBlock(
   if (filled !== block.size) {
     throw new NetworkError(`block ${block.sha256} ended after ${filled} of its ${block.size} bytes`, { cause: undefined });
   }
-  return { chunks, copy };
+  return inline !== undefined ? { chunks, digest: inline.digest('hex') } : { chunks, copy: copy! };
 }
 
 /**
- * Checks a whole block against its name on the hashing thread, and only then writes its chunks
- * to `destination`; resolves once `destination` takes more.
+ * Checks a whole block against its name (on the hashing thread unless it was hashed as it
+ * arrived), and only then writes its chunks to `destination`; resolves once `destination`
+ * takes more.
  */
 async function checkAndWrite(
   block: BlockRef,
@@ -237,8 +247,12 @@ async function checkAndWrite(
   signal: AbortSignal | undefined,
   buffers: HashBuffers,
 ): Promise<void> {
-  const { digest, memory } = await sha256OffThread(data.copy, block.size);
-  buffers.give(memory);
+  let digest = data.digest;
+  if (data.copy !== undefined) {
+    const hashed = await sha256OffThread(data.copy, block.size);
+    buffers.give(hashed.memory);
+    digest = hashed.digest;
+  }
   if (digest !== block.sha256) {
     throw new NetworkError(`block ${block.sha256} arrived as ${block.size} bytes that do not hash to its name`, { cause: undefined });
   }
