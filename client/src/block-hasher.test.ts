@@ -1,6 +1,8 @@
 // The hashing thread of block downloads (ADR 73): the digests it answers, and the memory it
 // hands back for the next block.
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { HashBuffers, sha256OffThread } from './block-hasher.ts';
 
@@ -27,6 +29,17 @@ describe('sha256OffThread', () => {
       }),
     );
     expect(answers.map((a) => a.digest)).toEqual(blocks.map(sha256));
+  });
+
+  it('leaves a process free to exit once no hash is under way, started or used', async () => {
+    const module = new URL('./block-hasher.ts', import.meta.url).href;
+    const script = `import { startHasher, sha256OffThread } from ${JSON.stringify(module)};
+      startHasher();
+      const { digest } = await sha256OffThread(new ArrayBuffer(3), 3);
+      console.log(digest);`;
+    // A worker that held the process open would run into the timeout and fail this.
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+    expect(stdout.trim()).toBe(sha256(new Uint8Array(3)));
   });
 
   it('refuses a length beyond the memory', async () => {

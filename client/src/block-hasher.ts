@@ -8,11 +8,12 @@
 // process open only while a hash is under way. Node-only (`./node` entry point).
 import { Worker } from 'node:worker_threads';
 
-// Plain JavaScript evaluated as CommonJS in the worker, so there is no file to resolve wherever
-// the client is installed or bundled.
+// Plain JavaScript evaluated in the worker, so there is no file to resolve wherever the client
+// is installed or bundled. It runs as CommonJS or as a module (a worker inherits
+// `--input-type=module`), so it takes Node's modules without `require` or `import`.
 const workerSource = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const { createHash } = process.getBuiltinModule('node:crypto');
 parentPort.on('message', ({ id, memory, length }) => {
   const digest = createHash('sha256').update(new Uint8Array(memory, 0, length)).digest('hex');
   parentPort.postMessage({ id, digest, memory }, [memory]);
@@ -44,8 +45,19 @@ function hasher(): Worker {
   });
   made.on('error', fail);
   made.on('exit', (code) => fail(new Error(`the block hasher exited with code ${code}`)));
+  // Idle, it does not hold the process open; sha256OffThread holds it while a hash is under way.
+  // (After the listeners: adding a 'message' listener holds a worker again.)
+  made.unref();
   worker = made;
   return made;
+}
+
+/**
+ * Starts the hashing thread if it is not running, so that its start (tens of milliseconds, more
+ * on a busy machine) overlaps the first block's request rather than following it.
+ */
+export function startHasher(): void {
+  hasher();
 }
 
 /**

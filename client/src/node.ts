@@ -9,7 +9,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { HashBuffers, sha256OffThread } from './block-hasher.ts';
+import { HashBuffers, sha256OffThread, startHasher } from './block-hasher.ts';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
@@ -113,6 +113,7 @@ export async function downloadBlocksToStream(
     return opening;
   };
   let pending = open(blocks[0]);
+  if (blocks.some((b) => b.size > inlineHashBytes)) startHasher();
   const buffers = new HashBuffers();
   // The block before the one being read: checked, then written, while this one streams in.
   let writing: Promise<void> = Promise.resolve();
