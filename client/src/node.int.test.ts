@@ -347,7 +347,10 @@ describe('downloadBlocksToStream against a store that may serve other bytes', ()
     }
     const before = requested.length;
     const huge = { sha256: whole!.sha256, size: 4 * 1024 * 1024 + 1 };
-    await expect(downloadBlocksToStream(storeClient, [huge], collector().sink)).rejects.toThrow(/is listed with 4194305 bytes/);
+    const { sink, bytes } = collector();
+    await expect(downloadBlocksToStream(storeClient, [whole!, huge], sink)).rejects.toThrow(/is listed with 4194305 bytes/);
+    expect(sink.destroyed).toBe(true);
+    expect(bytes().length).toBe(0);
     expect(requested.length).toBe(before);
   });
 

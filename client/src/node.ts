@@ -2,11 +2,11 @@
 // `node:http` Agent of the caller's (a connection pool of its own, as each real device has,
 // with its own socket limit), and raw HTTP for requests `fetch` cannot express. Kept out of the main entry point so that the browser build
 // of the web UI never pulls in `node:` modules.
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { createHash } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { HashBuffers, sha256OffThread, startHasher } from './block-hasher.ts';
@@ -106,6 +106,13 @@ export async function downloadBlocksToStream(
   options: { signal?: AbortSignal } = {},
 ): Promise<{ bytes: number }> {
   const { signal } = options;
+  // A size the API never stores would be memory asked for by the listing alone: refused before any request.
+  for (const block of blocks) {
+    if (!Number.isSafeInteger(block.size) || block.size < 0 || block.size > maxBlockSize) {
+      destination.destroy();
+      throw new NetworkError(`block ${block.sha256} is listed with ${block.size} bytes, not 0 to ${maxBlockSize}`, { cause: undefined });
+    }
+  }
   const open = (b: BlockRef | undefined): Promise<ContentAnswer> | undefined => {
     if (b === undefined) return undefined;
     const opening = client.blockContent(b.sha256, signal === undefined ? {} : { signal });
@@ -121,9 +128,6 @@ export async function downloadBlocksToStream(
   try {
     for (let i = 0; i < blocks.length; i++) {
       const block = blocks[i]!;
-      if (!Number.isSafeInteger(block.size) || block.size < 0 || block.size > maxBlockSize) {
-        throw new NetworkError(`block ${block.sha256} is listed with ${block.size} bytes, not 0 to ${maxBlockSize}`, { cause: undefined });
-      }
       const answer = await pending!;
       pending = open(blocks[i + 1]);
       const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
