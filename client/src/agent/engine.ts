@@ -68,6 +68,11 @@ const problemCodesRetriedEachPass: ReadonlySet<ProblemCode> = new Set([
 /** What `meshwork status` says of a peer-to-peer-only file no online device holds. */
 export const waitingMessage = 'waiting for a device that holds it';
 
+/** The wait before trying again the files that wait for a holder, after `passes` passes in a row found one waiting: 1 s doubling, at most `maxMs`. */
+export function waitingRetryDelayMs(passes: number, maxMs: number): number {
+  return Math.min(maxMs, 1000 * 2 ** Math.max(0, Math.min(passes - 1, 16)));
+}
+
 /** A file's content is on devices only, and none that holds it answered. */
 class WaitingForHolder extends Error {
   constructor(detail: string) {
@@ -1126,6 +1131,7 @@ export class SyncAgent {
     const waitingRetryMs = this.#options.peer?.waitingRetryMs ?? 10_000;
     const scanEvery = this.#options.scanIntervalMs ?? 60_000;
     let failures = 0;
+    let waitingPasses = 0;
     let nextScan = Date.now();
     try {
       while (!both.aborted) {
@@ -1137,9 +1143,12 @@ export class SyncAgent {
             // A directory first seen by this pass is watched from now: look once more for what came before its watch.
             if (watcher.update(this.#dirs)) dirty = true;
             failures = 0;
-            // A file waiting for a device that holds it is tried again soon: a holder coming online is not notified.
+            // A file waiting for a device that holds it is tried again soon: a holder coming online is
+            // not notified. First after a second (a holder that just committed announces the file
+            // once its own pass ends), then doubling up to waitingRetryMs.
             const waiting = [...this.#state.allProblems().values()].some((p) => p.code === 'waiting');
-            nextScan = Date.now() + (waiting ? Math.min(waitingRetryMs, scanEvery) : scanEvery);
+            waitingPasses = waiting ? waitingPasses + 1 : 0;
+            nextScan = Date.now() + (waiting ? Math.min(waitingRetryDelayMs(waitingPasses, waitingRetryMs), scanEvery) : scanEvery);
             this.#emit({ type: 'idle' });
           } catch (err) {
             if (both.aborted) break;

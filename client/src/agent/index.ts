@@ -47,7 +47,7 @@ export interface AgentPeerOptions {
   sources?: (objectId: string, path: string, version: string, signal: AbortSignal) => Promise<Sources>;
   /** How long a peer may take to accept a TLS connection before it is dropped. Default 2,000 ms. */
   connectTimeoutMs?: number;
-  /** How often a file that no online device holds is tried again, at most. Default 10,000 ms. */
+  /** The longest wait before a file that no online device holds is tried again (first after 1 s, doubling up to this). Default 10,000 ms. */
   waitingRetryMs?: number;
 }
 
