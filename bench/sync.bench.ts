@@ -15,8 +15,8 @@
 //                                  `GET /v1/blocks/{sha256}` answered 307 and read from MinIO
 //                                  through its presigned URL (downloadBlocksToStream: one block's
 //                                  bytes after the other, the next block asked for while one
-//                                  streams, each checked on a worker thread before it is written,
-//                                  ADR 73), versus the same sequential GETs straight on MinIO
+//                                  streams, each hashed), versus the same sequential GETs straight
+//                                  on MinIO
 //   rss_mb_peak                    peak RSS (VmHWM) of the partition process during the 1 GiB transfers
 //
 // Usage: npm run bench -- sync [--quick]   (--quick: 64 MiB, 1,000 files, 10,000 entries)

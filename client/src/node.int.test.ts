@@ -1,14 +1,12 @@
 // The Node entry's transport against a plain node:http server that misbehaves on purpose: a
 // body cut short, a slow body, a body read both ways. (The real partition is exercised in
 // client.int.test.ts.)
-import { createHash } from 'node:crypto';
 import { createServer, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshworkClient, NetworkError, RequestAbortedError } from './index.ts';
-import type { BlockRef } from './types.ts';
-import { downloadBlocksToStream, downloadToStream, nodeHttpFetch } from './node.ts';
+import { downloadToStream, nodeHttpFetch } from './node.ts';
 
 const body = Buffer.alloc(3 * 1024 * 1024 + 17, 0x5a);
 let server: Server;
@@ -243,140 +241,5 @@ describe('redirects over nodeHttpFetch', () => {
   it('refuses a redirect loop and a redirect to a scheme other than http(s)', async () => {
     await expect(fetchNode(`${fromUrl}/r?status=302&to=loop`)).rejects.toThrow(/more than 20 redirects/);
     await expect(fetchNode(`${fromUrl}/r?status=302&to=ftp`)).rejects.toThrow(/ftp:/);
-  });
-});
-
-describe('downloadBlocksToStream against a store that may serve other bytes', () => {
-  let store: Server;
-  let storeClient: MeshworkClient;
-  /** What the store answers for each block name: the bytes it sends. */
-  const served = new Map<string, Buffer>();
-  const requested: string[] = [];
-  const refOf = (bytes: Buffer): BlockRef => ({ sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length });
-  const pattern = (size: number, seed: number): Buffer => {
-    const bytes = Buffer.alloc(size);
-    for (let i = 0; i < size; i += 4096) bytes.writeUInt32BE((i * 2654435761 + seed) >>> 0, Math.min(i, size - 4));
-    return bytes;
-  };
-  /** Blocks stored under their own names, as an honest store holds them. */
-  const stored = (...blocks: Buffer[]): BlockRef[] =>
-    blocks.map((bytes) => {
-      const ref = refOf(bytes);
-      served.set(ref.sha256, bytes);
-      return ref;
-    });
-
-  beforeAll(async () => {
-    store = createServer((req, res) => {
-      const sha = /^\/v1\/blocks\/([0-9a-f]{64})$/.exec(req.url ?? '')?.[1] ?? '';
-      requested.push(sha);
-      const bytes = served.get(sha);
-      if (bytes === undefined) {
-        res.statusCode = 404;
-        res.end();
-        return;
-      }
-      res.setHeader('content-type', 'application/octet-stream');
-      res.setHeader('content-length', String(bytes.length));
-      res.end(bytes);
-    });
-    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
-    storeClient = new MeshworkClient({
-      baseUrl: `http://127.0.0.1:${(store.address() as AddressInfo).port}`,
-      token: 'mwd.t',
-      fetch: nodeHttpFetch(agent),
-      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, jitter: 0 },
-    });
-  });
-
-  afterAll(async () => {
-    store.closeAllConnections();
-    await new Promise((resolve) => store.close(resolve));
-  });
-
-  it('writes every block in order, whole, through a destination that pushes back', async () => {
-    const blocks = [pattern(4 * 1024 * 1024, 1), pattern(1024 * 1024 + 3, 2), pattern(17, 3), pattern(4 * 1024 * 1024, 4)];
-    const refs = stored(...blocks);
-    const chunks: Buffer[] = [];
-    // A small buffer that drains a macrotask later: the download must wait for it.
-    const sink = new Writable({
-      highWaterMark: 64 * 1024,
-      write(chunk: Buffer, _encoding, done) {
-        chunks.push(chunk);
-        setImmediate(done);
-      },
-    });
-    const got = await downloadBlocksToStream(storeClient, refs, sink);
-    expect(got.bytes).toBe(blocks.reduce((n, b) => n + b.length, 0));
-    expect(Buffer.concat(chunks).equals(Buffer.concat(blocks))).toBe(true);
-    expect(sink.writableFinished).toBe(true);
-  });
-
-  it('writes nothing of a block whose bytes do not hash to its name, and nothing after it, large or small', async () => {
-    const [first, large, small, last] = stored(pattern(2 * 1024 * 1024, 5), pattern(3 * 1024 * 1024, 6), pattern(1000, 7), pattern(10, 8));
-    // The store holds other bytes of the same size under the names of a large block (hashed on
-    // the hashing thread) and of a small one (hashed as it arrives).
-    served.set(large!.sha256, pattern(3 * 1024 * 1024, 9));
-    served.set(small!.sha256, pattern(1000, 10));
-    const firstBytes = served.get(first!.sha256)!;
-    for (const [refs, bad, before] of [
-      [[first!, large!, last!], large!, firstBytes],
-      [[large!, first!], large!, Buffer.alloc(0)],
-      [[first!, small!, last!], small!, firstBytes],
-      [[small!], small!, Buffer.alloc(0)],
-    ] as const) {
-      const { sink, bytes } = collector();
-      await expect(downloadBlocksToStream(storeClient, refs, sink)).rejects.toThrow(
-        new NetworkError(`block ${bad.sha256} arrived as ${bad.size} bytes that do not hash to its name`, { cause: undefined }),
-      );
-      expect(sink.destroyed).toBe(true);
-      expect(bytes().equals(before)).toBe(true);
-    }
-  });
-
-  it('refuses a block longer or shorter than its size, and one listed above the largest block size, before writing any of it', async () => {
-    const [whole, small] = stored(pattern(300_000, 11), pattern(100_000, 15));
-    const listed = [whole!, small!].flatMap((b) => [
-      { sha256: b.sha256, size: b.size - 1 },
-      { sha256: b.sha256, size: b.size + 1 },
-    ]);
-    for (const ref of listed) {
-      const { sink, bytes } = collector();
-      await expect(downloadBlocksToStream(storeClient, [ref], sink)).rejects.toBeInstanceOf(NetworkError);
-      expect(bytes().length).toBe(0);
-    }
-    const before = requested.length;
-    const huge = { sha256: whole!.sha256, size: 4 * 1024 * 1024 + 1 };
-    const { sink, bytes } = collector();
-    await expect(downloadBlocksToStream(storeClient, [whole!, huge], sink)).rejects.toThrow(/is listed with 4194305 bytes/);
-    expect(sink.destroyed).toBe(true);
-    expect(bytes().length).toBe(0);
-    expect(requested.length).toBe(before);
-  });
-
-  it('raises RequestAbortedError when aborted between blocks, and writes no more', async () => {
-    const refs = stored(pattern(1024 * 1024, 12), pattern(1024 * 1024, 13), pattern(1024 * 1024, 14));
-    const controller = new AbortController();
-    let written = 0;
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        written += chunk.length;
-        if (written === 1024 * 1024) controller.abort(new Error('enough'));
-        done();
-      },
-    });
-    await expect(downloadBlocksToStream(storeClient, refs, sink, { signal: controller.signal })).rejects.toBeInstanceOf(
-      RequestAbortedError,
-    );
-    expect(written).toBe(1024 * 1024);
-    expect(sink.destroyed).toBe(true);
-  });
-
-  it('answers an empty list with an ended destination and no request', async () => {
-    const before = requested.length;
-    const { sink } = collector();
-    expect(await downloadBlocksToStream(storeClient, [], sink)).toEqual({ bytes: 0 });
-    expect(sink.writableFinished).toBe(true);
-    expect(requested.length).toBe(before);
   });
 });

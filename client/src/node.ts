@@ -9,7 +9,6 @@ import { request as httpRequest, type Agent, type IncomingMessage } from 'node:h
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { HashBuffers, sha256OffThread, startHasher } from './block-hasher.ts';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
@@ -90,14 +89,10 @@ export async function downloadToStream(
  * Streams `blocks` (a file's block list, from `getEntry`) one after the other into a Node stream
  * with back-pressure and ends it; answers how many bytes arrived. Each block is read with
  * `GET /v1/blocks/{sha256}`, so where the partition redirects block downloads to the store
- * (ADR 71) the bytes come from the store, not through the partition. Every block is read whole
- * into memory and checked against its sha256 and size before any of its bytes is written to
- * `destination`: a block with other bytes, one cut short or one longer than its size raises
- * `NetworkError` and destroys `destination`, which then holds only the blocks before it. The
- * check of a block over 256 KiB runs on a worker thread, off the thread that reads the sockets,
- * while the next block streams in (ADR 73); the next block is asked for while one streams, so
- * there is no round trip between blocks. At most two blocks are held at once (the one being
- * read, the one being checked and written), with a copy of each for the hashing thread.
+ * (ADR 71) the bytes come from the store, not through the partition. The next block is asked
+ * for while one streams, as the partition itself reads a file's blocks, so there is no round
+ * trip between blocks. Every block is checked against its sha256 and size: a block with other
+ * bytes, or one cut short, raises `NetworkError` and destroys `destination`.
  */
 export async function downloadBlocksToStream(
   client: MeshworkClient,
@@ -106,13 +101,6 @@ export async function downloadBlocksToStream(
   options: { signal?: AbortSignal } = {},
 ): Promise<{ bytes: number }> {
   const { signal } = options;
-  // A size the API never stores would be memory asked for by the listing alone: refused before any request.
-  for (const block of blocks) {
-    if (!Number.isSafeInteger(block.size) || block.size < 0 || block.size > maxBlockSize) {
-      destination.destroy();
-      throw new NetworkError(`block ${block.sha256} is listed with ${block.size} bytes, not 0 to ${maxBlockSize}`, { cause: undefined });
-    }
-  }
   const open = (b: BlockRef | undefined): Promise<ContentAnswer> | undefined => {
     if (b === undefined) return undefined;
     const opening = client.blockContent(b.sha256, signal === undefined ? {} : { signal });
@@ -120,10 +108,6 @@ export async function downloadBlocksToStream(
     return opening;
   };
   let pending = open(blocks[0]);
-  if (blocks.some((b) => b.size > inlineHashBytes)) startHasher();
-  const buffers = new HashBuffers();
-  // The block before the one being read: checked, then written, while this one streams in.
-  let writing: Promise<void> = Promise.resolve();
   let total = 0;
   try {
     for (let i = 0; i < blocks.length; i++) {
@@ -131,21 +115,24 @@ export async function downloadBlocksToStream(
       const answer = await pending!;
       pending = open(blocks[i + 1]);
       const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
-      const reading = readBlock(block, answer, source, signal, buffers);
-      reading.catch(() => undefined);
-      // Both at once, so that a block that failed its check stops the read of the next one.
-      let data: ReadBlock;
-      try {
-        [data] = await Promise.all([reading, writing]);
-      } catch (err) {
-        source.destroy();
-        throw err;
+      const hash = createHash('sha256');
+      let bytes = 0;
+      source.on('data', (chunk: Uint8Array) => {
+        bytes += chunk.length;
+        hash.update(chunk);
+      });
+      await settleDownload(
+        `block ${block.sha256}`,
+        answer,
+        signal,
+        () => bytes,
+        () => pump(source, destination, signal),
+      );
+      if (bytes !== block.size || hash.digest('hex') !== block.sha256) {
+        throw new NetworkError(`block ${block.sha256} arrived as ${bytes} bytes that do not hash to its name`, { cause: undefined });
       }
-      writing = checkAndWrite(block, data, destination, signal, buffers);
-      writing.catch(() => undefined);
-      total += block.size;
+      total += bytes;
     }
-    await writing;
   } catch (err) {
     destination.destroy();
     pending?.then(
@@ -157,142 +144,6 @@ export async function downloadBlocksToStream(
   destination.end();
   await finished(destination, { readable: false });
   return { bytes: total };
-}
-
-// A block up to this size is hashed on the reading thread as it arrives: the hop to the hashing
-// thread and back would cost more than the hash (as the gateway decides, ADR 47).
-const inlineHashBytes = 256 * 1024;
-
-/**
- * A block read whole: the chunks as they arrived, and either their digest (a small block) or a
- * copy of them for the hashing thread.
- */
-type ReadBlock = { chunks: Buffer[] } & ({ digest: string; copy?: undefined } | { digest?: undefined; copy: ArrayBuffer });
-
-/**
- * Reads one block's answer whole, keeping its chunks and hashing them (a small block) or copying
- * them into memory from `buffers` for the hashing thread; a body longer or shorter than the block
- * raises `NetworkError`.
- */
-async function readBlock(
-  block: BlockRef,
-  answer: ContentAnswer,
-  source: Readable,
-  signal: AbortSignal | undefined,
-  buffers: HashBuffers,
-): Promise<ReadBlock> {
-  const inline = block.size <= inlineHashBytes ? createHash('sha256') : undefined;
-  const copy = inline === undefined ? buffers.take(block.size) : undefined;
-  const into = copy === undefined ? undefined : new Uint8Array(copy, 0, block.size);
-  const chunks: Buffer[] = [];
-  let filled = 0;
-  await settleDownload(
-    `block ${block.sha256}`,
-    answer,
-    signal,
-    () => filled,
-    () =>
-      new Promise<void>((resolve, reject) => {
-        const cleanup = (): void => {
-          source.off('data', onData);
-          source.off('end', onEnd);
-          source.off('error', onError);
-          source.off('close', onClose);
-          signal?.removeEventListener('abort', onAbort);
-        };
-        const onError = (err: Error): void => {
-          cleanup();
-          source.destroy();
-          reject(err);
-        };
-        const onData = (chunk: Buffer): void => {
-          if (filled + chunk.length > block.size) {
-            onError(new Error(`more than the block's ${block.size} bytes arrived`));
-            return;
-          }
-          if (inline !== undefined) inline.update(chunk);
-          else into!.set(chunk, filled);
-          chunks.push(chunk);
-          filled += chunk.length;
-        };
-        const onEnd = (): void => {
-          cleanup();
-          resolve();
-        };
-        const onClose = (): void => {
-          if (!source.readableEnded) onError(new Error('the answer was cut short'));
-        };
-        const onAbort = (): void => onError(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
-        if (signal?.aborted) {
-          onAbort();
-          return;
-        }
-        source.on('data', onData);
-        source.once('end', onEnd);
-        source.once('error', onError);
-        source.once('close', onClose);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      }),
-  );
-  if (filled !== block.size) {
-    throw new NetworkError(`block ${block.sha256} ended after ${filled} of its ${block.size} bytes`, { cause: undefined });
-  }
-  return inline !== undefined ? { chunks, digest: inline.digest('hex') } : { chunks, copy: copy! };
-}
-
-/**
- * Checks a whole block against its name (on the hashing thread unless it was hashed as it
- * arrived), and only then writes its chunks to `destination`; resolves once `destination`
- * takes more.
- */
-async function checkAndWrite(
-  block: BlockRef,
-  data: ReadBlock,
-  destination: Writable,
-  signal: AbortSignal | undefined,
-  buffers: HashBuffers,
-): Promise<void> {
-  let digest = data.digest;
-  if (data.copy !== undefined) {
-    const hashed = await sha256OffThread(data.copy, block.size);
-    buffers.give(hashed.memory);
-    digest = hashed.digest;
-  }
-  if (digest !== block.sha256) {
-    throw new NetworkError(`block ${block.sha256} arrived as ${block.size} bytes that do not hash to its name`, { cause: undefined });
-  }
-  if (signal?.aborted) throw new RequestAbortedError(`download of block ${block.sha256} aborted`, { cause: signal.reason });
-  if (destination.destroyed || destination.errored !== null) {
-    throw new NetworkError(`the destination of block ${block.sha256} was closed`, { cause: destination.errored ?? undefined });
-  }
-  let more = true;
-  for (const chunk of data.chunks) more = destination.write(chunk);
-  if (more) return;
-  await new Promise<void>((resolve, reject) => {
-    const cleanup = (): void => {
-      destination.off('drain', onDrain);
-      destination.off('error', onError);
-      destination.off('close', onClose);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    const onDrain = (): void => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = (): void => onError(new Error('the destination was closed'));
-    const onAbort = (): void => {
-      cleanup();
-      reject(new RequestAbortedError(`download of block ${block.sha256} aborted`, { cause: signal!.reason }));
-    };
-    destination.once('drain', onDrain);
-    destination.once('error', onError);
-    destination.once('close', onClose);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**
