@@ -7,6 +7,7 @@ export * from './env.ts';
 export * from './ports.ts';
 export * from './health.ts';
 export * from './labels.ts';
+export * from './gc-pacer.ts';
 export * from './node-flags.ts';
 export * from './slots.ts';
 export * from './byte-size.ts';

@@ -4,6 +4,7 @@
 // never completes a response: the client sees fewer bytes than Content-Length.
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
+import { processGcPacer } from '@meshwork/contract';
 import type { BlockStore } from '../stores/block-store.ts';
 import { BlockHashMismatchError } from '../stores/hash-verifier.ts';
 import type { BlockRead } from './content-plan.ts';
@@ -48,6 +49,7 @@ export function pumpVerifiedBlock(source: Readable, read: BlockRead, sink: Writa
       }
     };
     source.on('data', (chunk: Buffer) => {
+      processGcPacer.streamed(chunk.length);
       hash.update(chunk);
       if (held) forward(held, heldAt);
       held = chunk;

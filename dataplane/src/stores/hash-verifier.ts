@@ -3,7 +3,7 @@
 // complete body that does not match: on a mismatch the stream errors before its final chunk.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { MeshworkError } from '@meshwork/contract';
+import { MeshworkError, processGcPacer } from '@meshwork/contract';
 
 /** Raised when content does not hash to the sha256 it was addressed by. */
 export class BlockHashMismatchError extends MeshworkError {
@@ -42,6 +42,7 @@ export class HashVerifier extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    processGcPacer.streamed(chunk.length);
     this.#hash.update(chunk);
     this.#bytes += chunk.length;
     if (this.#expectedBytes !== undefined && this.#bytes > this.#expectedBytes) {

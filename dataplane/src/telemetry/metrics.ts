@@ -1,7 +1,8 @@
 // The data plane's Prometheus metrics, in a private registry per process: RED histograms per
 // route, requests in flight, bytes in and out, store latency, open long polls, and the Node.js
-// process metrics. Other modules (throttling) register their own metrics on `registry`.
+// process metrics, and the collections the byte pacer asked for. Other modules (throttling) register their own metrics on `registry`.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { gcPaceBytes, processGcPacer } from '@meshwork/contract';
 
 /** Which store a timed operation went to. */
 export type StoreName = 'etcd' | 's3';
@@ -56,6 +57,17 @@ export class DataplaneMetrics {
       registers: [this.registry],
       collect() {
         this.set(read());
+      },
+    });
+    let pacedReported = 0;
+    new Counter({
+      name: 'meshwork_gc_paced_collections_total',
+      help: `Young-generation collections asked for after every ${gcPaceBytes / 1024 / 1024} MiB of block bytes streamed (ADR 75); 0 when Node runs without --expose-gc.`,
+      registers: [this.registry],
+      collect() {
+        const now = processGcPacer.collections;
+        this.inc(now - pacedReported);
+        pacedReported = now;
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: `meshwork_${role}_` });

@@ -272,6 +272,20 @@ describe('metrics', () => {
       expect(name).toMatch(/^meshwork_/);
   });
 
+  it('asks for a young-generation collection after every 8 MiB of block bytes streamed', async () => {
+    // The partition runs with the data plane's flags, --expose-gc among them (ADR 75).
+    const before = value(await scrape(), 'meshwork_gc_paced_collections_total');
+    expect(before).toBeGreaterThanOrEqual(0);
+    const objectId = (await device.createObject({ name: 'Paced' })).id;
+    const data = randomBytes(12 * MiB);
+    expect((await device.upload(objectId, 'paced.bin', data, { ifNoneMatch: '*' })).created).toBe(true);
+    const download = await device.content(objectId, 'paced.bin');
+    expect(Buffer.from(await new Response(download.body).arrayBuffer()).equals(data)).toBe(true);
+    // 12 MiB verified on the way in and 12 MiB on the way out, on top of less than 8 MiB left
+    // over from earlier tests: three paces.
+    expect(value(await scrape(), 'meshwork_gc_paced_collections_total') - before).toBe(3);
+  });
+
   it('counts a download the client abandoned as 499', async () => {
     const objectId = (await device.createObject({ name: 'Abandoned' })).id;
     expect((await device.upload(objectId, 'large.bin', randomBytes(12 * MiB), { ifNoneMatch: '*' })).created).toBe(true);

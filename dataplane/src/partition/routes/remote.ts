@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { ApiError, GrantError, grantHeaderName, signGrant, verifyGrant, type GrantRole } from '@meshwork/contract';
+import { ApiError, GrantError, grantHeaderName, processGcPacer, signGrant, verifyGrant, type GrantRole } from '@meshwork/contract';
 import { normalizeEntryPath } from '../../paths.ts';
 import type { GrantKeys } from '../../stores/grant-keys.ts';
 import type { MetadataStore } from '../../stores/metadata-store.ts';
@@ -54,6 +54,7 @@ function unavailable(err: RelayUnavailableError, deviceId: string): ApiError {
 function pacer(relay: RelaySession): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      processGcPacer.streamed(chunk.length);
       const wait = relay.rate.take(chunk.length);
       if (wait === 0) callback(null, chunk);
       else setTimeout(() => callback(null, chunk), wait).unref();

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { GcPacer, gcPaceBytes, processGcPacer, type Collector } from './gc-pacer.ts';
+
+function recording(): { calls: { type: string }[]; collect: Collector } {
+  const calls: { type: string }[] = [];
+  return { calls, collect: (options) => void calls.push(options) };
+}
+
+describe('GcPacer', () => {
+  it('asks for one young-generation collection per paceBytes streamed, not before', () => {
+    const { calls, collect } = recording();
+    const pacer = new GcPacer(collect, 100);
+    pacer.streamed(60);
+    pacer.streamed(39);
+    expect(calls).toEqual([]);
+    pacer.streamed(1);
+    expect(calls).toEqual([{ type: 'minor' }]);
+    // The count starts again after a collection; a chunk larger than the pace collects once.
+    pacer.streamed(99);
+    expect(calls).toHaveLength(1);
+    pacer.streamed(250);
+    expect(calls).toHaveLength(2);
+    pacer.streamed(100);
+    expect(calls).toHaveLength(3);
+    expect(pacer.collections).toBe(3);
+    expect(pacer.active).toBe(true);
+  });
+
+  it('does nothing without a collector', () => {
+    const pacer = new GcPacer(undefined, 10);
+    pacer.streamed(1000);
+    expect(pacer.active).toBe(false);
+    expect(pacer.collections).toBe(0);
+  });
+
+  it('refuses a pace that is not a positive number of bytes', () => {
+    for (const pace of [0, -1, Number.NaN]) expect(() => new GcPacer(undefined, pace)).toThrow(RangeError);
+  });
+
+  it('paces by 8 MiB, over globalThis.gc in this process', () => {
+    expect(gcPaceBytes).toBe(8 * 1024 * 1024);
+    expect(processGcPacer.paceBytes).toBe(gcPaceBytes);
+    expect(processGcPacer.active).toBe(typeof (globalThis as { gc?: unknown }).gc === 'function');
+  });
+});

@@ -1,0 +1,52 @@
+// Young-generation collections paced by the bytes a process streams (ADR 75).
+//
+// Every chunk a socket reads arrives in a fresh buffer outside V8's heap, owned by a small JS
+// object. A process that mostly forwards such chunks makes few other JS objects, so its young
+// generation fills slowly, and V8 frees those buffers only once about 64 MiB of them have built
+// up (its external-memory trigger), by a full mark-compact. Asking for a young-generation
+// collection after every `paceBytes` streamed frees them while their owners are still young,
+// for a fraction of a millisecond each. Node exposes the collector only when started with
+// `--expose-gc`; without it the pacer does nothing.
+
+/** Bytes streamed between two paced collections. */
+export const gcPaceBytes = 8 * 1024 * 1024;
+
+/** The collector `--expose-gc` installs as `globalThis.gc`, as far as the pacer calls it. */
+export type Collector = (options: { type: 'minor' }) => void;
+
+/** Counts streamed bytes and asks `collect` for a young-generation collection every `paceBytes`. */
+export class GcPacer {
+  readonly paceBytes: number;
+  readonly #collect: Collector | undefined;
+  #since = 0;
+  #collections = 0;
+
+  constructor(collect: Collector | undefined, paceBytes: number = gcPaceBytes) {
+    if (!(paceBytes > 0)) throw new RangeError(`paceBytes must be positive, got ${paceBytes}`);
+    this.#collect = collect;
+    this.paceBytes = paceBytes;
+  }
+
+  /** Whether this pacer can collect (the process runs with `--expose-gc`). */
+  get active(): boolean {
+    return this.#collect !== undefined;
+  }
+
+  /** Collections asked for so far. */
+  get collections(): number {
+    return this.#collections;
+  }
+
+  /** Notes `bytes` more streamed; collects once `paceBytes` have gone by since the last time. */
+  streamed(bytes: number): void {
+    if (this.#collect === undefined) return;
+    this.#since += bytes;
+    if (this.#since < this.paceBytes) return;
+    this.#since = 0;
+    this.#collections++;
+    this.#collect({ type: 'minor' });
+  }
+}
+
+/** This process's pacer, over `globalThis.gc` when Node runs with `--expose-gc`. */
+export const processGcPacer = new GcPacer((globalThis as { gc?: Collector }).gc);
