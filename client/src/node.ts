@@ -9,6 +9,7 @@ import { request as httpRequest, type Agent, type IncomingMessage } from 'node:h
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { processGcPacer } from '@meshwork/contract/gc-pacer';
 import { maxBlockSize } from './blocks.ts';
 import { NetworkError, RequestAbortedError } from './errors.ts';
 import {
@@ -299,8 +300,10 @@ function webBodyOf(res: IncomingMessage): ReadableStream<Uint8Array> {
           };
           const tryRead = (): void => {
             const chunk = res.read() as Buffer | null;
-            if (chunk !== null) settle(() => controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
-            else if (res.readableEnded) settle(() => controller.close());
+            if (chunk !== null) {
+              processGcPacer.streamed(chunk.length);
+              settle(() => controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
+            } else if (res.readableEnded) settle(() => controller.close());
           };
           const onEnd = (): void => settle(() => controller.close());
           const onError = (err: Error): void => settle(() => controller.error(err));

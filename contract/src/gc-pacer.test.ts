@@ -26,9 +26,21 @@ describe('GcPacer', () => {
     expect(pacer.active).toBe(true);
   });
 
+  it('asks for a full collection when a pool of paceBytes or more is let go, not for less', () => {
+    const { calls, collect } = recording();
+    const pacer = new GcPacer(collect, 100);
+    pacer.dropped(99);
+    pacer.dropped(0);
+    expect(calls).toEqual([]);
+    pacer.dropped(100);
+    expect(calls).toEqual([{ type: 'major' }]);
+    expect(pacer.collections).toBe(1);
+  });
+
   it('does nothing without a collector', () => {
     const pacer = new GcPacer(undefined, 10);
     pacer.streamed(1000);
+    pacer.dropped(1000);
     expect(pacer.active).toBe(false);
     expect(pacer.collections).toBe(0);
   });

@@ -5,14 +5,15 @@
 // generation fills slowly, and V8 frees those buffers only once about 64 MiB of them have built
 // up (its external-memory trigger), by a full mark-compact. Asking for a young-generation
 // collection after every `paceBytes` streamed frees them while their owners are still young,
-// for a fraction of a millisecond each. Node exposes the collector only when started with
-// `--expose-gc`; without it the pacer does nothing.
+// for a fraction of a millisecond each. A pool of long-lived buffers let go is in the old
+// generation instead, which only a full collection frees (`dropped`). Node exposes the collector
+// only when started with `--expose-gc`; without it the pacer does nothing.
 
 /** Bytes streamed between two paced collections. */
 export const gcPaceBytes = 8 * 1024 * 1024;
 
 /** The collector `--expose-gc` installs as `globalThis.gc`, as far as the pacer calls it. */
-export type Collector = (options: { type: 'minor' }) => void;
+export type Collector = (options: { type: 'minor' | 'major' }) => void;
 
 /** Counts streamed bytes and asks `collect` for a young-generation collection every `paceBytes`. */
 export class GcPacer {
@@ -45,6 +46,17 @@ export class GcPacer {
     this.#since = 0;
     this.#collections++;
     this.#collect({ type: 'minor' });
+  }
+
+  /**
+   * Notes that the process let go of `bytes` of long-lived buffers (a pool emptied): they are
+   * in the old generation, which only a full collection frees, so one is asked for when they
+   * come to `paceBytes` or more.
+   */
+  dropped(bytes: number): void {
+    if (this.#collect === undefined || bytes < this.paceBytes) return;
+    this.#collections++;
+    this.#collect({ type: 'major' });
   }
 }
 

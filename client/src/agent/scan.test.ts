@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffMs, isTransient } from './engine.ts';
+import { GcPacer } from '@meshwork/contract/gc-pacer';
 import { BlockBuffers, FileChangedError, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
 import { StateDb } from './state.ts';
 import { ApiError } from '@meshwork/contract';
@@ -215,6 +216,21 @@ describe('BlockBuffers', () => {
     const again = [pool.take(), pool.take()];
     expect(again.some((x) => x.buffer === a.buffer) && again.some((x) => x.buffer === b.buffer)).toBe(true);
     expect(pool.take().buffer).not.toBe(c.buffer);
+  });
+
+  it('asks for a full collection when it lets go of 8 MiB or more of free buffers', () => {
+    const calls: { type: string }[] = [];
+    const pool = new BlockBuffers(8, new GcPacer((options) => void calls.push(options)));
+    const [a, b, c] = [pool.take(), pool.take(), pool.take()];
+    pool.give(a);
+    pool.clear(); // 4 MiB: below the pace
+    expect(calls).toEqual([]);
+    pool.give(b);
+    pool.give(c);
+    pool.clear();
+    expect(calls).toEqual([{ type: 'major' }]);
+    pool.clear(); // nothing free
+    expect(calls).toHaveLength(1);
   });
 
   it('lets go of its free buffers when cleared, and still takes back those handed out before', () => {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
+import { processGcPacer, type GcPacer } from '@meshwork/contract/gc-pacer';
 import { maxBlockSize } from '../blocks.ts';
 import type { BlockRef } from '../types.ts';
 import type { ProblemCode } from './index.ts';
@@ -251,10 +252,12 @@ export class BlockBuffers {
   readonly #free: Uint8Array[] = [];
   readonly #out = new WeakSet<ArrayBufferLike>();
   readonly #keep: number;
+  readonly #pacer: GcPacer;
 
-  /** Keeps at most `keep` free buffers. */
-  constructor(keep = 8) {
+  /** Keeps at most `keep` free buffers; `pacer` is told when they are let go. */
+  constructor(keep = 8, pacer: GcPacer = processGcPacer) {
     this.#keep = keep;
+    this.#pacer = pacer;
   }
 
   /** A buffer of 4 MiB, used before or new. */
@@ -270,9 +273,15 @@ export class BlockBuffers {
     if (this.#free.length < this.#keep) this.#free.push(new Uint8Array(data.buffer, 0, maxBlockSize));
   }
 
-  /** Lets go of the free buffers (the garbage collector takes them); those handed out still come back. */
+  /**
+   * Lets go of the free buffers; those handed out still come back. They lived long enough to be
+   * in the old generation, so the pacer asks for the full collection that returns them at once
+   * (8 MiB or more; ADR 75) rather than whenever the heap next fills.
+   */
   clear(): void {
+    const bytes = this.#free.reduce((sum, buffer) => sum + buffer.byteLength, 0);
     this.#free.length = 0;
+    this.#pacer.dropped(bytes);
   }
 
   /** Free buffers held now. */

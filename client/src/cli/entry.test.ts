@@ -69,8 +69,10 @@ describe('the meshwork entry', { timeout: 60_000 }, () => {
     expect(run.execArgv).toEqual([...agentNodeFlags]);
   });
 
-  it("keeps a person's own value of a flag given in NODE_OPTIONS", async () => {
+  it("keeps a person's own value of a flag given in NODE_OPTIONS, and adds the others", async () => {
     const run = await flagsOf(process.execPath, [entry], `${reportFlags} --max-semi-space-size=8`);
-    expect(run.execArgv).toEqual([]);
+    expect(run.execArgv).toEqual(agentNodeFlags.filter((flag) => !flag.startsWith('--max-semi-space-size=')));
+    const all = await flagsOf(process.execPath, [entry], `${reportFlags} --max-semi-space-size=8 --expose-gc`);
+    expect(all.execArgv).toEqual([]);
   });
 });

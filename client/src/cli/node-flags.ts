@@ -8,10 +8,11 @@
  * A young generation of 2 MiB per semi-space instead of Node 24's 16 (its new space measured
  * 32 MiB, 4 with the flag). Syncing many small files makes garbage faster than the default young
  * generation is collected: agents reached 140 to 170 MiB of RSS that way, and about 120 with
- * this flag, with no difference in speed beyond the noise (docs/agent.md). The data plane runs
- * with the same flag for the same reason (contract/src/node-flags.ts).
+ * this flag, with no difference in speed beyond the noise (docs/agent.md). `--expose-gc` gives
+ * the byte pacer its collector (contract/src/gc-pacer.ts, ADR 75). The data plane runs with the
+ * same flags for the same reasons (contract/src/node-flags.ts).
  */
-export const agentNodeFlags: readonly string[] = ['--max-semi-space-size=2'];
+export const agentNodeFlags: readonly string[] = ['--max-semi-space-size=2', '--expose-gc'];
 
 /** The name of a flag (`--max-semi-space-size` of `--max-semi-space-size=2`), with `_` as `-`. */
 function flagName(flag: string): string {

@@ -5,6 +5,8 @@
 import { createHash } from 'node:crypto';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import tls from 'node:tls';
+import { processGcPacer } from '@meshwork/contract/gc-pacer';
+import { maxBlockSize } from '../blocks.ts';
 import { peerSessionMemoryMb } from './peer-server.ts';
 import type { FailedEndpoints } from './reach.ts';
 
@@ -89,9 +91,16 @@ export class PeerConnection {
 
   /**
    * `GET /p2p/v1/blocks/{sha256}` with the grant; the answer must hash to `sha256` and be
-   * `size` bytes. A request with no bytes for `stallMs` fails (a slow peer is dropped).
+   * `size` bytes. A request with no bytes for `stallMs` fails (a slow peer is dropped). The
+   * block is read into `into` when it is large enough (the answer is then a view of it), else
+   * into a fresh buffer of its size.
    */
-  fetchBlock(sha256: string, size: number, grant: string, options: { stallMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+  fetchBlock(
+    sha256: string,
+    size: number,
+    grant: string,
+    options: { stallMs?: number; signal?: AbortSignal; into?: Buffer } = {},
+  ): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       let req: http2.ClientHttp2Stream;
       try {
@@ -112,11 +121,12 @@ export class PeerConnection {
       req.setTimeout(options.stallMs ?? 5000, () => req.close(http2.constants.NGHTTP2_CANCEL));
       req.on('response', (headers) => {
         status = Number(headers[':status']);
-        if (status === 200) block = Buffer.allocUnsafe(size);
+        if (status === 200) block = options.into !== undefined && options.into.length >= size ? options.into : Buffer.allocUnsafe(size);
       });
       let filled = 0;
       req.on('data', (chunk: Buffer) => {
         received += chunk.length;
+        processGcPacer.streamed(chunk.length);
         // A peer sending more than the block (or an error) holds is broken: stop reading at once.
         if (received > (status === 200 ? size : 65_536)) req.close(http2.constants.NGHTTP2_CANCEL);
         else if (block !== undefined) filled += chunk.copy(block, filled);
@@ -195,7 +205,10 @@ export interface WantedBlock {
 export interface FetchFromPeersOptions {
   blocks: WantedBlock[];
   peers: PeerSource[];
-  /** Writes a verified block into place. */
+  /**
+   * Writes a verified block into place. `data` is lent: its memory holds the stream's next block
+   * once the returned promise settled, so it must not be kept.
+   */
   write(block: WantedBlock, data: Buffer): Promise<void>;
   signal?: AbortSignal;
   /** Requests in flight per peer. Default 4. */
@@ -274,6 +287,10 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
     }
     let failed = false;
     const worker = async (): Promise<void> => {
+      // One whole-block buffer per stream, filled again once its block is written: a large file
+      // then costs these few buffers, not a fresh one per block that only the garbage collector
+      // frees. A shorter block (a small file, a file's last) gets a buffer of its size.
+      let whole: Buffer | undefined;
       for (;;) {
         if (failed || options.signal?.aborted === true) return;
         const block = queue.shift();
@@ -291,9 +308,11 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
         }
         inFlight++;
         try {
+          const into = block.size === maxBlockSize ? (whole ??= Buffer.allocUnsafe(maxBlockSize)) : undefined;
           const data = await connection.fetchBlock(block.sha256, block.size, grantOf(peer, block.sha256), {
             stallMs: options.stallMs,
             signal: options.signal,
+            ...(into === undefined ? {} : { into }),
           });
           await options.write(block, data);
           bytesByDevice.set(peer.deviceId, (bytesByDevice.get(peer.deviceId) ?? 0) + data.length);

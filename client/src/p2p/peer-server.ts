@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import http2, { type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { processGcPacer } from '@meshwork/contract/gc-pacer';
+import { maxBlockSize } from '../blocks.ts';
 import { byteBudget } from './byte-budget.ts';
 import { GrantError, verifyGrant, type GrantKeys } from './grant.ts';
 import type { PeerIdentity } from './certificate.ts';
@@ -69,8 +71,12 @@ function answerJson(stream: ServerHttp2Stream, body: unknown): void {
   stream.end(JSON.stringify(body));
 }
 
-/** Reads a block from one location when the file is unchanged and the bytes hash right; otherwise undefined. */
-export async function readVerifiedBlock(location: BlockLocation, sha256: string): Promise<Buffer | undefined> {
+/**
+ * Reads a block from one location when the file is unchanged and the bytes hash right; otherwise
+ * undefined. The block is read into `into` when it is large enough (the answer is then a view of
+ * it), else into a fresh buffer of its size.
+ */
+export async function readVerifiedBlock(location: BlockLocation, sha256: string, into?: Buffer): Promise<Buffer | undefined> {
   let handle;
   try {
     handle = await open(location.path, 'r');
@@ -80,7 +86,7 @@ export async function readVerifiedBlock(location: BlockLocation, sha256: string)
   try {
     const s = await handle.stat();
     if (s.size !== location.stat.size || s.mtimeMs !== location.stat.mtimeMs || s.ino !== location.stat.ino) return undefined;
-    const data = Buffer.allocUnsafe(location.size);
+    const data = into !== undefined && into.length >= location.size ? into.subarray(0, location.size) : Buffer.allocUnsafe(location.size);
     let read = 0;
     while (read < data.length) {
       const { bytesRead } = await handle.read(data, read, data.length - read, location.offset + read);
@@ -101,7 +107,16 @@ export function createPeerHandler(options: PeerHandlerOptions): {
   heldBlockBytes(): number;
 } {
   const maxConcurrent = options.maxConcurrent ?? 16;
-  const blockBytes = byteBudget(options.maxBlockBytes ?? 8 * 1024 * 1024);
+  const maxBlockBytes = options.maxBlockBytes ?? 8 * 1024 * 1024;
+  const blockBytes = byteBudget(maxBlockBytes);
+  // Whole-block buffers that streams finished sending, read into again: serving a large file
+  // then costs the few buffers the byte budget lets be held at once, not a fresh one per block
+  // that only the garbage collector frees.
+  const spare: Buffer[] = [];
+  const maxSpare = Math.max(1, Math.floor(maxBlockBytes / maxBlockSize));
+  const giveBack = (buffer: Buffer): void => {
+    if (spare.length < maxSpare) spare.push(buffer);
+  };
   let active = 0;
 
   async function blocks(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, sha256: string): Promise<void> {
@@ -113,18 +128,31 @@ export function createPeerHandler(options: PeerHandlerOptions): {
       // Without the bound, up to maxConcurrent blocks (64 MiB) would sit in memory while slow
       // requesters read them; the bytes are given back once the stream is done with them.
       const release = await blockBytes.acquire(location.size);
+      // Only whole blocks take a pooled buffer: the budget counts a block's own size.
+      const buffer = location.size === maxBlockSize ? (spare.pop() ?? Buffer.allocUnsafe(maxBlockSize)) : undefined;
       let data: Buffer | undefined;
       try {
-        data = stream.destroyed ? undefined : await readVerifiedBlock(location, sha256);
+        data = stream.destroyed ? undefined : await readVerifiedBlock(location, sha256, buffer);
       } finally {
-        if (data === undefined || stream.destroyed) release();
+        if (data === undefined || stream.destroyed) {
+          release();
+          if (buffer !== undefined) giveBack(buffer);
+        }
       }
       if (stream.destroyed) return;
       if (data === undefined) continue;
-      stream.once('close', release);
+      // The buffer is read into again only once the stream sent all of it ('finish'); a stream
+      // cut short may still hold it, so it is left to the garbage collector then.
+      let sent = false;
+      stream.once('finish', () => (sent = true));
+      stream.once('close', () => {
+        release();
+        if (sent && buffer !== undefined) giveBack(buffer);
+      });
       stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', 'content-length': data.length });
       stream.end(data);
       options.onServed?.(data.length);
+      processGcPacer.streamed(data.length);
       return;
     }
     answerError(stream, 404, 'not_found', 'this device does not hold the block');
