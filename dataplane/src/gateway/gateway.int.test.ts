@@ -118,6 +118,9 @@ describe('the API through the gateway', () => {
     const object = await bob.createObject({ name: 'shared' });
     expect(slotOf(object.id)).toBeGreaterThanOrEqual(1024);
     await bob.setMember(object.id, (await alice.me()).id, 'writer');
+    const paced = async (): Promise<number> =>
+      Number((await (await fetch(`${gateway.url}/metrics`)).text()).match(/^meshwork_gc_paced_collections_total (\d+)$/m)?.[1]);
+    const pacedBefore = await paced();
     const data = randomBytes(9 * 1024 * 1024 + 123);
     const result = await alice.upload(object.id, 'big.bin', [data], { ifNoneMatch: '*' }, { parallelism: 2 });
     expect(result.created).toBe(true);
@@ -126,6 +129,8 @@ describe('the API through the gateway', () => {
     expect((await bob.download(object.id, 'big.bin', sink)).status).toBe(200);
     const got = Buffer.concat(chunks);
     expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    // The gateway streamed more than 8 MiB down alone: it asked for a young-generation collection (ADR 75).
+    expect(await paced()).toBeGreaterThan(pacedBefore);
     // A range, through the gateway.
     const part = await bob.raw('GET', `/v1/objects/${object.id}/content/big.bin`, { headers: { range: 'bytes=10-19' } });
     expect(part.status).toBe(206);

@@ -10,7 +10,7 @@
 import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { ApiError, type SlotMapRecord } from '@meshwork/contract';
+import { ApiError, processGcPacer, type SlotMapRecord } from '@meshwork/contract';
 import type { Logger } from 'pino';
 import type { DataplaneMetrics } from '../telemetry/metrics.ts';
 import type { Tracing } from '../telemetry/tracing.ts';
@@ -448,7 +448,11 @@ export class GatewayRouter {
         return;
       }
       if (peeked !== undefined) res.end(peeked);
-      else response.pipe(res as NodeJS.WritableStream);
+      else {
+        // A streamed answer (content, blocks): the young generation is collected as its bytes pass (ADR 75).
+        response.on('data', (chunk: Buffer) => processGcPacer.streamed(chunk.length));
+        response.pipe(res as NodeJS.WritableStream);
+      }
     });
   }
 }

@@ -7,6 +7,7 @@
 import { request as httpRequest, type Agent, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
+import { processGcPacer } from '@meshwork/contract';
 
 /** The body of a request to forward: none, bytes held in memory (may be sent again), or the client's stream. */
 export type ForwardBody = { kind: 'none' } | { kind: 'buffered'; bytes: Buffer } | { kind: 'stream'; stream: Readable };
@@ -133,6 +134,8 @@ export function forward(req: ForwardRequest): Promise<ForwardOutcome> {
         body.stream.once('data', () => {
           bodySent = true;
         });
+        // A streamed upload: the young generation is collected as its bytes pass (ADR 75).
+        body.stream.on('data', (chunk: Buffer) => processGcPacer.streamed(chunk.length));
         // Back-pressure: the client's stream is read as fast as the member takes it. pipe(), not
         // pipeline(): a failed member must not destroy the client's request, which is answered.
         body.stream.pipe(upstream);
