@@ -13,6 +13,7 @@ import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
 import { abortableSleep, type MeshworkClient } from '../client.ts';
 import { errorFromAnswer, NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
+import { BlockBuffers } from '../block-buffers.ts';
 import { grantsByBlock } from '../p2p/grant.ts';
 import { fetchFromPeers, grantOf, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
@@ -25,7 +26,6 @@ import { AgentStopped } from './stopped.ts';
 import { conflictCopyPath, invalidNameReason, planSync, type PathStates, type PlannedAction, type Precondition } from './plan.ts';
 import {
   FileChangedError,
-  BlockBuffers,
   fileChunks,
   contentHashOfBlocks,
   isBuiltinIgnored,

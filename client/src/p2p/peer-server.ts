@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import http2, { type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { processGcPacer } from '@meshwork/contract/gc-pacer';
+import { BlockBuffers } from '../block-buffers.ts';
 import { maxBlockSize } from '../blocks.ts';
 import { byteBudget } from './byte-budget.ts';
 import { GrantError, verifyGrant, type GrantKeys } from './grant.ts';
@@ -76,7 +77,7 @@ function answerJson(stream: ServerHttp2Stream, body: unknown): void {
  * undefined. The block is read into `into` when it is large enough (the answer is then a view of
  * it), else into a fresh buffer of its size.
  */
-export async function readVerifiedBlock(location: BlockLocation, sha256: string, into?: Buffer): Promise<Buffer | undefined> {
+export async function readVerifiedBlock(location: BlockLocation, sha256: string, into?: Uint8Array): Promise<Buffer | undefined> {
   let handle;
   try {
     handle = await open(location.path, 'r');
@@ -86,7 +87,10 @@ export async function readVerifiedBlock(location: BlockLocation, sha256: string,
   try {
     const s = await handle.stat();
     if (s.size !== location.stat.size || s.mtimeMs !== location.stat.mtimeMs || s.ino !== location.stat.ino) return undefined;
-    const data = into !== undefined && into.length >= location.size ? into.subarray(0, location.size) : Buffer.allocUnsafe(location.size);
+    const data =
+      into !== undefined && into.length >= location.size
+        ? Buffer.from(into.buffer, into.byteOffset, location.size)
+        : Buffer.allocUnsafe(location.size);
     let read = 0;
     while (read < data.length) {
       const { bytesRead } = await handle.read(data, read, data.length - read, location.offset + read);
@@ -109,14 +113,9 @@ export function createPeerHandler(options: PeerHandlerOptions): {
   const maxConcurrent = options.maxConcurrent ?? 16;
   const maxBlockBytes = options.maxBlockBytes ?? 8 * 1024 * 1024;
   const blockBytes = byteBudget(maxBlockBytes);
-  // Whole-block buffers that streams finished sending, read into again: serving a large file
-  // then costs the few buffers the byte budget lets be held at once, not a fresh one per block
-  // that only the garbage collector frees.
-  const spare: Buffer[] = [];
-  const maxSpare = Math.max(1, Math.floor(maxBlockBytes / maxBlockSize));
-  const giveBack = (buffer: Buffer): void => {
-    if (spare.length < maxSpare) spare.push(buffer);
-  };
+  // Whole blocks are read into buffers used again once their streams sent them: serving a large
+  // file then costs the few buffers the byte budget lets be held at once.
+  const buffers = new BlockBuffers(Math.max(1, Math.floor(maxBlockBytes / maxBlockSize)));
   let active = 0;
 
   async function blocks(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, sha256: string): Promise<void> {
@@ -129,14 +128,14 @@ export function createPeerHandler(options: PeerHandlerOptions): {
       // requesters read them; the bytes are given back once the stream is done with them.
       const release = await blockBytes.acquire(location.size);
       // Only whole blocks take a pooled buffer: the budget counts a block's own size.
-      const buffer = location.size === maxBlockSize ? (spare.pop() ?? Buffer.allocUnsafe(maxBlockSize)) : undefined;
+      const buffer = location.size === maxBlockSize ? buffers.take() : undefined;
       let data: Buffer | undefined;
       try {
         data = stream.destroyed ? undefined : await readVerifiedBlock(location, sha256, buffer);
       } finally {
         if (data === undefined || stream.destroyed) {
           release();
-          if (buffer !== undefined) giveBack(buffer);
+          if (buffer !== undefined) buffers.give(buffer);
         }
       }
       if (stream.destroyed) return;
@@ -147,7 +146,7 @@ export function createPeerHandler(options: PeerHandlerOptions): {
       stream.once('finish', () => (sent = true));
       stream.once('close', () => {
         release();
-        if (sent && buffer !== undefined) giveBack(buffer);
+        if (sent && buffer !== undefined) buffers.give(buffer);
       });
       stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', 'content-length': data.length });
       stream.end(data);

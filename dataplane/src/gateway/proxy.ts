@@ -131,11 +131,11 @@ export function forward(req: ForwardRequest): Promise<ForwardOutcome> {
         bodySent = body.bytes.length > 0;
         upstream.end(body.bytes);
       } else {
-        body.stream.once('data', () => {
-          bodySent = true;
-        });
         // A streamed upload: the young generation is collected as its bytes pass (ADR 75).
-        body.stream.on('data', (chunk: Buffer) => processGcPacer.streamed(chunk.length));
+        body.stream.on('data', (chunk: Buffer) => {
+          bodySent = true;
+          processGcPacer.streamed(chunk.length);
+        });
         // Back-pressure: the client's stream is read as fast as the member takes it. pipe(), not
         // pipeline(): a failed member must not destroy the client's request, which is answered.
         body.stream.pipe(upstream);
