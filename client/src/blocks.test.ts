@@ -1,8 +1,8 @@
 // Block splitting and hashing: blocks of exactly the block size whatever the chunking of the
 // source, nothing lost or duplicated, and the hashes the server computes.
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { contentHashOf, maxBlockSize, sha256Hex, splitBlocks, type UploadSource } from './blocks.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { contentHashOf, maxBlockSize, sha256Hex, splitBlocks, type UploadSource, webSha256Hex } from './blocks.ts';
 
 async function collect(source: UploadSource, blockSize: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
@@ -85,6 +85,27 @@ describe('hashes', () => {
     const data = bytes(70_000);
     expect(await sha256Hex(data)).toBe(createHash('sha256').update(data).digest('hex'));
     expect(await sha256Hex(new Uint8Array(0))).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+  });
+
+  afterEach(() => void vi.restoreAllMocks());
+
+  it('in Node, hashes the bytes where they are rather than by WebCrypto', async () => {
+    const digest = vi.spyOn(crypto.subtle, 'digest');
+    // A view into a larger buffer: only its own bytes count.
+    const whole = bytes(9_000);
+    const view = whole.subarray(1_000, 5_000);
+    expect(await sha256Hex(view)).toBe(
+      createHash('sha256')
+        .update(Buffer.from(whole.buffer, 1_000, 4_000))
+        .digest('hex'),
+    );
+    expect(digest).not.toHaveBeenCalled();
+  });
+
+  it('webSha256Hex, the path outside Node, gives the same hashes', async () => {
+    const whole = bytes(70_000);
+    for (const data of [whole, whole.subarray(3, 65_539), new Uint8Array(0)])
+      expect(await webSha256Hex(data)).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
   it('contentHashOf hashes the sha256:size lines of the blocks', async () => {
