@@ -6,7 +6,9 @@
 //                                  PUT of the missing blocks 4 at a time, then the commit) and
 //                                  streamed download into a Node stream (downloadToStream,
 //                                  as a device writing to disk), versus the same 256 block PUTs (4 at a
-//                                  time) and sequential block GETs straight on MinIO
+//                                  time) and sequential block GETs straight on MinIO. The partition
+//                                  runs with its defaults: the download's blocks are checked by the
+//                                  checksum the store kept (ADR 77), not hashed again
 //   small_files_ratio              10,000 files of 4 KiB committed (block + entry) at
 //                                  concurrency 32, versus one etcd put + one MinIO put per file
 //   changes_p50_ms                 `changes` for 100 modified entries in an object of 100,000

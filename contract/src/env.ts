@@ -47,6 +47,11 @@ export const PartitionEnv = {
   s3DownloadRedirectEndpoint: 'MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT',
   /** How long a redirect's presigned URL stays valid. */
   s3DownloadRedirectSeconds: 'MESHWORK_S3_DOWNLOAD_REDIRECT_SECONDS',
+  /**
+   * `store` (default): a block read is not hashed again when the sha256 checksum the store kept
+   * since its write names it; `hash`: every block read is hashed.
+   */
+  s3ReadCheck: 'MESHWORK_S3_READ_CHECK',
   /** A file holding the administrator token (from a Secret). */
   adminTokenFile: 'MESHWORK_ADMIN_TOKEN_FILE',
   tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
@@ -226,6 +231,7 @@ export const partitionEnvSchema = z
     ),
     // At least a minute (a slow client between the answer and its GET), at most a day.
     [PartitionEnv.s3DownloadRedirectSeconds]: z.coerce.number().int().min(60).max(86_400).default(300),
+    [PartitionEnv.s3ReadCheck]: z.enum(['store', 'hash']).default('store'),
     [PartitionEnv.tombstoneRetentionSeconds]: seconds(7 * 24 * 3600, 0),
     [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
     [PartitionEnv.blockGraceSeconds]: seconds(24 * 3600, 0),

@@ -108,6 +108,12 @@ describe('parsePartitionConfig', () => {
     }
   });
 
+  it("checks block reads by the store's kept checksum unless told to hash every one (ADR 77)", () => {
+    expect(parsePartitionConfig(valid, readSecret).s3.readCheck).toBe('store');
+    expect(parsePartitionConfig({ ...valid, MESHWORK_S3_READ_CHECK: 'hash' }, readSecret).s3.readCheck).toBe('hash');
+    expect(() => parsePartitionConfig({ ...valid, MESHWORK_S3_READ_CHECK: 'none' }, readSecret)).toThrow(/MESHWORK_S3_READ_CHECK/);
+  });
+
   it('names the replica after the pod, or after the host when no pod name is given', () => {
     expect(parsePartitionConfig({ ...valid, MESHWORK_POD_NAME: 'p0-2' }, readSecret).replica).toBe('p0-2');
     expect(parsePartitionConfig(valid, readSecret).replica).toBe(hostname());

@@ -28,6 +28,8 @@ export interface PartitionConfig {
     /** The files credentials came from, re-read by the block store when they change. */
     credentialFiles: { accessKey: string | undefined; secretKey: string | undefined; sessionToken: string | undefined };
     addressing: 'path' | 'virtual';
+    /** Whether a block read the store vouches for by its kept checksum is hashed again (`hash`) or not (`store`): ADR 77. */
+    readCheck: 'store' | 'hash';
     /** Where block downloads are redirected (presigned URLs at the store's public address); off when absent. */
     downloadRedirect: { endpoint: URL; expiresInSeconds: number } | undefined;
   };
@@ -149,6 +151,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
       },
       addressing: e[PartitionEnv.s3Addressing],
       downloadRedirect: downloadRedirectOf(e[PartitionEnv.s3DownloadRedirectEndpoint], e[PartitionEnv.s3DownloadRedirectSeconds]),
+      readCheck: e[PartitionEnv.s3ReadCheck],
     },
     adminToken,
     tombstoneRetentionSeconds: e[PartitionEnv.tombstoneRetentionSeconds],

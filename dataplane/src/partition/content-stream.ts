@@ -1,11 +1,12 @@
 // Streams blocks from S3 to an HTTP response with one stage per chunk: hash, slice, write.
 // Backpressure is explicit (pause the S3 stream until the response drains), and the last
-// chunk of every block is held back until the block's hash is verified, so a corrupt block
-// never completes a response: the client sees fewer bytes than Content-Length.
+// chunk of every block is held back until the block's hash (or, where the store vouches for the
+// block with the checksum it kept since the write, its size: ADR 77) is verified, so a corrupt
+// block never completes a response: the client sees fewer bytes than Content-Length.
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { processGcPacer } from '@meshwork/contract';
-import type { BlockStore } from '../stores/block-store.ts';
+import type { BlockBody, BlockStore } from '../stores/block-store.ts';
 import { BlockHashMismatchError } from '../stores/hash-verifier.ts';
 import type { BlockRead } from './content-plan.ts';
 
@@ -14,10 +15,13 @@ export class ClientGoneError extends Error {
   override readonly name = 'ClientGoneError';
 }
 
-/** Forwards one block's slice from `source` to `sink`, verifying the whole block's hash. */
-export function pumpVerifiedBlock(source: Readable, read: BlockRead, sink: Writable): Promise<void> {
+/**
+ * Forwards one block's slice from `source` to `sink`, verifying the whole block's hash, or only
+ * its size when `storeChecked` (the store's kept checksum names the block).
+ */
+export function pumpVerifiedBlock(source: Readable, read: BlockRead, sink: Writable, storeChecked = false): Promise<void> {
   return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
+    const hash = storeChecked ? undefined : createHash('sha256');
     const sliceEnd = read.skip + read.take;
     let received = 0;
     let held: Buffer | undefined;
@@ -50,16 +54,17 @@ export function pumpVerifiedBlock(source: Readable, read: BlockRead, sink: Writa
     };
     source.on('data', (chunk: Buffer) => {
       processGcPacer.streamed(chunk.length);
-      hash.update(chunk);
+      hash?.update(chunk);
       if (held) forward(held, heldAt);
       held = chunk;
       heldAt = received;
       received += chunk.length;
     });
     source.once('end', () => {
-      const actual = hash.digest('hex');
-      if (received !== read.size || actual !== read.sha256) {
-        finish(new BlockHashMismatchError(read.sha256, actual, received));
+      // Unhashed (store-checked), a block of the wrong size is still refused.
+      const actual = hash?.digest('hex');
+      if (received !== read.size || (actual !== undefined && actual !== read.sha256)) {
+        finish(new BlockHashMismatchError(read.sha256, actual ?? 'unknown', received));
         return;
       }
       if (held) forward(held, heldAt);
@@ -75,9 +80,9 @@ export function pumpVerifiedBlock(source: Readable, read: BlockRead, sink: Writa
  * the current one streams, so S3 latency is paid once per file rather than once per block.
  */
 export async function sendBlocks(blocks: BlockStore, reads: readonly BlockRead[], sink: Writable): Promise<void> {
-  const open = (read: BlockRead | undefined): Promise<Readable> | undefined => {
+  const open = (read: BlockRead | undefined): Promise<BlockBody> | undefined => {
     if (read === undefined) return undefined;
-    const opening = blocks.getUnverified(read.sha256);
+    const opening = blocks.read(read.sha256);
     opening.catch(() => undefined);
     return opening;
   };
@@ -86,11 +91,11 @@ export async function sendBlocks(blocks: BlockStore, reads: readonly BlockRead[]
     for (let i = 0; i < reads.length; i++) {
       const source = await pending!;
       pending = open(reads[i + 1]);
-      await pumpVerifiedBlock(source, reads[i]!, sink);
+      await pumpVerifiedBlock(source.body, reads[i]!, sink, source.storeChecked);
     }
   } finally {
     pending?.then(
-      (s) => s.destroy(),
+      (s) => s.body.destroy(),
       () => undefined,
     );
   }

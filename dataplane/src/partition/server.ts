@@ -145,7 +145,10 @@ export async function runPartition(): Promise<void> {
   // The etcd client's own errors pass through as they are: errors.ts recognises them by class (503).
   const etcdCall: StoreCall = storeCall;
   const metadata = instrumentAsyncMethods(new MetadataStore(etcd), 'etcd', etcdCall);
-  const blocks = new BlockStore(config.s3, s3Call);
+  const blocks = new BlockStore(
+    { ...config.s3, onRead: (storeChecked) => metrics.blockReads.inc({ check: storeChecked ? 'store' : 'hash' }) },
+    s3Call,
+  );
   await waitForStores(config, metadata, blocks, log);
 
   // ownerOf answers mostly from a cache; its misses call list(), which is measured.

@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { BlockStore, BlockStoreError, blockKey, type BlockStoreOptions } from './block-store.ts';
 import { BlockHashMismatchError } from './hash-verifier.ts';
 import { emptyPayloadSha256, S3Signer } from './s3-signing.ts';
+import { minioClient } from '../../../e2e/harness/stack.ts';
 
 const stack = inject('stack');
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -55,6 +56,32 @@ describe('BlockStore on MinIO', () => {
     await expect(store.put(sha(claimed), sent.length, Readable.from([sent]))).rejects.toBeInstanceOf(BlockHashMismatchError);
     expect(await new BlockStore(options).sizeOf(sha(claimed))).toBeUndefined();
     await expect(store.getUnverified(sha(claimed))).rejects.toThrow(/missing from the store/);
+  });
+
+  it('keeps the sha256 as the checksum of what it stores, and a read is store-checked only when that names the block (ADR 77)', async () => {
+    const block = randomBytes(100_000);
+    await store.put(sha(block), block.length, Readable.from([block]));
+    const read = await store.read(sha(block));
+    expect(read.storeChecked).toBe(true);
+    expect((await readAll(read.body)).equals(block)).toBe(true);
+    // Asked to hash every read, the store does not ask S3 for the checksum.
+    const hashing = await new BlockStore({ ...options, readCheck: 'hash' }).read(sha(block));
+    expect(hashing.storeChecked).toBe(false);
+    expect((await readAll(hashing.body)).equals(block)).toBe(true);
+
+    // Other bytes put under the block's key behind the partition's back: without a checksum,
+    // and with a checksum that is right for them but does not name the block.
+    const other = randomBytes(block.length);
+    const s3 = minioClient(stack);
+    await s3.putObject(minio.bucket, blockKey(sha(block)), other, other.length);
+    expect((await store.read(sha(block))).storeChecked).toBe(false);
+    await s3.putObject(minio.bucket, blockKey(sha(block)), other, other.length, {
+      'x-amz-checksum-sha256': createHash('sha256').update(other).digest('base64'),
+    });
+    const overwritten = await store.read(sha(block));
+    expect(overwritten.body).toBeDefined();
+    expect(overwritten.storeChecked).toBe(false);
+    overwritten.body.destroy();
   });
 
   it('says which bucket does not exist', async () => {

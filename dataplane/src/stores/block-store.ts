@@ -1,6 +1,7 @@
 // Content blocks in S3 (MinIO in tests), addressed by sha256 under `blocks/{sha256}`. Writes
-// and reads stream through a hash check; the store never holds a block whose bytes do not
-// match its name. Requests are plain HTTP over a keep-alive pool, signed with SigV4 by AWS's
+// stream through a hash check and carry the sha256 as the checksum S3 checks and keeps; reads are
+// hashed unless the store's kept checksum names the block (ADR 77). The store never holds a
+// block whose bytes do not match its name. Requests are plain HTTP over a keep-alive pool, signed with SigV4 by AWS's
 // maintained signer (s3-signing.ts): the partition needs four S3 operations, and a full S3
 // client costs memory. Around the wire it adds what an S3 client would:
 // - credentials from values or files, re-read when the files change and once more when S3
@@ -41,6 +42,21 @@ export interface BlockStoreOptions {
   retry?: Partial<S3RetryPolicy> | undefined;
   /** Resolves host names instead of the system resolver (a virtual host in a test, a private resolver). */
   lookup?: LookupFunction | undefined;
+  /**
+   * `store` (default): a block read whose sha256 checksum, kept by the store since the block was
+   * written, names the block is not hashed again by the reader; `hash`: every read is hashed
+   * (ADR 77). Either way every block is written with its checksum.
+   */
+  readCheck?: 'store' | 'hash' | undefined;
+  /** Told of every block `read`, whether the store vouched for it (for `meshwork_block_reads_total`). */
+  onRead?: ((storeChecked: boolean) => void) | undefined;
+}
+
+/** A block's bytes as the store sends them, and whether the store vouches for them (ADR 77). */
+export interface BlockBody {
+  body: Readable;
+  /** The store kept the block's sha256 checksum since its write, and it names the block: no need to hash it. */
+  storeChecked: boolean;
 }
 
 /**
@@ -83,6 +99,12 @@ const knownBlockLimit = 200_000;
 const headerTimeoutMs = 30_000;
 // Enough of an error body for S3's XML; the rest is drained, not kept.
 const errorBodyLimit = 16 * 1024;
+// A PUT's payload is not hashed for its signature: the signed `x-amz-checksum-sha256` covers it.
+const unsignedPayload = 'UNSIGNED-PAYLOAD';
+// Asks a GET for the checksum the store kept (AWS S3 and MinIO answer it for whole-object reads).
+const checksumModeHeaders = { 'x-amz-checksum-mode': 'ENABLED' };
+// What S3 (BadDigest, XAmzContentChecksumMismatch) and MinIO answer a body that does not match its checksum.
+const checksumMismatchCodes = new Set(['XAmzContentSHA256Mismatch', 'XAmzContentChecksumMismatch', 'BadDigest']);
 
 /** An answer after retries: the response, and what S3 said when it was a failure (its body then read). */
 interface Answer {
@@ -104,6 +126,8 @@ export class BlockStore {
   readonly #lookup: LookupFunction | undefined;
   readonly #known = new Map<string, number>();
   readonly #call: S3CallHook;
+  readonly #readCheck: 'store' | 'hash';
+  readonly #onRead: ((storeChecked: boolean) => void) | undefined;
 
   constructor(options: BlockStoreOptions, call: S3CallHook = untracedCall) {
     this.#call = call;
@@ -116,6 +140,8 @@ export class BlockStore {
     this.#virtualHosted = options.addressing === 'virtual';
     this.#retry = { ...defaultS3RetryPolicy, ...options.retry };
     this.#lookup = options.lookup;
+    this.#readCheck = options.readCheck ?? 'store';
+    this.#onRead = options.onRead;
     this.#credentials = new S3Credentials({
       accessKey: options.accessKey,
       secretKey: options.secretKey,
@@ -164,8 +190,9 @@ export class BlockStore {
 
   /**
    * Stores `size` bytes from `body` as block `sha256`. The bytes are hashed on the way; S3 is
-   * also told the expected sha256 (x-amz-content-sha256), so neither a mismatch nor a truncated
-   * body ever becomes visible under the block's key. Tried once (see the file's header); when S3
+   * also given the expected sha256 as the block's checksum (x-amz-checksum-sha256), which it
+   * checks and keeps, so neither a mismatch nor a truncated body ever becomes visible under the
+   * block's key. Tried once (see the file's header); when S3
    * refused the credentials, their files are re-read so that the client's retry uses new ones.
    * `onVerified` is called once the whole body hashed to `sha256`, while S3 may still be storing
    * it: S3 has not answered yet, and may still fail.
@@ -184,7 +211,16 @@ export class BlockStore {
     const verifier = new HashVerifier(sha256, size, onVerified);
     let req: ClientRequest;
     try {
-      req = await this.#request('PUT', blockKey(sha256), sha256, { 'content-length': String(size) }, traceHeaders);
+      // The store checks the body against the signed checksum and keeps it with the block, for
+      // reads to compare with the block's name (ADR 77); the payload is not hashed a second time
+      // for the signature. HashVerifier holds back the last chunk of a mismatching body anyway.
+      req = await this.#request(
+        'PUT',
+        blockKey(sha256),
+        unsignedPayload,
+        { 'content-length': String(size), 'x-amz-checksum-sha256': Buffer.from(sha256, 'hex').toString('base64') },
+        traceHeaders,
+      );
     } catch (err) {
       throw new BlockStoreError(`could not store block ${sha256}: ${(err as Error).message}`, { cause: err });
     }
@@ -199,7 +235,7 @@ export class BlockStore {
     const res = response.value;
     if (res.statusCode !== 200) {
       const error = await parseS3Error(res.statusCode ?? 0, await readText(res));
-      if (error.code === 'XAmzContentSHA256Mismatch') throw new BlockHashMismatchError(sha256, 'unknown', size);
+      if (error.code !== undefined && checksumMismatchCodes.has(error.code)) throw new BlockHashMismatchError(sha256, 'unknown', size);
       if (error.status === 403 && error.code !== undefined && credentialErrorCodes.has(error.code)) await this.#credentials.refresh();
       throw new BlockStoreError(`storing block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
     }
@@ -213,8 +249,25 @@ export class BlockStore {
    * bytes (see partition/content-stream.ts), which saves a stream stage per chunk.
    */
   async getUnverified(sha256: string): Promise<Readable> {
-    const { res, error } = await this.#send('GetObject', 'GET', blockKey(sha256));
-    if (error === undefined) return res;
+    return (await this.read(sha256)).body;
+  }
+
+  /**
+   * Block `sha256` as the store sends it, and whether the store vouches for it: with `readCheck`
+   * `store`, S3 is asked for the sha256 checksum it kept since the write (`x-amz-checksum-mode`),
+   * and when that names the block the reader need not hash it (ADR 77). A block written without
+   * one, or by a store that keeps none, or another object under the block's key, is not vouched
+   * for: the reader hashes it.
+   */
+  async read(sha256: string): Promise<BlockBody> {
+    const asked = this.#readCheck === 'store';
+    const { res, error } = await this.#send('GetObject', 'GET', blockKey(sha256), asked ? checksumModeHeaders : {});
+    if (error === undefined) {
+      const kept = res.headers['x-amz-checksum-sha256'];
+      const storeChecked = asked && typeof kept === 'string' && kept === Buffer.from(sha256, 'hex').toString('base64');
+      this.#onRead?.(storeChecked);
+      return { body: res, storeChecked };
+    }
     if (res.statusCode === 404) throw new BlockStoreError(`block ${sha256} is missing from the store`, { s3: error });
     throw new BlockStoreError(`reading block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
   }
@@ -280,14 +333,19 @@ export class BlockStore {
    * repeating it on the answers `isRetryableS3Answer` names and once after re-read credentials.
    * A failure's body is read into `error`; a success's body is left to the caller.
    */
-  async #send(operation: string, method: 'GET' | 'HEAD' | 'DELETE', key: string | undefined): Promise<Answer> {
+  async #send(
+    operation: string,
+    method: 'GET' | 'HEAD' | 'DELETE',
+    key: string | undefined,
+    headers: Record<string, string> = {},
+  ): Promise<Answer> {
     let reloadedCredentials = false;
     for (let attempt = 1; ; attempt++) {
       // The credentials may rotate while the request is out; a refusal of older ones is worth a retry.
       const generation = this.#credentials.generation;
       let res: IncomingMessage;
       try {
-        res = await this.#call(operation, (traceHeaders) => this.#exchange(method, key, traceHeaders), isServerError);
+        res = await this.#call(operation, (traceHeaders) => this.#exchange(method, key, headers, traceHeaders), isServerError);
       } catch (err) {
         if (attempt < this.#retry.attempts && isRetryableNetworkError(err)) {
           await sleep(s3RetryDelayMs(this.#retry, attempt, Math.random()));
@@ -317,9 +375,10 @@ export class BlockStore {
   async #exchange(
     method: 'GET' | 'HEAD' | 'DELETE',
     key: string | undefined,
+    headers: Record<string, string>,
     traceHeaders: Record<string, string>,
   ): Promise<IncomingMessage> {
-    const req = await this.#request(method, key, emptyPayloadSha256, {}, traceHeaders);
+    const req = await this.#request(method, key, emptyPayloadSha256, headers, traceHeaders);
     return new Promise<IncomingMessage>((resolve, reject) => {
       req.setTimeout(headerTimeoutMs, () => req.destroy(new Error(`no answer within ${headerTimeoutMs} ms`)));
       req.once('response', (res) => {

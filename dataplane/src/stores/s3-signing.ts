@@ -1,8 +1,8 @@
 // AWS Signature Version 4 for the block store's S3 requests, by AWS's maintained signer
 // (@smithy/signature-v4, with Node's crypto behind KeyedSha256 below) rather than by our own
-// code. The payload hash is always known before the body is sent (a block's sha256 is its
-// name, the other requests have no body), so requests are signed with it in
-// `x-amz-content-sha256` and bodies stream afterwards, never buffered for signing. The signer
+// code. Requests are signed with the payload hash in `x-amz-content-sha256` (the empty body's
+// for the requests without one; a block PUT sends `UNSIGNED-PAYLOAD` with its signed
+// `x-amz-checksum-sha256`, ADR 77), so bodies stream afterwards, never buffered for signing. The signer
 // caches derived signing keys per day, region and credentials; credentials come from a
 // provider, so a rotated key or session token is picked up on the next request.
 import { createHash, createHmac, createSecretKey, type Hash, type Hmac, type KeyObject } from 'node:crypto';

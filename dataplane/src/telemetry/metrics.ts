@@ -26,6 +26,13 @@ export class DataplaneMetrics {
     help: 'Requests being served now.',
     registers: [this.registry],
   });
+  /** Blocks read from the store for a download, by how their bytes were checked (ADR 77). */
+  readonly blockReads = new Counter({
+    name: 'meshwork_block_reads_total',
+    help: 'Blocks read from the store for a download: check="store" when the sha256 checksum the store kept since the write names the block (not hashed again), "hash" when the bytes were hashed (ADR 77).',
+    labelNames: ['check'] as const,
+    registers: [this.registry],
+  });
   readonly httpRequestBytes = new Counter({
     name: 'meshwork_http_request_bytes_total',
     help: 'Bytes received in requests (headers and bodies, streamed uploads included), by route pattern.',
