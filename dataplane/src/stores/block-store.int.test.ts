@@ -47,7 +47,7 @@ describe('BlockStore on MinIO', () => {
     await store.put(sha(block), block.length, Readable.from(chunks));
     // A fresh store does not know the block: the size comes from a HEAD.
     expect(await new BlockStore(options).sizeOf(sha(block))).toBe(block.length);
-    expect((await readAll(await store.getUnverified(sha(block)))).equals(block)).toBe(true);
+    expect((await readAll((await store.read(sha(block))).body)).equals(block)).toBe(true);
   });
 
   it('refuses a body that does not hash to its name, and stores nothing under that name', async () => {
@@ -55,7 +55,7 @@ describe('BlockStore on MinIO', () => {
     const sent = randomBytes(1000);
     await expect(store.put(sha(claimed), sent.length, Readable.from([sent]))).rejects.toBeInstanceOf(BlockHashMismatchError);
     expect(await new BlockStore(options).sizeOf(sha(claimed))).toBeUndefined();
-    await expect(store.getUnverified(sha(claimed))).rejects.toThrow(/missing from the store/);
+    await expect(store.read(sha(claimed))).rejects.toThrow(/missing from the store/);
   });
 
   it('keeps the sha256 as the checksum of what it stores, and a read is store-checked only when that names the block (ADR 77)', async () => {
@@ -90,7 +90,7 @@ describe('BlockStore on MinIO', () => {
 
   it('reads S3 error XML from MinIO: a wrong secret is SignatureDoesNotMatch', async () => {
     const wrong = new BlockStore({ ...options, secretKey: 'not-the-secret-key' });
-    const failure = await wrong.getUnverified(sha(randomBytes(8))).catch((err: unknown) => err);
+    const failure = await wrong.read(sha(randomBytes(8))).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(BlockStoreError);
     expect((failure as BlockStoreError).s3).toMatchObject({ status: 403, code: 'SignatureDoesNotMatch' });
   });
@@ -100,10 +100,10 @@ describe('BlockStore on MinIO', () => {
     const block = randomBytes(1024);
     const withToken = new BlockStore({ ...options, ...temporary });
     await withToken.put(sha(block), block.length, Readable.from([block]));
-    expect((await readAll(await withToken.getUnverified(sha(block)))).equals(block)).toBe(true);
+    expect((await readAll((await withToken.read(sha(block))).body)).equals(block)).toBe(true);
     // The same key pair without its token is refused: the token was sent and checked.
     const withoutToken = new BlockStore({ ...options, ...temporary, sessionToken: undefined });
-    await expect(withoutToken.getUnverified(sha(block))).rejects.toMatchObject({ s3: { status: 403 } });
+    await expect(withoutToken.read(sha(block))).rejects.toMatchObject({ s3: { status: 403 } });
   });
 });
 
@@ -220,14 +220,14 @@ describe('BlockStore against a local S3 stand-in', () => {
       (res: ServerResponse) => res.writeHead(200, { 'content-length': '5' }).end('hello'),
     ];
     fake.answer = (_req, res) => answers.shift()!(res);
-    expect((await readAll(await new BlockStore(options).getUnverified('b'.repeat(64)))).toString()).toBe('hello');
+    expect((await readAll((await new BlockStore(options).read('b'.repeat(64))).body)).toString()).toBe('hello');
     expect(fake.seen).toHaveLength(2);
   });
 
   it('gives up after its attempts with what S3 said, XML entities decoded', async () => {
     fake.answer = (_req, res) => s3Error(res, 503, 'SlowDown', 'rate &lt; limit &amp; more');
     const failure = await new BlockStore({ ...options, retry: { attempts: 3, baseDelayMs: 5 } })
-      .getUnverified('c'.repeat(64))
+      .read('c'.repeat(64))
       .catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(BlockStoreError);
     expect((failure as BlockStoreError).s3).toEqual({ status: 503, code: 'SlowDown', message: 'rate < limit & more', requestId: 'r1' });
@@ -253,7 +253,7 @@ describe('BlockStore against a local S3 stand-in', () => {
     [403, 'AccessDenied'],
   ])('does not repeat %d %s', async (status, code) => {
     fake.answer = (_req, res) => s3Error(res, status, code, 'no');
-    await expect(new BlockStore(options).getUnverified('e'.repeat(64))).rejects.toMatchObject({ s3: { status, code } });
+    await expect(new BlockStore(options).read('e'.repeat(64))).rejects.toMatchObject({ s3: { status, code } });
     expect(fake.seen).toHaveLength(1);
   });
 
@@ -289,7 +289,7 @@ describe('BlockStore against a local S3 stand-in', () => {
       else res.writeHead(200, { 'content-length': '7' }).end('content');
     };
     const store = new BlockStore({ ...options, accessKey: 'AK1', secretKey: 'SK1', sessionToken: 'T1', credentialFiles: files });
-    expect((await readAll(await store.getUnverified('1'.repeat(64)))).toString()).toBe('content');
+    expect((await readAll((await store.read('1'.repeat(64))).body)).toString()).toBe('content');
 
     // The key is rotated: S3 refuses the old one, the files hold the new one.
     valid = { key: 'AK2', token: 'T2' };
@@ -297,7 +297,7 @@ describe('BlockStore against a local S3 stand-in', () => {
     write('secret', 'SK2');
     write('token', 'T2');
     fake.seen.length = 0;
-    expect((await readAll(await store.getUnverified('2'.repeat(64)))).toString()).toBe('content');
+    expect((await readAll((await store.read('2'.repeat(64))).body)).toString()).toBe('content');
     expect(fake.seen.map(accessKeyOf).at(-1)).toBe('AK2');
     expect(fake.seen.at(-1)!.headers['x-amz-security-token']).toBe('T2');
 
@@ -305,14 +305,14 @@ describe('BlockStore against a local S3 stand-in', () => {
     valid = { key: 'AK2', token: 'T3' };
     write('token', 'T3');
     fake.seen.length = 0;
-    expect((await readAll(await store.getUnverified('3'.repeat(64)))).toString()).toBe('content');
+    expect((await readAll((await store.read('3'.repeat(64))).body)).toString()).toBe('content');
     expect(fake.seen.at(-1)!.headers['x-amz-security-token']).toBe('T3');
     expect(fake.seen.length).toBeLessThanOrEqual(2);
 
     // Refused while the files hold nothing newer: one more look at them, no loop.
     valid = { key: 'AK3', token: 'T3' };
     fake.seen.length = 0;
-    await expect(store.getUnverified('4'.repeat(64))).rejects.toMatchObject({ s3: { status: 403, code: 'InvalidAccessKeyId' } });
+    await expect(store.read('4'.repeat(64))).rejects.toMatchObject({ s3: { status: 403, code: 'InvalidAccessKeyId' } });
     expect(fake.seen).toHaveLength(1);
   });
 

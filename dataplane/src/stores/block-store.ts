@@ -1,9 +1,9 @@
 // Content blocks in S3 (MinIO in tests), addressed by sha256 under `blocks/{sha256}`. Writes
-// stream through a hash check and carry the sha256 as the checksum S3 checks and keeps; reads are
-// hashed unless the store's kept checksum names the block (ADR 77). The store never holds a
-// block whose bytes do not match its name. Requests are plain HTTP over a keep-alive pool, signed with SigV4 by AWS's
-// maintained signer (s3-signing.ts): the partition needs four S3 operations, and a full S3
-// client costs memory. Around the wire it adds what an S3 client would:
+// stream through a hash check and carry the sha256 as the checksum S3 checks and keeps; reads
+// are hashed unless the store's kept checksum names the block (ADR 77). The store never holds a
+// block whose bytes do not match its name. Requests are plain HTTP over a keep-alive pool,
+// signed with SigV4 by AWS's maintained signer (s3-signing.ts): the partition needs four S3
+// operations, and a full S3 client costs memory. Around the wire it adds what an S3 client would:
 // - credentials from values or files, re-read when the files change and once more when S3
 //   refuses them (s3-credentials.ts), with a session token for temporary credentials;
 // - path-style (`host/bucket/key`, the default, what MinIO serves without a domain) or
@@ -103,8 +103,13 @@ const errorBodyLimit = 16 * 1024;
 const unsignedPayload = 'UNSIGNED-PAYLOAD';
 // Asks a GET for the checksum the store kept (AWS S3 and MinIO answer it for whole-object reads).
 const checksumModeHeaders = { 'x-amz-checksum-mode': 'ENABLED' };
-// What S3 (BadDigest, XAmzContentChecksumMismatch) and MinIO answer a body that does not match its checksum.
-const checksumMismatchCodes = new Set(['XAmzContentSHA256Mismatch', 'XAmzContentChecksumMismatch', 'BadDigest']);
+// What S3 (BadDigest) and MinIO (XAmzContentChecksumMismatch) answer a body that does not match its checksum.
+const checksumMismatchCodes = new Set(['BadDigest', 'XAmzContentChecksumMismatch']);
+
+/** A block's name as S3 writes a sha256 checksum: the digest's bytes in base64. */
+function checksumOf(sha256: string): string {
+  return Buffer.from(sha256, 'hex').toString('base64');
+}
 
 /** An answer after retries: the response, and what S3 said when it was a failure (its body then read). */
 interface Answer {
@@ -192,8 +197,8 @@ export class BlockStore {
    * Stores `size` bytes from `body` as block `sha256`. The bytes are hashed on the way; S3 is
    * also given the expected sha256 as the block's checksum (x-amz-checksum-sha256), which it
    * checks and keeps, so neither a mismatch nor a truncated body ever becomes visible under the
-   * block's key. Tried once (see the file's header); when S3
-   * refused the credentials, their files are re-read so that the client's retry uses new ones.
+   * block's key. Tried once (see the file's header); when S3 refused the credentials, their
+   * files are re-read so that the client's retry uses new ones.
    * `onVerified` is called once the whole body hashed to `sha256`, while S3 may still be storing
    * it: S3 has not answered yet, and may still fail.
    */
@@ -218,7 +223,7 @@ export class BlockStore {
         'PUT',
         blockKey(sha256),
         unsignedPayload,
-        { 'content-length': String(size), 'x-amz-checksum-sha256': Buffer.from(sha256, 'hex').toString('base64') },
+        { 'content-length': String(size), 'x-amz-checksum-sha256': checksumOf(sha256) },
         traceHeaders,
       );
     } catch (err) {
@@ -245,15 +250,9 @@ export class BlockStore {
   }
 
   /**
-   * The raw S3 stream of block `sha256`. The caller verifies the hash while it forwards the
-   * bytes (see partition/content-stream.ts), which saves a stream stage per chunk.
-   */
-  async getUnverified(sha256: string): Promise<Readable> {
-    return (await this.read(sha256)).body;
-  }
-
-  /**
-   * Block `sha256` as the store sends it, and whether the store vouches for it: with `readCheck`
+   * Block `sha256` as the store sends it, unverified (the caller verifies it while it forwards
+   * the bytes, see partition/content-stream.ts, which saves a stream stage per chunk), and
+   * whether the store vouches for it: with `readCheck`
    * `store`, S3 is asked for the sha256 checksum it kept since the write (`x-amz-checksum-mode`),
    * and when that names the block the reader need not hash it (ADR 77). A block written without
    * one, or by a store that keeps none, or another object under the block's key, is not vouched
@@ -264,7 +263,7 @@ export class BlockStore {
     const { res, error } = await this.#send('GetObject', 'GET', blockKey(sha256), asked ? checksumModeHeaders : {});
     if (error === undefined) {
       const kept = res.headers['x-amz-checksum-sha256'];
-      const storeChecked = asked && typeof kept === 'string' && kept === Buffer.from(sha256, 'hex').toString('base64');
+      const storeChecked = asked && kept === checksumOf(sha256);
       this.#onRead?.(storeChecked);
       return { body: res, storeChecked };
     }
