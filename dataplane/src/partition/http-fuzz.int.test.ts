@@ -269,6 +269,13 @@ async function exchange(r: FuzzRequest): Promise<Observed | undefined> {
       expect(typeof envelope?.error?.message).toBe('string');
       expect(res.text).not.toMatch(/\n\s+at |\.ts:\d+/);
     }
+    if (r.method === 'HEAD' && res.status >= 500) {
+      // A HEAD answer has no body to carry the code. HEAD answers as GET would (RFC 9110 §9.3.2), so the same
+      // request as a GET names it, and must fail the same way.
+      const asGet = await exchange({ ...r, method: 'GET', body: undefined });
+      expect(asGet?.status, `GET for HEAD ${r.path}`).toBe(res.status);
+      return asGet;
+    }
     return { status: res.status, code: typeof envelope?.error?.code === 'string' ? envelope.error.code : undefined };
   } catch (err) {
     // A long poll still waiting when the client gave up is a well-behaved server.
