@@ -16,9 +16,9 @@
 //                                  redirects on (ADR 71): the entry's block list, then each
 //                                  `GET /v1/blocks/{sha256}` answered 307 and read from MinIO
 //                                  through its presigned URL (downloadBlocksToStream: one block's
-//                                  bytes after the other, the next block asked for while one
-//                                  streams, each hashed), versus the same sequential GETs straight
-//                                  on MinIO
+//                                  bytes after the other, the next three asked for while one
+//                                  streams, each checked by the checksum the store kept, ADR 78),
+//                                  versus the same sequential GETs straight on MinIO
 //   rss_mb_peak                    peak RSS (VmHWM) of the partition process during the 1 GiB transfers
 //
 // Usage: npm run bench -- sync [--quick]   (--quick: 64 MiB, 1,000 files, 10,000 entries)
@@ -159,7 +159,8 @@ try {
         done();
       },
     });
-    await downloadBlocksToStream(device, answer.entry.blocks ?? [], sink);
+    const { storeChecked } = await downloadBlocksToStream(device, answer.entry.blocks ?? [], sink);
+    if (storeChecked !== bigBlocks) throw new Error(`the store vouched for ${storeChecked} of ${bigBlocks} blocks`);
   });
   if (redirected !== bigBlocks * blockSize)
     throw new Error(`redirected download got ${redirected} bytes, expected ${bigBlocks * blockSize}`);

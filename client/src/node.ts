@@ -88,39 +88,52 @@ export async function downloadToStream(
 
 /**
  * Streams `blocks` (a file's block list, from `getEntry`) one after the other into a Node stream
- * with back-pressure and ends it; answers how many bytes arrived. Each block is read with
- * `GET /v1/blocks/{sha256}`, so where the partition redirects block downloads to the store
- * (ADR 71) the bytes come from the store, not through the partition. The next block is asked
- * for while one streams, as the partition itself reads a file's blocks, so there is no round
- * trip between blocks. Every block is checked against its sha256 and size: a block with other
- * bytes, or one cut short, raises `NetworkError` and destroys `destination`.
+ * with back-pressure and ends it; answers how many bytes arrived, and for how many blocks the
+ * store vouched. Each block is read with `GET /v1/blocks/{sha256}`, so where the partition
+ * redirects block downloads to the store (ADR 71) the bytes come from the store, not through
+ * the partition. The next blocks (up to 3) are asked for while one streams, so that there is no
+ * round trip between blocks.
+ *
+ * Every block is checked against its size, and against its sha256 in one of two ways
+ * (`check`, ADR 78). With `store` (the default), the request asks for the checksum the store
+ * kept when the block was written (`x-amz-checksum-mode: ENABLED`, which the redirect keeps):
+ * a block whose answer carries `x-amz-checksum-sha256` equal to its name is not hashed again,
+ * as the partition trusts the store's checksum when it reads a block itself (ADR 77). Any other
+ * answer (no redirect, a store that keeps no checksum, another object under the block's key) is
+ * hashed, as every block is with `hash`. A block with other bytes, or one cut short, raises
+ * `NetworkError` and destroys `destination`.
  */
 export async function downloadBlocksToStream(
   client: MeshworkClient,
   blocks: readonly BlockRef[],
   destination: Writable,
-  options: { signal?: AbortSignal } = {},
-): Promise<{ bytes: number }> {
-  const { signal } = options;
+  options: { signal?: AbortSignal; check?: 'store' | 'hash' } = {},
+): Promise<{ bytes: number; storeChecked: number }> {
+  const { signal, check = 'store' } = options;
+  const headers: Record<string, string> = check === 'store' ? { 'x-amz-checksum-mode': 'ENABLED' } : {};
   const open = (b: BlockRef | undefined): Promise<ContentAnswer> | undefined => {
     if (b === undefined) return undefined;
-    const opening = client.blockContent(b.sha256, signal === undefined ? {} : { signal });
+    const opening = client.blockContent(b.sha256, signal === undefined ? { headers } : { signal, headers });
     opening.catch(() => undefined);
     return opening;
   };
-  let pending = open(blocks[0]);
+  // The blocks asked for and not yet streamed, in order: the one to stream next first.
+  const opened: (Promise<ContentAnswer> | undefined)[] = [];
+  for (let k = 0; k < blocksAhead; k++) opened.push(open(blocks[k]));
   let total = 0;
+  let storeChecked = 0;
   try {
     for (let i = 0; i < blocks.length; i++) {
       const block = blocks[i]!;
-      const answer = await pending!;
-      pending = open(blocks[i + 1]);
+      const answer = await opened.shift()!;
+      opened.push(open(blocks[i + blocksAhead]));
       const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
-      const hash = createHash('sha256');
+      const vouched = check === 'store' && answer.headers['x-amz-checksum-sha256'] === checksumOf(block.sha256);
+      const hash = vouched ? undefined : createHash('sha256');
       let bytes = 0;
       source.on('data', (chunk: Uint8Array) => {
         bytes += chunk.length;
-        hash.update(chunk);
+        hash?.update(chunk);
       });
       await settleDownload(
         `block ${block.sha256}`,
@@ -129,22 +142,37 @@ export async function downloadBlocksToStream(
         () => bytes,
         () => pump(source, destination, signal),
       );
-      if (bytes !== block.size || hash.digest('hex') !== block.sha256) {
+      if (bytes !== block.size || (hash !== undefined && hash.digest('hex') !== block.sha256)) {
         throw new NetworkError(`block ${block.sha256} arrived as ${bytes} bytes that do not hash to its name`, { cause: undefined });
       }
       total += bytes;
+      if (vouched) storeChecked++;
     }
   } catch (err) {
     destination.destroy();
-    pending?.then(
-      (a) => void a.body?.cancel().catch(() => undefined),
-      () => undefined,
-    );
+    for (const pending of opened) {
+      pending?.then(
+        (a) => void a.body?.cancel().catch(() => undefined),
+        () => undefined,
+      );
+    }
     throw err;
   }
   destination.end();
   await finished(destination, { readable: false });
-  return { bytes: total };
+  return { bytes: total, storeChecked };
+}
+
+/**
+ * How many blocks `downloadBlocksToStream` has asked for at once: the one streaming and the next
+ * ones, so that the round trips to the partition and to the store (a redirect is two) overlap
+ * the bytes of the blocks before them. An answer not yet read holds only its socket's buffers.
+ */
+const blocksAhead = 4;
+
+/** A block's name as the store writes its sha256 checksum: the same 32 bytes in base64. */
+function checksumOf(sha256: string): string {
+  return Buffer.from(sha256, 'hex').toString('base64');
 }
 
 /**

@@ -2,12 +2,13 @@
 // set, `GET /v1/blocks/{sha256}` checks the caller exactly as before and then answers `307` to a
 // presigned URL at that address, so the bytes come from the store, not through the partition.
 // Against a real partition process, etcd and MinIO (the URL is used against MinIO itself).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, MeshworkClient } from '@meshwork/client';
 import { downloadBlocksToStream, nodeHttpFetch } from '@meshwork/client/node';
+import { S3Signer } from '../stores/s3-signing.ts';
 import { startEtcd, type EtcdServer } from '../../../e2e/harness/etcd.ts';
 import { startMinio, type MinioServer } from '../../../e2e/harness/minio.ts';
 import { startPartition, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
@@ -47,6 +48,18 @@ afterAll(async () => {
 
 const blockUrl = (sha: string): string => `${partition.url}/v1/blocks/${sha}`;
 
+/** A URL at which MinIO takes a PUT of `key` carrying `x-amz-checksum-sha256: checksum` (it checks the body against it and keeps it). */
+async function presignedPut(key: string, checksum: string): Promise<URL> {
+  const signer = new S3Signer('us-east-1', () => Promise.resolve({ accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey }));
+  const host = `${minio.host}:${minio.port}`;
+  const path = `/${minio.bucket}/${key}`;
+  const query = await signer.presign(
+    { method: 'PUT', hostname: minio.host, host, path, headers: { 'x-amz-checksum-sha256': checksum } },
+    60,
+  );
+  return new URL(`${minio.endpoint}${path}?${query.toString()}`);
+}
+
 describe('block downloads redirected to the store', () => {
   it('answers 307 to a presigned URL at the configured address that nobody may cache', async () => {
     const res = await fetch(blockUrl(sha256), { headers: { authorization: `Bearer ${aliceToken}` }, redirect: 'manual' });
@@ -70,6 +83,38 @@ describe('block downloads redirected to the store', () => {
     const forged = new URL(res.headers.get('location')!);
     forged.pathname = `/${minio.bucket}/blocks/${other}`;
     expect((await fetch(forged)).status).toBe(403);
+  });
+
+  it('signs the URL for x-amz-checksum-mode when the request carries it: the store then names the checksum it kept', async () => {
+    const asked = await fetch(blockUrl(sha256), {
+      headers: { authorization: `Bearer ${aliceToken}`, 'x-amz-checksum-mode': 'ENABLED' },
+      redirect: 'manual',
+    });
+    expect(asked.status).toBe(307);
+    const location = new URL(asked.headers.get('location')!);
+    expect(location.searchParams.get('X-Amz-SignedHeaders')).toBe('host;x-amz-checksum-mode');
+    const withHeader = await fetch(location, { headers: { 'x-amz-checksum-mode': 'ENABLED' } });
+    expect(withHeader.status).toBe(200);
+    expect(withHeader.headers.get('x-amz-checksum-sha256')).toBe(Buffer.from(sha256, 'hex').toString('base64'));
+    expect(Buffer.from(await withHeader.arrayBuffer()).equals(data)).toBe(true);
+    // The header is part of the signature: the URL is refused without it (MinIO: 400, a signed header missing).
+    const without = await fetch(location);
+    expect(without.status).toBeGreaterThanOrEqual(400);
+    expect(without.status).toBeLessThan(500);
+    expect(Buffer.from(await without.arrayBuffer()).equals(data)).toBe(false);
+    // fetch keeps the header across the redirect.
+    const followed = await fetch(blockUrl(sha256), {
+      headers: { authorization: `Bearer ${aliceToken}`, 'x-amz-checksum-mode': 'ENABLED' },
+    });
+    expect(followed.status).toBe(200);
+    expect(followed.headers.get('x-amz-checksum-sha256')).toBe(Buffer.from(sha256, 'hex').toString('base64'));
+    await followed.body?.cancel();
+    // Any other value is not the store's: the URL is signed for host only.
+    const other = await fetch(blockUrl(sha256), {
+      headers: { authorization: `Bearer ${aliceToken}`, 'x-amz-checksum-mode': 'enabled' },
+      redirect: 'manual',
+    });
+    expect(new URL(other.headers.get('location')!).searchParams.get('X-Amz-SignedHeaders')).toBe('host');
   });
 
   it('is followed by the client, over the global fetch and over nodeHttpFetch, with the same bytes', async () => {
@@ -121,16 +166,43 @@ describe('block downloads redirected to the store', () => {
       });
       return { sink, bytes: () => Buffer.concat(chunks) };
     };
+    const blocks = answer.entry.blocks ?? [];
+    // By default the store vouches for every block (it checked each one's checksum when it was written).
     const whole = collect();
-    expect((await downloadBlocksToStream(pooled, answer.entry.blocks ?? [], whole.sink)).bytes).toBe(350_001);
+    expect(await downloadBlocksToStream(pooled, blocks, whole.sink)).toEqual({ bytes: 350_001, storeChecked: 3 });
     expect(whole.bytes().equals(Buffer.concat(parts))).toBe(true);
     expect(whole.sink.writableFinished).toBe(true);
+    // With `hash`, the client hashes every block itself.
+    const hashed = collect();
+    expect(await downloadBlocksToStream(pooled, blocks, hashed.sink, { check: 'hash' })).toEqual({ bytes: 350_001, storeChecked: 0 });
+    expect(hashed.bytes().equals(Buffer.concat(parts))).toBe(true);
 
-    // The store's copy of the second block changes underneath: the client notices and stops.
+    // The store's copy of the second block changes underneath, written with no checksum: the
+    // store vouches for nothing, so the client hashes the block, notices and stops.
     await minio.client().putObject(minio.bucket, `blocks/${refs[1]!.sha256}`, randomBytes(150_000));
-    const broken = collect();
-    await expect(downloadBlocksToStream(pooled, answer.entry.blocks ?? [], broken.sink)).rejects.toThrow(/do not hash to its name/);
-    expect(broken.sink.destroyed).toBe(true);
-    expect(broken.bytes().length).toBeLessThanOrEqual(350_000);
+    for (const check of ['store', 'hash'] as const) {
+      const broken = collect();
+      await expect(downloadBlocksToStream(pooled, blocks, broken.sink, { check })).rejects.toThrow(/do not hash to its name/);
+      expect(broken.sink.destroyed).toBe(true);
+      expect(broken.bytes().length).toBeLessThanOrEqual(350_000);
+    }
+  });
+
+  it('hashes a block the store keeps another checksum for: another object under the block key is noticed', async () => {
+    const pooled = new MeshworkClient({ baseUrl: partition.url, token: aliceToken, fetch: nodeHttpFetch(agent) });
+    const objectId = (await pooled.createObject({ name: 'Swapped' })).id;
+    const ref = await pooled.putBlock(randomBytes(100_000));
+    await pooled.putEntry(objectId, 'one.bin', { kind: 'file', blocks: [ref] }, { ifNoneMatch: '*' });
+    // Other bytes of the same size, stored with a correct checksum of their own.
+    const other = randomBytes(100_000);
+    const otherChecksum = createHash('sha256').update(other).digest('base64');
+    const stored = await fetch(await presignedPut(`blocks/${ref.sha256}`, otherChecksum), {
+      method: 'PUT',
+      headers: { 'x-amz-checksum-sha256': otherChecksum },
+      body: other,
+    });
+    expect(stored.status).toBe(200);
+    const sink = new Writable({ write: (_c, _e, done) => done() });
+    await expect(downloadBlocksToStream(pooled, [ref], sink)).rejects.toThrow(/do not hash to its name/);
   });
 });

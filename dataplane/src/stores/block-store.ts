@@ -275,14 +275,22 @@ export class BlockStore {
    * A URL at which anyone may GET block `sha256` for `expiresInSeconds`, signed for `publicEndpoint`
    * (the address clients reach the store at, which may differ from the one the partition uses)
    * with the store's addressing style. No request is made: S3 checks the signature when the URL is
-   * used, and answers 403 once it expired.
+   * used, and answers 403 once it expired. With `checksumMode`, the URL is signed for the header
+   * `x-amz-checksum-mode: ENABLED` as well: it must then be used with that header, and S3 answers
+   * with the sha256 checksum it kept since the write (`x-amz-checksum-sha256`, ADR 78).
    */
-  async presignedGet(sha256: string, publicEndpoint: URL, expiresInSeconds: number, date = new Date()): Promise<string> {
+  async presignedGet(
+    sha256: string,
+    publicEndpoint: URL,
+    expiresInSeconds: number,
+    options: { checksumMode?: boolean; date?: Date } = {},
+  ): Promise<string> {
     const key = blockKey(sha256);
     const hostname = this.#virtualHosted ? `${this.#bucket}.${publicEndpoint.hostname}` : publicEndpoint.hostname;
     const path = this.#virtualHosted ? `/${key}` : `/${this.#bucket}/${key}`;
     const host = publicEndpoint.port === '' ? hostname : `${hostname}:${publicEndpoint.port}`;
-    const query = await this.#signer.presign({ method: 'GET', hostname, host, path }, expiresInSeconds, date);
+    const headers = options.checksumMode === true ? checksumModeHeaders : {};
+    const query = await this.#signer.presign({ method: 'GET', hostname, host, path, headers }, expiresInSeconds, options.date);
     return `${publicEndpoint.protocol}//${host}${path}?${query.toString()}`;
   }
 

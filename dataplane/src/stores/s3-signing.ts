@@ -122,15 +122,17 @@ export class S3Signer {
   }
 
   /**
-   * The query of a presigned request (SigV4 query authentication): only `host` is signed, the
-   * payload is `UNSIGNED-PAYLOAD` as S3 expects of a presigned URL, and the signature holds for
+   * The query of a presigned request (SigV4 query authentication): `host` is signed, and so are
+   * `headers` (which whoever uses the URL must then send as they are), the payload is
+   * `UNSIGNED-PAYLOAD` as S3 expects of a presigned URL, and the signature holds for
    * `expiresInSeconds`. The caller appends it to the request's URL.
    */
   async presign(
-    request: Omit<SignableRequest, 'headers'> & { host: string },
+    request: Omit<SignableRequest, 'headers'> & { host: string; headers?: Record<string, string> },
     expiresInSeconds: number,
     date = new Date(),
   ): Promise<URLSearchParams> {
+    const headers = request.headers ?? {};
     const presigned = await this.#signer.presign(
       {
         method: request.method,
@@ -138,9 +140,10 @@ export class S3Signer {
         hostname: request.hostname,
         path: request.path,
         query: {},
-        headers: { host: request.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+        headers: { ...headers, host: request.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
       },
-      { signingDate: date, expiresIn: expiresInSeconds },
+      // The given headers stay headers (the signer would otherwise move `x-amz-*` ones into the query).
+      { signingDate: date, expiresIn: expiresInSeconds, unhoistableHeaders: new Set(Object.keys(headers)) },
     );
     const query = new URLSearchParams();
     for (const [name, value] of Object.entries(presigned.query ?? {})) {

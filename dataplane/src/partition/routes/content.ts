@@ -118,7 +118,10 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
         const redirect = deps.downloadRedirect;
         if (redirect !== undefined && req.method === 'GET') {
           // The bytes come from the store itself; the URL is the credential, so nothing may keep it.
-          const location = await blocks.presignedGet(sha256, redirect.endpoint, redirect.expiresInSeconds);
+          // A client that asks for the store's checksum (the header follows the redirect) gets a URL
+          // signed for that header too, since S3 refuses a presigned request's unsigned `x-amz-*` headers.
+          const checksumMode = req.headers['x-amz-checksum-mode'] === 'ENABLED';
+          const location = await blocks.presignedGet(sha256, redirect.endpoint, redirect.expiresInSeconds, { checksumMode });
           res.removeHeader('ETag');
           res.status(307).setHeader('Location', location).setHeader('Cache-Control', 'no-store').end();
           return;
