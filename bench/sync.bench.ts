@@ -13,12 +13,13 @@
 //                                  concurrency 32, versus one etcd put + one MinIO put per file
 //   changes_p50_ms                 `changes` for 100 modified entries in an object of 100,000
 //   download_redirect_ratio        the same file block by block with the partition's download
-//                                  redirects on (ADR 71): the entry's block list, then each
-//                                  `GET /v1/blocks/{sha256}` answered 307 and read from MinIO
-//                                  through its presigned URL (downloadBlocksToStream: one block's
-//                                  bytes after the other, the next three asked for while one
-//                                  streams, each checked by the checksum the store kept, ADR 78),
-//                                  versus the same sequential GETs straight on MinIO
+//                                  redirects on (ADR 71): the entry's block list, the blocks'
+//                                  presigned URLs from `POST /v1/blocks/locations` (256 at a
+//                                  time, ADR 79), each block read from MinIO through its URL
+//                                  (downloadBlocksToStream: one block's bytes after the other,
+//                                  the next three asked for while one streams, each checked by
+//                                  the checksum the store kept, ADR 78), versus the same
+//                                  sequential GETs straight on MinIO
 //   rss_mb_peak                    peak RSS (VmHWM) of the partition process during the 1 GiB transfers
 //
 // Usage: npm run bench -- sync [--quick]   (--quick: 64 MiB, 1,000 files, 10,000 entries)

@@ -17,6 +17,8 @@ import { defaultRetryPolicy, isSafeToRepeat, parseRetryAfter, retryDelayMs, type
 import { asEtag, encodePath, query, segment } from './paths.ts';
 import { maxBlockSize, sha256Hex, splitBlocks, type UploadSource } from './blocks.ts';
 import type {
+  BlockLocation,
+  BlockLocations,
   BlockRef,
   ChangePage,
   CreatedDevice,
@@ -234,6 +236,8 @@ interface SendOptions extends CallOptions {
   /** A long poll's wait, added to the timeout. */
   waitSeconds?: number;
   token?: string | null;
+  /** Send to this URL instead of the base URL and path (`path` then only names it in errors): a presigned URL, never sent with credentials. */
+  url?: string;
 }
 
 /** Waits `ms`; rejects with the signal's reason when `signal` aborts first. */
@@ -554,6 +558,45 @@ export class MeshworkClient {
    */
   async blockContent(sha256: string, options?: CallOptions): Promise<ContentAnswer> {
     return contentAnswerOf(await this.#send('GET', `/v1/blocks/${segment(sha256)}`, options ?? {}));
+  }
+
+  /**
+   * `POST /v1/blocks/locations`: the blocks of `sha256s` (at most 500) the caller may read, with
+   * their sizes and, where the partition redirects block downloads (ADR 71), a presigned URL at
+   * the store for each; the others as `unreadable`. With `checksumMode`, the URLs are signed for
+   * `x-amz-checksum-mode: ENABLED`, which `storedBlockContent` then sends (ADR 78).
+   */
+  async blockLocations(sha256s: readonly string[], options: CallOptions & { checksumMode?: boolean } = {}): Promise<BlockLocations> {
+    const { checksumMode, ...call } = options;
+    const headers = checksumMode === true ? { ...call.headers, 'x-amz-checksum-mode': 'ENABLED' } : call.headers;
+    const body: Body = { json: { blocks: sha256s } };
+    return this.#json<BlockLocations>('POST', '/v1/blocks/locations', {
+      ...call,
+      ...(headers === undefined ? {} : { headers }),
+      body,
+      idempotent: true,
+    });
+  }
+
+  /**
+   * `GET` of a block's presigned URL (from `blockLocations`): the store's answer as a stream, sent
+   * without the client's credentials. With `checksumMode` (as the URL was asked for) the request
+   * carries `x-amz-checksum-mode: ENABLED`. A refusal (an expired URL is `403`) raises an
+   * `AnswerError`; the bytes are not checked here (`downloadBlocksToStream` checks them).
+   */
+  async storedBlockContent(
+    location: BlockLocation & { url: string },
+    options: CallOptions & { checksumMode?: boolean } = {},
+  ): Promise<ContentAnswer> {
+    const { checksumMode, ...call } = options;
+    const headers = checksumMode === true ? { ...call.headers, 'x-amz-checksum-mode': 'ENABLED' } : call.headers;
+    const res = await this.#send('GET', `(the store's URL of block ${location.sha256})`, {
+      ...call,
+      ...(headers === undefined ? {} : { headers }),
+      url: location.url,
+      token: null,
+    });
+    return contentAnswerOf(res);
   }
 
   /** `GET /v1/objects/{id}/content/{path}`: the file as a stream, with Range / If-None-Match / If-Range. */
@@ -981,17 +1024,19 @@ export class MeshworkClient {
     if (body !== undefined) init.body = body;
     if (b !== undefined && 'stream' in b) init.duplex = 'half';
     const tracing = this.#options.tracing;
+    const url = options.url ?? `${this.baseUrl}${path}`;
     try {
-      if (tracing === undefined) return await this.#fetch(`${this.baseUrl}${path}`, init);
+      if (tracing === undefined || options.url !== undefined) return await this.#fetch(url, init);
       return await tracing.inSpan(requestSpanName(method, path), { 'http.request.method': method }, async () => {
         // `init.headers` is this object: the span's context goes out with the request.
         tracing.inject(headers);
-        return this.#fetch(`${this.baseUrl}${path}`, init);
+        return this.#fetch(url, init);
       });
     } catch (err) {
       if (signal?.aborted) throw new RequestAbortedError(`${method} ${path} aborted`, { cause: signal.reason });
       if (timeout.signal.aborted) throw timeout.signal.reason as RequestTimeoutError;
-      throw new NetworkError(`${method} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`, {
+      const target = options.url === undefined ? url : path;
+      throw new NetworkError(`${method} ${target} failed: ${err instanceof Error ? err.message : String(err)}`, {
         cause: err,
       });
     } finally {

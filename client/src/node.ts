@@ -11,7 +11,8 @@ import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { processGcPacer } from '@meshwork/contract/gc-pacer';
 import { maxBlockSize } from './blocks.ts';
-import { NetworkError, RequestAbortedError } from './errors.ts';
+import { ApiError } from '@meshwork/contract/errors';
+import { NetworkError, RequestAbortedError, UnexpectedAnswerError } from './errors.ts';
 import {
   abortableSleep,
   settleDownload,
@@ -89,19 +90,22 @@ export async function downloadToStream(
 /**
  * Streams `blocks` (a file's block list, from `getEntry`) one after the other into a Node stream
  * with back-pressure and ends it; answers how many bytes arrived, and for how many blocks the
- * store vouched. Each block is read with `GET /v1/blocks/{sha256}`, so where the partition
- * redirects block downloads to the store (ADR 71) the bytes come from the store, not through
- * the partition. The next blocks (up to 3) are asked for while one streams, so that there is no
- * round trip between blocks.
+ * store vouched. Where the partition redirects block downloads to the store (ADR 71) the bytes
+ * come from the store, not through the partition: the blocks' presigned URLs are asked for
+ * with `POST /v1/blocks/locations`, 256 blocks at a time (the next batch halfway through the one
+ * before; ADR 79), and each block is read from its URL. A block without one (no redirects), or
+ * whose URL the store refused (it expired), is read with `GET /v1/blocks/{sha256}`, which
+ * answers a block the caller may not read with `404`. Up to 4 blocks are asked for at once (the
+ * one streaming and the next three), so that there is no round trip between blocks.
  *
  * Every block is checked against its size, and against its sha256 in one of two ways
- * (`check`, ADR 78). With `store` (the default), the request asks for the checksum the store
- * kept when the block was written (`x-amz-checksum-mode: ENABLED`, which the redirect keeps):
+ * (`check`, ADR 78). With `store` (the default), the store is asked for the checksum it kept
+ * when the block was written (`x-amz-checksum-mode: ENABLED`, for which the URLs are signed):
  * a block whose answer carries `x-amz-checksum-sha256` equal to its name is not hashed again,
  * as the partition trusts the store's checksum when it reads a block itself (ADR 77). Any other
- * answer (no redirect, a store that keeps no checksum, another object under the block's key) is
- * hashed, as every block is with `hash`. A block with other bytes, or one cut short, raises
- * `NetworkError` and destroys `destination`.
+ * answer (the partition's own, a store that keeps no checksum, another object under the block's
+ * key) is hashed, as every block is with `hash`. A block with other bytes, or one cut short,
+ * raises `NetworkError` and destroys `destination`.
  */
 export async function downloadBlocksToStream(
   client: MeshworkClient,
@@ -110,25 +114,65 @@ export async function downloadBlocksToStream(
   options: { signal?: AbortSignal; check?: 'store' | 'hash' } = {},
 ): Promise<{ bytes: number; storeChecked: number }> {
   const { signal, check = 'store' } = options;
-  const headers: Record<string, string> = check === 'store' ? { 'x-amz-checksum-mode': 'ENABLED' } : {};
-  const open = (b: BlockRef | undefined): Promise<ContentAnswer> | undefined => {
-    if (b === undefined) return undefined;
-    const opening = client.blockContent(b.sha256, signal === undefined ? { headers } : { signal, headers });
+  const checksumMode = check === 'store';
+  const call = signal === undefined ? {} : { signal };
+  const headers: Record<string, string> = checksumMode ? { 'x-amz-checksum-mode': 'ENABLED' } : {};
+  // The URLs of each batch of blocks, asked for once; undefined everywhere when the partition has no such route.
+  const batches = new Map<number, Promise<Map<string, string> | undefined>>();
+  const locate = (batch: number): Promise<Map<string, string> | undefined> => {
+    let located = batches.get(batch);
+    if (located === undefined) {
+      const shas = blocks.slice(batch * locationBatch, (batch + 1) * locationBatch).map((b) => b.sha256);
+      located = (batch > 0 ? locate(batch - 1) : Promise.resolve(new Map<string, string>())).then(async (before) => {
+        if (before === undefined || shas.length === 0) return undefined;
+        try {
+          const answer = await client.blockLocations(shas, { ...call, checksumMode });
+          return new Map(answer.blocks.flatMap((b) => (b.url === undefined ? [] : [[b.sha256, b.url] as const])));
+        } catch (err) {
+          // A partition without the route: every block is asked for by itself.
+          if ((err instanceof ApiError || err instanceof UnexpectedAnswerError) && (err.status === 404 || err.status === 405))
+            return undefined;
+          throw err;
+        }
+      });
+      located.catch(() => undefined);
+      batches.set(batch, located);
+    }
+    return located;
+  };
+  const open = (i: number): Promise<ContentAnswer> | undefined => {
+    const block = blocks[i];
+    if (block === undefined) return undefined;
+    const batch = Math.floor(i / locationBatch);
+    // The next batch is asked for halfway through this one: its URLs are there in time, and fresh.
+    if (i % locationBatch === locationBatch / 2 && (batch + 1) * locationBatch < blocks.length) void locate(batch + 1);
+    const opening = locate(batch).then(async (urls) => {
+      const url = urls?.get(block.sha256);
+      if (url !== undefined) {
+        try {
+          return await client.storedBlockContent({ ...block, url }, { ...call, checksumMode });
+        } catch (err) {
+          // Refused by the store (an URL expired meanwhile): the partition redirects afresh.
+          if (!(err instanceof ApiError || err instanceof UnexpectedAnswerError)) throw err;
+        }
+      }
+      return client.blockContent(block.sha256, { ...call, headers });
+    });
     opening.catch(() => undefined);
     return opening;
   };
   // The blocks asked for and not yet streamed, in order: the one to stream next first.
   const opened: (Promise<ContentAnswer> | undefined)[] = [];
-  for (let k = 0; k < blocksAhead; k++) opened.push(open(blocks[k]));
+  for (let k = 0; k < blocksAhead; k++) opened.push(open(k));
   let total = 0;
   let storeChecked = 0;
   try {
     for (let i = 0; i < blocks.length; i++) {
       const block = blocks[i]!;
       const answer = await opened.shift()!;
-      opened.push(open(blocks[i + blocksAhead]));
+      opened.push(open(i + blocksAhead));
       const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
-      const vouched = check === 'store' && answer.headers['x-amz-checksum-sha256'] === checksumOf(block.sha256);
+      const vouched = checksumMode && answer.headers['x-amz-checksum-sha256'] === checksumOf(block.sha256);
       const hash = vouched ? undefined : createHash('sha256');
       let bytes = 0;
       source.on('data', (chunk: Uint8Array) => {
@@ -162,6 +206,9 @@ export async function downloadBlocksToStream(
   await finished(destination, { readable: false });
   return { bytes: total, storeChecked };
 }
+
+/** How many blocks one `POST /v1/blocks/locations` of `downloadBlocksToStream` names (the route takes up to 500). */
+const locationBatch = 256;
 
 /**
  * How many blocks `downloadBlocksToStream` has asked for at once: the one streaming and the next

@@ -78,6 +78,22 @@ export interface BlockRef {
   size: number;
 }
 
+/** A readable block, as `POST /v1/blocks/locations` answers it: where the partition redirects block downloads, the store's URL for it. */
+export interface BlockLocation extends BlockRef {
+  /** A presigned URL of the block at the store, itself the credential (send no other); absent: read it with `GET /v1/blocks/{sha256}`. */
+  url?: string;
+}
+
+/** The answer of `POST /v1/blocks/locations`. */
+export interface BlockLocations {
+  /** The blocks the caller may read, each once, in the order asked. */
+  blocks: BlockLocation[];
+  /** The others: not proved by the caller, or absent (the two are not told apart). */
+  unreadable: string[];
+  /** When the URLs expire (absent when there are none). */
+  expiresAt?: string;
+}
+
 /** An entry (file or directory) of a mesh object; a tombstone has `deleted: true`. */
 export interface Entry {
   path: string;

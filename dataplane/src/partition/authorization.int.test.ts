@@ -277,6 +277,13 @@ const routes: RouteCase[] = [
     missing: '200 200 200 200 200 200 401 403 401 401',
     request: (w, t) => ({ method: 'POST', path: '/v1/blocks/missing', body: { blocks: [t === 'existing' ? w.blockSha : absentSha] } }),
   },
+  // A stranger's `locations` names the block unreadable, exactly as an absent one.
+  {
+    route: 'POST /v1/blocks/locations',
+    existing: '200 200 200 200 200 200 401 403 401 401',
+    missing: '200 200 200 200 200 200 401 403 401 401',
+    request: (w, t) => ({ method: 'POST', path: '/v1/blocks/locations', body: { blocks: [t === 'existing' ? w.blockSha : absentSha] } }),
+  },
   {
     route: 'GET /v1/blocks/{sha256}',
     existing: '200 200 200 200 404 404 401 403 401 401',

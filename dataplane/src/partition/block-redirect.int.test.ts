@@ -206,3 +206,105 @@ describe('block downloads redirected to the store', () => {
     await expect(downloadBlocksToStream(pooled, [ref], sink)).rejects.toThrow(/do not hash to its name/);
   });
 });
+
+describe('block locations (ADR 79)', () => {
+  /** A client over nodeHttpFetch that records each request it sends (method, origin and path), and may change a request's URL first. */
+  function recordingClient(rewrite: (url: URL) => URL = (u) => u): { client: MeshworkClient; sent: string[] } {
+    const sent: string[] = [];
+    const inner = nodeHttpFetch(agent);
+    const recording: typeof fetch = (input, init) => {
+      const url = rewrite(new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url));
+      sent.push(`${init?.method ?? 'GET'} ${url.origin === minio.endpoint ? 'store' : 'partition'} ${url.pathname}`);
+      return inner(url, init);
+    };
+    return { client: new MeshworkClient({ baseUrl: partition.url, token: aliceToken, fetch: recording }), sent };
+  }
+
+  it('answers a presigned URL for each block the caller may read, and names the others unreadable', async () => {
+    const absent = 'f'.repeat(64);
+    const before = Date.now();
+    const res = await fetch(`${partition.url}/v1/blocks/locations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ blocks: [sha256, absent, sha256] }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const answer = (await res.json()) as {
+      blocks: { sha256: string; size: number; url: string }[];
+      unreadable: string[];
+      expiresAt: string;
+    };
+    expect(answer.unreadable).toEqual([absent]);
+    expect(answer.blocks).toHaveLength(1);
+    expect(answer.blocks[0]).toMatchObject({ sha256, size: data.length });
+    expect(Date.parse(answer.expiresAt) - before).toBeGreaterThanOrEqual(119_000);
+    expect(Date.parse(answer.expiresAt) - Date.now()).toBeLessThanOrEqual(120_000);
+    const url = new URL(answer.blocks[0]!.url);
+    expect(url.pathname).toBe(`/${minio.bucket}/blocks/${sha256}`);
+    expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('host');
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(data)).toBe(true);
+
+    // Bob has not proved possession: the block is unreadable to him, exactly as the absent one.
+    const bobs = await bob.blockLocations([sha256, absent]);
+    expect(bobs.blocks).toEqual([]);
+    expect(bobs.unreadable).toEqual([sha256, absent]);
+  });
+
+  it('signs the URLs for x-amz-checksum-mode when asked, and refuses a query of more than 500 blocks', async () => {
+    const located = await alice.blockLocations([sha256], { checksumMode: true });
+    const url = new URL(located.blocks[0]!.url!);
+    expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('host;x-amz-checksum-mode');
+    const stored = await alice.storedBlockContent({ ...located.blocks[0]!, url: url.href }, { checksumMode: true });
+    expect(stored.headers['x-amz-checksum-sha256']).toBe(Buffer.from(sha256, 'hex').toString('base64'));
+    await stored.body?.cancel();
+    const tooMany = await alice.blockLocations(Array.from({ length: 501 }, () => sha256)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(tooMany).toBeInstanceOf(ApiError);
+    expect((tooMany as ApiError).status).toBe(400);
+  });
+
+  it('lets downloadBlocksToStream read 300 blocks with two location queries and no block GET at the partition', async () => {
+    const { client, sent } = recordingClient();
+    const parts = Array.from({ length: 300 }, (_, i) => Buffer.from(`block ${i} `.repeat(10)));
+    const refs = await Promise.all(parts.map((part) => alice.putBlock(part)));
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    expect(await downloadBlocksToStream(client, refs, sink)).toEqual({ bytes: Buffer.concat(parts).length, storeChecked: 300 });
+    expect(Buffer.concat(chunks).equals(Buffer.concat(parts))).toBe(true);
+    expect(sent.filter((s) => s === 'POST partition /v1/blocks/locations')).toHaveLength(2);
+    expect(sent.filter((s) => s.startsWith('GET store '))).toHaveLength(300);
+    expect(sent.filter((s) => s.startsWith('GET partition '))).toEqual([]);
+  });
+
+  it('asks the partition again for a block whose URL the store refuses', async () => {
+    // Every URL a location query answered is spoiled on its way to the store (as an expired one
+    // would be refused). The partition's redirects are followed inside the fetch, unspoiled.
+    const { client, sent } = recordingClient((url) => {
+      if (url.origin !== minio.endpoint) return url;
+      const spoiled = new URL(url);
+      spoiled.searchParams.set('X-Amz-Signature', '0'.repeat(64));
+      return spoiled;
+    });
+    const parts = [randomBytes(10_000), randomBytes(20_000)];
+    const refs = [await alice.putBlock(parts[0]!), await alice.putBlock(parts[1]!)];
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    expect(await downloadBlocksToStream(client, refs, sink)).toEqual({ bytes: 30_000, storeChecked: 2 });
+    expect(Buffer.concat(chunks).equals(Buffer.concat(parts))).toBe(true);
+    expect(sent.filter((s) => s.startsWith('GET store '))).toHaveLength(2);
+    expect(sent.filter((s) => s.startsWith('GET partition '))).toEqual(refs.map((r) => `GET partition /v1/blocks/${r.sha256}`));
+  });
+});

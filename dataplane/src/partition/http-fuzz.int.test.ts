@@ -98,6 +98,7 @@ const routes: fc.Arbitrary<string>[] = [
     '/v1/slots',
     '/v1/notifications',
     '/v1/blocks/missing',
+    '/v1/blocks/locations',
     '/v1/grants/keys',
   ),
   fc.constantFrom('/livez', '/readyz', '/metrics', '/healthz/deep', '/v1/nowhere', '/', '/v1'),

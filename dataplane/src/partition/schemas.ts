@@ -23,6 +23,9 @@ export const createObjectBody = z.strictObject({ name: displayName, cloudStorage
 export const updateObjectBody = z.strictObject({ name: displayName });
 export const putMemberBody = z.strictObject({ role: z.enum(['writer', 'reader']) });
 export const missingBlocksBody = z.strictObject({ blocks: z.array(sha256Hex).max(maxBlocksPerRequest) });
+/** The most blocks one `locations` query may name: each is a signature to compute (50–80 µs) and about 600 bytes to answer (ADR 79). */
+export const maxBlockLocations = 500;
+export const blockLocationsBody = z.strictObject({ blocks: z.array(sha256Hex).max(maxBlockLocations) });
 
 export const blockRef = z.strictObject({ sha256: sha256Hex, size: z.number().int().min(1).max(maxBlockBytes) });
 

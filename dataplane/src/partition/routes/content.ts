@@ -17,8 +17,8 @@ import { ClientGoneError, sendBlocks } from '../content-stream.ts';
 import { invalidRequest } from '../errors.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { entryPathParam } from '../request-params.ts';
-import { missingBlocksBody, validate } from '../schemas.ts';
-import { missingBlocks, readableBlockSize, uploadBlock, uploadSize, type BlockMetadata } from '../sync/blocks.ts';
+import { blockLocationsBody, missingBlocksBody, validate } from '../schemas.ts';
+import { missingBlocks, readableBlockSize, readableBlockSizes, uploadBlock, uploadSize, type BlockMetadata } from '../sync/blocks.ts';
 import { liveEntry } from '../sync/entries.ts';
 import type { PossessionCache } from '../sync/possession-cache.ts';
 import type { QuotaCache } from '../sync/quota-cache.ts';
@@ -75,6 +75,31 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
     json,
     hooks.route({ principal: 'member', parse: (req) => validate(missingBlocksBody, req.body) }, async ({ res, principal, input }) => {
       res.json({ missing: await missingBlocks(deps.metadata, principal.userId, input.blocks) });
+    }),
+  );
+
+  router.post(
+    '/v1/blocks/locations',
+    json,
+    hooks.route({ principal: 'member', parse: (req) => validate(blockLocationsBody, req.body) }, async ({ req, res, principal, input }) => {
+      const { readable, unreadable } = await readableBlockSizes(deps, principal.userId, input.blocks);
+      const redirect = deps.downloadRedirect;
+      if (redirect === undefined) {
+        // Nothing to point at but the partition itself: a block without a URL is read with `GET /v1/blocks/{sha256}`.
+        res.setHeader('Cache-Control', 'no-store').json({ blocks: readable, unreadable });
+        return;
+      }
+      // The URLs are credentials, as a block GET's redirect is (ADR 71); signed as that one is.
+      const checksumMode = req.headers['x-amz-checksum-mode'] === 'ENABLED';
+      const date = new Date();
+      const expiresAt = new Date(date.getTime() + redirect.expiresInSeconds * 1000).toISOString();
+      const located = await Promise.all(
+        readable.map(async (b) => ({
+          ...b,
+          url: await blocks.presignedGet(b.sha256, redirect.endpoint, redirect.expiresInSeconds, { checksumMode, date }),
+        })),
+      );
+      res.setHeader('Cache-Control', 'no-store').json({ blocks: located, unreadable, expiresAt });
     }),
   );
 

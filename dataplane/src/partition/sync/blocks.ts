@@ -262,6 +262,29 @@ async function checkQuota(metadata: BlockMetadata, userId: string, quota: number
   }
 }
 
+/**
+ * The blocks of `shas` the caller may read, each once in the order asked, with their sizes, and
+ * the others (not proved, or absent from the store), which are told apart no more than
+ * readableBlockSize tells them.
+ */
+export async function readableBlockSizes(
+  deps: { blocks: Pick<BlockStore, 'sizesOf'>; metadata: ProofMetadata },
+  userId: string,
+  shas: readonly string[],
+): Promise<{ readable: { sha256: string; size: number }[]; unreadable: string[] }> {
+  const proofs = await proveBlocks(deps.metadata, userId, shas);
+  const proved = [...proofs].filter(([, proof]) => proof !== undefined).map(([sha]) => sha);
+  const sizes = await deps.blocks.sizesOf(proved);
+  const readable: { sha256: string; size: number }[] = [];
+  const unreadable: string[] = [];
+  for (const sha of proofs.keys()) {
+    const size = sizes.get(sha);
+    if (size === undefined) unreadable.push(sha);
+    else readable.push({ sha256: sha, size });
+  }
+  return { readable, unreadable };
+}
+
 /** The size of a block the caller may read (it proved possession); 404, as for an absent block, otherwise. */
 export async function readableBlockSize(deps: Pick<BlockDeps, 'blocks' | 'metadata'>, userId: string, sha256: string): Promise<number> {
   const proof = await proveBlock(deps.metadata, userId, sha256, readableObjectsOf(deps.metadata, userId));
