@@ -64,6 +64,25 @@ describe('splitBlocks', () => {
     await expect(collect(bytes(1), 0)).rejects.toThrow(RangeError);
   });
 
+  it('assembles blocks in the buffers `take` gives, and refuses one of another length', async () => {
+    const given: Uint8Array[] = [];
+    const take = (): Uint8Array => {
+      const buffer = new Uint8Array(256);
+      given.push(buffer);
+      return buffer;
+    };
+    const blocks: Uint8Array[] = [];
+    for await (const block of splitBlocks(chunked(data, [7]), 256, take)) blocks.push(block);
+    expect(Buffer.concat(blocks)).toEqual(Buffer.from(data));
+    expect(given).toHaveLength(4);
+    expect(blocks.map((b) => b.buffer)).toEqual(given.map((g) => g.buffer));
+    await expect(
+      (async () => {
+        for await (const block of splitBlocks(chunked(data, [7]), 256, () => new Uint8Array(255))) void block;
+      })(),
+    ).rejects.toThrow(/take gave 255 bytes, not 256/);
+  });
+
   it('pulls from the source only as blocks are consumed', async () => {
     let pulled = 0;
     async function* source(): AsyncGenerator<Uint8Array> {

@@ -74,9 +74,14 @@ async function* chunksOf(source: UploadSource): AsyncGenerator<Uint8Array> {
  * source yields none). A `Uint8Array` source is cut without copying, and so is a chunk that
  * holds whole blocks, or a last chunk shorter than a block (a small file read in one chunk is
  * never copied into a block-sized buffer); the rest of a stream's chunks are copied into each
- * block as they arrive.
+ * block as they arrive, in a new buffer of `blockSize` bytes or one `take` gives (which must be
+ * exactly that long: a caller's pool of buffers used again).
  */
-export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSize): AsyncGenerator<Uint8Array> {
+export async function* splitBlocks(
+  source: UploadSource,
+  blockSize = maxBlockSize,
+  take: () => Uint8Array = () => new Uint8Array(blockSize),
+): AsyncGenerator<Uint8Array> {
   if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > maxBlockSize) {
     throw new RangeError(`blockSize must be 1 to ${maxBlockSize}, not ${blockSize}`);
   }
@@ -91,7 +96,8 @@ export async function* splitBlocks(source: UploadSource, blockSize = maxBlockSiz
   for await (const chunk of chunksOf(source)) {
     if (chunk.length === 0) continue;
     if (pending !== undefined) {
-      block = new Uint8Array(blockSize);
+      block = take();
+      if (block.byteLength !== blockSize) throw new RangeError(`take gave ${block.byteLength} bytes, not ${blockSize}`);
       block.set(pending);
       filled = pending.length;
       pending = undefined;

@@ -7,17 +7,19 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { ApiError } from '@meshwork/contract';
+import { ApiError, processGcPacer } from '@meshwork/contract';
 import {
   MeshworkClient,
   NetworkError,
   UnexpectedAnswerError,
+  maxBlockSize,
   splitBlocks,
   type Entry,
   type MeshObject,
   type BlockRef,
 } from '@meshwork/client';
 import { HashWorker, UploadHashes } from './hashing.ts';
+import { UploadBuffers } from './upload-buffers.ts';
 import { RecentWrites } from './recent-writes.ts';
 import { evaluateIf, IfHeaderError, parseIfHeader, submittedTokens, type IfList } from './if-header.ts';
 import {
@@ -1168,7 +1170,31 @@ async function uploadBlocks(
   hashes: UploadHashes,
   blocks: BlockRef[],
 ): Promise<void> {
-  const source = splitBlocks(body)[Symbol.asyncIterator]();
+  // The blocks are assembled in buffers used again, and the body's chunks are counted for the
+  // young-generation collections that free them (ADR 75).
+  const buffers = new UploadBuffers(2 * uploadParallelism + 2);
+  try {
+    await uploadBlocksIn(client, paced(body), hashes, blocks, buffers);
+  } finally {
+    buffers.drop();
+  }
+}
+
+async function* paced(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    processGcPacer.streamed(chunk.byteLength);
+    yield chunk;
+  }
+}
+
+async function uploadBlocksIn(
+  client: MeshworkClient,
+  body: AsyncIterable<Uint8Array>,
+  hashes: UploadHashes,
+  blocks: BlockRef[],
+  buffers: UploadBuffers,
+): Promise<void> {
+  const source = splitBlocks(body, maxBlockSize, () => buffers.take())[Symbol.asyncIterator]();
   const first = await source.next();
   if (first.done === true) return;
   const second = await source.next();
@@ -1189,13 +1215,16 @@ async function uploadBlocks(
     const fresh = [...new Map(hashed.filter((h) => !sent.has(h.sha256)).map((h) => [h.sha256, h])).values()];
     if (fresh.length === 0) return;
     const missing = new Set(await client.missingBlocks(fresh.map((h) => h.sha256)));
+    // A block stored already, or named twice in the batch, is not sent: its buffer is free again.
+    for (const h of hashed) if (!missing.has(h.sha256) || !fresh.includes(h)) buffers.give(h.data);
     for (const h of fresh) {
       sent.add(h.sha256);
       if (!missing.has(h.sha256)) continue;
       while (inFlight.size >= uploadParallelism && failure === undefined) await Promise.race(inFlight);
       if (failure !== undefined) return;
+      // Given back once stored; a failed PUT keeps its buffer (its bytes may still be on their way).
       const put = client.putBlock(h.data, { sha256: h.sha256 }).then(
-        () => undefined,
+        () => buffers.give(h.data),
         (error: unknown) => void (failure ??= { error }),
       );
       const tracked = put.finally(() => inFlight.delete(tracked));
