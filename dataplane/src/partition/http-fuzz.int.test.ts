@@ -274,7 +274,8 @@ async function exchange(r: FuzzRequest): Promise<Observed | undefined> {
       // A HEAD answer has no body to carry the code. HEAD answers as GET would (RFC 9110 §9.3.2), so the same
       // request as a GET names it, and must fail the same way.
       const asGet = await exchange({ ...r, method: 'GET', body: undefined });
-      expect(asGet?.status, `GET for HEAD ${r.path}`).toBe(res.status);
+      // A GET still waiting as a long poll when the client gave up names nothing.
+      if (asGet !== undefined) expect(asGet.status, `GET for HEAD ${r.path}`).toBe(res.status);
       return asGet;
     }
     return { status: res.status, code: typeof envelope?.error?.code === 'string' ? envelope.error.code : undefined };
