@@ -152,7 +152,7 @@ export async function downloadBlocksToStream(
         try {
           return await client.storedBlockContent({ ...block, url }, { ...call, checksumMode });
         } catch (err) {
-          // Refused by the store (an URL expired meanwhile): the partition redirects afresh.
+          // Refused by the store (a URL expired meanwhile): the partition redirects afresh.
           if (!(err instanceof ApiError || err instanceof UnexpectedAnswerError)) throw err;
         }
       }
