@@ -20,6 +20,9 @@ import type {
   BlockLocation,
   BlockLocations,
   BlockRef,
+  BlockUpload,
+  BlockUploads,
+  UploadConfirmations,
   ChangePage,
   CreatedDevice,
   CreatedUser,
@@ -214,6 +217,13 @@ export interface UploadOptions extends CallOptions {
    * about again, so a file whose blocks are all known costs no `missing` request.
    */
   known?: ReadonlyMap<string, boolean>;
+  /**
+   * Ask where to upload (`POST /v1/blocks/uploads`) instead of `missing`, and PUT each block to its
+   * presigned URL at the store where the partition gives one, then confirm it
+   * (`POST /v1/blocks/uploaded`); a block without a URL, or whose PUT or confirmation fails, goes
+   * through the partition (`PUT /v1/blocks/{sha256}`). Default false (ADR 80).
+   */
+  toStore?: boolean;
 }
 
 /** What `upload` did: the committed entry, its blocks, and what had to be sent. */
@@ -545,6 +555,44 @@ export class MeshworkClient {
     return this.#json<BlockRef>('PUT', `/v1/blocks/${segment(name)}`, { ...rest, body: { bytes: data }, blockUpload: true });
   }
 
+  /**
+   * `POST /v1/blocks/uploads` (ADR 80): of the blocks `refs` (at most 500), the ones the caller has
+   * not proved possession of (as `missingBlocks` answers), each with a presigned PUT URL at the
+   * store where the partition gives them (`putStoredBlock`, then `confirmUploads`), or without one:
+   * `putBlock`.
+   */
+  async blockUploads(refs: readonly BlockRef[], options?: CallOptions): Promise<BlockUploads> {
+    const body: Body = { json: { blocks: refs.map((r) => ({ sha256: r.sha256, size: r.size })) } };
+    return this.#json<BlockUploads>('POST', '/v1/blocks/uploads', { ...options, body, idempotent: true });
+  }
+
+  /**
+   * PUT of a block's bytes to its presigned URL (from `blockUploads`) with the URL's headers,
+   * without the client's credentials. The store refuses bytes that do not hash to the block's
+   * name (`400`) and an expired URL (`403`), as an `AnswerError`.
+   */
+  async putStoredBlock(upload: BlockUpload & { url: string }, data: Uint8Array, options?: CallOptions): Promise<void> {
+    const res = await this.#send('PUT', `(the store's URL of block ${upload.sha256})`, {
+      ...options,
+      headers: { ...options?.headers, ...upload.headers },
+      body: { bytes: data },
+      blockUpload: true,
+      url: upload.url,
+      token: null,
+    });
+    await res.arrayBuffer();
+  }
+
+  /**
+   * `POST /v1/blocks/uploaded` (ADR 80): records the caller's possession of blocks it PUT to their
+   * presigned URLs; answers which were confirmed and why the others were not (upload those with
+   * `putBlock`).
+   */
+  async confirmUploads(refs: readonly BlockRef[], options?: CallOptions): Promise<UploadConfirmations> {
+    const body: Body = { json: { blocks: refs.map((r) => ({ sha256: r.sha256, size: r.size })) } };
+    return this.#json<UploadConfirmations>('POST', '/v1/blocks/uploaded', { ...options, body, idempotent: true });
+  }
+
   /** `GET /v1/blocks/{sha256}`: one block's bytes, for a caller who possesses it (`not_found` otherwise). */
   async getBlock(sha256: string, options?: CallOptions): Promise<Uint8Array> {
     const res = await this.#send('GET', `/v1/blocks/${segment(sha256)}`, options ?? {});
@@ -654,7 +702,7 @@ export class MeshworkClient {
     precondition: WritePrecondition,
     options: UploadOptions = {},
   ): Promise<UploadResult> {
-    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, onBlockReleased, known, ...call } = options;
+    const { blockSize = maxBlockSize, parallelism = 4, mtime, onBlockUploaded, onBlockReleased, known, toStore = false, ...call } = options;
     const release = (data: Uint8Array): void => {
       try {
         onBlockReleased?.(data);
@@ -679,8 +727,9 @@ export class MeshworkClient {
       await Promise.allSettled(inFlight);
       throw failure!.error;
     };
-    const startPut = (b: { sha256: string; data: Uint8Array }): void => {
-      const put = this.putBlock(b.data, { ...call, sha256: b.sha256 }).then(
+    const startPut = (b: { sha256: string; data: Uint8Array }, target?: BlockUpload): void => {
+      const url = target?.url;
+      const put = (url === undefined ? this.putBlock(b.data, { ...call, sha256: b.sha256 }) : this.#putViaStore({ ...target!, url }, b.data, call)).then(
         (ref) => {
           uploadedBlocks++;
           uploadedBytes += b.data.length;
@@ -699,15 +748,25 @@ export class MeshworkClient {
       const putting = new Set<Uint8Array>();
       try {
         if (unique.length === 0) return;
-        const ask = unique.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
-        const missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
+        let targets: Map<string, BlockUpload> | undefined;
+        let missing: Set<string>;
+        if (toStore) {
+          // Blocks known missing are asked about too, for their URLs; the answer lists the ones to upload.
+          const ask = unique.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.data.length }));
+          const answer = ask.length === 0 ? { uploads: [] } : await this.blockUploads(ask, call);
+          targets = new Map(answer.uploads.map((u) => [u.sha256, u]));
+          missing = new Set(targets.keys());
+        } else {
+          const ask = unique.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
+          missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
+        }
         for (const b of unique) {
           sent.add(b.sha256);
-          if (!(known?.get(b.sha256) ?? missing.has(b.sha256))) continue;
+          if (!(targets === undefined ? (known?.get(b.sha256) ?? missing.has(b.sha256)) : missing.has(b.sha256))) continue;
           while (inFlight.size >= parallelism && failure === undefined) await Promise.race(inFlight);
           if (failure !== undefined) return;
           putting.add(b.data);
-          startPut(b);
+          startPut(b, targets?.get(b.sha256));
         }
       } finally {
         for (const b of batch) if (!putting.has(b.data)) release(b.data);
@@ -751,6 +810,24 @@ export class MeshworkClient {
       call,
     );
     return { ...commit, blocks, uploadedBlocks, uploadedBytes };
+  }
+
+  /**
+   * One block to its presigned URL, then confirmed; through the partition instead when the store
+   * refused it (an expired URL) or the confirmation did not take it. Answers the block's reference.
+   */
+  async #putViaStore(target: BlockUpload & { url: string }, data: Uint8Array, call: CallOptions): Promise<BlockRef> {
+    const ref = { sha256: target.sha256, size: data.length };
+    try {
+      await this.putStoredBlock(target, data, call);
+      const { confirmed } = await this.confirmUploads([ref], call);
+      if (confirmed.some((c) => c.sha256 === ref.sha256)) return ref;
+    } catch (err) {
+      // The partition takes the block itself; anything else (an abort, the partition's own refusal) stands.
+      const taken = err instanceof ApiError || err instanceof UnexpectedAnswerError || err instanceof NetworkError || err instanceof RequestTimeoutError;
+      if (!taken || call.signal?.aborted === true) throw err;
+    }
+    return this.putBlock(data, { ...call, sha256: ref.sha256 });
   }
 
   // ---- presence and sources

@@ -84,6 +84,29 @@ export interface BlockLocation extends BlockRef {
   url?: string;
 }
 
+/** A block to upload and where (`POST /v1/blocks/uploads`, ADR 80). */
+export interface BlockUpload extends BlockRef {
+  /** A presigned PUT URL at the store, itself the credential (send no other); absent: `PUT /v1/blocks/{sha256}`. */
+  url?: string;
+  /** With `url`: the headers the PUT must send as they are (besides its `Content-Length`). */
+  headers?: Record<string, string>;
+}
+
+/** The answer of `POST /v1/blocks/uploads`: the blocks the caller has not proved possession of, each once in the order asked. */
+export interface BlockUploads {
+  uploads: BlockUpload[];
+  /** When the URLs expire (absent when there are none). */
+  expiresAt?: string;
+}
+
+/** The answer of `POST /v1/blocks/uploaded`. */
+export interface UploadConfirmations {
+  /** The blocks the caller now possesses. */
+  confirmed: BlockRef[];
+  /** The others, each with why: `not_uploaded`, `busy` (being collected: upload again) or `insufficient_storage`. */
+  unconfirmed: { sha256: string; code: 'not_uploaded' | 'busy' | 'insufficient_storage'; message: string }[];
+}
+
 /** The answer of `POST /v1/blocks/locations`. */
 export interface BlockLocations {
   /** The blocks the caller may read, each once, in the order asked. */

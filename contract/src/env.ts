@@ -52,6 +52,11 @@ export const PartitionEnv = {
    * since its write names it; `hash`: every block read is hashed.
    */
   s3ReadCheck: 'MESHWORK_S3_READ_CHECK',
+  /**
+   * `on`: `POST /v1/blocks/uploads` answers presigned PUT URLs at the store's public address (the
+   * download redirect's endpoint, required) for users without a quota (ADR 80); `off` (default): none.
+   */
+  s3UploadRedirect: 'MESHWORK_S3_UPLOAD_REDIRECT',
   /** A file holding the administrator token (from a Secret). */
   adminTokenFile: 'MESHWORK_ADMIN_TOKEN_FILE',
   tombstoneRetentionSeconds: 'MESHWORK_TOMBSTONE_RETENTION_SECONDS',
@@ -232,6 +237,7 @@ export const partitionEnvSchema = z
     // At least a minute (a slow client between the answer and its GET), at most a day.
     [PartitionEnv.s3DownloadRedirectSeconds]: z.coerce.number().int().min(60).max(86_400).default(300),
     [PartitionEnv.s3ReadCheck]: z.enum(['store', 'hash']).default('store'),
+    [PartitionEnv.s3UploadRedirect]: z.enum(['on', 'off']).default('off'),
     [PartitionEnv.tombstoneRetentionSeconds]: seconds(7 * 24 * 3600, 0),
     [PartitionEnv.sweepIntervalSeconds]: seconds(300, 1),
     [PartitionEnv.blockGraceSeconds]: seconds(24 * 3600, 0),

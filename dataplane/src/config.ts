@@ -30,6 +30,8 @@ export interface PartitionConfig {
     addressing: 'path' | 'virtual';
     /** Whether a block read the store vouches for by its kept checksum is hashed again (`hash`) or not (`store`): ADR 77. */
     readCheck: 'store' | 'hash';
+    /** Block uploads may go straight to the store at the download redirect's endpoint (ADR 80). */
+    uploadRedirect: boolean;
     /** Where block downloads are redirected (presigned URLs at the store's public address); off when absent. */
     downloadRedirect: { endpoint: URL; expiresInSeconds: number } | undefined;
   };
@@ -116,6 +118,14 @@ function downloadRedirectOf(endpoint: URL | undefined, expiresInSeconds: number)
   return endpoint === undefined ? undefined : { endpoint, expiresInSeconds };
 }
 
+function uploadRedirectOf(setting: 'on' | 'off', endpoint: URL | undefined): boolean {
+  if (setting === 'off') return false;
+  // The URLs point at the store as clients reach it, which only the download redirect's setting says.
+  if (endpoint === undefined)
+    throw new ConfigError(PartitionEnv.s3UploadRedirect, `needs ${PartitionEnv.s3DownloadRedirectEndpoint} (the store as clients reach it)`);
+  return true;
+}
+
 /** Parses and validates the partition role's configuration from `env`. */
 export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretReader): PartitionConfig {
   const e = parseEnvironment(partitionEnvSchema, env);
@@ -152,6 +162,7 @@ export function parsePartitionConfig(env: NodeJS.ProcessEnv, readSecret: SecretR
       addressing: e[PartitionEnv.s3Addressing],
       downloadRedirect: downloadRedirectOf(e[PartitionEnv.s3DownloadRedirectEndpoint], e[PartitionEnv.s3DownloadRedirectSeconds]),
       readCheck: e[PartitionEnv.s3ReadCheck],
+      uploadRedirect: uploadRedirectOf(e[PartitionEnv.s3UploadRedirect], e[PartitionEnv.s3DownloadRedirectEndpoint]),
     },
     adminToken,
     tombstoneRetentionSeconds: e[PartitionEnv.tombstoneRetentionSeconds],

@@ -26,6 +26,7 @@ import { accountRoutes } from './routes/accounts.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { AddressFailures } from './sign-in/lockout.ts';
 import { contentRoutes } from './routes/content.ts';
+import { uploadTagKey } from './sync/blocks.ts';
 import { entryRoutes } from './routes/entries.ts';
 import { notificationHandler } from './routes/notifications.ts';
 import { objectRoutes } from './routes/objects.ts';
@@ -145,10 +146,22 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): Requ
   // Before the content routes: .../content/{path}/sources would otherwise be read as a file's content.
   app.use(presenceRoutes(routeHooks, { metadata, presence, grants: ctx.grants }, json));
   app.use(remoteRoutes(routeHooks, { metadata, access, grants: ctx.grants, relay: ctx.relay, logger }));
+  // Upload URLs point at the store where download redirects do, and hold as long (ADR 80).
+  const downloadRedirect = ctx.config.s3.downloadRedirect;
+  const tagKey = uploadTagKey(ctx.config.adminToken);
   app.use(
     contentRoutes(
       routeHooks,
-      { blocks, metadata, logger, possession: ctx.possession, quotas: ctx.quotas, downloadRedirect: ctx.config.s3.downloadRedirect },
+      {
+        blocks,
+        metadata,
+        logger,
+        possession: ctx.possession,
+        quotas: ctx.quotas,
+        downloadRedirect,
+        uploadTagKey: tagKey,
+        uploadRedirect: ctx.config.s3.uploadRedirect && downloadRedirect !== undefined ? { ...downloadRedirect, tagKey } : undefined,
+      },
       json,
     ),
   );

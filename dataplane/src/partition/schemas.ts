@@ -28,6 +28,10 @@ export const maxBlockLocations = 500;
 export const blockLocationsBody = z.strictObject({ blocks: z.array(sha256Hex).max(maxBlockLocations) });
 
 export const blockRef = z.strictObject({ sha256: sha256Hex, size: z.number().int().min(1).max(maxBlockBytes) });
+/** The most blocks one `uploads` or `uploaded` request may name: a signature, or an etcd read and an S3 HEAD, each (ADR 80). */
+export const maxBlockUploads = 500;
+export const blockUploadsBody = z.strictObject({ blocks: z.array(blockRef).max(maxBlockUploads) });
+
 
 export const commitEntryBody = z.discriminatedUnion('kind', [
   z.strictObject({

@@ -14,7 +14,7 @@ import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { parseXml, XmlElement } from '@rgrove/parse-xml';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { BlockStore, BlockStoreError, blockKey, type BlockStoreOptions } from './block-store.ts';
+import { BlockStore, BlockStoreError, blockKey, uploadTagHeader, type BlockStoreOptions } from './block-store.ts';
 import { BlockHashMismatchError } from './hash-verifier.ts';
 import { emptyPayloadSha256, S3Signer } from './s3-signing.ts';
 import { minioClient } from '../../../e2e/harness/stack.ts';
@@ -82,6 +82,35 @@ describe('BlockStore on MinIO', () => {
     expect(overwritten.body).toBeDefined();
     expect(overwritten.storeChecked).toBe(false);
     overwritten.body.destroy();
+  });
+
+  it('presigns a PUT that the store takes only with the right bytes, length and tag, and describes what it then holds (ADR 80)', async () => {
+    const block = randomBytes(256 * 1024);
+    const name = sha(block);
+    const put = await store.presignedPut(name, block.length, 'tag-a', new URL(minio.endpoint), 60);
+    expect(Object.keys(put.headers).sort()).toEqual(['x-amz-checksum-sha256', uploadTagHeader]);
+    expect(await store.describe(name)).toBeUndefined();
+    // Other bytes of the same length: the store refuses them against the signed checksum.
+    const other = randomBytes(block.length);
+    const wrong = await fetch(put.url, { method: 'PUT', headers: put.headers, body: other });
+    expect([wrong.status, await wrong.text()]).toEqual([400, expect.stringContaining('<Code>XAmzContentChecksumMismatch</Code>')]);
+    // Without the tag header, or with another tag: the signature does not hold.
+    const refused = expect.stringMatching(/<Code>(AccessDenied|SignatureDoesNotMatch|InvalidArgument|InvalidRequest)<\/Code>/);
+    const untagged = await fetch(put.url, { method: 'PUT', headers: { 'x-amz-checksum-sha256': put.headers['x-amz-checksum-sha256']! }, body: block });
+    expect([untagged.status, await untagged.text()]).toEqual([400, refused]);
+    const retagged = await fetch(put.url, { method: 'PUT', headers: { ...put.headers, [uploadTagHeader]: 'tag-b' }, body: block });
+    expect([retagged.status, await retagged.text()]).toEqual([403, refused]);
+    // A longer body (the block and more): its length is signed.
+    const longer = await fetch(put.url, { method: 'PUT', headers: put.headers, body: Buffer.concat([block, Buffer.alloc(1)]) });
+    expect([longer.status, await longer.text()]).toEqual([403, refused]);
+    expect(await store.describe(name)).toBeUndefined();
+    const ok = await fetch(put.url, { method: 'PUT', headers: put.headers, body: block });
+    expect(ok.status).toBe(200);
+    expect(await store.describe(name)).toEqual({ size: block.length, storeChecked: true, uploadTag: 'tag-a' });
+    // A block the partition writes itself carries no tag.
+    const own = randomBytes(1000);
+    await store.put(sha(own), own.length, Readable.from([own]));
+    expect(await store.describe(sha(own))).toEqual({ size: own.length, storeChecked: true, uploadTag: undefined });
   });
 
   it('says which bucket does not exist', async () => {

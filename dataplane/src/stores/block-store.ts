@@ -106,6 +106,9 @@ const checksumModeHeaders = { 'x-amz-checksum-mode': 'ENABLED' };
 // What S3 (BadDigest) and MinIO (XAmzContentChecksumMismatch) answer a body that does not match its checksum.
 const checksumMismatchCodes = new Set(['BadDigest', 'XAmzContentChecksumMismatch']);
 
+/** The metadata header a presigned block PUT carries: whom the URL was given to, opaquely (ADR 80). */
+export const uploadTagHeader = 'x-amz-meta-meshwork-upload';
+
 /** A block's name as S3 writes a sha256 checksum: the digest's bytes in base64. */
 function checksumOf(sha256: string): string {
   return Buffer.from(sha256, 'hex').toString('base64');
@@ -292,6 +295,56 @@ export class BlockStore {
     const headers = options.checksumMode === true ? checksumModeHeaders : {};
     const query = await this.#signer.presign({ method: 'GET', hostname, host, path, headers }, expiresInSeconds, options.date);
     return `${publicEndpoint.protocol}//${host}${path}?${query.toString()}`;
+  }
+
+  /**
+   * A URL at which whoever holds it may PUT block `sha256` for `expiresInSeconds` (ADR 80), signed
+   * for `publicEndpoint` like presignedGet's, and the headers the PUT must send besides its
+   * `Content-Length` (which is signed too, as `size`): the block's sha256 as the checksum the store
+   * checks the body against and keeps (a body that does not hash to the name is refused and
+   * nothing is stored), and `tag` as the object's metadata (`uploadTagHeader`), which says whom the
+   * URL was given to (describe reads it back).
+   */
+  async presignedPut(
+    sha256: string,
+    size: number,
+    tag: string,
+    publicEndpoint: URL,
+    expiresInSeconds: number,
+    date = new Date(),
+  ): Promise<{ url: string; headers: Record<string, string> }> {
+    const key = blockKey(sha256);
+    const hostname = this.#virtualHosted ? `${this.#bucket}.${publicEndpoint.hostname}` : publicEndpoint.hostname;
+    const path = this.#virtualHosted ? `/${key}` : `/${this.#bucket}/${key}`;
+    const host = publicEndpoint.port === '' ? hostname : `${hostname}:${publicEndpoint.port}`;
+    const headers = { 'x-amz-checksum-sha256': checksumOf(sha256), [uploadTagHeader]: tag };
+    const query = await this.#signer.presign(
+      { method: 'PUT', hostname, host, path, headers: { ...headers, 'content-length': String(size) } },
+      expiresInSeconds,
+      date,
+    );
+    return { url: `${publicEndpoint.protocol}//${host}${path}?${query.toString()}`, headers };
+  }
+
+  /**
+   * What the store holds under block `sha256` (a HEAD asking for the kept checksum), or undefined
+   * when it holds nothing: its size, whether the sha256 checksum the store kept since the write
+   * names the block (`storeChecked`), and the upload tag of the PUT that wrote it (presignedPut;
+   * none for a block the partition wrote itself).
+   */
+  async describe(sha256: string): Promise<{ size: number; storeChecked: boolean; uploadTag: string | undefined } | undefined> {
+    const { res, error } = await this.#send('HeadObject', 'HEAD', blockKey(sha256), checksumModeHeaders);
+    res.resume();
+    if (res.statusCode === 404) return undefined;
+    if (error !== undefined) throw new BlockStoreError(`looking up block ${sha256} answered ${describeS3Error(error)}`, { s3: error });
+    const size = Number(res.headers['content-length']);
+    if (!Number.isSafeInteger(size)) throw new BlockStoreError(`looking up block ${sha256} answered without a Content-Length`);
+    const tag = res.headers[uploadTagHeader];
+    return {
+      size,
+      storeChecked: res.headers['x-amz-checksum-sha256'] === checksumOf(sha256),
+      uploadTag: typeof tag === 'string' ? tag : undefined,
+    };
   }
 
   /** Deletes block `sha256` from the bucket; deleting an absent block succeeds (S3 answers 204 either way). */

@@ -2,6 +2,7 @@
 // (scoped per caller, ADR 24; a download may be a redirect to the store, ADR 71), and a file's content streamed from its blocks with ETag,
 // If-None-Match, Range and Cache-Control. Nothing here passes through a body parser: bodies
 // stream to and from S3 with backpressure.
+import type { KeyObject } from 'node:crypto';
 import { Router } from 'express';
 import type express from 'express';
 import type { Request, Response } from 'express';
@@ -17,8 +18,19 @@ import { ClientGoneError, sendBlocks } from '../content-stream.ts';
 import { invalidRequest } from '../errors.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { entryPathParam } from '../request-params.ts';
-import { blockLocationsBody, missingBlocksBody, validate } from '../schemas.ts';
-import { missingBlocks, readableBlockSize, readableBlockSizes, uploadBlock, uploadSize, type BlockMetadata } from '../sync/blocks.ts';
+import { blockLocationsBody, blockUploadsBody, missingBlocksBody, validate } from '../schemas.ts';
+import {
+  blockUploads,
+  confirmUploads,
+  missingBlocks,
+  readableBlockSize,
+  readableBlockSizes,
+  uploadBlock,
+  uploadSize,
+  uploadTagOf,
+  type BlockMetadata,
+  type UploadRedirect,
+} from '../sync/blocks.ts';
 import { liveEntry } from '../sync/entries.ts';
 import type { PossessionCache } from '../sync/possession-cache.ts';
 import type { QuotaCache } from '../sync/quota-cache.ts';
@@ -34,6 +46,10 @@ export interface ContentRouteDeps {
   quotas: Pick<QuotaCache, 'quotaOf'>;
   /** When set, a block GET answers `307` to a presigned URL at this address of the store. */
   downloadRedirect?: { endpoint: URL; expiresInSeconds: number } | undefined;
+  /** When set, `POST /v1/blocks/uploads` answers presigned PUT URLs at the store (ADR 80). */
+  uploadRedirect?: UploadRedirect | undefined;
+  /** The key of the upload tags `POST /v1/blocks/uploaded` checks: the one URLs are given with, where they are. */
+  uploadTagKey: KeyObject;
 }
 
 function shaParam(value: unknown): string {
@@ -100,6 +116,25 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
         })),
       );
       res.setHeader('Cache-Control', 'no-store').json({ blocks: located, unreadable, expiresAt });
+    }),
+  );
+
+  router.post(
+    '/v1/blocks/uploads',
+    json,
+    hooks.route({ principal: 'member', parse: (req) => validate(blockUploadsBody, req.body) }, async ({ res, principal, input }) => {
+      // Presigned URLs are credentials, as a redirect's are (ADR 71): nothing may keep them.
+      const answer = await blockUploads(deps, principal.userId, input.blocks, deps.uploadRedirect);
+      res.setHeader('Cache-Control', 'no-store').json(answer);
+    }),
+  );
+
+  router.post(
+    '/v1/blocks/uploaded',
+    json,
+    hooks.route({ principal: 'member', parse: (req) => validate(blockUploadsBody, req.body) }, async ({ res, principal, input }) => {
+      // Checked even where this process gives out no URLs: another replica of the service may have.
+      res.json(await confirmUploads(deps, principal.userId, input.blocks, uploadTagOf(deps.uploadTagKey, principal.userId)));
     }),
   );
 

@@ -2,6 +2,7 @@
 // present for a caller only when the caller proved possession of it, by uploading it or through
 // an entry of an object the caller is a member of that names it. Storage deduplicates
 // underneath (one S3 object per sha256); possession and references live in etcd.
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ApiError } from '@meshwork/contract';
 import type { BlockStore } from '../../stores/block-store.ts';
@@ -291,4 +292,140 @@ export async function readableBlockSize(deps: Pick<BlockDeps, 'blocks' | 'metada
   const size = proof === undefined ? undefined : await deps.blocks.sizeOf(sha256);
   if (size === undefined) throw notFound(`block ${sha256}`);
   return size;
+}
+
+/** Where uploads may go straight to the store (ADR 80): its address as clients reach it, how long a URL holds, and the key of the upload tags. */
+export interface UploadRedirect {
+  endpoint: URL;
+  expiresInSeconds: number;
+  /** HMAC key of uploadTagOf. */
+  tagKey: KeyObject;
+}
+
+/** The key of the upload tags, derived from a secret every replica of the service shares. */
+export function uploadTagKey(secret: string): KeyObject {
+  return createSecretKey(createHmac('sha256', secret).update('meshwork block upload tag').digest());
+}
+
+/**
+ * The tag a presigned block PUT given to `userId` writes as the object's metadata: the same for
+ * every URL given to that user, telling no one who the user is, and not to be made by anyone
+ * without the key. A store object carrying the caller's tag was written through a URL given to
+ * the caller: the caller sent those bytes (the store checked them against the block's name).
+ */
+export function uploadTagOf(key: KeyObject, userId: string): string {
+  return createHmac('sha256', key).update(userId).digest('base64url').slice(0, 32);
+}
+
+/** A block to upload, and where: a presigned URL at the store and the headers to send with it, or (neither) `PUT /v1/blocks/{sha256}`. */
+export interface UploadTarget {
+  sha256: string;
+  size: number;
+  url?: string;
+  headers?: Record<string, string>;
+}
+
+/** The distinct blocks of `refs` in the order given; 400 when one block is named with two sizes. */
+function distinctRefs(refs: readonly { sha256: string; size: number }[]): { sha256: string; size: number }[] {
+  const bySha = new Map<string, { sha256: string; size: number }>();
+  for (const ref of refs) {
+    const seen = bySha.get(ref.sha256);
+    if (seen === undefined) bySha.set(ref.sha256, { sha256: ref.sha256, size: ref.size });
+    else if (seen.size !== ref.size) throw invalidRequest('blocks', `blocks: ${ref.sha256} is named with sizes ${seen.size} and ${ref.size}`);
+  }
+  return [...bySha.values()];
+}
+
+/**
+ * The blocks of `refs` the caller has not proved possession of (as `missingBlocks` answers them),
+ * each once in the order asked, with where to upload each: with `redirect`, for a caller without a
+ * quota, a presigned PUT at the store (ADR 80), confirmed afterwards with `confirmUploads`;
+ * otherwise through the partition. A caller with a quota uploads through the partition, which
+ * checks the quota before a byte is stored.
+ */
+export async function blockUploads(
+  deps: { blocks: Pick<BlockStore, 'presignedPut'>; metadata: ProofMetadata; quotas: Pick<QuotaCache, 'quotaOf'> },
+  userId: string,
+  refs: readonly { sha256: string; size: number }[],
+  redirect: UploadRedirect | undefined,
+  date = new Date(),
+): Promise<{ uploads: UploadTarget[]; expiresAt?: string }> {
+  const distinct = distinctRefs(refs);
+  const missing = new Set(await missingBlocks(deps.metadata, userId, distinct.map((r) => r.sha256)));
+  const uploads = distinct.filter((r) => missing.has(r.sha256));
+  if (redirect === undefined || uploads.length === 0 || (await deps.quotas.quotaOf(userId)) !== null) return { uploads };
+  const tag = uploadTagOf(redirect.tagKey, userId);
+  const presigned = await Promise.all(
+    uploads.map(async (r) => ({ ...r, ...(await deps.blocks.presignedPut(r.sha256, r.size, tag, redirect.endpoint, redirect.expiresInSeconds, date)) })),
+  );
+  return { uploads: presigned, expiresAt: new Date(date.getTime() + redirect.expiresInSeconds * 1000).toISOString() };
+}
+
+/** Why a block upload was not confirmed: its code and a sentence. */
+export interface UnconfirmedUpload {
+  sha256: string;
+  code: 'not_uploaded' | 'busy' | 'insufficient_storage';
+  message: string;
+}
+
+// Confirmations of one request look up this many blocks at once (an etcd read and an S3 HEAD each).
+const confirmParallelism = 16;
+
+/**
+ * Records the caller's possession of each block of `refs` it PUT through a URL from
+ * `blockUploads` (ADR 80), and answers which were confirmed and why the others were not. A
+ * block is confirmed when the store holds it with the declared size, the sha256 checksum it
+ * checked the bytes against names it, and the caller's upload tag (so a URL given to the caller
+ * wrote it); its holder record is then written as an upload through the partition writes it.
+ * The block's state is read before the store is asked and compared when the holder is written:
+ * a state that did not move in between (never collected, or collected before: its deletion
+ * finished) means no deletion ran meanwhile, so the bytes the store showed are still there.
+ */
+export async function confirmUploads(
+  deps: Omit<BlockDeps, 'blocks'> & { blocks: Pick<BlockStore, 'describe'> },
+  userId: string,
+  refs: readonly { sha256: string; size: number }[],
+  tag: string,
+  now = new Date(),
+): Promise<{ confirmed: { sha256: string; size: number }[]; unconfirmed: UnconfirmedUpload[] }> {
+  const distinct = distinctRefs(refs);
+  const quota = distinct.length === 0 ? null : await deps.quotas.quotaOf(userId);
+  const results: (UnconfirmedUpload | undefined)[] = Array.from({ length: distinct.length });
+  const confirmOne = async ({ sha256, size }: { sha256: string; size: number }): Promise<UnconfirmedUpload | undefined> => {
+    const before = await deps.metadata.readForUpload(sha256, userId);
+    if (before.state?.value.state === 'deleting')
+      return { sha256, code: 'busy', message: `block ${sha256} is being collected; upload it again in a moment` };
+    if (quota !== null && !before.holds) {
+      const used = await deps.metadata.storageUsed(userId);
+      if (!quotaAllows(used, size, quota))
+        return { sha256, code: 'insufficient_storage', message: `the block needs ${size} bytes; ${used} of the user's ${quota} bytes are in use` };
+    }
+    const stored = await deps.blocks.describe(sha256);
+    if (stored === undefined || stored.size !== size || !stored.storeChecked || stored.uploadTag !== tag) {
+      const what =
+        stored === undefined
+          ? 'the store holds no such block'
+          : stored.size !== size
+            ? `the store holds ${stored.size} bytes, not ${size}`
+            : 'the store holds bytes that were not written through a URL given to the caller';
+      return { sha256, code: 'not_uploaded', message: `${what}; PUT the block to its URL, or to the partition, and confirm again` };
+    }
+    const stateVersion = before.state?.version ?? 0;
+    const recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
+    if (!recorded.ok) return { sha256, code: 'busy', message: `block ${sha256} is being collected; upload it again in a moment` };
+    deps.possession?.remember(userId, sha256, { stateVersion, size });
+    return undefined;
+  };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < distinct.length) {
+      const i = next++;
+      results[i] = await confirmOne(distinct[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(confirmParallelism, distinct.length) }, worker));
+  return {
+    confirmed: distinct.filter((_, i) => results[i] === undefined),
+    unconfirmed: results.filter((r): r is UnconfirmedUpload => r !== undefined),
+  };
 }
