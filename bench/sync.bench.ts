@@ -88,6 +88,8 @@ const partition = await startPartition(
       ...unthrottledEnv,
       // Only block GETs are redirected; the content route the download above uses still streams.
       MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: minio.endpoint,
+      // Upload URLs are given only to a client that asks for them (toStore); the first upload does not.
+      MESHWORK_S3_UPLOAD_REDIRECT: 'on',
     },
   },
 );
@@ -138,6 +140,27 @@ try {
     if (!result.created || result.uploadedBlocks !== bigBlocks)
       throw new Error(`the upload sent ${result.uploadedBlocks} of ${bigBlocks} blocks`);
   });
+  // The same upload with the partition's upload redirect on (ADR 80): each block PUT to its
+  // presigned URL at the store, then confirmed; counted to be sure none went through the partition.
+  let throughPartition = 0;
+  const viaNode = nodeHttpFetch(agent);
+  const direct = new MeshworkClient({
+    baseUrl: partition.url,
+    token: device.token,
+    fetch: (input, init) => {
+      if (init?.method === 'PUT' && String(input).startsWith(`${partition.url}/v1/blocks/`)) throughPartition++;
+      return viaNode(input, init);
+    },
+  });
+  function* bigFileDirect(): Generator<Uint8Array> {
+    for (let i = 0; i < bigBlocks; i++) yield makeBlock(i, 3);
+  }
+  const meshDirectUpload = await timed(async () => {
+    const result = await direct.upload(objectId, 'big-direct.bin', bigFileDirect(), { ifNoneMatch: '*' }, { parallelism: transferConcurrency, toStore: true });
+    if (!result.created || result.uploadedBlocks !== bigBlocks)
+      throw new Error(`the direct upload sent ${result.uploadedBlocks} of ${bigBlocks} blocks`);
+  });
+  if (throughPartition !== 0) throw new Error(`${throughPartition} of the direct upload's blocks went through the partition`);
   let downloaded = 0;
   const meshDownload = await timed(async () => {
     // The client's Node download, as a device writing to disk uses it, into a stream that counts.
@@ -168,6 +191,7 @@ try {
   const rssPeak = peakRssMb(partition.process.pid);
   const bigMiB = (bigBlocks * blockSize) / MiB;
   const uploadRatio = rawUpload / meshUpload;
+  const directUploadRatio = rawUpload / meshDirectUpload;
   const downloadRatio = rawDownload / meshDownload;
   const redirectRatio = rawDownload / meshRedirectDownload;
   rows.push([
@@ -175,6 +199,13 @@ try {
     (bigMiB / meshUpload).toFixed(0),
     (bigMiB / rawUpload).toFixed(0),
     uploadRatio.toFixed(2),
+    '>= 0.8',
+  ]);
+  rows.push([
+    `upload ${bigMiB} MiB straight to the store (MiB/s)`,
+    (bigMiB / meshDirectUpload).toFixed(0),
+    (bigMiB / rawUpload).toFixed(0),
+    directUploadRatio.toFixed(2),
     '>= 0.8',
   ]);
   rows.push([
@@ -271,6 +302,7 @@ try {
       benchmark: 'sync',
       quick,
       upload_ratio: Number(uploadRatio.toFixed(3)),
+      upload_direct_ratio: Number(directUploadRatio.toFixed(3)),
       download_ratio: Number(downloadRatio.toFixed(3)),
       download_redirect_ratio: Number(redirectRatio.toFixed(3)),
       small_files_ratio: Number(smallRatio.toFixed(3)),

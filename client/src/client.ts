@@ -200,7 +200,7 @@ export type EntryAnswer = { notModified: false; entry: Entry; etag: string | und
 export interface UploadOptions extends CallOptions {
   /** Bytes per block (default and most 4 MiB). */
   blockSize?: number;
-  /** Block uploads in flight at once (default 4); memory in use is about twice this many blocks. */
+  /** Block uploads in flight at once (default 4); memory in use is about twice this many blocks (three times with `toStore`). */
   parallelism?: number;
   mtime?: string;
   /** Called after each block upload, with its reference. */
@@ -248,6 +248,12 @@ interface SendOptions extends CallOptions {
   token?: string | null;
   /** Send to this URL instead of the base URL and path (`path` then only names it in errors): a presigned URL, never sent with credentials. */
   url?: string;
+}
+
+/** Whether a block the store did not take may still go through the partition: an answer or a network failure, not an abort. */
+function fallsBack(err: unknown, call: CallOptions): boolean {
+  const answered = err instanceof ApiError || err instanceof UnexpectedAnswerError || err instanceof NetworkError || err instanceof RequestTimeoutError;
+  return answered && call.signal?.aborted !== true;
 }
 
 /** Waits `ms`; rejects with the signal's reason when `signal` aborts first. */
@@ -693,7 +699,8 @@ export class MeshworkClient {
   /**
    * Uploads a file by the protocol: split into blocks, hash them, ask which are missing, PUT
    * only those (`parallelism` at once), then commit the block list under `precondition`.
-   * The source is read as blocks are needed: at most 2 × `parallelism` blocks are in memory.
+   * The source is read as blocks are needed: at most 2 × `parallelism` blocks are in memory
+   * (3 × with `toStore`: up to `parallelism` more wait for their confirmation).
    */
   async upload(
     objectId: string,
@@ -713,23 +720,48 @@ export class MeshworkClient {
     if (!Number.isInteger(parallelism) || parallelism < 1)
       throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
     // Blocks are hashed and asked about a batch at a time while up to `parallelism` PUTs run:
-    // a batch of read blocks plus the PUTs in flight keep at most 2 × parallelism blocks held.
+    // a batch of read blocks plus the PUTs in flight keep at most 2 × parallelism blocks held
+    // (with toStore, blocks waiting for their confirmation besides: 3 × parallelism).
     const batchSize = parallelism;
     const blocks: BlockRef[] = [];
     // Blocks known to the service or on their way to it: each is sent once per upload.
     const sent = new Set<string>();
+    // The block requests running (at most `parallelism`), and every block not done yet (those and
+    // the ones waiting for a confirmation, at most 2 × parallelism).
     const inFlight = new Set<Promise<void>>();
+    const pending = new Set<Promise<void>>();
     let failure: { error: unknown } | undefined;
     let uploadedBlocks = 0;
     let uploadedBytes = 0;
 
     const failed = async (): Promise<never> => {
-      await Promise.allSettled(inFlight);
+      await Promise.allSettled(pending);
       throw failure!.error;
     };
+    // Blocks PUT to the store, confirmed together: while one confirmation is out, the next ones gather.
+    const confirm = this.#confirmer(call);
     const startPut = (b: { sha256: string; data: Uint8Array }, target?: BlockUpload): void => {
       const url = target?.url;
-      const put = (url === undefined ? this.putBlock(b.data, { ...call, sha256: b.sha256 }) : this.#putViaStore({ ...target!, url }, b.data, call)).then(
+      let stored: Promise<unknown>;
+      let work: Promise<BlockRef>;
+      if (url === undefined) {
+        work = this.putBlock(b.data, { ...call, sha256: b.sha256 });
+        stored = work;
+      } else {
+        // The store's answer frees the request's place; the bytes are kept until the block is
+        // confirmed, or sent through the partition when the store or the confirmation did not take it.
+        const ref = { sha256: b.sha256, size: b.data.length };
+        const put = this.putStoredBlock({ ...target!, url }, b.data, call).then(
+          () => true,
+          (err: unknown) => {
+            if (!fallsBack(err, call)) throw err;
+            return false;
+          },
+        );
+        stored = put;
+        work = put.then(async (ok) => ((ok && (await confirm(ref))) ? ref : this.putBlock(b.data, { ...call, sha256: b.sha256 })));
+      }
+      const done = work.then(
         (ref) => {
           uploadedBlocks++;
           uploadedBytes += b.data.length;
@@ -737,10 +769,16 @@ export class MeshworkClient {
         },
         (error: unknown) => void (failure ??= { error }),
       );
-      // Answered or failed, the request holds the bytes no more.
-      void put.finally(() => release(b.data));
-      const tracked = put.finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
+      // Answered or failed, the upload holds the bytes no more.
+      void done.finally(() => release(b.data));
+      const tracked = done.finally(() => pending.delete(tracked));
+      pending.add(tracked);
+      const place = stored.then(
+        () => undefined,
+        () => undefined,
+      );
+      const request = place.finally(() => inFlight.delete(request));
+      inFlight.add(request);
     };
     const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
       const unique = [...new Map(batch.filter((b) => !sent.has(b.sha256)).map((b) => [b.sha256, b])).values()];
@@ -763,7 +801,8 @@ export class MeshworkClient {
         for (const b of unique) {
           sent.add(b.sha256);
           if (!(targets === undefined ? (known?.get(b.sha256) ?? missing.has(b.sha256)) : missing.has(b.sha256))) continue;
-          while (inFlight.size >= parallelism && failure === undefined) await Promise.race(inFlight);
+          while ((inFlight.size >= parallelism || pending.size >= 2 * parallelism) && failure === undefined)
+            await Promise.race([...inFlight, ...pending]);
           if (failure !== undefined) return;
           putting.add(b.data);
           startPut(b, targets?.get(b.sha256));
@@ -777,7 +816,7 @@ export class MeshworkClient {
     for await (const data of splitBlocks(source, blockSize)) {
       if (failure !== undefined) await failed();
       if (call.signal?.aborted) {
-        await Promise.allSettled(inFlight);
+        await Promise.allSettled(pending);
         throw new RequestAbortedError(`upload of ${path} aborted`, { cause: call.signal.reason });
       }
       const sha256 = await sha256Hex(data);
@@ -800,7 +839,7 @@ export class MeshworkClient {
         failure ??= { error };
       }
     }
-    await Promise.allSettled(inFlight);
+    await Promise.allSettled(pending);
     if (failure !== undefined) await failed();
     const commit = await this.putEntry(
       objectId,
@@ -813,21 +852,36 @@ export class MeshworkClient {
   }
 
   /**
-   * One block to its presigned URL, then confirmed; through the partition instead when the store
-   * refused it (an expired URL) or the confirmation did not take it. Answers the block's reference.
+   * Confirms blocks PUT to the store (`POST /v1/blocks/uploaded`): answers, per block, whether it
+   * was confirmed. Blocks handed in while a confirmation is out go together in the next one.
+   * A failed confirmation answers false for its blocks, which are then sent through the partition.
    */
-  async #putViaStore(target: BlockUpload & { url: string }, data: Uint8Array, call: CallOptions): Promise<BlockRef> {
-    const ref = { sha256: target.sha256, size: data.length };
-    try {
-      await this.putStoredBlock(target, data, call);
-      const { confirmed } = await this.confirmUploads([ref], call);
-      if (confirmed.some((c) => c.sha256 === ref.sha256)) return ref;
-    } catch (err) {
-      // The partition takes the block itself; anything else (an abort, the partition's own refusal) stands.
-      const taken = err instanceof ApiError || err instanceof UnexpectedAnswerError || err instanceof NetworkError || err instanceof RequestTimeoutError;
-      if (!taken || call.signal?.aborted === true) throw err;
-    }
-    return this.putBlock(data, { ...call, sha256: ref.sha256 });
+  #confirmer(call: CallOptions): (ref: BlockRef) => Promise<boolean> {
+    const queue: { ref: BlockRef; settle: (confirmed: boolean) => void }[] = [];
+    let running = false;
+    const run = async (): Promise<void> => {
+      running = true;
+      while (queue.length > 0) {
+        const batch = queue.splice(0, 500);
+        let confirmed = new Set<string>();
+        try {
+          const answer = await this.confirmUploads(
+            batch.map((b) => b.ref),
+            call,
+          );
+          confirmed = new Set(answer.confirmed.map((c) => c.sha256));
+        } catch {
+          // The blocks go through the partition, whose answer tells what is wrong, if anything is.
+        }
+        for (const b of batch) b.settle(confirmed.has(b.ref.sha256));
+      }
+      running = false;
+    };
+    return (ref) =>
+      new Promise<boolean>((settle) => {
+        queue.push({ ref, settle });
+        if (!running) void run();
+      });
   }
 
   // ---- presence and sources

@@ -76,6 +76,20 @@ describe('parsePartitionConfig', () => {
     expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
   });
 
+  it('gives block upload URLs only when told to, and only with the store\'s public address (ADR 80)', () => {
+    expect(parsePartitionConfig(valid, readSecret).s3.uploadRedirect).toBe(false);
+    const endpoint = { MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: 'https://s3.example.com' };
+    expect(parsePartitionConfig({ ...valid, ...endpoint }, readSecret).s3.uploadRedirect).toBe(false);
+    expect(parsePartitionConfig({ ...valid, ...endpoint, MESHWORK_S3_UPLOAD_REDIRECT: 'off' }, readSecret).s3.uploadRedirect).toBe(false);
+    expect(parsePartitionConfig({ ...valid, ...endpoint, MESHWORK_S3_UPLOAD_REDIRECT: 'on' }, readSecret).s3.uploadRedirect).toBe(true);
+    expect(() => parsePartitionConfig({ ...valid, MESHWORK_S3_UPLOAD_REDIRECT: 'on' }, readSecret)).toThrow(
+      /MESHWORK_S3_UPLOAD_REDIRECT: needs MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT/,
+    );
+    expect(() => parsePartitionConfig({ ...valid, ...endpoint, MESHWORK_S3_UPLOAD_REDIRECT: 'yes' }, readSecret)).toThrow(
+      /MESHWORK_S3_UPLOAD_REDIRECT/,
+    );
+  });
+
   it("redirects block downloads only when given the store's public address, an origin, for 60 s to a day", () => {
     expect(parsePartitionConfig(valid, readSecret).s3.downloadRedirect).toBeUndefined();
     expect(parsePartitionConfig({ ...valid, MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: '' }, readSecret).s3.downloadRedirect).toBeUndefined();

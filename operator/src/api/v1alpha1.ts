@@ -107,6 +107,11 @@ const stores = object({
         )
         .with({ maxLength: 512, pattern: '^https?://[^/?#@\\s]+/?$' }),
       expirySeconds: integer().default(300).describe('How long a presigned URL stays valid.').validate(between(60, 86400)),
+      uploads: boolean()
+        .default(false)
+        .describe(
+          'Also give presigned PUT URLs at this address for block uploads (POST /v1/blocks/uploads) to users without a quota. Only for a store that checks x-amz-checksum-sha256 on a PUT (AWS S3, MinIO).',
+        ),
     })
       .optionalInType()
       .describe('Absent (the default): blocks are streamed through the partition. Set: clients fetch block bytes from the store itself.'),

@@ -38,6 +38,7 @@ export function partitionEnvironment(partition: MeshPartition): PartitionEnviron
       ? {
           [PartitionEnv.s3DownloadRedirectEndpoint]: spec.stores.s3.downloadRedirect.endpoint,
           [PartitionEnv.s3DownloadRedirectSeconds]: String(spec.stores.s3.downloadRedirect.expirySeconds),
+          ...(spec.stores.s3.downloadRedirect.uploads ? { [PartitionEnv.s3UploadRedirect]: 'on' } : {}),
         }
       : {}),
     [PartitionEnv.dataDirs]: Array.from({ length: spec.storage.volumes }, (_, i) => dataDirPath(i)).join(','),

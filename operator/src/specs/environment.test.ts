@@ -137,12 +137,17 @@ describe('the partition environment the operator builds', () => {
       endpoint: 'http://minio:9000',
       bucket: 'blocks',
       credentialsSecretRef: { name: 's3-credentials' },
-      downloadRedirect: { endpoint: 'https://s3.example.com', expirySeconds: 600 },
+      downloadRedirect: { endpoint: 'https://s3.example.com', expirySeconds: 600, uploads: false },
     };
     const partition = samplePartition('p0', { stores: { etcd: { endpoints: ['http://etcd-0:2379'] }, s3 } });
     const { env, config } = await startMember(partition);
     expect(env[PartitionEnv.s3DownloadRedirectEndpoint]).toBe('https://s3.example.com');
     expect(config.s3.downloadRedirect).toEqual({ endpoint: new URL('https://s3.example.com'), expiresInSeconds: 600 });
+    expect(config.s3.uploadRedirect).toBe(false);
+    const uploads = { ...s3, downloadRedirect: { ...s3.downloadRedirect, uploads: true } };
+    const both = await startMember(samplePartition('p0', { stores: { etcd: { endpoints: ['http://etcd-0:2379'] }, s3: uploads } }));
+    expect(both.env[PartitionEnv.s3UploadRedirect]).toBe('on');
+    expect(both.config.s3.uploadRedirect).toBe(true);
   });
 
   it('sets only variables of the contract, each read by the data plane or named as read elsewhere', async () => {

@@ -401,14 +401,10 @@ export async function confirmUploads(
         return { sha256, code: 'insufficient_storage', message: `the block needs ${size} bytes; ${used} of the user's ${quota} bytes are in use` };
     }
     const stored = await deps.blocks.describe(sha256);
+    // One answer whatever the store holds: whether anyone stored a block is not the caller's to learn (ADR 24).
     if (stored === undefined || stored.size !== size || !stored.storeChecked || stored.uploadTag !== tag) {
-      const what =
-        stored === undefined
-          ? 'the store holds no such block'
-          : stored.size !== size
-            ? `the store holds ${stored.size} bytes, not ${size}`
-            : 'the store holds bytes that were not written through a URL given to the caller';
-      return { sha256, code: 'not_uploaded', message: `${what}; PUT the block to its URL, or to the partition, and confirm again` };
+      const message = `the store holds no ${size} bytes of block ${sha256} written through a URL given to the caller; PUT them to the block's URL, or to the partition, and confirm again`;
+      return { sha256, code: 'not_uploaded', message };
     }
     const stateVersion = before.state?.version ?? 0;
     const recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
