@@ -148,7 +148,7 @@ try {
     baseUrl: partition.url,
     token: device.token,
     fetch: (input, init) => {
-      if (init?.method === 'PUT' && String(input).startsWith(`${partition.url}/v1/blocks/`)) throughPartition++;
+      if (init?.method === 'PUT' && (input as string).startsWith(`${partition.url}/v1/blocks/`)) throughPartition++;
       return viaNode(input, init);
     },
   });
@@ -156,7 +156,13 @@ try {
     for (let i = 0; i < bigBlocks; i++) yield makeBlock(i, 3);
   }
   const meshDirectUpload = await timed(async () => {
-    const result = await direct.upload(objectId, 'big-direct.bin', bigFileDirect(), { ifNoneMatch: '*' }, { parallelism: transferConcurrency, toStore: true });
+    const result = await direct.upload(
+      objectId,
+      'big-direct.bin',
+      bigFileDirect(),
+      { ifNoneMatch: '*' },
+      { parallelism: transferConcurrency, toStore: true },
+    );
     if (!result.created || result.uploadedBlocks !== bigBlocks)
       throw new Error(`the direct upload sent ${result.uploadedBlocks} of ${bigBlocks} blocks`);
   });

@@ -384,6 +384,48 @@ describe('MeshworkClient upload with known answers', () => {
     expect(asked).toEqual([]);
     expect(put).toEqual([]);
   });
+
+  it('with toStore, asks uploads (known-missing blocks too), and asks missing instead where the partition lacks that route (405)', async () => {
+    const log: string[] = [];
+    let hasRoute = true;
+    const client = new MeshworkClient({
+      baseUrl: 'http://api.test/',
+      token: 'mwd.t',
+      fetch: (input, init) => {
+        const url = input as string;
+        if (url.endsWith('/v1/blocks/uploads')) {
+          const { blocks } = JSON.parse(init?.body as string) as { blocks: { sha256: string; size: number }[] };
+          log.push(`uploads ${blocks.length}`);
+          if (!hasRoute)
+            return Promise.resolve(json(405, { error: { code: 'method_not_allowed', message: 'no' } }, { allow: 'GET, HEAD, PUT' }));
+          return Promise.resolve(json(200, { uploads: blocks }));
+        }
+        if (url.endsWith('/v1/blocks/missing')) {
+          const { blocks } = JSON.parse(init?.body as string) as { blocks: string[] };
+          log.push(`missing ${blocks.length}`);
+          return Promise.resolve(json(200, { missing: blocks }));
+        }
+        if (init?.method === 'PUT' && url.includes('/v1/blocks/')) {
+          log.push('put');
+          return Promise.resolve(json(201, { sha256: url.slice(-64), size: 1 }));
+        }
+        return Promise.resolve(json(201, { path: 'f', version: '9', kind: 'file' }, { etag: '"9"' }));
+      },
+    });
+    const known = new Map([
+      [sha(0), false],
+      [sha(1), true],
+    ]);
+    const source = (): Uint8Array[] => [0, 1, 2].map((v) => new Uint8Array([v]));
+    const result = await client.upload('o', 'f', source(), { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 4, known, toStore: true });
+    expect(result.uploadedBlocks).toBe(2);
+    expect(log).toEqual(['uploads 2', 'put', 'put']);
+    log.length = 0;
+    hasRoute = false;
+    const older = await client.upload('o', 'g', source(), { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 4, toStore: true });
+    expect(older.uploadedBlocks).toBe(3);
+    expect(log).toEqual(['uploads 3', 'missing 3', 'put', 'put', 'put']);
+  });
 });
 
 function client_upload(client: MeshworkClient, source: Iterable<Uint8Array>) {

@@ -252,8 +252,15 @@ interface SendOptions extends CallOptions {
 
 /** Whether a block the store did not take may still go through the partition: an answer or a network failure, not an abort. */
 function fallsBack(err: unknown, call: CallOptions): boolean {
-  const answered = err instanceof ApiError || err instanceof UnexpectedAnswerError || err instanceof NetworkError || err instanceof RequestTimeoutError;
+  const answered =
+    err instanceof ApiError || err instanceof UnexpectedAnswerError || err instanceof NetworkError || err instanceof RequestTimeoutError;
   return answered && call.signal?.aborted !== true;
+}
+
+/** One block on its way (`blockSender`): when its request ended, and its reference once the caller possesses it. */
+export interface BlockSending {
+  placed: Promise<void>;
+  done: Promise<BlockRef>;
 }
 
 /** Waits `ms`; rejects with the signal's reason when `signal` aborts first. */
@@ -738,30 +745,10 @@ export class MeshworkClient {
       await Promise.allSettled(pending);
       throw failure!.error;
     };
-    // Blocks PUT to the store, confirmed together: while one confirmation is out, the next ones gather.
-    const confirm = this.#confirmer(call);
+    const sendBlock = this.blockSender(call);
     const startPut = (b: { sha256: string; data: Uint8Array }, target?: BlockUpload): void => {
-      const url = target?.url;
-      let stored: Promise<unknown>;
-      let work: Promise<BlockRef>;
-      if (url === undefined) {
-        work = this.putBlock(b.data, { ...call, sha256: b.sha256 });
-        stored = work;
-      } else {
-        // The store's answer frees the request's place; the bytes are kept until the block is
-        // confirmed, or sent through the partition when the store or the confirmation did not take it.
-        const ref = { sha256: b.sha256, size: b.data.length };
-        const put = this.putStoredBlock({ ...target!, url }, b.data, call).then(
-          () => true,
-          (err: unknown) => {
-            if (!fallsBack(err, call)) throw err;
-            return false;
-          },
-        );
-        stored = put;
-        work = put.then(async (ok) => ((ok && (await confirm(ref))) ? ref : this.putBlock(b.data, { ...call, sha256: b.sha256 })));
-      }
-      const done = work.then(
+      const sending = sendBlock(b, target);
+      const done = sending.done.then(
         (ref) => {
           uploadedBlocks++;
           uploadedBytes += b.data.length;
@@ -773,11 +760,7 @@ export class MeshworkClient {
       void done.finally(() => release(b.data));
       const tracked = done.finally(() => pending.delete(tracked));
       pending.add(tracked);
-      const place = stored.then(
-        () => undefined,
-        () => undefined,
-      );
-      const request = place.finally(() => inFlight.delete(request));
+      const request = sending.placed.finally(() => inFlight.delete(request));
       inFlight.add(request);
     };
     const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
@@ -791,7 +774,7 @@ export class MeshworkClient {
         if (toStore) {
           // Blocks known missing are asked about too, for their URLs; the answer lists the ones to upload.
           const ask = unique.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.data.length }));
-          const answer = ask.length === 0 ? { uploads: [] } : await this.blockUploads(ask, call);
+          const answer = ask.length === 0 ? { uploads: [] } : await this.uploadTargets(ask, call);
           targets = new Map(answer.uploads.map((u) => [u.sha256, u]));
           missing = new Set(targets.keys());
         } else {
@@ -849,6 +832,55 @@ export class MeshworkClient {
       call,
     );
     return { ...commit, blocks, uploadedBlocks, uploadedBytes };
+  }
+
+  /**
+   * Where to upload blocks: `blockUploads`, or, from a partition without that route (`405`, an
+   * older version), `missingBlocks` with no URLs.
+   */
+  async uploadTargets(refs: readonly BlockRef[], options?: CallOptions): Promise<BlockUploads> {
+    try {
+      return await this.blockUploads(refs, options);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 405)) throw err;
+      const missing = await this.missingBlocks(
+        refs.map((r) => r.sha256),
+        options,
+      );
+      // `missing` answers each block once, in the order asked.
+      const sizes = new Map(refs.map((r) => [r.sha256, r.size]));
+      return { uploads: missing.map((sha256) => ({ sha256, size: sizes.get(sha256)! })) };
+    }
+  }
+
+  /**
+   * A function that sends one block where `uploadTargets` said (ADR 80): to its presigned URL at
+   * the store, then confirmed (the blocks whose PUTs ended while a confirmation was out go
+   * together in the next one), or through the partition (`putBlock`) when it has no URL, the
+   * store refused it, or the confirmation did not take it. `placed` settles when the request that
+   * carries the bytes ended (the store's answer, or the partition's); `done` is the block's
+   * reference once the caller possesses it. The bytes must stay untouched until `done` settles.
+   */
+  blockSender(call: CallOptions = {}): (block: { sha256: string; data: Uint8Array }, target?: BlockUpload) => BlockSending {
+    const confirm = this.#confirmer(call);
+    const settled = (): undefined => undefined;
+    return (b, target) => {
+      const url = target?.url;
+      if (url === undefined) {
+        const done = this.putBlock(b.data, { ...call, sha256: b.sha256 });
+        return { placed: done.then(settled, settled), done };
+      }
+      const ref = { sha256: b.sha256, size: b.data.length };
+      const put = this.putStoredBlock({ ...target!, url }, b.data, call).then(
+        () => true,
+        (err: unknown) => {
+          if (!fallsBack(err, call)) throw err;
+          return false;
+        },
+      );
+      const done = put.then(async (ok) => (ok && (await confirm(ref)) ? ref : this.putBlock(b.data, { ...call, sha256: b.sha256 })));
+      return { placed: put.then(settled, settled), done };
+    };
   }
 
   /**

@@ -5,6 +5,7 @@ export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@
 export { MeshworkClient, NotificationWatch, requestSpanName } from './client.ts';
 export { formatBytes } from './sizes.ts';
 export type {
+  BlockSending,
   ByteRange,
   CallOptions,
   ClientOptions,

@@ -76,7 +76,7 @@ describe('parsePartitionConfig', () => {
     expect(parsePartitionConfig({ ...valid, OTEL_EXPORTER_OTLP_ENDPOINT: '' }, readSecret).otlpEndpoint).toBeUndefined();
   });
 
-  it('gives block upload URLs only when told to, and only with the store\'s public address (ADR 80)', () => {
+  it("gives block upload URLs only when told to, and only with the store's public address (ADR 80)", () => {
     expect(parsePartitionConfig(valid, readSecret).s3.uploadRedirect).toBe(false);
     const endpoint = { MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: 'https://s3.example.com' };
     expect(parsePartitionConfig({ ...valid, ...endpoint }, readSecret).s3.uploadRedirect).toBe(false);

@@ -122,7 +122,10 @@ function uploadRedirectOf(setting: 'on' | 'off', endpoint: URL | undefined): boo
   if (setting === 'off') return false;
   // The URLs point at the store as clients reach it, which only the download redirect's setting says.
   if (endpoint === undefined)
-    throw new ConfigError(PartitionEnv.s3UploadRedirect, `needs ${PartitionEnv.s3DownloadRedirectEndpoint} (the store as clients reach it)`);
+    throw new ConfigError(
+      PartitionEnv.s3UploadRedirect,
+      `needs ${PartitionEnv.s3DownloadRedirectEndpoint} (the store as clients reach it)`,
+    );
   return true;
 }
 

@@ -27,6 +27,8 @@ describe('planRoute', () => {
     ['GET', '/v1/notifications', 'cursor=5&wait=30', deviceToken, 100],
     ['POST', '/v1/blocks/missing', '', deviceToken, 100],
     ['POST', '/v1/blocks/locations', '', deviceToken, 100],
+    ['POST', '/v1/blocks/uploads', '', deviceToken, 100],
+    ['POST', '/v1/blocks/uploaded', '', deviceToken, 100],
     ['PUT', `/v1/blocks/${'a'.repeat(64)}`, '', userToken, 100],
     ['PUT', `/v1/users/${user}/quota`, '', 'Bearer admin-token', 100],
   ])('%s %s goes to the slot of the object, device or caller', (method, path, search, auth, slot) => {

@@ -286,18 +286,16 @@ const routes: RouteCase[] = [
   },
   // A stranger's `uploads` lists the block as one to upload, and its `uploaded` confirms nothing,
   // exactly as for an absent one (whether anyone stored a block is not the caller's to learn).
-  ...(['uploads', 'uploaded'] as const).map(
-    (name): RouteCase => ({
-      route: `POST /v1/blocks/${name}`,
-      existing: '200 200 200 200 200 200 401 403 401 401',
-      missing: '200 200 200 200 200 200 401 403 401 401',
-      request: (w, t) => ({
-        method: 'POST',
-        path: `/v1/blocks/${name}`,
-        body: { blocks: [{ sha256: t === 'existing' ? w.blockSha : absentSha, size: 100 }] },
-      }),
+  ...(['uploads', 'uploaded'] as const).map((name): RouteCase => ({
+    route: `POST /v1/blocks/${name}`,
+    existing: '200 200 200 200 200 200 401 403 401 401',
+    missing: '200 200 200 200 200 200 401 403 401 401',
+    request: (w, t) => ({
+      method: 'POST',
+      path: `/v1/blocks/${name}`,
+      body: { blocks: [{ sha256: t === 'existing' ? w.blockSha : absentSha, size: 100 }] },
     }),
-  ),
+  })),
   {
     route: 'GET /v1/blocks/{sha256}',
     existing: '200 200 200 200 404 404 401 403 401 401',

@@ -466,6 +466,7 @@ describe('an etcd outage', () => {
       ['GET', `/v1/notifications?cursor=${notified.cursor}&wait=2`],
       ['GET', '/v1/notifications?wait=2'],
       ['POST', '/v1/blocks/locations', { body: { blocks: ['0'.repeat(64)] } }],
+      ['POST', '/v1/blocks/uploaded', { body: { blocks: [{ sha256: '0'.repeat(64), size: 1 }] } }],
     ];
     const answers = await Promise.all(requests.map(([method, path, extra]) => rawHttp(partition.url, method, path, { token, ...extra })));
     const summary = answers.map((res, i) => ({

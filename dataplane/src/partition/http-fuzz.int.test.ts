@@ -99,6 +99,8 @@ const routes: fc.Arbitrary<string>[] = [
     '/v1/notifications',
     '/v1/blocks/missing',
     '/v1/blocks/locations',
+    '/v1/blocks/uploads',
+    '/v1/blocks/uploaded',
     '/v1/grants/keys',
   ),
   fc.constantFrom('/livez', '/readyz', '/metrics', '/healthz/deep', '/v1/nowhere', '/', '/v1'),

@@ -32,7 +32,6 @@ export const blockRef = z.strictObject({ sha256: sha256Hex, size: z.number().int
 export const maxBlockUploads = 500;
 export const blockUploadsBody = z.strictObject({ blocks: z.array(blockRef).max(maxBlockUploads) });
 
-
 export const commitEntryBody = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('file'),

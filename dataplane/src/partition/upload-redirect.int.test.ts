@@ -89,7 +89,13 @@ describe('block uploads straight to the store', () => {
     // Confirmed before the PUT: nothing is granted.
     expect(await alice.confirmUploads([refOf(block)])).toEqual({
       confirmed: [],
-      unconfirmed: [{ sha256: sha(block), code: 'not_uploaded', message: expect.stringContaining('written through a URL given to the caller') }],
+      unconfirmed: [
+        {
+          sha256: sha(block),
+          code: 'not_uploaded',
+          message: expect.stringContaining('written through a URL given to the caller') as unknown,
+        },
+      ],
     });
     expect(await alice.missingBlocks([sha(block)])).toEqual([sha(block)]);
     expect(await putToStore(uploads[0]!, block)).toBe(200);
@@ -110,7 +116,13 @@ describe('block uploads straight to the store', () => {
     // Bob knows the hash and asks for a URL, but writes nothing: the store's copy is Alice's.
     expect((await bob.blockUploads([refOf(block)])).uploads).toHaveLength(1);
     const bobs = await bob.confirmUploads([refOf(block)]);
-    expect(bobs.unconfirmed).toEqual([{ sha256: sha(block), code: 'not_uploaded', message: expect.stringContaining('written through a URL given to the caller') }]);
+    expect(bobs.unconfirmed).toEqual([
+      {
+        sha256: sha(block),
+        code: 'not_uploaded',
+        message: expect.stringContaining('written through a URL given to the caller') as unknown,
+      },
+    ]);
     await expect(bob.getBlock(sha(block))).rejects.toMatchObject({ status: 404 });
     // A block stored through the partition carries no tag at all.
     const other = randomBytes(6000);
@@ -128,7 +140,9 @@ describe('block uploads straight to the store', () => {
     const [upload] = (await alice.blockUploads([refOf(block)])).uploads;
     expect(await putToStore(upload!, block)).toBe(200);
     const wrong = await alice.confirmUploads([{ sha256: sha(block), size: 7001 }]);
-    expect(wrong.unconfirmed).toEqual([{ sha256: sha(block), code: 'not_uploaded', message: expect.stringContaining('no 7001 bytes') }]);
+    expect(wrong.unconfirmed).toEqual([
+      { sha256: sha(block), code: 'not_uploaded', message: expect.stringContaining('no 7001 bytes') as unknown },
+    ]);
     await expect(alice.confirmUploads([refOf(block), { sha256: sha(block), size: 1 }])).rejects.toMatchObject({
       status: 400,
       code: 'invalid_request',
@@ -146,9 +160,10 @@ describe('block uploads straight to the store', () => {
     const objectId = (await client.createObject({ name: 'Quota' })).id;
     const ok = await client.upload(objectId, 'small.bin', [small], { ifNoneMatch: '*' }, { toStore: true });
     expect(ok.uploadedBlocks).toBe(1);
-    await expect(
-      client.upload(objectId, 'big.bin', [randomBytes(8000)], { ifNoneMatch: '*' }, { toStore: true }),
-    ).rejects.toMatchObject({ status: 507, code: 'insufficient_storage' });
+    await expect(client.upload(objectId, 'big.bin', [randomBytes(8000)], { ifNoneMatch: '*' }, { toStore: true })).rejects.toMatchObject({
+      status: 507,
+      code: 'insufficient_storage',
+    });
   });
 
   it('uploads a file with the client straight to the store, and through the partition only what the store refused', async () => {
@@ -162,7 +177,13 @@ describe('block uploads straight to the store', () => {
     const blocks = Array.from({ length: 5 }, () => randomBytes(64 * 1024));
     const objectId = (await client.createObject({ name: 'Client' })).id;
     requests.length = 0;
-    const result = await client.upload(objectId, 'five.bin', blocks, { ifNoneMatch: '*' }, { blockSize: 64 * 1024, parallelism: 2, toStore: true });
+    const result = await client.upload(
+      objectId,
+      'five.bin',
+      blocks,
+      { ifNoneMatch: '*' },
+      { blockSize: 64 * 1024, parallelism: 2, toStore: true },
+    );
     expect(result.uploadedBlocks).toBe(5);
     expect(requests.filter((r) => r === 'PUT store')).toHaveLength(5);
     expect(requests.filter((r) => r === 'PUT /v1/blocks/{sha}')).toHaveLength(0);
@@ -191,7 +212,13 @@ describe('block uploads straight to the store', () => {
     const blocks = Array.from({ length: 3 }, () => randomBytes(32 * 1024));
     const objectId = (await client.createObject({ name: 'Refused' })).id;
     requests.length = 0;
-    const result = await client.upload(objectId, 'three.bin', blocks, { ifNoneMatch: '*' }, { blockSize: 32 * 1024, parallelism: 1, toStore: true });
+    const result = await client.upload(
+      objectId,
+      'three.bin',
+      blocks,
+      { ifNoneMatch: '*' },
+      { blockSize: 32 * 1024, parallelism: 1, toStore: true },
+    );
     expect(result.uploadedBlocks).toBe(3);
     expect(requests.filter((r) => r === 'PUT store')).toHaveLength(3);
     expect(requests.filter((r) => r === 'PUT /v1/blocks/{sha}')).toHaveLength(2);

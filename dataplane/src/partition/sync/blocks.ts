@@ -331,7 +331,8 @@ function distinctRefs(refs: readonly { sha256: string; size: number }[]): { sha2
   for (const ref of refs) {
     const seen = bySha.get(ref.sha256);
     if (seen === undefined) bySha.set(ref.sha256, { sha256: ref.sha256, size: ref.size });
-    else if (seen.size !== ref.size) throw invalidRequest('blocks', `blocks: ${ref.sha256} is named with sizes ${seen.size} and ${ref.size}`);
+    else if (seen.size !== ref.size)
+      throw invalidRequest('blocks', `blocks: ${ref.sha256} is named with sizes ${seen.size} and ${ref.size}`);
   }
   return [...bySha.values()];
 }
@@ -351,12 +352,21 @@ export async function blockUploads(
   date = new Date(),
 ): Promise<{ uploads: UploadTarget[]; expiresAt?: string }> {
   const distinct = distinctRefs(refs);
-  const missing = new Set(await missingBlocks(deps.metadata, userId, distinct.map((r) => r.sha256)));
+  const missing = new Set(
+    await missingBlocks(
+      deps.metadata,
+      userId,
+      distinct.map((r) => r.sha256),
+    ),
+  );
   const uploads = distinct.filter((r) => missing.has(r.sha256));
   if (redirect === undefined || uploads.length === 0 || (await deps.quotas.quotaOf(userId)) !== null) return { uploads };
   const tag = uploadTagOf(redirect.tagKey, userId);
   const presigned = await Promise.all(
-    uploads.map(async (r) => ({ ...r, ...(await deps.blocks.presignedPut(r.sha256, r.size, tag, redirect.endpoint, redirect.expiresInSeconds, date)) })),
+    uploads.map(async (r) => ({
+      ...r,
+      ...(await deps.blocks.presignedPut(r.sha256, r.size, tag, redirect.endpoint, redirect.expiresInSeconds, date)),
+    })),
   );
   return { uploads: presigned, expiresAt: new Date(date.getTime() + redirect.expiresInSeconds * 1000).toISOString() };
 }
@@ -398,7 +408,11 @@ export async function confirmUploads(
     if (quota !== null && !before.holds) {
       const used = await deps.metadata.storageUsed(userId);
       if (!quotaAllows(used, size, quota))
-        return { sha256, code: 'insufficient_storage', message: `the block needs ${size} bytes; ${used} of the user's ${quota} bytes are in use` };
+        return {
+          sha256,
+          code: 'insufficient_storage',
+          message: `the block needs ${size} bytes; ${used} of the user's ${quota} bytes are in use`,
+        };
     }
     const stored = await deps.blocks.describe(sha256);
     // One answer whatever the store holds: whether anyone stored a block is not the caller's to learn (ADR 24).
