@@ -17,7 +17,10 @@
 // A's agent runs continuously and finds the writes itself (file-system events, then its scan),
 // where Syncthing is told to rescan: the comparison gives Syncthing the head start.
 //
-// Usage: npm run bench -- agent [--quick]
+// The partition gives presigned URLs at MinIO for block downloads and uploads (ADRs 71, 79, 80),
+// which the agents use for files of more than one block; `--proxied` runs without.
+//
+// Usage: npm run bench -- agent [--quick] [--proxied]
 //   --quick: 100 small files, 16 MiB, 128 MiB and 1,000 files, for a smoke test (targets are
 //   for the full sizes). Exits non-zero when a measurement could not be made.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -34,6 +37,7 @@ import { waitForFiles, writeRandomFile, writeSmallFiles } from '../e2e/agent/tre
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
+const proxied = process.argv.includes('--proxied');
 const MiB = 1024 * 1024;
 const smallCount = quick ? 100 : 1000;
 const smallSize = 4096;
@@ -146,7 +150,16 @@ try {
   // --- Meshwork ----------------------------------------------------------------------------
   const partition = await startPartition(
     { etcdEndpoint: etcd.endpoint, minio },
-    { partition: 'bench-agent', env: { MESHWORK_LOG_LEVEL: 'warn', ...unthrottledEnv } },
+    {
+      partition: 'bench-agent',
+      env: {
+        MESHWORK_LOG_LEVEL: 'warn',
+        ...unthrottledEnv,
+        // Block bytes go between the agents and MinIO directly, as rclone's do (ADRs 71, 79, 80);
+        // `--proxied` sends them through the partition.
+        ...(proxied ? {} : { MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: minio.endpoint, MESHWORK_S3_UPLOAD_REDIRECT: 'on' }),
+      },
+    },
   );
   cleanups.push(async () => {
     await partition.stop();
@@ -262,7 +275,7 @@ const rows: string[][] = [
     met(smallRatio === undefined ? undefined : smallRatio <= 1.0),
   ],
   [
-    `large_file_ratio: ${largeBytes / MiB} MiB, A to B (s)`,
+    `large_file_ratio: ${largeBytes / MiB} MiB, A to B${proxied ? ' through the partition' : ', blocks to and from the store'} (s)`,
     fmt(figures.meshLargeS),
     `${fmt(figures.rcloneLargeS)} rclone up+down`,
     fmt(largeRatio),
@@ -310,6 +323,7 @@ console.log(
   JSON.stringify({
     benchmark: 'agent',
     quick,
+    blocks_to_store: !proxied,
     small_files_ratio: round(smallRatio),
     large_file_ratio: round(largeRatio),
     agent_rss_mb: round(figures.agentRssMb, 1),

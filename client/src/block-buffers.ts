@@ -7,8 +7,9 @@ import { maxBlockSize } from './blocks.ts';
  * buffers for its whole length instead of a fresh one per block that only the garbage
  * collector gives back, so the agent's memory stays flat. Only buffers it handed out come back,
  * each once. The agent's uploads take them as they read a file and give them back once `upload`
- * released them (its `onBlockReleased`); it keeps eight by default, what one upload holds at
- * most (2 × its parallelism of 4), and the engine clears it after each pass. The peer listener
+ * released them (its `onBlockReleased`); it keeps eight by default, what one upload through the
+ * partition holds at most (2 × its parallelism of 4; the agent keeps 12, since its uploads to the
+ * store hold 3 ×), and the engine clears it after each pass. The peer listener
  * reads the blocks it serves into them.
  */
 export class BlockBuffers {

@@ -307,7 +307,7 @@ function contentRequest(options: ContentOptions): { rest: CallOptions; headers: 
 async function contentAnswerOf(res: Response): Promise<ContentAnswer> {
   const length = res.headers.get('content-length');
   if (res.status === 304) await res.body?.cancel();
-  return {
+  const answer: ContentAnswer = {
     status: res.status as 200 | 206 | 304,
     notModified: res.status === 304,
     etag: res.headers.get('etag') ?? undefined,
@@ -316,6 +316,11 @@ async function contentAnswerOf(res: Response): Promise<ContentAnswer> {
     headers: headersOf(res),
     body: res.status === 304 ? null : res.body,
   };
+  // Node's fetch cancels the body of a Response that was garbage-collected before anyone read
+  // it: an answer asked for ahead (downloadBlocksToStream's next blocks) would then stream
+  // nothing. The answer keeps its Response alive for as long as it is itself.
+  Object.defineProperty(answer, 'response', { value: res, enumerable: false });
+  return answer;
 }
 
 function rangeHeader(range: ByteRange): string {

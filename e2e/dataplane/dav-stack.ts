@@ -27,13 +27,26 @@ export interface DavStack {
   stop(): Promise<void>;
 }
 
-/** Starts the stack; `objectName` names the user's first object. */
-export async function startDavStack(name: string, objectName = 'files'): Promise<DavStack> {
+/**
+ * Starts the stack; `objectName` names the user's first object. With `uploadsToStore`, the
+ * partition gives presigned URLs at MinIO for block uploads (and downloads), ADR 80.
+ */
+export async function startDavStack(name: string, objectName = 'files', options: { uploadsToStore?: boolean } = {}): Promise<DavStack> {
   const [etcd, minio] = await Promise.all([startEtcd({ name: `${name}-etcd` }), startMinio({ bucket: name })]);
   const adminToken = `admin-${randomBytes(16).toString('hex')}`;
   const partition = await startPartition(
     { etcdEndpoint: etcd.endpoint, minio },
-    { partition: `${name}-p`, slots: '0-4095', adminToken, env: { ...unthrottledEnv } },
+    {
+      partition: `${name}-p`,
+      slots: '0-4095',
+      adminToken,
+      env: {
+        ...unthrottledEnv,
+        ...(options.uploadsToStore === true
+          ? { MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: minio.endpoint, MESHWORK_S3_UPLOAD_REDIRECT: 'on' }
+          : {}),
+      },
+    },
   );
   const gateway = await startGateway({ etcdEndpoint: etcd.endpoint, env: { MESHWORK_GATEWAY_PROBE_INTERVAL_MS: '200' } });
   const admin = new MeshworkClient({ baseUrl: gateway.url, token: adminToken });

@@ -8,12 +8,14 @@ import { randomBytes, createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
+import { Writable } from 'node:stream';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
 import { maxBlockSize } from '../blocks.ts';
 import { abortableSleep, type MeshworkClient } from '../client.ts';
 import { errorFromAnswer, NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
 import { BlockBuffers } from '../block-buffers.ts';
+import { downloadBlocksToStream } from '../node.ts';
 import { grantsByBlock } from '../p2p/grant.ts';
 import { fetchFromPeers, grantOf, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
@@ -142,7 +144,8 @@ export class SyncAgent {
   /** Aborted by `close`, so that work in flight stops. */
   readonly #closing = new AbortController();
   /** Read buffers of uploads, used again block after block (scan.ts). */
-  readonly #buffers = new BlockBuffers();
+  // What one upload holds at most: 3 × its parallelism of 4, its blocks going to the store (ADR 80).
+  readonly #buffers = new BlockBuffers(12);
 
   private constructor(options: AgentOptions, state: StateDb) {
     this.#options = options;
@@ -908,6 +911,8 @@ export class SyncAgent {
           signal,
           mtime,
           parallelism: 4,
+          // Blocks go to the store itself where the partition gives upload URLs (ADR 80).
+          toStore: true,
           onBlockReleased: (data) => this.#buffers.give(data),
           // A second attempt (blocks collected since) asks again.
           ...(attempt === 1 ? { known: this.#known } : {}),
@@ -1005,6 +1010,9 @@ export class SyncAgent {
         return entry.blocks;
       }
       await handle.truncate(0);
+      // A file of several blocks is read block by block: from the store itself where the
+      // partition gives block URLs (ADR 79), each checked against its name (ADR 78).
+      if (entry.blocks.length > 1) return await this.#fetchBlocksTo(path, entry, handle, signal);
       let hash = createHash('sha256');
       let inBlock = 0;
       let written = 0;
@@ -1041,6 +1049,35 @@ export class SyncAgent {
       await handle.close();
     }
     return blocks;
+  }
+
+  /**
+   * Writes the entry's blocks into `handle` in order with downloadBlocksToStream, and fsyncs.
+   * Answers the entry's blocks, or none when a block is no longer there (the file changed
+   * meanwhile and its old blocks were collected): the caller then finds the content hash wrong
+   * and leaves the file to the change that follows.
+   */
+  async #fetchBlocksTo(path: string, entry: Entry, handle: FileHandle, signal: AbortSignal): Promise<BlockRef[]> {
+    let written = 0;
+    const sink = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        handle.write(chunk).then(() => {
+          written += chunk.length;
+          this.#emit({ type: 'download', path, bytes: written, totalBytes: entry.size });
+          done();
+        }, done);
+      },
+    });
+    try {
+      await downloadBlocksToStream(this.#client, entry.blocks, sink, { signal });
+    } catch (err) {
+      if (codeOf(err) === 'not_found') return [];
+      throw err;
+    } finally {
+      this.#state.addCount('bytesFromCloud', written);
+    }
+    await handle.sync();
+    return entry.blocks;
   }
 
   async #deleteLocal(path: string, local: LocalEntry, entry: Entry | undefined, report: SyncReport, signal: AbortSignal): Promise<boolean> {

@@ -5,6 +5,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, MeshworkClient } from '@meshwork/client';
 import { downloadBlocksToStream, nodeHttpFetch } from '@meshwork/client/node';
@@ -312,5 +314,25 @@ describe('block locations (ADR 79)', () => {
     expect(sent.filter((s) => s.startsWith('GET partition ')).sort()).toEqual(
       refs.map((r) => `GET partition /v1/blocks/${r.sha256}`).sort(),
     );
+  });
+
+  it('keeps the blocks it asked for ahead over the global fetch, whose unread answers a collection would otherwise cancel', async () => {
+    // Node's fetch cancels the body of a Response collected before it was read. Collections run
+    // while a slow sink takes the first block; the blocks asked for ahead must still arrive whole.
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    const parts = [randomBytes(1_000_000), randomBytes(1_000_000), randomBytes(500_000)];
+    const refs = [];
+    for (const part of parts) refs.push(await alice.putBlock(part));
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, done) {
+        chunks.push(chunk);
+        collect();
+        setTimeout(done, 2);
+      },
+    });
+    expect(await downloadBlocksToStream(alice, refs, sink, { check: 'hash' })).toEqual({ bytes: 2_500_000, storeChecked: 0 });
+    expect(Buffer.concat(chunks).equals(Buffer.concat(parts))).toBe(true);
   });
 });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from 'minio';
 import { MeshworkClient } from '@meshwork/client';
 import { startDavStack, type DavStack } from '../../../../e2e/dataplane/dav-stack.ts';
 import { login, makeAgentHome, syncOnce } from '../../../../e2e/agent/agent-process.ts';
@@ -57,7 +58,8 @@ async function expectHealthy(): Promise<void> {
 }
 
 beforeAll(async () => {
-  stack = await startDavStack('dav');
+  // Block uploads go to the store where the partition allows it (ADR 80), as the benchmark runs.
+  stack = await startDavStack('dav', 'files', { uploadsToStore: true });
   work = mkdtempSync(join(tmpdir(), 'meshwork-dav-'));
 });
 
@@ -338,6 +340,23 @@ describe('rclone', () => {
     expect(again.stderr + again.stdout).toContain('There was nothing to transfer');
     const { entries } = await stack.device.listAllEntries(stack.object.id);
     expect(entries.filter((e) => e.kind === 'file' && e.path.startsWith('synced/'))).toHaveLength(1000);
+    // The large file's blocks went to the store through presigned URLs (ADR 80): each carries an upload tag.
+    const big = entries.find((e) => e.path === 'synced/big.bin');
+    const s3 = new Client({
+      endPoint: stack.minio.host,
+      port: stack.minio.port,
+      useSSL: false,
+      accessKey: stack.minio.accessKey,
+      secretKey: stack.minio.secretKey,
+      pathStyle: true,
+    });
+    const tags = await Promise.all(
+      (big?.blocks ?? []).map(
+        async (b) => (await s3.statObject(stack.minio.bucket, `blocks/${b.sha256}`)).metaData['meshwork-upload'] as unknown,
+      ),
+    );
+    expect(tags).toHaveLength(25);
+    expect(tags.every((t) => typeof t === 'string' && t.length === 32)).toBe(true);
     await expectHealthy();
   }, 480_000);
 });

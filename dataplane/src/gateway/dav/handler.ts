@@ -1160,9 +1160,11 @@ export function mtimeOf(header: string | undefined): string | undefined {
 }
 
 /**
- * Uploads a body's blocks: a body of one block straight away (`missing` would cost a round
- * trip); a longer one hashed on the worker a batch at a time, asked about with `missing`, and
- * put `uploadParallelism` at once. `blocks` gets every block's reference, in order.
+ * Uploads a body's blocks: a body of one block straight away, through the partition (asking
+ * first would cost a round trip); a longer one hashed on the worker a batch at a time, asked
+ * about with `uploads` (or `missing`), and sent `uploadParallelism` at once, each to its
+ * presigned URL at the store where the partition gives one, else through the partition
+ * (ADR 80). `blocks` gets every block's reference, in order.
  */
 async function uploadBlocks(
   client: MeshworkClient,
@@ -1174,7 +1176,8 @@ async function uploadBlocks(
   // young-generation collections that free them (ADR 75). The router's proxy counts each block
   // again as it forwards it to the partition, so on this path a collection comes every 4 MiB of
   // the body rather than 8: measured, that halved pace cost less than it saved (docs/webdav.md).
-  const buffers = new UploadBuffers(2 * uploadParallelism + 2);
+  // A block PUT to the store keeps its buffer until it is confirmed (ADR 80): one more round of blocks.
+  const buffers = new UploadBuffers(3 * uploadParallelism + 2);
   try {
     await uploadBlocksIn(client, paced(body), hashes, blocks, buffers);
   } finally {
@@ -1206,7 +1209,10 @@ async function uploadBlocksIn(
     await client.putBlock(data, { sha256 });
     return;
   }
+  // The block requests running, and every block not stored yet (those and the ones waiting for a confirmation).
   const inFlight = new Set<Promise<void>>();
+  const pending = new Set<Promise<void>>();
+  const sendBlock = client.blockSender();
   const sent = new Set<string>();
   let failure: { error: unknown } | undefined;
   let batch: Promise<{ sha256: string; data: Uint8Array }>[] = [];
@@ -1216,21 +1222,28 @@ async function uploadBlocksIn(
     for (const h of hashed) blocks.push({ sha256: h.sha256, size: h.data.byteLength });
     const fresh = [...new Map(hashed.filter((h) => !sent.has(h.sha256)).map((h) => [h.sha256, h])).values()];
     if (fresh.length === 0) return;
-    const missing = new Set(await client.missingBlocks(fresh.map((h) => h.sha256)));
+    // The blocks to upload, each with a presigned URL at the store where the partition gives one (ADR 80).
+    const { uploads } = await client.uploadTargets(fresh.map((h) => ({ sha256: h.sha256, size: h.data.byteLength })));
+    const targets = new Map(uploads.map((u) => [u.sha256, u]));
     // A block stored already, or named twice in the batch, is not sent: its buffer is free again.
-    for (const h of hashed) if (!missing.has(h.sha256) || !fresh.includes(h)) buffers.give(h.data);
+    for (const h of hashed) if (!targets.has(h.sha256) || !fresh.includes(h)) buffers.give(h.data);
     for (const h of fresh) {
       sent.add(h.sha256);
-      if (!missing.has(h.sha256)) continue;
-      while (inFlight.size >= uploadParallelism && failure === undefined) await Promise.race(inFlight);
+      const target = targets.get(h.sha256);
+      if (target === undefined) continue;
+      while ((inFlight.size >= uploadParallelism || pending.size >= 2 * uploadParallelism) && failure === undefined)
+        await Promise.race([...inFlight, ...pending]);
       if (failure !== undefined) return;
-      // Given back once stored; a failed PUT keeps its buffer (its bytes may still be on their way).
-      const put = client.putBlock(h.data, { sha256: h.sha256 }).then(
+      const sending = sendBlock(h, target);
+      // Given back once stored and confirmed; a failed block keeps its buffer (its bytes may still be on their way).
+      const done = sending.done.then(
         () => buffers.give(h.data),
         (error: unknown) => void (failure ??= { error }),
       );
-      const tracked = put.finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
+      const tracked = done.finally(() => pending.delete(tracked));
+      pending.add(tracked);
+      const request = sending.placed.finally(() => inFlight.delete(request));
+      inFlight.add(request);
     }
   };
   try {
@@ -1243,7 +1256,7 @@ async function uploadBlocksIn(
     }
     if (failure === undefined) await flush();
   } finally {
-    await Promise.allSettled([...inFlight, ...batch]);
+    await Promise.allSettled([...pending, ...batch]);
   }
   if (failure !== undefined) throw failure.error;
 }

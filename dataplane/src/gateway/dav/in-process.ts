@@ -178,14 +178,17 @@ function bodyOf(body: RequestInit['body']): Buffer | ReadableStream<Uint8Array> 
 
 /**
  * A `fetch` that serves each call with `serveApi` in this process. Only `/v1/` paths are served
- * (anything else is the catalogue's 404, as from the public listener); a call whose signal
+ * (anything else is the catalogue's 404, as from the public listener); with `elsewhere`, a call
+ * to any other origin than its `origin` is made by its `fetch` instead; a call whose signal
  * aborts before the answer's head rejects with the signal's reason and leaves the router's
  * exchange as a client that went away.
  */
-export function inProcessFetch(serveApi: ServeApi, logger: Logger): typeof fetch {
+export function inProcessFetch(serveApi: ServeApi, logger: Logger, elsewhere?: { origin: string; fetch: typeof fetch }): typeof fetch {
   return (input, init = {}) => {
     const href = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const url = new URL(href);
+    // A URL the API handed out at another address (a block's presigned URL at the store, ADR 80) goes out over the network.
+    if (elsewhere !== undefined && url.origin !== elsewhere.origin) return elsewhere.fetch(input, init);
     const method = (init.method ?? 'GET').toUpperCase();
     const headers: IncomingHttpHeaders = { host: url.host };
     new Headers(init.headers).forEach((value, name) => {
