@@ -218,10 +218,12 @@ export interface UploadOptions extends CallOptions {
    */
   known?: ReadonlyMap<string, boolean>;
   /**
-   * Ask where to upload (`POST /v1/blocks/uploads`) instead of `missing`, and PUT each block to its
-   * presigned URL at the store where the partition gives one, then confirm it
-   * (`POST /v1/blocks/uploaded`); a block without a URL, or whose PUT or confirmation fails, goes
-   * through the partition (`PUT /v1/blocks/{sha256}`). Default false (ADR 80).
+   * For a file of more than one block: ask where to upload (`POST /v1/blocks/uploads`) instead of
+   * `missing`, and PUT each block to its presigned URL at the store where the partition gives one,
+   * then confirm it (`POST /v1/blocks/uploaded`); a block without a URL, or whose PUT or
+   * confirmation fails, goes through the partition (`PUT /v1/blocks/{sha256}`). A file of one
+   * block goes through the partition either way (the store's way costs two requests more).
+   * Default false (ADR 80).
    */
   toStore?: boolean;
 }
@@ -768,7 +770,7 @@ export class MeshworkClient {
       const request = sending.placed.finally(() => inFlight.delete(request));
       inFlight.add(request);
     };
-    const send = async (batch: { sha256: string; data: Uint8Array }[]): Promise<void> => {
+    const send = async (batch: { sha256: string; data: Uint8Array }[], last: boolean): Promise<void> => {
       const unique = [...new Map(batch.filter((b) => !sent.has(b.sha256)).map((b) => [b.sha256, b])).values()];
       // Blocks of this batch that are not sent (repeats, present already, or not reached) are released here.
       const putting = new Set<Uint8Array>();
@@ -776,7 +778,8 @@ export class MeshworkClient {
         if (unique.length === 0) return;
         let targets: Map<string, BlockUpload> | undefined;
         let missing: Set<string>;
-        if (toStore) {
+        // A file of one block goes through the partition: the store's way costs two requests more.
+        if (toStore && (!last || blocks.length > 1)) {
           // Blocks known missing are asked about too, for their URLs; the answer lists the ones to upload.
           const ask = unique.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.data.length }));
           const answer = ask.length === 0 ? { uploads: [] } : await this.uploadTargets(ask, call);
@@ -814,7 +817,7 @@ export class MeshworkClient {
         const ready = batch;
         batch = [];
         try {
-          await send(ready);
+          await send(ready, false);
         } catch (error) {
           failure ??= { error };
         }
@@ -822,7 +825,7 @@ export class MeshworkClient {
     }
     if (failure === undefined) {
       try {
-        await send(batch);
+        await send(batch, true);
       } catch (error) {
         failure ??= { error };
       }

@@ -160,7 +160,17 @@ beforeAll(async () => {
   [etcd, minio] = await Promise.all([startEtcd({ name: 'etcd-agent-e2e' }), startMinio({ bucket: 'agent-e2e' })]);
   partition = await startPartition(
     { etcdEndpoint: etcd.endpoint, minio },
-    { partition: 'agent-e2e', env: { ...unthrottledEnv, MESHWORK_LOG_LEVEL: 'warn' } },
+    {
+      partition: 'agent-e2e',
+      // The agents send and read the blocks of files over 4 MiB at the store itself (ADRs 79, 80),
+      // the kill in the middle of the large upload included.
+      env: {
+        ...unthrottledEnv,
+        MESHWORK_LOG_LEVEL: 'warn',
+        MESHWORK_S3_DOWNLOAD_REDIRECT_ENDPOINT: minio.endpoint,
+        MESHWORK_S3_UPLOAD_REDIRECT: 'on',
+      },
+    },
   );
   const admin = new MeshworkClient({ baseUrl: partition.url, token: partition.adminToken });
   const aliceAccount = await admin.createUser('alice');

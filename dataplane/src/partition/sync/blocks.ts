@@ -342,10 +342,12 @@ function distinctRefs(refs: readonly { sha256: string; size: number }[]): { sha2
  * each once in the order asked, with where to upload each: with `redirect`, for a caller without a
  * quota, a presigned PUT at the store (ADR 80), confirmed afterwards with `confirmUploads`;
  * otherwise through the partition. A caller with a quota uploads through the partition, which
- * checks the quota before a byte is stored.
+ * checks the quota before a byte is stored. With `redirect`, a block the store already holds
+ * through a URL given to the caller (sent before a crash, and never confirmed) is confirmed here
+ * and not listed: its bytes are not sent twice.
  */
 export async function blockUploads(
-  deps: { blocks: Pick<BlockStore, 'presignedPut'>; metadata: ProofMetadata; quotas: Pick<QuotaCache, 'quotaOf'> },
+  deps: Omit<BlockDeps, 'blocks'> & { blocks: Pick<BlockStore, 'presignedPut' | 'describe'> },
   userId: string,
   refs: readonly { sha256: string; size: number }[],
   redirect: UploadRedirect | undefined,
@@ -359,16 +361,39 @@ export async function blockUploads(
       distinct.map((r) => r.sha256),
     ),
   );
-  const uploads = distinct.filter((r) => missing.has(r.sha256));
+  let uploads = distinct.filter((r) => missing.has(r.sha256));
   if (redirect === undefined || uploads.length === 0 || (await deps.quotas.quotaOf(userId)) !== null) return { uploads };
   const tag = uploadTagOf(redirect.tagKey, userId);
+  // One HEAD per block (the common answer, 404, costs the store little); the ones already there are confirmed.
+  const sent = await inParallel(uploads, async (r) => (await deps.blocks.describe(r.sha256))?.uploadTag === tag);
+  const again = uploads.filter((_, i) => sent[i]);
+  if (again.length > 0) {
+    const confirmed = new Set((await confirmUploads(deps, userId, again, tag, date)).confirmed.map((r) => r.sha256));
+    uploads = uploads.filter((r) => !confirmed.has(r.sha256));
+  }
   const presigned = await Promise.all(
     uploads.map(async (r) => ({
       ...r,
       ...(await deps.blocks.presignedPut(r.sha256, r.size, tag, redirect.endpoint, redirect.expiresInSeconds, date)),
     })),
   );
-  return { uploads: presigned, expiresAt: new Date(date.getTime() + redirect.expiresInSeconds * 1000).toISOString() };
+  return uploads.length === 0
+    ? { uploads: [] }
+    : { uploads: presigned, expiresAt: new Date(date.getTime() + redirect.expiresInSeconds * 1000).toISOString() };
+}
+
+/** `task` of each item, at most 16 at once (an etcd read or an S3 HEAD each, say), answered in the items' order. */
+async function inParallel<T, R>(items: readonly T[], task: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = Array.from({ length: items.length });
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await task(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, items.length) }, worker));
+  return results;
 }
 
 /** Why a block upload was not confirmed: its code and a sentence. */
@@ -377,9 +402,6 @@ export interface UnconfirmedUpload {
   code: 'not_uploaded' | 'busy' | 'insufficient_storage';
   message: string;
 }
-
-// Confirmations of one request look up this many blocks at once (an etcd read and an S3 HEAD each).
-const confirmParallelism = 16;
 
 /**
  * Records the caller's possession of each block of `refs` it PUT through a URL from
@@ -400,7 +422,6 @@ export async function confirmUploads(
 ): Promise<{ confirmed: { sha256: string; size: number }[]; unconfirmed: UnconfirmedUpload[] }> {
   const distinct = distinctRefs(refs);
   const quota = distinct.length === 0 ? null : await deps.quotas.quotaOf(userId);
-  const results: (UnconfirmedUpload | undefined)[] = Array.from({ length: distinct.length });
   const confirmOne = async ({ sha256, size }: { sha256: string; size: number }): Promise<UnconfirmedUpload | undefined> => {
     const before = await deps.metadata.readForUpload(sha256, userId);
     if (before.state?.value.state === 'deleting')
@@ -426,14 +447,7 @@ export async function confirmUploads(
     deps.possession?.remember(userId, sha256, { stateVersion, size });
     return undefined;
   };
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < distinct.length) {
-      const i = next++;
-      results[i] = await confirmOne(distinct[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(confirmParallelism, distinct.length) }, worker));
+  const results = await inParallel(distinct, confirmOne);
   return {
     confirmed: distinct.filter((_, i) => results[i] === undefined),
     unconfirmed: results.filter((r): r is UnconfirmedUpload => r !== undefined),
