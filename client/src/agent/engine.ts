@@ -146,6 +146,8 @@ export class SyncAgent {
   /** Read buffers of uploads, used again block after block (scan.ts). */
   // What one upload holds at most: 3 × its parallelism of 4, its blocks going to the store (ADR 80).
   readonly #buffers = new BlockBuffers(12);
+  // Until the first pass went through, an upload may meet blocks a killed agent sent to the store and never confirmed.
+  #checkStore = true;
 
   private constructor(options: AgentOptions, state: StateDb) {
     this.#options = options;
@@ -527,6 +529,8 @@ export class SyncAgent {
     this.#state.setMeta('lastSyncAt', new Date().toISOString());
     // A pass that went through clears an earlier stop (a device registered again, a member re-added).
     this.#state.setMeta('stopped', null);
+    // Whatever an earlier life of the agent sent to the store and did not confirm is confirmed now.
+    this.#checkStore = false;
     return report;
   }
 
@@ -911,8 +915,10 @@ export class SyncAgent {
           signal,
           mtime,
           parallelism: 4,
-          // Blocks go to the store itself where the partition gives upload URLs (ADR 80).
+          // Blocks go to the store itself where the partition gives upload URLs (ADR 80); until a
+          // pass went through, the partition first looks there for blocks sent before a crash.
           toStore: true,
+          checkStore: this.#checkStore,
           onBlockReleased: (data) => this.#buffers.give(data),
           // A second attempt (blocks collected since) asks again.
           ...(attempt === 1 ? { known: this.#known } : {}),

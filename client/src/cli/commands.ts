@@ -389,6 +389,8 @@ async function put(ctx: Context): Promise<void> {
     result = await client.upload(remote.objectId, remote.path, source, precondition, {
       mtime: info.mtime.toISOString(),
       signal: aborter.signal,
+      // Blocks go to the store itself where the server gives upload URLs (ADR 80).
+      toStore: true,
     });
     progress.finish();
   } catch (err) {

@@ -419,6 +419,8 @@ describe('bad input', () => {
     ['POST', '/v1/blocks/locations', { blocks: 'a'.repeat(64) }, 'body.blocks'],
     ['POST', '/v1/blocks/uploads', { blocks: [{ sha256: 'a'.repeat(64), size: 4 * 1024 * 1024 + 1 }] }, 'body.blocks.0.size'],
     ['POST', '/v1/blocks/uploaded', { blocks: [{ sha256: 'a'.repeat(64) }] }, 'body.blocks.0.size'],
+    ['POST', '/v1/blocks/uploads', { blocks: [], checkStore: 'yes' }, 'body.checkStore'],
+    ['POST', '/v1/blocks/uploaded', { blocks: [], checkStore: true }, 'body'],
     ['PUT', `/v1/objects/{id}/entries/x`, { kind: 'file', blocks: [{ sha256: 'a'.repeat(64), size: -1 }] }, 'body.blocks.0.size'],
   ])('answers 400 naming the field for %s %s', async (method, path, body, field) => {
     const res = await alice.raw(method, path.replace('{id}', objectId), { body: body, headers: { 'if-none-match': '*' } });

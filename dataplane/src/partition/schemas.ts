@@ -31,6 +31,10 @@ export const blockRef = z.strictObject({ sha256: sha256Hex, size: z.number().int
 /** The most blocks one `uploads` or `uploaded` request may name: a signature, or an etcd read and an S3 HEAD, each (ADR 80). */
 export const maxBlockUploads = 500;
 export const blockUploadsBody = z.strictObject({ blocks: z.array(blockRef).max(maxBlockUploads) });
+export const blockUploadTargetsBody = z.strictObject({
+  blocks: z.array(blockRef).max(maxBlockUploads),
+  checkStore: z.boolean().optional(),
+});
 
 export const commitEntryBody = z.discriminatedUnion('kind', [
   z.strictObject({

@@ -135,16 +135,18 @@ describe('block uploads straight to the store', () => {
     expect(Buffer.from(await bob.getBlock(sha(block))).equals(block)).toBe(true);
   });
 
-  it('confirms, when asked where to upload, a block the store holds through the caller’s URL but nobody confirmed (a crash in between)', async () => {
+  it('confirms, when asked where to upload with checkStore, a block the store holds through the caller’s URL but nobody confirmed (a crash in between)', async () => {
     const [sent, fresh] = [randomBytes(9000), randomBytes(9001)];
     const [upload] = (await alice.blockUploads([refOf(sent)])).uploads;
     expect(await putToStore(upload!, sent)).toBe(200);
-    // The client died here. Asked again, the partition finds the bytes and records them: only the other block is listed.
-    const again = await alice.blockUploads([refOf(sent), refOf(fresh)]);
+    // The client died here. Asked again without checkStore, the partition lists the block again.
+    expect((await alice.blockUploads([refOf(sent), refOf(fresh)])).uploads.map((u) => u.sha256)).toEqual([sha(sent), sha(fresh)]);
+    // With it, the partition finds the bytes and records them: only the other block is listed.
+    const again = await alice.blockUploads([refOf(sent), refOf(fresh)], { checkStore: true });
     expect(again.uploads.map((u) => u.sha256)).toEqual([sha(fresh)]);
     expect(await alice.missingBlocks([sha(sent), sha(fresh)])).toEqual([sha(fresh)]);
     // Bob, asking about the same bytes, is given a URL: the store's copy is not his.
-    expect((await bob.blockUploads([refOf(sent)])).uploads.map((u) => u.sha256)).toEqual([sha(sent)]);
+    expect((await bob.blockUploads([refOf(sent)], { checkStore: true })).uploads.map((u) => u.sha256)).toEqual([sha(sent)]);
   });
 
   it('refuses a confirmation whose size is not the stored one, and one block named with two sizes', async () => {

@@ -18,7 +18,7 @@ import { ClientGoneError, sendBlocks } from '../content-stream.ts';
 import { invalidRequest } from '../errors.ts';
 import type { RouteHooks } from '../hooks.ts';
 import { entryPathParam } from '../request-params.ts';
-import { blockLocationsBody, blockUploadsBody, missingBlocksBody, validate } from '../schemas.ts';
+import { blockLocationsBody, blockUploadsBody, blockUploadTargetsBody, missingBlocksBody, validate } from '../schemas.ts';
 import {
   blockUploads,
   confirmUploads,
@@ -122,9 +122,11 @@ export function contentRoutes(hooks: RouteHooks, deps: ContentRouteDeps, json: e
   router.post(
     '/v1/blocks/uploads',
     json,
-    hooks.route({ principal: 'member', parse: (req) => validate(blockUploadsBody, req.body) }, async ({ res, principal, input }) => {
+    hooks.route({ principal: 'member', parse: (req) => validate(blockUploadTargetsBody, req.body) }, async ({ res, principal, input }) => {
       // Presigned URLs are credentials, as a redirect's are (ADR 71): nothing may keep them.
-      const answer = await blockUploads(deps, principal.userId, input.blocks, deps.uploadRedirect);
+      const answer = await blockUploads(deps, principal.userId, input.blocks, deps.uploadRedirect, {
+        checkStore: input.checkStore === true,
+      });
       res.setHeader('Cache-Control', 'no-store').json(answer);
     }),
   );
