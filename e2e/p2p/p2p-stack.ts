@@ -4,7 +4,7 @@
 // segment — whose `meshwork sync` processes run inside their namespaces with their peer
 // listeners on their own addresses.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { MeshworkClient, type DeviceClient } from '@meshwork/client';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { startMinio, type MinioServer } from '../harness/minio.ts';
@@ -60,11 +60,14 @@ export async function startP2pStack(name: string, options: { partitionEnv?: Reco
   const stopAgents = async (): Promise<void> => {
     await Promise.all(agents.splice(0).map((a) => a.process.stop()));
   };
+  // The devices' homes (their folders among them: hundreds of MiB after a benchmark), removed at the end.
+  const madeHomes: string[] = [];
   const stop = async (): Promise<void> => {
     await stopAgents();
     await servers.partition?.stop();
     await Promise.allSettled([servers.etcd?.stop(), servers.minio?.stop()]);
     await nat.remove();
+    await Promise.allSettled(madeHomes.map((dir) => rm(dir, { recursive: true, force: true })));
   };
   try {
     [servers.etcd, servers.minio] = await Promise.all([startEtcd({ name: `${name}-etcd` }), startMinio({ bucket: name })]);
@@ -81,6 +84,7 @@ export async function startP2pStack(name: string, options: { partitionEnv?: Reco
     const homes = {} as Record<DeviceKey, AgentHome>;
     for (const key of ['a', 'b', 'outside'] as const) {
       const home = await makeAgentHome(`${name}-${key}`);
+      madeHomes.push(home.dir);
       home.netns = hosts[key].netns;
       await login(home, partition.url, user.token);
       homes[key] = home;

@@ -366,8 +366,8 @@ export async function blockUploads(
   let uploads = distinct.filter((r) => missing.has(r.sha256));
   if (redirect === undefined || uploads.length === 0 || (await deps.quotas.quotaOf(userId)) !== null) return { uploads };
   const tag = uploadTagOf(redirect.tagKey, userId);
-  // One HEAD per block, asked for only by a client that may have sent some before (it costs
-  // the upload of a large file about a tenth of its speed); the ones already there are confirmed.
+  // One HEAD per block, asked for only by a client that may have sent some before (a request to
+  // the store per block that nearly always answers 404); the ones already there are confirmed.
   const sent = checkStore ? await inParallel(uploads, async (r) => (await deps.blocks.describe(r.sha256))?.uploadTag === tag) : [];
   const again = uploads.filter((_, i) => sent[i] === true);
   if (again.length > 0) {
