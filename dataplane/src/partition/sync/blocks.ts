@@ -427,8 +427,6 @@ export async function confirmUploads(
   const quota = distinct.length === 0 ? null : await deps.quotas.quotaOf(userId);
   const confirmOne = async ({ sha256, size }: { sha256: string; size: number }): Promise<UnconfirmedUpload | undefined> => {
     const before = await deps.metadata.readForUpload(sha256, userId);
-    if (before.state?.value.state === 'deleting')
-      return { sha256, code: 'busy', message: `block ${sha256} is being collected; upload it again in a moment` };
     if (quota !== null && !before.holds) {
       const used = await deps.metadata.storageUsed(userId);
       if (!quotaAllows(used, size, quota))
@@ -444,6 +442,9 @@ export async function confirmUploads(
       const message = `the store holds no ${size} bytes of block ${sha256} written through a URL given to the caller; PUT them to the block's URL, or to the partition, and confirm again`;
       return { sha256, code: 'not_uploaded', message };
     }
+    // Told only to the caller whose bytes these are: anyone else learned above only that it has none there.
+    if (before.state?.value.state === 'deleting')
+      return { sha256, code: 'busy', message: `block ${sha256} is being collected; upload it again in a moment` };
     const stateVersion = before.state?.version ?? 0;
     const recorded = await deps.metadata.recordHolder(sha256, userId, stateVersion, now, size);
     if (!recorded.ok) return { sha256, code: 'busy', message: `block ${sha256} is being collected; upload it again in a moment` };
