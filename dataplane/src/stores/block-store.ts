@@ -288,13 +288,19 @@ export class BlockStore {
     expiresInSeconds: number,
     options: { checksumMode?: boolean; date?: Date } = {},
   ): Promise<string> {
+    const { hostname, host, path, base } = this.#publicTarget(sha256, publicEndpoint);
+    const headers = options.checksumMode === true ? checksumModeHeaders : {};
+    const query = await this.#signer.presign({ method: 'GET', hostname, host, path, headers }, expiresInSeconds, options.date);
+    return `${base}?${query.toString()}`;
+  }
+
+  /** Where block `sha256` is at `publicEndpoint`, in the store's addressing style: what a presigned URL signs, and the URL without its query. */
+  #publicTarget(sha256: string, publicEndpoint: URL): { hostname: string; host: string; path: string; base: string } {
     const key = blockKey(sha256);
     const hostname = this.#virtualHosted ? `${this.#bucket}.${publicEndpoint.hostname}` : publicEndpoint.hostname;
     const path = this.#virtualHosted ? `/${key}` : `/${this.#bucket}/${key}`;
     const host = publicEndpoint.port === '' ? hostname : `${hostname}:${publicEndpoint.port}`;
-    const headers = options.checksumMode === true ? checksumModeHeaders : {};
-    const query = await this.#signer.presign({ method: 'GET', hostname, host, path, headers }, expiresInSeconds, options.date);
-    return `${publicEndpoint.protocol}//${host}${path}?${query.toString()}`;
+    return { hostname, host, path, base: `${publicEndpoint.protocol}//${host}${path}` };
   }
 
   /**
@@ -313,17 +319,14 @@ export class BlockStore {
     expiresInSeconds: number,
     date = new Date(),
   ): Promise<{ url: string; headers: Record<string, string> }> {
-    const key = blockKey(sha256);
-    const hostname = this.#virtualHosted ? `${this.#bucket}.${publicEndpoint.hostname}` : publicEndpoint.hostname;
-    const path = this.#virtualHosted ? `/${key}` : `/${this.#bucket}/${key}`;
-    const host = publicEndpoint.port === '' ? hostname : `${hostname}:${publicEndpoint.port}`;
+    const { hostname, host, path, base } = this.#publicTarget(sha256, publicEndpoint);
     const headers = { 'x-amz-checksum-sha256': checksumOf(sha256), [uploadTagHeader]: tag };
     const query = await this.#signer.presign(
       { method: 'PUT', hostname, host, path, headers: { ...headers, 'content-length': String(size) } },
       expiresInSeconds,
       date,
     );
-    return { url: `${publicEndpoint.protocol}//${host}${path}?${query.toString()}`, headers };
+    return { url: `${base}?${query.toString()}`, headers };
   }
 
   /**

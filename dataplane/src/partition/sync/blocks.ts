@@ -29,9 +29,6 @@ export interface BlockDeps {
   possession?: PossessionCache;
 }
 
-// Possession checks of one request read the entries behind references for this many blocks at once.
-const proofParallelism = 16;
-
 /** How a caller may possess a block, from its records alone: by upload, through these references, or not at all. */
 export function possessionFromRecords(
   records: BlockRecords,
@@ -105,17 +102,9 @@ export async function proveBlocks(
   const unique = [...new Set(shas)];
   const readable = readableObjectsOf(metadata, userId);
   const records = unique.length === 0 ? [] : await metadata.readBlocks(unique);
-  // Filled in the order asked, whatever order the lookups finish in.
-  const proofs = new Map<string, BlockProof | undefined>(unique.map((sha) => [sha, undefined]));
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < unique.length) {
-      const i = next++;
-      proofs.set(unique[i]!, await proveFromRecords(metadata, userId, unique[i]!, records[i]!, readable));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(proofParallelism, unique.length) }, worker));
-  return proofs;
+  // In the order asked, whatever order the lookups finish in.
+  const proofs = await inParallel(unique, (sha, i) => proveFromRecords(metadata, userId, sha, records[i]!, readable));
+  return new Map(unique.map((sha, i) => [sha, proofs[i]]));
 }
 
 /** Which of `shas` the caller has not proved possession of, each once, in the order asked: those it must upload. */
@@ -385,14 +374,17 @@ export async function blockUploads(
     : { uploads: presigned, expiresAt: new Date(date.getTime() + redirect.expiresInSeconds * 1000).toISOString() };
 }
 
-/** `task` of each item, at most 16 at once (an etcd read or an S3 HEAD each, say), answered in the items' order. */
-async function inParallel<T, R>(items: readonly T[], task: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * `task` of each item, at most 16 at once (one request's possession checks, etcd reads or S3
+ * HEADs), answered in the items' order.
+ */
+async function inParallel<T, R>(items: readonly T[], task: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = Array.from({ length: items.length });
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const i = next++;
-      results[i] = await task(items[i]!);
+      results[i] = await task(items[i]!, i);
     }
   };
   await Promise.all(Array.from({ length: Math.min(16, items.length) }, worker));
