@@ -466,6 +466,44 @@ describe('two devices of one user', () => {
       await Promise.all(runs);
     }
   });
+  it('asks for notifications again once per pass, not once per commit', async () => {
+    // The phone counts its notification polls while another device commits a burst of files.
+    let polls = 0;
+    const counting: typeof fetch = async (input, init) => {
+      if (new URL(input instanceof Request ? input.url : String(input)).pathname === '/v1/notifications') polls++;
+      return fetch(input, init);
+    };
+    await phone.agent.close();
+    phone = await device('phone', new MeshworkClient({ baseUrl: partition.url, token: tokens.get('phone')!, fetch: counting }));
+    const tablet = devices.get('tablet')!;
+    const stop = new AbortController();
+    const run = phone.agent.run(stop.signal);
+    try {
+      await waitFor(() => phone.events.some((e) => e.type === 'idle'), { description: 'the phone to sync', timeoutMs: 60_000 });
+      const burst = 40;
+      const before = polls;
+      const passesBefore = phone.events.filter((e) => e.type === 'idle').length;
+      for (let i = 0; i < burst; i++) {
+        await tablet.upload(objectId, `burst/${i}.txt`, new TextEncoder().encode(`commit ${i}`), { ifNoneMatch: '*' });
+      }
+      await waitFor(
+        () => existsSync(join(phone.dir, 'burst', `${burst - 1}.txt`)) && readdirSync(join(phone.dir, 'burst')).length === burst,
+        {
+          description: 'the burst to reach the phone',
+          timeoutMs: 60_000,
+        },
+      );
+      // Every notification set off a pass, and the next poll waited for that pass to end.
+      const passes = phone.events.filter((e) => e.type === 'idle' || e.type === 'retry').length - passesBefore;
+      expect(polls - before).toBeLessThanOrEqual(passes + 2);
+    } finally {
+      stop.abort();
+      await run;
+    }
+    await phone.agent.close();
+    phone = await device('phone');
+  });
+
   it('honours Retry-After when throttled and converges afterwards', async () => {
     // The phone's requests are answered 429 (Retry-After: 1) for a while, longer than the client's own retries last.
     let throttledUntil = 0;

@@ -51,6 +51,14 @@ const maxBackoffMs = 30_000;
 const actionParallelism = 4;
 /** ...when each of them is one block at most: round trips, not bytes, bound those. */
 const smallFileParallelism = 16;
+/**
+ * A file of one block up to this size, in an object kept in the cloud, is read from the cloud
+ * without asking for its sources: a peer would cost a `sources` round trip to the service and a
+ * connection to save the service at most this many bytes (ADR 81).
+ */
+export const peerMinBytes = 64 * 1024;
+/** The notification poll asks again once the pass a notification set off ended, or after this long. */
+const notificationRepollMs = 30_000;
 /** A pass after fs.watch hints waits until no hint came for this long (a burst of writes is one pass)... */
 const hintQuietMs = 100;
 /** ...but no longer than this after the first. */
@@ -1005,12 +1013,18 @@ export class SyncAgent {
     return true;
   }
 
+  /** Whether a file is asked of its holders before the cloud: not an empty one, nor a small one the cloud keeps (ADR 81). */
+  #worthPeers(entry: Entry): boolean {
+    if (entry.blocks.length === 0) return false;
+    return !(this.#cloudStorage === true && entry.blocks.length === 1 && entry.size <= peerMinBytes);
+  }
+
   /** Fetches the entry's content into `temp` (peers first when enabled), hashing it in blocks as it is written; fsyncs. */
   async #fetchTo(path: string, entry: Entry, temp: string, signal: AbortSignal): Promise<BlockRef[]> {
     const handle = await open(temp, 'wx', 0o644);
     const blocks: BlockRef[] = [];
     try {
-      if (this.#options.peer !== undefined && entry.blocks.length > 0 && (await this.#fetchFromSources(path, entry, handle, signal))) {
+      if (this.#options.peer !== undefined && this.#worthPeers(entry) && (await this.#fetchFromSources(path, entry, handle, signal))) {
         // Every block was verified against its sha256 on arrival.
         await handle.sync();
         return entry.blocks;
@@ -1169,7 +1183,34 @@ export class SyncAgent {
       },
       (path) => this.#rules !== undefined && isIgnored(this.#rules, path, true),
     );
-    const notifications = this.#pollNotifications(both, poke, fail);
+    // Passes started and ended so far, and who waits for the next end: the notification poll
+    // asks again only once the pass a notification set off has ended (that pass reads every
+    // change up to when it runs; the poll's cursor keeps the rest), not after every commit.
+    let passesStarted = 0;
+    let passesEnded = 0;
+    const passWaiters = new Set<() => void>();
+    const passEnded = (): void => {
+      passesEnded++;
+      for (const waiter of passWaiters) waiter();
+    };
+    const afterNextPass = async (): Promise<void> => {
+      const target = passesStarted + 1;
+      const deadline = performance.now() + notificationRepollMs;
+      while (passesEnded < target && !both.aborted && performance.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, deadline - performance.now());
+          function done(): void {
+            clearTimeout(timer);
+            passWaiters.delete(done);
+            both.removeEventListener('abort', done);
+            resolve();
+          }
+          passWaiters.add(done);
+          both.addEventListener('abort', done, { once: true });
+        });
+      }
+    };
+    const notifications = this.#pollNotifications(both, poke, fail, afterNextPass);
     const presence = this.#options.peer?.announce !== undefined ? this.#announcePresence(both) : Promise.resolve();
     const waitingRetryMs = this.#options.peer?.waitingRetryMs ?? 10_000;
     const scanEvery = this.#options.scanIntervalMs ?? 60_000;
@@ -1181,6 +1222,7 @@ export class SyncAgent {
         if (stopped !== undefined) throw stopped;
         if (dirty || Date.now() >= nextScan) {
           dirty = false;
+          passesStarted++;
           try {
             await this.syncOnce(both);
             // A directory first seen by this pass is watched from now: look once more for what came before its watch.
@@ -1192,8 +1234,10 @@ export class SyncAgent {
             const waiting = [...this.#state.allProblems().values()].some((p) => p.code === 'waiting');
             waitingPasses = waiting ? waitingPasses + 1 : 0;
             nextScan = Date.now() + (waiting ? Math.min(waitingRetryDelayMs(waitingPasses, waitingRetryMs), scanEvery) : scanEvery);
+            passEnded();
             this.#emit({ type: 'idle' });
           } catch (err) {
+            passEnded();
             if (both.aborted) break;
             if (err instanceof AgentStopped) throw err;
             watcher.update(this.#dirs);
@@ -1282,7 +1326,12 @@ export class SyncAgent {
   }
 
   /** The notification long poll: pokes the loop when this object changed, fails it when the object is gone or the token refused. */
-  async #pollNotifications(signal: AbortSignal, poke: () => void, fail: (err: Error) => void): Promise<void> {
+  async #pollNotifications(
+    signal: AbortSignal,
+    poke: () => void,
+    fail: (err: Error) => void,
+    afterNextPass: () => Promise<void>,
+  ): Promise<void> {
     let cursor: string | undefined;
     let failures = 0;
     while (!signal.aborted) {
@@ -1301,7 +1350,10 @@ export class SyncAgent {
         }
         if (mine?.role !== undefined && mine.role !== this.#role) this.#role = mine.role;
         cursor = answer.cursor;
-        if (mine !== undefined) poke();
+        if (mine !== undefined) {
+          poke();
+          await afterNextPass();
+        }
       } catch (err) {
         if (signal.aborted) return;
         const stop = this.#stopFor(err);

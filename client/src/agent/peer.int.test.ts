@@ -38,6 +38,8 @@ let b: SyncAgentShape;
 const identity = createPeerIdentity();
 const stopA = new AbortController();
 let runA: Promise<void>;
+/** The paths the phone asked the sources of, in order. */
+const askedSources: string[] = [];
 
 /** What the service will answer once it signs grants: the real sources, each device with its fingerprint and a blocks grant. */
 async function sourcesWithGrants(o: string, path: string, version: string, signal: AbortSignal): Promise<Sources> {
@@ -109,7 +111,14 @@ beforeAll(async () => {
     objectId,
     statePath: join(root, 'state', 'phone.db'),
     deviceName: 'phone',
-    peer: { deviceId: phone.deviceId, sources: sourcesWithGrants, connectTimeoutMs: 1000 },
+    peer: {
+      deviceId: phone.deviceId,
+      sources: (o, path, version, signal) => {
+        askedSources.push(path);
+        return sourcesWithGrants(o, path, version, signal);
+      },
+      connectTimeoutMs: 1000,
+    },
   });
 });
 
@@ -140,6 +149,20 @@ describe('peer-first downloads', () => {
     expect(b.status().transfer).toMatchObject({ fromPeers: content.length, fromCloud: 0 });
     expect(a.status().transfer.served).toBe(content.length);
 
+    // A file of one block up to 64 KiB comes from the cloud without asking for its sources; one
+    // byte more and it is asked of the laptop first (ADR 81).
+    const small = randomBytes(64 * 1024);
+    const justOver = randomBytes(64 * 1024 + 1);
+    writeFileSync(join(root, 'laptop', 'small.txt'), small);
+    writeFileSync(join(root, 'laptop', 'just-over.txt'), justOver);
+    await a.syncOnce();
+    askedSources.length = 0;
+    await b.syncOnce();
+    expect(sha(readFileSync(join(root, 'phone', 'small.txt')))).toBe(sha(small));
+    expect(sha(readFileSync(join(root, 'phone', 'just-over.txt')))).toBe(sha(justOver));
+    expect(askedSources).toEqual(['just-over.txt']);
+    expect(b.status().transfer).toMatchObject({ fromPeers: content.length + justOver.length, fromCloud: small.length });
+
     // The laptop's listener goes away while its presence lasts: the phone drops it and takes the cloud.
     await listener.close();
     const second = randomBytes(5 * MiB);
@@ -149,7 +172,11 @@ describe('peer-first downloads', () => {
     await b.syncOnce();
     expect(performance.now() - started).toBeLessThan(20_000);
     expect(sha(readFileSync(join(root, 'phone', 'second.bin')))).toBe(sha(second));
-    expect(b.status().transfer).toMatchObject({ fromPeers: content.length, fromRelays: 0, fromCloud: second.length });
+    expect(b.status().transfer).toMatchObject({
+      fromPeers: content.length + justOver.length,
+      fromRelays: 0,
+      fromCloud: small.length + second.length,
+    });
   });
 
   it('waits for a device that holds a peer-to-peer-only file, and fetches it from the device as soon as it serves again', async () => {
