@@ -1,6 +1,6 @@
 // When the `meshwork` command starts itself again with its Node flags, and with what arguments.
 import { describe, expect, it } from 'vitest';
-import { agentNodeFlags, relaunchArguments } from './node-flags.ts';
+import { agentNodeFlags, compileCacheEnv, relaunchArguments } from './node-flags.ts';
 
 const flags = ['--max-semi-space-size=2'];
 const argv = ['/usr/bin/node', '/opt/meshwork/meshwork.ts', 'sync', 'Docs', '--object', 'o1'];
@@ -48,6 +48,23 @@ describe('relaunchArguments', () => {
   it('are flags NODE_OPTIONS accepts too', () => {
     // A person may set them there instead; Node refuses to start on a flag NODE_OPTIONS does not allow.
     for (const flag of agentNodeFlags) expect(process.allowedNodeEnvironmentFlags.has(flagName(flag))).toBe(true);
+  });
+});
+
+describe('compileCacheEnv', () => {
+  it('sets NODE_COMPILE_CACHE in the temporary directory, keeping the rest of the environment', () => {
+    expect(compileCacheEnv({ PATH: '/bin', NODE_OPTIONS: '--x' }, '/var/tmp')).toEqual({
+      PATH: '/bin',
+      NODE_OPTIONS: '--x',
+      NODE_COMPILE_CACHE: '/var/tmp/node-compile-cache',
+    });
+  });
+
+  it.each([
+    { case: 'already set', env: { NODE_COMPILE_CACHE: '/cache' } },
+    { case: 'turned off', env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
+  ])('answers nothing when the cache is $case', ({ env }) => {
+    expect(compileCacheEnv(env, '/var/tmp')).toBeUndefined();
   });
 });
 

@@ -2,7 +2,10 @@
 // them. V8 reads them only when the process starts (`v8.setFlagsFromString` later changes
 // nothing), so meshwork.ts carries them in its `#!/usr/bin/env -S node …` line for the installed
 // command (npm's bin link runs the file itself) and, when run as `node meshwork.ts` without them,
-// replaces its process with one that has them (ADR 69).
+// replaces its process with one that has them (ADR 69). It also replaces itself once to set
+// NODE_COMPILE_CACHE, so that Node's compile cache is on before the first module is read
+// (ADR 82).
+import { join } from 'node:path';
 
 /**
  * A young generation of 2 MiB per semi-space instead of Node 24's 16 (its new space measured
@@ -32,4 +35,20 @@ export function relaunchArguments(
   const missing = flags.filter((flag) => !given.has(flagName(flag)));
   if (missing.length === 0) return undefined;
   return [...missing, ...process.execArgv, ...process.argv.slice(1)];
+}
+
+/**
+ * The environment to start this program again with so that Node's module compile cache is on
+ * from the first module (`NODE_COMPILE_CACHE`, in `node-compile-cache` under `tmp`, the
+ * directory `module.enableCompileCache()` would use), or undefined when the environment already
+ * sets it or turns the cache off (`NODE_DISABLE_COMPILE_CACHE`). Turned on at run time instead,
+ * the cache still keeps compiled code, but Node 24 strips the types of every TypeScript module
+ * again and keeps its type stripper loaded (ADR 82).
+ */
+export function compileCacheEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  tmp: string,
+): Record<string, string | undefined> | undefined {
+  if (env.NODE_COMPILE_CACHE || env.NODE_DISABLE_COMPILE_CACHE) return undefined;
+  return { ...env, NODE_COMPILE_CACHE: join(tmp, 'node-compile-cache') };
 }
