@@ -38,6 +38,21 @@ describe('RecentWrites', () => {
     expect(recent.recall('tok', 'o1', 'a/b', 3)).toBeUndefined();
   });
 
+  it('forgets every file below a folder a write touches, however deep, and no other', () => {
+    const recent = new RecentWrites(1000);
+    for (const path of ['a/b/c', 'a/b/d/e', 'a/x', 'ab/c', 'z']) recent.remember('tok', 'o1', path, write(path, '1'), recent.mark(0), 1);
+    recent.forget('o1', 'a/b', 2);
+    const left = ['a/b/c', 'a/b/d/e', 'a/x', 'ab/c', 'z'].filter((p) => recent.recall('tok', 'o1', p, 3) !== undefined);
+    expect(left).toEqual(['a/x', 'ab/c', 'z']);
+    // Written again and forgotten again: the folders' counts followed every change.
+    recent.remember('tok', 'o1', 'a/b/c', write('a/b/c', '2'), recent.mark(4), 5);
+    recent.remember('tok', 'o1', 'a/b/c', write('a/b/c', '3'), recent.mark(6), 7);
+    recent.forget('o1', 'a', 8);
+    expect(['a/b/c', 'a/x', 'ab/c', 'z'].filter((p) => recent.recall('tok', 'o1', p, 9) !== undefined)).toEqual(['ab/c', 'z']);
+    recent.forget('o1', '', 10);
+    expect(['ab/c', 'z'].filter((p) => recent.recall('tok', 'o1', p, 11) !== undefined)).toEqual([]);
+  });
+
   it('keeps a file when a write touches another path', () => {
     const recent = new RecentWrites(1000);
     recent.remember('tok', 'o1', 'a/b', write('a/b', '7'), recent.mark(0), 1);

@@ -35,6 +35,9 @@ export interface WriteMark {
 export class RecentWrites {
   readonly #ttlMs: number;
   readonly #files = new Map<string, Map<string, Remembered>>();
+  // How many of the remembered files are below each folder (the root is ''), by object: a
+  // write to a path that has none below it forgets one entry, without a look at the others.
+  readonly #below = new Map<string, Map<string, number>>();
   // When each path was last touched by a write (its sequence number and time), by object.
   readonly #touched = new Map<string, Map<string, WriteMark>>();
   #sequence = 0;
@@ -53,7 +56,9 @@ export class RecentWrites {
   forget(objectId: string, path: string, now: number): void {
     const files = this.#files.get(objectId);
     if (files !== undefined) {
-      for (const p of files.keys()) if (isWithin(p, path)) files.delete(p);
+      this.#drop(objectId, files, path);
+      if ((this.#below.get(objectId)?.get(path) ?? 0) > 0)
+        for (const p of files.keys()) if (isWithin(p, path)) this.#drop(objectId, files, p);
       if (files.size === 0) this.#files.delete(objectId);
     }
     this.#touch(objectId, path, now);
@@ -66,7 +71,8 @@ export class RecentWrites {
    */
   remember(token: string, objectId: string, path: string, write: RecentWrite, since: WriteMark, now: number): void {
     const fresh = now - since.at < this.#ttlMs && !this.#touchedSince(objectId, path, since.sequence);
-    this.#files.get(objectId)?.delete(path);
+    const previous = this.#files.get(objectId);
+    if (previous !== undefined) this.#drop(objectId, previous, path);
     this.#touch(objectId, path, now);
     if (!fresh) return;
     if (this.#count >= sweepAbove) this.#sweep(now);
@@ -74,7 +80,23 @@ export class RecentWrites {
     let byPath = this.#files.get(objectId);
     if (byPath === undefined) this.#files.set(objectId, (byPath = new Map<string, Remembered>()));
     byPath.set(path, { ...write, token, at: now });
+    let below = this.#below.get(objectId);
+    if (below === undefined) this.#below.set(objectId, (below = new Map<string, number>()));
+    for (const folder of foldersAbove(path)) below.set(folder, (below.get(folder) ?? 0) + 1);
     this.#count++;
+  }
+
+  /** Forgets one remembered file, and counts it out of the folders above it. */
+  #drop(objectId: string, files: Map<string, Remembered>, path: string): void {
+    if (!files.delete(path)) return;
+    const below = this.#below.get(objectId);
+    if (below === undefined) return;
+    for (const folder of foldersAbove(path)) {
+      const n = (below.get(folder) ?? 0) - 1;
+      if (n > 0) below.set(folder, n);
+      else below.delete(folder);
+    }
+    if (below.size === 0) this.#below.delete(objectId);
   }
 
   /** What the PUT of `path` with these credentials committed in the last second, if nothing touched it since. */
@@ -105,7 +127,7 @@ export class RecentWrites {
   #sweep(now: number): void {
     this.#count = 0;
     for (const [objectId, files] of this.#files) {
-      for (const [p, f] of files) if (now - f.at >= this.#ttlMs) files.delete(p);
+      for (const [p, f] of files) if (now - f.at >= this.#ttlMs) this.#drop(objectId, files, p);
       if (files.size === 0) this.#files.delete(objectId);
       else this.#count += files.size;
     }
@@ -114,4 +136,12 @@ export class RecentWrites {
       if (byPath.size === 0) this.#touched.delete(objectId);
     }
   }
+}
+
+/** The folders above a path, nearest first, ending with the root (''). */
+function foldersAbove(path: string): string[] {
+  const folders: string[] = [];
+  for (let end = path.lastIndexOf('/'); end > 0; end = path.lastIndexOf('/', end - 1)) folders.push(path.slice(0, end));
+  if (path !== '') folders.push('');
+  return folders;
 }
