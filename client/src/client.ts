@@ -242,7 +242,13 @@ export interface UploadResult extends CommitResult {
   uploadedBytes: number;
 }
 
-type Body = { json: unknown } | { bytes: Uint8Array } | { stream: ReadableStream<Uint8Array> } | { text: string };
+// `open` is a stream made afresh for each attempt, so that a request with it may be repeated.
+type Body =
+  | { json: unknown }
+  | { bytes: Uint8Array }
+  | { stream: ReadableStream<Uint8Array> }
+  | { open: () => ReadableStream<Uint8Array> }
+  | { text: string };
 
 interface SendOptions extends CallOptions {
   body?: Body;
@@ -265,6 +271,12 @@ function fallsBack(err: unknown, call: CallOptions): boolean {
     err instanceof ApiError || err instanceof UnexpectedAnswerError || err instanceof NetworkError || err instanceof RequestTimeoutError;
   return answered && call.signal?.aborted !== true;
 }
+
+/**
+ * A block's bytes for `blockSender`: in memory, or opened afresh from where they lie each time
+ * they are sent (`sendBlocks`), with their size and name known beforehand.
+ */
+export type BlockBytes = { sha256: string; data: Uint8Array } | { sha256: string; size: number; open: () => ReadableStream<Uint8Array> };
 
 /** One block on its way (`blockSender`): when its request ended, and its reference once the caller possesses it. */
 export interface BlockSending {
@@ -583,6 +595,20 @@ export class MeshworkClient {
   }
 
   /**
+   * `PUT /v1/blocks/{sha256}` of a block streamed from `open()`, its size and name known; a
+   * repeated attempt opens it again. Bytes that do not hash to the name are refused with
+   * `422 hash_mismatch`.
+   */
+  async putBlockStream(block: BlockRef, open: () => ReadableStream<Uint8Array>, options: CallOptions = {}): Promise<BlockRef> {
+    return this.#json<BlockRef>('PUT', `/v1/blocks/${segment(block.sha256)}`, {
+      ...options,
+      headers: { ...options.headers, 'content-length': String(block.size) },
+      body: { open },
+      blockUpload: true,
+    });
+  }
+
+  /**
    * `POST /v1/blocks/uploads` (ADR 80): of the blocks `refs` (at most 500), the ones the caller has
    * not proved possession of (as `missingBlocks` answers), each with a presigned PUT URL at the
    * store where the partition gives them (`putStoredBlock`, then `confirmUploads`), or without one:
@@ -600,11 +626,16 @@ export class MeshworkClient {
    * without the client's credentials. The store refuses bytes that do not hash to the block's
    * name (`400`) and an expired URL (`403`), as an `AnswerError`.
    */
-  async putStoredBlock(upload: BlockUpload & { url: string }, data: Uint8Array, options?: CallOptions): Promise<void> {
+  async putStoredBlock(
+    upload: BlockUpload & { url: string },
+    data: Uint8Array | (() => ReadableStream<Uint8Array>),
+    options?: CallOptions,
+  ): Promise<void> {
+    const streamed = typeof data === 'function';
     const res = await this.#send('PUT', `(the store's URL of block ${upload.sha256})`, {
       ...options,
-      headers: { ...options?.headers, ...upload.headers },
-      body: { bytes: data },
+      headers: { ...options?.headers, ...upload.headers, ...(streamed ? { 'content-length': String(upload.size) } : {}) },
+      body: streamed ? { open: data } : { bytes: data },
       blockUpload: true,
       url: upload.url,
       token: null,
@@ -881,6 +912,86 @@ export class MeshworkClient {
   }
 
   /**
+   * Sends the blocks of a file hashed beforehand (`blocks`, in file order) that the caller does
+   * not possess yet, each read from `open(i)` (the bytes of `blocks[i]`) only while it is sent,
+   * so that no block is held in memory whole: to the store where the partition gives upload URLs
+   * (with `toStore`, ADR 80; confirmed in batches), else through the partition. Each distinct
+   * block is sent once, `parallelism` at a time; `known` (sha256 → whether it is missing, as
+   * `upload` takes it) saves asking about blocks known already. Bytes that no longer hash to
+   * their block's name (the file changed since it was hashed) are refused by the store and then
+   * by the partition: the call fails with `hash_mismatch` and commits nothing. Commits nothing
+   * either way: `putEntry` names the blocks once this resolves.
+   */
+  async sendBlocks(
+    blocks: readonly BlockRef[],
+    open: (index: number) => ReadableStream<Uint8Array>,
+    options: CallOptions & {
+      parallelism?: number;
+      toStore?: boolean;
+      checkStore?: boolean;
+      known?: ReadonlyMap<string, boolean>;
+      onBlockUploaded?: (block: BlockRef) => void;
+    } = {},
+  ): Promise<{ uploadedBlocks: number; uploadedBytes: number }> {
+    const { parallelism = 4, toStore = false, checkStore = false, known, onBlockUploaded, ...call } = options;
+    if (!Number.isInteger(parallelism) || parallelism < 1)
+      throw new RangeError(`parallelism must be a positive integer, not ${parallelism}`);
+    const firstAt = new Map<string, number>();
+    blocks.forEach((b, i) => {
+      if (!firstAt.has(b.sha256)) firstAt.set(b.sha256, i);
+    });
+    const unique = [...firstAt.values()].map((index) => ({ ...blocks[index]!, index }));
+    const wanted: { sha256: string; size: number; index: number; target?: BlockUpload }[] = [];
+    for (let i = 0; i < unique.length; i += 500) {
+      const chunk = unique.slice(i, i + 500);
+      if (toStore) {
+        // Blocks known missing are asked about too, for their URLs.
+        const ask = chunk.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.size }));
+        const answer = ask.length === 0 ? { uploads: [] } : await this.uploadTargets(ask, { ...call, checkStore });
+        const targets = new Map(answer.uploads.map((u) => [u.sha256, u]));
+        for (const b of chunk) {
+          const target = targets.get(b.sha256);
+          if (target !== undefined) wanted.push({ ...b, target });
+        }
+      } else {
+        const ask = chunk.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
+        const missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
+        for (const b of chunk) if (known?.get(b.sha256) ?? missing.has(b.sha256)) wanted.push(b);
+      }
+    }
+    const send = this.blockSender(call);
+    const done: Promise<void>[] = [];
+    let failure: { error: unknown } | undefined;
+    let next = 0;
+    let uploadedBlocks = 0;
+    let uploadedBytes = 0;
+    // Each worker sends one block at a time; a block's confirmation is waited for at the end, so
+    // that confirmations gather.
+    const worker = async (): Promise<void> => {
+      while (next < wanted.length && failure === undefined && call.signal?.aborted !== true) {
+        const b = wanted[next++]!;
+        const sending = send({ sha256: b.sha256, size: b.size, open: () => open(b.index) }, b.target);
+        done.push(
+          sending.done.then(
+            (ref) => {
+              uploadedBlocks++;
+              uploadedBytes += ref.size;
+              onBlockUploaded?.(ref);
+            },
+            (error: unknown) => void (failure ??= { error }),
+          ),
+        );
+        await sending.placed;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallelism, wanted.length) }, worker));
+    await Promise.all(done);
+    if (failure !== undefined) throw failure.error;
+    if (call.signal?.aborted === true) throw new RequestAbortedError('sending blocks aborted', { cause: call.signal.reason });
+    return { uploadedBlocks, uploadedBytes };
+  }
+
+  /**
    * A function that sends one block where `uploadTargets` said (ADR 80): to its presigned URL at
    * the store, then confirmed (the blocks whose PUTs ended while a confirmation was out go
    * together in the next one), or through the partition (`putBlock`) when it has no URL, the
@@ -888,24 +999,26 @@ export class MeshworkClient {
    * carries the bytes ended (the store's answer, or the partition's); `done` is the block's
    * reference once the caller possesses it. The bytes must stay untouched until `done` settles.
    */
-  blockSender(call: CallOptions = {}): (block: { sha256: string; data: Uint8Array }, target?: BlockUpload) => BlockSending {
+  blockSender(call: CallOptions = {}): (block: BlockBytes, target?: BlockUpload) => BlockSending {
     const confirm = this.#confirmer(call);
     const settled = (): undefined => undefined;
     return (b, target) => {
       const url = target?.url;
+      const ref = { sha256: b.sha256, size: 'data' in b ? b.data.length : b.size };
+      const viaPartition = (): Promise<BlockRef> =>
+        'data' in b ? this.putBlock(b.data, { ...call, sha256: b.sha256 }) : this.putBlockStream(ref, b.open, call);
       if (url === undefined) {
-        const done = this.putBlock(b.data, { ...call, sha256: b.sha256 });
+        const done = viaPartition();
         return { placed: done.then(settled, settled), done };
       }
-      const ref = { sha256: b.sha256, size: b.data.length };
-      const put = this.putStoredBlock({ ...target!, url }, b.data, call).then(
+      const put = this.putStoredBlock({ ...target!, url }, 'data' in b ? b.data : b.open, call).then(
         () => true,
         (err: unknown) => {
           if (!fallsBack(err, call)) throw err;
           return false;
         },
       );
-      const done = put.then(async (ok) => (ok && (await confirm(ref)) ? ref : this.putBlock(b.data, { ...call, sha256: b.sha256 })));
+      const done = put.then(async (ok) => (ok && (await confirm(ref)) ? ref : viaPartition()));
       return { placed: put.then(settled, settled), done };
     };
   }
@@ -1194,7 +1307,7 @@ export class MeshworkClient {
         body = b.text;
       } else {
         headers['content-type'] = 'application/octet-stream';
-        body = b.stream;
+        body = 'open' in b ? b.open() : b.stream;
       }
     }
     Object.assign(headers, lowerCased(options.headers));
@@ -1212,7 +1325,7 @@ export class MeshworkClient {
     if (['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'].some((h) => h in headers))
       init.cache = 'no-cache';
     if (body !== undefined) init.body = body;
-    if (b !== undefined && 'stream' in b) init.duplex = 'half';
+    if (b !== undefined && ('stream' in b || 'open' in b)) init.duplex = 'half';
     const tracing = this.#options.tracing;
     const url = options.url ?? `${this.baseUrl}${path}`;
     try {

@@ -6,6 +6,7 @@ export { MeshworkClient, NotificationWatch, requestSpanName } from './client.ts'
 export { formatBytes } from './sizes.ts';
 export type {
   BlockSending,
+  BlockBytes,
   ByteRange,
   CallOptions,
   ClientOptions,

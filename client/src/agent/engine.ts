@@ -28,6 +28,7 @@ import { AgentStopped } from './stopped.ts';
 import { conflictCopyPath, invalidNameReason, planSync, type PathStates, type PlannedAction, type Precondition } from './plan.ts';
 import {
   FileChangedError,
+  blockStream,
   fileChunks,
   contentHashOfBlocks,
   isBuiltinIgnored,
@@ -915,6 +916,8 @@ export class SyncAgent {
         if (codeOf(err) !== 'blocks_missing') throw err;
       }
     }
+    // A file of several blocks is sent as the scan hashed it, each block read while it goes (ADR 83).
+    if (this.#cloudStorage === true && local.blocks.length > 1) return this.#sendFromDisk(path, local, precondition, mtime, report, signal);
     for (let attempt = 1; ; attempt++) {
       try {
         const totalBytes = local.stat.size;
@@ -946,6 +949,62 @@ export class SyncAgent {
         return result.entry;
       } catch (err) {
         // Blocks collected between `missing` and the commit: ask `missing` again, once.
+        if (codeOf(err) === 'blocks_missing' && attempt < 2) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Uploads a file of several blocks as the scan hashed it, each block read from the file only
+   * while it is sent, so that no block is held in memory whole (ADR 83): to the store where the
+   * partition gives upload URLs, else through the partition, each checked there against its
+   * name. A file that changed since the scan fails (FileChangedError, tried again by the next
+   * pass) instead of being committed half old, half new: before the blocks go, a changed stat;
+   * while they go, bytes that no longer hash to their names (`hash_mismatch`); after, a changed
+   * stat again.
+   */
+  async #sendFromDisk(
+    path: string,
+    local: LocalEntry,
+    precondition: Precondition,
+    mtime: string,
+    report: SyncReport,
+    signal: AbortSignal,
+  ): Promise<Entry> {
+    const abs = this.#abs(path);
+    if (!(await this.#unchangedSinceScan(path, local))) throw new FileChangedError(path);
+    const offsets: number[] = [];
+    let offset = 0;
+    for (const b of local.blocks) {
+      offsets.push(offset);
+      offset += b.size;
+    }
+    const totalBytes = local.stat.size;
+    let sent = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.#client.sendBlocks(local.blocks, (i) => blockStream(abs, offsets[i]!, local.blocks[i]!.size), {
+          signal,
+          parallelism: 4,
+          toStore: true,
+          checkStore: this.#checkStore,
+          // A second attempt (blocks collected since) asks again.
+          ...(attempt === 1 ? { known: this.#known } : {}),
+          onBlockUploaded: (block) => {
+            this.#known.set(block.sha256, false);
+            sent += block.size;
+            this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
+          },
+        });
+        report.uploadedBlocks = (report.uploadedBlocks ?? 0) + result.uploadedBlocks;
+        report.uploadedBytes = (report.uploadedBytes ?? 0) + result.uploadedBytes;
+        if (!(await this.#unchangedSinceScan(path, local))) throw new FileChangedError(path);
+        const file = { kind: 'file' as const, blocks: local.blocks, mtime };
+        return (await this.#client.putEntry(this.#options.objectId, path, file, precondition, { signal })).entry;
+      } catch (err) {
+        if (codeOf(err) === 'hash_mismatch') throw new FileChangedError(path);
+        // Blocks collected between `uploads` and the commit: ask again, once.
         if (codeOf(err) === 'blocks_missing' && attempt < 2) continue;
         throw err;
       }

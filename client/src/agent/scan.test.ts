@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffMs, isTransient } from './engine.ts';
 import { BlockBuffers } from '../block-buffers.ts';
-import { FileChangedError, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
+import { FileChangedError, blockStream, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
 import { StateDb } from './state.ts';
 import { ApiError } from '@meshwork/contract';
 import { NetworkError } from '../errors.ts';
@@ -91,6 +91,29 @@ describe('scanFolder', () => {
     const scan = await scanFolder(dir, state, new Map(), rules());
     expect(scan.changed).toBe(1);
     expect(scan.entries.has('f')).toBe(false);
+  });
+});
+
+describe('blockStream', () => {
+  const readAll = async (stream: ReadableStream<Uint8Array>): Promise<{ bytes: Buffer; chunks: number }> => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    return { bytes: Buffer.concat(chunks), chunks: chunks.length };
+  };
+
+  it('reads exactly the range asked for, in chunks of at most 256 KiB', async () => {
+    const file = join(dir, 'f');
+    const content = randomBytes(600 * 1024);
+    writeFileSync(file, content);
+    const { bytes, chunks } = await readAll(blockStream(file, 1000, 520 * 1024));
+    expect(bytes.equals(content.subarray(1000, 1000 + 520 * 1024))).toBe(true);
+    expect(chunks).toBe(3);
+  });
+
+  it('errors with FileChangedError when the file ends before the range does', async () => {
+    const file = join(dir, 'f');
+    writeFileSync(file, randomBytes(1000));
+    await expect(readAll(blockStream(file, 500, 1000))).rejects.toBeInstanceOf(FileChangedError);
   });
 });
 

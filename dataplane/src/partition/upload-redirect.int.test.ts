@@ -210,6 +210,66 @@ describe('block uploads straight to the store', () => {
     expect(Buffer.from(read).equals(blocks[3]!)).toBe(true);
   });
 
+  it.each([
+    { way: 'straight to the store', toStore: true, storePuts: 3, partitionPuts: 0 },
+    { way: 'through the partition', toStore: false, storePuts: 0, partitionPuts: 3 },
+  ])(
+    'sends blocks hashed beforehand from streams opened as they go, each missing one once, $way',
+    async ({ toStore, storePuts, partitionPuts }) => {
+      const requests: string[] = [];
+      const counting = (input: Parameters<typeof fetch>[0], init?: RequestInit): Promise<Response> => {
+        const url = new URL(input instanceof Request ? input.url : input.toString());
+        requests.push(
+          `${init?.method ?? 'GET'} ${url.origin === minio.endpoint ? 'store' : url.pathname.replace(/[0-9a-f]{64}/, '{sha}')}`,
+        );
+        return fetch(input, init);
+      };
+      const client = new MeshworkClient({ baseUrl: partition.url, token: aliceToken, fetch: counting });
+      const held = randomBytes(40 * 1024);
+      await alice.putBlock(held);
+      const fresh = Array.from({ length: 3 }, () => randomBytes(48 * 1024 + 7));
+      // In file order: a fresh block, the held one, the others, the first again.
+      const file = [fresh[0]!, held, fresh[1]!, fresh[2]!, fresh[0]!];
+      const opened: number[] = [];
+      const open = (i: number): ReadableStream<Uint8Array> => {
+        opened.push(i);
+        const bytes = file[i]!;
+        return new ReadableStream({
+          start(controller) {
+            controller.enqueue(bytes.subarray(0, 1000));
+            controller.enqueue(bytes.subarray(1000));
+            controller.close();
+          },
+        });
+      };
+      requests.length = 0;
+      const sent = await client.sendBlocks(file.map(refOf), open, { parallelism: 2, toStore });
+      expect(sent).toEqual({ uploadedBlocks: 3, uploadedBytes: 3 * (48 * 1024 + 7) });
+      expect(opened.sort()).toEqual([0, 2, 3]);
+      expect(requests.filter((r) => r === 'PUT store')).toHaveLength(storePuts);
+      expect(requests.filter((r) => r === 'PUT /v1/blocks/{sha}')).toHaveLength(partitionPuts);
+      expect(await alice.missingBlocks(file.map(sha))).toEqual([]);
+      for (const block of fresh) expect(Buffer.from(await alice.getBlock(sha(block))).equals(block)).toBe(true);
+    },
+  );
+
+  it('fails with hash_mismatch, and grants nothing, when a block streamed is not the bytes it was hashed as', async () => {
+    const hashed = randomBytes(30 * 1024);
+    const changed = Buffer.from(hashed);
+    changed[100] = changed[100]! ^ 1;
+    const open = (): ReadableStream<Uint8Array> =>
+      new ReadableStream({
+        start(controller) {
+          controller.enqueue(changed);
+          controller.close();
+        },
+      });
+    for (const toStore of [true, false]) {
+      await expect(alice.sendBlocks([refOf(hashed)], open, { toStore })).rejects.toMatchObject({ code: 'hash_mismatch' });
+      expect(await alice.missingBlocks([sha(hashed)])).toEqual([sha(hashed)]);
+    }
+  });
+
   it('sends a block the store refused through the partition, and one whose PUT was never made once the confirmation does not take it', async () => {
     const requests: string[] = [];
     let tamper = 0;
