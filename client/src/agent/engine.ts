@@ -920,24 +920,10 @@ export class SyncAgent {
     if (this.#cloudStorage === true && local.blocks.length > 1) return this.#sendFromDisk(path, local, precondition, mtime, report, signal);
     for (let attempt = 1; ; attempt++) {
       try {
-        const totalBytes = local.stat.size;
-        let sent = 0;
         const result = await this.#client.upload(objectId, path, fileChunks(abs, local.stat, signal, this.#buffers), precondition, {
-          signal,
+          ...this.#sendOptions(path, local.stat.size, attempt, signal),
           mtime,
-          parallelism: 4,
-          // Blocks go to the store itself where the partition gives upload URLs (ADR 80); until a
-          // pass went through, the partition first looks there for blocks sent before a crash.
-          toStore: true,
-          checkStore: this.#checkStore,
           onBlockReleased: (data) => this.#buffers.give(data),
-          // A second attempt (blocks collected since) asks again.
-          ...(attempt === 1 ? { known: this.#known } : {}),
-          onBlockUploaded: (block) => {
-            this.#known.set(block.sha256, false);
-            sent += block.size;
-            this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
-          },
         });
         report.uploadedBlocks = (report.uploadedBlocks ?? 0) + result.uploadedBlocks;
         report.uploadedBytes = (report.uploadedBytes ?? 0) + result.uploadedBytes;
@@ -953,6 +939,41 @@ export class SyncAgent {
         throw err;
       }
     }
+  }
+
+  /**
+   * What an attempt at uploading a file tells the client, either way it is sent: four blocks at
+   * once, to the store itself where the partition gives upload URLs (ADR 80; until a pass went
+   * through, the partition first looks there for blocks sent before a crash), what this round
+   * knows of the blocks (not on a second attempt: blocks were collected since), and the file's
+   * progress as its blocks are taken.
+   */
+  #sendOptions(
+    path: string,
+    totalBytes: number,
+    attempt: number,
+    signal: AbortSignal,
+  ): {
+    signal: AbortSignal;
+    parallelism: number;
+    toStore: true;
+    checkStore: boolean;
+    known?: Map<string, boolean>;
+    onBlockUploaded: (block: BlockRef) => void;
+  } {
+    let sent = 0;
+    return {
+      signal,
+      parallelism: 4,
+      toStore: true,
+      checkStore: this.#checkStore,
+      ...(attempt === 1 ? { known: this.#known } : {}),
+      onBlockUploaded: (block) => {
+        this.#known.set(block.sha256, false);
+        sent += block.size;
+        this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
+      },
+    };
   }
 
   /**
@@ -980,23 +1001,13 @@ export class SyncAgent {
       offsets.push(offset);
       offset += b.size;
     }
-    const totalBytes = local.stat.size;
-    let sent = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.#client.sendBlocks(local.blocks, (i) => blockStream(abs, offsets[i]!, local.blocks[i]!.size), {
-          signal,
-          parallelism: 4,
-          toStore: true,
-          checkStore: this.#checkStore,
-          // A second attempt (blocks collected since) asks again.
-          ...(attempt === 1 ? { known: this.#known } : {}),
-          onBlockUploaded: (block) => {
-            this.#known.set(block.sha256, false);
-            sent += block.size;
-            this.#emit({ type: 'upload', path, bytes: sent, totalBytes });
-          },
-        });
+        const result = await this.#client.sendBlocks(
+          local.blocks,
+          (i) => blockStream(abs, offsets[i]!, local.blocks[i]!.size),
+          this.#sendOptions(path, local.stat.size, attempt, signal),
+        );
         report.uploadedBlocks = (report.uploadedBlocks ?? 0) + result.uploadedBlocks;
         report.uploadedBytes = (report.uploadedBytes ?? 0) + result.uploadedBytes;
         if (!(await this.#unchangedSinceScan(path, local))) throw new FileChangedError(path);
