@@ -826,27 +826,21 @@ export class MeshworkClient {
       const putting = new Set<Uint8Array>();
       try {
         if (unique.length === 0) return;
-        let targets: Map<string, BlockUpload> | undefined;
-        let missing: Set<string>;
         // A file of one block goes through the partition: the store's way costs two requests more.
-        if (toStore && (!last || blocks.length > 1)) {
-          // Blocks known missing are asked about too, for their URLs; the answer lists the ones to upload.
-          const ask = unique.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.data.length }));
-          const answer = ask.length === 0 ? { uploads: [] } : await this.uploadTargets(ask, { ...call, checkStore });
-          targets = new Map(answer.uploads.map((u) => [u.sha256, u]));
-          missing = new Set(targets.keys());
-        } else {
-          const ask = unique.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
-          missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
-        }
+        const targets = await this.#blocksToSend(
+          unique.map((b) => ({ sha256: b.sha256, size: b.data.length })),
+          { toStore: toStore && (!last || blocks.length > 1), checkStore, known },
+          call,
+        );
         for (const b of unique) {
           sent.add(b.sha256);
-          if (!(targets === undefined ? (known?.get(b.sha256) ?? missing.has(b.sha256)) : missing.has(b.sha256))) continue;
+          const target = targets.get(b.sha256);
+          if (target === undefined) continue;
           while ((inFlight.size >= parallelism || pending.size >= 2 * parallelism) && failure === undefined)
             await Promise.race([...inFlight, ...pending]);
           if (failure !== undefined) return;
           putting.add(b.data);
-          startPut(b, targets?.get(b.sha256));
+          startPut(b, target);
         }
       } finally {
         for (const b of batch) if (!putting.has(b.data)) release(b.data);
@@ -912,6 +906,30 @@ export class MeshworkClient {
   }
 
   /**
+   * Of distinct blocks (at most 500), the ones to send, each with where to (`blockSender`): with
+   * `toStore`, as `uploadTargets` answers (a presigned URL, or none: through the partition);
+   * otherwise those `known` says are missing or, not known, `missingBlocks` does, through the
+   * partition. `known` maps a block to whether it is missing (false: the service has it).
+   */
+  async #blocksToSend(
+    refs: readonly BlockRef[],
+    options: { toStore: boolean; checkStore: boolean; known: ReadonlyMap<string, boolean> | undefined },
+    call: CallOptions,
+  ): Promise<Map<string, BlockUpload>> {
+    const { toStore, checkStore, known } = options;
+    if (toStore) {
+      // Blocks known missing are asked about too, for their URLs; the answer lists the ones to upload.
+      const ask = refs.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.size }));
+      const answer = ask.length === 0 ? { uploads: [] } : await this.uploadTargets(ask, { ...call, checkStore });
+      return new Map(answer.uploads.map((u) => [u.sha256, u]));
+    }
+    const ask = refs.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
+    const missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
+    const send = refs.filter((b) => known?.get(b.sha256) ?? missing.has(b.sha256));
+    return new Map(send.map((b) => [b.sha256, { sha256: b.sha256, size: b.size }]));
+  }
+
+  /**
    * Sends the blocks of a file hashed beforehand (`blocks`, in file order) that the caller does
    * not possess yet, each read from `open(i)` (the bytes of `blocks[i]`) only while it is sent,
    * so that no block is held in memory whole: to the store where the partition gives upload URLs
@@ -941,22 +959,13 @@ export class MeshworkClient {
       if (!firstAt.has(b.sha256)) firstAt.set(b.sha256, i);
     });
     const unique = [...firstAt.values()].map((index) => ({ ...blocks[index]!, index }));
-    const wanted: { sha256: string; size: number; index: number; target?: BlockUpload }[] = [];
+    const wanted: { sha256: string; size: number; index: number; target: BlockUpload }[] = [];
     for (let i = 0; i < unique.length; i += 500) {
       const chunk = unique.slice(i, i + 500);
-      if (toStore) {
-        // Blocks known missing are asked about too, for their URLs.
-        const ask = chunk.filter((b) => known?.get(b.sha256) !== false).map((b) => ({ sha256: b.sha256, size: b.size }));
-        const answer = ask.length === 0 ? { uploads: [] } : await this.uploadTargets(ask, { ...call, checkStore });
-        const targets = new Map(answer.uploads.map((u) => [u.sha256, u]));
-        for (const b of chunk) {
-          const target = targets.get(b.sha256);
-          if (target !== undefined) wanted.push({ ...b, target });
-        }
-      } else {
-        const ask = chunk.filter((b) => known?.get(b.sha256) === undefined).map((b) => b.sha256);
-        const missing = new Set(ask.length === 0 ? [] : await this.missingBlocks(ask, call));
-        for (const b of chunk) if (known?.get(b.sha256) ?? missing.has(b.sha256)) wanted.push(b);
+      const targets = await this.#blocksToSend(chunk, { toStore, checkStore, known }, call);
+      for (const b of chunk) {
+        const target = targets.get(b.sha256);
+        if (target !== undefined) wanted.push({ ...b, target });
       }
     }
     const send = this.blockSender(call);
