@@ -18,7 +18,7 @@ import {
   type MeshObject,
   type BlockRef,
 } from '@meshwork/client';
-import { HashWorker, UploadHashes } from './hashing.ts';
+import { UploadHashes } from './hashing.ts';
 import { UploadBuffers } from './upload-buffers.ts';
 import { RecentWrites } from './recent-writes.ts';
 import { evaluateIf, IfHeaderError, parseIfHeader, submittedTokens, type IfList } from './if-header.ts';
@@ -269,7 +269,6 @@ const hasBody = (req: Req): boolean =>
 /** Serves `/dav/`. */
 export class DavHandler {
   readonly #deps: DavDeps;
-  readonly #hashWorker = new HashWorker();
   readonly #objectLists = new Map<string, { at: number; objects: Promise<MeshObject[]> }>();
   /**
    * Folders seen to exist in the last second, by object id and path: a client that sends MKCOL
@@ -284,9 +283,9 @@ export class DavHandler {
     this.#deps = deps;
   }
 
-  /** Stops the hashing worker. */
+  /** Nothing to stop: kept for the mount's `close`. */
   close(): Promise<void> {
-    return this.#hashWorker.close();
+    return Promise.resolve();
   }
 
   /** Serves one request whose path is under `/dav`. */
@@ -829,17 +828,12 @@ export class DavHandler {
     const mtime = mtimeOf(headerOf(ctx.req, 'x-oc-mtime'));
     const blocks: BlockRef[] = [];
     const req = ctx.req;
-    const hashes = new UploadHashes(this.#hashWorker);
+    const hashes = new UploadHashes();
     const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
     let entry: Entry;
     try {
-      try {
-        await uploadBlocks(ctx.client, req, hashes, blocks);
-      } catch (err) {
-        hashes.drop();
-        throw err;
-      }
+      await uploadBlocks(ctx.client, req, hashes, blocks);
       entry = (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry;
     } catch (err) {
       // A file is there (a PUT not read first), or someone committed between the read and this
@@ -858,7 +852,7 @@ export class DavHandler {
         )
       ).entry;
     }
-    const sums = { contentHash: entry.contentHash, ...(await hashes.digests()) };
+    const sums = { contentHash: entry.contentHash, ...hashes.digests() };
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
     // A new file starts without properties; a replaced one keeps its dead properties.
     const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
@@ -1161,10 +1155,11 @@ export function mtimeOf(header: string | undefined): string | undefined {
 
 /**
  * Uploads a body's blocks: a body of one block straight away, through the partition (asking
- * first would cost a round trip); a longer one hashed on the worker a batch at a time, asked
- * about with `uploads` (or `missing`), and sent `uploadParallelism` at once, each to its
- * presigned URL at the store where the partition gives one, else through the partition
- * (ADR 80). `blocks` gets every block's reference, in order.
+ * first would cost a round trip); a longer one a batch at a time, asked about with `uploads`
+ * (or `missing`), and sent `uploadParallelism` at once, each to its presigned URL at the store
+ * where the partition gives one, else through the partition (ADR 80). Every chunk of the body
+ * is hashed as it arrives (ADR 84), so a block is named the moment it is whole. `blocks` gets
+ * every block's reference, in order.
  */
 async function uploadBlocks(
   client: MeshworkClient,
@@ -1179,15 +1174,16 @@ async function uploadBlocks(
   // A block PUT to the store keeps its buffer until it is confirmed (ADR 80): one more round of blocks.
   const buffers = new UploadBuffers(3 * uploadParallelism + 2);
   try {
-    await uploadBlocksIn(client, paced(body), hashes, blocks, buffers);
+    await uploadBlocksIn(client, hashedAndPaced(body, hashes), hashes, blocks, buffers);
   } finally {
     buffers.drop();
   }
 }
 
-async function* paced(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function* hashedAndPaced(body: AsyncIterable<Uint8Array>, hashes: UploadHashes): AsyncGenerator<Uint8Array> {
   for await (const chunk of body) {
     processGcPacer.streamed(chunk.byteLength);
+    hashes.chunk(chunk);
     yield chunk;
   }
 }
@@ -1200,11 +1196,12 @@ async function uploadBlocksIn(
   buffers: UploadBuffers,
 ): Promise<void> {
   const source = splitBlocks(body, maxBlockSize, () => buffers.take())[Symbol.asyncIterator]();
+  const named = (data: Uint8Array): { sha256: string; data: Uint8Array } => ({ sha256: hashes.block(data.byteLength), data });
   const first = await source.next();
   if (first.done === true) return;
   const second = await source.next();
   if (second.done === true) {
-    const { sha256, data } = await hashes.block(first.value, true);
+    const { sha256, data } = named(first.value);
     blocks.push({ sha256, size: data.byteLength });
     await client.putBlock(data, { sha256 });
     return;
@@ -1215,9 +1212,9 @@ async function uploadBlocksIn(
   const sendBlock = client.blockSender();
   const sent = new Set<string>();
   let failure: { error: unknown } | undefined;
-  let batch: Promise<{ sha256: string; data: Uint8Array }>[] = [];
+  let batch: { sha256: string; data: Uint8Array }[] = [];
   const flush = async (): Promise<void> => {
-    const hashed = await Promise.all(batch);
+    const hashed = batch;
     batch = [];
     for (const h of hashed) blocks.push({ sha256: h.sha256, size: h.data.byteLength });
     const fresh = [...new Map(hashed.filter((h) => !sent.has(h.sha256)).map((h) => [h.sha256, h])).values()];
@@ -1247,16 +1244,16 @@ async function uploadBlocksIn(
     }
   };
   try {
-    batch.push(hashes.block(first.value, false), hashes.block(second.value, false));
+    batch.push(named(first.value), named(second.value));
     for (;;) {
       const step = await source.next();
       if (step.done === true || failure !== undefined) break;
-      batch.push(hashes.block(step.value, false));
+      batch.push(named(step.value));
       if (batch.length >= uploadParallelism) await flush();
     }
     if (failure === undefined) await flush();
   } finally {
-    await Promise.allSettled([...pending, ...batch]);
+    await Promise.allSettled([...pending]);
   }
   if (failure !== undefined) throw failure.error;
 }

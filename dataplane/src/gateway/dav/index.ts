@@ -13,7 +13,7 @@ import { DavState } from './state.ts';
 
 export { isDavPath } from './paths.ts';
 
-/** WebDAV, mounted: `serve` answers a `/dav` request, `close` stops its hashing worker. */
+/** WebDAV, mounted: `serve` answers a `/dav` request, `close` lets go of its connections to the store. */
 export interface MountedDav {
   serve(req: GatewayRequest, res: GatewayResponse): Promise<void>;
   close(): Promise<void>;
