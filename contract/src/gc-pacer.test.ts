@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { GcPacer, gcPaceBytes, processGcPacer, type Collector } from './gc-pacer.ts';
+import { GcPacer, gcPaceBytes, gcReduceEveryMs, processGcPacer, type Collector } from './gc-pacer.ts';
 
-function recording(): { calls: { type: string }[]; collect: Collector } {
-  const calls: { type: string }[] = [];
+function recording(): { calls: { type: string; flavor?: string }[]; collect: Collector } {
+  const calls: { type: string; flavor?: string }[] = [];
   return { calls, collect: (options) => void calls.push(options) };
 }
 
@@ -37,21 +37,45 @@ describe('GcPacer', () => {
     expect(pacer.collections).toBe(1);
   });
 
+  it('asks for a memory-reducing collection when work settles, at most once per reduceEveryMs', () => {
+    const { calls, collect } = recording();
+    const pacer = new GcPacer(collect, 100, 5000);
+    expect(pacer.reduceDueInMs(1000)).toBe(0);
+    expect(pacer.settled(1000)).toBe(true);
+    expect(calls).toEqual([{ type: 'major', flavor: 'last-resort' }]);
+    expect(pacer.reduceDueInMs(1001)).toBe(4999);
+    expect(pacer.settled(1001)).toBe(false);
+    expect(pacer.settled(5999)).toBe(false);
+    expect(calls).toHaveLength(1);
+    expect(pacer.settled(6000)).toBe(true);
+    expect(calls).toHaveLength(2);
+    expect(pacer.collections).toBe(2);
+    // With no spacing, every settle collects.
+    const every = recording();
+    const eager = new GcPacer(every.collect, 100, 0);
+    eager.settled(1);
+    eager.settled(1);
+    expect(every.calls).toHaveLength(2);
+  });
+
   it('does nothing without a collector', () => {
     const pacer = new GcPacer(undefined, 10);
     pacer.streamed(1000);
     pacer.dropped(1000);
+    expect(pacer.settled()).toBe(false);
     expect(pacer.active).toBe(false);
     expect(pacer.collections).toBe(0);
   });
 
   it('refuses a pace that is not a positive number of bytes', () => {
     for (const pace of [0, -1, Number.NaN]) expect(() => new GcPacer(undefined, pace)).toThrow(RangeError);
+    for (const every of [-1, Number.NaN]) expect(() => new GcPacer(undefined, 100, every)).toThrow(RangeError);
   });
 
   it('paces by 8 MiB, over globalThis.gc in this process', () => {
     expect(gcPaceBytes).toBe(8 * 1024 * 1024);
     expect(processGcPacer.paceBytes).toBe(gcPaceBytes);
+    expect(processGcPacer.reduceEveryMs).toBe(gcReduceEveryMs);
     expect(processGcPacer.active).toBe(typeof (globalThis as { gc?: unknown }).gc === 'function');
   });
 });

@@ -11,6 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { Writable } from 'node:stream';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
+import { processGcPacer } from '@meshwork/contract/gc-pacer';
 import { maxBlockSize } from '../blocks.ts';
 import { abortableSleep, type MeshworkClient } from '../client.ts';
 import { errorFromAnswer, NetworkError, RequestAbortedError, RequestTimeoutError, UnexpectedAnswerError } from '../errors.ts';
@@ -1280,6 +1281,21 @@ export class SyncAgent {
         });
       }
     };
+    // After a pass, the heap the passes grew is given back (ADR 85): at once when the pacer
+    // allows, else when it next does, unless a pass is running then (its end asks again).
+    let settleTimer: ReturnType<typeof setTimeout> | undefined;
+    const settleLater = (): void => {
+      clearTimeout(settleTimer);
+      const wait = processGcPacer.reduceDueInMs();
+      if (wait === 0) {
+        processGcPacer.settled();
+        return;
+      }
+      settleTimer = setTimeout(() => {
+        if (passesStarted === passesEnded && !both.aborted) processGcPacer.settled();
+      }, wait);
+      settleTimer.unref?.();
+    };
     const notifications = this.#pollNotifications(both, poke, fail, afterNextPass);
     const presence = this.#options.peer?.announce !== undefined ? this.#announcePresence(both) : Promise.resolve();
     const waitingRetryMs = this.#options.peer?.waitingRetryMs ?? 10_000;
@@ -1305,6 +1321,7 @@ export class SyncAgent {
             waitingPasses = waiting ? waitingPasses + 1 : 0;
             nextScan = Date.now() + (waiting ? Math.min(waitingRetryDelayMs(waitingPasses, waitingRetryMs), scanEvery) : scanEvery);
             passEnded();
+            settleLater();
             this.#emit({ type: 'idle' });
           } catch (err) {
             passEnded();
@@ -1342,6 +1359,7 @@ export class SyncAgent {
         }
       }
     } finally {
+      clearTimeout(settleTimer);
       watcher.close();
       wake = undefined;
       done.abort();
