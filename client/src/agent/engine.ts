@@ -65,6 +65,8 @@ const notificationRepollMs = 30_000;
 const hintQuietMs = 100;
 /** ...but no longer than this after the first. */
 const hintDebounceMs = 1000;
+/** The heap is given back once no pass has started for this long after one ended (ADR 85). */
+const idleSettleMs = 30_000;
 /** Blocks per `missing` request (the API's limit, docs/api.md). */
 const maxMissingAsked = 10_000;
 
@@ -1281,19 +1283,18 @@ export class SyncAgent {
         });
       }
     };
-    // After a pass, the heap the passes grew is given back (ADR 85): at once when the pacer
-    // allows, else when it next does, unless a pass is running then (its end asks again).
+    // Once no pass has started for idleSettleMs after one ended, the heap the passes grew is
+    // given back (ADR 85): an agent at rest keeps only what it needs.
     let settleTimer: ReturnType<typeof setTimeout> | undefined;
     const settleLater = (): void => {
       clearTimeout(settleTimer);
-      const wait = processGcPacer.reduceDueInMs();
-      if (wait === 0) {
-        processGcPacer.settled();
-        return;
-      }
-      settleTimer = setTimeout(() => {
-        if (passesStarted === passesEnded && !both.aborted) processGcPacer.settled();
-      }, wait);
+      const started = passesStarted;
+      settleTimer = setTimeout(
+        () => {
+          if (passesStarted === started && !both.aborted) processGcPacer.settled();
+        },
+        Math.max(idleSettleMs, processGcPacer.reduceDueInMs()),
+      );
       settleTimer.unref?.();
     };
     const notifications = this.#pollNotifications(both, poke, fail, afterNextPass);
