@@ -5,7 +5,7 @@
 // client makes another's PUT 423 until UNLOCK; app passwords, roles, and bad input.
 import { execFile } from 'node:child_process';
 import { request } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -290,6 +290,26 @@ describe('bad input', () => {
     if (status === 403) expect(res.text).toContain('<d:propfind-finite-depth/>');
   });
 
+  it('refuses a body that does not match its OC-Checksum, and takes one that does', async () => {
+    const body = randomBytes(5 * 1024 * 1024 + 3); // two blocks
+    const sha1 = createHash('sha1').update(body).digest('hex');
+    const md5 = createHash('md5').update(body).digest('hex');
+    const wrong = await dav('PUT', '/dav/files/checksum-wrong.bin', { body, headers: { 'oc-checksum': `SHA1:${'0'.repeat(40)}` } });
+    expect(wrong.status).toBe(400);
+    expect(await wrong.text()).toContain('OC-Checksum');
+    const wrongMd5 = await dav('PUT', '/dav/files/checksum-wrong.bin', { body: 'small', headers: { 'oc-checksum': `MD5:${md5}` } });
+    expect(wrongMd5.status).toBe(400);
+    expect((await dav('HEAD', '/dav/files/checksum-wrong.bin')).status).toBe(404);
+    for (const [name, header] of [
+      ['checksum-sha1.bin', `SHA1:${sha1.toUpperCase()}`],
+      ['checksum-md5.bin', `MD5:${md5}`],
+    ] as const) {
+      expect((await dav('PUT', `/dav/files/${name}`, { body, headers: { 'oc-checksum': header } })).status).toBe(201);
+      const got = Buffer.from(await (await dav('GET', `/dav/files/${name}`)).arrayBuffer());
+      expect(got.equals(body)).toBe(true);
+    }
+  });
+
   it('stores nothing of an upload that breaks off', async () => {
     await new Promise<void>((resolve) => {
       const req = request(`${stack.gateway.url}/dav/files/broken-off.bin`, {
@@ -306,7 +326,7 @@ describe('bad input', () => {
 
   it('stored nothing from any of them and stays healthy', async () => {
     const { entries } = await stack.device.listAllEntries(stack.object.id);
-    expect(entries.filter((e) => /escape|if\.txt|a\/b|broken-off/.test(e.path))).toEqual([]);
+    expect(entries.filter((e) => /escape|if\.txt|a\/b|broken-off|checksum-wrong/.test(e.path))).toEqual([]);
     const props = await (await dav('PROPFIND', '/dav/files/from-dav.txt', { headers: { depth: '0' } })).text();
     expect(props).not.toContain('urn:x');
     await expectHealthy();

@@ -831,9 +831,15 @@ export class DavHandler {
     const hashes = new UploadHashes();
     const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
+    const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
     let entry: Entry;
+    let digests: { sha1: string; md5: string } | undefined;
     try {
       await uploadBlocks(ctx.client, req, hashes, blocks);
+      digests = hashes.digests();
+      // A body that is not what its client hashed (OC-Checksum) is refused, and nothing is committed.
+      if (declared !== undefined && digests[declared.kind] !== declared.value)
+        throw new DavError(400, `the body does not match its OC-Checksum (${declared.kind.toUpperCase()})`);
       entry = (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry;
     } catch (err) {
       // A file is there (a PUT not read first), or someone committed between the read and this
@@ -852,16 +858,12 @@ export class DavHandler {
         )
       ).entry;
     }
-    const sums = { contentHash: entry.contentHash, ...hashes.digests() };
-    const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
+    const sums = { contentHash: entry.contentHash, ...(digests ?? hashes.digests()) };
     // A new file starts without properties; a replaced one keeps its dead properties.
     const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
     const props = { ...stored, sums };
     await this.#deps.state.setProps(object.id, target.path, props);
     this.#recent.remember(ctx.token, object.id, target.path, { entry, props }, mark, Date.now());
-    if (declared !== undefined && sums[declared.kind] !== declared.value) {
-      this.#deps.logger.warn({ path: target.path }, 'A WebDAV upload did not match its OC-Checksum');
-    }
     const headers: Record<string, string> = {
       etag: fileEtag(entry),
       'oc-etag': fileEtag(entry),
