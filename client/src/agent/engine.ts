@@ -1284,17 +1284,15 @@ export class SyncAgent {
       }
     };
     // Once no pass has started for idleSettleMs after one ended, the heap the passes grew is
-    // given back (ADR 85): an agent at rest keeps only what it needs.
+    // given back (ADR 85): an agent at rest keeps only what it needs. (The pacer's own spacing
+    // of 5 s is shorter than the wait, so it never refuses.)
     let settleTimer: ReturnType<typeof setTimeout> | undefined;
     const settleLater = (): void => {
       clearTimeout(settleTimer);
       const started = passesStarted;
-      settleTimer = setTimeout(
-        () => {
-          if (passesStarted === started && !both.aborted) processGcPacer.settled();
-        },
-        Math.max(idleSettleMs, processGcPacer.reduceDueInMs()),
-      );
+      settleTimer = setTimeout(() => {
+        if (passesStarted === started && !both.aborted) processGcPacer.settled();
+      }, idleSettleMs);
       settleTimer.unref?.();
     };
     const notifications = this.#pollNotifications(both, poke, fail, afterNextPass);

@@ -283,11 +283,6 @@ export class DavHandler {
     this.#deps = deps;
   }
 
-  /** Nothing to stop: kept for the mount's `close`. */
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
   /** Serves one request whose path is under `/dav`. */
   async serve(req: Req, res: Res): Promise<void> {
     try {
@@ -832,14 +827,13 @@ export class DavHandler {
     const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
+    await uploadBlocks(ctx.client, req, hashes, blocks);
+    const digests = hashes.digests();
+    // A body that is not what its client hashed (OC-Checksum) is refused, and nothing is committed.
+    if (declared !== undefined && digests[declared.kind] !== declared.value)
+      throw new DavError(400, `the body does not match its OC-Checksum (${declared.kind.toUpperCase()})`);
     let entry: Entry;
-    let digests: { sha1: string; md5: string } | undefined;
     try {
-      await uploadBlocks(ctx.client, req, hashes, blocks);
-      digests = hashes.digests();
-      // A body that is not what its client hashed (OC-Checksum) is refused, and nothing is committed.
-      if (declared !== undefined && digests[declared.kind] !== declared.value)
-        throw new DavError(400, `the body does not match its OC-Checksum (${declared.kind.toUpperCase()})`);
       entry = (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry;
     } catch (err) {
       // A file is there (a PUT not read first), or someone committed between the read and this
@@ -858,7 +852,7 @@ export class DavHandler {
         )
       ).entry;
     }
-    const sums = { contentHash: entry.contentHash, ...(digests ?? hashes.digests()) };
+    const sums = { contentHash: entry.contentHash, ...digests };
     // A new file starts without properties; a replaced one keeps its dead properties.
     const stored = replaced ? await this.#deps.state.props(object.id, target.path) : { dead: {} };
     const props = { ...stored, sums };

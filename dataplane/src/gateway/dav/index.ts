@@ -35,9 +35,9 @@ export function mountDav(deps: { serveApi: ServeApi; etcd: Etcd3; logger: Logger
   });
   return {
     serve: (req, res) => handler.serve(req as IncomingMessage, res as ServerResponse),
-    close: async () => {
-      await handler.close();
+    close: () => {
       storeAgent.destroy();
+      return Promise.resolve();
     },
   };
 }
