@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '@meshwork/contract';
-import { MeshworkClient, requestSpanName, type ClientOptions, type ClientTracing } from './client.ts';
+import { MeshworkClient, requestSpanName, wholeUnaskedBytes, type ClientOptions, type ClientTracing } from './client.ts';
 import { NetworkError, RequestAbortedError, UnexpectedAnswerError } from './errors.ts';
 
 type Scripted = Response | Error;
@@ -425,6 +425,73 @@ describe('MeshworkClient upload with known answers', () => {
     const older = await client.upload('o', 'g', source(), { ifNoneMatch: '*' }, { blockSize: 1, parallelism: 4, toStore: true });
     expect(older.uploadedBlocks).toBe(3);
     expect(log).toEqual(['uploads 3', 'missing 3', 'put', 'put', 'put']);
+  });
+});
+
+describe('MeshworkClient file written whole (ADR 86)', () => {
+  // A service that logs each request and answers it; `whole` says whether it takes a file written whole.
+  function service(whole: boolean) {
+    const log: string[] = [];
+    const client = new MeshworkClient({
+      baseUrl: 'http://api.test/',
+      token: 'mwd.t',
+      fetch: (input, init) => {
+        const url = new URL(input);
+        const headers = init?.headers as Record<string, string>;
+        const type = headers['content-type'];
+        if (url.pathname.endsWith('/v1/blocks/missing')) {
+          const { blocks } = JSON.parse(init?.body as string) as { blocks: string[] };
+          log.push('missing');
+          return Promise.resolve(json(200, { missing: blocks }));
+        }
+        if (init?.method === 'PUT' && url.pathname.startsWith('/v1/blocks/')) {
+          log.push('put block');
+          return Promise.resolve(json(201, { sha256: url.pathname.slice(-64), size: 1 }));
+        }
+        if (type === 'application/octet-stream') {
+          log.push(`put whole ${(init?.body as Uint8Array).length}${url.search}`);
+          if (!whole) return Promise.resolve(json(415, { error: { code: 'unsupported_media_type', message: 'JSON only' } }));
+        } else log.push('put entry');
+        return Promise.resolve(json(201, { path: 'f', version: '9', kind: 'file' }, { etag: '"9"' }));
+      },
+    });
+    return { client, log };
+  }
+
+  it('sends a small file of one block with its commit, in one request', async () => {
+    const { client, log } = service(true);
+    const released: Uint8Array[] = [];
+    const result = await client.upload(
+      'o',
+      'f',
+      [new Uint8Array(4096)],
+      { ifNoneMatch: '*' },
+      {
+        mtime: '2026-01-02T03:04:05.000Z',
+        onBlockReleased: (data) => released.push(data),
+      },
+    );
+    expect(log).toEqual(['put whole 4096?mtime=2026-01-02T03%3A04%3A05.000Z']);
+    expect(result).toMatchObject({ created: true, uploadedBlocks: 1, uploadedBytes: 4096 });
+    expect(released).toHaveLength(1);
+  });
+
+  it('asks first about a larger block it knows nothing of, and sends whole one it knows the service lacks', async () => {
+    const { client, log } = service(true);
+    const big = new Uint8Array(wholeUnaskedBytes + 1);
+    await client.upload('o', 'f', [big], { ifNoneMatch: '*' });
+    expect(log).toEqual(['missing', 'put block', 'put entry']);
+    log.length = 0;
+    const sha = createHash('sha256').update(big).digest('hex');
+    await client.upload('o', 'f', [big], { ifNoneMatch: '*' }, { known: new Map([[sha, true]]) });
+    expect(log).toEqual([`put whole ${big.length}`]);
+  });
+
+  it('uploads the block and commits in two requests where the partition answers 415 (an older version)', async () => {
+    const { client, log } = service(false);
+    const result = await client.putFileContent('o', 'f', new Uint8Array([1, 2, 3]), { ifNoneMatch: '*' });
+    expect(log).toEqual(['put whole 3', 'put block', 'put entry']);
+    expect(result.created).toBe(true);
   });
 });
 

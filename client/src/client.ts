@@ -185,6 +185,13 @@ export async function settleDownload(
   return { bytes: bytes(), etag: answer.etag, status: answer.status };
 }
 
+/**
+ * A file of one block at most this long whose block the service is not known to hold is sent
+ * whole with its commit (`putFileContent`) rather than asked about first: sending it costs less
+ * than the round trip that might have spared it.
+ */
+export const wholeUnaskedBytes = 64 * 1024;
+
 /** A committed entry with how it was committed. */
 export interface CommitResult {
   entry: Entry;
@@ -222,8 +229,9 @@ export interface UploadOptions extends CallOptions {
    * `missing`, and PUT each block to its presigned URL at the store where the partition gives one,
    * then confirm it (`POST /v1/blocks/uploaded`); a block without a URL, or whose PUT or
    * confirmation fails, goes through the partition (`PUT /v1/blocks/{sha256}`). A file of one
-   * block goes through the partition either way (the store's way costs two requests more).
-   * Default false (ADR 80).
+   * block goes through the partition either way (the store's way costs two requests more):
+   * with its commit in one call (`putFileContent`, ADR 86) when `known` says the service lacks
+   * it or when it is at most `wholeUnaskedBytes`. Default false (ADR 80).
    */
   toStore?: boolean;
   /**
@@ -475,6 +483,36 @@ export class MeshworkClient {
     });
     const entry = await this.#parse<Entry>(res, 'PUT entry');
     return { entry, created: res.status === 201, etag: res.headers.get('etag') ?? undefined };
+  }
+
+  /**
+   * `PUT /v1/objects/{id}/entries/{path}` with the file's whole content as the body
+   * (`application/octet-stream`, at most one block: 4 MiB), ADR 86: the partition stores it and
+   * commits the file in one call, under `precondition`, and answers as `putEntry` does. A
+   * partition without this (`415`, an older version) gets the block uploaded and the file
+   * committed in two calls. `sha256` is the content's hash when the caller has it already.
+   */
+  async putFileContent(
+    objectId: string,
+    path: string,
+    data: Uint8Array,
+    precondition: WritePrecondition,
+    options: CallOptions & { mtime?: string; sha256?: string } = {},
+  ): Promise<CommitResult> {
+    const { mtime, sha256, ...call } = options;
+    try {
+      const res = await this.#send('PUT', `/v1/objects/${segment(objectId)}/entries/${encodePath(path)}${query({ mtime })}`, {
+        ...call,
+        headers: { ...call.headers, ...preconditionHeaders(precondition) },
+        body: { bytes: data },
+      });
+      const entry = await this.#parse<Entry>(res, 'PUT entry');
+      return { entry, created: res.status === 201, etag: res.headers.get('etag') ?? undefined };
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 415)) throw err;
+    }
+    const blocks = data.length === 0 ? [] : [await this.putBlock(data, { ...call, ...(sha256 === undefined ? {} : { sha256 }) })];
+    return this.putEntry(objectId, path, { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) }, precondition, call);
   }
 
   /** `DELETE /v1/objects/{id}/entries/{path}` (writer) with `If-Match`: answers the tombstone. */
@@ -754,7 +792,9 @@ export class MeshworkClient {
    * Uploads a file by the protocol: split into blocks, hash them, ask which are missing, PUT
    * only those (`parallelism` at once), then commit the block list under `precondition`.
    * The source is read as blocks are needed: at most 2 × `parallelism` blocks are in memory
-   * (3 × with `toStore`: up to `parallelism` more wait for their confirmation).
+   * (3 × with `toStore`: up to `parallelism` more wait for their confirmation). A file of one
+   * block the service lacks, or of at most `wholeUnaskedBytes`, is written whole in one call
+   * instead (`putFileContent`, ADR 86).
    */
   async upload(
     objectId: string,
@@ -865,6 +905,27 @@ export class MeshworkClient {
         } catch (error) {
           failure ??= { error };
         }
+      }
+    }
+    // A file of one block not sent yet goes with its commit, in one call (ADR 86), when the
+    // service is known to lack it, or when it is small enough that sending it costs less than asking.
+    const only = blocks.length === 1 && sent.size === 0 ? batch[0] : undefined;
+    const onlyKnown = only === undefined ? undefined : known?.get(only.sha256);
+    if (
+      failure === undefined &&
+      only !== undefined &&
+      (onlyKnown === true || (onlyKnown === undefined && only.data.length <= wholeUnaskedBytes))
+    ) {
+      try {
+        const commit = await this.putFileContent(objectId, path, only.data, precondition, {
+          ...call,
+          sha256: only.sha256,
+          ...(mtime === undefined ? {} : { mtime }),
+        });
+        onBlockUploaded?.(blocks[0]!);
+        return { ...commit, blocks, uploadedBlocks: 1, uploadedBytes: only.data.length };
+      } finally {
+        release(only.data);
       }
     }
     if (failure === undefined) {

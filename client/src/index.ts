@@ -2,7 +2,7 @@
 // agent, the gateway's tests, the web UI, the prober, benchmarks and tests. This entry point runs
 // in browsers and Node alike; files on disk and raw HTTP are in `@meshwork/client/node`.
 export { ApiError, MeshworkError, apiErrorCatalogue, type ApiErrorCode } from '@meshwork/contract/errors';
-export { MeshworkClient, NotificationWatch, requestSpanName } from './client.ts';
+export { MeshworkClient, NotificationWatch, requestSpanName, wholeUnaskedBytes } from './client.ts';
 export { formatBytes } from './sizes.ts';
 export type {
   BlockSending,

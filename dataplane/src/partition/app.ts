@@ -139,7 +139,13 @@ export function createPartitionApp(ctx: PartitionContext, hooks: AppHooks): Requ
   app.use(
     entryRoutes(
       routeHooks,
-      { entries: { metadata, blocks, access, possession: ctx.possession }, changes: { metadata, changeFeed, access }, longPolls, throttle },
+      {
+        entries: { metadata, blocks, access, possession: ctx.possession },
+        uploads: { blocks, metadata, possession: ctx.possession, quotas: ctx.quotas },
+        changes: { metadata, changeFeed, access },
+        longPolls,
+        throttle,
+      },
       json,
     ),
   );

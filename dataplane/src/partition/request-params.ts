@@ -1,6 +1,7 @@
 // Parsing of URL parts shared by several route files: the percent-encoding of the whole path,
 // an entry path from a `*path` wildcard, a page size, a query parameter given once. Route files import these, never each other.
 import type { Request } from 'express';
+import type { Readable } from 'node:stream';
 import { parse as parseQueryString, type ParsedUrlQuery } from 'node:querystring';
 import { ApiError } from '@meshwork/contract';
 import { normalizeEntryPath } from '../paths.ts';
@@ -29,6 +30,27 @@ export function pageSize(value: unknown): number {
 /** The `limit` of a page: as asked, else the one its page token carries from the first page, else 1000. */
 export function pageLimit(value: unknown, token: { limit?: number } | undefined): number {
   return value === undefined && token?.limit !== undefined ? token.limit : pageSize(value);
+}
+
+/** Whether a Content-Type header is `application/octet-stream` (its parameters ignored). */
+export function isOctetStream(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.split(';', 1)[0]!.trim().toLowerCase() === 'application/octet-stream';
+}
+
+/** The whole body of a request that declared `size` bytes (400 when it stops short). */
+export async function readDeclaredBody(req: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let read = 0;
+  try {
+    for await (const chunk of req) {
+      chunks.push(chunk as Buffer);
+      read += (chunk as Buffer).length;
+    }
+  } catch (err) {
+    throw new ApiError('invalid_request', 'body: could not be read whole', { details: { field: 'body' }, cause: err });
+  }
+  if (read !== size) throw invalidRequest('body', `body: ${read} bytes, not the ${size} that Content-Length declares`);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, read);
 }
 
 /** A query parameter that may be given at most once. */

@@ -45,6 +45,13 @@ export const commitEntryBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('directory'), mtime: z.iso.datetime().optional() }),
 ]);
 
+const mtimeText = z.iso.datetime();
+
+/** The `mtime` query parameter of a file written whole: an RFC 3339 time as a commit body's `mtime`, or absent. */
+export function mtimeParam(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : validate(mtimeText, value, 'mtime');
+}
+
 export type CommitEntryBody = z.infer<typeof commitEntryBody>;
 export type BlockRef = z.infer<typeof blockRef>;
 

@@ -827,14 +827,23 @@ export class DavHandler {
     const commit = { kind: 'file' as const, blocks, ...(mtime === undefined ? {} : { mtime }) };
     const precondition = existing?.kind === 'file' ? { ifMatch: existing.entry.version } : ({ ifNoneMatch: '*' } as const);
     const declared = checksumHeader(headerOf(ctx.req, 'oc-checksum'));
-    await uploadBlocks(ctx.client, req, hashes, blocks);
+    // A body of one block (or none) is not sent yet: it goes with its commit, in one call (ADR 86).
+    const whole = await uploadBlocks(ctx.client, req, hashes, blocks);
     const digests = hashes.digests();
     // A body that is not what its client hashed (OC-Checksum) is refused, and nothing is committed.
     if (declared !== undefined && digests[declared.kind] !== declared.value)
       throw new DavError(400, `the body does not match its OC-Checksum (${declared.kind.toUpperCase()})`);
     let entry: Entry;
     try {
-      entry = (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry;
+      entry =
+        whole === undefined
+          ? (await ctx.client.putEntry(object.id, target.path, commit, precondition)).entry
+          : (
+              await ctx.client.putFileContent(object.id, target.path, whole, precondition, {
+                ...(mtime === undefined ? {} : { mtime }),
+                ...(blocks[0] === undefined ? {} : { sha256: blocks[0].sha256 }),
+              })
+            ).entry;
     } catch (err) {
       // A file is there (a PUT not read first), or someone committed between the read and this
       // write: a PUT without its own precondition replaces the file, never a collection.
@@ -843,6 +852,7 @@ export class DavHandler {
       const current = await this.#statPath(ctx, object, target.path, false);
       if (current?.kind === 'collection') throw new DavError(405, 'a collection cannot be replaced by PUT', undefined, { allow });
       if (current !== undefined) replaced = true;
+      // The first call stored the block of a body sent whole: the commit names it.
       entry = (
         await ctx.client.putEntry(
           object.id,
@@ -1150,19 +1160,19 @@ export function mtimeOf(header: string | undefined): string | undefined {
 }
 
 /**
- * Uploads a body's blocks: a body of one block straight away, through the partition (asking
- * first would cost a round trip); a longer one a batch at a time, asked about with `uploads`
- * (or `missing`), and sent `uploadParallelism` at once, each to its presigned URL at the store
- * where the partition gives one, else through the partition (ADR 80). Every chunk of the body
- * is hashed as it arrives (ADR 84), so a block is named the moment it is whole. `blocks` gets
- * every block's reference, in order.
+ * Reads and hashes a PUT's body, naming its blocks in `blocks` in order; every chunk is hashed as
+ * it arrives (ADR 84), so a block is named the moment it is whole. A body of one block or none is
+ * not sent: its bytes are answered, for the call that writes the file whole (ADR 86). A longer one
+ * is uploaded as it arrives (and undefined answered): a batch at a time, asked about with
+ * `uploads` (or `missing`), and sent `uploadParallelism` at once, each to its presigned URL at the
+ * store where the partition gives one, else through the partition (ADR 80).
  */
 async function uploadBlocks(
   client: MeshworkClient,
   body: AsyncIterable<Uint8Array>,
   hashes: UploadHashes,
   blocks: BlockRef[],
-): Promise<void> {
+): Promise<Uint8Array | undefined> {
   // The blocks are assembled in buffers used again, and the body's chunks are counted for the
   // young-generation collections that free them (ADR 75). The router's proxy counts each block
   // again as it forwards it to the partition, so on this path a collection comes every 4 MiB of
@@ -1170,7 +1180,7 @@ async function uploadBlocks(
   // A block PUT to the store keeps its buffer until it is confirmed (ADR 80): one more round of blocks.
   const buffers = new UploadBuffers(3 * uploadParallelism + 2);
   try {
-    await uploadBlocksIn(client, hashedAndPaced(body, hashes), hashes, blocks, buffers);
+    return await uploadBlocksIn(client, hashedAndPaced(body, hashes), hashes, blocks, buffers);
   } finally {
     buffers.drop();
   }
@@ -1190,17 +1200,16 @@ async function uploadBlocksIn(
   hashes: UploadHashes,
   blocks: BlockRef[],
   buffers: UploadBuffers,
-): Promise<void> {
+): Promise<Uint8Array | undefined> {
   const source = splitBlocks(body, maxBlockSize, () => buffers.take())[Symbol.asyncIterator]();
   const named = (data: Uint8Array): { sha256: string; data: Uint8Array } => ({ sha256: hashes.block(data.byteLength), data });
   const first = await source.next();
-  if (first.done === true) return;
+  if (first.done === true) return new Uint8Array(0);
   const second = await source.next();
   if (second.done === true) {
     const { sha256, data } = named(first.value);
     blocks.push({ sha256, size: data.byteLength });
-    await client.putBlock(data, { sha256 });
-    return;
+    return data;
   }
   // The block requests running, and every block not stored yet (those and the ones waiting for a confirmation).
   const inFlight = new Set<Promise<void>>();
@@ -1252,6 +1261,7 @@ async function uploadBlocksIn(
     await Promise.allSettled([...pending]);
   }
   if (failure !== undefined) throw failure.error;
+  return undefined;
 }
 
 function checksumHeader(header: string | undefined): { kind: 'sha1' | 'md5'; value: string } | undefined {

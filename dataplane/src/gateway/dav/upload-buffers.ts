@@ -5,9 +5,8 @@ import { processGcPacer, type GcPacer } from '@meshwork/contract';
 /**
  * The 4 MiB buffers one upload assembles its blocks in, given back once a block is stored (or
  * found stored already) and taken again for a later block: a large file costs the buffers its
- * blocks in flight need instead of a fresh one per block. A buffer travels to the hashing
- * worker and back, so it comes back as another `ArrayBuffer` object over the same memory: the
- * pool takes any whole 4 MiB buffer it is given (only the upload's own blocks are). Dropped
+ * blocks in flight need instead of a fresh one per block. The pool takes any whole 4 MiB
+ * buffer it is given (only the upload's own blocks are). Dropped
  * at the upload's end; the pacer then asks for the full collection that frees them at once.
  */
 export class UploadBuffers {

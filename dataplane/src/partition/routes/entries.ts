@@ -1,9 +1,11 @@
 // Entries of a mesh object: commit a file's block list or a directory with optimistic
 // concurrency (If-Match / If-None-Match: *), delete to a tombstone, read, list, and delta sync.
+// A file of at most one block may instead be written whole, its content as the body (ADR 86).
 // The protocol itself lives in ../sync/; these handlers parse, call it and answer.
 import { Router } from 'express';
 import type express from 'express';
 import type { Request } from 'express';
+import { ApiError } from '@meshwork/contract';
 import { parseCursor, parsePageToken, InvalidCursorError } from '../../cursor.ts';
 import { strongEtag } from '../../http/preconditions.ts';
 import { InvalidPathError } from '../../paths.ts';
@@ -11,19 +13,37 @@ import { invalidRequest } from '../errors.ts';
 import { modifierOf, type RouteHooks } from '../hooks.ts';
 import type { LongPolls } from '../long-poll/long-polls.ts';
 import { parseWaitSeconds } from '../long-poll/params.ts';
-import { commitEntryBody, validate } from '../schemas.ts';
+import { commitEntryBody, maxBlockBytes, mtimeParam, validate } from '../schemas.ts';
+import type { BlockDeps } from '../sync/blocks.ts';
 import { changesPollHandler, runChanges, type ChangesDeps, type ChangesQuery } from '../sync/changes.ts';
 import { entryView, requirePrecondition } from '../sync/conditional-write.ts';
-import { commitEntry, deleteEntry, listLiveEntries, liveEntry, type EntryDeps } from '../sync/entries.ts';
+import { commitEntry, deleteEntry, listLiveEntries, liveEntry, writeFileContent, type EntryDeps } from '../sync/entries.ts';
 import type { Throttle } from '../throttle/throttle.ts';
-import { entryPathParam, pageLimit, queryString } from '../request-params.ts';
+import { entryPathParam, isOctetStream, pageLimit, queryString, readDeclaredBody } from '../request-params.ts';
 
 /** What the entry routes need besides the hooks. */
 export interface EntryRouteDeps {
   entries: EntryDeps;
+  /** Block uploads, for a file written whole. */
+  uploads: BlockDeps;
   changes: ChangesDeps;
   longPolls: Pick<LongPolls, 'objectChanges'>;
   throttle: Pick<Throttle, 'checkEntrySize'>;
+}
+
+/**
+ * The length of a file written whole: `Content-Length` is required (411), a non-negative integer
+ * (400), at most one block (413: upload its blocks and commit them instead).
+ */
+function contentLength(req: Request): number {
+  const header = req.headers['content-length'];
+  if (header === undefined) throw new ApiError('length_required', 'Content-Length is required for a file written whole');
+  const size = Number(header);
+  if (!Number.isSafeInteger(size) || size < 0) throw invalidRequest('Content-Length', 'Content-Length: must be a non-negative integer');
+  if (size > maxBlockBytes) {
+    throw new ApiError('too_large', `a file written whole is at most ${maxBlockBytes} bytes; upload its blocks and commit them instead`);
+  }
+  return size;
 }
 
 function writePrecondition(req: Request): ReturnType<typeof requirePrecondition> {
@@ -60,10 +80,50 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         .json(entryView(entry));
     },
   );
+  // A body of application/octet-stream is the file's whole content: stored as its one block
+  // and committed in the same call (ADR 86), with the preconditions and answer of a commit.
+  const writeWhole = hooks.route(
+    {
+      ids: ['id'],
+      slot: 'object',
+      principal: 'member',
+      parse: (req) => {
+        const path = entryPathParam(req);
+        const size = contentLength(req);
+        deps.throttle.checkEntrySize(size);
+        return { path, size, mtime: mtimeParam(queryString(req, 'mtime')), precondition: writePrecondition(req) };
+      },
+      access: { need: 'writer', cached: true },
+    },
+    async ({ req, res, id, principal, input, object }) => {
+      // Its content lives on devices only: the bytes have nowhere to go.
+      if (!object.value.cloudStorage) {
+        throw new ApiError('peer_to_peer_only', `object ${id} keeps its content on devices only; commit the file's block list instead`);
+      }
+      const bytes = await readDeclaredBody(req, input.size);
+      const { entry, created } = await writeFileContent(
+        { entries, uploads: deps.uploads },
+        {
+          objectId: id,
+          path: input.path,
+          bytes,
+          ...(input.mtime === undefined ? {} : { mtime: input.mtime }),
+          precondition: input.precondition,
+          writer: { userId: principal.userId, modifiedBy: modifierOf(principal) },
+        },
+      );
+      res
+        .status(created ? 201 : 200)
+        .setHeader('ETag', strongEtag(String(entry.version)))
+        .json(entryView(entry));
+    },
+  );
+  const put: express.RequestHandler = (req, res, next) =>
+    isOctetStream(req.headers['content-type']) ? writeWhole(req, res, next) : json(req, res, next);
   // The paths without `*path` name the empty entry path: 400 invalid_path, not a missing route.
   // Separate routes, not an array of paths, so that each keeps its own route label.
-  router.put('/v1/objects/:id/entries/*path', json, commit);
-  router.put('/v1/objects/:id/entries', json, commit);
+  router.put('/v1/objects/:id/entries/*path', put, commit);
+  router.put('/v1/objects/:id/entries', put, commit);
 
   const remove = hooks.route(
     {

@@ -1,6 +1,8 @@
 // Entries of a mesh object as the sync protocol sees them (ADR 0004): commit a block list or a
 // directory under a precondition, delete to a tombstone, read the live entry, and list the live
 // entries page by page at one snapshot. No HTTP here: routes parse and answer.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { ApiError } from '@meshwork/contract';
 import { formatCursor, formatPageToken, type PageToken } from '../../cursor.ts';
 import type { WritePrecondition } from '../../http/preconditions.ts';
@@ -16,7 +18,7 @@ import {
 import { contentHashOf } from '../content-plan.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { CommitEntryBody } from '../schemas.ts';
-import { blocksMissing, isOrphanHolder, proveBlocks, type BlockProof } from './blocks.ts';
+import { blocksMissing, isOrphanHolder, proveBlocks, uploadBlock, type BlockDeps, type BlockProof } from './blocks.ts';
 import type { PossessionCache } from './possession-cache.ts';
 import { conditionalWrite, entryView, type EntryWriteDeps } from './conditional-write.ts';
 
@@ -154,6 +156,27 @@ export async function commitEntry(
     deps.possession.forget(writer.userId, shas);
     return commitFile(deps, request, body, false);
   }
+}
+
+/**
+ * Writes a file whose whole content is `bytes`, at most one block, in one call (ADR 86): the
+ * bytes are stored as the writer's block exactly as a block upload stores them (verified,
+ * deduplicated, the holder recorded), then the file naming that block is committed exactly as
+ * commitEntry commits it, under the same precondition. An empty file names no block.
+ */
+export async function writeFileContent(
+  deps: { entries: EntryDeps; uploads: BlockDeps },
+  request: { objectId: string; path: string; bytes: Buffer; mtime?: string; precondition: WritePrecondition; writer: Writer },
+): Promise<{ entry: Versioned<EntryRecord>; created: boolean }> {
+  const { bytes, mtime, writer } = request;
+  const blocks: { sha256: string; size: number }[] = [];
+  if (bytes.length > 0) {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await uploadBlock(deps.uploads, writer.userId, sha256, bytes.length, Readable.from([bytes]));
+    blocks.push({ sha256, size: bytes.length });
+  }
+  const body: CommitEntryBody = { kind: 'file', blocks, ...(mtime === undefined ? {} : { mtime }) };
+  return commitEntry(deps.entries, { objectId: request.objectId, path: request.path, body, precondition: request.precondition, writer });
 }
 
 async function commitFile(
