@@ -45,16 +45,60 @@ export function lockCovers(lock: DavLock, path: string): boolean {
   return lock.root === path || (lock.depth === 'infinity' && isWithin(path, lock.root));
 }
 
-/** Locks and properties in etcd. */
+/** Most writes of properties in one etcd transaction (etcd allows 128 operations by default). */
+const maxBatchedWrites = 100;
+
+/** Property writes that go to etcd in one transaction: each key's latest value (undefined: delete it). */
+interface WriteBatch {
+  writes: Map<string, string | undefined>;
+  done: Promise<void>;
+  settle: (error?: Error) => void;
+}
+
+/** An object's lock read running, and the one that waits for it to end, for callers that came meanwhile. */
+interface LockReads {
+  running: Promise<DavLock[]>;
+  queued: Promise<DavLock[]> | undefined;
+}
+
+const ignore = (): void => undefined;
+
+/**
+ * Locks and properties in etcd. Concurrent requests share round trips (ADR 87): a lock read
+ * answers every caller of the same object that asked before it started (one who asks while it
+ * runs waits for the next, which starts when it ends, so no caller gets an answer older than
+ * its question), and property writes that arrive while a transaction is on its way go together
+ * in the next one, each write answered once its transaction committed.
+ */
 export class DavState {
   readonly #etcd: Etcd3;
+  readonly #lockReads = new Map<string, LockReads>();
+  /** Write batches not committed yet; the first is on its way while #flushing runs. */
+  readonly #batches: WriteBatch[] = [];
+  #flushing: Promise<void> | undefined;
 
   constructor(etcd: Etcd3) {
     this.#etcd = etcd;
   }
 
-  /** Every live lock of an object. */
-  async locks(objectId: string): Promise<DavLock[]> {
+  /** Every live lock of an object, as etcd holds them at some moment after this call (the array is shared: do not change it). */
+  locks(objectId: string): Promise<DavLock[]> {
+    const reads = this.#lockReads.get(objectId);
+    if (reads === undefined) return this.#startLockRead(objectId);
+    return (reads.queued ??= reads.running.then(ignore, ignore).then(() => this.#startLockRead(objectId)));
+  }
+
+  #startLockRead(objectId: string): Promise<DavLock[]> {
+    const running = this.#readLocks(objectId);
+    const reads: LockReads = { running, queued: undefined };
+    this.#lockReads.set(objectId, reads);
+    void running.then(ignore, ignore).then(() => {
+      if (this.#lockReads.get(objectId) === reads) this.#lockReads.delete(objectId);
+    });
+    return running;
+  }
+
+  async #readLocks(objectId: string): Promise<DavLock[]> {
     const values = await this.#etcd.getAll().prefix(`${locksPrefix}${objectId}/`).strings();
     const now = Date.now();
     return Object.values(values)
@@ -102,13 +146,59 @@ export class DavState {
     return out;
   }
 
-  async setProps(objectId: string, path: string, props: StoredProps): Promise<void> {
-    if (Object.keys(props.dead).length === 0 && props.sums === undefined) await this.#etcd.delete().key(propsKey(objectId, path));
-    else await this.#etcd.put(propsKey(objectId, path)).value(JSON.stringify(props));
+  /** Stores a resource's properties (none: removes them); answers once they are committed, with other writes of the moment. */
+  setProps(objectId: string, path: string, props: StoredProps): Promise<void> {
+    const empty = Object.keys(props.dead).length === 0 && props.sums === undefined;
+    return this.#write(propsKey(objectId, path), empty ? undefined : JSON.stringify(props));
+  }
+
+  #write(key: string, value: string | undefined): Promise<void> {
+    // The last batch takes it unless it is on its way (the first while flushing) or full.
+    let batch = this.#batches.at(-1);
+    const sending = this.#flushing !== undefined && this.#batches.length === 1;
+    if (batch === undefined || sending || (batch.writes.size >= maxBatchedWrites && !batch.writes.has(key))) {
+      let settle!: (error?: Error) => void;
+      const done = new Promise<void>((resolve, reject) => {
+        settle = (error) => (error === undefined ? resolve() : reject(error));
+      });
+      batch = { writes: new Map(), done, settle };
+      this.#batches.push(batch);
+    }
+    // A later write of the same key replaces the earlier one: one transaction may name a key once.
+    batch.writes.set(key, value);
+    this.#flushing ??= this.#flush();
+    return batch.done;
+  }
+
+  async #flush(): Promise<void> {
+    for (let batch = this.#batches[0]; batch !== undefined; batch = this.#batches[0]) {
+      try {
+        const ops = [...batch.writes].map(([key, value]) =>
+          value === undefined ? this.#etcd.delete().key(key) : this.#etcd.put(key).value(value),
+        );
+        // Nothing to compare: a comparison that always holds.
+        await this.#etcd
+          .if(propsPrefix, 'Mod', '!=', -1)
+          .then(...ops)
+          .commit();
+        batch.settle();
+      } catch (err) {
+        batch.settle(err instanceof Error ? err : new Error('the properties were not stored', { cause: err }));
+      }
+      this.#batches.shift();
+    }
+    this.#flushing = undefined;
+  }
+
+  /** Waits until the property writes made so far are committed (or failed). */
+  async #settled(): Promise<void> {
+    await Promise.allSettled(this.#batches.map((b) => b.done));
   }
 
   /** Drops the properties of `path` and everything below it. */
   async deletePropsWithin(objectId: string, path: string): Promise<void> {
+    // After any write of them on its way, so that it cannot land after the delete.
+    await this.#settled();
     await this.#etcd.delete().key(propsKey(objectId, path));
     await this.#etcd.delete().prefix(propsKey(objectId, path === '' ? '' : `${path}/`));
   }
