@@ -50,6 +50,14 @@ function writePrecondition(req: Request): ReturnType<typeof requirePrecondition>
   return requirePrecondition(req.headers['if-match'], req.headers['if-none-match']);
 }
 
+/** A commit's answer: `201` for a new entry, `200` otherwise, the entry and its ETag. */
+function answerCommit(res: express.Response, { entry, created }: Awaited<ReturnType<typeof commitEntry>>): void {
+  res
+    .status(created ? 201 : 200)
+    .setHeader('ETag', strongEtag(String(entry.version)))
+    .json(entryView(entry));
+}
+
 /** Routes for entries and changes of an object. */
 export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: express.RequestHandler): Router {
   const router = Router();
@@ -73,11 +81,7 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
       const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
       // cloudStorage never changes after creation, so the write cache's record is good for it.
       const peerToPeerOnly = !object.value.cloudStorage;
-      const { entry, created } = await commitEntry(entries, { objectId: id, ...input, writer, peerToPeerOnly });
-      res
-        .status(created ? 201 : 200)
-        .setHeader('ETag', strongEtag(String(entry.version)))
-        .json(entryView(entry));
+      answerCommit(res, await commitEntry(entries, { objectId: id, ...input, writer, peerToPeerOnly }));
     },
   );
   // A body of application/octet-stream is the file's whole content: stored as its one block
@@ -101,21 +105,10 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
         throw new ApiError('peer_to_peer_only', `object ${id} keeps its content on devices only; commit the file's block list instead`);
       }
       const bytes = await readDeclaredBody(req, input.size);
-      const { entry, created } = await writeFileContent(
-        { entries, uploads: deps.uploads },
-        {
-          objectId: id,
-          path: input.path,
-          bytes,
-          ...(input.mtime === undefined ? {} : { mtime: input.mtime }),
-          precondition: input.precondition,
-          writer: { userId: principal.userId, modifiedBy: modifierOf(principal) },
-        },
-      );
-      res
-        .status(created ? 201 : 200)
-        .setHeader('ETag', strongEtag(String(entry.version)))
-        .json(entryView(entry));
+      const writer = { userId: principal.userId, modifiedBy: modifierOf(principal) };
+      const mtime = input.mtime === undefined ? {} : { mtime: input.mtime };
+      const request = { objectId: id, path: input.path, bytes, ...mtime, precondition: input.precondition, writer };
+      answerCommit(res, await writeFileContent({ entries, uploads: deps.uploads }, request));
     },
   );
   const put: express.RequestHandler = (req, res, next) =>
