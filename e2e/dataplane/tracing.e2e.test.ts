@@ -113,9 +113,9 @@ describe('one trace across the tiers', () => {
         const has = (service: string, name: RegExp): boolean => all.some((s) => s.service === service && name.test(s.operationName));
         const complete =
           has('meshwork-cli', /^meshwork put$/) &&
-          has('meshwork-cli', /^PUT \/v1\/blocks$/) &&
-          has('meshwork-gateway', /^PUT \/v1\/blocks\/:id$/) &&
-          has('meshwork-gateway', /^partition PUT \/v1\/blocks\/:id$/) &&
+          has('meshwork-cli', /^PUT \/v1\/objects$/) &&
+          has('meshwork-gateway', /^PUT \/v1\/objects\/:id\/entries$/) &&
+          has('meshwork-gateway', /^partition PUT \/v1\/objects\/:id\/entries$/) &&
           has('meshwork-partition', /^PUT \/v1\/objects\/:id\/entries/) &&
           has('meshwork-partition', /^etcd /) &&
           has('meshwork-partition', /^s3 PutObject$/);
@@ -141,10 +141,10 @@ describe('one trace across the tiers', () => {
     const s3 = spans.find((s) => s.service === 'meshwork-partition' && s.operationName === 's3 PutObject')!;
     expect(ancestry(s3).map((a) => a.split(' ')[0])).toEqual([
       'meshwork-partition', // s3 PutObject
-      'meshwork-partition', // PUT /v1/blocks/:sha256
-      'meshwork-gateway', // partition PUT /v1/blocks/:id (client)
-      'meshwork-gateway', // PUT /v1/blocks/:id (server)
-      'meshwork-cli', // PUT /v1/blocks
+      'meshwork-partition', // PUT /v1/objects/:id/entries/*path: the file written whole (ADR 86)
+      'meshwork-gateway', // partition PUT /v1/objects/:id/entries (client)
+      'meshwork-gateway', // PUT /v1/objects/:id/entries (server)
+      'meshwork-cli', // PUT /v1/objects
       'meshwork-cli', // meshwork put
     ]);
     const etcdCall = spans.find((s) => s.service === 'meshwork-partition' && s.operationName.startsWith('etcd '))!;
@@ -159,14 +159,14 @@ describe('one trace across the tiers', () => {
     // Each tier's call to the next is a client span, child of its own server span, and the next
     // tier's server span continues from it (the traceparent it sent): cli → gateway → partition.
     const kind = (s: JaegerSpan | undefined): unknown => s?.tags['span.kind'];
-    const forwarded = spans.find((s) => s.service === 'meshwork-gateway' && s.operationName === 'partition PUT /v1/blocks/:id')!;
+    const forwarded = spans.find((s) => s.service === 'meshwork-gateway' && s.operationName === 'partition PUT /v1/objects/:id/entries')!;
     expect(kind(forwarded)).toBe('client');
     expect(forwarded.tags['meshwork.partition']).toBe('traced');
     expect(forwarded.tags['http.response.status_code']).toBe(201);
     const gatewayServer = byId.get(forwarded.parentSpanId);
     expect([gatewayServer?.service, gatewayServer?.operationName, kind(gatewayServer)]).toEqual([
       'meshwork-gateway',
-      'PUT /v1/blocks/:id',
+      'PUT /v1/objects/:id/entries',
       'server',
     ]);
     const cliCall = byId.get(gatewayServer!.parentSpanId);
