@@ -481,8 +481,7 @@ export class MeshworkClient {
       headers: { ...options?.headers, ...preconditionHeaders(precondition) },
       body: { json: commit },
     });
-    const entry = await this.#parse<Entry>(res, 'PUT entry');
-    return { entry, created: res.status === 201, etag: res.headers.get('etag') ?? undefined };
+    return this.#commitResult(res);
   }
 
   /**
@@ -506,8 +505,7 @@ export class MeshworkClient {
         headers: { ...call.headers, ...preconditionHeaders(precondition) },
         body: { bytes: data },
       });
-      const entry = await this.#parse<Entry>(res, 'PUT entry');
-      return { entry, created: res.status === 201, etag: res.headers.get('etag') ?? undefined };
+      return await this.#commitResult(res);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 415)) throw err;
     }
@@ -1301,6 +1299,11 @@ export class MeshworkClient {
     } catch (err) {
       throw new NetworkError(`reading the answer from ${res.url} failed`, { cause: err });
     }
+  }
+
+  /** What a `PUT` of an entry answered: the entry, whether it was created, and its ETag. */
+  async #commitResult(res: Response): Promise<CommitResult> {
+    return { entry: await this.#parse<Entry>(res, 'PUT entry'), created: res.status === 201, etag: res.headers.get('etag') ?? undefined };
   }
 
   async #parse<T>(res: Response, what: string): Promise<T> {

@@ -13,8 +13,8 @@ import { invalidRequest } from '../errors.ts';
 import { modifierOf, type RouteHooks } from '../hooks.ts';
 import type { LongPolls } from '../long-poll/long-polls.ts';
 import { parseWaitSeconds } from '../long-poll/params.ts';
-import { commitEntryBody, maxBlockBytes, mtimeParam, validate } from '../schemas.ts';
-import type { BlockDeps } from '../sync/blocks.ts';
+import { commitEntryBody, mtimeParam, validate } from '../schemas.ts';
+import { uploadSize, type BlockDeps } from '../sync/blocks.ts';
 import { changesPollHandler, runChanges, type ChangesDeps, type ChangesQuery } from '../sync/changes.ts';
 import { entryView, requirePrecondition } from '../sync/conditional-write.ts';
 import { commitEntry, deleteEntry, listLiveEntries, liveEntry, writeFileContent, type EntryDeps } from '../sync/entries.ts';
@@ -29,21 +29,6 @@ export interface EntryRouteDeps {
   changes: ChangesDeps;
   longPolls: Pick<LongPolls, 'objectChanges'>;
   throttle: Pick<Throttle, 'checkEntrySize'>;
-}
-
-/**
- * The length of a file written whole: `Content-Length` is required (411), a non-negative integer
- * (400), at most one block (413: upload its blocks and commit them instead).
- */
-function contentLength(req: Request): number {
-  const header = req.headers['content-length'];
-  if (header === undefined) throw new ApiError('length_required', 'Content-Length is required for a file written whole');
-  const size = Number(header);
-  if (!Number.isSafeInteger(size) || size < 0) throw invalidRequest('Content-Length', 'Content-Length: must be a non-negative integer');
-  if (size > maxBlockBytes) {
-    throw new ApiError('too_large', `a file written whole is at most ${maxBlockBytes} bytes; upload its blocks and commit them instead`);
-  }
-  return size;
 }
 
 function writePrecondition(req: Request): ReturnType<typeof requirePrecondition> {
@@ -93,7 +78,7 @@ export function entryRoutes(hooks: RouteHooks, deps: EntryRouteDeps, json: expre
       principal: 'member',
       parse: (req) => {
         const path = entryPathParam(req);
-        const size = contentLength(req);
+        const size = uploadSize(req.headers['content-length'], 'whole');
         deps.throttle.checkEntrySize(size);
         return { path, size, mtime: mtimeParam(queryString(req, 'mtime')), precondition: writePrecondition(req) };
       },

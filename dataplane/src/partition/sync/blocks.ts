@@ -119,12 +119,29 @@ export function blocksMissing(missing: readonly string[]): ApiError {
   return new ApiError('blocks_missing', message, { details: { missing: [...missing] } });
 }
 
-/** The size of a block upload from its Content-Length: 411 without one, 400 unless positive, 413 over a block's size. */
-export function uploadSize(contentLength: string | undefined): number {
-  if (contentLength === undefined) throw new ApiError('length_required', 'Content-Length is required for a block upload');
+/** What an upload of at most one block is: a block (never empty), or a file written whole (ADR 86; may be empty). */
+const uploadKinds = {
+  block: { name: 'a block upload', minimum: 1, tooLarge: `a block is at most ${maxBlockBytes} bytes` },
+  whole: {
+    name: 'a file written whole',
+    minimum: 0,
+    tooLarge: `a file written whole is at most ${maxBlockBytes} bytes; upload its blocks and commit them instead`,
+  },
+} as const;
+
+/**
+ * The size of an upload of at most one block from its Content-Length: 411 without one, 400
+ * unless a whole number of at least 1 byte (a block) or 0 (a file written whole), 413 over a
+ * block's size.
+ */
+export function uploadSize(contentLength: string | undefined, kind: keyof typeof uploadKinds = 'block'): number {
+  const { name, minimum, tooLarge } = uploadKinds[kind];
+  if (contentLength === undefined) throw new ApiError('length_required', `Content-Length is required for ${name}`);
   const size = Number(contentLength);
-  if (!Number.isSafeInteger(size) || size < 1) throw invalidRequest('Content-Length', 'Content-Length: must be a positive integer');
-  if (size > maxBlockBytes) throw new ApiError('too_large', `a block is at most ${maxBlockBytes} bytes`);
+  if (!Number.isSafeInteger(size) || size < minimum) {
+    throw invalidRequest('Content-Length', `Content-Length: must be a ${minimum === 1 ? 'positive' : 'non-negative'} integer`);
+  }
+  if (size > maxBlockBytes) throw new ApiError('too_large', tooLarge);
   return size;
 }
 
