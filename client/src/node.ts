@@ -171,13 +171,18 @@ export async function downloadBlocksToStream(
       const block = blocks[i]!;
       const answer = await opened.shift()!;
       opened.push(open(i + blocksAhead));
-      const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
+      const claimed = claimNodeBody(answer.body!);
+      const source = claimed ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
       const vouched = checksumMode && answer.headers['x-amz-checksum-sha256'] === checksumOf(block.sha256);
       const hash = vouched ? undefined : createHash('sha256');
       let bytes = 0;
       source.on('data', (chunk: Uint8Array) => {
         bytes += chunk.length;
         hash?.update(chunk);
+        // The socket's chunks are paced here when read straight from the answer (a body read
+        // through its WHATWG stream is paced by webBodyOf): unpaced, a fast download leaves
+        // tens of MiB of them for V8 to find, and the C allocator keeps that memory (ADR 75).
+        if (claimed !== undefined) processGcPacer.streamed(chunk.length);
       });
       await settleDownload(
         `block ${block.sha256}`,

@@ -8,7 +8,6 @@ import { randomBytes, createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
-import { Writable } from 'node:stream';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApiError } from '@meshwork/contract/errors';
 import { processGcPacer } from '@meshwork/contract/gc-pacer';
@@ -43,6 +42,7 @@ import {
   type ScanResult,
 } from './scan.ts';
 import { StateDb, statusFromDb, type BaseRow } from './state.ts';
+import { fileSink } from './file-sink.ts';
 import { FolderWatcher } from './watch.ts';
 
 /** Passes of scan-plan-execute within one `syncOnce` (a conflict copy is uploaded by the next). */
@@ -1152,15 +1152,11 @@ export class SyncAgent {
    */
   async #fetchBlocksTo(path: string, entry: Entry, handle: FileHandle, signal: AbortSignal): Promise<BlockRef[]> {
     let written = 0;
-    const sink = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        handle.write(chunk).then(() => {
-          written += chunk.length;
-          this.#emit({ type: 'download', path, bytes: written, totalBytes: entry.size });
-          done();
-        }, done);
-      },
-    });
+    const wrote = (n: number): void => {
+      written += n;
+      this.#emit({ type: 'download', path, bytes: written, totalBytes: entry.size });
+    };
+    const sink = fileSink(handle, wrote);
     try {
       await downloadBlocksToStream(this.#client, entry.blocks, sink, { signal });
     } catch (err) {
