@@ -106,7 +106,11 @@ export async function writeRandomFile(path: string, bytes: number): Promise<stri
  * a file is hashed only once its size is `sizes.get(path)` (when given), so polling stays cheap:
  * each poll lists the folders that still wait for files once, and only files found there are
  * looked at (the benchmark's polling shares the machine with what it measures).
- * Resolves with the time it held, from performance.now().
+ * Resolves with the time it was seen to hold, from performance.now(): when the last file to
+ * match was found in place at its size (the `stat` before the hash that proved its content),
+ * not after that hash, so that the check's own reading of a large file is not counted as the
+ * writer's time. The writers measured (the agent, Syncthing) put a file in place by renaming a
+ * finished temporary file, so what the `stat` found is what the hash then read.
  */
 export async function waitForFiles(
   dir: string,
@@ -114,6 +118,7 @@ export async function waitForFiles(
   options: { timeoutMs: number; sizes?: Map<string, number>; description?: string; intervalMs?: number },
 ): Promise<number> {
   const pending = new Map(expected);
+  let heldAt = Number.NEGATIVE_INFINITY;
   return waitFor(
     async () => {
       const listed = new Map<string, Set<string> | undefined>();
@@ -130,6 +135,7 @@ export async function waitForFiles(
           );
         if (!listed.get(parent)?.has(basename(path))) continue;
         const info = await stat(path).catch(() => undefined);
+        const seenAt = performance.now();
         if (!info?.isFile()) continue;
         const size = options.sizes?.get(rel);
         if (size !== undefined && info.size !== size) continue;
@@ -140,9 +146,12 @@ export async function waitForFiles(
                 () => undefined,
               )
             : await sha256File(path).catch(() => undefined);
-        if (actual === sha) pending.delete(rel);
+        if (actual === sha) {
+          pending.delete(rel);
+          heldAt = Math.max(heldAt, seenAt);
+        }
       }
-      return pending.size === 0 ? performance.now() : undefined;
+      return pending.size === 0 ? heldAt : undefined;
     },
     {
       description: options.description ?? `${expected.size} files under ${dir} byte for byte`,
