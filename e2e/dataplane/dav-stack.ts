@@ -1,6 +1,7 @@
 // A WebDAV stack for tests and benchmarks: etcd, MinIO, one partition owning every slot and a
 // gateway, all on loopback; a user with a device (its token the app password) and an object.
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { MeshworkClient, type DeviceClient, type MeshObject } from '@meshwork/client';
 import { startEtcd, type EtcdServer } from '../harness/etcd.ts';
 import { startMinio, type MinioServer } from '../harness/minio.ts';
@@ -71,6 +72,8 @@ export async function startDavStack(name: string, objectName = 'files', options:
     stop: async () => {
       await Promise.all([gateway.stop(), partition.stop()]);
       await Promise.all([etcd.stop(), minio.stop()]);
+      // The processes' directories (their logs) go with the stack.
+      await Promise.all([gateway.dir, partition.dir].map((dir) => rm(dir, { recursive: true, force: true })));
     },
   };
 }
