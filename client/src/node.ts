@@ -171,18 +171,13 @@ export async function downloadBlocksToStream(
       const block = blocks[i]!;
       const answer = await opened.shift()!;
       opened.push(open(i + blocksAhead));
-      const claimed = claimNodeBody(answer.body!);
-      const source = claimed ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
+      const source = bodySource(answer.body!);
       const vouched = checksumMode && answer.headers['x-amz-checksum-sha256'] === checksumOf(block.sha256);
       const hash = vouched ? undefined : createHash('sha256');
       let bytes = 0;
       source.on('data', (chunk: Uint8Array) => {
         bytes += chunk.length;
         hash?.update(chunk);
-        // The socket's chunks are paced here when read straight from the answer (a body read
-        // through its WHATWG stream is paced by webBodyOf): unpaced, a fast download leaves
-        // tens of MiB of them for V8 to find, and the C allocator keeps that memory (ADR 75).
-        if (claimed !== undefined) processGcPacer.streamed(chunk.length);
       });
       await settleDownload(
         `block ${block.sha256}`,
@@ -250,7 +245,7 @@ export async function downloadContentToStream(
   let answer: ContentAnswer = first;
   let total = 0;
   for (let attempt = 0; ; attempt++) {
-    const source = claimNodeBody(answer.body!) ?? Readable.fromWeb(answer.body as Parameters<typeof Readable.fromWeb>[0]);
+    const source = bodySource(answer.body!);
     let bytes = 0;
     source.on('data', (chunk: Uint8Array) => void (bytes += chunk.length));
     try {
@@ -357,6 +352,19 @@ function claimNodeBody(body: ReadableStream<Uint8Array>): IncomingMessage | unde
   nodeBodies.delete(body);
   source.pulled = true;
   return source.res;
+}
+
+/**
+ * The Node stream to read a body from: its Node answer when nobody read from the body yet, its
+ * chunks then counted for the young-generation collections as webBodyOf counts those of a body
+ * read through its WHATWG stream (ADR 75; unpaced, a fast download leaves tens of MiB of them
+ * for V8 to find, and the C allocator keeps that memory, ADR 88); else the body itself.
+ */
+function bodySource(body: ReadableStream<Uint8Array>): Readable {
+  const claimed = claimNodeBody(body);
+  if (claimed === undefined) return Readable.fromWeb(body as Parameters<typeof Readable.fromWeb>[0]);
+  claimed.on('data', (chunk: Buffer) => processGcPacer.streamed(chunk.length));
+  return claimed;
 }
 
 /**

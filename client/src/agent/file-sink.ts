@@ -98,10 +98,8 @@ export function fileSink(target: AppendTarget, written: (bytes: number) => void,
     },
     final(done) {
       (async () => {
-        if (failure === undefined && filled > 0) {
-          await writing[current];
-          if (failure === undefined) flush();
-        }
+        // The buffer being filled is never on its way (filling it waited for that).
+        if (failure === undefined && filled > 0) flush();
         await tail;
         check();
       })().then(() => done(), done);
