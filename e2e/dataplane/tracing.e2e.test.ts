@@ -147,7 +147,12 @@ describe('one trace across the tiers', () => {
       'meshwork-cli', // PUT /v1/objects
       'meshwork-cli', // meshwork put
     ]);
-    const etcdCall = spans.find((s) => s.service === 'meshwork-partition' && s.operationName.startsWith('etcd '))!;
+    // The commit's etcd call, made by the partition's request itself. (The upload's holder is
+    // written while S3 stores the bytes, so its etcd call is a child of `s3 PutObject`; Jaeger
+    // lists the spans in no fixed order, so the first etcd span may be either.)
+    const etcdCall = spans.find(
+      (s) => s.service === 'meshwork-partition' && s.operationName.startsWith('etcd ') && s.parentSpanId === s3.parentSpanId,
+    )!;
     expect(ancestry(etcdCall).map((a) => a.split(' ')[0])).toEqual([
       'meshwork-partition',
       'meshwork-partition',
