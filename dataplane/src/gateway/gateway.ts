@@ -26,6 +26,14 @@ export type GatewayRequest = IncomingMessage | Http2ServerRequest;
 /** The matching response. */
 export type GatewayResponse = ServerResponse | Http2ServerResponse;
 
+/** Marks a request WebDAV makes in process (ADR 46), not one a client sent. */
+export const inProcessCall: unique symbol = Symbol('meshwork.inProcessCall');
+
+/** Whether `req` is a call WebDAV made in process, whose client request has a log line of its own. */
+export function isInProcessCall(req: object): boolean {
+  return inProcessCall in req;
+}
+
 /** A body up to this size, declared by Content-Length, is held so that it can be sent again after a 421. */
 export const replayableBodyBytes = 64 * 1024;
 // An answer read to decide on it (a 421, a 503) is at most this long; a longer one is passed on.
@@ -124,6 +132,57 @@ export function routeLabel(pathname: string): string {
   return `/v1/${area}/:id/${knownParts.has(sub) ? sub : 'other'}`;
 }
 
+// The methods a request is labelled by: the API's and WebDAV's. HTTP/2 lets a client send any
+// token as its method, and a client must not be able to add labels.
+const labelledMethods = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'PROPFIND',
+  'PROPPATCH',
+  'MKCOL',
+  'COPY',
+  'MOVE',
+  'LOCK',
+  'UNLOCK',
+]);
+
+/** A request's method as a label: one of the API's or WebDAV's, or `other`. */
+export function methodLabel(method: string | undefined): string {
+  return method !== undefined && labelledMethods.has(method) ? method : 'other';
+}
+
+/**
+ * Counts and times a request by method (methodLabel) and route (never a raw path), and writes its one
+ * `Served request` line (at info unless told) once its answer is closed: status 499 when the client
+ * went away before the answer was complete. Called inside the request's context, for its trace ids.
+ */
+export function observeRequest(
+  deps: { metrics: Pick<GatewayMetrics, 'http'>; logger: Logger; tracing: Pick<Tracing, 'activeIds'> },
+  rawMethod: string | undefined,
+  route: string,
+  res: GatewayResponse,
+  level: 'info' | 'debug' = 'info',
+): void {
+  const started = performance.now();
+  const method = methodLabel(rawMethod);
+  const { http } = deps.metrics;
+  // Read here, inside the request's context: 'close' is emitted outside it.
+  const ids = deps.tracing.activeIds();
+  http.httpRequestsInFlight.inc();
+  res.once('close', () => {
+    http.httpRequestsInFlight.dec();
+    const status = res.writableFinished ? res.statusCode : 499;
+    const ms = performance.now() - started;
+    http.httpRequestDuration.observe({ method, route, status: String(status) }, ms / 1000);
+    deps.logger[level]({ ...ids, method, route, status, ms: Math.round(ms * 10) / 10 }, 'Served request');
+  });
+}
+
 /** The gateway's handler of `/v1` requests. */
 export class GatewayRouter {
   readonly #deps: GatewayDeps;
@@ -140,21 +199,9 @@ export class GatewayRouter {
 
   /** Serves one `/v1` request. */
   async serve(req: GatewayRequest, res: GatewayResponse, pathname: string, search: string): Promise<void> {
-    const started = performance.now();
-    const { metrics } = this.#deps;
     const route = routeLabel(pathname);
-    // Read here, inside the request's context: 'close' is emitted outside it.
-    const ids = this.#deps.tracing.activeIds();
-    metrics.http.httpRequestsInFlight.inc();
-    res.once('close', () => {
-      metrics.http.httpRequestsInFlight.dec();
-      const status = res.writableFinished ? res.statusCode : 499;
-      metrics.http.httpRequestDuration.observe({ method: req.method, route, status: String(status) }, (performance.now() - started) / 1000);
-      this.#deps.logger.info(
-        { ...ids, method: req.method, route, status, ms: Math.round((performance.now() - started) * 10) / 10 },
-        'Served request',
-      );
-    });
+    // A call WebDAV makes in process is logged at debug: the WebDAV request has its own line.
+    observeRequest(this.#deps, req.method, route, res, isInProcessCall(req) ? 'debug' : 'info');
     const plan = planRoute(req.method ?? 'GET', pathname, search, req.headers.authorization, req.headers.cookie);
     const clientGone = new ClientGone();
     // The client went away before its answer was complete: whatever is in flight upstream goes too.

@@ -19,9 +19,17 @@ import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { drainOnSignal, terminate } from '../termination.ts';
 import { AdaptiveLimit } from './admission.ts';
-import { isDavPath, mountDav } from './dav/index.ts';
+import { davRoute, isDavPath, mountDav } from './dav/index.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
-import { GatewayRouter, routeLabel, sendError, type GatewayMetrics, type GatewayRequest, type GatewayResponse } from './gateway.ts';
+import {
+  GatewayRouter,
+  observeRequest,
+  routeLabel,
+  sendError,
+  type GatewayMetrics,
+  type GatewayRequest,
+  type GatewayResponse,
+} from './gateway.ts';
 import { MemberStates, type ProbeResult } from './members.ts';
 import { gatewayRelayUpgrade } from './relay-upgrade.ts';
 import { answerOperations, answerSlots, isOperationsPath } from './operations.ts';
@@ -236,8 +244,10 @@ export async function runGateway(): Promise<void> {
         );
         return;
       } else if (pathname.startsWith('/v1/')) served = router.serve(req, res, pathname, search);
-      else if (isDavPath(pathname)) served = dav.serve(req, res);
-      else if (web !== undefined && isWebPath(pathname)) {
+      else if (isDavPath(pathname)) {
+        observeRequest({ metrics, logger: log, tracing }, method, davRoute, res);
+        served = dav.serve(req, res);
+      } else if (web !== undefined && isWebPath(pathname)) {
         web.serve(method, pathname, res);
         return;
       } else {
@@ -252,7 +262,13 @@ export async function runGateway(): Promise<void> {
     const span = tracing.serveRequest(req as IncomingMessage, res as ServerResponse, run);
     // Named like the metrics' route label: never a raw path (it may hold a file name).
     const spanRoute = (): string =>
-      pathname.startsWith('/v1/') ? routeLabel(pathname) : isOperationsPath(pathname) ? pathname : 'unmatched';
+      pathname.startsWith('/v1/')
+        ? routeLabel(pathname)
+        : isDavPath(pathname)
+          ? davRoute
+          : isOperationsPath(pathname)
+            ? pathname
+            : 'unmatched';
     if (span) res.once('close', () => span.end(spanRoute(), res.statusCode));
   };
 

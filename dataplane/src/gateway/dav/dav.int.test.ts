@@ -333,6 +333,40 @@ describe('bad input', () => {
   });
 });
 
+describe('telemetry', () => {
+  const davCount = async (method: string, status: string): Promise<number> => {
+    const text = await (await fetch(`${stack.gateway.url}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('meshwork_http_request_duration_seconds_count{') &&
+          l.includes(`method="${method}"`) &&
+          l.includes('route="/dav"') &&
+          l.includes(`status="${status}"`),
+      );
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+
+  it('counts, times and logs every WebDAV request by method and route, never by path', async () => {
+    const [propfinds, mkcols] = await Promise.all([davCount('PROPFIND', '207'), davCount('MKCOL', '405')]);
+    expect((await dav('PROPFIND', '/dav/files/telemetry-secret-name.txt', { headers: { depth: '0' } })).status).toBe(404);
+    expect((await dav('PROPFIND', '/dav/files/', { headers: { depth: '0' } })).status).toBe(207);
+    expect((await dav('MKCOL', '/dav/files/')).status).toBe(405);
+    expect(await davCount('PROPFIND', '207')).toBe(propfinds + 1);
+    expect(await davCount('MKCOL', '405')).toBe(mkcols + 1);
+    expect(await davCount('PROPFIND', '404')).toBeGreaterThanOrEqual(1);
+    const served = () =>
+      readFileSync(stack.gateway.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"Served request"') && l.includes('"route":"/dav"'));
+    // The line is written once the answer is closed, which may be just after the client read it.
+    await expect.poll(() => served().some((l) => l.includes('"method":"MKCOL"') && l.includes('"status":405'))).toBe(true);
+    expect(served().some((l) => l.includes('"method":"PROPFIND"') && l.includes('"status":404'))).toBe(true);
+    expect(readFileSync(stack.gateway.logFile, 'utf8')).not.toContain('telemetry-secret-name');
+  });
+});
+
 describe('rclone', () => {
   it('syncs 1,000 files with Unicode names, empty files, folders and 100 MiB; check finds them identical; a second sync sends nothing', async () => {
     const tree = join(work, 'tree');

@@ -2,7 +2,17 @@
 // lock timeouts, X-OC-Mtime, folder children and collection ETags.
 import { describe, expect, it } from 'vitest';
 import type { Entry, MeshObject } from '@meshwork/client';
-import { childrenOf, collectionEtag, deviceTokenOf, lockTimeout, mtimeOf, objectNames, parseRange, readPreconditions } from './handler.ts';
+import {
+  childrenOf,
+  collectionEtag,
+  DavError,
+  deviceTokenOf,
+  lockTimeout,
+  mtimeOf,
+  objectNames,
+  parseRange,
+  readPreconditions,
+} from './handler.ts';
 
 const basic = (s: string): string => `Basic ${Buffer.from(s).toString('base64')}`;
 const object = (id: string, name: string): MeshObject => ({
@@ -25,6 +35,17 @@ const entry = (path: string, version: string, kind: 'file' | 'directory' = 'file
   mtime: '2026-01-01T00:00:00.000Z',
   deleted: false,
   version,
+});
+
+describe('DavError', () => {
+  it('keeps a stack only for a 5xx, the answers that are logged', () => {
+    const expected = new DavError(405, 'MKCOL where a folder is', undefined, { allow: 'GET' });
+    expect(expected.stack).not.toMatch(/\n\s+at /);
+    expect([expected.status, expected.message, expected.headers]).toEqual([405, 'MKCOL where a folder is', { allow: 'GET' }]);
+    expect(new DavError(503, 'retry').stack).toMatch(/\n\s+at /);
+    // The limit is the process's again afterwards.
+    expect(new Error('plain').stack).toMatch(/\n\s+at /);
+  });
 });
 
 describe('deviceTokenOf', () => {

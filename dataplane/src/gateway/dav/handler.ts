@@ -63,8 +63,22 @@ export const defaultLockSeconds = 600;
 const knownFolderMs = 1000;
 // An object list is reused this long for the same credentials (one API call less per request).
 const objectListTtlMs = 1000;
-const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK'];
-const allow = methods.join(', ');
+/** The methods WebDAV answers; any other is 405. */
+export const davMethods: readonly string[] = [
+  'OPTIONS',
+  'GET',
+  'HEAD',
+  'PUT',
+  'DELETE',
+  'PROPFIND',
+  'PROPPATCH',
+  'MKCOL',
+  'COPY',
+  'MOVE',
+  'LOCK',
+  'UNLOCK',
+];
+const allow = davMethods.join(', ');
 // The headers that make a PUT conditional: with none, its target is not read before the commit.
 const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if'];
 // The methods that change no file's entry or properties, so forget no recent write (ADR 74): the
@@ -72,7 +86,12 @@ const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'i
 // (rclone sends one before every file it uploads).
 const keepRecentWrites = new Set(['OPTIONS', 'GET', 'HEAD', 'PROPFIND', 'MKCOL', 'UNLOCK']);
 
-/** A WebDAV answer other than success: status, an optional DAV:error condition, a message. */
+/**
+ * A WebDAV answer other than success: status, an optional DAV:error condition, a message. An
+ * answer below 500 is expected (rclone's `MKCOL` before every file is a 405 when the folder
+ * exists) and is never logged, so it is made without a stack trace, which costs more to capture
+ * than the rest of the answer; a 5xx keeps its stack for the log.
+ */
 export class DavError extends Error {
   readonly status: number;
   readonly condition: string | undefined;
@@ -80,7 +99,13 @@ export class DavError extends Error {
   readonly href: string | undefined;
 
   constructor(status: number, message: string, condition?: string, headers: Record<string, string> = {}, href?: string) {
-    super(message);
+    const limit = Error.stackTraceLimit;
+    if (status < 500) Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.status = status;
     this.condition = condition;
     this.headers = headers;
@@ -331,7 +356,7 @@ export class DavHandler {
 
   async #serve(req: Req, res: Res): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    if (!methods.includes(method)) throw new DavError(405, `${method} is not a WebDAV method served here`, undefined, { allow });
+    if (!davMethods.includes(method)) throw new DavError(405, `${method} is not a WebDAV method served here`, undefined, { allow });
     const credentials = deviceTokenOf(req.headers.authorization);
     if (credentials === undefined) throw unauthorized();
     const target = parseDavPath(pathnameOf(req.url ?? '/'));

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { isInProcessCall } from '../gateway.ts';
 import { inProcessFetch, type ServeApi } from './in-process.ts';
 
 const logger = pino({ level: 'silent' });
@@ -29,6 +30,18 @@ const echo: ServeApi = async (req, res, pathname, search) => {
 };
 
 describe('inProcessFetch', () => {
+  it('marks what it hands the router as a call made in process, which a client request is not', async () => {
+    let marked: boolean | undefined;
+    const fetch = inProcessFetch((req, res) => {
+      marked = isInProcessCall(req);
+      res.end();
+      return Promise.resolve();
+    }, logger);
+    await (await fetch('http://gateway.internal/v1/me')).arrayBuffer();
+    expect(marked).toBe(true);
+    expect(isInProcessCall({ method: 'GET', url: '/v1/me', headers: {}, socket: { remoteAddress: '127.0.0.1' } })).toBe(false);
+  });
+
   it('hands method, path, query, headers and a byte body to the router and answers its head and body', async () => {
     const fetch = inProcessFetch(echo, logger);
     const res = await fetch('http://gateway.internal/v1/objects/o1/entries/a%20b?limit=5', {

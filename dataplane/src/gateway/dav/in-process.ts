@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { ApiError } from '@meshwork/contract';
 import type { Logger } from 'pino';
-import { sendError, type GatewayRequest, type GatewayResponse } from '../gateway.ts';
+import { inProcessCall, sendError, type GatewayRequest, type GatewayResponse } from '../gateway.ts';
 
 /** Serves one `/v1` request as the gateway's dispatch does. */
 export type ServeApi = (req: GatewayRequest, res: GatewayResponse, pathname: string, search: string) => Promise<void>;
@@ -27,6 +27,8 @@ class InProcessRequest extends Readable {
   readonly httpVersionMinor = 1;
   // The router reads the client's address for X-Forwarded-For: the gateway itself.
   readonly socket = { remoteAddress: '127.0.0.1' };
+  // Logged at debug by the router: the WebDAV request it serves has its own line.
+  readonly [inProcessCall] = true;
   complete = false;
   readonly #source: AsyncIterator<Uint8Array> | undefined;
   #bytes: Buffer | undefined;

@@ -13,6 +13,9 @@ import { DavState } from './state.ts';
 
 export { isDavPath } from './paths.ts';
 
+/** The route label of every `/dav` request in metrics, logs and spans: never its path, which names files. */
+export const davRoute = '/dav';
+
 /** WebDAV, mounted: `serve` answers a `/dav` request, `close` lets go of its connections to the store. */
 export interface MountedDav {
   serve(req: GatewayRequest, res: GatewayResponse): Promise<void>;
