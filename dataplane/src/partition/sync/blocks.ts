@@ -2,6 +2,7 @@
 // present for a caller only when the caller proved possession of it, by uploading it or through
 // an entry of an object the caller is a member of that names it. Storage deduplicates
 // underneath (one S3 object per sha256); possession and references live in etcd.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ApiError } from '@meshwork/contract';
@@ -202,12 +203,14 @@ export async function uploadBlock(
   // content), while S3 is still storing it: the two round trips overlap. The upload is
   // acknowledged only once both succeeded; if S3 fails, the holder is removed again.
   let early: Promise<HolderWriteResult> | undefined;
-  const recordEarly = (): void => {
+  // Called from inside the store's call; bound to the upload's own context, so that the holder
+  // write is a step of the request (its trace span a sibling of the S3 call's, not its child).
+  const recordEarly = AsyncLocalStorage.bind((): void => {
     // Dated when the body was verified: a holder older than orphanHolderMs whose bytes S3 lacks is no upload in flight.
     early = deps.metadata.recordHolder(sha256, userId, stateVersion, verifiedAt(now), size);
     // Awaited below on every path; this only keeps a rejection from counting as unhandled meanwhile.
     early.catch(() => undefined);
-  };
+  });
   try {
     await storeBlock(deps.blocks, sha256, size, body, recordEarly);
   } catch (err) {
