@@ -39,6 +39,19 @@ describe('UploadBuffers', () => {
     expect(buffers.made).toBe(4);
   });
 
+  it('keeps a buffer given back twice once, so that no two blocks are filled in it', () => {
+    const { pacer: p } = pacer();
+    const buffers = new UploadBuffers(4, p);
+    const block = buffers.take();
+    buffers.give(block);
+    buffers.give(block.subarray(0, 100));
+    const first = buffers.take();
+    const second = buffers.take();
+    expect(first.buffer).toBe(block.buffer);
+    expect(second.buffer).not.toBe(block.buffer);
+    expect(buffers.made).toBe(2);
+  });
+
   it('asks for a full collection when dropped after a large file only', () => {
     const small = pacer();
     const few = new UploadBuffers(8, small.pacer);

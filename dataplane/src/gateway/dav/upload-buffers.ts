@@ -28,11 +28,15 @@ export class UploadBuffers {
     return new Uint8Array(maxBlockSize);
   }
 
-  /** Takes back the buffer a stored block lies in when it is 4 MiB long and not detached; nothing may read the block any more. */
+  /**
+   * Takes back the buffer a stored block lies in when it is 4 MiB long and not detached; nothing
+   * may read the block any more. A buffer given back twice is kept once: handed out to two blocks
+   * at a time, it would mix their bytes.
+   */
   give(data: Uint8Array): void {
     const buffer = data.buffer;
     if (!(buffer instanceof ArrayBuffer) || buffer.detached || buffer.byteLength !== maxBlockSize) return;
-    if (this.#free.length < this.#keep) this.#free.push(buffer);
+    if (this.#free.length < this.#keep && !this.#free.includes(buffer)) this.#free.push(buffer);
   }
 
   /** How many buffers were made (not taken again). */
