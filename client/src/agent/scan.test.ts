@@ -2,7 +2,7 @@
 // only when its size, mtime or inode changed, and that a file changing while it is read is
 // never recorded half-old half-new. Also the backoff of `run`.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,57 @@ describe('scanFolder', () => {
     const scan = await scanFolder(dir, state, new Map(), rules());
     expect(scan.changed).toBe(1);
     expect(scan.entries.has('f')).toBe(false);
+  });
+});
+
+describe('scanFolder on a larger folder', () => {
+  it('records every file with its blocks, in the order of a walk of sorted names, whatever order the reads end in', async () => {
+    const rules = loadIgnore(dir, ['.state/']);
+    const contents = new Map<string, Buffer>();
+    const put = (path: string, bytes: Buffer): void => {
+      writeFileSync(join(dir, path), bytes);
+      contents.set(path, bytes);
+    };
+    mkdirSync(join(dir, 'b/inner'), { recursive: true });
+    mkdirSync(join(dir, 'a'));
+    // Small files (read several at a time), one of over 256 KiB and one of over 4 MiB (read alone).
+    for (let i = 0; i < 150; i++)
+      put(`${i % 2 === 0 ? 'a' : 'b/inner'}/f${String(i).padStart(3, '0')}`, randomBytes(1 + ((i * 997) % 5000)));
+    put('b/big', randomBytes(300 * 1024));
+    put('huge', randomBytes(4 * 1024 * 1024 + 5));
+    writeFileSync(join(dir, 'a/skip.swp'), 'swap');
+    writeFileSync(join(dir, 'a/locked'), 'secret');
+    const { chmodSync } = await import('node:fs');
+    chmodSync(join(dir, 'a/locked'), 0o000);
+    const readable = process.getuid?.() === 0;
+
+    const scan = await scanFolder(dir, state, new Map(), rules);
+    const expectedOrder = ['a', ...(readable ? ['a/locked'] : []), ...[...contents.keys()].filter((p) => p.startsWith('a/')).sort()];
+    expectedOrder.sort();
+    const walked = [
+      ...expectedOrder,
+      'b',
+      'b/big',
+      'b/inner',
+      ...[...contents.keys()].filter((p) => p.startsWith('b/inner/')).sort(),
+      'huge',
+    ];
+    expect([...scan.entries.keys()]).toEqual(walked);
+    for (const [path, bytes] of contents) {
+      const blocks = [];
+      for (let at = 0; at < bytes.length; at += 4 * 1024 * 1024) {
+        const part = bytes.subarray(at, at + 4 * 1024 * 1024);
+        blocks.push({ sha256: createHash('sha256').update(part).digest('hex'), size: part.length });
+      }
+      expect(scan.entries.get(path)?.blocks, path).toEqual(blocks);
+    }
+    expect(scan.files).toBe(contents.size + 1);
+    if (!readable) expect(scan.problems.get('a/locked')?.code).toBe('read_error');
+    expect(scan.changed).toBe(contents.size + 1);
+    // Nothing changed: nothing is read again, and the entries are the same.
+    const again = await scanFolder(dir, state, new Map(), rules);
+    expect(again.changed).toBe(readable ? 0 : 1);
+    expect([...again.entries.keys()]).toEqual(walked);
   });
 });
 

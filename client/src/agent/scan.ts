@@ -147,6 +147,26 @@ export async function readBlocks(
   }
 }
 
+/** How many names of a folder a scan stats at once, and how many small files it reads at once. */
+const statParallelism = 16;
+
+/** Files up to this size are read several at a time by a scan; a larger one is read alone. */
+const parallelHashBytes = 256 * 1024;
+
+/** `fn(0)` … `fn(count - 1)`, at most `limit` running at once; their results in order. */
+async function boundedMap<R>(count: number, limit: number, fn: (i: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(count);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, lane));
+  return results;
+}
+
 /** Scans the folder against the base and the hash cache (hashes only what changed). */
 export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<string, BaseRow>, rules: Ignore): Promise<ScanResult> {
   const result: ScanResult = { entries: new Map(), skipped: new Set(), problems: new Map(), files: 0, changed: 0 };
@@ -167,17 +187,47 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
       result.entries.delete(rel);
       return;
     }
-    for (const name of names.sort()) {
-      // Not normalised: a name that is not NFC would come back from the server under another
-      // name, so it is refused (invalid_name) rather than renamed behind the user's back.
-      const path = rel === '' ? name : `${rel}/${name}`;
-      const abs = join(dir, rel, name);
-      let s;
-      try {
-        s = await lstat(abs);
-      } catch {
-        continue; // gone since the listing: the next pass sees it as it is then
+    names.sort();
+    // Not normalised: a name that is not NFC would come back from the server under another
+    // name, so it is refused (invalid_name) rather than renamed behind the user's back.
+    const paths = names.map((name) => (rel === '' ? name : `${rel}/${name}`));
+    const abs = (i: number): string => join(dir, rel, names[i]!);
+    // The file system is asked several names at a time (each call waits on a thread of libuv's
+    // pool); what it answers is recorded in the names' order, as one at a time would.
+    const stats = await boundedMap(names.length, statParallelism, (i) => lstat(abs(i)).catch(() => undefined));
+    // The files to hash: those whose size, mtime or inode differ from the base and the hash cache.
+    const toHash: number[] = [];
+    const unchanged = new Map<number, { blocks: BlockRef[]; contentHash: string }>();
+    for (let i = 0; i < names.length; i++) {
+      const s = stats[i];
+      if (s === undefined || !s.isFile() || isIgnored(rules, paths[i]!)) continue;
+      const stat = statOf(s);
+      const known = base.get(paths[i]!);
+      if (known !== undefined && known.kind === 'file' && sameStat(known, stat) && known.contentHash !== null) {
+        unchanged.set(i, { blocks: known.blocks, contentHash: known.contentHash });
+        continue;
       }
+      const cached = state.getHash(paths[i]!);
+      if (cached !== undefined && sameStat(cached, stat)) unchanged.set(i, cached);
+      else toHash.push(i);
+    }
+    // Small files are read a few at a time; a larger one alone, so that the reads' buffers (up to
+    // 4 MiB each) stay one at a time.
+    const reads = new Map<number, Awaited<ReturnType<typeof readBlocks>> | Error>();
+    const read = async (i: number): Promise<void> => {
+      try {
+        reads.set(i, await readBlocks(abs(i), statOf(stats[i]!)));
+      } catch (err) {
+        reads.set(i, err as Error);
+      }
+    };
+    const small = toHash.filter((i) => stats[i]!.size <= parallelHashBytes);
+    await boundedMap(small.length, statParallelism, (k) => read(small[k]!));
+    for (const i of toHash) if (!reads.has(i)) await read(i);
+    for (let i = 0; i < names.length; i++) {
+      const path = paths[i]!;
+      const s = stats[i];
+      if (s === undefined) continue; // gone since the listing: the next pass sees it as it is then
       if (isIgnored(rules, path, s.isDirectory())) continue;
       if (s.isSymbolicLink()) {
         problem(path, 'symlink', 'symbolic links are not followed');
@@ -194,25 +244,20 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
       }
       result.files++;
       const stat = statOf(s);
-      const known = base.get(path);
-      if (known !== undefined && known.kind === 'file' && sameStat(known, stat) && known.contentHash !== null) {
-        result.entries.set(path, { kind: 'file', stat, blocks: known.blocks, contentHash: known.contentHash });
+      const same = unchanged.get(i);
+      if (same !== undefined) {
+        result.entries.set(path, { kind: 'file', stat, blocks: same.blocks, contentHash: same.contentHash });
         continue;
       }
-      const cached = state.getHash(path);
-      if (cached !== undefined && sameStat(cached, stat)) {
-        result.entries.set(path, { kind: 'file', stat, blocks: cached.blocks, contentHash: cached.contentHash });
-        continue;
-      }
+      const outcome = reads.get(i)!;
       result.changed++;
-      try {
-        const read = await readBlocks(abs, stat);
-        hashed.push({ path, ...read.stat, blocks: read.blocks, contentHash: read.contentHash });
-        result.entries.set(path, { kind: 'file', stat: read.stat, blocks: read.blocks, contentHash: read.contentHash });
-      } catch (err) {
-        if (err instanceof FileChangedError) result.skipped.add(path);
-        else problem(path, 'read_error', `the file could not be read: ${(err as Error).message}`, signatureOf(stat));
+      if (outcome instanceof Error) {
+        if (outcome instanceof FileChangedError) result.skipped.add(path);
+        else problem(path, 'read_error', `the file could not be read: ${outcome.message}`, signatureOf(stat));
+        continue;
       }
+      hashed.push({ path, ...outcome.stat, blocks: outcome.blocks, contentHash: outcome.contentHash });
+      result.entries.set(path, { kind: 'file', stat: outcome.stat, blocks: outcome.blocks, contentHash: outcome.contentHash });
     }
   };
   await walk('');
