@@ -134,22 +134,7 @@ export function routeLabel(pathname: string): string {
 
 // The methods a request is labelled by: the API's and WebDAV's. HTTP/2 lets a client send any
 // token as its method, and a client must not be able to add labels.
-const labelledMethods = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'PATCH',
-  'DELETE',
-  'OPTIONS',
-  'PROPFIND',
-  'PROPPATCH',
-  'MKCOL',
-  'COPY',
-  'MOVE',
-  'LOCK',
-  'UNLOCK',
-]);
+const labelledMethods = new Set('GET HEAD POST PUT PATCH DELETE OPTIONS PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK'.split(' '));
 
 /** A request's method as a label: one of the API's or WebDAV's, or `other`. */
 export function methodLabel(method: string | undefined): string {

@@ -113,22 +113,7 @@ describe('observeRequest', () => {
 
 describe('methodLabel', () => {
   it("keeps the API's and WebDAV's methods as sent", () => {
-    for (const method of [
-      'GET',
-      'HEAD',
-      'POST',
-      'PUT',
-      'PATCH',
-      'DELETE',
-      'OPTIONS',
-      'PROPFIND',
-      'PROPPATCH',
-      'MKCOL',
-      'COPY',
-      'MOVE',
-      'LOCK',
-      'UNLOCK',
-    ])
+    for (const method of 'GET HEAD POST PUT PATCH DELETE OPTIONS PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK'.split(' '))
       expect(methodLabel(method)).toBe(method);
   });
 
