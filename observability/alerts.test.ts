@@ -87,6 +87,18 @@ const cases: Case[] = [
     fires: [],
   },
   {
+    // WebDAV moves a whole file per request: a slow one is a large file, not a slow gateway.
+    alert: 'MeshworkHighLatency',
+    at: '20m',
+    series: [
+      [`${http}_bucket${m('role="gateway", route="/dav", method="PUT", status="201", le="2.5"')}`, '0x30'],
+      [`${http}_bucket${m('role="gateway", route="/dav", method="PUT", status="201", le="+Inf"')}`, '0+100x30'],
+      [`${http}_bucket${m('role="gateway", route="/v1/objects", method="GET", status="200", le="2.5"')}`, '0+100x30'],
+      [`${http}_bucket${m('role="gateway", route="/v1/objects", method="GET", status="200", le="+Inf"')}`, '0+100x30'],
+    ],
+    fires: [],
+  },
+  {
     alert: 'MeshworkStoreErrors',
     at: '20m',
     series: [

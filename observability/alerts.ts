@@ -1,7 +1,7 @@
 // Meshwork's Prometheus alerts as data (ADR 40): one source for the plain rules file and the
 // chart's PrometheusRule (which embeds that file), each alert with its runbook in
 // docs/runbooks/<alert>.md. The label conventions are the dashboards' (scrape.ts).
-import { longPollRoutes } from './dashboards.ts';
+import { notLatencyRoutes } from './dashboards.ts';
 
 /** One alerting rule and the page that says what to do about it. */
 export interface AlertSpec {
@@ -47,11 +47,11 @@ export const alertGroups: readonly AlertGroup[] = [
       },
       {
         alert: 'MeshworkHighLatency',
-        expr: `histogram_quantile(0.99, sum by (namespace, role, le) (rate(${http}_bucket{route!~"${longPollRoutes}"}[5m]))) > 2.5`,
+        expr: `histogram_quantile(0.99, sum by (namespace, role, le) (rate(${http}_bucket{route!~"${notLatencyRoutes}"}[5m]))) > 2.5`,
         for: '10m',
         severity: 'warning',
         summary: 'p99 latency of {{ $labels.role }} in {{ $labels.namespace }} is {{ $value | humanizeDuration }}.',
-        description: 'Long polls, which wait by design, are left out.',
+        description: 'Long polls, which wait by design, and WebDAV requests, which move whole files, are left out.',
       },
       {
         alert: 'MeshworkStoreErrors',

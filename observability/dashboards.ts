@@ -7,7 +7,7 @@
 // not exist yet (a counter that no error has touched) adds `or <a series that does exist> * 0`,
 // so it shows a zero line rather than "No data" while the component is up, and stays empty
 // when the component is not scraped at all.
-import { longPollRouteLabels } from '@meshwork/contract';
+import { latencyExcludedRouteLabels, longPollRouteLabels } from '@meshwork/contract';
 import {
   DashboardBuilder,
   DatasourceVariableBuilder,
@@ -48,8 +48,11 @@ export interface DashboardSpec {
   rows: { title: string; panels: PanelSpec[] }[];
 }
 
-/** Routes whose requests wait by design (long polls): kept out of latency panels and alerts. */
+/** Routes whose requests wait by design (long polls). */
 export const longPollRoutes = longPollRouteLabels.join('|');
+
+/** Routes kept out of latency panels and alerts: long polls and WebDAV (transfers of whole files). */
+export const notLatencyRoutes = latencyExcludedRouteLabels.join('|');
 
 const ns = 'namespace=~"$namespace"';
 const http = 'meshwork_http_request_duration_seconds';
@@ -96,11 +99,11 @@ const overview: DashboardSpec = {
         },
         {
           title: 'Latency by role (p50, p99)',
-          description: 'Request latency without the long polls, which wait by design.',
+          description: 'Request latency without the long polls, which wait by design, and WebDAV, whose requests move whole files.',
           unit: 's',
           queries: [
-            { expr: p(0.5, 'role', `${http}_bucket{${ns}, route!~"${longPollRoutes}"}`), legend: 'p50 {{role}}' },
-            { expr: p(0.99, 'role', `${http}_bucket{${ns}, route!~"${longPollRoutes}"}`), legend: 'p99 {{role}}' },
+            { expr: p(0.5, 'role', `${http}_bucket{${ns}, route!~"${notLatencyRoutes}"}`), legend: 'p50 {{role}}' },
+            { expr: p(0.99, 'role', `${http}_bucket{${ns}, route!~"${notLatencyRoutes}"}`), legend: 'p99 {{role}}' },
           ],
         },
         {
@@ -108,14 +111,19 @@ const overview: DashboardSpec = {
           description: 'p99 request latency of each partition, long polls left out.',
           unit: 's',
           queries: [
-            { expr: p(0.99, 'partition', `${http}_bucket{${ns}, role="partition", route!~"${longPollRoutes}"}`), legend: '{{partition}}' },
+            {
+              expr: p(0.99, 'partition', `${http}_bucket{${ns}, role="partition", route!~"${notLatencyRoutes}"}`),
+              legend: '{{partition}}',
+            },
           ],
         },
         {
           title: 'Latency p99 by route',
           description: 'p99 latency of each route pattern on the partitions, long polls left out.',
           unit: 's',
-          queries: [{ expr: p(0.99, 'route', `${http}_bucket{${ns}, role="partition", route!~"${longPollRoutes}"}`), legend: '{{route}}' }],
+          queries: [
+            { expr: p(0.99, 'route', `${http}_bucket{${ns}, role="partition", route!~"${notLatencyRoutes}"}`), legend: '{{route}}' },
+          ],
         },
         {
           title: 'Requests in flight',
@@ -316,9 +324,9 @@ const partition: DashboardSpec = {
         },
         {
           title: 'Latency p99 by member',
-          description: 'p99 request latency per member, long polls left out.',
+          description: 'p99 request latency per member, long polls and WebDAV left out.',
           unit: 's',
-          queries: [{ expr: p(0.99, 'pod', `${http}_bucket{${pf}, route!~"${longPollRoutes}"}`), legend: '{{pod}}' }],
+          queries: [{ expr: p(0.99, 'pod', `${http}_bucket{${pf}, route!~"${notLatencyRoutes}"}`), legend: '{{pod}}' }],
         },
         {
           title: 'Long polls open by member',

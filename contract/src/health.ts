@@ -34,3 +34,17 @@ export interface DeepHealthBody {
  * latency alert and a rollout's latency analysis leave them out.
  */
 export const longPollRouteLabels = ['/v1/notifications', '/v1/objects/:id/changes'] as const;
+
+/**
+ * The `route` label of every WebDAV request on the gateway, whatever its path (which names a
+ * file). A WebDAV client moves a whole file in one request, so its time is the file's size over
+ * the link, not a latency.
+ */
+export const davRouteLabel = '/dav';
+
+/**
+ * The `route` labels that latency panels, the latency alert and a rollout's latency analysis
+ * leave out: long polls, which wait by design, and WebDAV, whose requests are transfers. Their
+ * requests and errors still count.
+ */
+export const latencyExcludedRouteLabels: readonly string[] = [...longPollRouteLabels, davRouteLabel];

@@ -28,6 +28,18 @@ describe('requestFiguresOf', () => {
     expect(requestFiguresOf(text)).toMatchObject(figures);
   });
 
+  it("leaves WebDAV's transfers out of the latency, not out of the requests and errors", () => {
+    const text = [
+      'meshwork_http_request_duration_seconds_count{method="GET",route="/v1/me",status="200"} 10',
+      'meshwork_http_request_duration_seconds_bucket{le="1",method="GET",route="/v1/me",status="200"} 10',
+      'meshwork_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v1/me",status="200"} 10',
+      'meshwork_http_request_duration_seconds_count{method="PUT",route="/dav",status="503"} 5',
+      'meshwork_http_request_duration_seconds_bucket{le="1",method="PUT",route="/dav",status="503"} 0',
+      'meshwork_http_request_duration_seconds_bucket{le="+Inf",method="PUT",route="/dav",status="503"} 5',
+    ].join('\n');
+    expect(requestFiguresOf(text)).toEqual({ total: 15, errors: 5, latency: { bounds: [1, Infinity], counts: [10, 10] } });
+  });
+
   it('sums the latency buckets of every route but long polls, leaving out 499', () => {
     const text = [
       'meshwork_http_request_duration_seconds_bucket{le="0.1",method="GET",route="/v1/me",status="200"} 8',

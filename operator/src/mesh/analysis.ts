@@ -4,7 +4,7 @@
 // version is a new process, so its counters cover exactly its life on that version. Reading is
 // best effort: a member that does not answer adds nothing, and readiness (from the pods) covers it.
 import http from 'node:http';
-import { healthPaths, longPollRouteLabels } from '@meshwork/contract';
+import { healthPaths, latencyExcludedRouteLabels } from '@meshwork/contract';
 import type { LatencyHistogram, RequestFigures } from './rollout.ts';
 
 const requestMetric = 'meshwork_http_request_duration_seconds';
@@ -12,7 +12,7 @@ const requestMetric = 'meshwork_http_request_duration_seconds';
 const statusLabel = /(?:^|,)status="(\d{3})"/;
 const routeLabel = /(?:^|,)route="((?:[^"\\]|\\.)*)"/;
 const leLabel = /(?:^|,)le="([^"]*)"/;
-const longPolls = new Set<string>(longPollRouteLabels);
+const notLatency = new Set<string>(latencyExcludedRouteLabels);
 
 /** A sample line of the request histogram: which series (`_count` or `_bucket`), its labels and value. */
 function sampleOf(line: string): { series: 'count' | 'bucket'; labels: string; value: number } | undefined {
@@ -34,7 +34,7 @@ function sampleOf(line: string): { series: 'count' | 'bucket'; labels: string; v
 /**
  * Requests, 5xx answers and the latency histogram in one /metrics exposition. 499 (the client
  * leaving first) is not the member's failure and is left out; long polls, which wait by design,
- * are left out of the latency histogram only.
+ * and WebDAV requests, which are transfers, are left out of the latency histogram only.
  */
 export function requestFiguresOf(exposition: string): RequestFigures {
   let total = 0;
@@ -52,7 +52,7 @@ export function requestFiguresOf(exposition: string): RequestFigures {
     }
     const route = routeLabel.exec(sample.labels)?.[1];
     const le = leLabel.exec(sample.labels)?.[1];
-    if (route === undefined || le === undefined || longPolls.has(route)) continue;
+    if (route === undefined || le === undefined || notLatency.has(route)) continue;
     const bound = le === '+Inf' ? Infinity : Number(le);
     if (Number.isNaN(bound)) continue;
     buckets.set(bound, (buckets.get(bound) ?? 0) + sample.value);
