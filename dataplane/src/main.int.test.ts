@@ -1,19 +1,20 @@
 // The process contract the operator's watchdog relies on: a classified exit code and a
 // one-line termination message naming the cause.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
 import { ManagedProcess } from '../../e2e/harness/process.ts';
 import { makeReadOnly, makeWritable } from '../../e2e/harness/read-only.ts';
+import { tempDirs } from '../../e2e/harness/temp-dirs.ts';
 import { ExitCode } from '@meshwork/contract';
 
 const stack = inject('stack');
+const tempDir = tempDirs();
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 async function runMain(args: string[], env: Record<string, string>): Promise<{ code: number | null; message: string; log: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+  const dir = tempDir('meshwork-main-');
   const terminationLog = join(dir, 'termination-log');
   const proc = ManagedProcess.start({
     component: 'dataplane',
@@ -77,7 +78,7 @@ describe('dataplane main', () => {
     ['MESHWORK_PARTITION', 'Not_A_Label'],
     ['MESHWORK_DATA_DIRS', 'data-0'],
   ])('exits with the configuration code and names %s', async (field, value) => {
-    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+    const dir = tempDir('meshwork-main-');
     const result = await runMain(['partition'], { ...validEnv(dir), [field]: value });
     expect(result.code).toBe(ExitCode.configInvalid);
     expect(result.message).toContain(field);
@@ -86,7 +87,7 @@ describe('dataplane main', () => {
   });
 
   it('exits with the store code when etcd stays unreachable past the deadline', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+    const dir = tempDir('meshwork-main-');
     const result = await runMain(['partition'], {
       ...validEnv(dir),
       MESHWORK_ETCD_ENDPOINTS: 'http://127.0.0.1:9',
@@ -97,7 +98,7 @@ describe('dataplane main', () => {
   });
 
   it('exits with the store code when the bucket does not exist', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+    const dir = tempDir('meshwork-main-');
     const result = await runMain(['partition'], {
       ...validEnv(dir),
       MESHWORK_S3_BUCKET: 'no-such-bucket',
@@ -108,7 +109,7 @@ describe('dataplane main', () => {
   });
 
   it('exits with the volume-fault code and names a data directory that does not exist', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
+    const dir = tempDir('meshwork-main-');
     const missing = join(dir, 'data-1');
     const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_DATA_DIRS: `${dir},${missing}` });
     expect(result.code).toBe(ExitCode.volumeFault);
@@ -116,8 +117,8 @@ describe('dataplane main', () => {
   });
 
   it('exits with the volume-fault code when a data directory is read-only at start', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'meshwork-main-'));
-    const data = mkdtempSync(join(tmpdir(), 'meshwork-data-'));
+    const dir = tempDir('meshwork-main-');
+    const data = tempDir('meshwork-data-');
     await makeReadOnly(data);
     try {
       const result = await runMain(['partition'], { ...validEnv(dir), MESHWORK_DATA_DIRS: data });

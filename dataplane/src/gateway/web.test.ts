@@ -1,9 +1,10 @@
 // The web mount: which paths it answers, and what it answers from a built directory.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../../../e2e/harness/temp-dirs.ts';
 import { contentSecurityPolicy, isWebPath, WebAssets } from './web.ts';
 import type { GatewayResponse } from './gateway.ts';
 
@@ -27,8 +28,10 @@ function recorder(): { res: GatewayResponse; answer: { status: number; headers: 
   return { res: res as unknown as ServerResponse, answer };
 }
 
+const tempDir = tempDirs();
+
 function built(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'meshwork-web-test-'));
+  const dir = tempDir('meshwork-web-test-');
   mkdirSync(join(dir, 'assets'));
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>t</title>');
   writeFileSync(join(dir, 'assets', 'index-abc123.js'), 'console.log(1)');

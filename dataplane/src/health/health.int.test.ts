@@ -2,21 +2,23 @@
 // MinIO: the contract the operator's watchdog relies on (exit code 4, a termination message
 // starting "volume fault:", /healthz/deep answering 503). A full volume is a real tmpfs mounted
 // with a size limit and filled. Slots 4032-4047 belong to this file.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { startMinio } from '../../../e2e/harness/minio.ts';
 import { makeReadOnly, makeWritable } from '../../../e2e/harness/read-only.ts';
 import { fillVolume, mountSmallVolume, type SmallVolume } from '../../../e2e/harness/small-volume.ts';
+import { tempDirs } from '../../../e2e/harness/temp-dirs.ts';
 import { waitFor } from '../../../e2e/harness/wait.ts';
 import { ExitCode } from '@meshwork/contract';
 import { startPartition, type PartitionStores, type RunningPartition } from '../../../e2e/dataplane/partition-process.ts';
 import { canaryFile } from './volumes.ts';
 
 const stack = inject('stack');
+// Registered first, so that its directories are removed after the partitions stopped.
+const tempDir = tempDirs();
 const stores: PartitionStores = { etcdEndpoint: stack.etcd.endpoint, minio: stack.minio };
 const slots = '4032-4047';
 const running: RunningPartition[] = [];
@@ -47,7 +49,7 @@ interface HealthBody {
 }
 
 function dataDir(): string {
-  return mkdtempSync(join(tmpdir(), 'meshwork-data-'));
+  return tempDir('meshwork-data-');
 }
 
 async function start(dirs: string[], env: Record<string, string> = {}): Promise<RunningPartition> {

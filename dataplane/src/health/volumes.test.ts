@@ -1,12 +1,14 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../../../e2e/harness/temp-dirs.ts';
 import { canaryFile, DataVolume, VolumeFaultError } from './volumes.ts';
 
+const tempDir = tempDirs();
+
 function freshDir(): string {
-  return mkdtempSync(join(tmpdir(), 'meshwork-volume-'));
+  return tempDir('meshwork-volume-');
 }
 
 /** Flips the bits of `length` bytes at `offset`, as a failing disk (or the fault injector) would. */
