@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { Etcd3 } from 'etcd3';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
-import { ApiError, ConfigError, ExitCode, healthPaths, statusOf, type ApiErrorCode } from '@meshwork/contract';
+import { ApiError, ConfigError, davRouteLabel, ExitCode, healthPaths, statusOf, type ApiErrorCode } from '@meshwork/contract';
 import { EventLoopMonitor } from '../health/event-loop.ts';
 import { ProcessHealth } from '../health/health.ts';
 import { StoreReachability } from '../health/store-reachability.ts';
@@ -19,7 +19,7 @@ import { DataplaneMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { drainOnSignal, terminate } from '../termination.ts';
 import { AdaptiveLimit } from './admission.ts';
-import { davRoute, isDavPath, mountDav } from './dav/index.ts';
+import { isDavPath, mountDav } from './dav/index.ts';
 import { parseGatewayConfig, type GatewayConfig } from './config.ts';
 import {
   GatewayRouter,
@@ -245,7 +245,7 @@ export async function runGateway(): Promise<void> {
         return;
       } else if (pathname.startsWith('/v1/')) served = router.serve(req, res, pathname, search);
       else if (isDavPath(pathname)) {
-        observeRequest({ metrics, logger: log, tracing }, method, davRoute, res);
+        observeRequest({ metrics, logger: log, tracing }, method, davRouteLabel, res);
         served = dav.serve(req, res);
       } else if (web !== undefined && isWebPath(pathname)) {
         web.serve(method, pathname, res);
@@ -265,7 +265,7 @@ export async function runGateway(): Promise<void> {
       pathname.startsWith('/v1/')
         ? routeLabel(pathname)
         : isDavPath(pathname)
-          ? davRoute
+          ? davRouteLabel
           : isOperationsPath(pathname)
             ? pathname
             : 'unmatched';

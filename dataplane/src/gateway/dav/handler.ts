@@ -63,22 +63,8 @@ export const defaultLockSeconds = 600;
 const knownFolderMs = 1000;
 // An object list is reused this long for the same credentials (one API call less per request).
 const objectListTtlMs = 1000;
-/** The methods WebDAV answers; any other is 405. */
-export const davMethods: readonly string[] = [
-  'OPTIONS',
-  'GET',
-  'HEAD',
-  'PUT',
-  'DELETE',
-  'PROPFIND',
-  'PROPPATCH',
-  'MKCOL',
-  'COPY',
-  'MOVE',
-  'LOCK',
-  'UNLOCK',
-];
-const allow = davMethods.join(', ');
+const methods = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK'];
+const allow = methods.join(', ');
 // The headers that make a PUT conditional: with none, its target is not read before the commit.
 const conditionalHeaders = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if'];
 // The methods that change no file's entry or properties, so forget no recent write (ADR 74): the
@@ -356,7 +342,7 @@ export class DavHandler {
 
   async #serve(req: Req, res: Res): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    if (!davMethods.includes(method)) throw new DavError(405, `${method} is not a WebDAV method served here`, undefined, { allow });
+    if (!methods.includes(method)) throw new DavError(405, `${method} is not a WebDAV method served here`, undefined, { allow });
     const credentials = deviceTokenOf(req.headers.authorization);
     if (credentials === undefined) throw unauthorized();
     const target = parseDavPath(pathnameOf(req.url ?? '/'));

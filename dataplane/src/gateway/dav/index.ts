@@ -7,15 +7,11 @@ import type { Etcd3 } from 'etcd3';
 import { nodeHttpFetch } from '@meshwork/client/node';
 import type { Logger } from 'pino';
 import type { GatewayRequest, GatewayResponse } from '../gateway.ts';
-import { davRouteLabel } from '@meshwork/contract';
 import { DavHandler } from './handler.ts';
 import { inProcessFetch, type ServeApi } from './in-process.ts';
 import { DavState } from './state.ts';
 
 export { isDavPath } from './paths.ts';
-
-/** The route label of every `/dav` request in metrics, logs and spans: never its path, which names files. */
-export const davRoute = davRouteLabel;
 
 /** WebDAV, mounted: `serve` answers a `/dav` request, `close` lets go of its connections to the store. */
 export interface MountedDav {
