@@ -106,20 +106,25 @@ export async function downloadToStream(
  * answer (the partition's own, a store that keeps no checksum, another object under the block's
  * key) is hashed, as every block is with `hash`. A block with other bytes, or one cut short,
  * raises `NetworkError` and destroys `destination`.
+ *
+ * `urls` are the blocks' URLs when the caller asked for them already (`blockLocations` with
+ * `checksumMode` as `check` needs it): no locations are then asked for, and a block without
+ * one is read with `GET /v1/blocks/{sha256}`.
  */
 export async function downloadBlocksToStream(
   client: MeshworkClient,
   blocks: readonly BlockRef[],
   destination: Writable,
-  options: { signal?: AbortSignal; check?: 'store' | 'hash' } = {},
+  options: { signal?: AbortSignal; check?: 'store' | 'hash'; urls?: ReadonlyMap<string, string> } = {},
 ): Promise<{ bytes: number; storeChecked: number }> {
-  const { signal, check = 'store' } = options;
+  const { signal, check = 'store', urls: given } = options;
   const checksumMode = check === 'store';
   const call = signal === undefined ? {} : { signal };
   const headers: Record<string, string> = checksumMode ? { 'x-amz-checksum-mode': 'ENABLED' } : {};
   // The URLs of each batch of blocks, asked for once; undefined everywhere when the partition has no such route.
-  const batches = new Map<number, Promise<Map<string, string> | undefined>>();
-  const locate = (batch: number): Promise<Map<string, string> | undefined> => {
+  const batches = new Map<number, Promise<ReadonlyMap<string, string> | undefined>>();
+  const locate = (batch: number): Promise<ReadonlyMap<string, string> | undefined> => {
+    if (given !== undefined) return Promise.resolve(given);
     let located = batches.get(batch);
     if (located === undefined) {
       const shas = blocks.slice(batch * locationBatch, (batch + 1) * locationBatch).map((b) => b.sha256);

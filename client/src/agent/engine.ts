@@ -42,7 +42,8 @@ import {
   type ScanResult,
 } from './scan.ts';
 import { StateDb, statusFromDb, type BaseRow } from './state.ts';
-import { fileSink } from './file-sink.ts';
+import { fileSink, fileSinkBufferBytes } from './file-sink.ts';
+import { LocationBatches } from './locations.ts';
 import { FolderWatcher } from './watch.ts';
 
 /** Passes of scan-plan-execute within one `syncOnce` (a conflict copy is uploaded by the next). */
@@ -526,6 +527,7 @@ export class SyncAgent {
         break;
       }
       this.#known = await this.#askMissing(actions, scan, signal);
+      this.#located = this.#locationsFor(actions, remote, signal);
       const sizeOf = (a: PlannedAction): number | undefined =>
         a.action.type === 'upload' ? scan.entries.get(a.path)?.stat.size : remote.get(a.path)?.size;
       await this.#executeAll(actions, (a) => this.#execute(a, scan, base, remote, report, signal), signal, sizeOf);
@@ -616,6 +618,29 @@ export class SyncAgent {
     }
     return known;
   }
+
+  /**
+   * The URLs of this round's small downloads (files of one block read from the cloud, not asked
+   * of peers: #worthPeers), asked for 500 at a time as the downloads reach them, so that each is
+   * one `GET` at the store by its presigned URL instead of a `GET …/content/{path}` the partition
+   * answers from the store (ADR 90). A single download reads its file as before; so does one
+   * whose URL is missing or refused.
+   */
+  #locationsFor(actions: PlannedAction[], remote: Map<string, Entry>, signal: AbortSignal): LocationBatches | undefined {
+    if (this.#cloudStorage !== true) return undefined;
+    const wanted: string[] = [];
+    for (const a of actions) {
+      const entry = a.action.type === 'download' ? remote.get(a.path) : undefined;
+      if (entry?.kind !== 'file' || entry.blocks.length !== 1) continue;
+      if (this.#options.peer !== undefined && this.#worthPeers(entry)) continue;
+      wanted.push(entry.blocks[0]!.sha256);
+    }
+    const batches = new LocationBatches(wanted, (shas) => this.#client.blockLocations(shas, { signal, checksumMode: true }));
+    return batches.size < 2 ? undefined : batches;
+  }
+
+  /** This round's presigned URLs of small downloads (see #locationsFor). */
+  #located: LocationBatches | undefined;
 
   /** The ignore rules and the directories of the last scan: what `run` watches. */
   #rules: ReturnType<typeof loadIgnore> | undefined;
@@ -1106,6 +1131,14 @@ export class SyncAgent {
       // A file of several blocks is read block by block: from the store itself where the
       // partition gives block URLs (ADR 79), each checked against its name (ADR 78).
       if (entry.blocks.length > 1) return await this.#fetchBlocksTo(path, entry, handle, signal);
+      // An empty file has nothing to fetch.
+      if (entry.blocks.length === 0) {
+        await handle.sync();
+        return [];
+      }
+      // A small file whose URL this round asked for is read from the store itself (ADR 90).
+      const url = entry.blocks.length === 1 ? await this.#located?.urlFor(entry.blocks[0]!.sha256) : undefined;
+      if (url !== undefined) return await this.#fetchBlocksTo(path, entry, handle, signal, new Map([[entry.blocks[0]!.sha256, url]]));
       let hash = createHash('sha256');
       let inBlock = 0;
       let written = 0;
@@ -1150,15 +1183,22 @@ export class SyncAgent {
    * meanwhile and its old blocks were collected): the caller then finds the content hash wrong
    * and leaves the file to the change that follows.
    */
-  async #fetchBlocksTo(path: string, entry: Entry, handle: FileHandle, signal: AbortSignal): Promise<BlockRef[]> {
+  async #fetchBlocksTo(
+    path: string,
+    entry: Entry,
+    handle: FileHandle,
+    signal: AbortSignal,
+    urls?: ReadonlyMap<string, string>,
+  ): Promise<BlockRef[]> {
     let written = 0;
     const wrote = (n: number): void => {
       written += n;
       this.#emit({ type: 'download', path, bytes: written, totalBytes: entry.size });
     };
-    const sink = fileSink(handle, wrote);
+    // A file smaller than the sink's buffers fits one buffer of its own size.
+    const sink = fileSink(handle, wrote, Math.max(1, Math.min(fileSinkBufferBytes, entry.size)));
     try {
-      await downloadBlocksToStream(this.#client, entry.blocks, sink, { signal });
+      await downloadBlocksToStream(this.#client, entry.blocks, sink, { signal, ...(urls === undefined ? {} : { urls }) });
     } catch (err) {
       if (codeOf(err) === 'not_found') return [];
       throw err;
