@@ -97,7 +97,14 @@ describe('the meshwork entry', { timeout: 60_000 }, () => {
   it("keeps a person's own value of a flag given in NODE_OPTIONS, and adds the others", async () => {
     const run = await flagsOf(process.execPath, [entry], `${reportFlags} --max-semi-space-size=8`);
     expect(run.execArgv).toEqual(agentNodeFlags.filter((flag) => !flag.startsWith('--max-semi-space-size=')));
+    // Every flag NODE_OPTIONS may hold given there: only the one it may not is added.
     const all = await flagsOf(process.execPath, [entry], `${reportFlags} --max-semi-space-size=8 --expose-gc`);
-    expect(all.execArgv).toEqual([]);
+    expect(all.execArgv).toEqual(['--heap-growing-percent=10']);
+    const none = await flagsOf(
+      process.execPath,
+      ['--heap-growing-percent=20', entry],
+      `${reportFlags} --max-semi-space-size=8 --expose-gc`,
+    );
+    expect(none.execArgv).toEqual(['--heap-growing-percent=20']);
   });
 });

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
+#!/usr/bin/env -S node --max-semi-space-size=2 --heap-growing-percent=10 --expose-gc
 // The `meshwork` command a person installs on a device: `node client/src/cli/meshwork.ts`, or
 // `npx meshwork` after `npm ci`. It runs with the Node flags of node-flags.ts: the first line
 // gives them when the file is run as a program (npm's bin link); started as `node meshwork.ts`
