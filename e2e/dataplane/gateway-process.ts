@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataplaneNodeFlags } from '@meshwork/contract';
 import { freePort } from '../harness/ports.ts';
-import { ManagedProcess } from '../harness/process.ts';
+import { ManagedProcess, stopAndRemove } from '../harness/process.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -78,5 +78,5 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await proc.stop();
     throw err;
   }
-  return { url, port, process: proc, dir, logFile, stop: async () => void (await proc.stop()) };
+  return { url, port, process: proc, dir, logFile, stop: async () => stopAndRemove(proc, dir) };
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../harness/ports.ts';
-import { ManagedProcess } from '../harness/process.ts';
+import { ManagedProcess, stopAndRemove } from '../harness/process.ts';
 import { dataplaneNodeFlags } from '@meshwork/contract';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -107,5 +107,5 @@ export async function startPartition(stores: PartitionStores, options: Partition
     await proc.stop();
     throw err;
   }
-  return { url, port, adminToken, process: proc, dir, stop: async () => void (await proc.stop()) };
+  return { url, port, adminToken, process: proc, dir, stop: async () => stopAndRemove(proc, dir) };
 }

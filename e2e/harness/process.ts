@@ -2,6 +2,7 @@
 // file, awaited with a deadline, stopped gracefully, and reaped if this process dies.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, fstatSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ComponentStartError } from './errors.ts';
@@ -199,4 +200,13 @@ export class ManagedProcess {
 
 function describeExit(exit: ExitStatus): string {
   return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+/**
+ * Stops `proc` and removes `dir`, the temporary directory that held its log and termination
+ * message: what a test reads of them, it reads before it stops the process.
+ */
+export async function stopAndRemove(proc: ManagedProcess, dir: string): Promise<void> {
+  await proc.stop();
+  await rm(dir, { recursive: true, force: true });
 }
