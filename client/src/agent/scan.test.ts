@@ -9,7 +9,17 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffMs, isTransient } from './engine.ts';
 import { BlockBuffers } from '../block-buffers.ts';
-import { FileChangedError, blockStream, contentHashOfBlocks, fileChunks, isIgnored, loadIgnore, readBlocks, scanFolder } from './scan.ts';
+import {
+  FileChangedError,
+  blockStream,
+  contentHashOfBlocks,
+  fileChunks,
+  isIgnored,
+  loadIgnore,
+  lstatAll,
+  readBlocks,
+  scanFolder,
+} from './scan.ts';
 import { StateDb } from './state.ts';
 import { ApiError } from '@meshwork/contract';
 import { NetworkError } from '../errors.ts';
@@ -25,6 +35,30 @@ beforeEach(() => {
 afterEach(() => {
   state.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+describe('lstatAll', () => {
+  it('answers every path in order, a few at a time, undefined where there is nothing to stat', async () => {
+    mkdirSync(join(dir, 'sub'));
+    const paths: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const path = join(dir, `f${i}`);
+      if (i % 7 !== 3) writeFileSync(path, 'x'.repeat(i));
+      paths.push(path);
+    }
+    paths.push(join(dir, 'sub'), join(dir, 'bad\0name'));
+    for (const limit of [1, 3, 16, 100]) {
+      const stats = await lstatAll(paths, limit);
+      expect(stats).toHaveLength(paths.length);
+      for (let i = 0; i < 40; i++) {
+        if (i % 7 === 3) expect(stats[i], `f${i}`).toBeUndefined();
+        else expect(stats[i]?.size, `f${i}`).toBe(i);
+      }
+      expect(stats[40]?.isDirectory()).toBe(true);
+      expect(stats[41]).toBeUndefined();
+    }
+    expect(await lstatAll([], 16)).toEqual([]);
+  });
 });
 
 describe('ignore rules', () => {

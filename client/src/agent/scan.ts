@@ -5,7 +5,7 @@
 // inode differ from the base or the hash cache; a file that changes while it is read is left
 // for a later pass rather than recorded half-old half-new.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { lstat as lstatCallback, readFileSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
@@ -167,6 +167,35 @@ async function boundedMap<R>(count: number, limit: number, fn: (i: number) => Pr
   return results;
 }
 
+/**
+ * `lstat` of every path, at most `limit` at once, in their order (undefined for a path that
+ * cannot be stat-ed). Through fs's callbacks with one promise for them all: a promise and an
+ * `await` per name cost the scan about twice the CPU of the calls themselves (ADR 89).
+ */
+export function lstatAll(paths: readonly string[], limit: number): Promise<(Stats | undefined)[]> {
+  const results = new Array<Stats | undefined>(paths.length);
+  if (paths.length === 0) return Promise.resolve(results);
+  return new Promise((resolve) => {
+    let next = 0;
+    let done = 0;
+    const finish = (i: number, stats: Stats | undefined): void => {
+      results[i] = stats;
+      if (++done === paths.length) resolve(results);
+      else if (next < paths.length) start();
+    };
+    const start = (): void => {
+      const i = next++;
+      try {
+        lstatCallback(paths[i]!, (err, stats) => finish(i, err === null ? stats : undefined));
+      } catch {
+        // A path fs refuses outright (not one readdir answers): as if it could not be stat-ed.
+        queueMicrotask(() => finish(i, undefined));
+      }
+    };
+    for (let k = 0; k < Math.min(limit, paths.length); k++) start();
+  });
+}
+
 /** Scans the folder against the base and the hash cache (hashes only what changed). */
 export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<string, BaseRow>, rules: Ignore): Promise<ScanResult> {
   const result: ScanResult = { entries: new Map(), skipped: new Set(), problems: new Map(), files: 0, changed: 0 };
@@ -194,7 +223,10 @@ export async function scanFolder(dir: string, state: StateDb, base: ReadonlyMap<
     const abs = (i: number): string => join(dir, rel, names[i]!);
     // The file system is asked several names at a time (each call waits on a thread of libuv's
     // pool); what it answers is recorded in the names' order, as one at a time would.
-    const stats = await boundedMap(names.length, statParallelism, (i) => lstat(abs(i)).catch(() => undefined));
+    const stats = await lstatAll(
+      names.map((_, i) => abs(i)),
+      statParallelism,
+    );
     // The files to hash: those whose size, mtime or inode differ from the base and the hash cache.
     const toHash: number[] = [];
     const unchanged = new Map<number, { blocks: BlockRef[]; contentHash: string }>();
