@@ -10,7 +10,7 @@
 // runs ahead of what will be applied.
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { BlockRef, Entry } from '../types.ts';
 import type { AgentStatus, ProblemCode, StopCode } from './index.ts';
 
@@ -82,7 +82,17 @@ export class StateDb {
   }
 
   close(): void {
+    this.#statements.clear();
     if (this.db.isOpen) this.db.close();
+  }
+
+  /** Statements compiled once and used again: the engine runs the same few for every file. */
+  readonly #statements = new Map<string, StatementSync>();
+
+  #prepare(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) this.#statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
   }
 
   /** Runs `fn` in one transaction (committed durably, or not at all). */
@@ -99,14 +109,13 @@ export class StateDb {
   }
 
   getMeta(key: string): string | null {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.#prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
     return row?.value ?? null;
   }
 
   setMeta(key: string, value: string | null): void {
-    if (value === null) this.db.prepare('DELETE FROM meta WHERE key = ?').run(key);
-    else
-      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    if (value === null) this.#prepare('DELETE FROM meta WHERE key = ?').run(key);
+    else this.#prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   /** Adds `n` to a counter kept in meta (bytes by source). */
@@ -122,7 +131,7 @@ export class StateDb {
   // ---- base
 
   allBase(): Map<string, BaseRow> {
-    const rows = this.db.prepare('SELECT * FROM base').all() as Record<string, unknown>[];
+    const rows = this.#prepare('SELECT * FROM base').all() as Record<string, unknown>[];
     return new Map(rows.map((r) => [r.path as string, baseFromRow(r)]));
   }
 
@@ -137,20 +146,20 @@ export class StateDb {
   }
 
   deleteBase(path: string): void {
-    this.db.prepare('DELETE FROM base WHERE path = ?').run(path);
+    this.#prepare('DELETE FROM base WHERE path = ?').run(path);
   }
 
   // ---- remote entries (the change feed, recorded)
 
   allRemote(): Map<string, Entry> {
-    const rows = this.db.prepare('SELECT entry FROM remote').all() as { entry: string }[];
+    const rows = this.#prepare('SELECT entry FROM remote').all() as { entry: string }[];
     return new Map(rows.map((r) => JSON.parse(r.entry) as Entry).map((e) => [e.path, e]));
   }
 
   /** Records entries, keeping for each path the newest version (an older answer never replaces a newer one). */
   putRemote(entries: readonly Entry[]): void {
-    const get = this.db.prepare('SELECT entry FROM remote WHERE path = ?');
-    const put = this.db.prepare('INSERT INTO remote (path, entry) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET entry = excluded.entry');
+    const get = this.#prepare('SELECT entry FROM remote WHERE path = ?');
+    const put = this.#prepare('INSERT INTO remote (path, entry) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET entry = excluded.entry');
     for (const e of entries) {
       const row = get.get(e.path) as { entry: string } | undefined;
       if (row !== undefined && compareVersions((JSON.parse(row.entry) as Entry).version, e.version) > 0) continue;
@@ -170,7 +179,7 @@ export class StateDb {
   // ---- local hash cache
 
   getHash(path: string): HashRow | undefined {
-    const r = this.db.prepare('SELECT * FROM hashes WHERE path = ?').get(path) as Record<string, unknown> | undefined;
+    const r = this.#prepare('SELECT * FROM hashes WHERE path = ?').get(path) as Record<string, unknown> | undefined;
     if (r === undefined) return undefined;
     return {
       path: r.path as string,
@@ -195,20 +204,20 @@ export class StateDb {
 
   /** Drops cached hashes of paths no longer in the folder. */
   pruneHashes(present: ReadonlySet<string>): void {
-    const rows = this.db.prepare('SELECT path FROM hashes').all() as { path: string }[];
-    const del = this.db.prepare('DELETE FROM hashes WHERE path = ?');
+    const rows = this.#prepare('SELECT path FROM hashes').all() as { path: string }[];
+    const del = this.#prepare('DELETE FROM hashes WHERE path = ?');
     for (const r of rows) if (!present.has(r.path)) del.run(r.path);
   }
 
   // ---- problems, conflicts, pending
 
   allProblems(): Map<string, ProblemRow> {
-    const rows = this.db.prepare('SELECT * FROM problems').all() as unknown as ProblemRow[];
+    const rows = this.#prepare('SELECT * FROM problems').all() as unknown as ProblemRow[];
     return new Map(rows.map((r) => [r.path, { ...r }]));
   }
 
   putProblem(path: string, code: ProblemCode, message: string, signature: string, now: Date): boolean {
-    const old = this.db.prepare('SELECT code, signature FROM problems WHERE path = ?').get(path) as
+    const old = this.#prepare('SELECT code, signature FROM problems WHERE path = ?').get(path) as
       { code: string; signature: string } | undefined;
     if (old?.code === code && old.signature === signature) return false;
     this.db
@@ -221,25 +230,25 @@ export class StateDb {
   }
 
   clearProblem(path: string): void {
-    this.db.prepare('DELETE FROM problems WHERE path = ?').run(path);
+    this.#prepare('DELETE FROM problems WHERE path = ?').run(path);
   }
 
   addConflict(path: string, copy: string, at: Date): void {
-    this.db.prepare('INSERT INTO conflicts (path, copy, at) VALUES (?, ?, ?)').run(path, copy, at.toISOString());
+    this.#prepare('INSERT INTO conflicts (path, copy, at) VALUES (?, ?, ?)').run(path, copy, at.toISOString());
   }
 
   setPending(pending: readonly { path: string; direction: 'up' | 'down' }[]): void {
     // One transaction: one commit for the whole list, not one per row.
     this.transaction(() => {
       this.db.exec('DELETE FROM pending');
-      const put = this.db.prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
+      const put = this.#prepare('INSERT OR REPLACE INTO pending (path, direction) VALUES (?, ?)');
       for (const p of pending) put.run(p.path, p.direction);
     });
   }
 
   /** How many paths wait to be downloaded. */
   pendingDownloads(): number {
-    return (this.db.prepare(`SELECT count(*) AS n FROM pending WHERE direction = 'down'`).get() as { n: number }).n;
+    return (this.#prepare(`SELECT count(*) AS n FROM pending WHERE direction = 'down'`).get() as { n: number }).n;
   }
 
   recordStopped(code: StopCode, message: string, at: Date): void {
