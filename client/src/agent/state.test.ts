@@ -63,6 +63,79 @@ describe('the remote record', () => {
   });
 });
 
+describe('the rows kept in memory', () => {
+  const baseRow = (path: string, version: string) => ({
+    path,
+    kind: 'file' as const,
+    size: 1,
+    mtimeMs: 1,
+    ino: 2,
+    mode: 0o100644,
+    blocks: [{ sha256: 'a'.repeat(64), size: 1 }],
+    contentHash: 'h',
+    version,
+  });
+  /** What the database itself holds, through a connection of its own. */
+  const fromDisk = (): StateDb => new StateDb(join(dir, 'agent.db'));
+
+  it('answer what the database holds after every kind of write, as a fresh connection reads it', () => {
+    expect(state.allBase().size).toBe(0);
+    expect(state.allRemote().size).toBe(0);
+    state.putBase(baseRow('a', '1'));
+    state.putBase(baseRow('b', '1'));
+    state.putBase(baseRow('a', '2'));
+    state.deleteBase('b');
+    state.putRemote([entry('x', '5'), entry('y', '1')]);
+    state.putRemote([entry('x', '4')]);
+    state.replaceRemote([entry('z', '1')]);
+    const disk = fromDisk();
+    try {
+      expect(state.allBase()).toEqual(disk.allBase());
+      expect(state.allRemote()).toEqual(disk.allRemote());
+      expect([...state.allBase().keys()]).toEqual(['a']);
+      expect(state.allBase().get('a')?.version).toBe('2');
+      expect(state.allRemote().get('x')).toMatchObject({ version: '5', deleted: true });
+      expect(state.allRemote().get('z')?.deleted).toBe(false);
+    } finally {
+      disk.close();
+    }
+  });
+
+  it('forget what a transaction wrote when it rolls back', () => {
+    state.putBase(baseRow('kept', '1'));
+    state.putRemote([entry('kept', '1')]);
+    expect(state.allBase().size).toBe(1);
+    expect(() =>
+      state.transaction(() => {
+        state.putBase(baseRow('lost', '1'));
+        state.deleteBase('kept');
+        state.putRemote([entry('lost', '1')]);
+        throw new Error('cut short');
+      }),
+    ).toThrow('cut short');
+    expect([...state.allBase().keys()]).toEqual(['kept']);
+    expect([...state.allRemote().keys()]).toEqual(['kept']);
+  });
+
+  it('hand out copies of the maps and rows no caller can change for the others', () => {
+    state.putBase(baseRow('a', '1'));
+    state.putRemote([entry('a', '1')]);
+    const base = state.allBase();
+    base.delete('a');
+    expect(state.allBase().has('a')).toBe(true);
+    const row = state.allBase().get('a')!;
+    expect(() => {
+      (row as { version: string }).version = '9';
+    }).toThrow(TypeError);
+    expect(() => row.blocks.push({ sha256: 'b'.repeat(64), size: 1 })).toThrow(TypeError);
+    const remote = state.allRemote().get('a')!;
+    expect(() => {
+      (remote as { deleted: boolean }).deleted = true;
+    }).toThrow(TypeError);
+    expect(state.allRemote().get('a')?.deleted).toBe(false);
+  });
+});
+
 describe('readStatusFrom', () => {
   it('reads the status through a read-only connection while the agent holds the database', () => {
     state.setMeta('cursor', '42');

@@ -104,9 +104,18 @@ export class StateDb {
       return out;
     } catch (err) {
       this.db.exec('ROLLBACK');
+      // What the transaction had written is gone from the database: so is what the caches knew.
+      this.#base = undefined;
+      this.#remote = undefined;
       throw err;
     }
   }
+
+  // Every pass reads every base and remote row; the rows are kept here once read, as the database
+  // holds them (frozen, so that no caller changes them for the others), and every write to the two
+  // tables goes through this class and updates them.
+  #base: Map<string, BaseRow> | undefined;
+  #remote: Map<string, Entry> | undefined;
 
   getMeta(key: string): string | null {
     const row = this.#prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
@@ -121,39 +130,46 @@ export class StateDb {
   /** Adds `n` to a counter kept in meta (bytes by source). */
   addCount(key: string, n: number): void {
     if (n === 0) return;
-    this.db
-      .prepare(
-        `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)`,
-      )
-      .run(key, String(n));
+    this.#prepare(
+      `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)`,
+    ).run(key, String(n));
   }
 
   // ---- base
 
+  /** Every base row by path (a new map each time; the rows are frozen). */
   allBase(): Map<string, BaseRow> {
-    const rows = this.#prepare('SELECT * FROM base').all() as Record<string, unknown>[];
-    return new Map(rows.map((r) => [r.path as string, baseFromRow(r)]));
+    if (this.#base === undefined) {
+      const rows = this.#prepare('SELECT * FROM base').all() as Record<string, unknown>[];
+      this.#base = new Map(rows.map((r) => [r.path as string, frozenRow(baseFromRow(r))]));
+    }
+    return new Map(this.#base);
   }
 
   putBase(row: BaseRow): void {
-    this.db
-      .prepare(
-        `INSERT INTO base (path, kind, size, mtime_ms, ino, mode, blocks, content_hash, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    const blocks = JSON.stringify(row.blocks);
+    this.#prepare(
+      `INSERT INTO base (path, kind, size, mtime_ms, ino, mode, blocks, content_hash, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, ino = excluded.ino,
          mode = excluded.mode, blocks = excluded.blocks, content_hash = excluded.content_hash, version = excluded.version`,
-      )
-      .run(row.path, row.kind, row.size, row.mtimeMs, row.ino, row.mode, JSON.stringify(row.blocks), row.contentHash, row.version);
+    ).run(row.path, row.kind, row.size, row.mtimeMs, row.ino, row.mode, blocks, row.contentHash, row.version);
+    this.#base?.set(row.path, frozenRow({ ...row, blocks: JSON.parse(blocks) as BlockRef[] }));
   }
 
   deleteBase(path: string): void {
     this.#prepare('DELETE FROM base WHERE path = ?').run(path);
+    this.#base?.delete(path);
   }
 
   // ---- remote entries (the change feed, recorded)
 
+  /** Every remote entry by path (a new map each time; the entries are frozen). */
   allRemote(): Map<string, Entry> {
-    const rows = this.#prepare('SELECT entry FROM remote').all() as { entry: string }[];
-    return new Map(rows.map((r) => JSON.parse(r.entry) as Entry).map((e) => [e.path, e]));
+    if (this.#remote === undefined) {
+      const rows = this.#prepare('SELECT entry FROM remote').all() as { entry: string }[];
+      this.#remote = new Map(rows.map((r) => frozenRow(JSON.parse(r.entry) as Entry)).map((e) => [e.path, e]));
+    }
+    return new Map(this.#remote);
   }
 
   /** Records entries, keeping for each path the newest version (an older answer never replaces a newer one). */
@@ -163,7 +179,9 @@ export class StateDb {
     for (const e of entries) {
       const row = get.get(e.path) as { entry: string } | undefined;
       if (row !== undefined && compareVersions((JSON.parse(row.entry) as Entry).version, e.version) > 0) continue;
-      put.run(e.path, JSON.stringify(e));
+      const entry = JSON.stringify(e);
+      put.run(e.path, entry);
+      this.#remote?.set(e.path, frozenRow(JSON.parse(entry) as Entry));
     }
   }
 
@@ -172,6 +190,7 @@ export class StateDb {
     const listed = new Set(live.map((e) => e.path));
     const gone = [...this.allRemote().values()].filter((e) => !listed.has(e.path) && !e.deleted);
     this.db.exec('DELETE FROM remote');
+    this.#remote = new Map();
     this.putRemote(live);
     this.putRemote(gone.map((e) => ({ ...e, deleted: true, blocks: [] })));
   }
@@ -193,13 +212,11 @@ export class StateDb {
   }
 
   putHash(row: HashRow): void {
-    this.db
-      .prepare(
-        `INSERT INTO hashes (path, size, mtime_ms, ino, mode, blocks, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?)
+    this.#prepare(
+      `INSERT INTO hashes (path, size, mtime_ms, ino, mode, blocks, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, ino = excluded.ino, mode = excluded.mode,
          blocks = excluded.blocks, content_hash = excluded.content_hash`,
-      )
-      .run(row.path, row.size, row.mtimeMs, row.ino, row.mode, JSON.stringify(row.blocks), row.contentHash);
+    ).run(row.path, row.size, row.mtimeMs, row.ino, row.mode, JSON.stringify(row.blocks), row.contentHash);
   }
 
   /** Drops cached hashes of paths no longer in the folder. */
@@ -220,12 +237,10 @@ export class StateDb {
     const old = this.#prepare('SELECT code, signature FROM problems WHERE path = ?').get(path) as
       { code: string; signature: string } | undefined;
     if (old?.code === code && old.signature === signature) return false;
-    this.db
-      .prepare(
-        `INSERT INTO problems (path, code, message, since, signature) VALUES (?, ?, ?, ?, ?)
+    this.#prepare(
+      `INSERT INTO problems (path, code, message, since, signature) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT(path) DO UPDATE SET code = excluded.code, message = excluded.message, since = excluded.since, signature = excluded.signature`,
-      )
-      .run(path, code, message, now.toISOString(), signature);
+    ).run(path, code, message, now.toISOString(), signature);
     return true;
   }
 
@@ -254,6 +269,12 @@ export class StateDb {
   recordStopped(code: StopCode, message: string, at: Date): void {
     this.setMeta('stopped', JSON.stringify({ code, message, at: at.toISOString() }));
   }
+}
+
+/** A row as the caches keep it: it and its block list frozen. */
+function frozenRow<T extends { blocks: BlockRef[] }>(row: T): T {
+  Object.freeze(row.blocks);
+  return Object.freeze(row);
 }
 
 function baseFromRow(r: Record<string, unknown>): BaseRow {
