@@ -28,6 +28,14 @@ export class UnexpectedAnswerError extends MeshworkError {
   }
 }
 
+/**
+ * Whether an answer says the partition has no such route (`404` or `405`): an older partition,
+ * whose callers then do without it.
+ */
+export function isMissingRoute(err: unknown): boolean {
+  return (err instanceof ApiError || err instanceof UnexpectedAnswerError) && (err.status === 404 || err.status === 405);
+}
+
 /** The request got no answer: the connection failed or broke. `cause` is what the transport threw. */
 export class NetworkError extends MeshworkError {
   constructor(message: string, options: { cause: unknown }) {

@@ -12,7 +12,7 @@ import { finished } from 'node:stream/promises';
 import { processGcPacer } from '@meshwork/contract/gc-pacer';
 import { maxBlockSize } from './blocks.ts';
 import { ApiError } from '@meshwork/contract/errors';
-import { NetworkError, RequestAbortedError, UnexpectedAnswerError } from './errors.ts';
+import { isMissingRoute, NetworkError, RequestAbortedError, UnexpectedAnswerError } from './errors.ts';
 import {
   abortableSleep,
   settleDownload,
@@ -135,8 +135,7 @@ export async function downloadBlocksToStream(
           return new Map(answer.blocks.flatMap((b) => (b.url === undefined ? [] : [[b.sha256, b.url] as const])));
         } catch (err) {
           // A partition without the route: every block is asked for by itself.
-          if ((err instanceof ApiError || err instanceof UnexpectedAnswerError) && (err.status === 404 || err.status === 405))
-            return undefined;
+          if (isMissingRoute(err)) return undefined;
           throw err;
         }
       });

@@ -1,8 +1,7 @@
 // The presigned URLs of a round's small downloads, asked for a batch at a time as the downloads
 // reach it (ADR 90): one `POST /v1/blocks/locations` per batch instead of one partition request
 // per file.
-import { ApiError } from '@meshwork/contract/errors';
-import { UnexpectedAnswerError } from '../errors.ts';
+import { isMissingRoute } from '../errors.ts';
 import type { BlockLocations } from '../types.ts';
 
 /** Blocks per `POST /v1/blocks/locations` (the API's limit, docs/api.md). */
@@ -85,7 +84,7 @@ export class LocationBatches {
     try {
       answer = await this.#ask(batch.shas);
     } catch (err) {
-      if ((err instanceof ApiError || err instanceof UnexpectedAnswerError) && (err.status === 404 || err.status === 405)) {
+      if (isMissingRoute(err)) {
         this.#unsupported = true;
         return undefined;
       }
