@@ -209,7 +209,6 @@ afterAll(async () => {
   await Promise.allSettled(all().map((d) => d.agent?.stop()));
   await partition?.stop();
   await Promise.allSettled([etcd?.stop(), minio?.stop()]);
-  if (partition) await rm(partition.dir, { recursive: true, force: true });
   if (root) await rm(root, { recursive: true, force: true });
 }, 120_000);
 
