@@ -9,6 +9,9 @@
 //   small_files_ratio  1,000 files of 4 KiB: Meshwork's time / Syncthing's (two Debian
 //                      syncthing 1.19 instances on loopback, see e2e/agent/syncthing.ts; its
 //                      rescan is asked for over REST right after the last write, its watcher is off)
+//                      Beside it, not a target: the same 1,000 files by `rclone copy` (8
+//                      transfers) up to the same MinIO and back down, the store's own share
+//                      of any sync that keeps content in it (the bench's object does)
 //   large_file_ratio   one 256 MiB file: Meshwork's time / rclone's `copy` up to the same
 //                      MinIO and back down into another directory (e2e/agent/rclone.ts)
 //   agent_rss_mb       peak RSS (VmHWM, the whole life of the process) of the larger of the two
@@ -62,6 +65,9 @@ interface Figures {
   meshSmallUpS?: number;
   meshLargeUpS?: number;
   rcloneLargeS?: number;
+  /** rclone's copy of the small files up to MinIO and back down (s): what the store alone costs them. */
+  rcloneSmallUpS?: number;
+  rcloneSmallDownS?: number;
   rcloneUpS?: number;
   rcloneDownS?: number;
   meshLargeS?: number;
@@ -147,6 +153,19 @@ try {
     figures.rcloneUpS = upS;
     figures.rcloneDownS = downS;
     figures.rcloneLargeS = upS + downS;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  await measure('rclone, small files', async () => {
+    const dir = join(root, 'rclone-small');
+    await mkdir(join(dir, 'down'), { recursive: true });
+    const env = rcloneEnv(minio, dir);
+    const expected = await writeSmallFiles(join(dir, 'up'), 'small', smallCount, smallSize);
+    const target = `${rcloneRemote}:${minio.bucket}/rclone-small`;
+    const transfers = ['--transfers', '8', '--checkers', '8'];
+    figures.rcloneSmallUpS = await runRclone(['copy', join(dir, 'up'), target, ...transfers], env);
+    figures.rcloneSmallDownS = await runRclone(['copy', target, join(dir, 'down'), ...transfers], env);
+    await waitForFiles(join(dir, 'down'), expected, { timeoutMs: 60_000 });
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -265,6 +284,7 @@ try {
 // --- Report --------------------------------------------------------------------------------
 const ratio = (mesh: number | undefined, base: number | undefined): number | undefined =>
   mesh === undefined || base === undefined || base === 0 ? undefined : mesh / base;
+const sum = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a + b);
 const met = (ok: boolean | undefined): string => (ok === undefined ? 'n/a' : ok ? 'yes' : 'NO');
 const smallRatio = ratio(figures.meshSmallS, figures.syncthingSmallS);
 const largeRatio = ratio(figures.meshLargeS, figures.rcloneLargeS);
@@ -301,7 +321,15 @@ const rows: string[][] = [
     '< 2',
     met(figures.rescanS === undefined ? undefined : figures.rescanS < 2),
   ],
-  [`  (rclone: up ${fmt(figures.rcloneUpS)} s, down ${fmt(figures.rcloneDownS)} s)`, '', '', '', '', ''],
+  [
+    `  (small files by rclone through the store: up ${fmt(figures.rcloneSmallUpS)} s, down ${fmt(figures.rcloneSmallDownS)} s, ${fmt(ratio(sum(figures.rcloneSmallUpS, figures.rcloneSmallDownS), figures.syncthingSmallS))} x syncthing)`,
+    '',
+    '',
+    '',
+    '',
+    '',
+  ],
+  [`  (large file by rclone: up ${fmt(figures.rcloneUpS)} s, down ${fmt(figures.rcloneDownS)} s)`, '', '', '', '', ''],
   [
     `  (A's last commit of the small files ${fmt(figures.meshSmallUpS)} s, of the large file ${fmt(figures.meshLargeUpS)} s after the last write)`,
     '',
@@ -335,6 +363,8 @@ console.log(
     rescan_10k_s: round(figures.rescanS),
     small_files_s: round(figures.meshSmallS),
     small_files_syncthing_s: round(figures.syncthingSmallS),
+    small_files_rclone_up_s: round(figures.rcloneSmallUpS),
+    small_files_rclone_down_s: round(figures.rcloneSmallDownS),
     small_files_committed_on_a_s: round(figures.meshSmallUpS),
     large_file_committed_on_a_s: round(figures.meshLargeUpS),
     large_file_s: round(figures.meshLargeS),
