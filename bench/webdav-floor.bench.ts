@@ -29,11 +29,10 @@ import { Agent, createServer, request, type IncomingMessage, type ServerResponse
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Etcd3 } from 'etcd3';
-import { BlockStore } from '../dataplane/src/stores/block-store.ts';
 import { rcloneDavRemote, rcloneEnv, rcloneRemote, runRclone } from '../e2e/agent/rclone.ts';
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
+import { connectFloorStores, type FloorStores } from './fixtures/webdav-floor-stores.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
@@ -68,24 +67,18 @@ function cpuSeconds(pid: number | undefined): number {
 
 const root = mkdtempSync(join(tmpdir(), 'meshwork-webdav-floor-'));
 const [etcdServer, minio] = await Promise.all([startEtcd({ name: 'webdav-floor' }), startMinio({ bucket: 'webdav-floor' })]);
-const etcd = new Etcd3({ hosts: etcdServer.endpoint });
-const store = new BlockStore({
-  endpoint: new URL(minio.endpoint),
+const stores: FloorStores = {
+  etcd: etcdServer.endpoint,
+  endpoint: minio.endpoint,
   bucket: minio.bucket,
-  region: 'us-east-1',
   accessKey: minio.accessKey,
   secretKey: minio.secretKey,
-});
+};
+const { etcd, blocks: store } = connectFloorStores(stores);
 const second = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'webdav-floor-store.ts')], {
   env: {
     PATH: process.env.PATH,
-    MESHWORK_FLOOR: JSON.stringify({
-      etcd: etcdServer.endpoint,
-      endpoint: minio.endpoint,
-      bucket: minio.bucket,
-      accessKey: minio.accessKey,
-      secretKey: minio.secretKey,
-    }),
+    MESHWORK_FLOOR: JSON.stringify(stores),
   },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
