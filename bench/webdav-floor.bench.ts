@@ -286,6 +286,8 @@ console.log(
     benchmark: 'webdav-floor',
     quick,
     files: fileCount,
-    ratios: Object.fromEntries(steps.map((s) => [s.name, runs.filter((r) => r.step === s.name).map((r) => Number((r.s3S / r.davS).toFixed(3)))])),
+    ratios: Object.fromEntries(
+      steps.map((s) => [s.name, runs.filter((r) => r.step === s.name).map((r) => Number((r.s3S / r.davS).toFixed(3)))]),
+    ),
   }),
 );
