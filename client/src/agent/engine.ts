@@ -17,7 +17,7 @@ import { errorFromAnswer, NetworkError, RequestAbortedError, RequestTimeoutError
 import { BlockBuffers } from '../block-buffers.ts';
 import { downloadBlocksToStream } from '../node.ts';
 import { grantsByBlock } from '../p2p/grant.ts';
-import { fetchFromPeers, grantOf, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
+import { fetchFromPeers, grantOf, PeerConnections, type PeerSource, type WantedBlock } from '../p2p/peer-client.ts';
 import type { BlockLocation } from '../p2p/peer-server.ts';
 import { connectTimeoutFor, FailedEndpoints } from '../p2p/reach.ts';
 import { fetchThroughRelay, relayRetryDelayMs } from '../p2p/relay-fetch.ts';
@@ -284,6 +284,8 @@ export class SyncAgent {
 
   /** Peer endpoints whose direct connection timed out recently (ADR 65): the relay is asked at once. */
   readonly #failedEndpoints = new FailedEndpoints();
+  /** Connections to peers, kept a few seconds between files (a burst of small files makes one handshake per peer). */
+  readonly #peerConnections = new PeerConnections();
 
   /** Files found waiting for a holder during the pass in progress. */
   readonly #waitingInPass = new Map<string, WaitingForHolder>();
@@ -458,6 +460,7 @@ export class SyncAgent {
       // A set timeout (tests) is every endpoint's; otherwise an endpoint on no network of this device gets a short one (ADR 65).
       connectTimeoutMs: peer.connectTimeoutMs ?? ((endpoint: string) => connectTimeoutFor(endpoint, interfaces)),
       failedEndpoints: this.#failedEndpoints,
+      connections: this.#peerConnections,
       onBlock: (_, n) => {
         this.#state.addCount('bytesFromPeers', n);
         progress(n);
@@ -1502,6 +1505,7 @@ export class SyncAgent {
     this.#closed = true;
     this.#closing.abort(new Error('the agent was closed'));
     await this.#running.catch(() => undefined);
+    this.#peerConnections.closeAll();
     this.#state.close();
   }
 }

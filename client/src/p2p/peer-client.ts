@@ -174,10 +174,140 @@ export class PeerConnection {
     });
   }
 
+  /** Whether an open connection keeps the process running (a kept, idle one does not). */
+  keepsProcess(keep: boolean): void {
+    if (this.closed) return;
+    if (keep) this.#session.ref();
+    else this.#session.unref();
+  }
+
+  /** Whether the connection can take no more requests (closed by either side, or broken). */
+  get closed(): boolean {
+    return this.#session.closed || this.#session.destroyed;
+  }
+
   close(): void {
     this.#session.close();
   }
 }
+
+/**
+ * Connections to peers kept between files for `idleMs` after their last use: a pass that fetches
+ * many small files from one device makes one TLS handshake, not one per file. A connection whose
+ * requests failed is closed, not kept; one the peer closed is connected again. Keyed by device,
+ * certificate fingerprint and endpoints, so a device that announces anything new is connected
+ * to anew.
+ */
+export class PeerConnections {
+  readonly #idleMs: number;
+  readonly #open = new Map<string, KeptConnection>();
+  #closed = false;
+
+  constructor(options: { idleMs?: number } = {}) {
+    this.#idleMs = options.idleMs ?? defaultPeerIdleMs;
+  }
+
+  /** A connection to `peer`: the kept one if it is still open, else a new one (see connectPeer). */
+  async acquire(
+    peer: PeerSource,
+    timeoutOf: (endpoint: string) => number,
+    failedEndpoints: FailedEndpoints | undefined,
+    signal?: AbortSignal,
+  ): Promise<PeerConnection> {
+    const key = keyOf(peer);
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new PeerError('the agent is closing');
+      let kept = this.#open.get(key);
+      const fresh = kept === undefined;
+      if (kept === undefined) {
+        const entry: KeptConnection = { connection: connectPeer(peer, timeoutOf, failedEndpoints, signal), users: 0 };
+        // A connection that did not come up is not kept for the next caller.
+        entry.connection.catch(() => {
+          if (this.#open.get(key) === entry) this.#open.delete(key);
+        });
+        this.#open.set(key, entry);
+        kept = entry;
+      }
+      kept.users++;
+      clearTimeout(kept.timer);
+      let connection: PeerConnection;
+      try {
+        connection = await kept.connection;
+      } catch (err) {
+        kept.users--;
+        throw err;
+      }
+      // Dropped meanwhile (a request on it failed) or closed by the peer: connect again, once.
+      if ((this.#open.get(key) === kept && !connection.closed) || (fresh && attempt > 0)) {
+        kept.up = connection;
+        connection.keepsProcess(true);
+        return connection;
+      }
+      kept.users--;
+      if (this.#open.get(key) === kept) this.#drop(key);
+    }
+  }
+
+  /** Gives back a connection `acquire` answered; `failed` when a request on it failed (it is then closed). */
+  release(peer: PeerSource, connection: PeerConnection, failed: boolean): void {
+    const key = keyOf(peer);
+    const kept = this.#open.get(key);
+    if (kept === undefined || kept.up !== connection) {
+      // Dropped while it was in use: nobody else gets it.
+      connection.close();
+      return;
+    }
+    kept.users--;
+    if (failed || connection.closed || this.#closed) {
+      this.#drop(key);
+      return;
+    }
+    if (kept.users === 0) {
+      connection.keepsProcess(false);
+      kept.timer = setTimeout(() => {
+        if (this.#open.get(key) === kept && kept.users === 0) this.#drop(key);
+      }, this.#idleMs);
+      kept.timer.unref();
+    }
+  }
+
+  /** How many connections are kept open or coming up (tests). */
+  get size(): number {
+    return [...this.#open.values()].filter((kept) => kept.up?.closed !== true).length;
+  }
+
+  /** Closes every kept connection; later acquires fail. */
+  closeAll(): void {
+    this.#closed = true;
+    for (const key of [...this.#open.keys()]) this.#drop(key);
+  }
+
+  #drop(key: string): void {
+    const kept = this.#open.get(key);
+    if (kept === undefined) return;
+    this.#open.delete(key);
+    clearTimeout(kept.timer);
+    kept.connection.then((c) => c.close()).catch(() => undefined);
+  }
+}
+
+/** A connection of a PeerConnections, with how many fetches use it now. */
+interface KeptConnection {
+  connection: Promise<PeerConnection>;
+  users: number;
+  /** Closes it once it has been idle for the idle time. */
+  timer?: NodeJS.Timeout;
+  /** The connection once it came up and was handed out. */
+  up?: PeerConnection;
+}
+
+/** What a kept connection is kept under: the device, its certificate and its endpoints. */
+function keyOf(peer: PeerSource): string {
+  return `${peer.deviceId}\n${peer.fingerprint.toLowerCase()}\n${peer.endpoints.join(' ')}`;
+}
+
+/** How long a peer connection is kept after its last use: a burst's files share it, an idle agent holds none. */
+export const defaultPeerIdleMs = 5_000;
 
 /** A device that holds the file, as `…/sources` names it. */
 export interface PeerSource {
@@ -220,6 +350,8 @@ export interface FetchFromPeersOptions {
   stallMs?: number;
   /** Each block received, by device (progress and the per-source byte counts). */
   onBlock?: (deviceId: string, bytes: number) => void;
+  /** Connections kept between calls (absent: each call connects and closes its own). */
+  connections?: PeerConnections;
 }
 
 export interface FetchFromPeersResult {
@@ -280,7 +412,9 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
     try {
       const timeout = options.connectTimeoutMs ?? 2000;
       const timeoutOf = typeof timeout === 'number' ? () => timeout : timeout;
-      connection = await connectPeer(peer, timeoutOf, options.failedEndpoints, options.signal);
+      connection = options.connections
+        ? await options.connections.acquire(peer, timeoutOf, options.failedEndpoints, options.signal)
+        : await connectPeer(peer, timeoutOf, options.failedEndpoints, options.signal);
     } catch (err) {
       dropped.set(peer.deviceId, (err as Error).message);
       return;
@@ -332,7 +466,8 @@ export async function fetchFromPeers(options: FetchFromPeersOptions): Promise<Fe
     try {
       await Promise.all(Array.from({ length: options.streamsPerPeer ?? 4 }, worker));
     } finally {
-      connection.close();
+      if (options.connections) options.connections.release(peer, connection, failed);
+      else connection.close();
     }
   };
   await Promise.all(options.peers.map(peerRun));

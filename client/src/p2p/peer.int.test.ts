@@ -3,14 +3,14 @@
 // a changed file never served.
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPeerIdentity } from './certificate.ts';
 import { signGrant } from '../testing/grants.ts';
 import { staticGrantKeys, type GrantPayload } from './grant.ts';
-import { PeerConnection, fetchFromPeers, type WantedBlock } from './peer-client.ts';
+import { PeerConnection, PeerConnections, fetchFromPeers, type WantedBlock } from './peer-client.ts';
 import { FailedEndpoints } from './reach.ts';
 import { createPeerHandler, startPeerListener, type BlockLocation, type PeerListener } from './peer-server.ts';
 
@@ -340,5 +340,148 @@ describe('the peer listener and fetchFromPeers', () => {
     } finally {
       await listener.close();
     }
+  });
+});
+
+/** A TCP hop in front of a peer listener that counts the connections made through it and can break them. */
+async function countingHop(
+  port: number,
+): Promise<{ endpoint: string; connections: () => number; breakAll: () => void; close: () => Promise<void> }> {
+  let count = 0;
+  const open = new Set<Socket>();
+  const hop = createServer((inbound) => {
+    count++;
+    const outbound = connect(port, '127.0.0.1');
+    for (const s of [inbound, outbound]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => undefined);
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `https://127.0.0.1:${(hop.address() as { port: number }).port}`,
+    connections: () => count,
+    breakAll: () => {
+      for (const s of open) s.destroy();
+    },
+    close: () => {
+      for (const s of open) s.destroy();
+      return new Promise((resolve) => hop.close(() => resolve()));
+    },
+  };
+}
+
+describe('peer connections kept between files', () => {
+  // A peer of its own: the tests above change the shared file, which its peers then refuse to serve.
+  let own: { deviceId: string; listener: PeerListener; fingerprint: string; endpoint: string };
+  let ownContent: Buffer;
+  let ownBlocks: WantedBlock[];
+  const ownGrant = (aud: string): string =>
+    grant(aud, { scope: { kind: 'blocks', objectId: 'o1', blocks: ownBlocks.map((b) => b.sha256) } });
+
+  beforeAll(async () => {
+    ownContent = randomBytes(blockSize * 3 + 17);
+    ownBlocks = [];
+    for (let offset = 0; offset < ownContent.length; offset += blockSize) {
+      const data = ownContent.subarray(offset, offset + blockSize);
+      ownBlocks.push({ sha256: sha(data), size: data.length, offset });
+    }
+    const ownFile = join(dir, 'kept.bin');
+    await writeFile(ownFile, ownContent);
+    const s = await stat(ownFile);
+    const held: BlockLocation[] = ownBlocks.map((b) => ({
+      path: ownFile,
+      offset: b.offset,
+      size: b.size,
+      stat: { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino },
+    }));
+    const identity = createPeerIdentity();
+    const handler = createPeerHandler({
+      deviceId: 'dKept',
+      keys,
+      content: {
+        locateBlock: (objectId, sha256) => (objectId === 'o1' ? held.filter((_, i) => ownBlocks[i]!.sha256 === sha256) : []),
+        folders: () => [],
+      },
+    });
+    const listener = await startPeerListener(identity, handler, '127.0.0.1', 0);
+    own = { deviceId: 'dKept', listener, fingerprint: identity.fingerprint, endpoint: `https://127.0.0.1:${listener.port}` };
+  });
+
+  afterAll(async () => {
+    await own.listener.close();
+  });
+
+  async function fetchOwn(source: Parameters<typeof fetchFromPeers>[0]['peers'][number], connections?: PeerConnections) {
+    const out = Buffer.alloc(ownContent.length);
+    const result = await fetchFromPeers({
+      blocks: ownBlocks,
+      peers: [source],
+      connectTimeoutMs: 1000,
+      ...(connections === undefined ? {} : { connections }),
+      write: (b, data) => {
+        data.copy(out, b.offset);
+        return Promise.resolve();
+      },
+    });
+    return { out, ...result };
+  }
+
+  it('makes one connection to a peer for several fetches, where each fetch alone connects again', async () => {
+    const hop = await countingHop(own.listener.port);
+    const pool = new PeerConnections();
+    try {
+      const source = { deviceId: own.deviceId, endpoints: [hop.endpoint], fingerprint: own.fingerprint, grant: ownGrant(own.deviceId) };
+      for (let i = 0; i < 3; i++) {
+        const { out, left } = await fetchOwn(source, pool);
+        expect(left).toEqual([]);
+        expect(out.equals(ownContent)).toBe(true);
+      }
+      expect(hop.connections()).toBe(1);
+      expect(pool.size).toBe(1);
+      for (let i = 0; i < 2; i++) expect((await fetchOwn(source)).left).toEqual([]);
+      expect(hop.connections()).toBe(3);
+    } finally {
+      pool.closeAll();
+      await hop.close();
+    }
+  });
+
+  it('connects again once the kept connection broke, and closes one whose request failed', async () => {
+    const hop = await countingHop(own.listener.port);
+    const pool = new PeerConnections();
+    try {
+      const source = { deviceId: own.deviceId, endpoints: [hop.endpoint], fingerprint: own.fingerprint, grant: ownGrant(own.deviceId) };
+      expect((await fetchOwn(source, pool)).left).toEqual([]);
+      hop.breakAll();
+      await vi.waitFor(() => expect(pool.size).toBe(0));
+      const again = await fetchOwn(source, pool);
+      expect(again.left).toEqual([]);
+      expect(again.out.equals(ownContent)).toBe(true);
+      expect(hop.connections()).toBe(2);
+      // A grant for another device: refused, and the connection it went over is not kept.
+      const refused = await fetchOwn({ ...source, grant: ownGrant('dOther') }, pool);
+      expect(refused.dropped.get(own.deviceId)).toMatch(/403/);
+      expect(pool.size).toBe(0);
+      expect((await fetchOwn(source, pool)).left).toEqual([]);
+      expect(hop.connections()).toBe(3);
+    } finally {
+      pool.closeAll();
+      await hop.close();
+    }
+  });
+
+  it('lets an idle connection go after its idle time, and fetches nothing once closed', async () => {
+    const pool = new PeerConnections({ idleMs: 50 });
+    const source = { deviceId: own.deviceId, endpoints: [own.endpoint], fingerprint: own.fingerprint, grant: ownGrant(own.deviceId) };
+    expect((await fetchOwn(source, pool)).left).toEqual([]);
+    expect(pool.size).toBe(1);
+    await vi.waitFor(() => expect(pool.size).toBe(0));
+    pool.closeAll();
+    const closed = await fetchOwn(source, pool);
+    expect(closed.left).toHaveLength(ownBlocks.length);
+    expect(closed.dropped.get(own.deviceId)).toMatch(/closing/);
   });
 });
