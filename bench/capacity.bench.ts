@@ -43,6 +43,7 @@ import {
   type HeldPoll,
   type PopulationUser,
 } from '../e2e/dataplane/population.ts';
+import { cpuSeconds } from './proc.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
@@ -67,11 +68,6 @@ function raiseOpenFiles(wanted: number): number {
 /** Pins every thread of a process to the given CPUs (taskset); false if it could not. */
 function pin(pid: number, cpus: string): boolean {
   return spawnSync('taskset', ['-a', '-pc', cpus, String(pid)], { stdio: 'ignore' }).status === 0;
-}
-
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssBytes(pid: number): number {

@@ -28,6 +28,7 @@ import {
   waitForWritesToSettle,
   sumMetric,
 } from '../e2e/operator/harness.ts';
+import { cpuSeconds } from './proc.ts';
 
 const { values } = parseArgs({
   options: {
@@ -52,12 +53,6 @@ async function inParallel(n: number, limit: number, task: (i: number) => Promise
       while (next < n) await task(next++);
     }),
   );
-}
-
-/** CPU seconds a process has used (user + system). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssMb(pid: number): number {

@@ -44,6 +44,7 @@ import { nodeHttpFetch } from '@meshwork/client/node';
 import { startPartition, type PartitionStores, type RunningPartition } from '../e2e/dataplane/partition-process.ts';
 import type { LoadJob, LoadResult } from './load-generator.ts';
 import { runJob } from './load-job.ts';
+import { cpuSeconds } from './proc.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
@@ -59,20 +60,12 @@ const overloadMs = quick ? 8000 : 20_000;
 const overloadWarmupMs = quick ? 3000 : 5000;
 const overloadFactor = 5;
 const concurrencies = [1, 2, 4, 8, 16, 32, 64, 128];
-const ticksPerSecond = 100;
 const unbounded = '1000000';
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** CPU seconds a process has used (user + system), from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
 /** Moves a process and all its threads to one CPU (with --pin). */

@@ -24,7 +24,7 @@
 // Usage: npm run bench -- webdav-floor [--quick] [--rounds N]   (--quick: 200 files, 1 round)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,7 @@ import { rcloneDavRemote, rcloneEnv, rcloneRemote, runRclone } from '../e2e/agen
 import { startEtcd } from '../e2e/harness/etcd.ts';
 import { startMinio } from '../e2e/harness/minio.ts';
 import { connectFloorStores, type FloorStores } from './fixtures/webdav-floor-stores.ts';
+import { cpuSeconds } from './proc.ts';
 import { printTable } from './table.ts';
 
 const quick = process.argv.includes('--quick');
@@ -55,15 +56,6 @@ const steps: Step[] = [
   { name: '+ holder', twoProcesses: true, locksRead: true, holder: true, checksums: false },
   { name: '+ checksums', twoProcesses: true, locksRead: true, holder: true, checksums: true },
 ];
-
-const clockTicks = 100;
-/** User + system CPU seconds of process `pid` so far. */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-}
 
 const root = mkdtempSync(join(tmpdir(), 'meshwork-webdav-floor-'));
 const [etcdServer, minio] = await Promise.all([startEtcd({ name: 'webdav-floor' }), startMinio({ bucket: 'webdav-floor' })]);
@@ -240,18 +232,19 @@ try {
       for (let f = 0; f < fileCount; f++) writeFileSync(join(dir, `f${String(f).padStart(4, '0')}.bin`), randomBytes(4096));
       const s3S = await runRclone(['copy', dir, `${rcloneRemote}:${minio.bucket}/s3-${round}-${i}`, ...transfers], s3);
       for (let f = 0; f < fileCount; f++) writeFileSync(join(dir, `f${String(f).padStart(4, '0')}.bin`), randomBytes(4096));
-      const pids = [process.pid, second.pid, etcdServer.process.child.pid, minio.process.child.pid];
-      const before = pids.map(cpuSeconds);
+      // This process's own CPU comes from process.cpuUsage() below.
+      const pids = [second.pid, etcdServer.process.child.pid, minio.process.child.pid];
+      const before = pids.map((pid) => (pid === undefined ? 0 : cpuSeconds(pid)));
       const ownBefore = process.cpuUsage();
       const davS = await runRclone(['copy', dir, `floor:dav-${round}-${i}`, ...transfers], dav);
       const own = process.cpuUsage(ownBefore);
-      const used = pids.map((pid, k) => cpuSeconds(pid) - before[k]!);
+      const used = pids.map((pid, k) => (pid === undefined ? 0 : cpuSeconds(pid)) - before[k]!);
       runs.push({
         step: s.name,
         round,
         s3S,
         davS,
-        cpu: { first: (own.user + own.system) / 1e6, second: used[1]!, etcd: used[2]!, minio: used[3]! },
+        cpu: { first: (own.user + own.system) / 1e6, second: used[0]!, etcd: used[1]!, minio: used[2]! },
       });
       rmSync(dir, { recursive: true, force: true });
     }
